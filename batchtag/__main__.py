@@ -1,0 +1,3 @@
+from batchtag.cli import main
+
+main()

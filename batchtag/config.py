@@ -1,0 +1,63 @@
+"""Connection settings: base URL, API key, default scope. Resolves options, then env vars."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from batchtag.errors import UsageError
+
+DEFAULT_BASE_URL = "https://api.gcore.com"
+ENV_API_KEY = "GCORE_API_KEY"
+ENV_BASE_URL = "GCORE_BASE_URL"
+ENV_PROJECT_ID = "GCORE_CLOUD_PROJECT_ID"
+ENV_REGION_ID = "GCORE_CLOUD_REGION_ID"
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str
+    api_key: str = field(repr=False)  # never printed: repr hides it
+
+    def __repr__(self) -> str:
+        return f"Settings(base_url={self.base_url!r}, api_key=***)"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str, *, insecure_http: bool = False) -> str:
+    """Refuse plain http to anything but loopback: the API key would travel in clear."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"base URL must be http(s)://host[:port], got {base_url!r}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not insecure_http:
+        raise UsageError(
+            f"refusing plain http:// to {parts.hostname}: the API key would be sent unencrypted; "
+            "use https:// or pass --insecure-http"
+        )
+    return base_url.rstrip("/")
+
+
+def resolve_settings(
+    base_url: str | None = None,
+    api_key: str | None = None,
+    *,
+    insecure_http: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    env = os.environ if env is None else env
+    url = base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    key = api_key or env.get(ENV_API_KEY)
+    if not key:
+        raise UsageError(f"no API key: set {ENV_API_KEY} or pass --api-key")
+    return Settings(check_base_url(url, insecure_http=insecure_http), key)

@@ -1,0 +1,392 @@
+"""The run: a fixed pool of workers, a bounded queue, one shared limiter, per-class retries.
+
+Each snapshot is a Job owned by one worker at a time, so a snapshot never has two
+requests in flight. A job that must wait (task lock, transient failure) is parked on a
+timer and its worker moves on; a 429 pauses every worker through the shared limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from batchtag.client import Client, tags_dict
+from batchtag.errors import ApiError
+from batchtag.limiter import RateLimiter
+from batchtag.plan import PlanEntry
+from batchtag.result import FAILED, NOOP, NOT_FOUND, OK, PLANNED, SKIPPED, Result
+from batchtag.retry import (
+    AUTH,
+    LOCK,
+    NOT_FOUND as NOT_FOUND_CLASS,
+    RATE_LIMIT,
+    TRANSIENT,
+    Breaker,
+    RetrySettings,
+    classify,
+    new_state,
+)
+
+log = logging.getLogger("batchtag.engine")
+
+
+@dataclass
+class EngineOptions:
+    concurrency: int = 16
+    rate: float = 20.0
+    timeout: float = 30.0  # socket read timeout per request
+    connect_timeout: float = 10.0
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    snapshot_deadline: float = 900.0  # no snapshot is retried past this many seconds
+    dry_run: bool = False
+    check_current: bool = False  # read every snapshot first: skips no-op writes
+    drain_timeout: float = 5.0  # grace for in-flight requests after Ctrl-C
+    breaker: dict[str, Any] = field(default_factory=dict)  # Breaker(**breaker)
+
+
+class Park(Exception):
+    """The job must wait `delay` seconds, off the worker."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+
+
+class Final(Exception):
+    """The job ends with `status` after this error."""
+
+    def __init__(self, status: str, error: ApiError):
+        self.status = status
+        self.error = error
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Job:
+    __slots__ = (
+        "entry",
+        "attempts",
+        "started",
+        "started_at",
+        "states",
+        "failures",
+        "snapshot",
+        "queued",
+    )
+
+    def __init__(self, entry: PlanEntry):
+        self.entry = entry
+        self.attempts = 0
+        self.started = 0.0  # monotonic time of the first attempt
+        self.started_at: str | None = None
+        self.states: dict[str, Any] = {}  # tenacity RetryCallState per retry class
+        self.failures: dict[str, int] = {}
+        self.snapshot: dict | None = None  # current state, when it was read
+        self.queued = False  # holds a queue slot until it finishes
+
+
+class Engine:
+    """Runs entries to results. `on_result` is called once per snapshot, as it completes."""
+
+    def __init__(
+        self,
+        client: Client | None,
+        options: EngineOptions,
+        on_result: Callable[[Result], None],
+        *,
+        on_retry: Callable[[str], None] = lambda kind: None,
+        limiter: RateLimiter | None = None,
+    ):
+        self.client = client
+        self.options = options
+        self.on_result = on_result
+        self.on_retry = on_retry
+        self.limiter = limiter or RateLimiter(options.rate)
+        self.policies = options.retry.policies()
+        self.breaker = Breaker(**options.breaker)
+        self.abort_reason: str | None = None
+        self.interrupted = False
+        self._stopping = asyncio.Event()
+        self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max(options.concurrency * 4, 64))
+        self._parked: dict[asyncio.TimerHandle, Job] = {}
+        self._active: dict[asyncio.Task, Job] = {}
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._dispatch_open = asyncio.Event()
+        self._dispatch_open.set()
+
+    # -- control ----------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def interrupt(self) -> None:
+        """Ctrl-C / SIGTERM: stop dispatching; in-flight requests get a short grace."""
+        if not self.stopping:
+            log.warning("interrupted: finishing in-flight requests")
+        self.interrupted = True
+        self._stopping.set()
+        self._dispatch_open.set()
+
+    def abort(self, reason: str) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+            log.error("aborting run: %s", reason)
+        self._stopping.set()
+        self._dispatch_open.set()
+
+    # -- main loop --------------------------------------------------------------------
+
+    async def run(self, entries: Iterable[PlanEntry]) -> None:
+        workers = [
+            asyncio.create_task(self._worker(), name=f"batchtag-worker-{i}")
+            for i in range(self.options.concurrency)
+        ]
+        entries = iter(entries)
+        producer = asyncio.create_task(self._produce(entries))
+        try:
+            await self._unless_stopped(producer)
+            if producer.done():
+                producer.result()  # the manifest iterator may raise
+                await self._unless_stopped(self._idle.wait())
+        except asyncio.CancelledError:
+            self.interrupt()  # the caller cancelled us (Ctrl-C in a notebook)
+            raise
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+            await self._shutdown(workers)
+            self._skip_rest(entries)
+
+    async def _produce(self, entries: Iterable[PlanEntry]) -> None:
+        for entry in entries:
+            await self._slots.acquire()
+            job = Job(entry)
+            job.queued = True
+            self._pending += 1
+            self._idle.clear()
+            self._queue.put_nowait(job)
+        if self._pending == 0:
+            self._idle.set()
+
+    async def _unless_stopped(self, awaitable) -> None:
+        """Wait for `awaitable`, or return early when the run is told to stop."""
+        task = asyncio.ensure_future(awaitable)
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if task is not awaitable:
+                task.cancel()
+
+    async def _shutdown(self, workers: list[asyncio.Task]) -> None:
+        for handle, job in list(self._parked.items()):
+            handle.cancel()
+            self._finish(job, SKIPPED, error=self._stop_message())
+        self._parked.clear()
+        for _ in workers:
+            self._queue.put_nowait(None)
+        grace = self.options.drain_timeout if self.interrupted else None
+        done, running = await asyncio.wait(workers, timeout=grace)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+            for task in running:
+                job = self._active.pop(task, None)
+                if job is not None:
+                    self._finish(job, SKIPPED, error="interrupted in flight; outcome unknown")
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()
+
+    def _skip_rest(self, entries: Iterable[PlanEntry]) -> None:
+        """Unsent snapshots are reported `skipped`, so the report accounts for every one."""
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if job is not None:
+                self._finish(job, SKIPPED, error=self._stop_message())
+        if self.stopping:
+            for entry in entries:
+                self._finish(Job(entry), SKIPPED, error=self._stop_message())
+
+    def _stop_message(self) -> str:
+        if self.abort_reason:
+            return f"not sent: run aborted ({self.abort_reason})"
+        return "not sent: run interrupted"
+
+    # -- workers ----------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        task = asyncio.current_task()
+        while True:
+            job = await self._queue.get()
+            if job is None:
+                return
+            if self.stopping:
+                self._finish(job, SKIPPED, error=self._stop_message())
+                continue
+            self._active[task] = job
+            try:
+                await self._handle(job)
+            finally:
+                self._active.pop(task, None)
+
+    async def _handle(self, job: Job) -> None:
+        entry = job.entry
+        if job.started_at is None:
+            job.started = time.monotonic()
+            job.started_at = now_iso()
+        try:
+            if job.snapshot is None and (entry.needs_current or self.options.check_current):
+                job.snapshot = await self._send(job, "GET")
+            current = tags_dict(job.snapshot, user_only=True) if job.snapshot else None
+            body = entry.body(current)
+            if self.options.dry_run:
+                self._finish(job, PLANNED, body=body)
+            elif not body:
+                self._finish(job, NOOP, after=job.snapshot, body=body)
+            else:
+                response = await self._send(job, "PATCH", body)
+                self._finish(job, OK, after=response, http_status=200, body=body)
+        except Park as park:
+            self._park(job, park.delay)
+        except Final as final:
+            self._finish(job, final.status, api_error=final.error)
+        except Exception as exc:  # a bug or odd response must not sink the run
+            log.exception("unexpected error on %s", entry.snapshot_id)
+            self._finish(job, FAILED, api_error=ApiError(0, type(exc).__name__, str(exc)))
+
+    async def _send(self, job: Job, method: str, body: dict | None = None) -> dict:
+        """One request with the rate-limit loop; other failures raise Park or Final."""
+        entry = job.entry
+        while True:
+            await self._dispatch_open.wait()
+            await self.limiter.acquire()
+            if self.stopping:
+                raise Final(SKIPPED, ApiError(0, "Interrupted", self._stop_message()))
+            job.attempts += 1
+            try:
+                if method == "GET":
+                    result = await self.client.get_snapshot(*entry.key)
+                else:
+                    result = await self.client.patch_snapshot(*entry.key, body)
+            except ApiError as error:
+                self._on_failure(job, error)  # returns only for a 429 retry
+                continue
+            self.limiter.on_success()
+            self._breaker(failed=False)
+            return result
+
+    def _on_failure(self, job: Job, error: ApiError) -> None:
+        kind = classify(error)
+        self._breaker(failed=kind == TRANSIENT)
+        if kind == AUTH:
+            self.abort(f"credentials rejected (HTTP {error.status} {error.exception_class})")
+            raise Final(FAILED, error)
+        if kind == NOT_FOUND_CLASS:
+            raise Final(NOT_FOUND, error)
+        if kind not in (LOCK, RATE_LIMIT, TRANSIENT):
+            raise Final(FAILED, error)
+        if kind == RATE_LIMIT:
+            self.limiter.on_throttle(error.retry_after)
+        delay = self._retry_delay(job, kind, error)
+        if delay is None:
+            raise Final(FAILED, error)
+        self.on_retry(kind)
+        if kind != RATE_LIMIT:
+            raise Park(delay)
+
+    def _retry_delay(self, job: Job, kind: str, error: ApiError) -> float | None:
+        job.failures[kind] = job.failures.get(kind, 0) + 1
+        state = job.states.get(kind)
+        if state is None:
+            state = job.states[kind] = new_state()
+        delay = self.policies[kind].delay(state, job.failures[kind])
+        if delay is None:
+            return None
+        if kind == TRANSIENT and error.retry_after is not None:
+            delay = min(max(delay, error.retry_after), 60.0)  # the SDK honours up to 60 s
+        elapsed = time.monotonic() - job.started
+        if elapsed + delay > self.options.snapshot_deadline:
+            return None
+        return delay
+
+    def _breaker(self, *, failed: bool) -> None:
+        verdict = self.breaker.record(failed)
+        if verdict == "abort":
+            self.abort("circuit breaker: most recent requests kept failing (5xx/timeouts)")
+        elif verdict == "pause" and self._dispatch_open.is_set():
+            log.warning("circuit breaker open: pausing %.1fs", self.breaker.cooldown)
+            self._dispatch_open.clear()
+            asyncio.get_running_loop().call_later(self.breaker.cooldown, self._dispatch_open.set)
+
+    def _park(self, job: Job, delay: float) -> None:
+        if self.stopping:
+            self._finish(job, SKIPPED, error=self._stop_message())
+            return
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def wake() -> None:
+            self._parked.pop(handle, None)
+            self._queue.put_nowait(job)
+
+        handle = loop.call_later(delay, wake)
+        self._parked[handle] = job
+
+    # -- results ----------------------------------------------------------------------
+
+    def _finish(
+        self,
+        job: Job,
+        status: str,
+        *,
+        after: dict | None = None,
+        http_status: int | None = None,
+        body: dict | None = None,
+        api_error: ApiError | None = None,
+        error: str | None = None,
+    ) -> None:
+        entry = job.entry
+        finished = time.monotonic()
+        result = Result(
+            project_id=entry.project_id,
+            region_id=entry.region_id,
+            snapshot_id=entry.snapshot_id,
+            status=status,
+            http_status=http_status,
+            attempts=job.attempts,
+            error=error,
+            started_at=job.started_at,
+            finished_at=now_iso() if job.started_at else None,
+            elapsed_ms=round((finished - job.started) * 1000, 1) if job.started_at else None,
+            tags_before=tags_dict(job.snapshot) if job.snapshot else None,
+            tags_after=tags_dict(after) if after else None,
+            rows=entry.rows,
+            extra=entry.extra,
+            body=body,
+        )
+        if api_error is not None:
+            result.http_status = api_error.status or None
+            result.error_class = api_error.exception_class
+            result.error = str(api_error.message)
+            if api_error.invalid_fields:
+                result.error += f" invalid_fields={api_error.invalid_fields}"
+            result.request_id = api_error.request_id
+        self.on_result(result)
+        if job.queued:
+            job.queued = False
+            self._pending -= 1
+            self._slots.release()
+            if self._pending == 0:
+                self._idle.set()

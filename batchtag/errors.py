@@ -1,0 +1,86 @@
+"""Exception types shared by the library and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class BatchtagError(Exception):
+    """Base class; the CLI maps subclasses to exit codes."""
+
+    exit_code = 1
+
+
+class UsageError(BatchtagError):
+    """Bad options or configuration: nothing was sent."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a manifest. `row` is the 1-based data row, `line` the file line."""
+
+    message: str
+    row: int | None = None
+    column: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column:
+            where.append(f"column {self.column!r}")
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+
+class ManifestError(BatchtagError):
+    """The manifest is invalid; carries every problem found."""
+
+    exit_code = 2
+    max_listed = 50
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        shown = [f"  {p}" for p in self.problems[: self.max_listed]]
+        rest = len(self.problems) - len(shown)
+        if rest > 0:
+            shown.append(f"  ... and {rest} more problems")
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        return f"manifest has {len(self.problems)} {noun}:\n" + "\n".join(shown)
+
+
+class AbortRun(BatchtagError):
+    """The run stopped early on purpose (credentials, circuit breaker, max-changes guard)."""
+
+    exit_code = 3
+
+
+@dataclass
+class ApiError(Exception):
+    """A Gcore API error response, or a transport failure (status 0)."""
+
+    status: int
+    exception_class: str = ""
+    message: str = ""
+    request_id: str | None = None
+    retry_after: float | None = None  # seconds, from retry-after-ms or Retry-After
+    should_retry: bool | None = None  # from x-should-retry
+    invalid_fields: dict[str, Any] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        head = f"HTTP {self.status}" if self.status else "transport error"
+        text = f"{head} {self.exception_class}: {self.message}".rstrip(": ")
+        if self.invalid_fields:
+            text += f" {self.invalid_fields}"
+        return text

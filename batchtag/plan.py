@@ -1,0 +1,104 @@
+"""The plan: one entry per (project, region, snapshot), built from the manifest rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchtag.mergepatch import apply_tags_patch
+
+
+@dataclass(slots=True)
+class PlanEntry:
+    """What one snapshot should get. Applied in this order: clear, renames, tags, name."""
+
+    project_id: int
+    region_id: int
+    snapshot_id: str
+    tags: dict[str, str | None] = field(default_factory=dict)  # set (str) / delete (None)
+    clear: bool = False
+    renames: dict[str, str] = field(default_factory=dict)  # old key -> new key
+    name: str | None = None
+    rows: list[int] = field(default_factory=list)  # 1-based manifest data rows
+    extra: dict[str, Any] = field(default_factory=dict)  # passthrough columns
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return (self.project_id, self.region_id, self.snapshot_id)
+
+    @property
+    def needs_current(self) -> bool:
+        """True when the request can only be computed from the snapshot's current tags."""
+        sets_after_clear = self.clear and any(v is not None for v in self.tags.values())
+        return bool(self.renames) or sets_after_clear
+
+    def target_tags(self, current: dict[str, str]) -> dict[str, str]:
+        """The user tags this entry leads to, starting from `current` user tags."""
+        tags: dict[str, str] = {} if self.clear else dict(current)
+        for old, new in self.renames.items():
+            if old in tags:
+                tags[new] = tags.pop(old)
+        return apply_tags_patch(tags, self.tags)
+
+    def body(self, current: dict[str, str] | None = None) -> dict[str, Any]:
+        """The PATCH body. With `current` user tags known, only real changes are sent
+        (an empty body means a no-op); without, the blind merge patch."""
+        body: dict[str, Any] = {}
+        if current is None:
+            if self.needs_current:
+                raise ValueError("this entry needs the snapshot's current tags")
+            if self.clear:
+                body["tags"] = None
+            elif self.tags:
+                body["tags"] = dict(self.tags)
+        else:
+            target = self.target_tags(current)
+            patch: dict[str, str | None] = {k: None for k in current if k not in target}
+            patch.update({k: v for k, v in target.items() if current.get(k) != v})
+            if patch:
+                body["tags"] = patch
+        if self.name is not None:
+            body["name"] = self.name
+        return body
+
+    def as_json(self) -> dict[str, Any]:
+        """A stable, JSON-able description (used for fingerprints and dry-run output)."""
+        return {
+            "project_id": self.project_id,
+            "region_id": self.region_id,
+            "snapshot_id": self.snapshot_id,
+            "clear": self.clear,
+            "renames": self.renames,
+            "tags": self.tags,
+            "name": self.name,
+        }
+
+
+@dataclass
+class Plan:
+    entries: list[PlanEntry]
+    form: str = "long"
+    rows: int = 0
+    passthrough: list[str] = field(default_factory=list)
+    ops: dict[str, int] = field(default_factory=dict)  # operation counts by kind
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    @property
+    def scopes(self) -> dict[tuple[int, int], int]:
+        return dict(Counter((e.project_id, e.region_id) for e in self.entries))
+
+    def fingerprint(self) -> str:
+        """A digest of what the plan would do; a resumed run must match it."""
+        digest = hashlib.sha256()
+        for entry in self.entries:
+            digest.update(json.dumps(entry.as_json(), sort_keys=True).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()[:32]

@@ -1,0 +1,60 @@
+"""The outcome of one snapshot, as the engine records it and the report writes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+OK, NOOP, NOT_FOUND, FAILED, SKIPPED, PLANNED = (
+    "ok",
+    "noop",
+    "not_found",
+    "failed",
+    "skipped",
+    "planned",
+)
+STATUSES = (OK, NOOP, NOT_FOUND, FAILED, SKIPPED, PLANNED)
+DONE_STATUSES = frozenset({OK, NOOP})  # a resumed run does not send these again
+
+REPORT_COLUMNS = [
+    "project_id",
+    "region_id",
+    "snapshot_id",
+    "status",
+    "http_status",
+    "attempts",
+    "error_class",
+    "error",
+    "request_id",
+    "started_at",
+    "finished_at",
+    "elapsed_ms",
+    "tags_before",
+    "tags_after",
+    "rows",
+]
+
+
+@dataclass(slots=True)
+class Result:
+    project_id: int
+    region_id: int
+    snapshot_id: str
+    status: str
+    http_status: int | None = None
+    attempts: int = 0
+    error_class: str | None = None
+    error: str | None = None
+    request_id: str | None = None
+    started_at: str | None = None  # ISO 8601 UTC
+    finished_at: str | None = None
+    elapsed_ms: float | None = None
+    tags_before: dict[str, str] | None = None
+    tags_after: dict[str, str] | None = None
+    rows: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # passthrough columns
+    body: dict[str, Any] | None = None  # the request body (shown for dry-run rows)
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return (self.project_id, self.region_id, self.snapshot_id)

@@ -1,0 +1,3 @@
+from batchtag.sandbox.cli import sandbox_command
+
+sandbox_command(prog_name="batchtag sandbox")

@@ -1,0 +1,166 @@
+"""`batchtag sandbox`: run the local Gcore API emulator."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from batchtag.sandbox.app import SandboxConfig
+from batchtag.sandbox.server import serve
+
+SHARE = click.FloatRange(0.0, 1.0)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
+    # The sandbox accepts any token and answers with fake data: never expose it.
+    if not is_loopback(host):
+        raise click.BadParameter(f"{host!r} is not a loopback address; use 127.0.0.1")
+    return host
+
+
+@click.command("sandbox")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on; 0 picks a free port (printed at start).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=check_host,
+    help="Loopback address to listen on.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for the data and every random fault.",
+)
+@click.option(
+    "--snapshots",
+    type=click.IntRange(0),
+    default=200,
+    show_default=True,
+    help="Snapshots per project/region.",
+)
+@click.option(
+    "--project-id",
+    "project_ids",
+    type=int,
+    multiple=True,
+    help="Project id (repeatable; default 1).",
+)
+@click.option(
+    "--region-id", "region_ids", type=int, multiple=True, help="Region id (repeatable; default 1)."
+)
+@click.option("--api-key", default=None, help="Accept only this token (default: any).")
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(0),
+    default=0.0,
+    help="Mean added latency per request, with jitter (50%-150%).",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    metavar="RPS",
+    help="Answer 429 above this many requests per second.",
+)
+@click.option(
+    "--no-retry-after", is_flag=True, help="Send 429 without Retry-After / retry-after-ms headers."
+)
+@click.option(
+    "--lock-rate",
+    type=SHARE,
+    default=0.0,
+    metavar="F",
+    help="Share of snapshots locked by a task (409 on PATCH until it clears).",
+)
+@click.option(
+    "--lock-ms",
+    type=click.FloatRange(0),
+    default=1000.0,
+    show_default=True,
+    metavar="MS",
+    help="A lock clears this long after the first request for it.",
+)
+@click.option(
+    "--error-rate",
+    type=SHARE,
+    default=0.0,
+    metavar="F",
+    help="Share of requests answered with a random 500/502/503.",
+)
+@click.option(
+    "--error-should-retry",
+    type=click.Choice(["true", "false"]),
+    default=None,
+    help="Send x-should-retry with this value on injected 5xx.",
+)
+@click.option(
+    "--drop-rate",
+    type=SHARE,
+    default=0.0,
+    metavar="F",
+    help="Share of requests whose connection is closed with no response.",
+)
+def sandbox_command(
+    port: int,
+    host: str,
+    seed: int,
+    snapshots: int,
+    project_ids: tuple[int, ...],
+    region_ids: tuple[int, ...],
+    api_key: str | None,
+    latency_ms: float,
+    rate_limit: float | None,
+    no_retry_after: bool,
+    lock_rate: float,
+    lock_ms: float,
+    error_rate: float,
+    error_should_retry: str | None,
+    drop_rate: float,
+) -> None:
+    """Run a local emulator of the Gcore snapshot API (in memory, loopback only).
+
+    Serves list, get and PATCH of /cloud/v1/snapshots/{project_id}/{region_id}, plus
+    GET /_sandbox/stats and POST /_sandbox/reset. Stop it with Ctrl-C.
+    """
+    if api_key is not None and not api_key.strip():
+        raise click.BadParameter("must not be empty", param_hint="--api-key")
+    config = SandboxConfig(
+        seed=seed,
+        snapshots=snapshots,
+        project_ids=list(project_ids) or [1],
+        region_ids=list(region_ids) or [1],
+        api_key=api_key,
+        latency_ms=latency_ms,
+        rate_limit=rate_limit,
+        retry_after=not no_retry_after,
+        lock_rate=lock_rate,
+        lock_ms=lock_ms,
+        error_rate=error_rate,
+        error_should_retry=None if error_should_retry is None else error_should_retry == "true",
+        drop_rate=drop_rate,
+    )
+    try:
+        serve(config, port=port, host=host)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {error.strerror or error}"
+        ) from None

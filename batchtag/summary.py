@@ -1,0 +1,174 @@
+"""The run summary: counts, timing, retries, top errors and the exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from batchtag.result import FAILED, NOT_FOUND, SKIPPED, STATUSES, Result
+
+RETRY_KINDS = ("lock", "rate_limit", "transient")
+TOP_ERRORS = 5
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_ABORTED = 3
+EXIT_INTERRUPTED = 130
+
+
+def exit_code(counts: dict[str, int], *, aborted: object = False, interrupted: bool = False) -> int:
+    """The process exit code for a run with these status counts.
+
+    0: everything ok / noop / planned. 1: some failed or not_found. 3: aborted.
+    130: interrupted. An abort is reported over an interrupt (it needs fixing before a
+    resume helps). `skipped` rows only come from an abort or an interrupt; if some are
+    left without either, the run did not do everything, so that is 1, not 0.
+    """
+    if aborted:
+        return EXIT_ABORTED
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if counts.get(FAILED, 0) or counts.get(NOT_FOUND, 0) or counts.get(SKIPPED, 0):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _error_text(result: Result) -> str | None:
+    if not result.error and not result.error_class:
+        return None
+    if result.error_class and result.error:
+        return f"{result.error_class}: {result.error}"
+    return result.error_class or result.error
+
+
+class Summary:
+    """Collects one run. The engine calls `start()`, `add()` per result, the counters, and
+    `finish()`; the CLI prints `format_summary(summary.as_dict())`."""
+
+    def __init__(self, report_path: str | os.PathLike[str] | None = None):
+        self.report_path = None if report_path is None else str(report_path)
+        self.counts: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.rate_changes = 0
+        self.sent = 0  # snapshots for which at least one PATCH went out
+        self.aborted: str | None = None
+        self.interrupted = False
+        self._started: float | None = None
+        self._finished: float | None = None
+        self.started_at: str | None = None
+        self.finished_at: str | None = None
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def finish(self) -> None:
+        self._finished = time.monotonic()
+        self.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def add(self, result: Result) -> None:
+        self.counts[result.status] += 1
+        if result.attempts > 0:
+            self.sent += 1
+        text = _error_text(result)
+        if text is not None:
+            self.errors[text] += 1
+
+    def count_retry(self, kind: str) -> None:
+        """Count one retry; kinds are "lock", "rate_limit", "transient" (others are kept)."""
+        self.retries[kind] += 1
+
+    def rate_change(self) -> None:
+        self.rate_changes += 1
+
+    def abort(self, reason: str) -> None:
+        self.aborted = reason
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+
+    @property
+    def elapsed_s(self) -> float:
+        if self._started is None:
+            return 0.0
+        end = self._finished if self._finished is not None else time.monotonic()
+        return max(0.0, end - self._started)
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = {status: self.counts.get(status, 0) for status in STATUSES}
+        for status, n in self.counts.items():  # an unexpected status still shows up
+            counts.setdefault(status, n)
+        elapsed = self.elapsed_s
+        retries = {kind: self.retries.get(kind, 0) for kind in RETRY_KINDS}
+        retries.update(self.retries)
+        return {
+            "counts": counts,
+            "total": sum(counts.values()),
+            "sent": self.sent,
+            "elapsed_s": round(elapsed, 3),
+            "rate_per_s": round(self.sent / elapsed, 2) if elapsed > 0 else None,
+            "retries": retries,
+            "rate_changes": self.rate_changes,
+            "top_errors": [
+                {"error": text, "count": n} for text, n in self.errors.most_common(TOP_ERRORS)
+            ],
+            "exit_code": exit_code(counts, aborted=self.aborted, interrupted=self.interrupted),
+            "report": self.report_path,
+            "aborted": self.aborted,
+            "interrupted": self.interrupted,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def format_summary(d: dict[str, Any]) -> str:
+    """A few lines for the terminal."""
+    total = d.get("total", 0)
+    noun = "snapshot" if total == 1 else "snapshots"
+    head = f"{total} {noun} in {d.get('elapsed_s', 0.0):.1f} s"
+    if d.get("rate_per_s") is not None:
+        head += f", {d.get('sent', 0)} sent ({d['rate_per_s']:.1f}/s)"
+    lines = [head]
+    counts = {k: v for k, v in d.get("counts", {}).items() if v}
+    if counts:
+        lines.append("  " + ", ".join(f"{status} {n}" for status, n in counts.items()))
+    retries = {k: v for k, v in d.get("retries", {}).items() if v}
+    if retries or d.get("rate_changes"):
+        parts = [f"{kind.replace('_', ' ')} {n}" for kind, n in retries.items()]
+        text = "  retries: " + (", ".join(parts) if parts else "none")
+        if d.get("rate_changes"):
+            text += f"; rate changed {d['rate_changes']} times"
+        lines.append(text)
+    if d.get("top_errors"):
+        lines.append("  most common errors:")
+        lines.extend(f"    {e['count']} x {_shorten(e['error'])}" for e in d["top_errors"])
+    if d.get("aborted"):
+        lines.append(f"  aborted: {d['aborted']}")
+    elif d.get("interrupted"):
+        lines.append("  interrupted")
+    if d.get("report"):
+        lines.append(f"  report: {d['report']}")
+        if d.get("aborted") or d.get("interrupted"):
+            lines.append(f"  to finish: run the same command with --resume {d['report']}")
+    lines.append(f"  exit code {d.get('exit_code', 0)}")
+    return "\n".join(lines)
+
+
+def write_summary_json(d: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write the summary for schedulers (atomically, so a reader never sees half of it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(d, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,31 @@
+"""Shared fixtures: a running sandbox (the local Gcore API emulator) for any test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from batchtag.sandbox import SandboxConfig, SandboxServer
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """A sandbox with the default config (seed 0, 200 snapshots in project 1 / region 1)."""
+    with SandboxServer(SandboxConfig()) as server:
+        yield server
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Start sandboxes with custom knobs, e.g. `make_sandbox(rate_limit=5, seed=3)`."""
+    servers: list[SandboxServer] = []
+
+    def make(**config_fields) -> SandboxServer:
+        server = SandboxServer(SandboxConfig(**config_fields))
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()

@@ -1,0 +1,113 @@
+"""The API client against the sandbox: URLs, auth, parsing, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from batchtag.client import Client, parse_retry_after, read_only_keys, tags_dict
+from batchtag.config import Settings, check_base_url, resolve_settings
+from batchtag.errors import ApiError, UsageError
+from helpers import API_KEY
+
+
+def call(sandbox, coro_fn, key=API_KEY):
+    async def main():
+        async with Client(Settings(sandbox.base_url, key)) as client:
+            return await coro_fn(client)
+
+    return asyncio.run(main())
+
+
+def test_get_and_patch_round_trip(sandbox):
+    sid = sandbox.store.ids()[0]
+    snap = call(sandbox, lambda c: c.get_snapshot(1, 1, sid))
+    assert snap["id"] == sid
+    after = call(sandbox, lambda c: c.patch_snapshot(1, 1, sid, {"tags": {"team": "infra"}}))
+    assert tags_dict(after)["team"] == "infra"
+    assert read_only_keys(after) == read_only_keys(snap)
+
+
+def test_iter_snapshots_walks_every_page(make_sandbox):
+    sandbox = make_sandbox(snapshots=2345)
+
+    async def collect(client):
+        return [s["id"] async for s in client.iter_snapshots(1, 1)]
+
+    ids = call(sandbox, collect)
+    assert ids == sandbox.store.ids()
+    assert sandbox.stats()["requests"]["GET"] == 3  # 1000 + 1000 + 345
+
+
+def test_not_found_becomes_api_error_with_request_id(sandbox):
+    with pytest.raises(ApiError) as info:
+        call(sandbox, lambda c: c.get_snapshot(1, 1, str(uuid.uuid4())))
+    error = info.value
+    assert error.status == 404 and error.exception_class == "NotFoundError"
+    uuid.UUID(error.request_id)
+
+
+def test_validation_error_carries_invalid_fields(sandbox):
+    sid = sandbox.store.ids()[0]
+    with pytest.raises(ApiError) as info:
+        call(sandbox, lambda c: c.patch_snapshot(1, 1, sid, {"name": "x"}))
+    assert info.value.status == 400
+    assert "name" in info.value.invalid_fields
+
+
+def test_wrong_key_is_401_and_the_key_is_not_in_the_error(make_sandbox):
+    sandbox = make_sandbox(api_key="right-key")
+    secret = "wrong-key-$ecret-123"
+    with pytest.raises(ApiError) as info:
+        call(sandbox, lambda c: c.get_snapshot(1, 1, sandbox.store.ids()[0]), key=secret)
+    assert info.value.status == 401
+    assert secret not in str(info.value) and secret not in repr(info.value)
+
+
+def test_retry_after_headers_are_parsed(make_sandbox):
+    sandbox = make_sandbox(rate_limit=1)
+
+    async def burst(client):
+        sid = sandbox.store.ids()[0]
+        errors = []
+        for _ in range(5):
+            try:
+                await client.get_snapshot(1, 1, sid)
+            except ApiError as exc:
+                errors.append(exc)
+        return errors
+
+    errors = call(sandbox, burst)
+    assert errors and all(e.status == 429 for e in errors)
+    assert all(e.retry_after is not None and 0 <= e.retry_after <= 2 for e in errors)
+
+
+def test_parse_retry_after_prefers_milliseconds():
+    assert parse_retry_after({"retry-after-ms": "1500", "Retry-After": "9"}) == 1.5
+    assert parse_retry_after({"Retry-After": "3"}) == 3.0
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert parse_retry_after({}) is None
+
+
+def test_dropped_connection_becomes_transport_error(make_sandbox):
+    sandbox = make_sandbox(drop_rate=1.0)
+    with pytest.raises(ApiError) as info:
+        call(sandbox, lambda c: c.get_snapshot(1, 1, sandbox.store.ids()[0]))
+    assert info.value.status == 0
+
+
+def test_plain_http_only_to_loopback():
+    assert check_base_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
+    assert check_base_url("http://localhost:1") == "http://localhost:1"
+    with pytest.raises(UsageError, match="insecure-http"):
+        check_base_url("http://api.example.com")
+    assert check_base_url("http://api.example.com", insecure_http=True)
+    assert check_base_url("https://api.gcore.com")
+
+
+def test_settings_come_from_env_and_hide_the_key():
+    settings = resolve_settings(env={"GCORE_API_KEY": "k-123456", "GCORE_BASE_URL": "https://x.io"})
+    assert settings.base_url == "https://x.io" and "k-123456" not in repr(settings)
+    with pytest.raises(UsageError, match="GCORE_API_KEY"):
+        resolve_settings(env={})

@@ -1,0 +1,216 @@
+"""The spec's response table, row by row, against the sandbox's fault knobs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import batchtag
+import pytest
+from batchtag.client import Client
+from batchtag.config import Settings
+from batchtag.engine import Engine, EngineOptions
+from batchtag.plan import PlanEntry
+from batchtag.retry import RetrySettings
+from helpers import API_KEY, fetch_tags, set_rows, write_long_csv
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def run_apply(sandbox, tmp_path, rows, **options):
+    manifest = write_long_csv(tmp_path / "m.csv", rows)
+    options.setdefault("concurrency", 8)
+    options.setdefault("rate", 500)
+    return batchtag.apply(
+        manifest,
+        report=tmp_path / "report.csv",
+        base_url=sandbox.base_url,
+        api_key=API_KEY,
+        project_id=1,
+        region_id=1,
+        **options,
+    )
+
+
+def run_engine(sandbox, entries, **options):
+    """Drive the engine directly (for knobs the CLI does not expose)."""
+    results = []
+
+    async def main():
+        async with Client(Settings(sandbox.base_url, API_KEY)) as client:
+            engine = Engine(client, EngineOptions(**options), results.append)
+            await engine.run(entries)
+            return engine
+
+    return asyncio.run(main()), {r.snapshot_id: r for r in results}
+
+
+def test_ok_keeps_returned_tags_and_changes_the_sandbox(make_sandbox, tmp_path):
+    sandbox = make_sandbox()
+    ids = sandbox.store.ids()[:20]
+    report = run_apply(sandbox, tmp_path, set_rows(ids, "cost-center", "cc-7"))
+    assert set(report.status) == {"ok"}
+    assert report.attrs["summary"]["exit_code"] == 0
+    for row in report.itertuples():
+        assert row.tags_after["cost-center"] == "cc-7"
+    assert all(fetch_tags(sandbox.base_url, sid)["cost-center"] == "cc-7" for sid in ids)
+
+
+def test_locks_that_clear_end_ok_with_retries_counted(make_sandbox, tmp_path):
+    sandbox = make_sandbox(lock_rate=0.5, lock_ms=200)
+    locked = [s.id for s in sandbox.store.snapshots() if s.task_id][:6]
+    free = [s.id for s in sandbox.store.snapshots() if not s.task_id][:6]
+    report = run_apply(sandbox, tmp_path, set_rows(locked + free))
+    assert set(report.status) == {"ok"}
+    stats = sandbox.stats()
+    assert stats["responses"].get("409", 0) >= len(locked)
+    assert report.attrs["summary"]["retries"]["lock"] >= len(locked)
+    by_id = report.set_index("snapshot_id")
+    assert (by_id.loc[locked, "attempts"] >= 2).all()
+    assert (by_id.loc[free, "attempts"] == 1).all()
+
+
+def test_lock_that_never_clears_fails_within_its_budget(make_sandbox, tmp_path):
+    sandbox = make_sandbox(lock_rate=1.0, lock_ms=10_000_000)
+    ids = sandbox.store.ids()[:2]
+    report = run_apply(sandbox, tmp_path, set_rows(ids), lock_budget=2.0)
+    assert set(report.status) == {"failed"}
+    assert set(report.http_status) == {409}
+    assert set(report.error_class) == {"ConflictError"}
+    assert report.attrs["summary"]["exit_code"] == 1
+
+
+@pytest.mark.parametrize("retry_after", [True, False])
+def test_rate_limited_runs_slow_down_and_finish(make_sandbox, tmp_path, retry_after):
+    sandbox = make_sandbox(rate_limit=40, retry_after=retry_after)
+    ids = sandbox.store.ids()[:80]
+    report = run_apply(sandbox, tmp_path, set_rows(ids), rate=400, concurrency=16)
+    assert set(report.status) == {"ok"}
+    summary = report.attrs["summary"]
+    assert sandbox.stats()["responses"].get("429", 0) > 0
+    assert summary["retries"]["rate_limit"] > 0
+    assert summary["rate_changes"] > 0
+
+
+def test_transient_5xx_are_retried(make_sandbox, tmp_path):
+    sandbox = make_sandbox(error_rate=0.25, seed=3)
+    ids = sandbox.store.ids()[:40]
+    report = run_apply(sandbox, tmp_path, set_rows(ids), transient_retries=8)
+    assert set(report.status) == {"ok"}
+    stats = sandbox.stats()["responses"]
+    assert sum(stats.get(code, 0) for code in ("500", "502", "503")) > 0
+    assert report.attrs["summary"]["retries"]["transient"] > 0
+
+
+def test_dropped_connections_are_retried(make_sandbox, tmp_path):
+    sandbox = make_sandbox(drop_rate=0.2, seed=5)
+    ids = sandbox.store.ids()[:30]
+    report = run_apply(sandbox, tmp_path, set_rows(ids), transient_retries=8)
+    assert set(report.status) == {"ok"}
+    assert report.attrs["summary"]["retries"]["transient"] > 0
+    assert all(fetch_tags(sandbox.base_url, sid)["batch"] == "one" for sid in ids)
+
+
+def test_should_retry_false_overrides_the_table(make_sandbox, tmp_path):
+    sandbox = make_sandbox(error_rate=1.0, error_should_retry=False)
+    ids = sandbox.store.ids()[:5]
+    report = run_apply(sandbox, tmp_path, set_rows(ids))
+    assert set(report.status) == {"failed"}
+    assert set(report.attempts) == {1}
+    assert sandbox.stats()["requests"]["PATCH"] == 5
+
+
+def test_not_found_is_final_and_others_still_succeed(make_sandbox, tmp_path):
+    sandbox = make_sandbox()
+    ids = sandbox.store.ids()[:3]
+    ghost = str(uuid.uuid4())
+    report = run_apply(sandbox, tmp_path, set_rows(ids + [ghost]))
+    by_id = report.set_index("snapshot_id")
+    assert by_id.loc[ghost, "status"] == "not_found"
+    assert by_id.loc[ghost, "http_status"] == 404
+    assert by_id.loc[ghost, "attempts"] == 1
+    assert isinstance(by_id.loc[ghost, "request_id"], str)
+    assert set(by_id.loc[ids, "status"]) == {"ok"}
+    assert report.attrs["summary"]["exit_code"] == 1
+
+
+def test_rejected_request_keeps_message_and_invalid_fields(make_sandbox):
+    sandbox = make_sandbox()
+    sid = sandbox.store.ids()[0]
+    entry = PlanEntry(1, 1, sid, tags={"bad key": "x"}, rows=[1])
+    _, results = run_engine(sandbox, [entry])
+    result = results[sid]
+    assert (result.status, result.http_status, result.attempts) == ("failed", 400, 1)
+    assert result.error_class == "ValidationError"
+    assert "invalid_fields" in result.error and "tags" in result.error
+
+
+def test_wrong_key_aborts_and_skips_the_rest(make_sandbox, tmp_path):
+    sandbox = make_sandbox(api_key="the-right-key")
+    ids = sandbox.store.ids()[:60]
+    report = run_apply(sandbox, tmp_path, set_rows(ids), concurrency=4, rate=50)
+    counts = report.status.value_counts().to_dict()
+    assert counts.get("ok", 0) == 0
+    assert counts["skipped"] >= 60 - 4
+    assert report.attrs["summary"]["exit_code"] == 3
+    assert sandbox.stats()["requests"].get("PATCH", 0) <= 4
+    assert len(report) == 60
+
+
+def test_breaker_aborts_a_retry_storm(make_sandbox):
+    sandbox = make_sandbox(error_rate=1.0)
+    entries = [PlanEntry(1, 1, sid, tags={"a": "b"}) for sid in sandbox.store.ids()[:100]]
+    engine, results = run_engine(
+        sandbox,
+        entries,
+        concurrency=8,
+        rate=1000,
+        retry=RetrySettings(transient_retries=50),
+        breaker={"cooldown": 0.05},
+    )
+    assert engine.abort_reason and "circuit breaker" in engine.abort_reason
+    assert len(results) == 100
+    assert {r.status for r in results.values()} <= {"failed", "skipped"}
+    assert sandbox.stats()["total_requests"] < 200  # stopped long before 100 x 51 attempts
+
+
+def test_no_snapshot_ever_has_two_requests_in_flight(make_sandbox, tmp_path):
+    sandbox = make_sandbox(lock_rate=0.3, lock_ms=100, error_rate=0.1, latency_ms=5)
+    ids = sandbox.store.ids()[:60]
+    rows = set_rows(ids) + [
+        {"snapshot_id": sid, "op": "rename", "key": "batch", "value": "batch2"} for sid in ids[:20]
+    ]
+    report = run_apply(sandbox, tmp_path, rows, concurrency=32, transient_retries=8)
+    assert set(report.status) == {"ok"}
+    assert sandbox.stats()["max_inflight_per_snapshot"] == 1
+
+
+def test_apply_works_inside_a_running_event_loop(make_sandbox, tmp_path):
+    sandbox = make_sandbox()
+    ids = sandbox.store.ids()[:5]
+
+    async def notebook_cell():
+        asyncio.get_running_loop()  # as in Jupyter: a loop is already running
+        return run_apply(sandbox, tmp_path, set_rows(ids, "nb", "yes"))
+
+    report = asyncio.run(notebook_cell())
+    assert set(report.status) == {"ok"}
+    assert fetch_tags(sandbox.base_url, ids[0])["nb"] == "yes"
+
+
+def test_apply_async_returns_the_report(make_sandbox, tmp_path):
+    sandbox = make_sandbox()
+    ids = sandbox.store.ids()[:3]
+    manifest = write_long_csv(tmp_path / "m.csv", set_rows(ids))
+    report = asyncio.run(
+        batchtag.apply_async(
+            manifest,
+            report=tmp_path / "r.jsonl",
+            base_url=sandbox.base_url,
+            api_key=API_KEY,
+            project_id=1,
+            region_id=1,
+        )
+    )
+    assert list(report.snapshot_id) == ids
+    assert set(report.status) == {"ok"}

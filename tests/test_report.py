@@ -1,0 +1,382 @@
+"""The results report: formats, crash safety, resume, fingerprints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from batchtag.errors import UsageError
+from batchtag.report import (
+    ReportWriter,
+    default_report_path,
+    done_keys,
+    journal_path,
+    load_report,
+    meta_path,
+    results_frame,
+)
+from batchtag.result import REPORT_COLUMNS, Result
+
+FORMATS = ["csv", "jsonl", "parquet"]
+FP = "f" * 32
+SNAP = "3fa85f64-5717-4562-b3fc-2c963f66a{:03d}"
+
+
+def snap(i: int) -> str:
+    return SNAP.format(i)
+
+
+def make_result(i: int, status: str = "ok", **kw) -> Result:
+    base = dict(
+        project_id=1,
+        region_id=76,
+        snapshot_id=snap(i),
+        status=status,
+        http_status=200,
+        attempts=1,
+        request_id=f"req-{i}",
+        started_at="2025-01-01T00:00:00+00:00",
+        finished_at="2025-01-01T00:00:01+00:00",
+        elapsed_ms=12.5 + i,
+        tags_before={"env": "dev"},
+        tags_after={"env": "prod", "team": f"t{i}"},
+        rows=[i + 1],
+        extra={"ticket": f"T-{i}"},
+        body={"tags": {"env": "prod"}},
+    )
+    base.update(kw)
+    return Result(**base)
+
+
+def varied_results() -> list[Result]:
+    """Results exercising every column: missing values, quoting, unicode, empty dicts."""
+    return [
+        make_result(0),
+        make_result(1, "noop", http_status=None, attempts=0, tags_after={}, body={}),
+        make_result(
+            2,
+            "failed",
+            http_status=422,
+            attempts=1,
+            error_class="ValidationError",
+            error='bad "value", line1\nline2; ünïcode',
+            tags_after=None,
+            rows=[3, 4],
+            extra={"ticket": None},
+        ),
+        make_result(
+            3,
+            "skipped",
+            http_status=None,
+            attempts=0,
+            request_id=None,
+            started_at=None,
+            finished_at=None,
+            elapsed_ms=None,
+            tags_before=None,
+            tags_after=None,
+            body=None,
+            extra={"ticket": 'a,b "c"'},
+        ),
+        make_result(4, "planned", http_status=None, attempts=0, body={"tags": None, "name": "x"}),
+    ]
+
+
+def write_all(path: Path, results, **kw) -> None:
+    kw.setdefault("passthrough", ["ticket"])
+    kw.setdefault("fingerprint", FP)
+    with ReportWriter(path, **kw) as writer:
+        for result in results:
+            writer.write(result)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_format_reads_back_what_was_written(tmp_path, fmt):
+    path = tmp_path / f"report.{fmt}"
+    results = varied_results()
+    write_all(path, results)
+
+    loaded = load_report(path)
+    expected = results_frame(results, ["ticket"])
+    assert list(loaded.columns) == [*REPORT_COLUMNS, "request_body", "ticket"]
+    pd.testing.assert_frame_equal(loaded, expected)
+    assert loaded.loc[2, "error"] == 'bad "value", line1\nline2; ünïcode'
+    assert loaded.loc[1, "tags_after"] == {}
+    assert loaded.loc[4, "request_body"] == {"tags": None, "name": "x"}
+    assert not journal_path(path).exists()
+
+
+def test_csv_is_a_plain_csv_with_json_cells(tmp_path):
+    path = tmp_path / "report.csv"
+    write_all(path, varied_results())
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert len(df) == 5
+    assert json.loads(df.loc[0, "tags_after"]) == {"env": "prod", "team": "t0"}
+    assert df.loc[3, "http_status"] == ""  # missing values are empty cells
+    assert df.loc[3, "ticket"] == 'a,b "c"'
+
+
+def test_jsonl_keeps_json_cells_as_json_values(tmp_path):
+    path = tmp_path / "report.jsonl"
+    write_all(path, varied_results())
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0]["tags_after"] == {"env": "prod", "team": "t0"}
+    assert lines[0]["rows"] == [1]
+    assert lines[3]["http_status"] is None
+
+
+def test_parquet_stores_json_cells_as_strings(tmp_path):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "report.parquet"
+    write_all(path, varied_results())
+    table = pq.read_table(path)
+    assert table.column("tags_after").to_pylist()[0] == '{"env":"prod","team":"t0"}'
+    assert table.column("http_status").to_pylist()[3] is None
+
+
+def test_unknown_extension_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match=r"\.csv, \.jsonl or \.parquet"):
+        ReportWriter(tmp_path / "report.xlsx", passthrough=[], fingerprint=FP)
+    with pytest.raises(UsageError):
+        load_report(tmp_path / "report")
+
+
+def test_passthrough_columns_follow_the_report_columns(tmp_path):
+    path = tmp_path / "report.csv"
+    result = make_result(0, extra={"owner": "ana", "status": "keep", "ignored": 1})
+    write_all(path, [result], passthrough=["owner", "status"])
+    df = load_report(path)
+    assert list(df.columns)[-2:] == ["owner", "manifest_status"]
+    assert df.loc[0, "owner"] == "ana"
+    assert df.loc[0, "manifest_status"] == "keep"
+    assert df.loc[0, "status"] == "ok"
+    assert "ignored" not in df.columns
+
+
+def test_results_frame_dtypes_are_usable():
+    df = results_frame(varied_results(), ["ticket"])
+    assert str(df["http_status"].dtype) == "Int64"
+    assert df["http_status"].isna().tolist() == [False, True, False, True, True]
+    assert df["elapsed_ms"].dtype == "float64"
+    assert df.loc[2, "rows"] == [3, 4]
+    assert results_frame([], ["ticket"]).columns.tolist()[-1] == "ticket"
+
+
+def test_existing_report_is_overwritten_without_resume(tmp_path):
+    path = tmp_path / "report.csv"
+    write_all(path, [make_result(i) for i in range(3)])
+    write_all(path, [make_result(9)], fingerprint="other")
+    assert load_report(path)["snapshot_id"].tolist() == [snap(9)]
+    assert json.loads(meta_path(path).read_text())["fingerprint"] == "other"
+
+
+def test_metadata_records_fingerprint_and_version(tmp_path):
+    path = tmp_path / "report.jsonl"
+    write_all(path, [], manifest="tags.csv")
+    meta = json.loads(meta_path(path).read_text())
+    assert meta["fingerprint"] == FP
+    assert meta["manifest"] == "tags.csv"
+    assert meta["batchtag_version"]
+    assert meta["created_at"]
+
+
+# ------------------------------------------------------------------ resume
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_resume_keeps_each_snapshot_once_with_its_latest_status(tmp_path, fmt):
+    path = tmp_path / f"report.{fmt}"
+    first = [
+        make_result(0),
+        make_result(1, "failed", error_class="ServerError", error="boom", http_status=500),
+        make_result(2, "noop"),
+        make_result(3, "skipped", attempts=0, http_status=None),
+    ]
+    write_all(path, first)
+    assert done_keys(path) == {(1, 76, snap(0)), (1, 76, snap(2))}
+
+    with ReportWriter(path, passthrough=["ticket"], fingerprint=FP, resume=True) as writer:
+        assert writer.done_keys == {(1, 76, snap(0)), (1, 76, snap(2))}
+        writer.write(make_result(3))
+        writer.write(make_result(1, extra={"ticket": "new"}))
+        writer.write(make_result(4))
+
+    df = load_report(path)
+    assert df["snapshot_id"].tolist() == [snap(i) for i in range(5)]  # original order
+    assert df["status"].tolist() == ["ok", "ok", "noop", "ok", "ok"]
+    assert df.loc[1, "ticket"] == "new"
+    assert pd.isna(df.loc[1, "error"])
+    # The file itself is compacted, not just the loaded frame.
+    if fmt == "csv":
+        assert len(pd.read_csv(path)) == 5
+    elif fmt == "jsonl":
+        assert len(path.read_text().splitlines()) == 5
+    else:
+        assert len(pd.read_parquet(path)) == 5
+        assert not journal_path(path).exists()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_resumed_rows_are_appended_during_the_run(tmp_path, fmt):
+    """Before close, a resumed report holds old and new rows; readers see the latest."""
+    path = tmp_path / f"report.{fmt}"
+    write_all(path, [make_result(0, "failed"), make_result(1)])
+    writer = ReportWriter(path, passthrough=["ticket"], fingerprint=FP, resume=True)
+    writer.write(make_result(0))
+    # A reader in the middle of the run (or after a crash) sees the superseding row.
+    assert load_report(path)["status"].tolist() == ["ok", "ok"]
+    assert done_keys(path) == {(1, 76, snap(0)), (1, 76, snap(1))}
+    writer.close()
+    assert load_report(path)["status"].tolist() == ["ok", "ok"]
+
+
+def test_resume_with_a_different_fingerprint_is_refused(tmp_path):
+    path = tmp_path / "report.csv"
+    write_all(path, [make_result(0)])
+    with pytest.raises(UsageError, match="was written for a different manifest") as info:
+        ReportWriter(path, passthrough=[], fingerprint="0" * 32, resume=True)
+    assert FP in str(info.value)
+    assert len(load_report(path)) == 1  # the report is left alone
+
+
+def test_resume_of_a_missing_report_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="no report"):
+        ReportWriter(tmp_path / "nope.csv", passthrough=[], fingerprint=FP, resume=True)
+    with pytest.raises(UsageError, match="no report"):
+        load_report(tmp_path / "nope.parquet")
+
+
+def test_resume_without_metadata_is_refused(tmp_path):
+    path = tmp_path / "report.csv"
+    write_all(path, [make_result(0)])
+    meta_path(path).unlink()
+    with pytest.raises(UsageError, match="metadata"):
+        ReportWriter(path, passthrough=[], fingerprint=FP, resume=True)
+
+
+def test_parquet_resume_can_use_the_fingerprint_inside_the_file(tmp_path):
+    path = tmp_path / "report.parquet"
+    write_all(path, [make_result(0, "failed")])
+    meta_path(path).unlink()
+    with pytest.raises(UsageError, match="different manifest"):
+        ReportWriter(path, passthrough=[], fingerprint="0" * 32, resume=True)
+    write_all(path, [make_result(0)], resume=True)
+    assert load_report(path)["status"].tolist() == ["ok"]
+
+
+def test_resume_with_new_passthrough_columns_widens_the_report(tmp_path):
+    path = tmp_path / "report.csv"
+    write_all(path, [make_result(0, "failed"), make_result(1)])
+    write_all(
+        path, [make_result(0, extra={"ticket": "T-0", "owner": "bo"})],
+        passthrough=["ticket", "owner"], resume=True,
+    )  # fmt: skip
+    df = load_report(path)
+    assert df["owner"].tolist()[0] == "bo"
+    assert pd.isna(df["owner"].tolist()[1])
+    assert df["status"].tolist() == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_row_cut_short_by_a_crash_is_dropped(tmp_path, fmt):
+    path = tmp_path / f"report.{fmt}"
+    writer = ReportWriter(path, passthrough=["ticket"], fingerprint=FP)
+    writer.write(make_result(0))
+    writer.write(make_result(1))
+    writer._fh.write(path.read_text().splitlines(keepends=True)[-1][:30])  # half a row
+    writer._fh.flush()
+    assert load_report(path)["snapshot_id"].tolist() == [snap(0), snap(1)]
+    # Resuming cleans the file up before appending to it.
+    write_all(path, [make_result(2)], resume=True)
+    assert load_report(path)["snapshot_id"].tolist() == [snap(0), snap(1), snap(2)]
+
+
+def test_csv_row_cut_inside_a_quoted_newline_is_dropped(tmp_path):
+    path = tmp_path / "report.csv"
+    writer = ReportWriter(path, passthrough=[], fingerprint=FP)
+    writer.write(make_result(0))
+    writer._fh.write(f'1,76,{snap(1)},failed,422,1,X,"first line\n')
+    writer._fh.flush()
+    assert load_report(path)["snapshot_id"].tolist() == [snap(0)]
+
+
+# ------------------------------------------------------------------ kill -9
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from batchtag.report import ReportWriter
+    from batchtag.result import Result
+
+    path, n, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume"
+    status = "ok" if resume else "failed"
+    writer = ReportWriter(path, passthrough=["ticket"], fingerprint="f" * 32, resume=resume)
+    for i in range(n):
+        writer.write(Result(1, 76, f"snap-{i:04d}", status, attempts=1,
+                            tags_after={"k": str(i)}, rows=[i + 1], extra={"ticket": i}))
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def run_and_kill(path: Path, n: int, resume: bool = False) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(path), str(n), "resume" if resume else "fresh"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_kill_9_loses_no_written_result(tmp_path, fmt):
+    path = tmp_path / f"report.{fmt}"
+    n = 200
+    run_and_kill(path, n)
+    if fmt == "parquet":
+        assert not path.exists()
+        assert journal_path(path).exists()
+
+    df = load_report(path)
+    assert df["snapshot_id"].tolist() == [f"snap-{i:04d}" for i in range(n)]
+    assert df["tags_after"].tolist() == [{"k": str(i)} for i in range(n)]
+    assert (df["status"] == "failed").all()
+
+    # Killed again in the middle of a resume: a later reader still gets every snapshot
+    # exactly once with its latest status.
+    run_and_kill(path, n // 2, resume=True)
+    df = load_report(path)
+    assert df["snapshot_id"].tolist() == [f"snap-{i:04d}" for i in range(n)]
+    assert df["status"].tolist() == ["ok"] * (n // 2) + ["failed"] * (n - n // 2)
+    assert len(done_keys(path)) == n // 2
+
+    # A final resume compacts the file for good.
+    write_all(path, [], resume=True)
+    assert len(load_report(path)) == n
+    if fmt == "jsonl":
+        assert len(path.read_text().splitlines()) == n
+    if fmt == "parquet":
+        assert not journal_path(path).exists()
+        assert len(pd.read_parquet(path)) == n
+
+
+# ------------------------------------------------------------------ default path
+
+
+def test_default_report_path_is_timestamped_under_reports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    now = datetime(2025, 3, 4, 5, 6, 7)
+    path = default_report_path(now)
+    assert path == Path("reports/batchtag-20250304-050607.csv")
+    assert (tmp_path / "reports").is_dir()
+    path.write_text("taken")
+    assert default_report_path(now) == Path("reports/batchtag-20250304-050607-2.csv")
