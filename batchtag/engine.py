@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -166,9 +166,14 @@ class Engine:
             await self._shutdown(workers)
             self._skip_rest(entries)
 
-    async def _produce(self, entries: Iterable[PlanEntry]) -> None:
-        for entry in entries:
+    async def _produce(self, entries: Iterator[PlanEntry]) -> None:
+        while True:
+            # Take the slot before the entry, so a cancel here never drops an entry.
             await self._slots.acquire()
+            entry = next(entries, None)
+            if entry is None:
+                self._slots.release()
+                break
             job = Job(entry)
             job.queued = True
             self._pending += 1

@@ -177,12 +177,23 @@ def test_breaker_aborts_a_retry_storm(make_sandbox):
 def test_no_snapshot_ever_has_two_requests_in_flight(make_sandbox, tmp_path):
     sandbox = make_sandbox(lock_rate=0.3, lock_ms=100, error_rate=0.1, latency_ms=5)
     ids = sandbox.store.ids()[:60]
-    rows = set_rows(ids) + [
+    first = run_apply(sandbox, tmp_path, set_rows(ids), concurrency=32, transient_retries=8)
+    # renames read the snapshot first: a GET and a PATCH per snapshot, never overlapping
+    renames = [
         {"snapshot_id": sid, "op": "rename", "key": "batch", "value": "batch2"} for sid in ids[:20]
     ]
-    report = run_apply(sandbox, tmp_path, rows, concurrency=32, transient_retries=8)
-    assert set(report.status) == {"ok"}
+    (tmp_path / "report.csv").unlink()
+    second = run_apply(
+        sandbox,
+        tmp_path,
+        renames + set_rows(ids[20:], "other", "x"),
+        concurrency=32,
+        transient_retries=8,
+    )
+    assert set(first.status) == set(second.status) == {"ok"}
     assert sandbox.stats()["max_inflight_per_snapshot"] == 1
+    renamed = sandbox.store.find(1, 1, ids[0]).tags  # the API itself answers 500s here
+    assert renamed.get("batch2") == "one" and "batch" not in renamed
 
 
 def test_apply_works_inside_a_running_event_loop(make_sandbox, tmp_path):
