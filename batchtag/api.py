@@ -77,8 +77,11 @@ def _apply_in_thread(manifest: Any, options: dict[str, Any]) -> pd.DataFrame:
             pass
     except KeyboardInterrupt:
         loop = box.get("loop")
-        if engines and loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(engines[0].interrupt)
+        if engines and loop is not None:
+            try:
+                loop.call_soon_threadsafe(engines[0].interrupt)
+            except RuntimeError:
+                pass  # the run finished (and closed its loop) just now
         ready.wait()
         raise
     if "error" in box:

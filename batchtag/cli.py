@@ -52,6 +52,7 @@ def validate(manifest, form, delete_marker, project_id, region_id, as_json):
     "--report", type=click.Path(dir_okay=False), help="Report path (.csv/.parquet/.jsonl)."
 )
 @click.option("--resume", type=click.Path(dir_okay=False), help="Continue this report's run.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --report file.")
 @click.option("--dry-run", is_flag=True, help="Send no writes; report rows are `planned`.")
 @click.option("--concurrency", type=int, default=16, show_default=True, help="Requests in flight.")
 @click.option("--rate", type=float, default=20.0, show_default=True, help="Requests per second.")
@@ -107,9 +108,13 @@ def apply(manifest, yes, verbose, quiet, log_format, **kwargs):
     sys.exit(outcome.exit_code)
 
 
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def ask(count: int) -> bool:
     """Confirm big interactive runs; never prompt when nobody can answer."""
-    if count <= CONFIRM_ABOVE or not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if count <= CONFIRM_ABOVE or not interactive():
         return True
     return click.confirm(f"This will change {count} snapshots. Continue?", default=False)
 

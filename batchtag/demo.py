@@ -37,7 +37,7 @@ def main() -> int:
         env.setdefault("GCORE_CLOUD_PROJECT_ID", "1")
         env.setdefault("GCORE_CLOUD_REGION_ID", "1")
         command = [sys.executable, "-m", "batchtag", "apply", str(SAMPLE)]
-        command += ["--report", str(REPORT), "--yes", "--no-progress"]
+        command += ["--report", str(REPORT), "--yes", "--no-progress", "--overwrite"]
         print("$ batchtag apply", SAMPLE.relative_to(ROOT), "--report", REPORT, flush=True)
         code = subprocess.call(command, env=env)
         print(f"\nreport written to {REPORT.resolve()} (exit code {code})")

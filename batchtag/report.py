@@ -465,6 +465,27 @@ def _write_report(
 # ---------------------------------------------------------------- the writer
 
 
+def check_resumable(path: Path, fingerprint: str) -> dict[str, Any]:
+    """The report's metadata, if `path` can be resumed with a plan of `fingerprint`."""
+    if not report_exists(path):
+        raise UsageError(f"cannot resume: no report at {path}")
+    meta = read_meta(path)
+    if meta is None:
+        raise UsageError(
+            f"cannot resume {path}: its metadata file {meta_path(path)} is "
+            "missing, so it cannot be checked against this manifest; "
+            "start a new report instead"
+        )
+    old = meta.get("fingerprint")
+    if old != fingerprint:
+        raise UsageError(
+            f"{path} was written for a different manifest (fingerprint {old}, "
+            f"this manifest has {fingerprint}); resume it with the manifest it was "
+            "started with, or start a new report without --resume"
+        )
+    return meta
+
+
 class ReportWriter:
     """Records results as they complete.
 
@@ -513,22 +534,7 @@ class ReportWriter:
     # -- opening
 
     def _check_resumable(self, manifest: str | None) -> dict[str, Any]:
-        if not report_exists(self.path):
-            raise UsageError(f"cannot resume: no report at {self.path}")
-        meta = read_meta(self.path)
-        if meta is None:
-            raise UsageError(
-                f"cannot resume {self.path}: its metadata file {meta_path(self.path)} is "
-                "missing, so it cannot be checked against this manifest; "
-                "start a new report instead"
-            )
-        old = meta.get("fingerprint")
-        if old != self.fingerprint:
-            raise UsageError(
-                f"{self.path} was written for a different manifest (fingerprint {old}, "
-                f"this manifest has {self.fingerprint}); resume it with the manifest it was "
-                "started with, or start a new report without --resume"
-            )
+        meta = check_resumable(self.path, self.fingerprint)
         meta.setdefault("resumed_at", []).append(_now_iso())
         if manifest and not meta.get("manifest"):
             meta["manifest"] = manifest

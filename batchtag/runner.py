@@ -19,7 +19,13 @@ from batchtag.logs import register_secret
 from batchtag.plan import Plan, PlanEntry
 from batchtag.planner import read_plan
 from batchtag.progress import Progress
-from batchtag.report import ReportWriter, default_report_path, done_keys
+from batchtag.report import (
+    ReportWriter,
+    check_resumable,
+    default_report_path,
+    done_keys,
+    report_exists,
+)
 from batchtag.result import Result
 from batchtag.retry import RetrySettings
 from batchtag.summary import Summary, write_summary_json
@@ -48,6 +54,7 @@ class ApplyOptions:
     delete_marker: str = "<delete>"
     max_changes: str | int | None = None  # "N" or "N%"
     summary_json: str | Path | None = None
+    overwrite: bool = False  # replace an existing report instead of refusing
     progress: bool | None = False  # None: auto (on a terminal)
 
     def check(self) -> None:
@@ -128,6 +135,18 @@ async def check_max_changes(
         )
 
 
+def check_report_target(path: Path, plan: Plan, options: ApplyOptions) -> None:
+    """Before anything is sent: a resume must match its report; a new run must not
+    silently replace an earlier run's results."""
+    if options.resume:
+        check_resumable(path, plan.fingerprint())
+    elif report_exists(path) and not options.overwrite:
+        raise UsageError(
+            f"report {path} already exists; continue it with --resume {path}, "
+            "or pass --overwrite to replace it"
+        )
+
+
 def pending_entries(plan: Plan, done: set) -> Iterator[PlanEntry]:
     return (e for e in plan.entries if e.key not in done)
 
@@ -144,6 +163,7 @@ async def run_apply(
     options.check()
     plan = plan if plan is not None else load(source, options)
     report_path = Path(options.resume or options.report or default_report_path())
+    check_report_target(report_path, plan, options)
     done = done_keys(report_path) if options.resume else set()
     to_send = sum(1 for e in plan.entries if e.key not in done)
     settings: Settings | None = None
@@ -162,8 +182,8 @@ async def run_apply(
         if settings
         else None
     )
-    summary = Summary()
-    summary.report_path = str(report_path)
+    summary = Summary(report_path)
+    summary.already_done = len(done)
     async with _maybe(client):
         if not options.dry_run:
             await check_max_changes(client, plan, to_send, options)
@@ -179,6 +199,14 @@ async def run_apply(
         engine = _engine(client, options, writer, summary, progress)
         if on_engine is not None:
             on_engine(engine)
+        log.info(
+            "%d snapshots to send (%d already done), rate %s/s, concurrency %d, report %s",
+            to_send,
+            len(done),
+            options.rate,
+            options.concurrency,
+            report_path,
+        )
         summary.start()
         try:
             await engine.run(pending_entries(plan, done))

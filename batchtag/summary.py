@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchtag.result import FAILED, NOT_FOUND, SKIPPED, STATUSES, Result
+from batchtag.result import FAILED, NOOP, NOT_FOUND, PLANNED, SKIPPED, STATUSES, Result
 
 RETRY_KINDS = ("lock", "rate_limit", "transient")
 TOP_ERRORS = 5
@@ -38,12 +39,18 @@ def exit_code(counts: dict[str, int], *, aborted: object = False, interrupted: b
     return EXIT_OK
 
 
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _error_text(result: Result) -> str | None:
+    """The error as grouped in the summary: ids masked, so one cause counts once."""
     if not result.error and not result.error_class:
         return None
     if result.error_class and result.error:
-        return f"{result.error_class}: {result.error}"
-    return result.error_class or result.error
+        text = f"{result.error_class}: {result.error}"
+    else:
+        text = result.error_class or result.error
+    return UUID.sub("<id>", text)
 
 
 class Summary:
@@ -59,6 +66,7 @@ class Summary:
         self.sent = 0  # snapshots for which at least one PATCH went out
         self.aborted: str | None = None
         self.interrupted = False
+        self.already_done = 0  # ok/noop rows a resumed report had before this run
         self._started: float | None = None
         self._finished: float | None = None
         self.started_at: str | None = None
@@ -74,8 +82,8 @@ class Summary:
 
     def add(self, result: Result) -> None:
         self.counts[result.status] += 1
-        if result.attempts > 0:
-            self.sent += 1
+        if result.attempts > 0 and result.status not in (PLANNED, NOOP):
+            self.sent += 1  # a dry-run or no-op may have read the snapshot, but wrote nothing
         text = _error_text(result)
         if text is not None:
             self.errors[text] += 1
@@ -111,6 +119,7 @@ class Summary:
             "counts": counts,
             "total": sum(counts.values()),
             "sent": self.sent,
+            "already_done": self.already_done,
             "elapsed_s": round(elapsed, 3),
             "rate_per_s": round(self.sent / elapsed, 2) if elapsed > 0 else None,
             "retries": retries,
@@ -140,6 +149,8 @@ def format_summary(d: dict[str, Any]) -> str:
     if d.get("rate_per_s") is not None:
         head += f", {d.get('sent', 0)} sent ({d['rate_per_s']:.1f}/s)"
     lines = [head]
+    if d.get("already_done"):
+        lines.append(f"  resumed: {d['already_done']} already done, not sent again")
     counts = {k: v for k, v in d.get("counts", {}).items() if v}
     if counts:
         lines.append("  " + ", ".join(f"{status} {n}" for status, n in counts.items()))

@@ -6,13 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+from helpers import env_for, fetch, set_rows, write_long_csv
+
 import batchtag
 from batchtag.cli import main
 from batchtag.client import tags_dict
 from batchtag.planner import read_plan
 from batchtag.report import load_report
-from click.testing import CliRunner
-from helpers import env_for, fetch, set_rows, write_long_csv
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "snapshots-long.csv"
 

@@ -6,10 +6,11 @@ import asyncio
 import uuid
 
 import pytest
+from helpers import API_KEY
+
 from batchtag.client import Client, parse_retry_after, read_only_keys, tags_dict
 from batchtag.config import Settings, check_base_url, resolve_settings
 from batchtag.errors import ApiError, UsageError
-from helpers import API_KEY
 
 
 def call(sandbox, coro_fn, key=API_KEY):

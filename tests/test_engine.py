@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
+import threading
+import time
 import uuid
 
-import batchtag
 import pytest
+from helpers import API_KEY, fetch_tags, set_rows, write_long_csv
+
+import batchtag
 from batchtag.client import Client
 from batchtag.config import Settings
 from batchtag.engine import Engine, EngineOptions
 from batchtag.plan import PlanEntry
+from batchtag.report import load_report
 from batchtag.retry import RetrySettings
-from helpers import API_KEY, fetch_tags, set_rows, write_long_csv
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -225,3 +230,44 @@ def test_apply_async_returns_the_report(make_sandbox, tmp_path):
     )
     assert list(report.snapshot_id) == ids
     assert set(report.status) == {"ok"}
+
+
+def test_ctrl_c_in_a_notebook_interrupts_the_run_and_resume_finishes(make_sandbox, tmp_path):
+    sandbox = make_sandbox(latency_ms=10)
+    ids = sandbox.store.ids()[:100]
+    report_path = tmp_path / "report.csv"
+
+    def press_ctrl_c_once_rows_land() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if report_path.exists() and report_path.read_text().count("\n") > 10:
+                break
+            time.sleep(0.02)
+        _thread.interrupt_main()  # what Jupyter's "interrupt kernel" does
+
+    async def notebook_cell():
+        threading.Thread(target=press_ctrl_c_once_rows_land, daemon=True).start()
+        return run_apply(sandbox, tmp_path, set_rows(ids), rate=40, concurrency=4)
+
+    # run_until_complete, unlike asyncio.run, leaves Python's own SIGINT handler in place,
+    # as a Jupyter kernel does
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(notebook_cell())
+    finally:
+        loop.close()
+    first = load_report(report_path)
+    assert sorted(first.snapshot_id) == sorted(ids)
+    assert set(first.status) == {"ok", "skipped"}
+    report = batchtag.apply(
+        tmp_path / "m.csv",
+        resume=report_path,
+        base_url=sandbox.base_url,
+        api_key=API_KEY,
+        project_id=1,
+        region_id=1,
+        rate=500,
+    )
+    assert len(report) == 100 and set(report.status) == {"ok"}
+    assert report.attrs["summary"]["exit_code"] == 0
