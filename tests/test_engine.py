@@ -271,3 +271,13 @@ def test_ctrl_c_in_a_notebook_interrupts_the_run_and_resume_finishes(make_sandbo
     )
     assert len(report) == 100 and set(report.status) == {"ok"}
     assert report.attrs["summary"]["exit_code"] == 0
+
+
+def test_read_timeouts_are_retried_a_few_times_then_fail(make_sandbox, tmp_path):
+    sandbox = make_sandbox(latency_ms=1000)  # every answer takes 0.5-1.5 s
+    ids = sandbox.store.ids()[:3]
+    report = run_apply(sandbox, tmp_path, set_rows(ids), timeout=0.2, transient_retries=2)
+    assert set(report.status) == {"failed"}
+    assert set(report.error_class) == {"Timeout"}
+    assert set(report.attempts) == {3}
+    assert report.attrs["summary"]["retries"]["transient"] == 6
