@@ -11,9 +11,30 @@ from typing import Any
 from batchtag.mergepatch import apply_tags_patch
 
 
+class SharedDict(dict):
+    """A read-only dict that many plan entries can share (a 1M-row manifest repeats the same
+    tags and passthrough values over and over, and a dict per entry costs ~200 bytes)."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("this dict is shared between plan entries: copy it to change it")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self):
+        return (SharedDict, (dict(self),))
+
+
+EMPTY = SharedDict()
+
+
 @dataclass(slots=True)
 class PlanEntry:
-    """What one snapshot should get. Applied in this order: clear, renames, tags, name."""
+    """What one snapshot should get. Applied in this order: clear, renames, tags, name.
+
+    Entries built by the planner hold SharedDicts (read-only) for tags, renames and extra."""
 
     project_id: int
     region_id: int

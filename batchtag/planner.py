@@ -11,7 +11,8 @@ import pyarrow as pa
 
 from batchtag.errors import ManifestError
 from batchtag.manifest import load_manifest
-from batchtag.plan import Plan, PlanEntry
+from batchtag.memory import gc_paused, release_memory
+from batchtag.plan import EMPTY, Plan, PlanEntry, SharedDict
 from batchtag.validation import OPS, Checked, Coded, check_manifest, factorize
 
 SET, DELETE, CLEAR, RENAME, NAME = range(5)
@@ -31,6 +32,7 @@ def read_plan(
     Raises ManifestError with every problem found; nothing here touches the network.
     """
     manifest = load_manifest(source)
+    release_memory()  # the reader's scratch buffers
     checked = check_manifest(
         manifest,
         form=form,
@@ -41,31 +43,39 @@ def read_plan(
     )
     if checked.problems:
         raise ManifestError(checked.problems)
-    return build_plan(checked)
+    del manifest  # build_plan drops the text columns once it is done with them
+    release_memory()
+    with gc_paused():
+        return build_plan(checked)
 
 
 def build_plan(checked: Checked) -> Plan:
+    """The plan of a checked manifest; its text columns are dropped along the way, since the
+    plan's own objects set the peak memory of a large manifest."""
     manifest = checked.manifest
-    extras = [_first_values(manifest.frame[c], checked.group) for c in checked.passthrough]
-    rows = manifest.rows().tolist()
-    first = np.unique(checked.group, return_index=True)[1] if len(rows) else np.zeros(0, int)
-    snapshots = checked.snapshot.iloc[first].tolist()
-    # the text columns are no longer needed: let them go before the per-snapshot objects
-    # pile up (peak memory on a 1M-row manifest is set here)
-    manifest.frame = manifest.frame.iloc[:0]
-    checked.snapshot = checked.snapshot.iloc[:0]
-    pa.default_memory_pool().release_unused()
-    entries = _entries(checked, first, snapshots)
-    del snapshots
-    for g, row in zip(checked.group.tolist(), rows, strict=True):
-        entries[g].rows.append(row)
-    del rows
-    _apply_ops(entries, checked.ops)
-    for column, (groups, values) in zip(checked.passthrough, extras, strict=True):
-        for entry in entries:
-            entry.extra[column] = ""
-        for g, value in zip(groups, values, strict=True):
-            entries[g].extra[column] = value
+    count = int(checked.group.max()) + 1 if len(checked.group) else 0
+    order, bounds = _by_group(checked.group, count)
+    first = order[bounds[:-1]]  # first frame row of every group
+    row_numbers = manifest.rows()[order]
+    manifest.frame = manifest.frame[checked.passthrough]
+    release_memory()
+    extras = _extras(manifest.frame, checked.passthrough, checked.group, count)
+    # fresh empties: a zero-length slice of an Arrow column would keep its buffers alive
+    manifest.frame = pd.DataFrame(columns=manifest.frame.columns)
+    snapshots = pa.array(checked.snapshot).take(first).to_pylist()
+    checked.snapshot = pd.Series([], dtype=str)
+    release_memory()
+    projects = _shared(checked.project[first])
+    regions = _shared(checked.region[first])
+    rows = _group_rows(row_numbers, bounds)
+    del order, first, row_numbers
+    states = _tag_states(checked.ops, count)
+    names = _names(checked.ops, count)
+    parts = zip(projects, regions, snapshots, states, names, rows, extras, strict=True)
+    entries = [
+        PlanEntry(p, r, s, tags, clear, renames, name, row_list, extra)
+        for p, r, s, (tags, clear, renames), name, row_list, extra in parts
+    ]
     counts = np.bincount(checked.ops.op, minlength=len(OPS)).tolist()
     return Plan(
         entries=entries,
@@ -76,6 +86,14 @@ def build_plan(checked: Checked) -> Plan:
     )
 
 
+def _by_group(group: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions sorted by group (file order within one), and where each group starts."""
+    order = np.argsort(group, kind="stable")
+    bounds = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(np.bincount(group, minlength=count), out=bounds[1:])
+    return order, bounds
+
+
 def _shared(values: np.ndarray) -> list:
     """values.tolist(), but equal values share one Python object."""
     uniques, inverse = np.unique(values, return_inverse=True)
@@ -83,45 +101,108 @@ def _shared(values: np.ndarray) -> list:
     return [objects[i] for i in inverse.tolist()]
 
 
-def _entries(checked: Checked, first: np.ndarray, snapshots: list[str]) -> list[PlanEntry]:
-    """One entry per group; groups are numbered in first-seen order, `first` is each one's
-    first row."""
-    projects = _shared(checked.project[first])
-    regions = _shared(checked.region[first])
-    return [
-        PlanEntry(project_id=p, region_id=r, snapshot_id=s)
-        for p, r, s in zip(projects, regions, snapshots, strict=True)
-    ]
+def _group_rows(rows: np.ndarray, bounds: np.ndarray) -> list[list[int]]:
+    """The manifest rows of every group, as exactly sized lists."""
+    flat = rows.tolist()
+    edges = bounds.tolist()
+    return [flat[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-def _apply_ops(entries: list[PlanEntry], ops: Coded) -> None:
-    keys, values = ops.keys, ops.values
-    rows = zip(
-        ops.group.tolist(), ops.op.tolist(), ops.key.tolist(), ops.value.tolist(), strict=True
-    )
-    for g, o, k, v in rows:
-        entry = entries[g]
-        if o == SET:
-            entry.tags[keys[k]] = values[v]
-        elif o == DELETE:
-            entry.tags[keys[k]] = None
-        elif o == CLEAR:
+PLAYED_LIMIT = 100_000  # distinct tag sequences remembered at once (bounds the cache)
+
+
+def _tag_states(ops: Coded, count: int) -> list[tuple[SharedDict, bool, SharedDict]]:
+    """(tags, clear, renames) of every group. Groups whose tag operations are the same get
+    the same (shared) objects: each distinct sequence is played once."""
+    tag_ops = np.flatnonzero(ops.op != NAME)
+    order, bounds = _by_group(ops.group[tag_ops], count)
+    picked = tag_ops[order]
+    del tag_ops, order
+    size = len(ops.values) + 1
+    span = (len(ops.keys) + 1) * size
+    codes = ops.op[picked].astype(np.int64) * span + ops.key[picked] * size + ops.value[picked]
+    codes = tuple(codes.tolist())  # a tuple's slices are tuples: ready to use as keys
+    del picked
+    edges = bounds.tolist()
+    played: dict[tuple[int, ...], tuple[SharedDict, bool, SharedDict]] = {}
+    states = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        sequence = codes[a:b]
+        state = played.get(sequence)
+        if state is None:
+            if len(played) >= PLAYED_LIMIT:
+                played.clear()
+            state = played[sequence] = _play(sequence, ops, span, size)
+        states.append(state)
+    return states
+
+
+def _play(
+    sequence: tuple[int, ...], ops: Coded, span: int, size: int
+) -> tuple[SharedDict, bool, SharedDict]:
+    """Apply one group's tag operations (codes from _tag_states) in file order."""
+    tags: dict[str, str | None] = {}
+    renames: dict[str, str] = {}
+    clear = False
+    for code in sequence:
+        op, rest = divmod(code, span)
+        key, value = divmod(rest, size)
+        if op == SET:
+            tags[ops.keys[key]] = ops.values[value]
+        elif op == DELETE:
+            tags[ops.keys[key]] = None
+        elif op == CLEAR:
             # in file order, a clear wipes what earlier rows wrote for this snapshot
-            entry.clear = True
-            entry.tags.clear()
-            entry.renames.clear()
-        elif o == RENAME:
-            entry.renames[keys[k]] = values[v]
-        else:
-            entry.name = values[v]
+            clear = True
+            tags.clear()
+            renames.clear()
+        elif op == RENAME:
+            renames[ops.keys[key]] = ops.values[value]
+    return SharedDict(tags) if tags else EMPTY, clear, SharedDict(renames) if renames else EMPTY
 
 
-def _first_values(cells: pd.Series, group: np.ndarray) -> tuple[list[int], list[str]]:
-    """Per snapshot group, the first non-empty value of a passthrough column."""
+def _names(ops: Coded, count: int) -> list[str | None]:
+    """The new name of every group (None if not renamed); a later row wins."""
+    names: list[str | None] = [None] * count
+    rows = np.flatnonzero(ops.op == NAME)
+    for g, v in zip(ops.group[rows].tolist(), ops.value[rows].tolist(), strict=True):
+        names[g] = ops.values[v]
+    return names
+
+
+def _extras(
+    frame: pd.DataFrame, columns: list[str], group: np.ndarray, count: int
+) -> list[SharedDict]:
+    """Passthrough values of every group (the first non-empty one of each column); groups
+    with the same values share one dict."""
+    if not columns:
+        return [EMPTY] * count
+    combined = np.zeros(count, dtype=np.int64)
+    found = []
+    for column in columns:
+        codes, objects = _first_values(frame[column], group, count)
+        # renumber after each column, so the combined code stays below `count`
+        combined = pd.factorize(combined * (len(objects) + 1) + codes + 1)[0]
+        found.append((codes, objects))
+    _, first = np.unique(combined, return_index=True)
+    texts = [_texts(codes[first], objects) for codes, objects in found]
+    shared = [SharedDict(zip(columns, values, strict=True)) for values in zip(*texts, strict=True)]
+    return [shared[i] for i in combined.tolist()]
+
+
+def _texts(codes: np.ndarray, objects: list[str]) -> list[str]:
+    objects = [*objects, ""]  # code -1 (no value) picks the ""
+    return [objects[c] for c in codes.tolist()]
+
+
+def _first_values(cells: pd.Series, group: np.ndarray, count: int) -> tuple[np.ndarray, list]:
+    """Per group, a code into the returned values for the first non-empty cell (-1: none)."""
     filled = (cells != "").to_numpy()
     codes, objects = factorize(cells[filled])
-    first = pd.Series(codes).groupby(group[filled], sort=False).first()
-    return first.index.tolist(), [objects[c] for c in first.tolist()]
+    groups, first = np.unique(group[filled], return_index=True)
+    out = np.full(count, -1, dtype=np.int64)
+    out[groups] = codes[first]
+    return out, objects
 
 
 def summarize(plan: Plan) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,15 +84,48 @@ def _arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
 
 def factorize(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Codes (first-seen order) and unique values, via pyarrow: no Python object per row."""
-    encoded = pc.dictionary_encode(_arrow(series))
+    encoded = _encoded(_arrow(series))
+    return _codes(encoded), encoded.dictionary.to_pylist()
+
+
+def _group_codes(values: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
+    """Codes in first-seen order, without the unique values (which may be many).
+
+    A dense rank sorts rather than hashes: on 500k distinct snapshot ids it needs a few MB
+    where dictionary_encode's hash table and dictionary take ~100 MB."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    rank = pc.rank(
+        pa.array(values) if isinstance(values, np.ndarray) else values,
+        "ascending",
+        tiebreaker="dense",
+    )
+    return _first_seen(np.asarray(rank).view(np.int64) - 1)
+
+
+def _first_seen(codes: np.ndarray) -> np.ndarray:
+    """Renumber dense codes by where each first appears."""
+    count = int(codes.max()) + 1
+    first = np.full(count, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    relabel = np.empty(count, dtype=np.int64)
+    relabel[np.argsort(first)] = np.arange(count)
+    return relabel[codes]
+
+
+def _encoded(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    encoded = pc.dictionary_encode(values)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = (
             encoded.combine_chunks()
             if encoded.num_chunks
-            else pa.array([], pa.string()).dictionary_encode()
+            else pa.array([], values.type).dictionary_encode()
         )
-    codes = np.asarray(encoded.indices.fill_null(-1), dtype=np.int64)
-    return codes, encoded.dictionary.to_pylist()
+    return encoded
+
+
+def _codes(encoded: pa.DictionaryArray) -> np.ndarray:
+    return np.asarray(encoded.indices.fill_null(-1), dtype=np.int64)
 
 
 def fullmatch(series: pd.Series, pattern: str) -> np.ndarray:
@@ -157,9 +190,12 @@ def check_manifest(
         ops = json_ops(frame, out)
 
     # rows are grouped even when project or region is bad, so conflicts still show up
-    group = np.full(len(frame), -1, dtype=np.int64)
-    if sid_ok.any():
-        group[sid_ok] = snapshot_groups(project[sid_ok], region[sid_ok], snapshot[sid_ok])
+    if sid_ok.all():  # no copies of the columns in the usual case
+        group = snapshot_groups(project, region, snapshot)
+    else:
+        group = np.full(len(frame), -1, dtype=np.int64)
+        if sid_ok.any():
+            group[sid_ok] = snapshot_groups(project[sid_ok], region[sid_ok], snapshot[sid_ok])
     ops_ok = ops.pop("ok").to_numpy(dtype=bool) & (group[ops["pos"].to_numpy()] >= 0)
     if not ops_ok.all():
         ops = ops[ops_ok].reset_index(drop=True)
@@ -187,12 +223,15 @@ def snapshot_groups(project: np.ndarray, region: np.ndarray, snapshot: pd.Series
     """A group number per row for (project, region, snapshot), numbered in first-seen order.
 
     Each part is factorised on its own and the codes combined into one int64, which hashes
-    far cheaper than a three-column groupby over strings."""
-    s, _ = factorize(snapshot)
-    p, p_uniques = pd.factorize(project)
-    r, r_uniques = pd.factorize(region)
-    combined = (p.astype(np.int64) * len(r_uniques) + r) * (s.max(initial=0) + 1) + s
-    return pd.factorize(combined)[0].astype(np.int64)
+    far cheaper than a three-column groupby over strings; the snapshot strings are never
+    turned into Python objects."""
+    s = _group_codes(_arrow(snapshot))
+    p = _group_codes(project)
+    r = _group_codes(region)
+    if not p.any() and not r.any():
+        return s  # one scope, the usual case: the snapshot codes are the groups
+    scope = _group_codes(p * (r.max() + 1) + r)  # renumbered, so the next line cannot overflow
+    return _group_codes(scope * (s.max() + 1) + s)
 
 
 def check_snapshot_ids(frame: pd.DataFrame, out: Collector) -> tuple[pd.Series, np.ndarray]:
@@ -289,14 +328,20 @@ def _ops_frame(pos, op, key, value, key_col, value_col) -> pd.DataFrame:
             "value": pd.Series(value, dtype=str),
         }
     )
-    frame["key_col"] = pd.Categorical(key_col) if not isinstance(key_col, str) else key_col
-    frame["value_col"] = pd.Categorical(value_col) if not isinstance(value_col, str) else value_col
+    frame["key_col"] = _labels(key_col, n)
+    frame["value_col"] = _labels(value_col, n)
     return frame
+
+
+def _labels(names: str | Sequence[str], n: int) -> pd.Categorical:
+    """The column every operation came from; categorical, so one byte a row."""
+    if isinstance(names, str):
+        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [names])
+    return pd.Categorical(names)
 
 
 def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     n = len(frame)
-    blank = pd.Series([""] * n, dtype=str)
     if "op" not in frame.columns:
         out.add("missing required column (long form: op, key, value)", "op")
         return _finish(_ops_frame([], [], [], [], "key", "value"), out)
@@ -320,6 +365,7 @@ def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
         return f"unknown op {shown(text)}: use set, delete, clear, rename or name"
 
     out.cells(~known, frame["op"], word, "op")
+    blank = pd.Series([""] * n, dtype=str) if key is None or value is None else None
     ops = _ops_frame(
         np.arange(n),
         op,
@@ -549,35 +595,23 @@ def check_conflicts(ops: pd.DataFrame, coded: Coded, snapshot: pd.Series, out: C
     """Two different writes to one key (or two names) of one snapshot.
 
     A write is (group, key, what): set -> value code, delete -> -1, rename -> -1 on the old
-    key and -(2 + old key) on the new one; names use key -1.
+    key and -(2 + old key) on the new one; names use key -1. Only writes whose (group, key)
+    slot repeats are looked at closely, so the usual clean manifest costs a few arrays.
     """
     if not len(ops):
         return
-    op = coded.op
-    name, set_, rename = OPS.index("name"), OPS.index("set"), OPS.index("rename")
-    writes_key = np.where(op == name, -1, coded.key)
-    what = np.where((op == set_) | (op == name), coded.value, -1)
-    row = np.arange(len(op))
-    renames = np.flatnonzero(op == rename)
-    g = coded.group
-    keep = op != OPS.index("clear")
-    parts_g = [g[keep], g[renames]]
-    parts_k = [writes_key[keep], coded.target[renames]]
-    parts_w = [what[keep], -(2 + coded.key[renames])]
-    parts_row = [row[keep], renames]
-    g_all, k_all = np.concatenate(parts_g), np.concatenate(parts_k)
-    slot = g_all * (len(coded.keys) + 1) + (k_all + 1)  # one int per (snapshot, key)
-    repeated = pd.Series(slot).duplicated(keep=False).to_numpy()
+    index, new = _writes(coded.op)
+    repeated = pd.Series(_slots(coded, index, new)).duplicated(keep=False).to_numpy()
     if not repeated.any():
         return
-    new_key = np.concatenate([np.zeros(keep.sum(), dtype=bool), np.ones(len(renames), bool)])
+    index, new = index[repeated], new[repeated]
     writes = pd.DataFrame(
         {
-            "g": g_all[repeated],
-            "k": k_all[repeated],
-            "w": np.concatenate(parts_w)[repeated],
-            "i": np.concatenate(parts_row)[repeated],
-            "new": new_key[repeated],
+            "g": coded.group[index],
+            "k": _written_keys(coded, index, new),
+            "w": _written_values(coded, index, new),
+            "i": index,
+            "new": new,
         }
     )
     distinct = writes.sort_values("i", kind="stable").drop_duplicates(["g", "k", "w"])
@@ -595,6 +629,42 @@ def check_conflicts(ops: pd.DataFrame, coded: Coded, snapshot: pd.Series, out: C
         second, is_new = int(rows["i"].iloc[1]), bool(rows["new"].iloc[1])
         column = value_col.iloc[second] if is_new or k == -1 else key_col.iloc[second]
         out.add(f"conflicting {subject} for snapshot {sid}: {listed}", column, int(pos[second]))
+
+
+def _writes(op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The operation of every write (all but clears, then renames again for their new key),
+    and which of them are a rename's new key."""
+    index = np.flatnonzero(op != OPS.index("clear"))
+    renames = np.flatnonzero(op == OPS.index("rename"))
+    new = np.zeros(len(index) + len(renames), dtype=bool)
+    if len(renames):
+        index = np.concatenate([index, renames])
+        new[-len(renames) :] = True
+    return index, new
+
+
+def _slots(coded: Coded, index: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """One int per (snapshot, key) written; built in place to keep temporaries few."""
+    slot = coded.group[index]
+    slot *= len(coded.keys) + 1
+    slot += _written_keys(coded, index, new)
+    slot += 1
+    return slot
+
+
+def _written_keys(coded: Coded, index: np.ndarray, new: np.ndarray) -> np.ndarray:
+    keys = coded.key[index]
+    keys[coded.op[index] == OPS.index("name")] = -1
+    keys[new] = coded.target[index[new]]
+    return keys
+
+
+def _written_values(coded: Coded, index: np.ndarray, new: np.ndarray) -> np.ndarray:
+    op = coded.op[index]
+    sets = (op == OPS.index("set")) | (op == OPS.index("name"))
+    what = np.where(sets, coded.value[index], -1)
+    what[new] = -(2 + coded.key[index[new]])
+    return what
 
 
 def _describe(write: int, coded: Coded) -> str:

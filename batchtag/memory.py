@@ -1,0 +1,44 @@
+"""Memory housekeeping for reading large manifests: handing freed memory back to the system
+between the big steps, and no cyclic GC while the plan's objects are made."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pyarrow as pa
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc only
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def release_memory() -> None:
+    """Give back what Arrow's pool and malloc keep after big temporaries are freed.
+
+    Both allocators hold on to freed blocks; Python objects (the plan) never reuse them, so
+    without this they add to the peak RSS of a large manifest by a few hundred MB."""
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic GC inside: a plan's million entries hold no cycles, but every full collection
+    while they are made walks all of them again (seconds on a 1M-row manifest)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
