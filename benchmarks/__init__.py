@@ -1,0 +1,1 @@
+"""Benchmarks for batchtag; `python -m benchmarks [throughput|rate|adaptive|validate]`."""

@@ -1,0 +1,119 @@
+"""`make bench`: every benchmark, then one combined table of figures against targets.
+
+    python -m benchmarks [throughput|rate|adaptive|validate ...]   # no argument: all
+
+Each section prints its own detailed table as it finishes; the combined table at the end
+has one row per figure, each a ratio against a baseline or target measured in the same run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+Row = tuple[str, str, str, bool]  # figure, measured, target, met
+
+
+def throughput() -> list[Row]:
+    from benchmarks import bench_throughput as bench
+
+    print(f"== throughput: concurrency {bench.CONCURRENCY}, zero latency, whole processes")
+    result = bench.run()
+    print(bench.table(result))
+    r = bench.ratios(result)
+    return [
+        (
+            "throughput: batchtag / minimal loop",
+            f"{r['vs_loop']:.2f}x",
+            ">= 0.9x",
+            r["vs_loop"] >= 0.9,
+        ),
+        (
+            "  same, sending phase only",
+            f"{r['vs_loop_in_run']:.2f}x",
+            ">= 0.9x",
+            r["vs_loop_in_run"] >= 0.9,
+        ),
+        ("throughput: batchtag / SDK best", f"{r['vs_sdk']:.1f}x", ">= 5x", r["vs_sdk"] >= 5),
+    ]
+
+
+def rate() -> list[Row]:
+    from benchmarks import bench_rate, bench_rate_live
+
+    print(
+        f"== rate fidelity, limiter only: {bench_rate.TASKS} tasks, {bench_rate.SECONDS:.0f} s each"
+    )
+    limiter_rows = bench_rate.run()
+    print(bench_rate.table(limiter_rows))
+    print("== rate fidelity, real requests: batchtag apply against the sandbox")
+    live_rows = bench_rate_live.run()
+    print(bench_rate_live.table(live_rows))
+    out = []
+    for label, rows in (("limiter", limiter_rows), ("live", live_rows)):
+        for r in rows:
+            ratio = r["ratio"]
+            name = f"rate {label} {r['configured']:,}/s: achieved / configured"
+            out.append((name, f"{ratio:.3f}", "1 +- 3%", abs(ratio - 1) <= 0.03))
+    return out
+
+
+def adaptive() -> list[Row]:
+    from benchmarks import bench_adaptive as bench
+
+    print(f"== adaptive: sandbox limit {bench.LIMIT}/s, batchtag told {bench.TOLD}/s")
+    r = bench.run()
+    print(bench.table(r))
+    share = r["ok_rate_steady"] / r["limit"]
+    throttled = r["throttled_share_after"]
+    return [
+        ("adaptive: successful / limit after 5 s", f"{share:.1%}", ">= 90%", share >= 0.9),
+        ("adaptive: 429 share after 5 s", f"{throttled:.2%}", "<= 2%", throttled <= 0.02),
+    ]
+
+
+def validate() -> list[Row]:
+    from benchmarks import bench_validate as bench
+
+    print("== validate: 1M-row long-form manifest, one process per measurement")
+    results = bench.run()
+    print(bench.table_text(results))
+    out = []
+    for r in results:
+        if r["name"].startswith("validate"):
+            ok = r["seconds"] < 10 and r["peak_rss_mb"] < 600
+            measured = f"{r['seconds']:.1f} s, {r['peak_rss_mb']:.0f} MB"
+            out.append((r["name"], measured, "< 10 s, < 600 MB", ok))
+    return out
+
+
+def combined(rows: list[Row]) -> str:
+    lines = [f"{'figure':48} {'measured':>16} {'target':>18}  result"]
+    for name, measured, target, ok in rows:
+        lines.append(f"{name:48} {measured:>16} {target:>18}  {'met' if ok else 'NOT MET'}")
+    return "\n".join(lines)
+
+
+SECTIONS = {"throughput": throughput, "rate": rate, "adaptive": adaptive, "validate": validate}
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(SECTIONS)
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown:
+        print(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    rows: list[Row] = []
+    for name, section in SECTIONS.items():
+        if name in chosen:
+            rows += section()
+            print(flush=True)
+    print("== summary")
+    print(combined(rows))
+    print(f"({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,185 @@
+"""Shared pieces of the live benchmarks: the sandbox in its own process, and clients run as
+child processes whose wall clock, CPU time and peak RSS are measured.
+
+Peak RSS is the child's own VmHWM, read inside the child at exit: `ru_maxrss` from wait4
+is not usable, because a vfork+exec child inherits the parent's high-water mark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+BANNER = "batchtag sandbox listening on "
+API_KEY = "bench-key"
+PROJECT_ID = 1
+REGION_ID = 1
+TAG_KEY, TAG_VALUE = "env", "bench"  # every client sends {"tags": {"env": "bench"}}
+
+# Runs `python -m <module> args...` and writes the process's VmHWM (kB) to $BENCH_HWM_FILE
+# at exit, so batchtag's own CLI is measured unchanged.
+HWM_WRAPPER = r"""
+import atexit, os, runpy, sys
+
+def hwm():
+    status = open("/proc/self/status").read()
+    kb = int(status.split("VmHWM:")[1].split()[0])
+    with open(os.environ["BENCH_HWM_FILE"], "w") as fh:
+        fh.write(str(kb))
+
+atexit.register(hwm)
+module = sys.argv[1]
+sys.argv = [module] + sys.argv[2:]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass
+class Sandbox:
+    proc: subprocess.Popen
+    url: str
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.url + path, timeout=60) as resp:
+            return json.loads(resp.read())
+
+    def stats(self) -> dict:
+        return self.get("/_sandbox/stats")
+
+    def reset(self) -> None:
+        """Reseed the store (same ids) and zero the stats and the timeline clock."""
+        request = urllib.request.Request(self.url + "/_sandbox/reset", method="POST")
+        urllib.request.urlopen(request, timeout=60).read()
+
+    def snapshot_ids(self) -> list[str]:
+        ids: list[str] = []
+        base = f"/cloud/v1/snapshots/{PROJECT_ID}/{REGION_ID}?limit=1000&offset="
+        while True:
+            request = urllib.request.Request(
+                self.url + base + str(len(ids)), headers={"Authorization": f"APIKey {API_KEY}"}
+            )
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                page = json.loads(resp.read())
+            ids += [s["id"] for s in page["results"]]
+            if not page["results"] or len(ids) >= page["count"]:
+                return ids
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
+
+
+@contextmanager
+def sandbox(snapshots: int, *extra: str):
+    """The sandbox in its own process, stopped in every case."""
+    command = [sys.executable, "-m", "batchtag.sandbox", "--port", "0"]
+    command += ["--snapshots", str(snapshots), *extra]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+    )
+    try:
+        line = proc.stdout.readline().strip()
+        if not line.startswith(BANNER):
+            raise RuntimeError(f"sandbox did not start (said {line!r})")
+        yield Sandbox(proc, line[len(BANNER) :])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def client_env(url: str) -> dict[str, str]:
+    return dict(
+        os.environ,
+        GCORE_API_KEY=API_KEY,
+        GCORE_BASE_URL=url,
+        GCORE_CLOUD_PROJECT_ID=str(PROJECT_ID),
+        GCORE_CLOUD_REGION_ID=str(REGION_ID),
+    )
+
+
+@dataclass
+class ChildRun:
+    wall: float  # seconds, process start to exit
+    cpu: float  # user + system seconds of the child
+    peak_mb: float
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_child(module: str, args: list[str], env: dict[str, str], folder: Path) -> ChildRun:
+    """Run `python -m module args` with its output in files (no pipe to drain while waiting)."""
+    hwm = folder / "hwm.txt"
+    out, err = folder / "stdout.txt", folder / "stderr.txt"
+    command = [sys.executable, "-c", HWM_WRAPPER, module, *args]
+    with open(out, "w") as fo, open(err, "w") as fe:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            command, stdout=fo, stderr=fe, env=dict(env, BENCH_HWM_FILE=str(hwm)), cwd=ROOT
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak_kb = int(hwm.read_text()) if hwm.exists() else 0
+    return ChildRun(
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        peak_mb=peak_kb / 1024,
+        code=proc.returncode,
+        stdout=out.read_text(),
+        stderr=err.read_text(),
+    )
+
+
+def write_manifest(ids: list[str], path: Path) -> Path:
+    lines = ["snapshot_id,op,key,value"] + [f"{i},set,{TAG_KEY},{TAG_VALUE}" for i in ids]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def batchtag_apply(url: str, ids: list[str], rate: float, concurrency: int = 64) -> dict:
+    """The real CLI, whole process; returns the child's figures and its summary JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        manifest = write_manifest(ids, folder / "manifest.csv")
+        summary_path = folder / "summary.json"
+        args = ["batchtag", "apply", str(manifest), "--report", str(folder / "report.csv")]
+        args += ["--yes", "--no-progress", "--concurrency", str(concurrency)]
+        args += ["--rate", str(rate), "--project-id", str(PROJECT_ID)]
+        args += ["--region-id", str(REGION_ID), "--summary-json", str(summary_path)]
+        child = run_child(args[0], args[1:], client_env(url), folder)
+        if not summary_path.exists():
+            raise RuntimeError(f"batchtag apply failed ({child.code}): {child.stderr[-2000:]}")
+        summary = json.loads(summary_path.read_text())
+    return {"child": child, "summary": summary}
+
+
+def patch_responses(before: dict, after: dict) -> dict[str, int]:
+    """Responses by status between two stats snapshots."""
+    old = before.get("responses", {})
+    return {
+        k: v - old.get(k, 0) for k, v in after.get("responses", {}).items() if v - old.get(k, 0)
+    }
+
+
+def timeline(stats: dict) -> list[dict[str, int]]:
+    """Per-second responses by status, from the first second that had any."""
+    seconds = [row["responses"] for row in stats["timeline"]]
+    while seconds and not seconds[0]:
+        seconds.pop(0)
+    return seconds
