@@ -204,13 +204,18 @@ def compact(records: Iterable[Record]) -> list[Record]:
     return list(latest.values())
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+# One encoder for every cell: json.dumps with options builds a new one per call.
+_json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def _csv_cell(column: str, value: Any) -> str:
     if value is None:
         return ""
+    kind = type(value)
+    if kind is str and column not in JSON_COLUMNS:  # most cells: ids, timestamps, passthrough
+        return value
+    if kind is int:
+        return str(value)
     if column in JSON_COLUMNS or isinstance(value, list | dict):
         return _json_text(value)
     if isinstance(value, float):
@@ -222,10 +227,23 @@ def _csv_line(columns: list[str], record: Record) -> str:
     return _csv_text([_csv_cell(c, record.get(c)) for c in columns])
 
 
+class _LastLine:
+    """A file-like that keeps the one line csv.writer hands it (cheaper than a StringIO
+    and a new writer per row, which this hot path would otherwise pay)."""
+
+    text = ""
+
+    def write(self, text: str) -> None:
+        self.text = text
+
+
+_last_line = _LastLine()
+_line_writer = csv.writer(_last_line, lineterminator="\n")
+
+
 def _csv_text(cells: list[str]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(cells)
-    return buf.getvalue()
+    _line_writer.writerow(cells)
+    return _last_line.text
 
 
 def _jsonl_line(columns: list[str], record: Record) -> str:
