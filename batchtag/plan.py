@@ -105,6 +105,7 @@ class Plan:
     rows: int = 0
     passthrough: list[str] = field(default_factory=list)
     ops: dict[str, int] = field(default_factory=dict)  # operation counts by kind
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -118,8 +119,11 @@ class Plan:
 
     def fingerprint(self) -> str:
         """A digest of what the plan would do; a resumed run must match it."""
-        digest = hashlib.sha256()
-        for entry in self.entries:
-            digest.update(json.dumps(entry.as_json(), sort_keys=True).encode())
-            digest.update(b"\n")
-        return digest.hexdigest()[:32]
+        if self._fingerprint is None:
+            encode = json.JSONEncoder(sort_keys=True).encode  # one encoder, not one per entry
+            digest = hashlib.sha256()
+            for entry in self.entries:
+                digest.update(encode(entry.as_json()).encode())
+                digest.update(b"\n")
+            self._fingerprint = digest.hexdigest()[:32]
+        return self._fingerprint
