@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,23 +18,29 @@ REPORT = Path("reports") / "demo-report.csv"
 BANNER = "batchtag sandbox listening on "
 
 
-def start_sandbox() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batchtag.sandbox", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline().strip()
-    if not line.startswith(BANNER):
-        proc.kill()
-        raise SystemExit(f"sandbox did not start (said {line!r})")
-    return proc, line[len(BANNER) :]
+@contextmanager
+def sandbox_process(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python -m batchtag.sandbox --port 0 ARGS` in its own process, stopped in every
+    case; yields the process and its base URL (shared with the benchmarks)."""
+    command = [sys.executable, "-m", "batchtag.sandbox", "--port", "0", *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        if not line.startswith(BANNER):
+            raise SystemExit(f"sandbox did not start (said {line!r})")
+        yield proc, line[len(BANNER) :]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def main() -> int:
-    proc, url = start_sandbox()
-    print(f"sandbox running at {url} (pid {proc.pid})")
-    try:
+    with sandbox_process() as (proc, url):
+        print(f"sandbox running at {url} (pid {proc.pid})")
         env = dict(os.environ, GCORE_API_KEY="demo-key", GCORE_BASE_URL=url)
         env.setdefault("GCORE_CLOUD_PROJECT_ID", "1")
         env.setdefault("GCORE_CLOUD_REGION_ID", "1")
@@ -41,15 +49,8 @@ def main() -> int:
         print("$ batchtag apply", SAMPLE.relative_to(ROOT), "--report", REPORT, flush=True)
         code = subprocess.call(command, env=env)
         print(f"\nreport written to {REPORT.resolve()} (exit code {code})")
-        return code
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        print("sandbox stopped")
+    print("sandbox stopped")
+    return code
 
 
 if __name__ == "__main__":

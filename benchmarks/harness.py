@@ -20,8 +20,9 @@ from pathlib import Path
 
 import psutil
 
+from batchtag.demo import sandbox_process
+
 ROOT = Path(__file__).resolve().parent.parent
-BANNER = "batchtag sandbox listening on "
 API_KEY = "bench-key"
 PROJECT_ID = 1
 REGION_ID = 1
@@ -83,23 +84,8 @@ class Sandbox:
 @contextmanager
 def sandbox(snapshots: int, *extra: str):
     """The sandbox in its own process, stopped in every case."""
-    command = [sys.executable, "-m", "batchtag.sandbox", "--port", "0"]
-    command += ["--snapshots", str(snapshots), *extra]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
-    )
-    try:
-        line = proc.stdout.readline().strip()
-        if not line.startswith(BANNER):
-            raise RuntimeError(f"sandbox did not start (said {line!r})")
-        yield Sandbox(proc, line[len(BANNER) :])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with sandbox_process("--snapshots", str(snapshots), *extra) as (proc, url):
+        yield Sandbox(proc, url)
 
 
 def client_env(url: str) -> dict[str, str]:
