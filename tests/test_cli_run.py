@@ -35,6 +35,14 @@ def manifest_for(tmp_path, ids, **extra) -> Path:
     return write_long_csv(tmp_path / "m.csv", rows)
 
 
+def finished_run(sandbox, tmp_path, count: int, report_name: str) -> tuple[Path, Path, int]:
+    """One complete apply of `count` snapshots: (manifest, report, PATCHes so far)."""
+    manifest = manifest_for(tmp_path, sandbox.store.ids()[:count])
+    report_path = tmp_path / report_name
+    assert invoke(["apply", str(manifest), "--report", str(report_path)], sandbox).exit_code == 0
+    return manifest, report_path, patches(sandbox)
+
+
 # -- report -------------------------------------------------------------------------------
 
 
@@ -70,10 +78,7 @@ def test_default_report_path_is_printed(sandbox, tmp_path, monkeypatch):
 
 
 def test_an_existing_report_is_not_replaced_silently(sandbox, tmp_path):
-    manifest = manifest_for(tmp_path, sandbox.store.ids()[:2])
-    report_path = tmp_path / "r.csv"
-    assert invoke(["apply", str(manifest), "--report", str(report_path)], sandbox).exit_code == 0
-    sent = patches(sandbox)
+    manifest, report_path, sent = finished_run(sandbox, tmp_path, 2, "r.csv")
     again = invoke(["apply", str(manifest), "--report", str(report_path)], sandbox)
     assert again.exit_code == 2 and "--resume" in again.output and "--overwrite" in again.output
     assert patches(sandbox) == sent
@@ -169,10 +174,7 @@ def test_interrupt_exits_130_with_summary_then_resume_completes(make_sandbox, tm
 
 
 def test_resuming_a_finished_run_sends_nothing(sandbox, tmp_path):
-    manifest = manifest_for(tmp_path, sandbox.store.ids()[:4])
-    report_path = tmp_path / "r.jsonl"
-    assert invoke(["apply", str(manifest), "--report", str(report_path)], sandbox).exit_code == 0
-    sent = patches(sandbox)
+    manifest, report_path, sent = finished_run(sandbox, tmp_path, 4, "r.jsonl")
     result = invoke(["apply", str(manifest), "--resume", str(report_path)], sandbox)
     assert result.exit_code == 0 and "4 already done" in result.output
     assert patches(sandbox) == sent and len(load_report(report_path)) == 4
@@ -195,9 +197,7 @@ def test_resume_resends_failures_and_keeps_one_row_each(make_sandbox, tmp_path):
 
 def test_resume_with_another_manifest_is_refused(sandbox, tmp_path):
     ids = sandbox.store.ids()[:4]
-    manifest = manifest_for(tmp_path, ids)
-    report_path = tmp_path / "r.csv"
-    assert invoke(["apply", str(manifest), "--report", str(report_path)], sandbox).exit_code == 0
+    manifest, report_path, _ = finished_run(sandbox, tmp_path, 4, "r.csv")
     other = write_long_csv(tmp_path / "other.csv", set_rows(ids, "batch", "different"))
     requests = sandbox.stats()["total_requests"]
     result = invoke(["apply", str(other), "--resume", str(report_path)], sandbox)
