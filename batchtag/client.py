@@ -15,6 +15,7 @@ from batchtag.errors import ApiError
 
 SNAPSHOTS = "/cloud/v1/snapshots"
 LIST_PAGE = 1000  # the API's maximum page size
+JSON_BODY = {"Content-Type": "application/json"}
 
 
 def snapshot_url(base_url: str, project_id: int, region_id: int, snapshot_id: str = "") -> str:
@@ -120,15 +121,15 @@ class Client:
             await self._session.close()
             self._session = None
 
-    async def request(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
-        """Send one request; return (status, parsed JSON) or raise ApiError.
+    async def request(self, method: str, url: str, data: bytes | None = None) -> tuple[int, Any]:
+        """Send one request (`data`: a JSON body, already encoded); return (status, parsed
+        JSON) or raise ApiError.
 
         Transport failures (timeouts, resets, dropped connections) become ApiError with
         status 0 so the engine classifies every failure the same way.
         """
         assert self._session is not None, "use 'async with Client(...)'"
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        headers = None if data is None else JSON_BODY
         try:
             async with self._session.request(method, url, data=data, headers=headers) as resp:
                 raw = await resp.read()
@@ -150,8 +151,9 @@ class Client:
         return (await self.request("GET", self.url(project_id, region_id, snapshot_id)))[1]
 
     async def patch_snapshot(
-        self, project_id: int, region_id: int, snapshot_id: str, body: dict
+        self, project_id: int, region_id: int, snapshot_id: str, body: bytes
     ) -> dict:
+        """PATCH one snapshot; `body` is the JSON merge patch, encoded."""
         url = self.url(project_id, region_id, snapshot_id)
         return (await self.request("PATCH", url, body))[1]
 

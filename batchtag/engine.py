@@ -18,7 +18,7 @@ from batchtag.client import Client, tags_dict
 from batchtag.errors import ApiError
 from batchtag.limiter import RateLimiter
 from batchtag.plan import PlanEntry
-from batchtag.result import FAILED, NOOP, NOT_FOUND, OK, PLANNED, SKIPPED, Result
+from batchtag.result import FAILED, NOOP, NOT_FOUND, OK, PLANNED, SKIPPED, Result, json_text
 from batchtag.retry import (
     AUTH,
     LOCK,
@@ -273,8 +273,9 @@ class Engine:
             elif not body:
                 self._finish(job, NOOP, after=job.snapshot, body=body)
             else:
-                response = await self._send(job, "PATCH", body)
-                self._finish(job, OK, after=response, http_status=200, body=body)
+                text = json_text(body)
+                response = await self._send(job, "PATCH", text.encode())
+                self._finish(job, OK, after=response, http_status=200, body=body, sent=text)
         except Park as park:
             self._park(job, park.delay)
         except Final as final:
@@ -283,7 +284,7 @@ class Engine:
             log.exception("unexpected error on %s", entry.snapshot_id)
             self._finish(job, FAILED, api_error=ApiError(0, type(exc).__name__, str(exc)))
 
-    async def _send(self, job: Job, method: str, body: dict | None = None) -> dict:
+    async def _send(self, job: Job, method: str, body: bytes | None = None) -> dict:
         """One request with the rate-limit loop; other failures raise Park or Final."""
         entry = job.entry
         while True:
@@ -371,6 +372,7 @@ class Engine:
         after: dict | None = None,
         http_status: int | None = None,
         body: dict | None = None,
+        sent: str | None = None,
         api_error: ApiError | None = None,
         error: str | None = None,
     ) -> None:
@@ -392,6 +394,7 @@ class Engine:
             rows=entry.rows,
             extra=entry.extra,
             body=body,
+            body_json=sent,
         )
         if api_error is not None:
             result.http_status = api_error.status or None

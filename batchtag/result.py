@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,10 @@ OK, NOOP, NOT_FOUND, FAILED, SKIPPED, PLANNED = (
 )
 STATUSES = (OK, NOOP, NOT_FOUND, FAILED, SKIPPED, PLANNED)
 DONE_STATUSES = frozenset({OK, NOOP})  # a resumed run does not send these again
+
+# One compact encoder for request bodies and report cells (json.dumps with options would
+# build a new encoder per call); a body is encoded once and the report reuses the text.
+json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 REPORT_COLUMNS = [
     "project_id",
@@ -54,6 +59,7 @@ class Result:
     rows: list[int] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # passthrough columns
     body: dict[str, Any] | None = None  # the request body (shown for dry-run rows)
+    body_json: str | None = None  # `body` as the JSON text that was sent, when it was
 
     @property
     def key(self) -> tuple[int, int, str]:

@@ -25,7 +25,7 @@ def test_get_and_patch_round_trip(sandbox):
     sid = sandbox.store.ids()[0]
     snap = call(sandbox, lambda c: c.get_snapshot(1, 1, sid))
     assert snap["id"] == sid
-    after = call(sandbox, lambda c: c.patch_snapshot(1, 1, sid, {"tags": {"team": "infra"}}))
+    after = call(sandbox, lambda c: c.patch_snapshot(1, 1, sid, b'{"tags": {"team": "infra"}}'))
     assert tags_dict(after)["team"] == "infra"
     assert read_only_keys(after) == read_only_keys(snap)
 
@@ -52,7 +52,7 @@ def test_not_found_becomes_api_error_with_request_id(sandbox):
 def test_validation_error_carries_invalid_fields(sandbox):
     sid = sandbox.store.ids()[0]
     with pytest.raises(ApiError) as info:
-        call(sandbox, lambda c: c.patch_snapshot(1, 1, sid, {"name": "x"}))
+        call(sandbox, lambda c: c.patch_snapshot(1, 1, sid, b'{"name": "x"}'))
     assert info.value.status == 400
     assert "name" in info.value.invalid_fields
 

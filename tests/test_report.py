@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from batchtag.errors import UsageError
 from batchtag.report import (
@@ -380,3 +382,68 @@ def test_default_report_path_is_timestamped_under_reports(tmp_path, monkeypatch)
     assert (tmp_path / "reports").is_dir()
     path.write_text("taken")
     assert default_report_path(now) == Path("reports/batchtag-20250304-050607-2.csv")
+
+
+# min_size=1: an empty CSV cell reads back as missing, for "" and None alike.
+TEXT = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=12)
+TAGS = st.none() | st.dictionaries(TEXT, TEXT | st.just(""), max_size=3)
+PASSTHROUGH = st.none() | TEXT  # what CSV and Parquet manifests pass through
+
+
+@st.composite
+def result_lists(draw) -> list[Result]:
+    out = []
+    for i in range(draw(st.integers(1, 4))):
+        body = draw(st.none() | st.fixed_dictionaries({"tags": TAGS}))
+        sent = None if body is None or not draw(st.booleans()) else json.dumps(body)
+        out.append(
+            make_result(
+                i,
+                draw(st.sampled_from(["ok", "noop", "failed", "skipped", "planned"])),
+                http_status=draw(st.none() | st.sampled_from([200, 404, 429])),
+                attempts=draw(st.integers(0, 9)),
+                error_class=draw(st.none() | TEXT),
+                error=draw(st.none() | TEXT),
+                request_id=draw(st.none() | TEXT),
+                elapsed_ms=draw(st.none() | st.floats(0, 1e6)),
+                tags_before=draw(TAGS),
+                tags_after=draw(TAGS),
+                rows=draw(st.lists(st.integers(1, 10**6), max_size=3)),
+                extra={"ticket": draw(PASSTHROUGH), "status": draw(PASSTHROUGH)},
+                body=body,
+                body_json=sent,
+            )
+        )
+    return out
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(results=result_lists())
+def test_csv_rows_read_back_as_the_results_any_values(tmp_path, results):
+    # The writer builds CSV rows straight from Result, not through the record used
+    # everywhere else; both must agree for any values (quotes, newlines, unicode, NaN).
+    path = tmp_path / "report.csv"
+    write_all(path, results, passthrough=["ticket", "status"])
+    pd.testing.assert_frame_equal(load_report(path), results_frame(results, ["ticket", "status"]))
+
+
+def test_csv_passthrough_cells_of_any_python_type(tmp_path):
+    # DataFrame manifests pass Python values through; CSV keeps their text.
+    values = [1, True, 2.5, float("nan"), None, {"a": 1}, "x"]
+    results = [make_result(i, extra={"ticket": v}) for i, v in enumerate(values)]
+    write_all(tmp_path / "r.csv", results)
+    cells = load_report(tmp_path / "r.csv")["ticket"].tolist()
+    assert cells[:3] == ["1", "True", "2.5"]
+    assert pd.isna(cells[3]) and pd.isna(cells[4])
+    assert cells[5:] == ['{"a":1}', "x"]
+
+
+def test_csv_cells_with_carriage_returns_read_back(tmp_path):
+    # An API error message may hold a bare "\r"; it must neither split nor change the row.
+    results = [make_result(0, error="a\rb", extra={"ticket": "\r"}), make_result(1, error="x\r\ny")]
+    write_all(tmp_path / "r.csv", results)
+    loaded = load_report(tmp_path / "r.csv")
+    assert loaded["error"].tolist() == ["a\rb", "x\r\ny"]
+    assert loaded["ticket"].tolist() == ["\r", "T-1"]
