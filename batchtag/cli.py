@@ -11,6 +11,7 @@ import click
 from batchtag import __version__, planner, summary
 from batchtag.errors import BatchtagError
 from batchtag.logs import redact, setup_logging
+from batchtag.memory import gc_frozen
 from batchtag.options import connection_options, logging_options, manifest_options, scope_options
 from batchtag.runner import ApplyOptions, install_signal_handlers, load, run_apply
 from batchtag.sandbox.cli import sandbox_command
@@ -97,11 +98,18 @@ def apply(manifest, yes, verbose, quiet, log_format, **kwargs):
     if quiet and options.progress is None:
         options.progress = False
     try:
-        outcome = asyncio.run(
-            run_apply(
-                manifest, options, confirm=None if yes else ask, on_engine=install_signal_handlers
+        options.check()
+        plan = load(manifest, options)
+        with gc_frozen():
+            outcome = asyncio.run(
+                run_apply(
+                    manifest,
+                    options,
+                    plan=plan,
+                    confirm=None if yes else ask,
+                    on_engine=install_signal_handlers,
+                )
             )
-        )
     except BatchtagError as error:
         fail(error)
     click.echo(summary.format_summary(outcome.summary))

@@ -126,7 +126,10 @@ class Engine:
         self.interrupted = False
         self._stopping = asyncio.Event()
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(max(options.concurrency * 4, 64))
+        self._window = max(options.concurrency * 4, 64)  # jobs taken from the plan, unfinished
+        self._entries: Iterator[PlanEntry] = iter(())
+        self._exhausted = False
+        self._source_error: BaseException | None = None
         self._parked: dict[asyncio.TimerHandle, Job] = {}
         self._active: dict[asyncio.Task, Job] = {}
         self._pending = 0
@@ -162,36 +165,38 @@ class Engine:
             asyncio.create_task(self._worker(), name=f"batchtag-worker-{i}")
             for i in range(self.options.concurrency)
         ]
-        entries = iter(entries)
-        producer = asyncio.create_task(self._produce(entries))
+        self._entries = iter(entries)
         try:
-            await self._unless_stopped(producer)
-            if producer.done():
-                producer.result()  # the manifest iterator may raise
-                await self._unless_stopped(self._idle.wait())
+            self._refill()
+            await self._unless_stopped(self._idle.wait())
+            if self._source_error is not None:
+                raise self._source_error  # the plan's iterator failed
         except asyncio.CancelledError:
             self.interrupt()  # the caller cancelled us (Ctrl-C in a notebook)
             raise
         finally:
-            producer.cancel()
-            await asyncio.gather(producer, return_exceptions=True)
             await self._shutdown(workers)
-            self._skip_rest(entries)
+            self._skip_rest(self._entries)
 
-    async def _produce(self, entries: Iterator[PlanEntry]) -> None:
-        while True:
-            # Take the slot before the entry, so a cancel here never drops an entry.
-            await self._slots.acquire()
-            entry = next(entries, None)
+    def _refill(self) -> None:
+        """Top the queue up from the plan, up to `_window` unfinished jobs.
+
+        Called at the start and whenever a job finishes, without awaiting anything: no entry
+        can be lost to a cancel half-way, and no task wakes up just to queue one entry."""
+        while self._pending < self._window and not self._exhausted and not self.stopping:
+            try:
+                entry = next(self._entries, None)
+            except Exception as exc:  # re-raised by run()
+                self._source_error = exc
+                entry = None
             if entry is None:
-                self._slots.release()
+                self._exhausted = True
                 break
             job = Job(entry)
             job.queued = True
             self._pending += 1
-            self._idle.clear()
             self._queue.put_nowait(job)
-        if self._pending == 0:
+        if self._pending == 0 and (self._exhausted or self.stopping):
             self._idle.set()
 
     async def _unless_stopped(self, awaitable) -> None:
@@ -407,6 +412,4 @@ class Engine:
         if job.queued:
             job.queued = False
             self._pending -= 1
-            self._slots.release()
-            if self._pending == 0:
-                self._idle.set()
+            self._refill()

@@ -1,5 +1,6 @@
-"""Memory housekeeping for reading large manifests: handing freed memory back to the system
-between the big steps, and no cyclic GC while the plan's objects are made."""
+"""Memory housekeeping for large manifests: handing freed memory back to the system between
+the big steps, no cyclic GC while the plan's objects are made, and none over them while
+the run goes on."""
 
 from __future__ import annotations
 
@@ -42,3 +43,16 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def gc_frozen() -> Iterator[None]:
+    """The objects that exist now (the plan, the imported modules) are left out of cyclic
+    GC inside: collections during the run, set off by request churn, then skip them.
+
+    It acts on the whole process, so only the CLI uses it, never the library API."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, then one combined table of figures against targets.
 
-    python -m benchmarks [throughput|rate|adaptive|validate ...]   # no argument: all
+    python -m benchmarks [throughput|layers|rate|adaptive|validate ...]   # no argument: all
 
 Each section prints its own detailed table as it finishes; the combined table at the end
 has one row per figure, each a ratio against a baseline or target measured in the same run.
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 import time
+
+from benchmarks import harness
 
 Row = tuple[str, str, str, bool]  # figure, measured, target, met
 
@@ -36,6 +38,19 @@ def throughput() -> list[Row]:
         ),
         ("throughput: batchtag / SDK best", f"{r['vs_sdk']:.1f}x", ">= 5x", r["vs_sdk"] >= 5),
     ]
+
+
+def layers() -> list[Row]:
+    from benchmarks import bench_layers as bench
+
+    print(
+        f"== where the CPU goes: batchtag's layers over the minimal loop, in one process,"
+        f" best of {bench.ROUNDS} batches of {bench.BATCH:,}"
+    )
+    result = bench.run()
+    print(bench.table(result))
+    ratio = bench.projection(result)
+    return [("  projected from the layers", f"{ratio:.2f}x", ">= 0.9x", ratio >= 0.9)]
 
 
 def rate() -> list[Row]:
@@ -94,7 +109,13 @@ def combined(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"throughput": throughput, "rate": rate, "adaptive": adaptive, "validate": validate}
+SECTIONS = {
+    "throughput": throughput,
+    "layers": layers,
+    "rate": rate,
+    "adaptive": adaptive,
+    "validate": validate,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -104,6 +125,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
     start = time.perf_counter()
+    harness.compile_bytecode()
     rows: list[Row] = []
     for name, section in SECTIONS.items():
         if name in chosen:

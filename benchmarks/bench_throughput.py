@@ -29,7 +29,7 @@ from benchmarks import harness
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "30000"))  # fewer for a quick look
 CONCURRENCY = 64
-ROUNDS = 2
+ROUNDS = 3
 NO_LIMIT = 1_000_000  # --rate for batchtag: effectively unlimited
 CLIENTS = {
     "loop": "minimal aiohttp loop",

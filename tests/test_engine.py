@@ -281,3 +281,26 @@ def test_read_timeouts_are_retried_a_few_times_then_fail(make_sandbox, tmp_path)
     assert set(report.error_class) == {"Timeout"}
     assert set(report.attempts) == {3}
     assert report.attrs["summary"]["retries"]["transient"] == 6
+
+
+def test_a_failing_plan_iterator_stops_the_run_after_reporting_what_it_took(make_sandbox):
+    sandbox = make_sandbox()
+    ids = sandbox.store.ids()[:30]
+
+    def entries():
+        for sid in ids[:20]:
+            yield PlanEntry(1, 1, sid, tags={"batch": "b"})
+        raise OSError("manifest stream broke")
+
+    results = []
+
+    async def main():
+        async with Client(Settings(sandbox.base_url, API_KEY)) as client:
+            engine = Engine(client, EngineOptions(concurrency=4, rate=1000), results.append)
+            await engine.run(entries())
+
+    with pytest.raises(OSError, match="manifest stream broke"):
+        asyncio.run(main())
+    assert sorted(r.snapshot_id for r in results) == sorted(ids[:20])
+    assert {r.status for r in results} == {"ok"}
+    assert sandbox.stats()["requests"]["PATCH"] == 20

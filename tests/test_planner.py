@@ -4,6 +4,7 @@ back into the same plan (a hypothesis round trip)."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import uuid
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchtag.plan import PlanEntry
+from batchtag.plan import Plan, PlanEntry, SharedDict
 from batchtag.planner import format_summary, read_plan, summarize
 
 SID = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -243,3 +244,47 @@ def test_round_trip(form, kind, tmp_path_factory):
         assert got.form == form
 
     check()
+
+
+def reference_fingerprint(plan: Plan) -> str:
+    """The fingerprint as earlier versions computed it: reports they wrote must resume."""
+    digest = hashlib.sha256()
+    for entry in plan.entries:
+        digest.update(json.dumps(entry.as_json(), sort_keys=True).encode() + b"\n")
+    return digest.hexdigest()[:32]
+
+
+KEY_TEXT = st.text(min_size=1, max_size=8)
+TAG_MAP = st.dictionaries(KEY_TEXT, st.none() | st.text(max_size=8), max_size=3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(
+            st.integers(1, 10**9),
+            st.booleans(),
+            TAG_MAP,
+            st.dictionaries(KEY_TEXT, KEY_TEXT, max_size=2),
+            st.none() | st.text(max_size=8),
+            st.booleans(),
+        ),
+        max_size=6,
+    )
+)
+def test_fingerprint_is_unchanged_from_earlier_versions(specs):
+    shared = SharedDict({"env": "prod", "ünï": None})
+    entries = [
+        PlanEntry(
+            project,
+            1,
+            str(uuid.UUID(int=i)),
+            tags=shared if share else SharedDict(tags),
+            clear=clear,
+            renames=renames,
+            name=name,
+        )
+        for i, (project, clear, tags, renames, name, share) in enumerate(specs)
+    ]
+    plan = Plan(entries)
+    assert plan.fingerprint() == reference_fingerprint(plan)

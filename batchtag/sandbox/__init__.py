@@ -1,7 +1,23 @@
 """A local emulator of the Gcore snapshot API, for the demo, the tests and rehearsals."""
 
-from batchtag.sandbox.app import SandboxConfig, make_app
-from batchtag.sandbox.server import SandboxServer, serve
-from batchtag.sandbox.store import SnapshotStore
+from __future__ import annotations
 
-__all__ = ["SandboxConfig", "SandboxServer", "SnapshotStore", "make_app", "serve"]
+import importlib
+from typing import Any
+
+# Loaded on first use: `batchtag apply` registers the `sandbox` command but should not pay
+# for importing aiohttp.web and the emulator on every run.
+_HOMES = {
+    "SandboxConfig": "app",
+    "make_app": "app",
+    "SandboxServer": "server",
+    "serve": "server",
+    "SnapshotStore": "store",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

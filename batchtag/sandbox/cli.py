@@ -6,9 +6,6 @@ import ipaddress
 
 import click
 
-from batchtag.sandbox.app import SandboxConfig
-from batchtag.sandbox.server import serve
-
 SHARE = click.FloatRange(0.0, 1.0)
 
 
@@ -143,6 +140,9 @@ def sandbox_command(
     """
     if api_key is not None and not api_key.strip():
         raise click.BadParameter("must not be empty", param_hint="--api-key")
+    from batchtag.sandbox.app import SandboxConfig  # imported here: see sandbox/__init__.py
+    from batchtag.sandbox.server import serve
+
     config = SandboxConfig(
         seed=seed,
         snapshots=snapshots,
