@@ -293,7 +293,8 @@ class Engine:
         """One request with the rate-limit loop; other failures raise Park or Final."""
         entry = job.entry
         while True:
-            await self._dispatch_open.wait()
+            if not self._dispatch_open.is_set():  # a breaker pause (checked first: it is rare)
+                await self._dispatch_open.wait()
             await self.limiter.acquire()
             if self.stopping:
                 raise Final(SKIPPED, ApiError(0, "Interrupted", self._stop_message()))
