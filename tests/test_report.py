@@ -423,7 +423,7 @@ def result_lists(draw) -> list[Result]:
 @given(results=result_lists())
 def test_csv_rows_read_back_as_the_results_any_values(tmp_path, results):
     # The writer builds CSV rows straight from Result, not through the record used
-    # everywhere else; both must agree for any values (quotes, newlines, unicode, NaN).
+    # everywhere else; both must agree for any values (quotes, newlines, unicode).
     path = tmp_path / "report.csv"
     write_all(path, results, passthrough=["ticket", "status"])
     pd.testing.assert_frame_equal(load_report(path), results_frame(results, ["ticket", "status"]))
