@@ -2,8 +2,42 @@
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass, field
 from typing import Any
+
+# Who is calling: "python" (the library API, the default) or "cli" (set by the command line).
+# Messages that name an option spell it the caller's way, via `option()`.
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("batchtag_caller", default="python")
+
+
+def option(name: str, value: Any = None) -> str:
+    """Spell an option the way the current caller writes it.
+
+    Parameters
+    ----------
+    name : str
+        The option's Python name, e.g. ``"project_id"`` or ``"overwrite"``.
+    value : Any, optional
+        A value to show with it; ``True`` marks a flag.
+
+    Returns
+    -------
+    str
+        ``--project-id 1`` / ``--overwrite`` on the command line,
+        ``project_id=1`` / ``overwrite=True`` in Python.
+
+    Examples
+    --------
+    >>> option("resume", "run1.csv")
+    "resume='run1.csv'"
+    """
+    if CALLER.get() == "cli":
+        flag = "--" + name.replace("_", "-")
+        return flag if value is None or value is True else f"{flag} {value}"
+    if value is None:
+        return name
+    return f"{name}={value!r}"
 
 
 class BatchtagError(Exception):

@@ -6,15 +6,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-OK, NOOP, NOT_FOUND, FAILED, SKIPPED, PLANNED = (
+OK, NOOP, NOT_FOUND, FAILED, SKIPPED, PLANNED, CONFLICT = (
     "ok",
     "noop",
     "not_found",
     "failed",
     "skipped",
     "planned",
+    "conflict",  # undo: the snapshot changed after the run it would revert; left alone
 )
-STATUSES = (OK, NOOP, NOT_FOUND, FAILED, SKIPPED, PLANNED)
+STATUSES = (OK, NOOP, NOT_FOUND, FAILED, SKIPPED, PLANNED, CONFLICT)
 DONE_STATUSES = frozenset({OK, NOOP})  # a resumed run does not send these again
 
 # One compact encoder for request bodies and report cells (json.dumps with options would
@@ -54,8 +55,11 @@ class Result:
     started_at: str | None = None  # ISO 8601 UTC
     finished_at: str | None = None
     elapsed_ms: float | None = None
-    tags_before: dict[str, str] | None = None
-    tags_after: dict[str, str] | None = None
+    tags_before: dict[str, str] | None = None  # user tags before the write, when read
+    tags_after: dict[str, str] | None = None  # user tags after (from the response)
+    name_before: str | None = None  # the name before the write, when read
+    name_after: str | None = None  # the name after (from the response)
+    ro_tags: dict[str, str] | None = None  # read-only tags (never written, never undone)
     rows: list[int] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # passthrough columns
     body: dict[str, Any] | None = None  # the request body (shown for dry-run rows)
