@@ -3,17 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Quiet installs: no pip version nag, no warnings in `make demo` output.
+PIP := $(BIN)/python -m pip install -qq --disable-pip-version-check
 
 .PHONY: demo test lint sandbox bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[dev,bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m batchtag.demo
+	$(BIN)/python samples/demo.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,19 +1,46 @@
 """batchtag: bulk-edit the tags of Gcore Cloud volume snapshots.
 
-import batchtag
-report = batchtag.apply("manifest.csv", report="out.csv")   # -> DataFrame
-summary = batchtag.validate(df)                             # no network
+>>> import batchtag
+>>> report = batchtag.apply("manifest.csv", report="out.csv")  # doctest: +SKIP
+>>> summary = batchtag.validate(df)  # no network                # doctest: +SKIP
+
+The functions load pandas and aiohttp on first use, so ``import batchtag`` stays cheap.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-__all__ = ["apply", "apply_async", "validate", "__version__"]
+import importlib
+from typing import Any
+
+from batchtag.errors import AbortRun, ApiError, BatchtagError, ManifestError, Problem, UsageError
+
+__version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
+
+# name -> module it lives in, imported on first use
+_LAZY = {
+    "apply": "batchtag.library",
+    "apply_async": "batchtag.library",
+    "validate": "batchtag.library",
+    "ApplyOptions": "batchtag.runner",
+}
+
+__all__ = [
+    *sorted(_LAZY),
+    "AbortRun",
+    "ApiError",
+    "BatchtagError",
+    "ManifestError",
+    "Problem",
+    "UsageError",
+    "__version__",
+]
 
 
-def __getattr__(name: str):
-    # Lazy: `batchtag --version` and the sandbox should not pay for pandas at import.
-    if name in ("apply", "apply_async", "validate"):
-        from batchtag import api
-
-        return getattr(api, name)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'batchtag' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

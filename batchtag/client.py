@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from batchtag.config import Settings
+from batchtag.defaults import default
 from batchtag.errors import ApiError
 
 SNAPSHOTS = "/cloud/v1/snapshots"
@@ -89,9 +90,9 @@ class Client:
         self,
         settings: Settings,
         *,
-        connections: int = 16,
-        timeout: float = 30.0,
-        connect_timeout: float = 10.0,
+        connections: int = default("concurrency"),
+        timeout: float = default("timeout"),
+        connect_timeout: float = default("connect_timeout"),
     ):
         self.settings = settings
         self._connections = connections

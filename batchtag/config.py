@@ -6,9 +6,9 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from batchtag.errors import UsageError
+from batchtag.errors import UsageError, option
 
 DEFAULT_BASE_URL = "https://api.gcore.com"
 ENV_API_KEY = "GCORE_API_KEY"
@@ -27,6 +27,13 @@ class Settings:
 
 
 def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IPs, bracketed IPv6 included (``[::1]``).
+
+    Examples
+    --------
+    >>> is_loopback("[::1]"), is_loopback("127.0.0.2"), is_loopback("example.com")
+    (True, True, False)
+    """
     if host == "localhost":
         return True
     try:
@@ -35,15 +42,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def without_userinfo(url: str) -> str:
+    """`url` with any ``user:password@`` part removed, safe to show in a message."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def check_base_url(base_url: str, *, insecure_http: bool = False) -> str:
-    """Refuse plain http to anything but loopback: the API key would travel in clear."""
+    """Refuse URLs that would leak the key: credentials in the URL, or plain http to
+    anything but loopback (the API key would travel in clear). Never echoes userinfo."""
     parts = urlsplit(base_url)
+    shown = without_userinfo(base_url)
+    if "@" in parts.netloc:
+        raise UsageError(
+            f"base URL must not contain credentials (user:password@), got {shown!r}; "
+            f"give the API key with {option('api_key')} or {ENV_API_KEY}"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"base URL must be http(s)://host[:port], got {base_url!r}")
+        raise UsageError(f"base URL must be http(s)://host[:port], got {shown!r}")
     if parts.scheme == "http" and not is_loopback(parts.hostname) and not insecure_http:
         raise UsageError(
             f"refusing plain http:// to {parts.hostname}: the API key would be sent unencrypted; "
-            "use https:// or pass --insecure-http"
+            f"use https:// or pass {option('insecure_http', True)}"
         )
     return base_url.rstrip("/")
 
@@ -59,5 +81,5 @@ def resolve_settings(
     url = base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL
     key = api_key or env.get(ENV_API_KEY)
     if not key:
-        raise UsageError(f"no API key: set {ENV_API_KEY} or pass --api-key")
+        raise UsageError(f"no API key: set {ENV_API_KEY} or pass {option('api_key')}")
     return Settings(check_base_url(url, insecure_http=insecure_http), key)

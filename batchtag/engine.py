@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchtag.client import Client, tags_dict
+from batchtag.defaults import default
 from batchtag.errors import ApiError
 from batchtag.limiter import RateLimiter
 from batchtag.plan import PlanEntry
@@ -36,10 +37,10 @@ log = logging.getLogger("batchtag.engine")
 
 @dataclass
 class EngineOptions:
-    concurrency: int = 16
-    rate: float = 20.0
-    timeout: float = 30.0  # socket read timeout per request
-    connect_timeout: float = 10.0
+    concurrency: int = default("concurrency")
+    rate: float = default("rate")
+    timeout: float = default("timeout")  # socket read timeout per request
+    connect_timeout: float = default("connect_timeout")
     retry: RetrySettings = field(default_factory=RetrySettings)
     snapshot_deadline: float = 900.0  # no snapshot is retried past this many seconds
     dry_run: bool = False

@@ -1,4 +1,11 @@
-"""Reusable click options, so every command spells them the same way."""
+"""Click options built from the option table (`batchtag.defaults`), so each is defined once.
+
+A command stacks the options it takes by name::
+
+    @click.command()
+    @click_options("report", "dry_run", *MANIFEST_OPTIONS)
+    def my_command(report, dry_run, form, ...): ...
+"""
 
 from __future__ import annotations
 
@@ -6,60 +13,51 @@ from collections.abc import Callable
 
 import click
 
-from batchtag.config import ENV_API_KEY, ENV_BASE_URL
+from batchtag.defaults import MANIFEST_OPTIONS, OPTIONS, Option
+
+_TYPES = {"int": int, "float": float, "str": str}
 
 
-def compose(*decorators: Callable) -> Callable:
-    def apply(func: Callable) -> Callable:
-        for decorator in reversed(decorators):
-            func = decorator(func)
+def click_option(option: Option) -> Callable:
+    """The click decorator for one table entry."""
+    decls = [option.short] if option.short else []
+    kwargs: dict = {"help": option.help}
+    if option.kind == "toggle":
+        decls.append(f"{option.cli_flag}/--no-{option.cli_flag[2:]}")
+        kwargs["default"] = option.default
+    else:
+        decls.append(option.cli_flag)
+        kwargs["default"] = option.default
+        if option.kind == "flag":
+            kwargs["is_flag"] = True
+        elif option.kind == "count":
+            kwargs["count"] = True
+        elif option.kind == "path":
+            kwargs["type"] = click.Path(dir_okay=False)
+        elif option.choices:
+            kwargs["type"] = click.Choice(list(option.choices))
+        else:
+            kwargs["type"] = _TYPES[option.kind]
+        kwargs["show_default"] = option.default not in (None, False, 0)
+    decls.append(option.dest or option.name)
+    if option.envvar:
+        kwargs["envvar"] = option.envvar
+        kwargs["show_envvar"] = False
+    return click.option(*decls, **kwargs)
+
+
+def click_options(*names: str) -> Callable:
+    """Stack the named options on a command, in the order given (first name on top)."""
+
+    def decorate(func: Callable) -> Callable:
+        for name in reversed(names):
+            func = click_option(OPTIONS[name])(func)
         return func
 
-    return apply
+    return decorate
 
 
-scope_options = compose(
-    click.option("--project-id", type=int, help="Project for rows without a project_id column."),
-    click.option("--region-id", type=int, help="Region for rows without a region_id column."),
-)
-
-manifest_options = compose(
-    click.option(
-        "--form",
-        type=click.Choice(["long", "wide", "json"]),
-        help="Manifest form (default: detected from the columns).",
-    ),
-    click.option(
-        "--delete-marker",
-        default="<delete>",
-        show_default=True,
-        help="Wide form: the cell value that deletes a tag.",
-    ),
-)
-
-connection_options = compose(
-    click.option("--base-url", envvar=ENV_BASE_URL, help=f"API base URL [env {ENV_BASE_URL}]."),
-    click.option(
-        "--api-key",
-        envvar=ENV_API_KEY,
-        show_envvar=False,
-        help=f"API key [env {ENV_API_KEY}]; prefer the env var (options show in `ps`).",
-    ),
-    click.option(
-        "--insecure-http",
-        is_flag=True,
-        help="Allow plain http:// to a non-loopback host (sends the key unencrypted).",
-    ),
-)
-
-logging_options = compose(
-    click.option("-v", "--verbose", count=True, help="More logging (-vv for debug)."),
-    click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary."),
-    click.option(
-        "--log-format",
-        type=click.Choice(["text", "json"]),
-        default="text",
-        show_default=True,
-        help="json: one JSON object per log line, for schedulers.",
-    ),
-)
+scope_options = click_options("project_id", "region_id")
+manifest_options = click_options(*MANIFEST_OPTIONS)
+connection_options = click_options("base_url", "api_key", "insecure_http")
+logging_options = click_options("verbose", "quiet", "log_format")

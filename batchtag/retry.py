@@ -20,6 +20,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from batchtag.defaults import default
 from batchtag.errors import ApiError
 
 # Response classes.
@@ -68,9 +69,9 @@ class Policy:
 
 @dataclass(frozen=True)
 class RetrySettings:
-    lock_budget: float = 300.0  # seconds a snapshot may stay locked before it is failed
+    lock_budget: float = default("lock_budget")  # seconds a snapshot may stay locked, then failed
     lock_attempts: int = 60
-    transient_retries: int = 3
+    transient_retries: int = default("retries")
     rate_limit_retries: int = 30
 
     def policies(self) -> dict[str, Policy]:

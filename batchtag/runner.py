@@ -6,14 +6,15 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
 from batchtag.client import Client
-from batchtag.config import Settings, resolve_settings
+from batchtag.config import resolve_settings
 from batchtag.engine import Engine, EngineOptions
-from batchtag.errors import AbortRun, UsageError
+from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
+from batchtag.errors import AbortRun, UsageError, option
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.plan import Plan, PlanEntry
@@ -33,39 +34,35 @@ from batchtag.summary import Summary, write_summary_json
 log = logging.getLogger("batchtag")
 
 
-@dataclass
-class ApplyOptions:
-    report: str | Path | None = None
-    resume: str | Path | None = None
-    dry_run: bool = False
-    concurrency: int = 16
-    rate: float = 20.0
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
-    lock_budget: float = 300.0
-    transient_retries: int = 3
-    check_current: bool = False
-    project_id: int | None = None
-    region_id: int | None = None
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    insecure_http: bool = False
-    form: str | None = None
-    delete_marker: str = "<delete>"
-    max_changes: str | int | None = None  # "N" or "N%"
-    summary_json: str | Path | None = None
-    overwrite: bool = False  # replace an existing report instead of refusing
-    progress: bool | None = False  # None: auto (on a terminal)
+def _check(self: Any) -> None:
+    """Refuse option values that cannot work, naming the option the caller's way."""
+    for name in ("concurrency",):
+        if getattr(self, name) < 1:
+            raise UsageError(f"{option(name)} must be at least 1")
+    for name in ("rate", "timeout", "connect_timeout"):
+        if not getattr(self, name) > 0:
+            raise UsageError(f"{option(name)} must be greater than 0")
+    if self.resume and self.report and Path(self.report) != Path(self.resume):
+        raise UsageError(
+            f"{option('resume')} continues its own report; do not also pass {option('report')}"
+        )
 
-    def check(self) -> None:
-        if self.concurrency < 1:
-            raise UsageError("--concurrency must be at least 1")
-        if not self.rate > 0:
-            raise UsageError("--rate must be greater than 0")
-        if self.timeout <= 0 or self.connect_timeout <= 0:
-            raise UsageError("--timeout must be greater than 0")
-        if self.resume and self.report and Path(self.report) != Path(self.resume):
-            raise UsageError("--resume continues its own report; do not also pass --report")
+
+def _repr(self: Any) -> str:
+    shown = (f"{o.name}={'***' if o.secret else repr(getattr(self, o.name))}" for o in PYTHON_OPTIONS)
+    return f"ApplyOptions({', '.join(shown)})"
+
+
+# One field per Python option of the table, with the table's default (see batchtag.defaults).
+ApplyOptions = make_dataclass(
+    "ApplyOptions",
+    [(o.name, o.annotation, field(default=o.default)) for o in PYTHON_OPTIONS],
+    namespace={"check": _check, "__repr__": _repr, "__module__": __name__},
+    repr=False,
+)
+ApplyOptions.__doc__ = "Options of one apply run.\n\nParameters\n----------\n" + (
+    numpydoc_parameters()
+)
 
 
 @dataclass
@@ -73,6 +70,7 @@ class RunOutcome:
     summary: dict[str, Any]
     report_path: Path
     exit_code: int
+    summary_json_error: str | None = None  # set when --summary-json could not be written
 
 
 def parse_max_changes(value: str | int | None) -> tuple[float, bool] | None:
@@ -84,9 +82,9 @@ def parse_max_changes(value: str | int | None) -> tuple[float, bool] | None:
     try:
         number = float(text.rstrip("%"))
     except ValueError:
-        raise UsageError(f"--max-changes must be N or N%, got {value!r}") from None
+        raise UsageError(f"{option('max_changes')} must be N or N%, got {value!r}") from None
     if number < 0 or (percent and number > 100):
-        raise UsageError(f"--max-changes out of range: {value!r}")
+        raise UsageError(f"{option('max_changes')} out of range: {value!r}")
     return number, percent
 
 
@@ -97,12 +95,16 @@ def needs_network(plan: Plan, options: ApplyOptions) -> bool:
 
 
 def load(source: Any, options: ApplyOptions) -> Plan:
+    """Read and validate the manifest with the options that shape how it is read."""
+    # TODO(integrator): pass empty_deletes unconditionally once read_plan takes it.
+    extra = {"empty_deletes": True} if options.empty_deletes else {}
     return read_plan(
         source,
         form=options.form,
         delete_marker=options.delete_marker,
         project_id=options.project_id,
         region_id=options.region_id,
+        **extra,
     )
 
 
@@ -124,14 +126,16 @@ async def check_max_changes(
     number, percent = limit
     if percent:
         if client is None:
-            raise UsageError("--max-changes N% needs the API to count snapshots (not in dry-run)")
+            raise UsageError(
+                f"{option('max_changes')} N% needs the API to count snapshots (not in dry-run)"
+            )
         allowed = math.floor(await scope_total(client, plan) * number / 100)
     else:
         allowed = int(number)
     if to_send > allowed:
         raise AbortRun(
             f"refusing to start: the plan would change {to_send} snapshots, "
-            f"more than --max-changes {options.max_changes} ({allowed})"
+            f"more than {option('max_changes', options.max_changes)} ({allowed})"
         )
 
 
@@ -142,8 +146,8 @@ def check_report_target(path: Path, plan: Plan, options: ApplyOptions) -> None:
         check_resumable(path, plan.fingerprint())
     elif report_exists(path) and not options.overwrite:
         raise UsageError(
-            f"report {path} already exists; continue it with --resume {path}, "
-            "or pass --overwrite to replace it"
+            f"report {path} already exists; continue it with {option('resume', str(path))}, "
+            f"or pass {option('overwrite', True)} to replace it"
         )
 
 
@@ -159,29 +163,20 @@ async def run_apply(
     confirm: Callable[[int], bool] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
 ) -> RunOutcome:
-    """Validate, guard, send, report. Raises ManifestError/UsageError/AbortRun before sending."""
+    """Validate, guard, send, report. Raises ManifestError/UsageError/AbortRun before sending.
+
+    A summary file that cannot be written at the end does not raise: the outcome's
+    ``summary_json_error`` says why (the caller shows the summary first, then the error).
+    """
     options.check()
     plan = plan if plan is not None else load(source, options)
     report_path = Path(options.resume or options.report or default_report_path())
     check_report_target(report_path, plan, options)
+    if options.summary_json:
+        check_writable(options.summary_json, "summary_json")
     done = done_keys(report_path) if options.resume else set()
     to_send = sum(1 for e in plan.entries if e.key not in done)
-    settings: Settings | None = None
-    if needs_network(plan, options):
-        settings = resolve_settings(
-            options.base_url, options.api_key, insecure_http=options.insecure_http
-        )
-        register_secret(settings.api_key)
-    client = (
-        Client(
-            settings,
-            connections=options.concurrency,
-            timeout=options.timeout,
-            connect_timeout=options.connect_timeout,
-        )
-        if settings
-        else None
-    )
+    client = make_client(plan, options)
     summary = Summary(report_path)
     summary.already_done = len(done)
     async with _maybe(client):
@@ -189,36 +184,96 @@ async def run_apply(
             await check_max_changes(client, plan, to_send, options)
             if confirm is not None and to_send and not confirm(to_send):
                 raise AbortRun("cancelled at the confirmation prompt")
+        run = _Run(client, plan, options, summary, report_path)
+        await run.send(pending_entries(plan, done), to_send, len(done), on_engine)
+    data = summary.as_dict()
+    outcome = RunOutcome(data, report_path, data["exit_code"])
+    if options.summary_json:
+        outcome.summary_json_error = save_summary_json(data, options.summary_json)
+    return outcome
+
+
+def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
+    """The HTTP client when the run needs the network (None for a dry run without reads)."""
+    if not needs_network(plan, options):
+        return None
+    settings = resolve_settings(options.base_url, options.api_key, insecure_http=options.insecure_http)
+    register_secret(settings.api_key)
+    return Client(
+        settings,
+        connections=options.concurrency,
+        timeout=options.timeout,
+        connect_timeout=options.connect_timeout,
+    )
+
+
+def check_writable(path: str | Path, name: str) -> None:
+    """Before anything is sent: refuse an output file that cannot be written (exit 2)."""
+    target = Path(path)
+    existed = target.exists()
+    try:
+        with open(target, "a"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as error:
+        raise UsageError(
+            f"cannot write {option(name, str(path))}: {error.strerror or error}"
+        ) from None
+
+
+def save_summary_json(data: dict[str, Any], path: str | Path) -> str | None:
+    """Write the summary file; return a one-line error instead of raising."""
+    try:
+        write_summary_json(data, path)
+    except OSError as error:
+        return f"summary not written to {path}: {error.strerror or error}"
+    return None
+
+
+@dataclass
+class _Run:
+    client: Client | None
+    plan: Plan
+    options: ApplyOptions
+    summary: Summary
+    report_path: Path
+
+    async def send(
+        self,
+        entries: Iterator[PlanEntry],
+        to_send: int,
+        already_done: int,
+        on_engine: Callable[[Engine], None] | None,
+    ) -> None:
+        """Run the engine over `entries`, recording every result; always closes the report."""
+        options, summary = self.options, self.summary
         writer = ReportWriter(
-            report_path,
-            passthrough=plan.passthrough,
-            fingerprint=plan.fingerprint(),
+            self.report_path,
+            passthrough=self.plan.passthrough,
+            fingerprint=self.plan.fingerprint(),
             resume=bool(options.resume),
         )
         progress = Progress(to_send, enabled=options.progress)
-        engine = _engine(client, options, writer, summary, progress)
+        engine = _engine(self.client, options, writer, summary, progress)
         if on_engine is not None:
             on_engine(engine)
         log.info(
             "%d snapshots to send (%d already done), rate %s/s, concurrency %d, report %s",
             to_send,
-            len(done),
+            already_done,
             options.rate,
             options.concurrency,
-            report_path,
+            self.report_path,
         )
         summary.start()
         try:
-            await engine.run(pending_entries(plan, done))
+            await engine.run(entries)
         finally:
             progress.close()
             writer.close()
             summary.finish()
             _record_engine(summary, engine)
-            if options.summary_json:
-                write_summary_json(summary.as_dict(), options.summary_json)
-    data = summary.as_dict()
-    return RunOutcome(data, report_path, data["exit_code"])
 
 
 def _engine(
@@ -238,9 +293,7 @@ def _engine(
         rate=options.rate,
         timeout=options.timeout,
         connect_timeout=options.connect_timeout,
-        retry=RetrySettings(
-            lock_budget=options.lock_budget, transient_retries=options.transient_retries
-        ),
+        retry=RetrySettings(lock_budget=options.lock_budget, transient_retries=options.retries),
         dry_run=options.dry_run,
         check_current=options.check_current,
     )
@@ -271,11 +324,15 @@ class _maybe:
 
 
 def install_signal_handlers(engine: Engine) -> None:
-    """SIGINT/SIGTERM stop dispatching (CLI only: the main thread's loop)."""
+    """SIGINT/SIGTERM/SIGHUP stop dispatching (CLI only: the main thread's loop).
+
+    SIGHUP (the terminal closed, or a scheduler's stop) is treated like SIGTERM."""
     import signal
 
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
         try:
             loop.add_signal_handler(sig, engine.interrupt)
         except (NotImplementedError, RuntimeError, ValueError):

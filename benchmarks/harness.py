@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from batchtag.demo import sandbox_process
+from samples.demo import sandbox_process
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-key"

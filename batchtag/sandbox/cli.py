@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import click
 
+from batchtag.config import is_loopback
+
 SHARE = click.FloatRange(0.0, 1.0)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:

@@ -1,5 +1,7 @@
 """`make demo`: start the sandbox on a free port, apply the sample manifest, stop the sandbox.
 
+Runs from the repository (`python samples/demo.py`), not from the installed package.
+
 The sandbox runs in its own process and is stopped in every case, apply failing included.
 """
 
@@ -11,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_PROJECT_ID, ENV_REGION_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "snapshots-long.csv"
@@ -41,9 +45,9 @@ def sandbox_process(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
 def main() -> int:
     with sandbox_process() as (proc, url):
         print(f"sandbox running at {url} (pid {proc.pid})")
-        env = dict(os.environ, GCORE_API_KEY="demo-key", GCORE_BASE_URL=url)
-        env.setdefault("GCORE_CLOUD_PROJECT_ID", "1")
-        env.setdefault("GCORE_CLOUD_REGION_ID", "1")
+        env = dict(os.environ, **{ENV_API_KEY: "demo-key", ENV_BASE_URL: url})
+        env.setdefault(ENV_PROJECT_ID, "1")
+        env.setdefault(ENV_REGION_ID, "1")
         command = [sys.executable, "-m", "batchtag", "apply", str(SAMPLE)]
         command += ["--report", str(REPORT), "--yes", "--no-progress", "--overwrite"]
         print("$ batchtag apply", SAMPLE.relative_to(ROOT), "--report", REPORT, flush=True)

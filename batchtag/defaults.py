@@ -1,0 +1,196 @@
+"""Every option of batchtag, with its default and help text, written once.
+
+A plain-Python table (no click, pandas or aiohttp here, so anything may import it cheaply):
+
+- the click options are built from it (`batchtag.options.click_options`),
+- `ApplyOptions` (runner.py) is generated from the entries whose ``python`` is true,
+- the engine, retry and HTTP-client dataclasses take their defaults via `default(name)`,
+- the Python API's signatures and numpydoc docstrings are generated from it.
+
+To add an option: add one `Option(...)` to `OPTIONS`; a command picks it up by naming it in
+its ``@click_options(...)`` call. Only ``python=True`` options reach `ApplyOptions` and the
+Python API; CLI-only switches (``--yes``, ``-v``) say ``python=False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from batchtag.config import ENV_API_KEY, ENV_BASE_URL
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its Python name (the CLI flag is derived: ``dry_run`` -> ``--dry-run``).
+
+    ``kind`` is one of ``str``, ``int``, ``float``, ``path``, ``flag`` (a boolean switch),
+    ``toggle`` (``--x/--no-x``, default None = auto) or ``count`` (``-vv``).
+    """
+
+    name: str
+    default: Any
+    kind: str
+    help: str
+    annotation: str = "Any"
+    choices: tuple[str, ...] | None = None
+    short: str | None = None  # e.g. "-y"
+    dest: str | None = None  # click parameter name when it differs from `name`
+    flag: str | None = None  # CLI spelling when it differs from `--name`
+    envvar: str | None = None
+    secret: bool = False  # never shown in reprs
+    python: bool = True  # part of ApplyOptions and the Python API
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+def _opts(*options: Option) -> dict[str, Option]:
+    return {o.name: o for o in options}
+
+
+OPTIONS: dict[str, Option] = _opts(
+    # -- the report ---------------------------------------------------------------------
+    Option("report", None, "path", "Report path (.csv/.parquet/.jsonl).", "str | Path | None"),
+    Option("resume", None, "path", "Continue this report's run.", "str | Path | None"),
+    Option("overwrite", False, "flag", "Replace an existing report file.", "bool"),
+    Option("dry_run", False, "flag", "Send no writes; report rows are `planned`.", "bool"),
+    Option("summary_json", None, "path", "Also write the summary here.", "str | Path | None"),
+    # -- sending ------------------------------------------------------------------------
+    Option("concurrency", 16, "int", "Requests in flight.", "int"),
+    Option("rate", 20.0, "float", "Requests per second.", "float"),
+    Option("timeout", 30.0, "float", "Socket read timeout per request (s).", "float"),
+    Option("connect_timeout", 10.0, "float", "Connect timeout per request (s).", "float"),
+    Option(
+        "lock_budget",
+        300.0,
+        "float",
+        "Seconds to keep retrying a snapshot locked by a task (409).",
+        "float",
+    ),
+    Option("retries", 3, "int", "Retries for 5xx, timeouts and dropped connections.", "int"),
+    Option(
+        "check_current",
+        False,
+        "flag",
+        "Read each snapshot first and skip writes that change nothing (noop).",
+        "bool",
+    ),
+    Option(
+        "max_changes",
+        None,
+        "str",
+        "Refuse (exit 3) when more than N or N% would change.",
+        "str | int | None",
+    ),
+    Option(
+        "progress",
+        None,
+        "toggle",
+        "Progress bar (default: on a terminal).",
+        "bool | None",
+    ),
+    # -- the manifest -------------------------------------------------------------------
+    Option(
+        "form",
+        None,
+        "str",
+        "Manifest form (default: detected from the columns).",
+        "str | None",
+        choices=("long", "wide", "json"),
+    ),
+    Option(
+        "delete_marker",
+        "<delete>",
+        "str",
+        "Wide form: the cell value that deletes a tag.",
+        "str",
+    ),
+    Option(
+        "empty_deletes",
+        False,
+        "flag",
+        "Wide form: an empty cell deletes that tag (for edited exports).",
+        "bool",
+    ),
+    Option(
+        "project_id", None, "int", "Project for rows without a project_id column.", "int | None"
+    ),
+    Option("region_id", None, "int", "Region for rows without a region_id column.", "int | None"),
+    # -- the connection -----------------------------------------------------------------
+    Option(
+        "base_url",
+        None,
+        "str",
+        f"API base URL [env {ENV_BASE_URL}].",
+        "str | None",
+        envvar=ENV_BASE_URL,
+    ),
+    Option(
+        "api_key",
+        None,
+        "str",
+        f"API key [env {ENV_API_KEY}]; prefer the env var (options show in `ps`).",
+        "str | None",
+        envvar=ENV_API_KEY,
+        secret=True,
+    ),
+    Option(
+        "insecure_http",
+        False,
+        "flag",
+        "Allow plain http:// to a non-loopback host (sends the key unencrypted).",
+        "bool",
+    ),
+    # -- command line only --------------------------------------------------------------
+    Option("yes", False, "flag", "Do not ask for confirmation.", short="-y", python=False),
+    Option("verbose", 0, "count", "More logging (-vv for debug).", short="-v", python=False),
+    Option("quiet", False, "flag", "Only errors and the summary.", short="-q", python=False),
+    Option(
+        "log_format",
+        "text",
+        "str",
+        "json: one JSON object per log line, for schedulers.",
+        choices=("text", "json"),
+        python=False,
+    ),
+    Option("as_json", False, "flag", "Print the summary as JSON.", flag="--json", python=False),
+)
+
+# The options a Python caller (and `ApplyOptions`) has, in table order.
+PYTHON_OPTIONS: tuple[Option, ...] = tuple(o for o in OPTIONS.values() if o.python)
+
+# Options that only shape how a manifest is read (what `validate` accepts).
+MANIFEST_OPTIONS = ("form", "delete_marker", "empty_deletes", "project_id", "region_id")
+
+
+def default(name: str) -> Any:
+    """The default of option `name`, for dataclasses outside this module.
+
+    Parameters
+    ----------
+    name : str
+        The option's Python name.
+
+    Returns
+    -------
+    Any
+        Its default value.
+
+    Examples
+    --------
+    >>> default("concurrency")
+    16
+    """
+    return OPTIONS[name].default
+
+
+def numpydoc_parameters(names: tuple[str, ...] | None = None) -> str:
+    """A numpydoc ``Parameters`` body for the given options (default: every Python one)."""
+    chosen = PYTHON_OPTIONS if names is None else tuple(OPTIONS[n] for n in names)
+    lines = []
+    for o in chosen:
+        lines.append(f"{o.name} : {o.annotation}, default {o.default!r}")
+        lines.append(f"    {o.help} (CLI: ``{o.cli_flag}``)")
+    return "\n".join(lines)
