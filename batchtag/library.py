@@ -139,7 +139,9 @@ def _signature(names: tuple[str, ...], returns: Any) -> inspect.Signature:
     manifest = inspect.Parameter("manifest", inspect.Parameter.POSITIONAL_ONLY, annotation=Any)
     keywords = [
         inspect.Parameter(
-            n, inspect.Parameter.KEYWORD_ONLY, default=OPTIONS[n].default,
+            n,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=OPTIONS[n].default,
             annotation=OPTIONS[n].annotation,
         )
         for n in names
@@ -163,7 +165,9 @@ _APPLY_EXAMPLE = """>>> report = batchtag.apply("snapshots.csv", report="run1.cs
 ...                         region_id=1)  # doctest: +SKIP
 >>> report.attrs["summary"]["exit_code"]  # doctest: +SKIP
 0"""
-_RETURNS = "DataFrame\n    The report, one row per snapshot; ``.attrs['summary']`` holds the summary."
+_RETURNS = (
+    "DataFrame\n    The report, one row per snapshot; ``.attrs['summary']`` holds the summary."
+)
 _document(
     apply,
     "Apply a manifest and return the report. Works inside a running event loop (Jupyter).",

@@ -12,8 +12,8 @@ from typing import Any
 
 from batchtag.client import Client
 from batchtag.config import resolve_settings
-from batchtag.engine import Engine, EngineOptions
 from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
+from batchtag.engine import Engine, EngineOptions
 from batchtag.errors import AbortRun, UsageError, option
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
@@ -49,7 +49,9 @@ def _check(self: Any) -> None:
 
 
 def _repr(self: Any) -> str:
-    shown = (f"{o.name}={'***' if o.secret else repr(getattr(self, o.name))}" for o in PYTHON_OPTIONS)
+    shown = (
+        f"{o.name}={'***' if o.secret else repr(getattr(self, o.name))}" for o in PYTHON_OPTIONS
+    )
     return f"ApplyOptions({', '.join(shown)})"
 
 
@@ -197,7 +199,9 @@ def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
     """The HTTP client when the run needs the network (None for a dry run without reads)."""
     if not needs_network(plan, options):
         return None
-    settings = resolve_settings(options.base_url, options.api_key, insecure_http=options.insecure_http)
+    settings = resolve_settings(
+        options.base_url, options.api_key, insecure_http=options.insecure_http
+    )
     register_secret(settings.api_key)
     return Client(
         settings,
@@ -210,8 +214,9 @@ def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
 def check_writable(path: str | Path, name: str) -> None:
     """Before anything is sent: refuse an output file that cannot be written (exit 2)."""
     target = Path(path)
-    existed = target.exists()
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        existed = target.exists()
         with open(target, "a"):
             pass
         if not existed:

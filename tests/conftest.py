@@ -29,3 +29,11 @@ def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
     yield make
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox() -> Iterator[SandboxServer]:
+    """One default sandbox for a whole test module (for tests that only read, or count
+    requests relative to a starting figure)."""
+    with SandboxServer(SandboxConfig()) as server:
+        yield server

@@ -4,12 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from click.testing import CliRunner, Result
+
+from batchtag.cli import main
 from batchtag.client import Client, tags_dict
-from batchtag.config import Settings
+from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_PROJECT_ID, ENV_REGION_ID, Settings
 
 API_KEY = "test-key-Zq9$secret"
+SID = "aaaaaaaa-0000-4000-8000-000000000001"  # a valid snapshot id no sandbox holds
+SID2 = "aaaaaaaa-0000-4000-8000-000000000002"
+NO_ENV: dict[str, str] = {}  # pass as `env=` so no GCORE_* variable of the caller leaks in
+
+
+def invoke(args: list[str], sandbox, **env: str) -> Result:
+    """Run the CLI in-process against `sandbox` (its URL, key and scope in the env)."""
+    return CliRunner().invoke(main, args, env={**env_for(sandbox), **env}, catch_exceptions=False)
+
+
+def patches(sandbox) -> int:
+    """PATCH requests the sandbox has received so far."""
+    return sandbox.stats()["requests"].get("PATCH", 0)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    """Poll `condition` until true; fail after `timeout` seconds (a deadline, not a sleep-assert)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
 
 
 def write_long_csv(path: Path, rows: list[dict]) -> Path:
@@ -41,8 +68,8 @@ def fetch_tags(base_url: str, snapshot_id: str) -> dict[str, str]:
 
 def env_for(sandbox) -> dict[str, str]:
     return {
-        "GCORE_API_KEY": API_KEY,
-        "GCORE_BASE_URL": sandbox.base_url,
-        "GCORE_CLOUD_PROJECT_ID": "1",
-        "GCORE_CLOUD_REGION_ID": "1",
+        ENV_API_KEY: API_KEY,
+        ENV_BASE_URL: sandbox.base_url,
+        ENV_PROJECT_ID: "1",
+        ENV_REGION_ID: "1",
     }

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-from helpers import env_for, fetch, set_rows, write_long_csv
+from helpers import fetch, invoke, set_rows, write_long_csv
 
 import batchtag
 from batchtag.cli import main
@@ -16,11 +16,6 @@ from batchtag.planner import read_plan
 from batchtag.report import load_report
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "snapshots-long.csv"
-
-
-def invoke(args, sandbox, **env):
-    runner = CliRunner()
-    return runner.invoke(main, args, env={**env_for(sandbox), **env}, catch_exceptions=False)
 
 
 def test_version():
