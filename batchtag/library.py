@@ -32,7 +32,7 @@ def make_options(options: dict[str, Any], allowed: tuple[str, ...], func: str) -
     if unknown:
         hints = []
         for name in unknown:
-            close = difflib.get_close_matches(name, allowed, n=2)
+            close = difflib.get_close_matches(name, allowed, n=2, cutoff=0.5)
             hints.append(f"{name!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
         raise OptionError(
             f"{func}() got unexpected keyword argument(s) {', '.join(hints)}; "

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import inspect
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from helpers import fetch, invoke, set_rows, write_long_csv
 
@@ -81,3 +86,99 @@ def test_missing_key_is_a_usage_error(sandbox, tmp_path):
     assert result.exit_code == 2
     assert "GCORE_API_KEY" in result.output
     assert sandbox.stats()["total_requests"] == 0
+
+
+# -- start-up, the option table, the command layout -----------------------------------------
+
+HEAVY = ("pandas", "pyarrow", "aiohttp")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["sandbox", "--help"]])
+def test_help_and_version_import_nothing_heavy(args):
+    probe = (
+        "import sys; from batchtag.cli import main\n"
+        f"try: main({args!r})\n"
+        "except SystemExit: pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_command_has_an_example_and_loads_lazily():
+    from batchtag.cli import COMMANDS
+
+    for name in COMMANDS:
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0 and "Example:" in result.output, name
+
+
+def test_the_option_table_drives_cli_library_and_engine_defaults():
+    from batchtag.client import Client
+    from batchtag.defaults import OPTIONS, PYTHON_OPTIONS
+    from batchtag.engine import EngineOptions
+    from batchtag.retry import RetrySettings
+    from batchtag.runner import ApplyOptions
+
+    assert [f.name for f in dataclasses.fields(ApplyOptions)] == [o.name for o in PYTHON_OPTIONS]
+    assert ApplyOptions() == ApplyOptions(**{o.name: o.default for o in PYTHON_OPTIONS})
+    engine, retry = EngineOptions(), RetrySettings()
+    assert (engine.concurrency, engine.rate) == (
+        OPTIONS["concurrency"].default,
+        OPTIONS["rate"].default,
+    )
+    assert retry.transient_retries == OPTIONS["retries"].default
+    assert inspect.signature(Client).parameters["timeout"].default == OPTIONS["timeout"].default
+    params = {p.name: p for p in main.get_command(None, "apply").params}
+    for option in PYTHON_OPTIONS:
+        assert params[option.name].default == option.default, option.name
+    assert "api_key=***" in repr(ApplyOptions(api_key="sk-hidden")) and "sk-hidden" not in repr(
+        ApplyOptions(api_key="sk-hidden")
+    )
+
+
+# -- hostile input: URLs with credentials, unwritable summary files --------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["http://u:hunter2-pw@127.0.0.1:1", "ftp://u:hunter2-pw@h", "https://tok3n-pw@h"]
+)
+def test_base_urls_with_credentials_are_refused_without_echoing_them(sandbox, tmp_path, url):
+    manifest = write_long_csv(tmp_path / "m.csv", set_rows(sandbox.store.ids()[:1]))
+    result = invoke(
+        ["apply", str(manifest), "--report", str(tmp_path / "r.csv")], sandbox, GCORE_BASE_URL=url
+    )
+    assert result.exit_code == 2, result.output
+    assert "must not contain credentials" in result.output
+    assert "hunter2" not in result.output and "tok3n" not in result.output
+    assert sandbox.stats()["total_requests"] == 0 and not (tmp_path / "r.csv").exists()
+
+
+def test_an_unwritable_summary_file_is_refused_before_sending(sandbox, tmp_path):
+    manifest = write_long_csv(tmp_path / "m.csv", set_rows(sandbox.store.ids()[:2]))
+    args = ["apply", str(manifest), "--report", str(tmp_path / "r.csv")]
+    target = manifest / "summary.json"  # its parent is a file
+    result = invoke([*args, "--summary-json", str(target)], sandbox)
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"error: cannot write --summary-json {target}: ")
+    assert sandbox.stats()["total_requests"] == 0
+
+
+def test_a_summary_file_failing_at_the_end_prints_the_summary_first(sandbox, tmp_path, monkeypatch):
+    def disk_full(data, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("batchtag.runner.write_summary_json", disk_full)
+    manifest = write_long_csv(tmp_path / "m.csv", set_rows(sandbox.store.ids()[:2]))
+    args = ["apply", str(manifest), "--report", str(tmp_path / "r.csv")]
+    result = invoke([*args, "--summary-json", str(tmp_path / "s.json")], sandbox)
+    assert result.exit_code == 3  # documented: the run was fine, its summary file was not
+    assert "Traceback" not in result.output
+    assert result.stderr.strip() == (
+        f"error: summary not written to {tmp_path / 's.json'}: No space left on device"
+    )
+    assert "ok" in result.stdout.split("report:")[0]  # the summary came out on stdout
+    assert set(load_report(tmp_path / "r.csv").status) == {"ok"}

@@ -101,7 +101,7 @@ def test_dropped_connection_becomes_transport_error(make_sandbox):
 def test_plain_http_only_to_loopback():
     assert check_base_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
     assert check_base_url("http://localhost:1") == "http://localhost:1"
-    with pytest.raises(UsageError, match="insecure-http"):
+    with pytest.raises(UsageError, match="insecure.http"):
         check_base_url("http://api.example.com")
     assert check_base_url("http://api.example.com", insecure_http=True)
     assert check_base_url("https://api.gcore.com")

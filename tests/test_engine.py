@@ -100,7 +100,7 @@ def test_rate_limited_runs_slow_down_and_finish(make_sandbox, tmp_path, retry_af
 def test_transient_5xx_are_retried(make_sandbox, tmp_path):
     sandbox = make_sandbox(error_rate=0.25, seed=3)
     ids = sandbox.store.ids()[:40]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), transient_retries=8)
+    report = run_apply(sandbox, tmp_path, set_rows(ids), retries=8)
     assert set(report.status) == {"ok"}
     stats = sandbox.stats()["responses"]
     assert sum(stats.get(code, 0) for code in ("500", "502", "503")) > 0
@@ -110,7 +110,7 @@ def test_transient_5xx_are_retried(make_sandbox, tmp_path):
 def test_dropped_connections_are_retried(make_sandbox, tmp_path):
     sandbox = make_sandbox(drop_rate=0.2, seed=5)
     ids = sandbox.store.ids()[:30]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), transient_retries=8)
+    report = run_apply(sandbox, tmp_path, set_rows(ids), retries=8)
     assert set(report.status) == {"ok"}
     assert report.attrs["summary"]["retries"]["transient"] > 0
     assert all(fetch_tags(sandbox.base_url, sid)["batch"] == "one" for sid in ids)
@@ -182,7 +182,7 @@ def test_breaker_aborts_a_retry_storm(make_sandbox):
 def test_no_snapshot_ever_has_two_requests_in_flight(make_sandbox, tmp_path):
     sandbox = make_sandbox(lock_rate=0.3, lock_ms=100, error_rate=0.1, latency_ms=5)
     ids = sandbox.store.ids()[:60]
-    first = run_apply(sandbox, tmp_path, set_rows(ids), concurrency=32, transient_retries=8)
+    first = run_apply(sandbox, tmp_path, set_rows(ids), concurrency=32, retries=8)
     # renames read the snapshot first: a GET and a PATCH per snapshot, never overlapping
     renames = [
         {"snapshot_id": sid, "op": "rename", "key": "batch", "value": "batch2"} for sid in ids[:20]
@@ -193,7 +193,7 @@ def test_no_snapshot_ever_has_two_requests_in_flight(make_sandbox, tmp_path):
         tmp_path,
         renames + set_rows(ids[20:], "other", "x"),
         concurrency=32,
-        transient_retries=8,
+        retries=8,
     )
     assert set(first.status) == set(second.status) == {"ok"}
     assert sandbox.stats()["max_inflight_per_snapshot"] == 1
@@ -276,7 +276,7 @@ def test_ctrl_c_in_a_notebook_interrupts_the_run_and_resume_finishes(make_sandbo
 def test_read_timeouts_are_retried_a_few_times_then_fail(make_sandbox, tmp_path):
     sandbox = make_sandbox(latency_ms=1000)  # every answer takes 0.5-1.5 s
     ids = sandbox.store.ids()[:3]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), timeout=0.2, transient_retries=2)
+    report = run_apply(sandbox, tmp_path, set_rows(ids), timeout=0.2, retries=2)
     assert set(report.status) == {"failed"}
     assert set(report.error_class) == {"Timeout"}
     assert set(report.attempts) == {3}

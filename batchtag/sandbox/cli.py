@@ -128,6 +128,11 @@ def sandbox_command(
 
     Serves list, get and PATCH of /cloud/v1/snapshots/{project_id}/{region_id}, plus
     GET /_sandbox/stats and POST /_sandbox/reset. Stop it with Ctrl-C.
+
+    \b
+    Example:
+        batchtag sandbox --port 8080 --snapshots 500 --lock-rate 0.1 --error-rate 0.05
+        GCORE_BASE_URL=http://127.0.0.1:8080 GCORE_API_KEY=any batchtag apply m.csv
     """
     if api_key is not None and not api_key.strip():
         raise click.BadParameter("must not be empty", param_hint="--api-key")
