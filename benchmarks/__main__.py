@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, then one combined table of figures against targets.
 
-    python -m benchmarks [throughput|layers|rate|adaptive|validate ...]   # no argument: all
+    python -m benchmarks [throughput|layers|rate|adaptive|validate|startup ...]   # no argument: all
 
 Each section prints its own detailed table as it finishes; the combined table at the end
 has one row per figure, each a ratio against a baseline or target measured in the same run.
@@ -102,6 +102,23 @@ def validate() -> list[Row]:
     return out
 
 
+def startup() -> list[Row]:
+    from benchmarks import bench_startup as bench
+
+    print(f"== start-up: whole process, best of {bench.ROUNDS}, bytecode compiled")
+    results = bench.run()
+    print(bench.table(results))
+    return [
+        (
+            f"start-up: {name}",
+            f"{results[name]:.3f} s",
+            f"<= {bench.TARGET_S} s",
+            results[name] <= bench.TARGET_S,
+        )
+        for name in bench.COMMANDS
+    ]
+
+
 def combined(rows: list[Row]) -> str:
     lines = [f"{'figure':48} {'measured':>16} {'target':>18}  result"]
     for name, measured, target, ok in rows:
@@ -115,6 +132,7 @@ SECTIONS = {
     "rate": rate,
     "adaptive": adaptive,
     "validate": validate,
+    "startup": startup,
 }
 
 

@@ -152,7 +152,7 @@ def run() -> dict:
             per_request = asyncio.run(measure_layers(sandbox.url, ids, folder))
         startup = {
             "loop": import_seconds("import aiohttp"),
-            "batchtag": import_seconds("import batchtag.cli"),
+            "batchtag": import_seconds("import batchtag.cli.apply, batchtag.runner"),
             "plan": plan_seconds(REQUESTS, folder),
         }
     return {"per_request": per_request, "startup": startup, "aiohttp": aiohttp.__version__}
