@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from helpers import env_for, invoke, patches, set_rows, wait_until, write_long_csv
 
 from batchtag.cli import main
+from batchtag.config import ENV_API_KEY, ENV_BASE_URL
 from batchtag.report import load_report
 
 apply_module = importlib.import_module("batchtag.cli.apply")
@@ -315,7 +316,7 @@ def run_with_secret(sandbox, tmp_path, name, ids, *extra):
     summary_path = tmp_path / f"{name}.summary.json"
     args = ["-m", "batchtag", "apply", str(manifest), "--report", str(report_path)]
     args += ["--summary-json", str(summary_path), "--retries", "1", "-vv", *extra]
-    env = {**os.environ, **env_for(sandbox), "GCORE_API_KEY": SECRET}
+    env = {**os.environ, **env_for(sandbox), ENV_API_KEY: SECRET}
     proc = subprocess.run(
         [sys.executable, *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -345,7 +346,7 @@ def test_the_key_never_appears_in_output_logs_report_or_summary(make_sandbox, tm
 
 def test_plain_http_to_a_remote_host_is_refused(tmp_path):
     manifest = manifest_for(tmp_path, ["2a698d8b-9d9a-40eb-981c-120fc2cf11b4"])
-    env = {"GCORE_API_KEY": SECRET, "GCORE_BASE_URL": "http://api.example.com"}
+    env = {ENV_API_KEY: SECRET, ENV_BASE_URL: "http://api.example.com"}
     args = ["apply", str(manifest), "--report", str(tmp_path / "r.csv"), "--project-id", "1"]
     result = CliRunner().invoke(main, [*args, "--region-id", "1"], env=env)
     assert result.exit_code == 2 and "--insecure-http" in result.output
