@@ -8,8 +8,11 @@ A plain-Python table (no click, pandas or aiohttp here, so anything may import i
 - the Python API's signatures and numpydoc docstrings are generated from it.
 
 To add an option: add one `Option(...)` to `OPTIONS`; a command picks it up by naming it in
-its ``@click_options(...)`` call. Only ``python=True`` options reach `ApplyOptions` and the
-Python API; CLI-only switches (``--yes``, ``-v``) say ``python=False``.
+its ``@click_options(...)`` call (``batchtag.options``). Only ``python=True`` options reach
+`ApplyOptions` and the apply API; CLI-only switches (``--yes``, ``-v``) say ``python=False``.
+A command with options of its own (export's ``--where``, plan's ``--detailed-exitcode``)
+adds them here too, with ``python=False`` unless they belong to an apply run; its Python
+function can reuse `numpydoc_parameters(names)` for its docstring.
 """
 
 from __future__ import annotations
@@ -161,8 +164,13 @@ OPTIONS: dict[str, Option] = _opts(
 # The options a Python caller (and `ApplyOptions`) has, in table order.
 PYTHON_OPTIONS: tuple[Option, ...] = tuple(o for o in OPTIONS.values() if o.python)
 
-# Options that only shape how a manifest is read (what `validate` accepts).
-MANIFEST_OPTIONS = ("form", "delete_marker", "empty_deletes", "project_id", "region_id")
+# Named groups, for commands to stack: how a manifest is read, its default scope, the
+# connection, logging. MANIFEST_OPTIONS is what `validate` accepts.
+FORM_OPTIONS = ("form", "delete_marker", "empty_deletes")
+SCOPE_OPTIONS = ("project_id", "region_id")
+MANIFEST_OPTIONS = FORM_OPTIONS + SCOPE_OPTIONS
+CONNECTION_OPTIONS = ("base_url", "api_key", "insecure_http")
+LOGGING_OPTIONS = ("verbose", "quiet", "log_format")
 
 
 def default(name: str) -> Any:

@@ -13,7 +13,14 @@ from collections.abc import Callable
 
 import click
 
-from batchtag.defaults import MANIFEST_OPTIONS, OPTIONS, Option
+from batchtag.defaults import (
+    CONNECTION_OPTIONS,
+    FORM_OPTIONS,
+    LOGGING_OPTIONS,
+    OPTIONS,
+    SCOPE_OPTIONS,
+    Option,
+)
 
 _TYPES = {"int": int, "float": float, "str": str}
 
@@ -57,7 +64,8 @@ def click_options(*names: str) -> Callable:
     return decorate
 
 
-scope_options = click_options("project_id", "region_id")
-manifest_options = click_options(*MANIFEST_OPTIONS)
-connection_options = click_options("base_url", "api_key", "insecure_http")
-logging_options = click_options("verbose", "quiet", "log_format")
+# Ready-made stacks of the table's groups (they do not overlap).
+manifest_options = click_options(*FORM_OPTIONS)
+scope_options = click_options(*SCOPE_OPTIONS)
+connection_options = click_options(*CONNECTION_OPTIONS)
+logging_options = click_options(*LOGGING_OPTIONS)

@@ -7,7 +7,7 @@ import sys
 import click
 
 from batchtag.cli.common import fail
-from batchtag.defaults import PYTHON_OPTIONS
+from batchtag.defaults import LOGGING_OPTIONS, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
 
@@ -17,7 +17,7 @@ SUMMARY_FILE_FAILED = 3  # exit code when the run went fine but --summary-json f
 
 @click.command()
 @click.argument("manifest")
-@click_options(*(o.name for o in PYTHON_OPTIONS), "yes", "verbose", "quiet", "log_format")
+@click_options(*(o.name for o in PYTHON_OPTIONS), "yes", *LOGGING_OPTIONS)
 def apply(manifest: str, yes: bool, verbose: int, quiet: bool, log_format: str, **kwargs) -> None:
     """Apply MANIFEST to the API and write a per-snapshot report.
 
