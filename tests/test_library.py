@@ -90,3 +90,27 @@ def test_bad_option_values_name_the_python_parameter(tmp_path):
         batchtag.apply(manifest, connect_timeout=0)
     with pytest.raises(batchtag.UsageError, match=r"max_changes must be N or N%"):
         batchtag.apply(manifest, max_changes="lots", project_id=1, region_id=1, api_key="k")
+
+
+def test_credentials_in_a_base_url_are_refused_and_never_echoed(tmp_path):
+    manifest = write_long_csv(
+        tmp_path / "m.csv", set_rows(["2a698d8b-9d9a-40eb-981c-120fc2cf11b4"])
+    )
+    for url in ["http://u:hunter2-pw@127.0.0.1:1", "ftp://u:hunter2-pw@h"]:
+        with pytest.raises(batchtag.UsageError, match="must not contain credentials") as caught:
+            batchtag.apply(manifest, base_url=url, api_key="k", project_id=1, region_id=1)
+        assert "hunter2" not in str(caught.value) and "api_key" in str(caught.value)
+
+
+def test_the_cli_spelling_does_not_leak_into_later_python_calls(tmp_path):
+    from click.testing import CliRunner
+
+    from batchtag.cli import main
+
+    manifest = write_long_csv(
+        tmp_path / "m.csv", set_rows(["2a698d8b-9d9a-40eb-981c-120fc2cf11b4"])
+    )
+    cli = CliRunner().invoke(main, ["apply", str(manifest), "--concurrency", "0"])
+    assert cli.exit_code == 2 and "--concurrency must be at least 1" in cli.output
+    with pytest.raises(batchtag.UsageError, match="^concurrency must be at least 1$"):
+        batchtag.apply(manifest, concurrency=0)
