@@ -21,8 +21,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check batchtag tests benchmarks
-	$(BIN)/ruff format --check batchtag tests benchmarks
+	$(BIN)/ruff check batchtag tests benchmarks samples
+	$(BIN)/ruff format --check batchtag tests benchmarks samples
 
 sandbox: $(STAMP)
 	$(BIN)/batchtag sandbox --port 8080
