@@ -86,14 +86,13 @@ def format_summary(summary: Mapping[str, Any], *, color: bool = False) -> str:
     """
     counts = summary["verdicts"]
     parts = [f"{counts[v]} {word}" for v, word in VERDICT_WORDS.items() if counts.get(v)]
-    writes = summary["writes"]
-    head = f"Plan: {', '.join(parts) or 'nothing'} ({summary['snapshots']} snapshots, "
-    head += f"{writes} write{'' if writes == 1 else 's'})"
+    counted = f"{_count(summary['snapshots'], 'snapshot')}, {_count(summary['writes'], 'write')}"
+    head = f"Plan: {', '.join(parts) or 'nothing'} ({counted})"
     lines = [_style(head, bold=True, color=color)]
     if summary.get("names"):
-        lines.append(f"  {summary['names']} snapshots renamed")
+        lines.append(f"  {_count(summary['names'], 'snapshot')} renamed")
     if summary.get("read_only"):
-        text = f"  {summary['read_only']} writes to read-only tags (the API ignores them)"
+        text = f"  {_count(summary['read_only'], 'write')} to read-only tags (the API ignores them)"
         lines.append(_style(text, fg=COLOURS[READ_ONLY], color=color))
     keys = summary.get("keys") or {}
     width = max((len(k) for k in list(keys)[:KEYS_SHOWN]), default=0)
@@ -165,6 +164,10 @@ def _format_line(row: Mapping[str, Any], color: bool) -> str:
         wanted = "removal" if row["new"] is None else row["new"]
         text = f"! {key}: read-only, not written (wanted {wanted})"
     return _style(text, fg=COLOURS[change], color=color)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _style(text: str, *, color: bool, **styles: Any) -> str:
