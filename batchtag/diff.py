@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from batchtag.client import read_only_keys, tags_dict
-from batchtag.plan import PlanEntry
+from batchtag.plan import Plan, PlanEntry
 
 CHANGE, NOOP, NOT_FOUND, LOCKED = "change", "noop", "not_found", "locked"
 VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED)
@@ -318,3 +318,30 @@ def diff_frame(
     for entry, snapshot in pairs:
         collector.add(entry, snapshot)
     return collector.frame()
+
+
+def diff_plan(
+    plan: Plan,
+    current: Mapping[tuple[int, int, str], Mapping[str, Any] | None],
+    *,
+    include_noop: bool = False,
+) -> pd.DataFrame:
+    """`diff_frame` of a whole plan against the snapshots the state reader returned.
+
+    Parameters
+    ----------
+    plan : Plan
+        The planned manifest; its passthrough columns are carried into the rows.
+    current : Mapping
+        (project_id, region_id, snapshot_id) → current snapshot JSON; a snapshot that is
+        missing (or None) is `not_found`.
+    include_noop : bool
+        Give `noop` snapshots a row too.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As `diff_frame`.
+    """
+    pairs = ((entry, current.get(entry.key)) for entry in plan.entries)
+    return diff_frame(pairs, plan.passthrough, include_noop=include_noop)

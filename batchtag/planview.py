@@ -94,7 +94,7 @@ def format_summary(summary: Mapping[str, Any], *, color: bool = False) -> str:
     if summary.get("read_only"):
         text = f"  {_count(summary['read_only'], 'write')} to read-only tags (the API ignores them)"
         lines.append(_style(text, fg=COLOURS[READ_ONLY], color=color))
-    keys = summary.get("keys") or {}
+    keys = dict(sorted((summary.get("keys") or {}).items(), key=_most_touched))
     width = max((len(k) for k in list(keys)[:KEYS_SHOWN]), default=0)
     for key, by_change in list(keys.items())[:KEYS_SHOWN]:
         cells = [
@@ -164,6 +164,12 @@ def _format_line(row: Mapping[str, Any], color: bool) -> str:
         wanted = "removal" if row["new"] is None else row["new"]
         text = f"! {key}: read-only, not written (wanted {wanted})"
     return _style(text, fg=COLOURS[change], color=color)
+
+
+def _most_touched(item: tuple[str, Mapping[str, int]]) -> tuple[int, str]:
+    """Sort keys by how many snapshots they change in, most first, then by name."""
+    key, by_change = item
+    return (-sum(by_change.values()), key)
 
 
 def _count(n: int, noun: str) -> str:

@@ -20,8 +20,9 @@ from batchtag.diff import (
     REMOVE,
     diff_entry,
     diff_frame,
+    diff_plan,
 )
-from batchtag.plan import PlanEntry
+from batchtag.plan import Plan, PlanEntry
 from batchtag.planview import EXIT_CHANGES, plan_exit_code, print_plan, render_plan
 from batchtag.sandbox.store import Snapshot, SnapshotStore
 from batchtag.summary import EXIT_FAILED, EXIT_OK
@@ -228,3 +229,20 @@ def test_noop_rows_only_when_asked(include_noop):
     snap = snapshot({"env": "x"}).to_json()
     frame = diff_frame([(PlanEntry(1, 1, SID, tags={"env": "x"}), snap)], include_noop=include_noop)
     assert frame["verdict"].tolist() == ([NOOP] if include_noop else [])
+
+
+def test_diff_plan_looks_snapshots_up_by_key_and_keys_print_most_touched_first():
+    plan = Plan([PlanEntry(1, 1, SID, tags={"b": "1"}), PlanEntry(1, 2, SID, tags={"a": "1"})])
+    both = {(1, 1, SID): snapshot({"a": "0"}).to_json(), (1, 2, SID): snapshot({}).to_json()}
+    frame = diff_plan(plan, both)
+    assert frame[["region_id", "key", "change"]].values.tolist() == [
+        [1, "b", "add"],
+        [2, "a", "add"],
+    ]
+    missing = diff_plan(plan, {(1, 1, SID): both[(1, 1, SID)]})
+    assert missing.attrs["summary"]["verdicts"]["not_found"] == 1
+    summary = {
+        **frame.attrs["summary"],
+        "keys": {"a": {"add": 1, "remove": 0, "change": 0}, "z": {"add": 2, "remove": 1}},
+    }
+    assert render_plan(frame, summary, limit=0).splitlines()[1:] == ["  z  +2 -1", "  a  +1"]
