@@ -27,7 +27,8 @@ from typing import Any
 import pandas as pd
 
 from batchtag.client import read_only_keys, tags_dict
-from batchtag.plan import Plan, PlanEntry
+from batchtag.mergepatch import apply_tags_patch
+from batchtag.plan import EMPTY, Plan, PlanEntry
 
 CHANGE, NOOP, NOT_FOUND, LOCKED = "change", "noop", "not_found", "locked"
 VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED)
@@ -110,16 +111,18 @@ def diff_entry(entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> Snapshot
     """
     if snapshot is None:
         return SnapshotDiff(entry, NOT_FOUND)
-    before = tags_dict(dict(snapshot), user_only=True)
-    read_only = read_only_keys(dict(snapshot))
+    every = tags_dict(snapshot)
+    read_only = read_only_keys(snapshot)
+    before = {k: v for k, v in every.items() if k not in read_only} if read_only else every
     name = snapshot.get("name")
     body = entry.body(before, read_only=read_only, current_name=name)
-    after = entry.target_tags(before, read_only)
+    after = apply_tags_patch(before, body.get("tags", EMPTY))  # = entry.target_tags(before)
     name_after = body.get("name", name)
     changes = tag_changes(before, after)
     if name_after != name:
         changes.append(Change(NAME, None, MODIFY, name, name_after))
-    changes += read_only_problems(entry, before, tags_dict(dict(snapshot)), read_only)
+    if read_only:
+        changes += read_only_problems(entry, before, every, read_only)
     if not body:
         verdict = NOOP
     else:
@@ -154,8 +157,6 @@ def read_only_problems(
     """A READ_ONLY line for each read-only key the entry would write to a new value.
 
     `user` holds the current user tags, `every` all tags (read-only ones included)."""
-    if not read_only:
-        return []
     wanted: dict[str, str | None] = {}
     for old, new in entry.renames.items():
         if old in read_only:
