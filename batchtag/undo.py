@@ -153,30 +153,40 @@ def undo_manifest(
     """
     rows, skipped = [], []
     for record in _ok_records(report, report_name):
-        key = record["key"]
-        read_only = set(record.get("ro_tags") or ())
-        if current is not None:
-            snapshot = current.get(key)
-            if snapshot is None:
-                skipped.append((*key, NOT_FOUND, "the snapshot no longer exists"))
-                continue
-            read_only |= read_only_keys(dict(snapshot))
-            reason = drift(record, snapshot)
-            if reason and not force:
-                skipped.append((*key, CONFLICT, f"{reason}; left alone ({option('force')})"))
-                continue
-        row = inverse_row(
-            key,
-            record["tags_before"],
-            record["tags_after"],
-            record.get("name_before"),
-            record.get("name_after"),
-            read_only,
-        )
+        row, left_out = _undo_one(record, current, force)
         if row is not None:
             rows.append(row)
+        if left_out is not None:
+            skipped.append(left_out)
     manifest = pd.DataFrame(rows, columns=UNDO_COLUMNS)
     return Undo(manifest.astype({"tags": object, "name": object}), _skipped_frame(skipped))
+
+
+def _undo_one(
+    record: Mapping[str, Any],
+    current: Mapping[Key, Mapping[str, Any] | None] | None,
+    force: bool,
+) -> tuple[dict[str, Any] | None, tuple | None]:
+    """(the inverse row or None, the skipped row or None) for one `ok` report record."""
+    key = record["key"]
+    read_only = set(record.get("ro_tags") or ())
+    if current is not None:
+        snapshot = current.get(key)
+        if snapshot is None:
+            return None, (*key, NOT_FOUND, "the snapshot no longer exists")
+        read_only |= read_only_keys(dict(snapshot))
+        reason = drift(record, snapshot)
+        if reason and not force:
+            return None, (*key, CONFLICT, f"{reason}; left alone ({option('force')})")
+    row = inverse_row(
+        key,
+        record["tags_before"],
+        record["tags_after"],
+        record.get("name_before"),
+        record.get("name_after"),
+        read_only,
+    )
+    return row, None
 
 
 def _skipped_frame(rows: list[tuple]) -> pd.DataFrame:
