@@ -57,17 +57,29 @@ class PlanEntry:
         sets_after_clear = self.clear and any(v is not None for v in self.tags.values())
         return bool(self.renames) or sets_after_clear
 
-    def target_tags(self, current: dict[str, str]) -> dict[str, str]:
-        """The user tags this entry leads to, starting from `current` user tags."""
+    def target_tags(
+        self, current: dict[str, str], read_only: frozenset[str] = frozenset()
+    ) -> dict[str, str]:
+        """The user tags this entry leads to, starting from `current` user tags.
+
+        The API never writes `read_only` keys: sets and deletes of them are dropped, and a
+        rename onto one is skipped (the old key stays rather than being lost)."""
         tags: dict[str, str] = {} if self.clear else dict(current)
         for old, new in self.renames.items():
-            if old in tags:
+            if old in tags and new not in read_only:
                 tags[new] = tags.pop(old)
-        return apply_tags_patch(tags, self.tags)
+        return apply_tags_patch(tags, self.tags, read_only)
 
-    def body(self, current: dict[str, str] | None = None) -> dict[str, Any]:
+    def body(
+        self,
+        current: dict[str, str] | None = None,
+        *,
+        read_only: frozenset[str] = frozenset(),
+        current_name: str | None = None,
+    ) -> dict[str, Any]:
         """The PATCH body. With `current` user tags known, only real changes are sent
-        (an empty body means a no-op); without, the blind merge patch."""
+        (an empty body means a no-op; the name is left out when it equals `current_name`);
+        without, the blind merge patch."""
         body: dict[str, Any] = {}
         if current is None:
             if self.needs_current:
@@ -77,12 +89,12 @@ class PlanEntry:
             elif self.tags:
                 body["tags"] = dict(self.tags)
         else:
-            target = self.target_tags(current)
+            target = self.target_tags(current, read_only)
             patch: dict[str, str | None] = {k: None for k in current if k not in target}
             patch.update({k: v for k, v in target.items() if current.get(k) != v})
             if patch:
                 body["tags"] = patch
-        if self.name is not None:
+        if self.name is not None and (current is None or self.name != current_name):
             body["name"] = self.name
         return body
 
