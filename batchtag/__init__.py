@@ -7,7 +7,7 @@ summary = batchtag.validate(df)                             # no network
 
 __version__ = "0.1.0"
 
-__all__ = ["apply", "apply_async", "validate", "__version__"]
+__all__ = ["apply", "apply_async", "validate", "sandbox", "__version__"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from batchtag import api
 
         return getattr(api, name)
+    if name == "sandbox":  # the subpackage, itself callable: batchtag.sandbox(snapshots=10)
+        from importlib import import_module
+
+        return import_module("batchtag.sandbox")
     raise AttributeError(f"module 'batchtag' has no attribute {name!r}")
