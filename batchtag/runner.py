@@ -55,7 +55,7 @@ class ApplyOptions:
     max_changes: str | int | None = None  # "N" or "N%"
     summary_json: str | Path | None = None
     overwrite: bool = False  # replace an existing report instead of refusing
-    progress: bool | None = False  # None: auto (on a terminal)
+    progress: bool | None = None  # None: auto (in a Jupyter kernel or on a terminal)
 
     def check(self) -> None:
         if self.concurrency < 1:
@@ -208,10 +208,12 @@ async def run_apply(
             report_path,
         )
         summary.start()
+        completed = False
         try:
             await engine.run(pending_entries(plan, done))
+            completed = not (engine.interrupted or engine.abort_reason)
         finally:
-            progress.close()
+            progress.close(ok=completed)
             writer.close()
             summary.finish()
             _record_engine(summary, engine)
