@@ -95,8 +95,12 @@ def test_knobs_reach_the_emulator_and_reset_restores(tmp_path):
             lock_budget=0.01,  # give up on the lock at once
         )
         assert list(report.status) == ["failed"] and report.http_status.iloc[0] == 409
+        assert sb.end_tasks() == 20 and not any(s["task_id"] for s in sb.snapshots())
+        again = batchtag.apply(manifest([sb.snapshots()[0]["id"]]), resume=str(tmp_path / "r.csv"))
+        assert list(again.status) == ["ok"]
         sb.reset()
         assert sb.stats()["total_requests"] == 0
+        assert all(s["task_id"] for s in sb.snapshots())  # locks are part of the seeded state
 
 
 def test_unknown_knob_is_named_with_the_valid_ones():
