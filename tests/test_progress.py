@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import types
 from collections import Counter
@@ -158,3 +159,39 @@ def test_an_aborted_run_leaves_the_bar_red(make_sandbox, recorded, tmp_path, cap
     assert progress.bar.n == 1 and progress.bar.colour == FAILED_COLOUR
     final = capsys.readouterr().err.split("\r")[-1]
     assert "1/4" in final and "failed=1, skipped=3" in final
+
+
+def test_an_interrupted_run_leaves_the_bar_red_and_unfinished(make_sandbox, tmp_path):
+    """Ctrl-C after the first result (the stop button in Jupyter calls the same interrupt)."""
+    server = make_sandbox(snapshots=6)
+    engines = []
+
+    class InterruptAfterFirst(Progress):
+        def update(self, result):
+            super().update(result)
+            if sum(self.counts.values()) == 1:
+                engines[0].interrupt()
+
+    made = []
+
+    def make_progress(total, enabled=None):
+        made.append(InterruptAfterFirst(total, enabled=True, bar_class=quiet_bar))
+        return made[-1]
+
+    options = runner.ApplyOptions(
+        base_url=server.base_url,
+        api_key="k",
+        project_id=1,
+        region_id=1,
+        report=str(tmp_path / "r.csv"),
+        concurrency=1,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "Progress", make_progress)
+        outcome = asyncio.run(
+            runner.run_apply(manifest(server.store.ids()), options, on_engine=engines.append)
+        )
+    (progress,) = made
+    assert outcome.summary["interrupted"] and progress.counts[OK] == 1
+    assert progress.counts[SKIPPED] == 5
+    assert progress.bar.n == 1 < progress.bar.total and progress.bar.colour == FAILED_COLOUR
