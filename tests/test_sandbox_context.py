@@ -7,6 +7,7 @@ import importlib.metadata
 import inspect
 import json
 import os
+import pydoc
 import urllib.request
 
 import pandas as pd
@@ -31,6 +32,8 @@ def test_the_package_is_the_helper():
     assert batchtag.sandbox.SandboxServer is SandboxServer  # still the subpackage
     assert "lock_rate" not in inspect.signature(batchtag.sandbox).parameters  # **knobs
     assert list(inspect.signature(batchtag.sandbox).parameters)[:3] == ["config", "env", "port"]
+    shown = pydoc.render_doc(batchtag.sandbox, renderer=pydoc.plaintext)
+    assert "Call it: batchtag.sandbox(" in shown and "lock_rate" in shown  # help() explains
 
 
 def test_with_block_runs_a_real_apply_and_stops(tmp_path):

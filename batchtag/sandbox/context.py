@@ -257,18 +257,20 @@ def sandbox(config: SandboxConfig | None = None, *, env: bool = True, port: int 
     return Sandbox(config, env=env, port=port)
 
 
+# The class of the `batchtag.sandbox` package: calling the package calls `sandbox()`.
+# `batchtag.sandbox` is both a subpackage (`from batchtag.sandbox import SandboxServer`) and
+# the helper (`batchtag.sandbox(snapshots=10)`). A function named `sandbox` set on `batchtag`
+# would be replaced by the submodule as soon as anything imports `batchtag.sandbox.*`;
+# making the module itself callable keeps one object whatever the import order.
 class CallableModule(types.ModuleType):
-    """The class of the `batchtag.sandbox` package: calling it calls :func:`sandbox`.
-
-    `batchtag.sandbox` is both a subpackage (`from batchtag.sandbox import SandboxServer`)
-    and the helper (`batchtag.sandbox(snapshots=10)`). A module attribute or a function named
-    `sandbox` in `batchtag/__init__.py` would be replaced by the submodule as soon as anything
-    imports `batchtag.sandbox.*`; making the module itself callable keeps one object.
-    """
-
     def __call__(self, *args: Any, **kwargs: Any) -> Sandbox:
         return sandbox(*args, **kwargs)
 
     @property
     def __signature__(self) -> inspect.Signature:
         return inspect.signature(sandbox)
+
+    @property
+    def __doc__(self) -> str:  # type: ignore[override]  # help(batchtag.sandbox) shows the call
+        package = self.__dict__.get("__doc__") or ""
+        return f"{package}\n\nCall it: batchtag.sandbox{inspect.signature(sandbox)}\n\n{sandbox.__doc__}"
