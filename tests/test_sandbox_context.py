@@ -129,14 +129,21 @@ def test_decorator_gives_each_call_a_fresh_sandbox(tmp_path):
     seen = []
 
     @batchtag.sandbox(snapshots=3)
-    def job(run: int) -> str:
+    def job(run: int) -> tuple[int, int]:
+        before = stats_from_env()["total_requests"]  # 0: nobody has used this sandbox yet
         frame = manifest(_ids_from_env(), value=f"run{run}")
         report = batchtag.apply(frame, report=str(tmp_path / f"r{run}.csv"))
         seen.append(os.environ[ENV_BASE_URL])
-        return report.attrs["summary"]["exit_code"]
+        return before, report.attrs["summary"]["exit_code"]
 
-    assert job(1) == 0 and job(2) == 0
+    assert job(1) == (0, 0) and job(2) == (0, 0)
     assert ENV_BASE_URL not in os.environ or os.environ[ENV_BASE_URL] not in seen
+
+
+def stats_from_env() -> dict:
+    url = f"{os.environ[ENV_BASE_URL]}/_sandbox/stats"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
 
 
 def test_decorator_on_a_coroutine_function(tmp_path):
