@@ -33,12 +33,15 @@ __all__ = [
     "Problem",
     "UsageError",
     "__version__",
+    "sandbox",
 ]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "sandbox":  # the subpackage, itself callable: batchtag.sandbox(snapshots=10)
+        return importlib.import_module("batchtag.sandbox")
     raise AttributeError(f"module 'batchtag' has no attribute {name!r}")
 
 

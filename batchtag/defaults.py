@@ -91,7 +91,7 @@ OPTIONS: dict[str, Option] = _opts(
         "progress",
         None,
         "toggle",
-        "Progress bar (default: on a terminal).",
+        "Progress bar (default: on a terminal or in a Jupyter kernel).",
         "bool | None",
     ),
     # -- the manifest -------------------------------------------------------------------

@@ -272,10 +272,12 @@ class _Run:
             self.report_path,
         )
         summary.start()
+        completed = False
         try:
             await engine.run(entries)
+            completed = not (engine.interrupted or engine.abort_reason)
         finally:
-            progress.close()
+            progress.close(ok=completed)
             writer.close()
             summary.finish()
             _record_engine(summary, engine)

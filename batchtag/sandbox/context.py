@@ -1,0 +1,276 @@
+"""`batchtag.sandbox(...)`: the emulator as a context manager, decorator or notebook object.
+
+Like moto's `mock_aws` for AWS users: the block (or decorated function) runs against a fresh
+sandbox on a free loopback port, with the Gcore environment variables pointing at it, and the
+previous environment comes back on exit.
+
+This module imports nothing heavy at import time: `batchtag.sandbox` (the package) loads it
+to become callable, and `batchtag --version` should not pay for aiohttp.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import os
+import secrets
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_PROJECT_ID, ENV_REGION_ID
+
+if TYPE_CHECKING:
+    from batchtag.sandbox.app import SandboxConfig
+    from batchtag.sandbox.server import SandboxServer
+    from batchtag.sandbox.store import SnapshotStore
+
+LOOPBACK = "127.0.0.1"
+
+
+class Sandbox:
+    """A sandbox that starts on `__enter__` / `start()` and stops on `__exit__` / `stop()`.
+
+    Make one with :func:`sandbox`; see there for the parameters.
+    """
+
+    def __init__(self, config: SandboxConfig, *, env: bool = True, port: int = 0):
+        self.config = config
+        self.env = env
+        self.port = port
+        self.server: SandboxServer | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # ---- life cycle
+
+    def start(self) -> Sandbox:
+        """Start the emulator (in a background thread) and return `self`.
+
+        For notebooks, where a `with` block cannot span cells; call :meth:`stop` at the end.
+        """
+        if self.server is not None:
+            raise RuntimeError("this sandbox is already running; stop() it first")
+        from batchtag.sandbox.server import SandboxServer
+
+        self.server = SandboxServer(self.config, port=self.port, host=LOOPBACK)
+        if self.env:
+            self._set_env()
+        return self
+
+    def stop(self) -> None:
+        """Stop the emulator and restore the environment variables it set (idempotent)."""
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        try:
+            server.close()
+        finally:
+            self._restore_env()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __call__(self, func: Callable) -> Callable:
+        """Use as a decorator: each call of `func` runs against a fresh sandbox."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with self:
+                    return await func(*args, **kwargs)
+
+            return run_async
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return run
+
+    def __repr__(self) -> str:
+        where = self.url if self.server is not None else "stopped"
+        return f"<batchtag sandbox {where}, {self.config.snapshots} snapshots a scope>"
+
+    # ---- what a caller needs
+
+    @property
+    def running(self) -> SandboxServer:
+        if self.server is None:
+            raise RuntimeError("the sandbox is not running: use `with` or call start()")
+        return self.server
+
+    @property
+    def url(self) -> str:
+        """The base URL to pass as `base_url` (``http://127.0.0.1:PORT``)."""
+        return self.running.base_url
+
+    @property
+    def api_key(self) -> str:
+        """The key the sandbox accepts (any other key gets 401, like Gcore)."""
+        return self.config.api_key or ""
+
+    @property
+    def project_id(self) -> int:
+        """The first seeded project (the only one by default)."""
+        return self.config.project_ids[0]
+
+    @property
+    def region_id(self) -> int:
+        """The first seeded region (the only one by default)."""
+        return self.config.region_ids[0]
+
+    @property
+    def store(self) -> SnapshotStore:
+        """The in-memory store (read it between runs, not during one)."""
+        return self.running.store
+
+    def stats(self) -> dict[str, Any]:
+        """Request and response counts, as ``GET /_sandbox/stats`` returns them."""
+        return self.running.stats()
+
+    def reset(self) -> None:
+        """Back to the seeded state: snapshots, locks, fault dice and stats."""
+        self.running.reset()
+
+    def end_tasks(self) -> int:
+        """End every running task now, so locked snapshots accept writes (no more 409).
+
+        Rehearses "the backups have finished" without waiting for ``lock_ms``.
+
+        Returns
+        -------
+        int
+            How many snapshots were locked.
+        """
+
+        async def unlock() -> int:
+            locked = [
+                snap
+                for scope in self.running.store.scopes.values()
+                for snap in scope.values()
+                if snap.task_id is not None
+            ]
+            for snap in locked:
+                snap.task_id = None
+            return len(locked)
+
+        return self.running.call(unlock())
+
+    def snapshots(
+        self, project_id: int | None = None, region_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The snapshots of one scope as the API's JSON objects (no lock clock started).
+
+        Parameters
+        ----------
+        project_id, region_id : int, optional
+            The scope; by default the first seeded project and region.
+
+        Returns
+        -------
+        list of dict
+            One snapshot object per snapshot, in list-endpoint order.
+        """
+        scope = (project_id or self.project_id, region_id or self.region_id)
+
+        async def read() -> list[dict[str, Any]]:
+            return [snap.to_json() for snap in self.running.store.snapshots(*scope)]
+
+        return self.running.call(read())
+
+    # ---- environment
+
+    def _env_values(self) -> dict[str, str]:
+        values = {ENV_BASE_URL: self.url, ENV_API_KEY: self.api_key}
+        if len(self.config.project_ids) == 1 and len(self.config.region_ids) == 1:
+            values[ENV_PROJECT_ID] = str(self.project_id)
+            values[ENV_REGION_ID] = str(self.region_id)
+        return values
+
+    def _set_env(self) -> None:
+        values = self._env_values()
+        self._saved_env = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+
+
+def sandbox(config: SandboxConfig | None = None, *, env: bool = True, port: int = 0, **knobs: Any):
+    """Run the local Gcore snapshot API emulator for a block, a function or a notebook.
+
+    Parameters
+    ----------
+    config : SandboxConfig, optional
+        A full configuration; the keyword knobs below override its fields.
+    env : bool, default True
+        While running, point ``GCORE_BASE_URL`` and ``GCORE_API_KEY`` (and, with one project
+        and region, ``GCORE_CLOUD_PROJECT_ID`` / ``GCORE_CLOUD_REGION_ID``) at the sandbox, so
+        code that reads the environment (``batchtag.apply(df)``, the CLI in a subprocess)
+        talks to it and never to the real API. The previous values come back on exit.
+    port : int, default 0
+        Loopback port; 0 picks a free one.
+    **knobs
+        Any field of :class:`batchtag.sandbox.SandboxConfig`: ``snapshots`` (a scope),
+        ``seed``, ``project_ids``, ``region_ids``, ``lock_rate``, ``lock_ms``, ``error_rate``,
+        ``drop_rate``, ``latency_ms``, ``rate_limit``, ``retry_after``, ``api_key`` ...
+        Without ``api_key`` a random key is made; only that key is accepted (``.api_key``).
+
+    Returns
+    -------
+    Sandbox
+        Not yet running: use it in ``with`` (yields the running sandbox), as a decorator
+        (a fresh sandbox per call, sync or async), or call ``.start()`` / ``.stop()``. While
+        running it has ``.url``, ``.api_key``, ``.project_id``, ``.region_id``, ``.stats()``,
+        ``.reset()``, ``.snapshots()``, ``.end_tasks()`` and ``.store``.
+
+    Examples
+    --------
+    >>> import batchtag, pandas as pd
+    >>> with batchtag.sandbox(snapshots=10, lock_rate=0.2) as sb:
+    ...     ids = [s["id"] for s in sb.snapshots()[:3]]
+    ...     manifest = pd.DataFrame({"snapshot_id": ids, "op": "set", "key": "team",
+    ...                              "value": "data"})
+    ...     report = batchtag.apply(manifest, base_url=sb.url, api_key=sb.api_key)
+    """
+    from batchtag.sandbox.app import SandboxConfig
+
+    names = {f.name for f in dataclasses.fields(SandboxConfig)}
+    unknown = sorted(set(knobs) - names)
+    if unknown:
+        raise TypeError(
+            f"unknown sandbox option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+        )
+    config = dataclasses.replace(config or SandboxConfig(), **knobs)
+    if not config.api_key:
+        config.api_key = f"sandbox-{secrets.token_hex(8)}"
+    return Sandbox(config, env=env, port=port)
+
+
+# The class of the `batchtag.sandbox` package: calling the package calls `sandbox()`.
+# `batchtag.sandbox` is both a subpackage (`from batchtag.sandbox import SandboxServer`) and
+# the helper (`batchtag.sandbox(snapshots=10)`). A function named `sandbox` set on `batchtag`
+# would be replaced by the submodule as soon as anything imports `batchtag.sandbox.*`;
+# making the module itself callable keeps one object whatever the import order.
+class CallableModule(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Sandbox:
+        return sandbox(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(sandbox)
+
+    @property
+    def __doc__(self) -> str:  # type: ignore[override]  # help(batchtag.sandbox) shows the call
+        package = self.__dict__.get("__doc__") or ""
+        return f"{package}\n\nCall it: batchtag.sandbox{inspect.signature(sandbox)}\n\n{sandbox.__doc__}"

@@ -1,0 +1,172 @@
+"""samples/notebook.ipynb and the README's Python section, run top to bottom in a real kernel.
+
+The kernel is this interpreter (the venv's python): a kernelspec made for the test with
+ipykernel's own writer (its argv is `sys.executable -m ipykernel_launcher`), under a unique
+name, found first through JUPYTER_PATH. A user's or the system's `python3` kernelspec, which
+might point at another python, is never used; nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="needs the dev extra (nbformat)")
+nbclient = pytest.importorskip("nbclient", reason="needs the dev extra (nbclient)")
+kernelspec = pytest.importorskip("ipykernel.kernelspec", reason="needs the dev extra (ipykernel)")
+
+from batchtag.sandbox.store import SnapshotStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "samples" / "notebook.ipynb"
+README = ROOT / "README.md"
+README_SECTION = "## From Python and Jupyter"
+KERNEL_NAME = "batchtag-test-venv"
+CELL_TIMEOUT = 60  # seconds a cell may run before the test fails
+EXPECTED_OUTPUT = re.compile(
+    r"#\s*->\s*(.+)$", flags=re.MULTILINE
+)  # `print(x)  # -> 5` in the README
+PROBE = "import sys; print(sys.executable)"
+
+
+def readme_blocks() -> list[str]:
+    """The runnable examples of the README's Python section: its ```python blocks that show
+    their output as `# -> ...` comments ([] when there is no such section)."""
+    text = README.read_text(encoding="utf-8")
+    start = text.find(README_SECTION)
+    if start < 0:
+        return []
+    section = text[start + len(README_SECTION) :]
+    end = re.search(r"^## ", section, flags=re.MULTILINE)
+    section = section[: end.start()] if end else section
+    blocks = re.findall(r"^```python\n(.*?)^```", section, flags=re.MULTILINE | re.DOTALL)
+    return [block for block in blocks if EXPECTED_OUTPUT.search(block)]
+
+
+class Run:
+    """The executed notebook: cells by a marker in their source, outputs as text."""
+
+    def __init__(self, nb, readme_cells: list[int]):
+        self.nb = nb
+        self.readme_cells = readme_cells  # indices of the README's examples, after the notebook
+
+    def cell(self, marker: str):
+        notebook_cells = (
+            self.nb.cells[: self.readme_cells[0]] if self.readme_cells else self.nb.cells
+        )
+        (found,) = [c for c in notebook_cells if c.cell_type == "code" and marker in c.source]
+        return found
+
+    def stdout(self, marker: str) -> str:
+        return stream(self.cell(marker), "stdout")
+
+
+def stream(cell, name: str) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.get("name") == name)
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory) -> Iterator[Run]:
+    work = tmp_path_factory.mktemp("notebook")
+    kernelspec.write_kernel_spec(path=work / "jupyter" / "kernels" / KERNEL_NAME)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(PROBE))
+    first_readme = len(nb.cells)
+    nb.cells += [nbformat.v4.new_code_cell(block) for block in readme_blocks()]
+    client = nbclient.NotebookClient(
+        nb,
+        kernel_name=KERNEL_NAME,
+        timeout=CELL_TIMEOUT,
+        resources={"metadata": {"path": str(work)}},  # the kernel's working directory
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("JUPYTER_PATH", str(work / "jupyter"))
+        env.setenv("IPYTHONDIR", str(work / "ipython"))  # no user profile or startup files
+        setup = client.setup_kernel()
+        try:
+            setup.__enter__()
+        except Exception as error:  # the one reason to skip: no kernel
+            pytest.skip(f"a Jupyter kernel could not start: {type(error).__name__}: {error}")
+        try:
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index)
+        finally:
+            setup.__exit__(None, None, None)  # shut the kernel down
+    yield Run(nb, list(range(first_readme, len(nb.cells))))
+
+
+def seeded_store() -> SnapshotStore:
+    return SnapshotStore(seed=7, snapshots=60, lock_rate=0.2)  # the notebook's sandbox
+
+
+def expected_counts() -> tuple[int, int]:
+    """(untagged snapshots, untagged and locked ones) in the notebook's sandbox."""
+    untagged = [s for s in seeded_store().snapshots() if "cost-center" not in s.tags]
+    return len(untagged), sum(1 for s in untagged if s.task_id)
+
+
+def test_kernel_is_this_interpreter(executed):
+    assert executed.stdout(PROBE).strip() == sys.executable
+
+
+def test_no_cell_raised(executed):
+    errors = [o for c in executed.nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert [o.get("ename") for o in errors if o.output_type == "error"] == []
+
+
+def test_inventory_selection_and_validation(executed):
+    untagged, _ = expected_counts()
+    assert untagged == 55  # the walkthrough's prose and numbers assume this seed
+    assert executed.stdout("inventory = pd.DataFrame").strip() == (
+        "60 snapshots, 55 without a cost center"
+    )
+    assert executed.stdout("gone = [").strip() == "manifest: 57 rows"
+    assert executed.stdout("summary = batchtag.validate").strip() == (
+        "form long: 57 snapshots, operations 57 set"
+    )
+    problems = executed.stdout("except ManifestError")
+    assert "1 problem" in problems and "row 2, column 'key'" in problems
+
+
+def test_apply_ends_with_locked_failures_and_missing_snapshots(executed):
+    untagged, locked = expected_counts()
+    assert locked > 0
+    counts = ast.literal_eval(executed.stdout("report = batchtag.apply").strip())
+    assert counts == {"ok": untagged - locked, "failed": locked, "not_found": 2}
+    by_reason = ast.literal_eval(executed.stdout("failures = report[").splitlines()[0])
+    assert by_reason == {("failed", 409): locked, ("not_found", 404): 2}
+
+
+def test_progress_bar_shows_in_the_kernel_and_ends_full(executed):
+    _, locked = expected_counts()
+    bar = stream(executed.cell("report = batchtag.apply"), "stderr")
+    final = re.split(r"[\r\n]+", bar.strip())[-1]  # what a frontend shows after the \r redraws
+    assert "57/57" in final and f"failed={locked}" in final and "not_found=2" in final
+
+
+def test_resume_finishes_the_job_on_the_sandbox(executed):
+    _, locked = expected_counts()
+    all_locked = sum(1 for s in seeded_store().snapshots() if s.task_id)
+    assert executed.stdout("sb.end_tasks()").strip() == f"tasks ended: {all_locked}"
+    lines = executed.stdout("resume=").splitlines()
+    assert ast.literal_eval(lines[0]) == {"ok": 55, "not_found": 2}
+    assert lines[1] == f"sent this time: {locked + 2}"
+    assert executed.stdout("tagged cc-4242").strip() == "tagged cc-4242: 55"
+
+
+def test_readme_python_section_runs_as_shown(executed):
+    if not executed.readme_cells:
+        pytest.skip(f"README.md has no {README_SECTION!r} section with an example yet")
+    for index in executed.readme_cells:
+        cell = executed.nb.cells[index]
+        shown = [
+            m.group(1).strip() for m in map(EXPECTED_OUTPUT.search, cell.source.splitlines()) if m
+        ]
+        printed = stream(cell, "stdout").splitlines()
+        assert Counter(printed) >= Counter(shown), (printed, shown)
