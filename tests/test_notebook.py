@@ -161,8 +161,7 @@ def test_resume_finishes_the_job_on_the_sandbox(executed):
 
 
 def test_readme_python_section_runs_as_shown(executed):
-    if not executed.readme_cells:
-        pytest.skip(f"README.md has no {README_SECTION!r} section with an example yet")
+    assert executed.readme_cells, f"README.md has no {README_SECTION!r} section with an example"
     for index in executed.readme_cells:
         cell = executed.nb.cells[index]
         shown = [
