@@ -7,8 +7,7 @@ holding a worker.
 
 from __future__ import annotations
 
-import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from tenacity import (
@@ -20,6 +19,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from batchtag.clock import REAL_CLOCK, Clock
 from batchtag.errors import ApiError
 
 # Response classes.
@@ -27,9 +27,22 @@ LOCK = "lock"  # 409: a task holds the snapshot; long per-snapshot backoff
 RATE_LIMIT = "rate_limit"  # 429: shared slow-down in the limiter, then retry
 TRANSIENT = "transient"  # 5xx, 408, timeouts, dropped connections
 AUTH = "auth"  # 401/403: abort the run
-NOT_FOUND = "not_found"  # 404: final
-REJECTED = "rejected"  # 400/422 and anything else: final
+TLS = "tls"  # certificate / TLS handshake failure: no retry can fix it, abort the run
+GONE = "gone"  # 404: final (the snapshot's status is result.NOT_FOUND)
+REJECTED = "rejected"  # 400/422, 3xx and anything else: final
 RETRY_CLASSES = (LOCK, RATE_LIMIT, TRANSIENT)
+RETRY_AFTER_CAP = 60.0  # seconds; the official SDK honours Retry-After only up to this
+# Transport errors that mean the TLS handshake failed (aiohttp's and the ssl module's names).
+TLS_ERRORS = frozenset(
+    {
+        "ClientConnectorCertificateError",
+        "ClientConnectorSSLError",
+        "ClientSSLError",
+        "ServerFingerprintMismatch",
+        "SSLError",
+        "SSLCertVerificationError",
+    }
+)
 
 
 def classify(error: ApiError) -> str:
@@ -37,8 +50,10 @@ def classify(error: ApiError) -> str:
     status = error.status
     if status in (401, 403):
         return AUTH
+    if status == 0 and error.exception_class in TLS_ERRORS:
+        return TLS
     if error.should_retry is False:
-        return NOT_FOUND if status == 404 else REJECTED
+        return GONE if status == 404 else REJECTED
     if status == 409:
         return LOCK
     if status == 429:
@@ -46,7 +61,7 @@ def classify(error: ApiError) -> str:
     if status == 0 or status == 408 or status >= 500 or error.should_retry:
         return TRANSIENT
     if status == 404:
-        return NOT_FOUND
+        return GONE
     return REJECTED
 
 
@@ -56,11 +71,15 @@ class Policy:
 
     stop: stop_base
     wait: wait_base
+    clock: Clock = REAL_CLOCK
 
     def delay(self, state: RetryCallState, attempt: int) -> float | None:
-        """Seconds until the next try after failure number `attempt`, or None to give up."""
+        """Seconds until the next try after failure number `attempt`, or None to give up.
+
+        `state` comes from `new_state(clock)`: tenacity's `stop_after_delay` measures from
+        its `start_time` to `outcome_timestamp`, both on this policy's clock."""
         state.attempt_number = attempt
-        state.outcome_timestamp = time.monotonic()
+        state.outcome_timestamp = self.clock.monotonic()
         if self.stop(state):
             return None
         return float(self.wait(state))
@@ -73,28 +92,35 @@ class RetrySettings:
     transient_retries: int = 3
     rate_limit_retries: int = 30
 
-    def policies(self) -> dict[str, Policy]:
+    def policies(self, clock: Clock = REAL_CLOCK) -> dict[str, Policy]:
+        """The tenacity stop/wait pair per retry class, timed by `clock`."""
         return {
             # Locks last as long as a task does: long jittered waits, own budget.
             LOCK: Policy(
                 stop_after_attempt(self.lock_attempts) | stop_after_delay(self.lock_budget),
                 wait_random_exponential(multiplier=1, min=1, max=30),
+                clock,
             ),
             # The limiter already pauses every worker, so no extra wait here.
             RATE_LIMIT: Policy(
                 stop_after_attempt(self.rate_limit_retries + 1),
                 wait_random_exponential(multiplier=0, max=0),
+                clock,
             ),
             # Same shape as the official SDK: min(0.5 * 2**n, 8) s with jitter.
             TRANSIENT: Policy(
                 stop_after_attempt(self.transient_retries + 1) | stop_after_delay(120),
                 wait_random_exponential(multiplier=0.5, max=8),
+                clock,
             ),
         }
 
 
-def new_state() -> RetryCallState:
-    return RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+def new_state(clock: Clock = REAL_CLOCK) -> RetryCallState:
+    """A fresh tenacity state whose clock starts now on `clock`."""
+    state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+    state.start_time = clock.monotonic()
+    return state
 
 
 class Breaker:
@@ -119,10 +145,14 @@ class Breaker:
         self.max_trips = max_trips
         self.trips = 0  # consecutive, reset by a success after a trip
         self.total_trips = 0
+        self.causes: Counter[str] = Counter()  # transient failures by error text
 
-    def record(self, failed: bool) -> str | None:
-        """Record one attempt; return "pause", "abort" or None."""
+    def record(self, failed: bool, cause: str | None = None) -> str | None:
+        """Record one attempt (`cause`: the error of a failed one); return "pause",
+        "abort" or None."""
         self.outcomes.append(failed)
+        if failed and cause:
+            self.causes[cause] += 1
         if not failed:
             if self.trips and len(self.outcomes) >= self.min_samples:
                 self.trips = 0
@@ -135,3 +165,10 @@ class Breaker:
         self.trips += 1
         self.total_trips += 1
         return "abort" if self.trips >= self.max_trips else "pause"
+
+    def cause(self) -> str:
+        """The most common failure and how often, e.g. "HTTP 503 ...: busy (40 of 50)"."""
+        if not self.causes:
+            return "5xx/timeouts"
+        text, count = self.causes.most_common(1)[0]
+        return f"{text} ({count} of {sum(self.causes.values())})"
