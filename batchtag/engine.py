@@ -16,7 +16,16 @@ from typing import Any
 from batchtag.client import Client, tags_dict
 from batchtag.clock import REAL_CLOCK, Clock
 from batchtag.errors import ApiError
-from batchtag.jobs import Final, Job, Park, build_result, describe, iso_utc
+from batchtag.jobs import (
+    IN_FLIGHT,
+    MAYBE_APPLIED,
+    Final,
+    Job,
+    Park,
+    build_result,
+    describe,
+    iso_utc,
+)
 from batchtag.limiter import RateLimiter
 from batchtag.plan import PlanEntry
 from batchtag.result import FAILED, NOOP, NOT_FOUND, OK, PLANNED, SKIPPED, Result, json_text
@@ -174,7 +183,7 @@ class Engine:
     async def _shutdown(self, workers: list[asyncio.Task]) -> None:
         for handle, job in list(self._parked.items()):
             handle.cancel()
-            self._finish(job, SKIPPED, error=job.interrupted_message(self._stop_message()))
+            self._finish(job, SKIPPED, error=self._cut_message(job))
         self._parked.clear()
         for _ in workers:
             self._queue.put_nowait(None)
@@ -195,7 +204,7 @@ class Engine:
         while not self._queue.empty():
             job = self._queue.get_nowait()
             if job is not None:
-                self._finish(job, SKIPPED, error=job.interrupted_message(self._stop_message()))
+                self._finish(job, SKIPPED, error=self._cut_message(job))
         if self.stopping and self._callback_error is None:
             for entry in entries:
                 self._finish(Job(entry), SKIPPED, error=self._stop_message())
@@ -204,6 +213,14 @@ class Engine:
         if self.abort_reason:
             return f"not sent: run aborted ({self.abort_reason})"
         return "not sent: run interrupted"
+
+    def _cut_message(self, job: Job) -> str:
+        """Why a job the run stopped is `skipped`: never sent, or perhaps applied."""
+        if not job.attempts:
+            return self._stop_message()
+        if self.abort_reason:
+            return f"run aborted ({self.abort_reason}): {MAYBE_APPLIED}"
+        return IN_FLIGHT
 
     # -- workers ----------------------------------------------------------------------
 
@@ -214,13 +231,13 @@ class Engine:
             if job is None:
                 return
             if self.stopping:
-                self._finish(job, SKIPPED, error=job.interrupted_message(self._stop_message()))
+                self._finish(job, SKIPPED, error=self._cut_message(job))
                 continue
             self._active[task] = job
             try:
                 await self._handle(job)
             except asyncio.CancelledError:  # cut off after the drain grace
-                self._finish(job, SKIPPED, error=job.interrupted_message(self._stop_message()))
+                self._finish(job, SKIPPED, error=self._cut_message(job))
                 raise
             finally:
                 self._active.pop(task, None)
@@ -259,7 +276,7 @@ class Engine:
                 await self._dispatch_open.wait()
             await self.limiter.acquire()
             if self.stopping:
-                why = job.interrupted_message(self._stop_message())
+                why = self._cut_message(job)
                 raise Final(SKIPPED, ApiError(0, "Interrupted", why))
             job.attempts += 1
             job.in_flight = True
@@ -349,7 +366,7 @@ class Engine:
 
     def _park(self, job: Job, delay: float) -> None:
         if self.stopping:
-            self._finish(job, SKIPPED, error=job.interrupted_message(self._stop_message()))
+            self._finish(job, SKIPPED, error=self._cut_message(job))
             return
         handle: asyncio.TimerHandle
 

@@ -11,7 +11,8 @@ from batchtag.errors import ApiError
 from batchtag.plan import PlanEntry
 from batchtag.result import Result
 
-IN_FLIGHT = "interrupted in flight: may or may not have been applied"
+MAYBE_APPLIED = "may or may not have been applied"
+IN_FLIGHT = f"interrupted in flight: {MAYBE_APPLIED}"
 
 
 class Park(Exception):
@@ -74,10 +75,6 @@ class Job:
         self.queued = False  # holds a queue slot until it finishes
         self.in_flight = False  # a request of this job is on the wire
         self.last_error: ApiError | None = None
-
-    def interrupted_message(self, stop_message: str) -> str:
-        """Why an unfinished job is skipped: never sent, or possibly applied."""
-        return IN_FLIGHT if self.attempts else stop_message
 
 
 def build_result(
