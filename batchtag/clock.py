@@ -9,6 +9,7 @@ retries, lock budgets and Retry-After pauses finishes in milliseconds, with exac
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -60,6 +61,9 @@ class _JumpingSelector(selectors.DefaultSelector):
             return ready
         if timeout is None:
             raise RuntimeError("virtual clock: every task waits and no timer is set (deadlock)")
+        step = self._clock.granularity
+        if step and timeout > 0:  # like epoll: a timeout rounded up to whole ticks
+            timeout = math.ceil(timeout / step - 1e-6) * step
         self._clock.advance(timeout)
         return []
 
@@ -81,6 +85,9 @@ class VirtualClock(Clock):
     ----------
     start : float
         Wall-clock time (epoch seconds) that virtual time 0 stands for.
+    granularity : float
+        Timer resolution in seconds (0: exact). 0.001 rounds each wait up to a whole
+        millisecond, as epoll does, for tests where timer granularity matters.
 
     Examples
     --------
@@ -92,9 +99,10 @@ class VirtualClock(Clock):
     3600.0
     """
 
-    def __init__(self, start: float = 1_750_000_000.0):
+    def __init__(self, start: float = 1_750_000_000.0, granularity: float = 0.0):
         self.now = 0.0
         self.start = start
+        self.granularity = granularity
 
     def advance(self, seconds: float) -> None:
         """Move virtual time forward (the loop does this itself when everything waits)."""
@@ -108,9 +116,5 @@ class VirtualClock(Clock):
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` to completion in virtual time; return its result."""
-        loop = _VirtualLoop(self)
-        try:
-            return loop.run_until_complete(coro)
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+        with asyncio.Runner(loop_factory=lambda: _VirtualLoop(self)) as runner:
+            return runner.run(coro)
