@@ -57,8 +57,20 @@ def validate(manifest, form, delete_marker, project_id, region_id, as_json):
 @click.option("--dry-run", is_flag=True, help="Send no writes; report rows are `planned`.")
 @click.option("--concurrency", type=int, default=16, show_default=True, help="Requests in flight.")
 @click.option("--rate", type=float, default=20.0, show_default=True, help="Requests per second.")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Read timeout (s).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Read timeout (s): the longest silence while waiting for an answer.",
+)
 @click.option("--connect-timeout", type=float, default=10.0, show_default=True)
+@click.option(
+    "--request-deadline",
+    type=float,
+    help="Total time (s) one request may take, however slowly data trickles in "
+    "[default: max(2 x --timeout, 60)].",
+)
 @click.option(
     "--lock-budget",
     type=float,

@@ -187,7 +187,7 @@ class Engine:
         self._parked.clear()
         for _ in workers:
             self._queue.put_nowait(None)
-        grace = self.options.drain_timeout if self.interrupted else None
+        grace = self.options.drain_timeout if self.stopping else None  # interrupt or abort
         if self._callback_error is not None:
             grace = 0  # nothing more can be recorded: do not wait for it
         done, running = await asyncio.wait(workers, timeout=grace)

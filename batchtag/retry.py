@@ -8,7 +8,9 @@ holding a worker.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -114,6 +116,53 @@ class RetrySettings:
                 clock,
             ),
         }
+
+
+T = TypeVar("T")
+BACKOFF_BASE, BACKOFF_CAP = 0.5, 8.0  # the floor of a retry's wait: min(0.5 * 2**n, 8) s
+
+
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    settings: RetrySettings | None = None,
+    clock: Clock = REAL_CLOCK,
+) -> T:
+    """Run one API read outside the engine (e.g. a count) with the engine's retry rules.
+
+    Parameters
+    ----------
+    call : a function returning a fresh awaitable per attempt.
+    settings : the retry budgets (default `RetrySettings()`).
+    clock : the time source for waits and budgets.
+
+    Returns
+    -------
+    What `call` returned; the last `ApiError` is raised when it is not worth retrying or
+    the budget of its class is spent.
+
+    Examples
+    --------
+    >>> page = await retrying(lambda: client.list_page(1, 1, limit=1))  # doctest: +SKIP
+    """
+    policies = (settings or RetrySettings()).policies(clock)
+    failures: dict[str, int] = {}
+    states: dict[str, RetryCallState] = {}
+    while True:
+        try:
+            return await call()
+        except ApiError as error:
+            kind = classify(error)
+            if kind not in RETRY_CLASSES:
+                raise
+            failures[kind] = count = failures.get(kind, 0) + 1
+            state = states.setdefault(kind, new_state(clock))
+            delay = policies[kind].delay(state, count)
+            if delay is None:
+                raise
+            delay = max(delay, min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_CAP))
+            if error.retry_after is not None:
+                delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
+            await clock.sleep(delay)
 
 
 def new_state(clock: Clock = REAL_CLOCK) -> RetryCallState:

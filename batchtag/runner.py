@@ -13,7 +13,7 @@ from typing import Any
 from batchtag.client import Client
 from batchtag.config import Settings, resolve_settings
 from batchtag.engine import Engine, EngineOptions
-from batchtag.errors import AbortRun, UsageError
+from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.plan import Plan, PlanEntry
@@ -27,7 +27,7 @@ from batchtag.report import (
     report_exists,
 )
 from batchtag.result import Result
-from batchtag.retry import RetrySettings
+from batchtag.retry import RetrySettings, retrying
 from batchtag.summary import Summary, write_summary_json
 
 log = logging.getLogger("batchtag")
@@ -42,6 +42,7 @@ class ApplyOptions:
     rate: float = 20.0
     timeout: float = 30.0
     connect_timeout: float = 10.0
+    request_deadline: float | None = None  # None: client.default_deadline(timeout)
     lock_budget: float = 300.0
     transient_retries: int = 3
     check_current: bool = False
@@ -64,6 +65,8 @@ class ApplyOptions:
             raise UsageError("--rate must be greater than 0")
         if self.timeout <= 0 or self.connect_timeout <= 0:
             raise UsageError("--timeout must be greater than 0")
+        if self.request_deadline is not None and self.request_deadline <= 0:
+            raise UsageError("--request-deadline must be greater than 0")
         if self.resume and self.report and Path(self.report) != Path(self.resume):
             raise UsageError("--resume continues its own report; do not also pass --report")
 
@@ -110,7 +113,11 @@ async def scope_total(client: Client, plan: Plan) -> int:
     """How many snapshots the plan's scopes hold (one tiny list call per scope)."""
     total = 0
     for project_id, region_id in plan.scopes:
-        page = await client.list_page(project_id, region_id, limit=1)
+        try:
+            page = await retrying(lambda: client.list_page(project_id, region_id, limit=1))  # noqa: B023
+        except ApiError as error:
+            what = option("max_changes")
+            raise AbortRun(f"cannot count the snapshots for {what}: {error}") from None
         total += int(page.get("count", 0))
     return total
 
@@ -178,6 +185,7 @@ async def run_apply(
             connections=options.concurrency,
             timeout=options.timeout,
             connect_timeout=options.connect_timeout,
+            request_deadline=options.request_deadline,
         )
         if settings
         else None
@@ -238,6 +246,7 @@ def _engine(
         rate=options.rate,
         timeout=options.timeout,
         connect_timeout=options.connect_timeout,
+        request_deadline=options.request_deadline,
         retry=RetrySettings(
             lock_budget=options.lock_budget, transient_retries=options.transient_retries
         ),

@@ -95,14 +95,19 @@ def test_a_trickled_body_hits_the_request_deadline():
 # -- #7: the breaker names its cause; TLS fails fast ------------------------------------
 
 
-def test_a_closed_port_aborts_naming_the_connection_error():
+@pytest.mark.parametrize("check_current", [False, True])  # PATCHes, or GETs first
+def test_a_closed_port_aborts_naming_the_connection_error(check_current):
     port = closed_port()
 
     async def main():
         settings = Settings(f"http://127.0.0.1:{port}", API_KEY)
         async with asyncio.timeout(BOUND), Client(settings) as client:
             return await run_engine(
-                client, 60, concurrency=8, breaker={"cooldown": 0.01}, drain_timeout=0
+                client,
+                60,
+                concurrency=8,
+                breaker={"cooldown": 0.01},
+                check_current=check_current,
             )
 
     engine, results = asyncio.run(main())
