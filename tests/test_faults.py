@@ -319,3 +319,4 @@ def test_a_2xx_that_is_not_a_snapshot_fails_without_retry(status, body, why):
         ("failed", status, 1, "BadResponse")
     }
     assert all(why in r.error for r in results)
+
