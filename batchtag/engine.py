@@ -308,9 +308,9 @@ class Engine:
             raise Final(NOT_FOUND, error)
         if kind not in (LOCK, RATE_LIMIT, TRANSIENT):
             raise Final(FAILED, error)
+        self._warn_long_retry_after(error.retry_after)
         pause = 0.0
         if kind == RATE_LIMIT:
-            self._warn_long_retry_after(error.retry_after)
             pause = self.limiter.on_throttle(error.retry_after)
         delay = self._retry_delay(job, kind, error, pause)
         if delay is None:

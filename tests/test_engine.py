@@ -17,12 +17,11 @@ from hypothesis import strategies as st
 
 from batchtag.clock import VirtualClock
 from batchtag.engine import Engine, EngineOptions
-from batchtag.errors import AbortRun, ApiError
+from batchtag.errors import ApiError
 from batchtag.jobs import IN_FLIGHT
 from batchtag.limiter import RateLimiter
-from batchtag.plan import Plan, PlanEntry
-from batchtag.retry import RetrySettings, retrying
-from batchtag.runner import ApplyOptions, check_max_changes
+from batchtag.plan import PlanEntry
+from batchtag.retry import RetrySettings
 from batchtag.testing import FakeClient
 
 pytestmark = pytest.mark.timeout(30)
@@ -384,25 +383,3 @@ def test_every_snapshot_is_reported_once_never_two_requests_at_a_time(
     assert client.stats.max_inflight_per_snapshot == 1
     for sid, result in results.items():
         assert result.attempts == len(client.calls(sid))
-
-
-def test_reads_outside_the_engine_are_retried_like_the_engine_retries():
-    client = fake()
-    busy = ApiError(503, "ServiceUnavailable", "busy")
-    client.script("", busy, busy)  # the next two list calls
-
-    async def count():
-        return await retrying(lambda: client.list_page(1, 1, limit=1))
-
-    assert client.clock.run(count())["count"] == 200
-    assert [round(c.at, 6) for c in client.stats.calls] == [0.0, 0.5, 1.5]
-
-
-def test_a_max_changes_count_that_keeps_failing_aborts_with_the_cause():
-    client = fake()
-    client.script("", *[ApiError(503, "ServiceUnavailable", "busy")] * 10)
-    plan = Plan(sets(client.store.ids()[:3]))
-    options = ApplyOptions(max_changes="10%")
-    with pytest.raises(AbortRun, match="cannot count the snapshots for max_changes: HTTP 503"):
-        client.clock.run(check_max_changes(client, plan, 3, options))
-    assert len(client.stats.calls) == 4  # the first try and three retries
