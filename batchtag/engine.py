@@ -276,8 +276,9 @@ class Engine:
                 await self._dispatch_open.wait()
             await self.limiter.acquire()
             if self.stopping:
-                why = self._cut_message(job)
-                raise Final(SKIPPED, ApiError(0, "Interrupted", why))
+                raise Final(SKIPPED, ApiError(0, "Interrupted", self._cut_message(job)))
+            if job.last_error is not None and self._past_deadline(job):
+                raise Final(FAILED, job.last_error)  # a later 429 pause outlasted its deadline
             job.attempts += 1
             job.in_flight = True
             try:
@@ -344,10 +345,11 @@ class Engine:
             return None
         if kind == TRANSIENT and error.retry_after is not None:
             delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
+        return None if self._past_deadline(job, max(delay, pause)) else delay
+
+    def _past_deadline(self, job: Job, wait: float = 0.0) -> bool:
         elapsed = self.clock.monotonic() - job.started
-        if elapsed + max(delay, pause) > self.options.snapshot_deadline:
-            return None
-        return delay
+        return elapsed + wait > self.options.snapshot_deadline
 
     def _breaker(self, *, failed: bool, cause: str | None = None) -> None:
         verdict = self.breaker.record(failed, cause)

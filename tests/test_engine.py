@@ -383,3 +383,16 @@ def test_every_snapshot_is_reported_once_never_two_requests_at_a_time(
     assert client.stats.max_inflight_per_snapshot == 1
     for sid, result in results.items():
         assert result.attempts == len(client.calls(sid))
+
+
+def test_a_retry_held_past_its_deadline_by_a_later_429_pause_fails():
+    client = fake()
+    paused, locked = client.store.ids()[:2]
+    client.script(paused, ApiError(503, "ServiceUnavailable", "busy"))
+    client.script(paused, ApiError(429, "TooManyRequests", "later", retry_after=55.0))
+    client.script(locked, ApiError(409, "ConflictError", "locked"))
+    _, results = run(client, sets([paused, locked]), concurrency=2, snapshot_deadline=30)
+    held = results[locked]  # parked 1 s for its 409, then held by the 55 s pause
+    assert (held.status, held.http_status, held.attempts) == ("failed", 409, 1)
+    assert held.elapsed_ms == 55500.0
+    assert (results[paused].status, results[paused].http_status) == ("failed", 429)
