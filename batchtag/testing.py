@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchtag.client import Client
 from batchtag.clock import REAL_CLOCK, Clock
 from batchtag.errors import ApiError
 from batchtag.sandbox.app import INJECTED_ERRORS
@@ -57,7 +58,8 @@ class FakeStats:
 
 
 class FakeClient:
-    """`Client`'s interface (get_snapshot, patch_snapshot, list_page) over a SnapshotStore.
+    """`Client`'s interface (get_snapshot, patch_snapshot, list_page, iter_snapshots) over
+    a SnapshotStore.
 
     Parameters
     ----------
@@ -147,6 +149,8 @@ class FakeClient:
             return {"count": count, "results": results}
 
         return await self._call("GET", None, page)
+
+    iter_snapshots = Client.iter_snapshots  # the same paging, over this list_page
 
     # -- one request ------------------------------------------------------------------
 

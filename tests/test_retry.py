@@ -80,3 +80,13 @@ def test_the_breaker_names_the_most_common_failure_with_its_count():
         breaker.record(True, cause)
     breaker.record(False)
     assert breaker.cause() == "Timeout: GET timed out (5 of 8)"
+
+
+def test_the_fake_pages_like_the_client():
+    client = FakeClient(clock=VirtualClock(), snapshots=2345)
+
+    async def collect():
+        return [s["id"] async for s in client.iter_snapshots(1, 1)]
+
+    assert client.clock.run(collect()) == client.store.ids()
+    assert client.stats.requests["GET"] == 3
