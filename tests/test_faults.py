@@ -320,3 +320,16 @@ def test_a_2xx_that_is_not_a_snapshot_fails_without_retry(status, body, why):
     }
     assert all(why in r.error for r in results)
 
+
+def test_https_to_a_plain_http_server_aborts_at_once(sandbox):
+    async def main():
+        settings = Settings(sandbox.base_url.replace("http://", "https://"), API_KEY)
+        async with asyncio.timeout(BOUND), Client(settings) as client:
+            return await run_engine(client, 20, concurrency=1)
+
+    engine, results = asyncio.run(main())
+    assert engine.abort_reason.startswith(
+        "TLS handshake failed, not retried: ClientConnectorSSLError"
+    )
+    assert [r.attempts for r in results if r.attempts] == [1] and len(results) == 20
+    assert sandbox.stats()["total_requests"] == 0
