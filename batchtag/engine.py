@@ -38,6 +38,7 @@ from batchtag.retry import (
     TLS,
     TRANSIENT,
     Breaker,
+    RetryAfterCap,
     RetrySettings,
     classify,
     new_state,
@@ -91,7 +92,7 @@ class Engine:
         self.abort_reason: str | None = None
         self.interrupted = False
         self._callback_error: BaseException | None = None
-        self._warned_retry_after = False
+        self._retry_after_cap = RetryAfterCap()
         self._stopping = asyncio.Event()
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
         self._window = max(options.concurrency * 4, 64)  # jobs taken from the plan, unfinished
@@ -309,7 +310,7 @@ class Engine:
             raise Final(NOT_FOUND, error)
         if kind not in (LOCK, RATE_LIMIT, TRANSIENT):
             raise Final(FAILED, error)
-        self._warn_long_retry_after(error.retry_after)
+        self._retry_after_cap.note(error.retry_after)
         pause = 0.0
         if kind == RATE_LIMIT:
             pause = self.limiter.on_throttle(error.retry_after)
@@ -319,16 +320,6 @@ class Engine:
         self.on_retry(kind)
         if kind != RATE_LIMIT:
             raise Park(delay)
-
-    def _warn_long_retry_after(self, retry_after: float | None) -> None:
-        if retry_after is None or retry_after <= RETRY_AFTER_CAP or self._warned_retry_after:
-            return
-        self._warned_retry_after = True
-        log.warning(
-            "server asked to wait %.0f s (Retry-After); waiting at most %.0f s",
-            retry_after,
-            RETRY_AFTER_CAP,
-        )
 
     def _retry_delay(
         self, job: Job, kind: str, error: ApiError, pause: float = 0.0

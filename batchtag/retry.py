@@ -7,6 +7,7 @@ holding a worker.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -119,6 +120,26 @@ class RetrySettings:
 
 
 T = TypeVar("T")
+log = logging.getLogger("batchtag.retry")
+
+
+class RetryAfterCap:
+    """Retry-After is honoured up to RETRY_AFTER_CAP; a longer ask is logged once per run."""
+
+    def __init__(self) -> None:
+        self.warned = False
+
+    def note(self, retry_after: float | None) -> None:
+        if retry_after is None or retry_after <= RETRY_AFTER_CAP or self.warned:
+            return
+        self.warned = True
+        log.warning(
+            "server asked to wait %.0f s (Retry-After); waiting at most %.0f s",
+            retry_after,
+            RETRY_AFTER_CAP,
+        )
+
+
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 8.0  # the floor of a retry's wait: min(0.5 * 2**n, 8) s
 
 

@@ -157,7 +157,7 @@ def test_a_huge_retry_after_is_capped_at_60_s_and_logged_once(caplog):
     ids = client.store.ids()[:2]
     for sid in ids:
         client.script(sid, ApiError(429, "TooManyRequests", "later", retry_after=100000.0))
-    with caplog.at_level(logging.WARNING, logger="batchtag.engine"):
+    with caplog.at_level(logging.WARNING, logger="batchtag.retry"):
         _, results = run(client, sets(ids), concurrency=2)
     assert {r.status for r in results.values()} == {"ok"}
     assert times(client, ids[0]) == [0.0, 60.0]
