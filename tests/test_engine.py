@@ -396,3 +396,20 @@ def test_a_retry_held_past_its_deadline_by_a_later_429_pause_fails():
     assert (held.status, held.http_status, held.attempts) == ("failed", 409, 1)
     assert held.elapsed_ms == 55500.0
     assert (results[paused].status, results[paused].http_status) == ("failed", 429)
+
+
+def test_an_interrupt_reports_jobs_still_waiting_for_the_limiter_as_not_sent():
+    client = fake()
+    ids = client.store.ids()[:6]
+    _, results = run(
+        client,
+        sets(ids),
+        rate=0.1,  # one request every 10 s: three workers wait in the limiter
+        concurrency=4,
+        during=lambda e: client.clock.call_later(1.0, e.interrupt),
+    )
+    assert sorted(results) == sorted(ids)
+    assert [r.status for r in results.values()].count("ok") == 1
+    waiting = [r for r in results.values() if r.status == "skipped"]
+    assert {(r.attempts, r.error) for r in waiting} == {(0, "not sent: run interrupted")}
+    assert client.stats.requests["PATCH"] == 1
