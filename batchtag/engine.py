@@ -216,8 +216,8 @@ class Engine:
         return "not sent: run interrupted"
 
     def _cut_message(self, job: Job) -> str:
-        """Why a job the run stopped is `skipped`: never sent, or perhaps applied."""
-        if not job.attempts:
+        """Why a job the run stopped is `skipped`: never written, or perhaps applied."""
+        if not job.wrote:
             return self._stop_message()
         if self.abort_reason:
             return f"run aborted ({self.abort_reason}): {MAYBE_APPLIED}"
@@ -281,17 +281,15 @@ class Engine:
             if job.last_error is not None and self._past_deadline(job):
                 raise Final(FAILED, job.last_error)  # a later 429 pause outlasted its deadline
             job.attempts += 1
-            job.in_flight = True
+            job.wrote = job.wrote or method == "PATCH"
             try:
                 if method == "GET":
                     result = await self.client.get_snapshot(*entry.key)
                 else:
                     result = await self.client.patch_snapshot(*entry.key, body)
             except ApiError as error:
-                job.in_flight = False
                 self._on_failure(job, error)  # returns only for a 429 retry
                 continue
-            job.in_flight = False
             self.limiter.on_success()
             self._breaker(failed=False)
             return result

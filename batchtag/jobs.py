@@ -60,8 +60,8 @@ class Job:
         "failures",
         "snapshot",
         "queued",
-        "in_flight",
         "last_error",
+        "wrote",
     )
 
     def __init__(self, entry: PlanEntry):
@@ -73,8 +73,8 @@ class Job:
         self.failures: dict[str, int] = {}
         self.snapshot: dict | None = None  # current state, when it was read
         self.queued = False  # holds a queue slot until it finishes
-        self.in_flight = False  # a request of this job is on the wire
         self.last_error: ApiError | None = None
+        self.wrote = False  # a PATCH was sent (it may have been applied)
 
 
 def build_result(
