@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -17,6 +19,20 @@ from batchtag.errors import ApiError
 SNAPSHOTS = "/cloud/v1/snapshots"
 LIST_PAGE = 1000  # the API's maximum page size
 JSON_BODY = {"Content-Type": "application/json"}
+MIN_DEADLINE = 60.0  # seconds; the smallest default total deadline of one request
+
+
+def default_deadline(timeout: float) -> float:
+    """The default total deadline of one request: twice the read timeout, at least 60 s.
+
+    The read timeout alone never fires on a body trickled a byte at a time.
+
+    Examples
+    --------
+    >>> default_deadline(30.0), default_deadline(45.0)
+    (60.0, 90.0)
+    """
+    return max(2 * timeout, MIN_DEADLINE)
 
 
 def snapshot_url(base_url: str, project_id: int, region_id: int, snapshot_id: str = "") -> str:
@@ -83,8 +99,42 @@ def error_from_response(status: int, headers: Any, raw: bytes) -> ApiError:
     )
 
 
+def bad_response(status: int, why: str) -> ApiError:
+    """A 2xx whose body is not what the API documents: final (may have been applied)."""
+    return ApiError(status, "BadResponse", f"HTTP {status} response unusable: {why}")
+
+
+def parse_body(status: int, raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise bad_response(status, f"not JSON ({exc})") from None
+
+
+def expect_snapshot(status: int, data: Any) -> dict:
+    """The body of a GET or PATCH of one snapshot: an object with a `tags` list."""
+    if not isinstance(data, dict):
+        raise bad_response(status, "expected a snapshot object, got " + type(data).__name__)
+    tags = data.get("tags")
+    if not isinstance(tags, list) or not all(
+        isinstance(t, dict) and "key" in t and "value" in t for t in tags
+    ):
+        raise bad_response(status, "the snapshot's 'tags' is not a list of key/value objects")
+    return data
+
+
 class Client:
-    """One session per run. Timeouts cover connect and read, not the wait for a pool slot."""
+    """One session per run.
+
+    Three limits bound a request, none of them counting the wait for a pool slot:
+    `connect_timeout` (TCP + TLS connect), `timeout` (the longest silence while reading)
+    and `request_deadline` (the whole request, send to last byte; default
+    `default_deadline(timeout)`). Redirects are never followed: a 3xx is an error naming
+    its Location, so a write is never replayed elsewhere and the key never leaves the
+    host. Proxies come from HTTP(S)_PROXY / NO_PROXY (`trust_env`).
+    """
 
     def __init__(
         self,
@@ -93,12 +143,15 @@ class Client:
         connections: int = default("concurrency"),
         timeout: float = default("timeout"),
         connect_timeout: float = default("connect_timeout"),
+        request_deadline: float | None = None,
     ):
         self.settings = settings
         self._connections = connections
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=timeout
         )
+        self.request_deadline = request_deadline or default_deadline(timeout)
+        self._slots = asyncio.Semaphore(connections)  # the pool wait, outside the deadline
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
@@ -106,6 +159,7 @@ class Client:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
+            trust_env=True,
             headers={
                 "Authorization": f"APIKey {self.settings.api_key}",
                 "Accept": "application/json",
@@ -126,43 +180,66 @@ class Client:
         """Send one request (`data`: a JSON body, already encoded); return (status, parsed
         JSON) or raise ApiError.
 
-        Transport failures (timeouts, resets, dropped connections) become ApiError with
+        Transport failures (timeouts, resets, dropped connections, TLS) become ApiError with
         status 0 so the engine classifies every failure the same way.
         """
         assert self._session is not None, "use 'async with Client(...)'"
+        async with self._slots:
+            try:
+                async with asyncio.timeout(self.request_deadline):
+                    return await self._exchange(method, url, data)
+            except TimeoutError as exc:
+                raise ApiError(0, "Timeout", self._timeout_message(method)) from exc
+            except aiohttp.ClientError as exc:
+                # str(exc) of client errors names host and port only, never headers.
+                raise ApiError(0, type(exc).__name__, str(exc) or type(exc).__name__) from exc
+            except ssl.SSLError as exc:
+                raise ApiError(0, "SSLError", str(exc)) from exc
+
+    async def _exchange(self, method: str, url: str, data: bytes | None) -> tuple[int, Any]:
         headers = None if data is None else JSON_BODY
-        try:
-            async with self._session.request(method, url, data=data, headers=headers) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise error_from_response(resp.status, resp.headers, raw)
-                return resp.status, json.loads(raw) if raw else None
-        except TimeoutError as exc:
-            raise ApiError(0, "Timeout", f"{method} timed out") from exc
-        except aiohttp.ClientError as exc:
-            # str(exc) of client errors names host and port only, never headers.
-            raise ApiError(0, type(exc).__name__, str(exc) or type(exc).__name__) from exc
-        except ValueError as exc:
-            raise ApiError(0, "BadResponse", f"response is not JSON: {exc}") from exc
+        session = self._session
+        async with session.request(  # type: ignore[union-attr]
+            method, url, data=data, headers=headers, allow_redirects=False
+        ) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                raise error_from_response(resp.status, resp.headers, raw)
+            if 300 <= resp.status < 400:
+                where = resp.headers.get("Location") or "no Location"
+                raise ApiError(
+                    resp.status, "Redirect", f"redirected to {where}; not followed", None
+                )
+            return resp.status, parse_body(resp.status, raw)
+
+    def _timeout_message(self, method: str) -> str:
+        return (
+            f"{method} timed out (no data for {self._timeout.sock_read:g} s, "
+            f"or not done within the {self.request_deadline:g} s request deadline)"
+        )
 
     def url(self, project_id: int, region_id: int, snapshot_id: str = "") -> str:
         return snapshot_url(self.settings.base_url, project_id, region_id, snapshot_id)
 
     async def get_snapshot(self, project_id: int, region_id: int, snapshot_id: str) -> dict:
-        return (await self.request("GET", self.url(project_id, region_id, snapshot_id)))[1]
+        url = self.url(project_id, region_id, snapshot_id)
+        return expect_snapshot(*await self.request("GET", url))
 
     async def patch_snapshot(
         self, project_id: int, region_id: int, snapshot_id: str, body: bytes
     ) -> dict:
         """PATCH one snapshot; `body` is the JSON merge patch, encoded."""
         url = self.url(project_id, region_id, snapshot_id)
-        return (await self.request("PATCH", url, body))[1]
+        return expect_snapshot(*await self.request("PATCH", url, body))
 
     async def list_page(
         self, project_id: int, region_id: int, *, limit: int = LIST_PAGE, offset: int = 0
     ) -> dict:
         url = f"{self.url(project_id, region_id)}?limit={limit}&offset={offset}"
-        return (await self.request("GET", url))[1]
+        status, page = await self.request("GET", url)
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise bad_response(status, "a list page needs an object with a 'results' list")
+        return page
 
     async def iter_snapshots(
         self, project_id: int, region_id: int, *, page_size: int = LIST_PAGE

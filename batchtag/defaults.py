@@ -63,8 +63,22 @@ OPTIONS: dict[str, Option] = _opts(
     # -- sending ------------------------------------------------------------------------
     Option("concurrency", 16, "int", "Requests in flight.", "int"),
     Option("rate", 20.0, "float", "Requests per second.", "float"),
-    Option("timeout", 30.0, "float", "Socket read timeout per request (s).", "float"),
+    Option(
+        "timeout",
+        30.0,
+        "float",
+        "Read timeout (s): the longest silence while waiting for an answer.",
+        "float",
+    ),
     Option("connect_timeout", 10.0, "float", "Connect timeout per request (s).", "float"),
+    Option(
+        "request_deadline",
+        None,
+        "float",
+        "Total time (s) one request may take, however slowly data trickles in"
+        " [default: max(2 x timeout, 60)].",
+        "float | None",
+    ),
     Option(
         "lock_budget",
         300.0,

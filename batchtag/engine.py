@@ -9,28 +9,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from batchtag.client import Client, tags_dict
 from batchtag.defaults import default
+from batchtag.clock import REAL_CLOCK, Clock
 from batchtag.errors import ApiError
+from batchtag.jobs import (
+    IN_FLIGHT,
+    MAYBE_APPLIED,
+    Final,
+    Job,
+    Park,
+    build_result,
+    describe,
+    iso_utc,
+)
 from batchtag.limiter import RateLimiter
 from batchtag.plan import PlanEntry
 from batchtag.result import FAILED, NOOP, NOT_FOUND, OK, PLANNED, SKIPPED, Result, json_text
 from batchtag.retry import (
     AUTH,
+    GONE,
     LOCK,
     RATE_LIMIT,
+    RETRY_AFTER_CAP,
+    TLS,
     TRANSIENT,
     Breaker,
+    RetryAfterCap,
     RetrySettings,
     classify,
     new_state,
 )
-from batchtag.retry import NOT_FOUND as NOT_FOUND_CLASS
 
 log = logging.getLogger("batchtag.engine")
 
@@ -39,8 +52,9 @@ log = logging.getLogger("batchtag.engine")
 class EngineOptions:
     concurrency: int = default("concurrency")
     rate: float = default("rate")
-    timeout: float = default("timeout")  # socket read timeout per request
+    timeout: float = default("timeout")  # socket read timeout per request (the Client's)
     connect_timeout: float = default("connect_timeout")
+    request_deadline: float | None = None  # whole-request limit; None: client.default_deadline
     retry: RetrySettings = field(default_factory=RetrySettings)
     snapshot_deadline: float = 900.0  # no snapshot is retried past this many seconds
     dry_run: bool = False
@@ -49,63 +63,12 @@ class EngineOptions:
     breaker: dict[str, Any] = field(default_factory=dict)  # Breaker(**breaker)
 
 
-class Park(Exception):
-    """The job must wait `delay` seconds, off the worker."""
-
-    def __init__(self, delay: float):
-        self.delay = delay
-
-
-class Final(Exception):
-    """The job ends with `status` after this error."""
-
-    def __init__(self, status: str, error: ApiError):
-        self.status = status
-        self.error = error
-
-
-_second: tuple[int, str] = (-1, "")  # the last whole second formatted, for now_iso()
-
-
-def now_iso() -> str:
-    """UTC now to the millisecond, e.g. 2025-01-01T12:00:00.123Z.
-
-    Called twice per snapshot: formatting only the milliseconds is ~4x cheaper than
-    datetime.isoformat.
-    """
-    global _second
-    now = time.time()
-    whole = int(now)
-    if whole != _second[0]:
-        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
-
-
-class Job:
-    __slots__ = (
-        "entry",
-        "attempts",
-        "started",
-        "started_at",
-        "states",
-        "failures",
-        "snapshot",
-        "queued",
-    )
-
-    def __init__(self, entry: PlanEntry):
-        self.entry = entry
-        self.attempts = 0
-        self.started = 0.0  # monotonic time of the first attempt
-        self.started_at: str | None = None
-        self.states: dict[str, Any] = {}  # tenacity RetryCallState per retry class
-        self.failures: dict[str, int] = {}
-        self.snapshot: dict | None = None  # current state, when it was read
-        self.queued = False  # holds a queue slot until it finishes
-
-
 class Engine:
-    """Runs entries to results. `on_result` is called once per snapshot, as it completes."""
+    """Runs entries to results. `on_result` is called once per snapshot, as it completes.
+
+    If `on_result` raises (e.g. the report cannot be written), the run stops dispatching at
+    once, records nothing more, and `run` re-raises that exception after shutting down.
+    """
 
     def __init__(
         self,
@@ -115,16 +78,22 @@ class Engine:
         *,
         on_retry: Callable[[str], None] = lambda kind: None,
         limiter: RateLimiter | None = None,
+        clock: Clock = REAL_CLOCK,
     ):
         self.client = client
         self.options = options
         self.on_result = on_result
         self.on_retry = on_retry
-        self.limiter = limiter or RateLimiter(options.rate)
-        self.policies = options.retry.policies()
+        self.clock = clock
+        self.limiter = limiter or RateLimiter(
+            options.rate, clock=clock.monotonic, sleep=clock.sleep
+        )
+        self.policies = options.retry.policies(clock)
         self.breaker = Breaker(**options.breaker)
         self.abort_reason: str | None = None
         self.interrupted = False
+        self._callback_error: BaseException | None = None
+        self._retry_after_cap = RetryAfterCap()
         self._stopping = asyncio.Event()
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
         self._window = max(options.concurrency * 4, 64)  # jobs taken from the plan, unfinished
@@ -178,6 +147,8 @@ class Engine:
         finally:
             await self._shutdown(workers)
             self._skip_rest(self._entries)
+        if self._callback_error is not None:
+            raise self._callback_error
 
     def _refill(self) -> None:
         """Top the queue up from the plan, up to `_window` unfinished jobs.
@@ -214,20 +185,18 @@ class Engine:
     async def _shutdown(self, workers: list[asyncio.Task]) -> None:
         for handle, job in list(self._parked.items()):
             handle.cancel()
-            self._finish(job, SKIPPED, error=self._stop_message())
+            self._finish(job, SKIPPED, error=self._cut_message(job))
         self._parked.clear()
         for _ in workers:
             self._queue.put_nowait(None)
-        grace = self.options.drain_timeout if self.interrupted else None
+        grace = self.options.drain_timeout if self.stopping else None  # interrupt or abort
+        if self._callback_error is not None:
+            grace = 0  # nothing more can be recorded: do not wait for it
         done, running = await asyncio.wait(workers, timeout=grace)
         for task in running:
-            task.cancel()
+            task.cancel()  # the worker records its job as interrupted
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-            for task in running:
-                job = self._active.pop(task, None)
-                if job is not None:
-                    self._finish(job, SKIPPED, error="interrupted in flight; outcome unknown")
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()
@@ -237,8 +206,8 @@ class Engine:
         while not self._queue.empty():
             job = self._queue.get_nowait()
             if job is not None:
-                self._finish(job, SKIPPED, error=self._stop_message())
-        if self.stopping:
+                self._finish(job, SKIPPED, error=self._cut_message(job))
+        if self.stopping and self._callback_error is None:
             for entry in entries:
                 self._finish(Job(entry), SKIPPED, error=self._stop_message())
 
@@ -246,6 +215,14 @@ class Engine:
         if self.abort_reason:
             return f"not sent: run aborted ({self.abort_reason})"
         return "not sent: run interrupted"
+
+    def _cut_message(self, job: Job) -> str:
+        """Why a job the run stopped is `skipped`: never written, or perhaps applied."""
+        if not job.wrote:
+            return self._stop_message()
+        if self.abort_reason:
+            return f"run aborted ({self.abort_reason}): {MAYBE_APPLIED}"
+        return IN_FLIGHT
 
     # -- workers ----------------------------------------------------------------------
 
@@ -256,28 +233,31 @@ class Engine:
             if job is None:
                 return
             if self.stopping:
-                self._finish(job, SKIPPED, error=self._stop_message())
+                self._finish(job, SKIPPED, error=self._cut_message(job))
                 continue
             self._active[task] = job
             try:
                 await self._handle(job)
+            except asyncio.CancelledError:  # cut off after the drain grace
+                self._finish(job, SKIPPED, error=self._cut_message(job))
+                raise
             finally:
                 self._active.pop(task, None)
 
     async def _handle(self, job: Job) -> None:
         entry = job.entry
         if job.started_at is None:
-            job.started = time.monotonic()
-            job.started_at = now_iso()
+            job.started = self.clock.monotonic()
+            job.started_at = iso_utc(self.clock.time())
         try:
             if job.snapshot is None and (entry.needs_current or self.options.check_current):
                 job.snapshot = await self._send(job, "GET")
             current = tags_dict(job.snapshot, user_only=True) if job.snapshot else None
             body = entry.body(current)
-            if self.options.dry_run:
-                self._finish(job, PLANNED, body=body)
-            elif not body:
+            if not body:
                 self._finish(job, NOOP, after=job.snapshot, body=body)
+            elif self.options.dry_run:
+                self._finish(job, PLANNED, body=body)
             else:
                 text = json_text(body)
                 response = await self._send(job, "PATCH", text.encode())
@@ -298,8 +278,11 @@ class Engine:
                 await self._dispatch_open.wait()
             await self.limiter.acquire()
             if self.stopping:
-                raise Final(SKIPPED, ApiError(0, "Interrupted", self._stop_message()))
+                raise Final(SKIPPED, ApiError(0, "Interrupted", self._cut_message(job)))
+            if job.last_error is not None and self._past_deadline(job):
+                raise Final(FAILED, job.last_error)  # a later 429 pause outlasted its deadline
             job.attempts += 1
+            job.wrote = job.wrote or method == "PATCH"
             try:
                 if method == "GET":
                     result = await self.client.get_snapshot(*entry.key)
@@ -313,104 +296,96 @@ class Engine:
             return result
 
     def _on_failure(self, job: Job, error: ApiError) -> None:
+        job.last_error = error
         kind = classify(error)
-        self._breaker(failed=kind == TRANSIENT)
+        self._breaker(failed=kind == TRANSIENT, cause=describe(error))
         if kind == AUTH:
             self.abort(f"credentials rejected (HTTP {error.status} {error.exception_class})")
             raise Final(FAILED, error)
-        if kind == NOT_FOUND_CLASS:
+        if kind == TLS:
+            self.abort(f"TLS handshake failed, not retried: {describe(error)}")
+            raise Final(FAILED, error)
+        if kind == GONE:
             raise Final(NOT_FOUND, error)
         if kind not in (LOCK, RATE_LIMIT, TRANSIENT):
             raise Final(FAILED, error)
+        self._retry_after_cap.note(error.retry_after)
+        pause = 0.0
         if kind == RATE_LIMIT:
-            self.limiter.on_throttle(error.retry_after)
-        delay = self._retry_delay(job, kind, error)
+            pause = self.limiter.on_throttle(error.retry_after)
+        delay = self._retry_delay(job, kind, error, pause)
         if delay is None:
             raise Final(FAILED, error)
         self.on_retry(kind)
         if kind != RATE_LIMIT:
             raise Park(delay)
 
-    def _retry_delay(self, job: Job, kind: str, error: ApiError) -> float | None:
+    def _retry_delay(
+        self, job: Job, kind: str, error: ApiError, pause: float = 0.0
+    ) -> float | None:
+        """Seconds until this job's next try, or None when its retries or deadline are spent.
+
+        `pause`: the shared 429 pause it will wait anyway, counted against the deadline."""
         job.failures[kind] = job.failures.get(kind, 0) + 1
         state = job.states.get(kind)
         if state is None:
-            state = job.states[kind] = new_state()
+            state = job.states[kind] = new_state(self.clock)
         delay = self.policies[kind].delay(state, job.failures[kind])
         if delay is None:
             return None
         if kind == TRANSIENT and error.retry_after is not None:
-            delay = min(max(delay, error.retry_after), 60.0)  # the SDK honours up to 60 s
-        elapsed = time.monotonic() - job.started
-        if elapsed + delay > self.options.snapshot_deadline:
-            return None
-        return delay
+            delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
+        return None if self._past_deadline(job, max(delay, pause)) else delay
 
-    def _breaker(self, *, failed: bool) -> None:
-        verdict = self.breaker.record(failed)
+    def _past_deadline(self, job: Job, wait: float = 0.0) -> bool:
+        elapsed = self.clock.monotonic() - job.started
+        return elapsed + wait > self.options.snapshot_deadline
+
+    def _breaker(self, *, failed: bool, cause: str | None = None) -> None:
+        verdict = self.breaker.record(failed, cause)
         if verdict == "abort":
-            self.abort("circuit breaker: most recent requests kept failing (5xx/timeouts)")
+            self.abort(
+                f"circuit breaker: most recent requests kept failing: {self.breaker.cause()}"
+            )
         elif verdict == "pause" and self._dispatch_open.is_set():
-            log.warning("circuit breaker open: pausing %.1fs", self.breaker.cooldown)
+            log.warning(
+                "circuit breaker open (%s): pausing %.1fs",
+                self.breaker.cause(),
+                self.breaker.cooldown,
+            )
             self._dispatch_open.clear()
-            asyncio.get_running_loop().call_later(self.breaker.cooldown, self._dispatch_open.set)
+            self.clock.call_later(self.breaker.cooldown, self._dispatch_open.set)
 
     def _park(self, job: Job, delay: float) -> None:
         if self.stopping:
-            self._finish(job, SKIPPED, error=self._stop_message())
+            self._finish(job, SKIPPED, error=self._cut_message(job))
             return
-        loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle
 
         def wake() -> None:
             self._parked.pop(handle, None)
             self._queue.put_nowait(job)
 
-        handle = loop.call_later(delay, wake)
+        handle = self.clock.call_later(delay, wake)
         self._parked[handle] = job
 
     # -- results ----------------------------------------------------------------------
 
-    def _finish(
-        self,
-        job: Job,
-        status: str,
-        *,
-        after: dict | None = None,
-        http_status: int | None = None,
-        body: dict | None = None,
-        sent: str | None = None,
-        api_error: ApiError | None = None,
-        error: str | None = None,
-    ) -> None:
-        entry = job.entry
-        finished = time.monotonic()
-        result = Result(
-            project_id=entry.project_id,
-            region_id=entry.region_id,
-            snapshot_id=entry.snapshot_id,
-            status=status,
-            http_status=http_status,
-            attempts=job.attempts,
-            error=error,
-            started_at=job.started_at,
-            finished_at=now_iso() if job.started_at else None,
-            elapsed_ms=round((finished - job.started) * 1000, 1) if job.started_at else None,
-            tags_before=tags_dict(job.snapshot) if job.snapshot else None,
-            tags_after=tags_dict(after) if after else None,
-            rows=entry.rows,
-            extra=entry.extra,
-            body=body,
-            body_json=sent,
-        )
-        if api_error is not None:
-            result.http_status = api_error.status or None
-            result.error_class = api_error.exception_class
-            result.error = str(api_error.message)
-            if api_error.invalid_fields:
-                result.error += f" invalid_fields={api_error.invalid_fields}"
-            result.request_id = api_error.request_id
-        self.on_result(result)
+    def _finish(self, job: Job, status: str, **outcome: Any) -> None:
+        """Record the job's result (unless recording failed earlier) and free its slot."""
+        if self._callback_error is None:
+            result = build_result(
+                job,
+                status,
+                finished=self.clock.monotonic(),
+                finished_at=iso_utc(self.clock.time()),
+                **outcome,
+            )
+            try:
+                self.on_result(result)
+            except Exception as exc:  # e.g. the report's disk is full: stop at once
+                self._callback_error = exc
+                self.abort(f"recording a result failed: {exc}")
         if job.queued:
             job.queued = False
             self._pending -= 1

@@ -14,7 +14,7 @@ from batchtag.client import Client
 from batchtag.config import resolve_settings
 from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.engine import Engine, EngineOptions
-from batchtag.errors import AbortRun, UsageError, option
+from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.plan import Plan, PlanEntry
@@ -28,7 +28,7 @@ from batchtag.report import (
     report_exists,
 )
 from batchtag.result import Result
-from batchtag.retry import RetrySettings
+from batchtag.retry import RetrySettings, retrying
 from batchtag.summary import Summary, write_summary_json
 
 log = logging.getLogger("batchtag")
@@ -42,6 +42,8 @@ def _check(self: Any) -> None:
     for name in ("rate", "timeout", "connect_timeout"):
         if not getattr(self, name) > 0:
             raise UsageError(f"{option(name)} must be greater than 0")
+    if self.request_deadline is not None and not self.request_deadline > 0:
+        raise UsageError(f"{option('request_deadline')} must be greater than 0")
     if self.resume and self.report and Path(self.report) != Path(self.resume):
         raise UsageError(
             f"{option('resume')} continues its own report; do not also pass {option('report')}"
@@ -114,7 +116,11 @@ async def scope_total(client: Client, plan: Plan) -> int:
     """How many snapshots the plan's scopes hold (one tiny list call per scope)."""
     total = 0
     for project_id, region_id in plan.scopes:
-        page = await client.list_page(project_id, region_id, limit=1)
+        try:
+            page = await retrying(lambda: client.list_page(project_id, region_id, limit=1))  # noqa: B023
+        except ApiError as error:
+            what = option("max_changes")
+            raise AbortRun(f"cannot count the snapshots for {what}: {error}") from None
         total += int(page.get("count", 0))
     return total
 
@@ -208,6 +214,7 @@ def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
         connections=options.concurrency,
         timeout=options.timeout,
         connect_timeout=options.connect_timeout,
+        request_deadline=options.request_deadline,
     )
 
 
@@ -300,6 +307,7 @@ def _engine(
         rate=options.rate,
         timeout=options.timeout,
         connect_timeout=options.connect_timeout,
+        request_deadline=options.request_deadline,
         retry=RetrySettings(lock_budget=options.lock_budget, transient_retries=options.retries),
         dry_run=options.dry_run,
         check_current=options.check_current,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from batchtag.sandbox import SandboxConfig, SandboxServer
+
+# The HTTP client honours proxy variables (trust_env): keep the machine's out of the tests,
+# so every request goes straight to the loopback sandbox (proxy tests set their own).
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture

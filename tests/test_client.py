@@ -116,13 +116,15 @@ def test_settings_come_from_env_and_hide_the_key():
 
 def test_waiting_for_a_pool_slot_is_not_a_timeout(make_sandbox):
     # one connection, eight requests of ~0.1 s each: the last waits ~0.7 s for the slot,
-    # far past the 0.5 s read timeout, and still must not time out
+    # far past the 0.5 s read timeout and request deadline, and still must not time out
     sandbox = make_sandbox(latency_ms=100)
     ids = sandbox.store.ids()[:8]
 
     async def main():
         settings = Settings(sandbox.base_url, API_KEY)
-        async with Client(settings, connections=1, timeout=0.5, connect_timeout=0.5) as client:
+        async with Client(
+            settings, connections=1, timeout=0.5, connect_timeout=0.5, request_deadline=0.5
+        ) as client:
             return await asyncio.gather(*(client.get_snapshot(1, 1, sid) for sid in ids))
 
     snapshots = asyncio.run(main())

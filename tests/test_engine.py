@@ -1,306 +1,426 @@
-"""The spec's response table, row by row, against the sandbox's fault knobs."""
+"""The spec's response table in virtual time: the engine over FakeClient on a VirtualClock.
+
+Minutes of locks, Retry-After pauses and timeouts run in milliseconds, so these tests assert
+exact attempt counts and the exact (virtual) times at which each attempt was sent. Jitter is
+pinned to its upper bound (tenacity) or to zero (the limiter's Retry-After stretch).
+End-to-end runs over real HTTP live in test_engine_http.py.
+"""
 
 from __future__ import annotations
 
-import _thread
-import asyncio
-import threading
-import time
-import uuid
+import logging
+import random
 
 import pytest
-from helpers import API_KEY, fetch_tags, set_rows, write_long_csv
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import batchtag
-from batchtag.client import Client
-from batchtag.config import Settings
+from batchtag.clock import VirtualClock
 from batchtag.engine import Engine, EngineOptions
+from batchtag.errors import ApiError
+from batchtag.jobs import IN_FLIGHT
+from batchtag.limiter import RateLimiter
 from batchtag.plan import PlanEntry
-from batchtag.report import load_report
 from batchtag.retry import RetrySettings
+from batchtag.testing import FakeClient
 
-pytestmark = pytest.mark.timeout(90)
-
-
-def run_apply(sandbox, tmp_path, rows, **options):
-    manifest = write_long_csv(tmp_path / "m.csv", rows)
-    options.setdefault("concurrency", 8)
-    options.setdefault("rate", 500)
-    return batchtag.apply(
-        manifest,
-        report=tmp_path / "report.csv",
-        base_url=sandbox.base_url,
-        api_key=API_KEY,
-        project_id=1,
-        region_id=1,
-        **options,
-    )
+pytestmark = pytest.mark.timeout(30)
 
 
-def run_engine(sandbox, entries, **options):
-    """Drive the engine directly (for knobs the CLI does not expose)."""
-    results = []
+class NoJitter(random.Random):
+    def random(self) -> float:
+        return 0.0
+
+
+@pytest.fixture(autouse=True)
+def top_of_jitter(monkeypatch):
+    """tenacity's wait_random_exponential draws random.uniform(min, high): take `high`."""
+    monkeypatch.setattr("random.uniform", lambda low, high: high)
+
+
+def run(fake: FakeClient, entries, *, on_result=None, during=None, **options):
+    """Run the engine on `fake`'s virtual clock; return (engine, results by snapshot_id)."""
+    clock = fake.clock
+    results: dict = {}
+    retries: list[str] = []
+    options.setdefault("rate", 1000)
+    options.setdefault("concurrency", 4)
+
+    def record(result):
+        assert result.snapshot_id not in results, "a snapshot reported twice"
+        results[result.snapshot_id] = result
+        if on_result is not None:
+            on_result(result)
 
     async def main():
-        async with Client(Settings(sandbox.base_url, API_KEY)) as client:
-            engine = Engine(client, EngineOptions(**options), results.append)
-            await engine.run(entries)
-            return engine
+        limiter = RateLimiter(
+            options["rate"], clock=clock.monotonic, sleep=clock.sleep, rng=NoJitter()
+        )
+        engine = Engine(
+            fake,
+            EngineOptions(**options),
+            record,
+            on_retry=retries.append,
+            limiter=limiter,
+            clock=clock,
+        )
+        if during is not None:
+            during(engine)
+        await engine.run(entries)
+        return engine
 
-    return asyncio.run(main()), {r.snapshot_id: r for r in results}
-
-
-def test_ok_keeps_returned_tags_and_changes_the_sandbox(make_sandbox, tmp_path):
-    sandbox = make_sandbox()
-    ids = sandbox.store.ids()[:20]
-    report = run_apply(sandbox, tmp_path, set_rows(ids, "cost-center", "cc-7"))
-    assert set(report.status) == {"ok"}
-    assert report.attrs["summary"]["exit_code"] == 0
-    for row in report.itertuples():
-        assert row.tags_after["cost-center"] == "cc-7"
-    assert all(fetch_tags(sandbox.base_url, sid)["cost-center"] == "cc-7" for sid in ids)
-
-
-def test_locks_that_clear_end_ok_with_retries_counted(make_sandbox, tmp_path):
-    sandbox = make_sandbox(lock_rate=0.5, lock_ms=200)
-    locked = [s.id for s in sandbox.store.snapshots() if s.task_id][:6]
-    free = [s.id for s in sandbox.store.snapshots() if not s.task_id][:6]
-    report = run_apply(sandbox, tmp_path, set_rows(locked + free))
-    assert set(report.status) == {"ok"}
-    stats = sandbox.stats()
-    assert stats["responses"].get("409", 0) >= len(locked)
-    assert report.attrs["summary"]["retries"]["lock"] >= len(locked)
-    by_id = report.set_index("snapshot_id")
-    assert (by_id.loc[locked, "attempts"] >= 2).all()
-    assert (by_id.loc[free, "attempts"] == 1).all()
+    engine = clock.run(main())
+    engine.retries = retries
+    return engine, results
 
 
-def test_lock_that_never_clears_fails_within_its_budget(make_sandbox, tmp_path):
-    sandbox = make_sandbox(lock_rate=1.0, lock_ms=10_000_000)
-    ids = sandbox.store.ids()[:2]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), lock_budget=2.0)
-    assert set(report.status) == {"failed"}
-    assert set(report.http_status) == {409}
-    assert set(report.error_class) == {"ConflictError"}
-    assert report.attrs["summary"]["exit_code"] == 1
+def fake(**knobs) -> FakeClient:
+    return FakeClient(clock=VirtualClock(), **knobs)
 
 
-@pytest.mark.parametrize("retry_after", [True, False])
-def test_rate_limited_runs_slow_down_and_finish(make_sandbox, tmp_path, retry_after):
-    sandbox = make_sandbox(rate_limit=40, retry_after=retry_after)
-    ids = sandbox.store.ids()[:80]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), rate=400, concurrency=16)
-    assert set(report.status) == {"ok"}
-    summary = report.attrs["summary"]
-    assert sandbox.stats()["responses"].get("429", 0) > 0
-    assert summary["retries"]["rate_limit"] > 0
-    assert summary["rate_changes"] > 0
+def sets(ids, key="batch", value="one"):
+    return [PlanEntry(1, 1, sid, tags={key: value}, rows=[i + 1]) for i, sid in enumerate(ids)]
 
 
-def test_transient_5xx_are_retried(make_sandbox, tmp_path):
-    sandbox = make_sandbox(error_rate=0.25, seed=3)
-    ids = sandbox.store.ids()[:40]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), retries=8)
-    assert set(report.status) == {"ok"}
-    stats = sandbox.stats()["responses"]
-    assert sum(stats.get(code, 0) for code in ("500", "502", "503")) > 0
-    assert report.attrs["summary"]["retries"]["transient"] > 0
+def times(client: FakeClient, sid: str) -> list[float]:
+    return [round(c.at, 6) for c in client.calls(sid)]
 
 
-def test_dropped_connections_are_retried(make_sandbox, tmp_path):
-    sandbox = make_sandbox(drop_rate=0.2, seed=5)
-    ids = sandbox.store.ids()[:30]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), retries=8)
-    assert set(report.status) == {"ok"}
-    assert report.attrs["summary"]["retries"]["transient"] > 0
-    assert all(fetch_tags(sandbox.base_url, sid)["batch"] == "one" for sid in ids)
+def test_ok_keeps_the_returned_user_tags_and_changes_the_store():
+    client = fake()
+    ids = client.store.ids()[:10]
+    _, results = run(client, sets(ids, "cost-center", "cc-7"))
+    assert {r.status for r in results.values()} == {"ok"}
+    assert all(r.tags_after["cost-center"] == "cc-7" for r in results.values())
+    assert all(client.store.find(1, 1, sid).tags["cost-center"] == "cc-7" for sid in ids)
+    assert {r.attempts for r in results.values()} == {1}
 
 
-def test_should_retry_false_overrides_the_table(make_sandbox, tmp_path):
-    sandbox = make_sandbox(error_rate=1.0, error_should_retry=False)
-    ids = sandbox.store.ids()[:5]
-    report = run_apply(sandbox, tmp_path, set_rows(ids))
-    assert set(report.status) == {"failed"}
-    assert set(report.attempts) == {1}
-    assert sandbox.stats()["requests"]["PATCH"] == 5
+def test_a_lock_that_clears_is_retried_on_its_own_backoff():
+    client = fake(lock_rate=1.0, lock_ms=2500)  # clears 2.5 s after the first touch
+    sid = client.store.ids()[0]
+    engine, results = run(client, sets([sid]))
+    assert results[sid].status == "ok" and results[sid].attempts == 3
+    assert times(client, sid) == [0.0, 1.0, 3.0]  # waits 1 s, then 2 s
+    assert [c.outcome for c in client.calls(sid)] == ["409", "409", "200"]
+    assert engine.retries == ["lock", "lock"]
 
 
-def test_not_found_is_final_and_others_still_succeed(make_sandbox, tmp_path):
-    sandbox = make_sandbox()
-    ids = sandbox.store.ids()[:3]
-    ghost = str(uuid.uuid4())
-    report = run_apply(sandbox, tmp_path, set_rows(ids + [ghost]))
-    by_id = report.set_index("snapshot_id")
-    assert by_id.loc[ghost, "status"] == "not_found"
-    assert by_id.loc[ghost, "http_status"] == 404
-    assert by_id.loc[ghost, "attempts"] == 1
-    assert isinstance(by_id.loc[ghost, "request_id"], str)
-    assert set(by_id.loc[ids, "status"]) == {"ok"}
-    assert report.attrs["summary"]["exit_code"] == 1
-
-
-def test_rejected_request_keeps_message_and_invalid_fields(make_sandbox):
-    sandbox = make_sandbox()
-    sid = sandbox.store.ids()[0]
-    entry = PlanEntry(1, 1, sid, tags={"bad key": "x"}, rows=[1])
-    _, results = run_engine(sandbox, [entry])
+def test_a_lock_that_never_clears_fails_when_its_budget_is_spent():
+    client = fake(lock_rate=1.0, lock_ms=10**9)
+    sid = client.store.ids()[0]
+    _, results = run(client, sets([sid]), retry=RetrySettings(lock_budget=10))
     result = results[sid]
-    assert (result.status, result.http_status, result.attempts) == ("failed", 400, 1)
-    assert result.error_class == "ValidationError"
-    assert "invalid_fields" in result.error and "tags" in result.error
+    assert (result.status, result.http_status, result.error_class) == (
+        "failed",
+        409,
+        "ConflictError",
+    )
+    assert times(client, sid) == [0.0, 1.0, 3.0, 7.0, 15.0]  # 15 s > the 10 s budget
+    assert result.elapsed_ms == 15000.0
 
 
-def test_wrong_key_aborts_and_skips_the_rest(make_sandbox, tmp_path):
-    sandbox = make_sandbox(api_key="the-right-key")
-    ids = sandbox.store.ids()[:60]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), concurrency=4, rate=50)
-    counts = report.status.value_counts().to_dict()
-    assert counts.get("ok", 0) == 0
-    assert counts["skipped"] >= 60 - 4
-    assert report.attrs["summary"]["exit_code"] == 3
-    assert sandbox.stats()["requests"].get("PATCH", 0) <= 4
-    assert len(report) == 60
+def test_a_locked_snapshot_does_not_slow_the_others():
+    client = fake(lock_rate=0.5, lock_ms=5000)
+    locked = [s.id for s in client.store.snapshots() if s.task_id][:3]
+    free = [s.id for s in client.store.snapshots() if not s.task_id][:20]
+    _, results = run(client, sets(locked + free), rate=100, concurrency=2)
+    assert {results[s].status for s in locked + free} == {"ok"}
+    assert max(client.calls(s)[-1].at for s in free) < 0.25  # 23 sends at 100/s
+    assert all(results[s].attempts == 4 for s in locked)  # 0, 1, 3, 7 s
 
 
-def test_breaker_aborts_a_retry_storm(make_sandbox):
-    sandbox = make_sandbox(error_rate=1.0)
-    entries = [PlanEntry(1, 1, sid, tags={"a": "b"}) for sid in sandbox.store.ids()[:100]]
-    engine, results = run_engine(
-        sandbox,
-        entries,
+def test_429_with_retry_after_pauses_every_worker_for_exactly_that_long():
+    client = fake()
+    first, second = client.store.ids()[:2]
+    client.script(first, ApiError(429, "TooManyRequests", "slow down", retry_after=3.0))
+    engine, results = run(client, sets([first, second]), concurrency=2)
+    assert times(client, first) == [0.0, 3.0]
+    # the pause held the other worker too; then the halved rate (500/s) spaces them 2 ms
+    assert times(client, second) == [3.002]
+    assert results[first].attempts == 2 and results[first].status == "ok"
+    assert engine.retries == ["rate_limit"]
+
+
+def test_429_without_retry_after_backs_off_half_a_second_then_doubles():
+    client = fake()
+    sid = client.store.ids()[0]
+    no_header = ApiError(429, "TooManyRequests", "slow down")
+    client.script(sid, no_header, no_header, no_header)
+    _, results = run(client, sets([sid]))
+    assert times(client, sid) == [0.0, 0.5, 1.5, 3.5]
+    assert results[sid].attempts == 4
+
+
+def test_a_huge_retry_after_is_capped_at_60_s_and_logged_once(caplog):
+    client = fake()
+    ids = client.store.ids()[:2]
+    for sid in ids:
+        client.script(sid, ApiError(429, "TooManyRequests", "later", retry_after=100000.0))
+    with caplog.at_level(logging.WARNING, logger="batchtag.retry"):
+        _, results = run(client, sets(ids), concurrency=2)
+    assert {r.status for r in results.values()} == {"ok"}
+    assert times(client, ids[0]) == [0.0, 60.0]
+    assert times(client, ids[1]) == [60.002, 120.002]  # sent after the first pause, paused too
+    warnings = [r.getMessage() for r in caplog.records if "Retry-After" in r.getMessage()]
+    assert warnings == ["server asked to wait 100000 s (Retry-After); waiting at most 60 s"]
+
+
+def test_a_retry_after_past_the_snapshot_deadline_fails_it_at_once():
+    client = fake()
+    sid = client.store.ids()[0]
+    client.script(sid, ApiError(429, "TooManyRequests", "later", retry_after=100000.0))
+    _, results = run(client, sets([sid]), snapshot_deadline=30)
+    assert (results[sid].status, results[sid].http_status, results[sid].attempts) == (
+        "failed",
+        429,
+        1,
+    )
+    assert results[sid].elapsed_ms == 0.0
+
+
+def test_transient_errors_get_the_sdk_backoff_then_fail():
+    client = fake(error_rate=1.0)
+    sid = client.store.ids()[0]
+    engine, results = run(client, sets([sid]), retry=RetrySettings(transient_retries=3))
+    assert times(client, sid) == [0.0, 0.5, 1.5, 3.5]
+    assert results[sid].status == "failed" and results[sid].http_status in (500, 502, 503)
+    assert engine.retries == ["transient"] * 3
+
+
+def test_read_timeouts_are_retried_a_few_times_then_fail():
+    client = fake(latency_ms=1000, timeout=0.2)
+    ids = client.store.ids()[:3]
+    engine, results = run(client, sets(ids), retry=RetrySettings(transient_retries=2))
+    assert {(r.status, r.error_class, r.attempts) for r in results.values()} == {
+        ("failed", "Timeout", 3)
+    }
+    assert times(client, ids[0]) == [0.0, 0.7, 1.9]  # 0.2 s timeout, then 0.5 s, 1 s waits
+    assert len(engine.retries) == 6
+
+
+def test_should_retry_false_overrides_the_table():
+    client = fake(error_rate=1.0, error_should_retry=False)
+    ids = client.store.ids()[:5]
+    _, results = run(client, sets(ids))
+    assert {(r.status, r.attempts) for r in results.values()} == {("failed", 1)}
+    assert client.stats.requests["PATCH"] == 5
+
+
+def test_not_found_is_final_and_rejected_keeps_invalid_fields():
+    client = fake()
+    sid = client.store.ids()[0]
+    ghost = "00000000-0000-4000-8000-000000000000"
+    bad = PlanEntry(1, 1, client.store.ids()[1], tags={"bad key": "x"})
+    _, results = run(client, sets([sid, ghost]) + [bad])
+    assert (results[ghost].status, results[ghost].http_status, results[ghost].attempts) == (
+        "not_found",
+        404,
+        1,
+    )
+    rejected = results[bad.snapshot_id]
+    assert (rejected.status, rejected.http_status, rejected.error_class) == (
+        "failed",
+        400,
+        "ValidationError",
+    )
+    assert "invalid_fields=" in rejected.error and "bad key" in rejected.error
+    assert results[sid].status == "ok"
+
+
+def test_rejected_credentials_abort_and_skip_the_rest():
+    client = fake()
+    ids = client.store.ids()[:30]
+    client.script(ids[0], ApiError(401, "AuthenticationError", "Invalid API key"))
+    engine, results = run(client, sets(ids), concurrency=1)
+    assert results[ids[0]].status == "failed"
+    assert {results[s].status for s in ids[1:]} == {"skipped"}
+    assert engine.abort_reason == "credentials rejected (HTTP 401 AuthenticationError)"
+    assert client.stats.requests["PATCH"] == 1
+
+
+def test_the_breaker_names_the_cause_in_the_abort_and_every_skipped_row():
+    client = fake(drop_rate=1.0)
+    ids = client.store.ids()[:100]
+    engine, results = run(
+        client,
+        sets(ids),
         concurrency=8,
-        rate=1000,
         retry=RetrySettings(transient_retries=50),
         breaker={"cooldown": 0.05},
     )
-    assert engine.abort_reason and "circuit breaker" in engine.abort_reason
+    cause = "ServerDisconnectedError: Server disconnected"
+    assert engine.abort_reason.startswith(
+        f"circuit breaker: most recent requests kept failing: {cause} ("
+    )
     assert len(results) == 100
-    assert {r.status for r in results.values()} <= {"failed", "skipped"}
-    assert sandbox.stats()["total_requests"] < 200  # stopped long before 100 x 51 attempts
+    skipped = [r for r in results.values() if r.status == "skipped"]
+    assert skipped and all(cause in r.error for r in skipped)
+    assert client.stats.requests["PATCH"] < 200  # not 100 x 51
 
 
-def test_no_snapshot_ever_has_two_requests_in_flight(make_sandbox, tmp_path):
-    sandbox = make_sandbox(lock_rate=0.3, lock_ms=100, error_rate=0.1, latency_ms=5)
-    ids = sandbox.store.ids()[:60]
-    first = run_apply(sandbox, tmp_path, set_rows(ids), concurrency=32, retries=8)
-    # renames read the snapshot first: a GET and a PATCH per snapshot, never overlapping
-    renames = [
-        {"snapshot_id": sid, "op": "rename", "key": "batch", "value": "batch2"} for sid in ids[:20]
-    ]
-    (tmp_path / "report.csv").unlink()
-    second = run_apply(
-        sandbox,
-        tmp_path,
-        renames + set_rows(ids[20:], "other", "x"),
-        concurrency=32,
-        retries=8,
+def test_a_tls_failure_aborts_at_once_naming_it():
+    client = fake()
+    ids = client.store.ids()[:10]
+    bad_cert = ApiError(0, "ClientConnectorCertificateError", "certificate verify failed")
+    client.script(ids[0], bad_cert)
+    engine, results = run(client, sets(ids), concurrency=1)
+    assert engine.abort_reason == (
+        "TLS handshake failed, not retried: "
+        "ClientConnectorCertificateError: certificate verify failed"
     )
-    assert set(first.status) == set(second.status) == {"ok"}
-    assert sandbox.stats()["max_inflight_per_snapshot"] == 1
-    renamed = sandbox.store.find(1, 1, ids[0]).tags  # the API itself answers 500s here
-    assert renamed.get("batch2") == "one" and "batch" not in renamed
+    assert results[ids[0]].attempts == 1 and results[ids[0]].status == "failed"
+    assert all("certificate verify failed" in results[s].error for s in ids[1:])
 
 
-def test_apply_works_inside_a_running_event_loop(make_sandbox, tmp_path):
-    sandbox = make_sandbox()
-    ids = sandbox.store.ids()[:5]
-
-    async def notebook_cell():
-        asyncio.get_running_loop()  # as in Jupyter: a loop is already running
-        return run_apply(sandbox, tmp_path, set_rows(ids, "nb", "yes"))
-
-    report = asyncio.run(notebook_cell())
-    assert set(report.status) == {"ok"}
-    assert fetch_tags(sandbox.base_url, ids[0])["nb"] == "yes"
-
-
-def test_apply_async_returns_the_report(make_sandbox, tmp_path):
-    sandbox = make_sandbox()
-    ids = sandbox.store.ids()[:3]
-    manifest = write_long_csv(tmp_path / "m.csv", set_rows(ids))
-    report = asyncio.run(
-        batchtag.apply_async(
-            manifest,
-            report=tmp_path / "r.jsonl",
-            base_url=sandbox.base_url,
-            api_key=API_KEY,
-            project_id=1,
-            region_id=1,
-        )
+def test_an_interrupt_past_the_grace_reports_every_snapshot():
+    client = fake(latency_ms=60_000)  # answers take a minute
+    ids = client.store.ids()[:40]
+    engine, results = run(
+        client,
+        sets(ids),
+        concurrency=4,
+        during=lambda e: client.clock.call_later(1.0, e.interrupt),
     )
-    assert list(report.snapshot_id) == ids
-    assert set(report.status) == {"ok"}
+    assert sorted(results) == sorted(ids)
+    in_flight = [r for r in results.values() if r.error == IN_FLIGHT]
+    assert len(in_flight) == 4 and {r.attempts for r in in_flight} == {1}
+    unsent = [r for r in results.values() if r.attempts == 0]
+    assert len(unsent) == 36 and {r.error for r in unsent} == {"not sent: run interrupted"}
+    assert {r.status for r in results.values()} == {"skipped"}
+    assert engine.interrupted and client.clock.monotonic() == pytest.approx(6.0)  # 1 + 5 s
 
 
-def test_ctrl_c_in_a_notebook_interrupts_the_run_and_resume_finishes(make_sandbox, tmp_path):
-    sandbox = make_sandbox(latency_ms=10)
-    ids = sandbox.store.ids()[:100]
-    report_path = tmp_path / "report.csv"
-
-    def press_ctrl_c_once_rows_land() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if report_path.exists() and report_path.read_text().count("\n") > 10:
-                break
-            time.sleep(0.02)
-        _thread.interrupt_main()  # what Jupyter's "interrupt kernel" does
-
-    async def notebook_cell():
-        threading.Thread(target=press_ctrl_c_once_rows_land, daemon=True).start()
-        return run_apply(sandbox, tmp_path, set_rows(ids), rate=40, concurrency=4)
-
-    # run_until_complete, unlike asyncio.run, leaves Python's own SIGINT handler in place,
-    # as a Jupyter kernel does
-    loop = asyncio.new_event_loop()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            loop.run_until_complete(notebook_cell())
-    finally:
-        loop.close()
-    first = load_report(report_path)
-    assert sorted(first.snapshot_id) == sorted(ids)
-    assert set(first.status) == {"ok", "skipped"}
-    report = batchtag.apply(
-        tmp_path / "m.csv",
-        resume=report_path,
-        base_url=sandbox.base_url,
-        api_key=API_KEY,
-        project_id=1,
-        region_id=1,
-        rate=500,
+def test_an_interrupt_reports_jobs_parked_on_locks_and_429_pauses():
+    client = fake(lock_rate=1.0, lock_ms=10**9)
+    locked = client.store.ids()[:3]
+    paused = client.store.ids()[3]
+    client.script(paused, ApiError(429, "TooManyRequests", "later", retry_after=50.0))
+    _, results = run(
+        client,
+        sets(locked + [paused]),
+        during=lambda e: client.clock.call_later(2.0, e.interrupt),
     )
-    assert len(report) == 100 and set(report.status) == {"ok"}
-    assert report.attrs["summary"]["exit_code"] == 0
+    assert sorted(results) == sorted(locked + [paused])
+    assert {(r.status, r.error) for r in results.values()} == {("skipped", IN_FLIGHT)}
 
 
-def test_read_timeouts_are_retried_a_few_times_then_fail(make_sandbox, tmp_path):
-    sandbox = make_sandbox(latency_ms=1000)  # every answer takes 0.5-1.5 s
-    ids = sandbox.store.ids()[:3]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), timeout=0.2, retries=2)
-    assert set(report.status) == {"failed"}
-    assert set(report.error_class) == {"Timeout"}
-    assert set(report.attempts) == {3}
-    assert report.attrs["summary"]["retries"]["transient"] == 6
+def test_a_failing_result_callback_stops_the_run_and_is_raised():
+    client = fake(latency_ms=10)
+    ids = client.store.ids()[:50]
+    seen = []
+
+    def disk_full(result):
+        seen.append(result.snapshot_id)
+        if len(seen) == 3:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        run(client, sets(ids), on_result=disk_full, concurrency=4)
+    assert len(seen) == 3  # nothing more recorded after the failure
+    failed_at = client.calls(seen[2])[0].at + 0.01
+    assert all(c.at <= failed_at for c in client.stats.calls)  # nothing sent after it
+    assert client.stats.requests["PATCH"] <= 3 + 4
 
 
-def test_a_failing_plan_iterator_stops_the_run_after_reporting_what_it_took(make_sandbox):
-    sandbox = make_sandbox()
-    ids = sandbox.store.ids()[:30]
+def test_an_empty_patch_is_noop_in_a_dry_run_and_a_real_one():
+    for dry_run in (True, False):
+        client = fake()
+        empty, change = client.store.ids()[:2]
+        entries = [PlanEntry(1, 1, empty), *sets([change])]
+        _, results = run(client, entries, dry_run=dry_run)
+        assert results[empty].status == "noop" and results[empty].body == {}
+        assert results[change].status == ("planned" if dry_run else "ok")
+        assert client.stats.requests["PATCH"] == (0 if dry_run else 1)
 
-    def entries():
-        for sid in ids[:20]:
-            yield PlanEntry(1, 1, sid, tags={"batch": "b"})
-        raise OSError("manifest stream broke")
 
-    results = []
+def test_a_read_snapshot_keeps_its_before_and_after_state():
+    client = fake()
+    snap = next(s for s in client.store.snapshots() if s.read_only and set(s.tags) - s.read_only)
+    user = {k: v for k, v in snap.tags.items() if k not in snap.read_only}
+    entry = PlanEntry(1, 1, snap.id, tags={"batch": "one"}, name="renamed-1")
+    _, results = run(client, [entry], check_current=True)
+    result = results[snap.id]
+    assert result.tags_before == user
+    assert result.ro_tags == {k: snap.tags[k] for k in snap.read_only}
+    assert result.name_before != "renamed-1" and result.name_after == "renamed-1"
+    assert result.tags_after == {**user, "batch": "one"}
 
-    async def main():
-        async with Client(Settings(sandbox.base_url, API_KEY)) as client:
-            engine = Engine(client, EngineOptions(concurrency=4, rate=1000), results.append)
-            await engine.run(entries())
 
-    with pytest.raises(OSError, match="manifest stream broke"):
-        asyncio.run(main())
-    assert sorted(r.snapshot_id for r in results) == sorted(ids[:20])
-    assert {r.status for r in results} == {"ok"}
-    assert sandbox.stats()["requests"]["PATCH"] == 20
+@settings(max_examples=25, deadline=None)
+@given(
+    lock_rate=st.sampled_from([0.0, 0.3]),
+    error_rate=st.sampled_from([0.0, 0.2]),
+    drop_rate=st.sampled_from([0.0, 0.1]),
+    rate_limit=st.sampled_from([None, 50.0]),
+    concurrency=st.integers(1, 16),
+    seed=st.integers(0, 5),
+)
+def test_every_snapshot_is_reported_once_never_two_requests_at_a_time(
+    lock_rate, error_rate, drop_rate, rate_limit, concurrency, seed
+):
+    client = FakeClient(
+        clock=VirtualClock(),
+        seed=seed,
+        snapshots=40,
+        lock_rate=lock_rate,
+        lock_ms=3000,
+        error_rate=error_rate,
+        drop_rate=drop_rate,
+        rate_limit=rate_limit,
+        latency_ms=20,
+    )
+    ids = client.store.ids()
+    renames = [PlanEntry(1, 1, sid, renames={"env": "stage"}) for sid in ids[:10]]
+    _, results = run(
+        client,
+        renames + sets(ids[10:]),
+        concurrency=concurrency,
+        rate=200,
+        retry=RetrySettings(transient_retries=20),
+    )
+    assert sorted(results) == sorted(ids)
+    assert client.stats.max_inflight_per_snapshot == 1
+    for sid, result in results.items():
+        assert result.attempts == len(client.calls(sid))
+
+
+def test_a_retry_held_past_its_deadline_by_a_later_429_pause_fails():
+    client = fake()
+    paused, locked = client.store.ids()[:2]
+    client.script(paused, ApiError(503, "ServiceUnavailable", "busy"))
+    client.script(paused, ApiError(429, "TooManyRequests", "later", retry_after=55.0))
+    client.script(locked, ApiError(409, "ConflictError", "locked"))
+    _, results = run(client, sets([paused, locked]), concurrency=2, snapshot_deadline=30)
+    held = results[locked]  # parked 1 s for its 409, then held by the 55 s pause
+    assert (held.status, held.http_status, held.attempts) == ("failed", 409, 1)
+    assert held.elapsed_ms == 55500.0
+    assert (results[paused].status, results[paused].http_status) == ("failed", 429)
+
+
+def test_an_interrupt_reports_jobs_still_waiting_for_the_limiter_as_not_sent():
+    client = fake()
+    ids = client.store.ids()[:6]
+    _, results = run(
+        client,
+        sets(ids),
+        rate=0.1,  # one request every 10 s: three workers wait in the limiter
+        concurrency=4,
+        during=lambda e: client.clock.call_later(1.0, e.interrupt),
+    )
+    assert sorted(results) == sorted(ids)
+    assert [r.status for r in results.values()].count("ok") == 1
+    waiting = [r for r in results.values() if r.status == "skipped"]
+    assert {(r.attempts, r.error) for r in waiting} == {(0, "not sent: run interrupted")}
+    assert client.stats.requests["PATCH"] == 1
+
+
+def test_an_interrupt_during_the_read_says_nothing_was_written():
+    client = fake(latency_ms=60_000)
+    ids = client.store.ids()[:2]
+    entries = [PlanEntry(1, 1, sid, renames={"env": "stage"}) for sid in ids]
+    _, results = run(client, entries, during=lambda e: client.clock.call_later(1.0, e.interrupt))
+    assert {(r.status, r.attempts, r.error) for r in results.values()} == {
+        ("skipped", 1, "not sent: run interrupted")
+    }
+    assert client.stats.requests == {"GET": 2}

@@ -1,7 +1,8 @@
 """The shared rate limiter, run on an event loop with a virtual clock (no real waiting).
 
-The virtual loop is a real asyncio loop whose clock jumps straight to the next timer, rounded
-up to a whole millisecond like epoll's timeout, so timer granularity is part of the picture.
+The virtual loop (batchtag.clock.VirtualClock) is a real asyncio loop whose clock jumps straight
+to the next timer, rounded up to a whole millisecond like epoll's timeout, so timer granularity
+is part of the picture.
 """
 
 from __future__ import annotations
@@ -10,42 +11,16 @@ import asyncio
 import logging
 import math
 import random
-import selectors
 from collections.abc import Awaitable, Callable
 
 import pytest
 
+from batchtag.clock import VirtualClock
 from batchtag.limiter import BACKOFF_CAP, RateLimiter
 
 
-class VirtualSelector(selectors.SelectSelector):
-    """Never blocks: a wait of `timeout` seconds moves the loop's clock forward instead."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-
-    def select(self, timeout: float | None = None):
-        events = super().select(0)
-        if not events and timeout is not None and timeout > 0:
-            self.now += math.ceil(timeout * 1000 - 1e-6) / 1000  # 1 ms timer granularity
-        elif not events and timeout is None:
-            raise RuntimeError("deadlock: nothing scheduled and nothing ready")
-        return events
-
-
-class VirtualLoop(asyncio.SelectorEventLoop):
-    def __init__(self) -> None:
-        self._virtual = VirtualSelector()
-        super().__init__(self._virtual)
-
-    def time(self) -> float:
-        return self._virtual.now
-
-
 def simulate(main: Callable[[], Awaitable[object]]) -> object:
-    with asyncio.Runner(loop_factory=VirtualLoop) as runner:
-        return runner.run(main())
+    return VirtualClock(granularity=0.001).run(main())
 
 
 def now() -> float:

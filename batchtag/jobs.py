@@ -1,0 +1,136 @@
+"""One snapshot's way through the engine: its Job, the control-flow signals, its Result."""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+from batchtag.client import tags_dict
+from batchtag.errors import ApiError
+from batchtag.plan import PlanEntry
+from batchtag.result import Result
+
+MAYBE_APPLIED = "may or may not have been applied"
+IN_FLIGHT = f"interrupted in flight: {MAYBE_APPLIED}"
+
+
+class Park(Exception):
+    """The job must wait `delay` seconds, off the worker."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+
+
+class Final(Exception):
+    """The job ends with `status` after this error."""
+
+    def __init__(self, status: str, error: ApiError):
+        self.status = status
+        self.error = error
+
+
+@lru_cache(maxsize=4)
+def _whole_second(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+
+
+def iso_utc(seconds: float) -> str:
+    """Epoch seconds as UTC to the millisecond, e.g. 2025-01-01T12:00:00.123Z.
+
+    Called twice per snapshot: the whole second is formatted once (cached), the
+    milliseconds each time, ~4x cheaper than datetime.isoformat.
+
+    Examples
+    --------
+    >>> iso_utc(1735732800.1234)
+    '2025-01-01T12:00:00.123Z'
+    """
+    whole = int(seconds)
+    return f"{_whole_second(whole)}.{int((seconds - whole) * 1000):03d}Z"
+
+
+class Job:
+    __slots__ = (
+        "entry",
+        "attempts",
+        "started",
+        "started_at",
+        "states",
+        "failures",
+        "snapshot",
+        "queued",
+        "last_error",
+        "wrote",
+    )
+
+    def __init__(self, entry: PlanEntry):
+        self.entry = entry
+        self.attempts = 0
+        self.started = 0.0  # clock time of the first attempt
+        self.started_at: str | None = None
+        self.states: dict[str, Any] = {}  # tenacity RetryCallState per retry class
+        self.failures: dict[str, int] = {}
+        self.snapshot: dict | None = None  # current state, when it was read
+        self.queued = False  # holds a queue slot until it finishes
+        self.last_error: ApiError | None = None
+        self.wrote = False  # a PATCH was sent (it may have been applied)
+
+
+def build_result(
+    job: Job,
+    status: str,
+    *,
+    finished: float,
+    finished_at: str | None,
+    after: dict | None = None,
+    http_status: int | None = None,
+    body: dict | None = None,
+    sent: str | None = None,
+    api_error: ApiError | None = None,
+    error: str | None = None,
+) -> Result:
+    """The report row of a finished job (`finished`: clock time, `finished_at`: ISO)."""
+    entry = job.entry
+    before = job.snapshot
+    result = Result(
+        project_id=entry.project_id,
+        region_id=entry.region_id,
+        snapshot_id=entry.snapshot_id,
+        status=status,
+        http_status=http_status,
+        attempts=job.attempts,
+        error=error,
+        started_at=job.started_at,
+        finished_at=finished_at if job.started_at else None,
+        elapsed_ms=round((finished - job.started) * 1000, 1) if job.started_at else None,
+        tags_before=tags_dict(before, user_only=True) if before else None,
+        ro_tags=read_only_tags(before) if before else None,
+        name_before=before.get("name") if before else None,
+        tags_after=tags_dict(after, user_only=True) if after else None,
+        name_after=after.get("name") if after else None,
+        rows=entry.rows,
+        extra=entry.extra,
+        body=body,
+        body_json=sent,
+    )
+    if api_error is not None:
+        result.http_status = api_error.status or None
+        result.error_class = api_error.exception_class
+        result.error = str(api_error.message)
+        if api_error.invalid_fields:
+            result.error += f" invalid_fields={api_error.invalid_fields}"
+        result.request_id = api_error.request_id
+    return result
+
+
+def read_only_tags(snapshot: dict) -> dict[str, str]:
+    """The snapshot's read-only tags as {key: value}."""
+    return {t["key"]: t["value"] for t in snapshot.get("tags") or [] if t.get("read_only")}
+
+
+def describe(error: ApiError) -> str:
+    """An error as the circuit breaker names its cause, e.g. 'HTTP 503 ServiceUnavailable'."""
+    if error.status:
+        return f"HTTP {error.status} {error.exception_class}".rstrip()
+    return f"{error.exception_class}: {error.message}"
