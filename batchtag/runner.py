@@ -13,13 +13,14 @@ from typing import Any
 from batchtag.client import Client
 from batchtag.config import Settings, resolve_settings
 from batchtag.engine import Engine, EngineOptions
-from batchtag.errors import AbortRun, UsageError
+from batchtag.errors import AbortRun, ReportWriteError, UsageError
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.plan import Plan, PlanEntry
 from batchtag.planner import read_plan
 from batchtag.progress import Progress
 from batchtag.report import (
+    ReportLock,
     ReportWriter,
     check_resumable,
     default_report_path,
@@ -163,6 +164,12 @@ async def run_apply(
     options.check()
     plan = plan if plan is not None else load(source, options)
     report_path = Path(options.resume or options.report or default_report_path())
+    # Held for the whole run; exit 2 (nothing sent) when in use or cannot be written.
+    with ReportLock(report_path):
+        return await _run_locked(source, options, plan, report_path, confirm, on_engine)
+
+
+async def _run_locked(source, options, plan, report_path, confirm, on_engine) -> RunOutcome:
     check_report_target(report_path, plan, options)
     done = done_keys(report_path) if options.resume else set()
     to_send = sum(1 for e in plan.entries if e.key not in done)
@@ -212,8 +219,9 @@ async def run_apply(
             await engine.run(pending_entries(plan, done))
         finally:
             progress.close()
-            writer.close()
+            writer.close()  # raises ReportWriteError if a write failed: nothing more was sent
             summary.finish()
+            summary.report_counts = writer.status_counts()
             _record_engine(summary, engine)
             if options.summary_json:
                 write_summary_json(summary.as_dict(), options.summary_json)
@@ -229,7 +237,12 @@ def _engine(
     progress: Progress,
 ) -> Engine:
     def on_result(result: Result) -> None:
-        writer.write(result)
+        if writer.failure is None:
+            try:
+                writer.write(result)
+            except ReportWriteError as error:  # a write that cannot be recorded: stop now
+                engine.abort_reason = str(error)  # set first: the CLI prints it, once
+                engine.abort(str(error))
         summary.add(result)
         progress.update(result)
 
@@ -245,7 +258,8 @@ def _engine(
         check_current=options.check_current,
     )
     limiter = RateLimiter(options.rate)
-    return Engine(client, engine_options, on_result, on_retry=summary.count_retry, limiter=limiter)
+    engine = Engine(client, engine_options, on_result, on_retry=summary.count_retry, limiter=limiter)
+    return engine
 
 
 def _record_engine(summary: Summary, engine: Engine) -> None:

@@ -25,8 +25,8 @@ from batchtag.report.store import (
     read_report,
     records_frame,
     report_exists,
-    results_frame,
     report_format,
+    results_frame,
     write_report,
 )
 from batchtag.report.writer import ReportWriter

@@ -96,7 +96,9 @@ class ReportWriter:
         try:
             self._start_resumed() if resume else self._start_fresh()
         except OSError as exc:
-            raise UsageError(f"report {self.path} cannot be written: {exc.strerror or exc}") from None
+            raise UsageError(
+                f"report {self.path} cannot be written: {exc.strerror or exc}"
+            ) from None
 
     # -- opening
 

@@ -121,7 +121,9 @@ def read_parquet(path: Path, kinds: Mapping[str, Kind]) -> tuple[list[str], list
     for column in columns:
         decode = kinds.get(column, ANY).from_arrow
         decoded[column] = [decode(v) for v in table.column(column).to_pylist()]
-    records = [dict(zip(columns, values, strict=True)) for values in zip(*decoded.values())]
+    records = [
+        dict(zip(columns, values, strict=True)) for values in zip(*decoded.values(), strict=True)
+    ]
     if not columns:
         records = []
     return columns, records
