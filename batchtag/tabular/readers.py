@@ -86,7 +86,8 @@ def read_jsonl(path: Path, kinds: Mapping[str, Kind]) -> tuple[list[str], list[R
     if not path.exists():
         return [], []
     text = _text(path)
-    lines = text.splitlines(keepends=True)
+    # JSON text never holds a raw "\n"; other line breaks (U+2028, \x85) are cell content.
+    lines = text.split("\n")
     columns: dict[str, None] = {}
     records: list[Record] = []
     for number, line in enumerate(lines, start=1):
@@ -98,8 +99,8 @@ def read_jsonl(path: Path, kinds: Mapping[str, Kind]) -> tuple[list[str], list[R
                 raise ValueError("not a JSON object")
             record = {c: kinds.get(c, ANY).from_json(v) for c, v in raw.items()}
         except (ValueError, TypeError) as exc:
-            if number == len(lines) and not line.endswith("\n"):
-                break  # the torn last line of a crash
+            if number == len(lines):
+                break  # the last line has no line end: torn by a crash
             raise read_error(path, number, exc) from None
         columns.update(dict.fromkeys(record))
         records.append(record)
