@@ -308,11 +308,12 @@ def test_a_row_cut_short_by_a_crash_is_dropped(tmp_path, fmt):
     assert read_report(path)["snapshot_id"].tolist() == [snap(0), snap(1), snap(2)]
 
 
-def test_csv_row_cut_inside_a_quoted_newline_is_dropped(tmp_path):
+@pytest.mark.parametrize("cut", ['"first line\n', '"first li'])
+def test_csv_row_cut_inside_a_quoted_cell_drops_only_itself(tmp_path, cut):
     path = tmp_path / "report.csv"
     writer = ReportWriter(path, passthrough=[], fingerprint=FP)
     writer.write(make_result(0))
-    crash_mid_write(path, f'1,76,{snap(1)},failed,422,1,X,"first line\n')
+    crash_mid_write(path, f"1,76,{snap(1)},failed,422,1,X,{cut}")
     assert read_report(path)["snapshot_id"].tolist() == [snap(0)]
     # Resuming keeps the good row before the torn one and sends only what is not done.
     with ReportWriter(path, passthrough=[], fingerprint=FP, resume=True) as again:
@@ -396,3 +397,10 @@ def test_csv_cells_with_carriage_returns_read_back(tmp_path):
     loaded = read_report(tmp_path / "r.csv")
     assert loaded["error"].tolist() == ["a\rb", "x\r\ny"]
     assert loaded["ticket"].tolist() == ["\r", "T-1"]
+
+
+def test_default_report_folder_that_cannot_be_created_is_a_usage_error(tmp_path, monkeypatch):
+    (tmp_path / "reports").write_text("a file where the folder should be")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="cannot create the report folder .*report"):
+        default_report_path()

@@ -188,15 +188,15 @@ def write_report(path: Path, results, resume=False) -> None:
             writer.write(r)
 
 
-def test_a_spreadsheet_resave_with_bom_and_crlf_resumes_without_resending(tmp_path):
-    path = tmp_path / "r.csv"
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_resave_with_bom_and_crlf_resumes_without_resending(tmp_path, suffix):
+    path = tmp_path / f"r{suffix}"
     write_report(path, [result(i, "ok" if i % 2 else "failed") for i in range(20)])
     text = path.read_text(encoding="utf-8")
     path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
     assert done_keys(path) == {(1, 76, f"snap-{i:03d}") for i in range(1, 20, 2)}
     write_report(path, [result(0)], resume=True)
     report = read_report(path)
-    assert list(report.columns) == list(read_report(path).columns)
     assert report.columns[0] == "project_id"  # no junk column from the mark
     assert len(report) == 20 and report.loc[0, "status"] == "ok"
 

@@ -57,7 +57,13 @@ def default_report_path(now: datetime | None = None) -> Path:
     the other."""
     now = now or datetime.now()
     folder = Path("reports")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the report folder {folder.resolve()}: {exc.strerror or exc}; "
+            f"name a report with {option('report')}"
+        ) from None
     stem = f"batchtag-{now:%Y%m%d-%H%M%S}"
     path = folder / f"{stem}.csv"
     n = 1
