@@ -50,3 +50,8 @@ class Result:
     @property
     def key(self) -> tuple[int, int, str]:
         return (self.project_id, self.region_id, self.snapshot_id)
+
+    @property
+    def request_body(self) -> dict[str, Any] | str | None:
+        """The body as the JSON text that was sent, else the body (not sent: a dry run)."""
+        return self.body_json if self.body_json is not None else self.body

@@ -43,7 +43,7 @@ REPORT_SCHEMA: tuple[Column, ...] = (
     Column("name_after", STR, "name_after", "the name after the write"),
     Column("ro_tags", TAGS, "ro_tags", "read-only tags (never written, never undone)"),
     Column("rows", JSON, "rows", "manifest rows (line numbers, or index labels)"),
-    Column("request_body", JSON_TEXT, "body", "the PATCH body as sent (JSON text in frames)"),
+    Column("request_body", JSON_TEXT, "request_body", "the PATCH body (JSON text in frames)"),
 )
 BASE_COLUMNS: tuple[str, ...] = tuple(c.name for c in REPORT_SCHEMA)
 KINDS: dict[str, Kind] = {c.name: c.kind for c in REPORT_SCHEMA}

@@ -112,6 +112,8 @@ class RowAppender:
         self.path = Path(path)
         self.columns = list(columns)
         self._encoders = fmt.encoders(self.columns, kinds or {})
+        self._sink = _LastLine()  # per appender: no state shared between threads
+        self._csv = csv.writer(self._sink, lineterminator="\r\n")
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write_rows(self, records: Iterable[Record]) -> None:
@@ -122,7 +124,14 @@ class RowAppender:
         """Append rows given as values in column order (the fast path)."""
         if self._fd is None:
             raise ValueError(f"{self.path} is closed")
-        text = "".join(self.format.line(self.columns, self._encoders, row) for row in rows)
+        if self.format is CSV:  # the per-result hot path: this appender's own csv writer
+            writerow, sink, lines = self._csv.writerow, self._sink, []
+            for row in rows:
+                writerow([enc(v) for enc, v in zip(self._encoders, row, strict=True)])
+                lines.append(sink.text[:-2] + "\n")
+            text = "".join(lines)
+        else:
+            text = "".join(self.format.line(self.columns, self._encoders, row) for row in rows)
         write_all(self._fd, text.encode("utf-8"))
 
     def close(self, *, sync: bool = True) -> None:

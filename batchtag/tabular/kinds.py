@@ -18,9 +18,12 @@ from batchtag.result import json_text
 def _is_missing(value: Any) -> bool:
     if value is None:
         return True
-    if isinstance(value, float):
+    kind = type(value)
+    if kind is int or kind is str or kind is bool or kind is list or kind is dict:
+        return False  # the common cells, without the generic checks below
+    if kind is float:
         return math.isnan(value)
-    if isinstance(value, list | dict | tuple | str):
+    if isinstance(value, list | dict | tuple | str | int):
         return False
     try:
         import pandas as pd
@@ -231,12 +234,24 @@ def _listify(value: Any) -> Any:
 
 class JsonTextKind(JsonKind):
     """A JSON document shown as its text in a frame (a request body: a merge patch whose
-    nulls mean "delete", which no struct type could keep apart from a missing key)."""
+    nulls mean "delete", which no struct type could keep apart from a missing key). A
+    record may hold the document or its text already encoded (written as is)."""
 
     name = "json_text"
 
+    def to_text(self, value: Any) -> str:
+        return value if isinstance(value, str) else JsonKind.to_text(self, value)
+
+    def to_json(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    def to_arrow(self, values):
+        return StrKind().to_arrow([None if v is None else self.to_text(v) for v in values])
+
     def to_series(self, values):
-        return StrKind().to_series([None if v is None else json_text(v) for v in values])
+        # The text of the document, one spelling whatever the source (compact JSON).
+        docs = (json.loads(v) if isinstance(v, str) else v for v in values)
+        return StrKind().to_series([None if v is None else json_text(v) for v in docs])
 
     def from_frame(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else None
