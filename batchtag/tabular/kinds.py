@@ -33,10 +33,13 @@ def _is_missing(value: Any) -> bool:
         return False
 
 
+_PLAIN = frozenset({type(None), bool, int, str, list, dict})
+
+
 def plain(value: Any) -> Any:
     """A cell as a JSON-able scalar: numpy scalars unwrapped, NA to None, dicts and lists
     kept, anything else that is not a scalar as its text."""
-    if value is None or isinstance(value, bool | int | str | list | dict):
+    if type(value) in _PLAIN or isinstance(value, bool | int | str | list | dict):
         return value
     if isinstance(value, float):
         return None if math.isnan(value) else value
@@ -105,6 +108,8 @@ class IntKind(Kind):
     name = "int"
 
     def to_text(self, value: Any) -> str:
+        if type(value) is int:
+            return str(value)
         return "" if _is_missing(value) else str(int(value))
 
     def from_text(self, text: str) -> Any:
@@ -148,6 +153,8 @@ class StrKind(Kind):
     name = "str"
 
     def to_text(self, value: Any) -> str:
+        if type(value) is str:
+            return value
         return "" if _is_missing(value) else str(value)
 
     def to_arrow(self, values):
@@ -169,6 +176,8 @@ class TimeKind(StrKind):
     name = "time"
 
     def to_text(self, value: Any) -> str:
+        if type(value) is str:
+            return value
         if _is_missing(value):
             return ""
         return value.isoformat() if isinstance(value, datetime) else str(value)
