@@ -16,6 +16,11 @@ from batchtag.errors import UsageError, option
 from batchtag.tabular import write_all
 
 
+def cannot_write(report: str | os.PathLike[str], error: OSError) -> UsageError:
+    """The one-line error for a report that cannot be started (nothing was sent)."""
+    return UsageError(f"report {report} cannot be written: {error.strerror or error}")
+
+
 def lock_path(report: str | os.PathLike[str]) -> Path:
     return Path(f"{report}.lock")
 
@@ -60,9 +65,7 @@ class ReportLock:
                 raise PermissionError(13, "Permission denied")
         except OSError as exc:
             self.release()
-            raise UsageError(
-                f"report {self.report} cannot be written: {exc.strerror or exc}"
-            ) from None
+            raise cannot_write(self.report, exc) from None
         return self
 
     def _lock(self, fd: int) -> bool:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from batchtag import __version__
-from batchtag.errors import ReportWriteError, UsageError
+from batchtag.errors import ReportWriteError
+from batchtag.report.lock import cannot_write
 from batchtag.report.schema import (
     BASE_COLUMNS,
     KINDS,
@@ -96,9 +97,7 @@ class ReportWriter:
         try:
             self._start_resumed() if resume else self._start_fresh()
         except OSError as exc:
-            raise UsageError(
-                f"report {self.path} cannot be written: {exc.strerror or exc}"
-            ) from None
+            raise cannot_write(self.path, exc) from None
 
     # -- opening
 

@@ -115,6 +115,8 @@ class RowAppender:
         self._sink = _LastLine()  # per appender: no state shared between threads
         self._csv = csv.writer(self._sink, lineterminator="\r\n")
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if fmt is CSV and os.fstat(self._fd).st_size == 0:
+            write_all(self._fd, _csv_line(self.columns).encode("utf-8"))  # a new file's header
 
     def write_rows(self, records: Iterable[Record]) -> None:
         """Append `records` (each a dict; missing columns are empty)."""
@@ -157,11 +159,7 @@ class TextFormat:
     def open_rows(self, path: PathLike, columns: Sequence[str], kinds=None) -> RowAppender:
         """An appender at the end of `path` (created if missing; a CSV header is written
         for a new or empty file)."""
-        path = Path(path)
-        appender = RowAppender(self, path, columns, kinds)
-        if self.name == "csv" and (not path.exists() or path.stat().st_size == 0):
-            write_all(appender._fd, _csv_line(columns).encode("utf-8"))
-        return appender
+        return RowAppender(self, path, columns, kinds)
 
     def write(self, path: PathLike, columns: Sequence[str], records, kinds=None, meta=None):
         """Replace `path` with these records (atomically); `meta` is ignored."""
