@@ -224,6 +224,22 @@ def test_a_damaged_row_in_the_middle_is_an_error_naming_the_line(tmp_path, suffi
         read_report(path)
 
 
+def test_a_bad_cell_in_the_middle_names_line_and_column(tmp_path):
+    path = tmp_path / "r.csv"
+    write_report(path, [result(i) for i in range(3)])
+    path.write_text(path.read_text().replace("1,76,snap-001", "1,seventy-six,snap-001"))
+    with pytest.raises(UsageError, match=f"cannot read {path}, line 3: column 'region_id': "):
+        read_report(path)
+
+
+def test_a_damaged_parquet_report_is_one_line_error(tmp_path):
+    path = tmp_path / "r.parquet"
+    write_report(path, [result(0)])
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(UsageError, match=f"cannot read {path}: not a readable Parquet file"):
+        read_report(path)
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_a_torn_journal_line_drops_only_itself(tmp_path, suffix):
     path = tmp_path / f"r{suffix}"
