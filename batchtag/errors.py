@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,20 @@ class AbortRun(BatchtagError):
     """The run stopped early on purpose (credentials, circuit breaker, max-changes guard)."""
 
     exit_code = 3
+
+
+class ReportWriteError(AbortRun):
+    """Writing the report (or its journal or metadata) failed mid-run, e.g. a full disk.
+
+    The run stops dispatching at once (a write that cannot be recorded is never sent);
+    every result recorded before the failure is in the report, which `resume` continues.
+    """
+
+    @classmethod
+    def from_os_error(cls, path: object, error: OSError) -> ReportWriteError:
+        """``report write failed: no space left on device (reports/r.csv)``."""
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        return cls(f"report write failed: {reason[:1].lower()}{reason[1:]} ({path})")
 
 
 @dataclass

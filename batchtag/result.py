@@ -22,24 +22,6 @@ DONE_STATUSES = frozenset({OK, NOOP})  # a resumed run does not send these again
 # build a new encoder per call); a body is encoded once and the report reuses the text.
 json_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
-REPORT_COLUMNS = [
-    "project_id",
-    "region_id",
-    "snapshot_id",
-    "status",
-    "http_status",
-    "attempts",
-    "error_class",
-    "error",
-    "request_id",
-    "started_at",
-    "finished_at",
-    "elapsed_ms",
-    "tags_before",
-    "tags_after",
-    "rows",
-]
-
 
 @dataclass(slots=True)
 class Result:
@@ -68,3 +50,8 @@ class Result:
     @property
     def key(self) -> tuple[int, int, str]:
         return (self.project_id, self.region_id, self.snapshot_id)
+
+    @property
+    def request_body(self) -> dict[str, Any] | str | None:
+        """The body as the JSON text that was sent, else the body (not sent: a dry run)."""
+        return self.body_json if self.body_json is not None else self.body

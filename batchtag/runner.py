@@ -14,13 +14,14 @@ from batchtag.client import Client
 from batchtag.config import resolve_settings
 from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.engine import Engine, EngineOptions
-from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.errors import AbortRun, ApiError, ReportWriteError, UsageError, option
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.plan import Plan, PlanEntry
 from batchtag.planner import read_plan
 from batchtag.progress import Progress
 from batchtag.report import (
+    ReportLock,
     ReportWriter,
     check_resumable,
     default_report_path,
@@ -179,6 +180,12 @@ async def run_apply(
     options.check()
     plan = plan if plan is not None else load(source, options)
     report_path = Path(options.resume or options.report or default_report_path())
+    # Held for the whole run; exit 2 (nothing sent) when in use or cannot be written.
+    with ReportLock(report_path):
+        return await _run_locked(source, options, plan, report_path, confirm, on_engine)
+
+
+async def _run_locked(source, options, plan, report_path, confirm, on_engine) -> RunOutcome:
     check_report_target(report_path, plan, options)
     if options.summary_json:
         check_writable(options.summary_json, "summary_json")
@@ -285,8 +292,9 @@ class _Run:
             completed = not (engine.interrupted or engine.abort_reason)
         finally:
             progress.close(ok=completed)
-            writer.close()
+            writer.close()  # raises ReportWriteError if a write failed: nothing more was sent
             summary.finish()
+            summary.report_counts = writer.status_counts()
             _record_engine(summary, engine)
 
 
@@ -298,7 +306,12 @@ def _engine(
     progress: Progress,
 ) -> Engine:
     def on_result(result: Result) -> None:
-        writer.write(result)
+        if writer.failure is None:
+            try:
+                writer.write(result)
+            except ReportWriteError as error:  # a write that cannot be recorded: stop now
+                engine.abort_reason = str(error)  # set first: the CLI prints it, once
+                engine.abort(str(error))
         summary.add(result)
         progress.update(result)
 
@@ -313,7 +326,8 @@ def _engine(
         check_current=options.check_current,
     )
     limiter = RateLimiter(options.rate)
-    return Engine(client, engine_options, on_result, on_retry=summary.count_retry, limiter=limiter)
+    engine = Engine(client, engine_options, on_result, on_retry=summary.count_retry, limiter=limiter)
+    return engine
 
 
 def _record_engine(summary: Summary, engine: Engine) -> None:

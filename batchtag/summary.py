@@ -7,11 +7,13 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from batchtag.result import FAILED, NOOP, NOT_FOUND, PLANNED, SKIPPED, STATUSES, Result
+from batchtag.tabular import atomic_write
 
 RETRY_KINDS = ("lock", "rate_limit", "transient")
 TOP_ERRORS = 5
@@ -57,9 +59,17 @@ class Summary:
     """Collects one run. The engine calls `start()`, `add()` per result, the counters, and
     `finish()`; the CLI prints `format_summary(summary.as_dict())`."""
 
-    def __init__(self, report_path: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        report_path: str | os.PathLike[str] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.report_path = None if report_path is None else str(report_path)
-        self.counts: Counter[str] = Counter()
+        self.clock = clock
+        self.counts: Counter[str] = Counter()  # this run's results
+        # The whole report's statuses (a resumed report's earlier rows too), when known.
+        self.report_counts: Mapping[str, int] | None = None
         self.retries: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.rate_changes = 0
@@ -73,11 +83,11 @@ class Summary:
         self.finished_at: str | None = None
 
     def start(self) -> None:
-        self._started = time.monotonic()
+        self._started = self.clock()
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
 
     def finish(self) -> None:
-        self._finished = time.monotonic()
+        self._finished = self.clock()
         self.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
 
     def add(self, result: Result) -> None:
@@ -105,19 +115,21 @@ class Summary:
     def elapsed_s(self) -> float:
         if self._started is None:
             return 0.0
-        end = self._finished if self._finished is not None else time.monotonic()
+        end = self._finished if self._finished is not None else self.clock()
         return max(0.0, end - self._started)
 
     def as_dict(self) -> dict[str, Any]:
-        counts = {status: self.counts.get(status, 0) for status in STATUSES}
-        for status, n in self.counts.items():  # an unexpected status still shows up
-            counts.setdefault(status, n)
+        """The summary as JSON-able data. `counts`/`total` describe the whole report (after
+        a resume: earlier runs' rows too); `this_run` has this run's own figures."""
+        counts = _all_statuses(self.counts)
+        whole = counts if self.report_counts is None else _all_statuses(self.report_counts)
         elapsed = self.elapsed_s
         retries = {kind: self.retries.get(kind, 0) for kind in RETRY_KINDS}
         retries.update(self.retries)
         return {
-            "counts": counts,
-            "total": sum(counts.values()),
+            "counts": whole,
+            "total": sum(whole.values()),
+            "this_run": {"counts": counts, "total": sum(counts.values()), "sent": self.sent},
             "sent": self.sent,
             "already_done": self.already_done,
             "elapsed_s": round(elapsed, 3),
@@ -136,6 +148,14 @@ class Summary:
         }
 
 
+def _all_statuses(counts: Mapping[str, int]) -> dict[str, int]:
+    """Every known status (0 if absent), then any unexpected one, so it still shows."""
+    out = {status: counts.get(status, 0) for status in STATUSES}
+    for status, n in counts.items():
+        out.setdefault(status, n)
+    return out
+
+
 def _shorten(text: str, limit: int = 120) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -151,9 +171,10 @@ def format_summary(d: dict[str, Any]) -> str:
     lines = [head]
     if d.get("already_done"):
         lines.append(f"  resumed: {d['already_done']} already done, not sent again")
-    counts = {k: v for k, v in d.get("counts", {}).items() if v}
-    if counts:
-        lines.append("  " + ", ".join(f"{status} {n}" for status, n in counts.items()))
+    lines.extend(_counts_line("  ", d.get("counts", {})))
+    run = d.get("this_run")
+    if run and run.get("total") != total:
+        lines.extend(_counts_line(f"  this run: {run['total']} snapshots: ", run["counts"]))
     retries = {k: v for k, v in d.get("retries", {}).items() if v}
     if retries or d.get("rate_changes"):
         parts = [f"{kind.replace('_', ' ')} {n}" for kind, n in retries.items()]
@@ -176,10 +197,13 @@ def format_summary(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _counts_line(prefix: str, counts: Mapping[str, int]) -> list[str]:
+    shown = [f"{status} {n}" for status, n in counts.items() if n]
+    return [prefix + ", ".join(shown)] if shown else []
+
+
 def write_summary_json(d: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write the summary for schedulers (atomically, so a reader never sees half of it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(d, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(d, indent=2) + "\n")

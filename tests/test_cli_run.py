@@ -211,8 +211,8 @@ def test_dry_run_sends_nothing_and_shows_each_request_body(sandbox, tmp_path):
     assert sandbox.stats()["total_requests"] == 0
     report = load_report(report_path).set_index("snapshot_id")
     assert set(report.status) == {"planned"}
-    assert report.loc[ids[0], "request_body"] == {"tags": {"env": "prod", "old": None}}
-    assert report.loc[ids[1], "request_body"] == {"tags": {"env": "prod"}}
+    assert json.loads(report.loc[ids[0], "request_body"]) == {"tags": {"env": "prod", "old": None}}
+    assert json.loads(report.loc[ids[1], "request_body"]) == {"tags": {"env": "prod"}}
 
 
 def test_summary_json_for_schedulers(make_sandbox, tmp_path):

@@ -23,6 +23,7 @@ def test_counts_every_status_and_the_total():
     d = summary.as_dict()
     assert d["counts"] == {
         "ok": 2, "noop": 1, "not_found": 1, "failed": 1, "skipped": 0, "planned": 0,
+        "conflict": 0,
     }  # fmt: skip
     assert set(d["counts"]) == set(STATUSES)
     assert d["total"] == 5
@@ -30,8 +31,38 @@ def test_counts_every_status_and_the_total():
     assert d["exit_code"] == 1
     assert d["report"] == "reports/r.csv"
     assert d["aborted"] is None and d["interrupted"] is False
-    assert d["elapsed_s"] >= 0
-    json.dumps(d)  # JSON-able as is
+    assert json.loads(json.dumps(d)) == d  # JSON-able as is
+
+
+def test_elapsed_and_rate_come_from_the_clock():
+    ticks = iter([100.0, 102.5])
+    summary = Summary(clock=lambda: next(ticks))
+    summary.start()
+    for i in range(5):
+        summary.add(result(i, "ok"))
+    summary.finish()
+    d = summary.as_dict()
+    assert d["elapsed_s"] == 2.5
+    assert d["rate_per_s"] == 2.0  # 5 sent in 2.5 s
+    assert "5 snapshots in 2.5 s, 5 sent (2.0/s)" in format_summary(d)
+
+
+def test_after_a_resume_the_summary_describes_the_whole_report():
+    summary = Summary(report_path="r.csv")
+    summary.already_done = 2500
+    for i, status in enumerate(["ok"] * 50 + ["failed"] * 8):
+        summary.add(result(i, status))
+    summary.report_counts = {"ok": 2550, "noop": 0, "failed": 8}
+    d = summary.as_dict()
+    assert d["total"] == 2558 and d["counts"]["ok"] == 2550
+    assert d["this_run"] == {
+        "counts": {**dict.fromkeys(STATUSES, 0), "ok": 50, "failed": 8}, "total": 58, "sent": 58,
+    }  # fmt: skip
+    assert d["exit_code"] == 1
+    lines = format_summary(d).splitlines()
+    assert lines[0].startswith("2558 snapshots in")
+    assert "  ok 2550, failed 8" in lines
+    assert "  this run: 58 snapshots: ok 50, failed 8" in lines
 
 
 def test_empty_run_has_all_statuses_at_zero_and_exit_0():

@@ -1,0 +1,197 @@
+"""Recording results as they complete: `ReportWriter`.
+
+CSV and JSON Lines are appended to in place, one write per result, so a `kill -9` loses
+nothing that `write()` returned for. Parquet results go to the JSON Lines journal and
+are folded into the Parquet file by `close()` (or a later resume).
+
+A write that fails (a full disk) raises `ReportWriteError` and every later write raises
+it again: the caller must stop sending, since nothing more can be recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from batchtag import __version__
+from batchtag.errors import ReportWriteError
+from batchtag.report.lock import cannot_write
+from batchtag.report.schema import (
+    BASE_COLUMNS,
+    KINDS,
+    Key,
+    passthrough_name,
+    record_key,
+    report_columns,
+    result_values,
+    union_columns,
+)
+from batchtag.report.store import (
+    check_resumable,
+    compact,
+    journal_path,
+    read_records,
+    report_format,
+    write_meta,
+)
+from batchtag.result import DONE_STATUSES, Result
+from batchtag.tabular import JSONL, PARQUET, RowAppender
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class ReportWriter:
+    """Records results as they complete.
+
+    Without `resume`, an existing report at `path` (and its journal and metadata) is
+    replaced. With `resume=True` the report must exist and have been written for the same
+    plan fingerprint; its rows are kept, `done_keys` lists the snapshots already `ok` /
+    `noop`, and new results supersede older rows for the same snapshot.
+
+    Raises UsageError (exit 2) when the report cannot be started: nothing was sent yet.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        passthrough: Iterable[str] = (),
+        fingerprint: str,
+        resume: bool = False,
+        manifest: str | None = None,
+    ):
+        self.path = Path(path)
+        self.format = report_format(self.path)
+        self.passthrough = list(passthrough)
+        self.fingerprint = fingerprint
+        self.columns = report_columns(self.passthrough)
+        self.done_keys: set[Key] = set()
+        self.previous_rows = 0  # snapshots already in a resumed report
+        self.written = 0
+        self.failure: ReportWriteError | None = None
+        self._status: dict[Key, str] = {}  # latest status per snapshot, whole report
+        self._duplicates = False
+        self._extras: list[str | None] = []
+        self._out: RowAppender | None = None
+        self._closed = False
+        if resume:
+            self.meta = check_resumable(self.path, fingerprint)
+            self.meta.setdefault("resumed_at", []).append(_now_iso())
+            if manifest and not self.meta.get("manifest"):
+                self.meta["manifest"] = manifest
+        else:
+            self.meta = {
+                "batchtag_version": __version__,
+                "fingerprint": fingerprint,
+                "created_at": _now_iso(),
+                "manifest": manifest,
+                "format": self.format.name,
+                "resumed_at": [],
+            }
+        try:
+            self._start_resumed() if resume else self._start_fresh()
+        except OSError as exc:
+            raise cannot_write(self.path, exc) from None
+
+    # -- opening
+
+    def _start_fresh(self) -> None:
+        for stale in (self.path, journal_path(self.path)):
+            stale.unlink(missing_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_meta(self.path, self.meta)
+        self._open_append()
+
+    def _start_resumed(self) -> None:
+        # Compact first: it drops a row cut short by a crash, merges a leftover Parquet
+        # journal, and widens the header if the passthrough columns changed.
+        columns, records = read_records(self.path)
+        records = compact(records)
+        self.columns = union_columns(columns, self.columns)
+        self.format.write(self.path, self.columns, records, KINDS, self.meta)
+        journal_path(self.path).unlink(missing_ok=True)
+        write_meta(self.path, self.meta)
+        self._status = {record_key(r): r.get("status") for r in records}
+        self.done_keys = {k for k, s in self._status.items() if s in DONE_STATUSES}
+        self.previous_rows = len(records)
+        self._open_append()
+
+    def _open_append(self) -> None:
+        # Each passthrough column of the report, with the manifest column behind it (None
+        # for a column that only an earlier run had).
+        names = {passthrough_name(c): c for c in self.passthrough}
+        self._extras = [names.get(c) for c in self.columns[len(BASE_COLUMNS) :]]
+        if self.format is PARQUET:
+            self._out = JSONL.open_rows(journal_path(self.path), self.columns, KINDS)
+        else:
+            self._out = self.format.open_rows(self.path, self.columns, KINDS)
+
+    # -- writing
+
+    def write(self, result: Result) -> None:
+        """Record one result; it is handed to the OS before this returns.
+
+        Raises
+        ------
+        ReportWriteError
+            The write failed (e.g. no space left on device), now or earlier in the run.
+        """
+        if self.failure is not None:
+            raise self.failure
+        if self._closed or self._out is None:
+            raise ValueError(f"report {self.path} is closed")
+        try:
+            self._out.write_cells([result_values(result, self._extras)])
+        except OSError as exc:
+            self.failure = ReportWriteError.from_os_error(self.path, exc)
+            raise self.failure from None
+        key = result.key
+        if key in self._status:
+            self._duplicates = True
+        self._status[key] = result.status
+        self.written += 1
+
+    def status_counts(self) -> Counter[str]:
+        """Snapshots by status over the whole report (earlier runs' rows included)."""
+        return Counter(self._status.values())
+
+    def close(self) -> None:
+        """Finish the report: one row per snapshot; for Parquet, build the file.
+
+        After a write failure only the file is closed: the rows recorded so far stay as
+        they are (a resume compacts them)."""
+        if self._closed:
+            return
+        self._closed = True
+        out, self._out = self._out, None
+        if out is not None:
+            try:
+                out.close(sync=self.failure is None)
+            except OSError as exc:
+                self.failure = self.failure or ReportWriteError.from_os_error(self.path, exc)
+        if self.failure is not None:
+            raise self.failure
+        if self.format is PARQUET or self._duplicates:
+            self._compact()
+
+    def _compact(self) -> None:
+        try:
+            columns, records = read_records(self.path)
+            columns = union_columns(columns, self.columns)
+            self.format.write(self.path, columns, compact(records), KINDS, self.meta)
+            journal_path(self.path).unlink(missing_ok=True)
+        except OSError as exc:
+            self.failure = ReportWriteError.from_os_error(self.path, exc)
+            raise self.failure from None
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

@@ -1,0 +1,397 @@
+"""Tabular files: CSV, JSON Lines and Parquet, chosen by suffix, with one object per format.
+
+Records are dicts of plain Python values. A table's columns may carry a *kind* (see `Kind`)
+that says how a cell is stored: CSV cells are text, JSON Lines cells are JSON values,
+Parquet columns get an Arrow type. Every reader gives back the same Python values, so a
+record survives a round trip through any format.
+
+Appending (`open_rows`) hands each batch of rows to the OS before it returns, so a
+``kill -9`` loses nothing already written; a crash can only tear the last line, which the
+readers drop. Any other unreadable line is an error naming the file and the line.
+Whole files are replaced with `atomic_write`: a crash leaves the old file or the new one.
+
+Examples
+--------
+>>> fmt = table_format("out.csv")
+>>> fmt.name
+'csv'
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from batchtag.errors import UsageError
+from batchtag.tabular.kinds import ANY, Kind
+
+Record = dict[str, Any]
+PathLike = str | os.PathLike[str]
+
+# The csv module's limit is per process (128 KiB by default); a report cell (an API error
+# message, a big tag set) may be larger, and a too-long cell must never end a read early.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+
+
+def atomic_write(path: PathLike, data: str | bytes | Callable[[BinaryIO], None]) -> None:
+    """Replace `path` with new content, atomically and durably.
+
+    The content goes to ``<path>.tmp``, is flushed and fsync'ed, then renamed over `path`;
+    the folder is fsync'ed too. A crash leaves either the old file or the new one.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file to replace (its folder must exist).
+    data : str, bytes or callable
+        Text (written as UTF-8), bytes, or a function that writes to a binary file.
+
+    Examples
+    --------
+    >>> atomic_write("summary.json", "{}\\n")  # doctest: +SKIP
+    """
+    target = Path(path)
+    tmp = target.with_name(f"{target.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(target.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # some filesystems do not open folders; the rename is done all the same
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of `data` to the file descriptor (os.write may write fewer)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_error(path: PathLike, line: int | None, problem: object) -> UsageError:
+    """The one-line error for an unreadable table."""
+    where = f"{path}, line {line}" if line is not None else str(path)
+    return UsageError(f"cannot read {where}: {problem}")
+
+
+# ---------------------------------------------------------------- appending
+
+
+class RowAppender:
+    """Appends rows of one text format to a file, each batch handed to the OS at once.
+
+    Raises OSError (for instance ENOSPC: no space left on device) as it happens.
+    """
+
+    def __init__(self, fmt: TextFormat, path: PathLike, columns: Sequence[str], kinds):
+        self.format = fmt
+        self.path = Path(path)
+        self.columns = list(columns)
+        self._encoders = fmt.encoders(self.columns, kinds or {})
+        self._sink = _LastLine()  # per appender: no state shared between threads
+        self._csv = csv.writer(self._sink, lineterminator="\r\n")
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if fmt is CSV and os.fstat(self._fd).st_size == 0:
+            write_all(self._fd, _csv_line(self.columns).encode("utf-8"))  # a new file's header
+
+    def write_rows(self, records: Iterable[Record]) -> None:
+        """Append `records` (each a dict; missing columns are empty)."""
+        self.write_cells([[r.get(c) for c in self.columns] for r in records])
+
+    def write_cells(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Append rows given as values in column order (the fast path)."""
+        if self._fd is None:
+            raise ValueError(f"{self.path} is closed")
+        if self.format is CSV:  # the per-result hot path: this appender's own csv writer
+            writerow, sink, lines = self._csv.writerow, self._sink, []
+            for row in rows:
+                writerow([enc(v) for enc, v in zip(self._encoders, row, strict=True)])
+                lines.append(sink.text[:-2] + "\n")
+            text = "".join(lines)
+        else:
+            text = "".join(self.format.line(self.columns, self._encoders, row) for row in rows)
+        write_all(self._fd, text.encode("utf-8"))
+
+    def close(self, *, sync: bool = True) -> None:
+        """Flush to disk (unless `sync` is false) and close; safe to call twice."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """Shared by the line-based formats."""
+
+    name: str
+    suffix: str
+    appendable = True
+
+    def open_rows(self, path: PathLike, columns: Sequence[str], kinds=None) -> RowAppender:
+        """An appender at the end of `path` (created if missing; a CSV header is written
+        for a new or empty file)."""
+        return RowAppender(self, path, columns, kinds)
+
+    def write(self, path: PathLike, columns: Sequence[str], records, kinds=None, meta=None):
+        """Replace `path` with these records (atomically); `meta` is ignored."""
+        encoders = self.encoders(list(columns), kinds or {})
+        lines = [_csv_line(columns)] if self.name == "csv" else []
+        for record in records:
+            lines.append(self.line(columns, encoders, [record.get(c) for c in columns]))
+        atomic_write(path, "".join(lines))
+
+
+@dataclass(frozen=True)
+class CsvFormat(TextFormat):
+    """CSV: a header line, then one line per row; cells are text (`Kind.to_text`)."""
+
+    def encoders(self, columns: Sequence[str], kinds) -> list[Callable[[Any], str]]:
+        return [kinds.get(c, ANY).to_text for c in columns]
+
+    def line(self, columns, encoders, values) -> str:
+        return _csv_line([enc(v) for enc, v in zip(encoders, values, strict=True)])
+
+    def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
+        """Columns and records; a torn last line is dropped, other damage is an error."""
+        from batchtag.tabular.readers import read_csv
+
+        return read_csv(Path(path), kinds or {})
+
+
+@dataclass(frozen=True)
+class JsonlFormat(TextFormat):
+    """JSON Lines: one object per row; cells are JSON values (`Kind.to_json`)."""
+
+    def encoders(self, columns: Sequence[str], kinds) -> list[Callable[[Any], Any]]:
+        return [kinds.get(c, ANY).to_json for c in columns]
+
+    def line(self, columns, encoders, values) -> str:
+        from batchtag.result import json_text
+
+        cells = {c: enc(v) for c, enc, v in zip(columns, encoders, values, strict=True)}
+        return json_text(cells) + "\n"
+
+    def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
+        """Columns and records; a torn last line is dropped, other damage is an error."""
+        from batchtag.tabular.readers import read_jsonl
+
+        return read_jsonl(Path(path), kinds or {})
+
+
+@dataclass(frozen=True)
+class ParquetFormat:
+    """Parquet: typed columns (`Kind.arrow_type`); written whole, or in row groups."""
+
+    name: str
+    suffix: str
+    appendable = False
+
+    def write(self, path: PathLike, columns: Sequence[str], records, kinds=None, meta=None):
+        """Replace `path` with these records (atomically); `meta` (JSON-able) is kept in
+        the schema metadata under the key ``batchtag``."""
+        table = self.table(columns, records, kinds or {}, meta)
+        atomic_write(path, lambda fh: _write_table(table, fh))
+
+    def open_rows(self, path: PathLike, columns: Sequence[str], kinds=None) -> ParquetRows:
+        """A writer of row groups; the file appears (atomically) at `close()`."""
+        return ParquetRows(self, Path(path), list(columns), kinds or {})
+
+    def table(self, columns: Sequence[str], records, kinds, meta=None):
+        import pyarrow as pa
+
+        arrays = [kinds.get(c, ANY).to_arrow([r.get(c) for r in records]) for c in columns]
+        table = pa.Table.from_arrays(arrays, names=list(columns))
+        if meta is not None:
+            table = table.replace_schema_metadata({"batchtag": json.dumps(meta)})
+        return table
+
+    def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
+        """Columns and records, cells converted back with each column's kind."""
+        from batchtag.tabular.readers import read_parquet
+
+        return read_parquet(Path(path), kinds or {})
+
+    def read_meta(self, path: PathLike) -> Any:
+        """The ``batchtag`` schema metadata, or None."""
+        import pyarrow.parquet as pq
+
+        try:
+            raw = (pq.read_schema(path).metadata or {}).get(b"batchtag")
+            return json.loads(raw) if raw else None
+        except Exception:  # an unreadable file simply has no metadata
+            return None
+
+
+class ParquetRows:
+    """Writes a Parquet file in row groups, one per `write_rows` call, to ``<path>.tmp``;
+    `close()` renames it into place. The column types come from the kinds (a column
+    without one takes the type of the first batch)."""
+
+    def __init__(self, fmt: ParquetFormat, path: Path, columns: list[str], kinds):
+        self.format, self.path, self.columns, self.kinds = fmt, path, columns, kinds
+        self._tmp = path.with_name(f"{path.name}.tmp")
+        self._writer = None
+
+    def write_rows(self, records: Iterable[Record]) -> None:
+        """Write one row group."""
+        import pyarrow.parquet as pq
+
+        table = self.format.table(self.columns, list(records), self.kinds)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema)
+        self._writer.write_table(table.cast(self._writer.schema))
+
+    def close(self) -> None:
+        """Finish the file and move it into place (an empty table if nothing came)."""
+        if self._writer is None:
+            self.write_rows([])
+        self._writer.close()
+        with open(self._tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self._tmp, self.path)
+        _fsync_folder(self.path.parent)
+
+
+def _write_table(table, fh: BinaryIO) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, fh)
+
+
+class _LastLine:
+    """A file-like that keeps the one line csv.writer hands it."""
+
+    text = ""
+
+    def write(self, text: str) -> None:
+        self.text = text
+
+
+def _csv_line(cells: Sequence[str]) -> str:
+    # csv.writer quotes a cell only for characters of its line terminator: with "\n" alone
+    # a bare "\r" would go out unquoted and split the row for every reader. So lines end
+    # in "\r\n" here and the file keeps plain "\n" line ends. A writer per call: no state
+    # shared between threads.
+    sink = _LastLine()
+    csv.writer(sink, lineterminator="\r\n").writerow(cells)
+    return sink.text[:-2] + "\n"
+
+
+CSV = CsvFormat("csv", ".csv")
+JSONL = JsonlFormat("jsonl", ".jsonl")
+PARQUET = ParquetFormat("parquet", ".parquet")
+FORMATS = {f.suffix: f for f in (CSV, JSONL, PARQUET)}
+
+
+def table_format(path: PathLike, what: str = "file") -> CsvFormat | JsonlFormat | ParquetFormat:
+    """The format object for `path`'s suffix (case-insensitive).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A path ending in ``.csv``, ``.jsonl`` or ``.parquet``.
+    what : str
+        What the file is, for the error message (``"report"``, ``"output"``).
+
+    Returns
+    -------
+    CsvFormat, JsonlFormat or ParquetFormat
+
+    Raises
+    ------
+    UsageError
+        For any other suffix.
+
+    Examples
+    --------
+    >>> table_format("inventory.PARQUET").name
+    'parquet'
+    """
+    suffix = Path(path).suffix.lower()
+    try:
+        return FORMATS[suffix]
+    except KeyError:
+        names = ", ".join(FORMATS)
+        raise UsageError(
+            f"{what} {str(path)!r}: unknown format {suffix or '(no extension)'!r}; "
+            f"use a path ending in {names.rsplit(', ', 1)[0]} or {names.rsplit(', ', 1)[1]}"
+        ) from None
+
+
+def write_table(path: PathLike, columns: Sequence[str], records, kinds=None, meta=None) -> None:
+    """Write a whole table in the format of `path`'s suffix, atomically.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Target; its suffix picks the format.
+    columns : sequence of str
+        Column order.
+    records : iterable of dict
+        Rows; a missing column is an empty cell.
+    kinds : mapping of str to Kind, optional
+        How each column is stored (default: `ANY`).
+    meta : dict, optional
+        Kept in a Parquet file's schema metadata; ignored by the text formats.
+
+    Examples
+    --------
+    >>> write_table("plan.csv", ["snapshot_id"], [{"snapshot_id": "x"}])  # doctest: +SKIP
+    """
+    table_format(path).write(path, columns, list(records), kinds, meta)
+
+
+def read_table(path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
+    """Columns and records of a table in the format of `path`'s suffix.
+
+    Raises
+    ------
+    UsageError
+        Naming the line (text formats) of any row that cannot be read, except a torn last
+        line, which is dropped (a crash mid-write leaves one).
+    """
+    return table_format(path).read(path, kinds)
+
+
+__all__ = [
+    "CSV",
+    "FORMATS",
+    "JSONL",
+    "PARQUET",
+    "Kind",
+    "ParquetRows",
+    "RowAppender",
+    "atomic_write",
+    "read_table",
+    "table_format",
+    "write_table",
+]
