@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from helpers import API_KEY, env_for, set_rows, write_long_csv
 
 import batchtag.tabular
-from batchtag.api import apply
+from batchtag.library import apply
 from batchtag.cli import main
 from batchtag.errors import UsageError
 from batchtag.report import ReportLock, ReportWriter, done_keys, read_report
