@@ -11,7 +11,7 @@ import pandas as pd
 
 from batchtag.engine import Engine
 from batchtag.errors import UsageError
-from batchtag.planner import format_summary, summarize
+from batchtag.manifest import describe
 from batchtag.report import load_report
 from batchtag.runner import ApplyOptions, load, run_apply
 
@@ -91,8 +91,8 @@ def _apply_in_thread(manifest: Any, options: dict[str, Any]) -> pd.DataFrame:
 
 def validate(manifest: Any, **options: Any) -> dict[str, Any]:
     """Validate without any network; return the summary or raise ManifestError."""
-    return summarize(load(manifest, make_options(options)))
+    return describe.describe_manifest(load(manifest, make_options(options)))
 
 
 def format_validation(summary: dict[str, Any]) -> str:
-    return format_summary(summary)
+    return describe.format_validation(summary)

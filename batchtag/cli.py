@@ -8,9 +8,10 @@ import sys
 
 import click
 
-from batchtag import __version__, planner, summary
+from batchtag import __version__, summary
 from batchtag.errors import BatchtagError
 from batchtag.logs import redact, setup_logging
+from batchtag.manifest.describe import describe_manifest, format_validation
 from batchtag.memory import gc_frozen
 from batchtag.options import connection_options, logging_options, manifest_options, scope_options
 from batchtag.runner import ApplyOptions, install_signal_handlers, load, run_apply
@@ -41,10 +42,10 @@ def validate(manifest, form, delete_marker, project_id, region_id, as_json):
         form=form, delete_marker=delete_marker, project_id=project_id, region_id=region_id
     )
     try:
-        result = planner.summarize(load(manifest, options))
+        result = describe_manifest(load(manifest, options))
     except BatchtagError as error:
         fail(error)
-    click.echo(json.dumps(result, indent=2) if as_json else planner.format_summary(result))
+    click.echo(json.dumps(result, indent=2) if as_json else format_validation(result))
 
 
 @main.command()

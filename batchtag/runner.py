@@ -16,8 +16,8 @@ from batchtag.engine import Engine, EngineOptions
 from batchtag.errors import AbortRun, UsageError
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
+from batchtag.manifest import read_plan
 from batchtag.plan import Plan, PlanEntry
-from batchtag.planner import read_plan
 from batchtag.progress import Progress
 from batchtag.report import (
     ReportWriter,

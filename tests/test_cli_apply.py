@@ -12,7 +12,7 @@ from helpers import env_for, fetch, set_rows, write_long_csv
 import batchtag
 from batchtag.cli import main
 from batchtag.client import tags_dict
-from batchtag.planner import read_plan
+from batchtag.manifest import read_plan
 from batchtag.report import load_report
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "snapshots-long.csv"

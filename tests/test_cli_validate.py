@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from helpers import API_KEY, env_for, set_rows, write_long_csv
 
 import batchtag
+from batchtag import errors
 from batchtag.cli import main
 from batchtag.errors import ManifestError
 from batchtag.sandbox import SandboxConfig, SandboxServer
@@ -42,6 +43,14 @@ def validate(*args, env=None, stdin=None):
     return CliRunner().invoke(
         main, ["validate", *map(str, args)], env={**NO_NETWORK, **(env or {})}, input=stdin
     )
+
+
+@pytest.fixture(autouse=True)
+def cli_spelling():
+    """Messages name options the CLI way (`--form`), as the CLI entry point sets them."""
+    token = errors.CALLER.set("cli")
+    yield
+    errors.CALLER.reset(token)
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from batchtag.errors import ManifestError
-from batchtag.planner import read_plan
+from batchtag.manifest import read_plan
 
 CORPUS = Path(__file__).parent / "data" / "manifests"
 SID = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -41,7 +41,7 @@ EXPECTED = {
     "conflict_name.csv": "row 2, line 3, column 'value': conflicting names",
     "missing_snapshot_id.csv": "column 'snapshot_id': missing required column",
     "ambiguous_form.csv": "ambiguous manifest form: it has columns of the long and json forms;"
-    " choose one with --form",
+    " choose one: form='long' or form='json'",
     "no_form.csv": "cannot tell the manifest form",
     "wide_conflict.csv": "row 2, line 3, column 'tag:env': conflicting writes to tag 'env'",
     "wide_bad_column.csv": "column 'tag:my key': column name: tag key 'my key' contains whitespace",
@@ -76,9 +76,9 @@ def test_bad_manifest_is_reported(name):
 def test_missing_scope_names_column_option_and_env():
     found = problems_of(CORPUS / "missing_region.csv")
     assert found == [
-        "column 'project_id': missing: give a project_id column, --project-id or"
+        "column 'project_id': missing: give a project_id column, pass project_id, or set"
         " GCORE_CLOUD_PROJECT_ID",
-        "column 'region_id': missing: give a region_id column, --region-id or"
+        "column 'region_id': missing: give a region_id column, pass region_id, or set"
         " GCORE_CLOUD_REGION_ID",
     ]
 
@@ -194,8 +194,8 @@ def test_blank_id_cells_use_the_option_or_are_errors(tmp_path):
     plan = read_plan(path, project_id=4, env=NO_ENV)
     assert [e.project_id for e in plan] == [BIG, 4]
     assert problems_of(path) == [
-        "row 2, line 3, column 'project_id': project_id is empty and neither --project-id"
-        " nor GCORE_CLOUD_PROJECT_ID is set"
+        "row 2, line 3, column 'project_id': project_id is empty and there is no default:"
+        " pass project_id or set GCORE_CLOUD_PROJECT_ID"
     ]
 
 
@@ -219,8 +219,8 @@ def test_nullable_int64_ids_with_blanks_are_exact(tmp_path):
     frame = _id_frame(pd.Series([BIG, None], dtype="Int64"))
     found = problems_of(frame)
     assert found == [
-        "row 2, column 'project_id': project_id is empty and neither --project-id nor"
-        " GCORE_CLOUD_PROJECT_ID is set"
+        "row label 1, column 'project_id': project_id is empty and there is no default:"
+        " pass project_id or set GCORE_CLOUD_PROJECT_ID"
     ]
     plan = read_plan(frame, project_id=1, env=NO_ENV)
     assert [(e.project_id, e.region_id) for e in plan] == [(BIG, BIG + 2), (1, BIG + 4)]
@@ -266,7 +266,7 @@ def test_form_option_forces_a_form_and_other_columns_pass_through():
     assert plan.passthrough == ["tags"]
     assert plan.entries[0].extra == {"tags": "x"}
     assert problems_of(frame, form="yaml", project_id=1, region_id=2) == [
-        "unknown form 'yaml': --form takes long, wide or json"
+        "unknown form 'yaml': use form='long', form='wide' or form='json'"
     ]
 
 
@@ -315,4 +315,6 @@ def test_parquet_struct_tags_column_is_refused(tmp_path):
     frame = pd.DataFrame({"snapshot_id": [SID, SID2], "tags": [{"a": "1"}, {"b": "2"}]})
     frame.to_parquet(tmp_path / "m.parquet")
     found = problems_of(tmp_path / "m.parquet", project_id=1, region_id=2)
-    assert found[0].startswith("column 'tags': a struct column cannot say which keys are meant")
+    assert found[0].startswith("column 'tags': is a struct column")
+    assert "come back as null, which here means 'delete this tag'" in found[0]
+    assert len(found) == 1

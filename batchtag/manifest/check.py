@@ -1,0 +1,115 @@
+"""Checking a loaded manifest, all before any network, with every problem found at once.
+
+Per-cell rules run vectorised over whole columns (pyarrow regexes and lengths); Python only
+looks at the rows that failed, to word their messages. Every form is first turned into one
+table of operations (pos, op, key, value), so the rules and conflict checks are shared.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from batchtag.errors import Problem
+from batchtag.manifest.conflicts import check_conflicts
+from batchtag.manifest.forms import detect_form, form_columns, form_ops
+from batchtag.manifest.ids import check_scope, check_snapshot_ids, snapshot_groups
+from batchtag.manifest.messages import Collector
+from batchtag.manifest.model import Manifest
+from batchtag.manifest.operations import Coded, encode
+from batchtag.manifest.schema import DELETE_MARKER
+
+
+@dataclass
+class Checked:
+    """A validated manifest, ready to plan when `problems` is empty."""
+
+    manifest: Manifest
+    form: str | None
+    problems: list[Problem]
+    ops: Coded  # one per operation, in file order
+    group: np.ndarray  # snapshot group of every frame row, first-seen order (-1 if bad ids)
+    project: np.ndarray  # int64 per frame row
+    region: np.ndarray
+    snapshot: pd.Series  # normalised (lowercase) snapshot ids
+    passthrough: list[str] = field(default_factory=list)
+
+
+def check_manifest(
+    manifest: Manifest,
+    *,
+    form: str | None = None,
+    delete_marker: str = DELETE_MARKER,
+    empty_deletes: bool = False,
+    project_id: int | None = None,
+    region_id: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Checked:
+    """Check every row of `manifest` and code its operations.
+
+    Parameters
+    ----------
+    manifest : Manifest
+        From `load_manifest`.
+    form : {"long", "wide", "json"}, optional
+        The form; detected from the columns when not given.
+    delete_marker : str
+        The wide-form cell that removes a tag.
+    empty_deletes : bool
+        Wide form: an empty cell removes its tag instead of leaving it alone.
+    project_id, region_id : int, optional
+        Scope for rows without one (before the environment).
+    env : Mapping[str, str], optional
+        The environment to read scope defaults from (default: os.environ).
+
+    Returns
+    -------
+    Checked
+        With `problems` empty when the manifest can be planned.
+
+    Examples
+    --------
+    >>> from batchtag.manifest.load import load_manifest
+    >>> frame = pd.DataFrame({"snapshot_id": ["aaaaaaaa-0000-4000-8000-000000000001"],
+    ...                       "tags": ['{"env": "prod"}']})
+    >>> check_manifest(load_manifest(frame), project_id=1, region_id=2, env={}).problems
+    []
+    """
+    env = os.environ if env is None else env
+    frame = manifest.frame
+    columns = [str(c) for c in frame.columns]
+    out = Collector(manifest)
+    form, form_problems = detect_form(columns, form)
+    out.problems.extend(form_problems)
+    snapshot, sid_ok = check_snapshot_ids(frame, out)
+    project = check_scope(frame, "project_id", project_id, env, out)
+    region = check_scope(frame, "region_id", region_id, env, out)
+    ops = form_ops(form, frame, out, delete_marker, empty_deletes)
+    group = _groups(project, region, snapshot, sid_ok)
+    ops_ok = ops.pop("ok").to_numpy(dtype=bool) & (group[ops["pos"].to_numpy()] >= 0)
+    if not ops_ok.all():
+        ops = ops[ops_ok].reset_index(drop=True)
+    coded = encode(ops, group)
+    check_conflicts(ops, coded, snapshot, out)
+    used = form_columns(form, columns) if form is not None else set(columns)
+    passthrough = [c for c in columns if c not in used]
+    return Checked(
+        manifest, form, out.result(), coded, group, project, region, snapshot, passthrough
+    )
+
+
+def _groups(
+    project: np.ndarray, region: np.ndarray, snapshot: pd.Series, sid_ok: np.ndarray
+) -> np.ndarray:
+    """Snapshot groups; rows are grouped even when project or region is bad, so conflicts
+    still show up. Rows without a valid snapshot id get -1."""
+    if sid_ok.all():  # no copies of the columns in the usual case
+        return snapshot_groups(project, region, snapshot)
+    group = np.full(len(snapshot), -1, dtype=np.int64)
+    if sid_ok.any():
+        group[sid_ok] = snapshot_groups(project[sid_ok], region[sid_ok], snapshot[sid_ok])
+    return group
