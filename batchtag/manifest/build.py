@@ -16,6 +16,7 @@ from batchtag.errors import ManifestError
 from batchtag.manifest.check import Checked, check_manifest
 from batchtag.manifest.columnar import factorize
 from batchtag.manifest.load import load_manifest
+from batchtag.manifest.model import Manifest
 from batchtag.manifest.operations import CLEAR, DELETE, NAME, RENAME, SET, Coded
 from batchtag.manifest.schema import DELETE_MARKER, OPS
 from batchtag.memory import gc_paused, release_memory
@@ -43,37 +44,26 @@ def read_plan(
     delete_marker : str
         The wide-form cell that removes a tag (default "<delete>").
     empty_deletes : bool
-        Wide form: an empty (or NA) cell removes its tag instead of leaving it alone, so an
-        edited export changes exactly the edited cells.
+        Wide form: an empty (or NA) cell removes its tag instead of leaving it alone.
     project_id, region_id : int, optional
-        Scope of rows without a project_id / region_id cell; else the environment's
-        GCORE_CLOUD_PROJECT_ID / GCORE_CLOUD_REGION_ID.
-    env : Mapping[str, str], optional
-        The environment to read (default: os.environ).
+        Scope of rows without one; else GCORE_CLOUD_PROJECT_ID / GCORE_CLOUD_REGION_ID
+        from `env` (default: os.environ).
 
     Returns
     -------
     Plan
-        One entry per snapshot; entry `rows` are 1-based data rows of a file, or index
-        labels of a DataFrame.
-
-    Raises
-    ------
-    ManifestError
-        With every problem found.
+        One entry per snapshot; its `rows` are a file's 1-based data rows, or a DataFrame's
+        index labels. Raises ManifestError with every problem found.
 
     Examples
     --------
-    >>> frame = pd.DataFrame({"snapshot_id": ["aaaaaaaa-0000-4000-8000-000000000001"],
-    ...                       "tag:env": ["prod"]}, index=[10])
-    >>> plan = read_plan(frame, project_id=1, region_id=2, env={})
-    >>> plan.entries[0].tags, plan.entries[0].rows
-    ({'env': 'prod'}, [10])
+    >>> sid = "aaaaaaaa-0000-4000-8000-000000000001"
+    >>> frame = pd.DataFrame({"snapshot_id": [sid], "tag:env": ["prod"]}, index=[10])
+    >>> read_plan(frame, project_id=1, region_id=2, env={}).entries[0].rows
+    [10]
     """
-    manifest = load_manifest(source)
-    release_memory()  # the reader's scratch buffers
     checked = check_manifest(
-        manifest,
+        _loaded(source),
         form=form,
         delete_marker=delete_marker,
         empty_deletes=empty_deletes,
@@ -83,10 +73,15 @@ def read_plan(
     )
     if checked.problems:
         raise ManifestError(checked.problems)
-    del manifest  # build_plan drops the text columns once it is done with them
-    release_memory()
-    with gc_paused():
+    release_memory()  # the checks' temporaries
+    with gc_paused():  # build_plan drops the text columns once it is done with them
         return build_plan(checked)
+
+
+def _loaded(source: Any) -> Manifest:
+    manifest = load_manifest(source)
+    release_memory()  # the reader's scratch buffers
+    return manifest
 
 
 def build_plan(checked: Checked) -> Plan:

@@ -93,7 +93,7 @@ def _float_text(name: str, array: pa.Array, problems: list[Problem]) -> pa.Array
         pc.equal(pc.floor(array), array), pc.less(pc.abs(array), float(EXACT_FLOAT_LIMIT))
     )
     exact = pc.fill_null(exact, True)
-    if name in ID_COLUMNS and not pc.all(exact).as_py():
+    if name in ID_COLUMNS and not pc.all(exact, min_count=0).as_py():
         problems.append(
             Problem(
                 "holds floating-point numbers that are not exact integers (an integer column with"

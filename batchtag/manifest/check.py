@@ -55,16 +55,8 @@ def check_manifest(
     ----------
     manifest : Manifest
         From `load_manifest`.
-    form : {"long", "wide", "json"}, optional
-        The form; detected from the columns when not given.
-    delete_marker : str
-        The wide-form cell that removes a tag.
-    empty_deletes : bool
-        Wide form: an empty cell removes its tag instead of leaving it alone.
-    project_id, region_id : int, optional
-        Scope for rows without one (before the environment).
-    env : Mapping[str, str], optional
-        The environment to read scope defaults from (default: os.environ).
+    form, delete_marker, empty_deletes, project_id, region_id, env
+        As for `batchtag.manifest.read_plan`.
 
     Returns
     -------
@@ -74,32 +66,29 @@ def check_manifest(
     Examples
     --------
     >>> from batchtag.manifest.load import load_manifest
-    >>> frame = pd.DataFrame({"snapshot_id": ["aaaaaaaa-0000-4000-8000-000000000001"],
-    ...                       "tags": ['{"env": "prod"}']})
-    >>> check_manifest(load_manifest(frame), project_id=1, region_id=2, env={}).problems
-    []
+    >>> manifest = load_manifest(pd.DataFrame({"snapshot_id": ["x"], "tags": ["{}"]}))
+    >>> check_manifest(manifest, project_id=1, region_id=2, env={}).problems[0].message
+    "snapshot_id 'x' is not a uuid (8-4-4-4-12 hex digits)"
     """
-    env = os.environ if env is None else env
     frame = manifest.frame
     columns = [str(c) for c in frame.columns]
     out = Collector(manifest)
     form, form_problems = detect_form(columns, form)
     out.problems.extend(form_problems)
     snapshot, sid_ok = check_snapshot_ids(frame, out)
+    env = os.environ if env is None else env
     project = check_scope(frame, "project_id", project_id, env, out)
     region = check_scope(frame, "region_id", region_id, env, out)
     ops = form_ops(form, frame, out, delete_marker, empty_deletes)
     group = _groups(project, region, snapshot, sid_ok)
     ops_ok = ops.pop("ok").to_numpy(dtype=bool) & (group[ops["pos"].to_numpy()] >= 0)
-    if not ops_ok.all():
-        ops = ops[ops_ok].reset_index(drop=True)
+    ops = ops if ops_ok.all() else ops[ops_ok].reset_index(drop=True)
     coded = encode(ops, group)
     check_conflicts(ops, coded, snapshot, out)
     used = form_columns(form, columns) if form is not None else set(columns)
     passthrough = [c for c in columns if c not in used]
-    return Checked(
-        manifest, form, out.result(), coded, group, project, region, snapshot, passthrough
-    )
+    problems = out.result()
+    return Checked(manifest, form, problems, coded, group, project, region, snapshot, passthrough)
 
 
 def _groups(

@@ -58,7 +58,9 @@ def check_scope(
     if column not in frame.columns:
         if default is None:
             if given is None and not env.get(var, "").strip():
-                out.add(f"missing: give a {column} column, pass {option(column)}, or set {var}", column)
+                out.add(
+                    f"missing: give a {column} column, pass {option(column)}, or set {var}", column
+                )
             return np.zeros(n, dtype=np.int64)
         return np.full(n, default, dtype=np.int64)
     raw = frame[column]

@@ -36,10 +36,7 @@ def load_manifest(source: Any) -> Manifest:
     Manifest
         Every column as text; problems found while reading are in `problems`.
 
-    Raises
-    ------
-    ManifestError
-        When the source cannot be read at all.
+        Raises ManifestError when the source cannot be read at all.
 
     Examples
     --------
