@@ -52,6 +52,18 @@ EXPECTED = {
     "not_utf8.csv": "line 2: not valid UTF-8 text",
     "broken.jsonl": "row 2, line 2: invalid JSON",
     "manifest.txt": "unknown manifest type 'manifest.txt'",
+    "semicolons.csv": "line 1: the file looks separated by semicolons, not commas: use a comma",
+    "tabs.csv": "line 1: the file looks separated by tabs, not commas: use a comma",
+    "utf16.csv": "the file looks like UTF-16 text: save the file as UTF-8",
+    "control_character.csv": "row 1, line 2, column 'value': value 'a\\x1fb' contains the"
+    " control character U+001F",
+    "tags_twice.jsonl": "row 1, line 1: the key 'tags' appears twice in one object: which one"
+    " is meant is ambiguous",
+    "report.csv": "this is a batchtag report (columns status, http_status, attempts, ...), not a"
+    " manifest: to finish an earlier run, pass the report with resume and the original manifest",
+    "scientific_project.csv": "row 1, line 2, column 'project_id': project_id '1.23457E+11' is"
+    " not a positive integer (scientific notation, as a spreadsheet shows long numbers: format"
+    " the column as text)",
 }
 
 

@@ -40,7 +40,7 @@ def load_csv(name: str, open_stream: Callable[[], Any], read_all: Callable[[], b
     except (OSError, pa.ArrowException, EOFError) as exc:
         raise ManifestError([Problem(f"cannot read {name}: {exc}")]) from None
     header, header_lines, has_rows = _csv_header(head, name)
-    problems = header_problems(header) or _separator_problems(header, name)
+    problems = header_problems(header) or _separator_problems(header)
     if problems:
         raise ManifestError(problems)
     columns = [c.strip() for c in header]
@@ -92,7 +92,7 @@ def _parse(name, open_stream, read_all, header, header_lines, invalid) -> pa.Tab
 def _csv_header(head: bytes, name: str) -> tuple[list[str], int, bool]:
     """The first non-blank record of the file's first megabyte, the number of lines up to
     its end (pyarrow skips lines, not records), and whether any record follows it."""
-    text = _head_text(head, name)
+    text = _head_text(head)
     csv.field_size_limit(2**31 - 1)
     reader = csv.reader(io.StringIO(text, newline=""))
     for record in reader:
@@ -102,9 +102,9 @@ def _csv_header(head: bytes, name: str) -> tuple[list[str], int, bool]:
     raise ManifestError([Problem(f"{name} is empty: a manifest needs a header row", line=1)])
 
 
-def _head_text(head: bytes, name: str) -> str:
+def _head_text(head: bytes) -> str:
     if head.startswith(UTF16_BOMS) or head.count(b"\x00") > len(head) // 4 > 0:
-        raise ManifestError([Problem(f"{name} looks like UTF-16 text: {SAVE_AS_UTF8}")])
+        raise ManifestError([Problem(f"the file looks like UTF-16 text: {SAVE_AS_UTF8}")])
     if head.startswith(BOM):
         head = head[len(BOM) :]
     try:
@@ -116,7 +116,7 @@ def _head_text(head: bytes, name: str) -> str:
         return head[: exc.start].decode("utf-8")
 
 
-def _separator_problems(header: list[str], name: str) -> list[Problem]:
+def _separator_problems(header: list[str]) -> list[Problem]:
     """A file separated by something other than commas reads as one wide column."""
     if "snapshot_id" in (c.strip() for c in header):
         return []
@@ -124,7 +124,7 @@ def _separator_problems(header: list[str], name: str) -> list[Problem]:
         if any(separator in cell for cell in header):
             return [
                 Problem(
-                    f"{name} looks separated by {plural}, not commas: use a comma as the"
+                    f"the file looks separated by {plural}, not commas: use a comma as the"
                     " separator (in a spreadsheet, save as 'CSV UTF-8 (comma delimited)')",
                     line=1,
                 )

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from batchtag.errors import Problem
+from batchtag.errors import ManifestError, Problem
 from batchtag.manifest.cells import python_cell
 from batchtag.manifest.csvfile import BOM, SAVE_AS_UTF8, UTF16_BOMS
 from batchtag.manifest.model import Manifest
@@ -26,7 +26,7 @@ class DuplicateKey(ValueError):
 def load_jsonl(data: bytes) -> Manifest:
     """Read JSON Lines; `"tags": null` is kept as "null" (it clears the tags)."""
     if data.startswith(UTF16_BOMS):
-        return Manifest(pd.DataFrame(), "jsonl", [Problem(f"UTF-16 text: {SAVE_AS_UTF8}")])
+        raise ManifestError([Problem(f"the file looks like UTF-16 text: {SAVE_AS_UTF8}")])
     if data.startswith(BOM):
         data = data[len(BOM) :]
     problems: list[Problem] = []
@@ -45,6 +45,8 @@ def load_jsonl(data: bytes) -> Manifest:
         records.append({str(k): _json_cell(str(k), v) for k, v in value.items()})
         lines.append(number)
         rows.append(row)
+    if problems and not records:  # nothing readable: the column checks would only add noise
+        raise ManifestError(problems)
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     frame = frame.fillna("").astype(str) if len(frame.columns) else frame
     all_lines = np.zeros(row, dtype=np.int64)
