@@ -103,7 +103,9 @@ def form_columns(form: str, columns: list[str]) -> set[str]:
 def form_ops(
     form: str | None, frame: pd.DataFrame, out: Collector, marker: str, empty_deletes: bool
 ) -> pd.DataFrame:
-    """The checked operations of a manifest in `form` (none when the form is unknown)."""
+    """The checked operations of a manifest in `form` (none when the form is unknown).
+
+    Rows the reader already refused (`out.refused`) get no further problems."""
     if form == "long":
         ops = long_ops(frame, out)
     elif form == "wide":
@@ -112,6 +114,11 @@ def form_ops(
         ops = json_ops(frame, out)
     else:
         ops = no_ops()
+    refused = out.refused()
+    if refused.any() and len(ops):
+        if "ok" not in ops.columns:
+            ops["ok"] = True
+        ops["ok"] = ops["ok"].to_numpy(dtype=bool) & ~refused[ops["pos"].to_numpy()]
     return apply_rules(ops, out)
 
 

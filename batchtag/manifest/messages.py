@@ -65,6 +65,16 @@ class Collector:
         row = None if pos is None else int(self.rows[pos])
         self.problems.append(Problem(message, row=row, column=column))
 
+    def refused(self) -> np.ndarray:
+        """Per frame position: whether the reader already found a problem in that row."""
+        refused = np.zeros(len(self.rows), dtype=bool)
+        rows = np.array([p.row for p in self.manifest.problems if p.row is not None], np.int64)
+        pos = np.searchsorted(self.rows, rows)  # rows ascend: a row's position by bisection
+        inside = pos < len(self.rows)
+        pos, rows = pos[inside], rows[inside]
+        refused[pos[self.rows[pos] == rows]] = True
+        return refused
+
     def where(self, pos: int) -> str:
         """The row at frame position `pos` as a message names it ("row 3", "row label 20")."""
         return self.manifest.row_text(int(self.rows[pos]))

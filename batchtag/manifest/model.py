@@ -47,13 +47,18 @@ class Manifest:
         """Data row `row` as a message names it: "row 3", or "row label 20" for a DataFrame."""
         if self.labels is None:
             return f"row {row}"
-        return f"row label {self.labels[row - 1]!r}"
+        return f"row label {self.label(row)!r}"
+
+    def label(self, row: int) -> Any:
+        """The DataFrame index label of data row `row`, as a plain Python value."""
+        assert self.labels is not None
+        return self.labels[row - 1 : row].tolist()[0]
 
     def locate(self, problems: list[Problem]) -> list[Problem]:
         """Problems with `line` filled in (files) or `row` made the index label (DataFrames)."""
         if self.labels is not None:
             return [
-                p if p.row is None else replace(p, row=self.labels[p.row - 1], row_is_label=True)
+                p if p.row is None else replace(p, row=self.label(p.row), row_is_label=True)
                 for p in problems
             ]
         if self.line_finder is None or not any(
