@@ -159,12 +159,15 @@ def test_missing_file_and_directory_are_manifest_errors(tmp_path):
     assert problems_of(tmp_path / "nope.csv") == [
         f"manifest file {str(tmp_path / 'nope.csv')!r} does not exist"
     ]
-    assert "is a directory" in problems_of(tmp_path)[0]
+    assert problems_of(tmp_path) == [f"manifest file {str(tmp_path)!r} is a directory"]
 
 
 def test_empty_file_is_a_manifest_error(tmp_path):
     (tmp_path / "m.csv").write_text("")
-    assert "is empty" in problems_of(tmp_path / "m.csv")[0]
+    expected = [f"line 1: {tmp_path / 'm.csv'} is empty: a manifest needs a header row"]
+    assert problems_of(tmp_path / "m.csv") == expected
+    (tmp_path / "m.csv").write_text("\n\r\n\n")  # blank lines only
+    assert problems_of(tmp_path / "m.csv") == expected
 
 
 def test_gzip_csv_is_read_and_a_broken_one_is_reported(tmp_path):
