@@ -5,20 +5,15 @@ from __future__ import annotations
 import gzip
 import io
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from manifest_helpers import CORPUS, NO_ENV, SID, SID2, problems_of
 
-from batchtag.errors import ManifestError
 from batchtag.manifest import read_plan
 
-CORPUS = Path(__file__).parent / "data" / "manifests"
-SID = "aaaaaaaa-0000-4000-8000-000000000001"
-SID2 = "aaaaaaaa-0000-4000-8000-000000000002"
 BIG = 9_007_199_254_740_993  # 2**53 + 1: a float cannot hold it
-NO_ENV: dict[str, str] = {}
 
 # file -> expected rendering of its single problem (row, line and column included)
 EXPECTED = {
@@ -65,13 +60,6 @@ EXPECTED = {
     " not a positive integer (scientific notation, as a spreadsheet shows long numbers: format"
     " the column as text)",
 }
-
-
-def problems_of(source, **options) -> list[str]:
-    options.setdefault("env", NO_ENV)
-    with pytest.raises(ManifestError) as caught:
-        read_plan(source, **options)
-    return [str(p) for p in caught.value.problems]
 
 
 def test_corpus_covers_every_file():

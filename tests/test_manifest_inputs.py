@@ -16,22 +16,17 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from manifest_helpers import NO_ENV, SID, SID2, cli_caller, problems_of
 
-from batchtag import errors
 from batchtag.errors import ManifestError
 from batchtag.manifest import read_plan
 
-SID = "aaaaaaaa-0000-4000-8000-000000000001"
-SID2 = "aaaaaaaa-0000-4000-8000-000000000002"
-NO_ENV: dict[str, str] = {}
 SCOPE = {"project_id": 1, "region_id": 2, "env": NO_ENV}
 HEADER = "snapshot_id,project_id,region_id,op,key,value"
 
 
-def problems_of(source, **options) -> list[str]:
-    with pytest.raises(ManifestError) as caught:
-        read_plan(source, **{**SCOPE, **options})
-    return [str(p) for p in caught.value.problems]
+def refused(source, **options) -> list[str]:
+    return problems_of(source, **{**SCOPE, **options})
 
 
 def tags_of(source, **options) -> list[dict]:
@@ -55,9 +50,7 @@ def test_a_header_only_csv_is_zero_operations_with_or_without_a_final_newline(
 def test_blank_lines_before_the_header_are_skipped_and_lines_stay_right(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text(f"\n\n{HEADER}\n{SID},1,2,set,env,prod\n{SID2},1,2,set,env,bad value\n")
-    assert problems_of(path) == [
-        "row 2, line 5, column 'value': value 'bad value' contains whitespace"
-    ]
+    assert refused(path) == ["row 2, line 5, column 'value': value 'bad value' contains whitespace"]
     path.write_text(f"\r\n{HEADER}\r\n{SID},1,2,set,env,prod\r\n")
     assert tags_of(path) == [{"env": "prod"}]
 
@@ -65,7 +58,7 @@ def test_blank_lines_before_the_header_are_skipped_and_lines_stay_right(tmp_path
 def test_crlf_lines_keep_their_numbers(tmp_path):
     path = tmp_path / "m.csv"
     path.write_bytes(f"{HEADER}\r\n{SID},1,2,set,env,prod\r\n{SID2},1,2,set,a b,x\r\n".encode())
-    assert problems_of(path) == ["row 2, line 3, column 'key': key 'a b' contains whitespace"]
+    assert refused(path) == ["row 2, line 3, column 'key': key 'a b' contains whitespace"]
 
 
 @pytest.mark.parametrize(
@@ -75,7 +68,7 @@ def test_a_csv_separated_by_something_else_says_use_a_comma(tmp_path, separator,
     path = tmp_path / "m.csv"
     rows = [HEADER.split(","), [SID, "1", "2", "set", "env", "prod"]]
     path.write_text("\n".join(separator.join(r) for r in rows) + "\n")
-    assert problems_of(path) == [
+    assert refused(path) == [
         f"line 1: the file looks separated by {word}, not commas: use a comma as the separator"
         " (in a spreadsheet, save as 'CSV UTF-8 (comma delimited)')"
     ]
@@ -92,12 +85,12 @@ def test_a_comma_csv_with_a_semicolon_in_a_column_name_is_read(tmp_path):
 def test_utf16_files_are_refused_with_save_as_utf8(tmp_path, encoding):
     text = f"{HEADER}\n{SID},1,2,set,env,prod\n"
     (tmp_path / "m.csv").write_bytes(text.encode(encoding))
-    assert problems_of(tmp_path / "m.csv") == [
+    assert refused(tmp_path / "m.csv") == [
         "the file looks like UTF-16 text: save the file as UTF-8"
     ]
     jsonl = json.dumps({"snapshot_id": SID, "tags": {"a": "b"}}) + "\n"
     (tmp_path / "m.jsonl").write_bytes(jsonl.encode("utf-16"))
-    assert problems_of(tmp_path / "m.jsonl") == [
+    assert refused(tmp_path / "m.jsonl") == [
         "the file looks like UTF-16 text: save the file as UTF-8"
     ]
 
@@ -105,7 +98,7 @@ def test_utf16_files_are_refused_with_save_as_utf8(tmp_path, encoding):
 def test_a_nul_byte_in_a_cell_is_a_control_character(tmp_path):
     path = tmp_path / "m.csv"
     path.write_bytes(f"{HEADER}\n{SID},1,2,set,env,pr\0od\n".encode())
-    assert problems_of(path) == [
+    assert refused(path) == [
         "row 1, line 2, column 'value': value 'pr\\x00od' contains the control character U+0000"
     ]
 
@@ -115,13 +108,13 @@ def test_header_names_are_trimmed_and_duplicates_refused(tmp_path):
     path.write_text(f" snapshot_id , project_id,region_id ,op,key,value\n{SID},1,2,set,env,x\n")
     assert tags_of(path) == [{"env": "x"}]
     path.write_text(f"snapshot_id,tag:env, tag:env\n{SID},a,b\n")
-    assert problems_of(path) == ["line 1, column 'tag:env': duplicate column name"]
+    assert refused(path) == ["line 1, column 'tag:env': duplicate column name"]
 
 
 def test_a_tag_column_without_a_key_is_refused(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text(f"snapshot_id,tag:,tag:env\n{SID},a,b\n")
-    assert problems_of(path) == ["column 'tag:': column name: tag key is empty"]
+    assert refused(path) == ["column 'tag:': column name: tag key is empty"]
 
 
 def test_spaces_around_ids_and_ops_are_trimmed_but_not_around_tag_values(tmp_path):
@@ -130,7 +123,7 @@ def test_spaces_around_ids_and_ops_are_trimmed_but_not_around_tag_values(tmp_pat
     plan = read_plan(path, env=NO_ENV)
     assert [(e.key, e.tags) for e in plan] == [((7, 8, SID), {"env": "prod"})]
     path.write_text(f"{HEADER}\n{SID},1,2,set,env, prod\n")
-    assert problems_of(path) == ["row 1, line 2, column 'value': value ' prod' contains whitespace"]
+    assert refused(path) == ["row 1, line 2, column 'value': value ' prod' contains whitespace"]
 
 
 # --- JSON: keys named twice ------------------------------------------------------------------
@@ -144,7 +137,7 @@ def test_a_jsonl_object_naming_a_key_twice_is_refused_with_its_line(tmp_path):
         f'{{"snapshot_id": "{SID}", "tags": {{"a": "1"}}, "tags": {{"a": "2"}}}}\n'
         f'{{"snapshot_id": "{SID}", "tags": {{"env": "a", "env": "b"}}}}\n'
     )
-    assert problems_of(path) == [
+    assert refused(path) == [
         "row 2, line 3: the key 'tags' appears twice in one object: which one is meant is"
         " ambiguous",
         "row 3, line 4: the key 'env' appears twice in one object: which one is meant is ambiguous",
@@ -154,7 +147,7 @@ def test_a_jsonl_object_naming_a_key_twice_is_refused_with_its_line(tmp_path):
 def test_a_tags_cell_naming_a_tag_twice_is_refused(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text(f'snapshot_id,tags\n{SID},"{{""env"": ""a"", ""env"": ""b""}}"\n')
-    assert problems_of(path) == [
+    assert refused(path) == [
         "row 1, line 2, column 'tags': tags names the key 'env' twice: which one is meant is"
         " ambiguous"
     ]
@@ -180,7 +173,7 @@ def test_a_control_character_anywhere_in_a_tag_or_name_is_refused(char, where):
     else:
         cells, column = {"name": [f"snap-{text}"]}, "name"
     frame = pd.DataFrame({"snapshot_id": [SID], **cells}, index=[7])
-    found = problems_of(frame)
+    found = refused(frame)
     assert len(found) == 1 and found[0].startswith(f"row label 7, column {column!r}: ")
     if char not in " \t\n\r\v\f\x85":
         assert found[0].endswith(f"contains the control character U+{ord(char):04X}")
@@ -199,7 +192,7 @@ def test_dataframe_problems_and_plan_rows_name_the_index_label():
         },
         index=[10, 20, 30],
     )
-    assert problems_of(frame) == [
+    assert refused(frame) == [
         "row label 20, column 'snapshot_id': snapshot_id 'nope' is not a uuid (8-4-4-4-12 hex"
         " digits)",
         f"row label 30, column 'key': conflicting writes to tag 'env' for snapshot {SID}: row"
@@ -239,7 +232,7 @@ def test_objects_that_are_not_cells_are_refused_naming_row_and_column(value):
         index=[5, 6],
     )
     frame["value"] = pd.Series(["ok", value], index=[5, 6], dtype=object)
-    assert problems_of(frame) == [
+    assert refused(frame) == [
         f"row label 6, column 'value': value holds a {type(value).__name__}, not text or a number"
     ]
 
@@ -250,13 +243,10 @@ def test_a_report_passed_back_as_a_manifest_points_to_resume():
         | {c: [""] for c in ("error", "error_class", "request_id", "tags_before", "tags_after")}
     )
     expected = "this is a batchtag report (columns status, http_status, attempts, ...)"
-    (python,) = problems_of(report)
+    (python,) = refused(report)
     assert python.startswith(expected) and "pass the report with resume and" in python
-    token = errors.CALLER.set("cli")
-    try:
-        (cli,) = problems_of(report)
-    finally:
-        errors.CALLER.reset(token)
+    with cli_caller():
+        (cli,) = refused(report)
     assert "pass the report with --resume and" in cli
 
 
@@ -285,7 +275,7 @@ def test_parquet_struct_tags_explain_the_null_fill_danger(tmp_path):
     pd.DataFrame({"snapshot_id": [SID, SID2], "tags": [{"a": "1"}, {"b": "2"}]}).to_parquet(
         tmp_path / "m.parquet"
     )
-    (found,) = problems_of(tmp_path / "m.parquet")
+    (found,) = refused(tmp_path / "m.parquet")
     assert found.startswith("column 'tags': is a struct column")
     assert "the keys a row did not have come back as null, which here means 'delete" in found
 

@@ -13,13 +13,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from manifest_helpers import NO_ENV, SID, SID2
 
 from batchtag.manifest import describe_manifest, format_validation, read_plan
 from batchtag.plan import Plan, PlanEntry, SharedDict
 
-SID = "aaaaaaaa-0000-4000-8000-000000000001"
-SID2 = "aaaaaaaa-0000-4000-8000-000000000002"
-NO_ENV: dict[str, str] = {}
 LONG = ["snapshot_id", "project_id", "region_id", "op", "key", "value"]
 
 
