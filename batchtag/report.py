@@ -212,8 +212,8 @@ def _csv_cell(column: str, value: Any) -> str:
         return value
     if kind is int:
         return str(value)
-    if column == "rows":  # a list of ints: the JSON text without the encoder's overhead
-        return f"[{','.join(map(str, value))}]"
+    if column == "rows":
+        return _rows_text(value)
     if column in JSON_COLUMNS or isinstance(value, list | dict):
         return json_text(value)
     if isinstance(value, float):
@@ -243,9 +243,17 @@ def _result_cells(result: Result) -> list[str]:
         "" if result.elapsed_ms is None else repr(result.elapsed_ms),
         "" if result.tags_before is None else json_text(result.tags_before),
         "" if result.tags_after is None else json_text(result.tags_after),
-        f"[{','.join(map(str, result.rows))}]",
+        _rows_text(result.rows),
         _body_text(result),
     ]
+
+
+def _rows_text(rows: list) -> str:
+    """Manifest rows: ints (file rows) without the encoder's overhead; a DataFrame's index
+    labels (any type) through it."""
+    if all(type(r) is int for r in rows):
+        return f"[{','.join(map(str, rows))}]"
+    return json_text(rows)
 
 
 def _body_text(result: Result) -> str:

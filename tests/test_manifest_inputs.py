@@ -14,10 +14,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import API_KEY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from manifest_helpers import NO_ENV, SID, SID2, cli_caller, problems_of
 
+import batchtag
 from batchtag.errors import ManifestError
 from batchtag.manifest import read_plan
 
@@ -303,3 +305,25 @@ def test_empty_deletes_counts_na_in_a_dataframe_as_empty():
     frame = pd.DataFrame({"snapshot_id": [SID], "tag:env": [None], "tag:x": [np.nan]})
     assert tags_of(frame) == [{}]
     assert tags_of(frame, empty_deletes=True) == [{"env": None, "x": None}]
+
+
+def test_a_dataframe_run_reports_index_labels_as_rows(sandbox, tmp_path):
+    ids = sandbox.store.ids()[:2]
+    frame = pd.DataFrame(
+        {"snapshot_id": [ids[0], ids[1], ids[0]], "tag:env": ["a", "b", None]},
+        index=["first", 20, "third"],
+    )
+    report = batchtag.apply(
+        frame,
+        base_url=sandbox.base_url,
+        api_key=API_KEY,
+        project_id=1,
+        region_id=1,
+        report=tmp_path / "r.csv",
+    )
+    assert [(r.snapshot_id, r.status, r.rows) for r in report.itertuples()] == [
+        (ids[0], "ok", ["first", "third"]),
+        (ids[1], "ok", [20]),
+    ]
+    written = pd.read_csv(tmp_path / "r.csv", dtype=str)["rows"].map(json.loads).tolist()
+    assert written == [["first", "third"], [20]]
