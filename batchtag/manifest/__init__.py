@@ -17,10 +17,9 @@ use, so importing `batchtag.manifest.schema` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from batchtag.lazy import lazy_exports
 
-_EXPORTS = {
+_HOMES = {
     "read_plan": "build",
     "build_plan": "build",
     "check_manifest": "check",
@@ -35,14 +34,5 @@ _EXPORTS = {
     "FORMS": "schema",
     "DELETE_MARKER": "schema",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,27 +12,21 @@ import pandas as pd
 import pyarrow as pa
 
 from batchtag.errors import ManifestError
-from batchtag.manifest.check import Checked, check_manifest
+from batchtag.manifest.check import Checked, CheckOptions, check_manifest
 from batchtag.manifest.columnar import factorize
 from batchtag.manifest.load import load_manifest
 from batchtag.manifest.model import Manifest
 from batchtag.manifest.operations import CLEAR, DELETE, NAME, RENAME, SET, Coded
-from batchtag.manifest.schema import DELETE_MARKER, OPS
+from batchtag.manifest.schema import OPS
 from batchtag.memory import gc_paused, release_memory
 from batchtag.plan import EMPTY, Plan, PlanEntry, SharedDict
 
 
-def read_plan(
-    source: Any,
-    *,
-    form: str | None = None,
-    delete_marker: str = DELETE_MARKER,
-    empty_deletes: bool = False,
-    project_id: int | None = None,
-    region_id: int | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Plan:
+def read_plan(source: Any, **options: Any) -> Plan:
     """Load, validate and plan a manifest; nothing here touches the network.
+
+    The options are keyword-only, the fields of `CheckOptions` (an unknown one is a
+    TypeError).
 
     Parameters
     ----------
@@ -62,15 +55,7 @@ def read_plan(
     >>> read_plan(frame, project_id=1, region_id=2, env={}).entries[0].rows
     [10]
     """
-    checked = check_manifest(
-        _loaded(source),
-        form=form,
-        delete_marker=delete_marker,
-        empty_deletes=empty_deletes,
-        project_id=project_id,
-        region_id=region_id,
-        env=env,
-    )
+    checked = check_manifest(_loaded(source), CheckOptions(**options))
     if checked.problems:
         raise ManifestError(checked.problems)
     release_memory()  # the checks' temporaries

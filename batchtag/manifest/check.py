@@ -39,24 +39,27 @@ class Checked:
     passthrough: list[str] = field(default_factory=list)
 
 
-def check_manifest(
-    manifest: Manifest,
-    *,
-    form: str | None = None,
-    delete_marker: str = DELETE_MARKER,
-    empty_deletes: bool = False,
-    project_id: int | None = None,
-    region_id: int | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Checked:
+@dataclass(frozen=True)
+class CheckOptions:
+    """How to read a manifest; the keyword options of `batchtag.manifest.read_plan`."""
+
+    form: str | None = None  # long, wide or json; detected from the columns when None
+    delete_marker: str = DELETE_MARKER  # the wide-form cell that removes a tag
+    empty_deletes: bool = False  # wide form: an empty cell removes its tag
+    project_id: int | None = None  # scope of rows without one, before the environment
+    region_id: int | None = None
+    env: Mapping[str, str] | None = None  # the environment (default: os.environ)
+
+
+def check_manifest(manifest: Manifest, options: CheckOptions = CheckOptions()) -> Checked:
     """Check every row of `manifest` and code its operations.
 
     Parameters
     ----------
     manifest : Manifest
         From `load_manifest`.
-    form, delete_marker, empty_deletes, project_id, region_id, env
-        As for `batchtag.manifest.read_plan`.
+    options : CheckOptions
+        Form, delete marker, scope defaults.
 
     Returns
     -------
@@ -67,19 +70,19 @@ def check_manifest(
     --------
     >>> from batchtag.manifest.load import load_manifest
     >>> manifest = load_manifest(pd.DataFrame({"snapshot_id": ["x"], "tags": ["{}"]}))
-    >>> check_manifest(manifest, project_id=1, region_id=2, env={}).problems[0].message
+    >>> check_manifest(manifest, CheckOptions(project_id=1, region_id=2)).problems[0].message
     "snapshot_id 'x' is not a uuid (8-4-4-4-12 hex digits)"
     """
     frame = manifest.frame
     columns = [str(c) for c in frame.columns]
     out = Collector(manifest)
-    form, form_problems = detect_form(columns, form)
+    form, form_problems = detect_form(columns, options.form)
     out.problems.extend(form_problems)
     snapshot, sid_ok = check_snapshot_ids(frame, out)
-    env = os.environ if env is None else env
-    project = check_scope(frame, "project_id", project_id, env, out)
-    region = check_scope(frame, "region_id", region_id, env, out)
-    ops = form_ops(form, frame, out, delete_marker, empty_deletes)
+    env = os.environ if options.env is None else options.env
+    project = check_scope(frame, "project_id", options.project_id, env, out)
+    region = check_scope(frame, "region_id", options.region_id, env, out)
+    ops = form_ops(form, frame, out, options.delete_marker, options.empty_deletes)
     group = _groups(project, region, snapshot, sid_ok)
     ops_ok = ops.pop("ok").to_numpy(dtype=bool) & (group[ops["pos"].to_numpy()] >= 0)
     ops = ops if ops_ok.all() else ops[ops_ok].reset_index(drop=True)
