@@ -327,3 +327,16 @@ def test_a_dataframe_run_reports_index_labels_as_rows(sandbox, tmp_path):
     ]
     written = pd.read_csv(tmp_path / "r.csv", dtype=str)["rows"].map(json.loads).tolist()
     assert written == [["first", "third"], [20]]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_json_document_in_a_jsonl_file_is_named_as_such(tmp_path, indent):
+    records = [{"snapshot_id": SID, "tags": {"a": "b"}}, {"snapshot_id": SID2, "tags": None}]
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps(records, indent=indent) + "\n")
+    if indent is None:  # one line: an array where an object should be
+        assert refused(path) == ["row 1, line 1: a JSON Lines record must be an object"]
+    else:
+        assert refused(path) == [
+            "line 1: the file is one JSON document, not JSON Lines (one object a line)"
+        ]

@@ -46,6 +46,10 @@ def load_jsonl(data: bytes) -> Manifest:
         lines.append(number)
         rows.append(row)
     if problems and not records:  # nothing readable: the column checks would only add noise
+        first = data.lstrip()[:1]
+        if first in (b"[", b"{") and len(problems) > 1:
+            message = "the file is one JSON document, not JSON Lines (one object a line)"
+            raise ManifestError([Problem(message, line=1)])
         raise ManifestError(problems)
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     frame = frame.fillna("").astype(str) if len(frame.columns) else frame
