@@ -340,3 +340,16 @@ def test_a_json_document_in_a_jsonl_file_is_named_as_such(tmp_path, indent):
         assert refused(path) == [
             "line 1: the file is one JSON document, not JSON Lines (one object a line)"
         ]
+
+
+def test_empty_columns_a_spreadsheet_adds_at_the_end_are_ignored_while_empty(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(f"{HEADER},,\n{SID},1,2,set,env,prod,,\n{SID2},1,2,set,env,dev,,\n")
+    plan = read_plan(path, **SCOPE)
+    assert ([e.tags for e in plan], plan.passthrough) == ([{"env": "prod"}, {"env": "dev"}], [])
+    path.write_text(f"{HEADER},,\n{SID},1,2,set,env,prod,,\n{SID2},1,2,set,env,dev,,oops\n")
+    assert refused(path) == [
+        "row 2, line 3: header cell 8 is empty but this row has a value under it"
+    ]
+    path.write_text(f"snapshot_id,,tag:env\n{SID},,prod\n")  # not at the end: still refused
+    assert refused(path) == ["line 1: header cell 2 is empty: every column needs a name"]

@@ -40,17 +40,18 @@ def load_csv(name: str, open_stream: Callable[[], Any], read_all: Callable[[], b
     except (OSError, pa.ArrowException, EOFError) as exc:
         raise ManifestError([Problem(f"cannot read {name}: {exc}")]) from None
     header, header_lines, has_rows = _csv_header(head, name)
-    problems = header_problems(header) or _separator_problems(header)
+    named = _named_part(header)
+    problems = header_problems(named) or _separator_problems(named)
     if problems:
         raise ManifestError(problems)
-    columns = [c.strip() for c in header]
+    columns = [c.strip() for c in named]
     if not has_rows and len(head) < HEAD_BYTES:
         return Manifest(pd.DataFrame({c: pd.Series([], dtype=str) for c in columns}), "csv")
+    spare = [f"\0spare {n}" for n in range(len(named) + 1, len(header) + 1)]
     invalid: list[int] = []
-    table = _parse(name, open_stream, read_all, header, header_lines, invalid)
+    table = _parse(name, open_stream, read_all, [*columns, *spare], header_lines, invalid)
     frame = table.to_pandas()
     del table
-    frame.columns = columns
     manifest = Manifest(frame, "csv", total_rows=len(frame))
     index = LineIndex(read_all)
     manifest.line_finder = index.lines
@@ -59,7 +60,28 @@ def load_csv(name: str, open_stream: Callable[[], Any], read_all: Callable[[], b
         records = index.records()
         manifest.problems, manifest.row_numbers = _ragged(records, len(header))
         manifest.total_rows = len(records)
+    if spare:
+        manifest.problems.extend(_filled_spare(manifest, spare))
+        manifest.frame = frame.drop(columns=spare)
     return manifest
+
+
+def _named_part(header: list[str]) -> list[str]:
+    """The header up to its last named cell: a spreadsheet often adds empty columns at the
+    end ("a,b,,"), which are ignored while their cells are empty too."""
+    last = max((i for i, cell in enumerate(header) if cell.strip()), default=len(header) - 1)
+    return header[: last + 1]
+
+
+def _filled_spare(manifest: Manifest, spare: list[str]) -> list[Problem]:
+    problems = []
+    for column in spare:
+        filled = np.flatnonzero((manifest.frame[column] != "").to_numpy())
+        if len(filled):
+            number = column.rsplit(" ", 1)[1]
+            message = f"header cell {number} is empty but this row has a value under it"
+            problems.append(Problem(message, row=int(manifest.rows()[filled[0]])))
+    return problems
 
 
 def _parse(name, open_stream, read_all, header, header_lines, invalid) -> pa.Table:
