@@ -353,3 +353,24 @@ def test_empty_columns_a_spreadsheet_adds_at_the_end_are_ignored_while_empty(tmp
     ]
     path.write_text(f"snapshot_id,,tag:env\n{SID},,prod\n")  # not at the end: still refused
     assert refused(path) == ["line 1: header cell 2 is empty: every column needs a name"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    blanks=st.lists(st.integers(min_value=0, max_value=3), min_size=4, max_size=4),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    bad=st.integers(min_value=0, max_value=2),
+)
+def test_blank_lines_anywhere_keep_rows_and_lines_right(tmp_path_factory, blanks, newline, bad):
+    """Blank lines (before the header too) are skipped: rows count data records only, and a
+    problem names the line its record is really on."""
+    rows = [f"{SID},1,2,set,k{i},{'bad value' if i == bad else 'v'}" for i in range(3)]
+    lines: list[str] = []
+    for count, line in zip(blanks, [HEADER, *rows], strict=True):
+        lines += [""] * count + [line]
+    path = tmp_path_factory.mktemp("blank") / "m.csv"
+    path.write_bytes(newline.join(lines).encode())  # and no final newline
+    line = lines.index(rows[bad]) + 1
+    assert refused(path) == [
+        f"row {bad + 1}, line {line}, column 'value': value 'bad value' contains whitespace"
+    ]
