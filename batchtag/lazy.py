@@ -13,6 +13,18 @@ def lazy_exports(
     """A module `__getattr__` and `__dir__` for `package` that load `name` from its submodule
     `homes[name]` when first asked for.
 
+    Parameters
+    ----------
+    package : str
+        The package's `__name__`.
+    homes : dict of str to str
+        Exported name -> the submodule (relative to `package`) that defines it.
+
+    Returns
+    -------
+    tuple
+        The package's `__getattr__` and `__dir__`.
+
     Examples
     --------
     >>> __getattr__, __dir__ = lazy_exports(__name__, {"read_plan": "build"})  # doctest: +SKIP

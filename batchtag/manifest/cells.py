@@ -25,7 +25,23 @@ STRUCT_TAGS = (
 
 
 def python_cell(value: Any) -> str:
-    """Text for one Python value: ints exactly, whole floats below 2**53 as ints."""
+    """Text for one Python value: ints exactly, whole floats below 2**53 as ints.
+
+    Parameters
+    ----------
+    value : Any
+        A cell as Python or NumPy holds it.
+
+    Returns
+    -------
+    str
+        Its text; "" for None, NaN and NA.
+
+    Examples
+    --------
+    >>> [python_cell(v) for v in (3, 3.0, 2.5, True, None)]
+    ['3', '3', '2.5', 'true', '']
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, bool | np.bool_):

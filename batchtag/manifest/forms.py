@@ -36,7 +36,25 @@ REPORT_OWN = [c for c in REPORT_COLUMNS if c not in ID_COLUMNS]  # what marks a 
 
 
 def detect_form(columns: list[str], form: str | None) -> tuple[str | None, list[Problem]]:
-    """The form named by `form`, else the one whose columns are present."""
+    """The form named by `form`, else the one whose columns are present.
+
+    Parameters
+    ----------
+    columns : list of str
+        The manifest's column names.
+    form : {"long", "wide", "json"}, optional
+        The form the caller named, if any.
+
+    Returns
+    -------
+    tuple
+        The form (None when it cannot be told) and the problems found.
+
+    Examples
+    --------
+    >>> detect_form(["snapshot_id", "tag:env"], None)
+    ('wide', [])
+    """
     if form is not None:
         if form not in FORMS:
             return None, [Problem(f"unknown form {form!r}: use {_choices(FORMS)}")]
@@ -88,7 +106,25 @@ def _report_problem(columns: list[str]) -> Problem | None:
 
 
 def form_columns(form: str, columns: list[str]) -> set[str]:
-    """Columns a form reads; the rest are passthrough."""
+    """Columns a form reads; the rest are passthrough.
+
+    Parameters
+    ----------
+    form : {"long", "wide", "json"}
+        The manifest's form.
+    columns : list of str
+        The manifest's column names.
+
+    Returns
+    -------
+    set of str
+        The columns the form reads (ids included).
+
+    Examples
+    --------
+    >>> sorted(form_columns("wide", ["snapshot_id", "tag:env", "ticket"]))
+    ['name', 'project_id', 'region_id', 'snapshot_id', 'tag:env']
+    """
     used = set(ID_COLUMNS)
     if form == "long":
         used.update(LONG_COLUMNS)
