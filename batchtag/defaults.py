@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchtag.config import ENV_API_KEY, ENV_BASE_URL
+from batchtag.manifest.schema import DELETE_MARKER
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ OPTIONS: dict[str, Option] = _opts(
     ),
     Option(
         "delete_marker",
-        "<delete>",
+        DELETE_MARKER,
         "str",
         "Wide form: the cell value that deletes a tag.",
         "str",

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchtag.client import Client, tags_dict
-from batchtag.defaults import default
 from batchtag.clock import REAL_CLOCK, Clock
+from batchtag.defaults import default
 from batchtag.errors import ApiError
 from batchtag.jobs import (
     IN_FLIGHT,

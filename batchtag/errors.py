@@ -55,16 +55,20 @@ class UsageError(BatchtagError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a manifest. `row` is the 1-based data row, `line` the file line."""
+    """One thing wrong with a manifest. `row` is the 1-based data row, `line` the file line;
+    for a DataFrame manifest `row` is the index label (`row_is_label`)."""
 
     message: str
-    row: int | None = None
+    row: Any = None
     column: str | None = None
     line: int | None = None
+    row_is_label: bool = False
 
     def __str__(self) -> str:
         where = []
-        if self.row is not None:
+        if self.row_is_label:
+            where.append(f"row label {self.row!r}")
+        elif self.row is not None:
             where.append(f"row {self.row}")
         if self.line is not None:
             where.append(f"line {self.line}")

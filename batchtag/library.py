@@ -17,7 +17,8 @@ import pandas as pd
 from batchtag.defaults import MANIFEST_OPTIONS, OPTIONS, PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.engine import Engine
 from batchtag.errors import BatchtagError, UsageError
-from batchtag.planner import format_summary, summarize
+from batchtag.manifest.describe import describe_manifest
+from batchtag.manifest.describe import format_validation as _format
 from batchtag.report import load_report
 from batchtag.runner import ApplyOptions, load, run_apply
 
@@ -119,14 +120,16 @@ def _apply_in_thread(manifest: Any, options: ApplyOptions) -> pd.DataFrame:
 
 def validate(manifest: Any, /, **options: Any) -> dict[str, Any]:
     try:
-        return summarize(load(manifest, make_options(options, MANIFEST_OPTIONS, "validate")))
+        return describe_manifest(
+            load(manifest, make_options(options, MANIFEST_OPTIONS, "validate"))
+        )
     except BatchtagError as error:
         raise error.with_traceback(None) from None
 
 
 def format_validation(summary: dict[str, Any]) -> str:
     """The text `batchtag validate` prints for a `validate()` summary."""
-    return format_summary(summary)
+    return _format(summary)
 
 
 # -- generated signatures and docstrings ----------------------------------------------------

@@ -35,7 +35,8 @@ EMPTY = SharedDict()
 class PlanEntry:
     """What one snapshot should get. Applied in this order: clear, renames, tags, name.
 
-    Entries built by the planner hold SharedDicts (read-only) for tags, renames and extra."""
+    Entries built by `batchtag.manifest.build` hold SharedDicts (read-only) for tags, renames
+    and extra."""
 
     project_id: int
     region_id: int

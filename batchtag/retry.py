@@ -22,8 +22,8 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from batchtag.defaults import default
 from batchtag.clock import REAL_CLOCK, Clock
+from batchtag.defaults import default
 from batchtag.errors import ApiError
 
 # Response classes.

@@ -17,8 +17,8 @@ from batchtag.engine import Engine, EngineOptions
 from batchtag.errors import AbortRun, ApiError, ReportWriteError, UsageError, option
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
+from batchtag.manifest import read_plan
 from batchtag.plan import Plan, PlanEntry
-from batchtag.planner import read_plan
 from batchtag.progress import Progress
 from batchtag.report import (
     ReportLock,
@@ -101,15 +101,13 @@ def needs_network(plan: Plan, options: ApplyOptions) -> bool:
 
 def load(source: Any, options: ApplyOptions) -> Plan:
     """Read and validate the manifest with the options that shape how it is read."""
-    # TODO(integrator): pass empty_deletes unconditionally once read_plan takes it.
-    extra = {"empty_deletes": True} if options.empty_deletes else {}
     return read_plan(
         source,
         form=options.form,
         delete_marker=options.delete_marker,
+        empty_deletes=options.empty_deletes,
         project_id=options.project_id,
         region_id=options.region_id,
-        **extra,
     )
 
 
@@ -326,7 +324,9 @@ def _engine(
         check_current=options.check_current,
     )
     limiter = RateLimiter(options.rate)
-    engine = Engine(client, engine_options, on_result, on_retry=summary.count_retry, limiter=limiter)
+    engine = Engine(
+        client, engine_options, on_result, on_retry=summary.count_retry, limiter=limiter
+    )
     return engine
 
 

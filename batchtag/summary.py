@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchtag.manifest.schema import UUID as UUID_PATTERN
 from batchtag.result import FAILED, NOOP, NOT_FOUND, PLANNED, SKIPPED, STATUSES, Result
 from batchtag.tabular import atomic_write
 
@@ -41,7 +42,7 @@ def exit_code(counts: dict[str, int], *, aborted: object = False, interrupted: b
     return EXIT_OK
 
 
-UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+UUID = re.compile(UUID_PATTERN)
 
 
 def _error_text(result: Result) -> str | None:

@@ -25,7 +25,7 @@ CHILD = r"""
 import json, sys, time
 kind, path = sys.argv[1], sys.argv[2]
 import pandas as pd, pyarrow.parquet as pq
-from batchtag.planner import read_plan, summarize
+from batchtag.manifest import describe_manifest as summarize, read_plan
 start = time.perf_counter()
 if kind == "validate":
     summary = summarize(read_plan(path))

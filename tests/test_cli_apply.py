@@ -18,7 +18,7 @@ import batchtag
 from batchtag.cli import main
 from batchtag.client import tags_dict
 from batchtag.config import ENV_API_KEY, ENV_BASE_URL
-from batchtag.planner import read_plan
+from batchtag.manifest import read_plan
 from batchtag.report import load_report
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "snapshots-long.csv"

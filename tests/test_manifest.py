@@ -5,20 +5,15 @@ from __future__ import annotations
 import gzip
 import io
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from manifest_helpers import CORPUS, NO_ENV, SID, SID2, problems_of
 
-from batchtag.errors import ManifestError
-from batchtag.planner import read_plan
+from batchtag.manifest import read_plan
 
-CORPUS = Path(__file__).parent / "data" / "manifests"
-SID = "aaaaaaaa-0000-4000-8000-000000000001"
-SID2 = "aaaaaaaa-0000-4000-8000-000000000002"
 BIG = 9_007_199_254_740_993  # 2**53 + 1: a float cannot hold it
-NO_ENV: dict[str, str] = {}
 
 # file -> expected rendering of its single problem (row, line and column included)
 EXPECTED = {
@@ -41,7 +36,7 @@ EXPECTED = {
     "conflict_name.csv": "row 2, line 3, column 'value': conflicting names",
     "missing_snapshot_id.csv": "column 'snapshot_id': missing required column",
     "ambiguous_form.csv": "ambiguous manifest form: it has columns of the long and json forms;"
-    " choose one with --form",
+    " choose one: form='long' or form='json'",
     "no_form.csv": "cannot tell the manifest form",
     "wide_conflict.csv": "row 2, line 3, column 'tag:env': conflicting writes to tag 'env'",
     "wide_bad_column.csv": "column 'tag:my key': column name: tag key 'my key' contains whitespace",
@@ -52,14 +47,19 @@ EXPECTED = {
     "not_utf8.csv": "line 2: not valid UTF-8 text",
     "broken.jsonl": "row 2, line 2: invalid JSON",
     "manifest.txt": "unknown manifest type 'manifest.txt'",
+    "semicolons.csv": "line 1: the file looks separated by semicolons, not commas: use a comma",
+    "tabs.csv": "line 1: the file looks separated by tabs, not commas: use a comma",
+    "utf16.csv": "the file looks like UTF-16 text: save the file as UTF-8",
+    "control_character.csv": "row 1, line 2, column 'value': value 'a\\x1fb' contains the"
+    " control character U+001F",
+    "tags_twice.jsonl": "row 1, line 1: the key 'tags' appears twice in one object: which one"
+    " is meant is ambiguous",
+    "report.csv": "this is a batchtag report (columns status, http_status, attempts, ...), not a"
+    " manifest: to finish an earlier run, pass the report with resume and the original manifest",
+    "scientific_project.csv": "row 1, line 2, column 'project_id': project_id '1.23457E+11' is"
+    " not a positive integer (scientific notation, as a spreadsheet shows long numbers: format"
+    " the column as text)",
 }
-
-
-def problems_of(source, **options) -> list[str]:
-    options.setdefault("env", NO_ENV)
-    with pytest.raises(ManifestError) as caught:
-        read_plan(source, **options)
-    return [str(p) for p in caught.value.problems]
 
 
 def test_corpus_covers_every_file():
@@ -76,9 +76,9 @@ def test_bad_manifest_is_reported(name):
 def test_missing_scope_names_column_option_and_env():
     found = problems_of(CORPUS / "missing_region.csv")
     assert found == [
-        "column 'project_id': missing: give a project_id column, --project-id or"
+        "column 'project_id': missing: give a project_id column, pass project_id, or set"
         " GCORE_CLOUD_PROJECT_ID",
-        "column 'region_id': missing: give a region_id column, --region-id or"
+        "column 'region_id': missing: give a region_id column, pass region_id, or set"
         " GCORE_CLOUD_REGION_ID",
     ]
 
@@ -147,12 +147,15 @@ def test_missing_file_and_directory_are_manifest_errors(tmp_path):
     assert problems_of(tmp_path / "nope.csv") == [
         f"manifest file {str(tmp_path / 'nope.csv')!r} does not exist"
     ]
-    assert "is a directory" in problems_of(tmp_path)[0]
+    assert problems_of(tmp_path) == [f"manifest file {str(tmp_path)!r} is a directory"]
 
 
 def test_empty_file_is_a_manifest_error(tmp_path):
     (tmp_path / "m.csv").write_text("")
-    assert "is empty" in problems_of(tmp_path / "m.csv")[0]
+    expected = [f"line 1: {tmp_path / 'm.csv'} is empty: a manifest needs a header row"]
+    assert problems_of(tmp_path / "m.csv") == expected
+    (tmp_path / "m.csv").write_text("\n\r\n\n")  # blank lines only
+    assert problems_of(tmp_path / "m.csv") == expected
 
 
 def test_gzip_csv_is_read_and_a_broken_one_is_reported(tmp_path):
@@ -194,8 +197,8 @@ def test_blank_id_cells_use_the_option_or_are_errors(tmp_path):
     plan = read_plan(path, project_id=4, env=NO_ENV)
     assert [e.project_id for e in plan] == [BIG, 4]
     assert problems_of(path) == [
-        "row 2, line 3, column 'project_id': project_id is empty and neither --project-id"
-        " nor GCORE_CLOUD_PROJECT_ID is set"
+        "row 2, line 3, column 'project_id': project_id is empty and there is no default:"
+        " pass project_id or set GCORE_CLOUD_PROJECT_ID"
     ]
 
 
@@ -219,8 +222,8 @@ def test_nullable_int64_ids_with_blanks_are_exact(tmp_path):
     frame = _id_frame(pd.Series([BIG, None], dtype="Int64"))
     found = problems_of(frame)
     assert found == [
-        "row 2, column 'project_id': project_id is empty and neither --project-id nor"
-        " GCORE_CLOUD_PROJECT_ID is set"
+        "row label 1, column 'project_id': project_id is empty and there is no default:"
+        " pass project_id or set GCORE_CLOUD_PROJECT_ID"
     ]
     plan = read_plan(frame, project_id=1, env=NO_ENV)
     assert [(e.project_id, e.region_id) for e in plan] == [(BIG, BIG + 2), (1, BIG + 4)]
@@ -266,7 +269,7 @@ def test_form_option_forces_a_form_and_other_columns_pass_through():
     assert plan.passthrough == ["tags"]
     assert plan.entries[0].extra == {"tags": "x"}
     assert problems_of(frame, form="yaml", project_id=1, region_id=2) == [
-        "unknown form 'yaml': --form takes long, wide or json"
+        "unknown form 'yaml': use form='long', form='wide' or form='json'"
     ]
 
 
@@ -315,4 +318,6 @@ def test_parquet_struct_tags_column_is_refused(tmp_path):
     frame = pd.DataFrame({"snapshot_id": [SID, SID2], "tags": [{"a": "1"}, {"b": "2"}]})
     frame.to_parquet(tmp_path / "m.parquet")
     found = problems_of(tmp_path / "m.parquet", project_id=1, region_id=2)
-    assert found[0].startswith("column 'tags': a struct column cannot say which keys are meant")
+    assert found[0].startswith("column 'tags': is a struct column")
+    assert "come back as null, which here means 'delete this tag'" in found[0]
+    assert len(found) == 1

@@ -13,13 +13,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from manifest_helpers import NO_ENV, SID, SID2
 
+from batchtag.manifest import describe_manifest, format_validation, read_plan
 from batchtag.plan import Plan, PlanEntry, SharedDict
-from batchtag.planner import format_summary, read_plan, summarize
 
-SID = "aaaaaaaa-0000-4000-8000-000000000001"
-SID2 = "aaaaaaaa-0000-4000-8000-000000000002"
-NO_ENV: dict[str, str] = {}
 LONG = ["snapshot_id", "project_id", "region_id", "op", "key", "value"]
 
 
@@ -41,12 +39,13 @@ def test_rows_merge_per_snapshot_in_file_order():
         ],
         ticket=["", "T-2", "T-1", "", "T-9"],
     )
+    frame.index = [10, 20, 30, 40, 50]  # a DataFrame's rows are named by index label
     plan = read_plan(frame, env=NO_ENV)
     assert [e.key for e in plan] == [(1, 2, SID), (1, 2, SID2), (1, 3, SID)]
     first = plan.entries[0]
     assert (first.tags, first.rows, first.extra) == (
         {"env": "prod", "old": None},
-        [1, 3, 5],
+        [10, 30, 50],
         {"ticket": "T-1"},
     )
     assert plan.entries[1].name == "second"
@@ -87,11 +86,11 @@ def test_summary_counts_and_text():
         [
             (SID, "1", "2", "set", "env", "prod"),
             (SID, "1", "2", "rename", "a", "b"),
-            (SID2, "1", "3", "delete", "x", ""),
+            (SID, "1", "3", "delete", "x", ""),  # the same id in another scope: allowed
         ],
         owner=["bob", "", ""],
     )
-    summary = summarize(read_plan(frame, env=NO_ENV))
+    summary = describe_manifest(read_plan(frame, env=NO_ENV))
     assert summary == {
         "form": "long",
         "rows": 3,
@@ -103,12 +102,14 @@ def test_summary_counts_and_text():
         ],
         "passthrough": ["owner"],
         "needs_current": 1,
+        "ids_in_several_scopes": 1,
     }
-    text = format_summary(summary)
+    text = format_validation(summary)
     assert "3 rows, 2 snapshots" in text
     assert "set 1, delete 1, rename 1" in text
     assert "project 1 region 3: 1 snapshots" in text
     assert "1 snapshots need their current tags" in text
+    assert "note: 1 snapshot ids appear in more than one scope" in text
 
 
 # --- round trip: a random plan, written in each form and file type, reads back the same ----

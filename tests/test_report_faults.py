@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from helpers import API_KEY, env_for, set_rows, write_long_csv
 
 import batchtag.tabular
-from batchtag.library import apply
 from batchtag.cli import main
 from batchtag.errors import UsageError
+from batchtag.library import apply
 from batchtag.report import ReportLock, ReportWriter, done_keys, read_report
 from batchtag.result import Result
 from batchtag.tabular import write_all

@@ -18,7 +18,7 @@ import batchtag
 from batchtag import errors
 from batchtag.diff import diff_entry
 from batchtag.errors import UsageError
-from batchtag.planner import read_plan
+from batchtag.manifest import read_plan
 from batchtag.result import CONFLICT, FAILED, NOT_FOUND, OK, Result
 from batchtag.undo import UNDO_COLUMNS, UndoWriter, inverse_row, undo_manifest
 

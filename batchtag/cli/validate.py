@@ -23,11 +23,11 @@ def validate(manifest: str, as_json: bool, **manifest_options) -> None:
         batchtag validate snapshots.csv --project-id 1 --region-id 1
         batchtag validate edited-export.csv --empty-deletes --json
     """
-    from batchtag.planner import format_summary, summarize
+    from batchtag.manifest.describe import describe_manifest, format_validation
     from batchtag.runner import ApplyOptions, load
 
     try:
-        result = summarize(load(manifest, ApplyOptions(**manifest_options)))
+        result = describe_manifest(load(manifest, ApplyOptions(**manifest_options)))
     except BatchtagError as error:
         fail(error)
-    click.echo(json.dumps(result, indent=2) if as_json else format_summary(result))
+    click.echo(json.dumps(result, indent=2) if as_json else format_validation(result))

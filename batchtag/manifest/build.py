@@ -1,8 +1,10 @@
-"""Manifest rows into a Plan: one entry per (project, region, snapshot), merged in file order."""
+"""Manifest rows into a Plan: one entry per (project, region, snapshot), merged in file order.
+
+`read_plan` is the whole way from a manifest to a plan: load, check, build.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -10,43 +12,61 @@ import pandas as pd
 import pyarrow as pa
 
 from batchtag.errors import ManifestError
-from batchtag.manifest import load_manifest
+from batchtag.manifest.check import Checked, CheckOptions, check_manifest
+from batchtag.manifest.columnar import factorize
+from batchtag.manifest.load import load_manifest
+from batchtag.manifest.model import Manifest
+from batchtag.manifest.operations import CLEAR, DELETE, NAME, RENAME, SET, Coded
+from batchtag.manifest.schema import OPS
 from batchtag.memory import gc_paused, release_memory
 from batchtag.plan import EMPTY, Plan, PlanEntry, SharedDict
-from batchtag.validation import OPS, Checked, Coded, check_manifest, factorize
-
-SET, DELETE, CLEAR, RENAME, NAME = range(5)
 
 
-def read_plan(
-    source: Any,
-    *,
-    form: str | None = None,
-    delete_marker: str = "<delete>",
-    project_id: int | None = None,
-    region_id: int | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Plan:
-    """Load, validate and plan a manifest (path, "-" for CSV on stdin, or DataFrame).
+def read_plan(source: Any, **options: Any) -> Plan:
+    """Load, validate and plan a manifest; nothing here touches the network.
 
-    Raises ManifestError with every problem found; nothing here touches the network.
+    The options are keyword-only, the fields of `CheckOptions` (an unknown one is a
+    TypeError).
+
+    Parameters
+    ----------
+    source : str, pathlib.Path or pandas.DataFrame
+        A manifest file (.csv, .csv.gz, .parquet, .jsonl), "-" for CSV on stdin, or a frame.
+    form : {"long", "wide", "json"}, optional
+        The manifest form; detected from the columns when not given.
+    delete_marker : str
+        The wide-form cell that removes a tag (default "<delete>").
+    empty_deletes : bool
+        Wide form: an empty (or NA) cell removes its tag instead of leaving it alone.
+    project_id, region_id : int, optional
+        Scope of rows without one; else GCORE_CLOUD_PROJECT_ID / GCORE_CLOUD_REGION_ID
+        from `env` (default: os.environ).
+
+    Returns
+    -------
+    Plan
+        One entry per snapshot; its `rows` are a file's 1-based data rows, or a DataFrame's
+        index labels. Raises ManifestError with every problem found.
+
+    Examples
+    --------
+    >>> sid = "aaaaaaaa-0000-4000-8000-000000000001"
+    >>> frame = pd.DataFrame({"snapshot_id": [sid], "tag:env": ["prod"]}, index=[10])
+    >>> read_plan(frame, project_id=1, region_id=2, env={}).entries[0].rows
+    [10]
     """
-    manifest = load_manifest(source)
-    release_memory()  # the reader's scratch buffers
-    checked = check_manifest(
-        manifest,
-        form=form,
-        delete_marker=delete_marker,
-        project_id=project_id,
-        region_id=region_id,
-        env=env,
-    )
+    checked = check_manifest(_loaded(source), CheckOptions(**options))
     if checked.problems:
         raise ManifestError(checked.problems)
-    del manifest  # build_plan drops the text columns once it is done with them
-    release_memory()
-    with gc_paused():
+    release_memory()  # the checks' temporaries
+    with gc_paused():  # build_plan drops the text columns once it is done with them
         return build_plan(checked)
+
+
+def _loaded(source: Any) -> Manifest:
+    manifest = load_manifest(source)
+    release_memory()  # the reader's scratch buffers
+    return manifest
 
 
 def build_plan(checked: Checked) -> Plan:
@@ -56,7 +76,7 @@ def build_plan(checked: Checked) -> Plan:
     count = int(checked.group.max()) + 1 if len(checked.group) else 0
     order, bounds = _by_group(checked.group, count)
     first = order[bounds[:-1]]  # first frame row of every group
-    row_numbers = manifest.rows()[order]
+    row_numbers = manifest.rows()[order]  # data rows, grouped; labels for a DataFrame below
     manifest.frame = manifest.frame[checked.passthrough]
     release_memory()
     extras = _extras(manifest.frame, checked.passthrough, checked.group, count)
@@ -67,7 +87,7 @@ def build_plan(checked: Checked) -> Plan:
     release_memory()
     projects = _shared(checked.project[first])
     regions = _shared(checked.region[first])
-    rows = _group_rows(row_numbers, bounds)
+    rows = _group_rows(manifest.row_ids(row_numbers), bounds)
     del order, first, row_numbers
     states = _tag_states(checked.ops, count)
     names = _names(checked.ops, count)
@@ -101,9 +121,8 @@ def _shared(values: np.ndarray) -> list:
     return [objects[i] for i in inverse.tolist()]
 
 
-def _group_rows(rows: np.ndarray, bounds: np.ndarray) -> list[list[int]]:
+def _group_rows(flat: list, bounds: np.ndarray) -> list[list]:
     """The manifest rows of every group, as exactly sized lists."""
-    flat = rows.tolist()
     edges = bounds.tolist()
     return [flat[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
@@ -203,41 +222,3 @@ def _first_values(cells: pd.Series, group: np.ndarray, count: int) -> tuple[np.n
     out = np.full(count, -1, dtype=np.int64)
     out[groups] = codes[first]
     return out, objects
-
-
-def summarize(plan: Plan) -> dict[str, Any]:
-    """What a plan holds, as plain data (the `validate` command's output)."""
-    return {
-        "form": plan.form,
-        "rows": plan.rows,
-        "snapshots": len(plan.entries),
-        "operations": {kind: plan.ops.get(kind, 0) for kind in OPS},
-        "scopes": [
-            {"project_id": p, "region_id": r, "snapshots": n}
-            for (p, r), n in sorted(plan.scopes.items())
-        ],
-        "passthrough": list(plan.passthrough),
-        "needs_current": sum(1 for e in plan.entries if e.needs_current),
-    }
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    ops = ", ".join(f"{kind} {n}" for kind, n in summary["operations"].items() if n) or "none"
-    lines = [
-        f"manifest OK ({summary['form']} form): {summary['rows']} rows,"
-        f" {summary['snapshots']} snapshots",
-        f"operations: {ops}",
-    ]
-    for scope in summary["scopes"]:
-        lines.append(
-            f"scope project {scope['project_id']} region {scope['region_id']}:"
-            f" {scope['snapshots']} snapshots"
-        )
-    if summary["needs_current"]:
-        lines.append(
-            f"{summary['needs_current']} snapshots need their current tags read first"
-            " (rename, or clear plus set)"
-        )
-    if summary["passthrough"]:
-        lines.append("passthrough columns: " + ", ".join(summary["passthrough"]))
-    return "\n".join(lines)

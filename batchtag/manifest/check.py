@@ -1,0 +1,107 @@
+"""Checking a loaded manifest, all before any network, with every problem found at once.
+
+Per-cell rules run vectorised over whole columns (pyarrow regexes and lengths); Python only
+looks at the rows that failed, to word their messages. Every form is first turned into one
+table of operations (pos, op, key, value), so the rules and conflict checks are shared.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from batchtag.errors import Problem
+from batchtag.manifest.conflicts import check_conflicts
+from batchtag.manifest.forms import detect_form, form_columns, form_ops
+from batchtag.manifest.ids import check_scope, check_snapshot_ids, snapshot_groups
+from batchtag.manifest.messages import Collector
+from batchtag.manifest.model import Manifest
+from batchtag.manifest.operations import Coded, encode
+from batchtag.manifest.schema import DELETE_MARKER
+
+
+@dataclass
+class Checked:
+    """A validated manifest, ready to plan when `problems` is empty."""
+
+    manifest: Manifest
+    form: str | None
+    problems: list[Problem]
+    ops: Coded  # one per operation, in file order
+    group: np.ndarray  # snapshot group of every frame row, first-seen order (-1 if bad ids)
+    project: np.ndarray  # int64 per frame row
+    region: np.ndarray
+    snapshot: pd.Series  # normalised (lowercase) snapshot ids
+    passthrough: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How to read a manifest; the keyword options of `batchtag.manifest.read_plan`."""
+
+    form: str | None = None  # long, wide or json; detected from the columns when None
+    delete_marker: str = DELETE_MARKER  # the wide-form cell that removes a tag
+    empty_deletes: bool = False  # wide form: an empty cell removes its tag
+    project_id: int | None = None  # scope of rows without one, before the environment
+    region_id: int | None = None
+    env: Mapping[str, str] | None = None  # the environment (default: os.environ)
+
+
+def check_manifest(manifest: Manifest, options: CheckOptions = CheckOptions()) -> Checked:
+    """Check every row of `manifest` and code its operations.
+
+    Parameters
+    ----------
+    manifest : Manifest
+        From `load_manifest`.
+    options : CheckOptions
+        Form, delete marker, scope defaults.
+
+    Returns
+    -------
+    Checked
+        With `problems` empty when the manifest can be planned.
+
+    Examples
+    --------
+    >>> from batchtag.manifest.load import load_manifest
+    >>> manifest = load_manifest(pd.DataFrame({"snapshot_id": ["x"], "tags": ["{}"]}))
+    >>> check_manifest(manifest, CheckOptions(project_id=1, region_id=2)).problems[0].message
+    "snapshot_id 'x' is not a uuid (8-4-4-4-12 hex digits)"
+    """
+    frame = manifest.frame
+    columns = [str(c) for c in frame.columns]
+    out = Collector(manifest)
+    form, form_problems = detect_form(columns, options.form)
+    out.problems.extend(form_problems)
+    snapshot, sid_ok = check_snapshot_ids(frame, out)
+    env = os.environ if options.env is None else options.env
+    project = check_scope(frame, "project_id", options.project_id, env, out)
+    region = check_scope(frame, "region_id", options.region_id, env, out)
+    ops = form_ops(form, frame, out, options.delete_marker, options.empty_deletes)
+    group = _groups(project, region, snapshot, sid_ok)
+    ops_ok = ops.pop("ok").to_numpy(dtype=bool) & (group[ops["pos"].to_numpy()] >= 0)
+    ops = ops if ops_ok.all() else ops[ops_ok].reset_index(drop=True)
+    coded = encode(ops, group)
+    check_conflicts(ops, coded, snapshot, out)
+    used = form_columns(form, columns) if form is not None else set(columns)
+    passthrough = [c for c in columns if c not in used]
+    problems = out.result()
+    return Checked(manifest, form, problems, coded, group, project, region, snapshot, passthrough)
+
+
+def _groups(
+    project: np.ndarray, region: np.ndarray, snapshot: pd.Series, sid_ok: np.ndarray
+) -> np.ndarray:
+    """Snapshot groups; rows are grouped even when project or region is bad, so conflicts
+    still show up. Rows without a valid snapshot id get -1."""
+    if sid_ok.all():  # no copies of the columns in the usual case
+        return snapshot_groups(project, region, snapshot)
+    group = np.full(len(snapshot), -1, dtype=np.int64)
+    if sid_ok.any():
+        group[sid_ok] = snapshot_groups(project[sid_ok], region[sid_ok], snapshot[sid_ok])
+    return group

@@ -1,0 +1,282 @@
+"""The three manifest forms: which one a manifest is written in, which columns it reads, and
+how its rows become operations (pos, op, key, value).
+
+- long: `op`, `key`, `value` columns, one operation a row;
+- wide: `tag:<key>` columns (and optionally `name`): a cell sets the tag, the delete marker
+  removes it, an empty cell leaves it alone (or removes it with `empty_deletes`);
+- json: a `tags` column holding a merge-patch object (or null to clear), optional `name`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from batchtag.errors import Problem, option
+from batchtag.manifest.columnar import fullmatch
+from batchtag.manifest.jsonl import DuplicateKey, unique_keys
+from batchtag.manifest.messages import Collector, shown, tag_text_problem
+from batchtag.manifest.operations import concat, no_ops, ops_frame
+from batchtag.manifest.rules import apply_rules
+from batchtag.manifest.schema import (
+    FORMS,
+    ID_COLUMNS,
+    LONG_COLUMNS,
+    NAME_COLUMN,
+    OPS,
+    TAG_PREFIX,
+    TAG_TEXT,
+    TAGS_COLUMN,
+)
+from batchtag.result import REPORT_COLUMNS
+
+REPORT_OWN = [c for c in REPORT_COLUMNS if c not in ID_COLUMNS]  # what marks a report
+
+
+def detect_form(columns: list[str], form: str | None) -> tuple[str | None, list[Problem]]:
+    """The form named by `form`, else the one whose columns are present.
+
+    Parameters
+    ----------
+    columns : list of str
+        The manifest's column names.
+    form : {"long", "wide", "json"}, optional
+        The form the caller named, if any.
+
+    Returns
+    -------
+    tuple
+        The form (None when it cannot be told) and the problems found.
+
+    Examples
+    --------
+    >>> detect_form(["snapshot_id", "tag:env"], None)
+    ('wide', [])
+    """
+    if form is not None:
+        if form not in FORMS:
+            return None, [Problem(f"unknown form {form!r}: use {_choices(FORMS)}")]
+        return form, []
+    found = []
+    if any(c in LONG_COLUMNS for c in columns):
+        found.append("long")
+    if any(c.startswith(TAG_PREFIX) for c in columns):
+        found.append("wide")
+    if TAGS_COLUMN in columns:
+        found.append("json")
+    if len(found) == 1:
+        return found[0], []
+    if not found and NAME_COLUMN in columns:
+        return "wide", []  # only names change: a wide manifest without tag columns
+    if not found:
+        return None, [_report_problem(columns) or _no_form_problem()]
+    return None, [
+        Problem(
+            f"ambiguous manifest form: it has columns of the {' and '.join(found)} forms;"
+            f" choose one: {_choices(found)}"
+        )
+    ]
+
+
+def _no_form_problem() -> Problem:
+    return Problem(
+        "cannot tell the manifest form: expected op/key/value columns (long), tag:<key>"
+        f" columns (wide) or a tags column (json); name the form: {_choices(FORMS)}"
+    )
+
+
+def _choices(forms) -> str:
+    """How to name each of `forms`: "--form long or --form json" / "form='long' or ..."."""
+    spelled = [option("form", f) for f in forms]
+    return ", ".join(spelled[:-1]) + " or " + spelled[-1]
+
+
+def _report_problem(columns: list[str]) -> Problem | None:
+    """A report passed back as a manifest (it has most of the report's own columns)."""
+    present = [c for c in REPORT_OWN if c in columns]
+    if len(present) * 2 < len(REPORT_OWN):
+        return None
+    return Problem(
+        f"this is a batchtag report (columns {', '.join(present[:3])}, ...), not a manifest:"
+        f" to finish an earlier run, pass the report with {option('resume')} and the"
+        " original manifest"
+    )
+
+
+def form_columns(form: str, columns: list[str]) -> set[str]:
+    """Columns a form reads; the rest are passthrough.
+
+    Parameters
+    ----------
+    form : {"long", "wide", "json"}
+        The manifest's form.
+    columns : list of str
+        The manifest's column names.
+
+    Returns
+    -------
+    set of str
+        The columns the form reads (ids included).
+
+    Examples
+    --------
+    >>> sorted(form_columns("wide", ["snapshot_id", "tag:env", "ticket"]))
+    ['name', 'project_id', 'region_id', 'snapshot_id', 'tag:env']
+    """
+    used = set(ID_COLUMNS)
+    if form == "long":
+        used.update(LONG_COLUMNS)
+    elif form == "wide":
+        used.update(c for c in columns if c.startswith(TAG_PREFIX))
+        used.add(NAME_COLUMN)
+    else:
+        used.update((TAGS_COLUMN, NAME_COLUMN))
+    return used
+
+
+def form_ops(
+    form: str | None, frame: pd.DataFrame, out: Collector, marker: str, empty_deletes: bool
+) -> pd.DataFrame:
+    """The checked operations of a manifest in `form` (none when the form is unknown).
+
+    Rows the reader already refused (`out.refused`) get no further problems."""
+    if form == "long":
+        ops = long_ops(frame, out)
+    elif form == "wide":
+        ops = wide_ops(frame, marker, out, empty_deletes=empty_deletes)
+    elif form == "json":
+        ops = json_ops(frame, out)
+    else:
+        ops = no_ops()
+    refused = out.refused()
+    if refused.any() and len(ops):
+        if "ok" not in ops.columns:
+            ops["ok"] = True
+        ops["ok"] = ops["ok"].to_numpy(dtype=bool) & ~refused[ops["pos"].to_numpy()]
+    return apply_rules(ops, out)
+
+
+def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
+    """One operation a row, from the `op`, `key` and `value` columns."""
+    n = len(frame)
+    if "op" not in frame.columns:
+        out.add("missing required column (long form: op, key, value)", "op")
+        return no_ops()
+    op = frame["op"].str.strip().str.lower()
+    known = op.isin(OPS).to_numpy()
+    ok = known.copy()
+    for column, ops, what in (
+        ("key", ["set", "delete", "rename"], "set, delete and rename need a key"),
+        ("value", ["set", "rename", "name"], "set, rename and name need a value"),
+    ):
+        needs = op.isin(ops).to_numpy()
+        if column not in frame.columns and needs.any():
+            out.add(f"missing column: {what}", column)
+            ok &= ~needs
+
+    def word(text: str) -> str:
+        listed = ", ".join(OPS[:-1]) + " or " + OPS[-1]
+        if not text.strip():
+            return f"op is empty: use {listed}"
+        return f"unknown op {shown(text)}: use {listed}"
+
+    out.cells(~known, frame["op"], word, "op")
+    blank = pd.Series([""] * n, dtype=str)
+    key = frame["key"] if "key" in frame.columns else blank
+    value = frame["value"] if "value" in frame.columns else blank
+    ops = ops_frame(np.arange(n), op, key, value, "key", "value")
+    ops["ok"] = ok
+    return ops
+
+
+def wide_ops(
+    frame: pd.DataFrame, marker: str, out: Collector, *, empty_deletes: bool = False
+) -> pd.DataFrame:
+    """One operation per filled `tag:<key>` cell (every cell with `empty_deletes`) and per
+    filled `name` cell."""
+    parts = []
+    for column in frame.columns:
+        if not column.startswith(TAG_PREFIX):
+            continue
+        key = column[len(TAG_PREFIX) :]
+        if not fullmatch(pd.Series([key], dtype=str), TAG_TEXT)[0]:
+            out.add(f"column name: {tag_text_problem(key, 'tag key')}", column)
+            continue
+        cells = frame[column]
+        positions = np.arange(len(cells)) if empty_deletes else np.flatnonzero(cells != "")
+        if not len(positions):
+            continue
+        values = cells.iloc[positions].reset_index(drop=True)
+        delete = ((values.str.strip() == marker) | (values == "")).to_numpy()
+        ops = np.where(delete, "delete", "set")
+        parts.append(ops_frame(positions, ops, key, values.where(~delete, ""), column, column))
+    if NAME_COLUMN in frame.columns:
+        parts.append(_name_ops(frame[NAME_COLUMN], out, marker))
+    return concat(parts)
+
+
+def _name_ops(cells: pd.Series, out: Collector, marker: str | None) -> pd.DataFrame:
+    positions = np.flatnonzero((cells != "").to_numpy())
+    values = cells.iloc[positions].reset_index(drop=True)
+    part = ops_frame(positions, "name", "", values, NAME_COLUMN, NAME_COLUMN)
+    if marker is not None:
+        marked = (values.str.strip() == marker).to_numpy()
+        for pos in positions[marked].tolist():
+            out.add("a snapshot name cannot be deleted", NAME_COLUMN, pos)
+        part["ok"] = ~marked
+    return part
+
+
+def json_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
+    """The operations of each row's `tags` merge patch, then its `name`."""
+    pos: list[int] = []
+    rows: list[tuple[str, str, str]] = []
+    if TAGS_COLUMN in frame.columns:
+        cells = frame[TAGS_COLUMN]
+        positions = np.flatnonzero((cells.str.strip() != "").to_numpy())
+        for p, text in zip(positions.tolist(), cells.iloc[positions].tolist(), strict=True):
+            patch = patch_ops(text, out, p)
+            pos.extend([p] * len(patch))
+            rows.extend(patch)
+    elif NAME_COLUMN not in frame.columns:
+        out.add("missing required column (json form: tags, optional name)", TAGS_COLUMN)
+    op, key, value = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
+    parts = [ops_frame(pos, op, key, value, TAGS_COLUMN, TAGS_COLUMN)]
+    if NAME_COLUMN in frame.columns:
+        parts.append(_name_ops(frame[NAME_COLUMN], out, None))
+    return concat(parts)
+
+
+def patch_ops(text: str, out: Collector, pos: int) -> list[tuple[str, str, str]]:
+    """(op, key, value) of one merge patch written as JSON text."""
+    try:
+        patch = json.loads(text, object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
+        out.add(
+            f"tags names the key {exc} twice: which one is meant is ambiguous", TAGS_COLUMN, pos
+        )
+        return []
+    except json.JSONDecodeError as exc:
+        where = f"{exc.msg} at character {exc.pos + 1}"
+        out.add(f"tags is not valid JSON ({where})", TAGS_COLUMN, pos)
+        return []
+    if patch is None:
+        return [("clear", "", "")]
+    if not isinstance(patch, dict):
+        kind = type(patch).__name__
+        out.add(f"tags must be a JSON object or null, not {kind}", TAGS_COLUMN, pos)
+        return []
+    ops = []
+    for k, v in patch.items():
+        if v is None:
+            ops.append(("delete", k, ""))
+        elif isinstance(v, str):
+            ops.append(("set", k, v))
+        else:
+            kind = type(v).__name__
+            out.add(
+                f"tag {shown(k)}: a value must be a string or null, not {kind}", TAGS_COLUMN, pos
+            )
+    return ops

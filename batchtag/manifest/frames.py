@@ -1,0 +1,116 @@
+"""Parquet files and pandas DataFrames as manifests.
+
+A DataFrame's rows are named by their index label (what `df.loc` takes) in problems and in
+the plan's `rows`. Cells may be text or numbers: ints stay exact ("3"), whole floats read as
+ints ("3.0" -> "3"), other floats keep their shortest form ("2.5"). A list, dict, tuple, set,
+array or bytes object in a column the manifest's form reads is refused, naming its row and
+column (`tags` takes dicts: they are its merge patch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batchtag.errors import ManifestError, Problem
+from batchtag.manifest.cells import python_cell, text_column
+from batchtag.manifest.model import Manifest, header_problems
+from batchtag.manifest.schema import ID_COLUMNS, LONG_COLUMNS, NAME_COLUMN, TAG_PREFIX
+
+NOT_CELLS = (list, tuple, set, frozenset, dict, bytes, bytearray, np.ndarray)
+
+
+def load_parquet(path: Path) -> Manifest:
+    """Read a Parquet manifest; see `text_column` for how types become text."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ManifestError([Problem(f"cannot read {path.name} as Parquet: {exc}")]) from None
+    names = list(table.column_names)
+    problems = header_problems(names, line=None)
+    columns = {}
+    for i, name in enumerate(names):
+        columns[name.strip()] = text_column(name.strip(), table.column(i), problems)
+    return _from_columns(columns, len(table), "parquet", problems)
+
+
+def load_frame(df: pd.DataFrame) -> Manifest:
+    """Read a DataFrame manifest (its rows are named by index label)."""
+    names = [str(c) for c in df.columns]
+    problems = header_problems(names, line=None)
+    cell_problems: list[Problem] = []
+    columns = {}
+    for i, name in enumerate(names):
+        series = df.iloc[:, i]
+        if _scalar_only(name.strip()):
+            cell_problems.extend(_not_cells(name.strip(), series))
+        columns[name.strip()] = series_column(name.strip(), series, problems)
+    manifest = _from_columns(columns, len(df), "frame", problems)
+    manifest.labels = df.index
+    manifest.problems = cell_problems
+    return manifest
+
+
+def _from_columns(
+    columns: dict[str, pa.ChunkedArray | pa.Array], length: int, kind: str, problems: list
+) -> Manifest:
+    if problems:
+        raise ManifestError(problems)
+    frame = pa.table(columns).to_pandas() if columns else pd.DataFrame(index=range(length))
+    return Manifest(frame, kind, total_rows=length)
+
+
+def _scalar_only(name: str) -> bool:
+    """Columns that some form reads as text (`tags` takes dicts; passthrough takes all)."""
+    return (
+        name in ID_COLUMNS
+        or name in LONG_COLUMNS
+        or name == NAME_COLUMN
+        or (name.startswith(TAG_PREFIX))
+    )
+
+
+def _not_cells(name: str, series: pd.Series) -> list[Problem]:
+    if series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) == "string":
+        return []
+    return [
+        Problem(
+            f"{name} holds a {type(value).__name__}, not text or a number",
+            row=row,
+            column=name,
+        )
+        for row, value in enumerate(series.tolist(), start=1)
+        if isinstance(value, NOT_CELLS)
+    ]
+
+
+def series_column(name: str, series: pd.Series, problems: list[Problem]) -> pa.Array:
+    """One DataFrame column as non-null Arrow strings."""
+    if series.dtype == object:
+        kind = pd.api.types.infer_dtype(series, skipna=True)
+        if kind not in ("string", "empty"):
+            return _python_cells(series)
+    try:
+        array = pa.array(series, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return _python_cells(series)
+    return text_column(name, array, problems)
+
+
+def _python_cells(series: pd.Series) -> pa.Array:
+    values = [python_cell(v) if not _is_na(v) else "" for v in series]
+    return pa.array(values, type=pa.string())
+
+
+def _is_na(value: Any) -> bool:
+    if isinstance(value, dict | list | np.ndarray):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

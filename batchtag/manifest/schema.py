@@ -1,0 +1,27 @@
+"""The column names and cell patterns of a manifest: plain facts, no heavy imports.
+
+The patterns are RE2 syntax (pyarrow's regex engine) and match a whole cell.
+"""
+
+from __future__ import annotations
+
+FORMS = ("long", "wide", "json")
+ID_COLUMNS = ("snapshot_id", "project_id", "region_id")
+LONG_COLUMNS = ("op", "key", "value")
+TAGS_COLUMN = "tags"  # the json form's merge-patch column
+NAME_COLUMN = "name"
+TAG_PREFIX = "tag:"
+OPS = ("set", "delete", "clear", "rename", "name")  # a Coded op is an index into this
+DELETE_MARKER = "<delete>"  # the wide form's default "remove this tag" cell
+
+# A tag key or value: 1-255 characters, no whitespace, no control character, no '='.
+TAG_TEXT = r"[^\s\v\x{85}\pZ\p{Cc}=]{1,255}"
+TAG_MAX = 255
+NAME_MIN, NAME_MAX = 3, 63
+NAME_TEXT = r"[^\p{Cc}]*"  # a name may hold spaces, not control characters
+UUID_LOWER = (
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # as batchtag writes it
+)
+UUID = "(?i)" + UUID_LOWER  # any case (RE2 and Python re)
+POSITIVE_INT = r"0*[1-9][0-9]{0,17}"  # fits in int64 with room to spare
+EXACT_FLOAT_LIMIT = 2**53  # every integer below this is exact in a float64
