@@ -131,7 +131,7 @@ def test_inventory_selection_and_validation(executed):
         "form long: 57 snapshots, operations 57 set"
     )
     problems = executed.stdout("except ManifestError")
-    assert "1 problem" in problems and "row 2, column 'key'" in problems
+    assert "1 problem" in problems and "row label 1, column 'key'" in problems
 
 
 def test_apply_ends_with_locked_failures_and_missing_snapshots(executed):

@@ -30,7 +30,7 @@ from batchtag.manifest.schema import (
     TAG_TEXT,
     TAGS_COLUMN,
 )
-from batchtag.result import REPORT_COLUMNS
+from batchtag.report.schema import BASE_COLUMNS as REPORT_COLUMNS
 
 REPORT_OWN = [c for c in REPORT_COLUMNS if c not in ID_COLUMNS]  # what marks a report
 
