@@ -9,6 +9,7 @@ import sys
 import click
 
 from batchtag import __version__, planner, summary
+from batchtag.cli_export import export_command
 from batchtag.errors import BatchtagError
 from batchtag.logs import redact, setup_logging
 from batchtag.memory import gc_frozen
@@ -128,3 +129,4 @@ def ask(count: int) -> bool:
 
 
 main.add_command(sandbox_command)
+main.add_command(export_command)

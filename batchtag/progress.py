@@ -26,6 +26,14 @@ class Progress:
             self.bar.set_postfix(failed=self.failures, refresh=False)
         self.bar.update(1)
 
+    def advance(self, count: int, total: int | None = None) -> None:
+        """Move on by `count` (e.g. a page of a read); `total` corrects the expected total."""
+        if self.bar is None:
+            return
+        if total is not None and total != self.bar.total:
+            self.bar.total = total
+        self.bar.update(count)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -139,6 +139,7 @@ class Reader:
         self.stats = ReadStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._read = 0
+        self._base = 0  # snapshots read before the current scope
         self.consistent = True  # did the last read_scope end with a consistent pass?
 
     # -- one request ----------------------------------------------------------------------
@@ -233,6 +234,7 @@ class Reader:
         """
         seen: set = set()
         passes: list[_Pass] = []
+        self._base = self._read
         while len(passes) < self.max_passes:
             current = _Pass(ids=set() if passes else None)
             passes.append(current)
@@ -293,7 +295,7 @@ class Reader:
             fresh.append(snapshot)
         self._read += len(fresh)
         if self.progress is not None:
-            self.progress(self._read, max(self._read, current.counts[-1]))
+            self.progress(self._read, max(self._read, self._base + current.counts[-1]))
         return fresh
 
     def _report(self, project_id: int, region_id: int, passes: list[_Pass], seen: set) -> None:
