@@ -7,7 +7,7 @@ summary = batchtag.validate(df)                             # no network
 
 __version__ = "0.1.0"
 
-__all__ = ["apply", "apply_async", "validate", "__version__"]
+__all__ = ["apply", "apply_async", "export", "export_async", "validate", "__version__"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from batchtag import api
 
         return getattr(api, name)
+    if name in ("export", "export_async"):  # batchtag/export.py; the module itself is callable
+        import importlib
+
+        return getattr(importlib.import_module("batchtag.export"), name)
     raise AttributeError(f"module 'batchtag' has no attribute {name!r}")

@@ -91,7 +91,8 @@ def export_command(
       batchtag export --where '`tag:cost-center`.isna() and size > 100' -o todo.csv
       batchtag export --scopes scopes.csv --columns 'snapshot_id,name,tag:*' --long
     """
-    from batchtag.export import Selection, resolve_scopes, run_export, split_columns
+    from batchtag.export import run_export
+    from batchtag.inventory import Selection, resolve_scopes, split_columns
 
     CALLER.set("cli")
     setup_logging(-1 if quiet else verbose, log_format)
