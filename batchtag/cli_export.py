@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.engine import EngineOptions
 from batchtag.errors import CALLER, ApiError, BatchtagError
 from batchtag.logs import redact, setup_logging
@@ -22,14 +23,14 @@ DEFAULTS = EngineOptions()
     "project_ids",
     type=int,
     multiple=True,
-    help="Project (repeatable) [env GCORE_CLOUD_PROJECT_ID].",
+    help=f"Project (repeatable) [env {ENV_PROJECT_ID}].",
 )
 @click.option(
     "--region-id",
     "region_ids",
     type=int,
     multiple=True,
-    help="Region (repeatable) [env GCORE_CLOUD_REGION_ID].",
+    help=f"Region (repeatable) [env {ENV_REGION_ID}].",
 )
 @click.option(
     "--scopes",

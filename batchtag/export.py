@@ -27,15 +27,18 @@ from batchtag.inventory import (
     INVENTORY_COLUMNS,
     LONG_COLUMNS,
     RO_PREFIX,
+    SPILL_SCHEMA,
     TAGS_COLUMN,
     Scope,
     Selection,
     empty_inventory,
     is_tag_column,
     long_frame,
-    page_columns,
+    page_table,
     resolve_scopes,
     split_columns,
+    tag_keys,
+    user_tags,
     wide_table,
 )
 from batchtag.limiter import RateLimiter
@@ -109,8 +112,8 @@ async def run_export(
     target = Output(output) if output is not None else None
     settings = resolve_settings(base_url, api_key, insecure_http=insecure_http)
     register_secret(settings.api_key)
-    spill, bar = Spill(INVENTORY_COLUMNS), PageBar(progress)
-    keys: dict[str, set[str]] = {"user": set(), "ro": set()}
+    spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
+    keys: set[tuple[str, bool]] = set()
     try:
         async with Client(settings, connections=concurrency) as client:
             reader = Reader(
@@ -118,15 +121,11 @@ async def run_export(
             )
             for project_id, region_id in scopes:
                 async for page in reader.read_scope(project_id, region_id):
-                    columns = page_columns(page)
-                    for source, found in keys.items():
-                        for pairs in columns[source]:
-                            found.update(k for k, _ in pairs)
-                    spill.add(columns)
+                    table = page_table(page)
+                    keys |= tag_keys(table)
+                    spill.add(table)
         bar.close()
-        rows, frame = pivot(
-            spill, sorted(keys["user"]), sorted(keys["ro"]), selection, target, collect
-        )
+        rows, frame = pivot(spill, *split_keys(keys), selection, target, collect)
     except BaseException:
         if target is not None:
             target.discard()
@@ -136,6 +135,11 @@ async def run_export(
         spill.close()
     name = None if output is None else str(output)
     return ExportOutcome(rows, spill.rows, scopes, reader.stats, name, frame)
+
+
+def split_keys(keys: set[tuple[str, bool]]) -> tuple[list[str], list[str]]:
+    """Sorted user tag keys and read-only tag keys."""
+    return sorted(k for k, ro in keys if not ro), sorted(k for k, ro in keys if ro)
 
 
 def pivot(
@@ -177,7 +181,7 @@ def chunks(spill, user_keys, ro_keys, selection, chosen, collect) -> Iterator[An
             yield with_columns(table, chosen)
             continue
         frame = table.to_pandas()
-        frame[TAGS_COLUMN] = [dict(pairs) for pairs in batch.column("user").to_pylist()]
+        frame[TAGS_COLUMN] = user_tags(batch)
         frame = selection.filter(frame)
         for name in chosen:
             if name not in frame.columns:

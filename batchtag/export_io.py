@@ -23,7 +23,6 @@ from batchtag.errors import UsageError, option
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
 STDOUT = "-"
 SPILL_ROWS = 50_000  # rows per spill row group (and per output chunk)
-TAG_MAP = pa.map_(pa.string(), pa.string())
 INT_FIELDS = frozenset({"project_id", "region_id", "size"})
 
 
@@ -50,9 +49,8 @@ def field_type(name: str) -> pa.DataType:
 class Spill:
     """Pages as compact Arrow row groups in a temporary Parquet file, read back in chunks."""
 
-    def __init__(self, columns: tuple[str, ...]):
-        fields = [pa.field(c, field_type(c)) for c in columns]
-        self.schema = pa.schema([*fields, pa.field("user", TAG_MAP), pa.field("ro", TAG_MAP)])
+    def __init__(self, schema: pa.Schema):
+        self.schema = schema
         self._dir = tempfile.TemporaryDirectory(prefix="batchtag-export-")
         self.path = Path(self._dir.name) / "spill.parquet"
         self._writer = pq.ParquetWriter(self.path, self.schema)
@@ -60,8 +58,7 @@ class Spill:
         self._rows = 0
         self.rows = 0
 
-    def add(self, columns: dict[str, list]) -> None:
-        table = pa.Table.from_pydict(columns, schema=self.schema)
+    def add(self, table: pa.Table) -> None:
         self._pending.append(table)
         self._rows += table.num_rows
         self.rows += table.num_rows

@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.errors import UsageError, option
@@ -183,34 +185,61 @@ def read_scopes_file(path: str) -> pd.DataFrame:
 # ---------------------------------------------------------------- rows
 
 
-def page_columns(page: list[dict]) -> dict[str, list]:
-    """A page of API snapshots as spill columns (inventory + user / ro tag maps)."""
-    out: dict[str, list] = {c: [] for c in INVENTORY_COLUMNS}
-    out["user"], out["ro"] = [], []
-    fields = INVENTORY_COLUMNS[3:]
-    for snap in page:
-        out["project_id"].append(snap.get("project_id"))
-        out["region_id"].append(snap.get("region_id"))
-        out["snapshot_id"].append(snap["id"])
-        for name in fields:
-            out[name].append(snap.get(name))
-        tags = snap.get("tags") or []
-        out["user"].append([(t["key"], t["value"]) for t in tags if not t.get("read_only")])
-        out["ro"].append([(t["key"], t["value"]) for t in tags if t.get("read_only")])
-    return out
+TAG_LIST = pa.list_(
+    pa.struct([("key", pa.string()), ("value", pa.string()), ("read_only", pa.bool_())])
+)
+SPILL_SCHEMA = pa.schema(
+    [pa.field(c, field_type(c)) for c in INVENTORY_COLUMNS] + [pa.field("tags", TAG_LIST)]
+)
+API_SCHEMA = pa.schema(  # the same fields under the API's names
+    [f.with_name("id") if f.name == "snapshot_id" else f for f in SPILL_SCHEMA]
+)
+
+
+def page_table(page: list[dict]) -> pa.Table:
+    """A page of API snapshots as a spill table: inventory columns plus the tags list."""
+    return pa.Table.from_pylist(page, schema=API_SCHEMA).rename_columns(SPILL_SCHEMA.names)
+
+
+def tag_entries(tags: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, ...]:
+    """Every tag of a column of tag lists: (row, key, value, read_only) as numpy arrays."""
+    if isinstance(tags, pa.ChunkedArray):
+        tags = tags.combine_chunks()
+    flat = pc.list_flatten(tags)
+    return (
+        pc.list_parent_indices(tags).to_numpy(),
+        flat.field("key").to_numpy(zero_copy_only=False),
+        flat.field("value").to_numpy(zero_copy_only=False),
+        flat.field("read_only").fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
+    )
+
+
+def tag_keys(table: pa.Table) -> set[tuple[str, bool]]:
+    """The (key, read_only) pairs found in a page."""
+    _, keys, _, read_only = tag_entries(table.column("tags"))
+    return set(zip(keys.tolist(), read_only.tolist(), strict=True))
 
 
 def wide_table(batch: pa.RecordBatch, user_keys: list[str], ro_keys: list[str]) -> pa.Table:
     """One spill batch pivoted: inventory columns, then tag:<key>, then ro:<key>."""
     arrays = {c: batch.column(c) for c in INVENTORY_COLUMNS}
-    for prefix, source, keys in ((TAG_PREFIX, "user", user_keys), (RO_PREFIX, "ro", ro_keys)):
-        cells: dict[str, list] = {k: [None] * batch.num_rows for k in keys}
-        for row, pairs in enumerate(batch.column(source).to_pylist()):
-            for key, value in pairs:
-                cells[key][row] = value
-        for key in keys:
-            arrays[prefix + key] = pa.array(cells[key], pa.string())
+    rows, keys, values, read_only = tag_entries(batch.column("tags"))
+    for prefix, names, flag in ((TAG_PREFIX, user_keys, False), (RO_PREFIX, ro_keys, True)):
+        for key in names:
+            hit = (keys == key) & (read_only == flag)
+            cells = np.full(batch.num_rows, None, dtype=object)
+            cells[rows[hit]] = values[hit]
+            arrays[prefix + key] = pa.array(cells, pa.string())
     return pa.table(arrays)
+
+
+def user_tags(batch: pa.RecordBatch) -> list[dict[str, str]]:
+    """The user tags of each row as a dict (the Python frame's `tags` column)."""
+    out: list[dict[str, str]] = [{} for _ in range(batch.num_rows)]
+    rows, keys, values, read_only = tag_entries(batch.column("tags"))
+    for row, key, value in zip(rows[~read_only], keys[~read_only], values[~read_only], strict=True):
+        out[row][key] = value
+    return out
 
 
 def long_frame(wide: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
