@@ -736,3 +736,26 @@ def test_churn_knob_changes_the_scope_once_after_that_many_lists(make_sandbox):
     counts = [call(server, "GET", f"{BASE}/1/1?limit=1").body["count"] for _ in range(4)]
     assert counts == [50, 50, 49, 49]
     assert server.stats()["endpoints"] == {"list": 4}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(0, 60),
+    changes=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), max_size=4),
+    limit=st.integers(1, 25),
+)
+def test_pages_follow_any_sequence_of_creates_and_deletes(size, changes, limit):
+    store = SnapshotStore(snapshots=size)
+    alive = store.ids()
+    for create, delete in changes:
+        done = store.mutate(1, 1, create=create, delete=delete)
+        alive = [sid for sid in alive if sid not in done["deleted"]] + done["created"]
+        assert done["count"] == len(alive)
+    listed = []
+    for offset in range(0, len(alive) + limit, limit):
+        count, page = store.list(1, 1, limit=limit, offset=offset)
+        assert count == len(alive)
+        listed += [s["id"] for s in page]
+    assert listed == alive == store.ids()
+    for sid in alive:
+        assert store.find(1, 1, sid).id == sid
