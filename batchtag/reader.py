@@ -201,6 +201,10 @@ class Reader:
         self.stats.pages += 1
         return page
 
+    async def count(self, project_id: int, region_id: int) -> int:
+        """How many snapshots a scope holds (one ``limit=1`` request)."""
+        return int((await self.page(project_id, region_id, 0, limit=1)).get("count", 0))
+
     async def get(self, key: Key) -> dict | None:
         """One snapshot by GET, or None when it does not exist (404)."""
         try:

@@ -156,3 +156,14 @@ def test_one_snapshot_is_one_get_and_a_missing_one_is_none(five_pages):
     state, _ = read_keys(five_pages, wanted, transform=lambda s: s["name"])
     assert state == {wanted[0]: five_pages.store.snapshots()[7].name, wanted[1]: None}
     assert five_pages.stats()["endpoints"] == {"get": 2}
+
+
+def test_count_is_one_tiny_list_request(five_pages):
+    five_pages.reset()
+
+    async def go():
+        async with Client(Settings(five_pages.base_url, API_KEY)) as client:
+            return await Reader(client).count(1, 1)
+
+    assert asyncio.run(go()) == 5000
+    assert five_pages.stats()["endpoints"] == {"list": 1}
