@@ -118,8 +118,27 @@ def resolve_scopes(
     scopes: Any = None,
     env: dict[str, str] | None = None,
 ) -> list[Scope]:
-    """The (project_id, region_id) pairs to export: `scopes` (file, frame or pairs), else
-    every project x region given, else the env vars."""
+    """The (project_id, region_id) pairs to export.
+
+    Parameters
+    ----------
+    project_id, region_id : int or iterable of int, optional
+        Every project x region is a scope; missing ones come from the env vars.
+    scopes : path, DataFrame or iterable of pairs, optional
+        Explicit pairs instead (CSV/JSONL file with project_id, region_id columns).
+    env : mapping, optional
+        Instead of os.environ.
+
+    Returns
+    -------
+    list of (int, int)
+        Without repeats, in the order given.
+
+    Examples
+    --------
+    >>> resolve_scopes([1, 2], 3, env={})
+    [(1, 3), (2, 3)]
+    """
     if scopes is not None:
         return read_scopes(scopes)
     env = os.environ if env is None else env
@@ -197,7 +216,19 @@ API_SCHEMA = pa.schema(  # the same fields under the API's names
 
 
 def page_table(page: list[dict]) -> pa.Table:
-    """A page of API snapshots as a spill table: inventory columns plus the tags list."""
+    """A page of API snapshots as a spill table.
+
+    Parameters
+    ----------
+    page : list of dict
+        Snapshot objects as the list endpoint returns them.
+
+    Returns
+    -------
+    pyarrow.Table
+        INVENTORY_COLUMNS plus ``tags`` (list of key/value/read_only structs), in one
+        call to Arrow: no Python work per snapshot.
+    """
     return pa.Table.from_pylist(page, schema=API_SCHEMA).rename_columns(SPILL_SCHEMA.names)
 
 
