@@ -95,11 +95,11 @@ def export_command(
     from batchtag.export import run_export
     from batchtag.inventory import Selection, resolve_scopes, split_columns
 
-    CALLER.set("cli")
     setup_logging(-1 if quiet else verbose, log_format)
     progress = kwargs.pop("progress")
     if quiet and progress is None:
         progress = False
+    token = CALLER.set("cli")  # messages spell options the CLI way; reset for in-process callers
     try:
         selection = Selection(where, split_columns(columns), long_)
         selection.check()
@@ -108,6 +108,8 @@ def export_command(
     except (BatchtagError, ApiError) as error:
         click.echo(f"error: {redact(str(error))}", err=True)
         sys.exit(getattr(error, "exit_code", 1))
+    finally:
+        CALLER.reset(token)
     summary = outcome.as_dict()
     if summary_json:
         with open(summary_json, "w") as fh:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import batchtag
 from batchtag.cli import main
+from batchtag.errors import CALLER
 from batchtag.export import INVENTORY_COLUMNS
 from batchtag.runner import ApplyOptions
 from batchtag.sandbox import SandboxConfig, SandboxServer
@@ -177,6 +178,7 @@ def test_bad_options_exit_2_before_any_request(inventory, args, message):
     assert result.exit_code == 2
     assert message in result.stderr
     assert inventory.stats()["total_requests"] == 0
+    assert CALLER.get() == "python"  # the CLI spelling does not leak into library calls
 
 
 def test_no_scope_at_all_names_the_options(inventory):
