@@ -83,6 +83,14 @@ class Progress:
         if result.status != SKIPPED:
             self.bar.update(1)  # skipped ones show at the next update or at close()
 
+    def advance(self, count: int, total: int | None = None) -> None:
+        """Move on by `count` (e.g. a page of a read); `total` corrects the expected total."""
+        if self.bar is None:
+            return
+        if total is not None and total != self.bar.total:
+            self.bar.total = total
+        self.bar.update(count)
+
     def close(self, ok: bool = True) -> None:
         """End the bar; `ok=False` (interrupted, aborted, crashed) leaves it red."""
         if self.bar is None:

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, then one combined table of figures against targets.
 
-    python -m benchmarks [throughput|layers|rate|adaptive|validate|startup ...]   # no argument: all
+    python -m benchmarks [throughput|layers|rate|adaptive|validate|startup|export ...]   # no argument: all
 
 Each section prints its own detailed table as it finishes; the combined table at the end
 has one row per figure, each a ratio against a baseline or target measured in the same run.
@@ -119,6 +119,21 @@ def startup() -> list[Row]:
     ]
 
 
+def export() -> list[Row]:
+    from benchmarks import bench_export as bench
+
+    print(
+        f"== export: {bench.SNAPSHOTS:,} snapshots, one scope, to Parquet, best of {bench.ROUNDS}"
+    )
+    result = bench.run()
+    print(bench.table(result))
+    r, peak = bench.ratio(result), result["batchtag"]["peak_mb"]
+    return [
+        ("export: batchtag / minimal paging loop", f"{r:.2f}x", ">= 0.8x", r >= 0.8),
+        ("export: batchtag peak RSS", f"{peak:.0f} MB", "<= 400 MB", peak <= 400),
+    ]
+
+
 def combined(rows: list[Row]) -> str:
     lines = [f"{'figure':48} {'measured':>16} {'target':>18}  result"]
     for name, measured, target, ok in rows:
@@ -133,6 +148,7 @@ SECTIONS = {
     "adaptive": adaptive,
     "validate": validate,
     "startup": startup,
+    "export": export,
 }
 
 

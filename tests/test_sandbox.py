@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -479,10 +478,17 @@ def test_every_error_has_a_fresh_request_id(sandbox):
 
 def test_latency_delays_every_answer(make_sandbox):
     server = make_sandbox(latency_ms=300)
-    started = time.monotonic()
-    reply = call(server, "GET", one(server.store.ids()[0]))
-    assert reply.status == 200
-    assert time.monotonic() - started >= 0.15  # jitter stays within 50%..150%
+    waits = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    server.state.sleep = record
+    for _ in range(5):
+        assert call(server, "GET", one(server.store.ids()[0])).status == 200
+    assert len(waits) == 5
+    assert all(0.15 <= w <= 0.45 for w in waits)  # jitter stays within 50%..150%
+    assert len(set(waits)) > 1
 
 
 def test_rate_limit_answers_429_with_retry_after(make_sandbox):
@@ -509,13 +515,17 @@ def test_rate_limit_without_retry_after(make_sandbox):
 
 def test_locked_snapshot_answers_409_until_the_lock_clears(make_sandbox):
     server = make_sandbox(snapshots=10, lock_rate=1.0, lock_ms=100)
+    now = [1000.0]
+    server.state.clock = lambda: now[0]
     sid = server.store.ids()[0]
     shown = call(server, "GET", one(sid)).body
     assert uuid.UUID(shown["task_id"]).version == 4
     conflict = call(server, "PATCH", one(sid), json={"tags": {"k": "v"}})
     assert_gcore_error(conflict, 409, "ConflictError")
     assert call(server, "GET", one(sid)).body["tags"] == shown["tags"]
-    time.sleep(0.3)
+    now[0] += 0.099
+    assert call(server, "PATCH", one(sid), json={"tags": {"k": "v"}}).status == 409
+    now[0] += 0.001
     done = call(server, "PATCH", one(sid), json={"tags": {"k": "v"}})
     assert done.status == 200 and done.body["task_id"] is None
     assert tags_of(done.body)["k"] == "v"
@@ -640,6 +650,7 @@ def test_reset_restores_the_seeded_state_and_zeroes_stats(sandbox):
         "requests": {},
         "responses": {},
         "total_requests": 0,
+        "endpoints": {},
         "max_inflight": 0,
         "max_inflight_per_snapshot": 0,
         "writes": 0,
@@ -687,3 +698,64 @@ def test_cli_serves_on_a_free_port_and_stops_on_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- large stores and churn
+
+
+def test_a_million_snapshots_seed_lazily_and_page_like_any_store():
+    store = SnapshotStore(snapshots=1_000_000)
+    count, page = store.list(1, 1, limit=1000, offset=999_500)
+    assert count == 1_000_000 and len(page) == 500
+    assert store.find(1, 1, page[0]["id"]).to_json() == page[0]
+    assert len(store.scopes[(1, 1)].live) == 1  # only the snapshot looked up was built
+    assert store.list(1, 1, offset=1_000_000) == (1_000_000, [])
+
+
+def test_mutate_deletes_and_creates_and_the_listing_follows(sandbox):
+    before = sandbox.store.ids()
+    changed = sandbox.mutate(create=7, delete=5)
+    assert changed["count"] == 202 and len(changed["created"]) == 7
+    assert set(changed["deleted"]) <= set(before) and len(set(changed["deleted"])) == 5
+    after = [s["id"] for s in call(sandbox, "GET", f"{BASE}/1/1").body["results"]]
+    expected = [sid for sid in before if sid not in changed["deleted"]] + changed["created"]
+    assert after == expected
+    for sid in changed["deleted"]:
+        assert_gcore_error(call(sandbox, "GET", one(sid)), 404, "NotFoundError")
+    created = call(sandbox, "GET", one(changed["created"][0]))
+    assert created.status == 200
+    assert_snapshot_shape(created.body)
+    over_http = call(sandbox, "POST", "/_sandbox/mutate", json={"delete": 2})
+    assert over_http.status == 200 and over_http.body["count"] == 200
+    sandbox.reset()
+    assert sandbox.store.ids() == before
+
+
+def test_churn_knob_changes_the_scope_once_after_that_many_lists(make_sandbox):
+    server = make_sandbox(snapshots=50, churn_after=2, churn_create=3, churn_delete=4)
+    counts = [call(server, "GET", f"{BASE}/1/1?limit=1").body["count"] for _ in range(4)]
+    assert counts == [50, 50, 49, 49]
+    assert server.stats()["endpoints"] == {"list": 4}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(0, 60),
+    changes=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), max_size=4),
+    limit=st.integers(1, 25),
+)
+def test_pages_follow_any_sequence_of_creates_and_deletes(size, changes, limit):
+    store = SnapshotStore(snapshots=size)
+    alive = store.ids()
+    for create, delete in changes:
+        done = store.mutate(1, 1, create=create, delete=delete)
+        alive = [sid for sid in alive if sid not in done["deleted"]] + done["created"]
+        assert done["count"] == len(alive)
+    listed = []
+    for offset in range(0, len(alive) + limit, limit):
+        count, page = store.list(1, 1, limit=limit, offset=offset)
+        assert count == len(alive)
+        listed += [s["id"] for s in page]
+    assert listed == alive == store.ids()
+    for sid in alive:
+        assert store.find(1, 1, sid).id == sid

@@ -24,13 +24,15 @@ import math
 import random
 import time
 import uuid
-from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from batchtag.sandbox.store import SandboxError, SnapshotStore
+from batchtag.sandbox.rules import SandboxError
+from batchtag.sandbox.stats import Stats, TokenBucket
+from batchtag.sandbox.store import SnapshotStore
 
 log = logging.getLogger(__name__)
 MAX_LIMIT = 1000
@@ -57,73 +59,11 @@ class SandboxConfig:
     error_rate: float = 0.0  # share of requests answered with a random 500/502/503
     error_should_retry: bool | None = None  # x-should-retry header on injected 5xx
     drop_rate: float = 0.0  # share of requests whose connection is closed with no answer
-
-
-class TokenBucket:
-    """Server-side rate limit: `rate` tokens a second, a burst of one second's worth."""
-
-    def __init__(self, rate: float):
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self.tokens = self.capacity
-        self.last = time.monotonic()
-
-    def take(self) -> float:
-        """Take a token; return 0, or the seconds until one will be available."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
-
-
-class Stats:
-    """Request and response counts; `/_sandbox/*` calls are not counted."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.requests: Counter[str] = Counter()
-        self.responses: Counter[str] = Counter()
-        self.timeline: dict[int, Counter[str]] = {}
-        self.inflight: Counter[str] = Counter()
-        self.inflight_total = 0
-        self.max_inflight = 0
-        self.max_inflight_per_snapshot = 0
-        self.writes = 0
-
-    def enter(self, method: str, key: str | None) -> None:
-        self.requests[method] += 1
-        self.inflight_total += 1
-        self.max_inflight = max(self.max_inflight, self.inflight_total)
-        if key:
-            self.inflight[key] += 1
-            self.max_inflight_per_snapshot = max(self.max_inflight_per_snapshot, self.inflight[key])
-
-    def leave(self, key: str | None, outcome: str) -> None:
-        self.inflight_total -= 1
-        if key:
-            self.inflight[key] -= 1
-            if not self.inflight[key]:
-                del self.inflight[key]
-        self.responses[outcome] += 1
-        second = int(time.monotonic() - self.started)
-        self.timeline.setdefault(second, Counter())[outcome] += 1
-
-    def to_json(self) -> dict[str, Any]:
-        last = max(self.timeline, default=-1)
-        return {
-            "requests": dict(self.requests),
-            "responses": dict(self.responses),
-            "total_requests": sum(self.requests.values()),
-            "max_inflight": self.max_inflight,
-            "max_inflight_per_snapshot": self.max_inflight_per_snapshot,
-            "writes": self.writes,
-            "timeline": [
-                {"second": s, "responses": dict(self.timeline.get(s, {}))} for s in range(last + 1)
-            ],
-        }
+    # Churn: once `churn_after` list requests of a scope were answered, someone else deletes
+    # `churn_delete` of its snapshots and creates `churn_create` (for consistency tests).
+    churn_after: int | None = None
+    churn_create: int = 0
+    churn_delete: int = 0
 
 
 @dataclass
@@ -136,8 +76,15 @@ class Roll:
 
 
 class SandboxState:
-    def __init__(self, config: SandboxConfig):
+    def __init__(
+        self,
+        config: SandboxConfig,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ):
         self.config = config
+        self.clock = clock  # lock timing; tests may swap in a fake
+        self.sleep = sleep  # injected latency; tests may swap in a recorder
         self.store = SnapshotStore(
             seed=config.seed,
             snapshots=config.snapshots,
@@ -153,6 +100,7 @@ class SandboxState:
         self.rng = random.Random(f"batchtag-sandbox-faults:{self.config.seed}")
         self.bucket = TokenBucket(self.config.rate_limit) if self.config.rate_limit else None
         self.stats = Stats()
+        self.lists_answered = 0
 
     def roll(self) -> Roll:
         drop, error, status, jitter = (self.rng.random() for _ in range(4))
@@ -282,7 +230,7 @@ async def answer(state: SandboxState, request: web.Request, handler) -> web.Stre
     if roll.error is not None:
         return injected_error(roll.error, config.error_should_retry)
     if roll.latency:
-        await asyncio.sleep(roll.latency)
+        await state.sleep(roll.latency)
     try:
         return await handler(request)
     except SandboxError as error:
@@ -322,22 +270,35 @@ async def list_snapshots(request: web.Request) -> web.Response:
     query = request.query
     limit = int_param(query.get("limit", str(MAX_LIMIT)), "limit", 1, MAX_LIMIT)
     offset = int_param(query.get("offset", "0"), "offset", 0)
-    count, results = request.app[STATE].store.list(
+    state = request.app[STATE]
+    state.stats.endpoints["list"] += 1
+    count, results = state.store.list(
         project_id, region_id, limit, offset, volume_id=query.get("volume_id")
     )
+    churn(state, project_id, region_id)
     return web.json_response({"count": count, "results": results})
+
+
+def churn(state: SandboxState, project_id: int, region_id: int) -> None:
+    """Apply the configured churn once, right after the `churn_after`-th list answer."""
+    state.lists_answered += 1
+    config = state.config
+    if config.churn_after is not None and state.lists_answered == config.churn_after:
+        state.store.mutate(project_id, region_id, config.churn_create, config.churn_delete)
 
 
 async def get_snapshot(request: web.Request) -> web.Response:
     project_id, region_id = scope(request)
-    store = request.app[STATE].store
-    snap = store.get(project_id, region_id, request.match_info["snapshot_id"], time.monotonic())
+    state = request.app[STATE]
+    state.stats.endpoints["get"] += 1
+    snap = state.store.get(project_id, region_id, request.match_info["snapshot_id"], state.clock())
     return web.json_response(snap)
 
 
 async def patch_snapshot(request: web.Request) -> web.Response:
     project_id, region_id = scope(request)
     state = request.app[STATE]
+    state.stats.endpoints["patch"] += 1
     snapshot_id = request.match_info["snapshot_id"]
     before = state.store.find(project_id, region_id, snapshot_id).updated_at
     raw = await request.read()
@@ -347,7 +308,7 @@ async def patch_snapshot(request: web.Request) -> web.Response:
         raise SandboxError(
             400, "ValidationError", "Validation error", {"_schema": ["Invalid JSON."]}
         ) from None
-    snap = state.store.patch(project_id, region_id, snapshot_id, body, time.monotonic())
+    snap = state.store.patch(project_id, region_id, snapshot_id, body, state.clock())
     if snap["updated_at"] != before:
         state.stats.writes += 1
     return web.json_response(snap)
@@ -362,6 +323,20 @@ async def sandbox_reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
+async def sandbox_mutate(request: web.Request) -> web.Response:
+    """POST {"project_id", "region_id", "create": N, "delete": M}: someone else's changes."""
+    try:
+        body = await request.json()
+        counts = {k: int(body.get(k, 0)) for k in ("create", "delete")}
+        key = int(body.get("project_id", 1)), int(body.get("region_id", 1))
+    except (ValueError, TypeError, AttributeError):
+        return error_response(400, "ValidationError", "expected JSON with integer fields")
+    try:
+        return web.json_response(request.app[STATE].store.mutate(*key, **counts))
+    except SandboxError as error:
+        return from_error(error)
+
+
 def make_app(config: SandboxConfig | None = None) -> web.Application:
     app = web.Application(middlewares=[sandbox_middleware])
     app[STATE] = SandboxState(config or SandboxConfig())
@@ -372,4 +347,5 @@ def make_app(config: SandboxConfig | None = None) -> web.Application:
     app.router.add_patch(base + "/{snapshot_id}", patch_snapshot)
     app.router.add_get("/_sandbox/stats", sandbox_stats)
     app.router.add_post("/_sandbox/reset", sandbox_reset)
+    app.router.add_post("/_sandbox/mutate", sandbox_mutate)
     return app

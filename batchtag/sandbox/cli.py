@@ -127,7 +127,9 @@ def sandbox_command(
     """Run a local emulator of the Gcore snapshot API (in memory, loopback only).
 
     Serves list, get and PATCH of /cloud/v1/snapshots/{project_id}/{region_id}, plus
-    GET /_sandbox/stats and POST /_sandbox/reset. Stop it with Ctrl-C.
+    GET /_sandbox/stats, POST /_sandbox/reset and POST /_sandbox/mutate (someone else
+    creates/deletes snapshots: {"project_id": 1, "region_id": 1, "create": N, "delete": M}).
+    Stop it with Ctrl-C.
 
     \b
     Example:

@@ -79,6 +79,14 @@ class SandboxServer:
 
         return self.call(read())
 
+    def mutate(self, project_id: int = 1, region_id: int = 1, create: int = 0, delete: int = 0):
+        """Someone else deletes `delete` snapshots and creates `create` (see store.mutate)."""
+
+        async def mutate() -> dict[str, Any]:
+            return self.store.mutate(project_id, region_id, create, delete)
+
+        return self.call(mutate())
+
     def reset(self) -> None:
         async def reset() -> None:
             self.state.reset()

@@ -1,86 +1,30 @@
-"""The sandbox's in-memory snapshot store, seeded deterministically.
-
-Each scope (project_id, region_id) has its own RNG derived from the seed, so adding a scope
-never changes the data of another, and locks use a separate RNG, so turning on `lock_rate`
-does not change names, tags or ids.
-"""
+"""The sandbox's in-memory snapshot store: seeded columns (see seed.py) plus what changed."""
 
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from batchtag.mergepatch import apply_tags_patch
-
-REGION_NAMES = {
-    1: "Luxembourg-2",
-    2: "Amsterdam",
-    3: "Frankfurt",
-    4: "Singapore",
-    5: "Manassas",
-}
-STATUSES_RARE = ["creating", "backing-up", "restoring", "error", "deleting"]
-SIZES = [1, 5, 10, 20, 40, 50, 100, 200, 250, 500, 1000]
-VOLUME_WORDS = ["db", "web", "cache", "queue", "etl", "ml", "logs", "api", "auth", "search"]
-DESCRIPTIONS = [
-    "Nightly backup",
-    "Before kernel upgrade",
-    "Pre-migration copy",
-    "Weekly snapshot by lifecycle policy",
-    "Manual snapshot",
-]
-USER_TAGS = {
-    "env": ["prod", "staging", "dev", "test"],
-    "team": ["data", "platform", "web", "ml", "billing", "security"],
-    "cost-center": ["cc-1001", "cc-1002", "cc-2040", "cc-3300"],
-    "owner": ["alice", "bob", "carol", "dave", "erin"],
-    "app": ["checkout", "search", "reports", "gateway"],
-    "retention": ["7d", "30d", "90d", "1y"],
-}
-READ_ONLY_TAGS = {
-    "lifecycle-policy": ["daily-7", "weekly-4", "monthly-12"],
-    "created-by": ["gcore-scheduler", "gcore-backup"],
-}
-SEED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
-NAME_MIN, NAME_MAX = 3, 63
-TAG_MIN, TAG_MAX = 1, 255
-
-
-class SandboxError(Exception):
-    """An API error the sandbox answers with, in the Gcore error shape."""
-
-    def __init__(
-        self,
-        status: int,
-        exception_class: str,
-        message: str,
-        invalid_fields: dict[str, Any] | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.exception_class = exception_class
-        self.message = message
-        self.invalid_fields = invalid_fields
-
-
-def not_found(snapshot_id: str) -> SandboxError:
-    return SandboxError(404, "NotFoundError", f"Snapshot {snapshot_id} not found")
-
-
-def validation_error(invalid_fields: dict[str, Any]) -> SandboxError:
-    return SandboxError(400, "ValidationError", "Validation error", invalid_fields)
+from batchtag.sandbox.rules import SandboxError, not_found, validate_patch
+from batchtag.sandbox.seed import (
+    REGION_NAMES,
+    Columns,
+    fields_at,
+    seed_columns,
+    tags_at,
+    times,
+    uuid_key,
+)
 
 
 def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
-
-
-def seeded_uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 @dataclass
@@ -123,96 +67,113 @@ class Snapshot:
         }
 
 
-def make_snapshot(rng: random.Random, project_id: int, region_id: int) -> Snapshot:
-    created = SEED_EPOCH + timedelta(seconds=rng.randrange(300 * 86400))
-    word = rng.choice(VOLUME_WORDS)
-    name = f"{word}-{rng.randrange(1, 30):02d}-{created:%Y%m%d-%H%M}"
-    description = rng.choice(DESCRIPTIONS) if rng.random() < 0.5 else None
-    status = "available" if rng.random() < 0.9 else rng.choice(STATUSES_RARE)
-    tags: dict[str, str] = {}
-    if rng.random() < 0.4:
-        for key in rng.sample(sorted(USER_TAGS), rng.randint(1, 4)):
-            tags[key] = rng.choice(USER_TAGS[key])
-    read_only: set[str] = set()
-    if rng.random() < 0.1:
-        for key in rng.sample(sorted(READ_ONLY_TAGS), rng.randint(1, 2)):
-            tags[key] = rng.choice(READ_ONLY_TAGS[key])
-            read_only.add(key)
-    return Snapshot(
-        id=seeded_uuid(rng),
-        name=name,
-        description=description,
-        status=status,
-        size=rng.choice(SIZES),
-        volume_id=seeded_uuid(rng),
-        project_id=project_id,
-        region=REGION_NAMES.get(region_id, f"Region-{region_id}"),
-        region_id=region_id,
-        created_at=iso(created),
-        updated_at=iso(created + timedelta(seconds=rng.randrange(3600))),
-        creator_task_id=seeded_uuid(rng),
-        task_id=None,
-        tags=tags,
-        read_only=read_only,
-    )
-
-
-# ---------------------------------------------------------------- validation
-
-
-def tag_text_problems(text: str, what: str) -> list[str]:
-    problems = []
-    if not TAG_MIN <= len(text) <= TAG_MAX:
-        problems.append(f"{what} length must be between {TAG_MIN} and {TAG_MAX}.")
-    if any(ch.isspace() for ch in text):
-        problems.append(f"{what} must not contain whitespace.")
-    if "=" in text:
-        problems.append(f"{what} must not contain '='.")
-    return problems
-
-
-def validate_tags(tags: Any) -> dict[str, Any] | list[str] | None:
-    """Return the invalid_fields entry for `tags`, or None when it is fine."""
-    if tags is None:
-        return None
-    if not isinstance(tags, dict):
-        return ["Not a valid mapping type."]
-    problems: dict[str, list[str]] = {}
-    for key, value in tags.items():
-        found = tag_text_problems(key, "Key")
-        if value is not None and not isinstance(value, str):
-            found.append("Value must be a string or null.")
-        elif value is not None:
-            found += tag_text_problems(value, "Value")
-        if found:
-            problems[key] = found
-    return problems or None
-
-
-def validate_patch(body: Any) -> dict[str, Any]:
-    """Check a PATCH body; return it, or raise a 400 ValidationError naming every problem."""
-    if not isinstance(body, dict):
-        raise validation_error({"_schema": ["Invalid input type: the body must be an object."]})
-    invalid: dict[str, Any] = {}
-    for key in body:
-        if key not in ("name", "tags"):
-            invalid[key] = ["Unknown field."]
-    if "name" in body:
-        name = body["name"]
-        if not isinstance(name, str):
-            invalid["name"] = ["Not a valid string."]
-        elif not NAME_MIN <= len(name) <= NAME_MAX:
-            invalid["name"] = [f"Length must be between {NAME_MIN} and {NAME_MAX}."]
-    if "tags" in body:
-        tag_problems = validate_tags(body["tags"])
-        if tag_problems:
-            invalid["tags"] = tag_problems
-    if invalid:
-        raise validation_error(invalid)
-    return body
-
-
 # ---------------------------------------------------------------- the store
+
+
+class Scope:
+    """One (project, region): seeded columns, plus what requests changed since.
+
+    Snapshots are numbered: 0..n-1 are the seeded rows, n.. the ones created later. A
+    snapshot read or written by id is materialised once into `live` and changed in place.
+    """
+
+    def __init__(self, cols: Columns, project_id: int, region_id: int):
+        self.cols = cols
+        self.project_id = project_id
+        self.region_id = region_id
+        self.region = REGION_NAMES.get(region_id, f"Region-{region_id}")
+        self.live: dict[int, Snapshot] = {}
+        self.created: list[Snapshot] = []
+        self.created_index: dict[str, int] = {}
+        self.deleted: set[int] = set()
+        self._order: np.ndarray | None = None  # listing order; None: 0..n-1
+
+    def __len__(self) -> int:
+        return len(self.cols) + len(self.created) - len(self.deleted)
+
+    def order(self) -> np.ndarray:
+        if self._order is None:
+            everything = np.arange(len(self.cols) + len(self.created))
+            self._order = np.setdiff1d(everything, list(self.deleted), assume_unique=True)
+        return self._order
+
+    def positions(self, offset: int, limit: int) -> np.ndarray:
+        if not self.deleted and not self.created:
+            return np.arange(offset, min(offset + limit, len(self.cols)))
+        return self.order()[offset : offset + limit]
+
+    def index_of(self, snapshot_id: str) -> int | None:
+        key = uuid_key(snapshot_id)
+        index = self.cols.index_of(key) if key is not None else None
+        if index is None:
+            index = self.created_index.get(snapshot_id.lower())
+        return None if index is None or index in self.deleted else index
+
+    def snapshot(self, index: int) -> Snapshot:
+        if index >= len(self.cols):
+            return self.created[index - len(self.cols)]
+        snap = self.live.get(index)
+        if snap is None:
+            created, updated = times(self.cols, np.array([index]))
+            snap = self.live[index] = self._build(index, str(created[0]), str(updated[0]))
+        return snap
+
+    def _build(self, index: int, created: str, updated: str) -> Snapshot:
+        tags = tags_at(self.cols, index)
+        return Snapshot(
+            **fields_at(self.cols, index, created, updated),
+            project_id=self.project_id,
+            region=self.region,
+            region_id=self.region_id,
+            tags={k: v for k, v, _ in tags},
+            read_only={k for k, _, ro in tags if ro},
+        )
+
+    def page(self, positions: np.ndarray) -> list[dict[str, Any]]:
+        """The API objects at `positions`, without materialising untouched snapshots."""
+        seeded = positions[positions < len(self.cols)]
+        created, updated = times(self.cols, seeded)
+        stamps = dict(zip(seeded.tolist(), zip(created.tolist(), updated.tolist())))  # noqa: B905
+        out = []
+        for index in positions.tolist():
+            snap = self.live.get(index)
+            if snap is None:
+                snap = self.snapshot(index) if index >= len(self.cols) else None
+            if snap is None:
+                snap = self._build(index, *stamps[index])
+            out.append(snap.to_json())
+        return out
+
+    def create(self, count: int, batch: Columns) -> list[str]:
+        start = len(self.cols) + len(self.created)
+        now = iso(datetime.now(UTC))
+        for j in range(count):
+            snap = self._build_created(batch, j, now)
+            self.created_index[snap.id] = start + j
+            self.created.append(snap)
+        self._order = None
+        return [s.id for s in self.created[-count:]] if count else []
+
+    def _build_created(self, batch: Columns, j: int, now: str) -> Snapshot:
+        tags = tags_at(batch, j)
+        return Snapshot(
+            **{**fields_at(batch, j, now, now), "task_id": None},
+            project_id=self.project_id,
+            region=self.region,
+            region_id=self.region_id,
+            tags={k: v for k, v, _ in tags},
+            read_only={k for k, _, ro in tags if ro},
+        )
+
+    def delete(self, positions: Iterable[int]) -> list[str]:
+        order = self.order() if (self.deleted or self.created) else None
+        gone = [int(order[p]) if order is not None else int(p) for p in positions]
+        ids = [self.snapshot(i).id for i in gone]
+        self.deleted.update(gone)
+        for i in gone:
+            self.live.pop(i, None)
+        self._order = None
+        return ids
 
 
 class SnapshotStore:
@@ -233,45 +194,47 @@ class SnapshotStore:
         self.region_ids = list(region_ids) or [1]
         self.lock_rate = lock_rate
         self.lock_ms = lock_ms
+        self.columns = {
+            (p, r): seed_columns(seed, p, r, snapshots, lock_rate)
+            for p in self.project_ids
+            for r in self.region_ids
+        }
         self.reset()
 
     def reset(self) -> None:
         """Restore the seeded state exactly."""
-        self.scopes: dict[tuple[int, int], dict[str, Snapshot]] = {}
+        self.scopes = {key: Scope(cols, *key) for key, cols in self.columns.items()}
         self.lock_started: dict[str, float] = {}
-        for project_id in self.project_ids:
-            for region_id in self.region_ids:
-                self.scopes[(project_id, region_id)] = self.seed_scope(project_id, region_id)
-
-    def seed_scope(self, project_id: int, region_id: int) -> dict[str, Snapshot]:
-        rng = random.Random(f"batchtag-sandbox:{self.seed}:{project_id}:{region_id}")
-        lock_rng = random.Random(f"batchtag-sandbox-locks:{self.seed}:{project_id}:{region_id}")
-        scope = {}
-        for _ in range(self.count):
-            snap = make_snapshot(rng, project_id, region_id)
-            locked = lock_rng.random() < self.lock_rate
-            task_id = seeded_uuid(lock_rng)
-            if locked:
-                snap.task_id = task_id
-            scope[snap.id] = snap
-        return scope
+        self.batches = 0
 
     # ---- reading
 
     def has_scope(self, project_id: int, region_id: int) -> bool:
         return (project_id, region_id) in self.scopes
 
+    def scope(self, project_id: int, region_id: int) -> Scope:
+        found = self.scopes.get((project_id, region_id))
+        if found is None:
+            raise SandboxError(
+                404, "NotFoundError", f"Project {project_id} region {region_id} not found"
+            )
+        return found
+
     def ids(self, project_id: int = 1, region_id: int = 1) -> list[str]:
-        return list(self.scopes.get((project_id, region_id), {}))
+        return [s.id for s in self.snapshots(project_id, region_id)]
 
     def snapshots(self, project_id: int = 1, region_id: int = 1) -> list[Snapshot]:
-        return list(self.scopes.get((project_id, region_id), {}).values())
+        scope = self.scopes.get((project_id, region_id))
+        if scope is None:
+            return []
+        return [scope.snapshot(i) for i in scope.positions(0, len(scope)).tolist()]
 
     def find(self, project_id: int, region_id: int, snapshot_id: str) -> Snapshot:
-        snap = self.scopes.get((project_id, region_id), {}).get(snapshot_id.lower())
-        if snap is None:
+        scope = self.scopes.get((project_id, region_id))
+        index = scope.index_of(snapshot_id) if scope is not None else None
+        if index is None:
             raise not_found(snapshot_id)
-        return snap
+        return scope.snapshot(index)
 
     def list(
         self,
@@ -281,19 +244,35 @@ class SnapshotStore:
         offset: int = 0,
         volume_id: str | None = None,
     ) -> tuple[int, list[dict[str, Any]]]:
-        if not self.has_scope(project_id, region_id):
-            raise SandboxError(
-                404, "NotFoundError", f"Project {project_id} region {region_id} not found"
-            )
-        snaps = self.snapshots(project_id, region_id)
-        if volume_id is not None:
-            snaps = [s for s in snaps if s.volume_id == volume_id]
+        """(count, one page): only the page's snapshots are built, O(limit) per call."""
+        scope = self.scope(project_id, region_id)
+        if volume_id is None:
+            return len(scope), scope.page(scope.positions(offset, limit))
+        snaps = [s for s in self.snapshots(project_id, region_id) if s.volume_id == volume_id]
         return len(snaps), [s.to_json() for s in snaps[offset : offset + limit]]
 
     def get(self, project_id: int, region_id: int, snapshot_id: str, now: float) -> dict:
         snap = self.find(project_id, region_id, snapshot_id)
         self.touch(snap, now)
         return snap.to_json()
+
+    # ---- churn: snapshots created and deleted by someone else
+
+    def mutate(
+        self, project_id: int, region_id: int, create: int = 0, delete: int = 0
+    ) -> dict[str, Any]:
+        """Delete `delete` snapshots spread over the listing, then create `create` at its end.
+
+        Which ones is drawn from the seed and the number of earlier mutations, so a run
+        repeats exactly.
+        """
+        scope = self.scope(project_id, region_id)
+        self.batches += 1
+        rng = random.Random(f"batchtag-sandbox-churn:{self.seed}:{self.batches}")
+        deleted = scope.delete(sorted(rng.sample(range(len(scope)), min(delete, len(scope)))))
+        batch = seed_columns(self.seed, project_id, region_id, create, 0.0, f"churn-{self.batches}")
+        created = scope.create(create, batch)
+        return {"created": created, "deleted": deleted, "count": len(scope)}
 
     # ---- locks
 

@@ -1,0 +1,212 @@
+"""Deterministic, vectorised seeding: one scope's snapshots as numpy columns.
+
+A million snapshots are drawn in about a second and kept in about 80 MB; a snapshot becomes a
+Python object only when a request reads or writes it (`materialise`), and a list page is
+encoded straight from the columns (`encode`), so listing never builds every snapshot.
+
+Each scope draws from its own generator derived from (seed, project_id, region_id), so adding
+a scope never changes another, and locks draw from a separate generator, so turning on
+`lock_rate` does not change names, tags or ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+REGION_NAMES = {
+    1: "Luxembourg-2",
+    2: "Amsterdam",
+    3: "Frankfurt",
+    4: "Singapore",
+    5: "Manassas",
+}
+STATUSES_RARE = ["creating", "backing-up", "restoring", "error", "deleting"]
+SIZES = [1, 5, 10, 20, 40, 50, 100, 200, 250, 500, 1000]
+VOLUME_WORDS = ["db", "web", "cache", "queue", "etl", "ml", "logs", "api", "auth", "search"]
+DESCRIPTIONS = [
+    "Nightly backup",
+    "Before kernel upgrade",
+    "Pre-migration copy",
+    "Weekly snapshot by lifecycle policy",
+    "Manual snapshot",
+]
+USER_TAGS = {
+    "app": ["checkout", "search", "reports", "gateway"],
+    "cost-center": ["cc-1001", "cc-1002", "cc-2040", "cc-3300"],
+    "env": ["prod", "staging", "dev", "test"],
+    "owner": ["alice", "bob", "carol", "dave", "erin"],
+    "retention": ["7d", "30d", "90d", "1y"],
+    "team": ["data", "platform", "web", "ml", "billing", "security"],
+}
+READ_ONLY_TAGS = {
+    "created-by": ["gcore-scheduler", "gcore-backup"],
+    "lifecycle-policy": ["daily-7", "weekly-4", "monthly-12"],
+}
+SEED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+EPOCH64 = np.datetime64(SEED_EPOCH.replace(tzinfo=None), "us")
+SHARE_USER_TAGS, SHARE_READ_ONLY, SHARE_AVAILABLE, SHARE_DESCRIBED = 0.4, 0.1, 0.9, 0.5
+ALL_TAGS = [(k, v, False) for k, v in USER_TAGS.items()] + [
+    (k, v, True) for k, v in READ_ONLY_TAGS.items()
+]
+
+
+def generator(kind: str, seed: int, project_id: int, region_id: int) -> np.random.Generator:
+    digest = hashlib.sha256(f"batchtag-sandbox-{kind}:{seed}:{project_id}:{region_id}".encode())
+    return np.random.default_rng(int.from_bytes(digest.digest()[:16], "big"))
+
+
+def uuid4_bytes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` random version-4 UUIDs as an (n, 16) uint8 array."""
+    raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    return raw
+
+
+def uuid_text(raw: np.ndarray) -> str:
+    h = raw.tobytes().hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def uuid_key(text: str) -> bytes | None:
+    """The 16 bytes of a UUID in any case, or None when `text` is not one."""
+    digits = text.replace("-", "")
+    if len(digits) != 32 or len(text) != 36:
+        return None
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        return None
+
+
+def pick_tags(rng: np.random.Generator, n: int, share: float, sizes: list[int], most: int):
+    """A bit mask of chosen keys (1..`most` of them for `share` of the rows) and value indexes."""
+    keys = len(sizes)
+    has = rng.random(n) < share
+    wanted = rng.integers(1, most + 1, n)
+    ranks = np.argsort(np.argsort(rng.random((n, keys)), axis=1), axis=1)
+    chosen = (ranks < wanted[:, None]) & has[:, None]
+    mask = (chosen.astype(np.uint8) << np.arange(keys, dtype=np.uint8)).sum(axis=1)
+    values = (rng.integers(0, 60, (n, keys)) % np.array(sizes)).astype(np.uint8)
+    return mask.astype(np.uint8), values
+
+
+@dataclass
+class Columns:
+    """The seeded snapshots of one scope, one numpy array per field."""
+
+    ids: np.ndarray
+    volumes: np.ndarray
+    creators: np.ndarray
+    created: np.ndarray  # seconds after SEED_EPOCH
+    updated: np.ndarray  # seconds after created
+    word: np.ndarray
+    number: np.ndarray
+    description: np.ndarray  # -1: none
+    status: np.ndarray  # -1: available
+    size: np.ndarray
+    user_mask: np.ndarray
+    user_values: np.ndarray
+    ro_mask: np.ndarray
+    ro_values: np.ndarray
+    locked: np.ndarray
+    tasks: np.ndarray
+    sorted_ids: np.ndarray = field(init=False)  # ids as 'S16', sorted, for lookups
+    sort_order: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        keys = self.ids.view("S16").ravel()
+        self.sort_order = np.argsort(keys, kind="stable")
+        self.sorted_ids = keys[self.sort_order]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index_of(self, key: bytes) -> int | None:
+        if not len(self):
+            return None
+        at = int(np.searchsorted(self.sorted_ids, key))
+        # 'S16' drops trailing zero bytes when compared: check the full 16 bytes.
+        for pos in (at - 1, at):
+            if 0 <= pos < len(self) and self.ids[self.sort_order[pos]].tobytes() == key:
+                return int(self.sort_order[pos])
+        return None
+
+
+def seed_columns(
+    seed: int, project_id: int, region_id: int, n: int, lock_rate: float, kind: str = "data"
+) -> Columns:
+    rng = generator(kind, seed, project_id, region_id)
+    locks = generator(f"{kind}-locks", seed, project_id, region_id)
+    user_mask, user_values = pick_tags(
+        rng, n, SHARE_USER_TAGS, [len(v) for v in USER_TAGS.values()], 4
+    )
+    ro_mask, ro_values = pick_tags(
+        rng, n, SHARE_READ_ONLY, [len(v) for v in READ_ONLY_TAGS.values()], 2
+    )
+    described = rng.random(n) < SHARE_DESCRIBED
+    rare = rng.random(n) >= SHARE_AVAILABLE
+    return Columns(
+        ids=uuid4_bytes(rng, n),
+        volumes=uuid4_bytes(rng, n),
+        creators=uuid4_bytes(rng, n),
+        created=rng.integers(0, 300 * 86400, n, dtype=np.int32),
+        updated=rng.integers(0, 3600, n, dtype=np.int32),
+        word=rng.integers(0, len(VOLUME_WORDS), n, dtype=np.uint8),
+        number=rng.integers(1, 30, n, dtype=np.uint8),
+        description=np.where(described, rng.integers(0, len(DESCRIPTIONS), n), -1).astype(np.int8),
+        status=np.where(rare, rng.integers(0, len(STATUSES_RARE), n), -1).astype(np.int8),
+        size=rng.integers(0, len(SIZES), n, dtype=np.uint8),
+        user_mask=user_mask,
+        user_values=user_values,
+        ro_mask=ro_mask,
+        ro_values=ro_values,
+        locked=locks.random(n) < lock_rate,
+        tasks=uuid4_bytes(locks, n),
+    )
+
+
+def times(cols: Columns, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """created_at and updated_at of rows `index` as ISO 8601 text (UTC, microseconds)."""
+    created = EPOCH64 + cols.created[index].astype("timedelta64[s]")
+    updated = created + cols.updated[index].astype("timedelta64[s]")
+    return (
+        np.char.add(np.datetime_as_string(created, unit="us"), "+00:00"),
+        np.char.add(np.datetime_as_string(updated, unit="us"), "+00:00"),
+    )
+
+
+def tags_at(cols: Columns, i: int) -> list[tuple[str, str, bool]]:
+    """The (key, value, read_only) tags of row `i`: user tags first, each group by key."""
+    out = []
+    user, ro = int(cols.user_mask[i]), int(cols.ro_mask[i])
+    for j, (key, values, _) in enumerate(ALL_TAGS[: len(USER_TAGS)]):
+        if user >> j & 1:
+            out.append((key, values[cols.user_values[i, j]], False))
+    for j, (key, values, _) in enumerate(ALL_TAGS[len(USER_TAGS) :]):
+        if ro >> j & 1:
+            out.append((key, values[cols.ro_values[i, j]], True))
+    return out
+
+
+def fields_at(cols: Columns, i: int, created: str, updated: str) -> dict:
+    """Every field of row `i` but the scope's, as plain Python values."""
+    description = int(cols.description[i])
+    status = int(cols.status[i])
+    stamp = f"{created[:4]}{created[5:7]}{created[8:10]}-{created[11:13]}{created[14:16]}"
+    return {
+        "id": uuid_text(cols.ids[i]),
+        "name": f"{VOLUME_WORDS[cols.word[i]]}-{cols.number[i]:02d}-{stamp}",
+        "description": DESCRIPTIONS[description] if description >= 0 else None,
+        "status": STATUSES_RARE[status] if status >= 0 else "available",
+        "size": SIZES[cols.size[i]],
+        "volume_id": uuid_text(cols.volumes[i]),
+        "created_at": created,
+        "updated_at": updated,
+        "creator_task_id": uuid_text(cols.creators[i]),
+        "task_id": uuid_text(cols.tasks[i]) if cols.locked[i] else None,
+    }

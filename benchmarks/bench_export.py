@@ -1,0 +1,124 @@
+"""Export of one big scope to Parquet: `batchtag export` vs a minimal aiohttp paging loop.
+
+Both run as whole processes against the same sandbox process, one after the other, twice
+(alternating, best of two): the loop fetches the first page, then every other page with
+`CONCURRENCY` workers, and writes each page with pyarrow as it arrives; batchtag runs its
+CLI unchanged (`export -o FILE.parquet`).
+
+    python -m benchmarks.bench_export loop URL OUT CONCURRENCY   # the loop, as a child
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import harness
+
+SNAPSHOTS = 1_000_000
+CONCURRENCY = 8
+ROUNDS = 2
+PAGE = 1000
+
+
+async def minimal_loop(url: str, out: str, concurrency: int) -> int:
+    """The ceiling of this stack: concurrent pages, each written by pyarrow on arrival."""
+    import aiohttp
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = f"{url}/cloud/v1/snapshots/{harness.PROJECT_ID}/{harness.REGION_ID}"
+    headers = {"Authorization": f"APIKey {harness.API_KEY}"}
+    writer: pq.ParquetWriter | None = None
+    written = 0
+
+    async def page(session: aiohttp.ClientSession, offset: int) -> dict:
+        async with session.get(f"{base}?limit={PAGE}&offset={offset}", headers=headers) as resp:
+            return json.loads(await resp.read())
+
+    def write(results: list[dict]) -> None:
+        nonlocal writer, written
+        table = pa.Table.from_pylist(results)
+        if writer is None:
+            writer = pq.ParquetWriter(out, table.schema)
+        writer.write_table(table.cast(writer.schema))
+        written += len(results)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        first = await page(session, 0)
+        write(first["results"])
+        offsets = iter(range(PAGE, first["count"], PAGE))
+
+        async def worker() -> None:
+            for offset in offsets:
+                write((await page(session, offset))["results"])
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if writer is not None:
+        writer.close()
+    return written
+
+
+def run_loop(url: str, folder: Path) -> harness.ChildRun:
+    out = folder / "loop.parquet"
+    args = ["loop", url, str(out), str(CONCURRENCY)]
+    child = harness.run_child("benchmarks.bench_export", args, harness.client_env(url), folder)
+    if child.code != 0:
+        raise RuntimeError(f"loop failed: {child.stderr[-2000:]}")
+    return child
+
+
+def run_batchtag(url: str, folder: Path) -> harness.ChildRun:
+    out = folder / "batchtag.parquet"
+    args = ["export", "-o", str(out), "--no-progress", "--concurrency", str(CONCURRENCY)]
+    args += ["--rate", "1000000"]
+    child = harness.run_child("batchtag", args, harness.client_env(url), folder)
+    if child.code != 0:
+        raise RuntimeError(f"batchtag export failed: {child.stderr[-2000:]}")
+    return child
+
+
+def run() -> dict:
+    """Best of `ROUNDS` alternating runs of each; rates in snapshots per second."""
+    import pyarrow.parquet as pq
+
+    best: dict[str, harness.ChildRun] = {}
+    with harness.sandbox(SNAPSHOTS) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        for _ in range(ROUNDS):
+            for name, runner in (("loop", run_loop), ("batchtag", run_batchtag)):
+                folder = Path(tmp) / name
+                folder.mkdir(exist_ok=True)
+                child = runner(sandbox.url, folder)
+                rows = pq.ParquetFile(folder / f"{name}.parquet").metadata.num_rows
+                if rows != SNAPSHOTS:
+                    raise RuntimeError(f"{name} wrote {rows} rows, not {SNAPSHOTS}")
+                if name not in best or child.wall < best[name].wall:
+                    best[name] = child
+    return {name: {"wall": c.wall, "cpu": c.cpu, "peak_mb": c.peak_mb} for name, c in best.items()}
+
+
+def ratio(result: dict) -> float:
+    """batchtag's rate over the loop's (same rows, so the inverse ratio of wall times)."""
+    return result["loop"]["wall"] / result["batchtag"]["wall"]
+
+
+def table(result: dict) -> str:
+    lines = [f"{'client':10} {'wall s':>8} {'snap/s':>9} {'cpu s':>7} {'peak MB':>8}"]
+    for name, r in result.items():
+        rate = SNAPSHOTS / r["wall"]
+        lines.append(f"{name:10} {r['wall']:8.1f} {rate:9,.0f} {r['cpu']:7.1f} {r['peak_mb']:8.0f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["loop"]:
+        started = time.perf_counter()
+        count = asyncio.run(minimal_loop(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        print(json.dumps({"rows": count, "seconds": time.perf_counter() - started}))
+    else:
+        print(table(run()))

@@ -1,0 +1,275 @@
+"""`batchtag export` and `batchtag.export()` against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import fields
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import batchtag
+from batchtag.cli import main
+from batchtag.errors import CALLER
+from batchtag.export import INVENTORY_COLUMNS
+from batchtag.runner import ApplyOptions
+from batchtag.sandbox import SandboxConfig, SandboxServer
+from tests.helpers import API_KEY, env_for
+
+
+@pytest.fixture(scope="module")
+def inventory():
+    """2,500 snapshots in each of two scopes (1/1 and 2/1); reset before each use."""
+    with SandboxServer(SandboxConfig(snapshots=2500, project_ids=[1, 2])) as server:
+        yield server
+
+
+def expected(server, project_id=1, region_id=1) -> list[dict]:
+    """The store's snapshots as export rows (absent tags left out)."""
+    rows = []
+    for snap in server.store.snapshots(project_id, region_id):
+        row = {c: getattr(snap, c) for c in INVENTORY_COLUMNS if c != "snapshot_id"}
+        row["snapshot_id"] = snap.id
+        for key, value in snap.tags.items():
+            row[("ro:" if key in snap.read_only else "tag:") + key] = value
+        rows.append(present(row))
+    return rows
+
+
+def present(record: dict) -> dict:
+    return {k: v for k, v in record.items() if v is not None and not pd.isna(v)}
+
+
+def invoke(server, *args, env=None):
+    runner = CliRunner()
+    return runner.invoke(main, ["export", *args], env={**env_for(server), **(env or {})})
+
+
+def exported(server, tmp_path, *args, name="out.parquet"):
+    out = tmp_path / name
+    result = invoke(server, "-o", str(out), *args)
+    assert result.exit_code == 0, result.output
+    return pq.read_table(out).to_pylist()
+
+
+# ---------------------------------------------------------------- the inventory
+
+
+def test_export_is_exactly_the_store(inventory, tmp_path):
+    inventory.reset()
+    rows = exported(inventory, tmp_path)
+    assert [present(r) for r in rows] == expected(inventory)
+    keys = {k for r in rows for k in r if k.startswith(("tag:", "ro:"))}
+    assert list(rows[0])[: len(INVENTORY_COLUMNS)] == list(INVENTORY_COLUMNS)
+    assert list(rows[0])[len(INVENTORY_COLUMNS) :] == sorted(keys, key=lambda k: (k[0] == "r", k))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_csv_and_jsonl_hold_the_same_rows(inventory, tmp_path, suffix):
+    inventory.reset()
+    out = tmp_path / f"out{suffix}"
+    assert invoke(inventory, "-o", str(out)).exit_code == 0
+    if suffix == ".csv":
+        frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+        rows = [{k: v for k, v in r.items() if v != ""} for r in frame.to_dict("records")]
+    else:
+        rows = [present(json.loads(line)) for line in out.read_text().splitlines()]
+    want = [{k: str(v) for k, v in r.items()} for r in expected(inventory)]
+    got = [{k: str(v) for k, v in r.items()} for r in rows]
+    assert got == want
+
+
+def test_stdout_is_csv_and_the_summary_goes_to_stderr(make_sandbox):
+    server = make_sandbox(snapshots=3)
+    result = CliRunner().invoke(main, ["export"], env=env_for(server))
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith('"project_id","region_id","snapshot_id"') and len(lines) == 4
+    assert "exported 3 rows (3 snapshots, 1 scope(s), 1 requests) to stdout" in result.stderr
+
+
+def test_scopes_file_and_repeated_options_cover_every_scope(inventory, tmp_path):
+    inventory.reset()
+    scopes = tmp_path / "scopes.csv"
+    scopes.write_text("project_id,region_id\n2,1\n1,1\n")
+    rows = exported(inventory, tmp_path, "--scopes", str(scopes))
+    assert [present(r) for r in rows] == expected(inventory, 2) + expected(inventory, 1)
+    both = exported(inventory, tmp_path, "--project-id", "1", "--project-id", "2", name="b.parquet")
+    assert [present(r) for r in both] == expected(inventory, 1) + expected(inventory, 2)
+
+
+# ---------------------------------------------------------------- selection
+
+
+WHERE = [
+    ("`tag:env` == 'prod'", lambda r: r.get("tag:env") == "prod"),
+    (
+        "`tag:cost-center`.isna() and size > 100",
+        lambda r: "tag:cost-center" not in r and r["size"] > 100,
+    ),
+    ("`ro:created-by`.notna()", lambda r: "ro:created-by" in r),
+    (
+        "created_at >= '2024-06-01' and created_at < '2024-07'",
+        lambda r: "2024-06-01" <= r["created_at"] < "2024-07",
+    ),
+    ("`tag:no-such-key`.isna()", lambda r: True),
+    ("`tag:no-such-key` == 'x'", lambda r: False),
+]
+
+
+@pytest.mark.parametrize("where, keep", WHERE, ids=[w for w, _ in WHERE])
+def test_where_selects_rows(inventory, tmp_path, where, keep):
+    inventory.reset()
+    rows = exported(inventory, tmp_path, "--where", where)
+    want = [r for r in expected(inventory) if keep(r)]
+    assert [present(r) for r in rows] == want
+    assert not any("no-such-key" in k for k in (rows[0] if rows else {}))
+
+
+def test_columns_and_long(inventory, tmp_path):
+    inventory.reset()
+    rows = exported(inventory, tmp_path, "--columns", "snapshot_id,size,tag:*,tag:absent")
+    assert list(rows[0]) == [
+        "snapshot_id",
+        "size",
+        *sorted(k for k in {k for r in expected(inventory) for k in r} if k.startswith("tag:")),
+        "tag:absent",
+    ]
+    long = exported(
+        inventory, tmp_path, "--long", "--columns", "snapshot_id,tag:*,ro:*", name="l.parquet"
+    )
+    want = [
+        {
+            "snapshot_id": r["snapshot_id"],
+            "key": k.split(":", 1)[1],
+            "value": v,
+            "read_only": k.startswith("ro:"),
+        }
+        for r in expected(inventory)
+        for k, v in sorted(r.items(), key=lambda kv: (kv[0].startswith("ro:"), kv[0]))
+        if k.startswith(("tag:", "ro:"))
+    ]
+    assert sorted(long, key=str) == sorted(want, key=str)
+    assert [r["snapshot_id"] for r in long] == [r["snapshot_id"] for r in want]
+
+
+# ---------------------------------------------------------------- errors: exit codes, messages
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--where", "size >"], "error: --where: SyntaxError"),
+        (
+            ["--where", "colour == 'red'"],
+            "error: --where: UndefinedVariableError: name 'colour' is not defined",
+        ),
+        (["--columns", "snapshot_id,colour"], "error: --columns: unknown column 'colour'"),
+        (["-o", "out.xlsx"], "error: --output out.xlsx: unknown format"),
+        (["--project-id", "0"], "error: project_id: expected a positive integer, got 0"),
+    ],
+)
+def test_bad_options_exit_2_before_any_request(inventory, args, message):
+    inventory.reset()
+    result = invoke(inventory, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert inventory.stats()["total_requests"] == 0
+    assert CALLER.get() == "python"  # the CLI spelling does not leak into library calls
+
+
+def test_no_scope_at_all_names_the_options(inventory):
+    result = invoke(inventory, env={"GCORE_CLOUD_PROJECT_ID": ""})
+    assert result.exit_code == 2
+    assert "no scope: pass --project-id or set GCORE_CLOUD_PROJECT_ID" in result.stderr
+
+
+def test_unknown_scope_exits_2_and_bad_credentials_exit_3(make_sandbox):
+    server = make_sandbox(snapshots=5, api_key=API_KEY)
+    missing = invoke(server, "--project-id", "9")
+    assert missing.exit_code == 2
+    assert "--project-id 9, --region-id 1: no such project/region" in missing.stderr
+    denied = invoke(server, env={"GCORE_API_KEY": "wrong-key-$"})
+    assert denied.exit_code == 3 and "credentials rejected (HTTP 401" in denied.stderr
+    assert "wrong-key-$" not in denied.output + denied.stderr
+
+
+def test_churn_during_an_export_warns_and_keeps_every_survivor_once(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=6000, churn_after=2, churn_create=300, churn_delete=400)
+    rows = exported(server, tmp_path, "--summary-json", str(tmp_path / "s.json"))
+    ids = [r["snapshot_id"] for r in rows]
+    assert len(ids) == len(set(ids)) and set(server.store.ids()) <= set(ids)
+    summary = json.loads((tmp_path / "s.json").read_text())
+    (warning,) = summary["warnings"]
+    assert "count 6000 -> 5900" in warning
+
+
+# ---------------------------------------------------------------- Python
+
+
+def test_python_frame_has_tag_columns_and_a_tags_dict(inventory):
+    inventory.reset()
+    frame = batchtag.export(
+        project_id=1, region_id=1, base_url=inventory.base_url, api_key=API_KEY, where="size >= 500"
+    )
+    want = [r for r in expected(inventory) if r["size"] >= 500]
+    assert frame["snapshot_id"].tolist() == [r["snapshot_id"] for r in want]
+    user = [{k[4:]: v for k, v in r.items() if k.startswith("tag:")} for r in want]
+    assert frame["tags"].tolist() == user
+    assert frame.attrs["export"]["requests"] == 3
+
+
+def test_python_export_inside_a_running_loop(inventory):
+    inventory.reset()
+
+    async def notebook_cell():
+        sync = batchtag.export(
+            project_id=1, region_id=1, base_url=inventory.base_url, api_key=API_KEY
+        )
+        awaited = await batchtag.export_async(
+            project_id=[1], region_id=[1], base_url=inventory.base_url, api_key=API_KEY
+        )
+        return sync, awaited
+
+    sync, awaited = asyncio.run(notebook_cell())
+    assert len(sync) == 2500 and sync.drop(columns="tags").equals(awaited.drop(columns="tags"))
+
+
+# ---------------------------------------------------------------- round trip
+
+
+@pytest.mark.skipif(
+    "empty_deletes" not in {f.name for f in fields(ApplyOptions)},
+    reason="needs --empty-deletes (apply option from the manifest/cli helpers)",
+)
+def test_export_edit_apply_changes_exactly_the_edited_cells(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=300)
+    out = tmp_path / "inventory.csv"
+    assert invoke(server, "-o", str(out)).exit_code == 0
+    before = {s.id: (s.name, dict(s.tags)) for s in server.store.snapshots()}
+    frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    has_env = frame.index[frame["tag:env"] != ""]
+    no_env = frame.index[frame["tag:env"] == ""]
+    changed, emptied, added = has_env[0], has_env[1], no_env[0]
+    frame.loc[changed, "tag:env"] = "edited"
+    frame.loc[emptied, "tag:env"] = ""
+    frame.loc[added, "tag:env"] = "added"
+    edited = tmp_path / "edited.csv"
+    frame.to_csv(edited, index=False)
+    result = CliRunner().invoke(
+        main,
+        ["apply", str(edited), "--empty-deletes", "--report", str(tmp_path / "r.csv"), "--yes"],
+        env=env_for(server),
+    )
+    assert result.exit_code == 0, result.output
+    want = {sid: tags for sid, (_, tags) in before.items()}
+    want[frame.loc[changed, "snapshot_id"]]["env"] = "edited"
+    del want[frame.loc[emptied, "snapshot_id"]]["env"]
+    want[frame.loc[added, "snapshot_id"]]["env"] = "added"
+    assert {s.id: s.tags for s in server.store.snapshots()} == want
+    assert {s.id: s.name for s in server.store.snapshots()} == {k: v[0] for k, v in before.items()}
+    report = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
+    assert set(report["status"]) <= {"ok", "noop"}

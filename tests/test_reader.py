@@ -1,0 +1,169 @@
+"""The state reader against the sandbox: exact inventories, faults, churn, pages vs GETs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from batchtag.client import Client
+from batchtag.config import Settings
+from batchtag.errors import AbortRun, UsageError
+from batchtag.limiter import RateLimiter
+from batchtag.reader import Reader
+from batchtag.sandbox import SandboxConfig, SandboxServer
+from tests.helpers import API_KEY
+
+
+async def no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def read_all(server, project_id=1, region_id=1, key=API_KEY, rate=1000.0, **options):
+    """Every page of a scope, and the reader (for its stats)."""
+
+    async def go():
+        async with Client(Settings(server.base_url, key)) as client:
+            reader = Reader(client, limiter=RateLimiter(rate), **options)
+            pages = [page async for page in reader.read_scope(project_id, region_id)]
+            return pages, reader
+
+    return asyncio.run(go())
+
+
+def read_keys(server, keys, transform=None):
+    async def go():
+        async with Client(Settings(server.base_url, API_KEY)) as client:
+            reader = Reader(client, limiter=RateLimiter(1000.0))
+            return await reader.read_snapshots(keys, transform=transform), reader
+
+    return asyncio.run(go())
+
+
+def flat(pages):
+    return [snap for page in pages for snap in page]
+
+
+@pytest.mark.parametrize("size", [0, 1, 999, 1000, 1001, 25_000])
+def test_a_scope_reads_exactly_the_store_in_listing_order(make_sandbox, size):
+    server = make_sandbox(snapshots=size)
+    pages, reader = read_all(server, concurrency=4)
+    expected = [s.to_json() for s in server.store.snapshots()]
+    assert flat(pages) == expected
+    assert reader.stats.pages == max(1, -(-size // 1000))
+    assert server.stats()["endpoints"] == {"list": reader.stats.pages}
+    assert not reader.stats.warnings
+
+
+def test_5xx_and_dropped_connections_are_retried_and_nothing_is_lost(make_sandbox):
+    server = make_sandbox(snapshots=8000, error_rate=0.3, drop_rate=0.1, seed=5)
+    retried = []
+    pages, reader = read_all(server, concurrency=4, sleep=no_wait, on_retry=retried.append)
+    assert [s["id"] for s in flat(pages)] == server.store.ids()
+    responses = server.stats()["responses"]
+    failures = sum(n for status, n in responses.items() if status != "200")
+    errors = sum(n for status, n in responses.items() if status.startswith("5"))
+    # aiohttp itself resends a GET once when a reused keep-alive connection was dropped
+    assert 0 < errors <= len(retried) <= failures
+    assert len(retried) == reader.stats.retries["transient"]
+    assert reader.stats.requests == 8 + len(retried)
+
+
+def test_429_slows_the_shared_limiter_and_every_page_arrives(make_sandbox):
+    server = make_sandbox(snapshots=12_000, rate_limit=6)  # a burst of 6, then 429s
+    limiter = RateLimiter(400.0)
+
+    async def go():
+        async with Client(Settings(server.base_url, API_KEY)) as client:
+            reader = Reader(client, concurrency=8, limiter=limiter)
+            return [p async for p in reader.read_scope(1, 1)], reader
+
+    pages, reader = asyncio.run(go())
+    assert [s["id"] for s in flat(pages)] == server.store.ids()
+    throttled = server.stats()["responses"].get("429", 0)
+    assert throttled > 0 and limiter.throttles == throttled
+    assert limiter.rate < 400.0
+    assert reader.stats.retries["rate_limit"] == throttled
+
+
+def test_401_aborts_at_once(make_sandbox):
+    server = make_sandbox(snapshots=3000, api_key="the-right-key")
+    with pytest.raises(AbortRun, match="credentials rejected"):
+        read_all(server, key="a-wrong-key")
+    assert server.stats()["total_requests"] == 1
+
+
+def test_a_scope_that_does_not_exist_is_a_usage_error_naming_it(make_sandbox):
+    server = make_sandbox(snapshots=5)
+    with pytest.raises(UsageError, match=r"project_id=7, region_id=1: no such project/region"):
+        read_all(server, project_id=7)
+    assert server.stats()["total_requests"] == 1
+
+
+def test_snapshots_created_and_deleted_during_a_read_are_reconciled(make_sandbox):
+    server = make_sandbox(snapshots=25_000, churn_after=3, churn_create=500, churn_delete=700)
+    pages, reader = read_all(server, concurrency=4)
+    ids = [s["id"] for s in flat(pages)]
+    surviving = set(server.store.ids())
+    assert len(ids) == len(set(ids))  # nobody twice
+    assert surviving <= set(ids)  # every survivor once
+    assert len(set(ids) - surviving) <= 700  # the rest were deleted meanwhile
+    assert reader.stats.passes == 2
+    (warning,) = reader.stats.warnings
+    assert "count 25000 -> 24800" in warning and "2 passes" in warning
+
+
+def test_a_scope_that_keeps_changing_warns_that_it_may_be_incomplete(make_sandbox):
+    server = make_sandbox(snapshots=3000, churn_after=2, churn_create=0, churn_delete=1500)
+    pages, reader = read_all(server, concurrency=1, max_passes=1)
+    ids = {s["id"] for s in flat(pages)}
+    assert len(ids) == sum(len(p) for p in pages)
+    (warning,) = reader.stats.warnings
+    assert "may be incomplete" in warning
+
+
+# ---------------------------------------------------------------- pages or GETs
+
+
+@pytest.fixture(scope="module")
+def five_pages():
+    with SandboxServer(SandboxConfig(snapshots=5000)) as server:
+        yield server
+
+
+def test_a_few_snapshots_are_read_by_get(five_pages):
+    five_pages.reset()
+    ids = five_pages.store.ids()
+    wanted = [(1, 1, sid) for sid in ids[1500:1503]]
+    state, reader = read_keys(five_pages, wanted)
+    assert {k: v["id"] for k, v in state.items()} == {k: k[2] for k in wanted}
+    assert five_pages.stats()["endpoints"] == {"list": 1, "get": 3}
+
+
+def test_many_snapshots_are_read_by_pages(five_pages):
+    five_pages.reset()
+    ids = five_pages.store.ids()
+    wanted = [(1, 1, sid.upper()) for sid in ids[::40]] + [(1, 1, "0" * 8 + ids[0][8:])]
+    state, reader = read_keys(five_pages, wanted)
+    assert five_pages.stats()["endpoints"] == {"list": 5}
+    assert state[wanted[-1]] is None
+    assert all(state[k]["id"] == k[2].lower() for k in wanted[:-1])
+
+
+def test_one_snapshot_is_one_get_and_a_missing_one_is_none(five_pages):
+    five_pages.reset()
+    wanted = [(1, 1, five_pages.store.ids()[7]), (1, 2, five_pages.store.ids()[8])]
+    state, _ = read_keys(five_pages, wanted, transform=lambda s: s["name"])
+    assert state == {wanted[0]: five_pages.store.snapshots()[7].name, wanted[1]: None}
+    assert five_pages.stats()["endpoints"] == {"get": 2}
+
+
+def test_count_is_one_tiny_list_request(five_pages):
+    five_pages.reset()
+
+    async def go():
+        async with Client(Settings(five_pages.base_url, API_KEY)) as client:
+            return await Reader(client).count(1, 1)
+
+    assert asyncio.run(go()) == 5000
+    assert five_pages.stats()["endpoints"] == {"list": 1}
