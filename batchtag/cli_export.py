@@ -9,12 +9,10 @@ import sys
 import click
 
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
-from batchtag.engine import EngineOptions
+from batchtag.defaults import default
 from batchtag.errors import CALLER, ApiError, BatchtagError
 from batchtag.logs import redact, setup_logging
 from batchtag.options import connection_options, logging_options
-
-DEFAULTS = EngineOptions()
 
 
 @click.command("export")
@@ -54,12 +52,12 @@ DEFAULTS = EngineOptions()
 @click.option(
     "--concurrency",
     type=int,
-    default=DEFAULTS.concurrency,
+    default=default("concurrency"),
     show_default=True,
     help="Requests in flight.",
 )
 @click.option(
-    "--rate", type=float, default=DEFAULTS.rate, show_default=True, help="Requests per second."
+    "--rate", type=float, default=default("rate"), show_default=True, help="Requests per second."
 )
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
@@ -87,7 +85,7 @@ def export_command(
     ro:<key> columns. The file is a valid wide manifest: edit it, then apply it.
 
     \b
-    Examples:
+    Example:
       batchtag export --project-id 1 --region-id 1 -o inventory.parquet
       batchtag export --where '`tag:cost-center`.isna() and size > 100' -o todo.csv
       batchtag export --scopes scopes.csv --columns 'snapshot_id,name,tag:*' --long

@@ -38,7 +38,7 @@ from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.limiter import RateLimiter
 from batchtag.retry import (
     AUTH,
-    NOT_FOUND,
+    GONE,
     RATE_LIMIT,
     RETRY_CLASSES,
     TRANSIENT,
@@ -194,7 +194,7 @@ class Reader:
         try:
             page = await self.request(fetch)
         except ApiError as error:
-            if classify(error) == NOT_FOUND:
+            if classify(error) == GONE:
                 where = f"{option('project_id', project_id)}, {option('region_id', region_id)}"
                 raise UsageError(f"{where}: no such project/region ({error})") from None
             raise
@@ -210,7 +210,7 @@ class Reader:
         try:
             snapshot = await self.request(lambda: self.client.get_snapshot(*key))
         except ApiError as error:
-            if classify(error) == NOT_FOUND:
+            if classify(error) == GONE:
                 return None
             raise
         finally:

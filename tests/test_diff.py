@@ -65,7 +65,7 @@ def patched(snap: Snapshot, body: dict) -> Snapshot:
     """The snapshot after the sandbox applies `body` to it (its lock lifted)."""
     store = SnapshotStore(snapshots=0)
     snap.task_id = None
-    store.scopes[(1, 1)][snap.id] = snap
+    store.scopes[(1, 1)].add(snap)
     store.patch(1, 1, snap.id, body, now=0.0)
     return snap
 

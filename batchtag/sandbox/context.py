@@ -149,15 +149,7 @@ class Sandbox:
         """
 
         async def unlock() -> int:
-            locked = [
-                snap
-                for scope in self.running.store.scopes.values()
-                for snap in scope.values()
-                if snap.task_id is not None
-            ]
-            for snap in locked:
-                snap.task_id = None
-            return len(locked)
+            return self.running.store.end_tasks()
 
         return self.running.call(unlock())
 

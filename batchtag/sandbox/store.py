@@ -144,6 +144,19 @@ class Scope:
             out.append(snap.to_json())
         return out
 
+    def add(self, snap: Snapshot) -> None:
+        """Put a snapshot built by hand at the end of the listing (tests, rehearsals)."""
+        self.created_index[snap.id] = len(self.cols) + len(self.created)
+        self.created.append(snap)
+        self._order = None
+
+    def locked(self) -> list[Snapshot]:
+        """The snapshots a task holds now (only those are materialised)."""
+        seeded = np.flatnonzero(self.cols.locked).tolist()
+        candidates = [self.snapshot(i) for i in seeded if i not in self.deleted]
+        candidates += self.created
+        return [s for s in candidates if s.task_id is not None]
+
     def create(self, count: int, batch: Columns) -> list[str]:
         start = len(self.cols) + len(self.created)
         now = iso(datetime.now(UTC))
@@ -275,6 +288,13 @@ class SnapshotStore:
         return {"created": created, "deleted": deleted, "count": len(scope)}
 
     # ---- locks
+
+    def end_tasks(self) -> int:
+        """End every running task now: locked snapshots accept writes. Returns how many."""
+        locked = [snap for scope in self.scopes.values() for snap in scope.locked()]
+        for snap in locked:
+            snap.task_id = None
+        return len(locked)
 
     def touch(self, snap: Snapshot, now: float) -> None:
         """Start a lock's clock on the first request for it; clear it `lock_ms` later.
