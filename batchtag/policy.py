@@ -100,7 +100,9 @@ class Rule:
         try:
             result = frame.eval(self.where, engine="python")
         except Exception as error:  # pandas raises many types for a bad expression
-            raise PolicyError(f"policy {source}: {self.label}: where: {first_line(error)}") from None
+            raise PolicyError(
+                f"policy {source}: {self.label}: where: {first_line(error)}"
+            ) from None
         if not isinstance(result, pd.Series) or not pd.api.types.is_bool_dtype(result.dtype):
             shown = getattr(result, "dtype", type(result).__name__)
             raise PolicyError(
@@ -170,7 +172,9 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     lines = [text.count("\n", 0, m.start()) + 1 for m in RULE_HEADER.finditer(text)]
     if len(lines) != len(rules):
         lines = [None] * len(rules)  # rules written as an inline array: no header lines
-    parsed = tuple(_rule(r, i, line, source) for i, (r, line) in enumerate(zip(rules, lines)))
+    parsed = tuple(
+        _rule(r, i, line, source) for i, (r, line) in enumerate(zip(rules, lines, strict=True))
+    )
     _check_unique(parsed, source)
     empty = empty_inventory(sorted({c for r in parsed for c in r.tag_columns}))
     for rule in parsed:
@@ -184,9 +188,7 @@ def _check_keys(table: dict, allowed: tuple[str, ...], where: str, what: str) ->
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise PolicyError(
-                f"{where}: unknown {what} {key!r}{hint}; known: {', '.join(allowed)}"
-            )
+            raise PolicyError(f"{where}: unknown {what} {key!r}{hint}; known: {', '.join(allowed)}")
 
 
 def _rule(raw: Any, index: int, line: int | None, source: str) -> Rule:
@@ -195,7 +197,7 @@ def _rule(raw: Any, index: int, line: int | None, source: str) -> Rule:
         raise PolicyError(f"policy {source}: rule {index + 1}{at} must be a table")
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise PolicyError(f"policy {source}: rule {index + 1}{at} needs a name = \"...\"")
+        raise PolicyError(f'policy {source}: rule {index + 1}{at} needs a name = "..."')
     where = f"policy {source}: rule {name!r}{at}"
     _check_keys(raw, RULE_KEYS, where, "key")
     condition = raw.get("where")
@@ -298,4 +300,3 @@ def tag_column(key: str) -> str:
 
 def ro_column(key: str) -> str:
     return RO_PREFIX + key
-

@@ -251,5 +251,7 @@ def _stats(policy: Policy, selected: list[int], changed: pd.Series) -> dict[str,
     stats = {}
     for index, (rule, count) in enumerate(zip(policy.rules, selected, strict=True)):
         stats[rule.name] = {"selected": count, "changed": int(changed.get(index, 0))}
-        log.info("%s: selects %d snapshots, changes %d", rule.label, count, stats[rule.name]["changed"])
+        log.info(
+            "%s: selects %d snapshots, changes %d", rule.label, count, stats[rule.name]["changed"]
+        )
     return stats

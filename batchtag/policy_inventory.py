@@ -32,8 +32,7 @@ def is_tag_column(name: str) -> bool:
 
 def empty_inventory(tag_columns: Iterable[str] = ()) -> pd.DataFrame:
     columns = {
-        c: pd.Series([], dtype="int64" if c in _INT_COLUMNS else object)
-        for c in INVENTORY_COLUMNS
+        c: pd.Series([], dtype="int64" if c in _INT_COLUMNS else object) for c in INVENTORY_COLUMNS
     }
     columns.update({c: pd.Series([], dtype=object) for c in tag_columns})
     return pd.DataFrame(columns)
