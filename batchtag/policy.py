@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from batchtag.defaults import SCOPE_OPTIONS
 from batchtag.errors import UsageError
 from batchtag.manifest import TAG_PREFIX
 from batchtag.validation import TAG_TEXT, fullmatch, tag_text_problem
@@ -49,7 +50,7 @@ except ImportError:  # pragma: no cover - until the export branch lands
 __all__ = ["INVENTORY_COLUMNS", "RO_PREFIX", "Policy", "PolicyError", "Rule", "load_policy"]
 
 TOP_KEYS = ("scope", "rule")
-SCOPE_KEYS = ("project_id", "region_id")
+SCOPE_KEYS = SCOPE_OPTIONS  # [scope] takes project_id and region_id
 KEY_LISTS = ("delete", "lower", "upper")  # actions taking a list of keys
 KEY_TABLES = ("set", "rename")  # actions taking a table
 ACTIONS = ("set", "delete", "lower", "upper", "rename")
