@@ -56,7 +56,7 @@ KEY_TABLES = ("set", "rename")  # actions taking a table
 ACTIONS = ("set", "delete", "lower", "upper", "rename")
 RULE_KEYS = ("name", "description", "where", *ACTIONS)
 BACKTICKED = re.compile(r"`([^`]+)`")
-RULE_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]", re.MULTILINE)
+RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 
 
 class PolicyError(UsageError):
