@@ -22,6 +22,8 @@ _LAZY = {
     "apply_async": "batchtag.library",
     "validate": "batchtag.library",
     "ApplyOptions": "batchtag.runner",
+    "enforce": "batchtag.enforce",  # the module is callable too: see batchtag/enforce.py
+    "enforce_async": "batchtag.enforce",
 }
 
 __all__ = [

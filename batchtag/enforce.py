@@ -11,6 +11,8 @@ the exported inventory rather than on the scopes of the changed snapshots.
 from __future__ import annotations
 
 import asyncio
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,3 +160,14 @@ def enforce(policy: str | Path | Policy, /, **options: Any) -> pd.DataFrame:
 
     with ThreadPoolExecutor(1, thread_name_prefix="batchtag-enforce") as pool:
         return pool.submit(asyncio.run, enforce_async(policy, **options)).result()
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this module binds it to the package attribute ``batchtag.enforce`` (the
+    import system sets submodules there), so calling it must run `enforce` (as export)."""
+
+    def __call__(self, policy: str | Path | Policy, /, **options: Any) -> pd.DataFrame:
+        return enforce(policy, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
