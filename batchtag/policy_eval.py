@@ -216,7 +216,7 @@ def _apply(state: pd.DataFrame, writes: pd.DataFrame) -> bool:
         differs = values[rows] != new
         if differs.any():
             values[rows[differs]] = new[differs]
-            state[column] = values
+            state[column] = pd.Series(values, index=state.index, dtype=object)
             changed = True
     return changed
 
@@ -240,11 +240,25 @@ def _manifest(
     manifest["key"] = changes["key"].to_numpy(dtype=object)
     manifest["value"] = np.where(removes, "", value)
     behind = claims.merge(changes[["row", "key"]], on=["row", "key"])
-    behind = behind.drop_duplicates(["row", "rule"]).sort_values(["row", "rule"], kind="stable")
-    names = [r.name for r in policy.rules]
-    joined = behind.groupby("row")["rule"].agg(lambda s: RULE_SEPARATOR.join(names[i] for i in s))
+    behind = behind.drop_duplicates(["row", "rule"])
+    joined = _rule_names(behind, [r.name for r in policy.rules])
     manifest[RULE_COLUMN] = joined.reindex(rows).to_numpy(dtype=object)
     return manifest[list(MANIFEST_COLUMNS)], behind["rule"].value_counts()
+
+
+def _rule_names(behind: pd.DataFrame, names: list[str]) -> pd.Series:
+    """Per row: the names of its rules in policy order, joined; one join per combination."""
+    codes, rows = pd.factorize(behind["row"])
+    matrix = np.zeros((len(rows), len(names)), dtype=bool)
+    matrix[codes, behind["rule"].to_numpy(dtype=np.int64)] = True
+    if len(names) < 63:  # a bit per rule: factorize ints instead of sorting rows
+        weights = np.left_shift(1, np.arange(len(names), dtype=np.int64))
+        inverse, masks = pd.factorize(matrix @ weights)
+        combos = (np.asarray(masks)[:, None] & weights) != 0
+    else:
+        combos, inverse = np.unique(matrix, axis=0, return_inverse=True)
+    labels = [RULE_SEPARATOR.join(n for n, on in zip(names, c, strict=True) if on) for c in combos]
+    return pd.Series(np.array(labels, dtype=object)[inverse.ravel()], index=rows)
 
 
 def _stats(policy: Policy, selected: list[int], changed: pd.Series) -> dict[str, dict]:

@@ -359,3 +359,16 @@ def test_enforcing_satisfies_every_rule_and_a_second_evaluation_is_empty(snaps, 
     again = evaluate(rules, inventory(final))
     assert again.empty, again
     assert user_tags(inventory(final)) == [s["tags"] for s in final]
+
+
+@pytest.mark.parametrize("count", [3, 70])  # a bit per rule up to 62 rules, sorting beyond
+def test_the_rule_column_names_every_rule_behind_a_snapshot_in_policy_order(count):
+    text = "\n".join(
+        f"[[rule]]\nname='r{i}'\nwhere='size > {i % 2}'\nset={{k{i}='v'}}" for i in range(count)
+    )
+    manifest = evaluate(policy(text), inventory([{"size": 1}, {"size": 2}]))
+    names = manifest.drop_duplicates("snapshot_id")[RULE_COLUMN].tolist()
+    assert names == [
+        "; ".join(f"r{i}" for i in range(0, count, 2)),
+        "; ".join(f"r{i}" for i in range(count)),
+    ]
