@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -247,7 +248,8 @@ def test_chained_rules_that_fight_are_a_conflict():
         evaluate(rules, inventory([{}]))
 
 
-def test_read_only_keys_are_never_written(caplog):
+def test_read_only_keys_are_never_written(caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("batchtag"), "propagate", True)  # a CLI test may stop it
     snaps = [{"ro": {"lifecycle": "daily"}, "tags": {"o": "1"}}, {"tags": {"o": "2"}}]
     for text in ("set={lifecycle='x'}", "rename={o='lifecycle'}"):
         manifest = evaluate(policy(f"[[rule]]\nname='a'\n{text}"), inventory(snaps))

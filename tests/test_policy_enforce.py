@@ -4,6 +4,7 @@ a second run sends nothing, conflicts and bad policies send nothing at all."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -151,3 +152,35 @@ def test_the_policy_scope_is_narrowed_by_an_option_inside_it_and_refuses_one_out
     }
     with pytest.raises(batchtag.UsageError, match=r"region_id=5 is outside the policy's \[scope\]"):
         scopes(policy, ApplyOptions(region_id=5))
+
+
+def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path, monkeypatch):
+    """The scheduler's view: drift (2), the max-changes guard (3, nothing sent), a run (0)
+    with a JSON summary and JSON logs, then clean (0)."""
+    add_drift(sandbox, tmp_path)
+
+    async def exported(policy, options):  # TODO(integrator): the real export replaces this
+        return await asyncio.to_thread(sandbox_inventory, sandbox)
+
+    monkeypatch.setattr("batchtag.enforce.read_inventory", exported)
+    sent = patches(sandbox)
+    check = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
+    assert check.exit_code == 2 and "drift: " in check.output
+    summary = tmp_path / "summary.json"
+    args = ["--report", str(tmp_path / "run.csv"), "--summary-json", str(summary)]
+    args += ["--log-format", "json", "--yes"]
+    guarded = invoke(["enforce", str(SAMPLE), "--max-changes", "10%", *args], sandbox)
+    assert guarded.exit_code == 3 and "refusing to start" in guarded.stderr
+    assert patches(sandbox) == sent
+    run = invoke(
+        ["enforce", str(SAMPLE), "--max-changes", "100%", "--overwrite", "-v", *args], sandbox
+    )
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(summary.read_text())["exit_code"] == 0
+    logged = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
+    messages = [record.get("message", "") for record in logged]
+    no_tmp = load_policy(SAMPLE).rules[1]
+    assert f"{no_tmp.label}: selects 2 snapshots, changes 2" in messages  # the drift above
+    assert API_KEY not in run.stderr
+    clean = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
+    assert clean.exit_code == 0 and "clean: 0 tag changes on 0 snapshots" in clean.output
