@@ -38,16 +38,32 @@ from batchtag.manifest import TAG_PREFIX
 from batchtag.validation import TAG_TEXT, fullmatch, tag_text_problem
 
 try:  # TODO(integrator): a plain import once batchtag.inventory (the export branch) is merged
-    from batchtag.inventory import INVENTORY_COLUMNS, RO_PREFIX, empty_inventory, is_tag_column
+    from batchtag.inventory import (
+        INVENTORY_COLUMNS,
+        RO_PREFIX,
+        TAGS_COLUMN,
+        empty_inventory,
+        is_tag_column,
+    )
 except ImportError:  # pragma: no cover - until the export branch lands
     from batchtag.policy_inventory import (
         INVENTORY_COLUMNS,
         RO_PREFIX,
+        TAGS_COLUMN,
         empty_inventory,
         is_tag_column,
     )
 
-__all__ = ["INVENTORY_COLUMNS", "RO_PREFIX", "Policy", "PolicyError", "Rule", "load_policy"]
+__all__ = [
+    "INVENTORY_COLUMNS",
+    "RO_PREFIX",
+    "TAGS_COLUMN",
+    "Policy",
+    "PolicyError",
+    "Rule",
+    "is_tag_column",
+    "load_policy",
+]
 
 TOP_KEYS = ("scope", "rule")
 SCOPE_KEYS = SCOPE_OPTIONS  # [scope] takes project_id and region_id

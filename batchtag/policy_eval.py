@@ -34,7 +34,16 @@ import numpy as np
 import pandas as pd
 
 from batchtag.manifest import LONG_COLUMNS
-from batchtag.policy import INVENTORY_COLUMNS, Policy, PolicyError, Rule, ro_column, tag_column
+from batchtag.policy import (
+    INVENTORY_COLUMNS,
+    TAGS_COLUMN,
+    Policy,
+    PolicyError,
+    Rule,
+    is_tag_column,
+    ro_column,
+    tag_column,
+)
 
 log = logging.getLogger("batchtag.policy")
 
@@ -80,7 +89,7 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in KEY_COLUMNS if c not in inventory.columns]
     if missing:
         raise PolicyError(f"the inventory has no {', '.join(missing)} column")
-    original = inventory.drop(columns=["tags"], errors="ignore").reset_index(drop=True)
+    original = _prepared(inventory)
     state = original.copy()
     claims = _empty_claims()
     matched = None
@@ -93,6 +102,17 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
             manifest.attrs["rules"] = _stats(policy, matched, changed)
             return manifest
     raise PolicyError(f"policy {policy.source}: the rules did not settle after {MAX_PASSES} passes")
+
+
+def _prepared(inventory: pd.DataFrame) -> pd.DataFrame:
+    """The inventory as rules see it: positional index, no ``tags`` dict column (``where``
+    uses the tag: columns), and all-NA tag columns as objects (a CSV reader makes them
+    float, where ``.str`` would fail)."""
+    frame = inventory.drop(columns=[TAGS_COLUMN], errors="ignore").reset_index(drop=True)
+    for column in frame.columns:
+        if is_tag_column(column) and frame[column].dtype.kind == "f":
+            frame[column] = pd.Series(present(frame, column), dtype=object)
+    return frame
 
 
 def present(frame: pd.DataFrame, column: str) -> np.ndarray:

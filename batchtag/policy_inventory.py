@@ -11,6 +11,7 @@ import pandas as pd
 from batchtag.manifest import TAG_PREFIX
 
 RO_PREFIX = "ro:"
+TAGS_COLUMN = "tags"  # Python frame only: the user tags as a dict
 INVENTORY_COLUMNS = (
     "project_id",
     "region_id",

@@ -374,3 +374,13 @@ def test_the_rule_column_names_every_rule_behind_a_snapshot_in_policy_order(coun
         "; ".join(f"r{i}" for i in range(0, count, 2)),
         "; ".join(f"r{i}" for i in range(count)),
     ]
+
+
+def test_an_inventory_read_back_from_csv_works(tmp_path):
+    frame = inventory([{"tags": {"env": "PROD"}}, {}]).assign(**{"tag:tmp": None})
+    frame.to_csv(tmp_path / "inv.csv", index=False)
+    read = pd.read_csv(tmp_path / "inv.csv")  # tag:tmp comes back as an all-NaN float column
+    rules = policy(
+        "[[rule]]\nname='a'\nwhere='`tag:tmp`.str.len() > 0 or `tag:env`.notna()'\nlower=['env']"
+    )
+    assert evaluate(rules, read)["value"].tolist() == ["prod"]
