@@ -384,3 +384,48 @@ def test_an_inventory_read_back_from_csv_works(tmp_path):
         "[[rule]]\nname='a'\nwhere='`tag:tmp`.str.len() > 0 or `tag:env`.notna()'\nlower=['env']"
     )
     assert evaluate(rules, read)["value"].tolist() == ["prod"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    snaps=st.lists(snapshot_st, min_size=1, max_size=6),
+    wheres=st.tuples(where_st(), where_st()),
+    values=st.tuples(st.sampled_from([*VALUES, None]), st.sampled_from([*VALUES, None])),
+)
+def test_two_rules_on_one_key_conflict_exactly_when_they_disagree_on_a_snapshot(
+    snaps, wheres, values
+):
+    """Reference model: a conflict iff some snapshot is selected by both rules and they
+    write different things (a value, or None = delete) to the key, changing it or not."""
+    rules = []
+    for n, (where, value) in enumerate(zip(wheres, values, strict=True)):
+        action = "delete = ['a']" if value is None else f"set = {{ a = '{value}' }}"
+        rules.append(
+            f"[[rule]]\nname = 'r{n}'\n" + (f'where = "{where}"\n' if where else "") + action
+        )
+    loaded = parse_policy("\n".join(rules), "generated")
+    if any(fights(loaded, snap) for snap in snaps):
+        with pytest.raises(PolicyError, match="rules '(r0' and 'r1|r1' and 'r0)' write differ"):
+            evaluate(loaded, inventory(snaps))
+    else:
+        manifest = evaluate(loaded, inventory(snaps))
+        assert evaluate(loaded, inventory(after(snaps, manifest))).empty
+
+
+def fights(loaded, snap: dict) -> bool:
+    """Reference model, one snapshot at a time: the rules selecting it claim key 'a' (a
+    value, or None = delete); claims apply and rules look again until nothing changes.
+    Two different claims are a conflict, whether or not they change anything."""
+    snap = {**snap, "tags": dict(snap["tags"])}
+    claims: set = set()
+    while True:
+        frame = inventory([snap])
+        for rule in loaded.rules:
+            if rule.matches(frame, "reference")[0]:
+                claims.add(rule.set.get("a"))  # None for the delete rule
+        if len(claims) > 1:
+            return True
+        wanted = next(iter(claims), snap["tags"].get("a"))
+        if snap["tags"].get("a") == wanted:
+            return False
+        snap["tags"].pop("a", None) if wanted is None else snap["tags"].update(a=wanted)
