@@ -50,7 +50,31 @@ async def run_enforce(
     """Load the policy, read the inventory (unless given), evaluate, then apply.
 
     Everything that can be refused is refused before the first request: the policy, its
-    ``where`` expressions and the options; rule conflicts before the first write."""
+    ``where`` expressions and the options; rule conflicts before the first write.
+
+    Parameters
+    ----------
+    policy : str, Path or Policy
+        The TOML file, or a loaded policy.
+    options : ApplyOptions
+        The apply run's options (also the export's connection, concurrency and rate).
+    check : bool
+        Stop after evaluating: exit code 2 when anything would change, else 0.
+    inventory : DataFrame, optional
+        Evaluate this instead of exporting the policy's scopes.
+    confirm, on_engine : callable, optional
+        As for `batchtag.runner.run_apply`.
+
+    Returns
+    -------
+    EnforceOutcome
+        The manifest, the apply run's outcome (None with `check`) and the exit code.
+
+    Examples
+    --------
+    >>> outcome = asyncio.run(run_enforce("cost-policy.toml", ApplyOptions(), check=True))
+    ... # doctest: +SKIP
+    """
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
     options.check()
     if inventory is None:

@@ -18,6 +18,9 @@ unknown keys, an empty rule, invalid tag text, a rule writing one key twice, and
 ``where`` is evaluated on an empty inventory (``tag:``/``ro:`` columns it names that no
 snapshot has behave as all-NA). `batchtag.policy_eval.evaluate` turns a policy and an
 inventory into a manifest.
+
+A policy is trusted like a script: ``where`` runs pandas expressions (method calls
+included) in this process. It sees the export's columns, not its ``tags`` dict column.
 """
 
 from __future__ import annotations
@@ -177,7 +180,25 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
-    """Check policy `text` (TOML); `source` names it in messages. See `load_policy`."""
+    """Check a policy given as TOML text (see `load_policy`).
+
+    Parameters
+    ----------
+    text : str
+        The policy, TOML.
+    source : str
+        What messages call it (a file name).
+
+    Returns
+    -------
+    Policy
+        Its rules and scope.
+
+    Examples
+    --------
+    >>> parse_policy('rule = [{ name = "tmp", delete = ["tmp"] }]').rules[0].delete
+    ('tmp',)
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

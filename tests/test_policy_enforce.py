@@ -95,7 +95,7 @@ def test_enforce_fixes_exactly_the_offending_snapshots_and_a_second_run_sends_no
         assert "cost-center" in tags and "tmp" not in tags and "Owner" not in tags
         assert tags.get("env", "").islower() or "env" not in tags
     # the drift check is clean now, and a second run sends nothing
-    assert enforce(SAMPLE, check=True, inventory=sandbox_inventory(sandbox)).empty
+    assert batchtag.enforce(SAMPLE, check=True, inventory=sandbox_inventory(sandbox)).empty
     sent = patches(sandbox)
     again = enforce(
         SAMPLE, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "2.csv")
