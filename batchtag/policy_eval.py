@@ -36,6 +36,7 @@ import pandas as pd
 from batchtag.manifest import LONG_COLUMNS
 from batchtag.policy import (
     INVENTORY_COLUMNS,
+    SCOPE_KEYS,
     TAGS_COLUMN,
     Policy,
     PolicyError,
@@ -66,6 +67,7 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     inventory : pandas.DataFrame
         An export: project_id, region_id, snapshot_id, the other inventory columns,
         ``tag:<key>`` per user tag and ``ro:<key>`` per read-only tag (NA = no such tag).
+        Rows outside the policy's [scope] are left alone.
 
     Returns
     -------
@@ -89,7 +91,7 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in KEY_COLUMNS if c not in inventory.columns]
     if missing:
         raise PolicyError(f"the inventory has no {', '.join(missing)} column")
-    original = _prepared(inventory)
+    original = _prepared(inventory, policy)
     state = original.copy()
     claims = _empty_claims()
     matched = None
@@ -104,11 +106,16 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     raise PolicyError(f"policy {policy.source}: the rules did not settle after {MAX_PASSES} passes")
 
 
-def _prepared(inventory: pd.DataFrame) -> pd.DataFrame:
-    """The inventory as rules see it: positional index, no ``tags`` dict column (``where``
-    uses the tag: columns), and all-NA tag columns as objects (a CSV reader makes them
-    float, where ``.str`` would fail)."""
-    frame = inventory.drop(columns=[TAGS_COLUMN], errors="ignore").reset_index(drop=True)
+def _prepared(inventory: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """The inventory as rules see it: only the rows inside the policy's [scope], positional
+    index, no ``tags`` dict column (``where`` uses the tag: columns), and all-NA tag columns
+    as objects (a CSV reader makes them float, where ``.str`` would fail)."""
+    inside = np.ones(len(inventory), dtype=bool)
+    for name in SCOPE_KEYS:
+        if getattr(policy, name) is not None:
+            inside &= inventory[name].astype("int64").isin(getattr(policy, name)).to_numpy()
+    frame = inventory[inside].drop(columns=[TAGS_COLUMN], errors="ignore")
+    frame = frame.reset_index(drop=True)
     for column in frame.columns:
         if is_tag_column(column) and frame[column].dtype.kind == "f":
             frame[column] = pd.Series(present(frame, column), dtype=object)

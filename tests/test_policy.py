@@ -429,3 +429,10 @@ def fights(loaded, snap: dict) -> bool:
         if snap["tags"].get("a") == wanted:
             return False
         snap["tags"].pop("a", None) if wanted is None else snap["tags"].update(a=wanted)
+
+
+def test_rows_outside_the_policy_scope_are_left_alone():
+    frame = inventory([{}, {}, {}])
+    frame["region_id"] = [1, 7, 9]
+    rules = policy("[scope]\nregion_id = [1, 7]\n[[rule]]\nname='a'\nset={cc='x'}")
+    assert evaluate(rules, frame)["region_id"].tolist() == [1, 7]

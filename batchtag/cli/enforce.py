@@ -79,8 +79,10 @@ def run(policy: str, options, *, check: bool, confirm):
 
 def format_check(manifest) -> str:
     """What --check prints: the changes per rule (JSON-able counts), then a verdict."""
+    from batchtag.policy_eval import KEY_COLUMNS
+
     rules = manifest.attrs.get("rules", {})
-    snapshots = manifest.drop_duplicates(["project_id", "region_id", "snapshot_id"])
+    snapshots = manifest.drop_duplicates(list(KEY_COLUMNS))
     lines = [f"{name}: {json.dumps(counts)}" for name, counts in rules.items()]
     verdict = "drift" if len(manifest) else "clean"
     lines.append(f"{verdict}: {len(manifest)} tag changes on {len(snapshots)} snapshots")
