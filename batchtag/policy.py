@@ -119,17 +119,23 @@ class Rule:
             frame = frame.assign(**dict.fromkeys(missing, na))
         try:
             result = frame.eval(self.where, engine="python")
+            if _is_condition(result) and not result.index.equals(frame.index):
+                result = result.reindex(frame.index, fill_value=False)  # sorted or cut
         except Exception as error:  # pandas raises many types for a bad expression
             raise PolicyError(
                 f"policy {source}: {self.label}: where: {first_line(error)}"
             ) from None
-        if not isinstance(result, pd.Series) or not pd.api.types.is_bool_dtype(result.dtype):
+        if not _is_condition(result):
             shown = getattr(result, "dtype", type(result).__name__)
             raise PolicyError(
                 f"policy {source}: {self.label}: where must be a condition (true or false for "
                 f"each snapshot), got {shown}"
             )
         return result.fillna(False).to_numpy(dtype=bool)
+
+
+def _is_condition(result: Any) -> bool:
+    return isinstance(result, pd.Series) and pd.api.types.is_bool_dtype(result.dtype)
 
 
 @dataclass(frozen=True)

@@ -436,3 +436,11 @@ def test_rows_outside_the_policy_scope_are_left_alone():
     frame["region_id"] = [1, 7, 9]
     rules = policy("[scope]\nregion_id = [1, 7]\n[[rule]]\nname='a'\nset={cc='x'}")
     assert evaluate(rules, frame)["region_id"].tolist() == [1, 7]
+
+
+def test_a_where_that_reorders_or_cuts_rows_still_selects_by_row():
+    frame = inventory([{"size": 100}, {"size": 1}, {"size": 50}])
+    sorted_ = policy("[[rule]]\nname='a'\nwhere='size.sort_values() > 10'\nset={big='yes'}")
+    assert evaluate(sorted_, frame)["snapshot_id"].str[-1].tolist() == ["0", "2"]
+    cut = policy("[[rule]]\nname='a'\nwhere='size.head(1) > 10'\nset={big='yes'}")
+    assert evaluate(cut, frame)["snapshot_id"].str[-1].tolist() == ["0"]
