@@ -24,6 +24,8 @@ _LAZY = {
     "export": "batchtag.export",
     "export_async": "batchtag.export",
     "ApplyOptions": "batchtag.runner",
+    "enforce": "batchtag.enforce",  # the module is callable too: see batchtag/enforce.py
+    "enforce_async": "batchtag.enforce",
 }
 
 __all__ = [

@@ -174,6 +174,13 @@ OPTIONS: dict[str, Option] = _opts(
         python=False,
     ),
     Option("as_json", False, "flag", "Print the summary as JSON.", flag="--json", python=False),
+    Option(
+        "check",
+        False,
+        "flag",
+        "Only evaluate the policy: exit 2 when anything would change (drift), 0 when clean.",
+        python=False,
+    ),
 )
 
 # The options a Python caller (and `ApplyOptions`) has, in table order.

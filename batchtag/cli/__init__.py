@@ -20,7 +20,7 @@ COMMANDS: dict[str, str] = {
     "export": "batchtag.cli_export:export_command",
     # "plan": "batchtag.cli.plan:plan",
     # "undo": "batchtag.cli.undo:undo",
-    # "enforce": "batchtag.cli.enforce:enforce",
+    "enforce": "batchtag.cli.enforce:enforce",
 }
 
 

@@ -1,0 +1,89 @@
+"""`batchtag enforce`: make the snapshots satisfy a TOML policy (export, rules, apply)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from batchtag.cli.apply import SUMMARY_FILE_FAILED, ask
+from batchtag.cli.common import fail
+from batchtag.defaults import LOGGING_OPTIONS, PYTHON_OPTIONS
+from batchtag.errors import BatchtagError
+from batchtag.options import click_options
+
+
+@click.command()
+@click.argument("policy")
+@click_options("check", *(o.name for o in PYTHON_OPTIONS), "yes", *LOGGING_OPTIONS)
+def enforce(
+    policy: str, check: bool, yes: bool, verbose: int, quiet: bool, log_format: str, **kwargs
+) -> None:
+    """Make the snapshots satisfy POLICY (a TOML file of tag rules).
+
+    Exports the policy's scopes, evaluates every rule, and applies only the changes, with
+    all of apply's options and guards. A second run right after sends nothing.
+
+    Exit codes: as apply (0 ok, 1 some failed, 2 bad policy or conflicting rules, nothing
+    sent, 3 aborted, 130 interrupted); with --check: 0 nothing to change, 2 drift.
+
+    \b
+    Example:
+        export GCORE_API_KEY=...
+        batchtag enforce cost-policy.toml --check
+        batchtag enforce cost-policy.toml --max-changes 10% --report run.csv \\
+            --summary-json summary.json --log-format json --yes
+    """
+    from batchtag.logs import setup_logging
+    from batchtag.runner import ApplyOptions
+
+    setup_logging(-1 if quiet else verbose, log_format)
+    options = ApplyOptions(**kwargs)
+    if quiet and options.progress is None:
+        options.progress = False
+    try:
+        outcome = run(policy, options, check=check, confirm=None if yes else ask)
+    except BatchtagError as error:
+        fail(error)
+    except NotImplementedError as error:  # TODO(integrator): gone once export is merged
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    if outcome.run is None:
+        click.echo(format_check(outcome.manifest))
+        sys.exit(outcome.exit_code)
+    from batchtag.summary import format_summary
+
+    click.echo(format_summary(outcome.run.summary))
+    if outcome.run.summary_json_error:
+        click.echo(f"error: {outcome.run.summary_json_error}", err=True)
+        sys.exit(outcome.exit_code or SUMMARY_FILE_FAILED)
+    sys.exit(outcome.exit_code)
+
+
+def run(policy: str, options, *, check: bool, confirm):
+    """Evaluate and apply in this process's main loop, with signal handlers."""
+    import asyncio
+
+    from batchtag.enforce import run_enforce
+    from batchtag.memory import gc_frozen
+    from batchtag.runner import install_signal_handlers
+
+    with gc_frozen():
+        return asyncio.run(
+            run_enforce(
+                policy, options, check=check, confirm=confirm, on_engine=install_signal_handlers
+            )
+        )
+
+
+def format_check(manifest) -> str:
+    """What --check prints: the changes per rule (JSON-able counts), then a verdict."""
+    from batchtag.policy_eval import KEY_COLUMNS
+
+    rules = manifest.attrs.get("rules", {})
+    snapshots = manifest.drop_duplicates(list(KEY_COLUMNS))
+    lines = [f"{name}: {json.dumps(counts)}" for name, counts in rules.items()]
+    verdict = "drift" if len(manifest) else "clean"
+    lines.append(f"{verdict}: {len(manifest)} tag changes on {len(snapshots)} snapshots")
+    return "\n".join(lines)

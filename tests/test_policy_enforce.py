@@ -1,0 +1,186 @@
+"""`enforce` against the sandbox: the sample policy fixes exactly the offending snapshots,
+a second run sends nothing, conflicts and bad policies send nothing at all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from helpers import API_KEY, invoke, patches
+
+import batchtag
+from batchtag.cli import main
+from batchtag.client import Client, tags_dict
+from batchtag.config import Settings
+from batchtag.enforce import EXIT_DRIFT, enforce, scopes
+from batchtag.policy import PolicyError, load_policy, parse_policy
+from batchtag.policy_eval import evaluate
+from batchtag.runner import ApplyOptions
+
+SAMPLE = Path(__file__).parent.parent / "samples" / "cost-policy.toml"
+
+
+def read_state(sandbox) -> list[dict]:
+    """Every snapshot of project 1 / region 1, through the public list endpoint."""
+
+    async def read() -> dict:
+        async with Client(Settings(sandbox.base_url, API_KEY)) as client:
+            return await client.list_page(1, 1, limit=1000)
+
+    return asyncio.run(read())["results"]
+
+
+def sandbox_inventory(sandbox) -> pd.DataFrame:
+    """The inventory an export would give (TODO(integrator): use batchtag.export here)."""
+    rows = []
+    for snap in read_state(sandbox):
+        row = {k: snap[k] for k in ("project_id", "region_id", "name", "status", "size")}
+        row["snapshot_id"] = snap["id"]
+        for tag in snap["tags"]:
+            row[("ro:" if tag["read_only"] else "tag:") + tag["key"]] = tag["value"]
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    tags = [c for c in frame.columns if ":" in c]
+    frame[tags] = frame[tags].astype(object).where(frame[tags].notna(), None)
+    return frame
+
+
+def options(sandbox, tmp_path: Path, name: str) -> dict:
+    return {"base_url": sandbox.base_url, "api_key": API_KEY, "report": str(tmp_path / name)}
+
+
+def add_drift(sandbox, tmp_path: Path) -> dict[str, dict]:
+    """Hand-made drift on a few snapshots (an upper-case env, tmp tags, an 'Owner')."""
+    state = read_state(sandbox)
+    with_env = [s["id"] for s in state if "env" in tags_dict(s, user_only=True)][:2]
+    others = [s["id"] for s in state if s["id"] not in with_env][:3]
+    rows = [(sid, "env", "PROD") for sid in with_env]
+    rows += [(sid, "tmp", "scratch") for sid in others[:2]] + [(others[2], "Owner", "carol")]
+    drift = pd.DataFrame(rows, columns=["snapshot_id", "key", "value"]).assign(op="set")
+    report = batchtag.apply(drift, project_id=1, region_id=1, **options(sandbox, tmp_path, "d.csv"))
+    assert set(report["status"]) == {"ok"}
+    return {s["id"]: tags_dict(s) for s in read_state(sandbox)}
+
+
+def test_enforce_fixes_exactly_the_offending_snapshots_and_a_second_run_sends_nothing(
+    sandbox, tmp_path
+):
+    before = add_drift(sandbox, tmp_path)
+    policy = load_policy(SAMPLE)
+    expected = evaluate(policy, sandbox_inventory(sandbox))
+    hit = set(expected["rule"].str.split("; ").explode())
+    assert {"no tmp tags", "env in lower case", "owner, not Owner"} <= hit
+    sent = patches(sandbox)
+    report = enforce(
+        SAMPLE, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "1.csv")
+    )
+    changed = set(expected["snapshot_id"])
+    assert patches(sandbox) - sent == len(changed)  # one PATCH per offending snapshot
+    assert set(report["status"]) == {"ok"} and set(report["snapshot_id"]) == changed
+    assert report.attrs["summary"]["exit_code"] == 0
+    assert (
+        report.set_index("snapshot_id")["rule"].loc[list(expected["snapshot_id"])]
+        == expected["rule"].to_numpy()
+    ).all()
+    after = {s["id"]: tags_dict(s) for s in read_state(sandbox)}
+    assert {k: v for k, v in after.items() if k not in changed} == {
+        k: v for k, v in before.items() if k not in changed
+    }
+    for sid in changed:
+        tags = after[sid]
+        assert "cost-center" in tags and "tmp" not in tags and "Owner" not in tags
+        assert tags.get("env", "").islower() or "env" not in tags
+    # the drift check is clean now, and a second run sends nothing
+    assert batchtag.enforce(SAMPLE, check=True, inventory=sandbox_inventory(sandbox)).empty
+    sent = patches(sandbox)
+    again = enforce(
+        SAMPLE, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "2.csv")
+    )
+    assert patches(sandbox) == sent and again.empty
+
+
+def test_check_returns_the_drift_and_sends_nothing(sandbox, tmp_path):
+    add_drift(sandbox, tmp_path)
+    sent = sandbox.stats()["requests"]
+    drift = enforce(SAMPLE, check=True, inventory=sandbox_inventory(sandbox))
+    assert len(drift) and set(drift.columns) >= {"snapshot_id", "op", "key", "value", "rule"}
+    assert sandbox.stats()["requests"].get("PATCH", 0) == sent.get("PATCH", 0)
+    assert EXIT_DRIFT == 2
+
+
+def test_conflicting_rules_send_nothing(sandbox, tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text("[[rule]]\nname='a'\nset={cc='1'}\n[[rule]]\nname='b'\nset={cc='2'}\n")
+    with pytest.raises(PolicyError, match="rules 'a' and 'b' write different values"):
+        enforce(path, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "r.csv"))
+    assert patches(sandbox) == 0 and not (tmp_path / "r.csv").exists()
+
+
+def test_cli_bad_policy_is_one_line_exit_2_and_no_request(sandbox, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[[rule]]\nname = 'x'\nwhere = 'sise > 1'\nlower = ['env']\n")
+    result = invoke(["enforce", str(path), "--yes"], sandbox)
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert f"policy {path}: rule 'x' (line 1): where: UndefinedVariableError" in result.stderr
+    assert sum(sandbox.stats()["requests"].values()) == 0
+
+
+def test_cli_help_lists_the_guards_a_scheduler_needs():
+    text = CliRunner().invoke(main, ["enforce", "--help"]).output
+    for flag in [
+        "--check",
+        "--max-changes",
+        "--dry-run",
+        "--summary-json",
+        "--log-format",
+        "--yes",
+    ]:
+        assert flag in text
+
+
+def test_the_policy_scope_is_narrowed_by_an_option_inside_it_and_refuses_one_outside():
+    policy = parse_policy("[scope]\nregion_id=[1,7]\n[[rule]]\nname='a'\nlower=['env']")
+    assert scopes(policy, ApplyOptions()) == {"region_id": [1, 7]}
+    assert scopes(policy, ApplyOptions(project_id=3, region_id=7)) == {
+        "project_id": 3,
+        "region_id": 7,
+    }
+    with pytest.raises(batchtag.UsageError, match=r"region_id=5 is outside the policy's \[scope\]"):
+        scopes(policy, ApplyOptions(region_id=5))
+
+
+def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path, monkeypatch):
+    """The scheduler's view: drift (2), the max-changes guard (3, nothing sent), a run (0)
+    with a JSON summary and JSON logs, then clean (0)."""
+    add_drift(sandbox, tmp_path)
+
+    async def exported(policy, options):  # TODO(integrator): the real export replaces this
+        return await asyncio.to_thread(sandbox_inventory, sandbox)
+
+    monkeypatch.setattr("batchtag.enforce.read_inventory", exported)
+    sent = patches(sandbox)
+    check = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
+    assert check.exit_code == 2 and "drift: " in check.output
+    summary = tmp_path / "summary.json"
+    args = ["--report", str(tmp_path / "run.csv"), "--summary-json", str(summary)]
+    args += ["--log-format", "json", "--yes"]
+    guarded = invoke(["enforce", str(SAMPLE), "--max-changes", "10%", *args], sandbox)
+    assert guarded.exit_code == 3 and "refusing to start" in guarded.stderr
+    assert patches(sandbox) == sent
+    run = invoke(
+        ["enforce", str(SAMPLE), "--max-changes", "100%", "--overwrite", "-v", *args], sandbox
+    )
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(summary.read_text())["exit_code"] == 0
+    logged = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
+    messages = [record.get("message", "") for record in logged]
+    no_tmp = load_policy(SAMPLE).rules[1]
+    assert f"{no_tmp.label}: selects 2 snapshots, changes 2" in messages  # the drift above
+    assert API_KEY not in run.stderr
+    clean = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
+    assert clean.exit_code == 0 and "clean: 0 tag changes on 0 snapshots" in clean.output
