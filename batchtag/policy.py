@@ -38,7 +38,9 @@ import pandas as pd
 from batchtag.defaults import SCOPE_OPTIONS
 from batchtag.errors import UsageError
 from batchtag.manifest import TAG_PREFIX
-from batchtag.validation import TAG_TEXT, fullmatch, tag_text_problem
+from batchtag.manifest.columnar import fullmatch
+from batchtag.manifest.messages import tag_text_problem
+from batchtag.manifest.schema import TAG_TEXT
 
 try:  # TODO(integrator): a plain import once batchtag.inventory (the export branch) is merged
     from batchtag.inventory import (

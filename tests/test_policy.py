@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchtag.planner import read_plan
+from batchtag.manifest import read_plan
 from batchtag.policy import PolicyError, load_policy, parse_policy
 from batchtag.policy_eval import MANIFEST_COLUMNS, RULE_COLUMN, evaluate
 

@@ -33,6 +33,8 @@ _HOMES = {
     "TAG_PREFIX": "schema",
     "FORMS": "schema",
     "DELETE_MARKER": "schema",
+    "LONG_COLUMNS": "schema",
+    "ID_COLUMNS": "schema",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
