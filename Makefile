@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python samples/demo.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2  # the machines have 2 cores
 
 lint: $(STAMP)
 	$(BIN)/ruff check batchtag tests benchmarks samples
