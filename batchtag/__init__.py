@@ -21,6 +21,8 @@ _LAZY = {
     "apply": "batchtag.library",
     "apply_async": "batchtag.library",
     "validate": "batchtag.library",
+    "read_report": "batchtag.report",
+    "write_report": "batchtag.report",
     "export": "batchtag.export",
     "export_async": "batchtag.export",
     "ApplyOptions": "batchtag.runner",
