@@ -193,6 +193,9 @@ SCOPE_OPTIONS = ("project_id", "region_id")
 MANIFEST_OPTIONS = FORM_OPTIONS + SCOPE_OPTIONS
 CONNECTION_OPTIONS = ("base_url", "api_key", "insecure_http")
 LOGGING_OPTIONS = ("verbose", "quiet", "log_format")
+# Apply options `enforce` does not take: it re-reads the state every run, so running it again
+# is the resume.
+NOT_FOR_ENFORCE = ("resume",)
 
 
 def default(name: str) -> Any:

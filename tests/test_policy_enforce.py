@@ -34,19 +34,9 @@ def read_state(sandbox) -> list[dict]:
     return asyncio.run(read())["results"]
 
 
-def sandbox_inventory(sandbox) -> pd.DataFrame:
-    """The inventory an export would give (TODO(integrator): use batchtag.export here)."""
-    rows = []
-    for snap in read_state(sandbox):
-        row = {k: snap[k] for k in ("project_id", "region_id", "name", "status", "size")}
-        row["snapshot_id"] = snap["id"]
-        for tag in snap["tags"]:
-            row[("ro:" if tag["read_only"] else "tag:") + tag["key"]] = tag["value"]
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    tags = [c for c in frame.columns if ":" in c]
-    frame[tags] = frame[tags].astype(object).where(frame[tags].notna(), None)
-    return frame
+def exported(sandbox) -> pd.DataFrame:
+    """The inventory of project 1 / region 1, through the real export."""
+    return batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
 
 
 def options(sandbox, tmp_path: Path, name: str) -> dict:
@@ -71,13 +61,11 @@ def test_enforce_fixes_exactly_the_offending_snapshots_and_a_second_run_sends_no
 ):
     before = add_drift(sandbox, tmp_path)
     policy = load_policy(SAMPLE)
-    expected = evaluate(policy, sandbox_inventory(sandbox))
+    expected = evaluate(policy, exported(sandbox))
     hit = set(expected["rule"].str.split("; ").explode())
     assert {"no tmp tags", "env in lower case", "owner, not Owner"} <= hit
     sent = patches(sandbox)
-    report = enforce(
-        SAMPLE, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "1.csv")
-    )
+    report = enforce(SAMPLE, project_id=1, region_id=1, **options(sandbox, tmp_path, "1.csv"))
     changed = set(expected["snapshot_id"])
     assert patches(sandbox) - sent == len(changed)  # one PATCH per offending snapshot
     assert set(report["status"]) == {"ok"} and set(report["snapshot_id"]) == changed
@@ -95,20 +83,22 @@ def test_enforce_fixes_exactly_the_offending_snapshots_and_a_second_run_sends_no
         assert "cost-center" in tags and "tmp" not in tags and "Owner" not in tags
         assert tags.get("env", "").islower() or "env" not in tags
     # the drift check is clean now, and a second run sends nothing
-    assert batchtag.enforce(SAMPLE, check=True, inventory=sandbox_inventory(sandbox)).empty
+    connection = {"base_url": sandbox.base_url, "api_key": API_KEY}
+    assert batchtag.enforce(SAMPLE, check=True, project_id=1, region_id=1, **connection).empty
     sent = patches(sandbox)
-    again = enforce(
-        SAMPLE, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "2.csv")
-    )
+    again = enforce(SAMPLE, project_id=1, region_id=1, **options(sandbox, tmp_path, "2.csv"))
     assert patches(sandbox) == sent and again.empty
 
 
 def test_check_returns_the_drift_and_sends_nothing(sandbox, tmp_path):
     add_drift(sandbox, tmp_path)
     sent = sandbox.stats()["requests"]
-    drift = enforce(SAMPLE, check=True, inventory=sandbox_inventory(sandbox))
+    drift = enforce(SAMPLE, check=True, inventory=exported(sandbox))
     assert len(drift) and set(drift.columns) >= {"snapshot_id", "op", "key", "value", "rule"}
     assert sandbox.stats()["requests"].get("PATCH", 0) == sent.get("PATCH", 0)
+    diff = drift.attrs["diff"]
+    assert set(diff["snapshot_id"]) == set(drift["snapshot_id"])
+    assert set(diff["verdict"]) == {"change"}
     assert EXIT_DRIFT == 2
 
 
@@ -116,7 +106,7 @@ def test_conflicting_rules_send_nothing(sandbox, tmp_path):
     path = tmp_path / "p.toml"
     path.write_text("[[rule]]\nname='a'\nset={cc='1'}\n[[rule]]\nname='b'\nset={cc='2'}\n")
     with pytest.raises(PolicyError, match="rules 'a' and 'b' write different values"):
-        enforce(path, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "r.csv"))
+        enforce(path, inventory=exported(sandbox), **options(sandbox, tmp_path, "r.csv"))
     assert patches(sandbox) == 0 and not (tmp_path / "r.csv").exists()
 
 
@@ -154,15 +144,10 @@ def test_the_policy_scope_is_narrowed_by_an_option_inside_it_and_refuses_one_out
         scopes(policy, ApplyOptions(region_id=5))
 
 
-def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path, monkeypatch):
+def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path):
     """The scheduler's view: drift (2), the max-changes guard (3, nothing sent), a run (0)
     with a JSON summary and JSON logs, then clean (0)."""
     add_drift(sandbox, tmp_path)
-
-    async def exported(policy, options):  # TODO(integrator): the real export replaces this
-        return await asyncio.to_thread(sandbox_inventory, sandbox)
-
-    monkeypatch.setattr("batchtag.enforce.read_inventory", exported)
     sent = patches(sandbox)
     check = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
     assert check.exit_code == 2 and "drift: " in check.output
