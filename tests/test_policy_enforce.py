@@ -169,3 +169,44 @@ def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path):
     assert API_KEY not in run.stderr
     clean = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
     assert clean.exit_code == 0 and "clean: 0 tag changes on 0 snapshots" in clean.output
+
+
+def test_cli_check_prints_the_plan_diff_and_dry_run_sends_nothing(sandbox, tmp_path):
+    add_drift(sandbox, tmp_path)
+    offenders = evaluate(load_policy(SAMPLE), exported(sandbox))
+    sent = patches(sandbox)
+    check = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
+    assert check.exit_code == 2
+    assert f"Plan: {offenders['snapshot_id'].nunique()} to change" in check.output
+    assert "- tmp (was scratch)" in check.output  # a line of the diff
+    report = tmp_path / "dry.csv"
+    dry = invoke(["enforce", str(SAMPLE), "--dry-run", "--report", str(report), "-y"], sandbox)
+    assert dry.exit_code == 0, dry.stderr
+    rows = pd.read_csv(report, dtype=str)
+    assert set(rows["status"]) == {"planned"}
+    assert set(rows["snapshot_id"]) == set(offenders["snapshot_id"])
+    assert patches(sandbox) == sent
+
+
+def test_max_changes_percent_counts_the_exported_inventory(sandbox, tmp_path):
+    add_drift(sandbox, tmp_path)
+    inventory = exported(sandbox)
+    changed = evaluate(load_policy(SAMPLE), inventory)["snapshot_id"].nunique()
+    just_enough = -(-changed * 100 // len(inventory))  # ceil: floor(size * N / 100) >= changed
+    sent = patches(sandbox)
+    for limit, code in [(changed - 1, 3), (f"{just_enough - 1}%", 3), (f"{just_enough}%", 0)]:
+        args = ["--max-changes", str(limit), "--report", str(tmp_path / "g.csv"), "--overwrite"]
+        result = invoke(["enforce", str(SAMPLE), *args, "-y"], sandbox)
+        assert result.exit_code == code, (limit, result.stderr)
+        if code == 3:
+            assert f"would change {changed} of {len(inventory)} snapshots" in result.stderr
+            assert patches(sandbox) == sent
+    assert patches(sandbox) == sent + changed
+
+
+def test_enforce_takes_no_resume(sandbox, tmp_path):
+    result = invoke(["enforce", str(SAMPLE), "--resume", str(tmp_path / "r.csv")], sandbox)
+    assert result.exit_code == 2 and "--resume" in result.output + result.stderr
+    with pytest.raises(TypeError, match="'resume'"):
+        enforce(SAMPLE, resume=str(tmp_path / "r.csv"))
+    assert sum(sandbox.stats()["requests"].values()) == 0
