@@ -196,6 +196,7 @@ async def read_inventory(policy: Policy, options: ApplyOptions) -> pd.DataFrame:
         base_url=options.base_url,
         api_key=options.api_key,
         insecure_http=options.insecure_http,
+        ca_bundle=options.ca_bundle,
         concurrency=options.concurrency,
         rate=options.rate,
         progress=options.progress,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import click
 
 from batchtag.config import is_loopback
@@ -107,6 +109,18 @@ def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
     metavar="F",
     help="Share of requests whose connection is closed with no response.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Serve https with this certificate chain (PEM); needs --tls-key unless it holds the key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The private key (PEM) of --tls-cert.",
+)
 def sandbox_command(
     port: int,
     host: str,
@@ -123,6 +137,8 @@ def sandbox_command(
     error_rate: float,
     error_should_retry: str | None,
     drop_rate: float,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Run a local emulator of the Gcore snapshot API (in memory, loopback only).
 
@@ -138,6 +154,8 @@ def sandbox_command(
     """
     if api_key is not None and not api_key.strip():
         raise click.BadParameter("must not be empty", param_hint="--api-key")
+    if tls_key is not None and tls_cert is None:
+        raise click.UsageError("--tls-key needs --tls-cert")
     from batchtag.sandbox.app import SandboxConfig  # imported here: see sandbox/__init__.py
     from batchtag.sandbox.server import serve
 
@@ -155,9 +173,13 @@ def sandbox_command(
         error_rate=error_rate,
         error_should_retry=None if error_should_retry is None else error_should_retry == "true",
         drop_rate=drop_rate,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     try:
         serve(config, port=port, host=host)
+    except ssl.SSLError as error:
+        raise click.ClickException(f"cannot use --tls-cert/--tls-key: {error}") from None
     except OSError as error:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {error.strerror or error}"
