@@ -25,7 +25,7 @@ import pandas as pd
 
 from batchtag.defaults import NOT_FOR_ENFORCE
 from batchtag.diff import diff_plan
-from batchtag.errors import AbortRun, UsageError, option
+from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.manifest import read_plan
 from batchtag.plan import Plan
 from batchtag.planview import EXIT_CHANGES, plan_exit_code
@@ -188,19 +188,23 @@ def scopes(policy: Policy, options: ApplyOptions) -> dict[str, Any]:
 
 
 async def read_inventory(policy: Policy, options: ApplyOptions) -> pd.DataFrame:
-    """The current inventory of the policy's scopes (`batchtag.export.export_async`)."""
+    """The current inventory of the policy's scopes (`batchtag.export.export_async`); a
+    read that fails after its retries aborts the run (exit 3) before anything is sent."""
     from batchtag.export import export_async
 
-    return await export_async(
-        **scopes(policy, options),
-        base_url=options.base_url,
-        api_key=options.api_key,
-        insecure_http=options.insecure_http,
-        ca_bundle=options.ca_bundle,
-        concurrency=options.concurrency,
-        rate=options.rate,
-        progress=options.progress,
-    )
+    try:
+        return await export_async(
+            **scopes(policy, options),
+            base_url=options.base_url,
+            api_key=options.api_key,
+            insecure_http=options.insecure_http,
+            ca_bundle=options.ca_bundle,
+            concurrency=options.concurrency,
+            rate=options.rate,
+            progress=options.progress,
+        )
+    except ApiError as error:  # the reads' retries are spent: nothing was sent
+        raise AbortRun(f"cannot read the inventory: {error}") from None
 
 
 async def enforce_async(
