@@ -11,12 +11,18 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from helpers import API_KEY, invoke, patches
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_policy import inventory, rules_st, snapshot_st
 
 import batchtag
 from batchtag.cli import main
 from batchtag.client import Client, tags_dict
 from batchtag.config import Settings
-from batchtag.enforce import EXIT_DRIFT, enforce, scopes
+from batchtag.diff import diff_plan
+from batchtag.enforce import EXIT_DRIFT, enforce, inventory_state, scopes
+from batchtag.manifest import read_plan
+from batchtag.planview import plan_exit_code
 from batchtag.policy import PolicyError, load_policy, parse_policy
 from batchtag.policy_eval import evaluate
 from batchtag.runner import ApplyOptions
@@ -210,3 +216,20 @@ def test_enforce_takes_no_resume(sandbox, tmp_path):
     with pytest.raises(TypeError, match="'resume'"):
         enforce(SAMPLE, resume=str(tmp_path / "r.csv"))
     assert sum(sandbox.stats()["requests"].values()) == 0
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snaps=st.lists(snapshot_st, max_size=6), text=rules_st())
+def test_the_plan_from_the_exported_state_is_the_manifest_and_check_agrees(snaps, text):
+    """The plan step diffs the manifest against the inventory itself (no second read): it
+    shows exactly the manifest's (snapshot, key) changes, new values included, and the
+    --check exit code is 2 exactly when there is something to change."""
+    frame = inventory(snaps)
+    manifest = evaluate(parse_policy(text, "generated"), frame)
+    plan = read_plan(manifest, form="long")
+    diff = diff_plan(plan, inventory_state(frame, plan))
+    assert set(diff["verdict"]) <= {"change"}
+    shown = set(zip(diff["snapshot_id"], diff["key"], diff["new"].fillna(""), strict=True))
+    wanted = zip(manifest["snapshot_id"], manifest["key"], manifest["value"], strict=True)
+    assert shown == set(wanted)
+    assert plan_exit_code(diff.attrs["summary"]) == (EXIT_DRIFT if len(manifest) else 0)
