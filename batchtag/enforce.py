@@ -226,7 +226,8 @@ async def enforce_async(
     inventory : DataFrame, optional
         An export to evaluate instead of reading the policy's scopes.
     **options
-        Every option of `batchtag.apply` (report, dry_run, max_changes, ...).
+        Every option of `batchtag.apply` (report, dry_run, max_changes, undo_file, ...)
+        except ``resume``: running enforce again is the resume.
 
     Returns
     -------
