@@ -60,8 +60,8 @@ async def run_enforce(
 ) -> EnforceOutcome:
     """Load the policy, read the inventory (unless given), evaluate, then apply.
 
-    Everything that can be refused is refused before the first request: the policy, its
-    ``where`` expressions and the options; rule conflicts before the first write.
+    Everything that can be refused is refused before the first request (the policy, its
+    ``where`` expressions, the options); rule conflicts before the first write.
 
     Parameters
     ----------
@@ -83,13 +83,10 @@ async def run_enforce(
 
     Examples
     --------
-    >>> outcome = asyncio.run(run_enforce("cost-policy.toml", ApplyOptions(), check=True))
-    ... # doctest: +SKIP
+    >>> asyncio.run(run_enforce("p.toml", ApplyOptions(), check=True))  # doctest: +SKIP
     """
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
-    refuse_apply_only(options)
-    options.check()
-    parse_max_changes(options.max_changes)  # a bad value is refused before the export
+    check_options(options)
     if inventory is None:
         inventory = await read_inventory(policy, options)
     manifest = evaluate(policy, inventory)
@@ -104,8 +101,11 @@ async def run_enforce(
     return EnforceOutcome(manifest, diff, outcome, outcome.exit_code)
 
 
-def refuse_apply_only(options: ApplyOptions) -> None:
-    """Refuse the apply options that enforce does not take (`NOT_FOR_ENFORCE`)."""
+def check_options(options: ApplyOptions) -> None:
+    """Refuse, before any request, bad option values and the apply options that enforce
+    does not take (`NOT_FOR_ENFORCE`)."""
+    options.check()
+    parse_max_changes(options.max_changes)
     for name in NOT_FOR_ENFORCE:
         if getattr(options, name):
             raise UsageError(
@@ -148,13 +148,12 @@ def inventory_state(inventory: pd.DataFrame, plan: Plan) -> dict[tuple, dict[str
     no second read."""
     wanted = {entry.key for entry in plan.entries}
     tag_columns = [c for c in inventory.columns if is_tag_column(c)]
-    keys = zip(*(inventory[c] for c in KEY_COLUMNS), strict=True)
-    state = {}
-    for index, (project_id, region_id, snapshot_id) in enumerate(keys):
-        key = (int(project_id), int(region_id), str(snapshot_id))
-        if key in wanted:
-            state[key] = snapshot_json(inventory.iloc[index], tag_columns)
-    return state
+    ids = zip(*(inventory[c] for c in KEY_COLUMNS), strict=True)
+    keys = [(int(p), int(r), str(s)) for p, r, s in ids]
+    rows = [i for i, key in enumerate(keys) if key in wanted]
+    fields = [c for c in ("name", "task_id") if c in inventory.columns] + tag_columns
+    records = inventory.iloc[rows][fields].to_dict("records")
+    return {keys[i]: snapshot_json(r, tag_columns) for i, r in zip(rows, records, strict=True)}
 
 
 def snapshot_json(row: Mapping[str, Any], tag_columns: Iterable[str]) -> dict[str, Any]:

@@ -124,21 +124,14 @@ def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
 def sandbox_command(
     port: int,
     host: str,
-    seed: int,
-    snapshots: int,
     project_ids: tuple[int, ...],
     region_ids: tuple[int, ...],
     api_key: str | None,
-    latency_ms: float,
-    rate_limit: float | None,
     no_retry_after: bool,
-    lock_rate: float,
-    lock_ms: float,
-    error_rate: float,
     error_should_retry: str | None,
-    drop_rate: float,
     tls_cert: str | None,
     tls_key: str | None,
+    **knobs: float | int | None,
 ) -> None:
     """Run a local emulator of the Gcore snapshot API (in memory, loopback only).
 
@@ -160,21 +153,14 @@ def sandbox_command(
     from batchtag.sandbox.server import serve
 
     config = SandboxConfig(
-        seed=seed,
-        snapshots=snapshots,
         project_ids=list(project_ids) or [1],
         region_ids=list(region_ids) or [1],
         api_key=api_key,
-        latency_ms=latency_ms,
-        rate_limit=rate_limit,
         retry_after=not no_retry_after,
-        lock_rate=lock_rate,
-        lock_ms=lock_ms,
-        error_rate=error_rate,
         error_should_retry=None if error_should_retry is None else error_should_retry == "true",
-        drop_rate=drop_rate,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        **knobs,  # seed, snapshots, latency_ms, rate_limit, lock_rate, lock_ms, error/drop_rate
     )
     try:
         serve(config, port=port, host=host)
