@@ -229,3 +229,26 @@ def test_sandbox_cli_serves_https_with_tls_cert_and_key(pki):
         server.terminate()
         server.wait(timeout=30)
     assert first.startswith("batchtag sandbox listening on https://127.0.0.1:")
+
+
+def test_python_api_takes_ca_bundle(https_sandbox, pki, tmp_path):
+    import batchtag
+
+    connection = {"base_url": https_sandbox.base_url, "api_key": API_KEY}
+    frame = batchtag.export(project_id=1, region_id=1, ca_bundle=str(pki["ca"]), **connection)
+    assert len(frame) == 20
+    manifest = frame[["snapshot_id"]].head(2).assign(op="set", key="team", value="blue")
+    report = batchtag.apply(
+        manifest,
+        project_id=1,
+        region_id=1,
+        ca_bundle=pki["ca"],  # a Path works too
+        report=str(tmp_path / "r.csv"),
+        **connection,
+    )
+    assert set(report["status"]) == {"ok"} and patches(https_sandbox) == 2
+    with pytest.raises(batchtag.UsageError, match=r"cannot read ca_bundle="):
+        batchtag.apply(
+            manifest, project_id=1, region_id=1, ca_bundle=str(tmp_path / "no.pem"), **connection
+        )
+    assert patches(https_sandbox) == 2
