@@ -133,9 +133,7 @@ class Client:
     and `request_deadline` (the whole request, send to last byte; default
     `default_deadline(timeout)`). Redirects are never followed: a 3xx is an error naming
     its Location, so a write is never replayed elsewhere and the key never leaves the
-    host. Proxies come from HTTP(S)_PROXY / NO_PROXY (`trust_env`; to an https API the
-    proxy sees only a CONNECT, never the key). TLS trusts `Settings.ssl_context` (the CA
-    bundle) when set, else the system's CAs.
+    host. Proxies come from HTTP(S)_PROXY / NO_PROXY (`trust_env`).
     """
 
     def __init__(
@@ -157,7 +155,7 @@ class Client:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
-        tls = self.settings.ssl_context
+        tls = self.settings.ssl_context  # the CA bundle's context, built once; None: system CAs
         connector = aiohttp.TCPConnector(
             limit=self._connections, limit_per_host=0, ssl=True if tls is None else tls
         )

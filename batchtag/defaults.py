@@ -192,6 +192,9 @@ OPTIONS: dict[str, Option] = _opts(
 
 # The options a Python caller (and `ApplyOptions`) has, in table order.
 PYTHON_OPTIONS: tuple[Option, ...] = tuple(o for o in OPTIONS.values() if o.python)
+# Apply options `enforce` does not take: it re-reads the state every run, so running it again
+# is the resume.
+NOT_FOR_ENFORCE = ("resume",)
 
 # Named groups, for commands to stack: how a manifest is read, its default scope, the
 # connection, logging. MANIFEST_OPTIONS is what `validate` accepts.
@@ -200,9 +203,6 @@ SCOPE_OPTIONS = ("project_id", "region_id")
 MANIFEST_OPTIONS = FORM_OPTIONS + SCOPE_OPTIONS
 CONNECTION_OPTIONS = ("base_url", "api_key", "insecure_http", "ca_bundle")
 LOGGING_OPTIONS = ("verbose", "quiet", "log_format")
-# Apply options `enforce` does not take: it re-reads the state every run, so running it again
-# is the resume.
-NOT_FOR_ENFORCE = ("resume",)
 
 
 def default(name: str) -> Any:
