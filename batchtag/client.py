@@ -155,7 +155,10 @@ class Client:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
-        connector = aiohttp.TCPConnector(limit=self._connections, limit_per_host=0)
+        tls = self.settings.ssl_context  # the CA bundle's context, built once; None: system CAs
+        connector = aiohttp.TCPConnector(
+            limit=self._connections, limit_per_host=0, ssl=True if tls is None else tls
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
@@ -15,15 +16,65 @@ ENV_API_KEY = "GCORE_API_KEY"
 ENV_BASE_URL = "GCORE_BASE_URL"
 ENV_PROJECT_ID = "GCORE_CLOUD_PROJECT_ID"
 ENV_REGION_ID = "GCORE_CLOUD_REGION_ID"
+ENV_CA_BUNDLE = "SSL_CERT_FILE"  # the CA bundle when --ca-bundle is not given (OpenSSL's name)
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Where and how to connect. `ssl_context` (None: the system's CAs) is built once, by
+    `resolve_settings`, from the CA bundle; every connection of a client shares it."""
+
     base_url: str
     api_key: str = field(repr=False)  # never printed: repr hides it
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return f"Settings(base_url={self.base_url!r}, api_key=***)"
+
+
+def ca_context(
+    ca_bundle: str | os.PathLike | None, env: Mapping[str, str] | None = None
+) -> ssl.SSLContext | None:
+    """The TLS context trusting `ca_bundle`, else the ``SSL_CERT_FILE`` file, else None.
+
+    The bundle replaces the system's CAs (as ``curl --cacert`` does): for a private CA or a
+    TLS-inspecting corporate proxy, give a file holding every CA to trust.
+
+    Parameters
+    ----------
+    ca_bundle : path, optional
+        A PEM file of CA certificates (the ``ca_bundle`` option).
+    env : Mapping, optional
+        Where to look for ``SSL_CERT_FILE`` (default: os.environ).
+
+    Returns
+    -------
+    ssl.SSLContext or None
+        None when neither is set: the default context (the system's CAs).
+
+    Raises
+    ------
+    UsageError
+        The file is missing, unreadable or holds no PEM certificate (exit 2, nothing sent).
+
+    Examples
+    --------
+    >>> ca_context(None, env={}) is None
+    True
+    """
+    env = os.environ if env is None else env
+    path = ca_bundle or env.get(ENV_CA_BUNDLE) or None
+    if path is None:
+        return None
+    shown = option("ca_bundle", str(path)) if ca_bundle else f"{ENV_CA_BUNDLE}={path}"
+    if not os.path.isfile(path):
+        raise UsageError(f"cannot read {shown}: no such file")
+    try:
+        return ssl.create_default_context(cafile=os.fspath(path))
+    except ssl.SSLError as error:
+        raise UsageError(f"cannot read {shown}: not a PEM CA bundle ({error.reason})") from None
+    except OSError as error:
+        raise UsageError(f"cannot read {shown}: {error.strerror or error}") from None
 
 
 def is_loopback(host: str) -> bool:
@@ -75,11 +126,20 @@ def resolve_settings(
     api_key: str | None = None,
     *,
     insecure_http: bool = False,
+    ca_bundle: str | os.PathLike | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
+    """The connection settings from the options, else the env vars; checked (exit 2).
+
+    Examples
+    --------
+    >>> resolve_settings("http://127.0.0.1:8080", "k", env={})
+    Settings(base_url='http://127.0.0.1:8080', api_key=***)
+    """
     env = os.environ if env is None else env
     url = base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL
     key = api_key or env.get(ENV_API_KEY)
     if not key:
         raise UsageError(f"no API key: set {ENV_API_KEY} or pass {option('api_key')}")
-    return Settings(check_base_url(url, insecure_http=insecure_http), key)
+    url = check_base_url(url, insecure_http=insecure_http)
+    return Settings(url, key, ca_context(ca_bundle, env))

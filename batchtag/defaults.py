@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from batchtag.config import ENV_API_KEY, ENV_BASE_URL
+from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_CA_BUNDLE
 from batchtag.manifest.schema import DELETE_MARKER
 
 
@@ -161,6 +161,13 @@ OPTIONS: dict[str, Option] = _opts(
         "Allow plain http:// to a non-loopback host (sends the key unencrypted).",
         "bool",
     ),
+    Option(
+        "ca_bundle",
+        None,
+        "path",
+        f"CA bundle (PEM) to trust for https, e.g. a private or proxy CA [env {ENV_CA_BUNDLE}].",
+        "str | Path | None",
+    ),
     # -- command line only --------------------------------------------------------------
     Option("yes", False, "flag", "Do not ask for confirmation.", short="-y", python=False),
     Option("verbose", 0, "count", "More logging (-vv for debug).", short="-v", python=False),
@@ -185,13 +192,16 @@ OPTIONS: dict[str, Option] = _opts(
 
 # The options a Python caller (and `ApplyOptions`) has, in table order.
 PYTHON_OPTIONS: tuple[Option, ...] = tuple(o for o in OPTIONS.values() if o.python)
+# Apply options `enforce` does not take: it re-reads the state every run, so running it again
+# is the resume.
+NOT_FOR_ENFORCE = ("resume",)
 
 # Named groups, for commands to stack: how a manifest is read, its default scope, the
 # connection, logging. MANIFEST_OPTIONS is what `validate` accepts.
 FORM_OPTIONS = ("form", "delete_marker", "empty_deletes")
 SCOPE_OPTIONS = ("project_id", "region_id")
 MANIFEST_OPTIONS = FORM_OPTIONS + SCOPE_OPTIONS
-CONNECTION_OPTIONS = ("base_url", "api_key", "insecure_http")
+CONNECTION_OPTIONS = ("base_url", "api_key", "insecure_http", "ca_bundle")
 LOGGING_OPTIONS = ("verbose", "quiet", "log_format")
 
 

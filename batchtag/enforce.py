@@ -1,39 +1,50 @@
-"""`enforce`: export the policy's scopes, evaluate its rules, apply the resulting manifest.
+"""`enforce`: export the policy's scopes, evaluate its rules, plan, apply the manifest.
 
     policy file --load_policy--> Policy --(export)--> inventory --evaluate--> manifest
-        --run_apply--> report          (or, with check=True: stop at the manifest)
+        --plan (diff against the exported state)--> diff --run_apply--> report
+                                                     (with check=True: stop at the diff)
 
-TODO(integrator): once `batchtag plan` lands, put the plan step between evaluate and apply
-(print the diff; `check` becomes plan's detailed exit code) and count ``max_changes`` N% on
-the exported inventory rather than on the scopes of the changed snapshots.
+The plan needs no second read: the state it diffs against is the inventory just exported.
+``max_changes`` N% counts against that inventory (the snapshots of the policy's scopes).
+There is no ``resume``: enforce re-reads the state every run and sends only what still
+differs, so re-running it after an interrupted run is the resume.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import types
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from batchtag.errors import UsageError, option
-from batchtag.policy import SCOPE_KEYS, Policy, load_policy
-from batchtag.policy_eval import evaluate
-from batchtag.runner import ApplyOptions, RunOutcome, run_apply
+from batchtag.defaults import NOT_FOR_ENFORCE
+from batchtag.diff import diff_plan
+from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.manifest import read_plan
+from batchtag.plan import Plan
+from batchtag.planview import EXIT_CHANGES, plan_exit_code
+from batchtag.policy import RO_PREFIX, SCOPE_KEYS, Policy, is_tag_column, load_policy
+from batchtag.policy_eval import KEY_COLUMNS, evaluate
+from batchtag.runner import ApplyOptions, RunOutcome, parse_max_changes, run_apply
+from batchtag.summary import EXIT_OK
 
-EXIT_DRIFT = 2  # `enforce --check`: something would change (like `plan --detailed-exitcode`)
-EXIT_CLEAN = 0
+EXIT_DRIFT = EXIT_CHANGES  # `enforce --check`: something would change (as plan's detailed code)
+EXIT_CLEAN = EXIT_OK
 
 
 @dataclass
 class EnforceOutcome:
-    """What one enforce did: the manifest, the apply run (None with check) and the exit code."""
+    """What one enforce did: the manifest, its diff against the exported state, the apply
+    run (None with check) and the exit code."""
 
     manifest: pd.DataFrame
+    diff: pd.DataFrame
     run: RunOutcome | None
     exit_code: int
 
@@ -49,8 +60,8 @@ async def run_enforce(
 ) -> EnforceOutcome:
     """Load the policy, read the inventory (unless given), evaluate, then apply.
 
-    Everything that can be refused is refused before the first request: the policy, its
-    ``where`` expressions and the options; rule conflicts before the first write.
+    Everything that can be refused is refused before the first request (the policy, its
+    ``where`` expressions, the options); rule conflicts before the first write.
 
     Parameters
     ----------
@@ -59,7 +70,7 @@ async def run_enforce(
     options : ApplyOptions
         The apply run's options (also the export's connection, concurrency and rate).
     check : bool
-        Stop after evaluating: exit code 2 when anything would change, else 0.
+        Stop after the plan: exit code 2 when anything would change, else 0.
     inventory : DataFrame, optional
         Evaluate this instead of exporting the policy's scopes.
     confirm, on_engine : callable, optional
@@ -68,22 +79,93 @@ async def run_enforce(
     Returns
     -------
     EnforceOutcome
-        The manifest, the apply run's outcome (None with `check`) and the exit code.
+        The manifest, the diff, the apply run's outcome (None with `check`), the exit code.
 
     Examples
     --------
-    >>> outcome = asyncio.run(run_enforce("cost-policy.toml", ApplyOptions(), check=True))
-    ... # doctest: +SKIP
+    >>> asyncio.run(run_enforce("p.toml", ApplyOptions(), check=True))  # doctest: +SKIP
     """
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
-    options.check()
+    check_options(options)
     if inventory is None:
         inventory = await read_inventory(policy, options)
     manifest = evaluate(policy, inventory)
+    plan = read_plan(manifest, form="long")
+    diff = diff_plan(plan, inventory_state(inventory, plan))
     if check:
-        return EnforceOutcome(manifest, None, EXIT_DRIFT if len(manifest) else EXIT_CLEAN)
-    outcome = await run_apply(manifest, options, confirm=confirm, on_engine=on_engine)
-    return EnforceOutcome(manifest, outcome, outcome.exit_code)
+        return EnforceOutcome(manifest, diff, None, plan_exit_code(diff.attrs["summary"]))
+    if not options.dry_run:
+        check_max_changes(options.max_changes, diff.attrs["summary"]["writes"], len(inventory))
+    settings = replace(options, max_changes=None)  # checked above, against the inventory
+    outcome = await run_apply(manifest, settings, plan=plan, confirm=confirm, on_engine=on_engine)
+    return EnforceOutcome(manifest, diff, outcome, outcome.exit_code)
+
+
+def check_options(options: ApplyOptions) -> None:
+    """Refuse, before any request, bad option values and the apply options that enforce
+    does not take (`NOT_FOR_ENFORCE`)."""
+    options.check()
+    parse_max_changes(options.max_changes)
+    for name in NOT_FOR_ENFORCE:
+        if getattr(options, name):
+            raise UsageError(
+                f"enforce takes no {option(name)}: run it again, it re-reads the state "
+                "and sends only what still differs"
+            )
+
+
+def check_max_changes(limit: str | int | None, to_send: int, inventory_size: int) -> None:
+    """The max-changes guard of enforce: N% counts against the exported inventory.
+
+    Raises
+    ------
+    AbortRun
+        When the plan would change more snapshots than allowed (exit 3, nothing sent).
+
+    Examples
+    --------
+    >>> check_max_changes("10%", 10, 100)
+    >>> check_max_changes("10%", 11, 100)
+    Traceback (most recent call last):
+    ...
+    batchtag.errors.AbortRun: refusing to start: the policy would change 11 of 100 snapshots, more than max_changes='10%' (10)
+    """
+    parsed = parse_max_changes(limit)
+    if parsed is None:
+        return
+    number, percent = parsed
+    allowed = math.floor(inventory_size * number / 100) if percent else int(number)
+    if to_send > allowed:
+        raise AbortRun(
+            f"refusing to start: the policy would change {to_send} of {inventory_size} "
+            f"snapshots, more than {option('max_changes', limit)} ({allowed})"
+        )
+
+
+def inventory_state(inventory: pd.DataFrame, plan: Plan) -> dict[tuple, dict[str, Any]]:
+    """The current state of the plan's snapshots, as snapshot JSON, from the inventory
+    (``name``, ``task_id`` and ``tags`` from its tag:/ro: columns): the plan's diff needs
+    no second read."""
+    wanted = {entry.key for entry in plan.entries}
+    tag_columns = [c for c in inventory.columns if is_tag_column(c)]
+    ids = zip(*(inventory[c] for c in KEY_COLUMNS), strict=True)
+    keys = [(int(p), int(r), str(s)) for p, r, s in ids]
+    rows = [i for i, key in enumerate(keys) if key in wanted]
+    fields = [c for c in ("name", "task_id") if c in inventory.columns] + tag_columns
+    records = inventory.iloc[rows][fields].to_dict("records")
+    return {keys[i]: snapshot_json(r, tag_columns) for i, r in zip(rows, records, strict=True)}
+
+
+def snapshot_json(row: Mapping[str, Any], tag_columns: Iterable[str]) -> dict[str, Any]:
+    """One inventory row as the API's snapshot object (the fields a diff reads)."""
+    tags = [
+        {"key": c.split(":", 1)[1], "value": row[c], "read_only": c.startswith(RO_PREFIX)}
+        for c in tag_columns
+        if isinstance(row[c], str)
+    ]
+    task_id = row.get("task_id")
+    task_id = task_id if isinstance(task_id, str) else None
+    return {"name": row.get("name"), "task_id": task_id, "tags": tags}
 
 
 def scopes(policy: Policy, options: ApplyOptions) -> dict[str, Any]:
@@ -105,23 +187,23 @@ def scopes(policy: Policy, options: ApplyOptions) -> dict[str, Any]:
 
 
 async def read_inventory(policy: Policy, options: ApplyOptions) -> pd.DataFrame:
-    """The current inventory of the policy's scopes (the export of the export issue)."""
+    """The current inventory of the policy's scopes (`batchtag.export.export_async`); a
+    read that fails after its retries aborts the run (exit 3) before anything is sent."""
+    from batchtag.export import export_async
+
     try:
-        from batchtag.export import export_async
-    except ImportError:  # TODO(integrator): remove once the export branch is merged
-        raise NotImplementedError(
-            "enforce needs batchtag.export (not merged yet); pass inventory= to evaluate "
-            "an inventory you already have"
-        ) from None
-    return await export_async(
-        **scopes(policy, options),
-        base_url=options.base_url,
-        api_key=options.api_key,
-        insecure_http=options.insecure_http,
-        concurrency=options.concurrency,
-        rate=options.rate,
-        progress=options.progress,
-    )
+        return await export_async(
+            **scopes(policy, options),
+            base_url=options.base_url,
+            api_key=options.api_key,
+            insecure_http=options.insecure_http,
+            ca_bundle=options.ca_bundle,
+            concurrency=options.concurrency,
+            rate=options.rate,
+            progress=options.progress,
+        )
+    except ApiError as error:  # the reads' retries are spent: nothing was sent
+        raise AbortRun(f"cannot read the inventory: {error}") from None
 
 
 async def enforce_async(
@@ -143,13 +225,15 @@ async def enforce_async(
     inventory : DataFrame, optional
         An export to evaluate instead of reading the policy's scopes.
     **options
-        Every option of `batchtag.apply` (report, dry_run, max_changes, ...).
+        Every option of `batchtag.apply` (report, dry_run, max_changes, undo_file, ...)
+        except ``resume``: running enforce again is the resume.
 
     Returns
     -------
     DataFrame
         The report of the apply run (``attrs["summary"]``, ``attrs["manifest"]``), or with
-        ``check=True`` the manifest (empty when the snapshots already comply).
+        ``check=True`` the manifest (empty when the snapshots already comply; its
+        ``attrs["diff"]`` is the plan's diff, as `batchtag.plan` returns it).
 
     Examples
     --------
@@ -158,9 +242,11 @@ async def enforce_async(
     from batchtag.library import APPLY_NAMES, make_options
     from batchtag.report import load_report
 
-    settings = make_options(options, APPLY_NAMES, "enforce")
+    names = tuple(n for n in APPLY_NAMES if n not in NOT_FOR_ENFORCE)
+    settings = make_options(options, names, "enforce")
     outcome = await run_enforce(policy, settings, check=check, inventory=inventory)
     if outcome.run is None:
+        outcome.manifest.attrs["diff"] = outcome.diff
         return outcome.manifest
     report = load_report(outcome.run.report_path)
     report.attrs["summary"] = outcome.run.summary

@@ -100,6 +100,7 @@ async def run_export(
     base_url: str | None = None,
     api_key: str | None = None,
     insecure_http: bool = False,
+    ca_bundle: str | os.PathLike | None = None,
     concurrency: int = DEFAULTS.concurrency,
     rate: float = DEFAULTS.rate,
     progress: bool | None = None,
@@ -110,7 +111,7 @@ async def run_export(
         raise UsageError(f"{option('concurrency')} must be >= 1 and {option('rate')} > 0")
     selection.check()
     target = Output(output) if output is not None else None
-    settings = resolve_settings(base_url, api_key, insecure_http=insecure_http)
+    settings = resolve_settings(base_url, api_key, insecure_http=insecure_http, ca_bundle=ca_bundle)
     register_secret(settings.api_key)
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
     keys: set[tuple[str, bool]] = set()
@@ -226,6 +227,7 @@ async def export_async(
     base_url: str | None = None,
     api_key: str | None = None,
     insecure_http: bool = False,
+    ca_bundle: str | os.PathLike | None = None,
     concurrency: int = DEFAULTS.concurrency,
     rate: float = DEFAULTS.rate,
     progress: bool | None = None,
@@ -247,6 +249,8 @@ async def export_async(
         One row per (snapshot, tag) with key, value, read_only.
     output : path, optional
         Also write .csv / .parquet / .jsonl.
+    base_url, api_key, insecure_http, ca_bundle
+        The connection, as for apply.
     concurrency, rate : int, float
         Requests in flight and per second, as for apply.
     progress : bool, optional
@@ -273,6 +277,7 @@ async def export_async(
         base_url=base_url,
         api_key=api_key,
         insecure_http=insecure_http,
+        ca_bundle=ca_bundle,
         concurrency=concurrency,
         rate=rate,
         progress=progress,

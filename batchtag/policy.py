@@ -37,27 +37,17 @@ import pandas as pd
 
 from batchtag.defaults import SCOPE_OPTIONS
 from batchtag.errors import UsageError
+from batchtag.inventory import (
+    INVENTORY_COLUMNS,
+    RO_PREFIX,
+    TAGS_COLUMN,
+    empty_inventory,
+    is_tag_column,
+)
 from batchtag.manifest import TAG_PREFIX
 from batchtag.manifest.columnar import fullmatch
 from batchtag.manifest.messages import tag_text_problem
 from batchtag.manifest.schema import TAG_TEXT
-
-try:  # TODO(integrator): a plain import once batchtag.inventory (the export branch) is merged
-    from batchtag.inventory import (
-        INVENTORY_COLUMNS,
-        RO_PREFIX,
-        TAGS_COLUMN,
-        empty_inventory,
-        is_tag_column,
-    )
-except ImportError:  # pragma: no cover - until the export branch lands
-    from batchtag.policy_inventory import (
-        INVENTORY_COLUMNS,
-        RO_PREFIX,
-        TAGS_COLUMN,
-        empty_inventory,
-        is_tag_column,
-    )
 
 __all__ = [
     "INVENTORY_COLUMNS",

@@ -211,7 +211,10 @@ def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
     if not needs_network(plan, options):
         return None
     settings = resolve_settings(
-        options.base_url, options.api_key, insecure_http=options.insecure_http
+        options.base_url,
+        options.api_key,
+        insecure_http=options.insecure_http,
+        ca_bundle=options.ca_bundle,
     )
     register_secret(settings.api_key)
     return Client(

@@ -11,12 +11,18 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from helpers import API_KEY, invoke, patches
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_policy import inventory, rules_st, snapshot_st
 
 import batchtag
 from batchtag.cli import main
 from batchtag.client import Client, tags_dict
 from batchtag.config import Settings
-from batchtag.enforce import EXIT_DRIFT, enforce, scopes
+from batchtag.diff import diff_plan
+from batchtag.enforce import EXIT_DRIFT, enforce, inventory_state, scopes
+from batchtag.manifest import read_plan
+from batchtag.planview import plan_exit_code
 from batchtag.policy import PolicyError, load_policy, parse_policy
 from batchtag.policy_eval import evaluate
 from batchtag.runner import ApplyOptions
@@ -34,19 +40,9 @@ def read_state(sandbox) -> list[dict]:
     return asyncio.run(read())["results"]
 
 
-def sandbox_inventory(sandbox) -> pd.DataFrame:
-    """The inventory an export would give (TODO(integrator): use batchtag.export here)."""
-    rows = []
-    for snap in read_state(sandbox):
-        row = {k: snap[k] for k in ("project_id", "region_id", "name", "status", "size")}
-        row["snapshot_id"] = snap["id"]
-        for tag in snap["tags"]:
-            row[("ro:" if tag["read_only"] else "tag:") + tag["key"]] = tag["value"]
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    tags = [c for c in frame.columns if ":" in c]
-    frame[tags] = frame[tags].astype(object).where(frame[tags].notna(), None)
-    return frame
+def exported(sandbox) -> pd.DataFrame:
+    """The inventory of project 1 / region 1, through the real export."""
+    return batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
 
 
 def options(sandbox, tmp_path: Path, name: str) -> dict:
@@ -71,13 +67,11 @@ def test_enforce_fixes_exactly_the_offending_snapshots_and_a_second_run_sends_no
 ):
     before = add_drift(sandbox, tmp_path)
     policy = load_policy(SAMPLE)
-    expected = evaluate(policy, sandbox_inventory(sandbox))
+    expected = evaluate(policy, exported(sandbox))
     hit = set(expected["rule"].str.split("; ").explode())
     assert {"no tmp tags", "env in lower case", "owner, not Owner"} <= hit
     sent = patches(sandbox)
-    report = enforce(
-        SAMPLE, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "1.csv")
-    )
+    report = enforce(SAMPLE, project_id=1, region_id=1, **options(sandbox, tmp_path, "1.csv"))
     changed = set(expected["snapshot_id"])
     assert patches(sandbox) - sent == len(changed)  # one PATCH per offending snapshot
     assert set(report["status"]) == {"ok"} and set(report["snapshot_id"]) == changed
@@ -95,20 +89,22 @@ def test_enforce_fixes_exactly_the_offending_snapshots_and_a_second_run_sends_no
         assert "cost-center" in tags and "tmp" not in tags and "Owner" not in tags
         assert tags.get("env", "").islower() or "env" not in tags
     # the drift check is clean now, and a second run sends nothing
-    assert batchtag.enforce(SAMPLE, check=True, inventory=sandbox_inventory(sandbox)).empty
+    connection = {"base_url": sandbox.base_url, "api_key": API_KEY}
+    assert batchtag.enforce(SAMPLE, check=True, project_id=1, region_id=1, **connection).empty
     sent = patches(sandbox)
-    again = enforce(
-        SAMPLE, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "2.csv")
-    )
+    again = enforce(SAMPLE, project_id=1, region_id=1, **options(sandbox, tmp_path, "2.csv"))
     assert patches(sandbox) == sent and again.empty
 
 
 def test_check_returns_the_drift_and_sends_nothing(sandbox, tmp_path):
     add_drift(sandbox, tmp_path)
     sent = sandbox.stats()["requests"]
-    drift = enforce(SAMPLE, check=True, inventory=sandbox_inventory(sandbox))
+    drift = enforce(SAMPLE, check=True, inventory=exported(sandbox))
     assert len(drift) and set(drift.columns) >= {"snapshot_id", "op", "key", "value", "rule"}
     assert sandbox.stats()["requests"].get("PATCH", 0) == sent.get("PATCH", 0)
+    diff = drift.attrs["diff"]
+    assert set(diff["snapshot_id"]) == set(drift["snapshot_id"])
+    assert set(diff["verdict"]) == {"change"}
     assert EXIT_DRIFT == 2
 
 
@@ -116,7 +112,7 @@ def test_conflicting_rules_send_nothing(sandbox, tmp_path):
     path = tmp_path / "p.toml"
     path.write_text("[[rule]]\nname='a'\nset={cc='1'}\n[[rule]]\nname='b'\nset={cc='2'}\n")
     with pytest.raises(PolicyError, match="rules 'a' and 'b' write different values"):
-        enforce(path, inventory=sandbox_inventory(sandbox), **options(sandbox, tmp_path, "r.csv"))
+        enforce(path, inventory=exported(sandbox), **options(sandbox, tmp_path, "r.csv"))
     assert patches(sandbox) == 0 and not (tmp_path / "r.csv").exists()
 
 
@@ -154,15 +150,10 @@ def test_the_policy_scope_is_narrowed_by_an_option_inside_it_and_refuses_one_out
         scopes(policy, ApplyOptions(region_id=5))
 
 
-def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path, monkeypatch):
+def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path):
     """The scheduler's view: drift (2), the max-changes guard (3, nothing sent), a run (0)
     with a JSON summary and JSON logs, then clean (0)."""
     add_drift(sandbox, tmp_path)
-
-    async def exported(policy, options):  # TODO(integrator): the real export replaces this
-        return await asyncio.to_thread(sandbox_inventory, sandbox)
-
-    monkeypatch.setattr("batchtag.enforce.read_inventory", exported)
     sent = patches(sandbox)
     check = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
     assert check.exit_code == 2 and "drift: " in check.output
@@ -184,3 +175,61 @@ def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path, monkeypatch
     assert API_KEY not in run.stderr
     clean = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
     assert clean.exit_code == 0 and "clean: 0 tag changes on 0 snapshots" in clean.output
+
+
+def test_cli_check_prints_the_plan_diff_and_dry_run_sends_nothing(sandbox, tmp_path):
+    add_drift(sandbox, tmp_path)
+    offenders = evaluate(load_policy(SAMPLE), exported(sandbox))
+    sent = patches(sandbox)
+    check = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
+    assert check.exit_code == 2
+    assert f"Plan: {offenders['snapshot_id'].nunique()} to change" in check.output
+    assert "- tmp (was scratch)" in check.output  # a line of the diff
+    report = tmp_path / "dry.csv"
+    dry = invoke(["enforce", str(SAMPLE), "--dry-run", "--report", str(report), "-y"], sandbox)
+    assert dry.exit_code == 0, dry.stderr
+    rows = pd.read_csv(report, dtype=str)
+    assert set(rows["status"]) == {"planned"}
+    assert set(rows["snapshot_id"]) == set(offenders["snapshot_id"])
+    assert patches(sandbox) == sent
+
+
+def test_max_changes_percent_counts_the_exported_inventory(sandbox, tmp_path):
+    add_drift(sandbox, tmp_path)
+    inventory = exported(sandbox)
+    changed = evaluate(load_policy(SAMPLE), inventory)["snapshot_id"].nunique()
+    just_enough = -(-changed * 100 // len(inventory))  # ceil: floor(size * N / 100) >= changed
+    sent = patches(sandbox)
+    for limit, code in [(changed - 1, 3), (f"{just_enough - 1}%", 3), (f"{just_enough}%", 0)]:
+        args = ["--max-changes", str(limit), "--report", str(tmp_path / "g.csv"), "--overwrite"]
+        result = invoke(["enforce", str(SAMPLE), *args, "-y"], sandbox)
+        assert result.exit_code == code, (limit, result.stderr)
+        if code == 3:
+            assert f"would change {changed} of {len(inventory)} snapshots" in result.stderr
+            assert patches(sandbox) == sent
+    assert patches(sandbox) == sent + changed
+
+
+def test_enforce_takes_no_resume(sandbox, tmp_path):
+    result = invoke(["enforce", str(SAMPLE), "--resume", str(tmp_path / "r.csv")], sandbox)
+    assert result.exit_code == 2 and "--resume" in result.output + result.stderr
+    with pytest.raises(TypeError, match="'resume'"):
+        enforce(SAMPLE, resume=str(tmp_path / "r.csv"))
+    assert sum(sandbox.stats()["requests"].values()) == 0
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snaps=st.lists(snapshot_st, max_size=6), text=rules_st())
+def test_the_plan_from_the_exported_state_is_the_manifest_and_check_agrees(snaps, text):
+    """The plan step diffs the manifest against the inventory itself (no second read): it
+    shows exactly the manifest's (snapshot, key) changes, new values included, and the
+    --check exit code is 2 exactly when there is something to change."""
+    frame = inventory(snaps)
+    manifest = evaluate(parse_policy(text, "generated"), frame)
+    plan = read_plan(manifest, form="long")
+    diff = diff_plan(plan, inventory_state(frame, plan))
+    assert set(diff["verdict"]) <= {"change"}
+    shown = set(zip(diff["snapshot_id"], diff["key"], diff["new"].fillna(""), strict=True))
+    wanted = zip(manifest["snapshot_id"], manifest["key"], manifest["value"], strict=True)
+    assert shown == set(wanted)
+    assert plan_exit_code(diff.attrs["summary"]) == (EXIT_DRIFT if len(manifest) else 0)

@@ -9,24 +9,29 @@ import click
 
 from batchtag.cli.apply import SUMMARY_FILE_FAILED, ask
 from batchtag.cli.common import fail
-from batchtag.defaults import LOGGING_OPTIONS, PYTHON_OPTIONS
+from batchtag.defaults import LOGGING_OPTIONS, NOT_FOR_ENFORCE, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
+
+ENFORCE_OPTIONS = tuple(o.name for o in PYTHON_OPTIONS if o.name not in NOT_FOR_ENFORCE)
 
 
 @click.command()
 @click.argument("policy")
-@click_options("check", *(o.name for o in PYTHON_OPTIONS), "yes", *LOGGING_OPTIONS)
+@click_options("check", *ENFORCE_OPTIONS, "yes", *LOGGING_OPTIONS)
 def enforce(
     policy: str, check: bool, yes: bool, verbose: int, quiet: bool, log_format: str, **kwargs
 ) -> None:
     """Make the snapshots satisfy POLICY (a TOML file of tag rules).
 
-    Exports the policy's scopes, evaluates every rule, and applies only the changes, with
-    all of apply's options and guards. A second run right after sends nothing.
+    Exports the policy's scopes, evaluates every rule, plans against the exported state,
+    and applies only the changes, with all of apply's options and guards (--max-changes N%
+    counts the exported snapshots). A second run right after sends nothing; there is no
+    --resume: running enforce again is the resume.
 
     Exit codes: as apply (0 ok, 1 some failed, 2 bad policy or conflicting rules, nothing
-    sent, 3 aborted, 130 interrupted); with --check: 0 nothing to change, 2 drift.
+    sent, 3 aborted, 130 interrupted); with --check (prints the diff, sends nothing):
+    0 nothing to change, 2 drift.
 
     \b
     Example:
@@ -46,11 +51,8 @@ def enforce(
         outcome = run(policy, options, check=check, confirm=None if yes else ask)
     except BatchtagError as error:
         fail(error)
-    except NotImplementedError as error:  # TODO(integrator): gone once export is merged
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
     if outcome.run is None:
-        click.echo(format_check(outcome.manifest))
+        print_check(outcome)
         sys.exit(outcome.exit_code)
     from batchtag.summary import format_summary
 
@@ -77,13 +79,16 @@ def run(policy: str, options, *, check: bool, confirm):
         )
 
 
-def format_check(manifest) -> str:
-    """What --check prints: the changes per rule (JSON-able counts), then a verdict."""
+def print_check(outcome) -> None:
+    """What --check prints: the plan's diff, the changes per rule, then a verdict line."""
+    from batchtag.planview import print_plan
     from batchtag.policy_eval import KEY_COLUMNS
 
+    print_plan(outcome.diff)
+    manifest = outcome.manifest
     rules = manifest.attrs.get("rules", {})
     snapshots = manifest.drop_duplicates(list(KEY_COLUMNS))
     lines = [f"{name}: {json.dumps(counts)}" for name, counts in rules.items()]
     verdict = "drift" if len(manifest) else "clean"
     lines.append(f"{verdict}: {len(manifest)} tag changes on {len(snapshots)} snapshots")
-    return "\n".join(lines)
+    click.echo("\n".join(lines))

@@ -64,6 +64,9 @@ class SandboxConfig:
     churn_after: int | None = None
     churn_create: int = 0
     churn_delete: int = 0
+    # Serve https with this certificate chain and key (PEM files); None: plain http.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import click
 
 from batchtag.config import is_loopback
@@ -107,22 +109,29 @@ def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
     metavar="F",
     help="Share of requests whose connection is closed with no response.",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Serve https with this certificate chain (PEM); needs --tls-key unless it holds the key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The private key (PEM) of --tls-cert.",
+)
 def sandbox_command(
     port: int,
     host: str,
-    seed: int,
-    snapshots: int,
     project_ids: tuple[int, ...],
     region_ids: tuple[int, ...],
     api_key: str | None,
-    latency_ms: float,
-    rate_limit: float | None,
     no_retry_after: bool,
-    lock_rate: float,
-    lock_ms: float,
-    error_rate: float,
     error_should_retry: str | None,
-    drop_rate: float,
+    tls_cert: str | None,
+    tls_key: str | None,
+    **knobs: float | int | None,
 ) -> None:
     """Run a local emulator of the Gcore snapshot API (in memory, loopback only).
 
@@ -138,26 +147,25 @@ def sandbox_command(
     """
     if api_key is not None and not api_key.strip():
         raise click.BadParameter("must not be empty", param_hint="--api-key")
+    if tls_key is not None and tls_cert is None:
+        raise click.UsageError("--tls-key needs --tls-cert")
     from batchtag.sandbox.app import SandboxConfig  # imported here: see sandbox/__init__.py
     from batchtag.sandbox.server import serve
 
     config = SandboxConfig(
-        seed=seed,
-        snapshots=snapshots,
         project_ids=list(project_ids) or [1],
         region_ids=list(region_ids) or [1],
         api_key=api_key,
-        latency_ms=latency_ms,
-        rate_limit=rate_limit,
         retry_after=not no_retry_after,
-        lock_rate=lock_rate,
-        lock_ms=lock_ms,
-        error_rate=error_rate,
         error_should_retry=None if error_should_retry is None else error_should_retry == "true",
-        drop_rate=drop_rate,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        **knobs,  # seed, snapshots, latency_ms, rate_limit, lock_rate, lock_ms, error/drop_rate
     )
     try:
         serve(config, port=port, host=host)
+    except ssl.SSLError as error:
+        raise click.ClickException(f"cannot use --tls-cert/--tls-key: {error}") from None
     except OSError as error:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {error.strerror or error}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 import sys
 import threading
 from typing import Any
@@ -16,20 +17,33 @@ from batchtag.sandbox.store import SnapshotStore
 SHUTDOWN_TIMEOUT = 1.0  # seconds to let in-flight requests finish when stopping
 
 
-async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+def tls_context(config: SandboxConfig) -> ssl.SSLContext | None:
+    """The server's TLS context when `config` names a certificate (and key), else None."""
+    if config.tls_cert is None and config.tls_key is None:
+        return None
+    if config.tls_cert is None:
+        raise ValueError("tls_key needs tls_cert (the certificate chain, PEM)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+async def start_site(
+    app: web.Application, host: str, port: int, tls: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()
     bound = runner.addresses[0][1]
     return runner, bound
 
 
-def url_for(host: str, port: int) -> str:
+def url_for(host: str, port: int, tls: bool = False) -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 class SandboxServer:
@@ -37,11 +51,15 @@ class SandboxServer:
 
     >>> with SandboxServer(SandboxConfig()) as sandbox:
     ...     sandbox.base_url  # 'http://127.0.0.1:PORT'
+
+    With ``SandboxConfig(tls_cert=..., tls_key=...)`` it serves https (``base_url``
+    starts with ``https://``).
     """
 
     def __init__(self, config: SandboxConfig | None = None, port: int = 0, host: str = "127.0.0.1"):
         self.config = config or SandboxConfig()
         self.host = host
+        self.tls = tls_context(self.config)
         self.app = make_app(self.config)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -59,12 +77,12 @@ class SandboxServer:
 
     @property
     def base_url(self) -> str:
-        return url_for(self.host, self.port)
+        return url_for(self.host, self.port, self.tls is not None)
 
     def start(self) -> None:
         self.thread.start()
         try:
-            self.runner, self.port = self.call(start_site(self.app, self.host, self.port))
+            self.runner, self.port = self.call(start_site(self.app, self.host, self.port, self.tls))
         except BaseException:
             self.close()  # e.g. the port is taken: leave no thread behind
             raise
@@ -116,12 +134,13 @@ def serve(config: SandboxConfig, port: int = 8080, host: str = "127.0.0.1") -> N
 
 
 async def serve_async(config: SandboxConfig, port: int, host: str) -> None:
-    runner, bound = await start_site(make_app(config), host, port)
+    tls = tls_context(config)
+    runner, bound = await start_site(make_app(config), host, port, tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    print(f"batchtag sandbox listening on {url_for(host, bound)}", flush=True)
+    print(f"batchtag sandbox listening on {url_for(host, bound, tls is not None)}", flush=True)
     print(describe(config), file=sys.stderr, flush=True)
     try:
         await stop.wait()

@@ -42,6 +42,7 @@ def enforce_task(ds: str = "manual", enforce: Any = None, **_context: Any) -> di
             POLICY,
             max_changes="10%",
             report=f"{RUNS}/enforce-{ds}.csv",
+            undo_file=f"{RUNS}/enforce-{ds}.undo.jsonl",  # apply it to put the tags back
             summary_json=f"{RUNS}/summary-{ds}.json",
             api_key=api_key(),
         )
