@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchtag.client import Client, tags_dict
+from batchtag.client import Client
 from batchtag.clock import REAL_CLOCK, Clock
 from batchtag.defaults import default
+from batchtag.diff import diff_entry
 from batchtag.errors import ApiError
 from batchtag.jobs import (
     IN_FLIGHT,
@@ -44,8 +45,10 @@ from batchtag.retry import (
     classify,
     new_state,
 )
+from batchtag.state import NOT_FOUND_TEXT, NOT_READ, State
 
 log = logging.getLogger("batchtag.engine")
+NOT_FOUND_ERROR = ApiError(0, "NotFoundError", NOT_FOUND_TEXT)  # no request was sent
 
 
 @dataclass
@@ -78,6 +81,8 @@ class Engine:
         *,
         on_retry: Callable[[str], None] = lambda kind: None,
         limiter: RateLimiter | None = None,
+        breaker: Breaker | None = None,
+        state: State | None = None,
         clock: Clock = REAL_CLOCK,
     ):
         self.client = client
@@ -89,7 +94,8 @@ class Engine:
             options.rate, clock=clock.monotonic, sleep=clock.sleep
         )
         self.policies = options.retry.policies(clock)
-        self.breaker = Breaker(**options.breaker)
+        self.breaker = breaker or Breaker(**options.breaker)
+        self.state = state  # read before the run (batchtag.state); None: nothing read
         self.abort_reason: str | None = None
         self.interrupted = False
         self._callback_error: BaseException | None = None
@@ -250,10 +256,19 @@ class Engine:
             job.started = self.clock.monotonic()
             job.started_at = iso_utc(self.clock.time())
         try:
+            if job.snapshot is None and self.state is not None:
+                known = self.state.take(entry)
+                if known is None:
+                    self._finish(job, NOT_FOUND, api_error=NOT_FOUND_ERROR)
+                    return
+                if known is not NOT_READ:
+                    job.snapshot = known
             if job.snapshot is None and (entry.needs_current or self.options.check_current):
                 job.snapshot = await self._send(job, "GET")
-            current = tags_dict(job.snapshot, user_only=True) if job.snapshot else None
-            body = entry.body(current)
+            if job.snapshot is not None:  # only the keys that change (and not the same name)
+                body = diff_entry(entry, job.snapshot).body
+            else:
+                body = entry.body(None)
             if not body:
                 self._finish(job, NOOP, after=job.snapshot, body=body)
             elif self.options.dry_run:

@@ -14,12 +14,14 @@ from batchtag.client import Client
 from batchtag.config import resolve_settings
 from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.engine import Engine, EngineOptions
-from batchtag.errors import AbortRun, ApiError, ReportWriteError, UsageError, option
+from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.manifest import read_plan
 from batchtag.plan import Plan, PlanEntry
 from batchtag.progress import Progress
+from batchtag.reader import Reader
+from batchtag.recording import Recorder
 from batchtag.report import (
     ReportLock,
     ReportWriter,
@@ -28,9 +30,10 @@ from batchtag.report import (
     done_keys,
     report_exists,
 )
-from batchtag.result import Result
-from batchtag.retry import RetrySettings, retrying
+from batchtag.retry import Breaker, RetrySettings, retrying
+from batchtag.state import State, read_state
 from batchtag.summary import Summary, write_summary_json
+from batchtag.undo import UndoWriter
 
 log = logging.getLogger("batchtag")
 
@@ -45,6 +48,11 @@ def _check(self: Any) -> None:
             raise UsageError(f"{option(name)} must be greater than 0")
     if self.request_deadline is not None and not self.request_deadline > 0:
         raise UsageError(f"{option('request_deadline')} must be greater than 0")
+    if self.undo_file and self.check_current is False:
+        raise UsageError(
+            f"{option('undo_file')} needs the before-state of each snapshot: "
+            f"do not combine it with {option('check_current', False)}"
+        )
     if self.resume and self.report and Path(self.report) != Path(self.resume):
         raise UsageError(
             f"{option('resume')} continues its own report; do not also pass {option('report')}"
@@ -96,7 +104,18 @@ def parse_max_changes(value: str | int | None) -> tuple[float, bool] | None:
 def needs_network(plan: Plan, options: ApplyOptions) -> bool:
     if not options.dry_run:
         return True
-    return options.check_current or any(e.needs_current for e in plan.entries)
+    return read_mode(options) is True or any(e.needs_current for e in plan.entries)
+
+
+def read_mode(options: ApplyOptions) -> bool | None:
+    """Which snapshots to read first (`batchtag.state.read_state`): True all, False only
+    those that need their current tags, None auto (per scope: when cheaper than blind
+    writes). An undo file needs every before-state; a dry run in auto mode stays offline."""
+    if options.check_current is None:
+        if options.undo_file:
+            return True
+        return False if options.dry_run else None
+    return options.check_current
 
 
 def load(source: Any, options: ApplyOptions) -> Plan:
@@ -158,6 +177,18 @@ def check_report_target(path: Path, plan: Plan, options: ApplyOptions) -> None:
         )
 
 
+def check_undo_target(options: ApplyOptions) -> None:
+    """A new run must not empty an earlier run's undo file (the only way back)."""
+    path = Path(options.undo_file) if options.undo_file else None
+    if path is None or options.resume or options.overwrite:
+        return
+    if path.exists() and path.stat().st_size > 0:
+        raise UsageError(
+            f"undo file {path} already exists: it may be the only way to undo an earlier run; "
+            f"choose another {option('undo_file')}, or pass {option('overwrite', True)}"
+        )
+
+
 def pending_entries(plan: Plan, done: set) -> Iterator[PlanEntry]:
     return (e for e in plan.entries if e.key not in done)
 
@@ -185,8 +216,10 @@ async def run_apply(
 
 async def _run_locked(source, options, plan, report_path, confirm, on_engine) -> RunOutcome:
     check_report_target(report_path, plan, options)
-    if options.summary_json:
-        check_writable(options.summary_json, "summary_json")
+    for name in ("summary_json", "undo_file"):
+        if getattr(options, name):
+            check_writable(getattr(options, name), name)
+    check_undo_target(options)
     done = done_keys(report_path) if options.resume else set()
     to_send = sum(1 for e in plan.entries if e.key not in done)
     client = make_client(plan, options)
@@ -198,7 +231,7 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
             if confirm is not None and to_send and not confirm(to_send):
                 raise AbortRun("cancelled at the confirmation prompt")
         run = _Run(client, plan, options, summary, report_path)
-        await run.send(pending_entries(plan, done), to_send, len(done), on_engine)
+        await run.send(done, to_send, on_engine)
     data = summary.as_dict()
     outcome = RunOutcome(data, report_path, data["exit_code"])
     if options.summary_json:
@@ -257,14 +290,16 @@ class _Run:
     report_path: Path
 
     async def send(
-        self,
-        entries: Iterator[PlanEntry],
-        to_send: int,
-        already_done: int,
-        on_engine: Callable[[Engine], None] | None,
+        self, done: set, to_send: int, on_engine: Callable[[Engine], None] | None
     ) -> None:
-        """Run the engine over `entries`, recording every result; always closes the report."""
+        """Read the state the run needs, then run the engine over the pending entries,
+        recording every result; always closes the report (and the undo file)."""
         options, summary = self.options, self.summary
+        undo = (
+            UndoWriter(options.undo_file, append=bool(options.resume))
+            if options.undo_file
+            else None
+        )
         writer = ReportWriter(
             self.report_path,
             passthrough=self.plan.passthrough,
@@ -272,13 +307,37 @@ class _Run:
             resume=bool(options.resume),
         )
         progress = Progress(to_send, enabled=options.progress)
-        engine = _engine(self.client, options, writer, summary, progress)
+        recorder = Recorder(writer, summary, progress, undo)
+        limiter, breaker = RateLimiter(options.rate), Breaker()
+        aborted = state = None
+        try:
+            state = await self._read_state(done, limiter, breaker)
+        except AbortRun as error:  # credentials, breaker: every snapshot is `skipped`
+            aborted = str(error)
+        except ApiError as error:  # a read still failing after its retries
+            aborted = f"{error} (retry later, or write blind with {option('check_current', False)})"
+        except BaseException:
+            progress.close(ok=False)
+            recorder.close()
+            raise
+        engine = Engine(
+            self.client,
+            _engine_options(options),
+            recorder.record,
+            on_retry=summary.count_retry,
+            limiter=limiter,
+            breaker=breaker,
+            state=state,
+        )
+        recorder.stop = engine.abort
+        if aborted:
+            engine.abort(f"reading the state: {aborted}")
         if on_engine is not None:
             on_engine(engine)
         log.info(
             "%d snapshots to send (%d already done), rate %s/s, concurrency %d, report %s",
             to_send,
-            already_done,
+            len(done),
             options.rate,
             options.concurrency,
             self.report_path,
@@ -286,48 +345,52 @@ class _Run:
         summary.start()
         completed = False
         try:
-            await engine.run(entries)
+            await engine.run(pending_entries(self.plan, done))
             completed = not (engine.interrupted or engine.abort_reason)
         finally:
             progress.close(ok=completed)
-            writer.close()  # raises ReportWriteError if a write failed: nothing more was sent
             summary.finish()
             summary.report_counts = writer.status_counts()
             _record_engine(summary, engine)
+            recorder.close()  # raises ReportWriteError if a write failed: nothing more was sent
+
+    async def _read_state(self, done: set, limiter: RateLimiter, breaker: Breaker) -> State | None:
+        """Read what the run must know before sending (see batchtag.state); None: nothing."""
+        if self.client is None:
+            return None
+        options = self.options
+        reader = Reader(
+            self.client,
+            concurrency=options.concurrency,
+            limiter=limiter,
+            retry=_retry_settings(options),
+            breaker=breaker,
+            on_retry=self.summary.count_retry,
+        )
+        entries = list(pending_entries(self.plan, done))
+        state = await read_state(reader, entries, read_mode(options))
+        if state.requests:
+            log.info("read the state of %d snapshots with %d requests", state.read, state.requests)
+        self.summary.state_read(state.read, state.requests)
+        return state
 
 
-def _engine(
-    client: Client | None,
-    options: ApplyOptions,
-    writer: ReportWriter,
-    summary: Summary,
-    progress: Progress,
-) -> Engine:
-    def on_result(result: Result) -> None:
-        if writer.failure is None:
-            try:
-                writer.write(result)
-            except ReportWriteError as error:  # a write that cannot be recorded: stop now
-                engine.abort_reason = str(error)  # set first: the CLI prints it, once
-                engine.abort(str(error))
-        summary.add(result)
-        progress.update(result)
+def _retry_settings(options: ApplyOptions) -> RetrySettings:
+    return RetrySettings(lock_budget=options.lock_budget, transient_retries=options.retries)
 
-    engine_options = EngineOptions(
+
+def _engine_options(options: ApplyOptions) -> EngineOptions:
+    """The engine's options; it never GETs by itself for `check_current`: the state was
+    read before (batchtag.state), entries without state are written blind."""
+    return EngineOptions(
         concurrency=options.concurrency,
         rate=options.rate,
         timeout=options.timeout,
         connect_timeout=options.connect_timeout,
         request_deadline=options.request_deadline,
-        retry=RetrySettings(lock_budget=options.lock_budget, transient_retries=options.retries),
+        retry=_retry_settings(options),
         dry_run=options.dry_run,
-        check_current=options.check_current,
     )
-    limiter = RateLimiter(options.rate)
-    engine = Engine(
-        client, engine_options, on_result, on_retry=summary.count_retry, limiter=limiter
-    )
-    return engine
 
 
 def _record_engine(summary: Summary, engine: Engine) -> None:
