@@ -162,7 +162,7 @@ async def _read_scope(
     from batchtag.reader import id_key
 
     wanted = {id_key(e.snapshot_id): e.snapshot_id for e in entries}
-    found: dict[str, Compact] = {}
+    found: dict[str, Compact | None] = {}
     if len(wanted) > 1:
         first = first if first is not None else await reader.page(*scope, 0)
         _pick(first.get("results") or (), wanted, found)
@@ -176,7 +176,9 @@ async def _read_scope(
         sids = list(wanted.values())
         snapshots = await asyncio.gather(*(reader.get((*scope, sid)) for sid in sids))
         found.update((s, compact(j)) for s, j in zip(sids, snapshots, strict=True) if j)
-    return {e.snapshot_id: found.get(e.snapshot_id) for e in entries}
+    for entry in entries:  # the rest does not exist: None (not found, no request)
+        found.setdefault(entry.snapshot_id, None)
+    return found
 
 
 def _pick(page: Iterable[dict], wanted: dict, found: dict) -> None:
