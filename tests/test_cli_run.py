@@ -362,3 +362,20 @@ def test_insecure_http_lifts_the_refusal():
     assert resolve_settings("http://api.example.com", SECRET, insecure_http=True).base_url
     assert resolve_settings("https://api.example.com", SECRET).base_url
     assert SECRET not in repr(resolve_settings("https://api.example.com", SECRET))
+
+
+def test_a_rerun_says_how_many_writes_it_saved(sandbox, tmp_path):
+    manifest = write_long_csv(tmp_path / "m.csv", set_rows(sandbox.store.ids()[:5]))
+    assert (
+        invoke(["apply", str(manifest), "--report", str(tmp_path / "a.csv")], sandbox).exit_code
+        == 0
+    )
+    sent = patches(sandbox)
+    summary_path = tmp_path / "s.json"
+    args = ["apply", str(manifest), "--report", str(tmp_path / "b.csv")]
+    result = invoke([*args, "--summary-json", str(summary_path)], sandbox)
+    assert result.exit_code == 0 and patches(sandbox) == sent
+    assert "writes saved: 5 (noop, read with 1 request)" in result.output
+    summary = json.loads(summary_path.read_text())
+    assert summary["writes_saved"] == 5
+    assert summary["state_read"] == {"snapshots": 5, "requests": 1}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import API_KEY, SID, invoke, write_long_csv
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ from batchtag.diff import diff_plan
 from batchtag.errors import ManifestError, UsageError
 from batchtag.manifest import read_plan
 from batchtag.undo import UndoWriter
-from tests.helpers import API_KEY, SID, invoke, write_long_csv
 
 KEYS = ["k1", "k2", "k3", "k4"]  # user keys of these tests (the sandbox's ro keys differ)
 
@@ -358,3 +358,31 @@ def test_an_edited_export_changes_the_edited_cell_only(sandbox, tmp_path):
     sid = frame.loc[3, "snapshot_id"]
     assert report.status.value_counts().to_dict() == {"noop": len(frame) - 1, "ok": 1}
     assert json.loads(report.loc[sid, "request_body"]) == {"tags": {"env": "edited"}}
+
+
+def test_undo_file_is_appended_on_resume_and_never_replaced_silently(make_sandbox, tmp_path):
+    sandbox = make_sandbox(lock_rate=0.2, lock_ms=3_600_000)  # locks that outlast the run
+    snaps = sandbox.store.snapshots()
+    locked = [s.id for s in snaps if s.task_id][:2]
+    free = [s.id for s in snaps if not s.task_id][:3]
+    manifest = sets(free + locked)
+    undo = tmp_path / "undo.jsonl"
+    first = run(sandbox, manifest, tmp_path, "r", undo_file=undo, lock_budget=0.05)
+    assert first.status.value_counts().to_dict() == {"ok": 3, "failed": 2}
+    assert len(undo.read_text().splitlines()) == 3
+    with pytest.raises(UsageError, match="undo.jsonl already exists"):
+        run(sandbox, manifest, tmp_path, "other", undo_file=undo)
+    sandbox.store.end_tasks()
+    resumed = batchtag.apply(
+        manifest,
+        resume=tmp_path / "r.csv",
+        undo_file=undo,
+        base_url=sandbox.base_url,
+        api_key=API_KEY,
+        project_id=1,
+        region_id=1,
+        rate=2000,
+    )
+    assert set(resumed.status) == {"ok"}
+    lines = [json.loads(line) for line in undo.read_text().splitlines()]
+    assert sorted(line["snapshot_id"] for line in lines) == sorted(free + locked)
