@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
@@ -15,6 +14,13 @@ from batchtag.config import resolve_settings
 from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.engine import Engine, EngineOptions
 from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.guards import (  # noqa: F401  (check_max_changes, parse_max_changes: API)
+    check_max_changes,
+    check_report_target,
+    check_undo_target,
+    check_writable,
+    parse_max_changes,
+)
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.manifest import read_plan
@@ -25,12 +31,10 @@ from batchtag.recording import Recorder
 from batchtag.report import (
     ReportLock,
     ReportWriter,
-    check_resumable,
     default_report_path,
     done_keys,
-    report_exists,
 )
-from batchtag.retry import Breaker, RetrySettings, retrying
+from batchtag.retry import Breaker, RetrySettings
 from batchtag.state import State, read_state
 from batchtag.summary import Summary, write_summary_json
 from batchtag.undo import UndoWriter
@@ -86,21 +90,6 @@ class RunOutcome:
     summary_json_error: str | None = None  # set when --summary-json could not be written
 
 
-def parse_max_changes(value: str | int | None) -> tuple[float, bool] | None:
-    """'500' -> (500, False); '10%' -> (10, True)."""
-    if value is None or value == "":
-        return None
-    text = str(value).strip()
-    percent = text.endswith("%")
-    try:
-        number = float(text.rstrip("%"))
-    except ValueError:
-        raise UsageError(f"{option('max_changes')} must be N or N%, got {value!r}") from None
-    if number < 0 or (percent and number > 100):
-        raise UsageError(f"{option('max_changes')} out of range: {value!r}")
-    return number, percent
-
-
 def needs_network(plan: Plan, options: ApplyOptions) -> bool:
     if not options.dry_run:
         return True
@@ -128,65 +117,6 @@ def load(source: Any, options: ApplyOptions) -> Plan:
         project_id=options.project_id,
         region_id=options.region_id,
     )
-
-
-async def scope_total(client: Client, plan: Plan) -> int:
-    """How many snapshots the plan's scopes hold (one tiny list call per scope)."""
-    total = 0
-    for project_id, region_id in plan.scopes:
-        try:
-            page = await retrying(lambda: client.list_page(project_id, region_id, limit=1))  # noqa: B023
-        except ApiError as error:
-            what = option("max_changes")
-            raise AbortRun(f"cannot count the snapshots for {what}: {error}") from None
-        total += int(page.get("count", 0))
-    return total
-
-
-async def check_max_changes(
-    client: Client | None, plan: Plan, to_send: int, options: ApplyOptions
-) -> None:
-    limit = parse_max_changes(options.max_changes)
-    if limit is None:
-        return
-    number, percent = limit
-    if percent:
-        if client is None:
-            raise UsageError(
-                f"{option('max_changes')} N% needs the API to count snapshots (not in dry-run)"
-            )
-        allowed = math.floor(await scope_total(client, plan) * number / 100)
-    else:
-        allowed = int(number)
-    if to_send > allowed:
-        raise AbortRun(
-            f"refusing to start: the plan would change {to_send} snapshots, "
-            f"more than {option('max_changes', options.max_changes)} ({allowed})"
-        )
-
-
-def check_report_target(path: Path, plan: Plan, options: ApplyOptions) -> None:
-    """Before anything is sent: a resume must match its report; a new run must not
-    silently replace an earlier run's results."""
-    if options.resume:
-        check_resumable(path, plan.fingerprint())
-    elif report_exists(path) and not options.overwrite:
-        raise UsageError(
-            f"report {path} already exists; continue it with {option('resume', str(path))}, "
-            f"or pass {option('overwrite', True)} to replace it"
-        )
-
-
-def check_undo_target(options: ApplyOptions) -> None:
-    """A new run must not empty an earlier run's undo file (the only way back)."""
-    path = Path(options.undo_file) if options.undo_file else None
-    if path is None or options.resume or options.overwrite:
-        return
-    if path.exists() and path.stat().st_size > 0:
-        raise UsageError(
-            f"undo file {path} already exists: it may be the only way to undo an earlier run; "
-            f"choose another {option('undo_file')}, or pass {option('overwrite', True)}"
-        )
 
 
 def pending_entries(plan: Plan, done: set) -> Iterator[PlanEntry]:
@@ -256,22 +186,6 @@ def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
     )
 
 
-def check_writable(path: str | Path, name: str) -> None:
-    """Before anything is sent: refuse an output file that cannot be written (exit 2)."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        existed = target.exists()
-        with open(target, "a"):
-            pass
-        if not existed:
-            target.unlink()
-    except OSError as error:
-        raise UsageError(
-            f"cannot write {option(name, str(path))}: {error.strerror or error}"
-        ) from None
-
-
 def save_summary_json(data: dict[str, Any], path: str | Path) -> str | None:
     """Write the summary file; return a one-line error instead of raising."""
     try:
@@ -295,19 +209,7 @@ class _Run:
         """Read the state the run needs, then run the engine over the pending entries,
         recording every result; always closes the report (and the undo file)."""
         options, summary = self.options, self.summary
-        undo = (
-            UndoWriter(options.undo_file, append=bool(options.resume))
-            if options.undo_file
-            else None
-        )
-        writer = ReportWriter(
-            self.report_path,
-            passthrough=self.plan.passthrough,
-            fingerprint=self.plan.fingerprint(),
-            resume=bool(options.resume),
-        )
-        progress = Progress(to_send, enabled=options.progress)
-        recorder = Recorder(writer, summary, progress, undo)
+        recorder = self._recorder(to_send)
         limiter, breaker = RateLimiter(options.rate), Breaker()
         aborted = state = None
         try:
@@ -317,30 +219,19 @@ class _Run:
         except ApiError as error:  # a read still failing after its retries
             aborted = f"{error} (retry later, or write blind with {option('check_current', False)})"
         except BaseException:
-            progress.close(ok=False)
+            recorder.progress.close(ok=False)
             recorder.close()
             raise
-        engine = Engine(
-            self.client,
-            _engine_options(options),
-            recorder.record,
-            on_retry=summary.count_retry,
-            limiter=limiter,
-            breaker=breaker,
-            state=state,
+        engine = _engine(
+            self.client, options, recorder, limiter=limiter, breaker=breaker, state=state
         )
-        recorder.stop = engine.abort
         if aborted:
             engine.abort(f"reading the state: {aborted}")
         if on_engine is not None:
             on_engine(engine)
         log.info(
             "%d snapshots to send (%d already done), rate %s/s, concurrency %d, report %s",
-            to_send,
-            len(done),
-            options.rate,
-            options.concurrency,
-            self.report_path,
+            *(to_send, len(done), options.rate, options.concurrency, self.report_path),
         )
         summary.start()
         completed = False
@@ -348,11 +239,26 @@ class _Run:
             await engine.run(pending_entries(self.plan, done))
             completed = not (engine.interrupted or engine.abort_reason)
         finally:
-            progress.close(ok=completed)
+            recorder.progress.close(ok=completed)
             summary.finish()
-            summary.report_counts = writer.status_counts()
+            summary.report_counts = recorder.writer.status_counts()
             _record_engine(summary, engine)
             recorder.close()  # raises ReportWriteError if a write failed: nothing more was sent
+
+    def _recorder(self, to_send: int) -> Recorder:
+        """The report, the undo file (if asked for), the summary and the progress bar."""
+        options = self.options
+        undo = None
+        if options.undo_file:
+            undo = UndoWriter(options.undo_file, append=bool(options.resume))
+        writer = ReportWriter(
+            self.report_path,
+            passthrough=self.plan.passthrough,
+            fingerprint=self.plan.fingerprint(),
+            resume=bool(options.resume),
+        )
+        progress = Progress(to_send, enabled=options.progress)
+        return Recorder(writer, self.summary, progress, undo)
 
     async def _read_state(self, done: set, limiter: RateLimiter, breaker: Breaker) -> State | None:
         """Read what the run must know before sending (see batchtag.state); None: nothing."""
@@ -373,6 +279,30 @@ class _Run:
             log.info("read the state of %d snapshots with %d requests", state.read, state.requests)
         self.summary.state_read(state.read, state.requests)
         return state
+
+
+def _engine(
+    client: Client | None,
+    options: ApplyOptions,
+    recorder: Recorder | ReportWriter,
+    summary: Summary | None = None,
+    progress: Progress | None = None,
+    **engine_kwargs: Any,
+) -> Engine:
+    """The run's engine, recording through `recorder` (or, as the layers bench calls it,
+    a writer, summary and progress bar); `engine_kwargs` go to `Engine` (limiter, state)."""
+    if not isinstance(recorder, Recorder):
+        recorder = Recorder(recorder, summary, progress)
+    engine_kwargs.setdefault("limiter", RateLimiter(options.rate))
+    engine = Engine(
+        client,
+        _engine_options(options),
+        recorder.record,
+        on_retry=recorder.summary.count_retry,
+        **engine_kwargs,
+    )
+    recorder.stop = engine.abort
+    return engine
 
 
 def _retry_settings(options: ApplyOptions) -> RetrySettings:
