@@ -159,9 +159,7 @@ async def _read_scope(
     reader: Reader, scope: Scope, entries: list[PlanEntry], first: dict | None
 ) -> dict[str, Compact | None]:
     """The compact state of `entries` (one scope): pages or GETs, whichever are fewer."""
-    from batchtag.reader import id_key
-
-    wanted = {id_key(e.snapshot_id): e.snapshot_id for e in entries}
+    wanted = {_folded(e.snapshot_id): e.snapshot_id for e in entries}
     found: dict[str, Compact | None] = {}
     if len(wanted) > 1:
         first = first if first is not None else await reader.page(*scope, 0)
@@ -181,10 +179,14 @@ async def _read_scope(
     return found
 
 
-def _pick(page: Iterable[dict], wanted: dict, found: dict) -> None:
-    from batchtag.reader import id_key
+def _folded(snapshot_id: str) -> str:
+    """A case-insensitive identity that is the id itself when it is already lower case
+    (a UUID as the API writes it), so the lookup table holds no second string."""
+    return snapshot_id if snapshot_id.islower() else snapshot_id.lower()
 
+
+def _pick(page: Iterable[dict], wanted: dict, found: dict) -> None:
     for snapshot in page:
-        sid = wanted.pop(id_key(snapshot["id"]), None)
+        sid = wanted.pop(_folded(snapshot["id"]), None)
         if sid is not None:
             found[sid] = compact(snapshot)
