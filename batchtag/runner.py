@@ -301,7 +301,12 @@ def _engine(
         on_retry=recorder.summary.count_retry,
         **engine_kwargs,
     )
-    recorder.stop = engine.abort
+
+    def stop(reason: str) -> None:
+        engine.abort_reason = reason  # set first: the CLI prints it, once (no log line)
+        engine.abort(reason)
+
+    recorder.stop = stop
     return engine
 
 
