@@ -1,7 +1,10 @@
 """The run: a fixed pool of workers, a bounded queue, one shared limiter, per-class retries.
 
 Each snapshot is a Job owned by one worker at a time, so a snapshot never has two
-requests in flight. A job that must wait (task lock, transient failure) is parked on a
+requests in flight. When the run read the state first (`state`, see batchtag.state), a job
+sends only the keys that change (`batchtag.diff.diff_entry(...).body`), ends `noop` with no
+request when nothing changes, and `not_found` with no request when the read did not find it;
+without a state it writes the manifest's merge patch blind. A job that must wait (task lock, transient failure) is parked on a
 timer and its worker moves on; a 429 pauses every worker through the shared limiter.
 """
 
@@ -61,7 +64,7 @@ class EngineOptions:
     retry: RetrySettings = field(default_factory=RetrySettings)
     snapshot_deadline: float = 900.0  # no snapshot is retried past this many seconds
     dry_run: bool = False
-    check_current: bool = False  # read every snapshot first: skips no-op writes
+    check_current: bool = False  # GET each snapshot without a prefetched state first
     drain_timeout: float = 5.0  # grace for in-flight requests after Ctrl-C
     breaker: dict[str, Any] = field(default_factory=dict)  # Breaker(**breaker)
 
