@@ -40,6 +40,9 @@ from batchtag.summary import Summary, write_summary_json
 from batchtag.undo import UndoWriter
 
 log = logging.getLogger("batchtag")
+# Pages read at once before sending, at most: each holds 1,000 snapshots as JSON while it is
+# picked over, and the reader keeps 2x this many ahead (memory), so more gains little.
+READ_CONCURRENCY = 16
 
 
 def _check(self: Any) -> None:
@@ -267,7 +270,7 @@ class _Run:
         options = self.options
         reader = Reader(
             self.client,
-            concurrency=options.concurrency,
+            concurrency=min(options.concurrency, READ_CONCURRENCY),
             limiter=limiter,
             retry=_retry_settings(options),
             breaker=breaker,
