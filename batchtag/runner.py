@@ -35,7 +35,7 @@ from batchtag.report import (
     done_keys,
 )
 from batchtag.retry import Breaker, RetrySettings
-from batchtag.state import State, read_state
+from batchtag.state import State, read_state, writes_needed
 from batchtag.summary import Summary, write_summary_json
 from batchtag.undo import UndoWriter
 
@@ -158,12 +158,16 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     client = make_client(plan, options)
     summary = Summary(report_path)
     summary.already_done = len(done)
+    run = _Run(client, plan, options, summary, report_path)
     async with _maybe(client):
+        await run.read(done)
         if not options.dry_run:
-            await check_max_changes(client, plan, to_send, options)
-            if confirm is not None and to_send and not confirm(to_send):
+            changes = to_send
+            if options.max_changes not in (None, ""):  # what would really change
+                changes = writes_needed(run.state, pending_entries(plan, done))
+            await check_max_changes(client, plan, changes, options)
+            if confirm is not None and changes and not confirm(changes):
                 raise AbortRun("cancelled at the confirmation prompt")
-        run = _Run(client, plan, options, summary, report_path)
         await run.send(done, to_send, on_engine)
     data = summary.as_dict()
     outcome = RunOutcome(data, report_path, data["exit_code"])
@@ -206,30 +210,42 @@ class _Run:
     summary: Summary
     report_path: Path
 
+    state: State | None = None  # set by `read`
+    aborted: str | None = None  # why reading the state failed (the run then aborts)
+    limiter: RateLimiter | None = None
+    breaker: Breaker = field(default_factory=Breaker)
+
+    async def read(self, done: set) -> None:
+        """Read the state the run needs (before the guards and the report are opened).
+
+        A read that fails for good (credentials, the breaker, retries spent) does not
+        raise: `send` then aborts at once and reports every snapshot `skipped`."""
+        self.limiter = RateLimiter(self.options.rate)
+        try:
+            self.state = await self._read_state(done, self.limiter, self.breaker)
+        except AbortRun as error:
+            self.aborted = str(error)
+        except ApiError as error:  # a read still failing after its retries
+            blind = option("check_current", False)
+            self.aborted = f"{error} (retry later, or write blind with {blind})"
+
     async def send(
         self, done: set, to_send: int, on_engine: Callable[[Engine], None] | None
     ) -> None:
-        """Read the state the run needs, then run the engine over the pending entries,
-        recording every result; always closes the report (and the undo file)."""
+        """Run the engine over the pending entries with the state `read` found, recording
+        every result; always closes the report (and the undo file)."""
         options, summary = self.options, self.summary
         recorder = self._recorder(to_send)
-        limiter, breaker = RateLimiter(options.rate), Breaker()
-        aborted = state = None
-        try:
-            state = await self._read_state(done, limiter, breaker)
-        except AbortRun as error:  # credentials, breaker: every snapshot is `skipped`
-            aborted = str(error)
-        except ApiError as error:  # a read still failing after its retries
-            aborted = f"{error} (retry later, or write blind with {option('check_current', False)})"
-        except BaseException:
-            recorder.progress.close(ok=False)
-            recorder.close()
-            raise
         engine = _engine(
-            self.client, options, recorder, limiter=limiter, breaker=breaker, state=state
+            self.client,
+            options,
+            recorder,
+            limiter=self.limiter or RateLimiter(options.rate),
+            breaker=self.breaker,
+            state=self.state,
         )
-        if aborted:
-            engine.abort(f"reading the state: {aborted}")
+        if self.aborted:
+            engine.abort(f"reading the state: {self.aborted}")
         if on_engine is not None:
             on_engine(engine)
         log.info(

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -104,13 +103,41 @@ class State:
         state = known.pop(entry.snapshot_id, NOT_READ)
         return state if state is None or state is NOT_READ else expand(state)
 
+    def peek(self, entry: PlanEntry) -> dict[str, Any] | None | object:
+        """As `take`, but keeps the state."""
+        known = self.scopes.get((entry.project_id, entry.region_id))
+        state = NOT_READ if known is None else known.get(entry.snapshot_id, NOT_READ)
+        return state if state is None or state is NOT_READ else expand(state)
+
     def __len__(self) -> int:
         return sum(len(s) for s in self.scopes.values())
 
 
-def writes_by_scope(entries: Iterable[PlanEntry]) -> Counter:
-    """How many snapshots (= writes when sent blind) the entries hold per scope."""
-    return Counter((e.project_id, e.region_id) for e in entries)
+def writes_needed(state: State | None, entries: Iterable[PlanEntry]) -> int:
+    """How many snapshots a run of `entries` would write, given what was read: one not read
+    is written blind (counts), one not found or with nothing to change does not.
+
+    Parameters
+    ----------
+    state : State or None
+        What was read (None: nothing).
+    entries : iterable of PlanEntry
+
+    Returns
+    -------
+    int
+        Snapshots that get a PATCH (what ``max_changes`` limits).
+    """
+    from batchtag.diff import diff_entry  # pandas: only when a guard asks
+
+    count = 0
+    for entry in entries:
+        snapshot = NOT_READ if state is None else state.peek(entry)
+        if snapshot is NOT_READ:
+            count += 1
+        elif snapshot is not None and diff_entry(entry, snapshot).body:
+            count += 1
+    return count
 
 
 async def read_state(reader: Reader, entries: list[PlanEntry], check_current: bool | None) -> State:

@@ -18,7 +18,7 @@ import batchtag
 from batchtag.client import Client, tags_dict
 from batchtag.config import Settings
 from batchtag.diff import diff_plan
-from batchtag.errors import ManifestError, UsageError
+from batchtag.errors import AbortRun, ManifestError, UsageError
 from batchtag.manifest import read_plan
 from batchtag.undo import UndoWriter
 
@@ -386,3 +386,17 @@ def test_undo_file_is_appended_on_resume_and_never_replaced_silently(make_sandbo
     assert set(resumed.status) == {"ok"}
     lines = [json.loads(line) for line in undo.read_text().splitlines()]
     assert sorted(line["snapshot_id"] for line in lines) == sorted(free + locked)
+
+
+def test_max_changes_counts_what_would_really_change(sandbox, tmp_path):
+    ids = sandbox.store.ids()[:50]
+    run(sandbox, sets(ids), tmp_path, "first")
+    manifest = sets(ids)
+    manifest.loc[:2, "tag:k1"] = "again"  # 3 of 50 change on the re-run
+    sent = endpoints(sandbox)["patch"]
+    report = run(sandbox, manifest, tmp_path, "second", max_changes="5")
+    assert report.status.value_counts().to_dict() == {"noop": 47, "ok": 3}
+    manifest["tag:k1"] = "all-new"
+    with pytest.raises(AbortRun, match="would change 50 snapshots, more than max_changes='5'"):
+        run(sandbox, manifest, tmp_path, "third", max_changes="5")
+    assert endpoints(sandbox)["patch"] == sent + 3
