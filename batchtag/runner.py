@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, make_dataclass
@@ -159,21 +160,37 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     summary = Summary(report_path)
     summary.already_done = len(done)
     run = _Run(client, plan, options, summary, report_path)
-    async with _maybe(client):
-        await run.read(done)
-        if not options.dry_run:
-            changes = to_send
-            if options.max_changes not in (None, ""):  # what would really change
-                changes = writes_needed(run.state, pending_entries(plan, done))
-            await check_max_changes(client, plan, changes, options)
-            if confirm is not None and changes and not confirm(changes):
-                raise AbortRun("cancelled at the confirmation prompt")
-        await run.send(done, to_send, on_engine)
+    # Opened first: a bad undo file name is exit 2 before any request (the report itself is
+    # opened only once the guards passed, so a refused run leaves none behind).
+    run.undo = (
+        UndoWriter(options.undo_file, append=bool(options.resume)) if options.undo_file else None
+    )
+    try:
+        async with _maybe(client):
+            await run.read(done)
+            if not options.dry_run:
+                await _guards(run, done, to_send, confirm)
+            await run.send(done, to_send, on_engine)
+    finally:
+        if run.undo is not None:
+            with contextlib.suppress(OSError):  # a failure was already raised by the run
+                run.undo.close()  # (a no-op once the run's recorder closed it)
     data = summary.as_dict()
     outcome = RunOutcome(data, report_path, data["exit_code"])
     if options.summary_json:
         outcome.summary_json_error = save_summary_json(data, options.summary_json)
     return outcome
+
+
+async def _guards(run: _Run, done: set, to_send: int, confirm) -> None:
+    """--max-changes (counting what would really change, once the state is known) and the
+    confirmation prompt."""
+    changes = to_send
+    if run.options.max_changes not in (None, ""):
+        changes = writes_needed(run.state, pending_entries(run.plan, done))
+    await check_max_changes(run.client, run.plan, changes, run.options)
+    if confirm is not None and changes and not confirm(changes):
+        raise AbortRun("cancelled at the confirmation prompt")
 
 
 def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
@@ -214,6 +231,7 @@ class _Run:
     aborted: str | None = None  # why reading the state failed (the run then aborts)
     limiter: RateLimiter | None = None
     breaker: Breaker = field(default_factory=Breaker)
+    undo: UndoWriter | None = None  # --undo-file, opened before the state is read
 
     async def read(self, done: set) -> None:
         """Read the state the run needs (before the guards and the report are opened).
@@ -267,9 +285,6 @@ class _Run:
     def _recorder(self, to_send: int) -> Recorder:
         """The report, the undo file (if asked for), the summary and the progress bar."""
         options = self.options
-        undo = None
-        if options.undo_file:
-            undo = UndoWriter(options.undo_file, append=bool(options.resume))
         writer = ReportWriter(
             self.report_path,
             passthrough=self.plan.passthrough,
@@ -277,7 +292,7 @@ class _Run:
             resume=bool(options.resume),
         )
         progress = Progress(to_send, enabled=options.progress)
-        return Recorder(writer, self.summary, progress, undo)
+        return Recorder(writer, self.summary, progress, self.undo)
 
     async def _read_state(self, done: set, limiter: RateLimiter, breaker: Breaker) -> State | None:
         """Read what the run must know before sending (see batchtag.state); None: nothing."""

@@ -400,3 +400,9 @@ def test_max_changes_counts_what_would_really_change(sandbox, tmp_path):
     with pytest.raises(AbortRun, match="would change 50 snapshots, more than max_changes='5'"):
         run(sandbox, manifest, tmp_path, "third", max_changes="5")
     assert endpoints(sandbox)["patch"] == sent + 3
+
+
+def test_an_undo_file_not_named_jsonl_is_refused_before_any_request(sandbox, tmp_path):
+    with pytest.raises(UsageError, match="undo_file=.*name it \\*.jsonl"):
+        run(sandbox, sets(sandbox.store.ids()[:5]), tmp_path, undo_file=tmp_path / "u.csv")
+    assert sandbox.stats()["total_requests"] == 0 and not (tmp_path / "r.csv").exists()
