@@ -90,10 +90,18 @@ OPTIONS: dict[str, Option] = _opts(
     Option("retries", 3, "int", "Retries for 5xx, timeouts and dropped connections.", "int"),
     Option(
         "check_current",
-        False,
-        "flag",
-        "Read each snapshot first and skip writes that change nothing (noop).",
-        "bool",
+        None,
+        "toggle",
+        "Read the snapshots first: send only the keys that change, skip no-op writes"
+        " (default: when the reads are fewer requests than the writes they may save).",
+        "bool | None",
+    ),
+    Option(
+        "undo_file",
+        None,
+        "path",
+        "Write the inverse manifest (.jsonl) of every applied change as the run goes.",
+        "str | Path | None",
     ),
     Option(
         "max_changes",

@@ -1,7 +1,10 @@
 """The run: a fixed pool of workers, a bounded queue, one shared limiter, per-class retries.
 
 Each snapshot is a Job owned by one worker at a time, so a snapshot never has two
-requests in flight. A job that must wait (task lock, transient failure) is parked on a
+requests in flight. When the run read the state first (`state`, see batchtag.state), a job
+sends only the keys that change (`batchtag.diff.diff_entry(...).body`), ends `noop` with no
+request when nothing changes, and `not_found` with no request when the read did not find it;
+without a state it writes the manifest's merge patch blind. A job that must wait (task lock, transient failure) is parked on a
 timer and its worker moves on; a 429 pauses every worker through the shared limiter.
 """
 
@@ -13,9 +16,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchtag.client import Client, tags_dict
+from batchtag.client import Client
 from batchtag.clock import REAL_CLOCK, Clock
 from batchtag.defaults import default
+from batchtag.diff import diff_entry
 from batchtag.errors import ApiError
 from batchtag.jobs import (
     IN_FLIGHT,
@@ -44,8 +48,10 @@ from batchtag.retry import (
     classify,
     new_state,
 )
+from batchtag.state import NOT_FOUND_TEXT, NOT_READ, State
 
 log = logging.getLogger("batchtag.engine")
+NOT_FOUND_ERROR = ApiError(0, "NotFoundError", NOT_FOUND_TEXT)  # no request was sent
 
 
 @dataclass
@@ -58,7 +64,7 @@ class EngineOptions:
     retry: RetrySettings = field(default_factory=RetrySettings)
     snapshot_deadline: float = 900.0  # no snapshot is retried past this many seconds
     dry_run: bool = False
-    check_current: bool = False  # read every snapshot first: skips no-op writes
+    check_current: bool = False  # GET each snapshot without a prefetched state first
     drain_timeout: float = 5.0  # grace for in-flight requests after Ctrl-C
     breaker: dict[str, Any] = field(default_factory=dict)  # Breaker(**breaker)
 
@@ -78,6 +84,8 @@ class Engine:
         *,
         on_retry: Callable[[str], None] = lambda kind: None,
         limiter: RateLimiter | None = None,
+        breaker: Breaker | None = None,
+        state: State | None = None,
         clock: Clock = REAL_CLOCK,
     ):
         self.client = client
@@ -89,7 +97,8 @@ class Engine:
             options.rate, clock=clock.monotonic, sleep=clock.sleep
         )
         self.policies = options.retry.policies(clock)
-        self.breaker = Breaker(**options.breaker)
+        self.breaker = breaker or Breaker(**options.breaker)
+        self.state = state  # read before the run (batchtag.state); None: nothing read
         self.abort_reason: str | None = None
         self.interrupted = False
         self._callback_error: BaseException | None = None
@@ -250,10 +259,19 @@ class Engine:
             job.started = self.clock.monotonic()
             job.started_at = iso_utc(self.clock.time())
         try:
+            if job.snapshot is None and self.state is not None:
+                known = self.state.take(entry)
+                if known is None:
+                    self._finish(job, NOT_FOUND, api_error=NOT_FOUND_ERROR)
+                    return
+                if known is not NOT_READ:
+                    job.snapshot = known
             if job.snapshot is None and (entry.needs_current or self.options.check_current):
                 job.snapshot = await self._send(job, "GET")
-            current = tags_dict(job.snapshot, user_only=True) if job.snapshot else None
-            body = entry.body(current)
+            if job.snapshot is not None:  # only the keys that change (and not the same name)
+                body = diff_entry(entry, job.snapshot).body
+            else:
+                body = entry.body(None)
             if not body:
                 self._finish(job, NOOP, after=job.snapshot, body=body)
             elif self.options.dry_run:

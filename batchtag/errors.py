@@ -35,6 +35,8 @@ def option(name: str, value: Any = None) -> str:
     """
     if CALLER.get() == "cli":
         flag = "--" + name.replace("_", "-")
+        if value is False:  # the off side of a --x/--no-x toggle
+            return "--no-" + flag[2:]
         return flag if value is None or value is True else f"{flag} {value}"
     if value is None:
         return name

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
@@ -14,25 +14,36 @@ from batchtag.client import Client
 from batchtag.config import resolve_settings
 from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.engine import Engine, EngineOptions
-from batchtag.errors import AbortRun, ApiError, ReportWriteError, UsageError, option
+from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.guards import (  # noqa: F401  (check_max_changes, parse_max_changes: API)
+    check_max_changes,
+    check_report_target,
+    check_undo_target,
+    check_writable,
+    parse_max_changes,
+)
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.manifest import read_plan
 from batchtag.plan import Plan, PlanEntry
 from batchtag.progress import Progress
+from batchtag.reader import Reader
+from batchtag.recording import Recorder
 from batchtag.report import (
     ReportLock,
     ReportWriter,
-    check_resumable,
     default_report_path,
     done_keys,
-    report_exists,
 )
-from batchtag.result import Result
-from batchtag.retry import RetrySettings, retrying
+from batchtag.retry import Breaker, RetrySettings
+from batchtag.state import State, read_state, writes_needed
 from batchtag.summary import Summary, write_summary_json
+from batchtag.undo import UndoWriter
 
 log = logging.getLogger("batchtag")
+# Pages read at once before sending, at most: each holds 1,000 snapshots as JSON while it is
+# picked over, and the reader keeps 2x this many ahead (memory), so more gains little.
+READ_CONCURRENCY = 16
 
 
 def _check(self: Any) -> None:
@@ -45,6 +56,11 @@ def _check(self: Any) -> None:
             raise UsageError(f"{option(name)} must be greater than 0")
     if self.request_deadline is not None and not self.request_deadline > 0:
         raise UsageError(f"{option('request_deadline')} must be greater than 0")
+    if self.undo_file and self.check_current is False:
+        raise UsageError(
+            f"{option('undo_file')} needs the before-state of each snapshot: "
+            f"do not combine it with {option('check_current', False)}"
+        )
     if self.resume and self.report and Path(self.report) != Path(self.resume):
         raise UsageError(
             f"{option('resume')} continues its own report; do not also pass {option('report')}"
@@ -78,25 +94,21 @@ class RunOutcome:
     summary_json_error: str | None = None  # set when --summary-json could not be written
 
 
-def parse_max_changes(value: str | int | None) -> tuple[float, bool] | None:
-    """'500' -> (500, False); '10%' -> (10, True)."""
-    if value is None or value == "":
-        return None
-    text = str(value).strip()
-    percent = text.endswith("%")
-    try:
-        number = float(text.rstrip("%"))
-    except ValueError:
-        raise UsageError(f"{option('max_changes')} must be N or N%, got {value!r}") from None
-    if number < 0 or (percent and number > 100):
-        raise UsageError(f"{option('max_changes')} out of range: {value!r}")
-    return number, percent
-
-
 def needs_network(plan: Plan, options: ApplyOptions) -> bool:
     if not options.dry_run:
         return True
-    return options.check_current or any(e.needs_current for e in plan.entries)
+    return read_mode(options) is True or any(e.needs_current for e in plan.entries)
+
+
+def read_mode(options: ApplyOptions) -> bool | None:
+    """Which snapshots to read first (`batchtag.state.read_state`): True all, False only
+    those that need their current tags, None auto (per scope: when cheaper than blind
+    writes). An undo file needs every before-state; a dry run in auto mode stays offline."""
+    if options.check_current is None:
+        if options.undo_file:
+            return True
+        return False if options.dry_run else None
+    return options.check_current
 
 
 def load(source: Any, options: ApplyOptions) -> Plan:
@@ -109,53 +121,6 @@ def load(source: Any, options: ApplyOptions) -> Plan:
         project_id=options.project_id,
         region_id=options.region_id,
     )
-
-
-async def scope_total(client: Client, plan: Plan) -> int:
-    """How many snapshots the plan's scopes hold (one tiny list call per scope)."""
-    total = 0
-    for project_id, region_id in plan.scopes:
-        try:
-            page = await retrying(lambda: client.list_page(project_id, region_id, limit=1))  # noqa: B023
-        except ApiError as error:
-            what = option("max_changes")
-            raise AbortRun(f"cannot count the snapshots for {what}: {error}") from None
-        total += int(page.get("count", 0))
-    return total
-
-
-async def check_max_changes(
-    client: Client | None, plan: Plan, to_send: int, options: ApplyOptions
-) -> None:
-    limit = parse_max_changes(options.max_changes)
-    if limit is None:
-        return
-    number, percent = limit
-    if percent:
-        if client is None:
-            raise UsageError(
-                f"{option('max_changes')} N% needs the API to count snapshots (not in dry-run)"
-            )
-        allowed = math.floor(await scope_total(client, plan) * number / 100)
-    else:
-        allowed = int(number)
-    if to_send > allowed:
-        raise AbortRun(
-            f"refusing to start: the plan would change {to_send} snapshots, "
-            f"more than {option('max_changes', options.max_changes)} ({allowed})"
-        )
-
-
-def check_report_target(path: Path, plan: Plan, options: ApplyOptions) -> None:
-    """Before anything is sent: a resume must match its report; a new run must not
-    silently replace an earlier run's results."""
-    if options.resume:
-        check_resumable(path, plan.fingerprint())
-    elif report_exists(path) and not options.overwrite:
-        raise UsageError(
-            f"report {path} already exists; continue it with {option('resume', str(path))}, "
-            f"or pass {option('overwrite', True)} to replace it"
-        )
 
 
 def pending_entries(plan: Plan, done: set) -> Iterator[PlanEntry]:
@@ -185,25 +150,47 @@ async def run_apply(
 
 async def _run_locked(source, options, plan, report_path, confirm, on_engine) -> RunOutcome:
     check_report_target(report_path, plan, options)
-    if options.summary_json:
-        check_writable(options.summary_json, "summary_json")
+    for name in ("summary_json", "undo_file"):
+        if getattr(options, name):
+            check_writable(getattr(options, name), name)
+    check_undo_target(options)
     done = done_keys(report_path) if options.resume else set()
     to_send = sum(1 for e in plan.entries if e.key not in done)
     client = make_client(plan, options)
     summary = Summary(report_path)
     summary.already_done = len(done)
-    async with _maybe(client):
-        if not options.dry_run:
-            await check_max_changes(client, plan, to_send, options)
-            if confirm is not None and to_send and not confirm(to_send):
-                raise AbortRun("cancelled at the confirmation prompt")
-        run = _Run(client, plan, options, summary, report_path)
-        await run.send(pending_entries(plan, done), to_send, len(done), on_engine)
+    run = _Run(client, plan, options, summary, report_path)
+    # Opened first: a bad undo file name is exit 2 before any request (the report itself is
+    # opened only once the guards passed, so a refused run leaves none behind).
+    run.undo = (
+        UndoWriter(options.undo_file, append=bool(options.resume)) if options.undo_file else None
+    )
+    try:
+        async with _maybe(client):
+            await run.read(done)
+            if not options.dry_run:
+                await _guards(run, done, to_send, confirm)
+            await run.send(done, to_send, on_engine)
+    finally:
+        if run.undo is not None:
+            with contextlib.suppress(OSError):  # a failure was already raised by the run
+                run.undo.close()  # (a no-op once the run's recorder closed it)
     data = summary.as_dict()
     outcome = RunOutcome(data, report_path, data["exit_code"])
     if options.summary_json:
         outcome.summary_json_error = save_summary_json(data, options.summary_json)
     return outcome
+
+
+async def _guards(run: _Run, done: set, to_send: int, confirm) -> None:
+    """--max-changes (counting what would really change, once the state is known) and the
+    confirmation prompt."""
+    changes = to_send
+    if run.options.max_changes not in (None, ""):
+        changes = writes_needed(run.state, pending_entries(run.plan, done))
+    await check_max_changes(run.client, run.plan, changes, run.options)
+    if confirm is not None and changes and not confirm(changes):
+        raise AbortRun("cancelled at the confirmation prompt")
 
 
 def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
@@ -226,22 +213,6 @@ def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
     )
 
 
-def check_writable(path: str | Path, name: str) -> None:
-    """Before anything is sent: refuse an output file that cannot be written (exit 2)."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        existed = target.exists()
-        with open(target, "a"):
-            pass
-        if not existed:
-            target.unlink()
-    except OSError as error:
-        raise UsageError(
-            f"cannot write {option(name, str(path))}: {error.strerror or error}"
-        ) from None
-
-
 def save_summary_json(data: dict[str, Any], path: str | Path) -> str | None:
     """Write the summary file; return a one-line error instead of raising."""
     try:
@@ -259,15 +230,64 @@ class _Run:
     summary: Summary
     report_path: Path
 
+    state: State | None = None  # set by `read`
+    aborted: str | None = None  # why reading the state failed (the run then aborts)
+    limiter: RateLimiter | None = None
+    breaker: Breaker = field(default_factory=Breaker)
+    undo: UndoWriter | None = None  # --undo-file, opened before the state is read
+
+    async def read(self, done: set) -> None:
+        """Read the state the run needs (before the guards and the report are opened).
+
+        A read that fails for good (credentials, the breaker, retries spent) does not
+        raise: `send` then aborts at once and reports every snapshot `skipped`."""
+        self.limiter = RateLimiter(self.options.rate)
+        try:
+            self.state = await self._read_state(done, self.limiter, self.breaker)
+        except AbortRun as error:
+            self.aborted = str(error)
+        except ApiError as error:  # a read still failing after its retries
+            blind = option("check_current", False)
+            self.aborted = f"{error} (retry later, or write blind with {blind})"
+
     async def send(
-        self,
-        entries: Iterator[PlanEntry],
-        to_send: int,
-        already_done: int,
-        on_engine: Callable[[Engine], None] | None,
+        self, done: set, to_send: int, on_engine: Callable[[Engine], None] | None
     ) -> None:
-        """Run the engine over `entries`, recording every result; always closes the report."""
+        """Run the engine over the pending entries with the state `read` found, recording
+        every result; always closes the report (and the undo file)."""
         options, summary = self.options, self.summary
+        recorder = self._recorder(to_send)
+        engine = _engine(
+            self.client,
+            options,
+            recorder,
+            limiter=self.limiter or RateLimiter(options.rate),
+            breaker=self.breaker,
+            state=self.state,
+        )
+        if self.aborted:
+            engine.abort(f"reading the state: {self.aborted}")
+        if on_engine is not None:
+            on_engine(engine)
+        log.info(
+            "%d snapshots to send (%d already done), rate %s/s, concurrency %d, report %s",
+            *(to_send, len(done), options.rate, options.concurrency, self.report_path),
+        )
+        summary.start()
+        completed = False
+        try:
+            await engine.run(pending_entries(self.plan, done))
+            completed = not (engine.interrupted or engine.abort_reason)
+        finally:
+            recorder.progress.close(ok=completed)
+            summary.finish()
+            summary.report_counts = recorder.writer.status_counts()
+            _record_engine(summary, engine)
+            recorder.close()  # raises ReportWriteError if a write failed: nothing more was sent
+
+    def _recorder(self, to_send: int) -> Recorder:
+        """The report, the undo file (if asked for), the summary and the progress bar."""
+        options = self.options
         writer = ReportWriter(
             self.report_path,
             passthrough=self.plan.passthrough,
@@ -275,62 +295,74 @@ class _Run:
             resume=bool(options.resume),
         )
         progress = Progress(to_send, enabled=options.progress)
-        engine = _engine(self.client, options, writer, summary, progress)
-        if on_engine is not None:
-            on_engine(engine)
-        log.info(
-            "%d snapshots to send (%d already done), rate %s/s, concurrency %d, report %s",
-            to_send,
-            already_done,
-            options.rate,
-            options.concurrency,
-            self.report_path,
+        return Recorder(writer, self.summary, progress, self.undo)
+
+    async def _read_state(self, done: set, limiter: RateLimiter, breaker: Breaker) -> State | None:
+        """Read what the run must know before sending (see batchtag.state); None: nothing."""
+        if self.client is None:
+            return None
+        options = self.options
+        reader = Reader(
+            self.client,
+            concurrency=min(options.concurrency, READ_CONCURRENCY),
+            limiter=limiter,
+            retry=_retry_settings(options),
+            breaker=breaker,
+            on_retry=self.summary.count_retry,
         )
-        summary.start()
-        completed = False
-        try:
-            await engine.run(entries)
-            completed = not (engine.interrupted or engine.abort_reason)
-        finally:
-            progress.close(ok=completed)
-            writer.close()  # raises ReportWriteError if a write failed: nothing more was sent
-            summary.finish()
-            summary.report_counts = writer.status_counts()
-            _record_engine(summary, engine)
+        entries = list(pending_entries(self.plan, done))
+        state = await read_state(reader, entries, read_mode(options))
+        if state.requests:
+            log.info("read the state of %d snapshots with %d requests", state.read, state.requests)
+        self.summary.state_read(state.read, state.requests)
+        return state
 
 
 def _engine(
     client: Client | None,
     options: ApplyOptions,
-    writer: ReportWriter,
-    summary: Summary,
-    progress: Progress,
+    recorder: Recorder | ReportWriter,
+    summary: Summary | None = None,
+    progress: Progress | None = None,
+    **engine_kwargs: Any,
 ) -> Engine:
-    def on_result(result: Result) -> None:
-        if writer.failure is None:
-            try:
-                writer.write(result)
-            except ReportWriteError as error:  # a write that cannot be recorded: stop now
-                engine.abort_reason = str(error)  # set first: the CLI prints it, once
-                engine.abort(str(error))
-        summary.add(result)
-        progress.update(result)
+    """The run's engine, recording through `recorder` (or, as the layers bench calls it,
+    a writer, summary and progress bar); `engine_kwargs` go to `Engine` (limiter, state)."""
+    if not isinstance(recorder, Recorder):
+        recorder = Recorder(recorder, summary, progress)
+    engine_kwargs.setdefault("limiter", RateLimiter(options.rate))
+    engine = Engine(
+        client,
+        _engine_options(options),
+        recorder.record,
+        on_retry=recorder.summary.count_retry,
+        **engine_kwargs,
+    )
 
-    engine_options = EngineOptions(
+    def stop(reason: str) -> None:
+        engine.abort_reason = reason  # set first: the CLI prints it, once (no log line)
+        engine.abort(reason)
+
+    recorder.stop = stop
+    return engine
+
+
+def _retry_settings(options: ApplyOptions) -> RetrySettings:
+    return RetrySettings(lock_budget=options.lock_budget, transient_retries=options.retries)
+
+
+def _engine_options(options: ApplyOptions) -> EngineOptions:
+    """The engine's options; it never GETs by itself for `check_current`: the state was
+    read before (batchtag.state), entries without state are written blind."""
+    return EngineOptions(
         concurrency=options.concurrency,
         rate=options.rate,
         timeout=options.timeout,
         connect_timeout=options.connect_timeout,
         request_deadline=options.request_deadline,
-        retry=RetrySettings(lock_budget=options.lock_budget, transient_retries=options.retries),
+        retry=_retry_settings(options),
         dry_run=options.dry_run,
-        check_current=options.check_current,
     )
-    limiter = RateLimiter(options.rate)
-    engine = Engine(
-        client, engine_options, on_result, on_retry=summary.count_retry, limiter=limiter
-    )
-    return engine
 
 
 def _record_engine(summary: Summary, engine: Engine) -> None:

@@ -78,6 +78,8 @@ class Summary:
         self.aborted: str | None = None
         self.interrupted = False
         self.already_done = 0  # ok/noop rows a resumed report had before this run
+        self.state_snapshots: int | None = None  # snapshots whose state was read first
+        self.state_requests = 0  # requests that read it (pages, GETs)
         self._started: float | None = None
         self._finished: float | None = None
         self.started_at: str | None = None
@@ -98,6 +100,17 @@ class Summary:
         text = _error_text(result)
         if text is not None:
             self.errors[text] += 1
+
+    def state_read(self, snapshots: int, requests: int) -> None:
+        """The state of `snapshots` was read with `requests` requests before sending."""
+        self.state_snapshots = snapshots
+        self.state_requests = requests
+
+    @property
+    def writes_saved(self) -> int:
+        """Writes a blind run would have sent that this one skipped (noop, known from the
+        state read), in this run."""
+        return self.counts.get(NOOP, 0)
 
     def count_retry(self, kind: str) -> None:
         """Count one retry; kinds are "lock", "rate_limit", "transient" (others are kept)."""
@@ -137,6 +150,10 @@ class Summary:
             "rate_per_s": round(self.sent / elapsed, 2) if elapsed > 0 else None,
             "retries": retries,
             "rate_changes": self.rate_changes,
+            "state_read": None
+            if self.state_snapshots is None
+            else {"snapshots": self.state_snapshots, "requests": self.state_requests},
+            "writes_saved": self.writes_saved,
             "top_errors": [
                 {"error": text, "count": n} for text, n in self.errors.most_common(TOP_ERRORS)
             ],
@@ -176,6 +193,7 @@ def format_summary(d: dict[str, Any]) -> str:
     run = d.get("this_run")
     if run and run.get("total") != total:
         lines.extend(_counts_line(f"  this run: {run['total']} snapshots: ", run["counts"]))
+    lines.extend(_state_line(d))
     retries = {k: v for k, v in d.get("retries", {}).items() if v}
     if retries or d.get("rate_changes"):
         parts = [f"{kind.replace('_', ' ')} {n}" for kind, n in retries.items()]
@@ -196,6 +214,16 @@ def format_summary(d: dict[str, Any]) -> str:
             lines.append(f"  to finish: run the same command with --resume {d['report']}")
     lines.append(f"  exit code {d.get('exit_code', 0)}")
     return "\n".join(lines)
+
+
+def _state_line(d: dict[str, Any]) -> list[str]:
+    """``writes saved: 95 (noop, read with 3 requests)`` when the state was read."""
+    read = d.get("state_read")
+    if not read or not read.get("snapshots"):
+        return []
+    requests = read["requests"]
+    noun = "request" if requests == 1 else "requests"
+    return [f"  writes saved: {d.get('writes_saved', 0)} (noop, read with {requests} {noun})"]
 
 
 def _counts_line(prefix: str, counts: Mapping[str, int]) -> list[str]:

@@ -21,7 +21,7 @@ from batchtag.manifest.ids import check_scope, check_snapshot_ids, snapshot_grou
 from batchtag.manifest.messages import Collector
 from batchtag.manifest.model import Manifest
 from batchtag.manifest.operations import Coded, encode
-from batchtag.manifest.schema import DELETE_MARKER
+from batchtag.manifest.schema import DELETE_MARKER, TAGS_COLUMN
 
 
 @dataclass
@@ -75,6 +75,8 @@ def check_manifest(manifest: Manifest, options: CheckOptions = CheckOptions()) -
     """
     frame = manifest.frame
     columns = [str(c) for c in frame.columns]
+    if options.form is None and manifest.tags_copy:
+        columns.remove(TAGS_COLUMN)  # export()'s dict copy of the tag: columns: not read
     out = Collector(manifest)
     form, form_problems = detect_form(columns, options.form)
     out.problems.extend(form_problems)

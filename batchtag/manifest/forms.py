@@ -80,6 +80,23 @@ def detect_form(columns: list[str], form: str | None) -> tuple[str | None, list[
     ]
 
 
+def is_export_tags_copy(frame: pd.DataFrame, columns: list[str]) -> bool:
+    """True for `batchtag.export()`'s frame: `tag:` columns plus a `tags` column of dicts
+    (the same tags, for convenience). Such a frame is a wide manifest; its `tags` column is
+    neither read nor passed through (name the form ``json`` to read it instead).
+
+    Examples
+    --------
+    >>> is_export_tags_copy(pd.DataFrame({"tag:env": ["a"], "tags": [{"env": "a"}]}),
+    ...                     ["tag:env", "tags"])
+    True
+    """
+    if TAGS_COLUMN not in columns or not any(c.startswith(TAG_PREFIX) for c in columns):
+        return False
+    values = frame[TAGS_COLUMN].dropna()
+    return len(values) > 0 and all(type(v) is dict for v in values)
+
+
 def _no_form_problem() -> Problem:
     return Problem(
         "cannot tell the manifest form: expected op/key/value columns (long), tag:<key>"

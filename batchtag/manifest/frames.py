@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from batchtag.errors import ManifestError, Problem
 from batchtag.manifest.cells import python_cell, text_column
+from batchtag.manifest.forms import is_export_tags_copy
 from batchtag.manifest.model import Manifest, header_problems
 from batchtag.manifest.schema import ID_COLUMNS, LONG_COLUMNS, NAME_COLUMN, TAG_PREFIX
 
@@ -52,6 +53,7 @@ def load_frame(df: pd.DataFrame) -> Manifest:
         columns[name.strip()] = series_column(name.strip(), series, problems)
     manifest = _from_columns(columns, len(df), "frame", problems)
     manifest.labels = df.index
+    manifest.tags_copy = is_export_tags_copy(df, names)
     manifest.problems = cell_problems
     return manifest
 

@@ -30,6 +30,7 @@ class Manifest:
     line_finder: Callable[[], np.ndarray] | None = None
     total_rows: int = 0
     labels: pd.Index | None = None  # a DataFrame's index: the label of every row
+    tags_copy: bool = False  # `tags` holds export()'s dicts next to tag: columns (forms.py)
 
     def rows(self) -> np.ndarray:
         """The 1-based data row of every frame row."""
