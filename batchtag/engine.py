@@ -29,18 +29,17 @@ from batchtag.jobs import (
     Park,
     build_result,
     describe,
+    fatal_reason,
     iso_utc,
 )
 from batchtag.limiter import RateLimiter
 from batchtag.plan import PlanEntry
 from batchtag.result import FAILED, NOOP, NOT_FOUND, OK, PLANNED, SKIPPED, Result, json_text
 from batchtag.retry import (
-    AUTH,
     GONE,
     LOCK,
     RATE_LIMIT,
     RETRY_AFTER_CAP,
-    TLS,
     TRANSIENT,
     Breaker,
     RetryAfterCap,
@@ -317,11 +316,9 @@ class Engine:
         job.last_error = error
         kind = classify(error)
         self._breaker(failed=kind == TRANSIENT, cause=describe(error))
-        if kind == AUTH:
-            self.abort(f"credentials rejected (HTTP {error.status} {error.exception_class})")
-            raise Final(FAILED, error)
-        if kind == TLS:
-            self.abort(f"TLS handshake failed, not retried: {describe(error)}")
+        fatal = fatal_reason(kind, error)
+        if fatal is not None:
+            self.abort(fatal)
             raise Final(FAILED, error)
         if kind == GONE:
             raise Final(NOT_FOUND, error)

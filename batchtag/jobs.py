@@ -10,6 +10,7 @@ from batchtag.client import tags_dict
 from batchtag.errors import ApiError
 from batchtag.plan import PlanEntry
 from batchtag.result import Result
+from batchtag.retry import AUTH, TLS
 
 MAYBE_APPLIED = "may or may not have been applied"
 IN_FLIGHT = f"interrupted in flight: {MAYBE_APPLIED}"
@@ -127,6 +128,16 @@ def build_result(
 def read_only_tags(snapshot: dict) -> dict[str, str]:
     """The snapshot's read-only tags as {key: value}."""
     return {t["key"]: t["value"] for t in snapshot.get("tags") or [] if t.get("read_only")}
+
+
+def fatal_reason(kind: str, error: ApiError) -> str | None:
+    """Why `error` stops the whole run (credentials, TLS), or None: the one wording shared by
+    writes (the engine) and reads (the state reader)."""
+    if kind == AUTH:
+        return f"credentials rejected (HTTP {error.status} {error.exception_class})"
+    if kind == TLS:
+        return f"TLS handshake failed, not retried: {describe(error)}"
+    return None
 
 
 def describe(error: ApiError) -> str:

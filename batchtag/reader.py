@@ -35,9 +35,9 @@ from typing import Any
 from batchtag.client import LIST_PAGE, Client
 from batchtag.engine import EngineOptions
 from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.jobs import fatal_reason
 from batchtag.limiter import RateLimiter
 from batchtag.retry import (
-    AUTH,
     GONE,
     RATE_LIMIT,
     RETRY_CLASSES,
@@ -165,8 +165,9 @@ class Reader:
 
     async def _failed(self, error: ApiError, failures: Counter, states: dict) -> float:
         kind = classify(error)
-        if kind == AUTH:
-            raise AbortRun(f"credentials rejected (HTTP {error.status} {error.exception_class})")
+        fatal = fatal_reason(kind, error)
+        if fatal is not None:
+            raise AbortRun(fatal)
         if kind not in RETRY_CLASSES:
             raise error
         verdict = self.breaker.record(kind == TRANSIENT)
