@@ -32,10 +32,11 @@ from batchtag.diff import (
     READ_ONLY,
     REMOVE,
 )
+from batchtag.defaults import default
 from batchtag.summary import EXIT_FAILED, EXIT_OK
 
 EXIT_CHANGES = 2  # --detailed-exitcode: the plan would change something
-DEFAULT_SHOWN = 20  # snapshots shown in the printed diff
+DEFAULT_SHOWN = default("limit")  # snapshots shown in the printed diff
 KEYS_SHOWN = 15  # keys listed in the per-key summary
 
 VERDICT_WORDS = {CHANGE: "to change", LOCKED: "locked", NOOP: "no-op", NOT_FOUND: "not found"}

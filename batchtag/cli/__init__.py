@@ -18,8 +18,8 @@ COMMANDS: dict[str, str] = {
     "apply": "batchtag.cli.apply:apply",
     "sandbox": "batchtag.cli.sandbox:sandbox_command",
     "export": "batchtag.cli_export:export_command",
-    # "plan": "batchtag.cli.plan:plan",
-    # "undo": "batchtag.cli.undo:undo",
+    "plan": "batchtag.cli.plan:plan",
+    "undo": "batchtag.cli.undo:undo",
     "enforce": "batchtag.cli.enforce:enforce",
 }
 
