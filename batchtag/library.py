@@ -24,7 +24,6 @@ from batchtag.planning import PLAN_NAMES, UNDO_NAMES, run_plan, run_undo
 from batchtag.report import load_report
 from batchtag.runner import ApplyOptions, load, run_apply
 
-
 T = TypeVar("T")
 
 

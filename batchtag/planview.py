@@ -21,6 +21,7 @@ from typing import IO, Any
 import click
 import pandas as pd
 
+from batchtag.defaults import default
 from batchtag.diff import (
     ADD,
     CHANGE,
@@ -32,7 +33,6 @@ from batchtag.diff import (
     READ_ONLY,
     REMOVE,
 )
-from batchtag.defaults import default
 from batchtag.summary import EXIT_FAILED, EXIT_OK
 
 EXIT_CHANGES = 2  # --detailed-exitcode: the plan would change something
