@@ -142,8 +142,9 @@ def _stop(loop: asyncio.AbstractEventLoop | None, stop: Callable[[], None]) -> N
 
 def _split(options: dict[str, Any], allowed: tuple[str, ...], func: str, *own: str):
     """(ApplyOptions of the shared options, the function's own ones) from keywords."""
-    mine = {name: options.pop(name) for name in own if name in options}
-    return make_options(options, tuple(n for n in allowed if n not in own), func), mine
+    unknown = set(options) - set(allowed)
+    mine = {name: options.pop(name) for name in own if name in options and not unknown}
+    return make_options(options, allowed, func), mine
 
 
 async def plan_async(manifest: Any, /, **options: Any) -> pd.DataFrame:
