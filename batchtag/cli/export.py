@@ -13,8 +13,6 @@ from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS
 from batchtag.errors import ApiError, BatchtagError
 from batchtag.options import click_options
 
-STDOUT = "-"  # -o -: CSV on stdout (also the default)
-
 
 @click.command("export")
 @click.option(
@@ -71,6 +69,7 @@ def export_command(
     import asyncio
 
     from batchtag.export import run_export
+    from batchtag.export_io import STDOUT
     from batchtag.inventory import Selection, resolve_scopes, split_columns
     from batchtag.logs import redact, setup_logging
 
