@@ -23,6 +23,7 @@ _LAZY = {
     "apply": "batchtag.library",
     "apply_async": "batchtag.library",
     "validate": "batchtag.library",
+    "read_report": "batchtag.report",
     "plan": "batchtag.library",
     "plan_async": "batchtag.library",
     "undo": "batchtag.library",
