@@ -143,3 +143,18 @@ def test_bad_input_exits_2_before_any_request(make_sandbox, tmp_path):
     result = invoke(["plan", str(good), "-o", str(tmp_path / "diff.xlsx")], server)
     assert result.exit_code == 2 and "diff.xlsx" in result.output
     assert sum(server.stats()["requests"].values()) == 0
+
+
+def test_plan_inside_a_running_loop_and_plan_async_agree(mixed):
+    import asyncio
+
+    server, manifest, expected = mixed
+    kw = {"base_url": server.base_url, "api_key": API_KEY, "project_id": 1, "region_id": 1}
+
+    async def notebook_cell():
+        blocking = batchtag.plan(manifest, **kw)  # a running loop: it runs in a helper thread
+        return blocking, await batchtag.plan_async(manifest, **kw)
+
+    blocking, awaited = asyncio.run(notebook_cell())
+    assert blocking.equals(awaited) and len(blocking) == len(expected)
+    assert blocking.attrs["summary"]["verdicts"] == awaited.attrs["summary"]["verdicts"]
