@@ -11,6 +11,8 @@ The Python functions (`batchtag.plan`, `batchtag.undo`) live in `batchtag.librar
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,16 +21,16 @@ from typing import Any
 
 import pandas as pd
 
-from batchtag.client import Client
+from batchtag.client import LIST_PAGE, Client
 from batchtag.config import resolve_settings
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
-from batchtag.diff import DIFF_COLUMNS, diff_plan
+from batchtag.diff import DIFF_COLUMNS, DiffCollector
 from batchtag.errors import UsageError, option
 from batchtag.export import PageBar
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.plan import Plan
-from batchtag.reader import Key, Reader, ReadStats
+from batchtag.reader import Key, Reader, ReadStats, id_key
 from batchtag.report import read_report
 from batchtag.retry import RetrySettings
 from batchtag.runner import ApplyOptions, check_writable, load
@@ -39,6 +41,7 @@ from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
 PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
 UNDO_NAMES = ("output", "force", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
+GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
 DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}
 
 
@@ -78,6 +81,31 @@ class CurrentState(Mapping):
         return len(self._state)
 
 
+def make_reader(client: Client, options: ApplyOptions, progress: Any = None) -> Reader:
+    """A reader paced and retried like the engine's writes."""
+    return Reader(
+        client,
+        concurrency=options.concurrency,
+        limiter=RateLimiter(options.rate),
+        retry=RetrySettings(transient_retries=options.retries),
+        progress=progress,
+    )
+
+
+def make_client(options: ApplyOptions) -> Client:
+    settings = resolve_settings(
+        options.base_url, options.api_key, insecure_http=options.insecure_http
+    )
+    register_secret(settings.api_key)
+    return Client(
+        settings,
+        connections=options.concurrency,
+        timeout=options.timeout,
+        connect_timeout=options.connect_timeout,
+        request_deadline=options.request_deadline,
+    )
+
+
 async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[CurrentState, ReadStats]:
     """The current state of `keys` (the cheaper of list pages and GETs per scope).
 
@@ -92,31 +120,59 @@ async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[Curren
     (CurrentState, ReadStats)
         The snapshots (None when not found) and what reading cost.
     """
-    settings = resolve_settings(
-        options.base_url, options.api_key, insecure_http=options.insecure_http
-    )
-    register_secret(settings.api_key)
     bar = PageBar(options.progress)
-    client = Client(
-        settings,
-        connections=options.concurrency,
-        timeout=options.timeout,
-        connect_timeout=options.connect_timeout,
-        request_deadline=options.request_deadline,
-    )
-    async with client:
-        reader = Reader(
-            client,
-            concurrency=options.concurrency,
-            limiter=RateLimiter(options.rate),
-            retry=RetrySettings(transient_retries=options.retries),
-            progress=bar,
-        )
+    async with make_client(options) as client:
+        reader = make_reader(client, options, bar)
         try:
             state = await reader.read_snapshots(keys, transform=compact)
         finally:
             bar.close()
     return CurrentState(state), reader.stats
+
+
+async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[pd.DataFrame, ReadStats]:
+    """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
+    but its diff rows): per scope, list pages when they are fewer requests than GETs."""
+    collector = DiffCollector(plan.passthrough)
+    scopes: dict[tuple[int, int], dict[Any, int]] = {}
+    for position, entry in enumerate(plan.entries):
+        scopes.setdefault((entry.project_id, entry.region_id), {})[id_key(entry.snapshot_id)] = (
+            position
+        )
+    bar = PageBar(options.progress)
+    async with make_client(options) as client:
+        reader = make_reader(client, options, bar)
+        try:
+            for (project_id, region_id), wanted in scopes.items():
+                await _diff_scope(reader, plan.entries, project_id, region_id, wanted, collector)
+        finally:
+            bar.close()
+    return collector.frame(), reader.stats
+
+
+async def _diff_scope(reader, entries, project_id, region_id, wanted, collector) -> None:
+    def take(page: list[dict]) -> None:
+        for snapshot in page:
+            position = wanted.pop(id_key(snapshot["id"]), None)
+            if position is not None:
+                collector.add(entries[position], snapshot, position)
+
+    if len(wanted) > 1:
+        first = await reader.page(project_id, region_id, 0)
+        take(first.get("results") or [])
+        if math.ceil(int(first.get("count", 0)) / LIST_PAGE) <= 1 + len(wanted):
+            async for page in reader.read_scope(project_id, region_id, first=first):
+                take(page)
+            if reader.consistent:  # a consistent listing: what it lacks does not exist
+                for position in sorted(wanted.values()):
+                    collector.add(entries[position], None, position)
+                return
+    positions = sorted(wanted.values())
+    for start in range(0, len(positions), GET_BATCH):
+        chunk = positions[start : start + GET_BATCH]
+        found = await asyncio.gather(*(reader.get(entries[p].key) for p in chunk))
+        for position, snapshot in zip(chunk, found, strict=True):
+            collector.add(entries[position], snapshot, position)
 
 
 # ---------------------------------------------------------------- plan
@@ -147,8 +203,7 @@ async def run_plan(
     options.check()
     plan = plan if plan is not None else load(source, options)
     check_output(output)
-    current, stats = await read_state((e.key for e in plan.entries), options)
-    frame = diff_plan(plan, current)
+    frame, stats = await diff_current(plan, options)
     frame.attrs["summary"].update(requests=stats.requests, warnings=list(stats.warnings))
     if output is not None:
         write_diff(frame, output)
