@@ -304,7 +304,9 @@ _UNDO_EXAMPLE = """>>> inverse = batchtag.undo("run1.csv", output="run1.undo.jso
 >>> batchtag.apply(inverse, report="undo1.csv")  # doctest: +SKIP"""
 _document(
     undo,
-    "The manifest that reverts a run; snapshots changed since the run are skipped (conflict).",
+    "The manifest that reverts a run; snapshots changed since the run are skipped (conflict).\n\n"
+    "``output`` must be a JSON Lines file (``*.jsonl``, the json form); without it nothing is\n"
+    "written and the returned frame is the manifest to pass to `batchtag.apply`.",
     UNDO_NAMES,
     _UNDO_RETURNS,
     _UNDO_EXAMPLE,
