@@ -10,6 +10,8 @@ The functions load pandas and aiohttp on first use, so ``import batchtag`` stays
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from batchtag.errors import AbortRun, ApiError, BatchtagError, ManifestError, Problem, UsageError
@@ -23,6 +25,10 @@ _LAZY = {
     "validate": "batchtag.library",
     "read_report": "batchtag.report",
     "write_report": "batchtag.report",
+    "plan": "batchtag.library",
+    "plan_async": "batchtag.library",
+    "undo": "batchtag.library",
+    "undo_async": "batchtag.library",
     "export": "batchtag.export",
     "export_async": "batchtag.export",
     "ApplyOptions": "batchtag.runner",
@@ -53,3 +59,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+# Functions named like a submodule (batchtag/plan.py holds the Plan model, batchtag/undo.py
+# the undo logic): importing the submodule binds it to the package attribute, so the
+# function must win on every lookup. `from batchtag.plan import Plan` is unaffected.
+_SHADOWED = frozenset({"plan", "undo"})
+
+
+class _Package(types.ModuleType):
+    def __getattribute__(self, name: str) -> Any:
+        if name in _SHADOWED:
+            return getattr(importlib.import_module(_LAZY[name]), name)
+        return super().__getattribute__(name)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -196,6 +196,65 @@ OPTIONS: dict[str, Option] = _opts(
         "Only evaluate the policy: exit 2 when anything would change (drift), 0 when clean.",
         python=False,
     ),
+    # -- plan, undo and export (their Python functions take them as keywords) -------------
+    Option(
+        "output",
+        None,
+        "path",
+        "Write the result to this file (.csv, .parquet or .jsonl, by its suffix).",
+        "str | Path | None",
+        short="-o",
+        python=False,
+    ),
+    Option(
+        "detailed_exitcode",
+        False,
+        "flag",
+        "Exit 0 when nothing would change, 2 when something would, 1 on errors.",
+        "bool",
+        python=False,
+    ),
+    Option("limit", 20, "int", "Snapshots shown in full in the printed plan.", "int", python=False),
+    Option(
+        "force",
+        False,
+        "flag",
+        "Also revert snapshots changed since the run (overwrites the later change).",
+        "bool",
+        python=False,
+    ),
+    Option(
+        "where",
+        None,
+        "str",
+        "pandas query over the columns, e.g. \"`tag:env` == 'prod' and size > 100\".",
+        "str | None",
+        python=False,
+    ),
+    Option(
+        "columns",
+        None,
+        "str",
+        "Comma-separated columns to keep; patterns like 'tag:*' work.",
+        "str | list[str] | None",
+        python=False,
+    ),
+    Option(
+        "long",
+        False,
+        "flag",
+        "One row per (snapshot, tag): key, value, read_only.",
+        "bool",
+        python=False,
+    ),
+    Option(
+        "scopes",
+        None,
+        "path",
+        "CSV/JSONL file with project_id,region_id pairs (instead of the two options).",
+        "str | Path | None",
+        python=False,
+    ),
 )
 
 # The options a Python caller (and `ApplyOptions`) has, in table order.
@@ -211,6 +270,16 @@ SCOPE_OPTIONS = ("project_id", "region_id")
 MANIFEST_OPTIONS = FORM_OPTIONS + SCOPE_OPTIONS
 CONNECTION_OPTIONS = ("base_url", "api_key", "insecure_http", "ca_bundle")
 LOGGING_OPTIONS = ("verbose", "quiet", "log_format")
+# How reads are sent (plan, undo, export): the engine's pacing, timeouts and retries.
+READ_OPTIONS = (
+    "concurrency",
+    "rate",
+    "timeout",
+    "connect_timeout",
+    "request_deadline",
+    "retries",
+    "progress",
+)
 
 
 def default(name: str) -> Any:

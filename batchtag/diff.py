@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from batchtag.client import read_only_keys, tags_dict
@@ -244,13 +245,21 @@ class DiffCollector:
         self.summary = PlanSummary()
         self._columns = DIFF_COLUMNS + [passthrough_name(c) for c in self.passthrough]
         self._data: dict[str, list[Any]] = {c: [] for c in self._columns}
+        self._positions: list[int] = []
 
-    def add(self, entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> SnapshotDiff:
-        """Diff one entry, count it, and keep its rows; returns the diff."""
+    def add(
+        self, entry: PlanEntry, snapshot: Mapping[str, Any] | None, position: int | None = None
+    ) -> SnapshotDiff:
+        """Diff one entry, count it, and keep its rows; returns the diff.
+
+        `position` (the entry's index in its plan) lets pairs arrive in any order (as the
+        list pages deliver them): `frame` then puts the rows back in plan order."""
         diff = diff_entry(entry, snapshot)
         self.summary.add(diff)
         for line in _row_changes(diff, self.include_noop):
             self._append(diff, line)
+            if position is not None:
+                self._positions.append(position)
         return diff
 
     def _append(self, diff: SnapshotDiff, line: Change | None) -> None:
@@ -280,6 +289,10 @@ class DiffCollector:
             data[column] = pd.Series(values, dtype=INT_DTYPES.get(column, object))
             del values
         frame = pd.DataFrame(data, columns=self._columns)
+        if self._positions:
+            order = np.argsort(np.asarray(self._positions, dtype=np.int64), kind="stable")
+            self._positions = []
+            frame = frame.take(order).reset_index(drop=True)
         frame.attrs["summary"] = self.summary.as_dict()
         return frame
 

@@ -1,7 +1,9 @@
 """The export's file side: the spill of pages as they arrive, and the chunked output writers.
 
-Temporary home: the report helper is building a shared tabular I/O module (format by
-suffix, atomic write with fsync); these writers move there once it is merged.
+The format comes from `batchtag.tabular` (one list of suffixes for every file batchtag
+writes). The writers stay Arrow-native rather than `batchtag.tabular.open_rows`: an export
+chunk is already an Arrow table, and pyarrow's CSV/Parquet writers encode it column-wise
+(the per-row Python encoders of `open_rows` are made for the report's few rows per call).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from batchtag.errors import UsageError, option
+from batchtag.errors import option
+from batchtag.tabular import CSV, table_format
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
 STDOUT = "-"
 SPILL_ROWS = 50_000  # rows per spill row group (and per output chunk)
 INT_FIELDS = frozenset({"project_id", "region_id", "size"})
@@ -29,13 +31,8 @@ INT_FIELDS = frozenset({"project_id", "region_id", "size"})
 def output_format(output: str | os.PathLike | None) -> str:
     """The format of `output` from its suffix; stdout (`-` or None) is CSV."""
     if output is None or str(output) == STDOUT:
-        return "csv"
-    found = FORMATS.get(Path(output).suffix.lower())
-    if found is None:
-        raise UsageError(
-            f"{option('output', str(output))}: unknown format; use one of {', '.join(FORMATS)}"
-        )
-    return found
+        return CSV.name
+    return table_format(output, option("output")).name
 
 
 def field_type(name: str) -> pa.DataType:

@@ -10,7 +10,8 @@ import asyncio
 import difflib
 import inspect
 import threading
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -19,8 +20,11 @@ from batchtag.engine import Engine
 from batchtag.errors import BatchtagError, UsageError
 from batchtag.manifest.describe import describe_manifest
 from batchtag.manifest.describe import format_validation as _format
+from batchtag.planning import PLAN_NAMES, UNDO_NAMES, run_plan, run_undo
 from batchtag.report import load_report
 from batchtag.runner import ApplyOptions, load, run_apply
+
+T = TypeVar("T")
 
 
 class OptionError(UsageError, TypeError):
@@ -65,25 +69,29 @@ async def _run(manifest: Any, options: ApplyOptions, engines: list[Engine]) -> p
 
 def apply(manifest: Any, /, **options: Any) -> pd.DataFrame:
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        runner = _apply_here
-    else:
-        runner = _apply_in_thread
-    try:
-        return runner(manifest, make_options(options, APPLY_NAMES, "apply"))
+        settings = make_options(options, APPLY_NAMES, "apply")
+        return run_blocking(lambda engines: _run(manifest, settings, engines), "batchtag-apply")
     except BatchtagError as error:
         # Short for the caller: the message says it all, internal frames would not help.
         raise error.with_traceback(None) from None
 
 
-def _apply_here(manifest: Any, options: ApplyOptions) -> pd.DataFrame:
-    return asyncio.run(_run(manifest, options, []))
+def run_blocking(make: Callable[[list[Engine]], Coroutine[Any, Any, T]], name: str) -> T:
+    """Run the coroutine ``make(engines)`` to the end and return its result, from sync code.
+
+    Without a running loop it runs here (`asyncio.run`). Inside one (Jupyter) it gets its
+    own loop in a helper thread named `name`; Ctrl-C interrupts the first engine the
+    coroutine appended to `engines` (a clean stop), or cancels it when it has none, waits
+    for it to end and re-raises; errors re-raise in the calling thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make([]))
+    return _in_thread(make, name)
 
 
-def _apply_in_thread(manifest: Any, options: ApplyOptions) -> pd.DataFrame:
-    """Inside a running loop (Jupyter): the run gets its own loop in a helper thread;
-    Ctrl-C interrupts the run cleanly and re-raises; errors re-raise in this thread."""
+def _in_thread(make: Callable[[list[Engine]], Coroutine[Any, Any, T]], name: str) -> T:
     box: dict[str, Any] = {}
     ready = threading.Event()
     engines: list[Engine] = []
@@ -92,30 +100,91 @@ def _apply_in_thread(manifest: Any, options: ApplyOptions) -> pd.DataFrame:
         loop = asyncio.new_event_loop()
         box["loop"] = loop
         try:
-            box["result"] = loop.run_until_complete(_run(manifest, options, engines))
+            box["task"] = loop.create_task(make(engines))
+            box["result"] = loop.run_until_complete(box["task"])
         except BaseException as exc:  # handed to the calling thread
             box["error"] = exc
         finally:
             loop.close()
             ready.set()
 
-    thread = threading.Thread(target=target, name="batchtag-apply", daemon=True)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
     try:
         while not ready.wait(0.1):  # short waits keep KeyboardInterrupt deliverable
             pass
     except KeyboardInterrupt:
-        loop = box.get("loop")
-        if engines and loop is not None:
-            try:
-                loop.call_soon_threadsafe(engines[0].interrupt)
-            except RuntimeError:
-                pass  # the run finished (and closed its loop) just now
+        _stop(box.get("loop"), engines[0].interrupt if engines else _cancel(box))
         ready.wait()
         raise
     if "error" in box:
         raise box["error"]
     return box["result"]
+
+
+def _cancel(box: dict[str, Any]) -> Callable[[], None]:
+    def cancel() -> None:
+        task = box.get("task")
+        if task is not None:
+            task.cancel()
+
+    return cancel
+
+
+def _stop(loop: asyncio.AbstractEventLoop | None, stop: Callable[[], None]) -> None:
+    if loop is None:
+        return
+    try:
+        loop.call_soon_threadsafe(stop)
+    except RuntimeError:
+        pass  # the run finished (and closed its loop) just now
+
+
+def _split(options: dict[str, Any], allowed: tuple[str, ...], func: str, *own: str):
+    """(ApplyOptions of the shared options, the function's own ones) from keywords."""
+    unknown = set(options) - set(allowed)
+    mine = {name: options.pop(name) for name in own if name in options and not unknown}
+    return make_options(options, allowed, func), mine
+
+
+async def plan_async(manifest: Any, /, **options: Any) -> pd.DataFrame:
+    try:
+        settings, own = _split(dict(options), PLAN_NAMES, "plan_async", "output")
+        return await run_plan(manifest, settings, **own)
+    except BatchtagError as error:
+        raise error.with_traceback(None) from None
+
+
+def plan(manifest: Any, /, **options: Any) -> pd.DataFrame:
+    try:
+        settings, own = _split(dict(options), PLAN_NAMES, "plan", "output")
+        return run_blocking(lambda _: run_plan(manifest, settings, **own), "batchtag-plan")
+    except BatchtagError as error:
+        raise error.with_traceback(None) from None
+
+
+async def undo_async(report: Any, /, **options: Any) -> pd.DataFrame:
+    try:
+        settings, own = _split(dict(options), UNDO_NAMES, "undo_async", "output", "force")
+        return _undo_frame(await run_undo(report, settings, **own))
+    except BatchtagError as error:
+        raise error.with_traceback(None) from None
+
+
+def undo(report: Any, /, **options: Any) -> pd.DataFrame:
+    try:
+        settings, own = _split(dict(options), UNDO_NAMES, "undo", "output", "force")
+        outcome = run_blocking(lambda _: run_undo(report, settings, **own), "batchtag-undo")
+    except BatchtagError as error:
+        raise error.with_traceback(None) from None
+    return _undo_frame(outcome)
+
+
+def _undo_frame(outcome: Any) -> pd.DataFrame:
+    frame = outcome.undo.manifest
+    frame.attrs["skipped"] = outcome.undo.skipped
+    frame.attrs["summary"] = outcome.as_dict()
+    return frame
 
 
 def validate(manifest: Any, /, **options: Any) -> dict[str, Any]:
@@ -138,8 +207,8 @@ _MANIFEST_DOC = """manifest : str, Path or DataFrame
     The manifest: a .csv / .parquet / .jsonl path, or a DataFrame (long, wide or json form)."""
 
 
-def _signature(names: tuple[str, ...], returns: Any) -> inspect.Signature:
-    manifest = inspect.Parameter("manifest", inspect.Parameter.POSITIONAL_ONLY, annotation=Any)
+def _signature(names: tuple[str, ...], returns: Any, first: str = "manifest") -> inspect.Signature:
+    manifest = inspect.Parameter(first, inspect.Parameter.POSITIONAL_ONLY, annotation=Any)
     keywords = [
         inspect.Parameter(
             n,
@@ -152,10 +221,17 @@ def _signature(names: tuple[str, ...], returns: Any) -> inspect.Signature:
     return inspect.Signature([manifest, *keywords], return_annotation=returns)
 
 
-def _document(func: Any, summary: str, names: tuple[str, ...], returns: str, example: str) -> None:
-    func.__signature__ = _signature(names, returns.split(None, 1)[0])
+def _document(
+    func: Any,
+    summary: str,
+    names: tuple[str, ...],
+    returns: str,
+    example: str,
+    first: tuple[str, str] = ("manifest", _MANIFEST_DOC),
+) -> None:
+    func.__signature__ = _signature(names, returns.split(None, 1)[0], first[0])
     func.__doc__ = (
-        f"{summary}\n\nParameters\n----------\n{_MANIFEST_DOC}\n{numpydoc_parameters(names)}\n\n"
+        f"{summary}\n\nParameters\n----------\n{first[1]}\n{numpydoc_parameters(names)}\n\n"
         f"Returns\n-------\n{returns}\n\nRaises\n------\nManifestError\n"
         "    The manifest is invalid (``.problems`` lists every problem); nothing was sent.\n"
         "UsageError\n    Bad options or configuration; nothing was sent.\n"
@@ -191,4 +267,56 @@ _document(
     MANIFEST_OPTIONS,
     "dict\n    Counts of snapshots, operations and scopes.",
     '>>> batchtag.validate("snapshots.csv", project_id=1, region_id=1)  # doctest: +SKIP',
+)
+
+_PLAN_RETURNS = (
+    "DataFrame\n    The diff, one row per (snapshot, change): project_id, region_id, snapshot_id,\n"
+    "    verdict (change, noop, not_found, locked), field (tag/name), key, change (add,\n"
+    "    remove, change, read_only), old, new, rows; ``.attrs['summary']`` the counts per\n"
+    "    verdict and per key, ``writes`` (PATCHes an apply would send) and ``requests``."
+)
+_PLAN_EXAMPLE = """>>> diff = batchtag.plan("snapshots.csv", project_id=1, region_id=1)  # doctest: +SKIP
+>>> diff.attrs["summary"]["verdicts"]  # doctest: +SKIP
+{'change': 2, 'noop': 5, 'not_found': 0, 'locked': 1}"""
+_document(
+    plan,
+    "What applying a manifest would change now, read from the API; sends no write.",
+    PLAN_NAMES,
+    _PLAN_RETURNS,
+    _PLAN_EXAMPLE,
+)
+_document(
+    plan_async,
+    "`plan` from async code (``await batchtag.plan_async(...)``).",
+    PLAN_NAMES,
+    _PLAN_RETURNS,
+    _PLAN_EXAMPLE.replace("batchtag.plan(", "await batchtag.plan_async("),
+)
+_UNDO_DOC = """report : str, Path or DataFrame
+    A report of a run that read the before-state (``check_current=True``, or a run whose
+    report has ``tags_before``): its ``ok`` rows are reverted."""
+_UNDO_RETURNS = (
+    "DataFrame\n    The inverse manifest (json form: project_id, region_id, snapshot_id, tags, name),\n"
+    "    ready for `batchtag.apply`; ``.attrs['skipped']`` the snapshots left out (status\n"
+    "    ``conflict``: changed since the run; ``not_found``), ``.attrs['summary']`` counts."
+)
+_UNDO_EXAMPLE = """>>> inverse = batchtag.undo("run1.csv", output="run1.undo.jsonl")  # doctest: +SKIP
+>>> batchtag.apply(inverse, report="undo1.csv")  # doctest: +SKIP"""
+_document(
+    undo,
+    "The manifest that reverts a run; snapshots changed since the run are skipped (conflict).\n\n"
+    "``output`` must be a JSON Lines file (``*.jsonl``, the json form); without it nothing is\n"
+    "written and the returned frame is the manifest to pass to `batchtag.apply`.",
+    UNDO_NAMES,
+    _UNDO_RETURNS,
+    _UNDO_EXAMPLE,
+    ("report", _UNDO_DOC),
+)
+_document(
+    undo_async,
+    "`undo` from async code (``await batchtag.undo_async(...)``).",
+    UNDO_NAMES,
+    _UNDO_RETURNS,
+    _UNDO_EXAMPLE.replace("batchtag.undo(", "await batchtag.undo_async("),
+    ("report", _UNDO_DOC),
 )

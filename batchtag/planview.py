@@ -21,6 +21,7 @@ from typing import IO, Any
 import click
 import pandas as pd
 
+from batchtag.defaults import default
 from batchtag.diff import (
     ADD,
     CHANGE,
@@ -35,7 +36,7 @@ from batchtag.diff import (
 from batchtag.summary import EXIT_FAILED, EXIT_OK
 
 EXIT_CHANGES = 2  # --detailed-exitcode: the plan would change something
-DEFAULT_SHOWN = 20  # snapshots shown in the printed diff
+DEFAULT_SHOWN = default("limit")  # snapshots shown in the printed diff
 KEYS_SHOWN = 15  # keys listed in the per-key summary
 
 VERDICT_WORDS = {CHANGE: "to change", LOCKED: "locked", NOOP: "no-op", NOT_FOUND: "not found"}

@@ -352,40 +352,39 @@ class Reader:
         for key in keys:
             wanted.setdefault((key[0], key[1]), {})[id_key(key[2])] = key
         out: dict[Key, Any] = {}
+        keep = transform or (lambda snapshot: snapshot)
         for (project_id, region_id), ids in wanted.items():
-            found = await self._read_some(project_id, region_id, ids)
-            keep = transform or (lambda snapshot: snapshot)
+            found = await self._read_some(project_id, region_id, ids, keep)
             for ident, key in ids.items():
-                snapshot = found.get(ident)
-                out[key] = None if snapshot is None else keep(snapshot)
+                out[key] = found.get(ident)  # kept transformed: full pages are not held
         return out
 
-    async def _read_some(self, project_id: int, region_id: int, ids: dict) -> dict:
+    async def _read_some(self, project_id: int, region_id: int, ids: dict, keep) -> dict:
         found: dict = {}
         missing = set(ids)
         if len(ids) > 1:
             first = await self.page(project_id, region_id, 0)
-            self._pick(first.get("results") or [], missing, found)
+            self._pick(first.get("results") or [], missing, found, keep)
             pages = math.ceil(int(first.get("count", 0)) / LIST_PAGE)
             if pages <= 1 + len(missing):
                 async for page in self.read_scope(project_id, region_id, first=first):
-                    self._pick(page, missing, found)
+                    self._pick(page, missing, found, keep)
                 if self.consistent:
                     return found  # a consistent listing: what it lacks does not exist
         keys = [ids[i] for i in missing]
         snapshots = await asyncio.gather(*(self.get(key) for key in keys))
         for key, snapshot in zip(keys, snapshots, strict=True):
             if snapshot is not None:
-                found[id_key(key[2])] = snapshot
+                found[id_key(key[2])] = keep(snapshot)
         return found
 
     @staticmethod
-    def _pick(page: list[dict], missing: set, found: dict) -> None:
+    def _pick(page: list[dict], missing: set, found: dict, keep) -> None:
         for snapshot in page:
             ident = id_key(snapshot["id"])
             if ident in missing:
                 missing.discard(ident)
-                found[ident] = snapshot
+                found[ident] = keep(snapshot)
 
 
 async def read_scope(client: Client, project_id: int, region_id: int, **options: Any):

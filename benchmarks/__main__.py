@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, then one combined table of figures against targets.
 
-    python -m benchmarks [throughput|layers|rate|adaptive|validate|startup|export|rerun ...]   # no argument: all
+    python -m benchmarks [throughput|layers|rate|adaptive|validate|startup|export|rerun|plan ...]   # no argument: all
 
 Each section prints its own detailed table as it finishes; the combined table at the end
 has one row per figure, each a ratio against a baseline or target measured in the same run.
@@ -144,6 +144,19 @@ def rerun() -> list[Row]:
     return [("re-run 100k, 1% changed: requests", f"{r['requests']:,}", f"<= {bench.TARGET:,}", ok)]
 
 
+def plan() -> list[Row]:
+    from benchmarks import bench_plan as bench
+
+    print(f"== plan: {bench.SNAPSHOTS:,}-row manifest on a {bench.SNAPSHOTS:,}-snapshot scope")
+    result = bench.run()
+    print(bench.table(result))
+    r, peak = bench.ratio(result), result["plan"]["peak_mb"]
+    return [
+        ("plan: wall time / export's", f"{r:.2f}x", "<= 1.5x", r <= 1.5),
+        ("plan: peak RSS", f"{peak:.0f} MB", "<= 600 MB", peak <= 600),
+    ]
+
+
 def combined(rows: list[Row]) -> str:
     lines = [f"{'figure':48} {'measured':>16} {'target':>18}  result"]
     for name, measured, target, ok in rows:
@@ -160,6 +173,7 @@ SECTIONS = {
     "startup": startup,
     "export": export,
     "rerun": rerun,
+    "plan": plan,
 }
 
 

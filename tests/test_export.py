@@ -168,7 +168,7 @@ def test_columns_and_long(inventory, tmp_path):
             "error: --where: UndefinedVariableError: name 'colour' is not defined",
         ),
         (["--columns", "snapshot_id,colour"], "error: --columns: unknown column 'colour'"),
-        (["-o", "out.xlsx"], "error: --output out.xlsx: unknown format"),
+        (["-o", "out.xlsx"], "error: --output 'out.xlsx': unknown format '.xlsx'"),
         (["--project-id", "0"], "error: project_id: expected a positive integer, got 0"),
     ],
 )

@@ -111,6 +111,9 @@ def expected_counts() -> tuple[int, int]:
     return len(untagged), sum(1 for s in untagged if s.task_id)
 
 
+GONE = 2  # ids of snapshots that do not exist, added to the manifest on purpose
+
+
 def test_kernel_is_this_interpreter(executed):
     assert executed.stdout(PROBE).strip() == sys.executable
 
@@ -121,43 +124,66 @@ def test_no_cell_raised(executed):
 
 
 def test_inventory_selection_and_validation(executed):
+    total = len(seeded_store().snapshots())
     untagged, _ = expected_counts()
-    assert untagged == 55  # the walkthrough's prose and numbers assume this seed
-    assert executed.stdout("inventory = pd.DataFrame").strip() == (
-        "60 snapshots, 55 without a cost center"
+    assert 0 < untagged < total  # the walkthrough needs some of each
+    assert executed.stdout("inventory = batchtag.export").strip() == (
+        f"{total} snapshots, {untagged} without a cost center"
     )
-    assert executed.stdout("gone = [").strip() == "manifest: 57 rows"
+    assert executed.stdout("gone = [").strip() == f"manifest: {untagged + GONE} rows"
     assert executed.stdout("summary = batchtag.validate").strip() == (
-        "form long: 57 snapshots, operations 57 set"
+        f"form long: {untagged + GONE} snapshots, operations {untagged + GONE} set"
     )
     problems = executed.stdout("except ManifestError")
     assert "1 problem" in problems and "row label 1, column 'key'" in problems
+
+
+def test_plan_predicts_the_run(executed):
+    untagged, locked = expected_counts()
+    verdicts = ast.literal_eval(executed.stdout("diff = batchtag.plan").strip())
+    assert verdicts == {
+        "change": untagged - locked,
+        "noop": 0,
+        "not_found": GONE,
+        "locked": locked,
+    }
 
 
 def test_apply_ends_with_locked_failures_and_missing_snapshots(executed):
     untagged, locked = expected_counts()
     assert locked > 0
     counts = ast.literal_eval(executed.stdout("report = batchtag.apply").strip())
-    assert counts == {"ok": untagged - locked, "failed": locked, "not_found": 2}
+    assert counts == {"ok": untagged - locked, "failed": locked, "not_found": GONE}
     by_reason = ast.literal_eval(executed.stdout("failures = report[").splitlines()[0])
-    assert by_reason == {("failed", 409): locked, ("not_found", 404): 2}
+    assert {k: v for k, v in by_reason.items() if k[0] == "failed"} == {("failed", 409): locked}
+    assert sum(v for k, v in by_reason.items() if k[0] == "not_found") == GONE
 
 
 def test_progress_bar_shows_in_the_kernel_and_ends_full(executed):
-    _, locked = expected_counts()
+    untagged, locked = expected_counts()
     bar = stream(executed.cell("report = batchtag.apply"), "stderr")
     final = re.split(r"[\r\n]+", bar.strip())[-1]  # what a frontend shows after the \r redraws
-    assert "57/57" in final and f"failed={locked}" in final and "not_found=2" in final
+    done = untagged + GONE
+    assert f"{done}/{done}" in final and f"failed={locked}" in final
+    assert f"not_found={GONE}" in final
 
 
 def test_resume_finishes_the_job_on_the_sandbox(executed):
-    _, locked = expected_counts()
+    untagged, locked = expected_counts()
     all_locked = sum(1 for s in seeded_store().snapshots() if s.task_id)
     assert executed.stdout("sb.end_tasks()").strip() == f"tasks ended: {all_locked}"
     lines = executed.stdout("resume=").splitlines()
-    assert ast.literal_eval(lines[0]) == {"ok": 55, "not_found": 2}
-    assert lines[1] == f"sent this time: {locked + 2}"
-    assert executed.stdout("tagged cc-4242").strip() == "tagged cc-4242: 55"
+    assert ast.literal_eval(lines[0]) == {"ok": untagged, "not_found": GONE}
+    assert lines[1] == f"sent this time: {locked + GONE}"
+    assert executed.stdout("tagged cc-4242").strip() == f"tagged cc-4242: {untagged}"
+
+
+def test_undo_restores_the_inventory(executed):
+    untagged, _ = expected_counts()
+    assert executed.stdout("inverse = batchtag.undo").strip() == (
+        f"to revert: {untagged}, skipped: {{}}"
+    )
+    assert executed.stdout("undone = batchtag.apply").strip() == "restored: True"
 
 
 def test_readme_python_section_runs_as_shown(executed):

@@ -17,9 +17,9 @@ COMMANDS: dict[str, str] = {
     "validate": "batchtag.cli.validate:validate",
     "apply": "batchtag.cli.apply:apply",
     "sandbox": "batchtag.cli.sandbox:sandbox_command",
-    "export": "batchtag.cli_export:export_command",
-    # "plan": "batchtag.cli.plan:plan",
-    # "undo": "batchtag.cli.undo:undo",
+    "export": "batchtag.cli.export:export_command",
+    "plan": "batchtag.cli.plan:plan",
+    "undo": "batchtag.cli.undo:undo",
     "enforce": "batchtag.cli.enforce:enforce",
 }
 

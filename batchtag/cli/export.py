@@ -1,0 +1,100 @@
+"""`batchtag export`: the inventory of one or more scopes, a valid wide manifest."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from batchtag.cli.common import fail
+from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
+from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS
+from batchtag.errors import ApiError, BatchtagError
+from batchtag.options import click_options
+
+
+@click.command("export")
+@click.option(
+    "--project-id",
+    "project_ids",
+    type=int,
+    multiple=True,
+    help=f"Project (repeatable) [env {ENV_PROJECT_ID}].",
+)
+@click.option(
+    "--region-id",
+    "region_ids",
+    type=int,
+    multiple=True,
+    help=f"Region (repeatable) [env {ENV_REGION_ID}].",
+)
+@click_options(
+    "scopes",
+    "output",
+    "where",
+    "columns",
+    "long",
+    "concurrency",
+    "rate",
+    "progress",
+    "summary_json",
+    *CONNECTION_OPTIONS,
+    *LOGGING_OPTIONS,
+)
+def export_command(
+    project_ids,
+    region_ids,
+    scopes,
+    output,
+    where,
+    columns,
+    long,
+    summary_json,
+    verbose,
+    quiet,
+    log_format,
+    **kwargs,
+):
+    """Write the inventory of one or more scopes: one row per snapshot, tag:<key> and
+    ro:<key> columns. The file is a valid wide manifest: edit it, then apply it with
+    --empty-deletes. Without -o (or with -o -) the CSV goes to stdout.
+
+    \b
+    Example:
+      batchtag export --project-id 1 --region-id 1 -o inventory.parquet
+      batchtag export --where '`tag:cost-center`.isna() and size > 100' -o todo.csv
+      batchtag export --scopes scopes.csv --columns 'snapshot_id,name,tag:*' --long
+    """
+    import asyncio
+
+    from batchtag.export import run_export
+    from batchtag.export_io import STDOUT
+    from batchtag.inventory import Selection, resolve_scopes, split_columns
+    from batchtag.logs import redact, setup_logging
+
+    setup_logging(-1 if quiet else verbose, log_format)
+    if quiet and kwargs["progress"] is None:
+        kwargs["progress"] = False
+    output = STDOUT if output is None else output
+    try:
+        selection = Selection(where, split_columns(columns), long)
+        selection.check()
+        chosen = resolve_scopes(project_ids or None, region_ids or None, scopes)
+        outcome = asyncio.run(run_export(chosen, selection, output, **kwargs))
+    except BatchtagError as error:
+        fail(error)
+    except ApiError as error:  # a read that failed for good (after its retries)
+        click.echo(f"error: {redact(str(error))}", err=True)
+        sys.exit(1)
+    summary = outcome.as_dict()
+    if summary_json:
+        with open(summary_json, "w") as fh:
+            json.dump(summary, fh, indent=2)
+    target = "stdout" if output == STDOUT else output
+    click.echo(
+        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, {len(chosen)} scope(s), "
+        f"{outcome.stats.requests} requests) to {target}",
+        err=True,
+    )
+    sys.exit(0)

@@ -1,0 +1,69 @@
+"""`batchtag plan`: what applying a manifest would change now, without sending a write."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from batchtag.cli.common import fail
+from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
+from batchtag.errors import BatchtagError
+from batchtag.options import click_options
+
+
+@click.command()
+@click.argument("manifest")
+@click_options(
+    "output",
+    "detailed_exitcode",
+    "limit",
+    *MANIFEST_OPTIONS,
+    *CONNECTION_OPTIONS,
+    *READ_OPTIONS,
+    *LOGGING_OPTIONS,
+)
+def plan(
+    manifest: str,
+    output: str | None,
+    detailed_exitcode: bool,
+    limit: int,
+    verbose: int,
+    quiet: bool,
+    log_format: str,
+    **kwargs,
+) -> None:
+    """Show what applying MANIFEST would change now: reads the snapshots, writes nothing.
+
+    Prints the counts per verdict (change, noop, not_found, locked), per tag key how many
+    snapshots gain (+), lose (-) or change (~) it, then the first --limit snapshots as a
+    compact diff. -o writes the full diff, one row per (snapshot, change).
+
+    Exit codes: 0 no errors (with --detailed-exitcode: 0 nothing to change, 2 changes
+    present), 1 errors (snapshots not found, writes to read-only tags), 2 bad input,
+    3 aborted (credentials).
+
+    \b
+    Example:
+        batchtag plan snapshots.csv --project-id 1 --region-id 1
+        batchtag plan snapshots.csv -o diff.parquet --detailed-exitcode --limit 0
+    """
+    import asyncio
+
+    from batchtag.logs import setup_logging
+    from batchtag.planning import run_plan
+    from batchtag.planview import plan_exit_code, print_plan
+    from batchtag.runner import ApplyOptions
+
+    setup_logging(-1 if quiet else verbose, log_format)
+    options = ApplyOptions(**kwargs)
+    if quiet and options.progress is None:
+        options.progress = False
+    try:
+        frame = asyncio.run(run_plan(manifest, options, output=output))
+    except BatchtagError as error:
+        fail(error)
+    print_plan(frame, limit=max(limit, 0))
+    if output is not None:
+        click.echo(f"diff written to {output} ({len(frame)} rows)", err=True)
+    sys.exit(plan_exit_code(frame.attrs["summary"], detailed=detailed_exitcode))

@@ -1,0 +1,79 @@
+"""`batchtag undo`: the manifest that reverts a run, from its report."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from batchtag.cli.common import fail
+from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS, READ_OPTIONS
+from batchtag.errors import BatchtagError
+from batchtag.options import click_options
+
+CONFLICTS_SHOWN = 5  # skipped snapshots listed in the printed summary
+EXIT_SKIPPED = 1  # some snapshots could not be reverted (conflict, not found)
+
+
+@click.command()
+@click.argument("report")
+@click_options("output", "force", *CONNECTION_OPTIONS, *READ_OPTIONS, *LOGGING_OPTIONS)
+def undo(
+    report: str,
+    output: str | None,
+    force: bool,
+    verbose: int,
+    quiet: bool,
+    log_format: str,
+    **kwargs,
+) -> None:
+    """Write the manifest that reverts the run of REPORT; apply it to undo the run.
+
+    Every ok snapshot gets its user tags and name back (read-only tags are never
+    touched). A snapshot changed by someone else since the run is a conflict: left out
+    (and listed) unless --force. The run must have read the before-state
+    (apply --check-current, or apply's default when it reads). Default output:
+    REPORT's name with .undo.jsonl (run1.csv -> run1.undo.jsonl).
+
+    Exit codes: 0 every snapshot can be reverted, 1 some were skipped (conflict, not
+    found), 2 bad input or a report without before-state (nothing written).
+
+    \b
+    Example:
+        batchtag undo run1.csv
+        batchtag apply run1.undo.jsonl --report undo1.csv
+    """
+    import asyncio
+
+    from batchtag.logs import setup_logging
+    from batchtag.planning import default_undo_path, run_undo
+    from batchtag.runner import ApplyOptions
+
+    setup_logging(-1 if quiet else verbose, log_format)
+    options = ApplyOptions(**kwargs)
+    if quiet and options.progress is None:
+        options.progress = False
+    target = output if output is not None else str(default_undo_path(report))
+    try:
+        outcome = asyncio.run(run_undo(report, options, output=target, force=force))
+    except BatchtagError as error:
+        fail(error)
+    click.echo(format_undo(outcome))
+    sys.exit(EXIT_SKIPPED if len(outcome.undo.skipped) else 0)
+
+
+def format_undo(outcome) -> str:
+    """`N to revert -> FILE`, then the skipped snapshots (the first few, with why)."""
+    summary = outcome.as_dict()
+    lines = [f"undo: {summary['revert']} snapshot(s) to revert, written to {summary['output']}"]
+    skipped = outcome.undo.skipped
+    for status, count in summary["skipped"].items():
+        lines.append(f"  {count} {status} (skipped)")
+    for row in skipped.head(CONFLICTS_SHOWN).to_dict("records"):
+        where = f"{row['project_id']}/{row['region_id']}/{row['snapshot_id']}"
+        lines.append(f"    {row['status']} {where}: {row['error']}")
+    if len(skipped) > CONFLICTS_SHOWN:
+        lines.append(f"    ... and {len(skipped) - CONFLICTS_SHOWN} more")
+    if summary["revert"]:
+        lines.append(f"apply it to revert: batchtag apply {summary['output']}")
+    return "\n".join(lines)

@@ -1,0 +1,283 @@
+"""`plan` and `undo` runs: read the current state, then diff a manifest or invert a report.
+
+    manifest --load--> Plan --read_state--> current --diff_plan--> diff frame (+ -o file)
+    report --read_report--> ok rows --read_state--> current --undo_manifest--> undo file
+
+The state is read with the shared `Reader` (list pages or GETs per scope, whichever sends
+fewer requests) under the engine's limiter, retry classes and timeouts. Only what the diff
+needs of each snapshot is kept (name, task_id, tags), so a 1M-snapshot plan stays small.
+The Python functions (`batchtag.plan`, `batchtag.undo`) live in `batchtag.library`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from batchtag.client import LIST_PAGE, Client
+from batchtag.config import resolve_settings
+from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
+from batchtag.diff import DIFF_COLUMNS, DiffCollector
+from batchtag.errors import UsageError, option
+from batchtag.export import PageBar
+from batchtag.limiter import RateLimiter
+from batchtag.logs import register_secret
+from batchtag.plan import Plan
+from batchtag.reader import Key, Reader, ReadStats, id_key
+from batchtag.report import read_report
+from batchtag.retry import RetrySettings
+from batchtag.runner import ApplyOptions, check_writable, load
+from batchtag.tabular import table_format, write_table
+from batchtag.tabular.kinds import INT, JSON, STR
+from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
+
+PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
+UNDO_NAMES = ("output", "force", *CONNECTION_OPTIONS, *READ_OPTIONS)
+UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
+GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
+DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}
+
+
+# ---------------------------------------------------------------- the current state
+
+Compact = tuple[str | None, str | None, tuple[tuple[str, str, bool], ...]]
+
+
+def compact(snapshot: Mapping[str, Any]) -> Compact:
+    """What a diff needs of a snapshot: name, task_id, (key, value, read_only) per tag."""
+    tags = snapshot.get("tags") or ()
+    tags = tuple((t["key"], t["value"], bool(t.get("read_only"))) for t in tags)
+    return (snapshot.get("name"), snapshot.get("task_id"), tags)
+
+
+class CurrentState(Mapping):
+    """Key -> snapshot JSON (None: not found), expanded from the compact form on access."""
+
+    def __init__(self, state: dict[Key, Compact | None]):
+        self._state = state
+
+    def __getitem__(self, key: Key) -> dict[str, Any] | None:
+        value = self._state[key]
+        if value is None:
+            return None
+        name, task_id, tags = value
+        return {
+            "name": name,
+            "task_id": task_id,
+            "tags": [{"key": k, "value": v, "read_only": ro} for k, v, ro in tags],
+        }
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._state)
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+
+def make_reader(client: Client, options: ApplyOptions, progress: Any = None) -> Reader:
+    """A reader paced and retried like the engine's writes."""
+    return Reader(
+        client,
+        concurrency=options.concurrency,
+        limiter=RateLimiter(options.rate),
+        retry=RetrySettings(transient_retries=options.retries),
+        progress=progress,
+    )
+
+
+def make_client(options: ApplyOptions) -> Client:
+    settings = resolve_settings(
+        options.base_url, options.api_key, insecure_http=options.insecure_http
+    )
+    register_secret(settings.api_key)
+    return Client(
+        settings,
+        connections=options.concurrency,
+        timeout=options.timeout,
+        connect_timeout=options.connect_timeout,
+        request_deadline=options.request_deadline,
+    )
+
+
+async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[CurrentState, ReadStats]:
+    """The current state of `keys` (the cheaper of list pages and GETs per scope).
+
+    Parameters
+    ----------
+    keys : iterable of (project_id, region_id, snapshot_id)
+    options : ApplyOptions
+        Connection, concurrency, rate, timeouts, retries and progress.
+
+    Returns
+    -------
+    (CurrentState, ReadStats)
+        The snapshots (None when not found) and what reading cost.
+    """
+    bar = PageBar(options.progress)
+    async with make_client(options) as client:
+        reader = make_reader(client, options, bar)
+        try:
+            state = await reader.read_snapshots(keys, transform=compact)
+        finally:
+            bar.close()
+    return CurrentState(state), reader.stats
+
+
+async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[pd.DataFrame, ReadStats]:
+    """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
+    but its diff rows): per scope, list pages when they are fewer requests than GETs."""
+    collector = DiffCollector(plan.passthrough)
+    scopes: dict[tuple[int, int], dict[Any, int]] = {}
+    for position, entry in enumerate(plan.entries):
+        scopes.setdefault((entry.project_id, entry.region_id), {})[id_key(entry.snapshot_id)] = (
+            position
+        )
+    bar = PageBar(options.progress)
+    async with make_client(options) as client:
+        reader = make_reader(client, options, bar)
+        try:
+            for (project_id, region_id), wanted in scopes.items():
+                await _diff_scope(reader, plan.entries, project_id, region_id, wanted, collector)
+        finally:
+            bar.close()
+    return collector.frame(), reader.stats
+
+
+async def _diff_scope(reader, entries, project_id, region_id, wanted, collector) -> None:
+    def take(page: list[dict]) -> None:
+        for snapshot in page:
+            position = wanted.pop(id_key(snapshot["id"]), None)
+            if position is not None:
+                collector.add(entries[position], snapshot, position)
+
+    if len(wanted) > 1:
+        first = await reader.page(project_id, region_id, 0)
+        take(first.get("results") or [])
+        if math.ceil(int(first.get("count", 0)) / LIST_PAGE) <= 1 + len(wanted):
+            async for page in reader.read_scope(project_id, region_id, first=first):
+                take(page)
+            if reader.consistent:  # a consistent listing: what it lacks does not exist
+                for position in sorted(wanted.values()):
+                    collector.add(entries[position], None, position)
+                return
+    positions = sorted(wanted.values())
+    for start in range(0, len(positions), GET_BATCH):
+        chunk = positions[start : start + GET_BATCH]
+        found = await asyncio.gather(*(reader.get(entries[p].key) for p in chunk))
+        for position, snapshot in zip(chunk, found, strict=True):
+            collector.add(entries[position], snapshot, position)
+
+
+# ---------------------------------------------------------------- plan
+
+
+def check_output(output: str | os.PathLike | None, what: str = "output") -> None:
+    """Before any request: the output's format is known and the file can be written."""
+    if output is not None:
+        table_format(output, what)
+        check_writable(output, "output")
+
+
+async def run_plan(
+    source: Any,
+    options: ApplyOptions,
+    *,
+    output: str | os.PathLike | None = None,
+    plan: Plan | None = None,
+) -> pd.DataFrame:
+    """Load the manifest, read its snapshots, diff; write the diff to `output` if given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        `batchtag.diff.diff_plan`'s frame; ``attrs["summary"]`` the plan summary plus
+        ``requests`` (reads sent) and ``warnings`` (from the reader).
+    """
+    options.check()
+    plan = plan if plan is not None else load(source, options)
+    check_output(output)
+    frame, stats = await diff_current(plan, options)
+    frame.attrs["summary"].update(requests=stats.requests, warnings=list(stats.warnings))
+    if output is not None:
+        write_diff(frame, output)
+    return frame
+
+
+def write_diff(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """The full diff as CSV / Parquet / JSONL (by suffix), one row per (snapshot, change)."""
+    kinds = {c: DIFF_KINDS.get(c, STR if c in DIFF_COLUMNS else None) for c in frame.columns}
+    kinds = {c: k for c, k in kinds.items() if k is not None}
+    write_table(path, list(frame.columns), frame.to_dict("records"), kinds)
+
+
+# ---------------------------------------------------------------- undo
+
+
+def default_undo_path(report: str | os.PathLike) -> Path:
+    """``reports/run1.csv`` -> ``reports/run1.undo.jsonl``."""
+    path = Path(report)
+    return path.with_name(path.stem + UNDO_SUFFIX)
+
+
+@dataclass
+class UndoOutcome:
+    """What `run_undo` did: the inverse manifest, the snapshots skipped, where it went."""
+
+    undo: Undo
+    output: Path | None
+    stats: ReadStats | None
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = self.undo.skipped["status"].value_counts().to_dict()
+        return {
+            "revert": len(self.undo.manifest),
+            "skipped": {str(k): int(v) for k, v in counts.items()},
+            "output": None if self.output is None else str(self.output),
+            "requests": 0 if self.stats is None else self.stats.requests,
+        }
+
+
+async def run_undo(
+    report: str | os.PathLike | pd.DataFrame,
+    options: ApplyOptions,
+    *,
+    output: str | os.PathLike | None = None,
+    force: bool = False,
+) -> UndoOutcome:
+    """Read the report, check for drift against the current state, write the undo file.
+
+    A report whose `ok` rows lack the before-state is refused before any request.
+    """
+    options.check()
+    name = "report" if isinstance(report, pd.DataFrame) else str(report)
+    if output is not None and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
+        raise UsageError(f"{option('output', str(output))}: the undo file is JSON Lines (*.jsonl)")
+    if output is not None:
+        check_writable(output, "output")
+    frame = report if isinstance(report, pd.DataFrame) else read_report(report)
+    blind = undo_manifest(frame, None, report_name=name)  # refuses a run that did not read
+    keys = list(zip(*(blind.manifest[c] for c in UNDO_COLUMNS[:3]), strict=True))
+    keys = [(int(p), int(r), str(s)) for p, r, s in keys]
+    stats = None
+    if keys:
+        current, stats = await read_state(keys, options)
+        result = undo_manifest(frame, current, force=force, report_name=name)
+    else:
+        result = blind
+    if output is not None:
+        write_undo(result.manifest, output)
+    return UndoOutcome(result, None if output is None else Path(output), stats)
+
+
+def write_undo(manifest: pd.DataFrame, path: str | os.PathLike) -> None:
+    """The inverse manifest as a json-form JSON Lines file (replaced if it exists)."""
+    with UndoWriter(path) as writer:
+        for row in manifest.to_dict("records"):
+            writer.write_record(row)

@@ -1,0 +1,160 @@
+"""`batchtag plan` and `batchtag.plan()` against the sandbox: verdicts, exact diff rows, the
+detailed exit code, the -o formats, colour only on a terminal, and no write ever sent."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from helpers import API_KEY, SID, env_for, invoke, patches, write_long_csv
+
+import batchtag
+from batchtag.cli import main
+from batchtag.diff import DIFF_COLUMNS
+from batchtag.planning import DIFF_KINDS
+from batchtag.tabular import read_table
+
+RO_KEY = "created-by"
+COMPARED = ["snapshot_id", "verdict", "field", "key", "change", "old", "new"]
+
+
+def set_state(server, sid, tags, *, ro=None, name=None, task_id=None):
+    """Put a snapshot into a known state (user tags, read-only tags, name, lock)."""
+    snap = server.store.find(1, 1, sid)
+    snap.tags = {**tags, **(ro or {})}
+    snap.read_only = set(ro or {})
+    snap.task_id = task_id
+    if name is not None:
+        snap.name = name
+    return snap
+
+
+@pytest.fixture
+def mixed(make_sandbox, tmp_path):
+    """A sandbox and a manifest with one snapshot per verdict and kind of change."""
+    server = make_sandbox(snapshots=12)
+    ids = server.store.ids()
+    a, b, c, d, e, f = ids[:6]
+    set_state(server, a, {"env": "dev"}, ro={RO_KEY: "gcore"}, name="db-a")
+    set_state(server, b, {"env": "prod"})
+    set_state(server, c, {}, task_id="task-1")
+    set_state(server, d, {"owner": "ann", "env": "dev"})
+    set_state(server, e, {"x": "1", "y": "2"})
+    set_state(server, f, {"env": "prod"}, name="old-name")
+    rows = [
+        {"snapshot_id": a, "op": "set", "key": "env", "value": "prod"},  # change
+        {"snapshot_id": b, "op": "set", "key": "env", "value": "prod"},  # noop
+        {"snapshot_id": SID, "op": "set", "key": "env", "value": "prod"},  # not_found
+        {"snapshot_id": c, "op": "set", "key": "env", "value": "prod"},  # locked
+        {"snapshot_id": d, "op": "rename", "key": "owner", "value": "team"},  # rename
+        {"snapshot_id": e, "op": "clear", "key": "", "value": ""},  # clear + set
+        {"snapshot_id": e, "op": "set", "key": "y", "value": "3"},
+        {"snapshot_id": f, "op": "name", "key": "", "value": "new-name"},  # name
+    ]
+    manifest = write_long_csv(tmp_path / "m.csv", rows)
+    expected = [
+        (a, "change", "tag", "env", "change", "dev", "prod"),
+        (SID, "not_found", None, None, None, None, None),
+        (c, "locked", "tag", "env", "add", None, "prod"),
+        (d, "change", "tag", "owner", "remove", "ann", None),
+        (d, "change", "tag", "team", "add", None, "ann"),
+        (e, "change", "tag", "x", "remove", "1", None),
+        (e, "change", "tag", "y", "change", "2", "3"),
+        (f, "change", "name", None, "change", "old-name", "new-name"),
+    ]
+    return server, manifest, expected
+
+
+def rows_of(records):
+    return [tuple(r.get(c) for c in COMPARED) for r in records]
+
+
+def test_python_plan_gives_every_verdict_with_exact_rows_and_sends_no_write(mixed):
+    server, manifest, expected = mixed
+    diff = batchtag.plan(
+        manifest, base_url=server.base_url, api_key=API_KEY, project_id=1, region_id=1
+    )
+    assert list(diff.columns) == DIFF_COLUMNS
+    assert rows_of(diff.astype(object).where(diff.notna(), None).to_dict("records")) == expected
+    summary = diff.attrs["summary"]
+    assert summary["verdicts"] == {"change": 4, "noop": 1, "not_found": 1, "locked": 1}
+    assert summary["writes"] == 5
+    assert summary["keys"]["env"] == {"add": 1, "remove": 0, "change": 1}
+    assert patches(server) == 0
+    assert server.store.find(1, 1, expected[0][0]).tags["env"] == "dev"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_output_file_holds_the_full_diff_in_each_format(mixed, tmp_path, suffix):
+    server, manifest, expected = mixed
+    out = tmp_path / f"diff{suffix}"
+    result = invoke(["plan", str(manifest), "-o", str(out), "--limit", "1"], server)
+    assert result.exit_code == 1, result.output  # a snapshot is not found: an error
+    columns, records = read_table(out, DIFF_KINDS)
+    assert columns == DIFF_COLUMNS
+    assert rows_of(records) == expected
+    assert [r["rows"] for r in records][:2] == [[1], [3]]
+    assert "... and 5 more snapshots" in result.output  # 6 with changes, 1 shown
+    assert patches(server) == 0
+
+
+def test_printed_plan_is_plain_text_off_a_terminal_and_coloured_on_one(mixed):
+    server, manifest, _ = mixed
+    plain = invoke(["plan", str(manifest)], server)
+    assert "Plan: 4 to change, 1 locked, 1 no-op, 1 not found (7 snapshots, 5 writes)" in (
+        plain.output
+    )
+    assert "~ env: dev → prod" in plain.output
+    assert "- owner (was ann)" in plain.output and "+ team=ann" in plain.output
+    assert "~ name: old-name → new-name" in plain.output
+    assert "\x1b[" not in plain.output
+    coloured = CliRunner().invoke(main, ["plan", str(manifest)], env=env_for(server), color=True)
+    assert "\x1b[" in coloured.output
+
+
+def test_detailed_exitcode_is_0_unchanged_2_changes_1_errors(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=5)
+    a, b = server.store.ids()[:2]
+    set_state(server, a, {"env": "prod"})
+    set_state(server, b, {"env": "dev"})
+
+    def plan(rows, *flags):
+        manifest = write_long_csv(tmp_path / "m.csv", rows)
+        return invoke(["plan", str(manifest), *flags], server).exit_code
+
+    same = [{"snapshot_id": a, "op": "set", "key": "env", "value": "prod"}]
+    change = same + [{"snapshot_id": b, "op": "set", "key": "env", "value": "prod"}]
+    missing = change + [{"snapshot_id": SID, "op": "delete", "key": "env", "value": ""}]
+    assert plan(same, "--detailed-exitcode") == 0
+    assert plan(change, "--detailed-exitcode") == 2
+    assert plan(missing, "--detailed-exitcode") == 1
+    assert plan(change) == 0  # without the flag, changes are not an error
+    assert plan(missing) == 1
+    assert patches(server) == 0
+
+
+def test_bad_input_exits_2_before_any_request(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=3)
+    manifest = write_long_csv(tmp_path / "m.csv", [{"snapshot_id": "nope", "op": "set"}])
+    result = invoke(["plan", str(manifest)], server)
+    assert result.exit_code == 2 and "error" in result.output
+    good = write_long_csv(
+        tmp_path / "g.csv", [{"snapshot_id": SID, "op": "set", "key": "k", "value": "v"}]
+    )
+    result = invoke(["plan", str(good), "-o", str(tmp_path / "diff.xlsx")], server)
+    assert result.exit_code == 2 and "diff.xlsx" in result.output
+    assert sum(server.stats()["requests"].values()) == 0
+
+
+def test_plan_inside_a_running_loop_and_plan_async_agree(mixed):
+    import asyncio
+
+    server, manifest, expected = mixed
+    kw = {"base_url": server.base_url, "api_key": API_KEY, "project_id": 1, "region_id": 1}
+
+    async def notebook_cell():
+        blocking = batchtag.plan(manifest, **kw)  # a running loop: it runs in a helper thread
+        return blocking, await batchtag.plan_async(manifest, **kw)
+
+    blocking, awaited = asyncio.run(notebook_cell())
+    assert blocking.equals(awaited) and len(blocking) == len(expected)
+    assert blocking.attrs["summary"]["verdicts"] == awaited.attrs["summary"]["verdicts"]

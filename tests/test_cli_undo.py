@@ -1,0 +1,190 @@
+"""`batchtag undo` and `batchtag.undo()` against the sandbox: the undo file reverts a run,
+drifted snapshots are `conflict` and left alone unless --force, a blind run is refused; and
+the property plan == apply, apply + apply(undo) == original."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from helpers import API_KEY, invoke, patches, write_long_csv
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_cli_plan import set_state
+
+import batchtag
+from batchtag.result import CONFLICT
+
+
+def state(server, ids):
+    """(user tags, read-only tags, name) per snapshot."""
+    out = {}
+    for sid in ids:
+        snap = server.store.find(1, 1, sid)
+        user = {k: v for k, v in snap.tags.items() if k not in snap.read_only}
+        ro = {k: v for k, v in snap.tags.items() if k in snap.read_only}
+        out[sid] = (user, ro, snap.name)
+    return out
+
+
+@pytest.fixture
+def run1(make_sandbox, tmp_path):
+    """A run (reading the before-state) that tagged a, b, c and renamed d."""
+    server = make_sandbox(snapshots=10)
+    ids = server.store.ids()[:4]
+    original = state(server, ids)
+    rows = [{"snapshot_id": sid, "op": "set", "key": "batch", "value": "one"} for sid in ids[:3]]
+    rows.append({"snapshot_id": ids[3], "op": "name", "key": "", "value": "renamed"})
+    manifest = write_long_csv(tmp_path / "m.csv", rows)
+    report = tmp_path / "run1.csv"
+    result = invoke(["apply", str(manifest), "--check-current", "--report", str(report)], server)
+    assert result.exit_code == 0, result.output
+    assert server.store.find(1, 1, ids[3]).name == "renamed"
+    return server, ids, original, report
+
+
+def apply_file(server, path, report):
+    result = invoke(["apply", str(path), "--report", str(report)], server)
+    assert result.exit_code == 0, result.output
+
+
+def test_undo_file_reverts_the_run_but_not_a_snapshot_changed_since(run1, tmp_path):
+    server, ids, original, report = run1
+    server.store.find(1, 1, ids[0]).tags["batch"] = "theirs"  # someone else, later
+    drifted = state(server, ids[:1])
+    result = invoke(["undo", str(report)], server)
+    assert result.exit_code == 1, result.output
+    assert "undo: 3 snapshot(s) to revert" in result.output
+    assert f"{CONFLICT} 1/1/{ids[0]}" in result.output and "batch: 'one' → 'theirs'" in (
+        result.output
+    )
+    undo_file = tmp_path / "run1.undo.jsonl"  # the default: next to the report
+    assert [json.loads(line)["snapshot_id"] for line in open(undo_file)] == ids[1:]
+    apply_file(server, undo_file, tmp_path / "undo1.csv")
+    assert state(server, ids[:1]) == drifted
+    assert state(server, ids[1:]) == {sid: original[sid] for sid in ids[1:]}
+
+
+def test_force_reverts_the_drifted_snapshot_too(run1, tmp_path):
+    server, ids, original, report = run1
+    server.store.find(1, 1, ids[0]).tags["batch"] = "theirs"
+    out = tmp_path / "forced.jsonl"
+    result = invoke(["undo", str(report), "-o", str(out), "--force"], server)
+    assert result.exit_code == 0, result.output
+    apply_file(server, out, tmp_path / "undo1.csv")
+    assert state(server, ids) == original
+
+
+def test_undo_of_a_blind_run_is_refused_and_sends_nothing(run1, tmp_path):
+    server, _, _, report = run1
+    blind = pd.read_csv(report, dtype=str, keep_default_na=False)
+    blind["tags_before"] = ""
+    blind_report = tmp_path / "blind.csv"
+    blind.to_csv(blind_report, index=False)
+    before = sum(server.stats()["requests"].values())
+    result = invoke(["undo", str(blind_report)], server)
+    assert result.exit_code == 2
+    assert "cannot be undone" in result.output and "--check-current" in result.output
+    assert not (tmp_path / "blind.undo.jsonl").exists()
+    assert sum(server.stats()["requests"].values()) == before
+
+
+def test_undo_file_must_be_jsonl(run1, tmp_path):
+    server, _, _, report = run1
+    result = invoke(["undo", str(report), "-o", str(tmp_path / "u.csv")], server)
+    assert result.exit_code == 2 and "u.csv" in result.output and ".jsonl" in result.output
+
+
+def test_python_undo_returns_a_manifest_apply_takes(run1, tmp_path):
+    server, ids, original, report = run1
+    server.store.find(1, 1, ids[1]).tags["batch"] = "theirs"
+    kw = {"base_url": server.base_url, "api_key": API_KEY}
+    inverse = batchtag.undo(report, **kw)
+    assert sorted(inverse["snapshot_id"]) == sorted([ids[0], ids[2], ids[3]])
+    skipped = inverse.attrs["skipped"]
+    assert skipped[["snapshot_id", "status"]].values.tolist() == [[ids[1], CONFLICT]]
+    assert inverse.attrs["summary"]["skipped"] == {CONFLICT: 1}
+    batchtag.apply(inverse, report=tmp_path / "undo.csv", **kw)
+    assert state(server, [ids[0], ids[2], ids[3]]) == {
+        sid: original[sid] for sid in (ids[0], ids[2], ids[3])
+    }
+
+
+# ---------------------------------------------------------------- the property
+
+KEYS = ["env", "team", "owner"]
+values = st.sampled_from(["a", "b"])
+user_tags = st.dictionaries(st.sampled_from(KEYS), values, max_size=3)
+operations = st.one_of(
+    st.dictionaries(st.sampled_from(KEYS), values, min_size=1, max_size=2).map(
+        lambda d: [("set", k, v) for k, v in d.items()]
+    ),
+    st.sampled_from(KEYS).map(lambda k: [("delete", k, "")]),
+    st.lists(st.sampled_from(KEYS), min_size=2, max_size=2, unique=True).map(
+        lambda p: [("rename", p[0], p[1])]
+    ),
+    st.tuples(st.sampled_from(KEYS), values).map(lambda t: [("clear", "", ""), ("set", *t)]),
+    st.sampled_from(["name-1", "name-2"]).map(lambda n: [("name", "", n)]),
+)
+
+
+def predicted(diff, before):
+    """The state `plan` says the snapshots will be in."""
+    after = {sid: (dict(user), ro, name) for sid, (user, ro, name) in before.items()}
+    for row in diff.astype(object).where(diff.notna(), None).to_dict("records"):
+        user, ro, name = after[row["snapshot_id"]]
+        if row["field"] == "name":
+            after[row["snapshot_id"]] = (user, ro, row["new"])
+        elif row["change"] == "remove":
+            del user[row["key"]]
+        elif row["change"] in ("add", "change"):
+            user[row["key"]] = row["new"]
+    return after
+
+
+@pytest.fixture(scope="module")
+def prop_server():
+    from batchtag.sandbox import SandboxConfig, SandboxServer
+
+    with SandboxServer(SandboxConfig(snapshots=8)) as server:
+        yield server
+
+
+@pytest.mark.timeout(60)
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    current=st.lists(user_tags, min_size=4, max_size=4),
+    ops=st.lists(operations, min_size=4, max_size=4),
+)
+def test_apply_ends_where_plan_said_and_undo_takes_it_back(prop_server, tmp_path, current, ops):
+    server = prop_server
+    ids = server.store.ids()[:4]
+    for i, (sid, tags) in enumerate(zip(ids, current, strict=True)):
+        set_state(server, sid, tags, ro={"created-by": "gcore"} if i % 2 else None, name="name-0")
+    original = state(server, ids)
+    rows = [
+        {"snapshot_id": sid, "op": op, "key": key, "value": value}
+        for sid, group in zip(ids, ops, strict=True)
+        for op, key, value in group
+    ]
+    manifest = pd.DataFrame(rows)
+    kw = {"base_url": server.base_url, "api_key": API_KEY}
+    scope = {"project_id": 1, "region_id": 1}
+    diff = batchtag.plan(manifest, **kw, **scope)
+    sent = patches(server)
+    report = batchtag.apply(
+        manifest, report=tmp_path / "run.csv", overwrite=True, check_current=True, **kw, **scope
+    )
+    assert state(server, ids) == predicted(diff, original)
+    assert patches(server) - sent == diff.attrs["summary"]["writes"]
+    assert set(report["status"]) <= {"ok", "noop"}
+    inverse = batchtag.undo(tmp_path / "run.csv", output=tmp_path / "run.undo.jsonl", **kw)
+    assert inverse.attrs["skipped"].empty
+    undo_run = ["apply", str(tmp_path / "run.undo.jsonl"), "--report", str(tmp_path / "u.csv")]
+    assert invoke([*undo_run, "--overwrite"], server).exit_code == 0
+    assert state(server, ids) == original
