@@ -22,18 +22,16 @@ from typing import Any
 import pandas as pd
 
 from batchtag.client import LIST_PAGE, Client
-from batchtag.config import resolve_settings
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import DIFF_COLUMNS, DiffCollector
 from batchtag.errors import UsageError, option
 from batchtag.export import PageBar
 from batchtag.limiter import RateLimiter
-from batchtag.logs import register_secret
 from batchtag.plan import Plan
 from batchtag.reader import Key, Reader, ReadStats, id_key
 from batchtag.report import read_report
 from batchtag.retry import RetrySettings
-from batchtag.runner import ApplyOptions, check_writable, load
+from batchtag.runner import ApplyOptions, check_writable, load, open_client
 from batchtag.tabular import table_format, write_table
 from batchtag.tabular.kinds import INT, JSON, STR
 from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
@@ -92,20 +90,6 @@ def make_reader(client: Client, options: ApplyOptions, progress: Any = None) -> 
     )
 
 
-def make_client(options: ApplyOptions) -> Client:
-    settings = resolve_settings(
-        options.base_url, options.api_key, insecure_http=options.insecure_http
-    )
-    register_secret(settings.api_key)
-    return Client(
-        settings,
-        connections=options.concurrency,
-        timeout=options.timeout,
-        connect_timeout=options.connect_timeout,
-        request_deadline=options.request_deadline,
-    )
-
-
 async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[CurrentState, ReadStats]:
     """The current state of `keys` (the cheaper of list pages and GETs per scope).
 
@@ -121,7 +105,7 @@ async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[Curren
         The snapshots (None when not found) and what reading cost.
     """
     bar = PageBar(options.progress)
-    async with make_client(options) as client:
+    async with open_client(options) as client:
         reader = make_reader(client, options, bar)
         try:
             state = await reader.read_snapshots(keys, transform=compact)
@@ -140,7 +124,7 @@ async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[pd.DataFrame,
             position
         )
     bar = PageBar(options.progress)
-    async with make_client(options) as client:
+    async with open_client(options) as client:
         reader = make_reader(client, options, bar)
         try:
             for (project_id, region_id), wanted in scopes.items():

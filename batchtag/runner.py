@@ -197,6 +197,12 @@ def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
     """The HTTP client when the run needs the network (None for a dry run without reads)."""
     if not needs_network(plan, options):
         return None
+    return open_client(options)
+
+
+def open_client(options: ApplyOptions) -> Client:
+    """The HTTP client of a run's connection and timeout options (the key registered as a
+    secret, so no log line shows it)."""
     settings = resolve_settings(
         options.base_url,
         options.api_key,

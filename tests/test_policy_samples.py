@@ -17,34 +17,16 @@ import pytest
 import batchtag
 from batchtag.cli import main
 from batchtag.config import ENV_API_KEY
-from batchtag.defaults import OPTIONS
 from batchtag.library import APPLY_NAMES
 
 SAMPLES = Path(__file__).parent.parent / "samples"
 SCHEDULE = SAMPLES / "schedule"
 EXPECTED_FLAGS = {"--max-changes", "--summary-json", "--log-format", "--yes"}
-# Options the samples use that another branch adds (apply's --undo-file); empty once merged,
-# and then every sample is checked in full. TODO(integrator): drop after the merge.
-PENDING = {"undo_file"} - set(OPTIONS)
-
-
-def without_pending(argv: list[str]) -> list[str]:
-    flags = {"--" + name.replace("_", "-") for name in PENDING}
-    out, skip = [], False
-    for word in argv:
-        if not skip and word in flags:
-            skip = True  # and its value
-            continue
-        if not skip:
-            out.append(word)
-        skip = False
-    return out
 
 
 def parse(argv: list[str]) -> dict:
     """Parse a `batchtag ...` argument list with the real click command; return its params."""
     assert argv[0].endswith("batchtag"), argv
-    argv = without_pending(argv)
     command = main.get_command(click.Context(main), argv[1])
     assert command is not None, argv[1]
     with click.Context(main) as parent:
@@ -73,8 +55,7 @@ def test_crontab_lines_parse_with_the_real_options():
     assert params["max_changes"] == "10%" and params["log_format"] == "json"
     assert params["yes"] and params["summary_json"] and params["report"].endswith(".csv")
     assert "--undo-file" in nightly
-    if not PENDING:
-        assert params["undo_file"].endswith(".undo.jsonl")
+    assert params["undo_file"].endswith(".undo.jsonl")
     assert parse(check)["check"] is True
     text = (SCHEDULE / "crontab").read_text()
     assert f"{ENV_API_KEY}" in text and "--api-key" not in text
@@ -92,7 +73,7 @@ def test_systemd_service_and_timer():
     assert argv[0].startswith("/") and EXPECTED_FLAGS <= set(argv)
     params = parse(argv)
     assert params["max_changes"] == "10%" and params["overwrite"]
-    assert "--undo-file" in argv and (PENDING or params["undo_file"].endswith(".undo.jsonl"))
+    assert "--undo-file" in argv and params["undo_file"].endswith(".undo.jsonl")
     assert unit_value(service, "Type") == "oneshot"
     assert unit_value(service, "EnvironmentFile").startswith("/etc/")
     timer = SCHEDULE / "batchtag-enforce.timer"
@@ -149,7 +130,7 @@ def test_airflow_task_compiles_imports_and_maps_outcomes(monkeypatch):
     assert sample.enforce_task(ds="2026-01-01", enforce=fake) == {"exit_code": 0}
     policy, options = calls[0]
     assert options["api_key"] == "k-from-env" and options["max_changes"] == "10%"
-    assert set(options) - PENDING <= set(APPLY_NAMES)  # every option it passes exists
+    assert set(options) <= set(APPLY_NAMES)  # every option it passes exists
     assert options["undo_file"].endswith("2026-01-01.undo.jsonl")
 
     def failing(policy, **options):
