@@ -140,7 +140,7 @@ PLAYED_LIMIT = 100_000  # distinct tag sequences remembered at once (bounds the 
 def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
     """(tags, clear, renames) of every group, as a code per group into a list of states.
     Groups whose tag operations are the same get the same state: each distinct sequence is
-    played once."""
+    played once. Groups with one operation (most of a big manifest) are matched as arrays."""
     tag_ops = np.flatnonzero(ops.op != NAME)
     order, bounds = _by_group(ops.group[tag_ops], count)
     picked = tag_ops[order]
@@ -148,14 +148,17 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
     size = len(ops.values) + 1
     span = (len(ops.keys) + 1) * size
     codes = ops.op[picked].astype(np.int64) * span + ops.key[picked] * size + ops.value[picked]
-    codes = tuple(codes.tolist())  # a tuple's slices are tuples: ready to use as keys
     del picked
-    edges = bounds.tolist()
+    lengths = np.diff(bounds)
+    out = np.zeros(count, dtype=np.int64)
+    states: list[State] = [(EMPTY, False, EMPTY)]  # groups without tag operations
+    single = np.flatnonzero(lengths == 1)
+    distinct, inverse = np.unique(codes[bounds[single]], return_inverse=True)
+    out[single] = inverse.reshape(-1) + len(states)
+    states += [_play((code,), ops, span, size) for code in distinct.tolist()]
     played: dict[tuple[int, ...], int] = {}
-    states: list[State] = []
-    out = np.empty(count, dtype=np.int64)
-    for group, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-        sequence = codes[a:b]
+    for group in np.flatnonzero(lengths > 1).tolist():
+        sequence = tuple(codes[bounds[group] : bounds[group + 1]].tolist())
         state = played.get(sequence)
         if state is None:
             if len(played) >= PLAYED_LIMIT:
