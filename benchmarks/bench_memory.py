@@ -38,7 +38,7 @@ def apply(url: str, manifest: Path, folder: Path, *extra: str) -> dict:
     args += ["--project-id", str(harness.PROJECT_ID), "--region-id", str(harness.REGION_ID)]
     args += ["--summary-json", str(folder / "summary.json"), *extra]
     child = harness.run_child(args[0], args[1:], harness.client_env(url), folder)
-    if child.code not in (0,):
+    if child.code:
         raise RuntimeError(f"batchtag apply failed ({child.code}): {child.stderr[-2000:]}")
     summary = json.loads((folder / "summary.json").read_text())
     return {"wall": child.wall, "peak_mb": child.peak_mb, "summary": summary}
