@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,10 @@ class PlanEntry:
 
 @dataclass
 class Plan:
-    entries: list[PlanEntry]
+    """What a run would do. `entries` is a list, or (from a manifest) a `PlanEntries`
+    sequence that makes each entry when asked for; treat it as read-only."""
+
+    entries: Sequence[PlanEntry]
     form: str = "long"
     rows: int = 0
     passthrough: list[str] = field(default_factory=list)
@@ -129,6 +133,8 @@ class Plan:
 
     @property
     def scopes(self) -> dict[tuple[int, int], int]:
+        if hasattr(self.entries, "scopes"):  # counted on its columns
+            return self.entries.scopes()
         return dict(Counter((e.project_id, e.region_id) for e in self.entries))
 
     def fingerprint(self) -> str:

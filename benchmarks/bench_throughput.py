@@ -12,8 +12,8 @@ PATCH {"tags": {"env": "bench"}} per snapshot. Figures per client:
 - peak RSS: the client process's VmHWM.
 batchtag's startup (a 1-snapshot apply, whole process) is measured too: it bounds the
 whole-process ratio batchtag can reach against the loop, however fast its sending phase.
-The loop and batchtag are run `ROUNDS` times, alternating, and the best run is kept, since
-other work on a 2-core machine disturbs single runs; the SDK clients run once (30-80 s each).
+Every client (the SDK ones too) is run `ROUNDS` times, alternating, and its best run is
+kept, since other work on a 2-core machine disturbs single runs.
 Run: `python -m benchmarks throughput` (BENCH_REQUESTS=3000 for a quick look).
 """
 
@@ -59,8 +59,10 @@ def run_client(
     return child, out["sent"] / out["seconds"]
 
 
-def measure(kind: str, requests: int) -> dict:
-    with harness.sandbox(requests) as sandbox:
+def measure(kind: str, requests: int, *sandbox_args: str) -> dict:
+    """One client against a fresh sandbox (started with `sandbox_args`) of `requests`
+    snapshots: its figures as one row of the table."""
+    with harness.sandbox(requests, *sandbox_args) as sandbox:
         ids = sandbox.snapshot_ids()
         before, cpu_before = sandbox.stats(), sandbox.cpu_seconds()
         child, in_run = run_client(kind, sandbox, ids)
@@ -88,15 +90,21 @@ def startup() -> float:
     return done["child"].wall
 
 
-def run(rounds: int = ROUNDS) -> dict:
+def best_of(
+    kinds: tuple[str, ...], rounds: int, requests: int, *sandbox_args: str
+) -> dict[str, dict]:
+    """Every client `rounds` times, alternating; each client's fastest whole-process run."""
     best: dict[str, dict] = {}
     for _ in range(rounds):
-        for kind in ("loop", "batchtag"):
-            row = measure(kind, REQUESTS)
+        for kind in kinds:
+            row = measure(kind, requests, *sandbox_args)
             if kind not in best or row["rps"] > best[kind]["rps"]:
                 best[kind] = row
-    for kind in ("sdk-httpx", "sdk-aiohttp"):
-        best[kind] = measure(kind, REQUESTS)
+    return best
+
+
+def run(rounds: int = ROUNDS) -> dict:
+    best = best_of(tuple(CLIENTS), rounds, REQUESTS)
     return {"rows": [best[kind] for kind in CLIENTS], "startup": startup()}
 
 
@@ -141,8 +149,9 @@ def notes(result: dict) -> list[str]:
     sdk_best = max((row for row in result["rows"] if row["kind"].startswith("sdk")), key=rate)
     lines = [
         f"batchtag / minimal loop: {r['vs_loop']:.2f}x whole process,"
-        f" {r['vs_loop_in_run']:.2f}x sending phase (target >= 0.9x)",
-        f"batchtag / SDK best ({sdk_best['name']}): {r['vs_sdk']:.1f}x (target >= 5x)",
+        f" {r['vs_loop_in_run']:.2f}x sending phase (information: zero latency is not"
+        " what a user meets; see the latency section)",
+        f"batchtag / SDK best ({sdk_best['name']}): {r['vs_sdk']:.1f}x",
         f"batchtag startup (1-snapshot apply, whole process): {result['startup']:.2f} s;"
         f" with a sending phase as fast as the loop's, batchtag / loop would be {r['bound']:.2f}x",
     ]

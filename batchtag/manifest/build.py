@@ -14,12 +14,13 @@ import pyarrow as pa
 from batchtag.errors import ManifestError
 from batchtag.manifest.check import Checked, CheckOptions, check_manifest
 from batchtag.manifest.columnar import factorize
+from batchtag.manifest.entries import PlanEntries, State
 from batchtag.manifest.load import load_manifest
 from batchtag.manifest.model import Manifest
 from batchtag.manifest.operations import CLEAR, DELETE, NAME, RENAME, SET, Coded
 from batchtag.manifest.schema import OPS
 from batchtag.memory import gc_paused, release_memory
-from batchtag.plan import EMPTY, Plan, PlanEntry, SharedDict
+from batchtag.plan import EMPTY, Plan, SharedDict
 
 
 def read_plan(source: Any, **options: Any) -> Plan:
@@ -79,23 +80,27 @@ def build_plan(checked: Checked) -> Plan:
     row_numbers = manifest.rows()[order]  # data rows, grouped; labels for a DataFrame below
     manifest.frame = manifest.frame[checked.passthrough]
     release_memory()
-    extras = _extras(manifest.frame, checked.passthrough, checked.group, count)
+    extra_codes, extras = _extras(manifest.frame, checked.passthrough, checked.group, count)
     # fresh empties: a zero-length slice of an Arrow column would keep its buffers alive
     manifest.frame = pd.DataFrame(columns=manifest.frame.columns)
-    snapshots = pa.array(checked.snapshot).take(first).to_pylist()
+    snapshots = _arrow(checked.snapshot).take(pa.array(first))
     checked.snapshot = pd.Series([], dtype=str)
     release_memory()
-    projects = _shared(checked.project[first])
-    regions = _shared(checked.region[first])
-    rows = _group_rows(manifest.row_ids(row_numbers), bounds)
+    row_ids = _row_ids(manifest, row_numbers)
+    state_codes, states = _tag_states(checked.ops, count)
+    entries = PlanEntries(
+        projects=checked.project[first],
+        regions=checked.region[first],
+        snapshots=snapshots,
+        state_codes=state_codes,
+        states=states,
+        names=_names(checked.ops, count),
+        row_ids=row_ids,
+        row_bounds=bounds,
+        extra_codes=extra_codes,
+        extras=extras,
+    )
     del order, first, row_numbers
-    states = _tag_states(checked.ops, count)
-    names = _names(checked.ops, count)
-    parts = zip(projects, regions, snapshots, states, names, rows, extras, strict=True)
-    entries = [
-        PlanEntry(p, r, s, tags, clear, renames, name, row_list, extra)
-        for p, r, s, (tags, clear, renames), name, row_list, extra in parts
-    ]
     counts = np.bincount(checked.ops.op, minlength=len(OPS)).tolist()
     return Plan(
         entries=entries,
@@ -114,25 +119,28 @@ def _by_group(group: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     return order, bounds
 
 
-def _shared(values: np.ndarray) -> list:
-    """values.tolist(), but equal values share one Python object."""
-    uniques, inverse = np.unique(values, return_inverse=True)
-    objects = uniques.tolist()
-    return [objects[i] for i in inverse.tolist()]
+def _arrow(snapshot: pd.Series) -> pa.Array:
+    """The snapshot ids as one Arrow array."""
+    array = pa.array(snapshot)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
-def _group_rows(flat: list, bounds: np.ndarray) -> list[list]:
-    """The manifest rows of every group, as exactly sized lists."""
-    edges = bounds.tolist()
-    return [flat[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+def _row_ids(manifest: Manifest, row_numbers: np.ndarray) -> np.ndarray:
+    """What the plan records for the grouped data rows: their numbers, or a frame's labels."""
+    if manifest.labels is None:
+        return row_numbers
+    labels = np.empty(len(row_numbers), dtype=object)
+    labels[:] = manifest.row_ids(row_numbers)
+    return labels
 
 
 PLAYED_LIMIT = 100_000  # distinct tag sequences remembered at once (bounds the cache)
 
 
-def _tag_states(ops: Coded, count: int) -> list[tuple[SharedDict, bool, SharedDict]]:
-    """(tags, clear, renames) of every group. Groups whose tag operations are the same get
-    the same (shared) objects: each distinct sequence is played once."""
+def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
+    """(tags, clear, renames) of every group, as a code per group into a list of states.
+    Groups whose tag operations are the same get the same state: each distinct sequence is
+    played once. Groups with one operation (most of a big manifest) are matched as arrays."""
     tag_ops = np.flatnonzero(ops.op != NAME)
     order, bounds = _by_group(ops.group[tag_ops], count)
     picked = tag_ops[order]
@@ -140,20 +148,25 @@ def _tag_states(ops: Coded, count: int) -> list[tuple[SharedDict, bool, SharedDi
     size = len(ops.values) + 1
     span = (len(ops.keys) + 1) * size
     codes = ops.op[picked].astype(np.int64) * span + ops.key[picked] * size + ops.value[picked]
-    codes = tuple(codes.tolist())  # a tuple's slices are tuples: ready to use as keys
     del picked
-    edges = bounds.tolist()
-    played: dict[tuple[int, ...], tuple[SharedDict, bool, SharedDict]] = {}
-    states = []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        sequence = codes[a:b]
+    lengths = np.diff(bounds)
+    out = np.zeros(count, dtype=np.int64)
+    states: list[State] = [(EMPTY, False, EMPTY)]  # groups without tag operations
+    single = np.flatnonzero(lengths == 1)
+    distinct, inverse = np.unique(codes[bounds[single]], return_inverse=True)
+    out[single] = inverse.reshape(-1) + len(states)
+    states += [_play((code,), ops, span, size) for code in distinct.tolist()]
+    played: dict[tuple[int, ...], int] = {}
+    for group in np.flatnonzero(lengths > 1).tolist():
+        sequence = tuple(codes[bounds[group] : bounds[group + 1]].tolist())
         state = played.get(sequence)
         if state is None:
             if len(played) >= PLAYED_LIMIT:
                 played.clear()
-            state = played[sequence] = _play(sequence, ops, span, size)
-        states.append(state)
-    return states
+            state = played[sequence] = len(states)
+            states.append(_play(sequence, ops, span, size))
+        out[group] = state
+    return out, states
 
 
 def _play(
@@ -180,10 +193,13 @@ def _play(
     return SharedDict(tags) if tags else EMPTY, clear, SharedDict(renames) if renames else EMPTY
 
 
-def _names(ops: Coded, count: int) -> list[str | None]:
-    """The new name of every group (None if not renamed); a later row wins."""
-    names: list[str | None] = [None] * count
+def _names(ops: Coded, count: int) -> list[str | None] | None:
+    """The new name of every group (None if not renamed; a later row wins), or None when no
+    group is renamed."""
     rows = np.flatnonzero(ops.op == NAME)
+    if not len(rows):
+        return None
+    names: list[str | None] = [None] * count
     for g, v in zip(ops.group[rows].tolist(), ops.value[rows].tolist(), strict=True):
         names[g] = ops.values[v]
     return names
@@ -191,11 +207,11 @@ def _names(ops: Coded, count: int) -> list[str | None]:
 
 def _extras(
     frame: pd.DataFrame, columns: list[str], group: np.ndarray, count: int
-) -> list[SharedDict]:
-    """Passthrough values of every group (the first non-empty one of each column); groups
-    with the same values share one dict."""
+) -> tuple[np.ndarray, list[SharedDict]]:
+    """Passthrough values of every group (the first non-empty one of each column), as a code
+    per group into a list of dicts: groups with the same values share one dict."""
     if not columns:
-        return [EMPTY] * count
+        return np.zeros(count, dtype=np.int64), [EMPTY]
     combined = np.zeros(count, dtype=np.int64)
     found = []
     for column in columns:
@@ -203,10 +219,10 @@ def _extras(
         # renumber after each column, so the combined code stays below `count`
         combined = pd.factorize(combined * (len(objects) + 1) + codes + 1)[0]
         found.append((codes, objects))
-    _, first = np.unique(combined, return_index=True)
+    _, first = np.unique(combined, return_index=True)  # combined codes are 0..n-1
     texts = [_texts(codes[first], objects) for codes, objects in found]
     shared = [SharedDict(zip(columns, values, strict=True)) for values in zip(*texts, strict=True)]
-    return [shared[i] for i in combined.tolist()]
+    return combined, shared
 
 
 def _texts(codes: np.ndarray, objects: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from batchtag.errors import UsageError, option
+from batchtag.report.keys import KeySet
 from batchtag.report.schema import (
     KINDS,
     Key,
@@ -190,10 +191,13 @@ def write_report(frame: pd.DataFrame, path: PathLike) -> None:
     report_format(path).write(path, columns, records, KINDS)
 
 
-def done_keys(path: PathLike) -> set[Key]:
-    """(project_id, region_id, snapshot_id) of every snapshot already `ok` or `noop`."""
+def done_keys(path: PathLike) -> KeySet:
+    """(project_id, region_id, snapshot_id) of every snapshot already `ok` or `noop`, as a
+    read-only set that holds no Python object per snapshot."""
     _, records = _existing_records(Path(path))
-    return {record_key(r) for r in records if r.get("status") in DONE_STATUSES}
+    keys = [record_key(r) for r in records if r.get("status") in DONE_STATUSES]
+    del records
+    return KeySet(*zip(*keys, strict=True)) if keys else KeySet([], [], [])
 
 
 def results_frame(results: Iterable[Result], passthrough: Iterable[str] = ()) -> pd.DataFrame:

@@ -19,11 +19,11 @@ from typing import Any
 
 from batchtag import __version__
 from batchtag.errors import ReportWriteError
+from batchtag.report.keys import KeySet, StatusLog
 from batchtag.report.lock import cannot_write
 from batchtag.report.schema import (
     BASE_COLUMNS,
     KINDS,
-    Key,
     passthrough_name,
     record_key,
     report_columns,
@@ -71,12 +71,11 @@ class ReportWriter:
         self.passthrough = list(passthrough)
         self.fingerprint = fingerprint
         self.columns = report_columns(self.passthrough)
-        self.done_keys: set[Key] = set()
+        self.done_keys: KeySet = KeySet([], [], [])
         self.previous_rows = 0  # snapshots already in a resumed report
         self.written = 0
         self.failure: ReportWriteError | None = None
-        self._status: dict[Key, str] = {}  # latest status per snapshot, whole report
-        self._duplicates = False
+        self._status = StatusLog()  # latest status per snapshot, whole report
         self._extras: list[str | None] = []
         self._out: RowAppender | None = None
         self._closed = False
@@ -117,8 +116,13 @@ class ReportWriter:
         self.format.write(self.path, self.columns, records, KINDS, self.meta)
         journal_path(self.path).unlink(missing_ok=True)
         write_meta(self.path, self.meta)
-        self._status = {record_key(r): r.get("status") for r in records}
-        self.done_keys = {k for k, s in self._status.items() if s in DONE_STATUSES}
+        done = []
+        for record in records:
+            key = record_key(record)
+            self._status.add(key, record.get("status"))
+            if record.get("status") in DONE_STATUSES:
+                done.append(key)
+        self.done_keys = KeySet(*zip(*done, strict=True)) if done else self.done_keys
         self.previous_rows = len(records)
         self._open_append()
 
@@ -151,15 +155,12 @@ class ReportWriter:
         except OSError as exc:
             self.failure = ReportWriteError.from_os_error(self.path, exc)
             raise self.failure from None
-        key = result.key
-        if key in self._status:
-            self._duplicates = True
-        self._status[key] = result.status
+        self._status.add(result.key, result.status)
         self.written += 1
 
     def status_counts(self) -> Counter[str]:
         """Snapshots by status over the whole report (earlier runs' rows included)."""
-        return Counter(self._status.values())
+        return self._status.counts()
 
     def close(self) -> None:
         """Finish the report: one row per snapshot; for Parquet, build the file.
@@ -177,7 +178,7 @@ class ReportWriter:
                 self.failure = self.failure or ReportWriteError.from_os_error(self.path, exc)
         if self.failure is not None:
             raise self.failure
-        if self.format is PARQUET or self._duplicates:
+        if self.format is PARQUET or self._status.has_repeats():
             self._compact()
 
     def _compact(self) -> None:

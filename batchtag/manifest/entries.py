@@ -1,0 +1,116 @@
+"""A plan's entries held as columns: a `PlanEntry` is made only when one is asked for.
+
+A million `PlanEntry` objects with their row lists and id strings cost ~500 MB; the same
+plan as arrays costs ~60 MB (the snapshot ids in one Arrow buffer, the rest as codes into
+the few distinct tag states and passthrough dicts). Iterating makes the entries in chunks,
+so only what is in flight exists as Python objects.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+import pyarrow as pa
+
+from batchtag.plan import PlanEntry, SharedDict
+
+CHUNK = 4096  # entries made at once while iterating
+
+State = tuple[SharedDict, bool, SharedDict]  # tags, clear, renames
+
+
+@dataclass(frozen=True, eq=False)
+class PlanEntries(Sequence[PlanEntry]):
+    """The entries of a plan, in plan order; a read-only sequence of `PlanEntry`.
+
+    Entries are made afresh on every access: changing one changes nothing here. Entries
+    with the same tag operations or passthrough values share the same (read-only)
+    `SharedDict` objects, held here, so their ids are stable while the plan lives.
+
+    Examples
+    --------
+    >>> from batchtag.plan import EMPTY
+    >>> entries = PlanEntries(
+    ...     projects=np.array([1]), regions=np.array([2]), snapshots=pa.array(["s"]),
+    ...     state_codes=np.array([0]), states=[(EMPTY, True, EMPTY)], names=None,
+    ...     row_ids=np.array([3]), row_bounds=np.array([0, 1]),
+    ...     extra_codes=np.array([0]), extras=[EMPTY],
+    ... )
+    >>> entries[0].key, entries[0].clear, entries[0].rows
+    ((1, 2, 's'), True, [3])
+    """
+
+    projects: np.ndarray  # per entry
+    regions: np.ndarray  # per entry
+    snapshots: pa.Array  # per entry
+    state_codes: np.ndarray  # per entry, into `states`
+    states: list[State]
+    names: list[str | None] | None  # per entry; None when no entry renames
+    row_ids: np.ndarray  # manifest rows (numbers, or a DataFrame's labels), grouped
+    row_bounds: np.ndarray  # entry i's rows are row_ids[row_bounds[i]:row_bounds[i + 1]]
+    extra_codes: np.ndarray  # per entry, into `extras`
+    extras: list[SharedDict]
+
+    def __len__(self) -> int:
+        return len(self.projects)
+
+    @overload
+    def __getitem__(self, index: int) -> PlanEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[PlanEntry]: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return self._make(start, stop)
+        position = range(len(self))[index]  # negative indexes; IndexError past the end
+        return self._make(position, position + 1)[0]
+
+    def __iter__(self) -> Iterator[PlanEntry]:
+        for start in range(0, len(self), CHUNK):
+            yield from self._make(start, min(start + CHUNK, len(self)))
+
+    def _make(self, start: int, stop: int) -> list[PlanEntry]:
+        """Entries start..stop as objects."""
+        if start >= stop:
+            return []
+        states, extras = self.states, self.extras
+        bounds = self.row_bounds[start : stop + 1].tolist()
+        flat = self.row_ids[bounds[0] : bounds[-1]].tolist()
+        first = bounds[0]
+        rows = [flat[a - first : b - first] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        names = self.names[start:stop] if self.names is not None else [None] * (stop - start)
+        parts = zip(
+            self.projects[start:stop].tolist(),
+            self.regions[start:stop].tolist(),
+            self.snapshots[start:stop].to_pylist(),
+            self.state_codes[start:stop].tolist(),
+            names,
+            rows,
+            self.extra_codes[start:stop].tolist(),
+            strict=True,
+        )
+        out = []
+        for p, r, s, state, name, row_list, extra in parts:
+            tags, clear, renames = states[state]
+            out.append(PlanEntry(p, r, s, tags, clear, renames, name, row_list, extras[extra]))
+        return out
+
+    def scopes(self) -> dict[tuple[int, int], int]:
+        """Entries per (project, region), in order of first appearance."""
+        if not len(self):
+            return {}
+        pairs = np.stack([self.projects, self.regions], axis=1)
+        if pairs.dtype == object:  # ids beyond int64: rare, count them one by one
+            return dict(Counter(map(tuple, pairs.tolist())))
+        uniques, first, counts = np.unique(pairs, axis=0, return_index=True, return_counts=True)
+        ordered = np.argsort(first, kind="stable")
+        keys = uniques[ordered].tolist()
+        return {(p, r): n for (p, r), n in zip(keys, counts[ordered].tolist(), strict=True)}

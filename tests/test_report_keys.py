@@ -1,0 +1,32 @@
+"""The done-set of a resume (KeySet) and a writer's latest-status log (StatusLog) answer as
+a Python set and dict of the same keys would."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from batchtag.report.keys import KeySet, StatusLog
+
+KEY = st.tuples(st.integers(1, 3), st.integers(1, 3), st.sampled_from(["a", "b", "c", "d"]))
+
+
+@given(keys=st.sets(KEY), probes=st.lists(KEY))
+def test_a_key_set_is_the_set_of_its_keys(keys, probes):
+    done = KeySet(*zip(*keys, strict=True)) if keys else KeySet([], [], [])
+    assert done == keys and len(done) == len(keys)
+    assert [p in done for p in probes] == [p in keys for p in probes]
+    assert "not a key" not in done and [1, 1, "a"] not in done
+
+
+@given(records=st.lists(st.tuples(KEY, st.sampled_from(["ok", "failed", "noop", None]))))
+def test_the_status_log_counts_every_key_by_its_latest_status(records):
+    log = StatusLog()
+    latest = {}
+    for key, status in records:
+        log.add(key, status)
+        latest[key] = status
+    assert log.counts() == Counter(latest.values())
+    assert log.has_repeats() == (len(latest) < len(records))
