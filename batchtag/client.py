@@ -167,6 +167,7 @@ class Client:
         self._slots = asyncio.Semaphore(connections)  # the pool wait, outside the deadline
         self._session: aiohttp.ClientSession | None = None
         self._proxy: tuple[Any, Any] = (None, None)
+        self._headers: dict[bool, dict[str, str]] = {}
 
     async def __aenter__(self) -> Client:
         tls = self.settings.ssl_context  # the CA bundle's context, built once; None: system CAs
@@ -177,12 +178,12 @@ class Client:
             connector=connector,
             timeout=self._timeout,
             trust_env=False,  # the proxy is looked up once, below
-            headers={
-                "Authorization": f"APIKey {self.settings.api_key}",
-                "Accept": "application/json",
-                "User-Agent": "batchtag",
-            },
+            # Only harmless defaults here: aiohttp also sends a session's default headers
+            # to a proxy (CONNECT), so the key goes with each request instead.
+            headers={"Accept": "application/json", "User-Agent": "batchtag"},
         )
+        auth = {"Authorization": f"APIKey {self.settings.api_key}"}
+        self._headers = {False: auth, True: {**auth, **JSON_BODY}}  # by "has a body"
         self._proxy = env_proxy(self.settings.base_url)
         return self
 
@@ -215,7 +216,7 @@ class Client:
                 raise ApiError(0, "SSLError", str(exc)) from exc
 
     async def _exchange(self, method: str, url: str, data: bytes | None) -> tuple[int, Any]:
-        headers = None if data is None else JSON_BODY
+        headers = self._headers[data is not None]
         session = self._session
         async with session.request(  # type: ignore[union-attr]
             method,
