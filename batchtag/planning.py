@@ -37,7 +37,7 @@ from batchtag.tabular.kinds import INT, JSON, STR
 from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
 
 PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
-UNDO_NAMES = ("output", "force", *CONNECTION_OPTIONS, *READ_OPTIONS)
+UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
 DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}
@@ -244,7 +244,7 @@ async def run_undo(
     if output is not None and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
         raise UsageError(f"{option('output', str(output))}: the undo file is JSON Lines (*.jsonl)")
     if output is not None:
-        check_writable(output, "output")
+        _check_undo_output(output, options.overwrite)
     frame = report if isinstance(report, pd.DataFrame) else read_report(report)
     blind = undo_manifest(frame, None, report_name=name)  # refuses a run that did not read
     keys = list(zip(*(blind.manifest[c] for c in UNDO_COLUMNS[:3]), strict=True))
@@ -258,6 +258,16 @@ async def run_undo(
     if output is not None:
         write_undo(result.manifest, output)
     return UndoOutcome(result, None if output is None else Path(output), stats)
+
+
+def _check_undo_output(output: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse to replace an existing file (it may be the undo file the run wrote itself)."""
+    if Path(output).exists() and not overwrite:
+        raise UsageError(
+            f"{option('output', str(output))} already exists (it may be the undo file the run "
+            f"wrote itself): choose another {option('output')}, or pass {option('overwrite', True)}"
+        )
+    check_writable(output, "output")
 
 
 def write_undo(manifest: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -65,13 +65,16 @@ def inverse_row(
     return dict(zip(UNDO_COLUMNS, (project_id, region_id, snapshot_id, patch, name), strict=True))
 
 
+def _missing(value: Any) -> bool:
+    """None, NA or NaN: a cell with no value."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def _cell(value: Any) -> Any:
     """A report cell as a Python value: JSON text parsed, NA to None."""
     if isinstance(value, str) and value[:1] in "{[":
         return json.loads(value)
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value
+    return None if _missing(value) else value
 
 
 def _no_before_state(report_name: str, snapshot_id: str) -> UsageError:
@@ -189,6 +192,17 @@ def _undo_one(
     return row, None
 
 
+def undo_line(row: Mapping[str, Any]) -> str:
+    """One undo-file line: the row as strict JSON, missing values (None, NaN) left out.
+
+    Examples
+    --------
+    >>> undo_line({"snapshot_id": "id", "tags": {"a": None}, "name": float("nan")})
+    '{"snapshot_id":"id","tags":{"a":null}}'
+    """
+    return json_text({k: v for k, v in row.items() if not _missing(v)})
+
+
 def _skipped_frame(rows: list[tuple]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
     return frame.astype({"project_id": "Int64", "region_id": "Int64"})
@@ -241,7 +255,7 @@ class UndoWriter:
         """Write one manifest row (a dict with UNDO_COLUMNS), flushed."""
         if self._fh is None:
             raise ValueError(f"undo file {self.path} is closed")
-        self._fh.write(json_text({k: v for k, v in row.items() if v is not None}) + "\n")
+        self._fh.write(undo_line(row) + "\n")
         self._fh.flush()
         self.written += 1
 

@@ -183,8 +183,53 @@ def test_apply_ends_where_plan_said_and_undo_takes_it_back(prop_server, tmp_path
     assert state(server, ids) == predicted(diff, original)
     assert patches(server) - sent == diff.attrs["summary"]["writes"]
     assert set(report["status"]) <= {"ok", "noop"}
-    inverse = batchtag.undo(tmp_path / "run.csv", output=tmp_path / "run.undo.jsonl", **kw)
+    inverse = batchtag.undo(
+        tmp_path / "run.csv", output=tmp_path / "run.undo.jsonl", overwrite=True, **kw
+    )
     assert inverse.attrs["skipped"].empty
     undo_run = ["apply", str(tmp_path / "run.undo.jsonl"), "--report", str(tmp_path / "u.csv")]
     assert invoke([*undo_run, "--overwrite"], server).exit_code == 0
     assert state(server, ids) == original
+
+
+def strict_lines(path) -> list[dict]:
+    """Every line parsed by a strict JSON parser (NaN / Infinity refused)."""
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return [json.loads(line, parse_constant=refuse) for line in open(path)]
+
+
+def test_undo_file_is_strict_json_when_only_some_names_changed(run1, tmp_path):
+    server, ids, _, report = run1
+    out = tmp_path / "strict.jsonl"
+    result = invoke(["undo", str(report), "-o", str(out)], server)
+    assert result.exit_code == 0, result.output
+    rows = {row["snapshot_id"]: row for row in strict_lines(out)}
+    assert "name" not in rows[ids[0]] and rows[ids[3]]["name"] != "renamed"
+
+
+def test_undo_refuses_to_overwrite_the_undo_file_of_the_run(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=5)
+    ids = server.store.ids()[:2]
+    manifest = write_long_csv(
+        tmp_path / "m.csv",
+        [{"snapshot_id": sid, "op": "set", "key": "batch", "value": "one"} for sid in ids],
+    )
+    report, undo_file = tmp_path / "run1.csv", tmp_path / "run1.undo.jsonl"
+    args = ["apply", str(manifest), "--report", str(report), "--undo-file", str(undo_file)]
+    assert invoke(args, server).exit_code == 0
+    written = undo_file.read_text()
+    result = invoke(["undo", str(report)], server)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: --output {undo_file} already exists (it may be the undo file the run wrote "
+        "itself): choose another --output, or pass --overwrite"
+    ]
+    assert undo_file.read_text() == written
+    with pytest.raises(batchtag.UsageError, match=r"overwrite=True"):
+        batchtag.undo(report, output=undo_file, base_url=server.base_url, api_key=API_KEY)
+    result = invoke(["undo", str(report), "--overwrite"], server)
+    assert result.exit_code == 0, result.output
+    assert [row["snapshot_id"] for row in strict_lines(undo_file)] == ids

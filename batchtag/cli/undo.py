@@ -17,7 +17,7 @@ EXIT_SKIPPED = 1  # some snapshots could not be reverted (conflict, not found)
 
 @click.command()
 @click.argument("report")
-@click_options("output", "force", *CONNECTION_OPTIONS, *READ_OPTIONS, *LOGGING_OPTIONS)
+@click_options("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS, *LOGGING_OPTIONS)
 def undo(
     report: str,
     output: str | None,
