@@ -179,8 +179,22 @@ def _shorten(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def format_summary(d: dict[str, Any]) -> str:
-    """A few lines for the terminal."""
+def format_summary(d: dict[str, Any], *, resumable: bool = True) -> str:
+    """A few lines for the terminal.
+
+    Parameters
+    ----------
+    d : dict
+        `Summary.as_dict()`.
+    resumable : bool
+        The command has ``--resume`` (apply); else (enforce) an unfinished run is finished
+        by running the same command again.
+
+    Returns
+    -------
+    str
+        The lines, without a trailing newline.
+    """
     total = d.get("total", 0)
     noun = "snapshot" if total == 1 else "snapshots"
     head = f"{total} {noun} in {d.get('elapsed_s', 0.0):.1f} s"
@@ -211,7 +225,8 @@ def format_summary(d: dict[str, Any]) -> str:
     if d.get("report"):
         lines.append(f"  report: {d['report']}")
         if d.get("aborted") or d.get("interrupted"):
-            lines.append(f"  to finish: run the same command with --resume {d['report']}")
+            how = f"with --resume {d['report']}" if resumable else "again"
+            lines.append(f"  to finish: run the same command {how}")
     lines.append(f"  exit code {d.get('exit_code', 0)}")
     return "\n".join(lines)
 

@@ -233,3 +233,15 @@ def test_the_plan_from_the_exported_state_is_the_manifest_and_check_agrees(snaps
     wanted = zip(manifest["snapshot_id"], manifest["key"], manifest["value"], strict=True)
     assert shown == set(wanted)
     assert plan_exit_code(diff.attrs["summary"]) == (EXIT_DRIFT if len(manifest) else 0)
+
+
+def test_an_interrupted_enforce_says_to_run_it_again_not_to_resume(sandbox, tmp_path, monkeypatch):
+    add_drift(sandbox, tmp_path)
+    monkeypatch.setattr(
+        "batchtag.runner.install_signal_handlers", lambda engine: engine.interrupt()
+    )
+    report = tmp_path / "en.csv"
+    result = invoke(["enforce", str(SAMPLE), "--report", str(report), "-y"], sandbox)
+    assert result.exit_code == 130, result.output
+    assert "  to finish: run the same command again" in result.output.splitlines()
+    assert "--resume" not in result.output

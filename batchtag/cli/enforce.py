@@ -56,7 +56,7 @@ def enforce(
         sys.exit(outcome.exit_code)
     from batchtag.summary import format_summary
 
-    click.echo(format_summary(outcome.run.summary))
+    click.echo(format_summary(outcome.run.summary, resumable=False))
     if outcome.run.summary_json_error:
         click.echo(f"error: {outcome.run.summary_json_error}", err=True)
         sys.exit(outcome.exit_code or SUMMARY_FILE_FAILED)
