@@ -23,6 +23,7 @@ from batchtag.client import Client
 from batchtag.config import resolve_settings
 from batchtag.errors import UsageError, option
 from batchtag.export_io import Output, Spill, field_type, output_format
+from batchtag.guards import check_writable
 from batchtag.inventory import (
     INVENTORY_COLUMNS,
     LONG_COLUMNS,
@@ -111,6 +112,8 @@ async def run_export(
         raise UsageError(f"{option('concurrency')} must be >= 1 and {option('rate')} > 0")
     selection.check()
     target = Output(output) if output is not None else None
+    if target is not None and target.target is not None:
+        check_writable(target.target, "output")  # before any request
     settings = resolve_settings(base_url, api_key, insecure_http=insecure_http, ca_bundle=ca_bundle)
     register_secret(settings.api_key)
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)

@@ -273,3 +273,17 @@ def test_export_edit_apply_changes_exactly_the_edited_cells(make_sandbox, tmp_pa
     assert {s.id: s.name for s in server.store.snapshots()} == {k: v[0] for k, v in before.items()}
     report = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
     assert set(report["status"]) <= {"ok", "noop"}
+
+
+def test_an_output_that_cannot_be_written_is_one_line_exit_2_before_any_request(
+    make_sandbox, tmp_path
+):
+    server = make_sandbox(snapshots=5)
+    (tmp_path / "m.csv").write_text("a file, not a folder\n")
+    for target in ("/proc/e.csv", str(tmp_path / "m.csv" / "x.parquet")):
+        result = invoke(server, "-o", target)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: cannot write --output {target}: ")
+    assert server.stats()["total_requests"] == 0
+    assert (tmp_path / "m.csv").read_text() == "a file, not a folder\n"
