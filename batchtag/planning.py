@@ -14,17 +14,17 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from batchtag.client import LIST_PAGE, Client
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import DIFF_COLUMNS, DiffCollector
-from batchtag.errors import UsageError, option
+from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.export import PageBar
 from batchtag.limiter import RateLimiter
 from batchtag.plan import Plan
@@ -40,6 +40,7 @@ PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
+T = TypeVar("T")
 DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}
 
 
@@ -159,6 +160,14 @@ async def _diff_scope(reader, entries, project_id, region_id, wanted, collector)
             collector.add(entries[position], snapshot, position)
 
 
+async def _reading(reads: Awaitable[T]) -> T:
+    """Await `reads`; a read that failed for good (retries spent) aborts the run (exit 3)."""
+    try:
+        return await reads
+    except ApiError as error:
+        raise AbortRun(f"cannot read the snapshots: {error}") from None
+
+
 # ---------------------------------------------------------------- plan
 
 
@@ -187,7 +196,7 @@ async def run_plan(
     options.check()
     plan = plan if plan is not None else load(source, options)
     check_output(output)
-    frame, stats = await diff_current(plan, options)
+    frame, stats = await _reading(diff_current(plan, options))
     frame.attrs["summary"].update(requests=stats.requests, warnings=list(stats.warnings))
     if output is not None:
         write_diff(frame, output)
@@ -251,7 +260,7 @@ async def run_undo(
     keys = [(int(p), int(r), str(s)) for p, r, s in keys]
     stats = None
     if keys:
-        current, stats = await read_state(keys, options)
+        current, stats = await _reading(read_state(keys, options))
         result = undo_manifest(frame, current, force=force, report_name=name)
     else:
         result = blind

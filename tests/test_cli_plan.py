@@ -3,6 +3,9 @@ detailed exit code, the -o formats, colour only on a terminal, and no write ever
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 from helpers import API_KEY, SID, env_for, invoke, patches, write_long_csv
@@ -158,3 +161,28 @@ def test_plan_inside_a_running_loop_and_plan_async_agree(mixed):
     blocking, awaited = asyncio.run(notebook_cell())
     assert blocking.equals(awaited) and len(blocking) == len(expected)
     assert blocking.attrs["summary"]["verdicts"] == awaited.attrs["summary"]["verdicts"]
+
+
+def closed_url() -> str:
+    """A loopback URL nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_an_unreachable_api_is_one_line_exit_3_and_abort_run_in_python(sandbox, tmp_path):
+    manifest = write_long_csv(
+        tmp_path / "m.csv", [{"snapshot_id": SID, "op": "set", "key": "a", "value": "b"}]
+    )
+    url = closed_url()
+    result = invoke(["plan", str(manifest), "--retries", "0"], sandbox, GCORE_BASE_URL=url)
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot read the snapshots: ")
+    assert f"Cannot connect to host {url[7:]}" in lines[0]
+    with pytest.raises(batchtag.AbortRun, match="cannot read the snapshots") as info:
+        batchtag.plan(manifest, project_id=1, region_id=1, base_url=url, api_key=API_KEY, retries=0)
+    frames = [Path(f.filename).name for f in traceback.extract_tb(info.value.__traceback__)]
+    assert frames == ["test_cli_plan.py", "library.py"]  # no internal frames

@@ -233,3 +233,14 @@ def test_undo_refuses_to_overwrite_the_undo_file_of_the_run(make_sandbox, tmp_pa
     result = invoke(["undo", str(report), "--overwrite"], server)
     assert result.exit_code == 0, result.output
     assert [row["snapshot_id"] for row in strict_lines(undo_file)] == ids
+
+
+def test_undo_with_an_unreachable_api_is_one_line_exit_3(run1, tmp_path):
+    from test_cli_plan import closed_url
+
+    server, _, _, report = run1
+    result = invoke(["undo", str(report), "--retries", "0"], server, GCORE_BASE_URL=closed_url())
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot read the snapshots: ")
+    assert not (tmp_path / "run1.undo.jsonl").exists()
