@@ -251,3 +251,17 @@ def write_summary_json(d: dict[str, Any], path: str | os.PathLike[str]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(d, indent=2) + "\n")
+
+
+def save_error_summary(path: str | os.PathLike[str], error: str, code: int) -> bool:
+    """Replace the summary file with one for a run that ended with `error` before (or
+    instead of) its summary: no counts, ``exit_code`` `code`, ``error`` the one-line reason
+    (``aborted`` too for an abort). Returns False when the file could not be written."""
+    data = Summary().as_dict()
+    data.update(exit_code=code, error=error, aborted=error if code == EXIT_ABORTED else None)
+    data["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    try:
+        write_summary_json(data, path)
+    except OSError:
+        return False
+    return True

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from batchtag.cli.common import fail
+from batchtag.cli.common import echo_error, fail
 from batchtag.defaults import LOGGING_OPTIONS, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
@@ -42,12 +42,12 @@ def apply(manifest: str, yes: bool, verbose: int, quiet: bool, log_format: str, 
     try:
         outcome = run(manifest, options, confirm=None if yes else ask)
     except BatchtagError as error:
-        fail(error)
+        fail(error, log_format, options.summary_json)
     from batchtag.summary import format_summary
 
     click.echo(format_summary(outcome.summary))
     if outcome.summary_json_error:
-        click.echo(f"error: {outcome.summary_json_error}", err=True)
+        echo_error(outcome.summary_json_error, log_format)
         sys.exit(outcome.exit_code or SUMMARY_FILE_FAILED)
     sys.exit(outcome.exit_code)
 

@@ -10,9 +10,33 @@ import click
 from batchtag.errors import BatchtagError
 
 
-def fail(error: BatchtagError) -> NoReturn:
-    """Print `error` as one masked line on stderr and exit with its code."""
-    from batchtag.logs import redact
+def echo_error(message: str, log_format: str = "text") -> None:
+    """One masked error line on stderr: ``error: ...``, or one JSON object with
+    ``--log-format json`` (``{"level": "error", "message": ...}``, like the log lines)."""
+    import logging
 
-    click.echo(f"error: {redact(str(error))}", err=True)
+    from batchtag.logs import JsonFormatter, redact
+
+    if log_format == "json":
+        record = logging.makeLogRecord(
+            {"name": "batchtag.cli", "levelno": logging.ERROR, "levelname": "ERROR", "msg": message}
+        )
+        click.echo(JsonFormatter().format(record), err=True)
+    else:
+        click.echo(f"error: {redact(message)}", err=True)
+
+
+def fail(
+    error: BatchtagError, log_format: str = "text", summary_json: str | None = None
+) -> NoReturn:
+    """Print `error` as one masked line on stderr and exit with its code.
+
+    With a `summary_json` path the summary file is replaced (atomically) by one saying
+    this exit code and why (``error``), so a scheduler never reads an earlier run's."""
+    if summary_json:
+        from batchtag.logs import redact
+        from batchtag.summary import save_error_summary
+
+        save_error_summary(summary_json, redact(str(error)), error.exit_code)
+    echo_error(str(error), log_format)
     sys.exit(error.exit_code)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from batchtag.cli.apply import SUMMARY_FILE_FAILED, ask
-from batchtag.cli.common import fail
+from batchtag.cli.common import echo_error, fail
 from batchtag.defaults import LOGGING_OPTIONS, NOT_FOR_ENFORCE, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
@@ -50,7 +50,7 @@ def enforce(
     try:
         outcome = run(policy, options, check=check, confirm=None if yes else ask)
     except BatchtagError as error:
-        fail(error)
+        fail(error, log_format, options.summary_json)
     if outcome.run is None:
         print_check(outcome)
         sys.exit(outcome.exit_code)
@@ -58,7 +58,7 @@ def enforce(
 
     click.echo(format_summary(outcome.run.summary, resumable=False))
     if outcome.run.summary_json_error:
-        click.echo(f"error: {outcome.run.summary_json_error}", err=True)
+        echo_error(outcome.run.summary_json_error, log_format)
         sys.exit(outcome.exit_code or SUMMARY_FILE_FAILED)
     sys.exit(outcome.exit_code)
 

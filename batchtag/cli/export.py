@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -71,7 +70,7 @@ def export_command(
     from batchtag.export import run_export
     from batchtag.export_io import STDOUT
     from batchtag.inventory import Selection, resolve_scopes, split_columns
-    from batchtag.logs import redact, setup_logging
+    from batchtag.logs import setup_logging
 
     setup_logging(-1 if quiet else verbose, log_format)
     if quiet and kwargs["progress"] is None:
@@ -83,14 +82,14 @@ def export_command(
         chosen = resolve_scopes(project_ids or None, region_ids or None, scopes)
         outcome = asyncio.run(run_export(chosen, selection, output, **kwargs))
     except BatchtagError as error:
-        fail(error)
+        fail(error, log_format, summary_json)
     except ApiError as error:  # a read that failed for good (after its retries)
-        click.echo(f"error: {redact(str(error))}", err=True)
-        sys.exit(1)
+        fail(BatchtagError(str(error)), log_format, summary_json)
     summary = outcome.as_dict()
     if summary_json:
-        with open(summary_json, "w") as fh:
-            json.dump(summary, fh, indent=2)
+        from batchtag.summary import write_summary_json
+
+        write_summary_json(summary, summary_json)
     target = "stdout" if output == STDOUT else output
     click.echo(
         f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, {len(chosen)} scope(s), "

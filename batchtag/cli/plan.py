@@ -62,7 +62,7 @@ def plan(
     try:
         frame = asyncio.run(run_plan(manifest, options, output=output))
     except BatchtagError as error:
-        fail(error)
+        fail(error, log_format)
     print_plan(frame, limit=max(limit, 0))
     if output is not None:
         click.echo(f"diff written to {output} ({len(frame)} rows)", err=True)

@@ -57,7 +57,7 @@ def undo(
     try:
         outcome = asyncio.run(run_undo(report, options, output=target, force=force))
     except BatchtagError as error:
-        fail(error)
+        fail(error, log_format)
     click.echo(format_undo(outcome))
     sys.exit(EXIT_SKIPPED if len(outcome.undo.skipped) else 0)
 
