@@ -224,6 +224,10 @@ class Engine:
             return f"not sent: run aborted ({self.abort_reason})"
         return "not sent: run interrupted"
 
+    def _stop_class(self) -> str:
+        """The error class of the rows a stop skips: one cause, one class."""
+        return "Aborted" if self.abort_reason else "Interrupted"
+
     def _cut_message(self, job: Job) -> str:
         """Why a job the run stopped is `skipped`: never written, or perhaps applied."""
         if not job.wrote:
@@ -295,7 +299,7 @@ class Engine:
                 await self._dispatch_open.wait()
             await self.limiter.acquire()
             if self.stopping:
-                raise Final(SKIPPED, ApiError(0, "Interrupted", self._cut_message(job)))
+                raise Final(SKIPPED, ApiError(0, self._stop_class(), self._cut_message(job)))
             if job.last_error is not None and self._past_deadline(job):
                 raise Final(FAILED, job.last_error)  # a later 429 pause outlasted its deadline
             job.attempts += 1
@@ -388,6 +392,8 @@ class Engine:
 
     def _finish(self, job: Job, status: str, **outcome: Any) -> None:
         """Record the job's result (unless recording failed earlier) and free its slot."""
+        if status == SKIPPED and "api_error" not in outcome:  # skipped by a stop
+            outcome["api_error"] = ApiError(0, self._stop_class(), outcome.pop("error"))
         if self._callback_error is None:
             result = build_result(
                 job,

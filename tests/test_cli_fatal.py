@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from helpers import invoke, set_rows, write_long_csv
+from helpers import API_KEY, invoke, set_rows, write_long_csv
 from test_cli_plan import closed_url
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "cost-policy.toml"
@@ -79,3 +80,39 @@ def test_with_json_logs_the_fatal_error_is_one_json_object(make_sandbox, tmp_pat
     assert record["message"].startswith("refusing to start: the plan would change 3 snapshots")
     plain = invoke(args + ["--overwrite"], server, **env)
     assert plain.stderr.strip().splitlines()[-1].startswith("error: refusing to start: ")
+
+
+def skipped_classes_and_groups(report: Path, summary: Path) -> tuple[set, list[str]]:
+    rows = pd.read_csv(report, dtype=str, keep_default_na=False)
+    classes = set(rows.loc[rows["status"] == "skipped", "error_class"])
+    groups = [e["error"] for e in json.loads(summary.read_text())["top_errors"]]
+    return classes, [g for g in groups if "not sent" in g]
+
+
+def test_skipped_rows_of_an_abort_are_one_aborted_group(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=300, api_key=API_KEY)
+    manifest = write_long_csv(tmp_path / "m.csv", set_rows(server.store.ids()))
+    report, summary = tmp_path / "r.csv", tmp_path / "s.json"
+    args = ["apply", str(manifest), "--report", str(report), "--summary-json", str(summary)]
+    result = invoke([*args, "--no-check-current"], server, GCORE_API_KEY="wrong-key-1")
+    assert result.exit_code == 3, result.output
+    classes, groups = skipped_classes_and_groups(report, summary)
+    assert classes == {"Aborted"}
+    assert len(groups) == 1 and groups[0].startswith("Aborted: not sent: run aborted")
+
+
+def test_skipped_rows_of_an_interrupt_are_one_interrupted_group(
+    make_sandbox, tmp_path, monkeypatch
+):
+    server = make_sandbox(snapshots=300)
+    monkeypatch.setattr(
+        "batchtag.runner.install_signal_handlers", lambda engine: engine.interrupt()
+    )
+    manifest = write_long_csv(tmp_path / "m.csv", set_rows(server.store.ids()))
+    report, summary = tmp_path / "r.csv", tmp_path / "s.json"
+    args = ["apply", str(manifest), "--report", str(report), "--summary-json", str(summary)]
+    result = invoke(args, server)
+    assert result.exit_code == 130, result.output
+    classes, groups = skipped_classes_and_groups(report, summary)
+    assert classes == {"Interrupted"}
+    assert groups == ["Interrupted: not sent: run interrupted"]
