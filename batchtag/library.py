@@ -17,7 +17,7 @@ import pandas as pd
 
 from batchtag.defaults import MANIFEST_OPTIONS, OPTIONS, PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.engine import Engine
-from batchtag.errors import BatchtagError, UsageError
+from batchtag.errors import AbortRun, BatchtagError, UsageError
 from batchtag.manifest.describe import describe_manifest
 from batchtag.manifest.describe import format_validation as _format
 from batchtag.planning import PLAN_NAMES, UNDO_NAMES, run_plan, run_undo
@@ -64,6 +64,10 @@ async def _run(manifest: Any, options: ApplyOptions, engines: list[Engine]) -> p
         warnings.warn(outcome.summary_json_error, RuntimeWarning, stacklevel=3)
     frame = load_report(outcome.report_path)
     frame.attrs["summary"] = outcome.summary
+    if outcome.summary["aborted"]:  # the report is written: raise, with it attached
+        error = AbortRun(f"{outcome.summary['aborted']} (report: {outcome.report_path})")
+        error.report = frame
+        raise error
     return frame
 
 
@@ -235,7 +239,8 @@ def _document(
         f"Returns\n-------\n{returns}\n\nRaises\n------\nManifestError\n"
         "    The manifest is invalid (``.problems`` lists every problem); nothing was sent.\n"
         "UsageError\n    Bad options or configuration; nothing was sent.\n"
-        f"AbortRun\n    The run stopped on purpose (credentials, max_changes, breaker).\n\n"
+        "AbortRun\n    The run stopped on purpose (credentials, max_changes, breaker); when a\n"
+        "    report was written, ``error.report`` is its frame (as `apply` would return it).\n\n"
         f"Examples\n--------\n{example}\n"
     )
 

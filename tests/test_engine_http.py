@@ -96,7 +96,10 @@ def test_dropped_connections_are_retried(make_sandbox, tmp_path):
 def test_wrong_key_aborts_and_skips_the_rest(make_sandbox, tmp_path):
     sandbox = make_sandbox(api_key="the-right-key")
     ids = sandbox.store.ids()[:60]
-    report = run_apply(sandbox, tmp_path, set_rows(ids), concurrency=4, rate=50)
+    with pytest.raises(batchtag.AbortRun, match=r"credentials rejected .*\(report: ") as info:
+        run_apply(sandbox, tmp_path, set_rows(ids), concurrency=4, rate=50)
+    assert str(tmp_path / "report.csv") in str(info.value)
+    report = info.value.report  # the report frame, as apply returned it before
     counts = report.status.value_counts().to_dict()
     assert counts.get("ok", 0) == 0
     assert counts["skipped"] >= 60 - 4

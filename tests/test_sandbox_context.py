@@ -77,15 +77,16 @@ def test_env_points_at_the_sandbox_and_comes_back(monkeypatch, tmp_path):
 def test_only_its_own_key_is_accepted(tmp_path):
     with batchtag.sandbox(snapshots=1, env=False) as sb:
         assert os.environ.get(ENV_BASE_URL) != sb.url
-        report = batchtag.apply(
-            manifest([sb.snapshots()[0]["id"]]),
-            base_url=sb.url,
-            api_key="some-other-key",
-            project_id=1,
-            region_id=1,
-            report=str(tmp_path / "r.csv"),
-        )
-        assert report.attrs["summary"]["exit_code"] == 3
+        with pytest.raises(batchtag.AbortRun, match="credentials rejected") as info:
+            batchtag.apply(
+                manifest([sb.snapshots()[0]["id"]]),
+                base_url=sb.url,
+                api_key="some-other-key",
+                project_id=1,
+                region_id=1,
+                report=str(tmp_path / "r.csv"),
+            )
+        assert info.value.report.attrs["summary"]["exit_code"] == 3
         assert sb.stats()["responses"] == {"401": 1}
 
 
