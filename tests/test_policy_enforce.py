@@ -245,3 +245,16 @@ def test_an_interrupted_enforce_says_to_run_it_again_not_to_resume(sandbox, tmp_
     assert result.exit_code == 130, result.output
     assert "  to finish: run the same command again" in result.output.splitlines()
     assert "--resume" not in result.output
+
+
+def test_cli_check_prints_rule_counts_as_text_and_no_manifest_rows(sandbox, tmp_path):
+    add_drift(sandbox, tmp_path)
+    rules = evaluate(load_policy(SAMPLE), exported(sandbox)).attrs["rules"]
+    check = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
+    assert check.exit_code == 2
+    lines = check.output.splitlines()
+    for name, counts in rules.items():
+        assert f"{name}: {counts['selected']} selected, {counts['changed']} to change" in lines
+    heads = [line for line in lines if line.startswith("~ 1/1/")]
+    assert heads and not [line for line in heads if "  rows " in line]
+    assert not [line for line in lines if line.endswith("}")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -84,11 +83,16 @@ def print_check(outcome) -> None:
     from batchtag.planview import print_plan
     from batchtag.policy_eval import KEY_COLUMNS
 
-    print_plan(outcome.diff)
+    diff = outcome.diff.copy()
+    diff["rows"] = None  # positions in the generated manifest: nothing a user wrote
+    print_plan(diff)
     manifest = outcome.manifest
     rules = manifest.attrs.get("rules", {})
     snapshots = manifest.drop_duplicates(list(KEY_COLUMNS))
-    lines = [f"{name}: {json.dumps(counts)}" for name, counts in rules.items()]
+    lines = [
+        f"{name}: {counts['selected']} selected, {counts['changed']} to change"
+        for name, counts in rules.items()
+    ]
     verdict = "drift" if len(manifest) else "clean"
     lines.append(f"{verdict}: {len(manifest)} tag changes on {len(snapshots)} snapshots")
     click.echo("\n".join(lines))
