@@ -354,9 +354,34 @@ def test_an_unedited_export_applies_as_all_noop(sandbox, tmp_path):
 def test_an_edited_export_changes_the_edited_cell_only(sandbox, tmp_path):
     frame = batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
     frame.loc[3, "tag:env"] = "edited"
+    frame = frame.drop(columns="tags")  # the wide form: the tag: columns say it all
     report = run(sandbox, frame, tmp_path).set_index("snapshot_id")
     sid = frame.loc[3, "snapshot_id"]
     assert report.status.value_counts().to_dict() == {"noop": len(frame) - 1, "ok": 1}
+    assert json.loads(report.loc[sid, "request_body"]) == {"tags": {"env": "edited"}}
+
+
+def test_an_export_whose_tags_dicts_and_tag_columns_disagree_is_refused(sandbox, tmp_path):
+    frame = batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
+    frame.index = [f"s{i}" for i in range(len(frame))]
+    edited = frame.copy()
+    edited.at["s3", "tags"] = {**frame.at["s3", "tags"], "env": "edited"}
+    cells = frame.copy()
+    cells.loc[["s5", "s7"], "tag:env"] = "edited"
+    sent = endpoints(sandbox)["patch"]
+    for changed, first, more in [(edited, "s3", ""), (cells, "s5", " (and 1 more rows)")]:
+        with pytest.raises(ManifestError) as info:
+            run(sandbox, changed, tmp_path)
+        assert [str(p) for p in info.value.problems] == [
+            f"row label {first!r}, column 'tags': the tags dict no longer matches the tag: "
+            f"columns{more}: edit one of the two and drop the other: "
+            "frame.drop(columns='tags') to apply the tag: columns, or form='json' to apply "
+            "the dicts"
+        ]
+    assert endpoints(sandbox)["patch"] == sent
+    sid = edited.at["s3", "snapshot_id"]
+    as_json = edited[["snapshot_id", "tags"]]
+    report = run(sandbox, as_json, tmp_path, "j", form="json").set_index("snapshot_id")
     assert json.loads(report.loc[sid, "request_body"]) == {"tags": {"env": "edited"}}
 
 

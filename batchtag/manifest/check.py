@@ -16,7 +16,7 @@ import pandas as pd
 
 from batchtag.errors import Problem
 from batchtag.manifest.conflicts import check_conflicts
-from batchtag.manifest.forms import detect_form, form_columns, form_ops
+from batchtag.manifest.forms import detect_form, form_columns, form_ops, tags_copy_problem
 from batchtag.manifest.ids import check_scope, check_snapshot_ids, snapshot_groups
 from batchtag.manifest.messages import Collector
 from batchtag.manifest.model import Manifest
@@ -78,6 +78,8 @@ def check_manifest(manifest: Manifest, options: CheckOptions = CheckOptions()) -
     if options.form is None and manifest.tags_copy:
         columns.remove(TAGS_COLUMN)  # export()'s dict copy of the tag: columns: not read
     out = Collector(manifest)
+    if options.form is None and manifest.tags_copy_edited:  # which of the two was edited?
+        out.problems.append(tags_copy_problem(manifest.tags_copy_edited))
     form, form_problems = detect_form(columns, options.form)
     out.problems.extend(form_problems)
     snapshot, sid_ok = check_snapshot_ids(frame, out)

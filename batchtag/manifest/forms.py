@@ -97,6 +97,44 @@ def is_export_tags_copy(frame: pd.DataFrame, columns: list[str]) -> bool:
     return len(values) > 0 and all(type(v) is dict for v in values)
 
 
+def edited_tags_copy(frame: pd.DataFrame) -> list:
+    """The 1-based rows of an export frame whose `tags` dict no longer equals what its
+    `tag:` columns say (one of the two was edited; which one cannot be told).
+
+    Examples
+    --------
+    >>> edited_tags_copy(pd.DataFrame({"tag:env": ["a", "b"], "tags": [{"env": "a"}, {}]}))
+    [2]
+    """
+    columns = [c for c in frame.columns if str(c).strip().startswith(TAG_PREFIX)]
+    keys = [str(c).strip()[len(TAG_PREFIX) :] for c in columns]
+    cells = [frame[c].tolist() for c in columns]
+    edited = []
+    tags = frame[TAGS_COLUMN].tolist()
+    for row, (given, *values) in enumerate(zip(tags, *cells, strict=True), start=1):
+        said = {k: v for k, v in zip(keys, values, strict=True) if not _is_na(v)}
+        if (given if type(given) is dict else {}) != said:
+            edited.append(row)
+    return edited
+
+
+def tags_copy_problem(rows: list[int]) -> Problem:
+    """Refuse an export frame whose `tags` dicts and `tag:` columns disagree (the first
+    row is named, by its label once located)."""
+    more = f" (and {len(rows) - 1} more rows)" if len(rows) > 1 else ""
+    return Problem(
+        f"the tags dict no longer matches the tag: columns{more}: edit one of the two and "
+        f"drop the other: frame.drop(columns='tags') to apply the tag: columns, or "
+        f"{option('form', 'json')} to apply the dicts",
+        row=rows[0],
+        column=TAGS_COLUMN,
+    )
+
+
+def _is_na(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
 def _no_form_problem() -> Problem:
     return Problem(
         "cannot tell the manifest form: expected op/key/value columns (long), tag:<key>"

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from batchtag.errors import ManifestError, Problem
 from batchtag.manifest.cells import python_cell, text_column
-from batchtag.manifest.forms import is_export_tags_copy
+from batchtag.manifest.forms import edited_tags_copy, is_export_tags_copy
 from batchtag.manifest.model import Manifest, header_problems
 from batchtag.manifest.schema import ID_COLUMNS, LONG_COLUMNS, NAME_COLUMN, TAG_PREFIX
 
@@ -54,6 +54,7 @@ def load_frame(df: pd.DataFrame) -> Manifest:
     manifest = _from_columns(columns, len(df), "frame", problems)
     manifest.labels = df.index
     manifest.tags_copy = is_export_tags_copy(df, names)
+    manifest.tags_copy_edited = edited_tags_copy(df) if manifest.tags_copy else []
     manifest.problems = cell_problems
     return manifest
 

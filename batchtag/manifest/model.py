@@ -31,6 +31,7 @@ class Manifest:
     total_rows: int = 0
     labels: pd.Index | None = None  # a DataFrame's index: the label of every row
     tags_copy: bool = False  # `tags` holds export()'s dicts next to tag: columns (forms.py)
+    tags_copy_edited: list[int] = field(default_factory=list)  # rows where the two disagree
 
     def rows(self) -> np.ndarray:
         """The 1-based data row of every frame row."""
