@@ -34,6 +34,7 @@ _LAZY = {
     "ApplyOptions": "batchtag.runner",
     "enforce": "batchtag.enforce",  # the module is callable too: see batchtag/enforce.py
     "enforce_async": "batchtag.enforce",
+    "PolicyError": "batchtag.policy",
 }
 
 __all__ = [

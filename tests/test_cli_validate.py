@@ -15,6 +15,7 @@ from helpers import API_KEY
 from manifest_helpers import CORPUS, cli_caller, validate
 
 import batchtag
+from batchtag.errors import CALLER
 
 IDS = [
     "2a698d8b-9d9a-40eb-981c-120fc2cf11b4",
@@ -282,3 +283,30 @@ def test_validate_never_touches_the_network(tmp_path, listener):
     assert listening.exit_code == 0, listening.output
     with pytest.raises(BlockingIOError):
         listener.accept()  # nobody connected
+
+
+@pytest.mark.parametrize("form", ["long", "json"])
+def test_empty_deletes_on_a_long_or_json_manifest_is_a_usage_error(tmp_path, form):
+    if form == "long":
+        frame = pd.DataFrame({"snapshot_id": IDS[:1], "op": ["set"], "key": ["a"], "value": ["b"]})
+    else:
+        frame = pd.DataFrame({"snapshot_id": IDS[:1], "tags": ['{"a": "b"}']})
+    path = write(frame, tmp_path / "m.csv")
+    result = validate(path, "--empty-deletes", "--project-id", "1", "--region-id", "1")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: --empty-deletes applies to the wide form only; this manifest is in the {form} form"
+    )
+    token = CALLER.set("python")  # this module's fixture spells options the CLI way
+    try:
+        with pytest.raises(batchtag.UsageError, match=r"^empty_deletes=True applies to the wide"):
+            batchtag.validate(path, empty_deletes=True, project_id=1, region_id=1)
+    finally:
+        CALLER.reset(token)
+
+
+def test_policy_error_is_exported_at_top_level():
+    from batchtag.policy import PolicyError
+
+    assert batchtag.PolicyError is PolicyError and "PolicyError" in dir(batchtag)
+    assert issubclass(batchtag.PolicyError, batchtag.UsageError)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from batchtag.errors import ManifestError
+from batchtag.errors import ManifestError, UsageError, option
 from batchtag.manifest.check import Checked, CheckOptions, check_manifest
 from batchtag.manifest.columnar import factorize
 from batchtag.manifest.entries import PlanEntries, State
@@ -57,6 +57,11 @@ def read_plan(source: Any, **options: Any) -> Plan:
     [10]
     """
     checked = check_manifest(_loaded(source), CheckOptions(**options))
+    if options.get("empty_deletes") and checked.form not in (None, "wide"):
+        raise UsageError(
+            f"{option('empty_deletes', True)} applies to the wide form only; "
+            f"this manifest is in the {checked.form} form"
+        )
     if checked.problems:
         raise ManifestError(checked.problems)
     release_memory()  # the checks' temporaries
