@@ -144,17 +144,19 @@ def test_a_finished_run_fills_the_bar(make_sandbox, recorded, tmp_path, capsys):
 
 def test_an_aborted_run_leaves_the_bar_red(make_sandbox, recorded, tmp_path, capsys):
     server = make_sandbox(snapshots=4, api_key="right")
-    report = batchtag.apply(
-        manifest(server.store.ids()),
-        base_url=server.base_url,
-        api_key="wrong",
-        project_id=1,
-        region_id=1,
-        report=str(tmp_path / "r.csv"),
-        progress=True,
-        concurrency=1,
-        check_current=False,  # the 401 answers a write (not the state read before the run)
-    )
+    with pytest.raises(batchtag.AbortRun, match="credentials rejected") as info:
+        batchtag.apply(
+            manifest(server.store.ids()),
+            base_url=server.base_url,
+            api_key="wrong",
+            project_id=1,
+            region_id=1,
+            report=str(tmp_path / "r.csv"),
+            progress=True,
+            concurrency=1,
+            check_current=False,  # the 401 answers a write (not the state read before the run)
+        )
+    report = info.value.report
     (progress,) = recorded
     assert report.status.value_counts().to_dict() == {SKIPPED: 3, FAILED: 1}  # the 401 itself
     assert progress.bar.n == 1 and progress.bar.colour == FAILED_COLOUR
