@@ -263,11 +263,10 @@ async def export_async(
     if output is not None:
         output_format(output)
     selection = Selection(where, split_columns(columns), long)
-    scope_list = resolve_scopes(project_id, region_id, scopes)
-    outcome = await run_export(scope_list, selection, output, collect=True, **reading)
-    frame = outcome.frame
-    frame.attrs["export"] = outcome.as_dict()
-    return frame
+    chosen = resolve_scopes(project_id, region_id, scopes)
+    outcome = await run_export(chosen, selection, output, collect=True, **reading)
+    outcome.frame.attrs["export"] = outcome.as_dict()
+    return outcome.frame
 
 
 def export(**options: Any) -> pd.DataFrame:
