@@ -73,3 +73,14 @@ def env_for(sandbox) -> dict[str, str]:
         ENV_PROJECT_ID: "1",
         ENV_REGION_ID: "1",
     }
+
+
+def scope_of(sandbox, **options) -> dict:
+    """Keywords pointing the Python API at `sandbox`, scope 1/1, plus `options`."""
+    return {
+        "base_url": sandbox.base_url,
+        "api_key": API_KEY,
+        "project_id": 1,
+        "region_id": 1,
+        **options,
+    }

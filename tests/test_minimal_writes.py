@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import API_KEY, SID, invoke, write_long_csv
+from helpers import API_KEY, SID, invoke, scope_of, write_long_csv
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -343,7 +343,7 @@ def test_rerun_with_one_percent_changed_costs_pages_plus_changes(make_sandbox, t
 
 
 def test_an_unedited_export_applies_as_all_noop(sandbox, tmp_path):
-    frame = batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
+    frame = batchtag.export(**scope_of(sandbox))
     assert "tags" in frame.columns and any(c.startswith("tag:") for c in frame.columns)
     sandbox.reset()
     report = run(sandbox, frame, tmp_path)
@@ -352,7 +352,7 @@ def test_an_unedited_export_applies_as_all_noop(sandbox, tmp_path):
 
 
 def test_an_edited_export_changes_the_edited_cell_only(sandbox, tmp_path):
-    frame = batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
+    frame = batchtag.export(**scope_of(sandbox))
     frame.loc[3, "tag:env"] = "edited"
     report = run(sandbox, frame, tmp_path).set_index("snapshot_id")
     sid = frame.loc[3, "snapshot_id"]
@@ -374,14 +374,7 @@ def test_undo_file_is_appended_on_resume_and_never_replaced_silently(make_sandbo
         run(sandbox, manifest, tmp_path, "other", undo_file=undo)
     sandbox.store.end_tasks()
     resumed = batchtag.apply(
-        manifest,
-        resume=tmp_path / "r.csv",
-        undo_file=undo,
-        base_url=sandbox.base_url,
-        api_key=API_KEY,
-        project_id=1,
-        region_id=1,
-        rate=2000,
+        manifest, resume=tmp_path / "r.csv", undo_file=undo, **scope_of(sandbox, rate=2000)
     )
     assert set(resumed.status) == {"ok"}
     lines = [json.loads(line) for line in undo.read_text().splitlines()]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import API_KEY, invoke, patches
+from helpers import API_KEY, invoke, patches, scope_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_policy import inventory, rules_st, snapshot_st
@@ -42,7 +42,7 @@ def read_state(sandbox) -> list[dict]:
 
 def exported(sandbox) -> pd.DataFrame:
     """The inventory of project 1 / region 1, through the real export."""
-    return batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
+    return batchtag.export(**scope_of(sandbox))
 
 
 def options(sandbox, tmp_path: Path, name: str) -> dict:
