@@ -33,44 +33,47 @@ def cli_context(monkeypatch):
 # --- good manifests: every form and file type ------------------------------------------
 
 
-def long_frame() -> pd.DataFrame:
+SCOPE_OF = [("1", "1"), ("1", "1"), ("2", "7")]  # (project_id, region_id) of IDS[0], [1], [2]
+
+
+def scoped(snapshots: list[int], **columns: list[str]) -> pd.DataFrame:
+    """A manifest frame with rows for IDS[i] (i in `snapshots`), each in its SCOPE_OF[i]."""
     return pd.DataFrame(
         {
-            "snapshot_id": [IDS[0], IDS[0], IDS[1], IDS[2]],
-            "project_id": ["1", "1", "1", "2"],
-            "region_id": ["1", "1", "1", "7"],
-            "op": ["set", "delete", "set", "name"],
-            "key": ["env", "tmp", "team", ""],
-            "value": ["prod", "", "data", "nightly-01"],
-            "ticket": ["OPS-1", "OPS-1", "OPS-2", "OPS-3"],
+            "snapshot_id": [IDS[i] for i in snapshots],
+            "project_id": [SCOPE_OF[i][0] for i in snapshots],
+            "region_id": [SCOPE_OF[i][1] for i in snapshots],
+            **columns,
         }
+    )
+
+
+def long_frame() -> pd.DataFrame:
+    return scoped(
+        [0, 0, 1, 2],
+        op=["set", "delete", "set", "name"],
+        key=["env", "tmp", "team", ""],
+        value=["prod", "", "data", "nightly-01"],
+        ticket=["OPS-1", "OPS-1", "OPS-2", "OPS-3"],
     )
 
 
 def wide_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "snapshot_id": IDS,
-            "project_id": ["1", "1", "2"],
-            "region_id": ["1", "1", "7"],
-            "tag:env": ["prod", "", "<delete>"],  # the default marker
-            "tag:team": ["", "data", ""],  # empty: leave alone
-            "name": ["", "", "nightly-01"],
-            "ticket": ["OPS-1", "OPS-2", "OPS-3"],
-        }
-    )
+    columns = {
+        "tag:env": ["prod", "", "<delete>"],  # the default marker
+        "tag:team": ["", "data", ""],  # empty: leave alone
+        "name": ["", "", "nightly-01"],
+        "ticket": ["OPS-1", "OPS-2", "OPS-3"],
+    }
+    return scoped([0, 1, 2], **columns)
 
 
 def json_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "snapshot_id": [IDS[0], IDS[1], IDS[1], IDS[2]],
-            "project_id": ["1", "1", "1", "2"],
-            "region_id": ["1", "1", "1", "7"],
-            "tags": ['{"env": "prod", "tmp": null}', "null", '{"team": "data"}', "{}"],
-            "name": ["", "", "", "nightly-01"],
-            "ticket": ["OPS-1", "OPS-2", "OPS-2", "OPS-3"],
-        }
+    return scoped(
+        [0, 1, 1, 2],
+        tags=['{"env": "prod", "tmp": null}', "null", '{"team": "data"}', "{}"],
+        name=["", "", "", "nightly-01"],
+        ticket=["OPS-1", "OPS-2", "OPS-2", "OPS-3"],
     )
 
 
