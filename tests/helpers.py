@@ -84,3 +84,12 @@ def scope_of(sandbox, **options) -> dict:
         "region_id": 1,
         **options,
     }
+
+
+def live_examples(count: int):
+    """Hypothesis settings for a property run against a live sandbox: `count` examples (each
+    costs real requests), no per-example deadline, fixtures shared across examples."""
+    from hypothesis import HealthCheck, settings
+
+    slow = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    return settings(max_examples=count, deadline=None, suppress_health_check=slow)
