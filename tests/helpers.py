@@ -86,10 +86,15 @@ def scope_of(sandbox, **options) -> dict:
     }
 
 
-def live_examples(count: int):
+def live_examples(count: int, timeout: float | None = None):
     """Hypothesis settings for a property run against a live sandbox: `count` examples (each
-    costs real requests), no per-example deadline, fixtures shared across examples."""
+    costs real requests), no per-example deadline, fixtures shared across examples; with
+    `timeout`, the whole test's bound in seconds (pytest-timeout)."""
+    import pytest
     from hypothesis import HealthCheck, settings
 
     slow = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-    return settings(max_examples=count, deadline=None, suppress_health_check=slow)
+    chosen = settings(max_examples=count, deadline=None, suppress_health_check=slow)
+    if timeout is None:
+        return chosen
+    return lambda test: pytest.mark.timeout(timeout)(chosen(test))

@@ -151,8 +151,7 @@ def prop_server():
         yield server
 
 
-@pytest.mark.timeout(60)
-@live_examples(10)
+@live_examples(10, timeout=60)
 @given(
     current=st.lists(user_tags, min_size=4, max_size=4),
     ops=st.lists(operations, min_size=4, max_size=4),

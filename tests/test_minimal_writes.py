@@ -133,8 +133,7 @@ def predicted(frame: pd.DataFrame, before: dict) -> dict:
     return out
 
 
-@pytest.mark.timeout(180)
-@live_examples(12)
+@live_examples(12, timeout=180)
 @given(
     start=st.lists(current_tags, min_size=4, max_size=4),
     ops=st.lists(ops_for_one, min_size=1, max_size=4),
