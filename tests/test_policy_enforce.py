@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from helpers import API_KEY, invoke, patches, scope_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_policy import inventory, rules_st, snapshot_st
+from policy_frames import inventory, rules_st, snapshot_st
 
 import batchtag
 from batchtag.cli import main
