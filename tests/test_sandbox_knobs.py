@@ -61,8 +61,9 @@ def test_rate_limit_without_retry_after(make_sandbox):
     server = make_sandbox(rate_limit=1, retry_after=False)
     replies = call_many(server, [("GET", f"{BASE}/1/1?limit=1")] * 10)
     limited = [r for r in replies if r.status == 429]
-    assert limited
+    assert limited and server.stats()["responses"]["429"] == len(limited)
     for reply in limited:
+        assert_gcore_error(reply, 429, "TooManyRequests")
         assert "Retry-After" not in reply.headers and "retry-after-ms" not in reply.headers
 
 
