@@ -87,14 +87,17 @@ def export_command(
     except ApiError as error:  # a read that failed for good (after its retries)
         click.echo(f"error: {redact(str(error))}", err=True)
         sys.exit(1)
-    summary = outcome.as_dict()
+    finish(outcome, "stdout" if output == STDOUT else output, summary_json)
+
+
+def finish(outcome, target: str, summary_json: str | None) -> None:
+    """Write the summary JSON (when asked), say what was exported on stderr, exit 0."""
     if summary_json:
         with open(summary_json, "w") as fh:
-            json.dump(summary, fh, indent=2)
-    target = "stdout" if output == STDOUT else output
+            json.dump(outcome.as_dict(), fh, indent=2)
     click.echo(
-        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, {len(chosen)} scope(s), "
-        f"{outcome.stats.requests} requests) to {target}",
+        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, "
+        f"{len(outcome.scopes)} scope(s), {outcome.stats.requests} requests) to {target}",
         err=True,
     )
     sys.exit(0)
