@@ -32,7 +32,7 @@ _LAZY = {
     "export": "batchtag.export",
     "export_async": "batchtag.export",
     "ApplyOptions": "batchtag.runner",
-    "enforce": "batchtag.enforce",  # the module is callable too: see batchtag/enforce.py
+    "enforce": "batchtag.enforce",
     "enforce_async": "batchtag.enforce",
     "PolicyError": "batchtag.policy",
 }
@@ -63,9 +63,10 @@ def __dir__() -> list[str]:
 
 
 # Functions named like a submodule (batchtag/plan.py holds the Plan model, batchtag/undo.py
-# the undo logic): importing the submodule binds it to the package attribute, so the
-# function must win on every lookup. `from batchtag.plan import Plan` is unaffected.
-_SHADOWED = frozenset({"plan", "undo"})
+# the undo logic, batchtag/export.py and batchtag/enforce.py their function): importing the
+# submodule binds it to the package attribute, so the function must win on every lookup.
+# `from batchtag.plan import Plan` is unaffected.
+_SHADOWED = frozenset({"plan", "undo", "export", "enforce"})
 
 
 class _Package(types.ModuleType):

@@ -311,3 +311,51 @@ def numpydoc_parameters(names: tuple[str, ...] | None = None) -> str:
         lines.append(f"{o.name} : {o.annotation}, default {o.default!r}")
         lines.append(f"    {o.help} (CLI: ``{o.cli_flag}``)")
     return "\n".join(lines)
+
+
+def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, summary: str = ""):
+    """Give `func`, which takes the options `names` as ``**options``, their real signature.
+
+    Parameters
+    ----------
+    func : callable
+        The function to document (its ``__signature__`` and ``__doc__`` are set).
+    names : tuple of str
+        The options its ``**options`` accepts, in the order to list them.
+    like : callable, optional
+        A function documented already (the async twin of a blocking one): `func` gets its
+        signature and docstring, `summary` replacing the docstring's first paragraph.
+    summary : str
+        With `like`: `func`'s own first paragraph.
+
+    Returns
+    -------
+    callable
+        `func`: ``inspect.signature`` shows keyword-only parameters with their defaults and
+        ``help`` lists them with their meaning, after the function's own parameters.
+
+    Examples
+    --------
+    >>> def read(*, where=None, **options):
+    ...     "Read.\\n\\nParameters\\n----------\\nwhere : str\\n    A query.\\n\\nReturns\\n-------\\nNone"
+    >>> import inspect
+    >>> inspect.signature(document_options(read, ("rate",)))
+    <Signature (*, where=None, rate: 'float' = 20.0)>
+    """
+    import inspect
+
+    if like is not None:
+        doc = inspect.cleandoc(like.__doc__)
+        func.__signature__ = inspect.signature(like)
+        func.__doc__ = summary + doc[doc.find("\n\n") :]
+        return func
+    base = inspect.signature(func)
+    params = [p for p in base.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    for name in names:
+        o = OPTIONS[name]
+        kind = inspect.Parameter.KEYWORD_ONLY
+        params.append(inspect.Parameter(name, kind, default=o.default, annotation=o.annotation))
+    func.__signature__ = base.replace(parameters=params)
+    head, returns, tail = inspect.cleandoc(func.__doc__).partition("\n\nReturns\n")
+    func.__doc__ = f"{head}\n{numpydoc_parameters(names)}{returns}{tail}"
+    return func

@@ -12,10 +12,7 @@ differs, so re-running it after an interrupted run is the resume.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import sys
-import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from batchtag.defaults import NOT_FOR_ENFORCE
+from batchtag.defaults import NOT_FOR_ENFORCE, PYTHON_OPTIONS, document_options
 from batchtag.diff import diff_plan
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.manifest import read_plan
@@ -36,6 +33,8 @@ from batchtag.summary import EXIT_OK
 
 EXIT_DRIFT = EXIT_CHANGES  # `enforce --check`: something would change (as plan's detailed code)
 EXIT_CLEAN = EXIT_OK
+# enforce's keyword options: every apply option but resume (running enforce again resumes).
+ENFORCE_NAMES = tuple(o.name for o in PYTHON_OPTIONS if o.name not in NOT_FOR_ENFORCE)
 
 
 @dataclass
@@ -189,19 +188,11 @@ def scopes(policy: Policy, options: ApplyOptions) -> dict[str, Any]:
 async def read_inventory(policy: Policy, options: ApplyOptions) -> pd.DataFrame:
     """The current inventory of the policy's scopes (`batchtag.export.export_async`); a
     read that fails after its retries aborts the run (exit 3) before anything is sent."""
-    from batchtag.export import export_async
+    from batchtag.export import READ_NAMES, export_async
 
+    reading = {name: getattr(options, name) for name in READ_NAMES}
     try:
-        return await export_async(
-            **scopes(policy, options),
-            base_url=options.base_url,
-            api_key=options.api_key,
-            insecure_http=options.insecure_http,
-            ca_bundle=options.ca_bundle,
-            concurrency=options.concurrency,
-            rate=options.rate,
-            progress=options.progress,
-        )
+        return await export_async(**scopes(policy, options), **reading)
     except ApiError as error:  # the reads' retries are spent: nothing was sent
         raise AbortRun(f"cannot read the inventory: {error}") from None
 
@@ -224,9 +215,6 @@ async def enforce_async(
         Only evaluate: return the manifest of what would change, send nothing.
     inventory : DataFrame, optional
         An export to evaluate instead of reading the policy's scopes.
-    **options
-        Every option of `batchtag.apply` (report, dry_run, max_changes, undo_file, ...)
-        except ``resume``: running enforce again is the resume.
 
     Returns
     -------
@@ -239,11 +227,10 @@ async def enforce_async(
     --------
     >>> drift = await batchtag.enforce_async("cost-policy.toml", check=True)  # doctest: +SKIP
     """
-    from batchtag.library import APPLY_NAMES, make_options
+    from batchtag.library import make_options
     from batchtag.report import load_report
 
-    names = tuple(n for n in APPLY_NAMES if n not in NOT_FOR_ENFORCE)
-    settings = make_options(options, names, "enforce")
+    settings = make_options(options, ENFORCE_NAMES, "enforce")
     outcome = await run_enforce(policy, settings, check=check, inventory=inventory)
     if outcome.run is None:
         outcome.manifest.attrs["diff"] = outcome.diff
@@ -255,29 +242,15 @@ async def enforce_async(
 
 
 def enforce(policy: str | Path | Policy, /, **options: Any) -> pd.DataFrame:
-    """Blocking `enforce_async` (same arguments); inside a running event loop (Jupyter) it
-    runs on its own loop in a helper thread.
+    from batchtag.library import run_blocking
 
-    Examples
-    --------
-    >>> report = batchtag.enforce("cost-policy.toml", max_changes="10%")  # doctest: +SKIP
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(enforce_async(policy, **options))
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="batchtag-enforce") as pool:
-        return pool.submit(asyncio.run, enforce_async(policy, **options)).result()
+    return run_blocking(lambda _: enforce_async(policy, **options), "batchtag-enforce")
 
 
-class _CallableModule(types.ModuleType):
-    """Importing this module binds it to the package attribute ``batchtag.enforce`` (the
-    import system sets submodules there), so calling it must run `enforce` (as export)."""
-
-    def __call__(self, policy: str | Path | Policy, /, **options: Any) -> pd.DataFrame:
-        return enforce(policy, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+document_options(enforce_async, ENFORCE_NAMES)
+document_options(
+    enforce,
+    like=enforce_async,
+    summary="Make the snapshots satisfy a policy, from sync code (a notebook's running event\n"
+    "loop is fine: the run then gets its own loop in a helper thread).",
+)

@@ -39,13 +39,11 @@ from batchtag.retry import (
     GONE,
     LOCK,
     RATE_LIMIT,
-    RETRY_AFTER_CAP,
     TRANSIENT,
     Breaker,
     RetryAfterCap,
     RetrySettings,
     classify,
-    new_state,
 )
 from batchtag.state import NOT_FOUND_TEXT, NOT_READ, State
 
@@ -332,33 +330,16 @@ class Engine:
         pause = 0.0
         if kind == RATE_LIMIT:
             pause = self.limiter.on_throttle(error.retry_after)
-        delay = self._retry_delay(job, kind, error, pause)
+        deadline = self.options.snapshot_deadline
+        delay = job.next_delay(kind, error, self.policies, self.clock, deadline, pause)
         if delay is None:
             raise Final(FAILED, error)
         self.on_retry(kind)
         if kind != RATE_LIMIT:
             raise Park(delay)
 
-    def _retry_delay(
-        self, job: Job, kind: str, error: ApiError, pause: float = 0.0
-    ) -> float | None:
-        """Seconds until this job's next try, or None when its retries or deadline are spent.
-
-        `pause`: the shared 429 pause it will wait anyway, counted against the deadline."""
-        job.failures[kind] = job.failures.get(kind, 0) + 1
-        state = job.states.get(kind)
-        if state is None:
-            state = job.states[kind] = new_state(self.clock)
-        delay = self.policies[kind].delay(state, job.failures[kind])
-        if delay is None:
-            return None
-        if kind == TRANSIENT and error.retry_after is not None:
-            delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
-        return None if self._past_deadline(job, max(delay, pause)) else delay
-
-    def _past_deadline(self, job: Job, wait: float = 0.0) -> bool:
-        elapsed = self.clock.monotonic() - job.started
-        return elapsed + wait > self.options.snapshot_deadline
+    def _past_deadline(self, job: Job) -> bool:
+        return job.past_deadline(self.clock.monotonic(), self.options.snapshot_deadline)
 
     def _breaker(self, *, failed: bool, cause: str | None = None) -> None:
         verdict = self.breaker.record(failed, cause)

@@ -8,10 +8,7 @@ chunks, so memory stays flat however big the scope is.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +18,7 @@ import pyarrow as pa
 
 from batchtag.client import Client
 from batchtag.config import resolve_settings
+from batchtag.defaults import CONNECTION_OPTIONS, document_options
 from batchtag.errors import UsageError, option
 from batchtag.export_io import Output, Spill, field_type, output_format
 from batchtag.guards import check_writable
@@ -218,6 +216,10 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 # ---------------------------------------------------------------- Python API
 
 
+# The options export's reads take, after its own (in `batchtag.defaults`).
+READ_NAMES = (*CONNECTION_OPTIONS, "concurrency", "rate", "progress")
+
+
 async def export_async(
     *,
     project_id: int | Iterable[int] | None = None,
@@ -227,13 +229,7 @@ async def export_async(
     columns: str | Iterable[str] | None = None,
     long: bool = False,
     output: str | os.PathLike | None = None,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    insecure_http: bool = False,
-    ca_bundle: str | os.PathLike | None = None,
-    concurrency: int = DEFAULTS.concurrency,
-    rate: float = DEFAULTS.rate,
-    progress: bool | None = None,
+    **reading: Any,
 ) -> pd.DataFrame:
     """The inventory of one or more scopes as a DataFrame (and `output`, when given).
 
@@ -252,12 +248,6 @@ async def export_async(
         One row per (snapshot, tag) with key, value, read_only.
     output : path, optional
         Also write .csv / .parquet / .jsonl.
-    base_url, api_key, insecure_http, ca_bundle
-        The connection, as for apply.
-    concurrency, rate : int, float
-        Requests in flight and per second, as for apply.
-    progress : bool, optional
-        Progress bar; None: on a terminal.
 
     Returns
     -------
@@ -270,56 +260,28 @@ async def export_async(
     >>> df = await batchtag.export_async(project_id=1, region_id=1,
     ...                                  where="`tag:cost-center`.isna() and size > 100")
     """
+    from batchtag.library import refuse_unknown
+
+    refuse_unknown(reading, READ_NAMES, "export")
     if output is not None:
         output_format(output)
     selection = Selection(where, split_columns(columns), long)
-    outcome = await run_export(
-        resolve_scopes(project_id, region_id, scopes),
-        selection,
-        output,
-        base_url=base_url,
-        api_key=api_key,
-        insecure_http=insecure_http,
-        ca_bundle=ca_bundle,
-        concurrency=concurrency,
-        rate=rate,
-        progress=progress,
-        collect=True,
-    )
-    frame = outcome.frame
-    frame.attrs["export"] = outcome.as_dict()
-    return frame
+    chosen = resolve_scopes(project_id, region_id, scopes)
+    outcome = await run_export(chosen, selection, output, collect=True, **reading)
+    outcome.frame.attrs["export"] = outcome.as_dict()
+    return outcome.frame
 
 
 def export(**options: Any) -> pd.DataFrame:
-    """Blocking `export_async` (same keyword options); inside a running event loop (Jupyter)
-    it runs on its own loop in a helper thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(export_async(**options))
-    box: dict[str, Any] = {}
+    from batchtag.library import run_blocking
 
-    def target() -> None:
-        try:
-            box["result"] = asyncio.run(export_async(**options))
-        except BaseException as exc:  # handed to the calling thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="batchtag-export", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    return run_blocking(lambda _: export_async(**options), "batchtag-export")
 
 
-class _CallableModule(type(asyncio)):
-    """`batchtag.export` is this module once it is imported (the import system binds the
-    submodule to the package attribute), so calling it runs `export`."""
-
-    def __call__(self, **options: Any) -> pd.DataFrame:
-        return export(**options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+document_options(export_async, READ_NAMES)
+document_options(
+    export,
+    like=export_async,
+    summary="The inventory of one or more scopes, from sync code (a notebook's running\n"
+    "event loop is fine: the read then runs on its own loop in a helper thread).",
+)

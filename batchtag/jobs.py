@@ -10,7 +10,7 @@ from batchtag.client import tags_dict
 from batchtag.errors import ApiError
 from batchtag.plan import PlanEntry
 from batchtag.result import Result
-from batchtag.retry import AUTH, TLS
+from batchtag.retry import AUTH, RETRY_AFTER_CAP, TLS, TRANSIENT, new_state
 
 MAYBE_APPLIED = "may or may not have been applied"
 IN_FLIGHT = f"interrupted in flight: {MAYBE_APPLIED}"
@@ -76,6 +76,29 @@ class Job:
         self.queued = False  # holds a queue slot until it finishes
         self.last_error: ApiError | None = None
         self.wrote = False  # a PATCH was sent (it may have been applied)
+
+    def past_deadline(self, now: float, deadline: float, wait: float = 0.0) -> bool:
+        """True when waiting `wait` more seconds would take it past `deadline` seconds."""
+        return now - self.started + wait > deadline
+
+    def next_delay(
+        self, kind: str, error: ApiError, policies: dict, clock: Any, deadline: float, pause: float
+    ) -> float | None:
+        """Seconds until this job's next try, or None when its retries or deadline are spent.
+
+        `policies` by retry class, `clock` the engine's; `pause`: the shared 429 pause it
+        will wait anyway, counted against the `deadline` (seconds since its first attempt)."""
+        self.failures[kind] = self.failures.get(kind, 0) + 1
+        state = self.states.get(kind)
+        if state is None:
+            state = self.states[kind] = new_state(clock)
+        delay = policies[kind].delay(state, self.failures[kind])
+        if delay is None:
+            return None
+        if kind == TRANSIENT and error.retry_after is not None:
+            delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
+        late = self.past_deadline(clock.monotonic(), deadline, max(delay, pause))
+        return None if late else delay
 
 
 def build_result(

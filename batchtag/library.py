@@ -33,6 +33,12 @@ class OptionError(UsageError, TypeError):
 
 def make_options(options: dict[str, Any], allowed: tuple[str, ...], func: str) -> ApplyOptions:
     """`ApplyOptions` from keyword arguments, refusing names `func` does not take."""
+    refuse_unknown(options, allowed, func)
+    return ApplyOptions(**options)
+
+
+def refuse_unknown(options: dict[str, Any], allowed: tuple[str, ...], func: str) -> None:
+    """Raise `OptionError` naming close matches when `options` has a name not `allowed`."""
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         hints = []
@@ -43,7 +49,6 @@ def make_options(options: dict[str, Any], allowed: tuple[str, ...], func: str) -
             f"{func}() got unexpected keyword argument(s) {', '.join(hints)}; "
             f"valid: {', '.join(allowed)}"
         )
-    return ApplyOptions(**options)
 
 
 APPLY_NAMES = tuple(o.name for o in PYTHON_OPTIONS)

@@ -43,6 +43,11 @@ _granted: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVa
 )
 
 
+def _reading(attr: str, doc: str) -> property:
+    """A read-only property showing the private attribute `attr`."""
+    return property(lambda self: getattr(self, attr), doc=doc)
+
+
 class RateLimiter:
     """A shared, adaptive token bucket; `await acquire()` before every request."""
 
@@ -87,33 +92,14 @@ class RateLimiter:
 
     # -- read-only state ------------------------------------------------------------------
 
-    @property
-    def rate(self) -> float:
-        """The current rate in requests per second."""
-        return self._rate
-
-    @property
-    def configured_rate(self) -> float:
-        return self._configured
-
-    @property
-    def burst(self) -> float:
-        return self._burst
-
-    @property
-    def changes(self) -> int:
-        """How many times the rate changed (cuts and increases)."""
-        return self._changes
-
-    @property
-    def throttles(self) -> int:
-        """How many 429s were reported."""
-        return self._throttles
-
-    @property
-    def paused_until(self) -> float:
-        """Clock time at which the current shared pause ends (in the past when none)."""
-        return self._pause_until
+    rate = _reading("_rate", "The current rate in requests per second.")
+    configured_rate = _reading("_configured", "The rate it was created with.")
+    burst = _reading("_burst", "Tokens it may hand out at once.")
+    changes = _reading("_changes", "How many times the rate changed (cuts and increases).")
+    throttles = _reading("_throttles", "How many 429s were reported.")
+    paused_until = _reading(
+        "_pause_until", "Clock time at which the current shared pause ends (in the past when none)."
+    )
 
     # -- the hot path -----------------------------------------------------------------------
 

@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchtag.apply_options import ApplyOptions
 from batchtag.client import Client
 from batchtag.config import resolve_settings
-from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
+from batchtag.defaults import MANIFEST_OPTIONS
 from batchtag.engine import Engine, EngineOptions
-from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.errors import AbortRun, ApiError, option
 from batchtag.guards import (  # noqa: F401  (check_max_changes, parse_max_changes: API)
     check_max_changes,
     check_report_target,
@@ -46,46 +47,6 @@ log = logging.getLogger("batchtag")
 READ_CONCURRENCY = 16
 
 
-def _check(self: Any) -> None:
-    """Refuse option values that cannot work, naming the option the caller's way."""
-    for name in ("concurrency",):
-        if getattr(self, name) < 1:
-            raise UsageError(f"{option(name)} must be at least 1")
-    for name in ("rate", "timeout", "connect_timeout"):
-        if not getattr(self, name) > 0:
-            raise UsageError(f"{option(name)} must be greater than 0")
-    if self.request_deadline is not None and not self.request_deadline > 0:
-        raise UsageError(f"{option('request_deadline')} must be greater than 0")
-    if self.undo_file and self.check_current is False:
-        raise UsageError(
-            f"{option('undo_file')} needs the before-state of each snapshot: "
-            f"do not combine it with {option('check_current', False)}"
-        )
-    if self.resume and self.report and Path(self.report) != Path(self.resume):
-        raise UsageError(
-            f"{option('resume')} continues its own report; do not also pass {option('report')}"
-        )
-
-
-def _repr(self: Any) -> str:
-    shown = (
-        f"{o.name}={'***' if o.secret else repr(getattr(self, o.name))}" for o in PYTHON_OPTIONS
-    )
-    return f"ApplyOptions({', '.join(shown)})"
-
-
-# One field per Python option of the table, with the table's default (see batchtag.defaults).
-ApplyOptions = make_dataclass(
-    "ApplyOptions",
-    [(o.name, o.annotation, field(default=o.default)) for o in PYTHON_OPTIONS],
-    namespace={"check": _check, "__repr__": _repr, "__module__": __name__},
-    repr=False,
-)
-ApplyOptions.__doc__ = "Options of one apply run.\n\nParameters\n----------\n" + (
-    numpydoc_parameters()
-)
-
-
 @dataclass
 class RunOutcome:
     summary: dict[str, Any]
@@ -113,14 +74,7 @@ def read_mode(options: ApplyOptions) -> bool | None:
 
 def load(source: Any, options: ApplyOptions) -> Plan:
     """Read and validate the manifest with the options that shape how it is read."""
-    return read_plan(
-        source,
-        form=options.form,
-        delete_marker=options.delete_marker,
-        empty_deletes=options.empty_deletes,
-        project_id=options.project_id,
-        region_id=options.region_id,
-    )
+    return read_plan(source, **{name: getattr(options, name) for name in MANIFEST_OPTIONS})
 
 
 def pending_entries(plan: Plan, done: set) -> Iterator[PlanEntry]:

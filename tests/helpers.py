@@ -73,3 +73,28 @@ def env_for(sandbox) -> dict[str, str]:
         ENV_PROJECT_ID: "1",
         ENV_REGION_ID: "1",
     }
+
+
+def scope_of(sandbox, **options) -> dict:
+    """Keywords pointing the Python API at `sandbox`, scope 1/1, plus `options`."""
+    return {
+        "base_url": sandbox.base_url,
+        "api_key": API_KEY,
+        "project_id": 1,
+        "region_id": 1,
+        **options,
+    }
+
+
+def live_examples(count: int, timeout: float | None = None):
+    """Hypothesis settings for a property run against a live sandbox: `count` examples (each
+    costs real requests), no per-example deadline, fixtures shared across examples; with
+    `timeout`, the whole test's bound in seconds (pytest-timeout)."""
+    import pytest
+    from hypothesis import HealthCheck, settings
+
+    slow = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    chosen = settings(max_examples=count, deadline=None, suppress_health_check=slow)
+    if timeout is None:
+        return chosen
+    return lambda test: pytest.mark.timeout(timeout)(chosen(test))

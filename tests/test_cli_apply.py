@@ -78,8 +78,10 @@ def test_bad_manifest_exit_2_and_nothing_sent(sandbox, tmp_path):
     )
     result = invoke(["apply", str(manifest), "--report", str(tmp_path / "r.csv")], sandbox)
     assert result.exit_code == 2
-    assert "row 1" in result.output and "snapshot_id" in result.output
-    assert "row 2" in result.output and "op" in result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "error: manifest has 2 problems:"
+    assert lines[1].startswith("  row 1, line 2, column 'snapshot_id': snapshot_id 'not-a-uuid'")
+    assert lines[2].startswith("  row 2, line 3, column 'op': unknown op 'explode'")
     assert sandbox.stats()["total_requests"] == 0
 
 

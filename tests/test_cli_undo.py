@@ -8,8 +8,8 @@ import json
 
 import pandas as pd
 import pytest
-from helpers import API_KEY, invoke, patches, write_long_csv
-from hypothesis import HealthCheck, given, settings
+from helpers import API_KEY, invoke, live_examples, patches, write_long_csv
+from hypothesis import given
 from hypothesis import strategies as st
 from test_cli_plan import set_state
 
@@ -151,12 +151,7 @@ def prop_server():
         yield server
 
 
-@pytest.mark.timeout(60)
-@settings(
-    max_examples=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@live_examples(10, timeout=60)
 @given(
     current=st.lists(user_tags, min_size=4, max_size=4),
     ops=st.lists(operations, min_size=4, max_size=4),

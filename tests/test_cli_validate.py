@@ -34,52 +34,62 @@ def cli_context(monkeypatch):
 # --- good manifests: every form and file type ------------------------------------------
 
 
-def long_frame() -> pd.DataFrame:
+SCOPE_OF = [("1", "1"), ("1", "1"), ("2", "7")]  # (project_id, region_id) of IDS[0], [1], [2]
+
+
+def scoped(snapshots: list[int], **columns: list[str]) -> pd.DataFrame:
+    """A manifest frame with rows for IDS[i] (i in `snapshots`), each in its SCOPE_OF[i]."""
     return pd.DataFrame(
         {
-            "snapshot_id": [IDS[0], IDS[0], IDS[1], IDS[2]],
-            "project_id": ["1", "1", "1", "2"],
-            "region_id": ["1", "1", "1", "7"],
+            "snapshot_id": [IDS[i] for i in snapshots],
+            "project_id": [SCOPE_OF[i][0] for i in snapshots],
+            "region_id": [SCOPE_OF[i][1] for i in snapshots],
+            **columns,
+        }
+    )
+
+
+# form -> (rows' snapshots as IDS indexes, the form's own columns)
+FRAMES = {
+    "long": (
+        [0, 0, 1, 2],
+        {
             "op": ["set", "delete", "set", "name"],
             "key": ["env", "tmp", "team", ""],
             "value": ["prod", "", "data", "nightly-01"],
             "ticket": ["OPS-1", "OPS-1", "OPS-2", "OPS-3"],
-        }
-    )
-
-
-def wide_frame() -> pd.DataFrame:
-    return pd.DataFrame(
+        },
+    ),
+    "wide": (
+        [0, 1, 2],
         {
-            "snapshot_id": IDS,
-            "project_id": ["1", "1", "2"],
-            "region_id": ["1", "1", "7"],
             "tag:env": ["prod", "", "<delete>"],  # the default marker
             "tag:team": ["", "data", ""],  # empty: leave alone
             "name": ["", "", "nightly-01"],
             "ticket": ["OPS-1", "OPS-2", "OPS-3"],
-        }
-    )
-
-
-def json_frame() -> pd.DataFrame:
-    return pd.DataFrame(
+        },
+    ),
+    "json": (
+        [0, 1, 1, 2],
         {
-            "snapshot_id": [IDS[0], IDS[1], IDS[1], IDS[2]],
-            "project_id": ["1", "1", "1", "2"],
-            "region_id": ["1", "1", "1", "7"],
             "tags": ['{"env": "prod", "tmp": null}', "null", '{"team": "data"}', "{}"],
             "name": ["", "", "", "nightly-01"],
             "ticket": ["OPS-1", "OPS-2", "OPS-2", "OPS-3"],
-        }
-    )
+        },
+    ),
+}
 
 
-# form -> (frame, rows, operations) ; every form: 3 snapshots in scopes (1,1)x2 and (2,7)x1
+def form_frame(form: str) -> pd.DataFrame:
+    snapshots, columns = FRAMES[form]
+    return scoped(snapshots, **columns)
+
+
+# form -> (rows, operations) ; every form: 3 snapshots in scopes (1,1)x2 and (2,7)x1
 FORMS = {
-    "long": (long_frame, 4, {"set": 2, "delete": 1, "name": 1}),
-    "wide": (wide_frame, 3, {"set": 2, "delete": 1, "name": 1}),
-    "json": (json_frame, 4, {"set": 2, "delete": 1, "clear": 1, "name": 1}),
+    "long": (4, {"set": 2, "delete": 1, "name": 1}),
+    "wide": (3, {"set": 2, "delete": 1, "name": 1}),
+    "json": (4, {"set": 2, "delete": 1, "clear": 1, "name": 1}),
 }
 SCOPES = [
     {"project_id": 1, "region_id": 1, "snapshots": 2},
@@ -113,14 +123,14 @@ def write(frame: pd.DataFrame, path: Path) -> Path:
 @pytest.mark.parametrize("file_type", FILE_TYPES)
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_validate_summarises_each_form_and_file_type(tmp_path, form, file_type):
-    make, rows, operations = FORMS[form]
-    csv_path = write(make(), tmp_path / "m.csv")
+    rows, operations = FORMS[form]
+    csv_path = write(form_frame(form), tmp_path / "m.csv")
     if file_type == "-":
         text = csv_path.read_text()
         result, as_json = validate("-", stdin=text), validate("-", "--json", stdin=text)
         path = csv_path  # what the API reads for the comparison
     else:
-        path = write(make(), tmp_path / file_type)
+        path = write(form_frame(form), tmp_path / file_type)
         result, as_json = validate(path), validate(path, "--json")
 
     assert result.exit_code == 0, result.output
@@ -144,7 +154,7 @@ def test_validate_summarises_each_form_and_file_type(tmp_path, form, file_type):
 
 
 def test_json_form_clear_plus_set_is_flagged_as_needing_current_tags(tmp_path):
-    result = validate(write(json_frame(), tmp_path / "m.csv"))
+    result = validate(write(form_frame("json"), tmp_path / "m.csv"))
     assert result.exit_code == 0, result.output
     assert "1 snapshots need their current tags read first" in result.stdout
 
@@ -182,7 +192,7 @@ def test_form_option_forces_the_form():
 
 
 def test_form_option_naming_a_form_without_its_columns_is_exit_2(tmp_path):
-    path = write(long_frame(), tmp_path / "m.csv")
+    path = write(form_frame("long"), tmp_path / "m.csv")
     result = validate(path, "--form", "json")
     assert result.exit_code == 2
     assert "column 'tags': missing required column" in result.stderr
@@ -200,14 +210,14 @@ def scopes_of(result) -> list[dict]:
 
 
 def test_scope_columns_beat_options_and_env(tmp_path):
-    path = write(long_frame(), tmp_path / "m.csv")
+    path = write(form_frame("long"), tmp_path / "m.csv")
     env = {"GCORE_CLOUD_PROJECT_ID": "8", "GCORE_CLOUD_REGION_ID": "8"}
     result = validate(path, "--json", "--project-id", "9", "--region-id", "9", env=env)
     assert scopes_of(result) == SCOPES
 
 
 def test_scope_options_beat_env_and_env_is_the_fallback(tmp_path):
-    path = write(long_frame().drop(columns=["project_id", "region_id"]), tmp_path / "m.csv")
+    path = write(form_frame("long").drop(columns=["project_id", "region_id"]), tmp_path / "m.csv")
     env = {"GCORE_CLOUD_PROJECT_ID": "5", "GCORE_CLOUD_REGION_ID": "6"}
     by_option = validate(path, "--json", "--project-id", "3", "--region-id", "4", env=env)
     assert scopes_of(by_option) == [{"project_id": 3, "region_id": 4, "snapshots": 3}]
@@ -218,7 +228,7 @@ def test_scope_options_beat_env_and_env_is_the_fallback(tmp_path):
 
 
 def test_blank_scope_cells_are_filled_from_the_option(tmp_path):
-    frame = long_frame()
+    frame = form_frame("long")
     frame.loc[3, ["project_id", "region_id"]] = ""
     path = write(frame, tmp_path / "m.csv")
     result = validate(path, "--json", "--project-id", "2", "--region-id", "7")
@@ -226,7 +236,7 @@ def test_blank_scope_cells_are_filled_from_the_option(tmp_path):
 
 
 def test_missing_scope_is_exit_2_naming_column_option_and_env(tmp_path):
-    path = write(long_frame().drop(columns=["project_id", "region_id"]), tmp_path / "m.csv")
+    path = write(form_frame("long").drop(columns=["project_id", "region_id"]), tmp_path / "m.csv")
     result = validate(path)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.splitlines()[1:] == [
@@ -245,7 +255,7 @@ def test_missing_scope_is_exit_2_naming_column_option_and_env(tmp_path):
     ],
 )
 def test_bad_scope_option_or_env_is_exit_2(tmp_path, args, env, named):
-    path = write(long_frame().drop(columns=["project_id", "region_id"]), tmp_path / "m.csv")
+    path = write(form_frame("long").drop(columns=["project_id", "region_id"]), tmp_path / "m.csv")
     result = validate(path, *args, env=env)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.splitlines()[1:] == [
@@ -254,7 +264,7 @@ def test_bad_scope_option_or_env_is_exit_2(tmp_path, args, env, named):
 
 
 def test_a_non_integer_scope_option_is_a_usage_error(tmp_path):
-    path = write(long_frame().drop(columns=["project_id", "region_id"]), tmp_path / "m.csv")
+    path = write(form_frame("long").drop(columns=["project_id", "region_id"]), tmp_path / "m.csv")
     result = validate(path, "--project-id", "x", "--region-id", "1")
     assert result.exit_code == 2 and result.stdout == ""
     assert "'x' is not a valid integer" in result.stderr
@@ -274,7 +284,7 @@ def listener() -> Iterator[socket.socket]:
 
 
 def test_validate_never_touches_the_network(tmp_path, listener):
-    path = write(json_frame(), tmp_path / "m.csv")  # clear + set: apply would GET first
+    path = write(form_frame("json"), tmp_path / "m.csv")  # clear + set: apply would GET first
     closed = validate(path)  # NO_NETWORK: nothing on port 9, no API key
     assert closed.exit_code == 0, closed.output
     port = listener.getsockname()[1]

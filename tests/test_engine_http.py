@@ -6,10 +6,9 @@ from __future__ import annotations
 import _thread
 import asyncio
 import threading
-import time
 
 import pytest
-from helpers import API_KEY, fetch_tags, set_rows, write_long_csv
+from helpers import API_KEY, fetch_tags, scope_of, set_rows, wait_until, write_long_csv
 
 import batchtag
 from batchtag.client import Client
@@ -25,15 +24,7 @@ def run_apply(sandbox, tmp_path, rows, **options):
     manifest = write_long_csv(tmp_path / "m.csv", rows)
     options.setdefault("concurrency", 8)
     options.setdefault("rate", 500)
-    return batchtag.apply(
-        manifest,
-        report=tmp_path / "report.csv",
-        base_url=sandbox.base_url,
-        api_key=API_KEY,
-        project_id=1,
-        region_id=1,
-        **options,
-    )
+    return batchtag.apply(manifest, report=tmp_path / "report.csv", **scope_of(sandbox, **options))
 
 
 def run_engine(sandbox, entries, **options):
@@ -148,14 +139,7 @@ def test_apply_async_returns_the_report(make_sandbox, tmp_path):
     ids = sandbox.store.ids()[:3]
     manifest = write_long_csv(tmp_path / "m.csv", set_rows(ids))
     report = asyncio.run(
-        batchtag.apply_async(
-            manifest,
-            report=tmp_path / "r.jsonl",
-            base_url=sandbox.base_url,
-            api_key=API_KEY,
-            project_id=1,
-            region_id=1,
-        )
+        batchtag.apply_async(manifest, report=tmp_path / "r.jsonl", **scope_of(sandbox))
     )
     assert list(report.snapshot_id) == ids
     assert set(report.status) == {"ok"}
@@ -167,12 +151,13 @@ def test_ctrl_c_in_a_notebook_interrupts_the_run_and_resume_finishes(make_sandbo
     report_path = tmp_path / "report.csv"
 
     def press_ctrl_c_once_rows_land() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if report_path.exists() and report_path.read_text().count("\n") > 10:
-                break
-            time.sleep(0.02)
-        _thread.interrupt_main()  # what Jupyter's "interrupt kernel" does
+        def landed() -> bool:
+            return report_path.exists() and report_path.read_text().count("\n") > 10
+
+        try:  # on a timeout the run is interrupted all the same, so the test cannot hang
+            wait_until(landed, timeout=30, what="ten report rows")
+        finally:
+            _thread.interrupt_main()  # what Jupyter's "interrupt kernel" does
 
     async def notebook_cell():
         threading.Thread(target=press_ctrl_c_once_rows_land, daemon=True).start()
@@ -189,15 +174,7 @@ def test_ctrl_c_in_a_notebook_interrupts_the_run_and_resume_finishes(make_sandbo
     first = load_report(report_path)
     assert sorted(first.snapshot_id) == sorted(ids)
     assert set(first.status) == {"ok", "skipped"}
-    report = batchtag.apply(
-        tmp_path / "m.csv",
-        resume=report_path,
-        base_url=sandbox.base_url,
-        api_key=API_KEY,
-        project_id=1,
-        region_id=1,
-        rate=500,
-    )
+    report = batchtag.apply(tmp_path / "m.csv", resume=report_path, **scope_of(sandbox, rate=500))
     assert len(report) == 100 and set(report.status) == {"ok"}
     assert report.attrs["summary"]["exit_code"] == 0
 

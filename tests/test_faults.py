@@ -7,6 +7,7 @@ with `asyncio.timeout`, so a regression fails instead of hanging. No wall-clock 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import shutil
@@ -31,6 +32,26 @@ from batchtag.retry import RetrySettings
 pytestmark = pytest.mark.timeout(60)
 SID = "6f1c2a43-5b8e-4d2e-9a47-0c1d2e3f4a5b"
 BOUND = 20  # seconds: the most any test here may take before it counts as hung
+
+
+def catch_all(handler) -> web.Application:
+    """An app answering every method and path with `handler`."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def client_of(handler, ssl_context: ssl.SSLContext | None = None):
+    """A `Client` of a loopback server answering everything with `handler` (BOUND in time)."""
+    runner, port = await serve(catch_all(handler), ssl_context)
+    scheme = "http" if ssl_context is None else "https"
+    try:
+        settings = Settings(f"{scheme}://127.0.0.1:{port}", API_KEY)
+        async with asyncio.timeout(BOUND), Client(settings) as client:
+            yield client
+    finally:
+        await runner.cleanup()
 
 
 async def serve(app: web.Application, ssl_context: ssl.SSLContext | None = None):
@@ -176,15 +197,8 @@ def test_an_untrusted_certificate_aborts_at_once(tmp_path):
         return web.json_response({})
 
     async def main():
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handler)
-        runner, port = await serve(app, context)
-        try:
-            settings = Settings(f"https://127.0.0.1:{port}", API_KEY)
-            async with asyncio.timeout(BOUND), Client(settings) as client:
-                return await run_engine(client, 30, concurrency=1)
-        finally:
-            await runner.cleanup()
+        async with client_of(handler, context) as client:
+            return await run_engine(client, 30, concurrency=1)
 
     engine, results = asyncio.run(main())
     assert engine.abort_reason.startswith(
@@ -215,9 +229,7 @@ async def forwarding_proxy(seen: list[str]) -> web.Application:
                     content_type=upstream.content_type,
                 )
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    return app
+    return catch_all(forward)
 
 
 @pytest.mark.parametrize("bypass", [False, True])
@@ -256,27 +268,20 @@ def test_redirects_are_not_followed_and_the_key_stays_home():
         return web.json_response({"id": SID, "tags": []})
 
     async def main():
-        other = web.Application()
-        other.router.add_route("*", "/{tail:.*}", other_host)
-        other_runner, other_port = await serve(other)
+        other_runner, other_port = await serve(catch_all(other_host))
         target = f"http://localhost:{other_port}/moved"
 
         async def moved(request):
             status = 303 if request.method == "PATCH" else 307
             return web.Response(status=status, headers={"Location": target})
 
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", moved)
-        runner, port = await serve(app)
         try:
-            settings = Settings(f"http://127.0.0.1:{port}", API_KEY)
-            async with asyncio.timeout(BOUND), Client(settings) as client:
+            async with client_of(moved) as client:
                 engine, results = await run_engine(client, 2, concurrency=1)
                 with pytest.raises(ApiError) as get_error:
                     await client.get_snapshot(1, 1, SID)
             return results, get_error.value, target
         finally:
-            await runner.cleanup()
             await other_runner.cleanup()
 
     results, get_error, target = asyncio.run(main())
@@ -303,15 +308,8 @@ def test_a_2xx_that_is_not_a_snapshot_fails_without_retry(status, body, why):
         return web.Response(status=status, body=body or None)
 
     async def main():
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", odd)
-        runner, port = await serve(app)
-        try:
-            settings = Settings(f"http://127.0.0.1:{port}", API_KEY)
-            async with asyncio.timeout(BOUND), Client(settings) as client:
-                return await run_engine(client, 3, retry=RetrySettings(transient_retries=5))
-        finally:
-            await runner.cleanup()
+        async with client_of(odd) as client:
+            return await run_engine(client, 3, retry=RetrySettings(transient_retries=5))
 
     engine, results = asyncio.run(main())
     assert engine.abort_reason is None

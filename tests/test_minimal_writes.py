@@ -3,78 +3,19 @@ write, the auto default, --no-check-current, the before-state and --undo-file.""
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import API_KEY, SID, invoke, write_long_csv
-from hypothesis import HealthCheck, assume, given, settings
+from apply_runs import KEYS, endpoints, put_tags, run, sets, snapshot, user_state, with_user_tags
+from helpers import SID, live_examples, scope_of
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import batchtag
-from batchtag.client import Client, tags_dict
-from batchtag.config import Settings
 from batchtag.diff import diff_plan
-from batchtag.errors import AbortRun, ManifestError, UsageError
+from batchtag.errors import AbortRun, ManifestError
 from batchtag.manifest import read_plan
-from batchtag.undo import UndoWriter
-
-KEYS = ["k1", "k2", "k3", "k4"]  # user keys of these tests (the sandbox's ro keys differ)
-
-
-def run(sandbox, manifest, folder: Path, name: str = "r", **options) -> pd.DataFrame:
-    """`batchtag.apply` against the sandbox; options override the defaults here."""
-    options = {"project_id": 1, "region_id": 1, "rate": 2000, "concurrency": 8, **options}
-    return batchtag.apply(
-        manifest,
-        report=folder / f"{name}.csv",
-        base_url=sandbox.base_url,
-        api_key=API_KEY,
-        **options,
-    )
-
-
-def endpoints(sandbox) -> dict[str, int]:
-    counts = sandbox.stats()["endpoints"]
-    return {k: counts.get(k, 0) for k in ("list", "get", "patch")}
-
-
-def snapshot(sandbox, sid: str) -> dict:
-    return sandbox.store.find(1, 1, sid).to_json()
-
-
-def user_state(sandbox, sid: str) -> tuple[dict, str]:
-    snap = snapshot(sandbox, sid)
-    return tags_dict(snap, user_only=True), snap["name"]
-
-
-def ro_state(sandbox, sid: str) -> dict:
-    snap = snapshot(sandbox, sid)
-    return {t["key"]: t["value"] for t in snap["tags"] if t["read_only"]}
-
-
-def put_tags(sandbox, wanted: dict[str, dict[str, str]]) -> None:
-    """Give each snapshot exactly these user tags (two PATCHes each: clear, then set)."""
-
-    async def go() -> None:
-        async with Client(Settings(sandbox.base_url, API_KEY)) as client:
-            for sid, tags in wanted.items():
-                await client.patch_snapshot(1, 1, sid, b'{"tags": null}')
-                if tags:
-                    await client.patch_snapshot(1, 1, sid, json.dumps({"tags": tags}).encode())
-
-    asyncio.run(go())
-
-
-def with_user_tags(sandbox, count: int) -> list[str]:
-    """Snapshots that have user tags (and read-only ones first)."""
-    snaps = [s for s in sandbox.store.snapshots() if set(s.tags) - s.read_only]
-    snaps.sort(key=lambda s: not s.read_only)
-    return [s.id for s in snaps[:count]]
-
 
 # ---------------------------------------------------------------- re-runs send nothing
 
@@ -192,12 +133,7 @@ def predicted(frame: pd.DataFrame, before: dict) -> dict:
     return out
 
 
-@pytest.mark.timeout(180)
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@live_examples(12, timeout=180)
 @given(
     start=st.lists(current_tags, min_size=4, max_size=4),
     ops=st.lists(ops_for_one, min_size=1, max_size=4),
@@ -222,68 +158,7 @@ def test_apply_ends_where_diff_plan_predicted(sandbox, tmp_path_factory, start, 
 # ---------------------------------------------------------------- undo file
 
 
-def test_undo_file_restores_user_tags_and_names(sandbox, tmp_path):
-    ids = with_user_tags(sandbox, 6)
-    original = {sid: user_state(sandbox, sid) for sid in ids}
-    ro_before = {sid: ro_state(sandbox, sid) for sid in ids}
-    rows = [{"snapshot_id": ids[0], "op": "clear"}]
-    rows += [{"snapshot_id": sid, "op": "set", "key": "k1", "value": "new"} for sid in ids[1:4]]
-    rows += [{"snapshot_id": ids[4], "op": "name", "value": "moved-away"}]
-    rows += [
-        {"snapshot_id": ids[5], "op": "set", "key": k, "value": v}
-        for k, v in original[ids[5]][0].items()
-    ]
-    undo = tmp_path / "undo.jsonl"
-    report = run(sandbox, pd.DataFrame(rows), tmp_path, undo_file=undo)
-    assert report.set_index("snapshot_id").loc[ids[5], "status"] == "noop"
-    assert len(undo.read_text().splitlines()) == 5  # one line per changed snapshot
-    run(sandbox, undo, tmp_path, "undo")
-    assert {sid: user_state(sandbox, sid) for sid in ids} == original
-    assert {sid: ro_state(sandbox, sid) for sid in ids} == ro_before
-
-
-def test_undo_file_refuses_no_check_current(sandbox, tmp_path):
-    manifest = write_long_csv(
-        tmp_path / "m.csv", [{"snapshot_id": SID, "op": "set", "key": "a", "value": "b"}]
-    )
-    args = [
-        "apply",
-        str(manifest),
-        "--report",
-        str(tmp_path / "r.csv"),
-        "--undo-file",
-        str(tmp_path / "u.jsonl"),
-    ]
-    result = invoke([*args, "--no-check-current"], sandbox)
-    assert result.exit_code == 2
-    assert "--undo-file" in result.output and "--no-check-current" in result.output
-    assert sandbox.stats()["total_requests"] == 0 and not (tmp_path / "r.csv").exists()
-    with pytest.raises(UsageError, match="undo_file.*check_current=False"):
-        run(sandbox, manifest, tmp_path, undo_file=tmp_path / "u.jsonl", check_current=False)
-
-
-def test_undo_file_write_failure_stops_the_run(sandbox, tmp_path, monkeypatch):
-    def full(self, row):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(UndoWriter, "write_record", full)
-    ids = sandbox.store.ids()[:30]
-    manifest = write_long_csv(
-        tmp_path / "m.csv",
-        [{"snapshot_id": s, "op": "set", "key": "k1", "value": "z"} for s in ids],
-    )
-    args = ["apply", str(manifest), "--report", str(tmp_path / "r.csv"), "--concurrency", "1"]
-    result = invoke([*args, "--undo-file", str(tmp_path / "u.jsonl")], sandbox)
-    assert result.exit_code == 3
-    assert "undo file write failed: no space left on device" in result.output
-    assert endpoints(sandbox)["patch"] == 1  # nothing dispatched after the failure
-
-
 # ---------------------------------------------------------------- how the state is read
-
-
-def sets(ids: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
 
 
 def test_auto_reads_pages_for_a_big_manifest_and_nothing_for_a_tiny_one(make_sandbox, tmp_path):
@@ -343,7 +218,7 @@ def test_rerun_with_one_percent_changed_costs_pages_plus_changes(make_sandbox, t
 
 
 def test_an_unedited_export_applies_as_all_noop(sandbox, tmp_path):
-    frame = batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
+    frame = batchtag.export(**scope_of(sandbox))
     assert "tags" in frame.columns and any(c.startswith("tag:") for c in frame.columns)
     sandbox.reset()
     report = run(sandbox, frame, tmp_path)
@@ -352,7 +227,7 @@ def test_an_unedited_export_applies_as_all_noop(sandbox, tmp_path):
 
 
 def test_an_edited_export_changes_the_edited_cell_only(sandbox, tmp_path):
-    frame = batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
+    frame = batchtag.export(**scope_of(sandbox))
     frame.loc[3, "tag:env"] = "edited"
     frame = frame.drop(columns="tags")  # the wide form: the tag: columns say it all
     report = run(sandbox, frame, tmp_path).set_index("snapshot_id")
@@ -362,7 +237,7 @@ def test_an_edited_export_changes_the_edited_cell_only(sandbox, tmp_path):
 
 
 def test_an_export_whose_tags_dicts_and_tag_columns_disagree_is_refused(sandbox, tmp_path):
-    frame = batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
+    frame = batchtag.export(**scope_of(sandbox))
     frame.index = [f"s{i}" for i in range(len(frame))]
     edited = frame.copy()
     edited.at["s3", "tags"] = {**frame.at["s3", "tags"], "env": "edited"}
@@ -385,34 +260,6 @@ def test_an_export_whose_tags_dicts_and_tag_columns_disagree_is_refused(sandbox,
     assert json.loads(report.loc[sid, "request_body"]) == {"tags": {"env": "edited"}}
 
 
-def test_undo_file_is_appended_on_resume_and_never_replaced_silently(make_sandbox, tmp_path):
-    sandbox = make_sandbox(lock_rate=0.2, lock_ms=3_600_000)  # locks that outlast the run
-    snaps = sandbox.store.snapshots()
-    locked = [s.id for s in snaps if s.task_id][:2]
-    free = [s.id for s in snaps if not s.task_id][:3]
-    manifest = sets(free + locked)
-    undo = tmp_path / "undo.jsonl"
-    first = run(sandbox, manifest, tmp_path, "r", undo_file=undo, lock_budget=0.05)
-    assert first.status.value_counts().to_dict() == {"ok": 3, "failed": 2}
-    assert len(undo.read_text().splitlines()) == 3
-    with pytest.raises(UsageError, match="undo.jsonl already exists"):
-        run(sandbox, manifest, tmp_path, "other", undo_file=undo)
-    sandbox.store.end_tasks()
-    resumed = batchtag.apply(
-        manifest,
-        resume=tmp_path / "r.csv",
-        undo_file=undo,
-        base_url=sandbox.base_url,
-        api_key=API_KEY,
-        project_id=1,
-        region_id=1,
-        rate=2000,
-    )
-    assert set(resumed.status) == {"ok"}
-    lines = [json.loads(line) for line in undo.read_text().splitlines()]
-    assert sorted(line["snapshot_id"] for line in lines) == sorted(free + locked)
-
-
 def test_max_changes_counts_what_would_really_change(sandbox, tmp_path):
     ids = sandbox.store.ids()[:50]
     run(sandbox, sets(ids), tmp_path, "first")
@@ -425,9 +272,3 @@ def test_max_changes_counts_what_would_really_change(sandbox, tmp_path):
     with pytest.raises(AbortRun, match="would change 50 snapshots, more than max_changes='5'"):
         run(sandbox, manifest, tmp_path, "third", max_changes="5")
     assert endpoints(sandbox)["patch"] == sent + 3
-
-
-def test_an_undo_file_not_named_jsonl_is_refused_before_any_request(sandbox, tmp_path):
-    with pytest.raises(UsageError, match="undo_file=.*name it \\*.jsonl"):
-        run(sandbox, sets(sandbox.store.ids()[:5]), tmp_path, undo_file=tmp_path / "u.csv")
-    assert sandbox.stats()["total_requests"] == 0 and not (tmp_path / "r.csv").exists()

@@ -157,10 +157,15 @@ def entries(draw, *, clear: bool, renames: bool) -> list[PlanEntry]:
     return out
 
 
+def where(e: PlanEntry) -> dict:
+    """The columns naming an entry's snapshot, as every manifest form has them."""
+    return {"snapshot_id": e.snapshot_id, "project_id": e.project_id, "region_id": e.region_id}
+
+
 def long_rows(plan: list[PlanEntry]) -> list[dict]:
     rows = []
     for e in plan:
-        base = {"snapshot_id": e.snapshot_id, "project_id": e.project_id, "region_id": e.region_id}
+        base = where(e)
         if e.clear:
             rows.append({**base, "op": "clear", "key": "", "value": ""})
         for old, new in e.renames.items():
@@ -179,7 +184,7 @@ def long_rows(plan: list[PlanEntry]) -> list[dict]:
 def wide_rows(plan: list[PlanEntry]) -> list[dict]:
     rows = []
     for e in plan:
-        row = {"snapshot_id": e.snapshot_id, "project_id": e.project_id, "region_id": e.region_id}
+        row = where(e)
         row.update({f"tag:{k}": "<delete>" if v is None else v for k, v in e.tags.items()})
         row["name"] = e.name or ""
         rows.append(row)
@@ -189,7 +194,7 @@ def wide_rows(plan: list[PlanEntry]) -> list[dict]:
 def json_rows(plan: list[PlanEntry]) -> list[dict]:
     rows = []
     for e in plan:
-        base = {"snapshot_id": e.snapshot_id, "project_id": e.project_id, "region_id": e.region_id}
+        base = where(e)
         if e.clear:
             rows.append({**base, "tags": None, "name": ""})
         rows.append({**base, "tags": e.tags, "name": e.name or ""})

@@ -1,71 +1,18 @@
-"""Policies: loading and its errors, evaluation semantics, and the fixpoint property."""
+"""Policies: loading and its errors, evaluation semantics (properties: test_policy_properties)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from policy_frames import after, inventory, policy
 
 from batchtag.manifest import read_plan
-from batchtag.policy import PolicyError, load_policy, parse_policy
+from batchtag.policy import PolicyError, load_policy
 from batchtag.policy_eval import MANIFEST_COLUMNS, RULE_COLUMN, evaluate
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "cost-policy.toml"
-
-
-BASE = ["project_id", "region_id", "snapshot_id", "name", "status", "size"]
-
-
-def inventory(snapshots: list[dict]) -> pd.DataFrame:
-    """An export-shaped frame: each snapshot is {"tags": {...}, "ro": {...}, "size": n}."""
-    rows = []
-    for i, snap in enumerate(snapshots):
-        row = {
-            "project_id": 1,
-            "region_id": 1,
-            "snapshot_id": f"aaaaaaaa-0000-4000-8000-{i:012d}",
-            "name": f"snap-{i}",
-            "status": "available",
-            "size": snap.get("size", 10),
-        }
-        row.update({f"tag:{k}": v for k, v in snap.get("tags", {}).items()})
-        row.update({f"ro:{k}": v for k, v in snap.get("ro", {}).items()})
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(dict.fromkeys(BASE + [c for r in rows for c in r])))
-    frame = frame.astype({"project_id": "int64", "region_id": "int64", "size": "int64"})
-    tag_columns = [c for c in frame.columns if c.startswith(("tag:", "ro:"))]
-    frame[tag_columns] = frame[tag_columns].astype(object).where(frame[tag_columns].notna(), None)
-    return frame
-
-
-def user_tags(frame: pd.DataFrame) -> list[dict[str, str]]:
-    columns = [c for c in frame.columns if c.startswith("tag:")]
-    return [
-        {c[4:]: v for c, v in zip(columns, values, strict=True) if isinstance(v, str)}
-        for values in frame[columns].itertuples(index=False)
-    ]
-
-
-def after(snapshots: list[dict], manifest: pd.DataFrame) -> list[dict]:
-    """The reference model of applying a long set/delete manifest to the snapshots."""
-    out = [{**s, "tags": dict(s.get("tags", {}))} for s in snapshots]
-    index = {f"aaaaaaaa-0000-4000-8000-{i:012d}": i for i in range(len(out))}
-    for row in manifest.itertuples(index=False):
-        tags = out[index[row.snapshot_id]]["tags"]
-        if row.op == "set":
-            tags[row.key] = row.value
-        else:
-            assert row.op == "delete" and row.key in tags
-            del tags[row.key]
-    return out
-
-
-def policy(text: str):
-    return parse_policy(text, "p.toml")
 
 
 # ---------------------------------------------------------------- loading
@@ -82,6 +29,9 @@ def test_the_sample_policy_loads_with_its_scope_and_rule_lines():
     text = SAMPLE.read_text().splitlines()
     for rule in loaded.rules:
         assert text[rule.line - 1].strip() == "[[rule]]"
+
+
+WHERE = '[[rule]]\nname = "a"\nwhere = "{}"\nlower = ["env"]\n'  # a bad where is refused at load
 
 
 @pytest.mark.parametrize(
@@ -105,6 +55,11 @@ def test_the_sample_policy_loads_with_its_scope_and_rule_lines():
         ("[scope]\nproject_id = '1'\n[[rule]]\nname='a'\nlower=['x']\n", "[scope] project_id"),
         ("[scope]\nregion_id = [1, 0]\n[[rule]]\nname='a'\nlower=['x']\n", "[scope] region_id"),
         ("[scope]\nregion = 1\n[[rule]]\nname='a'\nlower=['x']\n", "did you mean 'region_id'"),
+        (WHERE.format("size >"), "rule 'a' (line 1): where: SyntaxError"),
+        (WHERE.format("sise > 100"), "name 'sise' is not defined"),
+        (WHERE.format("`tag:env`"), "where must be a condition"),
+        (WHERE.format("size + 1"), "where must be a condition"),
+        (WHERE.format("`tag:env`.no_such_method()"), "rule 'a' (line 1): where: AttributeError"),
     ],
 )
 def test_a_bad_policy_is_one_line_naming_the_file_and_the_line_or_rule(text, expected):
@@ -118,22 +73,6 @@ def test_a_bad_policy_is_one_line_naming_the_file_and_the_line_or_rule(text, exp
 def test_toml_syntax_errors_carry_the_line():
     with pytest.raises(PolicyError, match=r"at line 3, column"):
         policy('[[rule]]\nname = "a"\nset = { x = }\n')
-
-
-@pytest.mark.parametrize(
-    ("where", "expected"),
-    [
-        ("size >", "rule 'a' (line 1): where: SyntaxError"),
-        ("sise > 100", "name 'sise' is not defined"),
-        ("`tag:env`", "where must be a condition"),
-        ("size + 1", "where must be a condition"),
-        ("`tag:env`.no_such_method()", "rule 'a' (line 1): where: AttributeError"),
-    ],
-)
-def test_a_bad_where_is_refused_at_load_naming_the_rule(where, expected):
-    with pytest.raises(PolicyError) as caught:
-        policy(f'[[rule]]\nname = "a"\nwhere = "{where}"\nlower = ["env"]\n')
-    assert expected in str(caught.value)
 
 
 def test_a_missing_file_names_it(tmp_path):
@@ -262,173 +201,6 @@ def test_string_dtype_inventories_and_na_results_work():
     frame = inventory([{"tags": {"env": "PROD"}}, {}]).astype({"tag:env": "string"})
     rules = policy("[[rule]]\nname='a'\nwhere='`tag:env` != `tag:env`.str.lower()'\nlower=['env']")
     assert evaluate(rules, frame)["value"].tolist() == ["prod"]
-
-
-# ---------------------------------------------------------------- the property
-
-KEYS = ["a", "b", "c", "d", "e"]
-VALUES = ["x", "X", "y", "Yy"]
-tags_st = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), max_size=4)
-snapshot_st = st.fixed_dictionaries(
-    {"tags": tags_st, "size": st.sampled_from([1, 10, 100])},
-    optional={"ro": st.fixed_dictionaries({"ro": st.sampled_from(VALUES)})},
-)
-
-
-@st.composite
-def where_st(draw) -> str | None:
-    key, value = draw(st.sampled_from(KEYS)), draw(st.sampled_from(VALUES))
-    return draw(
-        st.sampled_from(
-            [
-                None,
-                f"`tag:{key}`.isna()",
-                f"`tag:{key}`.notna()",
-                f"`tag:{key}` == '{value}'",
-                f"`tag:{key}`.notna() and `tag:{key}` != `tag:{key}`.str.lower()",
-                "size > 5",
-                "`ro:ro`.notna()",
-            ]
-        )
-    )
-
-
-@st.composite
-def rules_st(draw) -> str:
-    """Rules whose written keys are disjoint (no two actions write one key), so they cannot
-    conflict; their `where`s read any key, so they chain."""
-    pool = list(draw(st.permutations(KEYS)))
-    text = []
-    for n in range(draw(st.integers(1, 3))):
-        lines = [f"[[rule]]\nname = 'r{n}'"]
-        where = draw(where_st())
-        if where:
-            lines.append(f'where = "{where}"')
-        for action in draw(
-            st.lists(
-                st.sampled_from(["set", "delete", "lower", "upper", "rename"]),
-                min_size=1,
-                max_size=2,
-                unique=True,
-            )
-        ):
-            need = 2 if action == "rename" else 1
-            if len(pool) < need:
-                break
-            keys = [pool.pop() for _ in range(need)]
-            if action == "set":
-                lines.append(f"set = {{ {keys[0]} = '{draw(st.sampled_from(VALUES))}' }}")
-            elif action == "rename":
-                lines.append(f"rename = {{ {keys[0]} = '{keys[1]}' }}")
-            else:
-                lines.append(f"{action} = ['{keys[0]}']")
-        if len(lines) > 1 + bool(where):
-            text.append("\n".join(lines))
-    return "\n".join(text) or "[[rule]]\nname='r'\nset={a='x'}"
-
-
-def intent_holds(rule, before: dict, final: dict) -> bool:
-    """What `rule` asks of one snapshot it selected in the original inventory."""
-    checks = [final.get(k) == v for k, v in rule.set.items()]
-    checks += [k not in final for k in rule.delete]
-    checks += [final.get(k) == before[k].lower() for k in rule.lower if k in before]
-    checks += [final.get(k) == before[k].upper() for k in rule.upper if k in before]
-    checks += [
-        o not in final and final.get(n) == before[o] for o, n in rule.rename.items() if o in before
-    ]
-    return all(checks)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(snaps=st.lists(snapshot_st, max_size=6), text=rules_st())
-def test_enforcing_satisfies_every_rule_and_a_second_evaluation_is_empty(snaps, text):
-    rules = parse_policy(text, "generated")
-    frame = inventory(snaps)
-    manifest = evaluate(rules, frame)
-    # one row per (snapshot, key), and every row changes something
-    assert not manifest.duplicated(["snapshot_id", "key"]).any()
-    final = after(snaps, manifest)
-    for snapshot_id, before, end in zip(frame["snapshot_id"], snaps, final, strict=True):
-        keys = {*before["tags"], *end["tags"]}
-        changed = {k for k in keys if before["tags"].get(k) != end["tags"].get(k)}
-        assert set(manifest[manifest["snapshot_id"] == snapshot_id]["key"]) == changed
-    # the intent of every rule holds on the snapshots it selected
-    for rule in rules.rules:
-        for i, hit in enumerate(rule.matches(frame, "generated")):
-            if hit:
-                assert intent_holds(rule, snaps[i]["tags"], final[i]["tags"]), (rule, snaps[i])
-    # stable: evaluating again on the result changes nothing (a second run sends nothing)
-    again = evaluate(rules, inventory(final))
-    assert again.empty, again
-    assert user_tags(inventory(final)) == [s["tags"] for s in final]
-
-
-@pytest.mark.parametrize("count", [3, 70])  # a bit per rule up to 62 rules, sorting beyond
-def test_the_rule_column_names_every_rule_behind_a_snapshot_in_policy_order(count):
-    text = "\n".join(
-        f"[[rule]]\nname='r{i}'\nwhere='size > {i % 2}'\nset={{k{i}='v'}}" for i in range(count)
-    )
-    manifest = evaluate(policy(text), inventory([{"size": 1}, {"size": 2}]))
-    names = manifest.drop_duplicates("snapshot_id")[RULE_COLUMN].tolist()
-    assert names == [
-        "; ".join(f"r{i}" for i in range(0, count, 2)),
-        "; ".join(f"r{i}" for i in range(count)),
-    ]
-
-
-def test_an_inventory_read_back_from_csv_works(tmp_path):
-    frame = inventory([{"tags": {"env": "PROD"}}, {}]).assign(**{"tag:tmp": None})
-    frame.to_csv(tmp_path / "inv.csv", index=False)
-    read = pd.read_csv(tmp_path / "inv.csv")  # tag:tmp comes back as an all-NaN float column
-    rules = policy(
-        "[[rule]]\nname='a'\nwhere='`tag:tmp`.str.len() > 0 or `tag:env`.notna()'\nlower=['env']"
-    )
-    assert evaluate(rules, read)["value"].tolist() == ["prod"]
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    snaps=st.lists(snapshot_st, min_size=1, max_size=6),
-    wheres=st.tuples(where_st(), where_st()),
-    values=st.tuples(st.sampled_from([*VALUES, None]), st.sampled_from([*VALUES, None])),
-)
-def test_two_rules_on_one_key_conflict_exactly_when_they_disagree_on_a_snapshot(
-    snaps, wheres, values
-):
-    """Reference model: a conflict iff some snapshot is selected by both rules and they
-    write different things (a value, or None = delete) to the key, changing it or not."""
-    rules = []
-    for n, (where, value) in enumerate(zip(wheres, values, strict=True)):
-        action = "delete = ['a']" if value is None else f"set = {{ a = '{value}' }}"
-        rules.append(
-            f"[[rule]]\nname = 'r{n}'\n" + (f'where = "{where}"\n' if where else "") + action
-        )
-    loaded = parse_policy("\n".join(rules), "generated")
-    if any(fights(loaded, snap) for snap in snaps):
-        with pytest.raises(PolicyError, match="rules '(r0' and 'r1|r1' and 'r0)' write differ"):
-            evaluate(loaded, inventory(snaps))
-    else:
-        manifest = evaluate(loaded, inventory(snaps))
-        assert evaluate(loaded, inventory(after(snaps, manifest))).empty
-
-
-def fights(loaded, snap: dict) -> bool:
-    """Reference model, one snapshot at a time: the rules selecting it claim key 'a' (a
-    value, or None = delete); claims apply and rules look again until nothing changes.
-    Two different claims are a conflict, whether or not they change anything."""
-    snap = {**snap, "tags": dict(snap["tags"])}
-    claims: set = set()
-    while True:
-        frame = inventory([snap])
-        for rule in loaded.rules:
-            if rule.matches(frame, "reference")[0]:
-                claims.add(rule.set.get("a"))  # None for the delete rule
-        if len(claims) > 1:
-            return True
-        wanted = next(iter(claims), snap["tags"].get("a"))
-        if snap["tags"].get("a") == wanted:
-            return False
-        snap["tags"].pop("a", None) if wanted is None else snap["tags"].update(a=wanted)
 
 
 def test_rows_outside_the_policy_scope_are_left_alone():

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import API_KEY, invoke, patches
+from helpers import API_KEY, invoke, patches, scope_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_policy import inventory, rules_st, snapshot_st
+from policy_frames import inventory, rules_st, snapshot_st
 
 import batchtag
 from batchtag.cli import main
@@ -42,11 +42,14 @@ def read_state(sandbox) -> list[dict]:
 
 def exported(sandbox) -> pd.DataFrame:
     """The inventory of project 1 / region 1, through the real export."""
-    return batchtag.export(project_id=1, region_id=1, base_url=sandbox.base_url, api_key=API_KEY)
+    return batchtag.export(**scope_of(sandbox))
 
 
 def options(sandbox, tmp_path: Path, name: str) -> dict:
-    return {"base_url": sandbox.base_url, "api_key": API_KEY, "report": str(tmp_path / name)}
+    """The connection and a report path; a loopback rate (the default 20/s would make each
+    run of ~100 writes take seconds)."""
+    report = str(tmp_path / name)
+    return {"base_url": sandbox.base_url, "api_key": API_KEY, "report": report, "rate": 1000}
 
 
 def add_drift(sandbox, tmp_path: Path) -> dict[str, dict]:
@@ -159,7 +162,7 @@ def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path):
     assert check.exit_code == 2 and "drift: " in check.output
     summary = tmp_path / "summary.json"
     args = ["--report", str(tmp_path / "run.csv"), "--summary-json", str(summary)]
-    args += ["--log-format", "json", "--yes"]
+    args += ["--log-format", "json", "--yes", "--rate", "1000"]
     guarded = invoke(["enforce", str(SAMPLE), "--max-changes", "10%", *args], sandbox)
     assert guarded.exit_code == 3 and "refusing to start" in guarded.stderr
     assert patches(sandbox) == sent
@@ -202,7 +205,7 @@ def test_max_changes_percent_counts_the_exported_inventory(sandbox, tmp_path):
     sent = patches(sandbox)
     for limit, code in [(changed - 1, 3), (f"{just_enough - 1}%", 3), (f"{just_enough}%", 0)]:
         args = ["--max-changes", str(limit), "--report", str(tmp_path / "g.csv"), "--overwrite"]
-        result = invoke(["enforce", str(SAMPLE), *args, "-y"], sandbox)
+        result = invoke(["enforce", str(SAMPLE), *args, "-y", "--rate", "1000"], sandbox)
         assert result.exit_code == code, (limit, result.stderr)
         if code == 3:
             assert f"would change {changed} of {len(inventory)} snapshots" in result.stderr

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from helpers import scope_of
 from hypothesis import given
 from hypothesis import strategies as st
 from tqdm.std import tqdm as text_bar
@@ -130,12 +131,7 @@ def test_a_finished_run_fills_the_bar(make_sandbox, recorded, tmp_path, capsys):
     server = make_sandbox(snapshots=4)
     batchtag.apply(
         manifest(server.store.ids()),
-        base_url=server.base_url,
-        api_key="k",
-        project_id=1,
-        region_id=1,
-        report=str(tmp_path / "r.csv"),
-        progress=True,
+        **scope_of(server, report=str(tmp_path / "r.csv"), progress=True),
     )
     (progress,) = recorded
     assert progress.bar.n == progress.bar.total == 4 and progress.bar.colour is None
@@ -147,12 +143,7 @@ def test_an_aborted_run_leaves_the_bar_red(make_sandbox, recorded, tmp_path, cap
     with pytest.raises(batchtag.AbortRun, match="credentials rejected") as info:
         batchtag.apply(
             manifest(server.store.ids()),
-            base_url=server.base_url,
-            api_key="wrong",
-            project_id=1,
-            region_id=1,
-            report=str(tmp_path / "r.csv"),
-            progress=True,
+            **scope_of(server, api_key="wrong", report=str(tmp_path / "r.csv"), progress=True),
             concurrency=1,
             check_current=False,  # the 401 answers a write (not the state read before the run)
         )

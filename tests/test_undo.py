@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import API_KEY
-from hypothesis import HealthCheck, given, settings
+from helpers import API_KEY, live_examples
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_diff import entries, patched, ro_tags, snapshots, user_tags
 
@@ -184,11 +184,7 @@ def ro_first_ids(sandbox, count: int) -> list[str]:
 
 
 @pytest.mark.timeout(120)
-@settings(
-    max_examples=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@live_examples(8)
 @given(ops=st.lists(patches, min_size=1, max_size=8))
 def test_apply_does_what_plan_predicts_and_undo_restores_it(sandbox, ops):
     sandbox.reset()

@@ -85,15 +85,18 @@ def export_command(
         fail(error, log_format, summary_json)
     except ApiError as error:  # a read that failed for good (after its retries)
         fail(BatchtagError(str(error)), log_format, summary_json)
-    summary = outcome.as_dict()
+    finish(outcome, "stdout" if output == STDOUT else output, summary_json)
+
+
+def finish(outcome, target: str, summary_json: str | None) -> None:
+    """Write the summary JSON (when asked), say what was exported on stderr, exit 0."""
     if summary_json:
         from batchtag.summary import write_summary_json
 
-        write_summary_json(summary, summary_json)
-    target = "stdout" if output == STDOUT else output
+        write_summary_json(outcome.as_dict(), summary_json)
     click.echo(
-        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, {len(chosen)} scope(s), "
-        f"{outcome.stats.requests} requests) to {target}",
+        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, "
+        f"{len(outcome.scopes)} scope(s), {outcome.stats.requests} requests) to {target}",
         err=True,
     )
     sys.exit(0)

@@ -18,6 +18,61 @@ def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
     return host
 
 
+# The data and fault knobs, passed to SandboxConfig under their Python names:
+# (flag, type, default, metavar, help); a default shown in --help unless it means "off".
+KNOBS = (
+    ("--seed", int, 0, None, "Seed for the data and every random fault."),
+    ("--snapshots", click.IntRange(0), 200, None, "Snapshots per project/region."),
+    (
+        "--latency-ms",
+        click.FloatRange(0),
+        0.0,
+        None,
+        "Mean added latency per request, with jitter (50%-150%).",
+    ),
+    (
+        "--rate-limit",
+        click.FloatRange(0, min_open=True),
+        None,
+        "RPS",
+        "Answer 429 above this many requests per second.",
+    ),
+    (
+        "--lock-rate",
+        SHARE,
+        0.0,
+        "F",
+        "Share of snapshots locked by a task (409 on PATCH until it clears).",
+    ),
+    (
+        "--lock-ms",
+        click.FloatRange(0),
+        1000.0,
+        "MS",
+        "A lock clears this long after the first request for it.",
+    ),
+    ("--error-rate", SHARE, 0.0, "F", "Share of requests answered with a random 500/502/503."),
+    (
+        "--drop-rate",
+        SHARE,
+        0.0,
+        "F",
+        "Share of requests whose connection is closed with no response.",
+    ),
+)
+
+
+def knob_options(command):
+    """Stack one click option per `KNOBS` row onto `command`."""
+    for flag, kind, default, metavar, text in reversed(KNOBS):
+        shown = default not in (None, 0.0) or flag == "--seed"
+        option = click.option(
+            flag, type=kind, default=default, show_default=shown, metavar=metavar, help=text
+        )
+        command = option(command)
+    return command
+
+
 @click.command("sandbox")
 @click.option(
     "--port",
@@ -33,20 +88,7 @@ def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
     callback=check_host,
     help="Loopback address to listen on.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed for the data and every random fault.",
-)
-@click.option(
-    "--snapshots",
-    type=click.IntRange(0),
-    default=200,
-    show_default=True,
-    help="Snapshots per project/region.",
-)
+@knob_options
 @click.option(
     "--project-id",
     "project_ids",
@@ -59,55 +101,13 @@ def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
 )
 @click.option("--api-key", default=None, help="Accept only this token (default: any).")
 @click.option(
-    "--latency-ms",
-    type=click.FloatRange(0),
-    default=0.0,
-    help="Mean added latency per request, with jitter (50%-150%).",
-)
-@click.option(
-    "--rate-limit",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    metavar="RPS",
-    help="Answer 429 above this many requests per second.",
-)
-@click.option(
     "--no-retry-after", is_flag=True, help="Send 429 without Retry-After / retry-after-ms headers."
-)
-@click.option(
-    "--lock-rate",
-    type=SHARE,
-    default=0.0,
-    metavar="F",
-    help="Share of snapshots locked by a task (409 on PATCH until it clears).",
-)
-@click.option(
-    "--lock-ms",
-    type=click.FloatRange(0),
-    default=1000.0,
-    show_default=True,
-    metavar="MS",
-    help="A lock clears this long after the first request for it.",
-)
-@click.option(
-    "--error-rate",
-    type=SHARE,
-    default=0.0,
-    metavar="F",
-    help="Share of requests answered with a random 500/502/503.",
 )
 @click.option(
     "--error-should-retry",
     type=click.Choice(["true", "false"]),
     default=None,
     help="Send x-should-retry with this value on injected 5xx.",
-)
-@click.option(
-    "--drop-rate",
-    type=SHARE,
-    default=0.0,
-    metavar="F",
-    help="Share of requests whose connection is closed with no response.",
 )
 @click.option(
     "--tls-cert",

@@ -119,9 +119,13 @@ class Scope:
         return snap
 
     def _build(self, index: int, created: str, updated: str) -> Snapshot:
-        tags = tags_at(self.cols, index)
+        return self._assemble(self.cols, index, fields_at(self.cols, index, created, updated))
+
+    def _assemble(self, cols: Columns, index: int, fields: dict[str, Any]) -> Snapshot:
+        """The snapshot at `index` of `cols`, with its column `fields` and this store's scope."""
+        tags = tags_at(cols, index)
         return Snapshot(
-            **fields_at(self.cols, index, created, updated),
+            **fields,
             project_id=self.project_id,
             region=self.region,
             region_id=self.region_id,
@@ -168,15 +172,7 @@ class Scope:
         return [s.id for s in self.created[-count:]] if count else []
 
     def _build_created(self, batch: Columns, j: int, now: str) -> Snapshot:
-        tags = tags_at(batch, j)
-        return Snapshot(
-            **{**fields_at(batch, j, now, now), "task_id": None},
-            project_id=self.project_id,
-            region=self.region,
-            region_id=self.region_id,
-            tags={k: v for k, v, _ in tags},
-            read_only={k for k, _, ro in tags if ro},
-        )
+        return self._assemble(batch, j, {**fields_at(batch, j, now, now), "task_id": None})
 
     def delete(self, positions: Iterable[int]) -> list[str]:
         order = self.order() if (self.deleted or self.created) else None

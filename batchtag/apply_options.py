@@ -1,0 +1,50 @@
+"""`ApplyOptions`: the options of one apply run, one field per Python option of the table."""
+
+from __future__ import annotations
+
+from dataclasses import field, make_dataclass
+from pathlib import Path
+from typing import Any
+
+from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
+from batchtag.errors import UsageError, option
+
+
+def _check(self: Any) -> None:
+    """Refuse option values that cannot work, naming the option the caller's way."""
+    for name in ("concurrency",):
+        if getattr(self, name) < 1:
+            raise UsageError(f"{option(name)} must be at least 1")
+    for name in ("rate", "timeout", "connect_timeout"):
+        if not getattr(self, name) > 0:
+            raise UsageError(f"{option(name)} must be greater than 0")
+    if self.request_deadline is not None and not self.request_deadline > 0:
+        raise UsageError(f"{option('request_deadline')} must be greater than 0")
+    if self.undo_file and self.check_current is False:
+        raise UsageError(
+            f"{option('undo_file')} needs the before-state of each snapshot: "
+            f"do not combine it with {option('check_current', False)}"
+        )
+    if self.resume and self.report and Path(self.report) != Path(self.resume):
+        raise UsageError(
+            f"{option('resume')} continues its own report; do not also pass {option('report')}"
+        )
+
+
+def _repr(self: Any) -> str:
+    shown = (
+        f"{o.name}={'***' if o.secret else repr(getattr(self, o.name))}" for o in PYTHON_OPTIONS
+    )
+    return f"ApplyOptions({', '.join(shown)})"
+
+
+# One field per Python option of the table, with the table's default (see batchtag.defaults).
+ApplyOptions = make_dataclass(
+    "ApplyOptions",
+    [(o.name, o.annotation, field(default=o.default)) for o in PYTHON_OPTIONS],
+    namespace={"check": _check, "__repr__": _repr, "__module__": __name__},
+    repr=False,
+)
+ApplyOptions.__doc__ = "Options of one apply run.\n\nParameters\n----------\n" + (
+    numpydoc_parameters()
+)

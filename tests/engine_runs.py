@@ -1,0 +1,72 @@
+"""Running the engine over FakeClient on a VirtualClock, for the virtual-time engine tests."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from batchtag.clock import VirtualClock
+from batchtag.engine import Engine, EngineOptions
+from batchtag.limiter import RateLimiter
+from batchtag.plan import PlanEntry
+from batchtag.testing import FakeClient
+
+
+class NoJitter(random.Random):
+    def random(self) -> float:
+        return 0.0
+
+
+@pytest.fixture(autouse=True)
+def top_of_jitter(monkeypatch):
+    """tenacity's wait_random_exponential draws random.uniform(min, high): take `high`."""
+    monkeypatch.setattr("random.uniform", lambda low, high: high)
+
+
+def run(fake: FakeClient, entries, *, on_result=None, during=None, **options):
+    """Run the engine on `fake`'s virtual clock; return (engine, results by snapshot_id)."""
+    clock = fake.clock
+    results: dict = {}
+    retries: list[str] = []
+    options.setdefault("rate", 1000)
+    options.setdefault("concurrency", 4)
+
+    def record(result):
+        assert result.snapshot_id not in results, "a snapshot reported twice"
+        results[result.snapshot_id] = result
+        if on_result is not None:
+            on_result(result)
+
+    async def main():
+        limiter = RateLimiter(
+            options["rate"], clock=clock.monotonic, sleep=clock.sleep, rng=NoJitter()
+        )
+        engine = Engine(
+            fake,
+            EngineOptions(**options),
+            record,
+            on_retry=retries.append,
+            limiter=limiter,
+            clock=clock,
+        )
+        if during is not None:
+            during(engine)
+        await engine.run(entries)
+        return engine
+
+    engine = clock.run(main())
+    engine.retries = retries
+    return engine, results
+
+
+def fake(**knobs) -> FakeClient:
+    return FakeClient(clock=VirtualClock(), **knobs)
+
+
+def sets(ids, key="batch", value="one"):
+    return [PlanEntry(1, 1, sid, tags={key: value}, rows=[i + 1]) for i, sid in enumerate(ids)]
+
+
+def times(client: FakeClient, sid: str) -> list[float]:
+    return [round(c.at, 6) for c in client.calls(sid)]

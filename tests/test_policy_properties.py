@@ -1,0 +1,127 @@
+"""Policies, as properties: enforcing reaches a fixpoint; conflicts are exactly the disagreements."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from policy_frames import (
+    VALUES,
+    after,
+    inventory,
+    policy,
+    rules_st,
+    snapshot_st,
+    user_tags,
+    where_st,
+)
+
+from batchtag.policy import PolicyError, parse_policy
+from batchtag.policy_eval import RULE_COLUMN, evaluate
+
+# ---------------------------------------------------------------- the property
+
+
+def intent_holds(rule, before: dict, final: dict) -> bool:
+    """What `rule` asks of one snapshot it selected in the original inventory."""
+    checks = [final.get(k) == v for k, v in rule.set.items()]
+    checks += [k not in final for k in rule.delete]
+    checks += [final.get(k) == before[k].lower() for k in rule.lower if k in before]
+    checks += [final.get(k) == before[k].upper() for k in rule.upper if k in before]
+    checks += [
+        o not in final and final.get(n) == before[o] for o, n in rule.rename.items() if o in before
+    ]
+    return all(checks)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snaps=st.lists(snapshot_st, max_size=6), text=rules_st())
+def test_enforcing_satisfies_every_rule_and_a_second_evaluation_is_empty(snaps, text):
+    rules = parse_policy(text, "generated")
+    frame = inventory(snaps)
+    manifest = evaluate(rules, frame)
+    # one row per (snapshot, key), and every row changes something
+    assert not manifest.duplicated(["snapshot_id", "key"]).any()
+    final = after(snaps, manifest)
+    for snapshot_id, before, end in zip(frame["snapshot_id"], snaps, final, strict=True):
+        keys = {*before["tags"], *end["tags"]}
+        changed = {k for k in keys if before["tags"].get(k) != end["tags"].get(k)}
+        assert set(manifest[manifest["snapshot_id"] == snapshot_id]["key"]) == changed
+    # the intent of every rule holds on the snapshots it selected
+    for rule in rules.rules:
+        for i, hit in enumerate(rule.matches(frame, "generated")):
+            if hit:
+                assert intent_holds(rule, snaps[i]["tags"], final[i]["tags"]), (rule, snaps[i])
+    # stable: evaluating again on the result changes nothing (a second run sends nothing)
+    again = evaluate(rules, inventory(final))
+    assert again.empty, again
+    assert user_tags(inventory(final)) == [s["tags"] for s in final]
+
+
+@pytest.mark.parametrize("count", [3, 70])  # a bit per rule up to 62 rules, sorting beyond
+def test_the_rule_column_names_every_rule_behind_a_snapshot_in_policy_order(count):
+    text = "\n".join(
+        f"[[rule]]\nname='r{i}'\nwhere='size > {i % 2}'\nset={{k{i}='v'}}" for i in range(count)
+    )
+    manifest = evaluate(policy(text), inventory([{"size": 1}, {"size": 2}]))
+    names = manifest.drop_duplicates("snapshot_id")[RULE_COLUMN].tolist()
+    assert names == [
+        "; ".join(f"r{i}" for i in range(0, count, 2)),
+        "; ".join(f"r{i}" for i in range(count)),
+    ]
+
+
+def test_an_inventory_read_back_from_csv_works(tmp_path):
+    frame = inventory([{"tags": {"env": "PROD"}}, {}]).assign(**{"tag:tmp": None})
+    frame.to_csv(tmp_path / "inv.csv", index=False)
+    read = pd.read_csv(tmp_path / "inv.csv")  # tag:tmp comes back as an all-NaN float column
+    rules = policy(
+        "[[rule]]\nname='a'\nwhere='`tag:tmp`.str.len() > 0 or `tag:env`.notna()'\nlower=['env']"
+    )
+    assert evaluate(rules, read)["value"].tolist() == ["prod"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    snaps=st.lists(snapshot_st, min_size=1, max_size=6),
+    wheres=st.tuples(where_st(), where_st()),
+    values=st.tuples(st.sampled_from([*VALUES, None]), st.sampled_from([*VALUES, None])),
+)
+def test_two_rules_on_one_key_conflict_exactly_when_they_disagree_on_a_snapshot(
+    snaps, wheres, values
+):
+    """Reference model: a conflict iff some snapshot is selected by both rules and they
+    write different things (a value, or None = delete) to the key, changing it or not."""
+    rules = []
+    for n, (where, value) in enumerate(zip(wheres, values, strict=True)):
+        action = "delete = ['a']" if value is None else f"set = {{ a = '{value}' }}"
+        rules.append(
+            f"[[rule]]\nname = 'r{n}'\n" + (f'where = "{where}"\n' if where else "") + action
+        )
+    loaded = parse_policy("\n".join(rules), "generated")
+    if any(fights(loaded, snap) for snap in snaps):
+        with pytest.raises(PolicyError, match="rules '(r0' and 'r1|r1' and 'r0)' write differ"):
+            evaluate(loaded, inventory(snaps))
+    else:
+        manifest = evaluate(loaded, inventory(snaps))
+        assert evaluate(loaded, inventory(after(snaps, manifest))).empty
+
+
+def fights(loaded, snap: dict) -> bool:
+    """Reference model, one snapshot at a time: the rules selecting it claim key 'a' (a
+    value, or None = delete); claims apply and rules look again until nothing changes.
+    Two different claims are a conflict, whether or not they change anything."""
+    snap = {**snap, "tags": dict(snap["tags"])}
+    claims: set = set()
+    while True:
+        frame = inventory([snap])
+        for rule in loaded.rules:
+            if rule.matches(frame, "reference")[0]:
+                claims.add(rule.set.get("a"))  # None for the delete rule
+        if len(claims) > 1:
+            return True
+        wanted = next(iter(claims), snap["tags"].get("a"))
+        if snap["tags"].get("a") == wanted:
+            return False
+        snap["tags"].pop("a", None) if wanted is None else snap["tags"].update(a=wanted)
