@@ -255,8 +255,27 @@ def write_summary_json(d: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
 def save_error_summary(path: str | os.PathLike[str], error: str, code: int) -> bool:
     """Replace the summary file with one for a run that ended with `error` before (or
-    instead of) its summary: no counts, ``exit_code`` `code`, ``error`` the one-line reason
-    (``aborted`` too for an abort). Returns False when the file could not be written."""
+    instead of) its summary.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``--summary-json`` file (written atomically).
+    error : str
+        The one-line reason, masked: the ``error`` field (and ``aborted`` for exit 3).
+    code : int
+        The process exit code: the ``exit_code`` field (the counts are all 0).
+
+    Returns
+    -------
+    bool
+        False when the file could not be written (the caller's error is reported anyway).
+
+    Examples
+    --------
+    >>> save_error_summary("night.json", "refusing to start: ...", 3)  # doctest: +SKIP
+    True
+    """
     data = Summary().as_dict()
     data.update(exit_code=code, error=error, aborted=error if code == EXIT_ABORTED else None)
     data["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")

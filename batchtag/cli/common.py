@@ -12,7 +12,20 @@ from batchtag.errors import BatchtagError
 
 def echo_error(message: str, log_format: str = "text") -> None:
     """One masked error line on stderr: ``error: ...``, or one JSON object with
-    ``--log-format json`` (``{"level": "error", "message": ...}``, like the log lines)."""
+    ``--log-format json`` (``{"level": "error", "message": ...}``, like the log lines).
+
+    Parameters
+    ----------
+    message : str
+        The error, one line (a manifest's problem list stays one JSON object).
+    log_format : {"text", "json"}
+        The command's ``--log-format``.
+
+    Examples
+    --------
+    >>> echo_error("refusing to start")  # doctest: +SKIP
+    error: refusing to start
+    """
     import logging
 
     from batchtag.logs import JsonFormatter, redact
@@ -31,8 +44,16 @@ def fail(
 ) -> NoReturn:
     """Print `error` as one masked line on stderr and exit with its code.
 
-    With a `summary_json` path the summary file is replaced (atomically) by one saying
-    this exit code and why (``error``), so a scheduler never reads an earlier run's."""
+    Parameters
+    ----------
+    error : BatchtagError
+        What ended the command; its ``exit_code`` is the process's.
+    log_format : {"text", "json"}
+        The command's ``--log-format`` (see `echo_error`).
+    summary_json : str, optional
+        The command's ``--summary-json``: replaced (atomically) by a summary saying this
+        exit code and why (``error``), so a scheduler never reads an earlier run's.
+    """
     if summary_json:
         from batchtag.logs import redact
         from batchtag.summary import save_error_summary
