@@ -62,7 +62,15 @@ async def apply_async(manifest: Any, /, **options: Any) -> pd.DataFrame:
 
 
 async def _run(manifest: Any, options: ApplyOptions, engines: list[Engine]) -> pd.DataFrame:
-    outcome = await run_apply(manifest, options, on_engine=engines.append)
+    try:
+        outcome = await run_apply(manifest, options, on_engine=engines.append)
+    except BatchtagError as error:  # the summary file says so, as on the command line
+        if options.summary_json:
+            from batchtag.logs import redact
+            from batchtag.summary import save_error_summary
+
+            save_error_summary(options.summary_json, redact(str(error)), error.exit_code)
+        raise
     if outcome.summary_json_error:
         import warnings
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import API_KEY, invoke, set_rows, write_long_csv
+from helpers import API_KEY, invoke, scope_of, set_rows, write_long_csv
 from test_cli_plan import closed_url
+
+import batchtag
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "cost-policy.toml"
 LAST_NIGHT = {"exit_code": 0, "counts": {"ok": 5}}
@@ -116,3 +118,18 @@ def test_skipped_rows_of_an_interrupt_are_one_interrupted_group(
     classes, groups = skipped_classes_and_groups(report, summary)
     assert classes == {"Interrupted"}
     assert groups == ["Interrupted: not sent: run interrupted"]
+
+
+def test_python_apply_refused_by_a_guard_writes_the_summary_too(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=5)
+    manifest = write_long_csv(tmp_path / "m.csv", set_rows(server.store.ids()[:3]))
+    summary = last_night(tmp_path)
+    with pytest.raises(batchtag.AbortRun, match="refusing to start") as info:
+        batchtag.apply(
+            manifest,
+            **scope_of(server, report=str(tmp_path / "r.csv")),
+            max_changes=1,
+            summary_json=str(summary),
+        )
+    data = json.loads(summary.read_text())
+    assert (data["exit_code"], data["error"]) == (3, str(info.value))
