@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,13 @@ NO_ENV: dict[str, str] = {}  # pass as `env=` so no GCORE_* variable of the call
 def invoke(args: list[str], sandbox, **env: str) -> Result:
     """Run the CLI in-process against `sandbox` (its URL, key and scope in the env)."""
     return CliRunner().invoke(main, args, env={**env_for(sandbox), **env}, catch_exceptions=False)
+
+
+def closed_url() -> str:
+    """A loopback URL nothing listens on (a connection to it is refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def patches(sandbox) -> int:

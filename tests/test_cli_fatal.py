@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import API_KEY, invoke, scope_of, set_rows, write_long_csv
-from test_cli_plan import closed_url
+from helpers import API_KEY, closed_url, invoke, scope_of, set_rows, write_long_csv
 
 import batchtag
 

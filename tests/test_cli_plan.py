@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import API_KEY, SID, env_for, invoke, patches, write_long_csv
+from helpers import API_KEY, SID, closed_url, env_for, invoke, patches, write_long_csv
 
 import batchtag
 from batchtag.cli import main
@@ -161,15 +161,6 @@ def test_plan_inside_a_running_loop_and_plan_async_agree(mixed):
     blocking, awaited = asyncio.run(notebook_cell())
     assert blocking.equals(awaited) and len(blocking) == len(expected)
     assert blocking.attrs["summary"]["verdicts"] == awaited.attrs["summary"]["verdicts"]
-
-
-def closed_url() -> str:
-    """A loopback URL nothing listens on."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_an_unreachable_api_is_one_line_exit_3_and_abort_run_in_python(sandbox, tmp_path):

@@ -8,7 +8,7 @@ import json
 
 import pandas as pd
 import pytest
-from helpers import API_KEY, invoke, live_examples, patches, write_long_csv
+from helpers import API_KEY, closed_url, invoke, live_examples, patches, write_long_csv
 from hypothesis import given
 from hypothesis import strategies as st
 from test_cli_plan import set_state
@@ -231,8 +231,6 @@ def test_undo_refuses_to_overwrite_the_undo_file_of_the_run(make_sandbox, tmp_pa
 
 
 def test_undo_with_an_unreachable_api_is_one_line_exit_3(run1, tmp_path):
-    from test_cli_plan import closed_url
-
     server, _, _, report = run1
     result = invoke(["undo", str(report), "--retries", "0"], server, GCORE_BASE_URL=closed_url())
     assert result.exit_code == 3, result.output
