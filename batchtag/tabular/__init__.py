@@ -32,6 +32,7 @@ from batchtag.tabular.kinds import ANY, Kind
 
 Record = dict[str, Any]
 PathLike = str | os.PathLike[str]
+WRITE_BATCH = 4096  # lines encoded and written at once by a whole write
 
 # The csv module's limit is per process (128 KiB by default); a report cell (an API error
 # message, a big tag set) may be larger, and a too-long cell must never end a read early.
@@ -164,10 +165,17 @@ class TextFormat:
     def write(self, path: PathLike, columns: Sequence[str], records, kinds=None, meta=None):
         """Replace `path` with these records (atomically); `meta` is ignored."""
         encoders = self.encoders(list(columns), kinds or {})
-        lines = [_csv_line(columns)] if self.name == "csv" else []
-        for record in records:
-            lines.append(self.line(columns, encoders, [record.get(c) for c in columns]))
-        atomic_write(path, "".join(lines))
+
+        def dump(fh: BinaryIO) -> None:  # a batch of lines at a time: memory stays flat
+            lines = [_csv_line(columns)] if self.name == "csv" else []
+            for record in records:
+                lines.append(self.line(columns, encoders, [record.get(c) for c in columns]))
+                if len(lines) >= WRITE_BATCH:
+                    fh.write("".join(lines).encode("utf-8"))
+                    lines = []
+            fh.write("".join(lines).encode("utf-8"))
+
+        atomic_write(path, dump)
 
     def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
         """Columns and records, cells converted back with each column's kind; a torn last
