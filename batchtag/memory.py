@@ -33,6 +33,19 @@ def release_memory() -> None:
 
 
 @contextmanager
+def malloc_arrow() -> Iterator[None]:
+    """Arrow allocates with malloc inside, so `release_memory` can hand its freed temporaries
+    back (Arrow's default pool keeps more of them: ~40 MB of peak on a 1M-row manifest).
+    Buffers made inside stay valid after; each is freed by the pool that made it."""
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+@contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic GC inside: a plan's million entries hold no cycles, but every full collection
     while they are made walks all of them again (seconds on a 1M-row manifest)."""

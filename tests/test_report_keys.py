@@ -3,12 +3,13 @@ a Python set and dict of the same keys would."""
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchtag.report.keys import KeySet, StatusLog
+from batchtag.report.keys import KeyColumns, KeySet, StatusLog
 
 KEY = st.tuples(st.integers(1, 3), st.integers(1, 3), st.sampled_from(["a", "b", "c", "d"]))
 
@@ -30,3 +31,38 @@ def test_the_status_log_counts_every_key_by_its_latest_status(records):
         latest[key] = status
     assert log.counts() == Counter(latest.values())
     assert log.has_repeats() == (len(latest) < len(records))
+
+
+def _first_and_last(records):
+    """What a dict says: per key in order of its first row, the first and last position."""
+    first, last = {}, {}
+    for i, (key, _) in enumerate(records):
+        first.setdefault(key, i)
+        last[key] = i
+    return list(first.values()), [last[k] for k in first]
+
+
+RECORDS = st.lists(st.tuples(KEY, st.sampled_from(["ok", "failed", "noop", None])))
+
+
+@given(records=RECORDS)
+def test_key_columns_find_each_keys_first_and_latest_row(records):
+    log = KeyColumns()
+    for key, status in records:
+        log.add(key, status)
+    first, last = log.positions()
+    assert (first.tolist(), last.tolist()) == _first_and_last(records)
+    latest = dict(records)
+    assert list(log.items(last)) == list(latest.items())
+    done = log.keyset(last[log.status_in(last, {"ok", "noop"})])
+    assert done == {k for k, s in latest.items() if s in ("ok", "noop")}
+
+
+@given(records=RECORDS)
+def test_keys_that_share_a_hash_are_still_told_apart(records):
+    log = KeyColumns()
+    for key, status in records:
+        log.add(key, status)
+    log._hashes = array("q", [7] * len(records))  # every key collides
+    first, last = log.positions()
+    assert (first.tolist(), last.tolist()) == _first_and_last(records)

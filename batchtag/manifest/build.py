@@ -19,7 +19,7 @@ from batchtag.manifest.load import load_manifest
 from batchtag.manifest.model import Manifest
 from batchtag.manifest.operations import CLEAR, DELETE, NAME, RENAME, SET, Coded
 from batchtag.manifest.schema import OPS
-from batchtag.memory import gc_paused, release_memory
+from batchtag.memory import gc_paused, malloc_arrow, release_memory
 from batchtag.plan import EMPTY, Plan, SharedDict
 
 
@@ -56,17 +56,18 @@ def read_plan(source: Any, **options: Any) -> Plan:
     >>> read_plan(frame, project_id=1, region_id=2, env={}).entries[0].rows
     [10]
     """
-    checked = check_manifest(_loaded(source), CheckOptions(**options))
-    if options.get("empty_deletes") and checked.form not in (None, "wide"):
-        raise UsageError(
-            f"{option('empty_deletes', True)} applies to the wide form only; "
-            f"this manifest is in the {checked.form} form"
-        )
-    if checked.problems:
-        raise ManifestError(checked.problems)
-    release_memory()  # the checks' temporaries
-    with gc_paused():  # build_plan drops the text columns once it is done with them
-        return build_plan(checked)
+    with malloc_arrow():
+        checked = check_manifest(_loaded(source), CheckOptions(**options))
+        if options.get("empty_deletes") and checked.form not in (None, "wide"):
+            raise UsageError(
+                f"{option('empty_deletes', True)} applies to the wide form only; "
+                f"this manifest is in the {checked.form} form"
+            )
+        if checked.problems:
+            raise ManifestError(checked.problems)
+        release_memory()  # the checks' temporaries
+        with gc_paused():  # build_plan drops the text columns once it is done with them
+            return build_plan(checked)
 
 
 def _loaded(source: Any) -> Manifest:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from batchtag.manifest.entries import PlanEntries
 from batchtag.manifest.schema import OPS
 from batchtag.plan import Plan
 
@@ -30,7 +31,12 @@ def describe_manifest(plan: Plan) -> dict[str, Any]:
     >>> describe_manifest(Plan(entries=[]))["snapshots"]
     0
     """
-    ids = Counter(e.snapshot_id for e in plan.entries)
+    entries = plan.entries
+    if isinstance(entries, PlanEntries):  # columns: no Python object per entry
+        needs_current, several = entries.needs_current_count(), entries.ids_in_several_scopes()
+    else:
+        needs_current = sum(1 for e in entries if e.needs_current)
+        several = sum(1 for n in Counter(e.snapshot_id for e in entries).values() if n > 1)
     return {
         "form": plan.form,
         "rows": plan.rows,
@@ -41,8 +47,8 @@ def describe_manifest(plan: Plan) -> dict[str, Any]:
             for (p, r), n in sorted(plan.scopes.items())
         ],
         "passthrough": list(plan.passthrough),
-        "needs_current": sum(1 for e in plan.entries if e.needs_current),
-        "ids_in_several_scopes": sum(1 for n in ids.values() if n > 1),
+        "needs_current": needs_current,
+        "ids_in_several_scopes": several,
     }
 
 

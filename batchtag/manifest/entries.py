@@ -16,6 +16,7 @@ from typing import Any, overload
 import numpy as np
 import pyarrow as pa
 
+from batchtag.manifest.columnar import group_codes
 from batchtag.plan import PlanEntry, SharedDict
 
 CHUNK = 4096  # entries made at once while iterating
@@ -102,6 +103,22 @@ class PlanEntries(Sequence[PlanEntry]):
             tags, clear, renames = states[state]
             out.append(PlanEntry(p, r, s, tags, clear, renames, name, row_list, extras[extra]))
         return out
+
+    def needs_current_count(self) -> int:
+        """How many entries need their snapshot's current tags (`PlanEntry.needs_current`),
+        counted over the few distinct tag states, not entry by entry."""
+        needs = [
+            PlanEntry(0, 0, "", tags, clear, renames).needs_current
+            for tags, clear, renames in self.states
+        ]
+        per_state = np.bincount(self.state_codes, minlength=len(self.states))
+        return int(per_state[np.array(needs, dtype=bool)].sum()) if len(self) else 0
+
+    def ids_in_several_scopes(self) -> int:
+        """How many snapshot ids appear in more than one entry (so in several scopes)."""
+        if not len(self):
+            return 0
+        return int((np.bincount(group_codes(self.snapshots)) > 1).sum())
 
     def scopes(self) -> dict[tuple[int, int], int]:
         """Entries per (project, region), in order of first appearance."""

@@ -246,6 +246,9 @@ def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     return ops
 
 
+WIDE_OPS = np.array(["set", "delete"], dtype=object)  # by `delete` (0 or 1)
+
+
 def wide_ops(
     frame: pd.DataFrame, marker: str, out: Collector, *, empty_deletes: bool = False
 ) -> pd.DataFrame:
@@ -265,7 +268,7 @@ def wide_ops(
             continue
         values = cells.iloc[positions].reset_index(drop=True)
         delete = ((values.str.strip() == marker) | (values == "")).to_numpy()
-        ops = np.where(delete, "delete", "set")
+        ops = WIDE_OPS[delete.astype(np.intp)]  # two shared str objects, not one per cell
         parts.append(ops_frame(positions, ops, key, values.where(~delete, ""), column, column))
     if NAME_COLUMN in frame.columns:
         parts.append(_name_ops(frame[NAME_COLUMN], out, marker))

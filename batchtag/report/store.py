@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from batchtag.errors import UsageError, option
-from batchtag.report.keys import KeySet
+from batchtag.report.keys import KeyColumns, KeySet
 from batchtag.report.schema import (
     KINDS,
     Key,
@@ -93,17 +95,18 @@ def write_meta(path: PathLike, meta: dict[str, Any]) -> None:
     atomic_write(meta_path(path), json.dumps(meta, indent=2) + "\n")
 
 
-def read_records(path: PathLike) -> tuple[list[str], list[Record]]:
-    """Every row of the report (and of its Parquet journal), in file order, uncompacted.
+def scan_records(path: PathLike, columns: dict[str, None] | None = None) -> Iterator[Record]:
+    """Every row of the report (and of its Parquet journal), in file order, uncompacted, one
+    at a time; `columns` (a dict used as an ordered set) gets the columns as they come.
 
     Raises UsageError naming the line of any row that cannot be read (a torn last line
     is dropped: a crash leaves one)."""
     fmt = report_format(path)
-    columns, records = fmt.read(path, KINDS)
+    columns = {} if columns is None else columns
+    rows = fmt.scan(path, KINDS, columns)
     if fmt is PARQUET:
-        more_columns, more = JSONL.read(journal_path(path), KINDS)
-        columns, records = union_columns(columns, more_columns), records + more
-    for number, record in enumerate(records, start=1):
+        rows = chain(rows, JSONL.scan(journal_path(path), KINDS, columns))
+    for number, record in enumerate(rows, start=1):
         try:
             record_key(record)
         except (KeyError, ValueError, TypeError):
@@ -111,7 +114,60 @@ def read_records(path: PathLike) -> tuple[list[str], list[Record]]:
                 f"cannot read {path}: row {number} has no project_id, region_id and "
                 "snapshot_id (is this a batchtag report?)"
             ) from None
-    return columns, records
+        yield record
+
+
+def read_records(path: PathLike) -> tuple[list[str], list[Record]]:
+    """Every row of the report (and of its Parquet journal), in file order, uncompacted.
+
+    Raises UsageError naming the line of any row that cannot be read (a torn last line
+    is dropped: a crash leaves one)."""
+    found: dict[str, None] = {}
+    records = list(scan_records(path, found))
+    columns = list(found)
+    return (union_columns(columns) if report_format(path) is PARQUET else columns), records
+
+
+def key_columns(path: PathLike, columns: dict[str, None] | None = None) -> KeyColumns:
+    """The key and status of every row of the report, in file order (see `scan_records`)."""
+    log = KeyColumns()
+    for record in scan_records(path, columns):
+        log.add(record_key(record), record.get("status"))
+    return log
+
+
+def compact_report(path: PathLike, columns: Iterable[str], meta: dict[str, Any]):
+    """Rewrite the report with one row per snapshot (its latest, at the position of its
+    first), its journal folded in, streaming: only rows that a later one replaces are held.
+
+    Returns
+    -------
+    tuple of (list of str, KeyColumns, numpy.ndarray)
+        The report's columns (`columns` added), the keys of all rows read, and the
+        positions of the rows kept.
+    """
+    found: dict[str, None] = {}
+    log = key_columns(path, found)
+    columns = union_columns(found, columns)
+    first, last = log.positions()
+    slot = np.full(len(log), -1, dtype=np.int64)
+    slot[first] = last
+    later = np.zeros(len(log), dtype=bool)
+    later[last[first != last]] = True
+    held = {i: r for i, r in enumerate(scan_records(path)) if later[i]} if later.any() else {}
+
+    def kept() -> Iterator[Record]:
+        for i, record in enumerate(scan_records(path)):
+            j = slot[i]
+            if j == i:
+                yield record
+            elif j >= 0:
+                yield held.pop(int(j))
+
+    fmt = report_format(path)
+    fmt.write(path, columns, list(kept()) if fmt is PARQUET else kept(), KINDS, meta)
+    journal_path(path).unlink(missing_ok=True)
+    return columns, log, last
 
 
 def compact(records: Iterable[Record]) -> list[Record]:
@@ -193,11 +249,12 @@ def write_report(frame: pd.DataFrame, path: PathLike) -> None:
 
 def done_keys(path: PathLike) -> KeySet:
     """(project_id, region_id, snapshot_id) of every snapshot already `ok` or `noop`, as a
-    read-only set that holds no Python object per snapshot."""
-    _, records = _existing_records(Path(path))
-    keys = [record_key(r) for r in records if r.get("status") in DONE_STATUSES]
-    del records
-    return KeySet(*zip(*keys, strict=True)) if keys else KeySet([], [], [])
+    read-only set that holds no Python object per snapshot (the report is streamed)."""
+    if not report_exists(path):
+        raise UsageError(f"no report at {path}")
+    log = key_columns(path)
+    _, last = log.positions()
+    return log.keyset(last[log.status_in(last, DONE_STATUSES)])
 
 
 def results_frame(results: Iterable[Result], passthrough: Iterable[str] = ()) -> pd.DataFrame:

@@ -25,16 +25,13 @@ from batchtag.report.schema import (
     BASE_COLUMNS,
     KINDS,
     passthrough_name,
-    record_key,
     report_columns,
     result_values,
-    union_columns,
 )
 from batchtag.report.store import (
     check_resumable,
-    compact,
+    compact_report,
     journal_path,
-    read_records,
     report_format,
     write_meta,
 )
@@ -110,20 +107,12 @@ class ReportWriter:
     def _start_resumed(self) -> None:
         # Compact first: it drops a row cut short by a crash, merges a leftover Parquet
         # journal, and widens the header if the passthrough columns changed.
-        columns, records = read_records(self.path)
-        records = compact(records)
-        self.columns = union_columns(columns, self.columns)
-        self.format.write(self.path, self.columns, records, KINDS, self.meta)
-        journal_path(self.path).unlink(missing_ok=True)
+        self.columns, log, kept = compact_report(self.path, self.columns, self.meta)
         write_meta(self.path, self.meta)
-        done = []
-        for record in records:
-            key = record_key(record)
-            self._status.add(key, record.get("status"))
-            if record.get("status") in DONE_STATUSES:
-                done.append(key)
-        self.done_keys = KeySet(*zip(*done, strict=True)) if done else self.done_keys
-        self.previous_rows = len(records)
+        for key, status in log.items(kept):
+            self._status.add(key, status)
+        self.done_keys = log.keyset(kept[log.status_in(kept, DONE_STATUSES)])
+        self.previous_rows = len(kept)
         self._open_append()
 
     def _open_append(self) -> None:
@@ -183,10 +172,7 @@ class ReportWriter:
 
     def _compact(self) -> None:
         try:
-            columns, records = read_records(self.path)
-            columns = union_columns(columns, self.columns)
-            self.format.write(self.path, columns, compact(records), KINDS, self.meta)
-            journal_path(self.path).unlink(missing_ok=True)
+            compact_report(self.path, self.columns, self.meta)
         except OSError as exc:
             self.failure = ReportWriteError.from_os_error(self.path, exc)
             raise self.failure from None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +32,7 @@ from batchtag.tabular.kinds import ANY, Kind
 
 Record = dict[str, Any]
 PathLike = str | os.PathLike[str]
+WRITE_BATCH = 4096  # lines encoded and written at once by a whole write
 
 # The csv module's limit is per process (128 KiB by default); a report cell (an API error
 # message, a big tag set) may be larger, and a too-long cell must never end a read early.
@@ -164,10 +165,32 @@ class TextFormat:
     def write(self, path: PathLike, columns: Sequence[str], records, kinds=None, meta=None):
         """Replace `path` with these records (atomically); `meta` is ignored."""
         encoders = self.encoders(list(columns), kinds or {})
-        lines = [_csv_line(columns)] if self.name == "csv" else []
-        for record in records:
-            lines.append(self.line(columns, encoders, [record.get(c) for c in columns]))
-        atomic_write(path, "".join(lines))
+
+        def dump(fh: BinaryIO) -> None:  # a batch of lines at a time: memory stays flat
+            lines = [_csv_line(columns)] if self.name == "csv" else []
+            for record in records:
+                lines.append(self.line(columns, encoders, [record.get(c) for c in columns]))
+                if len(lines) >= WRITE_BATCH:
+                    fh.write("".join(lines).encode("utf-8"))
+                    lines = []
+            fh.write("".join(lines).encode("utf-8"))
+
+        atomic_write(path, dump)
+
+    def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
+        """Columns and records, cells converted back with each column's kind; a torn last
+        line is dropped, other damage is an error naming the line."""
+        columns: dict[str, None] = {}
+        records = list(self.scan(path, kinds, columns))
+        return list(columns), records
+
+    def scan(self, path: PathLike, kinds=None, columns=None) -> Iterator[Record]:
+        """The records one at a time, so memory stays flat; `columns` (a dict used as an
+        ordered set) gets the columns as they become known."""
+        from batchtag.tabular import readers
+
+        scan = getattr(readers, f"scan_{self.name}")
+        return scan(Path(path), kinds or {}, {} if columns is None else columns)
 
 
 @dataclass(frozen=True)
@@ -179,12 +202,6 @@ class CsvFormat(TextFormat):
 
     def line(self, columns, encoders, values) -> str:
         return _csv_line([enc(v) for enc, v in zip(encoders, values, strict=True)])
-
-    def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
-        """Columns and records; a torn last line is dropped, other damage is an error."""
-        from batchtag.tabular.readers import read_csv
-
-        return read_csv(Path(path), kinds or {})
 
 
 @dataclass(frozen=True)
@@ -199,12 +216,6 @@ class JsonlFormat(TextFormat):
 
         cells = {c: enc(v) for c, enc, v in zip(columns, encoders, values, strict=True)}
         return json_text(cells) + "\n"
-
-    def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
-        """Columns and records; a torn last line is dropped, other damage is an error."""
-        from batchtag.tabular.readers import read_jsonl
-
-        return read_jsonl(Path(path), kinds or {})
 
 
 @dataclass(frozen=True)
@@ -234,11 +245,8 @@ class ParquetFormat:
             table = table.replace_schema_metadata({"batchtag": json.dumps(meta)})
         return table
 
-    def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
-        """Columns and records, cells converted back with each column's kind."""
-        from batchtag.tabular.readers import read_parquet
-
-        return read_parquet(Path(path), kinds or {})
+    read = TextFormat.read
+    scan = TextFormat.scan
 
     def read_meta(self, path: PathLike) -> Any:
         """The ``batchtag`` schema metadata, or None."""
