@@ -151,13 +151,15 @@ def prop_server():
         yield server
 
 
-@live_examples(10, timeout=60)
-@given(
-    current=st.lists(user_tags, min_size=4, max_size=4),
-    ops=st.lists(operations, min_size=4, max_size=4),
+FOUR_SNAPSHOTS = st.tuples(  # (current user tags, operations) of four snapshots
+    st.lists(user_tags, min_size=4, max_size=4), st.lists(operations, min_size=4, max_size=4)
 )
-def test_apply_ends_where_plan_said_and_undo_takes_it_back(prop_server, tmp_path, current, ops):
-    server = prop_server
+
+
+@live_examples(10, timeout=60)
+@given(scenario=FOUR_SNAPSHOTS)
+def test_apply_ends_where_plan_said_and_undo_takes_it_back(prop_server, tmp_path, scenario):
+    server, (current, ops) = prop_server, scenario
     ids = server.store.ids()[:4]
     for i, (sid, tags) in enumerate(zip(ids, current, strict=True)):
         set_state(server, sid, tags, ro={"created-by": "gcore"} if i % 2 else None, name="name-0")

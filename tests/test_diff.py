@@ -9,19 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchtag.diff import (
-    DIFF_COLUMNS,
-    LOCKED,
-    MODIFY,
-    NAME,
-    NOOP,
-    NOT_FOUND,
-    READ_ONLY,
-    REMOVE,
-    diff_entry,
-    diff_frame,
-    diff_plan,
-)
+import batchtag.diff as kinds  # verdicts and change kinds
+from batchtag.diff import DIFF_COLUMNS, diff_entry, diff_frame, diff_plan
 from batchtag.plan import Plan, PlanEntry
 from batchtag.planview import EXIT_CHANGES, plan_exit_code, print_plan, render_plan
 from batchtag.sandbox.store import Snapshot, SnapshotStore
@@ -112,17 +101,17 @@ def test_the_minimal_body_does_exactly_what_the_diff_predicts(entry, snap):
     # The diff's lines, replayed on the old state, give the new one.
     replayed = dict(before)
     for line in diff.changes:
-        if line.change != READ_ONLY and line.field != NAME:
+        if line.change != kinds.READ_ONLY and line.field != kinds.NAME:
             if line.new is None:
                 del replayed[line.key]
             else:
                 replayed[line.key] = line.new
     assert replayed == diff.after
-    assert any(c.field == NAME for c in diff.changes) == (diff.name_after != name)
+    assert any(c.field == kinds.NAME for c in diff.changes) == (diff.name_after != name)
     # noop <=> empty body <=> no effective change; locked only when a write is needed.
-    effective = [c for c in diff.changes if c.change != READ_ONLY]
-    assert (diff.verdict == NOOP) == (diff.body == {}) == (not effective)
-    assert (diff.verdict == LOCKED) == bool(diff.body and task_id)
+    effective = [c for c in diff.changes if c.change != kinds.READ_ONLY]
+    assert (diff.verdict == kinds.NOOP) == (diff.body == {}) == (not effective)
+    assert (diff.verdict == kinds.LOCKED) == bool(diff.body and task_id)
 
 
 @settings(max_examples=200, deadline=None)
@@ -139,10 +128,10 @@ def test_read_only_keys_are_problems_not_changes():
     snap = snapshot({"env": "x"}, ro={"created-by": "gcore", "policy": "daily"})
     entry = PlanEntry(1, 1, SID, tags={"created-by": "me"}, renames={"env": "policy"})
     diff = diff_entry(entry, snap.to_json())
-    assert diff.verdict == NOOP and diff.body == {}  # the rename onto `policy` keeps `env`
+    assert diff.verdict == kinds.NOOP and diff.body == {}  # the rename onto `policy` keeps `env`
     assert [(c.key, c.change, c.old, c.new) for c in diff.changes] == [
-        ("created-by", READ_ONLY, "gcore", "me"),
-        ("policy", READ_ONLY, "daily", "x"),
+        ("created-by", kinds.READ_ONLY, "gcore", "me"),
+        ("policy", kinds.READ_ONLY, "daily", "x"),
     ]
     # Setting a read-only key to the value it has is harmless: no problem.
     same = PlanEntry(1, 1, SID, tags={"created-by": "gcore"})
@@ -150,12 +139,12 @@ def test_read_only_keys_are_problems_not_changes():
 
 
 def test_verdicts_not_found_locked_and_a_same_name_is_a_noop():
-    assert diff_entry(PlanEntry(1, 1, SID, tags={"a": "b"}), None).verdict == NOT_FOUND
+    assert diff_entry(PlanEntry(1, 1, SID, tags={"a": "b"}), None).verdict == kinds.NOT_FOUND
     locked = snapshot({"env": "x"}, task_id=TASK).to_json()
-    assert diff_entry(PlanEntry(1, 1, SID, tags={"env": "y"}), locked).verdict == LOCKED
-    assert diff_entry(PlanEntry(1, 1, SID, tags={"env": "x"}), locked).verdict == NOOP
+    assert diff_entry(PlanEntry(1, 1, SID, tags={"env": "y"}), locked).verdict == kinds.LOCKED
+    assert diff_entry(PlanEntry(1, 1, SID, tags={"env": "x"}), locked).verdict == kinds.NOOP
     renamed = diff_entry(PlanEntry(1, 1, SID, name="db-one"), snapshot({}).to_json())
-    assert (renamed.verdict, renamed.body) == (NOOP, {})
+    assert (renamed.verdict, renamed.body) == (kinds.NOOP, {})
 
 
 def mixed_frame():
@@ -183,16 +172,16 @@ def test_diff_frame_has_one_row_per_change_and_the_summary():
     first = frame[frame["snapshot_id"] == sids[0]]
     assert first[["field", "key", "change", "old", "new"]].values.tolist() == [
         ["tag", "cc", "add", None, "7"],
-        ["tag", "env", MODIFY, "Prod", "prod"],
-        ["tag", "tmp", REMOVE, "yes", None],
-        ["name", None, MODIFY, "db-one", "db-01"],
+        ["tag", "env", kinds.MODIFY, "Prod", "prod"],
+        ["tag", "tmp", kinds.REMOVE, "yes", None],
+        ["name", None, kinds.MODIFY, "db-one", "db-01"],
     ]
     assert set(first["ticket"]) == {"T-1"} and set(first["manifest_key"]) == {"k"}
     assert first["rows"].iloc[0] == [1, 2]
     assert sids[1] not in set(frame["snapshot_id"])  # noop: counted, no row
     missing = frame[frame["snapshot_id"] == sids[2]]
-    assert missing[["verdict", "change"]].values.tolist() == [[NOT_FOUND, None]]
-    assert frame.loc[frame["snapshot_id"] == sids[3], "verdict"].tolist() == [LOCKED]
+    assert missing[["verdict", "change"]].values.tolist() == [[kinds.NOT_FOUND, None]]
+    assert frame.loc[frame["snapshot_id"] == sids[3], "verdict"].tolist() == [kinds.LOCKED]
     summary = frame.attrs["summary"]
     assert summary["verdicts"] == {"change": 1, "noop": 2, "not_found": 1, "locked": 1}
     assert summary["keys"]["cc"] == {"add": 2, "remove": 0, "change": 0}
@@ -228,7 +217,7 @@ def test_printed_plan_and_exit_codes():
 def test_noop_rows_only_when_asked(include_noop):
     snap = snapshot({"env": "x"}).to_json()
     frame = diff_frame([(PlanEntry(1, 1, SID, tags={"env": "x"}), snap)], include_noop=include_noop)
-    assert frame["verdict"].tolist() == ([NOOP] if include_noop else [])
+    assert frame["verdict"].tolist() == ([kinds.NOOP] if include_noop else [])
 
 
 def test_diff_plan_looks_snapshots_up_by_key_and_keys_print_most_touched_first():
