@@ -85,21 +85,24 @@ def run_batchtag(url: str, folder: Path) -> harness.ChildRun:
 
 def run() -> dict:
     """Best of `ROUNDS` alternating runs of each; rates in snapshots per second."""
+    with harness.sandbox(SNAPSHOTS) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        runners = {
+            name: lambda folder, name=name, runner=runner: counted(
+                name, runner(sandbox.url, folder), folder
+            )
+            for name, runner in (("loop", run_loop), ("batchtag", run_batchtag))
+        }
+        return harness.best_runs(ROUNDS, runners, Path(tmp))
+
+
+def counted(name: str, child: harness.ChildRun, folder: Path) -> harness.ChildRun:
+    """`child`, after checking it wrote every snapshot."""
     import pyarrow.parquet as pq
 
-    best: dict[str, harness.ChildRun] = {}
-    with harness.sandbox(SNAPSHOTS) as sandbox, tempfile.TemporaryDirectory() as tmp:
-        for _ in range(ROUNDS):
-            for name, runner in (("loop", run_loop), ("batchtag", run_batchtag)):
-                folder = Path(tmp) / name
-                folder.mkdir(exist_ok=True)
-                child = runner(sandbox.url, folder)
-                rows = pq.ParquetFile(folder / f"{name}.parquet").metadata.num_rows
-                if rows != SNAPSHOTS:
-                    raise RuntimeError(f"{name} wrote {rows} rows, not {SNAPSHOTS}")
-                if name not in best or child.wall < best[name].wall:
-                    best[name] = child
-    return {name: {"wall": c.wall, "cpu": c.cpu, "peak_mb": c.peak_mb} for name, c in best.items()}
+    rows = pq.ParquetFile(folder / f"{name}.parquet").metadata.num_rows
+    if rows != SNAPSHOTS:
+        raise RuntimeError(f"{name} wrote {rows} rows, not {SNAPSHOTS}")
+    return child
 
 
 def ratio(result: dict) -> float:
@@ -108,11 +111,7 @@ def ratio(result: dict) -> float:
 
 
 def table(result: dict) -> str:
-    lines = [f"{'client':10} {'wall s':>8} {'snap/s':>9} {'cpu s':>7} {'peak MB':>8}"]
-    for name, r in result.items():
-        rate = SNAPSHOTS / r["wall"]
-        lines.append(f"{name:10} {r['wall']:8.1f} {rate:9,.0f} {r['cpu']:7.1f} {r['peak_mb']:8.0f}")
-    return "\n".join(lines)
+    return harness.figures_table(result, "client", rate_of=SNAPSHOTS)
 
 
 if __name__ == "__main__":

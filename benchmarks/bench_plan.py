@@ -43,20 +43,13 @@ def checked(child: harness.ChildRun, what: str) -> harness.ChildRun:
 
 def run() -> dict:
     """Best of `ROUNDS` of each; wall seconds, CPU seconds and peak RSS (MB)."""
-    best: dict[str, harness.ChildRun] = {}
     with harness.sandbox(SNAPSHOTS) as sandbox, tempfile.TemporaryDirectory() as tmp:
         manifest = harness.write_manifest(sandbox.snapshot_ids(), Path(tmp) / "manifest.csv")
-        for _ in range(ROUNDS):
-            for name in ("export", "plan"):
-                folder = Path(tmp) / name
-                folder.mkdir(exist_ok=True)
-                if name == "export":
-                    child = run_export(sandbox.url, folder)
-                else:
-                    child = run_plan(sandbox.url, folder, manifest)
-                if name not in best or child.wall < best[name].wall:
-                    best[name] = child
-    return {name: {"wall": c.wall, "cpu": c.cpu, "peak_mb": c.peak_mb} for name, c in best.items()}
+        runners = {
+            "export": lambda folder: run_export(sandbox.url, folder),
+            "plan": lambda folder: run_plan(sandbox.url, folder, manifest),
+        }
+        return harness.best_runs(ROUNDS, runners, Path(tmp))
 
 
 def ratio(result: dict) -> float:
@@ -65,10 +58,7 @@ def ratio(result: dict) -> float:
 
 
 def table(result: dict) -> str:
-    lines = [f"{'command':10} {'wall s':>8} {'cpu s':>7} {'peak MB':>8}"]
-    for name, r in result.items():
-        lines.append(f"{name:10} {r['wall']:8.1f} {r['cpu']:7.1f} {r['peak_mb']:8.0f}")
-    return "\n".join(lines)
+    return harness.figures_table(result, "command")
 
 
 if __name__ == "__main__":

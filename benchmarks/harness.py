@@ -117,6 +117,30 @@ class ChildRun:
     stderr: str
 
 
+def best_runs(rounds: int, runners: dict, tmp: Path) -> dict[str, dict[str, float]]:
+    """Run each of `runners` (name -> callable(folder) -> ChildRun) `rounds` times, alternating,
+    each in its own folder under `tmp`; keep every runner's fastest run as its figures."""
+    best: dict[str, ChildRun] = {}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            folder = Path(tmp) / name
+            folder.mkdir(exist_ok=True)
+            child = runner(folder)
+            if name not in best or child.wall < best[name].wall:
+                best[name] = child
+    return {name: {"wall": c.wall, "cpu": c.cpu, "peak_mb": c.peak_mb} for name, c in best.items()}
+
+
+def figures_table(result: dict[str, dict[str, float]], first: str, rate_of: int = 0) -> str:
+    """Wall, CPU and peak RSS of each run (and items per second when `rate_of` is given)."""
+    rate_head = f" {'items/s':>9}" if rate_of else ""
+    lines = [f"{first:10} {'wall s':>8}{rate_head} {'cpu s':>7} {'peak MB':>8}"]
+    for name, r in result.items():
+        rate = f" {rate_of / r['wall']:9,.0f}" if rate_of else ""
+        lines.append(f"{name:10} {r['wall']:8.1f}{rate} {r['cpu']:7.1f} {r['peak_mb']:8.0f}")
+    return "\n".join(lines)
+
+
 def run_child(module: str, args: list[str], env: dict[str, str], folder: Path) -> ChildRun:
     """Run `python -m module args` with its output in files (no pipe to drain while waiting)."""
     hwm = folder / "hwm.txt"
