@@ -153,7 +153,9 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
     del tag_ops, order
     size = len(ops.values) + 1
     span = (len(ops.keys) + 1) * size
-    codes = ops.op[picked].astype(np.int64) * span + ops.key[picked] * size + ops.value[picked]
+    codes = ops.op[picked].astype(np.int64) * span  # int64: the product passes 2**31
+    codes += ops.key[picked].astype(np.int64) * size
+    codes += ops.value[picked]
     del picked
     lengths = np.diff(bounds)
     out = np.zeros(count, dtype=np.int64)

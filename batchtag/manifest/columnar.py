@@ -1,6 +1,9 @@
 """Whole-column helpers over text columns, via pyarrow: no Python object per row.
 
-The checks and the plan builder use these to work on a million rows at a time.
+The checks and the plan builder use these to work on a million rows at a time. A column is
+Arrow-backed text, or a categorical (codes into a few distinct texts, as the CSV reader and
+the operations table hold most columns): on a categorical, a test runs once per distinct
+text and is spread to the rows through the codes.
 """
 
 from __future__ import annotations
@@ -16,10 +19,58 @@ def arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
     return pa.array(series, from_pandas=True)
 
 
+def _split(series: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
+    """(codes, distinct texts) of a categorical column; None for a plain one."""
+    if not isinstance(series.dtype, pd.CategoricalDtype):
+        return None
+    return series.cat.codes.to_numpy(), pd.Series(series.cat.categories, dtype=str)
+
+
+def _spread(per_text: np.ndarray, codes: np.ndarray, missing) -> np.ndarray:
+    """Per-text results spread to the rows (code -1, a missing cell, gets `missing`)."""
+    return np.append(per_text, np.array([missing], dtype=per_text.dtype))[codes]
+
+
 def factorize(series: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Codes (first-seen order, -1 for null) and the unique values."""
+    """int32 codes (-1 for null) and the unique values (first-seen order for plain text)."""
+    split = _split(series)
+    if split is not None:
+        return split[0].astype(np.int32), split[1].tolist()
     encoded = _encoded(arrow(series))
     return _codes(encoded), encoded.dictionary.to_pylist()
+
+
+def categorical(values: pd.Series | list | np.ndarray) -> pd.Categorical:
+    """Texts as a categorical: codes (1-4 bytes a row) into the distinct texts, which stay
+    Arrow-backed; a categorical is returned as it is."""
+    if isinstance(values, pd.Categorical):
+        return values
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        return values.array
+    if isinstance(values, pd.Series) and len(values):
+        encoded = _encoded(arrow(values))
+        texts = pd.Index(encoded.dictionary.to_pandas(), dtype=str)
+        return pd.Categorical.from_codes(_compact(_codes(encoded), len(texts)), dtype=_dtype(texts))
+    return pd.Categorical(pd.Series(values, dtype=str))
+
+
+def from_codes(codes: np.ndarray, texts: list[str] | pd.Index) -> pd.Categorical:
+    """A categorical of `codes` into the distinct `texts`."""
+    return pd.Categorical.from_codes(
+        _compact(codes, len(texts)), dtype=_dtype(pd.Index(texts, dtype=str))
+    )
+
+
+def _dtype(texts: pd.Index) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(texts)
+
+
+def _compact(codes: np.ndarray, count: int) -> np.ndarray:
+    """Codes in the smallest signed int type that holds them (and -1)."""
+    for kind in (np.int8, np.int16, np.int32):
+        if count < np.iinfo(kind).max:
+            return codes.astype(kind, copy=False)
+    return codes.astype(np.int64, copy=False)
 
 
 def group_codes(values: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
@@ -34,17 +85,28 @@ def group_codes(values: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
         "ascending",
         tiebreaker="dense",
     )
-    return first_seen(np.asarray(rank).view(np.int64) - 1)
+    codes = np.asarray(rank).astype(_index_type(len(values)))  # its own writable copy
+    del rank
+    codes -= 1
+    return first_seen(codes)
+
+
+def _index_type(n: int) -> type:
+    """int32 for positions below 2**31 (half the memory of int64), else int64."""
+    return np.int32 if n < np.iinfo(np.int32).max else np.int64
 
 
 def first_seen(codes: np.ndarray) -> np.ndarray:
-    """Renumber dense codes by where each first appears."""
+    """Renumber dense codes by where each first appears (`codes` is overwritten)."""
+    kind = _index_type(len(codes))
     count = int(codes.max()) + 1
-    first = np.full(count, len(codes), dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(len(codes)))
-    relabel = np.empty(count, dtype=np.int64)
-    relabel[np.argsort(first)] = np.arange(count)
-    return relabel[codes]
+    first = np.full(count, len(codes), dtype=kind)
+    np.minimum.at(first, codes, np.arange(len(codes), dtype=kind))
+    relabel = np.empty(count, dtype=kind)
+    relabel[np.argsort(first)] = np.arange(count, dtype=kind)
+    del first
+    np.take(relabel, codes, out=codes)
+    return codes
 
 
 def _encoded(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
@@ -59,17 +121,34 @@ def _encoded(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
 
 
 def _codes(encoded: pa.DictionaryArray) -> np.ndarray:
-    return np.asarray(encoded.indices.fill_null(-1), dtype=np.int64)
+    return np.asarray(encoded.indices.fill_null(-1), dtype=np.int32)
+
+
+def same_text(left: pd.Series, right: pd.Series) -> np.ndarray:
+    """Where the two columns hold the same text (categoricals compared through their codes)."""
+    a, b = _split(left), _split(right)
+    if a is None or b is None:
+        return (left.astype(str) == right.astype(str)).to_numpy(dtype=bool)
+    # each of left's texts as a code of right's (-1: not there), then code against code
+    in_right = pd.Index(b[1]).get_indexer(pd.Index(a[1]))
+    mapped = _spread(in_right, a[0], -2)
+    return (mapped == b[0]) & (mapped >= 0)
 
 
 def fullmatch(series: pd.Series, pattern: str) -> np.ndarray:
     """Which cells match `pattern` (RE2) as a whole; null cells do not."""
+    split = _split(series)
+    if split is not None:
+        return _spread(fullmatch(split[1], pattern), split[0], False)
     result = pc.match_substring_regex(arrow(series), f"^(?:{pattern})$")
     return np.asarray(pc.fill_null(result, False), dtype=bool)
 
 
 def lengths(series: pd.Series) -> np.ndarray:
     """Characters per cell (0 for null)."""
+    split = _split(series)
+    if split is not None:
+        return _spread(lengths(split[1]), split[0], 0)
     return np.asarray(pc.fill_null(pc.utf8_length(arrow(series)), 0), dtype=np.int64)
 
 

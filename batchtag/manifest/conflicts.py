@@ -67,7 +67,7 @@ def _writes(op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _slots(coded: Coded, index: np.ndarray, new: np.ndarray) -> np.ndarray:
     """One int per (snapshot, key) written; built in place to keep temporaries few."""
-    slot = coded.group[index]
+    slot = coded.group[index].astype(np.int64)  # int64: groups times keys may pass 2**31
     slot *= len(coded.keys) + 1
     slot += _written_keys(coded, index, new)
     slot += 1

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from batchtag.errors import Problem, option
-from batchtag.manifest.columnar import fullmatch
+from batchtag.manifest.columnar import categorical, from_codes, fullmatch
 from batchtag.manifest.jsonl import DuplicateKey, unique_keys
 from batchtag.manifest.messages import Collector, shown, tag_text_problem
 from batchtag.manifest.operations import concat, no_ops, ops_frame
@@ -207,8 +207,6 @@ def form_ops(
         ops = no_ops()
     refused = out.refused()
     if refused.any() and len(ops):
-        if "ok" not in ops.columns:
-            ops["ok"] = True
         ops["ok"] = ops["ok"].to_numpy(dtype=bool) & ~refused[ops["pos"].to_numpy()]
     return apply_rules(ops, out)
 
@@ -238,15 +236,14 @@ def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
         return f"unknown op {shown(text)}: use {listed}"
 
     out.cells(~known, frame["op"], word, "op")
-    blank = pd.Series([""] * n, dtype=str)
-    key = frame["key"] if "key" in frame.columns else blank
-    value = frame["value"] if "value" in frame.columns else blank
+    key = frame["key"] if "key" in frame.columns else ""
+    value = frame["value"] if "value" in frame.columns else ""
     ops = ops_frame(np.arange(n), op, key, value, "key", "value")
     ops["ok"] = ok
     return ops
 
 
-WIDE_OPS = np.array(["set", "delete"], dtype=object)  # by `delete` (0 or 1)
+WIDE_OPS = ["set", "delete"]  # by `delete` (0 or 1)
 
 
 def wide_ops(
@@ -262,17 +259,31 @@ def wide_ops(
         if not fullmatch(pd.Series([key], dtype=str), TAG_TEXT)[0]:
             out.add(f"column name: {tag_text_problem(key, 'tag key')}", column)
             continue
-        cells = frame[column]
-        positions = np.arange(len(cells)) if empty_deletes else np.flatnonzero(cells != "")
-        if not len(positions):
-            continue
-        values = cells.iloc[positions].reset_index(drop=True)
-        delete = ((values.str.strip() == marker) | (values == "")).to_numpy()
-        ops = WIDE_OPS[delete.astype(np.intp)]  # two shared str objects, not one per cell
-        parts.append(ops_frame(positions, ops, key, values.where(~delete, ""), column, column))
+        parts.append(_tag_ops(categorical(frame[column]), key, column, marker, empty_deletes))
     if NAME_COLUMN in frame.columns:
         parts.append(_name_ops(frame[NAME_COLUMN], out, marker))
     return concat(parts)
+
+
+def _tag_ops(
+    cells: pd.Categorical, key: str, column: str, marker: str, empty_deletes: bool
+) -> pd.DataFrame:
+    """The operations of one `tag:<key>` column, worked out once per distinct cell text and
+    spread to the rows through the codes (no Python object per row)."""
+    texts = pd.Index(cells.categories, dtype=str)
+    if "" not in texts:  # a deleting row's value is ""
+        texts = texts.append(pd.Index([""], dtype=str))
+    blank = np.asarray(texts == "", dtype=bool)
+    delete = np.asarray(texts.str.strip() == marker, dtype=bool) | blank
+    codes = cells.codes
+    blank_code = int(np.flatnonzero(blank)[0])
+    codes = np.where(codes < 0, blank_code, codes)  # a missing cell is an empty one
+    positions = np.arange(len(codes)) if empty_deletes else np.flatnonzero(~blank[codes])
+    picked = codes[positions]
+    deleted = delete[picked]
+    ops = from_codes(deleted.astype(np.int8), WIDE_OPS)
+    values = from_codes(np.where(deleted, blank_code, picked), texts)
+    return ops_frame(positions, ops, key, values, column, column)
 
 
 def _name_ops(cells: pd.Series, out: Collector, marker: str | None) -> pd.DataFrame:

@@ -117,9 +117,9 @@ def snapshot_groups(project: np.ndarray, region: np.ndarray, snapshot: pd.Series
     far cheaper than a three-column groupby over strings; the snapshot strings are never
     turned into Python objects."""
     s = group_codes(arrow(snapshot))
-    p = group_codes(project)
-    r = group_codes(region)
+    p = group_codes(project).astype(np.int64)
+    r = group_codes(region).astype(np.int64)
     if not p.any() and not r.any():
         return s  # one scope, the usual case: the snapshot codes are the groups
     scope = group_codes(p * (r.max() + 1) + r)  # renumbered, so the next line cannot overflow
-    return group_codes(scope * (s.max() + 1) + s)
+    return group_codes(scope.astype(np.int64) * (s.max() + 1) + s)

@@ -1,7 +1,9 @@
 """The table of operations every form is turned into, and its integer-coded version.
 
 An operation row is (pos, op, key, value, key_col, value_col): the frame position it came
-from, what it does, and the columns to name in a problem about its key or its value.
+from, what it does, and the columns to name in a problem about its key or its value. The
+text columns are categoricals (codes into the distinct texts), so a million operations take
+a few bytes each and no Python object.
 """
 
 from __future__ import annotations
@@ -11,28 +13,30 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
-from batchtag.manifest.columnar import factorize
+from batchtag.manifest.columnar import categorical, factorize
 from batchtag.manifest.schema import OPS
 
 SET, DELETE, CLEAR, RENAME, NAME = (OPS.index(op) for op in OPS)
 
 
 def ops_frame(pos, op, key, value, key_col, value_col) -> pd.DataFrame:
-    """An operations table; `op`, `key`, `value` are a column each or one string for all."""
+    """An operations table; `op`, `key`, `value`, `key_col`, `value_col` are a column each
+    (text, or a categorical) or one string for all."""
     n = len(pos)
-    op, key, value = ([x] * n if isinstance(x, str) else x for x in (op, key, value))
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "pos": np.asarray(pos, dtype=np.int64),
-            "op": pd.Series(op, dtype=str),
-            "key": pd.Series(key, dtype=str),
-            "value": pd.Series(value, dtype=str),
-        }
+            "op": _labels(op, n),
+            "key": _labels(key, n),
+            "value": _labels(value, n),
+            "key_col": _labels(key_col, n),
+            "value_col": _labels(value_col, n),
+            "ok": np.ones(n, dtype=bool),  # False once a problem is found in the operation
+        },
+        copy=False,
     )
-    frame["key_col"] = _labels(key_col, n)
-    frame["value_col"] = _labels(value_col, n)
-    return frame
 
 
 def no_ops() -> pd.DataFrame:
@@ -40,31 +44,39 @@ def no_ops() -> pd.DataFrame:
     return ops_frame([], [], [], [], "", "")
 
 
-def _labels(names: str | Sequence[str], n: int) -> pd.Categorical:
-    """The column every operation came from; categorical, so one byte a row."""
-    if isinstance(names, str):
-        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [names])
-    return pd.Categorical(names)
+def _labels(texts: str | Sequence[str] | pd.Series, n: int) -> pd.Categorical:
+    """One text for all `n` operations, or one each; categorical, so one byte a row."""
+    if isinstance(texts, str):
+        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [texts])
+    return categorical(texts)
 
 
 def concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """Operation tables of several columns as one, in frame order (stable within a row)."""
     parts = [p for p in parts if len(p)] or parts[:1] or [no_ops()]
-    ops = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    if len(parts) > 1:
-        ops = ops.sort_values("pos", kind="stable", ignore_index=True)
-    return ops
+    if len(parts) == 1:
+        return parts[0]
+    columns = {
+        name: (
+            union_categoricals([p[name] for p in parts])
+            if isinstance(parts[0][name].dtype, pd.CategoricalDtype)
+            else np.concatenate([p[name].to_numpy() for p in parts])
+        )
+        for name in parts[0].columns
+    }
+    order = np.argsort(columns["pos"], kind="stable")
+    return pd.DataFrame({name: values[order] for name, values in columns.items()})
 
 
 @dataclass
 class Coded:
     """Operations as integer codes into shared string lists (cheap to compare and to plan)."""
 
-    op: np.ndarray  # index into OPS
-    group: np.ndarray
-    key: np.ndarray  # index into `keys`
-    value: np.ndarray  # index into `values`
-    target: np.ndarray  # rename: the new key as an index into `keys`; else -1
+    op: np.ndarray  # int8, index into OPS
+    group: np.ndarray  # int32 (int64 past 2**31 rows)
+    key: np.ndarray  # int32, index into `keys`
+    value: np.ndarray  # int32, index into `values`
+    target: np.ndarray  # int32; rename: the new key as an index into `keys`; else -1
     keys: list[str]
     values: list[str]
 
@@ -75,7 +87,7 @@ def encode(ops: pd.DataFrame, group: np.ndarray) -> Coded:
     op = np.array([OPS.index(n) if n in OPS else -1 for n in names] + [-1], np.int8)[codes]
     key, keys = factorize(ops["key"])
     value, values = factorize(ops["value"])
-    target = np.full(len(ops), -1, dtype=np.int64)
+    target = np.full(len(ops), -1, dtype=np.int32)
     renames = np.flatnonzero(op == RENAME)
     if len(renames):
         known = {k: i for i, k in enumerate(keys)}
@@ -87,8 +99,8 @@ def encode(ops: pd.DataFrame, group: np.ndarray) -> Coded:
     return Coded(
         op,
         group[ops["pos"].to_numpy()],
-        key.astype(np.int64),
-        value.astype(np.int64),
+        key.astype(np.int32),
+        value.astype(np.int32),
         target,
         keys,
         values,

@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from batchtag.manifest.columnar import fullmatch, lengths
+from batchtag.manifest.columnar import fullmatch, lengths, same_text
 from batchtag.manifest.messages import Collector, name_problem, shown, tag_text_problem
 from batchtag.manifest.schema import NAME_MAX, NAME_MIN, NAME_TEXT, OPS, TAG_TEXT
 
@@ -44,7 +44,7 @@ class Cells:
 
     @cached_property
     def same(self) -> np.ndarray:
-        return self.value_valid & (self.key == self.value).to_numpy()
+        return self.value_valid & same_text(self.key, self.value)
 
     @cached_property
     def bad_name(self) -> np.ndarray:
@@ -107,8 +107,6 @@ def apply_rules(ops: pd.DataFrame, out: Collector) -> pd.DataFrame:
 
     Every rule sees every operation that was well-formed before the rules ran, so one row
     can get several problems (a bad key and a bad value)."""
-    if "ok" not in ops.columns:
-        ops["ok"] = True
     valid = ops["ok"].to_numpy(dtype=bool)
     ok = valid.copy()
     cells = Cells(ops)

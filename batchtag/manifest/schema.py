@@ -6,7 +6,8 @@ The patterns are RE2 syntax (pyarrow's regex engine) and match a whole cell.
 from __future__ import annotations
 
 FORMS = ("long", "wide", "json")
-ID_COLUMNS = ("snapshot_id", "project_id", "region_id")
+SNAPSHOT_COLUMN = "snapshot_id"
+ID_COLUMNS = (SNAPSHOT_COLUMN, "project_id", "region_id")
 LONG_COLUMNS = ("op", "key", "value")
 TAGS_COLUMN = "tags"  # the json form's merge-patch column
 NAME_COLUMN = "name"
