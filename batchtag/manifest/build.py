@@ -13,8 +13,9 @@ import pyarrow as pa
 
 from batchtag.errors import ManifestError, UsageError, option
 from batchtag.manifest.check import Checked, CheckOptions, check_manifest
-from batchtag.manifest.columnar import factorize
+from batchtag.manifest.columnar import categorical, compact_codes
 from batchtag.manifest.entries import PlanEntries, State
+from batchtag.manifest.grouping import Grouping, compact_ids, distinct_codes, first_rows
 from batchtag.manifest.load import load_manifest
 from batchtag.manifest.model import Manifest
 from batchtag.manifest.operations import CLEAR, DELETE, NAME, RENAME, SET, Coded
@@ -67,7 +68,10 @@ def read_plan(source: Any, **options: Any) -> Plan:
             raise ManifestError(checked.problems)
         release_memory()  # the checks' temporaries
         with gc_paused():  # build_plan drops the text columns once it is done with them
-            return build_plan(checked)
+            plan = build_plan(checked)
+        del checked
+        release_memory()  # the checks' arrays, now that only the plan is left
+        return plan
 
 
 def _loaded(source: Any) -> Manifest:
@@ -81,32 +85,29 @@ def build_plan(checked: Checked) -> Plan:
     plan's own objects set the peak memory of a large manifest."""
     manifest = checked.manifest
     count = int(checked.group.max()) + 1 if len(checked.group) else 0
-    order, bounds = _by_group(checked.group, count)
-    first = order[bounds[:-1]]  # first frame row of every group
-    row_numbers = manifest.rows()[order]  # data rows, grouped; labels for a DataFrame below
+    grouping = Grouping.of(checked.group, count)
+    row_numbers = grouping.arrange(manifest.rows())  # data rows; labels for a DataFrame below
     manifest.frame = manifest.frame[checked.passthrough]
     release_memory()
-    extra_codes, extras = _extras(manifest.frame, checked.passthrough, checked.group, count)
+    extra_codes, extras = _extras(manifest.frame, checked.passthrough, checked.group, grouping)
     # fresh empties: a zero-length slice of an Arrow column would keep its buffers alive
     manifest.frame = pd.DataFrame(columns=manifest.frame.columns)
-    snapshots = _arrow(checked.snapshot).take(pa.array(first))
+    snapshots = grouping.firsts(_arrow(checked.snapshot))
     checked.snapshot = pd.Series([], dtype=str)
     release_memory()
-    row_ids = _row_ids(manifest, row_numbers)
     state_codes, states = _tag_states(checked.ops, count)
     entries = PlanEntries(
-        projects=checked.project[first],
-        regions=checked.region[first],
+        projects=compact_ids(grouping.firsts(checked.project)),
+        regions=compact_ids(grouping.firsts(checked.region)),
         snapshots=snapshots,
         state_codes=state_codes,
         states=states,
         names=_names(checked.ops, count),
-        row_ids=row_ids,
-        row_bounds=bounds,
+        row_ids=_row_ids(manifest, row_numbers),
+        row_bounds=grouping.bounds,
         extra_codes=extra_codes,
         extras=extras,
     )
-    del order, first, row_numbers
     counts = np.bincount(checked.ops.op, minlength=len(OPS)).tolist()
     return Plan(
         entries=entries,
@@ -117,18 +118,12 @@ def build_plan(checked: Checked) -> Plan:
     )
 
 
-def _by_group(group: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions sorted by group (file order within one), and where each group starts."""
-    order = np.argsort(group, kind="stable")
-    bounds = np.zeros(count + 1, dtype=np.int64)
-    np.cumsum(np.bincount(group, minlength=count), out=bounds[1:])
-    return order, bounds
-
-
 def _arrow(snapshot: pd.Series) -> pa.Array:
-    """The snapshot ids as one Arrow array."""
+    """The snapshot ids as one Arrow array (no copy when they are one chunk already)."""
     array = pa.array(snapshot)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    if isinstance(array, pa.ChunkedArray):
+        return array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+    return array
 
 
 def _row_ids(manifest: Manifest, row_numbers: np.ndarray) -> np.ndarray:
@@ -147,22 +142,23 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
     """(tags, clear, renames) of every group, as a code per group into a list of states.
     Groups whose tag operations are the same get the same state: each distinct sequence is
     played once. Groups with one operation (most of a big manifest) are matched as arrays."""
-    tag_ops = np.flatnonzero(ops.op != NAME)
-    order, bounds = _by_group(ops.group[tag_ops], count)
-    picked = tag_ops[order]
-    del tag_ops, order
+    tagging = ops.op != NAME
+    picked = None if tagging.all() else np.flatnonzero(tagging)
+    del tagging
+    grouping = Grouping.of(ops.group if picked is None else ops.group[picked], count)
+    picked = grouping.arrange(picked)
     size = len(ops.values) + 1
     span = (len(ops.keys) + 1) * size
-    codes = ops.op[picked].astype(np.int64) * span  # int64: the product passes 2**31
-    codes += ops.key[picked].astype(np.int64) * size
-    codes += ops.value[picked]
+    codes = _op_codes(ops, picked, span, size)
     del picked
+    bounds = grouping.bounds
     lengths = np.diff(bounds)
-    out = np.zeros(count, dtype=np.int64)
+    out = np.zeros(count, dtype=np.int32)
     states: list[State] = [(EMPTY, False, EMPTY)]  # groups without tag operations
     single = np.flatnonzero(lengths == 1)
-    distinct, inverse = np.unique(codes[bounds[single]], return_inverse=True)
-    out[single] = inverse.reshape(-1) + len(states)
+    distinct, inverse = distinct_codes(codes[bounds[single]])
+    out[single] = inverse + len(states)
+    del inverse
     states += [_play((code,), ops, span, size) for code in distinct.tolist()]
     played: dict[tuple[int, ...], int] = {}
     for group in np.flatnonzero(lengths > 1).tolist():
@@ -174,7 +170,20 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
             state = played[sequence] = len(states)
             states.append(_play(sequence, ops, span, size))
         out[group] = state
-    return out, states
+    return compact_codes(out, len(states)), states
+
+
+def _op_codes(ops: Coded, picked: np.ndarray | None, span: int, size: int) -> np.ndarray:
+    """One int64 per operation for (op, key, value), of operations `picked` (None: all)."""
+
+    def of(values: np.ndarray) -> np.ndarray:
+        return (values if picked is None else values[picked]).astype(np.int64)
+
+    codes = of(ops.op)
+    codes *= span  # int64: the product passes 2**31
+    codes += of(ops.key) * size
+    codes += of(ops.value)
+    return codes
 
 
 def _play(
@@ -214,23 +223,24 @@ def _names(ops: Coded, count: int) -> list[str | None] | None:
 
 
 def _extras(
-    frame: pd.DataFrame, columns: list[str], group: np.ndarray, count: int
+    frame: pd.DataFrame, columns: list[str], group: np.ndarray, grouping: Grouping
 ) -> tuple[np.ndarray, list[SharedDict]]:
     """Passthrough values of every group (the first non-empty one of each column), as a code
     per group into a list of dicts: groups with the same values share one dict."""
+    count = len(grouping.bounds) - 1
     if not columns:
-        return np.zeros(count, dtype=np.int64), [EMPTY]
+        return np.zeros(count, dtype=np.int8), [EMPTY]
     combined = np.zeros(count, dtype=np.int64)
     found = []
     for column in columns:
-        codes, objects = _first_values(frame[column], group, count)
+        codes, objects = _first_values(frame[column], group, grouping)
         # renumber after each column, so the combined code stays below `count`
         combined = pd.factorize(combined * (len(objects) + 1) + codes + 1)[0]
         found.append((codes, objects))
-    _, first = np.unique(combined, return_index=True)  # combined codes are 0..n-1
+    first = first_rows(combined)  # combined codes are 0..n-1 in first-seen order
     texts = [_texts(codes[first], objects) for codes, objects in found]
     shared = [SharedDict(zip(columns, values, strict=True)) for values in zip(*texts, strict=True)]
-    return combined, shared
+    return compact_codes(combined, len(shared)), shared
 
 
 def _texts(codes: np.ndarray, objects: list[str]) -> list[str]:
@@ -238,11 +248,18 @@ def _texts(codes: np.ndarray, objects: list[str]) -> list[str]:
     return [objects[c] for c in codes.tolist()]
 
 
-def _first_values(cells: pd.Series, group: np.ndarray, count: int) -> tuple[np.ndarray, list]:
+def _first_values(
+    cells: pd.Series, group: np.ndarray, grouping: Grouping
+) -> tuple[np.ndarray, list]:
     """Per group, a code into the returned values for the first non-empty cell (-1: none)."""
-    filled = (cells != "").to_numpy()
-    codes, objects = factorize(cells[filled])
+    coded = categorical(cells)
+    codes = coded.codes
+    empty = np.append(np.asarray(coded.categories == "", dtype=bool), True)  # code -1: none
+    filled = ~empty[codes]
+    objects = coded.categories.tolist()
+    if grouping.order is None:  # one row a group: its own cell
+        return np.where(filled, codes, -1), objects
     groups, first = np.unique(group[filled], return_index=True)
-    out = np.full(count, -1, dtype=np.int64)
-    out[groups] = codes[first]
+    out = np.full(len(grouping.bounds) - 1, -1, dtype=np.int32)
+    out[groups] = codes[filled][first]
     return out, objects

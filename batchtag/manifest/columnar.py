@@ -50,14 +50,14 @@ def categorical(values: pd.Series | list | np.ndarray) -> pd.Categorical:
     if isinstance(values, pd.Series) and len(values):
         encoded = _encoded(arrow(values))
         texts = pd.Index(encoded.dictionary.to_pandas(), dtype=str)
-        return pd.Categorical.from_codes(_compact(_codes(encoded), len(texts)), dtype=_dtype(texts))
+        return pd.Categorical.from_codes(compact_codes(_codes(encoded), len(texts)), dtype=_dtype(texts))
     return pd.Categorical(pd.Series(values, dtype=str))
 
 
 def from_codes(codes: np.ndarray, texts: list[str] | pd.Index) -> pd.Categorical:
     """A categorical of `codes` into the distinct `texts`."""
     return pd.Categorical.from_codes(
-        _compact(codes, len(texts)), dtype=_dtype(pd.Index(texts, dtype=str))
+        compact_codes(codes, len(texts)), dtype=_dtype(pd.Index(texts, dtype=str))
     )
 
 
@@ -65,8 +65,8 @@ def _dtype(texts: pd.Index) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(texts)
 
 
-def _compact(codes: np.ndarray, count: int) -> np.ndarray:
-    """Codes in the smallest signed int type that holds them (and -1)."""
+def compact_codes(codes: np.ndarray, count: int) -> np.ndarray:
+    """Codes into `count` items in the smallest signed int type that holds them (and -1)."""
     for kind in (np.int8, np.int16, np.int32):
         if count < np.iinfo(kind).max:
             return codes.astype(kind, copy=False)
@@ -85,26 +85,28 @@ def group_codes(values: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
         "ascending",
         tiebreaker="dense",
     )
-    codes = np.asarray(rank).astype(_index_type(len(values)))  # its own writable copy
+    codes = np.asarray(rank).astype(index_type(len(values)))  # its own writable copy
     del rank
     codes -= 1
     return first_seen(codes)
 
 
-def _index_type(n: int) -> type:
+def index_type(n: int) -> type:
     """int32 for positions below 2**31 (half the memory of int64), else int64."""
     return np.int32 if n < np.iinfo(np.int32).max else np.int64
 
 
 def first_seen(codes: np.ndarray) -> np.ndarray:
     """Renumber dense codes by where each first appears (`codes` is overwritten)."""
-    kind = _index_type(len(codes))
+    kind = index_type(len(codes))
     count = int(codes.max()) + 1
     first = np.full(count, len(codes), dtype=kind)
     np.minimum.at(first, codes, np.arange(len(codes), dtype=kind))
-    relabel = np.empty(count, dtype=kind)
-    relabel[np.argsort(first)] = np.arange(count, dtype=kind)
-    del first
+    starts = np.zeros(len(codes), dtype=bool)
+    starts[first] = True  # the rows where some code appears first, numbered in row order
+    relabel = np.cumsum(starts, dtype=kind)[first]
+    relabel -= 1
+    del first, starts
     np.take(relabel, codes, out=codes)
     return codes
 

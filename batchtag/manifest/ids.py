@@ -51,7 +51,8 @@ def check_scope(
     out: Collector,
 ) -> np.ndarray:
     """The column's number per row, with the option, then the env var, filling it in (or its
-    blank cells). A bad cell gets a negative number of its own, so rows still group."""
+    blank cells). A bad cell gets a negative number of its own, so rows still group.
+    Without the column, every row's number is the same (a read-only broadcast array)."""
     var = ENV_VARS[column]
     default = _scope_default(column, given, env, out)
     n = len(frame)
@@ -61,8 +62,8 @@ def check_scope(
                 out.add(
                     f"missing: give a {column} column, pass {option(column)}, or set {var}", column
                 )
-            return np.zeros(n, dtype=np.int64)
-        return np.full(n, default, dtype=np.int64)
+        # one number for every row: a read-only view of a single value, not n copies
+        return np.broadcast_to(np.int64(default or 0), (n,))
     raw = frame[column]
     codes, uniques = factorize(raw)  # IDs repeat: work on the few distinct values
     uniques = [u.strip() for u in uniques]
@@ -117,9 +118,13 @@ def snapshot_groups(project: np.ndarray, region: np.ndarray, snapshot: pd.Series
     far cheaper than a three-column groupby over strings; the snapshot strings are never
     turned into Python objects."""
     s = group_codes(arrow(snapshot))
+    if _constant(project) and _constant(region):
+        return s  # one scope, the usual case: the snapshot codes are the groups
     p = group_codes(project).astype(np.int64)
     r = group_codes(region).astype(np.int64)
-    if not p.any() and not r.any():
-        return s  # one scope, the usual case: the snapshot codes are the groups
     scope = group_codes(p * (r.max() + 1) + r)  # renumbered, so the next line cannot overflow
     return group_codes(scope.astype(np.int64) * (s.max() + 1) + s)
+
+
+def _constant(values: np.ndarray) -> bool:
+    return not len(values) or bool((values == values[0]).all())

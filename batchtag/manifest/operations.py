@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from batchtag.manifest.columnar import categorical, factorize
+from batchtag.manifest.columnar import categorical, factorize, index_type
 from batchtag.manifest.schema import OPS
 
 SET, DELETE, CLEAR, RENAME, NAME = (OPS.index(op) for op in OPS)
@@ -27,7 +27,7 @@ def ops_frame(pos, op, key, value, key_col, value_col) -> pd.DataFrame:
     n = len(pos)
     return pd.DataFrame(
         {
-            "pos": np.asarray(pos, dtype=np.int64),
+            "pos": np.asarray(pos, dtype=index_type(n)),
             "op": _labels(op, n),
             "key": _labels(key, n),
             "value": _labels(value, n),
