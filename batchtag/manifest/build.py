@@ -118,11 +118,12 @@ def build_plan(checked: Checked) -> Plan:
     )
 
 
-def _arrow(snapshot: pd.Series) -> pa.Array:
-    """The snapshot ids as one Arrow array (no copy when they are one chunk already)."""
+def _arrow(snapshot: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """The snapshot ids as Arrow, in the chunks the reader made: one array would be a copy,
+    which adds their whole size (~44 MB at 1M) to the peak."""
     array = pa.array(snapshot)
-    if isinstance(array, pa.ChunkedArray):
-        return array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+    if isinstance(array, pa.ChunkedArray) and array.num_chunks == 1:
+        return array.chunk(0)
     return array
 
 
@@ -152,9 +153,14 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
     codes = _op_codes(ops, picked, span, size)
     del picked
     bounds = grouping.bounds
+    states: list[State] = [(EMPTY, False, EMPTY)]  # groups without tag operations
+    if grouping.order is None and len(codes) == count:  # one tag operation every group
+        distinct, out = distinct_codes(codes)
+        out += len(states)
+        states += [_play((code,), ops, span, size) for code in distinct.tolist()]
+        return compact_codes(out, len(states)), states
     lengths = np.diff(bounds)
     out = np.zeros(count, dtype=np.int32)
-    states: list[State] = [(EMPTY, False, EMPTY)]  # groups without tag operations
     single = np.flatnonzero(lengths == 1)
     distinct, inverse = distinct_codes(codes[bounds[single]])
     out[single] = inverse + len(states)
@@ -181,7 +187,10 @@ def _op_codes(ops: Coded, picked: np.ndarray | None, span: int, size: int) -> np
 
     codes = of(ops.op)
     codes *= span  # int64: the product passes 2**31
-    codes += of(ops.key) * size
+    part = of(ops.key)
+    part *= size
+    codes += part
+    del part
     codes += of(ops.value)
     return codes
 
@@ -230,13 +239,17 @@ def _extras(
     count = len(grouping.bounds) - 1
     if not columns:
         return np.zeros(count, dtype=np.int8), [EMPTY]
-    combined = np.zeros(count, dtype=np.int64)
+    combined = np.zeros(count, dtype=np.int32)
     found = []
     for column in columns:
         codes, objects = _first_values(frame[column], group, grouping)
-        # renumber after each column, so the combined code stays below `count`
-        combined = pd.factorize(combined * (len(objects) + 1) + codes + 1)[0]
+        mixed = combined.astype(np.int64)
+        mixed *= len(objects) + 1
+        mixed += codes
+        mixed += 1
+        combined = distinct_codes(mixed)[1]  # renumbered, so the code stays below `count`
         found.append((codes, objects))
+        del mixed
     first = first_rows(combined)  # combined codes are 0..n-1 in first-seen order
     texts = [_texts(codes[first], objects) for codes, objects in found]
     shared = [SharedDict(zip(columns, values, strict=True)) for values in zip(*texts, strict=True)]

@@ -75,7 +75,7 @@ def _slots(coded: Coded, index: np.ndarray, new: np.ndarray) -> np.ndarray:
 
 
 def _written_keys(coded: Coded, index: np.ndarray, new: np.ndarray) -> np.ndarray:
-    keys = coded.key[index]
+    keys = coded.key[index].astype(np.int64)
     keys[coded.op[index] == NAME] = -1
     keys[new] = coded.target[index[new]]
     return keys
@@ -84,7 +84,7 @@ def _written_keys(coded: Coded, index: np.ndarray, new: np.ndarray) -> np.ndarra
 def _written_values(coded: Coded, index: np.ndarray, new: np.ndarray) -> np.ndarray:
     op = coded.op[index]
     sets = (op == SET) | (op == NAME)
-    what = np.where(sets, coded.value[index], -1)
+    what = np.where(sets, coded.value[index].astype(np.int64), -1)
     what[new] = -(2 + coded.key[index[new]])
     return what
 

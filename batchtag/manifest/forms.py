@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from batchtag.errors import Problem, option
-from batchtag.manifest.columnar import categorical, from_codes, fullmatch
+from batchtag.manifest.columnar import categorical, from_codes, fullmatch, index_type
 from batchtag.manifest.jsonl import DuplicateKey, unique_keys
 from batchtag.manifest.messages import Collector, shown, tag_text_problem
 from batchtag.manifest.operations import concat, no_ops, ops_frame
@@ -278,7 +278,11 @@ def _tag_ops(
     codes = cells.codes
     blank_code = int(np.flatnonzero(blank)[0])
     codes = np.where(codes < 0, blank_code, codes)  # a missing cell is an empty one
-    positions = np.arange(len(codes)) if empty_deletes else np.flatnonzero(~blank[codes])
+    filled = ~blank[codes]
+    every = empty_deletes or bool(filled.all())
+    positions = np.arange(len(codes), dtype=index_type(len(codes))) if every else None
+    positions = np.flatnonzero(filled) if positions is None else positions
+    del filled
     picked = codes[positions]
     deleted = delete[picked]
     ops = from_codes(deleted.astype(np.int8), WIDE_OPS)

@@ -7,9 +7,9 @@ identity and nothing is sorted or copied (`Grouping.order` is None).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,12 +48,14 @@ class Grouping:
             return values
         return self.order if values is None else values[self.order]
 
-    def firsts(self, values: np.ndarray | pa.Array) -> np.ndarray | pa.Array:
+    def firsts(self, values: np.ndarray | pa.Array | pa.ChunkedArray) -> Any:
         """The value of every group's first row."""
         if self.order is None:
             return values
         first = self.order[self.bounds[:-1]]
-        return values.take(pa.array(first)) if isinstance(values, pa.Array) else values[first]
+        if isinstance(values, np.ndarray):
+            return values[first]
+        return values.take(pa.array(first))  # Arrow: one array, or the reader's chunks
 
 
 def compact_ids(values: np.ndarray) -> np.ndarray:
@@ -88,5 +90,15 @@ def distinct_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def first_rows(codes: np.ndarray) -> np.ndarray:
-    """The first position of each code, for codes numbered 0.. in first-seen order."""
-    return np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())
+    """The first position of each code, for codes numbered 0.. in first-seen order: where
+    the running maximum first reaches it.
+
+    Examples
+    --------
+    >>> first_rows(np.array([0, 1, 0, 2, 1])).tolist()
+    [0, 1, 3]
+    """
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    running = np.maximum.accumulate(codes)
+    return np.searchsorted(running, np.arange(int(running[-1]) + 1))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from batchtag.errors import Problem
+from batchtag.manifest.columnar import index_type
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Manifest:
     def rows(self) -> np.ndarray:
         """The 1-based data row of every frame row."""
         if self.row_numbers is None:
-            return np.arange(1, len(self.frame) + 1)
+            return np.arange(1, len(self.frame) + 1, dtype=index_type(len(self.frame) + 1))
         return self.row_numbers
 
     def row_ids(self, rows: np.ndarray) -> list[Any]:

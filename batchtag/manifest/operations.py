@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from batchtag.manifest.columnar import categorical, factorize, index_type
+from batchtag.manifest.columnar import categorical, compact_codes, factorize, index_type
 from batchtag.manifest.schema import OPS
 
 SET, DELETE, CLEAR, RENAME, NAME = (OPS.index(op) for op in OPS)
@@ -74,9 +74,9 @@ class Coded:
 
     op: np.ndarray  # int8, index into OPS
     group: np.ndarray  # int32 (int64 past 2**31 rows)
-    key: np.ndarray  # int32, index into `keys`
-    value: np.ndarray  # int32, index into `values`
-    target: np.ndarray  # int32; rename: the new key as an index into `keys`; else -1
+    key: np.ndarray  # index into `keys` (int8 to int32: as few bytes as they need)
+    value: np.ndarray  # index into `values` (int8 to int32)
+    target: np.ndarray  # rename: the new key as an index into `keys`; else -1
     keys: list[str]
     values: list[str]
 
@@ -99,9 +99,9 @@ def encode(ops: pd.DataFrame, group: np.ndarray) -> Coded:
     return Coded(
         op,
         group[ops["pos"].to_numpy()],
-        key.astype(np.int32),
-        value.astype(np.int32),
-        target,
+        compact_codes(key, len(keys)),
+        compact_codes(value, len(values)),
+        compact_codes(target, len(keys)),
         keys,
         values,
     )
