@@ -180,13 +180,16 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
 
 
 def _op_codes(ops: Coded, picked: np.ndarray | None, span: int, size: int) -> np.ndarray:
-    """One int64 per operation for (op, key, value), of operations `picked` (None: all)."""
+    """One int per operation for (op, key, value), of operations `picked` (None: all);
+    int32 when the codes fit in it (few keys and values, the usual case), else int64."""
+
+    kind = np.int32 if len(OPS) * span < np.iinfo(np.int32).max else np.int64
 
     def of(values: np.ndarray) -> np.ndarray:
-        return (values if picked is None else values[picked]).astype(np.int64)
+        return (values if picked is None else values[picked]).astype(kind)
 
     codes = of(ops.op)
-    codes *= span  # int64: the product passes 2**31
+    codes *= span
     part = of(ops.key)
     part *= size
     codes += part
@@ -243,7 +246,8 @@ def _extras(
     found = []
     for column in columns:
         codes, objects = _first_values(frame[column], group, grouping)
-        mixed = combined.astype(np.int64)
+        top = (int(combined.max()) + 1) * (len(objects) + 1) if count else 0
+        mixed = combined.astype(np.int32 if top < np.iinfo(np.int32).max else np.int64)
         mixed *= len(objects) + 1
         mixed += codes
         mixed += 1

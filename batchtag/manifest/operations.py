@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from batchtag.manifest.columnar import categorical, compact_codes, factorize, index_type
+from batchtag.manifest.columnar import categorical, compact_codes, index_type
 from batchtag.manifest.schema import OPS
 
 SET, DELETE, CLEAR, RENAME, NAME = (OPS.index(op) for op in OPS)
@@ -83,10 +83,10 @@ class Coded:
 
 def encode(ops: pd.DataFrame, group: np.ndarray) -> Coded:
     """Code valid operations; `group` is the snapshot group of every frame position."""
-    codes, names = factorize(ops["op"])
+    codes, names = _coded(ops["op"])
     op = np.array([OPS.index(n) if n in OPS else -1 for n in names] + [-1], np.int8)[codes]
-    key, keys = factorize(ops["key"])
-    value, values = factorize(ops["value"])
+    key, keys = _coded(ops["key"])
+    value, values = _coded(ops["value"])
     target = np.full(len(ops), -1, dtype=np.int32)
     renames = np.flatnonzero(op == RENAME)
     if len(renames):
@@ -105,3 +105,9 @@ def encode(ops: pd.DataFrame, group: np.ndarray) -> Coded:
         keys,
         values,
     )
+
+
+def _coded(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """A categorical column's own codes (as small as they are) and its texts."""
+    coded = categorical(column)
+    return coded.codes, coded.categories.tolist()
