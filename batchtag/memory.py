@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 import pyarrow as pa
 
+NATIVE_POOL = pa.default_memory_pool()  # Arrow's own (mimalloc or jemalloc), before any swap
+
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -27,6 +29,7 @@ def release_memory() -> None:
     Both allocators hold on to freed blocks; Python objects (the plan) never reuse them, so
     without this they add to the peak RSS of a large manifest by a few hundred MB."""
     pa.default_memory_pool().release_unused()
+    NATIVE_POOL.release_unused()  # what Arrow's C++ readers (Parquet) allocate from anyway
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

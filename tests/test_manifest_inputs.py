@@ -63,6 +63,13 @@ def test_crlf_lines_keep_their_numbers(tmp_path):
     assert refused(path) == ["row 2, line 3, column 'key': key 'a b' contains whitespace"]
 
 
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_header_ended_by_any_line_end_is_read(tmp_path, end):
+    path = tmp_path / "m.csv"
+    path.write_bytes(f"{HEADER}{end}{SID},1,2,set,env,prod{end}".encode())
+    assert tags_of(path) == [{"env": "prod"}]
+
+
 @pytest.mark.parametrize(
     "separator, word", [(";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")]
 )

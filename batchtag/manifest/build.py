@@ -131,6 +131,8 @@ def _row_ids(manifest: Manifest, row_numbers: np.ndarray) -> np.ndarray:
     """What the plan records for the grouped data rows: their numbers, or a frame's labels."""
     if manifest.labels is None:
         return row_numbers
+    if pd.api.types.is_integer_dtype(manifest.labels.dtype):  # a RangeIndex, say: no objects
+        return np.asarray(manifest.labels)[row_numbers - 1]
     labels = np.empty(len(row_numbers), dtype=object)
     labels[:] = manifest.row_ids(row_numbers)
     return labels

@@ -15,13 +15,37 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchtag.errors import Problem
-from batchtag.manifest.schema import EXACT_FLOAT_LIMIT, ID_COLUMNS, TAGS_COLUMN
+from batchtag.manifest.schema import EXACT_FLOAT_LIMIT, ID_COLUMNS, SNAPSHOT_COLUMN, TAGS_COLUMN
 
 STRUCT_TAGS = (
     "is a struct column (as pandas writes a column of dicts to Parquet): a struct gives every"
     " row every key, and the keys a row did not have come back as null, which here means"
     " 'delete this tag'; store tags as JSON text or as a map column"
 )
+
+
+TEXT_CODES = pa.dictionary(pa.int32(), pa.string())
+
+
+def column_type(name: str) -> pa.DataType:
+    """How a manifest column is held: snapshot ids as plain text (nearly every one differs),
+    every other column dictionary-encoded (a code a row into its few distinct texts; pandas
+    reads it as a categorical).
+
+    Examples
+    --------
+    >>> column_type("ticket")
+    DictionaryType(dictionary<values=string, indices=int32, ordered=0>)
+    """
+    return pa.large_string() if name == SNAPSHOT_COLUMN else TEXT_CODES
+
+
+def held_column(name: str, text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A text column as `column_type` says it is held."""
+    kind = column_type(name)
+    if kind == TEXT_CODES:
+        return pc.dictionary_encode(text)
+    return text.cast(kind)
 
 
 def python_cell(value: Any) -> str:

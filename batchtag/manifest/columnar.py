@@ -50,7 +50,9 @@ def categorical(values: pd.Series | list | np.ndarray) -> pd.Categorical:
     if isinstance(values, pd.Series) and len(values):
         encoded = _encoded(arrow(values))
         texts = pd.Index(encoded.dictionary.to_pandas(), dtype=str)
-        return pd.Categorical.from_codes(compact_codes(_codes(encoded), len(texts)), dtype=_dtype(texts))
+        return pd.Categorical.from_codes(
+            compact_codes(_codes(encoded), len(texts)), dtype=_dtype(texts)
+        )
     return pd.Categorical(pd.Series(values, dtype=str))
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -19,15 +20,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from batchtag.errors import ManifestError, Problem
+from batchtag.manifest.cells import column_type
 from batchtag.manifest.model import Manifest, header_problems
-from batchtag.manifest.schema import SNAPSHOT_COLUMN
 
 HEAD_BYTES = 1 << 20  # the header must fit in the first megabyte
 BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 SAVE_AS_UTF8 = "save the file as UTF-8"
-TEXT_CODES = pa.dictionary(pa.int32(), pa.string())
+LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")  # as io.StringIO(newline="") splits
 
 
 def load_csv_bytes(data: bytes, name: str) -> Manifest:
@@ -116,30 +117,23 @@ def _parse(name, open_stream, read_all, header, header_lines, invalid) -> pa.Tab
         raise ManifestError([Problem(f"cannot parse {name} as CSV: {exc}")]) from None
 
 
-def column_type(name: str) -> pa.DataType:
-    """How a column is held: snapshot ids as plain text (nearly every one differs), every
-    other column dictionary-encoded (a code a row into its few distinct texts; pandas reads
-    it as a categorical).
-
-    Examples
-    --------
-    >>> column_type("ticket")
-    DictionaryType(dictionary<values=string, indices=int32, ordered=0>)
-    """
-    return pa.large_string() if name == SNAPSHOT_COLUMN else TEXT_CODES
-
-
 def _csv_header(head: bytes, name: str) -> tuple[list[str], int, bool]:
     """The first non-blank record of the file's first megabyte, the number of lines up to
     its end (pyarrow skips lines, not records), and whether any record follows it."""
     text = _head_text(head)
     csv.field_size_limit(2**31 - 1)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(_lines(text))
     for record in reader:
         if record:
             lines = reader.line_num
             return record, lines, any(reader)
     raise ManifestError([Problem(f"{name} is empty: a manifest needs a header row", line=1)])
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` (ended by \\n, \\r\\n or \\r, kept), made one at a time as the csv
+    reader asks for them: a StringIO of the whole first megabyte takes 4 bytes a character."""
+    return (match.group() for match in LINE.finditer(text))
 
 
 def _head_text(head: bytes) -> str:

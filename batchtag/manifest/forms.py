@@ -217,7 +217,7 @@ def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     if "op" not in frame.columns:
         out.add("missing required column (long form: op, key, value)", "op")
         return no_ops()
-    op = frame["op"].str.strip().str.lower()
+    op = pd.Series(_normalised(categorical(frame["op"])))
     known = op.isin(OPS).to_numpy()
     ok = known.copy()
     for column, ops, what in (
@@ -241,6 +241,13 @@ def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     ops = ops_frame(np.arange(n), op, key, value, "key", "value")
     ops["ok"] = ok
     return ops
+
+
+def _normalised(cells: pd.Categorical) -> pd.Categorical:
+    """The cells stripped and lowercased, worked out once per distinct text."""
+    texts = pd.Index(cells.categories, dtype=str).str.strip().str.lower()
+    codes, distinct = pd.factorize(texts)  # "Set" and "set " become one text
+    return from_codes(np.append(codes, -1)[cells.codes], pd.Index(distinct, dtype=str))
 
 
 WIDE_OPS = ["set", "delete"]  # by `delete` (0 or 1)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchtag.errors import ManifestError, Problem
-from batchtag.manifest.cells import python_cell, text_column
+from batchtag.manifest.cells import held_column, python_cell, text_column
 from batchtag.manifest.forms import edited_tags_copy, is_export_tags_copy
 from batchtag.manifest.model import Manifest, header_problems
 from batchtag.manifest.schema import ID_COLUMNS, LONG_COLUMNS, NAME_COLUMN, TAG_PREFIX
@@ -29,7 +29,9 @@ NOT_CELLS = (list, tuple, set, frozenset, dict, bytes, bytearray, np.ndarray)
 def load_parquet(path: Path) -> Manifest:
     """Read a Parquet manifest; see `text_column` for how types become text."""
     try:
-        table = pq.read_table(path)
+        # one thread: less memory; a closed ParquetFile keeps less of it than read_table
+        with pq.ParquetFile(path) as parquet:
+            table = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise ManifestError([Problem(f"cannot read {path.name} as Parquet: {exc}")]) from None
     names = list(table.column_names)
@@ -64,8 +66,11 @@ def _from_columns(
 ) -> Manifest:
     if problems:
         raise ManifestError(problems)
-    frame = pa.table(columns).to_pandas() if columns else pd.DataFrame(index=range(length))
-    return Manifest(frame, kind, total_rows=length)
+    if not columns:
+        return Manifest(pd.DataFrame(index=range(length)), kind, total_rows=length)
+    table = pa.table({name: held_column(name, values) for name, values in columns.items()})
+    columns.clear()
+    return Manifest(table.to_pandas(), kind, total_rows=length)
 
 
 def _scalar_only(name: str) -> bool:
