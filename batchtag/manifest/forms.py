@@ -9,16 +9,14 @@ how its rows become operations (pos, op, key, value).
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
 from batchtag.errors import Problem, option
 from batchtag.manifest.columnar import categorical, from_codes, fullmatch, index_type
-from batchtag.manifest.jsonl import DuplicateKey, unique_keys
 from batchtag.manifest.messages import Collector, shown, tag_text_problem
 from batchtag.manifest.operations import concat, no_ops, ops_frame
+from batchtag.manifest.patches import patch_ops
 from batchtag.manifest.rules import apply_rules
 from batchtag.manifest.schema import (
     FORMS,
@@ -311,52 +309,11 @@ def _name_ops(cells: pd.Series, out: Collector, marker: str | None) -> pd.DataFr
 
 def json_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     """The operations of each row's `tags` merge patch, then its `name`."""
-    pos: list[int] = []
-    rows: list[tuple[str, str, str]] = []
+    parts = []
     if TAGS_COLUMN in frame.columns:
-        cells = frame[TAGS_COLUMN]
-        positions = np.flatnonzero((cells.str.strip() != "").to_numpy())
-        for p, text in zip(positions.tolist(), cells.iloc[positions].tolist(), strict=True):
-            patch = patch_ops(text, out, p)
-            pos.extend([p] * len(patch))
-            rows.extend(patch)
+        parts.append(patch_ops(frame[TAGS_COLUMN], out))
     elif NAME_COLUMN not in frame.columns:
         out.add("missing required column (json form: tags, optional name)", TAGS_COLUMN)
-    op, key, value = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
-    parts = [ops_frame(pos, op, key, value, TAGS_COLUMN, TAGS_COLUMN)]
     if NAME_COLUMN in frame.columns:
         parts.append(_name_ops(frame[NAME_COLUMN], out, None))
     return concat(parts)
-
-
-def patch_ops(text: str, out: Collector, pos: int) -> list[tuple[str, str, str]]:
-    """(op, key, value) of one merge patch written as JSON text."""
-    try:
-        patch = json.loads(text, object_pairs_hook=unique_keys)
-    except DuplicateKey as exc:
-        out.add(
-            f"tags names the key {exc} twice: which one is meant is ambiguous", TAGS_COLUMN, pos
-        )
-        return []
-    except json.JSONDecodeError as exc:
-        where = f"{exc.msg} at character {exc.pos + 1}"
-        out.add(f"tags is not valid JSON ({where})", TAGS_COLUMN, pos)
-        return []
-    if patch is None:
-        return [("clear", "", "")]
-    if not isinstance(patch, dict):
-        kind = type(patch).__name__
-        out.add(f"tags must be a JSON object or null, not {kind}", TAGS_COLUMN, pos)
-        return []
-    ops = []
-    for k, v in patch.items():
-        if v is None:
-            ops.append(("delete", k, ""))
-        elif isinstance(v, str):
-            ops.append(("set", k, v))
-        else:
-            kind = type(v).__name__
-            out.add(
-                f"tag {shown(k)}: a value must be a string or null, not {kind}", TAGS_COLUMN, pos
-            )
-    return ops

@@ -6,14 +6,19 @@ as ambiguous, naming its line: JSON parsers disagree on which copy wins.
 
 from __future__ import annotations
 
+import io
 import json
-from typing import Any
+from array import array
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchtag.errors import ManifestError, Problem
-from batchtag.manifest.cells import python_cell
+from batchtag.manifest.cells import held_column, python_cell
 from batchtag.manifest.csvfile import BOM, SAVE_AS_UTF8, UTF16_BOMS
 from batchtag.manifest.model import Manifest
 from batchtag.manifest.schema import TAGS_COLUMN
@@ -23,48 +28,103 @@ class DuplicateKey(ValueError):
     """An object names the same key twice."""
 
 
-def load_jsonl(data: bytes) -> Manifest:
-    """Read JSON Lines; `"tags": null` is kept as "null" (it clears the tags)."""
-    if data.startswith(UTF16_BOMS):
-        raise ManifestError([Problem(f"the file looks like UTF-16 text: {SAVE_AS_UTF8}")])
-    if data.startswith(BOM):
-        data = data[len(BOM) :]
+CHUNK_ROWS = 65_536  # records held as Python objects at once; then they become columns
+
+
+def load_jsonl(data: bytes | BinaryIO) -> Manifest:
+    """Read JSON Lines (bytes, or a binary file read a line at a time); `"tags": null` is
+    kept as "null" (it clears the tags).
+
+    Records become Arrow columns a chunk at a time, so only one chunk of them is ever held
+    as Python objects."""
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
     problems: list[Problem] = []
-    records: list[dict[str, str]] = []
-    lines: list[int] = []
-    rows: list[int] = []
-    row = 0
-    for number, raw in enumerate(data.splitlines(), start=1):
+    columns = _Columns()
+    lines, rows = array("q"), array("q")  # of the good records, 8 bytes each
+    row, first = 0, b""
+    for number, raw in enumerate(_lines(stream), start=1):
+        if number == 1:
+            raw = _first_line(raw)
         if not raw.strip():
             continue
         row += 1
+        first = first or raw.lstrip()[:1]
         value, problem = _parse(raw)
         if problem is not None:
             problems.append(Problem(problem, row=row, line=number))
             continue
-        records.append({str(k): _json_cell(str(k), v) for k, v in value.items()})
+        columns.add({str(k): _json_cell(str(k), v) for k, v in value.items()})
         lines.append(number)
         rows.append(row)
-    if problems and not records:  # nothing readable: the column checks would only add noise
-        first = data.lstrip()[:1]
+    if problems and not len(rows):  # nothing readable: the column checks would only add noise
         if first in (b"[", b"{") and len(problems) > 1:
             message = "the file is one JSON document, not JSON Lines (one object a line)"
             raise ManifestError([Problem(message, line=1)])
         raise ManifestError(problems)
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
-    frame = frame.fillna("").astype(str) if len(frame.columns) else frame
+    good = np.frombuffer(rows, dtype=np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
     all_lines = np.zeros(row, dtype=np.int64)
-    all_lines[np.array(rows, dtype=np.int64) - 1] = lines
+    all_lines[good - 1] = np.frombuffer(lines, dtype=np.int64) if len(lines) else []
     for p in problems:
         all_lines[p.row - 1] = p.line
     return Manifest(
-        frame,
+        columns.frame(),
         "jsonl",
         problems=problems,
-        row_numbers=np.array(rows, dtype=np.int64),
+        row_numbers=good.copy(),
         line_finder=lambda: all_lines,
         total_rows=row,
     )
+
+
+def _lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of a binary stream, without their ends, split like bytes.splitlines()
+    (at \\n, \\r\\n and a lone \\r), one at a time."""
+    for piece in stream:
+        yield from piece.splitlines() or [b""]
+
+
+def _first_line(raw: bytes) -> bytes:
+    if raw.startswith(UTF16_BOMS):
+        raise ManifestError([Problem(f"the file looks like UTF-16 text: {SAVE_AS_UTF8}")])
+    return raw[len(BOM) :] if raw.startswith(BOM) else raw
+
+
+class _Columns:
+    """Text columns in first-seen order, made from records a chunk at a time; a record
+    without a column has "" in it."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, list[pa.Array]] = {}
+        self.rows = 0
+        self.pending: list[dict[str, str]] = []
+
+    def add(self, record: dict[str, str]) -> None:
+        self.pending.append(record)
+        if len(self.pending) >= CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        for record in self.pending:
+            for name in record:
+                if name not in self.chunks:  # earlier rows did not have it: blank there
+                    self.chunks[name] = [_blank(name, self.rows)] if self.rows else []
+        for name, chunks in self.chunks.items():
+            cells = pa.array([record.get(name, "") for record in self.pending], pa.string())
+            chunks.append(held_column(name, cells))
+        self.rows += len(self.pending)
+        self.pending = []
+
+    def frame(self) -> pd.DataFrame:
+        self._flush()
+        if not self.chunks:
+            return pd.DataFrame()
+        table = pa.table({name: pa.chunked_array(chunks) for name, chunks in self.chunks.items()})
+        self.chunks = {}
+        return table.to_pandas()
+
+
+def _blank(name: str, rows: int) -> pa.Array:
+    return held_column(name, pc.fill_null(pa.nulls(rows, pa.string()), ""))
 
 
 def _parse(raw: bytes) -> tuple[Any, str | None]:

@@ -67,7 +67,8 @@ def load_manifest(source: Any) -> Manifest:
     if name.endswith(".parquet"):
         return load_parquet(path)
     if name.endswith((".jsonl", ".ndjson")):
-        return load_jsonl(path.read_bytes())
+        with open(path, "rb") as stream:
+            return load_jsonl(stream)
     raise ManifestError([Problem(f"unknown manifest type {path.name!r}: use one of {SUFFIXES}")])
 
 
