@@ -32,8 +32,11 @@ def describe_manifest(plan: Plan) -> dict[str, Any]:
     0
     """
     entries = plan.entries
+    scopes = plan.scopes
     if isinstance(entries, PlanEntries):  # columns: no Python object per entry
-        needs_current, several = entries.needs_current_count(), entries.ids_in_several_scopes()
+        needs_current = entries.needs_current_count()
+        # in one scope every entry is a different id: no need to sort a million of them
+        several = entries.ids_in_several_scopes() if len(scopes) > 1 else 0
     else:
         needs_current = sum(1 for e in entries if e.needs_current)
         several = sum(1 for n in Counter(e.snapshot_id for e in entries).values() if n > 1)
@@ -44,7 +47,7 @@ def describe_manifest(plan: Plan) -> dict[str, Any]:
         "operations": {kind: plan.ops.get(kind, 0) for kind in OPS},
         "scopes": [
             {"project_id": p, "region_id": r, "snapshots": n}
-            for (p, r), n in sorted(plan.scopes.items())
+            for (p, r), n in sorted(scopes.items())
         ],
         "passthrough": list(plan.passthrough),
         "needs_current": needs_current,
