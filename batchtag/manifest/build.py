@@ -88,6 +88,11 @@ def build_plan(checked: Checked) -> Plan:
     grouping = Grouping.of(checked.group, count)
     row_numbers = grouping.arrange(manifest.rows())  # data rows; labels for a DataFrame below
     manifest.frame = manifest.frame[checked.passthrough]
+    ops, checked.ops = checked.ops, None  # dropped once the tag states are made
+    state_codes, states = _tag_states(ops, count)
+    names = _names(ops, count)
+    counts = np.bincount(ops.op, minlength=len(OPS)).tolist()
+    del ops
     release_memory()
     extra_codes, extras = _extras(manifest.frame, checked.passthrough, checked.group, grouping)
     # fresh empties: a zero-length slice of an Arrow column would keep its buffers alive
@@ -95,20 +100,18 @@ def build_plan(checked: Checked) -> Plan:
     snapshots = grouping.firsts(_arrow(checked.snapshot))
     checked.snapshot = pd.Series([], dtype=str)
     release_memory()
-    state_codes, states = _tag_states(checked.ops, count)
     entries = PlanEntries(
         projects=compact_ids(grouping.firsts(checked.project)),
         regions=compact_ids(grouping.firsts(checked.region)),
         snapshots=snapshots,
         state_codes=state_codes,
         states=states,
-        names=_names(checked.ops, count),
+        names=names,
         row_ids=_row_ids(manifest, row_numbers),
         row_bounds=grouping.bounds,
         extra_codes=extra_codes,
         extras=extras,
     )
-    counts = np.bincount(checked.ops.op, minlength=len(OPS)).tolist()
     return Plan(
         entries=entries,
         form=checked.form or "long",

@@ -22,6 +22,7 @@ from batchtag.manifest.messages import Collector
 from batchtag.manifest.model import Manifest
 from batchtag.manifest.operations import Coded, encode
 from batchtag.manifest.schema import DELETE_MARKER, TAGS_COLUMN
+from batchtag.memory import release_memory
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Checked:
     manifest: Manifest
     form: str | None
     problems: list[Problem]
-    ops: Coded  # one per operation, in file order
+    ops: Coded | None  # one per operation, in file order; build_plan drops it when done
     group: np.ndarray  # snapshot group of every frame row, first-seen order (-1 if bad ids)
     project: np.ndarray  # int64 per frame row
     region: np.ndarray
@@ -86,8 +87,10 @@ def check_manifest(manifest: Manifest, options: CheckOptions = CheckOptions()) -
     env = os.environ if options.env is None else options.env
     project = check_scope(frame, "project_id", options.project_id, env, out)
     region = check_scope(frame, "region_id", options.region_id, env, out)
+    release_memory()  # the regex scratch, before the sort's
+    group = _groups(project, region, snapshot, sid_ok)  # first: its sort's scratch is freed
+    release_memory()
     ops = form_ops(form, frame, out, options.delete_marker, options.empty_deletes)
-    group = _groups(project, region, snapshot, sid_ok)
     ops_ok = ops.pop("ok").to_numpy(dtype=bool) & (group[ops["pos"].to_numpy()] >= 0)
     ops = ops if ops_ok.all() else ops[ops_ok].reset_index(drop=True)
     coded = encode(ops, group)
