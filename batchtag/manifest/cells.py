@@ -41,11 +41,11 @@ def column_type(name: str) -> pa.DataType:
 
 
 def held_column(name: str, text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """A text column as `column_type` says it is held."""
+    """A text column as `column_type` says it is held (unchanged when it is already)."""
     kind = column_type(name)
-    if kind == TEXT_CODES:
-        return pc.dictionary_encode(text)
-    return text.cast(kind)
+    if text.type == kind:
+        return text
+    return pc.dictionary_encode(text) if kind == TEXT_CODES else text.cast(kind)
 
 
 def python_cell(value: Any) -> str:

@@ -18,28 +18,36 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchtag.errors import ManifestError, Problem
-from batchtag.manifest.cells import held_column, python_cell, text_column
+from batchtag.manifest.cells import column_type, held_column, python_cell, text_column
 from batchtag.manifest.forms import edited_tags_copy, is_export_tags_copy
 from batchtag.manifest.model import Manifest, header_problems
 from batchtag.manifest.schema import ID_COLUMNS, LONG_COLUMNS, NAME_COLUMN, TAG_PREFIX
 
+BATCH_ROWS = 65_536  # Parquet rows read at once
 NOT_CELLS = (list, tuple, set, frozenset, dict, bytes, bytearray, np.ndarray)
 
 
 def load_parquet(path: Path) -> Manifest:
-    """Read a Parquet manifest; see `text_column` for how types become text."""
+    """Read a Parquet manifest; see `text_column` for how types become text.
+
+    The file is read a batch of rows at a time and each batch turned into the columns a
+    manifest holds at once, so the file's own columns are never all in memory beside them."""
     try:
-        # one thread: less memory; a closed ParquetFile keeps less of it than read_table
         with pq.ParquetFile(path) as parquet:
-            table = parquet.read(use_threads=False)
+            raw = list(parquet.schema_arrow.names)
+            problems = header_problems(raw, line=None)
+            if problems:
+                raise ManifestError(problems)
+            names = [name.strip() for name in raw]
+            chunks: dict[str, list] = {name: [] for name in names}
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
+                for name, column in zip(names, batch.columns, strict=True):
+                    chunks[name].append(held_column(name, text_column(name, column, problems)))
+            rows = parquet.metadata.num_rows
     except (pa.ArrowException, OSError) as exc:
         raise ManifestError([Problem(f"cannot read {path.name} as Parquet: {exc}")]) from None
-    names = list(table.column_names)
-    problems = header_problems(names, line=None)
-    columns = {}
-    for i, name in enumerate(names):
-        columns[name.strip()] = text_column(name.strip(), table.column(i), problems)
-    return _from_columns(columns, len(table), "parquet", problems)
+    columns = {name: pa.chunked_array(c, type=column_type(name)) for name, c in chunks.items()}
+    return _from_columns(columns, rows, "parquet", list(dict.fromkeys(problems)))
 
 
 def load_frame(df: pd.DataFrame) -> Manifest:
