@@ -87,6 +87,8 @@ def group_codes(values: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
         "ascending",
         tiebreaker="dense",
     )
+    if pc.max(rank).as_py() == len(values):  # no value repeats: row i is group i
+        return np.arange(len(values), dtype=index_type(len(values)))
     codes = np.asarray(rank).astype(index_type(len(values)))  # its own writable copy
     del rank
     codes -= 1

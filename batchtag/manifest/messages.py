@@ -57,27 +57,34 @@ class Collector:
 
     def __init__(self, manifest: Manifest):
         self.manifest = manifest
-        self.rows = manifest.rows()
         self.problems: list[Problem] = list(manifest.problems)
+
+    def row(self, pos: int) -> int:
+        """The data row at frame position `pos` (no array of every row is made for this)."""
+        numbers = self.manifest.row_numbers
+        return int(pos) + 1 if numbers is None else int(numbers[pos])
 
     def add(self, message: str, column: str | None = None, pos: int | None = None) -> None:
         """One problem, about the row at frame position `pos` (None: the whole manifest)."""
-        row = None if pos is None else int(self.rows[pos])
+        row = None if pos is None else self.row(pos)
         self.problems.append(Problem(message, row=row, column=column))
 
     def refused(self) -> np.ndarray:
         """Per frame position: whether the reader already found a problem in that row."""
-        refused = np.zeros(len(self.rows), dtype=bool)
+        refused = np.zeros(len(self.manifest.frame), dtype=bool)
         rows = np.array([p.row for p in self.manifest.problems if p.row is not None], np.int64)
-        pos = np.searchsorted(self.rows, rows)  # rows ascend: a row's position by bisection
-        inside = pos < len(self.rows)
+        if not len(rows):
+            return refused
+        numbers = self.manifest.rows()
+        pos = np.searchsorted(numbers, rows)  # rows ascend: a row's position by bisection
+        inside = pos < len(numbers)
         pos, rows = pos[inside], rows[inside]
-        refused[pos[self.rows[pos] == rows]] = True
+        refused[pos[numbers[pos] == rows]] = True
         return refused
 
     def where(self, pos: int) -> str:
         """The row at frame position `pos` as a message names it ("row 3", "row label 20")."""
-        return self.manifest.row_text(int(self.rows[pos]))
+        return self.manifest.row_text(self.row(pos))
 
     def cells(
         self,
