@@ -236,7 +236,7 @@ def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     out.cells(~known, frame["op"], word, "op")
     key = frame["key"] if "key" in frame.columns else ""
     value = frame["value"] if "value" in frame.columns else ""
-    ops = ops_frame(np.arange(n), op, key, value, "key", "value")
+    ops = ops_frame(np.arange(n, dtype=index_type(n)), op, key, value, "key", "value")
     ops["ok"] = ok
     return ops
 
