@@ -131,14 +131,18 @@ def _codes(encoded: pa.DictionaryArray) -> np.ndarray:
 
 
 def same_text(left: pd.Series, right: pd.Series) -> np.ndarray:
-    """Where the two columns hold the same text (categoricals compared through their codes)."""
-    a, b = _split(left), _split(right)
-    if a is None or b is None:
-        return (left.astype(str) == right.astype(str)).to_numpy(dtype=bool)
+    """Where the two columns hold the same text, compared through their categorical codes.
+
+    Examples
+    --------
+    >>> same_text(pd.Series(["a", "b"]), pd.Series(["a", "c"])).tolist()
+    [True, False]
+    """
+    a, b = categorical(left), categorical(right)
     # each of left's texts as a code of right's (-1: not there), then code against code
-    in_right = pd.Index(b[1]).get_indexer(pd.Index(a[1]))
-    mapped = _spread(in_right, a[0], -2)
-    return (mapped == b[0]) & (mapped >= 0)
+    in_right = pd.Index(b.categories, dtype=str).get_indexer(pd.Index(a.categories, dtype=str))
+    mapped = _spread(in_right, a.codes, -2)
+    return (mapped == b.codes) & (mapped >= 0)
 
 
 def fullmatch(series: pd.Series, pattern: str) -> np.ndarray:
