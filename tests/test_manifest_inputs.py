@@ -289,6 +289,49 @@ def test_parquet_struct_tags_explain_the_null_fill_danger(tmp_path):
     assert "the keys a row did not have come back as null, which here means 'delete" in found
 
 
+# --- big files are read a chunk at a time: the chunks must not show ----------------------------
+
+SIDS = [f"aaaaaaaa-0000-4000-8000-{n:012d}" for n in range(1, 8)]
+
+
+def test_parquet_read_in_batches_is_the_same_plan_and_a_column_problem_is_named_once(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "m.parquet"
+    tickets = ["T-1", None, "T-2", "T-1", None, "T-3", "T-1"]
+    table = pa.table({"snapshot_id": SIDS, "tag:env": ["prod"] * 7, "ticket": tickets})
+    pq.write_table(table, path)
+    whole = [(e.snapshot_id, e.tags, e.rows, e.extra) for e in read_plan(path, **SCOPE)]
+    monkeypatch.setattr("batchtag.manifest.frames.BATCH_ROWS", 2)
+    assert [(e.snapshot_id, e.tags, e.rows, e.extra) for e in read_plan(path, **SCOPE)] == whole
+    assert whole[1][3] == {"ticket": ""}
+    pq.write_table(table.append_column("region_id", pa.array([2.5] * 7)), path)
+    (found,) = refused(path)
+    assert found.startswith("column 'region_id': holds floating-point numbers")
+
+
+def test_jsonl_read_in_chunks_keeps_columns_rows_and_lines(tmp_path, monkeypatch):
+    records = [{"snapshot_id": sid, "tag:env": "prod"} for sid in SIDS]
+    records[4]["ticket"] = "T-9"  # a column first seen in a later chunk
+    lines = [json.dumps(r) for r in records]
+    lines.insert(3, "")  # a blank line: not a row
+    lines.insert(6, "{not json")
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    whole = refused(path)
+    monkeypatch.setattr("batchtag.manifest.jsonl.CHUNK_ROWS", 2)
+    assert (
+        refused(path)
+        == whole
+        == ["row 6, line 7: invalid JSON: Expecting property name enclosed in double quotes"]
+    )
+    del lines[6]
+    path.write_text("\n".join(lines) + "\n")
+    plan = read_plan(path, **SCOPE)
+    assert [e.extra for e in plan] == [{"ticket": "T-9" if i == 4 else ""} for i in range(7)]
+    assert [e.rows for e in plan] == [[n] for n in range(1, 8)]
+
+
 # --- empty_deletes: an edited export ------------------------------------------------------------
 
 
