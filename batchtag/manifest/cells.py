@@ -45,7 +45,11 @@ def held_column(name: str, text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Ch
     kind = column_type(name)
     if text.type == kind:
         return text
-    return pc.dictionary_encode(text) if kind == TEXT_CODES else text.cast(kind)
+    if kind != TEXT_CODES:
+        return text.cast(kind)
+    if pa.types.is_large_string(text.type):
+        text = text.cast(pa.string())
+    return pc.dictionary_encode(text)
 
 
 def python_cell(value: Any) -> str:
@@ -122,7 +126,9 @@ def text_column(name: str, array: Any, problems: list[Problem]) -> pa.Array:
         text = pa.array(
             [None if v is None else python_cell(v) for v in array.to_pylist()], type=pa.string()
         )
-    return pc.fill_null(text.cast(pa.string()), "")
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        text = text.cast(pa.string())
+    return pc.fill_null(text, "") if text.null_count else text  # no copy of clean text
 
 
 def _float_text(name: str, array: pa.Array, problems: list[Problem]) -> pa.Array:
