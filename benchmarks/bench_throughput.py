@@ -14,22 +14,21 @@ batchtag's startup (a 1-snapshot apply, whole process) is measured too: it bound
 whole-process ratio batchtag can reach against the loop, however fast its sending phase.
 Every client (the SDK ones too) is run `ROUNDS` times, alternating, and its best run is
 kept, since other work on a 2-core machine disturbs single runs.
-Run: `python -m benchmarks throughput` (BENCH_REQUESTS=3000 for a quick look).
+Run: `python -m benchmarks throughput` (BENCH_QUICK=1: 3,000 PATCHes, best of 1).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import harness
+from benchmarks import harness, mode
 
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "30000"))  # fewer for a quick look
+REQUESTS = mode.pick(30_000, 3_000)
 CONCURRENCY = 64
-ROUNDS = 3
+ROUNDS = mode.pick(3, 1)  # every client, the SDK ones too; the latency bench uses it too
 NO_LIMIT = 1_000_000  # --rate for batchtag: effectively unlimited
 CLIENTS = {
     "loop": "minimal aiohttp loop",
