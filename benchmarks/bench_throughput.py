@@ -66,13 +66,16 @@ def measure(kind: str, requests: int, *sandbox_args: str) -> dict:
         before, cpu_before = sandbox.stats(), sandbox.cpu_seconds()
         child, in_run = run_client(kind, sandbox, ids)
         sandbox_cpu = sandbox.cpu_seconds() - cpu_before
-        responses = harness.patch_responses(before, sandbox.stats())
-    ok = responses.get("200", 0)
+        after = sandbox.stats()
+    responses = harness.counted(before, after, "responses")
+    errors = sum(responses.values()) - responses.get("200", 0)
+    # PATCHes answered 200: batchtag's reads of the current state (list pages) are not counted
+    ok = harness.counted(before, after, "endpoints").get("patch", 0) - errors
     return {
         "kind": kind,
         "name": CLIENTS[kind],
         "requests": ok,
-        "errors": sum(responses.values()) - ok,
+        "errors": errors,
         "wall": child.wall,
         "rps": ok / child.wall,
         "in_run_rps": in_run,

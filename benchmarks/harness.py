@@ -194,12 +194,11 @@ def batchtag_apply(url: str, ids: list[str], rate: float, concurrency: int = 64)
     return {"child": child, "summary": summary}
 
 
-def patch_responses(before: dict, after: dict) -> dict[str, int]:
-    """Responses by status between two stats snapshots."""
-    old = before.get("responses", {})
-    return {
-        k: v - old.get(k, 0) for k, v in after.get("responses", {}).items() if v - old.get(k, 0)
-    }
+def counted(before: dict, after: dict, field: str) -> dict[str, int]:
+    """The sandbox's counts of `field` ("responses" by status, "endpoints": list, get,
+    patch) between two stats snapshots."""
+    old = before.get(field, {})
+    return {k: v - old.get(k, 0) for k, v in after.get(field, {}).items() if v - old.get(k, 0)}
 
 
 def timeline(stats: dict) -> list[dict[str, int]]:

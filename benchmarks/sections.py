@@ -9,18 +9,26 @@ measured in the run that prints it: ratios compare clients measured in the same 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from types import ModuleType
 from typing import Any
 
 from benchmarks.figures import Figure, at_least, at_most, within
 from benchmarks.mode import label
 
 
-def shown(heading: str, run: Callable[[], Any], table: Callable[[Any], str]) -> Any:
-    """Print `heading`, run the benchmark, print its detailed table; return its result."""
+def shown(bench: ModuleType, heading: str) -> Any:
+    """Print `heading`, run the benchmark module `bench`, print its detailed table; return
+    its result."""
     print(f"== {heading}", flush=True)
-    result = run()
-    print(table(result), flush=True)
+    result = bench.run()
+    print(bench.table(result), flush=True)
     return result
+
+
+def peak(name: str, what: str, run: dict, bound_mb: float) -> Figure:
+    """The peak RSS (VmHWM) figure of a measured process `run` (its "peak_mb")."""
+    return Figure(f"{name}: peak RSS", f"VmHWM of {what}", run["peak_mb"], "MB", at_most(bound_mb))
 
 
 def throughput() -> list[Figure]:
@@ -30,7 +38,7 @@ def throughput() -> list[Figure]:
         f"{label(bench.REQUESTS)} PATCHes, sandbox at zero latency, concurrency"
         f" {bench.CONCURRENCY}, every client best of {bench.ROUNDS}"
     )
-    r = bench.ratios(shown(f"throughput: {setup}", bench.run, bench.table))
+    r = bench.ratios(shown(bench, f"throughput: {setup}"))
     return [
         Figure(
             "zero latency: batchtag / loop, whole process",
@@ -58,7 +66,7 @@ def latency() -> list[Figure]:
         f"sandbox at {bench.LATENCY_MS} ms, concurrency {bench.CONCURRENCY},"
         f" {label(bench.REQUESTS)} PATCHes, every client best of {bench.ROUNDS}"
     )
-    r = bench.ratios(shown(f"latency-bound: {setup}", bench.run, bench.table))
+    r = bench.ratios(shown(bench, f"latency-bound: {setup}"))
     limit = f"Little's limit {bench.CONCURRENCY} / {bench.LATENCY_MS} ms = {bench.LIMIT:,.0f}/s"
     return [
         Figure(
@@ -104,7 +112,7 @@ def layers() -> list[Figure]:
         f"where the CPU goes: batchtag's layers over the minimal loop, in one process,"
         f" best of {bench.ROUNDS} batches of {label(bench.BATCH)}"
     )
-    result = shown(heading, bench.run, bench.table)
+    result = shown(bench, heading)
     cpu = result["per_request"]
     return [
         Figure(
@@ -132,18 +140,15 @@ def memory() -> list[Figure]:
     from benchmarks import bench_memory as bench
 
     sizes = ", ".join(label(n) for n in bench.SIZES)
-    rows = shown(
-        f"memory: wide manifest apply and --resume, {sizes} snapshots", bench.run, bench.table
-    )
+    rows = shown(bench, f"memory: wide manifest apply and --resume, {sizes} snapshots")
     big, small = rows[-1], rows[0]
     figures = [
-        Figure(
-            f"memory: {step} peak RSS at {label(big['size'])}",
-            f"VmHWM of `batchtag {step}` at {label(big['size'])} snapshots: a wide manifest (one"
-            " tag, one passthrough column) against a sandbox of as many snapshots",
-            big[step]["peak_mb"],
-            unit="MB",
-            target=at_most(bench.TARGET_MB),
+        peak(
+            f"memory: {step} at {label(big['size'])}",
+            f"`{COMMANDS.get(step, 'batchtag ' + step)}` at {label(big['size'])} snapshots: a"
+            " wide manifest (one tag, one passthrough column), a sandbox of as many",
+            big[step],
+            bench.TARGET_MB,
         )
         for step in steps(big)
     ]
@@ -158,6 +163,9 @@ def memory() -> list[Figure]:
     return figures
 
 
+COMMANDS = {"apply": "batchtag apply", "resume": "batchtag apply --resume"}  # memory steps
+
+
 def steps(row: dict) -> list[str]:
     """The commands a memory row measured (apply, resume, ...): its parts with a peak."""
     return [step for step, part in row.items() if isinstance(part, dict) and "peak_mb" in part]
@@ -169,12 +177,8 @@ def rate() -> list[Figure]:
     heading = (
         f"rate fidelity, limiter only: {bench_rate.TASKS} tasks, {bench_rate.SECONDS:.0f} s each"
     )
-    limiter = shown(heading, bench_rate.run, bench_rate.table)
-    live = shown(
-        "rate fidelity, real requests: batchtag apply against the sandbox",
-        bench_rate_live.run,
-        bench_rate_live.table,
-    )
+    limiter = shown(bench_rate, heading)
+    live = shown(bench_rate_live, "rate fidelity, real requests: batchtag apply, a sandbox")
     measures = {
         "limiter": "the shared limiter alone, granted acquire() per second",
         "live": "batchtag apply against a zero-latency sandbox, PATCH responses per second",
@@ -196,7 +200,7 @@ def adaptive() -> list[Figure]:
     from benchmarks import bench_adaptive as bench
 
     heading = f"adaptive: sandbox limit {bench.LIMIT}/s, batchtag told {bench.TOLD}/s"
-    r = shown(heading, bench.run, bench.table)
+    r = shown(bench, heading)
     return [
         Figure(
             f"adaptive: successful / limit after {bench.WARMUP} s",
@@ -221,12 +225,12 @@ def validate() -> list[Figure]:
 
     heading = f"validate: {label(bench.ROWS)}-row long-form manifest, one process per measurement"
     figures = []
-    for r in shown(heading, bench.run, bench.table):
+    for r in shown(bench, heading):
         if r["name"].startswith("validate"):
             what = f"`batchtag validate` of a {label(bench.ROWS)}-row long-form manifest"
             name = f"{r['name']} {label(bench.ROWS)}"
             figures.append(Figure(f"{name}: time", what, r["seconds"], "s", at_most(10)))
-            figures.append(Figure(f"{name}: peak RSS", what, r["peak_rss_mb"], "MB", at_most(600)))
+            figures.append(peak(name, what, {"peak_mb": r["peak_rss_mb"]}, 600))
     return figures
 
 
@@ -234,7 +238,7 @@ def startup() -> list[Figure]:
     from benchmarks import bench_startup as bench
 
     heading = f"start-up: whole process, best of {bench.ROUNDS}, bytecode compiled"
-    results = shown(heading, bench.run, bench.table)
+    results = shown(bench, heading)
     return [
         Figure(
             f"start-up: {name}",
@@ -251,33 +255,22 @@ def export() -> list[Figure]:
     from benchmarks import bench_export as bench
 
     size = label(bench.SNAPSHOTS)
+    ratio = Figure(
+        f"export {size}: batchtag / minimal paging loop",
+        f"snapshots/s of `batchtag export -o FILE.parquet` vs a minimal aiohttp loop that"
+        f" pages concurrently and writes with pyarrow; whole processes, best of {bench.ROUNDS}",
+        0.0,
+        target=at_least(0.8),
+    )
     heading = f"export: {size} snapshots, one scope, to Parquet, best of {bench.ROUNDS}"
-    result = shown(heading, bench.run, bench.table)
-    return [
-        Figure(
-            f"export {size}: batchtag / minimal paging loop",
-            f"snapshots/s of `batchtag export -o FILE.parquet` vs a minimal aiohttp loop that"
-            f" pages concurrently and writes with pyarrow; whole processes, best of {bench.ROUNDS}",
-            bench.ratio(result),
-            target=at_least(0.8),
-        ),
-        Figure(
-            f"export {size}: batchtag peak RSS",
-            "VmHWM of the same `batchtag export`",
-            result["batchtag"]["peak_mb"],
-            unit="MB",
-            target=at_most(400),
-        ),
-    ]
+    return ratio_and_peak(bench, heading, ratio, ("batchtag", "batchtag export"), 400)
 
 
 def rerun() -> list[Figure]:
     from benchmarks import bench_rerun as bench
 
     size = label(bench.SNAPSHOTS)
-    r = shown(
-        f"re-run: {size} snapshots, 1% changed, every request counted", bench.run, bench.table
-    )
+    r = shown(bench, f"re-run: {size} snapshots, 1% changed, every request counted")
     return [
         Figure(
             f"re-run {size}, 1% changed: requests",
@@ -294,23 +287,28 @@ def plan() -> list[Figure]:
     from benchmarks import bench_plan as bench
 
     size = label(bench.SNAPSHOTS)
+    ratio = Figure(
+        f"plan {size}: wall time / export's",
+        f"`batchtag plan` of a {size}-row manifest vs `batchtag export` of the same scope,"
+        " whole processes, same sandbox",
+        0.0,
+        target=at_most(1.5),
+    )
     heading = f"plan: {size}-row manifest on a {size}-snapshot scope vs export of it"
-    result = shown(heading, bench.run, bench.table)
+    return ratio_and_peak(bench, heading, ratio, ("plan", "batchtag plan"), 600)
+
+
+def ratio_and_peak(
+    bench: ModuleType, heading: str, ratio: Figure, peaked: tuple[str, str], bound_mb: float
+) -> list[Figure]:
+    """Run `bench` (two commands, whole processes): `ratio` with the value of its
+    `bench.ratio(result)`, and the peak RSS of the run `peaked` = (its name, its command)."""
+    result = shown(bench, heading)
+    run, command = peaked
+    prefix = ratio.name.split(":")[0]
     return [
-        Figure(
-            f"plan {size}: wall time / export's",
-            f"`batchtag plan` of a {size}-row manifest vs `batchtag export` of the same scope,"
-            " whole processes, same sandbox",
-            bench.ratio(result),
-            target=at_most(1.5),
-        ),
-        Figure(
-            f"plan {size}: peak RSS",
-            "VmHWM of the same `batchtag plan`",
-            result["plan"]["peak_mb"],
-            unit="MB",
-            target=at_most(600),
-        ),
+        replace(ratio, value=bench.ratio(result)),
+        peak(f"{prefix}: {command}", f"the same `{command}`", result[run], bound_mb),
     ]
 
 
