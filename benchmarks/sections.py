@@ -148,7 +148,7 @@ def memory() -> list[Figure]:
             f"`{COMMANDS.get(step, 'batchtag ' + step)}` at {label(big['size'])} snapshots: a"
             " wide manifest (one tag, one passthrough column), a sandbox of as many",
             big[step],
-            bench.TARGET_MB,
+            PEAK_MB.get(step, bench.TARGET_MB),
         )
         for step in steps(big)
     ]
@@ -163,7 +163,11 @@ def memory() -> list[Figure]:
     return figures
 
 
-COMMANDS = {"apply": "batchtag apply", "resume": "batchtag apply --resume"}  # memory steps
+# The memory section's steps (parts of a row with a "peak_mb"): their commands, and the
+# bound of those whose target is not bench_memory.TARGET_MB (issue 12: plan 1M <= 600 MB).
+COMMANDS = {"apply": "batchtag apply", "resume": "batchtag apply --resume", "plan": "batchtag plan"}
+PLAN_PEAK_MB = 600
+PEAK_MB = {"plan": PLAN_PEAK_MB}
 
 
 def steps(row: dict) -> list[str]:
@@ -237,18 +241,10 @@ def validate() -> list[Figure]:
 def startup() -> list[Figure]:
     from benchmarks import bench_startup as bench
 
-    heading = f"start-up: whole process, best of {bench.ROUNDS}, bytecode compiled"
-    results = shown(bench, heading)
-    return [
-        Figure(
-            f"start-up: {name}",
-            f"wall time of the whole process, best of {bench.ROUNDS}",
-            results[name],
-            unit="s",
-            target=at_most(bench.TARGET_S),
-        )
-        for name in bench.COMMANDS
-    ]
+    results = shown(bench, f"start-up: whole process, best of {bench.ROUNDS}, bytecode compiled")
+    what = f"wall time of the whole process, best of {bench.ROUNDS}"
+    limit = at_most(bench.TARGET_S)
+    return [Figure(f"start-up: {n}", what, results[n], "s", limit) for n in bench.COMMANDS]
 
 
 def export() -> list[Figure]:
@@ -295,7 +291,7 @@ def plan() -> list[Figure]:
         target=at_most(1.5),
     )
     heading = f"plan: {size}-row manifest on a {size}-snapshot scope vs export of it"
-    return ratio_and_peak(bench, heading, ratio, ("plan", "batchtag plan"), 600)
+    return ratio_and_peak(bench, heading, ratio, ("plan", "batchtag plan"), PLAN_PEAK_MB)
 
 
 def ratio_and_peak(
@@ -308,7 +304,7 @@ def ratio_and_peak(
     prefix = ratio.name.split(":")[0]
     return [
         replace(ratio, value=bench.ratio(result)),
-        peak(f"{prefix}: {command}", f"the same `{command}`", result[run], bound_mb),
+        peak(prefix, f"the same `{command}`", result[run], bound_mb),
     ]
 
 

@@ -115,3 +115,21 @@ def test_an_unknown_section_is_refused_naming_the_choices(capsys):
     assert bench_main.main(["latncy"]) == 2
     err = capsys.readouterr().err
     assert "unknown section 'latncy'" in err and "summary" in err
+
+
+def test_memory_rows_come_from_every_measured_command(monkeypatch):
+    from benchmarks import bench_memory, sections
+
+    def part(peak_mb: float) -> dict:
+        return {"wall": 1.0, "peak_mb": peak_mb, "summary": {"sent": 0}}
+
+    rows = [
+        {"size": 100_000, "apply": part(250), "resume": part(240)},
+        {"size": 1_000_000, "apply": part(380), "resume": part(420), "plan": part(590)},
+    ]
+    monkeypatch.setattr(bench_memory, "run", lambda: rows)
+    text = figures.table({"memory": {"figures": sections.memory()}}, ["memory"])
+    assert row_of(text, "memory: apply at 1M: peak RSS")[:3] == ["380 MB", "<= 400 MB", "met"]
+    assert row_of(text, "memory: resume at 1M: peak RSS")[:3] == ["420 MB", "<= 400 MB", "NOT MET"]
+    assert row_of(text, "memory: plan at 1M: peak RSS")[:3] == ["590 MB", "<= 600 MB", "met"]
+    assert row_of(text, "memory: apply peak 1M / 100k")[:3] == ["1.52x", "<= 1.50x", "NOT MET"]
