@@ -231,7 +231,7 @@ def validate() -> list[Figure]:
     figures = []
     for r in shown(bench, heading):
         if r["name"].startswith("validate"):
-            what = f"`batchtag validate` of a {label(bench.ROWS)}-row long-form manifest"
+            what = f"validating a {label(bench.ROWS)}-row long-form manifest (read_plan, summary)"
             name = f"{r['name']} {label(bench.ROWS)}"
             figures.append(Figure(f"{name}: time", what, r["seconds"], "s", at_most(10)))
             figures.append(peak(name, what, {"peak_mb": r["peak_rss_mb"]}, 600))
