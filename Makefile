@@ -27,7 +27,7 @@ lint: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/batchtag sandbox --port 8080
 
-bench: $(STAMP)
+bench: $(STAMP)  # BENCH_QUICK=1: small sizes; `python -m benchmarks summary`: the saved table
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -10,11 +10,11 @@ Run: `python -m benchmarks adaptive`.
 
 from __future__ import annotations
 
-from benchmarks import harness
+from benchmarks import harness, mode
 
 LIMIT = 300
 TOLD = 2_000
-SECONDS = 15  # snapshots for about this long at the server's limit
+SECONDS = mode.pick(15, 8)  # snapshots for about this long at the server's limit
 WARMUP = 5
 
 

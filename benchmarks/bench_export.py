@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import harness
+from benchmarks import harness, mode
 
-SNAPSHOTS = 1_000_000
+SNAPSHOTS = mode.pick(1_000_000, 20_000)
 CONCURRENCY = 8
 ROUNDS = 2
 PAGE = 1000

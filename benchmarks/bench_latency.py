@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import time
 
-from benchmarks import bench_throughput, harness
+from benchmarks import bench_throughput, harness, mode
 
 LATENCY_MS = 50
 CONCURRENCY = bench_throughput.CONCURRENCY  # the clients are started with it
-REQUESTS = 12_800
-ROUNDS = 3
+REQUESTS = mode.pick(12_800, 1_280)
+ROUNDS = bench_throughput.ROUNDS  # every client, the SDK too
 LIMIT = CONCURRENCY / (LATENCY_MS / 1000)  # Little's law: requests/s
 RATE = 500
-RATE_SECONDS = 8
+RATE_SECONDS = mode.pick(8, 4)
 SANDBOX_ARGS = ("--latency-ms", str(LATENCY_MS))
 KINDS = ("loop", "batchtag", "sdk-aiohttp")
 

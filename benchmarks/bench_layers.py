@@ -5,7 +5,9 @@ All layers run in this one process against the sandbox (its own process), PATCHi
 `BATCH` snapshots, alternating, `ROUNDS` times; each figure is this process's CPU time per
 request of its best batch. CPU time of one process, best of many short batches, is far less
 disturbed by other work on a shared 2-core machine than whole-process wall clocks are, so
-the differences between rows are the cost of each layer.
+the differences between rows are the cost of each layer. The gcore SDK's update call (its
+aiohttp client, the same worker shape as the loop) runs in the same rounds, best of as many
+batches, for comparison.
 The projection at the end combines them into the whole-process ratio of bench_throughput:
   (loop CPU/request x N + loop start-up) / (batchtag CPU/request x N + batchtag start-up).
 Run: `python -m benchmarks layers`.
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from gcore import AsyncGcore, DefaultAioHttpClient
 
 from batchtag.client import Client
 from batchtag.config import Settings
@@ -32,14 +35,14 @@ from batchtag.report import ReportWriter
 from batchtag.result import json_text
 from batchtag.runner import ApplyOptions, _engine, load
 from batchtag.summary import Summary
-from benchmarks import harness
+from benchmarks import bench_throughput, harness, mode
 from benchmarks.clients import BODY
 
 BATCH = 2000
-ROUNDS = 20
-CONCURRENCY = 64
-REQUESTS = 30_000  # the throughput benchmark's run, for the projection
-NO_LIMIT = 1_000_000
+ROUNDS = mode.pick(20, 3)
+CONCURRENCY = bench_throughput.CONCURRENCY
+REQUESTS = bench_throughput.REQUESTS  # the throughput benchmark's run, for the projection
+NO_LIMIT = bench_throughput.NO_LIMIT
 
 
 def entries(ids: list[str]) -> list[PlanEntry]:
@@ -73,6 +76,23 @@ async def client_loop(client: Client, plan: list[PlanEntry]) -> None:
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 
+async def sdk_loop(client: AsyncGcore, ids: list[str]) -> None:
+    """The minimal loop's shape, through the gcore SDK's update call."""
+    snapshots = client.cloud.volume_snapshots
+    pending = iter(ids)
+
+    async def worker() -> None:
+        for snapshot_id in pending:
+            await snapshots.update(
+                snapshot_id,
+                project_id=harness.PROJECT_ID,
+                region_id=harness.REGION_ID,
+                tags=BODY["tags"],
+            )
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+
+
 async def engine_only(client: Client, plan: list[PlanEntry]) -> None:
     options = EngineOptions(concurrency=CONCURRENCY, rate=NO_LIMIT)
     await Engine(client, options, lambda result: None).run(plan)
@@ -94,16 +114,19 @@ LAYERS = {
     "engine": "+ engine (limiter, retries, results)",
     "apply": "+ report row, summary (apply)",
 }
+SDK = "gcore SDK update (DefaultAioHttpClient)"  # measured alongside, not a layer
 
 
 async def measure_layers(url: str, ids: list[str], folder: Path) -> dict[str, float]:
     plan = entries(ids)
     settings = Settings(url, harness.API_KEY)
-    best = dict.fromkeys(LAYERS, float("inf"))
+    best = dict.fromkeys([*LAYERS, "sdk"], float("inf"))
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    gcore = AsyncGcore(api_key=harness.API_KEY, base_url=url, http_client=DefaultAioHttpClient())
     async with (
         aiohttp.ClientSession(connector=connector) as session,
         Client(settings, connections=CONCURRENCY) as client,
+        gcore,
     ):
         path = folder / "report.csv"
         writer, summary = ReportWriter(path, fingerprint="bench"), Summary(path)
@@ -112,11 +135,12 @@ async def measure_layers(url: str, ids: list[str], folder: Path) -> dict[str, fl
             "client": lambda: client_loop(client, plan),
             "engine": lambda: engine_only(client, plan),
             "apply": lambda: engine_and_report(client, plan, writer, summary),
+            "sdk": lambda: sdk_loop(gcore, ids),
         }
-        for kind in LAYERS:  # warm up: connections, first-call costs
+        for kind in runs:  # warm up: connections, first-call costs
             await runs[kind]()
         for _ in range(ROUNDS):
-            for kind in LAYERS:
+            for kind in runs:
                 start = time.process_time()
                 await runs[kind]()
                 best[kind] = min(best[kind], (time.process_time() - start) / len(ids))
@@ -174,6 +198,7 @@ def table(result: dict) -> str:
         added = "" if previous is None else f"{(cpu[kind] - cpu[previous]) * 1e6:+7.1f}"
         lines.append(f"{name:40} {cpu[kind] * 1e6:>10.1f} {added:>7}")
         previous = kind
+    lines.append(f"{SDK:40} {cpu['sdk'] * 1e6:>10.1f}")
     lines += [
         f"start-up: python + aiohttp {start['loop']:.2f} s; python + batchtag (pandas, pyarrow,"
         f" aiohttp, ...) {start['batchtag']:.2f} s; plan + fingerprint of"

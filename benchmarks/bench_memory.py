@@ -5,7 +5,7 @@ For each size: `apply` to a new CSV report, then `apply --resume` of that report
 snapshot done: it reads the report, sends nothing). Targets at 1M snapshots: peak RSS
 <= 400 MB for both, and apply's peak at 1M within 1.5x of its peak at 100k.
 The sandbox runs at zero latency; a 1M apply takes minutes, so this section is slow.
-Run: `python -m benchmarks memory` (BENCH_MEMORY_SIZES=100000,300000 for a quick look).
+Run: `python -m benchmarks memory` (BENCH_MEMORY_SIZES=100000,300000 for other sizes).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import harness
+from benchmarks import harness, mode
 
-SIZES = tuple(int(n) for n in os.environ.get("BENCH_MEMORY_SIZES", "100000,1000000").split(","))
+DEFAULT_SIZES = mode.pick("100000,1000000", "10000,30000")
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_MEMORY_SIZES", DEFAULT_SIZES).split(","))
 TARGET_MB = 400
 GROWTH = 1.5  # peak at the largest size / peak at the smallest
 PASSTHROUGH = "ticket"

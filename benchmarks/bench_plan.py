@@ -14,9 +14,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from benchmarks import harness
+from benchmarks import harness, mode
 
-SNAPSHOTS = 1_000_000
+SNAPSHOTS = mode.pick(1_000_000, 20_000)
 CONCURRENCY = 8
 ROUNDS = 1
 FAST = ["--no-progress", "--concurrency", str(CONCURRENCY), "--rate", "1000000"]

@@ -10,10 +10,10 @@ Run: `python -m benchmarks rate` (with the limiter-only figures of bench_rate).
 
 from __future__ import annotations
 
-from benchmarks import harness
+from benchmarks import harness, mode
 
 RATES = (50, 500, 2_000)
-SECONDS = 6  # snapshots for about this long at each rate
+SECONDS = mode.pick(6, 3)  # snapshots for about this long at each rate
 
 
 def measure(rate: int, seconds: int = SECONDS) -> dict:

@@ -12,31 +12,19 @@ from __future__ import annotations
 
 import json
 import tempfile
-import urllib.request
 from pathlib import Path
 
-from benchmarks import harness
+from benchmarks import harness, mode
 
-SNAPSHOTS = 100_000
+SNAPSHOTS = mode.pick(100_000, 10_000)
 CHANGED_EVERY = 100  # 1%
-TARGET = 1_100
 PAGE = 1000
+TARGET = SNAPSHOTS // PAGE + SNAPSHOTS // CHANGED_EVERY  # the pages and the changes: 1,100
 
 
 def names(sandbox: harness.Sandbox) -> list[tuple[str, str]]:
     """(id, name) of every snapshot, in listing order."""
-    out: list[tuple[str, str]] = []
-    base = f"/cloud/v1/snapshots/{harness.PROJECT_ID}/{harness.REGION_ID}?limit={PAGE}&offset="
-    while True:
-        request = urllib.request.Request(
-            sandbox.url + base + str(len(out)),
-            headers={"Authorization": f"APIKey {harness.API_KEY}"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            page = json.loads(resp.read())
-        out += [(s["id"], s["name"]) for s in page["results"]]
-        if not page["results"] or len(out) >= page["count"]:
-            return out
+    return [(s["id"], s["name"]) for page in sandbox.pages() for s in page]
 
 
 def write_manifest(pairs: list[tuple[str, str]], path: Path) -> int:

@@ -18,7 +18,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-ROWS = 1_000_000
+from benchmarks import mode
+
+ROWS = mode.pick(1_000_000, 100_000)
 ROWS_PER_SNAPSHOT = 2
 
 CHILD = r"""
@@ -112,7 +114,7 @@ def run(rows: int = ROWS, per_snapshot: int = ROWS_PER_SNAPSHOT) -> list[dict]:
     return results
 
 
-def table_text(results: list[dict]) -> str:
+def table(results: list[dict]) -> str:
     lines = [f"{'benchmark':44} {'rows':>9} {'seconds':>8} {'peak MB':>8}"]
     for r in results:
         lines.append(f"{r['name']:44} {r['rows']:>9} {r['seconds']:>8.2f} {r['peak_rss_mb']:>8.0f}")
@@ -129,4 +131,4 @@ def table_text(results: list[dict]) -> str:
 if __name__ == "__main__":
     # optional arguments: rows, rows per snapshot
     args = [int(a) for a in sys.argv[1:3]]
-    print(table_text(run(*args)))
+    print(table(run(*args)))

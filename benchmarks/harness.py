@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,18 +73,23 @@ class Sandbox:
         request = urllib.request.Request(self.url + "/_sandbox/reset", method="POST")
         urllib.request.urlopen(request, timeout=60).read()
 
-    def snapshot_ids(self) -> list[str]:
-        ids: list[str] = []
+    def pages(self) -> Iterator[list[dict]]:
+        """Every snapshot of the scope, a list page (1,000) at a time, in listing order."""
         base = f"/cloud/v1/snapshots/{PROJECT_ID}/{REGION_ID}?limit=1000&offset="
+        offset = 0
         while True:
             request = urllib.request.Request(
-                self.url + base + str(len(ids)), headers={"Authorization": f"APIKey {API_KEY}"}
+                self.url + base + str(offset), headers={"Authorization": f"APIKey {API_KEY}"}
             )
             with urllib.request.urlopen(request, timeout=60) as resp:
                 page = json.loads(resp.read())
-            ids += [s["id"] for s in page["results"]]
-            if not page["results"] or len(ids) >= page["count"]:
-                return ids
+            yield page["results"]
+            offset += len(page["results"])
+            if not page["results"] or offset >= page["count"]:
+                return
+
+    def snapshot_ids(self) -> list[str]:
+        return [s["id"] for page in self.pages() for s in page]
 
     def cpu_seconds(self) -> float:
         times = psutil.Process(self.proc.pid).cpu_times()
@@ -188,12 +194,11 @@ def batchtag_apply(url: str, ids: list[str], rate: float, concurrency: int = 64)
     return {"child": child, "summary": summary}
 
 
-def patch_responses(before: dict, after: dict) -> dict[str, int]:
-    """Responses by status between two stats snapshots."""
-    old = before.get("responses", {})
-    return {
-        k: v - old.get(k, 0) for k, v in after.get("responses", {}).items() if v - old.get(k, 0)
-    }
+def counted(before: dict, after: dict, field: str) -> dict[str, int]:
+    """The sandbox's counts of `field` ("responses" by status, "endpoints": list, get,
+    patch) between two stats snapshots."""
+    old = before.get(field, {})
+    return {k: v - old.get(k, 0) for k, v in after.get(field, {}).items() if v - old.get(k, 0)}
 
 
 def timeline(stats: dict) -> list[dict[str, int]]:

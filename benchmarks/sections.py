@@ -1,0 +1,323 @@
+"""The sections of `make bench`: each runs its benchmark, prints the benchmark's own detailed
+table, and returns its figures against their targets (rows of the final table).
+
+Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run) and 11
+(export); rate, adaptive and validate keep the targets of earlier issues. Every figure is
+measured in the run that prints it: ratios compare clients measured in the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from types import ModuleType
+from typing import Any
+
+from benchmarks.figures import Figure, at_least, at_most, within
+from benchmarks.mode import label
+
+
+def shown(bench: ModuleType, heading: str) -> Any:
+    """Print `heading`, run the benchmark module `bench`, print its detailed table; return
+    its result."""
+    print(f"== {heading}", flush=True)
+    result = bench.run()
+    print(bench.table(result), flush=True)
+    return result
+
+
+def peak(name: str, what: str, run: dict, bound_mb: float) -> Figure:
+    """The peak RSS (VmHWM) figure of a measured process `run` (its "peak_mb")."""
+    return Figure(f"{name}: peak RSS", f"VmHWM of {what}", run["peak_mb"], "MB", at_most(bound_mb))
+
+
+def throughput() -> list[Figure]:
+    from benchmarks import bench_throughput as bench
+
+    setup = (
+        f"{label(bench.REQUESTS)} PATCHes, sandbox at zero latency, concurrency"
+        f" {bench.CONCURRENCY}, every client best of {bench.ROUNDS}"
+    )
+    r = bench.ratios(shown(bench, f"throughput: {setup}"))
+    return [
+        Figure(
+            "zero latency: batchtag / loop, whole process",
+            f"requests/s of whole processes (start-up included), batchtag apply vs a minimal"
+            f" aiohttp loop; {setup}; not what a user meets",
+            r["vs_loop"],
+        ),
+        Figure(
+            "zero latency: batchtag / loop, sending phase",
+            "the same, each client's own timing of its sending phase",
+            r["vs_loop_in_run"],
+        ),
+        Figure(
+            "zero latency: batchtag / SDK best, whole process",
+            "batchtag apply vs the faster of the gcore SDK's two HTTP clients, same run",
+            r["vs_sdk"],
+        ),
+    ]
+
+
+def latency() -> list[Figure]:
+    from benchmarks import bench_latency as bench
+
+    setup = (
+        f"sandbox at {bench.LATENCY_MS} ms, concurrency {bench.CONCURRENCY},"
+        f" {label(bench.REQUESTS)} PATCHes, every client best of {bench.ROUNDS}"
+    )
+    r = bench.ratios(shown(bench, f"latency-bound: {setup}"))
+    limit = f"Little's limit {bench.CONCURRENCY} / {bench.LATENCY_MS} ms = {bench.LIMIT:,.0f}/s"
+    return [
+        Figure(
+            "latency: batchtag / loop, whole process",
+            f"requests/s of whole processes (start-up included), batchtag apply vs a minimal"
+            f" aiohttp loop; {setup}",
+            r["vs_loop"],
+            target=at_least(0.95),
+        ),
+        Figure(
+            "latency: batchtag sending / Little's limit",
+            f"batchtag's sending-phase rate (its summary) vs the {limit}",
+            r["sending_vs_limit"],
+            unit="",
+            target=at_least(0.95),
+        ),
+        Figure(
+            "latency: loop sending / Little's limit",
+            "the same for the minimal loop: what the machine allows right now",
+            r["loop_sending_vs_limit"],
+            unit="",
+        ),
+        Figure(
+            "latency: SDK (aiohttp) / loop, whole process",
+            "the gcore SDK with its aiohttp client vs the minimal loop, same run",
+            r["sdk_vs_loop"],
+        ),
+        Figure(
+            f"latency: --rate {bench.RATE} achieved / configured",
+            "batchtag apply --rate against the same sandbox: PATCH responses per second over"
+            " the steady seconds of the sandbox's timeline",
+            r["rate"],
+            unit="",
+            target=within(1, 0.02),
+        ),
+    ]
+
+
+def layers() -> list[Figure]:
+    from benchmarks import bench_layers as bench
+
+    heading = (
+        f"where the CPU goes: batchtag's layers over the minimal loop, in one process,"
+        f" best of {bench.ROUNDS} batches of {label(bench.BATCH)}"
+    )
+    result = shown(bench, heading)
+    cpu = result["per_request"]
+    return [
+        Figure(
+            "CPU per request: apply / loop, zero latency",
+            f"client CPU time per PATCH in one process, best of {bench.ROUNDS} batches:"
+            " apply's engine, report row and summary vs the minimal aiohttp loop",
+            cpu["apply"] / cpu["loop"],
+            target=at_most(1.3),
+        ),
+        Figure(
+            "CPU per request: gcore SDK (aiohttp) / loop",
+            "the same for the gcore SDK's update call, same batches, same best-of",
+            cpu["sdk"] / cpu["loop"],
+        ),
+        Figure(
+            "CPU: projected whole-process batchtag / loop",
+            f"the zero-latency ratio these CPU and start-up figures imply at"
+            f" {label(bench.REQUESTS)} PATCHes",
+            bench.projection(result),
+        ),
+    ]
+
+
+def memory() -> list[Figure]:
+    from benchmarks import bench_memory as bench
+
+    sizes = ", ".join(label(n) for n in bench.SIZES)
+    rows = shown(bench, f"memory: wide manifest apply and --resume, {sizes} snapshots")
+    big, small = rows[-1], rows[0]
+    figures = [
+        peak(
+            f"memory: {step} at {label(big['size'])}",
+            f"`{COMMANDS.get(step, 'batchtag ' + step)}` at {label(big['size'])} snapshots: a"
+            " wide manifest (one tag, one passthrough column), a sandbox of as many",
+            big[step],
+            PEAK_MB.get(step, bench.TARGET_MB),
+        )
+        for step in steps(big)
+    ]
+    figures.append(
+        Figure(
+            f"memory: apply peak {label(big['size'])} / {label(small['size'])}",
+            "the same apply's peak RSS at the largest size vs the smallest",
+            bench.growth(rows),
+            target=at_most(bench.GROWTH),
+        )
+    )
+    return figures
+
+
+# The memory section's steps (parts of a row with a "peak_mb"): their commands, and the
+# bound of those whose target is not bench_memory.TARGET_MB (issue 12: plan 1M <= 600 MB).
+COMMANDS = {"apply": "batchtag apply", "resume": "batchtag apply --resume", "plan": "batchtag plan"}
+PLAN_PEAK_MB = 600
+PEAK_MB = {"plan": PLAN_PEAK_MB}
+
+
+def steps(row: dict) -> list[str]:
+    """The commands a memory row measured (apply, resume, ...): its parts with a peak."""
+    return [step for step, part in row.items() if isinstance(part, dict) and "peak_mb" in part]
+
+
+def rate() -> list[Figure]:
+    from benchmarks import bench_rate, bench_rate_live
+
+    heading = (
+        f"rate fidelity, limiter only: {bench_rate.TASKS} tasks, {bench_rate.SECONDS:.0f} s each"
+    )
+    limiter = shown(bench_rate, heading)
+    live = shown(bench_rate_live, "rate fidelity, real requests: batchtag apply, a sandbox")
+    measures = {
+        "limiter": "the shared limiter alone, granted acquire() per second",
+        "live": "batchtag apply against a zero-latency sandbox, PATCH responses per second",
+    }
+    return [
+        Figure(
+            f"rate {kind} {r['configured']:,}/s: achieved / configured",
+            measures[kind],
+            r["ratio"],
+            unit="",
+            target=within(1, 0.03),
+        )
+        for kind, rows in (("limiter", limiter), ("live", live))
+        for r in rows
+    ]
+
+
+def adaptive() -> list[Figure]:
+    from benchmarks import bench_adaptive as bench
+
+    heading = f"adaptive: sandbox limit {bench.LIMIT}/s, batchtag told {bench.TOLD}/s"
+    r = shown(bench, heading)
+    return [
+        Figure(
+            f"adaptive: successful / limit after {bench.WARMUP} s",
+            f"a sandbox answering 429 above {bench.LIMIT}/s, batchtag told {bench.TOLD}/s:"
+            " successful requests per second over the limit",
+            r["ok_rate_steady"] / r["limit"],
+            unit="%",
+            target=at_least(0.9),
+        ),
+        Figure(
+            f"adaptive: 429 share after {bench.WARMUP} s",
+            "the same run: 429s among all responses",
+            r["throttled_share_after"],
+            unit="%",
+            target=at_most(0.02),
+        ),
+    ]
+
+
+def validate() -> list[Figure]:
+    from benchmarks import bench_validate as bench
+
+    heading = f"validate: {label(bench.ROWS)}-row long-form manifest, one process per measurement"
+    figures = []
+    for r in shown(bench, heading):
+        if r["name"].startswith("validate"):
+            what = f"validating a {label(bench.ROWS)}-row long-form manifest (read_plan, summary)"
+            name = f"{r['name']} {label(bench.ROWS)}"
+            figures.append(Figure(f"{name}: time", what, r["seconds"], "s", at_most(10)))
+            figures.append(peak(name, what, {"peak_mb": r["peak_rss_mb"]}, 600))
+    return figures
+
+
+def startup() -> list[Figure]:
+    from benchmarks import bench_startup as bench
+
+    results = shown(bench, f"start-up: whole process, best of {bench.ROUNDS}, bytecode compiled")
+    what = f"wall time of the whole process, best of {bench.ROUNDS}"
+    limit = at_most(bench.TARGET_S)
+    return [Figure(f"start-up: {n}", what, results[n], "s", limit) for n in bench.COMMANDS]
+
+
+def export() -> list[Figure]:
+    from benchmarks import bench_export as bench
+
+    size = label(bench.SNAPSHOTS)
+    ratio = Figure(
+        f"export {size}: batchtag / minimal paging loop",
+        f"snapshots/s of `batchtag export -o FILE.parquet` vs a minimal aiohttp loop that"
+        f" pages concurrently and writes with pyarrow; whole processes, best of {bench.ROUNDS}",
+        0.0,
+        target=at_least(0.8),
+    )
+    heading = f"export: {size} snapshots, one scope, to Parquet, best of {bench.ROUNDS}"
+    return ratio_and_peak(bench, heading, ratio, ("batchtag", "batchtag export"), 400)
+
+
+def rerun() -> list[Figure]:
+    from benchmarks import bench_rerun as bench
+
+    size = label(bench.SNAPSHOTS)
+    r = shown(bench, f"re-run: {size} snapshots, 1% changed, every request counted")
+    return [
+        Figure(
+            f"re-run {size}, 1% changed: requests",
+            "every request the sandbox saw from `batchtag apply` with its defaults (list pages"
+            " and PATCHes); the manifest re-states every name and changes 1%",
+            r["requests"],
+            unit="requests",
+            target=at_most(bench.TARGET),
+        )
+    ]
+
+
+def plan() -> list[Figure]:
+    from benchmarks import bench_plan as bench
+
+    size = label(bench.SNAPSHOTS)
+    ratio = Figure(
+        f"plan {size}: wall time / export's",
+        f"`batchtag plan` of a {size}-row manifest vs `batchtag export` of the same scope,"
+        " whole processes, same sandbox",
+        0.0,
+        target=at_most(1.5),
+    )
+    heading = f"plan: {size}-row manifest on a {size}-snapshot scope vs export of it"
+    return ratio_and_peak(bench, heading, ratio, ("plan", "batchtag plan"), PLAN_PEAK_MB)
+
+
+def ratio_and_peak(
+    bench: ModuleType, heading: str, ratio: Figure, peaked: tuple[str, str], bound_mb: float
+) -> list[Figure]:
+    """Run `bench` (two commands, whole processes): `ratio` with the value of its
+    `bench.ratio(result)`, and the peak RSS of the run `peaked` = (its name, its command)."""
+    result = shown(bench, heading)
+    run, command = peaked
+    prefix = ratio.name.split(":")[0]
+    return [
+        replace(ratio, value=bench.ratio(result)),
+        peak(prefix, f"the same `{command}`", result[run], bound_mb),
+    ]
+
+
+SECTIONS: dict[str, Callable[[], list[Figure]]] = {
+    "startup": startup,
+    "latency": latency,
+    "layers": layers,
+    "throughput": throughput,
+    "rate": rate,
+    "adaptive": adaptive,
+    "rerun": rerun,
+    "validate": validate,
+    "export": export,
+    "plan": plan,
+    "memory": memory,
+}
