@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from batchtag.manifest.columnar import group_codes
 from batchtag.plan import PlanEntry, SharedDict
+from batchtag.planindex import PlanIndex, arrow_keys
 
 CHUNK = 4096  # entries made at once while iterating
 
@@ -104,15 +105,64 @@ class PlanEntries(Sequence[PlanEntry]):
             out.append(PlanEntry(p, r, s, tags, clear, renames, name, row_list, extras[extra]))
         return out
 
-    def needs_current_count(self) -> int:
-        """How many entries need their snapshot's current tags (`PlanEntry.needs_current`),
-        counted over the few distinct tag states, not entry by entry."""
+    def at(self, positions: np.ndarray) -> list[PlanEntry]:
+        """The entries at `positions` (ascending), made in one go: runs of consecutive
+        positions are sliced, the rest gathered."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if not len(positions):
+            return []
+        first, last = int(positions[0]), int(positions[-1])
+        if last - first + 1 == len(positions):
+            return self._make(first, last + 1)
+        out: list[PlanEntry] = []
+        breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+        for run in np.split(positions, breaks):
+            out += self._make(int(run[0]), int(run[-1]) + 1)
+        return out
+
+    def _needs_per_state(self) -> np.ndarray:
         needs = [
             PlanEntry(0, 0, "", tags, clear, renames).needs_current
             for tags, clear, renames in self.states
         ]
+        return np.array(needs, dtype=bool)
+
+    def needs_current_mask(self) -> np.ndarray:
+        """A mask over positions: the entries that need their snapshot's current tags."""
+        if not len(self):
+            return np.zeros(0, dtype=bool)
+        return self._needs_per_state()[self.state_codes]
+
+    def needs_current_count(self) -> int:
+        """How many entries need their snapshot's current tags (`PlanEntry.needs_current`),
+        counted over the few distinct tag states, not entry by entry."""
         per_state = np.bincount(self.state_codes, minlength=len(self.states))
-        return int(per_state[np.array(needs, dtype=bool)].sum()) if len(self) else 0
+        return int(per_state[self._needs_per_state()].sum()) if len(self) else 0
+
+    def plan_index(self) -> PlanIndex:
+        """Positions by (scope, snapshot key), built from the columns once and kept."""
+        index = self.__dict__.get("_index")
+        if index is None:
+            codes, scopes = self._scope_codes()
+            index = PlanIndex.build(codes, scopes, arrow_keys(self.snapshots))
+            object.__setattr__(self, "_index", index)
+        return index
+
+    def _scope_codes(self) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+        """Each entry's scope as a number, and the scopes in order of first appearance."""
+        if not len(self):
+            return np.zeros(0, dtype=np.int64), ()
+        pairs = np.stack([self.projects, self.regions], axis=1)
+        if pairs.dtype == object:  # ids beyond int64: rare, numbered one by one
+            numbers: dict = {}
+            codes = [numbers.setdefault(tuple(p), len(numbers)) for p in pairs.tolist()]
+            return np.array(codes, dtype=np.int64), tuple(numbers)
+        uniques, first, inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+        ordered = np.argsort(first, kind="stable")
+        rank = np.empty(len(ordered), dtype=np.int64)
+        rank[ordered] = np.arange(len(ordered))
+        scopes = tuple(map(tuple, uniques[ordered].tolist()))
+        return rank[inverse.ravel()], scopes
 
     def ids_in_several_scopes(self) -> int:
         """How many snapshot ids appear in more than one entry (so in several scopes)."""
