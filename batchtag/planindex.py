@@ -228,3 +228,62 @@ def needs_current_mask(entries: Sequence[PlanEntry]) -> np.ndarray:
     if made is not None:
         return made()
     return np.fromiter((e.needs_current for e in entries), dtype=bool, count=len(entries))
+
+
+class IdSet:
+    """A set of snapshot keys (`id_bytes`) that a listing has returned, 16 bytes each in a
+    sorted array (the latest additions in a small set until they are merged in).
+
+    Examples
+    --------
+    >>> seen = IdSet()
+    >>> seen.add(keys_of(["a", "b", "a"])).tolist(), seen.add(keys_of(["b", "c"])).tolist()
+    ([True, True, False], [False, True])
+    >>> len(seen)
+    3
+    """
+
+    MERGE = 1 << 16  # recent keys held as bytes objects, at most
+
+    def __init__(self) -> None:
+        self._sorted = np.zeros(0, dtype=KEY)
+        self._recent: set[bytes] = set()
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._recent)
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """A mask: which of `keys` are in the set."""
+        found = np.zeros(len(keys), dtype=bool)
+        if len(self._sorted) and len(keys):
+            at = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+            found = self._sorted[at] == keys
+        if self._recent:
+            recent = self._recent
+            raw = keys.tobytes()
+            found |= np.fromiter(
+                (raw[i : i + 16] in recent for i in range(0, len(raw), 16)),
+                dtype=bool,
+                count=len(keys),
+            )
+        return found
+
+    def add(self, keys: np.ndarray) -> np.ndarray:
+        """Add `keys`; returns a mask of those that were new (a key repeated within `keys`
+        is new at its first occurrence only)."""
+        new = np.zeros(len(keys), dtype=bool)
+        if not len(keys):
+            return new
+        _, first = np.unique(keys, return_index=True)
+        new[first] = True
+        new &= ~self.contains(keys)
+        raw = keys[new].tobytes()
+        self._recent.update(raw[i : i + 16] for i in range(0, len(raw), 16))
+        if len(self._recent) >= self.MERGE:
+            self._merge()
+        return new
+
+    def _merge(self) -> None:
+        block = np.sort(np.frombuffer(b"".join(self._recent), dtype=KEY))
+        self._recent = set()
+        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, block), block)
