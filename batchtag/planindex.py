@@ -44,6 +44,17 @@ for _value, _digit in enumerate(b"0123456789abcdef"):
     _NIBBLE[_digit] = _NIBBLE[ord(chr(_digit).upper())] = _value
 
 
+def uuid_bytes(snapshot_id: str) -> bytes | None:
+    """A UUID's 16 bytes (its text in either case), None when `snapshot_id` is no UUID."""
+    if len(snapshot_id) != UUID_LENGTH or any(snapshot_id[i] != "-" for i in DASHES):
+        return None
+    try:
+        key = bytes.fromhex(snapshot_id.replace("-", ""))
+    except ValueError:
+        return None
+    return key if len(key) == 16 else None  # (fromhex skips blanks)
+
+
 def id_bytes(snapshot_id: str) -> bytes:
     """The 16-byte key of a snapshot id: a UUID's bytes (any case), else a digest of the
     lowercase id (two ids get the same key only if they are equal ignoring case).
@@ -55,14 +66,10 @@ def id_bytes(snapshot_id: str) -> bytes:
     >>> id_bytes("snap-1") == id_bytes("SNAP-1") != id_bytes("snap-2")
     True
     """
-    if len(snapshot_id) == UUID_LENGTH and all(snapshot_id[i] == "-" for i in DASHES):
-        try:
-            key = bytes.fromhex(snapshot_id.replace("-", ""))
-        except ValueError:
-            key = b""
-        if len(key) == 16:
-            return key
-    return hashlib.blake2b(snapshot_id.lower().encode(), digest_size=16).digest()
+    key = uuid_bytes(snapshot_id)
+    if key is None:
+        key = hashlib.blake2b(snapshot_id.lower().encode(), digest_size=16).digest()
+    return key
 
 
 def keys_of(ids: Iterable[str]) -> np.ndarray:
