@@ -245,3 +245,41 @@ def test_a_full_disk_while_keeping_the_state_aborts_with_nothing_sent(
     assert tempfile.gettempdir() in str(error.value)
     assert sandbox.stats()["endpoints"].get("patch", 0) == 0
     assert set(error.value.report.status) == {"skipped"}
+
+
+OLD_COLUMNS = (  # a report of an earlier version: before name_before, ro_tags, request_body
+    "project_id,region_id,snapshot_id,status,http_status,attempts,error_class,error,"
+    "request_id,started_at,finished_at,elapsed_ms,tags_before,tags_after,rows"
+)
+
+
+def test_resume_of_a_report_written_by_an_earlier_version(sandbox, tmp_path):
+    """Its ok/noop rows (the latest per snapshot) are skipped, everything else is sent."""
+    import batchtag
+    from batchtag.report.store import write_meta
+
+    ids = sandbox.store.ids()[:6]
+    frame = pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
+    plan = read_plan(frame, project_id=1, region_id=1)
+    report = tmp_path / "old.csv"
+    row = "1,1,{},{},200,1,,,,,,,,,[{}]"
+    rows = [row.format(ids[0], "ok", 1), row.format(ids[1], "noop", 2)]
+    rows += [row.format(ids[2], "failed", 3), row.format(ids[2], "ok", 3)]  # retried: done
+    rows += [row.format(ids[3], "ok", 4), row.format(ids[3], "failed", 4)]  # latest: failed
+    rows += [row.format(ids[4].upper(), "failed", 5)]
+    report.write_text("\n".join([OLD_COLUMNS, *rows]) + "\n")
+    write_meta(report, {"fingerprint": plan.fingerprint(), "resumed_at": []})
+    before = {sid: dict(sandbox.store.find(1, 1, sid).tags) for sid in ids}
+    result = batchtag.apply(
+        frame,
+        resume=report,
+        base_url=sandbox.base_url,
+        api_key=API_KEY,
+        project_id=1,
+        region_id=1,
+        check_current=False,
+    )
+    sent = {c for c in ids if sandbox.store.find(1, 1, c).tags.get("k1") == "new"}
+    assert sent == set(ids[3:])  # not the three the report has as done
+    assert all(dict(sandbox.store.find(1, 1, s).tags) == before[s] for s in ids[:3])
+    assert result.attrs["summary"]["already_done"] == 3
