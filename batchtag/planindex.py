@@ -39,6 +39,7 @@ Scope = tuple[int, int]
 UUID_LENGTH = 36
 DASHES = (8, 13, 18, 23)  # where a UUID's text has its dashes
 HEX_AT = np.array([i for i in range(UUID_LENGTH) if i not in DASHES])
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _NIBBLE = np.full(256, 255, dtype=np.uint8)  # hex digit (either case) -> its value
 for _value, _digit in enumerate(b"0123456789abcdef"):
     _NIBBLE[_digit] = _NIBBLE[ord(chr(_digit).upper())] = _value
@@ -111,6 +112,51 @@ def arrow_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return out
 
 
+def uuid_digits(keys: np.ndarray) -> np.ndarray:
+    """The lowercase UUID text of 16-byte keys, as an (n, 36) array of ASCII codes."""
+    raw = np.frombuffer(np.ascontiguousarray(keys).tobytes(), dtype=np.uint8).reshape(-1, 16)
+    digits = np.full((len(raw), UUID_LENGTH), ord("-"), dtype=np.uint8)
+    digits[:, HEX_AT[0::2]] = _HEX[raw >> 4]
+    digits[:, HEX_AT[1::2]] = _HEX[raw & 15]
+    return digits
+
+
+def uuid_text(keys: np.ndarray) -> list[str]:
+    """The lowercase UUID text of 16-byte keys (the inverse of `id_bytes` for a UUID).
+
+    Examples
+    --------
+    >>> uuid_text(np.frombuffer(bytes(range(16)), dtype="V16"))
+    ['00010203-0405-0607-0809-0a0b0c0d0e0f']
+    """
+    text = uuid_digits(keys).tobytes().decode("ascii")
+    return [text[i : i + UUID_LENGTH] for i in range(0, len(text), UUID_LENGTH)]
+
+
+def canonical_keys(ids: pa.Array) -> np.ndarray | None:
+    """The keys of an Arrow string column when every id is a lowercase UUID (so the text
+    comes back from the key: `uuid_text`); None otherwise."""
+    import pyarrow as pa
+
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    string, large = pa.types.is_string(ids.type), pa.types.is_large_string(ids.type)
+    if ids.null_count or not len(ids) or not (string or large):
+        return None
+    keys = arrow_keys(ids)
+    width = np.int64 if large else np.int32
+    offsets = np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset : ids.offset + len(ids) + 1]
+    if not (np.diff(offsets) == UUID_LENGTH).all():
+        return None
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)
+    for start in range(0, len(ids), 1 << 16):
+        stop = min(len(ids), start + (1 << 16))
+        text = data[offsets[start] : offsets[stop]].reshape(-1, UUID_LENGTH)
+        if not (text == uuid_digits(keys[start:stop])).all():
+            return None
+    return keys
+
+
 def smallest_uint(count: int) -> np.dtype:
     """The smallest unsigned dtype that holds 0..count-1."""
     for dtype in (np.uint8, np.uint16, np.uint32):
@@ -130,8 +176,8 @@ class PlanIndex:
 
     scope_codes: np.ndarray  # per position: its scope's number in `scopes`
     scopes: tuple[Scope, ...]
-    sorted_keys: np.ndarray  # V16, the plan's keys in sorted order
-    order: np.ndarray  # the position of each of `sorted_keys`
+    keys: np.ndarray  # V16 per position
+    order: np.ndarray  # positions in the order of their keys (intp: searchsorted's sorter)
 
     @classmethod
     def of(cls, entries: Sequence[PlanEntry]) -> PlanIndex:
@@ -150,13 +196,10 @@ class PlanIndex:
 
     @classmethod
     def build(cls, scope_codes: np.ndarray, scopes: tuple[Scope, ...], keys: np.ndarray):
-        """An index of per-position scope codes and keys (`keys` is not kept)."""
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        order = order.astype(smallest_uint(max(len(keys), 1)))
-        return cls(
-            scope_codes.astype(smallest_uint(max(len(scopes), 1))), scopes, sorted_keys, order
-        )
+        """An index of per-position scope codes and keys (`keys` is kept, not copied)."""
+        order = np.argsort(keys, kind="stable").astype(np.intp, copy=False)
+        codes = scope_codes.astype(smallest_uint(max(len(scopes), 1)), copy=False)
+        return cls(codes, scopes, keys, order)
 
     def __len__(self) -> int:
         return len(self.scope_codes)
@@ -172,23 +215,21 @@ class PlanIndex:
         """The plan position of each key in `scope` (int64), -1 where the plan has none."""
         out = np.full(len(keys), -1, dtype=np.int64)
         code = self.code(scope)
-        if code is None or not len(keys) or not len(self.sorted_keys):
+        if code is None or not len(keys) or not len(self.keys):
             return out
-        at = np.searchsorted(self.sorted_keys, keys)
-        inside = at < len(self.sorted_keys)
-        hit = np.zeros(len(keys), dtype=bool)
-        hit[inside] = self.sorted_keys[at[inside]] == keys[inside]
-        found = self.order[at[hit]].astype(np.int64)
-        same = self.scope_codes[found] == code
-        out[np.flatnonzero(hit)[same]] = found[same]
-        for i in np.flatnonzero(hit)[~same].tolist():  # the id also lives in another scope
+        at = np.minimum(np.searchsorted(self.keys, keys, sorter=self.order), len(self.keys) - 1)
+        found = self.order[at]
+        hit = self.keys[found] == keys
+        same = hit & (self.scope_codes[found] == code)
+        out[same] = found[same]
+        for i in np.flatnonzero(hit & ~same).tolist():  # the id also lives in another scope
             out[i] = self._in_scope(int(at[i]), keys[i], code)
         return out
 
     def _in_scope(self, start: int, key: np.void, code: int) -> int:
         """The position of `key` in scope `code`, looking past entries of other scopes."""
         i = start
-        while i < len(self.sorted_keys) and self.sorted_keys[i] == key:
+        while i < len(self.order) and self.keys[self.order[i]] == key:
             position = int(self.order[i])
             if self.scope_codes[position] == code:
                 return position

@@ -16,31 +16,11 @@ from collections.abc import Iterable, Iterator, Set
 
 import numpy as np
 
-from batchtag.planindex import KEY, uuid_bytes
+from batchtag.planindex import KEY, uuid_bytes, uuid_text
 
 Key = tuple[int, int, str]
 CHUNK = 4096  # keys made at once while iterating
 WIDE = np.dtype("V20")  # scope number + id key
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def uuid_text(keys: np.ndarray) -> list[str]:
-    """The lowercase UUID text of 16-byte keys (the inverse of `id_bytes` for a UUID).
-
-    Examples
-    --------
-    >>> uuid_text(np.frombuffer(bytes(range(16)), dtype="V16"))
-    ['00010203-0405-0607-0809-0a0b0c0d0e0f']
-    """
-    raw = np.frombuffer(np.ascontiguousarray(keys).tobytes(), dtype=np.uint8).reshape(-1, 16)
-    digits = np.empty((len(raw), 36), dtype=np.uint8)
-    digits[:] = ord("-")
-    hexes = np.empty((len(raw), 32), dtype=np.uint8)
-    hexes[:, 0::2], hexes[:, 1::2] = _HEX[raw >> 4], _HEX[raw & 15]
-    at = [i for i in range(36) if i not in (8, 13, 18, 23)]
-    digits[:, at] = hexes
-    text = digits.tobytes().decode("ascii")
-    return [text[i : i + 36] for i in range(0, len(text), 36)]
 
 
 class KeyCodec:
