@@ -47,8 +47,10 @@ for _value, _digit in enumerate(b"0123456789abcdef"):
 
 def uuid_bytes(snapshot_id: str) -> bytes | None:
     """A UUID's 16 bytes (its text in either case), None when `snapshot_id` is no UUID."""
-    if len(snapshot_id) != UUID_LENGTH or any(snapshot_id[i] != "-" for i in DASHES):
+    if len(snapshot_id) != UUID_LENGTH:
         return None
+    if not snapshot_id[8] == snapshot_id[13] == snapshot_id[18] == snapshot_id[23] == "-":
+        return None  # (the positions in DASHES)
     try:
         key = bytes.fromhex(snapshot_id.replace("-", ""))
     except ValueError:
@@ -176,8 +178,8 @@ class PlanIndex:
 
     scope_codes: np.ndarray  # per position: its scope's number in `scopes`
     scopes: tuple[Scope, ...]
-    keys: np.ndarray  # V16 per position
-    order: np.ndarray  # positions in the order of their keys (intp: searchsorted's sorter)
+    sorted_keys: np.ndarray  # V16: the plan's keys, sorted
+    order: np.ndarray  # the position of each of `sorted_keys`
 
     @classmethod
     def of(cls, entries: Sequence[PlanEntry]) -> PlanIndex:
@@ -196,30 +198,43 @@ class PlanIndex:
 
     @classmethod
     def build(cls, scope_codes: np.ndarray, scopes: tuple[Scope, ...], keys: np.ndarray):
-        """An index of per-position scope codes and keys (`keys` is kept, not copied)."""
-        order = np.argsort(keys, kind="stable").astype(np.intp, copy=False)
+        """An index of per-position scope codes and keys."""
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        order = order.astype(smallest_uint(max(len(keys), 1)))
         codes = scope_codes.astype(smallest_uint(max(len(scopes), 1)), copy=False)
-        return cls(codes, scopes, keys, order)
+        return cls(codes, scopes, sorted_keys, order)
+
+    def key_at(self, rank: np.ndarray) -> np.ndarray:
+        """The keys at some positions, given their `ranks` (see `ranks`)."""
+        return self.sorted_keys[rank]
+
+    def ranks(self) -> np.ndarray:
+        """Per position, where its key is in `sorted_keys` (the inverse of `order`)."""
+        rank = np.empty(len(self.order), dtype=self.order.dtype)
+        rank[self.order] = np.arange(len(self.order), dtype=self.order.dtype)
+        return rank
 
     def __len__(self) -> int:
         return len(self.scope_codes)
 
     def code(self, scope: Scope) -> int | None:
         """The number of a scope, None when the plan has no entry in it."""
-        try:
-            return self.scopes.index(scope)
-        except ValueError:
-            return None
+        codes = self.__dict__.get("_codes")
+        if codes is None:
+            codes = {scope: code for code, scope in enumerate(self.scopes)}
+            object.__setattr__(self, "_codes", codes)
+        return codes.get(scope)
 
     def positions(self, scope: Scope, keys: np.ndarray) -> np.ndarray:
         """The plan position of each key in `scope` (int64), -1 where the plan has none."""
         out = np.full(len(keys), -1, dtype=np.int64)
         code = self.code(scope)
-        if code is None or not len(keys) or not len(self.keys):
+        if code is None or not len(keys) or not len(self.sorted_keys):
             return out
-        at = np.minimum(np.searchsorted(self.keys, keys, sorter=self.order), len(self.keys) - 1)
-        found = self.order[at]
-        hit = self.keys[found] == keys
+        at = np.minimum(np.searchsorted(self.sorted_keys, keys), len(self.sorted_keys) - 1)
+        found = self.order[at].astype(np.int64)
+        hit = self.sorted_keys[at] == keys
         same = hit & (self.scope_codes[found] == code)
         out[same] = found[same]
         for i in np.flatnonzero(hit & ~same).tolist():  # the id also lives in another scope
@@ -229,7 +244,7 @@ class PlanIndex:
     def _in_scope(self, start: int, key: np.void, code: int) -> int:
         """The position of `key` in scope `code`, looking past entries of other scopes."""
         i = start
-        while i < len(self.order) and self.keys[self.order[i]] == key:
+        while i < len(self.sorted_keys) and self.sorted_keys[i] == key:
             position = int(self.order[i])
             if self.scope_codes[position] == code:
                 return position
@@ -237,9 +252,19 @@ class PlanIndex:
         return -1
 
     def position(self, entry: PlanEntry) -> int | None:
-        """The plan position of `entry`'s snapshot, None when the plan has none."""
-        scope = (entry.project_id, entry.region_id)
-        found = int(self.positions(scope, keys_of([entry.snapshot_id]))[0])
+        """The plan position of `entry`'s snapshot, None when the plan has none (one
+        lookup, a few microseconds: the engine asks once per snapshot)."""
+        code = self.code((entry.project_id, entry.region_id))
+        if code is None or not len(self.sorted_keys):
+            return None
+        raw = id_bytes(entry.snapshot_id)
+        probe = np.frombuffer(raw, dtype=KEY)
+        at = int(self.sorted_keys.searchsorted(probe)[0])
+        if self.sorted_keys[at : at + 1].tobytes() != raw:  # (numpy scalars are slow)
+            return None
+        found = int(self.order[at])
+        if self.scope_codes[found] != code:
+            found = self._in_scope(at, probe[0], code)
         return None if found < 0 else found
 
     def in_scope(self, scope: Scope) -> np.ndarray:

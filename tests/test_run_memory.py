@@ -39,7 +39,7 @@ IDS = st.one_of(
 SCOPES = st.sampled_from([(1, 1), (1, 2), (3, 1)])
 KEYS = st.tuples(SCOPES, IDS)
 # the fixtures used with hypothesis here only set a constant: the same for every example
-FIXTURES_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+FIXTURES_OK = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def folded(snapshot_id: str) -> str:
@@ -51,6 +51,7 @@ def plan_of(keys: list[tuple[tuple[int, int], str]]) -> list[PlanEntry]:
     return [PlanEntry(p, r, sid) for (p, r), sid in keys]
 
 
+@settings(deadline=None)
 @given(keys=st.lists(KEYS, max_size=30), probes=st.lists(KEYS, max_size=20))
 def test_the_index_finds_positions_as_a_dict_of_the_plan_would(keys, probes):
     first: dict = {}
@@ -89,7 +90,9 @@ def user_first(snapshot: dict | None) -> dict | None:
     return {**snapshot, "tags": tags}
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     size=st.integers(1, 12),
     puts=st.lists(st.tuples(st.integers(0, 11), SNAPSHOTS), max_size=20),
@@ -168,6 +171,7 @@ def test_the_done_mask_is_each_snapshots_latest_status(plan_keys, rows, chunk, m
     assert done.tolist() == want
 
 
+@settings(max_examples=30, deadline=None)
 @given(mask=st.lists(st.booleans(), max_size=40))
 def test_pending_entries_are_the_masked_ones_in_plan_order(mask):
     frame = pd.DataFrame({"snapshot_id": [str(uuid.UUID(int=i + 1)) for i in range(len(mask))]})

@@ -71,14 +71,18 @@ class PlanEntries(Sequence[PlanEntry]):
         for name, column in narrow.items():
             object.__setattr__(self, name, column)
         keys = canonical_keys(self.snapshots) if self.snapshots is not None else None
-        if keys is not None:  # the text comes back from the key (`uuid_text`)
-            object.__setattr__(self, "_keys", keys)
+        if keys is not None:  # the text comes back from the index's keys (`uuid_text`)
+            codes, scopes = self._scope_codes()
+            index = PlanIndex.build(codes, scopes, keys)
+            del keys
+            object.__setattr__(self, "_index", index)
+            object.__setattr__(self, "_ranks", index.ranks())
             object.__setattr__(self, "snapshots", None)
 
     def _ids(self, start: int, stop: int) -> list[str]:
-        keys = self.__dict__.get("_keys")
-        if keys is not None:
-            return uuid_text(keys[start:stop])
+        ranks = self.__dict__.get("_ranks")
+        if ranks is not None:
+            return uuid_text(self.plan_index().key_at(ranks[start:stop]))
         return self.snapshots[start:stop].to_pylist()
 
     def __len__(self) -> int:
@@ -168,9 +172,7 @@ class PlanEntries(Sequence[PlanEntry]):
         index = self.__dict__.get("_index")
         if index is None:
             codes, scopes = self._scope_codes()
-            keys = self.__dict__.get("_keys")
-            keys = keys if keys is not None else arrow_keys(self.snapshots)
-            index = PlanIndex.build(codes, scopes, keys)
+            index = PlanIndex.build(codes, scopes, arrow_keys(self.snapshots))
             object.__setattr__(self, "_index", index)
         return index
 
@@ -194,9 +196,10 @@ class PlanEntries(Sequence[PlanEntry]):
         """How many snapshot ids appear in more than one entry (so in several scopes)."""
         if not len(self):
             return 0
-        keys = self.__dict__.get("_keys")
-        if keys is not None:
-            return int((np.unique(keys, return_counts=True)[1] > 1).sum())
+        if self.snapshots is None:  # ids as keys: the index has them sorted
+            keys = self.plan_index().sorted_keys
+            same = keys[1:] == keys[:-1]  # a run of equal keys: one id in several entries
+            return int((same & np.concatenate([[True], ~same[:-1]])).sum()) if len(same) else 0
         return int((np.bincount(group_codes(self.snapshots)) > 1).sum())
 
     def scopes(self) -> dict[tuple[int, int], int]:
