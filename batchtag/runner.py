@@ -28,6 +28,7 @@ from batchtag.guards import (  # noqa: F401  (check_max_changes, parse_max_chang
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.manifest import read_plan
+from batchtag.memory import release_memory
 from batchtag.plan import Plan, PlanEntry
 from batchtag.planindex import PlanIndex, iter_masked
 from batchtag.progress import Progress
@@ -120,6 +121,7 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
             check_writable(getattr(options, name), name)
     check_undo_target(options)
     pending = pending_mask(plan, report_path, options)
+    release_memory()  # what the manifest's and the report's reading freed
     to_send = len(plan.entries) if pending is None else int(pending.sum())
     client = make_client(plan, options)
     summary = Summary(report_path)
@@ -133,6 +135,7 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     try:
         async with _maybe(client):
             await run.read(pending)
+            release_memory()  # the listing pages: the run's memory stays near this from here
             if not options.dry_run:
                 await _guards(run, pending, to_send, confirm)
             await run.send(pending, to_send, on_engine)
