@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 KEY = np.dtype("V16")
-CHUNK = 4096  # entries made at once while iterating positions
+CHUNK = 4096  # entries (or report keys) made at once while iterating
 Scope = tuple[int, int]
 UUID_LENGTH = 36
 DASHES = (8, 13, 18, 23)  # where a UUID's text has its dashes

@@ -34,6 +34,7 @@ from batchtag.reader import Key, Reader, ReadStats
 from batchtag.report import read_report
 from batchtag.retry import RetrySettings
 from batchtag.runner import ApplyOptions, check_writable, load, open_client
+from batchtag.state import GET_BATCH
 from batchtag.tabular import table_format, write_table
 from batchtag.tabular.kinds import INT, JSON, STR
 from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
@@ -41,7 +42,6 @@ from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
 PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
-GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
 T = TypeVar("T")
 DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}
 

@@ -18,9 +18,14 @@ import pyarrow as pa
 
 from batchtag.manifest.columnar import group_codes
 from batchtag.plan import PlanEntry, SharedDict
-from batchtag.planindex import PlanIndex, arrow_keys, canonical_keys, smallest_uint, uuid_text
-
-CHUNK = 4096  # entries made at once while iterating
+from batchtag.planindex import (
+    CHUNK,
+    PlanIndex,
+    arrow_keys,
+    canonical_keys,
+    smallest_uint,
+    uuid_text,
+)
 
 State = tuple[SharedDict, bool, SharedDict]  # tags, clear, renames
 

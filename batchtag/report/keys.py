@@ -16,10 +16,9 @@ from collections.abc import Iterable, Iterator, Set
 
 import numpy as np
 
-from batchtag.planindex import KEY, uuid_bytes, uuid_text
+from batchtag.planindex import CHUNK, KEY, uuid_bytes, uuid_text
 
 Key = tuple[int, int, str]
-CHUNK = 4096  # keys made at once while iterating
 WIDE = np.dtype("V20")  # scope number + id key
 
 
