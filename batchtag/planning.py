@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from batchtag.client import LIST_PAGE, Client
@@ -27,11 +28,13 @@ from batchtag.diff import DIFF_COLUMNS, DiffCollector
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.export import PageBar
 from batchtag.limiter import RateLimiter
-from batchtag.plan import Plan
-from batchtag.reader import Key, Reader, ReadStats, id_key
+from batchtag.plan import Plan, PlanEntry
+from batchtag.planindex import PlanIndex, entries_at, keys_of
+from batchtag.reader import Key, Reader, ReadStats
 from batchtag.report import read_report
 from batchtag.retry import RetrySettings
 from batchtag.runner import ApplyOptions, check_writable, load, open_client
+from batchtag.state import GET_BATCH
 from batchtag.tabular import table_format, write_table
 from batchtag.tabular.kinds import INT, JSON, STR
 from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
@@ -39,7 +42,6 @@ from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
 PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
-GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
 T = TypeVar("T")
 DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}
 
@@ -117,47 +119,65 @@ async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[Curren
 
 async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[pd.DataFrame, ReadStats]:
     """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
-    but its diff rows): per scope, list pages when they are fewer requests than GETs."""
+    but its diff rows, and a bit per plan position): per scope, list pages when they are
+    fewer requests than GETs."""
     collector = DiffCollector(plan.passthrough)
-    scopes: dict[tuple[int, int], dict[Any, int]] = {}
-    for position, entry in enumerate(plan.entries):
-        scopes.setdefault((entry.project_id, entry.region_id), {})[id_key(entry.snapshot_id)] = (
-            position
-        )
+    index = PlanIndex.of(plan.entries)
     bar = PageBar(options.progress)
     async with open_client(options) as client:
         reader = make_reader(client, options, bar)
         try:
-            for (project_id, region_id), wanted in scopes.items():
-                await _diff_scope(reader, plan.entries, project_id, region_id, wanted, collector)
+            for scope in index.scopes:
+                wanted = index.in_scope(scope)
+                await _diff_scope(reader, plan.entries, index, scope, wanted, collector)
         finally:
             bar.close()
     return collector.frame(), reader.stats
 
 
-async def _diff_scope(reader, entries, project_id, region_id, wanted, collector) -> None:
-    def take(page: list[dict]) -> None:
-        for snapshot in page:
-            position = wanted.pop(id_key(snapshot["id"]), None)
-            if position is not None:
-                collector.add(entries[position], snapshot, position)
+async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
+    """Diff the entries of one scope that `wanted` marks (a mask over plan positions)."""
 
-    if len(wanted) > 1:
-        first = await reader.page(project_id, region_id, 0)
+    def take(page: list[dict]) -> None:
+        positions = index.positions(scope, keys_of(s["id"] for s in page))
+        found = [(p, i) for i, p in enumerate(positions.tolist()) if p >= 0 and wanted[p]]
+        for position, _ in found:
+            wanted[position] = False
+        chosen = np.array([p for p, _ in found], dtype=np.int64)
+        made = entries_at(entries, chosen)
+        for entry, (position, i) in zip(made, found, strict=True):
+            collector.add(entry, page[i], position)
+
+    if wanted.sum() > 1:
+        first = await reader.page(*scope, 0)
         take(first.get("results") or [])
-        if math.ceil(int(first.get("count", 0)) / LIST_PAGE) <= 1 + len(wanted):
-            async for page in reader.read_scope(project_id, region_id, first=first):
+        if math.ceil(int(first.get("count", 0)) / LIST_PAGE) <= 1 + wanted.sum():
+            async for page in reader.read_scope(*scope, first=first):
                 take(page)
             if reader.consistent:  # a consistent listing: what it lacks does not exist
-                for position in sorted(wanted.values()):
-                    collector.add(entries[position], None, position)
+                for entry, position in _masked(entries, wanted):
+                    collector.add(entry, None, position)
                 return
-    positions = sorted(wanted.values())
-    for start in range(0, len(positions), GET_BATCH):
-        chunk = positions[start : start + GET_BATCH]
-        found = await asyncio.gather(*(reader.get(entries[p].key) for p in chunk))
-        for position, snapshot in zip(chunk, found, strict=True):
-            collector.add(entries[position], snapshot, position)
+    batch: list[tuple[PlanEntry, int]] = []
+    for pair in _masked(entries, wanted):
+        batch.append(pair)
+        if len(batch) >= GET_BATCH:
+            await _get_and_diff(reader, batch, collector)
+            batch = []
+    await _get_and_diff(reader, batch, collector)
+
+
+def _masked(entries, mask: np.ndarray) -> Iterator[tuple[PlanEntry, int]]:
+    """(entry, position) of the positions set in `mask`, in plan order, a chunk at a time."""
+    for start in range(0, len(mask), GET_BATCH):
+        positions = np.flatnonzero(mask[start : start + GET_BATCH]) + start
+        yield from zip(entries_at(entries, positions), positions.tolist(), strict=True)
+
+
+async def _get_and_diff(reader, batch: list[tuple[PlanEntry, int]], collector) -> None:
+    found = await asyncio.gather(*(reader.get(entry.key) for entry, _ in batch))
+    for (entry, position), snapshot in zip(batch, found, strict=True):
+        collector.add(entry, snapshot, position)
 
 
 async def _reading(reads: Awaitable[T]) -> T:

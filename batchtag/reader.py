@@ -32,11 +32,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from batchtag.client import LIST_PAGE, Client
 from batchtag.engine import EngineOptions
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.jobs import fatal_reason
 from batchtag.limiter import RateLimiter
+from batchtag.planindex import IdSet, keys_of
 from batchtag.retry import (
     GONE,
     RATE_LIMIT,
@@ -82,7 +85,7 @@ class _Pass:
     counts: list[int] = field(default_factory=list)
     listed: int = 0
     duplicates: int = 0
-    ids: set | None = None  # every id this pass listed (kept on re-reads only)
+    ids: IdSet | None = None  # every id this pass listed (kept on re-reads only)
 
     @property
     def consistent(self) -> bool:
@@ -237,11 +240,11 @@ class Reader:
         list of dict
             Snapshot objects as the API returns them, never one id twice.
         """
-        seen: set = set()
+        seen = IdSet()  # 16 bytes an id, not a Python object
         passes: list[_Pass] = []
         self._base = self._read
         while len(passes) < self.max_passes:
-            current = _Pass(ids=set() if passes else None)
+            current = _Pass(ids=IdSet() if passes else None)
             passes.append(current)
             self.stats.passes += 1
             async for page in self._pass(project_id, region_id, seen, current, first):
@@ -254,7 +257,7 @@ class Reader:
         self._report(project_id, region_id, passes, seen)
 
     async def _pass(
-        self, project_id: int, region_id: int, seen: set, current: _Pass, first: dict | None
+        self, project_id: int, region_id: int, seen: IdSet, current: _Pass, first: dict | None
     ) -> AsyncIterator[list[dict]]:
         first = first if first is not None else await self.page(project_id, region_id, 0)
         yield self._take(first, seen, current)
@@ -278,32 +281,27 @@ class Reader:
             if tasks:
                 await asyncio.gather(*tasks.values(), return_exceptions=True)
 
-    def _take(self, page: dict, seen: set, current: _Pass) -> list[dict]:
+    def _take(self, page: dict, seen: IdSet, current: _Pass) -> list[dict]:
         """The snapshots of `page` not handed out before; bookkeeping for consistency.
 
         The first pass's ids are `seen` itself; a later pass keeps its own set as well."""
         results = page.get("results") or []
         current.counts.append(int(page.get("count", 0)))
+        keys = keys_of(snapshot["id"] for snapshot in results)
         listed = seen if current.ids is None else current.ids
-        fresh = []
-        for snapshot in results:
-            key = id_key(snapshot["id"])
-            if key in listed:
-                current.duplicates += 1
-                continue
-            listed.add(key)
-            current.listed += 1
-            if listed is not seen:
-                if key in seen:
-                    continue
-                seen.add(key)
-            fresh.append(snapshot)
+        new = listed.add(keys)
+        current.duplicates += len(results) - int(new.sum())
+        current.listed += int(new.sum())
+        if listed is not seen:  # a later pass: hand out only what no pass handed out yet
+            fresh_at = np.flatnonzero(new)
+            new[fresh_at] = seen.add(keys[fresh_at])
+        fresh = [results[i] for i in np.flatnonzero(new).tolist()]
         self._read += len(fresh)
         if self.progress is not None:
             self.progress(self._read, max(self._read, self._base + current.counts[-1]))
         return fresh
 
-    def _report(self, project_id: int, region_id: int, passes: list[_Pass], seen: set) -> None:
+    def _report(self, project_id: int, region_id: int, passes: list[_Pass], seen: IdSet) -> None:
         first, last = passes[0], passes[-1]
         if first.consistent:
             return
@@ -315,7 +313,8 @@ class Reader:
             f"{len(seen)} snapshots returned"
         )
         if last.ids is not None:
-            text += f", {len(seen) - len(last.ids & seen)} of them not listed by the last pass"
+            # every id a later pass listed is in `seen` too
+            text += f", {len(seen) - len(last.ids)} of them not listed by the last pass"
             text += " (deleted meanwhile?)"
         if not last.consistent:
             text += "; the last pass still changed: the inventory may be incomplete"

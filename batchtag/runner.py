@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from batchtag.apply_options import ApplyOptions
 from batchtag.client import Client
 from batchtag.config import resolve_settings
@@ -26,7 +28,9 @@ from batchtag.guards import (  # noqa: F401  (check_max_changes, parse_max_chang
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.manifest import read_plan
+from batchtag.memory import release_memory
 from batchtag.plan import Plan, PlanEntry
+from batchtag.planindex import PlanIndex, iter_masked
 from batchtag.progress import Progress
 from batchtag.reader import Reader
 from batchtag.recording import Recorder
@@ -34,8 +38,8 @@ from batchtag.report import (
     ReportLock,
     ReportWriter,
     default_report_path,
-    done_keys,
 )
+from batchtag.report.store import done_mask
 from batchtag.retry import Breaker, RetrySettings
 from batchtag.state import State, read_state, writes_needed
 from batchtag.summary import Summary, write_summary_json
@@ -77,8 +81,16 @@ def load(source: Any, options: ApplyOptions) -> Plan:
     return read_plan(source, **{name: getattr(options, name) for name in MANIFEST_OPTIONS})
 
 
-def pending_entries(plan: Plan, done: set) -> Iterator[PlanEntry]:
-    return (e for e in plan.entries if e.key not in done)
+def pending_entries(plan: Plan, pending: np.ndarray | None) -> Iterator[PlanEntry]:
+    """The entries still to run: those `pending` marks (a mask over positions), or all."""
+    return iter_masked(plan.entries, pending)
+
+
+def pending_mask(plan: Plan, report_path: Path, options: ApplyOptions) -> np.ndarray | None:
+    """On a resume, a mask over the plan's positions: not yet `ok`/`noop` in the report."""
+    if not options.resume:
+        return None
+    return ~done_mask(report_path, PlanIndex.of(plan.entries))
 
 
 async def run_apply(
@@ -108,11 +120,12 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
         if getattr(options, name):
             check_writable(getattr(options, name), name)
     check_undo_target(options)
-    done = done_keys(report_path) if options.resume else set()
-    to_send = sum(1 for e in plan.entries if e.key not in done)
+    pending = pending_mask(plan, report_path, options)
+    release_memory()  # what the manifest's and the report's reading freed
+    to_send = len(plan.entries) if pending is None else int(pending.sum())
     client = make_client(plan, options)
     summary = Summary(report_path)
-    summary.already_done = len(done)
+    summary.already_done = len(plan.entries) - to_send
     run = _Run(client, plan, options, summary, report_path)
     # Opened first: a bad undo file name is exit 2 before any request (the report itself is
     # opened only once the guards passed, so a refused run leaves none behind).
@@ -121,11 +134,14 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     )
     try:
         async with _maybe(client):
-            await run.read(done)
+            await run.read(pending)
+            release_memory()  # the listing pages: the run's memory stays near this from here
             if not options.dry_run:
-                await _guards(run, done, to_send, confirm)
-            await run.send(done, to_send, on_engine)
+                await _guards(run, pending, to_send, confirm)
+            await run.send(pending, to_send, on_engine)
     finally:
+        if run.state is not None:
+            run.state.close()  # its spill file
         if run.undo is not None:
             with contextlib.suppress(OSError):  # a failure was already raised by the run
                 run.undo.close()  # (a no-op once the run's recorder closed it)
@@ -136,12 +152,12 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     return outcome
 
 
-async def _guards(run: _Run, done: set, to_send: int, confirm) -> None:
+async def _guards(run: _Run, pending: np.ndarray | None, to_send: int, confirm) -> None:
     """--max-changes (counting what would really change, once the state is known) and the
     confirmation prompt."""
     changes = to_send
     if run.options.max_changes not in (None, ""):
-        changes = writes_needed(run.state, pending_entries(run.plan, done))
+        changes = writes_needed(run.state, pending_entries(run.plan, pending))
     await check_max_changes(run.client, run.plan, changes, run.options)
     if confirm is not None and changes and not confirm(changes):
         raise AbortRun("cancelled at the confirmation prompt")
@@ -196,14 +212,14 @@ class _Run:
     breaker: Breaker = field(default_factory=Breaker)
     undo: UndoWriter | None = None  # --undo-file, opened before the state is read
 
-    async def read(self, done: set) -> None:
+    async def read(self, pending: np.ndarray | None) -> None:
         """Read the state the run needs (before the guards and the report are opened).
 
         A read that fails for good (credentials, the breaker, retries spent) does not
         raise: `send` then aborts at once and reports every snapshot `skipped`."""
         self.limiter = RateLimiter(self.options.rate)
         try:
-            self.state = await self._read_state(done, self.limiter, self.breaker)
+            self.state = await self._read_state(pending, self.limiter, self.breaker)
         except AbortRun as error:
             self.aborted = str(error)
         except ApiError as error:  # a read still failing after its retries
@@ -211,7 +227,7 @@ class _Run:
             self.aborted = f"{error} (retry later, or write blind with {blind})"
 
     async def send(
-        self, done: set, to_send: int, on_engine: Callable[[Engine], None] | None
+        self, pending: np.ndarray | None, to_send: int, on_engine: Callable[[Engine], None] | None
     ) -> None:
         """Run the engine over the pending entries with the state `read` found, recording
         every result; always closes the report (and the undo file)."""
@@ -231,12 +247,12 @@ class _Run:
             on_engine(engine)
         log.info(
             "%d snapshots to send (%d already done), rate %s/s, concurrency %d, report %s",
-            *(to_send, len(done), options.rate, options.concurrency, self.report_path),
+            *(to_send, summary.already_done, options.rate, options.concurrency, self.report_path),
         )
         summary.start()
         completed = False
         try:
-            await engine.run(pending_entries(self.plan, done))
+            await engine.run(pending_entries(self.plan, pending))
             completed = not (engine.interrupted or engine.abort_reason)
         finally:
             recorder.progress.close(ok=completed)
@@ -257,7 +273,9 @@ class _Run:
         progress = Progress(to_send, enabled=options.progress)
         return Recorder(writer, self.summary, progress, self.undo)
 
-    async def _read_state(self, done: set, limiter: RateLimiter, breaker: Breaker) -> State | None:
+    async def _read_state(
+        self, pending: np.ndarray | None, limiter: RateLimiter, breaker: Breaker
+    ) -> State | None:
         """Read what the run must know before sending (see batchtag.state); None: nothing."""
         if self.client is None:
             return None
@@ -270,8 +288,7 @@ class _Run:
             breaker=breaker,
             on_retry=self.summary.count_retry,
         )
-        entries = list(pending_entries(self.plan, done))
-        state = await read_state(reader, entries, read_mode(options))
+        state = await read_state(reader, self.plan.entries, read_mode(options), pending=pending)
         if state.requests:
             log.info("read the state of %d snapshots with %d requests", state.read, state.requests)
         self.summary.state_read(state.read, state.requests)

@@ -18,11 +18,12 @@ Which scopes are read (`check_current`):
   no extra request when the scope is read. A dry run in auto mode reads nothing (it stays
   offline, as before); ``--dry-run --check-current`` shows the minimal bodies.
 
-Memory: per snapshot read, one flat tuple ``(name, task_id, n_user, k1, v1, k2, v2, ...)``
-(user tags first, then read-only ones; keys and values interned, so repeated tags are held
-once) in a dict keyed by the plan entry's own `snapshot_id` string, about 150-250 bytes a
-snapshot with a few tags; the engine takes each one out when it starts the snapshot, so the
-state shrinks as the run goes.
+Memory: nothing per snapshot as a Python object. Each snapshot read is encoded (`compact`,
+then `marshal`) into an unlinked temporary file (in ``$TMPDIR``; the page cache holds it, not
+the process), and the run keeps an offset and a size per plan position (12 bytes), found
+through the plan's `batchtag.planindex.PlanIndex`. The engine takes each one when it
+starts the snapshot. A disk too full to hold the file aborts the run before anything is
+sent (every snapshot `skipped`, exit 3), with a message naming the folder.
 
 A snapshot changed by someone else between the read and the write: the merge patch still
 names only the keys this run changes, so their other edits survive; a key both changed is
@@ -33,14 +34,19 @@ is `noop`.
 from __future__ import annotations
 
 import asyncio
+import marshal
 import math
-import sys
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from batchtag.client import LIST_PAGE
+from batchtag.errors import AbortRun
 from batchtag.plan import PlanEntry
+from batchtag.planindex import PlanIndex, entries_at, keys_of, needs_current_mask
 
 if TYPE_CHECKING:  # the reader imports the engine, which imports this module
     from batchtag.reader import Reader
@@ -49,6 +55,9 @@ NOT_READ = object()  # `State.take`: the snapshot's state was not read
 NOT_FOUND_TEXT = "not found when the state was read"
 Scope = tuple[int, int]
 Compact = tuple  # (name, task_id, n_user, k1, v1, ...): see `compact`
+UNREAD, MISSING = -1, -2  # `State` offsets: not read (or taken), read and not found
+SPILL_BUFFER = 1 << 20  # bytes gathered before one write to the spill file
+GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
 
 
 def compact(snapshot: dict[str, Any]) -> Compact:
@@ -64,9 +73,7 @@ def compact(snapshot: dict[str, Any]) -> Compact:
     user: list[str] = []
     ro: list[str] = []
     for tag in snapshot.get("tags") or ():
-        (ro if tag.get("read_only") else user).extend(
-            (sys.intern(tag["key"]), sys.intern(tag["value"]))
-        )
+        (ro if tag.get("read_only") else user).extend((tag["key"], tag["value"]))
     return (snapshot.get("name"), snapshot.get("task_id"), len(user) // 2, *user, *ro)
 
 
@@ -87,30 +94,136 @@ def expand(state: Compact) -> dict[str, Any]:
     return {"name": name, "task_id": task_id, "tags": tags}
 
 
-@dataclass
-class State:
-    """The state read before sending: per scope, snapshot_id → compact state or None."""
+class Spill:
+    """Byte records appended to an unlinked temporary file and read back by offset.
 
-    scopes: dict[Scope, dict[str, Compact | None]] = field(default_factory=dict)
-    requests: int = 0  # requests the read sent (pages, GETs, count)
-    read: int = 0  # snapshots whose state was read (found or not)
+    Any failure to write (a full disk, no temporary folder) raises `AbortRun` naming the
+    folder: the state is read before anything is sent, so nothing was.
+    """
+
+    def __init__(self, folder: str | None = None):
+        self.folder = folder or tempfile.gettempdir()
+        self._file: Any = None
+        self._buffer = bytearray()
+        self._written = 0  # bytes in the file
+
+    def append(self, data: bytes) -> int:
+        """Store `data`; returns its offset."""
+        offset = self._written + len(self._buffer)
+        self._buffer += data
+        if len(self._buffer) >= SPILL_BUFFER:
+            self.flush()
+        return offset
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        buffer, self._buffer = self._buffer, bytearray()
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(dir=self.folder, buffering=0)
+            view = memoryview(buffer)
+            while view:
+                view = view[self._file.write(view) :]
+        except OSError as error:
+            raise AbortRun(
+                f"cannot keep the state read before sending in {self.folder}: "
+                f"{error.strerror or error} (point TMPDIR to a folder with room); nothing was sent"
+            ) from None
+        self._written += len(buffer)
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset >= self._written:
+            self.flush()
+        return os.pread(self._file.fileno(), size, offset)
+
+    def close(self) -> None:
+        self._buffer = bytearray()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class State:
+    """The state read before sending, per plan position (see the module docstring).
+
+    Parameters
+    ----------
+    index : PlanIndex
+        The positions of the plan's entries.
+    folder : str, optional
+        Where the spill file goes (default: the temporary folder, ``$TMPDIR``).
+    """
+
+    def __init__(self, index: PlanIndex, folder: str | None = None):
+        self.index = index
+        self.requests = 0  # requests the read sent (pages, GETs, count)
+        self.read = 0  # snapshots whose state was read (found or not)
+        self._offsets: np.ndarray | None = None  # per position: offset, UNREAD or MISSING
+        self._sizes: np.ndarray | None = None
+        self._held = 0
+        self._spill = Spill(folder)
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._offsets is None or self._sizes is None:
+            self._offsets = np.full(len(self.index), UNREAD, dtype=np.int64)
+            self._sizes = np.zeros(len(self.index), dtype=np.uint32)
+        return self._offsets, self._sizes
+
+    def put(self, position: int, snapshot: dict[str, Any] | None) -> None:
+        """Keep what was read of the snapshot at `position` (None: it does not exist)."""
+        offsets, sizes = self._arrays()
+        self._held += int(offsets[position] == UNREAD)
+        if snapshot is None:
+            offsets[position] = MISSING
+            return
+        data = marshal.dumps(compact(snapshot))
+        offsets[position] = self._spill.append(data)
+        sizes[position] = len(data)
+
+    def put_missing(self, positions: np.ndarray) -> None:
+        """The snapshots at `positions` do not exist."""
+        offsets, _ = self._arrays()
+        self._held += int((offsets[positions] == UNREAD).sum())
+        offsets[positions] = MISSING
+
+    def finish(self) -> None:
+        """The read is over: everything is written to the spill file."""
+        self._spill.flush()
+
+    def close(self) -> None:
+        """Drop what is left (the spill file is deleted)."""
+        self._spill.close()
+        self._offsets = self._sizes = None
+        self._held = 0
+
+    def _lookup(self, entry: PlanEntry, forget: bool) -> dict[str, Any] | None | object:
+        if self._offsets is None or self._sizes is None:
+            return NOT_READ
+        position = self.index.position(entry)
+        if position is None:
+            return NOT_READ
+        offset = int(self._offsets[position])
+        if offset == UNREAD:
+            return NOT_READ
+        if forget:
+            self._offsets[position] = UNREAD
+            self._held -= 1
+        if offset == MISSING:
+            return None
+        return expand(marshal.loads(self._spill.read(offset, int(self._sizes[position]))))
 
     def take(self, entry: PlanEntry) -> dict[str, Any] | None | object:
         """The snapshot JSON for `entry` (None: not found), or `NOT_READ`; forgets it."""
-        known = self.scopes.get((entry.project_id, entry.region_id))
-        if known is None:
-            return NOT_READ
-        state = known.pop(entry.snapshot_id, NOT_READ)
-        return state if state is None or state is NOT_READ else expand(state)
+        return self._lookup(entry, forget=True)
 
     def peek(self, entry: PlanEntry) -> dict[str, Any] | None | object:
         """As `take`, but keeps the state."""
-        known = self.scopes.get((entry.project_id, entry.region_id))
-        state = NOT_READ if known is None else known.get(entry.snapshot_id, NOT_READ)
-        return state if state is None or state is NOT_READ else expand(state)
+        return self._lookup(entry, forget=False)
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self.scopes.values())
+        """Snapshots read and not taken yet."""
+        return self._held
 
 
 def writes_needed(state: State | None, entries: Iterable[PlanEntry]) -> int:
@@ -140,80 +253,91 @@ def writes_needed(state: State | None, entries: Iterable[PlanEntry]) -> int:
     return count
 
 
-async def read_state(reader: Reader, entries: list[PlanEntry], check_current: bool | None) -> State:
+async def read_state(
+    reader: Reader,
+    entries: Sequence[PlanEntry],
+    check_current: bool | None,
+    *,
+    pending: np.ndarray | None = None,
+) -> State:
     """Read what the run needs to know before it sends (see the module docstring).
 
     Parameters
     ----------
     reader : Reader
         Shares the run's client, limiter, breaker and retry counters.
-    entries : list of PlanEntry
-        The snapshots the run will handle (pending ones on a resume).
+    entries : sequence of PlanEntry
+        The plan's entries.
     check_current : bool or None
         True: read all; False: only entries that need current tags; None: auto per scope.
+    pending : numpy.ndarray of bool, optional
+        A mask over positions: the entries the run will handle (all when None).
 
     Returns
     -------
     State
-        What was read; scopes not read are absent.
+        What was read; snapshots not read answer `NOT_READ`.
     """
-    state = State()
-    by_scope: dict[Scope, list[PlanEntry]] = {}
-    for entry in entries:
-        by_scope.setdefault((entry.project_id, entry.region_id), []).append(entry)
-    for scope, chosen in by_scope.items():
+    index = PlanIndex.of(entries)
+    state = State(index)
+    needs = needs_current_mask(entries) if check_current is not True else None
+    for scope in index.scopes:
+        chosen = index.in_scope(scope)
+        if pending is not None:
+            chosen &= pending
         first = None
-        if check_current is None and len(chosen) > 1:
+        if check_current is None and chosen.sum() > 1:
             first = await reader.page(*scope, 0)
-            if math.ceil(int(first.get("count", 0)) / LIST_PAGE) >= len(chosen):
-                chosen = [e for e in chosen if e.needs_current]  # blind writes are cheaper
-                first = _first_or_none(first, chosen)
+            if math.ceil(int(first.get("count", 0)) / LIST_PAGE) >= chosen.sum():
+                chosen &= needs  # blind writes are cheaper
+                first = first if chosen.sum() > 1 else None
         elif not check_current:
-            chosen = [e for e in chosen if e.needs_current]
-        if chosen:
-            state.scopes[scope] = await _read_scope(reader, scope, chosen, first)
-            state.read += len(chosen)
+            chosen &= needs
+        count = int(chosen.sum())
+        if count:
+            await _read_scope(reader, scope, entries, chosen, first, state)
+            state.read += count
+    state.finish()
     state.requests = reader.stats.requests
     return state
 
 
-def _first_or_none(first: dict, chosen: list[PlanEntry]) -> dict | None:
-    """Keep an already-fetched first page only if it can serve the remaining entries."""
-    return first if len(chosen) > 1 else None
-
-
 async def _read_scope(
-    reader: Reader, scope: Scope, entries: list[PlanEntry], first: dict | None
-) -> dict[str, Compact | None]:
-    """The compact state of `entries` (one scope): pages or GETs, whichever are fewer."""
-    wanted = {_folded(e.snapshot_id): e.snapshot_id for e in entries}
-    found: dict[str, Compact | None] = {}
-    if len(wanted) > 1:
+    reader: Reader,
+    scope: Scope,
+    entries: Sequence[PlanEntry],
+    wanted: np.ndarray,
+    first: dict | None,
+    state: State,
+) -> None:
+    """Read the snapshots of one scope that `wanted` marks (cleared as they are found):
+    list pages or GETs, whichever are fewer requests."""
+    if wanted.sum() > 1:
         first = first if first is not None else await reader.page(*scope, 0)
-        _pick(first.get("results") or (), wanted, found)
+        _pick(first.get("results") or (), scope, wanted, state)
         pages = math.ceil(int(first.get("count", 0)) / LIST_PAGE)
-        if pages <= 1 + len(wanted):
+        if pages <= 1 + wanted.sum():
             async for page in reader.read_scope(*scope, first=first):
-                _pick(page, wanted, found)
-            if reader.consistent:
-                wanted.clear()  # a consistent listing: what it lacks does not exist
-    if wanted:  # one GET each: fewer requests than the pages, or the listing changed
-        sids = list(wanted.values())
-        snapshots = await asyncio.gather(*(reader.get((*scope, sid)) for sid in sids))
-        found.update((s, compact(j)) for s, j in zip(sids, snapshots, strict=True) if j)
-    for entry in entries:  # the rest does not exist: None (not found, no request)
-        found.setdefault(entry.snapshot_id, None)
-    return found
+                _pick(page, scope, wanted, state)
+            if reader.consistent:  # a consistent listing: what it lacks does not exist
+                state.put_missing(np.flatnonzero(wanted))
+                return
+    positions = np.flatnonzero(wanted)  # one GET each: fewer than the pages, or it changed
+    for start in range(0, len(positions), GET_BATCH):
+        chunk = positions[start : start + GET_BATCH]
+        keys = [(*scope, e.snapshot_id) for e in entries_at(entries, chunk)]
+        snapshots = await asyncio.gather(*(reader.get(key) for key in keys))
+        for position, snapshot in zip(chunk.tolist(), snapshots, strict=True):
+            state.put(position, snapshot or None)
 
 
-def _folded(snapshot_id: str) -> str:
-    """A case-insensitive identity that is the id itself when it is already lower case
-    (a UUID as the API writes it), so the lookup table holds no second string."""
-    return snapshot_id if snapshot_id.islower() else snapshot_id.lower()
-
-
-def _pick(page: Iterable[dict], wanted: dict, found: dict) -> None:
-    for snapshot in page:
-        sid = wanted.pop(_folded(snapshot["id"]), None)
-        if sid is not None:
-            found[sid] = compact(snapshot)
+def _pick(page: Sequence[dict], scope: Scope, wanted: np.ndarray, state: State) -> None:
+    """Keep the snapshots of `page` that are wanted (and no longer want them)."""
+    if not page:
+        return
+    positions = state.index.positions(scope, keys_of(s["id"] for s in page))
+    for i in np.flatnonzero(positions >= 0).tolist():
+        position = int(positions[i])
+        if wanted[position]:
+            wanted[position] = False
+            state.put(position, page[i])

@@ -70,7 +70,7 @@ def test_5xx_and_dropped_connections_are_retried_and_nothing_is_lost(make_sandbo
 
 
 def test_429_slows_the_shared_limiter_and_every_page_arrives(make_sandbox):
-    server = make_sandbox(snapshots=12_000, rate_limit=6)  # a burst of 6, then 429s
+    server = make_sandbox(snapshots=12_000, rate_limit=3)  # a burst of 3, then 429s
     limiter = RateLimiter(400.0)
 
     async def go():

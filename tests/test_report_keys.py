@@ -3,7 +3,6 @@ a Python set and dict of the same keys would."""
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
 
 from hypothesis import given
@@ -58,11 +57,27 @@ def test_key_columns_find_each_keys_first_and_latest_row(records):
     assert done == {k for k, s in latest.items() if s in ("ok", "noop")}
 
 
-@given(records=RECORDS)
-def test_keys_that_share_a_hash_are_still_told_apart(records):
+UUIDS = ["0b7f3f38-7d53-4a3e-9e0b-8f4d2c1e5a66", "00000000-0000-4000-8000-000000000000"]
+EXACT_IDS = st.one_of(
+    st.sampled_from(UUIDS), st.sampled_from(UUIDS).map(str.upper), st.text(max_size=6)
+)
+EXACT_RECORDS = st.lists(
+    st.tuples(
+        st.tuples(st.integers(1, 3), st.integers(1, 3), EXACT_IDS),
+        st.sampled_from(["ok", "failed"]),
+    )
+)
+
+
+@given(records=EXACT_RECORDS)
+def test_keys_are_exact_and_given_back_as_written(records):
+    """A UUID in upper case is another key than in lower case (as in a dict), and every id
+    comes back with its own text, whether it is kept as UUID bytes or as a digest."""
     log = KeyColumns()
     for key, status in records:
         log.add(key, status)
-    log._hashes = array("q", [7] * len(records))  # every key collides
     first, last = log.positions()
     assert (first.tolist(), last.tolist()) == _first_and_last(records)
+    latest = dict(records)
+    assert list(log.items(last)) == list(latest.items())
+    assert set(log.keyset(last)) == set(latest)

@@ -18,8 +18,14 @@ import pyarrow as pa
 
 from batchtag.manifest.columnar import group_codes
 from batchtag.plan import PlanEntry, SharedDict
-
-CHUNK = 4096  # entries made at once while iterating
+from batchtag.planindex import (
+    CHUNK,
+    PlanIndex,
+    arrow_keys,
+    canonical_keys,
+    smallest_uint,
+    uuid_text,
+)
 
 State = tuple[SharedDict, bool, SharedDict]  # tags, clear, renames
 
@@ -47,7 +53,7 @@ class PlanEntries(Sequence[PlanEntry]):
 
     projects: np.ndarray  # per entry
     regions: np.ndarray  # per entry
-    snapshots: pa.Array  # per entry
+    snapshots: pa.Array | None  # per entry (None once held as keys)
     state_codes: np.ndarray  # per entry, into `states`
     states: list[State]
     names: list[str | None] | None  # per entry; None when no entry renames
@@ -55,6 +61,34 @@ class PlanEntries(Sequence[PlanEntry]):
     row_bounds: np.ndarray  # entry i's rows are row_ids[row_bounds[i]:row_bounds[i + 1]]
     extra_codes: np.ndarray  # per entry, into `extras`
     extras: list[SharedDict]
+
+    def __post_init__(self) -> None:
+        """Hold the columns in their smallest dtypes, and the ids as 16-byte keys when they
+        are all lowercase UUIDs (a manifest's are): ~45 bytes an entry instead of ~90."""
+        narrow = {
+            "projects": _narrowed(self.projects),
+            "regions": _narrowed(self.regions),
+            "state_codes": self.state_codes.astype(smallest_uint(max(len(self.states), 1))),
+            "extra_codes": self.extra_codes.astype(smallest_uint(max(len(self.extras), 1))),
+            "row_ids": _narrowed(self.row_ids),
+            "row_bounds": _narrowed(self.row_bounds),
+        }
+        for name, column in narrow.items():
+            object.__setattr__(self, name, column)
+        keys = canonical_keys(self.snapshots) if self.snapshots is not None else None
+        if keys is not None:  # the text comes back from the index's keys (`uuid_text`)
+            codes, scopes = self._scope_codes()
+            index = PlanIndex.build(codes, scopes, keys)
+            del keys
+            object.__setattr__(self, "_index", index)
+            object.__setattr__(self, "_ranks", index.ranks())
+            object.__setattr__(self, "snapshots", None)
+
+    def _ids(self, start: int, stop: int) -> list[str]:
+        ranks = self.__dict__.get("_ranks")
+        if ranks is not None:
+            return uuid_text(self.plan_index().key_at(ranks[start:stop]))
+        return self.snapshots[start:stop].to_pylist()
 
     def __len__(self) -> int:
         return len(self.projects)
@@ -91,7 +125,7 @@ class PlanEntries(Sequence[PlanEntry]):
         parts = zip(
             self.projects[start:stop].tolist(),
             self.regions[start:stop].tolist(),
-            self.snapshots[start:stop].to_pylist(),
+            self._ids(start, stop),
             self.state_codes[start:stop].tolist(),
             names,
             rows,
@@ -104,20 +138,73 @@ class PlanEntries(Sequence[PlanEntry]):
             out.append(PlanEntry(p, r, s, tags, clear, renames, name, row_list, extras[extra]))
         return out
 
-    def needs_current_count(self) -> int:
-        """How many entries need their snapshot's current tags (`PlanEntry.needs_current`),
-        counted over the few distinct tag states, not entry by entry."""
+    def at(self, positions: np.ndarray) -> list[PlanEntry]:
+        """The entries at `positions` (ascending), made in one go: runs of consecutive
+        positions are sliced, the rest gathered."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if not len(positions):
+            return []
+        first, last = int(positions[0]), int(positions[-1])
+        if last - first + 1 == len(positions):
+            return self._make(first, last + 1)
+        out: list[PlanEntry] = []
+        breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+        for run in np.split(positions, breaks):
+            out += self._make(int(run[0]), int(run[-1]) + 1)
+        return out
+
+    def _needs_per_state(self) -> np.ndarray:
         needs = [
             PlanEntry(0, 0, "", tags, clear, renames).needs_current
             for tags, clear, renames in self.states
         ]
+        return np.array(needs, dtype=bool)
+
+    def needs_current_mask(self) -> np.ndarray:
+        """A mask over positions: the entries that need their snapshot's current tags."""
+        if not len(self):
+            return np.zeros(0, dtype=bool)
+        return self._needs_per_state()[self.state_codes]
+
+    def needs_current_count(self) -> int:
+        """How many entries need their snapshot's current tags (`PlanEntry.needs_current`),
+        counted over the few distinct tag states, not entry by entry."""
         per_state = np.bincount(self.state_codes, minlength=len(self.states))
-        return int(per_state[np.array(needs, dtype=bool)].sum()) if len(self) else 0
+        return int(per_state[self._needs_per_state()].sum()) if len(self) else 0
+
+    def plan_index(self) -> PlanIndex:
+        """Positions by (scope, snapshot key), built from the columns once and kept."""
+        index = self.__dict__.get("_index")
+        if index is None:
+            codes, scopes = self._scope_codes()
+            index = PlanIndex.build(codes, scopes, arrow_keys(self.snapshots))
+            object.__setattr__(self, "_index", index)
+        return index
+
+    def _scope_codes(self) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+        """Each entry's scope as a number, and the scopes in order of first appearance."""
+        if not len(self):
+            return np.zeros(0, dtype=np.int64), ()
+        pairs = np.stack([self.projects, self.regions], axis=1)
+        if pairs.dtype == object:  # ids beyond int64: rare, numbered one by one
+            numbers: dict = {}
+            codes = [numbers.setdefault(tuple(p), len(numbers)) for p in pairs.tolist()]
+            return np.array(codes, dtype=np.int64), tuple(numbers)
+        uniques, first, inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+        ordered = np.argsort(first, kind="stable")
+        rank = np.empty(len(ordered), dtype=np.int64)
+        rank[ordered] = np.arange(len(ordered))
+        scopes = tuple(map(tuple, uniques[ordered].tolist()))
+        return rank[inverse.ravel()], scopes
 
     def ids_in_several_scopes(self) -> int:
         """How many snapshot ids appear in more than one entry (so in several scopes)."""
         if not len(self):
             return 0
+        if self.snapshots is None:  # ids as keys: the index has them sorted
+            keys = self.plan_index().sorted_keys
+            same = keys[1:] == keys[:-1]  # a run of equal keys: one id in several entries
+            return int((same & np.concatenate([[True], ~same[:-1]])).sum()) if len(same) else 0
         return int((np.bincount(group_codes(self.snapshots)) > 1).sum())
 
     def scopes(self) -> dict[tuple[int, int], int]:
@@ -131,3 +218,10 @@ class PlanEntries(Sequence[PlanEntry]):
         ordered = np.argsort(first, kind="stable")
         keys = uniques[ordered].tolist()
         return {(p, r): n for (p, r), n in zip(keys, counts[ordered].tolist(), strict=True)}
+
+
+def _narrowed(column: np.ndarray) -> np.ndarray:
+    """An integer column in the smallest unsigned dtype that holds it (others unchanged)."""
+    if column.dtype.kind not in "iu" or not len(column) or column.min() < 0:
+        return column
+    return column.astype(smallest_uint(int(column.max()) + 1), copy=False)

@@ -1,33 +1,74 @@
 """Snapshot keys without a Python object per snapshot: the done-set of a resume and the
 latest status per snapshot that a report writer keeps.
 
-A million (project, region, snapshot id) tuples in a set or dict cost ~250 MB; here a key
-costs its 64-bit hash (plus, for a `KeySet`, its three columns in Arrow/numpy buffers).
+A million (project, region, snapshot id) tuples in a set or dict cost ~250 MB. Here a key
+is 20 bytes: its scope's number (4 bytes, big-endian) and its id's 16 bytes (a lowercase
+UUID's own bytes, which give its text back; any other id a 128-bit digest of its exact
+text, kept as text beside, once per distinct id).
 """
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Set
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from batchtag.planindex import CHUNK, KEY, uuid_bytes, uuid_text
 
 Key = tuple[int, int, str]
-CHUNK = 4096  # keys made at once while iterating
+WIDE = np.dtype("V20")  # scope number + id key
 
 
-def key_hashes(projects: Iterable[int], regions: Iterable[int], ids: Iterable[str]) -> np.ndarray:
-    """hash((project, region, snapshot_id)) of every key, as int64."""
-    hashes = (hash(key) for key in zip(projects, regions, ids, strict=True))
-    return np.fromiter(hashes, dtype=np.int64)
+class KeyCodec:
+    """(project, region, snapshot id) <-> 20 bytes, exact (see the module docstring).
+
+    Examples
+    --------
+    >>> codec = KeyCodec()
+    >>> wide = codec.encode((1, 2, "S-1"))
+    >>> len(wide), codec.decode([wide, codec.encode((1, 2, "s-1"))])
+    (20, [(1, 2, 'S-1'), (1, 2, 's-1')])
+    """
+
+    def __init__(self) -> None:
+        self.scopes: dict[tuple[int, int], bytes] = {}
+        self._scope_of: list[tuple[int, int]] = []
+        self._texts: dict[bytes, str] = {}  # ids that are not lowercase UUIDs
+
+    def encode(self, key: Key, add: bool = True) -> bytes | None:
+        """The 20 bytes of `key` (None when `add` is false and its scope is new)."""
+        project, region, snapshot_id = key
+        scope = self.scopes.get((project, region))
+        if scope is None:
+            if not add:
+                return None
+            scope = len(self._scope_of).to_bytes(4, "big")
+            self.scopes[(project, region)] = scope
+            self._scope_of.append((project, region))
+        ident = uuid_bytes(snapshot_id) if snapshot_id == snapshot_id.lower() else None
+        if ident is None:  # the digest of the exact text; the text kept to give it back
+            ident = hashlib.blake2b(snapshot_id.encode(), digest_size=16, person=b"exact").digest()
+            if add:
+                self._texts.setdefault(ident, snapshot_id)
+        return scope + ident
+
+    def decode(self, wide: Iterable[bytes] | np.ndarray) -> list[Key]:
+        """The keys of 20-byte values."""
+        data = wide.tobytes() if isinstance(wide, np.ndarray) else b"".join(wide)
+        raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, 20)
+        scopes = raw[:, :4].copy().view(">u4").ravel().tolist()
+        idents = np.ascontiguousarray(raw[:, 4:]).view(KEY).ravel()
+        texts = uuid_text(idents)
+        if self._texts:
+            texts = [self._texts.get(k.tobytes(), t) for k, t in zip(idents, texts, strict=True)]
+        return [(*self._scope_of[s], t) for s, t in zip(scopes, texts, strict=True)]
 
 
 class KeySet(Set):
-    """A read-only set of distinct keys (each given once), exact: a key's hash finds the
-    candidates, its columns confirm.
+    """A read-only set of distinct keys, 20 bytes each in a sorted array (exact).
 
     Examples
     --------
@@ -43,55 +84,35 @@ class KeySet(Set):
         projects: Iterable[int],
         regions: Iterable[int],
         ids: Iterable[str],
-        hashes: np.ndarray | None = None,
+        *,
+        codec: KeyCodec | None = None,
+        wide: np.ndarray | None = None,
     ):
-        projects = np.fromiter(projects, dtype=np.int64)
-        regions = np.fromiter(regions, dtype=np.int64)
-        if not isinstance(ids, pa.Array | pa.ChunkedArray):
-            ids = pa.array(list(ids), pa.string())
-        if hashes is None:
-            hashes = np.concatenate(
-                [np.zeros(0, np.int64)]
-                + [
-                    key_hashes(
-                        projects[i : i + CHUNK].tolist(),
-                        regions[i : i + CHUNK].tolist(),
-                        ids[i : i + CHUNK].to_pylist(),
-                    )
-                    for i in range(0, len(projects), CHUNK)
-                ]
-            )
-        if not (hashes[1:] >= hashes[:-1]).all():  # given sorted, nothing is copied
-            order = np.argsort(hashes, kind="stable")
-            hashes, projects, regions = hashes[order], projects[order], regions[order]
-            ids = ids.take(pa.array(order))
-        self._hashes, self._projects, self._regions = hashes, projects, regions
-        self._ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        self._codec = codec or KeyCodec()
+        if wide is None:
+            keys = zip(projects, regions, ids, strict=True)
+            wide = np.frombuffer(b"".join(self._codec.encode(k) for k in keys), dtype=WIDE)
+        self._wide = np.unique(wide)
 
     def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 3 or not isinstance(key[2], str):
+            return False
         try:
-            h = hash(key)
+            wide = self._codec.encode(key, add=False)  # type: ignore[arg-type]
         except TypeError:
             return False
-        i = int(np.searchsorted(self._hashes, h))
-        while i < len(self._hashes) and self._hashes[i] == h:
-            if key == (self._projects[i], self._regions[i], self._ids[i].as_py()):
-                return True
-            i += 1
-        return False
+        if wide is None or not len(self._wide):
+            return False
+        probe = np.frombuffer(wide, dtype=WIDE)
+        at = min(int(np.searchsorted(self._wide, probe)[0]), len(self._wide) - 1)
+        return bool(self._wide[at] == probe[0])
 
     def __iter__(self) -> Iterator[Key]:
         for start in range(0, len(self), CHUNK):
-            stop = start + CHUNK
-            yield from zip(
-                self._projects[start:stop].tolist(),
-                self._regions[start:stop].tolist(),
-                self._ids[start:stop].to_pylist(),
-                strict=True,
-            )
+            yield from self._codec.decode(self._wide[start : start + CHUNK])
 
     def __len__(self) -> int:
-        return len(self._hashes)
+        return len(self._wide)
 
     def __repr__(self) -> str:
         return f"KeySet({len(self)} keys)"
@@ -141,8 +162,8 @@ class StatusLog:
 
 
 class KeyColumns:
-    """Keys and statuses of report rows in file order, kept in flat buffers (about 70 bytes
-    a row) rather than as Python objects.
+    """Keys and statuses of report rows in file order, 21 bytes a row (`KeyCodec`) rather
+    than Python objects.
 
     Examples
     --------
@@ -157,75 +178,36 @@ class KeyColumns:
     """
 
     def __init__(self) -> None:
-        self._projects, self._regions = array("q"), array("q")
-        self._chunks: list[pa.Array] = []
-        self._pending: list[str] = []
-        self._codes, self._hashes = array("b"), array("q")
+        self._codec = KeyCodec()
+        self._wide = bytearray()
+        self._codes = array("b")
         self._statuses: dict[str | None, int] = {}
 
     def add(self, key: Key, status: str | None) -> None:
-        self._hashes.append(hash(key))
-        project, region, snapshot = key
-        self._projects.append(project)
-        self._regions.append(region)
-        self._pending.append(snapshot)
-        if len(self._pending) >= CHUNK:
-            self._flush()
+        self._wide += self._codec.encode(key)  # type: ignore[operator]
         self._codes.append(self._statuses.setdefault(status, len(self._statuses)))
 
     def __len__(self) -> int:
         return len(self._codes)
 
-    def _flush(self) -> None:
-        self._chunks.append(pa.array(self._pending, pa.string()))
-        self._pending = []
-
-    def _columns(self) -> tuple[np.ndarray, np.ndarray, pa.Array]:
-        if self._pending or not self._chunks:
-            self._flush()
-        if len(self._chunks) > 1:  # one array: a `take` then copies nothing else
-            self._chunks = [pa.concat_arrays(self._chunks)]
-        ids = self._chunks[0]
-        return _int64(self._projects), _int64(self._regions), ids
+    def _keys(self) -> np.ndarray:
+        return np.frombuffer(self._wide, dtype=WIDE) if self._wide else np.zeros(0, WIDE)
 
     def positions(self) -> tuple[np.ndarray, np.ndarray]:
         """The positions of the first and of the last row of every distinct key, in the
-        order of the first rows (exact: rows that share a hash are compared)."""
-        hashes = _int64(self._hashes)
-        if not len(hashes):
-            return hashes, hashes
-        order = np.argsort(hashes, kind="stable")  # by hash, then by position
-        sorted_hashes = hashes[order]
-        repeat = sorted_hashes[1:] == sorted_hashes[:-1]
-        if not self._same_keys(order[:-1][repeat], order[1:][repeat]):
-            return self.grouped_positions()  # two keys share a hash: compare keys instead
+        order of the first rows."""
+        keys = self._keys()
+        if not len(keys):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        order = np.argsort(keys, kind="stable")  # by key, then by position
+        sorted_keys = keys[order]
+        repeat = sorted_keys[1:] == sorted_keys[:-1]
+        del sorted_keys
         starts = np.flatnonzero(np.concatenate([[True], ~repeat]))
         ends = np.concatenate([starts[1:], [len(order)]]) - 1
         first, last = order[starts], order[ends]
         by_first = np.argsort(first, kind="stable")
         return first[by_first], last[by_first]
-
-    def _same_keys(self, a: np.ndarray, b: np.ndarray) -> bool:
-        """Are the keys at positions `a` the keys at positions `b`, pair by pair?"""
-        if not len(a):
-            return True
-        projects, regions, ids = self._columns()
-        same_ids = pc.all(pc.equal(ids.take(a), ids.take(b))).as_py()
-        return bool(
-            same_ids and (projects[a] == projects[b]).all() and (regions[a] == regions[b]).all()
-        )
-
-    def grouped_positions(self) -> tuple[np.ndarray, np.ndarray]:
-        """`positions` by grouping on the key columns (slower, more memory; no hashes)."""
-        projects, regions, ids = self._columns()
-        table = pa.table({"p": projects, "r": regions, "i": ids, "n": np.arange(len(self))})
-        grouped = table.group_by(["p", "r", "i"], use_threads=False).aggregate(
-            [("n", "min"), ("n", "max")]
-        )
-        first = grouped["n_min"].to_numpy().astype(np.int64)
-        last = grouped["n_max"].to_numpy().astype(np.int64)
-        order = np.argsort(first, kind="stable")
-        return first[order], last[order]
 
     def status_in(self, positions: np.ndarray, statuses: Iterable[str]) -> np.ndarray:
         """A mask: does the row at each position have one of `statuses`?"""
@@ -235,22 +217,16 @@ class KeyColumns:
 
     def items(self, positions: np.ndarray) -> Iterator[tuple[Key, str | None]]:
         """(key, status) of the rows at `positions`."""
-        projects, regions, ids = self._columns()
+        keys = self._keys()
         names = list(self._statuses)
         for start in range(0, len(positions), CHUNK):
             at = positions[start : start + CHUNK]
-            keys = zip(
-                projects[at].tolist(), regions[at].tolist(), ids.take(at).to_pylist(), strict=True
-            )
             codes = [self._codes[i] for i in at.tolist()]
-            yield from zip(keys, (names[c] for c in codes), strict=True)
+            yield from zip(self._codec.decode(keys[at]), (names[c] for c in codes), strict=True)
 
     def keyset(self, positions: np.ndarray) -> KeySet:
         """The keys of the rows at `positions` (distinct keys)."""
-        projects, regions, ids = self._columns()
-        hashes = _int64(self._hashes)
-        at = positions[np.argsort(hashes[positions], kind="stable")]
-        return KeySet(projects[at], regions[at], ids.take(at), hashes[at])
+        return KeySet((), (), (), codec=self._codec, wide=self._keys()[positions])
 
 
 def _int64(values: array) -> np.ndarray:

@@ -1,0 +1,362 @@
+"""Plan positions <-> snapshot keys, without a Python object per snapshot.
+
+A run keeps what it knows per snapshot (the done-set of a resume, the state read before
+sending, which ids a listing returned) in numpy arrays indexed by the entry's position in
+the plan. This module finds positions: a snapshot id becomes a 16-byte key (a UUID's own
+bytes, so case does not matter; any other id a 128-bit digest of its lowercase text), and a
+`PlanIndex` holds the plan's keys sorted (16 bytes) with their positions (4 bytes) and each
+position's scope code (1 byte for a few scopes): ~21 bytes a snapshot, found by
+`np.searchsorted` a page at a time.
+
+Examples
+--------
+>>> from batchtag.plan import PlanEntry
+>>> sid = "0b7f3f38-7d53-4a3e-9e0b-8f4d2c1e5a66"
+>>> index = PlanIndex.of([PlanEntry(1, 2, "other"), PlanEntry(1, 2, sid)])
+>>> index.positions((1, 2), keys_of([sid.upper(), "nope", "OTHER"])).tolist()
+[1, -1, 0]
+>>> index.position(PlanEntry(1, 2, sid)), index.position(PlanEntry(9, 9, sid))
+(1, None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from batchtag.plan import PlanEntry
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+KEY = np.dtype("V16")
+CHUNK = 4096  # entries (or report keys) made at once while iterating
+Scope = tuple[int, int]
+UUID_LENGTH = 36
+DASHES = (8, 13, 18, 23)  # where a UUID's text has its dashes
+HEX_AT = np.array([i for i in range(UUID_LENGTH) if i not in DASHES])
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE = np.full(256, 255, dtype=np.uint8)  # hex digit (either case) -> its value
+for _value, _digit in enumerate(b"0123456789abcdef"):
+    _NIBBLE[_digit] = _NIBBLE[ord(chr(_digit).upper())] = _value
+
+
+def uuid_bytes(snapshot_id: str) -> bytes | None:
+    """A UUID's 16 bytes (its text in either case), None when `snapshot_id` is no UUID."""
+    if len(snapshot_id) != UUID_LENGTH:
+        return None
+    if not snapshot_id[8] == snapshot_id[13] == snapshot_id[18] == snapshot_id[23] == "-":
+        return None  # (the positions in DASHES)
+    try:
+        key = bytes.fromhex(snapshot_id.replace("-", ""))
+    except ValueError:
+        return None
+    return key if len(key) == 16 else None  # (fromhex skips blanks)
+
+
+def id_bytes(snapshot_id: str) -> bytes:
+    """The 16-byte key of a snapshot id: a UUID's bytes (any case), else a digest of the
+    lowercase id (two ids get the same key only if they are equal ignoring case).
+
+    Examples
+    --------
+    >>> id_bytes("0B7F3F38-7D53-4A3E-9E0B-8F4D2C1E5A66").hex()
+    '0b7f3f387d534a3e9e0b8f4d2c1e5a66'
+    >>> id_bytes("snap-1") == id_bytes("SNAP-1") != id_bytes("snap-2")
+    True
+    """
+    key = uuid_bytes(snapshot_id)
+    if key is None:
+        key = hashlib.blake2b(snapshot_id.lower().encode(), digest_size=16).digest()
+    return key
+
+
+def keys_of(ids: Iterable[str]) -> np.ndarray:
+    """The keys (`id_bytes`) of some ids, as a V16 array."""
+    return np.frombuffer(b"".join(map(id_bytes, ids)), dtype=KEY)
+
+
+def arrow_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The keys of an Arrow string column, decoded without a Python string per id where the
+    ids are UUID text (a manifest's are); other ids go through `id_bytes` one by one."""
+    import pyarrow as pa
+
+    if isinstance(ids, pa.ChunkedArray):
+        parts = [arrow_keys(chunk) for chunk in ids.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=KEY)
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        ids = ids.cast(pa.string())
+    n = len(ids)
+    out = np.zeros(n, dtype=KEY)
+    if not n:
+        return out
+    width = np.int64 if pa.types.is_large_string(ids.type) else np.int32
+    offsets = np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset : ids.offset + n + 1]
+    data = np.frombuffer(ids.buffers()[2] or b"", dtype=np.uint8)
+    uniform = ids.null_count == 0 and bool((np.diff(offsets) == UUID_LENGTH).all())
+    good = np.zeros(n, dtype=bool)
+    if uniform:
+        for start in range(0, n, 1 << 16):  # a block at a time: small temporaries
+            stop = min(n, start + (1 << 16))
+            text = data[offsets[start] : offsets[stop]].reshape(-1, UUID_LENGTH)
+            nibbles = _NIBBLE[text[:, HEX_AT]]
+            ok = (nibbles != 255).all(axis=1) & (text[:, list(DASHES)] == ord("-")).all(axis=1)
+            packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+            out[start:stop] = np.ascontiguousarray(packed).view(KEY).ravel()
+            good[start:stop] = ok
+    for i in np.flatnonzero(~good).tolist():
+        value = ids[i].as_py()
+        out[i] = np.frombuffer(id_bytes("" if value is None else value), dtype=KEY)[0]
+    return out
+
+
+def uuid_digits(keys: np.ndarray) -> np.ndarray:
+    """The lowercase UUID text of 16-byte keys, as an (n, 36) array of ASCII codes."""
+    raw = np.frombuffer(np.ascontiguousarray(keys).tobytes(), dtype=np.uint8).reshape(-1, 16)
+    digits = np.full((len(raw), UUID_LENGTH), ord("-"), dtype=np.uint8)
+    digits[:, HEX_AT[0::2]] = _HEX[raw >> 4]
+    digits[:, HEX_AT[1::2]] = _HEX[raw & 15]
+    return digits
+
+
+def uuid_text(keys: np.ndarray) -> list[str]:
+    """The lowercase UUID text of 16-byte keys (the inverse of `id_bytes` for a UUID).
+
+    Examples
+    --------
+    >>> uuid_text(np.frombuffer(bytes(range(16)), dtype="V16"))
+    ['00010203-0405-0607-0809-0a0b0c0d0e0f']
+    """
+    text = uuid_digits(keys).tobytes().decode("ascii")
+    return [text[i : i + UUID_LENGTH] for i in range(0, len(text), UUID_LENGTH)]
+
+
+def canonical_keys(ids: pa.Array) -> np.ndarray | None:
+    """The keys of an Arrow string column when every id is a lowercase UUID (so the text
+    comes back from the key: `uuid_text`); None otherwise."""
+    import pyarrow as pa
+
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    string, large = pa.types.is_string(ids.type), pa.types.is_large_string(ids.type)
+    if ids.null_count or not len(ids) or not (string or large):
+        return None
+    keys = arrow_keys(ids)
+    width = np.int64 if large else np.int32
+    offsets = np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset : ids.offset + len(ids) + 1]
+    if not (np.diff(offsets) == UUID_LENGTH).all():
+        return None
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)
+    for start in range(0, len(ids), 1 << 16):
+        stop = min(len(ids), start + (1 << 16))
+        text = data[offsets[start] : offsets[stop]].reshape(-1, UUID_LENGTH)
+        if not (text == uuid_digits(keys[start:stop])).all():
+            return None
+    return keys
+
+
+def smallest_uint(count: int) -> np.dtype:
+    """The smallest unsigned dtype that holds 0..count-1."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if count <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
+
+
+@dataclass(frozen=True, eq=False)
+class PlanIndex:
+    """The positions of a plan's entries by (scope, snapshot key).
+
+    Build it with `PlanIndex.of(entries)` (a `PlanEntries` builds it from its columns,
+    once). Several entries with the same key in one scope (only a hand-built list can
+    have them) find the first.
+    """
+
+    scope_codes: np.ndarray  # per position: its scope's number in `scopes`
+    scopes: tuple[Scope, ...]
+    sorted_keys: np.ndarray  # V16: the plan's keys, sorted
+    order: np.ndarray  # the position of each of `sorted_keys`
+
+    @classmethod
+    def of(cls, entries: Sequence[PlanEntry]) -> PlanIndex:
+        """The index of a plan's entries (cached by a `PlanEntries`)."""
+        made = getattr(entries, "plan_index", None)
+        if made is not None:
+            return made()
+        codes: dict[Scope, int] = {}
+        scope_codes = np.fromiter(
+            (codes.setdefault((e.project_id, e.region_id), len(codes)) for e in entries),
+            dtype=np.int64,
+            count=len(entries),
+        )
+        keys = keys_of(e.snapshot_id for e in entries)
+        return cls.build(scope_codes, tuple(codes), keys)
+
+    @classmethod
+    def build(cls, scope_codes: np.ndarray, scopes: tuple[Scope, ...], keys: np.ndarray):
+        """An index of per-position scope codes and keys."""
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        order = order.astype(smallest_uint(max(len(keys), 1)))
+        codes = scope_codes.astype(smallest_uint(max(len(scopes), 1)), copy=False)
+        return cls(codes, scopes, sorted_keys, order)
+
+    def key_at(self, rank: np.ndarray) -> np.ndarray:
+        """The keys at some positions, given their `ranks` (see `ranks`)."""
+        return self.sorted_keys[rank]
+
+    def ranks(self) -> np.ndarray:
+        """Per position, where its key is in `sorted_keys` (the inverse of `order`)."""
+        rank = np.empty(len(self.order), dtype=self.order.dtype)
+        rank[self.order] = np.arange(len(self.order), dtype=self.order.dtype)
+        return rank
+
+    def __len__(self) -> int:
+        return len(self.scope_codes)
+
+    def code(self, scope: Scope) -> int | None:
+        """The number of a scope, None when the plan has no entry in it."""
+        codes = self.__dict__.get("_codes")
+        if codes is None:
+            codes = {scope: code for code, scope in enumerate(self.scopes)}
+            object.__setattr__(self, "_codes", codes)
+        return codes.get(scope)
+
+    def positions(self, scope: Scope, keys: np.ndarray) -> np.ndarray:
+        """The plan position of each key in `scope` (int64), -1 where the plan has none."""
+        out = np.full(len(keys), -1, dtype=np.int64)
+        code = self.code(scope)
+        if code is None or not len(keys) or not len(self.sorted_keys):
+            return out
+        at = np.minimum(np.searchsorted(self.sorted_keys, keys), len(self.sorted_keys) - 1)
+        found = self.order[at].astype(np.int64)
+        hit = self.sorted_keys[at] == keys
+        same = hit & (self.scope_codes[found] == code)
+        out[same] = found[same]
+        for i in np.flatnonzero(hit & ~same).tolist():  # the id also lives in another scope
+            out[i] = self._in_scope(int(at[i]), keys[i], code)
+        return out
+
+    def _in_scope(self, start: int, key: np.void, code: int) -> int:
+        """The position of `key` in scope `code`, looking past entries of other scopes."""
+        i = start
+        while i < len(self.sorted_keys) and self.sorted_keys[i] == key:
+            position = int(self.order[i])
+            if self.scope_codes[position] == code:
+                return position
+            i += 1
+        return -1
+
+    def position(self, entry: PlanEntry) -> int | None:
+        """The plan position of `entry`'s snapshot, None when the plan has none (one
+        lookup, a few microseconds: the engine asks once per snapshot)."""
+        code = self.code((entry.project_id, entry.region_id))
+        if code is None or not len(self.sorted_keys):
+            return None
+        raw = id_bytes(entry.snapshot_id)
+        probe = np.frombuffer(raw, dtype=KEY)
+        at = int(self.sorted_keys.searchsorted(probe)[0])
+        if self.sorted_keys[at : at + 1].tobytes() != raw:  # (numpy scalars are slow)
+            return None
+        found = int(self.order[at])
+        if self.scope_codes[found] != code:
+            found = self._in_scope(at, probe[0], code)
+        return None if found < 0 else found
+
+    def in_scope(self, scope: Scope) -> np.ndarray:
+        """A mask over positions: the entries of `scope`."""
+        code = self.code(scope)
+        if code is None:
+            return np.zeros(len(self), dtype=bool)
+        return self.scope_codes == code
+
+
+def entries_at(entries: Sequence[PlanEntry], positions: np.ndarray) -> list[PlanEntry]:
+    """The entries at `positions` (made from the columns of a `PlanEntries`)."""
+    made = getattr(entries, "at", None)
+    if made is not None:
+        return made(positions)
+    return [entries[i] for i in positions.tolist()]
+
+
+def iter_masked(entries: Sequence[PlanEntry], mask: np.ndarray | None) -> Iterator[PlanEntry]:
+    """The entries whose position is set in `mask` (all when None), in plan order, made a
+    chunk at a time."""
+    if mask is None:
+        yield from entries
+        return
+    for start in range(0, len(mask), CHUNK):
+        positions = np.flatnonzero(mask[start : start + CHUNK]) + start
+        if len(positions):
+            yield from entries_at(entries, positions)
+
+
+def needs_current_mask(entries: Sequence[PlanEntry]) -> np.ndarray:
+    """A mask over positions: the entries that need their snapshot's current tags."""
+    made = getattr(entries, "needs_current_mask", None)
+    if made is not None:
+        return made()
+    return np.fromiter((e.needs_current for e in entries), dtype=bool, count=len(entries))
+
+
+class IdSet:
+    """A set of snapshot keys (`id_bytes`) that a listing has returned, 16 bytes each in a
+    sorted array (the latest additions in a small set until they are merged in).
+
+    Examples
+    --------
+    >>> seen = IdSet()
+    >>> seen.add(keys_of(["a", "b", "a"])).tolist(), seen.add(keys_of(["b", "c"])).tolist()
+    ([True, True, False], [False, True])
+    >>> len(seen)
+    3
+    """
+
+    MERGE = 1 << 16  # recent keys held as bytes objects, at most
+
+    def __init__(self) -> None:
+        self._sorted = np.zeros(0, dtype=KEY)
+        self._recent: set[bytes] = set()
+
+    def __len__(self) -> int:
+        return len(self._sorted) + len(self._recent)
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """A mask: which of `keys` are in the set."""
+        found = np.zeros(len(keys), dtype=bool)
+        if len(self._sorted) and len(keys):
+            at = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
+            found = self._sorted[at] == keys
+        if self._recent:
+            recent = self._recent
+            raw = keys.tobytes()
+            found |= np.fromiter(
+                (raw[i : i + 16] in recent for i in range(0, len(raw), 16)),
+                dtype=bool,
+                count=len(keys),
+            )
+        return found
+
+    def add(self, keys: np.ndarray) -> np.ndarray:
+        """Add `keys`; returns a mask of those that were new (a key repeated within `keys`
+        is new at its first occurrence only)."""
+        new = np.zeros(len(keys), dtype=bool)
+        if not len(keys):
+            return new
+        _, first = np.unique(keys, return_index=True)
+        new[first] = True
+        new &= ~self.contains(keys)
+        raw = keys[new].tobytes()
+        self._recent.update(raw[i : i + 16] for i in range(0, len(raw), 16))
+        if len(self._recent) >= self.MERGE:
+            self._merge()
+        return new
+
+    def _merge(self) -> None:
+        block = np.sort(np.frombuffer(b"".join(self._recent), dtype=KEY))
+        self._recent = set()
+        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, block), block)

@@ -1,0 +1,289 @@
+"""What an apply run keeps per snapshot: plan positions found by a 16-byte key index, the
+state read before sending in a spill file, resume's done-set as a mask. Each structure
+answers as the dict or set it replaces would; none holds a Python object per snapshot."""
+
+from __future__ import annotations
+
+import errno
+import gc
+import tempfile
+import tracemalloc
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import API_KEY
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchtag.clock import VirtualClock
+from batchtag.limiter import RateLimiter
+from batchtag.manifest import read_plan
+from batchtag.plan import PlanEntry
+from batchtag.planindex import IdSet, PlanIndex, iter_masked, keys_of
+from batchtag.reader import Reader
+from batchtag.report.store import done_mask
+from batchtag.state import NOT_READ, State, read_state
+from batchtag.testing import FakeClient
+
+pytestmark = pytest.mark.timeout(120)
+
+UUIDS = [str(uuid.UUID(int=(i * 0x9E3779B97F4A7C15) % 2**128)) for i in range(1, 7)]
+IDS = st.one_of(
+    st.sampled_from(UUIDS),
+    st.sampled_from(UUIDS).map(str.upper),
+    st.sampled_from(["snap-a", "SNAP-A", "b", ""]),
+)
+SCOPES = st.sampled_from([(1, 1), (1, 2), (3, 1)])
+KEYS = st.tuples(SCOPES, IDS)
+# the fixtures used with hypothesis here only set a constant: the same for every example
+FIXTURES_OK = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def folded(snapshot_id: str) -> str:
+    """The identity the reader and the API use: case does not matter."""
+    return snapshot_id.lower()
+
+
+def plan_of(keys: list[tuple[tuple[int, int], str]]) -> list[PlanEntry]:
+    return [PlanEntry(p, r, sid) for (p, r), sid in keys]
+
+
+@settings(deadline=None)
+@given(keys=st.lists(KEYS, max_size=30), probes=st.lists(KEYS, max_size=20))
+def test_the_index_finds_positions_as_a_dict_of_the_plan_would(keys, probes):
+    first: dict = {}
+    for position, (scope, sid) in enumerate(keys):
+        first.setdefault((scope, folded(sid)), position)
+    index = PlanIndex.of(plan_of(keys))
+    for scope, sid in probes:
+        found = index.positions(scope, keys_of([sid]))[0]
+        assert found == first.get((scope, folded(sid)), -1)
+
+
+SNAPSHOTS = st.one_of(
+    st.none(),
+    st.builds(
+        lambda name, tags: {"name": name, "task_id": None, "tags": tags},
+        st.text(max_size=5),
+        st.lists(
+            st.builds(
+                lambda k, v, ro: {"key": k, "value": v, "read_only": ro},
+                st.text(min_size=1, max_size=4),
+                st.text(min_size=1, max_size=4),
+                st.booleans(),
+            ),
+            max_size=3,
+        ),
+    ),
+)
+
+
+def user_first(snapshot: dict | None) -> dict | None:
+    """A snapshot as the state gives it back: user tags first, then read-only ones."""
+    if snapshot is None:
+        return None
+    tags = [t for t in snapshot["tags"] if not t["read_only"]]
+    tags += [t for t in snapshot["tags"] if t["read_only"]]
+    return {**snapshot, "tags": tags}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    size=st.integers(1, 12),
+    puts=st.lists(st.tuples(st.integers(0, 11), SNAPSHOTS), max_size=20),
+    asks=st.lists(st.tuples(st.integers(0, 11), st.booleans()), max_size=30),
+)
+def test_the_state_answers_as_a_dict_would(size, puts, asks, monkeypatch_spill_buffer):
+    entries = [PlanEntry(1, 1, UUIDS[i % 6] if i < 6 else f"s-{i}") for i in range(size)]
+    state = State(PlanIndex.of(entries))
+    model: dict[int, dict | None] = {}
+    for position, snapshot in puts:
+        if position < size:
+            state.put(position, snapshot)
+            model[position] = user_first(snapshot)
+    state.finish()
+    for position, forget in asks:
+        if position >= size:
+            continue
+        entry = entries[position]
+        got = state.take(entry) if forget else state.peek(entry)
+        want = (model.pop if forget else model.get)(position, NOT_READ)
+        assert got == want if want is not NOT_READ else got is NOT_READ
+        assert len(state) == len(model)
+    state.close()
+
+
+@pytest.fixture
+def monkeypatch_spill_buffer(monkeypatch):
+    """A tiny write buffer, so records are read back from the file as well as the buffer."""
+    monkeypatch.setattr("batchtag.state.SPILL_BUFFER", 64)
+
+
+@FIXTURES_OK
+@given(batches=st.lists(st.lists(st.sampled_from(UUIDS + ["x", "y", "X"]), max_size=8)))
+def test_an_id_set_is_a_set(batches, monkeypatch_id_set_merge):
+    seen = IdSet()
+    model: set[str] = set()
+    for batch in batches:
+        new = seen.add(keys_of(batch)).tolist()
+        want = []
+        for sid in batch:
+            want.append(folded(sid) not in model)
+            model.add(folded(sid))
+        assert new == want and len(seen) == len(model)
+
+
+@pytest.fixture
+def monkeypatch_id_set_merge(monkeypatch):
+    monkeypatch.setattr(IdSet, "MERGE", 3)
+
+
+REPORT_ROWS = st.lists(
+    st.tuples(KEYS, st.sampled_from(["ok", "noop", "failed", "skipped", "not_found"])),
+    max_size=25,
+)
+
+
+@FIXTURES_OK
+@given(
+    plan_keys=st.lists(KEYS, max_size=12, unique_by=lambda k: (k[0], folded(k[1]))),
+    rows=REPORT_ROWS,
+    chunk=st.integers(1, 5),
+)
+def test_the_done_mask_is_each_snapshots_latest_status(plan_keys, rows, chunk, monkeypatch):
+    monkeypatch.setattr("batchtag.report.store.KEY_CHUNK", chunk)
+    latest: dict = {}
+    for (scope, sid), status in rows:
+        latest[(scope, folded(sid))] = status
+    lines = ["project_id,region_id,snapshot_id,status"]
+    lines += [f"{p},{r},{sid},{status}" for ((p, r), sid), status in rows if sid]
+    latest = {k: s for k, s in latest.items() if k[1]}  # an empty id cannot be written
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "report.csv"
+        path.write_text("\n".join(lines) + "\n")
+        done = done_mask(path, PlanIndex.of(plan_of(plan_keys)))
+    want = [latest.get((scope, folded(sid))) in ("ok", "noop") for scope, sid in plan_keys]
+    assert done.tolist() == want
+
+
+@settings(max_examples=30, deadline=None)
+@given(mask=st.lists(st.booleans(), max_size=40))
+def test_pending_entries_are_the_masked_ones_in_plan_order(mask):
+    frame = pd.DataFrame({"snapshot_id": [str(uuid.UUID(int=i + 1)) for i in range(len(mask))]})
+    frame["tag:k"] = "v"
+    if not len(frame):
+        return
+    plan = read_plan(frame, project_id=1, region_id=1)
+    chosen = np.array(mask, dtype=bool)
+    got = [e.snapshot_id for e in iter_masked(plan.entries, chosen)]
+    assert got == [e.snapshot_id for e, m in zip(plan.entries, mask, strict=True) if m]
+
+
+def test_what_a_read_holds_per_snapshot_is_a_few_dozen_bytes():
+    """20k snapshots read before sending, a resume's mask: < 48 bytes a snapshot in all
+    (a dict of compact tuples held ~150-250, a set of key tuples ~250)."""
+    size = 20_000
+    client = FakeClient(clock=VirtualClock(), snapshots=size)
+    frame = pd.DataFrame({"snapshot_id": client.store.ids(), "tag:env": "x"})
+    plan = read_plan(frame, project_id=1, region_id=1)
+    clock = client.clock
+
+    async def read() -> State:
+        limiter = RateLimiter(1000, clock=clock.monotonic, sleep=clock.sleep)
+        reader = Reader(client, concurrency=4, limiter=limiter, sleep=clock.sleep)
+        return await read_state(reader, plan.entries, True, pending=np.ones(size, bool))
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        state = clock.run(read())
+        pending = ~np.zeros(size, dtype=bool)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert state.read == size and len(state) == size and pending.all()
+    assert held / size < 48, f"{held / size:.0f} bytes a snapshot"
+    state.close()
+
+
+class FullDisk:
+    """A temporary file on a full disk: every write fails as the OS says it."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self):
+        pass
+
+
+def test_a_full_disk_while_keeping_the_state_aborts_with_nothing_sent(
+    sandbox, tmp_path, monkeypatch
+):
+    import batchtag
+    from batchtag.errors import AbortRun
+
+    monkeypatch.setattr("batchtag.state.tempfile.TemporaryFile", FullDisk)
+    ids = sandbox.store.ids()[:50]
+    frame = pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
+    with pytest.raises(AbortRun) as error:
+        batchtag.apply(
+            frame,
+            report=tmp_path / "r.csv",
+            base_url=sandbox.base_url,
+            api_key=API_KEY,
+            project_id=1,
+            region_id=1,
+            check_current=True,
+        )
+    assert "No space left on device" in str(error.value)
+    assert tempfile.gettempdir() in str(error.value)
+    assert sandbox.stats()["endpoints"].get("patch", 0) == 0
+    assert set(error.value.report.status) == {"skipped"}
+
+
+OLD_COLUMNS = (  # a report of an earlier version: before name_before, ro_tags, request_body
+    "project_id,region_id,snapshot_id,status,http_status,attempts,error_class,error,"
+    "request_id,started_at,finished_at,elapsed_ms,tags_before,tags_after,rows"
+)
+
+
+def test_resume_of_a_report_written_by_an_earlier_version(sandbox, tmp_path):
+    """Its ok/noop rows (the latest per snapshot) are skipped, everything else is sent."""
+    import batchtag
+    from batchtag.report.store import write_meta
+
+    ids = sandbox.store.ids()[:6]
+    frame = pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
+    plan = read_plan(frame, project_id=1, region_id=1)
+    report = tmp_path / "old.csv"
+    row = "1,1,{},{},200,1,,,,,,,,,[{}]"
+    rows = [row.format(ids[0], "ok", 1), row.format(ids[1], "noop", 2)]
+    rows += [row.format(ids[2], "failed", 3), row.format(ids[2], "ok", 3)]  # retried: done
+    rows += [row.format(ids[3], "ok", 4), row.format(ids[3], "failed", 4)]  # latest: failed
+    rows += [row.format(ids[4].upper(), "failed", 5)]
+    report.write_text("\n".join([OLD_COLUMNS, *rows]) + "\n")
+    write_meta(report, {"fingerprint": plan.fingerprint(), "resumed_at": []})
+    before = {sid: dict(sandbox.store.find(1, 1, sid).tags) for sid in ids}
+    result = batchtag.apply(
+        frame,
+        resume=report,
+        base_url=sandbox.base_url,
+        api_key=API_KEY,
+        project_id=1,
+        region_id=1,
+        check_current=False,
+    )
+    sent = {c for c in ids if sandbox.store.find(1, 1, c).tags.get("k1") == "new"}
+    assert sent == set(ids[3:])  # not the three the report has as done
+    assert all(dict(sandbox.store.find(1, 1, s).tags) == before[s] for s in ids[:3])
+    assert result.attrs["summary"]["already_done"] == 3
