@@ -97,11 +97,11 @@ def arrow_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     width = np.int64 if pa.types.is_large_string(ids.type) else np.int32
     offsets = np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset : ids.offset + n + 1]
     data = np.frombuffer(ids.buffers()[2] or b"", dtype=np.uint8)
-    uniform = ids.null_count == 0 and bool((np.diff(offsets) == UUID_LENGTH).all())
+    uniform = ids.null_count == 0 and _all_uuid_long(offsets)
     good = np.zeros(n, dtype=bool)
     if uniform:
-        for start in range(0, n, 1 << 16):  # a block at a time: small temporaries
-            stop = min(n, start + (1 << 16))
+        for start in range(0, n, CHUNK):  # a block at a time: small temporaries
+            stop = min(n, start + CHUNK)
             text = data[offsets[start] : offsets[stop]].reshape(-1, UUID_LENGTH)
             nibbles = _NIBBLE[text[:, HEX_AT]]
             ok = (nibbles != 255).all(axis=1) & (text[:, list(DASHES)] == ord("-")).all(axis=1)
@@ -112,6 +112,15 @@ def arrow_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
         value = ids[i].as_py()
         out[i] = np.frombuffer(id_bytes("" if value is None else value), dtype=KEY)[0]
     return out
+
+
+def _all_uuid_long(offsets: np.ndarray) -> bool:
+    """Whether every value between these Arrow offsets is as long as a UUID's text (checked
+    a block at a time: no temporary as long as the column)."""
+    return all(
+        bool((np.diff(offsets[start : start + CHUNK + 1]) == UUID_LENGTH).all())
+        for start in range(0, max(len(offsets) - 1, 0), CHUNK)
+    )
 
 
 def uuid_digits(keys: np.ndarray) -> np.ndarray:
@@ -135,24 +144,45 @@ def uuid_text(keys: np.ndarray) -> list[str]:
     return [text[i : i + UUID_LENGTH] for i in range(0, len(text), UUID_LENGTH)]
 
 
-def canonical_keys(ids: pa.Array) -> np.ndarray | None:
+def canonical_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     """The keys of an Arrow string column when every id is a lowercase UUID (so the text
-    comes back from the key: `uuid_text`); None otherwise."""
+    comes back from the key: `uuid_text`); None otherwise. A chunked column is keyed a
+    chunk at a time (joining the chunks first would copy every id once more)."""
     import pyarrow as pa
 
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
+    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+    if ids.null_count or not len(ids):
+        return None
+    if len(chunks) == 1:
+        return _canonical_chunk(chunks[0])
+    out = np.empty(len(ids), dtype=KEY)
+    at = 0
+    for chunk in chunks:
+        keys = _canonical_chunk(chunk)
+        if keys is None:
+            return None
+        out[at : at + len(chunk)] = keys
+        at += len(chunk)
+    return out
+
+
+def _canonical_chunk(ids: pa.Array) -> np.ndarray | None:
+    """`canonical_keys` of one Arrow array (an empty one has no keys to check)."""
+    import pyarrow as pa
+
     string, large = pa.types.is_string(ids.type), pa.types.is_large_string(ids.type)
-    if ids.null_count or not len(ids) or not (string or large):
+    if not (string or large):
         return None
     keys = arrow_keys(ids)
+    if not len(ids):
+        return keys
     width = np.int64 if large else np.int32
     offsets = np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset : ids.offset + len(ids) + 1]
-    if not (np.diff(offsets) == UUID_LENGTH).all():
+    if not _all_uuid_long(offsets):
         return None
     data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)
-    for start in range(0, len(ids), 1 << 16):
-        stop = min(len(ids), start + (1 << 16))
+    for start in range(0, len(ids), CHUNK):
+        stop = min(len(ids), start + CHUNK)
         text = data[offsets[start] : offsets[stop]].reshape(-1, UUID_LENGTH)
         if not (text == uuid_digits(keys[start:stop])).all():
             return None

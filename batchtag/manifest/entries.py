@@ -8,7 +8,6 @@ so only what is in flight exists as Python objects.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -76,18 +75,17 @@ class PlanEntries(Sequence[PlanEntry]):
         for name, column in narrow.items():
             object.__setattr__(self, name, column)
         keys = canonical_keys(self.snapshots) if self.snapshots is not None else None
-        if keys is not None:  # the text comes back from the index's keys (`uuid_text`)
-            codes, scopes = self._scope_codes()
-            index = PlanIndex.build(codes, scopes, keys)
-            del keys
-            object.__setattr__(self, "_index", index)
-            object.__setattr__(self, "_ranks", index.ranks())
+        if keys is not None:  # the text comes back from the keys (`uuid_text`)
+            object.__setattr__(self, "_keys", keys)  # until `plan_index` sorts them
             object.__setattr__(self, "snapshots", None)
 
     def _ids(self, start: int, stop: int) -> list[str]:
         ranks = self.__dict__.get("_ranks")
         if ranks is not None:
             return uuid_text(self.plan_index().key_at(ranks[start:stop]))
+        keys = self.__dict__.get("_keys")
+        if keys is not None:
+            return uuid_text(keys[start:stop])
         return self.snapshots[start:stop].to_pylist()
 
     def __len__(self) -> int:
@@ -175,17 +173,29 @@ class PlanEntries(Sequence[PlanEntry]):
     def plan_index(self) -> PlanIndex:
         """Positions by (scope, snapshot key), built from the columns once and kept."""
         index = self.__dict__.get("_index")
-        if index is None:
+        if index is None:  # built on first use: after the load's temporaries are gone
             codes, scopes = self._scope_codes()
-            index = PlanIndex.build(codes, scopes, arrow_keys(self.snapshots))
+            keys = self.__dict__.get("_keys")
+            if keys is None:
+                index = PlanIndex.build(codes, scopes, arrow_keys(self.snapshots))
+            else:  # the index's sorted keys replace the plan-order ones (ids by rank)
+                index = PlanIndex.build(codes, scopes, keys)
+                object.__setattr__(self, "_ranks", index.ranks())
+                del self.__dict__["_keys"], keys
             object.__setattr__(self, "_index", index)
         return index
 
     def _scope_codes(self) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
-        """Each entry's scope as a number, and the scopes in order of first appearance."""
+        """Each entry's scope as a number, and the scopes in order of first appearance.
+
+        One scope (the usual manifest) is found without sorting: a sort of every
+        (project, region) pair costs ~50 MB of temporaries at 1M entries."""
         if not len(self):
-            return np.zeros(0, dtype=np.int64), ()
-        pairs = np.stack([self.projects, self.regions], axis=1)
+            return np.zeros(0, dtype=np.uint8), ()
+        projects, regions = self.projects, self.regions
+        if (projects == projects[0]).all() and (regions == regions[0]).all():
+            return np.zeros(len(self), dtype=np.uint8), ((int(projects[0]), int(regions[0])),)
+        pairs = np.stack([projects, regions], axis=1)
         if pairs.dtype == object:  # ids beyond int64: rare, numbered one by one
             numbers: dict = {}
             codes = [numbers.setdefault(tuple(p), len(numbers)) for p in pairs.tolist()]
@@ -211,13 +221,10 @@ class PlanEntries(Sequence[PlanEntry]):
         """Entries per (project, region), in order of first appearance."""
         if not len(self):
             return {}
-        pairs = np.stack([self.projects, self.regions], axis=1)
-        if pairs.dtype == object:  # ids beyond int64: rare, count them one by one
-            return dict(Counter(map(tuple, pairs.tolist())))
-        uniques, first, counts = np.unique(pairs, axis=0, return_index=True, return_counts=True)
-        ordered = np.argsort(first, kind="stable")
-        keys = uniques[ordered].tolist()
-        return {(p, r): n for (p, r), n in zip(keys, counts[ordered].tolist(), strict=True)}
+        index = self.__dict__.get("_index")
+        codes, scopes = (index.scope_codes, index.scopes) if index else self._scope_codes()
+        counts = np.bincount(codes, minlength=len(scopes)).tolist()
+        return dict(zip(scopes, counts, strict=True))
 
 
 def _narrowed(column: np.ndarray) -> np.ndarray:
