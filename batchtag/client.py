@@ -160,10 +160,14 @@ class Client:
     ):
         self.settings = settings
         self._connections = connections
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=timeout
-        )
         self.request_deadline = request_deadline or default_deadline(timeout)
+        # aiohttp's own timers (no asyncio.timeout per request). Its `total` also counts
+        # the wait for a pooled connection; `_slots`, as many as the pool's connections,
+        # is taken first, so a request that holds a slot finds a free connection at once:
+        # the pool wait stays outside the deadline.
+        self._timeout = aiohttp.ClientTimeout(
+            total=self.request_deadline, sock_connect=connect_timeout, sock_read=timeout
+        )
         self._slots = asyncio.Semaphore(connections)  # the pool wait, outside the deadline
         self._session: aiohttp.ClientSession | None = None
         self._proxy: tuple[Any, Any] = (None, None)
@@ -205,8 +209,7 @@ class Client:
         assert self._session is not None, "use 'async with Client(...)'"
         async with self._slots:
             try:
-                async with asyncio.timeout(self.request_deadline):
-                    return await self._exchange(method, url, data)
+                return await self._exchange(method, url, data)
             except TimeoutError as exc:
                 raise ApiError(0, "Timeout", self._timeout_message(method)) from exc
             except aiohttp.ClientError as exc:

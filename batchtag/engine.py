@@ -33,7 +33,7 @@ from batchtag.jobs import (
     iso_utc,
 )
 from batchtag.limiter import RateLimiter
-from batchtag.plan import PlanEntry
+from batchtag.plan import PlanEntry, SharedDict
 from batchtag.result import FAILED, NOOP, NOT_FOUND, OK, PLANNED, SKIPPED, Result, json_text
 from batchtag.retry import (
     GONE,
@@ -49,6 +49,7 @@ from batchtag.state import NOT_FOUND_TEXT, NOT_READ, State
 
 log = logging.getLogger("batchtag.engine")
 NOT_FOUND_ERROR = ApiError(0, "NotFoundError", NOT_FOUND_TEXT)  # no request was sent
+SHARED_BODIES = 256  # distinct shared blind bodies kept (see Engine._blind_body)
 
 
 @dataclass
@@ -106,6 +107,7 @@ class Engine:
         self._entries: Iterator[PlanEntry] = iter(())
         self._exhausted = False
         self._source_error: BaseException | None = None
+        self._bodies: dict[tuple, tuple[dict, dict, str]] = {}  # see _blind_body
         self._parked: dict[asyncio.TimerHandle, Job] = {}
         self._active: dict[asyncio.Task, Job] = {}
         self._pending = 0
@@ -271,14 +273,14 @@ class Engine:
                 job.snapshot = await self._send(job, "GET")
             if job.snapshot is not None:  # only the keys that change (and not the same name)
                 body = diff_entry(entry, job.snapshot).body
+                text = json_text(body) if body else ""
             else:
-                body = entry.body(None)
+                body, text = self._blind_body(entry)
             if not body:
                 self._finish(job, NOOP, after=job.snapshot, body=body)
             elif self.options.dry_run:
                 self._finish(job, PLANNED, body=body)
             else:
-                text = json_text(body)
                 response = await self._send(job, "PATCH", text.encode())
                 self._finish(job, OK, after=response, http_status=200, body=body, sent=text)
         except Park as park:
@@ -289,13 +291,32 @@ class Engine:
             log.exception("unexpected error on %s", entry.snapshot_id)
             self._finish(job, FAILED, api_error=ApiError(0, type(exc).__name__, str(exc)))
 
+    def _blind_body(self, entry: PlanEntry) -> tuple[dict, str]:
+        """The blind merge patch of `entry` and its JSON text. Entries that share their
+        tags (a SharedDict: most of a manifest's rows say the same thing) share one body,
+        built and encoded once (the dict is never changed after)."""
+        tags = entry.tags
+        if type(tags) is not SharedDict:
+            body = entry.body(None)
+            return body, json_text(body)
+        key = (id(tags), entry.clear, entry.name, bool(entry.renames))
+        known = self._bodies.get(key)
+        if known is None or known[0] is not tags:  # the tags object is held: its id stays
+            body = entry.body(None)
+            known = (tags, body, json_text(body))
+            if len(self._bodies) >= SHARED_BODIES:
+                self._bodies.clear()
+            self._bodies[key] = known
+        return known[1], known[2]
+
     async def _send(self, job: Job, method: str, body: bytes | None = None) -> dict:
         """One request with the rate-limit loop; other failures raise Park or Final."""
         entry = job.entry
         while True:
             if not self._dispatch_open.is_set():  # a breaker pause (checked first: it is rare)
                 await self._dispatch_open.wait()
-            await self.limiter.acquire()
+            if not self.limiter.try_acquire():  # a token free now: no coroutine to run
+                await self.limiter.acquire()
             if self.stopping:
                 raise Final(SKIPPED, ApiError(0, self._stop_class(), self._cut_message(job)))
             if job.last_error is not None and self._past_deadline(job):
@@ -311,7 +332,9 @@ class Engine:
                 self._on_failure(job, error)  # returns only for a 429 retry
                 continue
             self.limiter.on_success()
-            self._breaker(failed=False)
+            verdict = self.breaker.record(False)
+            if verdict is not None:
+                self._verdict(verdict)
             return result
 
     def _on_failure(self, job: Job, error: ApiError) -> None:
@@ -342,7 +365,10 @@ class Engine:
         return job.past_deadline(self.clock.monotonic(), self.options.snapshot_deadline)
 
     def _breaker(self, *, failed: bool, cause: str | None = None) -> None:
-        verdict = self.breaker.record(failed, cause)
+        self._verdict(self.breaker.record(failed, cause))
+
+    def _verdict(self, verdict: str | None) -> None:
+        """Act on the breaker's verdict on the latest attempt ("pause", "abort" or None)."""
         if verdict == "abort":
             self.abort(
                 f"circuit breaker: most recent requests kept failing: {self.breaker.cause()}"

@@ -113,6 +113,12 @@ class RowAppender:
         self.path = Path(path)
         self.columns = list(columns)
         self._encoders = fmt.encoders(self.columns, kinds or {})
+        # Per column: its encoder, and whether a text cell is written as it is (most cells
+        # are None or text: no call for them on the per-result path).
+        self._cell_encoders = [
+            (enc, fmt is CSV and (kinds or {}).get(c, ANY).text_as_is)
+            for c, enc in zip(self.columns, self._encoders, strict=True)
+        ]
         self._sink = _LastLine()  # per appender: no state shared between threads
         self._csv = csv.writer(self._sink, lineterminator="\r\n")
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -128,9 +134,14 @@ class RowAppender:
         if self._fd is None:
             raise ValueError(f"{self.path} is closed")
         if self.format is CSV:  # the per-result hot path: this appender's own csv writer
-            writerow, sink, lines = self._csv.writerow, self._sink, []
+            writerow, sink, lines, encoders = self._csv.writerow, self._sink, [], self._cell_encoders
             for row in rows:
-                writerow([enc(v) for enc, v in zip(self._encoders, row, strict=True)])
+                writerow(
+                    [
+                        "" if v is None else v if as_is and type(v) is str else enc(v)
+                        for (enc, as_is), v in zip(encoders, row, strict=True)
+                    ]
+                )
                 lines.append(sink.text[:-2] + "\n")
             text = "".join(lines)
         else:
