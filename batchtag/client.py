@@ -115,6 +115,17 @@ def parse_body(status: int, raw: bytes) -> Any:
         raise bad_response(status, f"not JSON ({exc})") from None
 
 
+def response_body(status: int, headers: Any, raw: bytes) -> Any:
+    """The parsed body of a 2xx response; any other status raises its ApiError (a 3xx
+    is never followed: it names its Location)."""
+    if status >= 400:
+        raise error_from_response(status, headers, raw)
+    if 300 <= status < 400:
+        where = headers.get("Location") or "no Location"
+        raise ApiError(status, "Redirect", f"redirected to {where}; not followed", None)
+    return parse_body(status, raw)
+
+
 def expect_snapshot(status: int, data: Any) -> dict:
     """The body of a GET or PATCH of one snapshot: an object with a `tags` list."""
     if not isinstance(data, dict):
@@ -209,7 +220,16 @@ class Client:
         assert self._session is not None, "use 'async with Client(...)'"
         async with self._slots:
             try:
-                return await self._exchange(method, url, data)
+                async with self._session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=self._headers[data is not None],
+                    allow_redirects=False,
+                    proxy=self._proxy[0],
+                    proxy_auth=self._proxy[1],
+                ) as resp:
+                    status, headers, raw = resp.status, resp.headers, await resp.read()
             except TimeoutError as exc:
                 raise ApiError(0, "Timeout", self._timeout_message(method)) from exc
             except aiohttp.ClientError as exc:
@@ -217,28 +237,7 @@ class Client:
                 raise ApiError(0, type(exc).__name__, str(exc) or type(exc).__name__) from exc
             except ssl.SSLError as exc:
                 raise ApiError(0, "SSLError", str(exc)) from exc
-
-    async def _exchange(self, method: str, url: str, data: bytes | None) -> tuple[int, Any]:
-        headers = self._headers[data is not None]
-        session = self._session
-        async with session.request(  # type: ignore[union-attr]
-            method,
-            url,
-            data=data,
-            headers=headers,
-            allow_redirects=False,
-            proxy=self._proxy[0],
-            proxy_auth=self._proxy[1],
-        ) as resp:
-            raw = await resp.read()
-            if resp.status >= 400:
-                raise error_from_response(resp.status, resp.headers, raw)
-            if 300 <= resp.status < 400:
-                where = resp.headers.get("Location") or "no Location"
-                raise ApiError(
-                    resp.status, "Redirect", f"redirected to {where}; not followed", None
-                )
-            return resp.status, parse_body(resp.status, raw)
+        return status, response_body(status, headers, raw)
 
     def _timeout_message(self, method: str) -> str:
         return (
