@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import math
 import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from typing import Any
 import aiohttp
 import aiohttp.helpers
 import yarl
+from aiohttp.client_proto import ResponseHandler
 
 from batchtag.config import Settings
 from batchtag.defaults import default
@@ -149,6 +152,59 @@ def env_proxy(url: str) -> tuple[Any, Any]:
         return None, None
 
 
+class LazyReadTimer(ResponseHandler):
+    """aiohttp's connection protocol with a cheaper read timeout (``sock_read``), same rule:
+    a request fails once no data came for `timeout` seconds.
+
+    aiohttp cancels its read timer and schedules a new one for every request it sends and
+    every chunk it receives (~10 us of CPU per request at a few thousand a second). Here a
+    chunk only moves the silence deadline forward; one timer per connection stays armed
+    and, when it fires, either times the request out or re-arms itself for the deadline
+    it finds. A stopped timeout (the response is complete) just clears the deadline.
+    """
+
+    _silent_until = math.inf  # loop time at which the current silence times out
+
+    def _reschedule_timeout(self) -> None:
+        timeout = self._read_timeout
+        if not timeout:
+            self._drop_timeout()
+            return
+        self._silent_until = self._loop.time() + timeout
+        if self._read_timeout_handle is None:
+            self._arm(self._silent_until)
+
+    def _drop_timeout(self) -> None:
+        self._silent_until = math.inf  # an armed timer finds nothing to do
+
+    def _arm(self, when: float) -> None:
+        self._read_timeout_handle = self._loop.call_at(when, self._check_silence)
+
+    def _check_silence(self) -> None:
+        self._read_timeout_handle = None
+        until = self._silent_until
+        if until == math.inf:
+            return
+        if self._loop.time() < until:
+            self._arm(until)  # data came since: wait for the new deadline
+        else:
+            self._on_read_timeout()
+
+
+def _use_lazy_read_timer(connector: aiohttp.TCPConnector) -> None:
+    """Make `connector` build `LazyReadTimer` protocols (when this aiohttp has the hooks
+    it overrides; otherwise aiohttp's own timer stays)."""
+    methods = ("_reschedule_timeout", "_drop_timeout", "_on_read_timeout")
+    if not all(callable(getattr(ResponseHandler, name, None)) for name in methods):
+        return
+    used = ResponseHandler._reschedule_timeout.__code__.co_names  # what the original uses
+    if not {"_read_timeout", "_read_timeout_handle", "_loop"} <= set(used):
+        return
+    factory = getattr(connector, "_factory", None)
+    if isinstance(factory, functools.partial) and factory.func is ResponseHandler:
+        connector._factory = functools.partial(LazyReadTimer, *factory.args, **factory.keywords)
+
+
 class Client:
     """One session per run.
 
@@ -189,6 +245,7 @@ class Client:
         connector = aiohttp.TCPConnector(
             limit=self._connections, limit_per_host=0, ssl=True if tls is None else tls
         )
+        _use_lazy_read_timer(connector)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
