@@ -239,9 +239,9 @@ class Engine:
     # -- workers ----------------------------------------------------------------------
 
     async def _worker(self) -> None:
-        task = asyncio.current_task()
+        task, queue = asyncio.current_task(), self._queue
         while True:
-            job = await self._queue.get()
+            job = queue.get_nowait() if queue.qsize() else await queue.get()  # no coroutine
             if job is None:
                 return
             if self.stopping:

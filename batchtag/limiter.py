@@ -125,7 +125,9 @@ class RateLimiter:
         if tat - (self._burst - 1) * interval > now:
             return False
         self._tat = tat + interval
-        _granted.set((id(self), self._generation))
+        grant = (id(self), self._generation)
+        if _granted.get() != grant:  # (a set copies the context: only when it changes)
+            _granted.set(grant)
         return True
 
     def _reserve(self, now: float) -> float:

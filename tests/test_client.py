@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from helpers import API_KEY, SID
 
-from batchtag.client import Client, parse_retry_after, read_only_keys, tags_dict
+from batchtag.client import Client, Slots, parse_retry_after, read_only_keys, tags_dict
 from batchtag.config import Settings, check_base_url, resolve_settings
 from batchtag.errors import ApiError, UsageError
 
@@ -185,3 +185,24 @@ def test_data_that_keeps_coming_holds_the_read_timeout_off_until_the_deadline():
     error = timeout_error(trickle, timeout=0.15, deadline=0.8)
     assert (error.status, error.exception_class) == (0, "Timeout")
     assert not isinstance(error.__cause__, aiohttp.ServerTimeoutError)  # the deadline fired
+
+
+def test_slots_serve_waiters_in_order_and_survive_a_cancelled_waiter():
+    async def main():
+        slots, order = Slots(1), []
+        assert slots.take_now()
+
+        async def waiter(name):
+            await slots.take()
+            order.append(name)
+            slots.give()
+
+        first, cancelled, last = (asyncio.create_task(waiter(n)) for n in ("a", "x", "b"))
+        await asyncio.sleep(0)  # all three wait
+        cancelled.cancel()
+        slots.give()
+        await asyncio.gather(first, last)
+        assert cancelled.cancelled()
+        return order, slots.take_now(), slots.take_now()
+
+    assert asyncio.run(main()) == (["a", "b"], True, False)  # one slot, none lost or added
