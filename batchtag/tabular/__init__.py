@@ -88,7 +88,8 @@ def _fsync_folder(folder: Path) -> None:
 
 def write_all(fd: int, data: bytes) -> None:
     """Write every byte of `data` to the file descriptor (os.write may write fewer)."""
-    view = memoryview(data)
+    written = os.write(fd, data)  # all of it, almost always
+    view = memoryview(data)[written:]
     while view:
         view = view[os.write(fd, view) :]
 
