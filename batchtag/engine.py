@@ -24,6 +24,7 @@ from batchtag.errors import ApiError
 from batchtag.jobs import (
     IN_FLIGHT,
     MAYBE_APPLIED,
+    BlindBodies,
     Final,
     Job,
     Park,
@@ -33,7 +34,7 @@ from batchtag.jobs import (
     iso_utc,
 )
 from batchtag.limiter import RateLimiter
-from batchtag.plan import PlanEntry, SharedDict
+from batchtag.plan import PlanEntry
 from batchtag.result import FAILED, NOOP, NOT_FOUND, OK, PLANNED, SKIPPED, Result, json_text
 from batchtag.retry import (
     GONE,
@@ -49,7 +50,6 @@ from batchtag.state import NOT_FOUND_TEXT, NOT_READ, State
 
 log = logging.getLogger("batchtag.engine")
 NOT_FOUND_ERROR = ApiError(0, "NotFoundError", NOT_FOUND_TEXT)  # no request was sent
-SHARED_BODIES = 256  # distinct shared blind bodies kept (see Engine._blind_body)
 
 
 @dataclass
@@ -107,7 +107,7 @@ class Engine:
         self._entries: Iterator[PlanEntry] = iter(())
         self._exhausted = False
         self._source_error: BaseException | None = None
-        self._bodies: dict[tuple, tuple[dict, dict, str]] = {}  # see _blind_body
+        self._bodies = BlindBodies()
         self._parked: dict[asyncio.TimerHandle, Job] = {}
         self._active: dict[asyncio.Task, Job] = {}
         self._pending = 0
@@ -275,7 +275,7 @@ class Engine:
                 body = diff_entry(entry, job.snapshot).body
                 text = json_text(body) if body else ""
             else:
-                body, text = self._blind_body(entry)
+                body, text = self._bodies.get(entry)
             if not body:
                 self._finish(job, NOOP, after=job.snapshot, body=body)
             elif self.options.dry_run:
@@ -290,24 +290,6 @@ class Engine:
         except Exception as exc:  # a bug or odd response must not sink the run
             log.exception("unexpected error on %s", entry.snapshot_id)
             self._finish(job, FAILED, api_error=ApiError(0, type(exc).__name__, str(exc)))
-
-    def _blind_body(self, entry: PlanEntry) -> tuple[dict, str]:
-        """The blind merge patch of `entry` and its JSON text. Entries that share their
-        tags (a SharedDict: most of a manifest's rows say the same thing) share one body,
-        built and encoded once (the dict is never changed after)."""
-        tags = entry.tags
-        if type(tags) is not SharedDict:
-            body = entry.body(None)
-            return body, json_text(body)
-        key = (id(tags), entry.clear, entry.name, bool(entry.renames))
-        known = self._bodies.get(key)
-        if known is None or known[0] is not tags:  # the tags object is held: its id stays
-            body = entry.body(None)
-            known = (tags, body, json_text(body))
-            if len(self._bodies) >= SHARED_BODIES:
-                self._bodies.clear()
-            self._bodies[key] = known
-        return known[1], known[2]
 
     async def _send(self, job: Job, method: str, body: bytes | None = None) -> dict:
         """One request with the rate-limit loop; other failures raise Park or Final."""
@@ -340,7 +322,7 @@ class Engine:
     def _on_failure(self, job: Job, error: ApiError) -> None:
         job.last_error = error
         kind = classify(error)
-        self._breaker(failed=kind == TRANSIENT, cause=describe(error))
+        self._verdict(self.breaker.record(kind == TRANSIENT, describe(error)))
         fatal = fatal_reason(kind, error)
         if fatal is not None:
             self.abort(fatal)
@@ -364,9 +346,6 @@ class Engine:
     def _past_deadline(self, job: Job) -> bool:
         return job.past_deadline(self.clock.monotonic(), self.options.snapshot_deadline)
 
-    def _breaker(self, *, failed: bool, cause: str | None = None) -> None:
-        self._verdict(self.breaker.record(failed, cause))
-
     def _verdict(self, verdict: str | None) -> None:
         """Act on the breaker's verdict on the latest attempt ("pause", "abort" or None)."""
         if verdict == "abort":
@@ -374,11 +353,8 @@ class Engine:
                 f"circuit breaker: most recent requests kept failing: {self.breaker.cause()}"
             )
         elif verdict == "pause" and self._dispatch_open.is_set():
-            log.warning(
-                "circuit breaker open (%s): pausing %.1fs",
-                self.breaker.cause(),
-                self.breaker.cooldown,
-            )
+            cause, cooldown = self.breaker.cause(), self.breaker.cooldown
+            log.warning("circuit breaker open (%s): pausing %.1fs", cause, cooldown)
             self._dispatch_open.clear()
             self.clock.call_later(self.breaker.cooldown, self._dispatch_open.set)
 

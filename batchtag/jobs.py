@@ -8,8 +8,8 @@ from typing import Any
 
 from batchtag.client import tags_dict
 from batchtag.errors import ApiError
-from batchtag.plan import PlanEntry
-from batchtag.result import Result
+from batchtag.plan import PlanEntry, SharedDict
+from batchtag.result import Result, json_text
 from batchtag.retry import AUTH, RETRY_AFTER_CAP, TLS, TRANSIENT, new_state
 
 MAYBE_APPLIED = "may or may not have been applied"
@@ -104,6 +104,40 @@ class Job:
             delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
         late = self.past_deadline(clock.monotonic(), deadline, max(delay, pause))
         return None if late else delay
+
+
+class BlindBodies:
+    """Blind merge patches (`PlanEntry.body(None)`) with their JSON text. Entries that
+    share their tags (a SharedDict: most rows of a manifest say the same thing) share one
+    body, built and encoded once; the dict is never changed after.
+
+    Examples
+    --------
+    >>> tags = SharedDict({"env": "prod"})
+    >>> bodies = BlindBodies()
+    >>> a, b = (bodies.get(PlanEntry(1, 1, sid, tags=tags)) for sid in ("x", "y"))
+    >>> a[1], a[0] is b[0]
+    ('{"tags":{"env":"prod"}}', True)
+    """
+
+    def __init__(self, limit: int = 256):
+        self.limit = limit  # distinct shared bodies kept
+        self._known: dict[tuple, tuple[dict, dict, str]] = {}
+
+    def get(self, entry: PlanEntry) -> tuple[dict, str]:
+        tags = entry.tags
+        if type(tags) is not SharedDict:
+            body = entry.body(None)
+            return body, json_text(body)
+        key = (id(tags), entry.clear, entry.name, bool(entry.renames))
+        known = self._known.get(key)
+        if known is None or known[0] is not tags:  # the tags object is held: its id stays
+            body = entry.body(None)
+            known = (tags, body, json_text(body))
+            if len(self._known) >= self.limit:
+                self._known.clear()
+            self._known[key] = known
+        return known[1], known[2]
 
 
 def build_result(
