@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from batchtag.client import read_only_keys, tags_dict
 from batchtag.mergepatch import apply_tags_patch
 from batchtag.plan import EMPTY, Plan, PlanEntry
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHANGE, NOOP, NOT_FOUND, LOCKED = "change", "noop", "not_found", "locked"
 VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED)
@@ -281,6 +281,9 @@ class DiffCollector:
 
         Call it once, at the end: each column's list is released as it is converted, so
         the rows are never held twice."""
+        import numpy as np  # lazy: the apply path imports this module, not pandas
+        import pandas as pd
+
         if not self._data:
             raise RuntimeError("DiffCollector.frame() was already called")
         data = {}

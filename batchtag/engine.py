@@ -24,6 +24,7 @@ from batchtag.errors import ApiError
 from batchtag.jobs import (
     IN_FLIGHT,
     MAYBE_APPLIED,
+    BlindBodies,
     Final,
     Job,
     Park,
@@ -106,6 +107,7 @@ class Engine:
         self._entries: Iterator[PlanEntry] = iter(())
         self._exhausted = False
         self._source_error: BaseException | None = None
+        self._bodies = BlindBodies()
         self._parked: dict[asyncio.TimerHandle, Job] = {}
         self._active: dict[asyncio.Task, Job] = {}
         self._pending = 0
@@ -237,9 +239,9 @@ class Engine:
     # -- workers ----------------------------------------------------------------------
 
     async def _worker(self) -> None:
-        task = asyncio.current_task()
+        task, queue = asyncio.current_task(), self._queue
         while True:
-            job = await self._queue.get()
+            job = queue.get_nowait() if queue.qsize() else await queue.get()  # no coroutine
             if job is None:
                 return
             if self.stopping:
@@ -271,14 +273,14 @@ class Engine:
                 job.snapshot = await self._send(job, "GET")
             if job.snapshot is not None:  # only the keys that change (and not the same name)
                 body = diff_entry(entry, job.snapshot).body
+                text = json_text(body) if body else ""
             else:
-                body = entry.body(None)
+                body, text = self._bodies.get(entry)
             if not body:
                 self._finish(job, NOOP, after=job.snapshot, body=body)
             elif self.options.dry_run:
                 self._finish(job, PLANNED, body=body)
             else:
-                text = json_text(body)
                 response = await self._send(job, "PATCH", text.encode())
                 self._finish(job, OK, after=response, http_status=200, body=body, sent=text)
         except Park as park:
@@ -295,7 +297,8 @@ class Engine:
         while True:
             if not self._dispatch_open.is_set():  # a breaker pause (checked first: it is rare)
                 await self._dispatch_open.wait()
-            await self.limiter.acquire()
+            if not self.limiter.try_acquire():  # a token free now: no coroutine to run
+                await self.limiter.acquire()
             if self.stopping:
                 raise Final(SKIPPED, ApiError(0, self._stop_class(), self._cut_message(job)))
             if job.last_error is not None and self._past_deadline(job):
@@ -311,13 +314,15 @@ class Engine:
                 self._on_failure(job, error)  # returns only for a 429 retry
                 continue
             self.limiter.on_success()
-            self._breaker(failed=False)
+            verdict = self.breaker.record(False)
+            if verdict is not None:
+                self._verdict(verdict)
             return result
 
     def _on_failure(self, job: Job, error: ApiError) -> None:
         job.last_error = error
         kind = classify(error)
-        self._breaker(failed=kind == TRANSIENT, cause=describe(error))
+        self._verdict(self.breaker.record(kind == TRANSIENT, describe(error)))
         fatal = fatal_reason(kind, error)
         if fatal is not None:
             self.abort(fatal)
@@ -341,18 +346,15 @@ class Engine:
     def _past_deadline(self, job: Job) -> bool:
         return job.past_deadline(self.clock.monotonic(), self.options.snapshot_deadline)
 
-    def _breaker(self, *, failed: bool, cause: str | None = None) -> None:
-        verdict = self.breaker.record(failed, cause)
+    def _verdict(self, verdict: str | None) -> None:
+        """Act on the breaker's verdict on the latest attempt ("pause", "abort" or None)."""
         if verdict == "abort":
             self.abort(
                 f"circuit breaker: most recent requests kept failing: {self.breaker.cause()}"
             )
         elif verdict == "pause" and self._dispatch_open.is_set():
-            log.warning(
-                "circuit breaker open (%s): pausing %.1fs",
-                self.breaker.cause(),
-                self.breaker.cooldown,
-            )
+            cause, cooldown = self.breaker.cause(), self.breaker.cooldown
+            log.warning("circuit breaker open (%s): pausing %.1fs", cause, cooldown)
             self._dispatch_open.clear()
             self.clock.call_later(self.breaker.cooldown, self._dispatch_open.set)
 

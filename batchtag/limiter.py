@@ -116,6 +116,20 @@ class RateLimiter:
             _granted.set((id(self), self._generation))
             return
 
+    def try_acquire(self) -> bool:
+        """Take a token if one is free now (no pause, none to wait for); False: nothing
+        was taken, `await acquire()` instead. The engine's fast path: no coroutine."""
+        now = self._clock()
+        interval = 1.0 / self._rate
+        tat = max(self._tat, now)
+        if tat - (self._burst - 1) * interval > now:
+            return False
+        self._tat = tat + interval
+        grant = (id(self), self._generation)
+        if _granted.get() != grant:  # (a set copies the context: only when it changes)
+            _granted.set(grant)
+        return True
+
     def _reserve(self, now: float) -> float:
         """Take the next slot of the schedule; return when it may be used."""
         interval = 1.0 / self._rate

@@ -1,10 +1,12 @@
 """Where each result of an apply run goes as it completes: report, undo file, summary, bar.
 
-Both files are written as each result is recorded (a crash loses no finished result). A
-write that fails (the report's or the undo file's: a full disk) stops the run at once
-through `stop` (the engine's abort: nothing more is dispatched) and is raised again by
-`close` as a `ReportWriteError` (exit 3); what was recorded before stays, and a resume
-continues both files.
+Both files are written as results are recorded: the report once per event-loop iteration
+(see batchtag.report.writer: a `kill -9` loses at most the results finished since the last
+hand-over, besides those in flight), the undo file per result. A write that fails (the
+report's or the undo file's: a full disk) stops the run at once through `stop` (the
+engine's abort: nothing more is dispatched) and is raised again by `close` as a
+`ReportWriteError` (exit 3); what was recorded before stays, and a resume continues both
+files.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Recorder:
         self.undo = undo
         self.stop: Callable[[str], None] = lambda reason: None
         self.failure: ReportWriteError | None = None
+        writer.on_failure = self._failed  # a deferred report write that failed
 
     def record(self, result: Result) -> None:
         """Write one result everywhere it goes (nothing more once a write failed)."""
@@ -63,11 +66,16 @@ class Recorder:
                 self.writer.write(result)
                 if self.undo is not None:
                     self._write_undo(result)
-            except ReportWriteError as error:  # a write that cannot be recorded: stop now
-                self.failure = error
-                self.stop(str(error))
+            except ReportWriteError as error:
+                self._failed(error)
         self.summary.add(result)
         self.progress.update(result)
+
+    def _failed(self, error: ReportWriteError) -> None:
+        """A write that cannot be recorded: stop now (once)."""
+        if self.failure is None:
+            self.failure = error
+            self.stop(str(error))
 
     def _write_undo(self, result: Result) -> None:
         try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
+import aiohttp
 import pytest
-from helpers import API_KEY
+from helpers import API_KEY, SID
 
-from batchtag.client import Client, parse_retry_after, read_only_keys, tags_dict
+from batchtag.client import Client, Slots, parse_retry_after, read_only_keys, tags_dict
 from batchtag.config import Settings, check_base_url, resolve_settings
 from batchtag.errors import ApiError, UsageError
 
@@ -129,3 +131,78 @@ def test_waiting_for_a_pool_slot_is_not_a_timeout(make_sandbox):
 
     snapshots = asyncio.run(main())
     assert [s["id"] for s in snapshots] == ids
+
+
+# -- the read timeout (batchtag.client.LazyReadTimer) -------------------------------------
+
+HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 999\r\n\r\n"
+
+
+def timeout_error(answer, *, timeout: float, deadline: float) -> ApiError:
+    """The ApiError of one GET against a loopback server that runs `answer`."""
+
+    async def main():
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = Settings(f"http://127.0.0.1:{port}", API_KEY)
+        try:
+            async with asyncio.timeout(20):  # a hung test fails here instead
+                async with Client(settings, timeout=timeout, request_deadline=deadline) as c:
+                    with pytest.raises(ApiError) as info:
+                        await c.get_snapshot(1, 1, SID)
+        finally:
+            server.close()
+        return info.value
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("headers", [b"", HEADERS], ids=["before-headers", "mid-body"])
+def test_a_silent_server_hits_the_read_timeout_long_before_the_deadline(headers):
+    async def silent(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(headers)
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    error = timeout_error(silent, timeout=0.2, deadline=600)
+    assert (error.status, error.exception_class) == (0, "Timeout")
+    assert isinstance(error.__cause__, aiohttp.ServerTimeoutError)  # the read timer, not the total
+
+
+def test_data_that_keeps_coming_holds_the_read_timeout_off_until_the_deadline():
+    async def trickle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(HEADERS)
+        with contextlib.suppress(ConnectionError):
+            while True:  # a byte every 20 ms: never 0.15 s of silence
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.02)
+        writer.close()
+
+    error = timeout_error(trickle, timeout=0.15, deadline=0.8)
+    assert (error.status, error.exception_class) == (0, "Timeout")
+    assert not isinstance(error.__cause__, aiohttp.ServerTimeoutError)  # the deadline fired
+
+
+def test_slots_serve_waiters_in_order_and_survive_a_cancelled_waiter():
+    async def main():
+        slots, order = Slots(1), []
+        assert slots.take_now()
+
+        async def waiter(name):
+            await slots.take()
+            order.append(name)
+            slots.give()
+
+        first, cancelled, last = (asyncio.create_task(waiter(n)) for n in ("a", "x", "b"))
+        await asyncio.sleep(0)  # all three wait
+        cancelled.cancel()
+        slots.give()
+        await asyncio.gather(first, last)
+        assert cancelled.cancelled()
+        return order, slots.take_now(), slots.take_now()
+
+    assert asyncio.run(main()) == (["a", "b"], True, False)  # one slot, none lost or added

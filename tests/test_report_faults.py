@@ -105,16 +105,20 @@ def test_disk_full_mid_run_stops_at_once_with_one_line(make_sandbox, tmp_path, m
     lines = result.stderr.strip().splitlines() if result.stderr_bytes else []
     assert lines == [f"error: report write failed: no space left on device ({path})"]
     assert "Traceback" not in result.output
-    # The 11th result could not be recorded; its PATCH was the last one sent.
-    assert patches(sandbox) == 11
+    # The 11th result could not be recorded. Rows go to the OS once per event-loop
+    # iteration, so the one worker may have sent the 12th PATCH in the iteration before
+    # the failed write stopped the run; nothing after it.
+    sent = patches(sandbox)
+    assert sent in (11, 12)
     monkeypatch.undo()
     assert read_report(path)["snapshot_id"].tolist() == ids[:10]
     resumed = invoke([*args[:2], "--resume", str(path), *args[4:], "--rate", "1000"], sandbox)
     assert resumed.exit_code == 0, resumed.output
-    # the 11th was applied but not recorded: the resume reads the state and finds it done
-    assert patches(sandbox) == 11 + 19
+    # what was applied but not recorded is found done when the resume reads the state
+    assert patches(sandbox) == 30
     assert resumed.output.startswith("30 snapshots in")  # the whole report ...
-    assert "  this run: 20 snapshots: ok 19, noop 1" in resumed.output.splitlines()  # ... this run
+    this_run = f"  this run: 20 snapshots: ok {30 - sent}, noop {sent - 10}"  # ... this run
+    assert this_run in resumed.output.splitlines()
     assert read_report(path)["snapshot_id"].tolist() == ids
 
 

@@ -68,8 +68,9 @@ def result_values(result: Result, extras: list[str | None]) -> list[Any]:
     """`result` as values in report-column order; `extras` names the manifest column
     behind each passthrough column (None: a column only an earlier run had)."""
     values = list(_values_of(result))
-    extra = result.extra
-    values.extend(None if c is None else plain(extra.get(c)) for c in extras)
+    if extras:
+        extra = result.extra
+        values.extend(None if c is None else plain(extra.get(c)) for c in extras)
     return values
 
 

@@ -17,10 +17,9 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from batchtag.errors import UsageError, option
 from batchtag.planindex import PlanIndex, keys_of
@@ -38,6 +37,9 @@ from batchtag.report.schema import (
 from batchtag.result import DONE_STATUSES, Result
 from batchtag.tabular import JSONL, PARQUET, atomic_write, table_format
 from batchtag.tabular.kinds import ANY
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PathLike = str | os.PathLike[str]
 
@@ -318,6 +320,8 @@ def results_frame(results: Iterable[Result], passthrough: Iterable[str] = ()) ->
 
 def records_frame(records: list[Record], columns: list[str]) -> pd.DataFrame:
     """Records as a report DataFrame (the dtypes of `read_report`)."""
+    import pandas as pd  # lazy: writing a report (the apply path) needs no pandas
+
     data = {c: KINDS.get(c, ANY).to_series([r.get(c) for r in records]) for c in columns}
     return pd.DataFrame(data, columns=columns)
 

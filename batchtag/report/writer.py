@@ -1,18 +1,25 @@
 """Recording results as they complete: `ReportWriter`.
 
-CSV and JSON Lines are appended to in place, one write per result, so a `kill -9` loses
-nothing that `write()` returned for. Parquet results go to the JSON Lines journal and
-are folded into the Parquet file by `close()` (or a later resume).
+CSV and JSON Lines are appended to in place. Parquet results go to the JSON Lines journal
+and are folded into the Parquet file by `close()` (or a later resume).
+
+When to the OS: without a running event loop, before `write()` returns. Inside one (a
+run), the rows of one event-loop iteration are handed over together, in one write, by a
+callback at the start of the next iteration (`loop.call_soon`): a `kill -9` loses only the
+results finished since that last hand-over (at most one per worker: a worker finishes at
+most one request per iteration), besides the requests in flight.
 
 A write that fails (a full disk) raises `ReportWriteError` and every later write raises
-it again: the caller must stop sending, since nothing more can be recorded.
+it again: the caller must stop sending, since nothing more can be recorded. A failure in
+the deferred hand-over is reported to `on_failure` at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,6 +83,9 @@ class ReportWriter:
         self._extras: list[str | None] = []
         self._out: RowAppender | None = None
         self._closed = False
+        self._rows: list[list[Any]] = []  # recorded, not yet handed to the OS
+        self._flush_due = False  # a hand-over is scheduled on the running loop
+        self.on_failure: Callable[[ReportWriteError], None] = lambda error: None
         if resume:
             self.meta = check_resumable(self.path, fingerprint)
             self.meta.setdefault("resumed_at", []).append(_now_iso())
@@ -128,7 +138,9 @@ class ReportWriter:
     # -- writing
 
     def write(self, result: Result) -> None:
-        """Record one result; it is handed to the OS before this returns.
+        """Record one result. It is handed to the OS before this returns, or, inside a
+        running event loop, with the other rows of this loop iteration at the start of the
+        next one (see the module's docstring).
 
         Raises
         ------
@@ -139,13 +151,43 @@ class ReportWriter:
             raise self.failure
         if self._closed or self._out is None:
             raise ValueError(f"report {self.path} is closed")
-        try:
-            self._out.write_cells([result_values(result, self._extras)])
-        except OSError as exc:
-            self.failure = ReportWriteError.from_os_error(self.path, exc)
-            raise self.failure from None
+        self._rows.append(result_values(result, self._extras))
         self._status.add(result.key, result.status)
         self.written += 1
+        if self._flush_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: now
+            self.flush()
+        else:
+            self._flush_due = True
+            loop.call_soon(self._flush_soon)
+
+    def flush(self) -> None:
+        """Hand the rows recorded so far to the OS (one write).
+
+        Raises
+        ------
+        ReportWriteError
+            The write failed; `on_failure` was called with it.
+        """
+        rows, self._rows = self._rows, []
+        self._flush_due = False
+        if not rows or self.failure is not None or self._out is None:
+            return
+        try:
+            self._out.write_cells(rows)
+        except OSError as exc:
+            self.failure = ReportWriteError.from_os_error(self.path, exc)
+            self.on_failure(self.failure)
+            raise self.failure from None
+
+    def _flush_soon(self) -> None:
+        try:
+            self.flush()
+        except ReportWriteError:
+            pass  # on_failure was told; the next write() or close() raises it
 
     def status_counts(self) -> Counter[str]:
         """Snapshots by status over the whole report (earlier runs' rows included)."""
@@ -158,6 +200,10 @@ class ReportWriter:
         they are (a resume compacts them)."""
         if self._closed:
             return
+        try:
+            self.flush()
+        except ReportWriteError:
+            pass  # raised below, after the file is closed
         self._closed = True
         out, self._out = self._out, None
         if out is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from batchtag.errors import UsageError
+from batchtag.tabular.append import RowAppender, _csv_line, write_all
 from batchtag.tabular.kinds import ANY, Kind
 
 Record = dict[str, Any]
@@ -86,67 +87,10 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Write every byte of `data` to the file descriptor (os.write may write fewer)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def read_error(path: PathLike, line: int | None, problem: object) -> UsageError:
     """The one-line error for an unreadable table."""
     where = f"{path}, line {line}" if line is not None else str(path)
     return UsageError(f"cannot read {where}: {problem}")
-
-
-# ---------------------------------------------------------------- appending
-
-
-class RowAppender:
-    """Appends rows of one text format to a file, each batch handed to the OS at once.
-
-    Raises OSError (for instance ENOSPC: no space left on device) as it happens.
-    """
-
-    def __init__(self, fmt: TextFormat, path: PathLike, columns: Sequence[str], kinds):
-        self.format = fmt
-        self.path = Path(path)
-        self.columns = list(columns)
-        self._encoders = fmt.encoders(self.columns, kinds or {})
-        self._sink = _LastLine()  # per appender: no state shared between threads
-        self._csv = csv.writer(self._sink, lineterminator="\r\n")
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if fmt is CSV and os.fstat(self._fd).st_size == 0:
-            write_all(self._fd, _csv_line(self.columns).encode("utf-8"))  # a new file's header
-
-    def write_rows(self, records: Iterable[Record]) -> None:
-        """Append `records` (each a dict; missing columns are empty)."""
-        self.write_cells([[r.get(c) for c in self.columns] for r in records])
-
-    def write_cells(self, rows: Iterable[Sequence[Any]]) -> None:
-        """Append rows given as values in column order (the fast path)."""
-        if self._fd is None:
-            raise ValueError(f"{self.path} is closed")
-        if self.format is CSV:  # the per-result hot path: this appender's own csv writer
-            writerow, sink, lines = self._csv.writerow, self._sink, []
-            for row in rows:
-                writerow([enc(v) for enc, v in zip(self._encoders, row, strict=True)])
-                lines.append(sink.text[:-2] + "\n")
-            text = "".join(lines)
-        else:
-            text = "".join(self.format.line(self.columns, self._encoders, row) for row in rows)
-        write_all(self._fd, text.encode("utf-8"))
-
-    def close(self, *, sync: bool = True) -> None:
-        """Flush to disk (unless `sync` is false) and close; safe to call twice."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -295,25 +239,6 @@ def _write_table(table, fh: BinaryIO) -> None:
     pq.write_table(table, fh)
 
 
-class _LastLine:
-    """A file-like that keeps the one line csv.writer hands it."""
-
-    text = ""
-
-    def write(self, text: str) -> None:
-        self.text = text
-
-
-def _csv_line(cells: Sequence[str]) -> str:
-    # csv.writer quotes a cell only for characters of its line terminator: with "\n" alone
-    # a bare "\r" would go out unquoted and split the row for every reader. So lines end
-    # in "\r\n" here and the file keeps plain "\n" line ends. A writer per call: no state
-    # shared between threads.
-    sink = _LastLine()
-    csv.writer(sink, lineterminator="\r\n").writerow(cells)
-    return sink.text[:-2] + "\n"
-
-
 CSV = CsvFormat("csv", ".csv")
 JSONL = JsonlFormat("jsonl", ".jsonl")
 PARQUET = ParquetFormat("parquet", ".parquet")
@@ -401,5 +326,6 @@ __all__ = [
     "atomic_write",
     "read_table",
     "table_format",
+    "write_all",
     "write_table",
 ]

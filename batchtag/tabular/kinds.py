@@ -59,6 +59,7 @@ class Kind:
     """Passthrough values: any scalar; text in CSV, JSON values in JSON Lines."""
 
     name = "any"
+    text_as_is = True  # to_text(a str) is the str itself
 
     def to_text(self, value: Any) -> str:
         value = plain(value)
@@ -106,6 +107,7 @@ class Kind:
 
 class IntKind(Kind):
     name = "int"
+    text_as_is = False
 
     def to_text(self, value: Any) -> str:
         if type(value) is int:
@@ -131,6 +133,7 @@ class IntKind(Kind):
 
 class FloatKind(Kind):
     name = "float"
+    text_as_is = False
 
     def to_text(self, value: Any) -> str:
         return "" if _is_missing(value) else repr(float(value))
@@ -205,6 +208,7 @@ class JsonKind(Kind):
     """Lists and dicts: JSON text in CSV and Parquet, JSON values in JSON Lines."""
 
     name = "json"
+    text_as_is = False
 
     def to_text(self, value: Any) -> str:
         return "" if value is None else json_text(value)
@@ -247,6 +251,7 @@ class JsonTextKind(JsonKind):
     record may hold the document or its text already encoded (written as is)."""
 
     name = "json_text"
+    text_as_is = True
 
     def to_text(self, value: Any) -> str:
         return value if isinstance(value, str) else JsonKind.to_text(self, value)
