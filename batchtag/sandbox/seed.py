@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -195,18 +196,76 @@ def tags_at(cols: Columns, i: int) -> list[tuple[str, str, bool]]:
 
 def fields_at(cols: Columns, i: int, created: str, updated: str) -> dict:
     """Every field of row `i` but the scope's, as plain Python values."""
+    fields = _fields(cols, i, created, updated)
+    fields.update(
+        id=uuid_text(cols.ids[i]),
+        volume_id=uuid_text(cols.volumes[i]),
+        creator_task_id=uuid_text(cols.creators[i]),
+        task_id=uuid_text(cols.tasks[i]) if cols.locked[i] else None,
+    )
+    return fields
+
+
+def _texts(raw: np.ndarray) -> list[str]:
+    """The UUID text of each row of an (n, 16) uint8 array, all at once."""
+    from batchtag.planindex import uuid_text as texts  # numpy only; one formatter for UUIDs
+
+    return texts(np.ascontiguousarray(raw).view("V16").ravel())
+
+
+def page_json(cols: Columns, index: np.ndarray, scope: dict[str, Any]) -> list[dict]:
+    """The API objects of untouched seeded rows `index`, built column-wise (a list page
+    builds 1,000 of them: one `Snapshot` each costs ~3x the time). The same objects as
+    `Snapshot.to_json()` of the rows (a test holds them equal); `scope` gives project_id,
+    region and region_id."""
+    created, updated = (t.tolist() for t in times(cols, index))
+    ids, volumes, creators = (
+        _texts(cols.ids[index]),
+        _texts(cols.volumes[index]),
+        _texts(cols.creators[index]),
+    )
+    locked = cols.locked[index]
+    tasks = iter(_texts(cols.tasks[index[locked]]))
+    rows = zip(
+        index.tolist(), ids, volumes, creators, created, updated, locked.tolist(), strict=True
+    )
+    out = []
+    for i, sid, volume, creator, made, changed, has_task in rows:
+        fields = _fields(cols, i, made, changed)
+        fields.update(id=sid, volume_id=volume, creator_task_id=creator)
+        fields["task_id"] = next(tasks) if has_task else None
+        out.append(_json(fields, scope, tags_at(cols, i)))
+    return out
+
+
+def _fields(cols: Columns, i: int, created: str, updated: str) -> dict[str, Any]:
+    """The fields of row `i` that are not UUIDs."""
     description = int(cols.description[i])
     status = int(cols.status[i])
     stamp = f"{created[:4]}{created[5:7]}{created[8:10]}-{created[11:13]}{created[14:16]}"
     return {
-        "id": uuid_text(cols.ids[i]),
         "name": f"{VOLUME_WORDS[cols.word[i]]}-{cols.number[i]:02d}-{stamp}",
         "description": DESCRIPTIONS[description] if description >= 0 else None,
         "status": STATUSES_RARE[status] if status >= 0 else "available",
         "size": SIZES[cols.size[i]],
-        "volume_id": uuid_text(cols.volumes[i]),
         "created_at": created,
         "updated_at": updated,
-        "creator_task_id": uuid_text(cols.creators[i]),
-        "task_id": uuid_text(cols.tasks[i]) if cols.locked[i] else None,
+    }
+
+
+def _json(fields: dict[str, Any], scope: dict[str, Any], tags: list) -> dict[str, Any]:
+    """One API object, its keys in the order `Snapshot.to_json` gives them."""
+    return {
+        "id": fields["id"],
+        "name": fields["name"],
+        "description": fields["description"],
+        "status": fields["status"],
+        "size": fields["size"],
+        "volume_id": fields["volume_id"],
+        **scope,
+        "created_at": fields["created_at"],
+        "updated_at": fields["updated_at"],
+        "creator_task_id": fields["creator_task_id"],
+        "task_id": fields["task_id"],
+        "tags": [{"key": k, "value": v, "read_only": ro} for k, v, ro in tags],
     }

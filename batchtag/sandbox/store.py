@@ -16,6 +16,7 @@ from batchtag.sandbox.seed import (
     REGION_NAMES,
     Columns,
     fields_at,
+    page_json,
     seed_columns,
     tags_at,
     times,
@@ -135,18 +136,17 @@ class Scope:
 
     def page(self, positions: np.ndarray) -> list[dict[str, Any]]:
         """The API objects at `positions`, without materialising untouched snapshots."""
-        seeded = positions[positions < len(self.cols)]
-        created, updated = times(self.cols, seeded)
-        stamps = dict(zip(seeded.tolist(), zip(created.tolist(), updated.tolist())))  # noqa: B905
-        out = []
-        for index in positions.tolist():
-            snap = self.live.get(index)
-            if snap is None:
-                snap = self.snapshot(index) if index >= len(self.cols) else None
-            if snap is None:
-                snap = self._build(index, *stamps[index])
-            out.append(snap.to_json())
-        return out
+        live = self.live
+        untouched = np.array(
+            [i < len(self.cols) and i not in live for i in positions.tolist()], dtype=bool
+        )
+        scope = {"project_id": self.project_id, "region": self.region}
+        scope["region_id"] = self.region_id
+        built = iter(page_json(self.cols, positions[untouched], scope))
+        return [
+            next(built) if fresh else self.snapshot(index).to_json()
+            for index, fresh in zip(positions.tolist(), untouched.tolist(), strict=True)
+        ]
 
     def add(self, snap: Snapshot) -> None:
         """Put a snapshot built by hand at the end of the listing (tests, rehearsals)."""
