@@ -255,6 +255,8 @@ class Engine:
                 raise
             finally:
                 self._active.pop(task, None)
+            if not job.attempts:  # no request (dry run, noop, not found): nothing awaited,
+                await asyncio.sleep(0)  # so let the loop run (signals, report hand-over)
 
     async def _handle(self, job: Job) -> None:
         entry = job.entry

@@ -8,7 +8,9 @@ End-to-end runs over real HTTP live in test_engine_http.py.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 
 import pytest
 from engine_runs import fake, run, sets, times, top_of_jitter  # noqa: F401 (autouse fixture)
@@ -239,3 +241,24 @@ def test_a_retry_held_past_its_deadline_by_a_later_429_pause_fails():
     assert (held.status, held.http_status, held.attempts) == ("failed", 409, 1)
     assert held.elapsed_ms == 55500.0
     assert (results[paused].status, results[paused].http_status) == ("failed", 429)
+
+
+def test_results_that_need_no_request_still_let_the_loop_run():
+    """A dry run (or a run of noops) awaits nothing: the workers must still yield, so a
+    signal or the report's hand-over is not held back until every entry is done."""
+    client = fake()
+    entries = sets([f"s{i}" for i in range(3000)])
+
+    engines = []
+
+    def first_result(result):
+        if len(engines) == 1:  # a signal arrives while the workers run
+            asyncio.get_running_loop().call_soon(engines.pop().interrupt)
+
+    engine, results = run(
+        client, entries, dry_run=True, during=engines.append, on_result=first_result
+    )
+    statuses = Counter(r.status for r in results.values())
+    assert len(results) == 3000
+    assert statuses["skipped"] > 2900, statuses  # stopped at once, not after all of them
+    assert statuses["planned"] < 100

@@ -264,3 +264,24 @@ def test_a_corrupt_meta_file_is_one_line_error(tmp_path):
     Path(f"{path}.meta.json").write_text("[1, 2]")
     with pytest.raises(UsageError, match="metadata .*not a JSON object"):
         ReportWriter(path, passthrough=[], fingerprint=FP, resume=True)
+
+
+def test_rows_of_one_busy_iteration_reach_the_file_past_the_hand_over_bound(tmp_path):
+    """Inside a loop, rows wait for the next iteration; a burst with no iteration between
+    (results that needed no request) is handed over every FLUSH_ROWS rows, not held."""
+    import asyncio
+
+    from batchtag.report.writer import FLUSH_ROWS
+
+    path = tmp_path / "r.csv"
+    seen: list[int] = []
+
+    async def burst() -> None:
+        with ReportWriter(path, passthrough=[], fingerprint=FP) as writer:
+            for i in range(FLUSH_ROWS * 2 + 5):
+                writer.write(result(i))
+            seen.append(len(path.read_text().splitlines()) - 1)  # before the loop iterates
+
+    asyncio.run(burst())
+    assert seen == [FLUSH_ROWS * 2]
+    assert len(read_report(path)) == FLUSH_ROWS * 2 + 5

@@ -7,7 +7,8 @@ When to the OS: without a running event loop, before `write()` returns. Inside o
 run), the rows of one event-loop iteration are handed over together, in one write, by a
 callback at the start of the next iteration (`loop.call_soon`): a `kill -9` loses only the
 results finished since that last hand-over (at most one per worker: a worker finishes at
-most one request per iteration), besides the requests in flight.
+most one request per iteration, and yields to the loop after a result that needed no
+request), besides the requests in flight; past `FLUSH_ROWS` rows they are handed over at once.
 
 A write that fails (a full disk) raises `ReportWriteError` and every later write raises
 it again: the caller must stop sending, since nothing more can be recorded. A failure in
@@ -44,6 +45,8 @@ from batchtag.report.store import (
 )
 from batchtag.result import DONE_STATUSES, Result
 from batchtag.tabular import JSONL, PARQUET, RowAppender
+
+FLUSH_ROWS = 1024  # rows held for one hand-over to the OS, at most
 
 
 def _now_iso() -> str:
@@ -154,6 +157,9 @@ class ReportWriter:
         self._rows.append(result_values(result, self._extras))
         self._status.add(result.key, result.status)
         self.written += 1
+        if len(self._rows) >= FLUSH_ROWS:  # many in one iteration: no pile-up in memory
+            self.flush()
+            return
         if self._flush_due:
             return
         try:
