@@ -25,6 +25,7 @@ import pandas as pd
 from batchtag.client import LIST_PAGE, Client
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import DIFF_COLUMNS, DiffCollector
+from batchtag.diffstore import Diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.export import PageBar
 from batchtag.limiter import RateLimiter
@@ -35,8 +36,8 @@ from batchtag.report import read_report
 from batchtag.retry import RetrySettings
 from batchtag.runner import ApplyOptions, check_writable, load, open_client
 from batchtag.state import GET_BATCH
-from batchtag.tabular import table_format, write_table
-from batchtag.tabular.kinds import INT, JSON, STR
+from batchtag.tabular import atomic_write, table_format
+from batchtag.tabular.kinds import ANY, INT, JSON, STR
 from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
 
 PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
@@ -117,7 +118,7 @@ async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[Curren
     return CurrentState(state), reader.stats
 
 
-async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[pd.DataFrame, ReadStats]:
+async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[Diff, ReadStats]:
     """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
     but its diff rows, and a bit per plan position): per scope, list pages when they are
     fewer requests than GETs."""
@@ -132,7 +133,7 @@ async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[pd.DataFrame,
                 await _diff_scope(reader, plan.entries, index, scope, wanted, collector)
         finally:
             bar.close()
-    return collector.frame(), reader.stats
+    return collector.finish(), reader.stats
 
 
 async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
@@ -213,21 +214,65 @@ async def run_plan(
         `batchtag.diff.diff_plan`'s frame; ``attrs["summary"]`` the plan summary plus
         ``requests`` (reads sent) and ``warnings`` (from the reader).
     """
+    diff = await plan_diff(source, options, output=output, plan=plan)
+    return diff.frame()
+
+
+async def plan_diff(
+    source: Any,
+    options: ApplyOptions,
+    *,
+    output: str | os.PathLike | None = None,
+    plan: Plan | None = None,
+) -> Diff:
+    """`run_plan` without the DataFrame: the columnar `Diff` (what the CLI prints and
+    writes; a 1M-row diff never becomes a million Python objects at once)."""
     options.check()
     plan = plan if plan is not None else load(source, options)
     check_output(output)
-    frame, stats = await _reading(diff_current(plan, options))
-    frame.attrs["summary"].update(requests=stats.requests, warnings=list(stats.warnings))
+    diff, stats = await _reading(diff_current(plan, options))
+    del plan  # its entries are no longer needed: free them before writing
+    diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
     if output is not None:
-        write_diff(frame, output)
-    return frame
+        write_diff(diff, output)
+    return diff
 
 
-def write_diff(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """The full diff as CSV / Parquet / JSONL (by suffix), one row per (snapshot, change)."""
-    kinds = {c: DIFF_KINDS.get(c, STR if c in DIFF_COLUMNS else None) for c in frame.columns}
+def write_diff(diff: Diff | pd.DataFrame, path: str | os.PathLike) -> None:
+    """The full diff as CSV / Parquet / JSONL (by suffix), one row per (snapshot, change),
+    replacing `path` atomically; text formats are written a batch of rows at a time,
+    Parquet a column at a time."""
+    if isinstance(diff, pd.DataFrame):
+        diff = _FrameRows(diff)
+    kinds = {c: DIFF_KINDS.get(c, STR if c in DIFF_COLUMNS else None) for c in diff.columns}
     kinds = {c: k for c, k in kinds.items() if k is not None}
-    write_table(path, list(frame.columns), frame.to_dict("records"), kinds)
+    fmt = table_format(path)
+    if fmt.appendable:  # line-based: streams the records it is given
+        fmt.write(path, diff.columns, diff.records(), kinds)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = [
+        kinds.get(c, ANY).to_arrow([v for cells in diff.column(c) for v in cells])
+        for c in diff.columns
+    ]
+    table = pa.Table.from_arrays(arrays, names=list(diff.columns))
+    atomic_write(path, lambda fh: pq.write_table(table, fh))
+
+
+class _FrameRows:
+    """A DataFrame seen through `Diff`'s reading interface (`columns`, `records`, `column`)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.columns = list(frame.columns)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        return iter(self.frame.to_dict("records"))
+
+    def column(self, name: str) -> Iterator[list[Any]]:
+        yield self.frame[name].tolist()
 
 
 # ---------------------------------------------------------------- undo
