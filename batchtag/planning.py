@@ -225,8 +225,26 @@ async def plan_diff(
     output: str | os.PathLike | None = None,
     plan: Plan | None = None,
 ) -> Diff:
-    """`run_plan` without the DataFrame: the columnar `Diff` (what the CLI prints and
-    writes; a 1M-row diff never becomes a million Python objects at once)."""
+    """`run_plan` without the DataFrame: the columnar diff the CLI prints and writes (a
+    1M-row diff never becomes a million Python objects at once).
+
+    Parameters
+    ----------
+    source : path or DataFrame
+        The manifest (ignored when `plan` is given).
+    options : ApplyOptions
+        Manifest, connection and read options.
+    output : str or PathLike, optional
+        Where to write the full diff (CSV / Parquet / JSONL by suffix).
+    plan : Plan, optional
+        An already loaded plan.
+
+    Returns
+    -------
+    Diff
+        ``summary`` (the plan summary plus ``requests`` and ``warnings``), ``records()``
+        and ``frame()`` (the DataFrame `run_plan` returns).
+    """
     options.check()
     plan = plan if plan is not None else load(source, options)
     check_output(output)
