@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batchtag.client import read_only_keys, tags_dict
-from batchtag.diffstore import Diff, DiffColumns
+from batchtag.diffstore import DIFF_COLUMNS, Diff, DiffColumns
 from batchtag.mergepatch import apply_tags_patch
 from batchtag.plan import EMPTY, Plan, PlanEntry
 
@@ -37,18 +37,6 @@ VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED)
 WRITES = frozenset({CHANGE, LOCKED})  # verdicts that send a PATCH
 TAG, NAME = "tag", "name"  # the `field` column
 ADD, REMOVE, MODIFY, READ_ONLY = "add", "remove", "change", "read_only"  # the `change` column
-DIFF_COLUMNS = [
-    "project_id",
-    "region_id",
-    "snapshot_id",
-    "verdict",
-    "field",
-    "key",
-    "change",
-    "old",
-    "new",
-    "rows",
-]
 PASSTHROUGH_PREFIX = "manifest_"  # a manifest column named like a diff column gets this
 
 

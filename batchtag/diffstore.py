@@ -21,10 +21,13 @@ import numpy as np
 
 CHUNK = 16_384  # rows buffered as Python lists before a column becomes an Arrow array
 BATCH = 32_768  # rows made into records at a time when reading back
+DIFF_COLUMNS = ["project_id", "region_id", "snapshot_id", "verdict", "field", "key", "change"]
+DIFF_COLUMNS += ["old", "new", "rows"]  # then the passthrough columns
 INT_DTYPES = {"project_id": "Int64", "region_id": "Int64"}  # every other column: object
 INTS = frozenset(INT_DTYPES)
 CODED = INTS | {"verdict", "field", "key", "change", "old", "new"}  # repeat a lot
 LISTS = frozenset({"rows"})
+TEXT = frozenset(DIFF_COLUMNS) - INTS - LISTS  # str or None in every row
 
 
 class _Column:
@@ -94,8 +97,8 @@ def _arrow(name: str, values: list[Any]):
         kind = pa.list_(pa.int64())
     else:
         kind = pa.string()
-        if not all(v is None or type(v) is str for v in values):
-            return None
+        if name not in TEXT and not all(v is None or type(v) is str for v in values):
+            return None  # a passthrough column of other cells
     pool = pa.system_memory_pool()  # jemalloc kept ~50% more RSS for these small arrays
     try:
         array = pa.array(values, kind, memory_pool=pool)
@@ -127,31 +130,32 @@ class DiffColumns:
     def __init__(self, columns: Sequence[str]):
         self.columns = list(columns)
         self._store = [_Column(c) for c in self.columns]
-        self._pending: list[list[Any]] = [[] for _ in self.columns]
+        self._pending: list[Sequence[Any]] = []  # rows not yet made into arrays
         self._positions: list[np.ndarray] = []
         self._pending_positions: list[int] = []
         self._rows = 0
 
     def append(self, values: Sequence[Any], position: int | None = None) -> None:
         """One row (a cell per column); `position` orders it in the plan."""
-        for pending, value in zip(self._pending, values, strict=True):
-            pending.append(value)
+        self._pending.append(values)
         if position is not None:
             self._pending_positions.append(position)
-        self._rows += 1
-        if len(self._pending[0]) >= CHUNK:
+        if len(self._pending) >= CHUNK:
             self._flush()
 
     def _flush(self) -> None:
-        for column, pending in zip(self._store, self._pending, strict=True):
-            column.flush(pending)
-        self._pending = [[] for _ in self.columns]
+        if self._pending:
+            cells = zip(*self._pending, strict=True)  # row lists -> column tuples
+            for column, values in zip(self._store, cells, strict=True):
+                column.flush(list(values))
+            self._rows += len(self._pending)
+            self._pending = []
         if self._pending_positions:
             self._positions.append(np.asarray(self._pending_positions, dtype=np.int64))
             self._pending_positions = []
 
     def __len__(self) -> int:
-        return self._rows
+        return self._rows + len(self._pending)
 
     def finish(self, summary: dict[str, Any]) -> Diff:
         """The rows (sorted into plan order when positions were given) and `summary`."""
