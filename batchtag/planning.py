@@ -141,12 +141,13 @@ async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
 
     def take(page: list[dict]) -> None:
         positions = index.positions(scope, keys_of(s["id"] for s in page))
-        found = [(p, i) for i, p in enumerate(positions.tolist()) if p >= 0 and wanted[p]]
-        for position, _ in found:
-            wanted[position] = False
-        chosen = np.array([p for p, _ in found], dtype=np.int64)
+        hit = positions >= 0
+        hit[hit] = wanted[positions[hit]]
+        found = np.flatnonzero(hit)  # indexes into the page
+        chosen = positions[found].astype(np.int64)
+        wanted[chosen] = False
         made = entries_at(entries, chosen)
-        for entry, (position, i) in zip(made, found, strict=True):
+        for entry, position, i in zip(made, chosen.tolist(), found.tolist(), strict=True):
             collector.add(entry, page[i], position)
 
     if wanted.sum() > 1:
