@@ -24,8 +24,9 @@ import pandas as pd
 
 from batchtag.client import LIST_PAGE, Client
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
-from batchtag.diff import DIFF_COLUMNS, DiffCollector
+from batchtag.diff import DiffCollector
 from batchtag.diffstore import Diff
+from batchtag.diffwrite import write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.export import PageBar
 from batchtag.limiter import RateLimiter
@@ -36,15 +37,13 @@ from batchtag.report import read_report
 from batchtag.retry import RetrySettings
 from batchtag.runner import ApplyOptions, check_writable, load, open_client
 from batchtag.state import GET_BATCH
-from batchtag.tabular import atomic_write, table_format
-from batchtag.tabular.kinds import ANY, INT, JSON, STR
+from batchtag.tabular import table_format
 from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
 
 PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 T = TypeVar("T")
-DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}
 
 
 # ---------------------------------------------------------------- the current state
@@ -255,43 +254,6 @@ async def plan_diff(
     if output is not None:
         write_diff(diff, output)
     return diff
-
-
-def write_diff(diff: Diff | pd.DataFrame, path: str | os.PathLike) -> None:
-    """The full diff as CSV / Parquet / JSONL (by suffix), one row per (snapshot, change),
-    replacing `path` atomically; text formats are written a batch of rows at a time,
-    Parquet a column at a time."""
-    if isinstance(diff, pd.DataFrame):
-        diff = _FrameRows(diff)
-    kinds = {c: DIFF_KINDS.get(c, STR if c in DIFF_COLUMNS else None) for c in diff.columns}
-    kinds = {c: k for c, k in kinds.items() if k is not None}
-    fmt = table_format(path)
-    if fmt.appendable:  # line-based: streams the records it is given
-        fmt.write(path, diff.columns, diff.records(), kinds)
-        return
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    arrays = [
-        kinds.get(c, ANY).to_arrow([v for cells in diff.column(c) for v in cells])
-        for c in diff.columns
-    ]
-    table = pa.Table.from_arrays(arrays, names=list(diff.columns))
-    atomic_write(path, lambda fh: pq.write_table(table, fh))
-
-
-class _FrameRows:
-    """A DataFrame seen through `Diff`'s reading interface (`columns`, `records`, `column`)."""
-
-    def __init__(self, frame: pd.DataFrame):
-        self.frame = frame
-        self.columns = list(frame.columns)
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        return iter(self.frame.to_dict("records"))
-
-    def column(self, name: str) -> Iterator[list[Any]]:
-        yield self.frame[name].tolist()
 
 
 # ---------------------------------------------------------------- undo

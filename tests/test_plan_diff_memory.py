@@ -8,12 +8,13 @@ import random
 import tracemalloc
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from batchtag.diff import DiffCollector
 from batchtag.diffstore import CHUNK
+from batchtag.diffwrite import DIFF_KINDS, write_diff
 from batchtag.plan import PlanEntry
-from batchtag.planning import DIFF_KINDS, write_diff
 from batchtag.planview import render_plan
 from batchtag.tabular import read_table, write_table
 from batchtag.tabular.kinds import STR
@@ -102,13 +103,26 @@ def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
 def test_written_diff_is_the_frame_written_row_by_row(tmp_path, monkeypatch, suffix):
     monkeypatch.setattr("batchtag.diffstore.CHUNK", 64)
+    monkeypatch.setattr("batchtag.diffwrite.GROUP", 50)  # several Parquet row groups
     made = pairs(300, seed=5)
     frame = collect(made).frame()
+    assert len(frame) > 50
     ours, rows = tmp_path / f"ours{suffix}", tmp_path / f"rows{suffix}"
     write_diff(collect(made).finish(), ours)
     kinds = {c: DIFF_KINDS.get(c, STR) for c in frame.columns[:10]}
     write_table(rows, list(frame.columns), frame.to_dict("records"), kinds)
     if suffix == ".parquet":
+        assert pq.read_schema(ours) == pq.read_schema(rows)
+        assert pq.ParquetFile(ours).metadata.num_row_groups > 1
         assert read_table(ours) == read_table(rows)
     else:
         assert ours.read_bytes() == rows.read_bytes()
+
+
+def test_an_empty_diff_writes_a_header_or_an_empty_table(tmp_path):
+    diff = DiffCollector(["ticket"]).finish()
+    for suffix in (".csv", ".parquet", ".jsonl"):
+        write_diff(diff, tmp_path / f"d{suffix}")
+        assert read_table(tmp_path / f"d{suffix}")[1] == []
+    assert (tmp_path / "d.csv").read_text().startswith("project_id,region_id,snapshot_id")
+    assert pq.read_schema(tmp_path / "d.parquet").names[-1] == "ticket"
