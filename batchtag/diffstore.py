@@ -51,14 +51,21 @@ class _Column:
             self.chunks.append(array)
 
     def take(self, positions: np.ndarray) -> list[Any]:
-        """The cells at `positions` (row numbers in arrival order), as Python values."""
+        """The cells at `positions` (row numbers in arrival order), as Python values; each
+        chunk takes its own rows (a chunked take would concatenate the whole column)."""
         if self.objects is not None:
             return [self.objects[i] for i in positions.tolist()]
-        if not self.chunks:
-            return []
         import pyarrow as pa
 
-        return pa.chunked_array(self.chunks).take(pa.array(positions)).to_pylist()
+        lengths = np.fromiter((len(c) for c in self.chunks), dtype=np.int64)
+        starts = np.cumsum(lengths) - lengths
+        which = np.searchsorted(starts, positions, side="right") - 1
+        out = np.empty(len(positions), dtype=object)
+        for k in np.unique(which).tolist():
+            chosen = np.flatnonzero(which == k)
+            rows = pa.array(positions[chosen] - starts[k])
+            out[chosen] = _cells(self.chunks[k].take(rows).to_pylist())
+        return out.tolist()
 
     def values(self) -> np.ndarray:
         """Every cell in arrival order, as an object array (ints as int64 for INTS)."""
