@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batchtag.client import read_only_keys, tags_dict
+from batchtag.diffstore import DIFF_COLUMNS, Diff, DiffColumns
 from batchtag.mergepatch import apply_tags_patch
 from batchtag.plan import EMPTY, Plan, PlanEntry
 
@@ -36,19 +37,6 @@ VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED)
 WRITES = frozenset({CHANGE, LOCKED})  # verdicts that send a PATCH
 TAG, NAME = "tag", "name"  # the `field` column
 ADD, REMOVE, MODIFY, READ_ONLY = "add", "remove", "change", "read_only"  # the `change` column
-DIFF_COLUMNS = [
-    "project_id",
-    "region_id",
-    "snapshot_id",
-    "verdict",
-    "field",
-    "key",
-    "change",
-    "old",
-    "new",
-    "rows",
-]
-INT_DTYPES = {"project_id": "Int64", "region_id": "Int64"}  # every other column: object
 PASSTHROUGH_PREFIX = "manifest_"  # a manifest column named like a diff column gets this
 
 
@@ -229,7 +217,8 @@ def passthrough_name(column: str) -> str:
 
 class DiffCollector:
     """Streams (entry, snapshot) pairs into diff rows and a summary; keeps no per-snapshot
-    object, so memory grows with the number of changes, not of snapshots.
+    object and no Python object per row: the rows are held columnar (`DiffColumns`), so
+    memory grows by a few dozen bytes per change, not by a list cell per column.
 
     Parameters
     ----------
@@ -243,9 +232,9 @@ class DiffCollector:
         self.passthrough = list(passthrough)
         self.include_noop = include_noop
         self.summary = PlanSummary()
-        self._columns = DIFF_COLUMNS + [passthrough_name(c) for c in self.passthrough]
-        self._data: dict[str, list[Any]] = {c: [] for c in self._columns}
-        self._positions: list[int] = []
+        self._rows: DiffColumns | None = DiffColumns(
+            DIFF_COLUMNS + [passthrough_name(c) for c in self.passthrough]
+        )
 
     def add(
         self, entry: PlanEntry, snapshot: Mapping[str, Any] | None, position: int | None = None
@@ -253,51 +242,37 @@ class DiffCollector:
         """Diff one entry, count it, and keep its rows; returns the diff.
 
         `position` (the entry's index in its plan) lets pairs arrive in any order (as the
-        list pages deliver them): `frame` then puts the rows back in plan order."""
+        list pages deliver them): the rows then come back in plan order."""
+        if self._rows is None:
+            raise RuntimeError("DiffCollector.add() after finish()")
         diff = diff_entry(entry, snapshot)
         self.summary.add(diff)
         for line in _row_changes(diff, self.include_noop):
-            self._append(diff, line)
-            if position is not None:
-                self._positions.append(position)
+            self._rows.append(self._values(diff, line), position)
         return diff
 
-    def _append(self, diff: SnapshotDiff, line: Change | None) -> None:
-        if not self._data:
-            raise RuntimeError("DiffCollector.add() after frame()")
+    def _values(self, diff: SnapshotDiff, line: Change | None) -> list[Any]:
         e = diff.entry
         values = [e.project_id, e.region_id, e.snapshot_id, diff.verdict]
         if line is None:
             values += [None] * 5
         else:
             values += [line.field, line.key, line.change, line.old, line.new]
-        values.append(e.rows)  # shared with the plan entry, not copied (1M rows: 64 MB)
+        values.append(e.rows)
         values += [e.extra.get(c) for c in self.passthrough]
-        for column, value in zip(self._columns, values, strict=True):
-            self._data[column].append(value)
+        return values
+
+    def finish(self) -> Diff:
+        """The diff, columnar (`Diff`: `records()`, `frame()`, `summary`); call it once."""
+        if self._rows is None:
+            raise RuntimeError("DiffCollector.finish() was already called")
+        rows, self._rows = self._rows, None
+        return rows.finish(self.summary.as_dict())
 
     def frame(self) -> pd.DataFrame:
-        """The diff: one row per (snapshot, change); ``attrs["summary"]`` the summary.
-
-        Call it once, at the end: each column's list is released as it is converted, so
-        the rows are never held twice."""
-        import numpy as np  # lazy: the apply path imports this module, not pandas
-        import pandas as pd
-
-        if not self._data:
-            raise RuntimeError("DiffCollector.frame() was already called")
-        data = {}
-        for column in self._columns:
-            values = self._data.pop(column)
-            data[column] = pd.Series(values, dtype=INT_DTYPES.get(column, object))
-            del values
-        frame = pd.DataFrame(data, columns=self._columns)
-        if self._positions:
-            order = np.argsort(np.asarray(self._positions, dtype=np.int64), kind="stable")
-            self._positions = []
-            frame = frame.take(order).reset_index(drop=True)
-        frame.attrs["summary"] = self.summary.as_dict()
-        return frame
+        """The diff as a DataFrame: one row per (snapshot, change); ``attrs["summary"]``
+        the summary. Call it (or `finish`) once, at the end."""
+        return self.finish().frame()
 
 
 def _row_changes(diff: SnapshotDiff, include_noop: bool) -> Iterator[Change | None]:

@@ -24,7 +24,9 @@ import pandas as pd
 
 from batchtag.client import LIST_PAGE, Client
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
-from batchtag.diff import DIFF_COLUMNS, DiffCollector
+from batchtag.diff import DiffCollector
+from batchtag.diffstore import Diff
+from batchtag.diffwrite import write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.export import PageBar
 from batchtag.limiter import RateLimiter
@@ -35,15 +37,13 @@ from batchtag.report import read_report
 from batchtag.retry import RetrySettings
 from batchtag.runner import ApplyOptions, check_writable, load, open_client
 from batchtag.state import GET_BATCH
-from batchtag.tabular import table_format, write_table
-from batchtag.tabular.kinds import INT, JSON, STR
+from batchtag.tabular import table_format
 from batchtag.undo import UNDO_COLUMNS, Undo, UndoWriter, undo_manifest
 
 PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 T = TypeVar("T")
-DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}
 
 
 # ---------------------------------------------------------------- the current state
@@ -117,7 +117,7 @@ async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[Curren
     return CurrentState(state), reader.stats
 
 
-async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[pd.DataFrame, ReadStats]:
+async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[Diff, ReadStats]:
     """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
     but its diff rows, and a bit per plan position): per scope, list pages when they are
     fewer requests than GETs."""
@@ -132,7 +132,7 @@ async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[pd.DataFrame,
                 await _diff_scope(reader, plan.entries, index, scope, wanted, collector)
         finally:
             bar.close()
-    return collector.frame(), reader.stats
+    return collector.finish(), reader.stats
 
 
 async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
@@ -140,12 +140,13 @@ async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
 
     def take(page: list[dict]) -> None:
         positions = index.positions(scope, keys_of(s["id"] for s in page))
-        found = [(p, i) for i, p in enumerate(positions.tolist()) if p >= 0 and wanted[p]]
-        for position, _ in found:
-            wanted[position] = False
-        chosen = np.array([p for p, _ in found], dtype=np.int64)
+        hit = positions >= 0
+        hit[hit] = wanted[positions[hit]]
+        found = np.flatnonzero(hit)  # indexes into the page
+        chosen = positions[found].astype(np.int64)
+        wanted[chosen] = False
         made = entries_at(entries, chosen)
-        for entry, (position, i) in zip(made, found, strict=True):
+        for entry, position, i in zip(made, chosen.tolist(), found.tolist(), strict=True):
             collector.add(entry, page[i], position)
 
     if wanted.sum() > 1:
@@ -213,21 +214,46 @@ async def run_plan(
         `batchtag.diff.diff_plan`'s frame; ``attrs["summary"]`` the plan summary plus
         ``requests`` (reads sent) and ``warnings`` (from the reader).
     """
+    diff = await plan_diff(source, options, output=output, plan=plan)
+    return diff.frame()
+
+
+async def plan_diff(
+    source: Any,
+    options: ApplyOptions,
+    *,
+    output: str | os.PathLike | None = None,
+    plan: Plan | None = None,
+) -> Diff:
+    """`run_plan` without the DataFrame: the columnar diff the CLI prints and writes (a
+    1M-row diff never becomes a million Python objects at once).
+
+    Parameters
+    ----------
+    source : path or DataFrame
+        The manifest (ignored when `plan` is given).
+    options : ApplyOptions
+        Manifest, connection and read options.
+    output : str or PathLike, optional
+        Where to write the full diff (CSV / Parquet / JSONL by suffix).
+    plan : Plan, optional
+        An already loaded plan.
+
+    Returns
+    -------
+    Diff
+        ``summary`` (the plan summary plus ``requests`` and ``warnings``), ``records()``
+        and ``frame()`` (the DataFrame `run_plan` returns).
+    """
     options.check()
     plan = plan if plan is not None else load(source, options)
     check_output(output)
-    frame, stats = await _reading(diff_current(plan, options))
-    frame.attrs["summary"].update(requests=stats.requests, warnings=list(stats.warnings))
+    diff, stats = await _reading(diff_current(plan, options))
+    del plan  # its entries are no longer needed: free them before writing
+    diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
     if output is not None:
-        write_diff(frame, output)
-    return frame
-
-
-def write_diff(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """The full diff as CSV / Parquet / JSONL (by suffix), one row per (snapshot, change)."""
-    kinds = {c: DIFF_KINDS.get(c, STR if c in DIFF_COLUMNS else None) for c in frame.columns}
-    kinds = {c: k for c, k in kinds.items() if k is not None}
-    write_table(path, list(frame.columns), frame.to_dict("records"), kinds)
+        write_diff(diff, output)
+    return diff
 
 
 # ---------------------------------------------------------------- undo

@@ -16,10 +16,9 @@ read-only tags), errors winning over changes.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Union
 
 import click
-import pandas as pd
 
 from batchtag.defaults import default
 from batchtag.diff import (
@@ -33,7 +32,13 @@ from batchtag.diff import (
     READ_ONLY,
     REMOVE,
 )
+from batchtag.diffstore import Diff
 from batchtag.summary import EXIT_FAILED, EXIT_OK
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Rows = Union[Diff, "pd.DataFrame"]  # a diff, columnar or as the Python API's frame
 
 EXIT_CHANGES = 2  # --detailed-exitcode: the plan would change something
 DEFAULT_SHOWN = default("limit")  # snapshots shown in the printed diff
@@ -109,25 +114,41 @@ def format_summary(summary: Mapping[str, Any], *, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def format_changes(frame: pd.DataFrame, *, limit: int = DEFAULT_SHOWN, color: bool = False) -> str:
-    """The first `limit` snapshots of a diff frame (`diff_frame`) as a compact diff."""
+def format_changes(frame: Rows, *, limit: int = DEFAULT_SHOWN, color: bool = False) -> str:
+    """The first `limit` snapshots of a diff (a `Diff` or a `diff_frame` DataFrame) as a
+    compact diff; only those snapshots' rows are made into records."""
     blocks = []
     groups = _snapshot_groups(frame)
     for shown, rows in enumerate(groups):
         if shown == limit:
-            rest = 1 + sum(1 for _ in groups)
-            blocks.append(f"... and {rest} more snapshots")
+            blocks.append(f"... and {_snapshots(frame) - limit} more snapshots")
             break
         blocks.append(_format_snapshot(rows, color))
     return "\n".join(blocks)
 
 
-def _snapshot_groups(frame: pd.DataFrame) -> Iterator[list[dict[str, Any]]]:
+GROUP_COLUMNS = ["project_id", "region_id", "snapshot_id", "verdict", "field", "key"]
+GROUP_COLUMNS += ["change", "old", "new", "rows"]
+
+
+def _records(frame: Rows, batch: int) -> Iterator[dict[str, Any]]:
+    if hasattr(frame, "records"):
+        return frame.records(GROUP_COLUMNS, batch=batch)
+    return (row._asdict() for row in frame[GROUP_COLUMNS].itertuples(index=False))
+
+
+def _snapshots(frame: Rows) -> int:
+    """How many snapshots (runs of rows with one snapshot_id) the diff shows."""
+    if hasattr(frame, "runs"):
+        return frame.runs("snapshot_id")
+    ids = frame["snapshot_id"]
+    return int((ids != ids.shift()).sum())
+
+
+def _snapshot_groups(frame: Rows) -> Iterator[list[dict[str, Any]]]:
     """Consecutive rows of one snapshot, as lists of records."""
-    columns = ["project_id", "region_id", "snapshot_id", "verdict", "field", "key"]
-    columns += ["change", "old", "new", "rows"]
     group: list[dict[str, Any]] = []
-    for record in frame[columns].to_dict("records"):
+    for record in _records(frame, 1024):
         if group and record["snapshot_id"] != group[0]["snapshot_id"]:
             yield group
             group = []
@@ -181,8 +202,13 @@ def _style(text: str, *, color: bool, **styles: Any) -> str:
     return click.style(text, **styles) if color else text
 
 
+def _summary(frame: Rows) -> Mapping[str, Any]:
+    own = getattr(frame, "summary", None)
+    return own if isinstance(own, Mapping) else frame.attrs["summary"]
+
+
 def render_plan(
-    frame: pd.DataFrame,
+    frame: Rows,
     summary: Mapping[str, Any] | None = None,
     *,
     limit: int = DEFAULT_SHOWN,
@@ -192,8 +218,8 @@ def render_plan(
 
     Parameters
     ----------
-    frame : pandas.DataFrame
-        A diff from `batchtag.diff.diff_frame` (or the collector).
+    frame : Diff or pandas.DataFrame
+        A diff from the collector (`DiffCollector.finish`) or `batchtag.diff.diff_frame`.
     summary : Mapping, optional
         Its summary; defaults to ``frame.attrs["summary"]``.
     limit : int
@@ -206,14 +232,14 @@ def render_plan(
     str
         The text, without a trailing newline.
     """
-    summary = frame.attrs["summary"] if summary is None else summary
+    summary = _summary(frame) if summary is None else summary
     text = format_summary(summary, color=color)
     changes = format_changes(frame, limit=limit, color=color) if limit > 0 else ""
     return f"{text}\n\n{changes}" if changes else text
 
 
 def print_plan(
-    frame: pd.DataFrame,
+    frame: Rows,
     summary: Mapping[str, Any] | None = None,
     *,
     limit: int = DEFAULT_SHOWN,

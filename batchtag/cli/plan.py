@@ -51,7 +51,7 @@ def plan(
     import asyncio
 
     from batchtag.logs import setup_logging
-    from batchtag.planning import run_plan
+    from batchtag.planning import plan_diff
     from batchtag.planview import plan_exit_code, print_plan
     from batchtag.runner import ApplyOptions
 
@@ -60,10 +60,10 @@ def plan(
     if quiet and options.progress is None:
         options.progress = False
     try:
-        frame = asyncio.run(run_plan(manifest, options, output=output))
+        diff = asyncio.run(plan_diff(manifest, options, output=output))
     except BatchtagError as error:
         fail(error, log_format)
-    print_plan(frame, limit=max(limit, 0))
+    print_plan(diff, limit=max(limit, 0))
     if output is not None:
-        click.echo(f"diff written to {output} ({len(frame)} rows)", err=True)
-    sys.exit(plan_exit_code(frame.attrs["summary"], detailed=detailed_exitcode))
+        click.echo(f"diff written to {output} ({len(diff)} rows)", err=True)
+    sys.exit(plan_exit_code(diff.summary, detailed=detailed_exitcode))
