@@ -334,8 +334,11 @@ def needs_current_mask(entries: Sequence[PlanEntry]) -> np.ndarray:
 
 
 class IdSet:
-    """A set of snapshot keys (`id_bytes`) that a listing has returned, 16 bytes each in a
-    sorted array (the latest additions in a small set until they are merged in).
+    """A set of snapshot keys (`id_bytes`) that a listing has returned, 16 bytes each in a few
+    sorted numpy blocks: new keys go into small runs, the runs into a block, and a block
+    merges with the one before it when that one is no larger (as in a log-structured merge
+    tree). So there are about log2(n / MERGE) blocks, and no merge copies more than half of
+    the set: no big copy, and no Python object per key, as the listing of 1M ids ends.
 
     Examples
     --------
@@ -346,29 +349,24 @@ class IdSet:
     3
     """
 
-    MERGE = 1 << 16  # recent keys held as bytes objects, at most
+    MERGE = 1 << 13  # keys in the latest runs before they become a block
 
     def __init__(self) -> None:
-        self._sorted = np.zeros(0, dtype=KEY)
-        self._recent: set[bytes] = set()
+        self._blocks: list[np.ndarray] = []  # sorted; sizes fall from first to last
+        self._runs: list[np.ndarray] = []  # sorted: the latest additions
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._sorted) + len(self._recent)
+        return self._count
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """A mask: which of `keys` are in the set."""
         found = np.zeros(len(keys), dtype=bool)
-        if len(self._sorted) and len(keys):
-            at = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
-            found = self._sorted[at] == keys
-        if self._recent:
-            recent = self._recent
-            raw = keys.tobytes()
-            found |= np.fromiter(
-                (raw[i : i + 16] in recent for i in range(0, len(raw), 16)),
-                dtype=bool,
-                count=len(keys),
-            )
+        if not len(keys):
+            return found
+        for part in (*self._blocks, *self._runs):
+            at = np.minimum(np.searchsorted(part, keys), len(part) - 1)
+            found |= part[at] == keys
         return found
 
     def add(self, keys: np.ndarray) -> np.ndarray:
@@ -380,13 +378,17 @@ class IdSet:
         _, first = np.unique(keys, return_index=True)
         new[first] = True
         new &= ~self.contains(keys)
-        raw = keys[new].tobytes()
-        self._recent.update(raw[i : i + 16] for i in range(0, len(raw), 16))
-        if len(self._recent) >= self.MERGE:
-            self._merge()
+        fresh = np.sort(keys[new])
+        if len(fresh):
+            self._runs.append(fresh)
+            self._count += len(fresh)
+            if sum(map(len, self._runs)) >= self.MERGE:
+                self._merge()
         return new
 
     def _merge(self) -> None:
-        block = np.sort(np.frombuffer(b"".join(self._recent), dtype=KEY))
-        self._recent = set()
-        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, block), block)
+        block = np.sort(np.concatenate(self._runs))
+        self._runs = []
+        while self._blocks and len(self._blocks[-1]) <= len(block):
+            block = np.sort(np.concatenate([self._blocks.pop(), block]))
+        self._blocks.append(block)
