@@ -2,8 +2,8 @@
 
 Pure logic, no network: the caller reads the snapshots (the state reader) and hands each
 plan entry with its current snapshot JSON (or None when the API does not know it) to
-`diff_entry` (or a `DiffMemo`), or streams the pairs through a
-`batchtag.diffcollect.DiffCollector` to get the diff and the summary.
+`diff_entry`, or streams the pairs through a `DiffCollector` to get the diff DataFrame and
+the summary.
 
 Verdicts, one per snapshot:
 
@@ -19,16 +19,18 @@ or renames onto a read-only key gets a ``read_only`` row for it: a problem, not 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batchtag.client import read_only_keys, tags_dict
+from batchtag.diffstore import DIFF_COLUMNS, Diff, DiffColumns
 from batchtag.mergepatch import apply_tags_patch
-from batchtag.plan import EMPTY, PlanEntry, SharedDict
+from batchtag.plan import EMPTY, Plan, PlanEntry
 
 if TYPE_CHECKING:
-    pass
+    import pandas as pd
 
 CHANGE, NOOP, NOT_FOUND, LOCKED = "change", "noop", "not_found", "locked"
 VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED)
@@ -99,94 +101,23 @@ def diff_entry(entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> Snapshot
     """
     if snapshot is None:
         return SnapshotDiff(entry, NOT_FOUND)
-    return _with_name(entry, snapshot, _tag_part(entry, snapshot))
-
-
-@dataclass(frozen=True)
-class _TagPart:
-    """What a diff takes from the tags alone (the same for every snapshot with the same
-    tags under the same tag operations): shared by `DiffMemo`'s diffs, never changed."""
-
-    tags: Mapping[str, str | None]  # the entry's operations it was computed for
-    renames: Mapping[str, str]
-    body: dict[str, str | None] | None  # the PATCH's "tags" (None: no tag change)
-    before: dict[str, str]
-    after: dict[str, str]
-    changes: tuple[Change, ...]  # tag lines, then read-only problems (`problems`)
-    problems: tuple[Change, ...]
-
-
-def _tag_part(entry: PlanEntry, snapshot: Mapping[str, Any]) -> _TagPart:
     every = tags_dict(snapshot)
     read_only = read_only_keys(snapshot)
     before = {k: v for k, v in every.items() if k not in read_only} if read_only else every
-    body = entry.body(before, read_only=read_only, current_name=None).get("tags")
-    after = apply_tags_patch(before, body or EMPTY)  # = entry.target_tags(before)
-    problems = read_only_problems(entry, before, every, read_only) if read_only else []
-    return _TagPart(
-        entry.tags,
-        entry.renames,
-        body,
-        before,
-        after,
-        tuple(tag_changes(before, after)),
-        tuple(problems),
-    )
-
-
-def _with_name(entry: PlanEntry, snapshot: Mapping[str, Any], part: _TagPart) -> SnapshotDiff:
-    """The whole diff: the tag part, then the name (which differs snapshot by snapshot)."""
     name = snapshot.get("name")
-    body: dict[str, Any] = {"tags": part.body} if part.body else {}
-    if entry.name is not None and entry.name != name:
-        body["name"] = entry.name
+    body = entry.body(before, read_only=read_only, current_name=name)
+    after = apply_tags_patch(before, body.get("tags", EMPTY))  # = entry.target_tags(before)
     name_after = body.get("name", name)
-    changes = list(part.changes)
+    changes = tag_changes(before, after)
     if name_after != name:
         changes.append(Change(NAME, None, MODIFY, name, name_after))
-    changes += part.problems
+    if read_only:
+        changes += read_only_problems(entry, before, every, read_only)
     if not body:
         verdict = NOOP
     else:
         verdict = LOCKED if snapshot.get("task_id") else CHANGE
-    return SnapshotDiff(entry, verdict, changes, body, part.before, part.after, name, name_after)
-
-
-class DiffMemo:
-    """`diff_entry`, with the tag part remembered per (tag operations, current tags): a big
-    plan repeats a few tag states over snapshots that share a few tag sets, and the name is
-    the only part that differs. Only entries whose operations are plan-held `SharedDict`s
-    are remembered (their identity is checked on every hit); keep one memo per plan or run.
-
-    Examples
-    --------
-    >>> from batchtag.plan import SharedDict
-    >>> memo = DiffMemo()
-    >>> e = PlanEntry(1, 1, "id", tags=SharedDict(env="prod"), renames=EMPTY)
-    >>> snap = {"name": "db-1", "task_id": None, "tags": []}
-    >>> memo(e, snap) == diff_entry(e, snap), memo(e, dict(snap, name="db-2")).name_before
-    (True, 'db-2')
-    """
-
-    LIMIT = 4096  # parts held; past it the memo starts afresh
-
-    def __init__(self) -> None:
-        self._parts: dict[tuple, _TagPart] = {}
-
-    def __call__(self, entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> SnapshotDiff:
-        shared = type(entry.tags) is SharedDict and type(entry.renames) is SharedDict
-        if snapshot is None or not shared:
-            return diff_entry(entry, snapshot)
-        tags = tuple(
-            (t["key"], t["value"], bool(t.get("read_only"))) for t in snapshot.get("tags") or ()
-        )
-        key = (id(entry.tags), id(entry.renames), entry.clear, tags)
-        part = self._parts.get(key)
-        if part is None or part.tags is not entry.tags or part.renames is not entry.renames:
-            if len(self._parts) >= self.LIMIT:
-                self._parts.clear()
-            part = self._parts[key] = _tag_part(entry, snapshot)
-        return _with_name(entry, snapshot, part)
+    return SnapshotDiff(entry, verdict, changes, body, before, after, name, name_after)
 
 
 def tag_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[Change]:
@@ -228,3 +159,191 @@ def read_only_problems(
         for key, value in sorted(wanted.items())
         if every.get(key) != value
     ]
+
+
+# ---------------------------------------------------------------- the summary
+
+
+@dataclass
+class PlanSummary:
+    """Counts over a plan's diffs: per verdict, per key, names, read-only problems."""
+
+    verdicts: Counter = field(default_factory=lambda: Counter(dict.fromkeys(VERDICTS, 0)))
+    keys: dict[str, Counter] = field(default_factory=dict)  # key -> {add, remove, change}
+    names: int = 0  # snapshots whose name changes
+    read_only: int = 0  # (snapshot, key) writes to read-only tags, ignored by the API
+
+    def add(self, diff: SnapshotDiff) -> None:
+        self.verdicts[diff.verdict] += 1
+        for c in diff.changes:
+            if c.change == READ_ONLY:
+                self.read_only += 1
+            elif c.field == NAME:
+                self.names += 1
+            else:
+                self.keys.setdefault(c.key, Counter())[c.change] += 1
+
+    @property
+    def snapshots(self) -> int:
+        return sum(self.verdicts.values())
+
+    @property
+    def writes(self) -> int:
+        """How many PATCHes an apply would send now (changes, locked ones included)."""
+        return sum(self.verdicts[v] for v in WRITES)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able form (the diff DataFrame carries it in ``attrs["summary"]``)."""
+        return {
+            "snapshots": self.snapshots,
+            "verdicts": {v: self.verdicts[v] for v in VERDICTS},
+            "writes": self.writes,
+            "names": self.names,
+            "read_only": self.read_only,
+            "keys": {
+                k: {c: counts[c] for c in (ADD, REMOVE, MODIFY)}
+                for k, counts in sorted(self.keys.items())
+            },
+        }
+
+
+# ---------------------------------------------------------------- the DataFrame
+
+
+def passthrough_name(column: str) -> str:
+    """The diff column for a manifest passthrough column (prefixed if it clashes)."""
+    return f"{PASSTHROUGH_PREFIX}{column}" if column in DIFF_COLUMNS else column
+
+
+class DiffCollector:
+    """Streams (entry, snapshot) pairs into diff rows and a summary; keeps no per-snapshot
+    object and no Python object per row: the rows are held columnar (`DiffColumns`), so
+    memory grows by a few dozen bytes per change, not by a list cell per column.
+
+    Parameters
+    ----------
+    passthrough : iterable of str
+        Manifest columns to carry into every row (`Plan.passthrough`).
+    include_noop : bool
+        Also give each `noop` snapshot without problems one row (field/key empty).
+    """
+
+    def __init__(self, passthrough: Iterable[str] = (), *, include_noop: bool = False):
+        self.passthrough = list(passthrough)
+        self.include_noop = include_noop
+        self.summary = PlanSummary()
+        self._rows: DiffColumns | None = DiffColumns(
+            DIFF_COLUMNS + [passthrough_name(c) for c in self.passthrough]
+        )
+
+    def add(
+        self, entry: PlanEntry, snapshot: Mapping[str, Any] | None, position: int | None = None
+    ) -> SnapshotDiff:
+        """Diff one entry, count it, and keep its rows; returns the diff.
+
+        `position` (the entry's index in its plan) lets pairs arrive in any order (as the
+        list pages deliver them): the rows then come back in plan order."""
+        if self._rows is None:
+            raise RuntimeError("DiffCollector.add() after finish()")
+        diff = diff_entry(entry, snapshot)
+        self.summary.add(diff)
+        for line in _row_changes(diff, self.include_noop):
+            self._rows.append(self._values(diff, line), position)
+        return diff
+
+    def _values(self, diff: SnapshotDiff, line: Change | None) -> list[Any]:
+        e = diff.entry
+        values = [e.project_id, e.region_id, e.snapshot_id, diff.verdict]
+        if line is None:
+            values += [None] * 5
+        else:
+            values += [line.field, line.key, line.change, line.old, line.new]
+        values.append(e.rows)
+        values += [e.extra.get(c) for c in self.passthrough]
+        return values
+
+    def finish(self) -> Diff:
+        """The diff, columnar (`Diff`: `records()`, `frame()`, `summary`); call it once."""
+        if self._rows is None:
+            raise RuntimeError("DiffCollector.finish() was already called")
+        rows, self._rows = self._rows, None
+        return rows.finish(self.summary.as_dict())
+
+    def frame(self) -> pd.DataFrame:
+        """The diff as a DataFrame: one row per (snapshot, change); ``attrs["summary"]``
+        the summary. Call it (or `finish`) once, at the end."""
+        return self.finish().frame()
+
+
+def _row_changes(diff: SnapshotDiff, include_noop: bool) -> Iterator[Change | None]:
+    """The lines a snapshot contributes: its changes, or one blank line for a snapshot
+    that has none but must show up (not found; noop when asked)."""
+    if diff.changes:
+        yield from diff.changes
+    elif diff.verdict != NOOP or include_noop:
+        yield None
+
+
+def diff_frame(
+    pairs: Iterable[tuple[PlanEntry, Mapping[str, Any] | None]],
+    passthrough: Iterable[str] = (),
+    *,
+    include_noop: bool = False,
+) -> pd.DataFrame:
+    """The full diff of (entry, current snapshot or None) pairs as a DataFrame.
+
+    Parameters
+    ----------
+    pairs : iterable of (PlanEntry, Mapping or None)
+        Each plan entry with its current snapshot JSON (None: not found).
+    passthrough : iterable of str
+        Manifest columns copied into each row (named ``manifest_<col>`` on a clash).
+    include_noop : bool
+        Give `noop` snapshots a row too (by default they only count in the summary).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns `DIFF_COLUMNS` (project_id, region_id, snapshot_id, verdict, field, key,
+        change, old, new, rows) then the passthrough ones; ``attrs["summary"]`` holds
+        `PlanSummary.as_dict()`.
+
+    Examples
+    --------
+    >>> e = PlanEntry(1, 1, "id", tags={"env": None})
+    >>> snap = {"name": "db-1", "task_id": None,
+    ...         "tags": [{"key": "env", "value": "dev", "read_only": False}]}
+    >>> diff_frame([(e, snap)])[["key", "change", "old"]].values.tolist()
+    [['env', 'remove', 'dev']]
+    """
+    collector = DiffCollector(passthrough, include_noop=include_noop)
+    for entry, snapshot in pairs:
+        collector.add(entry, snapshot)
+    return collector.frame()
+
+
+def diff_plan(
+    plan: Plan,
+    current: Mapping[tuple[int, int, str], Mapping[str, Any] | None],
+    *,
+    include_noop: bool = False,
+) -> pd.DataFrame:
+    """`diff_frame` of a whole plan against the snapshots the state reader returned.
+
+    Parameters
+    ----------
+    plan : Plan
+        The planned manifest; its passthrough columns are carried into the rows.
+    current : Mapping
+        (project_id, region_id, snapshot_id) → current snapshot JSON; a snapshot that is
+        missing (or None) is `not_found`.
+    include_noop : bool
+        Give `noop` snapshots a row too.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As `diff_frame`.
+    """
+    pairs = ((entry, current.get(entry.key)) for entry in plan.entries)
+    return diff_frame(pairs, plan.passthrough, include_noop=include_noop)

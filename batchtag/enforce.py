@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from batchtag.defaults import NOT_FOR_ENFORCE, PYTHON_OPTIONS, document_options
-from batchtag.diffcollect import diff_plan
+from batchtag.diff import diff_plan
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.manifest import read_plan
 from batchtag.plan import Plan

@@ -2,7 +2,7 @@
 
 Each snapshot is a Job owned by one worker at a time, so a snapshot never has two
 requests in flight. When the run read the state first (`state`, see batchtag.state), a job
-sends only the keys that change (`batchtag.diff.diff_entry(...).body`, via a `DiffMemo`), ends `noop` with no
+sends only the keys that change (`batchtag.diff.diff_entry(...).body`), ends `noop` with no
 request when nothing changes, and `not_found` with no request when the read did not find it;
 without a state it writes the manifest's merge patch blind. A job that must wait (task lock, transient failure) is parked on a
 timer and its worker moves on; a 429 pauses every worker through the shared limiter.
@@ -19,7 +19,7 @@ from typing import Any
 from batchtag.client import Client
 from batchtag.clock import REAL_CLOCK, Clock
 from batchtag.defaults import default
-from batchtag.diff import DiffMemo
+from batchtag.diff import diff_entry
 from batchtag.errors import ApiError
 from batchtag.jobs import (
     IN_FLIGHT,
@@ -108,7 +108,6 @@ class Engine:
         self._exhausted = False
         self._source_error: BaseException | None = None
         self._bodies = BlindBodies()
-        self._diff = DiffMemo()  # minimal bodies: the tag part once per (tag state, tags)
         self._parked: dict[asyncio.TimerHandle, Job] = {}
         self._active: dict[asyncio.Task, Job] = {}
         self._pending = 0
@@ -275,7 +274,7 @@ class Engine:
             if job.snapshot is None and (entry.needs_current or self.options.check_current):
                 job.snapshot = await self._send(job, "GET")
             if job.snapshot is not None:  # only the keys that change (and not the same name)
-                body = self._diff(entry, job.snapshot).body
+                body = diff_entry(entry, job.snapshot).body
                 text = json_text(body) if body else ""
             else:
                 body, text = self._bodies.get(entry)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from batchtag.client import LIST_PAGE, Client
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
-from batchtag.diffcollect import DiffCollector
+from batchtag.diff import DiffCollector
 from batchtag.diffstore import Diff
 from batchtag.diffwrite import write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
@@ -211,7 +211,7 @@ async def run_plan(
     Returns
     -------
     pandas.DataFrame
-        `batchtag.diffcollect.diff_plan`'s frame; ``attrs["summary"]`` the plan summary plus
+        `batchtag.diff.diff_plan`'s frame; ``attrs["summary"]`` the plan summary plus
         ``requests`` (reads sent) and ``warnings`` (from the reader).
     """
     diff = await plan_diff(source, options, output=output, plan=plan)

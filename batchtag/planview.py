@@ -219,7 +219,7 @@ def render_plan(
     Parameters
     ----------
     frame : Diff or pandas.DataFrame
-        A diff from the collector (`DiffCollector.finish`) or `batchtag.diffcollect.diff_frame`.
+        A diff from the collector (`DiffCollector.finish`) or `batchtag.diff.diff_frame`.
     summary : Mapping, optional
         Its summary; defaults to ``frame.attrs["summary"]``.
     limit : int

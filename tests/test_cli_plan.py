@@ -12,7 +12,7 @@ from helpers import API_KEY, SID, closed_url, env_for, invoke, patches, write_lo
 
 import batchtag
 from batchtag.cli import main
-from batchtag.diffstore import DIFF_COLUMNS
+from batchtag.diff import DIFF_COLUMNS
 from batchtag.diffwrite import DIFF_KINDS
 from batchtag.tabular import read_table
 

@@ -10,9 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import batchtag.diff as kinds  # verdicts and change kinds
-from batchtag.diff import diff_entry
-from batchtag.diffcollect import diff_frame, diff_plan
-from batchtag.diffstore import DIFF_COLUMNS
+from batchtag.diff import DIFF_COLUMNS, diff_entry, diff_frame, diff_plan
 from batchtag.plan import Plan, PlanEntry
 from batchtag.planview import EXIT_CHANGES, plan_exit_code, print_plan, render_plan
 from batchtag.sandbox.store import Snapshot, SnapshotStore
@@ -237,47 +235,3 @@ def test_diff_plan_looks_snapshots_up_by_key_and_keys_print_most_touched_first()
         "keys": {"a": {"add": 1, "remove": 0, "change": 0}, "z": {"add": 2, "remove": 1}},
     }
     assert render_plan(frame, summary, limit=0).splitlines()[1:] == ["  z  +2 -1", "  a  +1"]
-
-
-_MEMO_SNAPSHOTS = st.lists(
-    st.fixed_dictionaries(
-        {
-            "name": st.sampled_from(["db-1", "db-2", None]),
-            "task_id": st.sampled_from([None, "t"]),
-            "tags": st.lists(
-                st.fixed_dictionaries(
-                    {
-                        "key": st.sampled_from(["env", "team", "os"]),
-                        "value": st.sampled_from(["a", "b"]),
-                        "read_only": st.booleans(),
-                    }
-                ),
-                max_size=3,
-                unique_by=lambda t: t["key"],
-            ),
-        }
-    ),
-    min_size=1,
-    max_size=12,
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(snapshots=_MEMO_SNAPSHOTS, picks=st.lists(st.integers(0, 3), min_size=1, max_size=12))
-def test_a_memo_diff_is_the_plain_diff(snapshots, picks):
-    """Plan-held (shared) tag operations over repeating tag sets: every memo answer equals
-    `diff_entry`'s, names and read-only problems included."""
-    from batchtag.diff import DiffMemo
-    from batchtag.plan import EMPTY, SharedDict
-
-    states = [
-        (SharedDict(env="prod"), False, EMPTY, None),
-        (SharedDict(os="x", team=None), False, EMPTY, "db-2"),
-        (SharedDict(team="b"), True, EMPTY, None),
-        (EMPTY, False, SharedDict(env="stage", os="team"), None),
-    ]
-    memo = DiffMemo()
-    for snapshot, pick in zip(snapshots, picks * len(snapshots), strict=False):
-        tags, clear, renames, name = states[pick]
-        entry = PlanEntry(1, 1, SID, tags=tags, clear=clear, renames=renames, name=name)
-        assert memo(entry, snapshot) == diff_entry(entry, snapshot)

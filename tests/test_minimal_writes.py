@@ -13,7 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import batchtag
-from batchtag.diffcollect import diff_plan
+from batchtag.diff import diff_plan
 from batchtag.errors import AbortRun, ManifestError
 from batchtag.manifest import read_plan
 

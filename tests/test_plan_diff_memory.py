@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchtag.diffcollect import DiffCollector
+from batchtag.diff import DiffCollector
 from batchtag.diffstore import CHUNK
 from batchtag.diffwrite import DIFF_KINDS, write_diff
 from batchtag.plan import PlanEntry

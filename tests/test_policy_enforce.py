@@ -19,7 +19,7 @@ import batchtag
 from batchtag.cli import main
 from batchtag.client import Client, tags_dict
 from batchtag.config import Settings
-from batchtag.diffcollect import diff_plan
+from batchtag.diff import diff_plan
 from batchtag.enforce import EXIT_DRIFT, enforce, inventory_state, scopes
 from batchtag.manifest import read_plan
 from batchtag.planview import plan_exit_code
