@@ -41,11 +41,9 @@ def _first_and_last(records):
     return list(first.values()), [last[k] for k in first]
 
 
-RECORDS = st.lists(st.tuples(KEY, st.sampled_from(["ok", "failed", "noop", None])))
-
-
-@given(records=RECORDS)
-def test_key_columns_find_each_keys_first_and_latest_row(records):
+def _logged(records):
+    """The records in a KeyColumns, checked for each key's first and latest row; returns
+    the log, the latest rows and the latest status by key."""
     log = KeyColumns()
     for key, status in records:
         log.add(key, status)
@@ -53,6 +51,15 @@ def test_key_columns_find_each_keys_first_and_latest_row(records):
     assert (first.tolist(), last.tolist()) == _first_and_last(records)
     latest = dict(records)
     assert list(log.items(last)) == list(latest.items())
+    return log, last, latest
+
+
+RECORDS = st.lists(st.tuples(KEY, st.sampled_from(["ok", "failed", "noop", None])))
+
+
+@given(records=RECORDS)
+def test_key_columns_find_each_keys_first_and_latest_row(records):
+    log, last, latest = _logged(records)
     done = log.keyset(last[log.status_in(last, {"ok", "noop"})])
     assert done == {k for k, s in latest.items() if s in ("ok", "noop")}
 
@@ -73,11 +80,5 @@ EXACT_RECORDS = st.lists(
 def test_keys_are_exact_and_given_back_as_written(records):
     """A UUID in upper case is another key than in lower case (as in a dict), and every id
     comes back with its own text, whether it is kept as UUID bytes or as a digest."""
-    log = KeyColumns()
-    for key, status in records:
-        log.add(key, status)
-    first, last = log.positions()
-    assert (first.tolist(), last.tolist()) == _first_and_last(records)
-    latest = dict(records)
-    assert list(log.items(last)) == list(latest.items())
+    log, last, latest = _logged(records)
     assert set(log.keyset(last)) == set(latest)
