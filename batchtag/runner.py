@@ -30,7 +30,7 @@ from batchtag.logs import register_secret
 from batchtag.manifest import read_plan
 from batchtag.memory import release_memory
 from batchtag.plan import Plan, PlanEntry
-from batchtag.planindex import PlanIndex, iter_masked
+from batchtag.planindex import PlanIndex, iter_masked, needs_current_mask
 from batchtag.progress import Progress
 from batchtag.reader import Reader
 from batchtag.recording import Recorder
@@ -62,7 +62,7 @@ class RunOutcome:
 def needs_network(plan: Plan, options: ApplyOptions) -> bool:
     if not options.dry_run:
         return True
-    return read_mode(options) is True or any(e.needs_current for e in plan.entries)
+    return read_mode(options) is True or bool(needs_current_mask(plan.entries).any())
 
 
 def read_mode(options: ApplyOptions) -> bool | None:
