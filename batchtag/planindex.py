@@ -76,7 +76,18 @@ def id_bytes(snapshot_id: str) -> bytes:
 
 
 def keys_of(ids: Iterable[str]) -> np.ndarray:
-    """The keys (`id_bytes`) of some ids, as a V16 array."""
+    """The keys (`id_bytes`) of some ids, as a V16 array (UUIDs in one `bytes.fromhex`)."""
+    ids = list(ids)
+    text = "".join(ids)
+    if len(text) == UUID_LENGTH * len(ids) and all(
+        text[at::UUID_LENGTH] == "-" * len(ids) for at in DASHES
+    ):
+        try:
+            raw = bytes.fromhex(text.replace("-", ""))
+        except ValueError:
+            raw = b""
+        if len(raw) == 16 * len(ids):  # (fromhex skips blanks: then id by id)
+            return np.frombuffer(raw, dtype=KEY)
     return np.frombuffer(b"".join(map(id_bytes, ids)), dtype=KEY)
 
 
@@ -115,8 +126,7 @@ def arrow_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def _all_uuid_long(offsets: np.ndarray) -> bool:
-    """Whether every value between these Arrow offsets is as long as a UUID's text (checked
-    a block at a time: no temporary as long as the column)."""
+    """Whether every value between these Arrow offsets is as long as a UUID, by blocks."""
     return all(
         bool((np.diff(offsets[start : start + CHUNK + 1]) == UUID_LENGTH).all())
         for start in range(0, max(len(offsets) - 1, 0), CHUNK)
@@ -146,8 +156,7 @@ def uuid_text(keys: np.ndarray) -> list[str]:
 
 def canonical_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
     """The keys of an Arrow string column when every id is a lowercase UUID (so the text
-    comes back from the key: `uuid_text`); None otherwise. A chunked column is keyed a
-    chunk at a time (joining the chunks first would copy every id once more)."""
+    comes back from the key: `uuid_text`); None otherwise. Keyed chunk by chunk (no copy)."""
     import pyarrow as pa
 
     chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
@@ -155,8 +164,7 @@ def canonical_keys(ids: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
         return None
     if len(chunks) == 1:
         return _canonical_chunk(chunks[0])
-    out = np.empty(len(ids), dtype=KEY)
-    at = 0
+    out, at = np.empty(len(ids), dtype=KEY), 0
     for chunk in chunks:
         keys = _canonical_chunk(chunk)
         if keys is None:
@@ -334,11 +342,9 @@ def needs_current_mask(entries: Sequence[PlanEntry]) -> np.ndarray:
 
 
 class IdSet:
-    """A set of snapshot keys (`id_bytes`) that a listing has returned, 16 bytes each in a few
-    sorted numpy blocks: new keys go into small runs, the runs into a block, and a block
-    merges with the one before it when that one is no larger (as in a log-structured merge
-    tree). So there are about log2(n / MERGE) blocks, and no merge copies more than half of
-    the set: no big copy, and no Python object per key, as the listing of 1M ids ends.
+    """A set of snapshot keys (`id_bytes`) a listing returned, 16 bytes each in sorted numpy
+    blocks merged as in a log-structured merge tree (~log2(n / MERGE) blocks; no Python
+    object per key, no copy of the whole set as a long listing ends).
 
     Examples
     --------

@@ -22,7 +22,7 @@ from batchtag.clock import VirtualClock
 from batchtag.limiter import RateLimiter
 from batchtag.manifest import read_plan
 from batchtag.plan import PlanEntry
-from batchtag.planindex import IdSet, PlanIndex, iter_masked, keys_of
+from batchtag.planindex import IdSet, PlanIndex, id_bytes, iter_masked, keys_of
 from batchtag.reader import Reader
 from batchtag.report.store import done_mask
 from batchtag.state import NOT_READ, State, read_state
@@ -287,3 +287,21 @@ def test_resume_of_a_report_written_by_an_earlier_version(sandbox, tmp_path):
     assert sent == set(ids[3:])  # not the three the report has as done
     assert all(dict(sandbox.store.find(1, 1, s).tags) == before[s] for s in ids[:3])
     assert result.attrs["summary"]["already_done"] == 3
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ids=st.lists(
+        st.one_of(
+            st.sampled_from(UUIDS),
+            st.sampled_from(UUIDS).map(str.upper),
+            st.text(alphabet="0123456789abcdef- ", min_size=36, max_size=36),
+            st.text(max_size=8),
+        ),
+        max_size=6,
+    )
+)
+def test_keys_of_a_page_are_each_ids_key(ids):
+    """The one-`fromhex` path for a page of UUIDs gives each id's own key, and anything
+    that is not a UUID (blanks, misplaced dashes, other text) its digest."""
+    assert keys_of(ids).tobytes() == b"".join(id_bytes(i) for i in ids)
