@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from batchtag.planindex import uuid_text  # the one UUID formatter
+
 REGION_NAMES = {
     1: "Luxembourg-2",
     2: "Amsterdam",
@@ -66,22 +68,6 @@ def uuid4_bytes(rng: np.random.Generator, n: int) -> np.ndarray:
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
     return raw
-
-
-def uuid_text(raw: np.ndarray) -> str:
-    h = raw.tobytes().hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def uuid_key(text: str) -> bytes | None:
-    """The 16 bytes of a UUID in any case, or None when `text` is not one."""
-    digits = text.replace("-", "")
-    if len(digits) != 32 or len(text) != 36:
-        return None
-    try:
-        return bytes.fromhex(digits)
-    except ValueError:
-        return None
 
 
 def pick_tags(rng: np.random.Generator, n: int, share: float, sizes: list[int], most: int):
@@ -197,20 +183,19 @@ def tags_at(cols: Columns, i: int) -> list[tuple[str, str, bool]]:
 def fields_at(cols: Columns, i: int, created: str, updated: str) -> dict:
     """Every field of row `i` but the scope's, as plain Python values."""
     fields = _fields(cols, i, created, updated)
+    row = [i]
     fields.update(
-        id=uuid_text(cols.ids[i]),
-        volume_id=uuid_text(cols.volumes[i]),
-        creator_task_id=uuid_text(cols.creators[i]),
-        task_id=uuid_text(cols.tasks[i]) if cols.locked[i] else None,
+        id=_texts(cols.ids[row])[0],
+        volume_id=_texts(cols.volumes[row])[0],
+        creator_task_id=_texts(cols.creators[row])[0],
+        task_id=_texts(cols.tasks[row])[0] if cols.locked[i] else None,
     )
     return fields
 
 
 def _texts(raw: np.ndarray) -> list[str]:
     """The UUID text of each row of an (n, 16) uint8 array, all at once."""
-    from batchtag.planindex import uuid_text as texts  # numpy only; one formatter for UUIDs
-
-    return texts(np.ascontiguousarray(raw).view("V16").ravel())
+    return uuid_text(np.ascontiguousarray(raw).view("V16").ravel())
 
 
 def page_json(cols: Columns, index: np.ndarray, scope: dict[str, Any]) -> list[dict]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from batchtag.mergepatch import apply_tags_patch
+from batchtag.planindex import uuid_bytes
 from batchtag.sandbox.rules import SandboxError, not_found, validate_patch
 from batchtag.sandbox.seed import (
     REGION_NAMES,
@@ -20,7 +21,6 @@ from batchtag.sandbox.seed import (
     seed_columns,
     tags_at,
     times,
-    uuid_key,
 )
 
 
@@ -104,7 +104,7 @@ class Scope:
         return self.order()[offset : offset + limit]
 
     def index_of(self, snapshot_id: str) -> int | None:
-        key = uuid_key(snapshot_id)
+        key = uuid_bytes(snapshot_id)
         index = self.cols.index_of(key) if key is not None else None
         if index is None:
             index = self.created_index.get(snapshot_id.lower())
