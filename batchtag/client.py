@@ -24,6 +24,7 @@ from batchtag.errors import ApiError
 
 SNAPSHOTS = "/cloud/v1/snapshots"
 LIST_PAGE = 1000  # the API's maximum page size
+LIST_QUERY = "?limit={limit}&offset={offset}"
 JSON_BODY = {"Content-Type": "application/json"}
 MIN_DEADLINE = 60.0  # seconds; the smallest default total deadline of one request
 
@@ -128,6 +129,12 @@ def response_body(status: int, headers: Any, raw: bytes) -> Any:
         where = headers.get("Location") or "no Location"
         raise ApiError(status, "Redirect", f"redirected to {where}; not followed", None)
     return parse_body(status, raw)
+
+
+def list_body(status: int, data: Any) -> dict:
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise bad_response(status, "a list page needs an object with a 'results' list")
+    return data
 
 
 def expect_snapshot(status: int, data: Any) -> dict:
@@ -317,9 +324,11 @@ class Client:
             await self._session.close()
             self._session = None
 
-    async def request(self, method: str, url: str, data: bytes | None = None) -> tuple[int, Any]:
+    async def request(
+        self, method: str, url: str, data: bytes | None = None, parse: Any = response_body
+    ) -> tuple[int, Any]:
         """Send one request (`data`: a JSON body, already encoded); return (status, parsed
-        JSON) or raise ApiError.
+        JSON) or raise ApiError. `parse(status, headers, raw)` makes the body (and raises).
 
         Transport failures (timeouts, resets, dropped connections, TLS) become ApiError with
         status 0 so the engine classifies every failure the same way.
@@ -347,7 +356,7 @@ class Client:
             raise ApiError(0, "SSLError", str(exc)) from exc
         finally:
             self._slots.give()
-        return status, response_body(status, headers, raw)
+        return status, parse(status, headers, raw)
 
     def _timeout_message(self, method: str) -> str:
         return (
@@ -372,11 +381,8 @@ class Client:
     async def list_page(
         self, project_id: int, region_id: int, *, limit: int = LIST_PAGE, offset: int = 0
     ) -> dict:
-        url = f"{self.url(project_id, region_id)}?limit={limit}&offset={offset}"
-        status, page = await self.request("GET", url)
-        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-            raise bad_response(status, "a list page needs an object with a 'results' list")
-        return page
+        url = self.url(project_id, region_id) + LIST_QUERY.format(limit=limit, offset=offset)
+        return list_body(*await self.request("GET", url))
 
     async def iter_snapshots(
         self, project_id: int, region_id: int, *, page_size: int = LIST_PAGE

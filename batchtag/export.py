@@ -23,6 +23,7 @@ from batchtag.errors import UsageError, option
 from batchtag.export_io import Output, Spill, field_type, output_format
 from batchtag.guards import check_writable
 from batchtag.inventory import (
+    API_SCHEMA,
     INVENTORY_COLUMNS,
     LONG_COLUMNS,
     RO_PREFIX,
@@ -43,6 +44,7 @@ from batchtag.inventory import (
 from batchtag.limiter import RateLimiter
 from batchtag.logs import register_secret
 from batchtag.manifest import TAG_PREFIX
+from batchtag.pagetable import TableClient
 from batchtag.progress import Progress
 from batchtag.reader import DEFAULTS, Reader, ReadStats
 
@@ -118,8 +120,9 @@ async def run_export(
     keys: set[tuple[str, bool]] = set()
     try:
         async with Client(settings, connections=concurrency) as client:
+            tables = TableClient(client, API_SCHEMA)  # pages as Arrow tables
             reader = Reader(
-                client, concurrency=concurrency, limiter=RateLimiter(rate), progress=bar
+                tables, concurrency=concurrency, limiter=RateLimiter(rate), progress=bar
             )
             for project_id, region_id in scopes:
                 async for page in reader.read_scope(project_id, region_id):

@@ -215,21 +215,24 @@ API_SCHEMA = pa.schema(  # the same fields under the API's names
 )
 
 
-def page_table(page: list[dict]) -> pa.Table:
+def page_table(page: pa.Table | list[dict]) -> pa.Table:
     """A page of API snapshots as a spill table.
 
     Parameters
     ----------
-    page : list of dict
-        Snapshot objects as the list endpoint returns them.
+    page : pyarrow.Table or list of dict
+        The API_SCHEMA fields of a page (`batchtag.pagetable.TableClient`'s pages), or
+        snapshot objects as the list endpoint returns them.
 
     Returns
     -------
     pyarrow.Table
-        INVENTORY_COLUMNS plus ``tags`` (list of key/value/read_only structs), in one
-        call to Arrow: no Python work per snapshot.
+        INVENTORY_COLUMNS plus ``tags`` (list of key/value/read_only structs), with no
+        Python work per snapshot.
     """
-    return pa.Table.from_pylist(page, schema=API_SCHEMA).rename_columns(SPILL_SCHEMA.names)
+    if isinstance(page, list):
+        page = pa.Table.from_pylist(page, schema=API_SCHEMA)
+    return page.rename_columns(SPILL_SCHEMA.names)
 
 
 def tag_entries(tags: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, ...]:
@@ -245,22 +248,51 @@ def tag_entries(tags: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, ...]:
     )
 
 
+class TagCodes:
+    """The tags of a column of tag lists, each key coded once: no Python object per tag."""
+
+    def __init__(self, tags: pa.ChunkedArray | pa.Array):
+        if isinstance(tags, pa.ChunkedArray):
+            tags = tags.combine_chunks()
+        flat = pc.list_flatten(tags)
+        coded = flat.field("key").dictionary_encode()
+        self.rows = pc.list_parent_indices(tags).to_numpy()
+        self.values = flat.field("value")
+        self.read_only = flat.field("read_only").fill_null(False).to_numpy(zero_copy_only=False)
+        # a key's code, or -1 for a null key: it matches no name
+        self.codes = coded.indices.fill_null(-1).to_numpy()
+        self.names = {name: at for at, name in enumerate(coded.dictionary.to_pylist())}
+
+    def pairs(self) -> set[tuple[str, bool]]:
+        """The (key, read_only) pairs found."""
+        names = list(self.names)
+        found = np.unique(self.codes[self.codes >= 0] * 2 + self.read_only[self.codes >= 0])
+        return {(names[c >> 1], bool(c & 1)) for c in found.tolist()}
+
+    def column(self, key: str, read_only: bool, length: int) -> pa.Array:
+        """The value of tag `key` in each of `length` rows (null without it; the last of
+        repeats)."""
+        at = np.zeros(length, dtype=np.int64)
+        has = np.zeros(length, dtype=bool)
+        code = self.names.get(key)
+        if code is not None:
+            hit = np.flatnonzero((self.codes == code) & (self.read_only == read_only))
+            at[self.rows[hit]], has[self.rows[hit]] = hit, True
+        return self.values.take(pa.array(at, mask=~has))
+
+
 def tag_keys(table: pa.Table) -> set[tuple[str, bool]]:
     """The (key, read_only) pairs found in a page."""
-    _, keys, _, read_only = tag_entries(table.column("tags"))
-    return set(zip(keys.tolist(), read_only.tolist(), strict=True))
+    return TagCodes(table.column("tags")).pairs()
 
 
 def wide_table(batch: pa.RecordBatch, user_keys: list[str], ro_keys: list[str]) -> pa.Table:
     """One spill batch pivoted: inventory columns, then tag:<key>, then ro:<key>."""
     arrays = {c: batch.column(c) for c in INVENTORY_COLUMNS}
-    rows, keys, values, read_only = tag_entries(batch.column("tags"))
+    tags = TagCodes(batch.column("tags"))
     for prefix, names, flag in ((TAG_PREFIX, user_keys, False), (RO_PREFIX, ro_keys, True)):
         for key in names:
-            hit = (keys == key) & (read_only == flag)
-            cells = np.full(batch.num_rows, None, dtype=object)
-            cells[rows[hit]] = values[hit]
-            arrays[prefix + key] = pa.array(cells, pa.string())
+            arrays[prefix + key] = tags.column(key, flag, batch.num_rows)
     return pa.table(arrays)
 
 

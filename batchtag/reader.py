@@ -39,7 +39,8 @@ from batchtag.engine import EngineOptions
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.jobs import fatal_reason
 from batchtag.limiter import RateLimiter
-from batchtag.planindex import IdSet, keys_of
+from batchtag.pagetable import row_keys, take_rows
+from batchtag.planindex import IdSet
 from batchtag.retry import (
     GONE,
     RATE_LIMIT,
@@ -287,7 +288,7 @@ class Reader:
         The first pass's ids are `seen` itself; a later pass keeps its own set as well."""
         results = page.get("results") or []
         current.counts.append(int(page.get("count", 0)))
-        keys = keys_of(snapshot["id"] for snapshot in results)
+        keys = row_keys(results)
         listed = seen if current.ids is None else current.ids
         new = listed.add(keys)
         current.duplicates += len(results) - int(new.sum())
@@ -295,7 +296,7 @@ class Reader:
         if listed is not seen:  # a later pass: hand out only what no pass handed out yet
             fresh_at = np.flatnonzero(new)
             new[fresh_at] = seen.add(keys[fresh_at])
-        fresh = [results[i] for i in np.flatnonzero(new).tolist()]
+        fresh = take_rows(results, new)
         self._read += len(fresh)
         if self.progress is not None:
             self.progress(self._read, max(self._read, self._base + current.counts[-1]))
