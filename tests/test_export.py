@@ -7,14 +7,19 @@ import json
 from dataclasses import fields
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import batchtag
 from batchtag.cli import main
 from batchtag.errors import CALLER
-from batchtag.export import INVENTORY_COLUMNS
+from batchtag.export import INVENTORY_COLUMNS, split_keys
+from batchtag.export_io import field_type
+from batchtag.inventory import TAG_LIST, tag_keys, wide_table
 from batchtag.runner import ApplyOptions
 from batchtag.sandbox import SandboxConfig, SandboxServer
 from tests.helpers import API_KEY, env_for
@@ -205,6 +210,40 @@ def test_churn_during_an_export_warns_and_keeps_every_survivor_once(make_sandbox
     summary = json.loads((tmp_path / "s.json").read_text())
     (warning,) = summary["warnings"]
     assert "count 6000 -> 5900" in warning
+
+
+TAGS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "key": st.sampled_from(["env", "team", "a:b", "é"]),
+            "value": st.one_of(st.none(), st.text(max_size=3)),
+        },
+        optional={"read_only": st.one_of(st.booleans(), st.none())},
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.one_of(TAGS, st.none()), max_size=8), at=st.integers(0, 3))
+def test_the_pivot_puts_each_rows_tags_in_their_columns(rows, at):
+    """Every tag:/ro: cell is the row's own tag (the last of repeated keys), else null."""
+    columns = {c: pa.nulls(len(rows), field_type(c)) for c in INVENTORY_COLUMNS}
+    batch = pa.record_batch(columns | {"tags": pa.array(rows, TAG_LIST)})
+    batch = batch.slice(min(at, len(rows)))  # a batch need not start at offset 0
+    tags = batch.column("tags").to_pylist()
+    found = {(t["key"], bool(t.get("read_only"))) for row in tags for t in row or []}
+    assert tag_keys(batch) == found
+    user, ro = split_keys(found | {("absent", False)})
+    wide = wide_table(batch, user, ro)
+    for row, cells in enumerate(wide.to_pylist()):
+        own = {}
+        for tag in tags[row] or []:
+            name = ("ro:" if tag.get("read_only") else "tag:") + tag["key"]
+            own[name] = tag["value"]
+        assert {k: v for k, v in cells.items() if k.startswith(("tag:", "ro:"))} == {
+            name: own.get(name) for name in [f"tag:{k}" for k in user] + [f"ro:{k}" for k in ro]
+        }
 
 
 # ---------------------------------------------------------------- Python
