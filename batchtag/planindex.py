@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from batchtag.idset import IdSet  # noqa: F401 - its home was here; callers import it here
 from batchtag.plan import PlanEntry
 
 if TYPE_CHECKING:
@@ -339,62 +340,3 @@ def needs_current_mask(entries: Sequence[PlanEntry]) -> np.ndarray:
     if made is not None:
         return made()
     return np.fromiter((e.needs_current for e in entries), dtype=bool, count=len(entries))
-
-
-class IdSet:
-    """A set of snapshot keys (`id_bytes`) a listing returned, 16 bytes each in sorted numpy
-    blocks merged as in a log-structured merge tree (~log2(n / MERGE) blocks; no Python
-    object per key, no copy of the whole set as a long listing ends).
-
-    Examples
-    --------
-    >>> seen = IdSet()
-    >>> seen.add(keys_of(["a", "b", "a"])).tolist(), seen.add(keys_of(["b", "c"])).tolist()
-    ([True, True, False], [False, True])
-    >>> len(seen)
-    3
-    """
-
-    MERGE = 1 << 13  # keys in the latest runs before they become a block
-
-    def __init__(self) -> None:
-        self._blocks: list[np.ndarray] = []  # sorted; sizes fall from first to last
-        self._runs: list[np.ndarray] = []  # sorted: the latest additions
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def contains(self, keys: np.ndarray) -> np.ndarray:
-        """A mask: which of `keys` are in the set."""
-        found = np.zeros(len(keys), dtype=bool)
-        if not len(keys):
-            return found
-        for part in (*self._blocks, *self._runs):
-            at = np.minimum(np.searchsorted(part, keys), len(part) - 1)
-            found |= part[at] == keys
-        return found
-
-    def add(self, keys: np.ndarray) -> np.ndarray:
-        """Add `keys`; returns a mask of those that were new (a key repeated within `keys`
-        is new at its first occurrence only)."""
-        new = np.zeros(len(keys), dtype=bool)
-        if not len(keys):
-            return new
-        _, first = np.unique(keys, return_index=True)
-        new[first] = True
-        new &= ~self.contains(keys)
-        fresh = np.sort(keys[new])
-        if len(fresh):
-            self._runs.append(fresh)
-            self._count += len(fresh)
-            if sum(map(len, self._runs)) >= self.MERGE:
-                self._merge()
-        return new
-
-    def _merge(self) -> None:
-        block = np.sort(np.concatenate(self._runs))
-        self._runs = []
-        while self._blocks and len(self._blocks[-1]) <= len(block):
-            block = np.sort(np.concatenate([self._blocks.pop(), block]))
-        self._blocks.append(block)
