@@ -1,10 +1,10 @@
 """The set of snapshot keys a listing has handed out (`batchtag.reader`'s dedupe).
 
 Keys are `batchtag.planindex.id_bytes` (16 bytes). Each is held as two 8-byte integers,
-first half and second half, in sorted numpy blocks merged as in a log-structured merge tree:
-integers sort and binary-search several times faster than 16-byte strings (a 1M listing
-costs ~0.7 s of CPU here, ~4.1 s as `V16` blocks), merging two sorted blocks is a linear timsort,
-and the memory is the same 16 bytes a key.
+first half and second half, in sorted numpy blocks merged as in a log-structured merge
+tree: integers sort and binary-search several times faster than 16-byte strings (a 1M
+listing costs ~0.7 s of CPU here, ~4.1 s as `V16` blocks), merging two sorted blocks is a
+linear timsort, and the memory is the same 16 bytes a key.
 """
 
 from __future__ import annotations
