@@ -43,6 +43,18 @@ def option(name: str, value: Any = None) -> str:
     return f"{name}={value!r}"
 
 
+def first_line(error: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message.
+
+    Examples
+    --------
+    >>> first_line(ValueError("bad value")), first_line(KeyError())
+    ('ValueError: bad value', 'KeyError')
+    """
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 class BatchtagError(Exception):
     """Base class; the CLI maps subclasses to exit codes."""
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
-from batchtag.errors import UsageError, option
+from batchtag.errors import UsageError, first_line, option
 from batchtag.export_io import field_type
 from batchtag.manifest import TAG_PREFIX
 
@@ -85,11 +85,6 @@ class Selection:
             matched = fnmatch.filter(available, name) if is_pattern(name) else [name]
             out += [m for m in matched if m not in out]
         return out
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def is_tag_column(name: str) -> bool:

@@ -1,12 +1,11 @@
 """List pages as Arrow tables: a list response's body parsed by pyarrow's JSON reader (C++,
 no Python object per snapshot) into the columns a caller asks for.
 
-A page is ``{"count": int, "results": rows}`` where `rows` is a ``pyarrow.Table`` (the
-fields of `schema`, by their API names) or, when the body is anything the strict Arrow
-parser does not take as it is (a float where an integer is due, a duplicated key, a null
-snapshot or id, no ``results`` list, ...), the list of dicts ``json.loads`` makes, checked
-as `Client.list_page` checks it. So a caller handles both; `row_keys` and `take_rows` do
-(`batchtag.reader.Reader` reads such pages when given a `TableClient`).
+A page is ``{"count": int, "results": table}``: the fields of `schema` by their API names,
+one row per snapshot. A body the strict Arrow reader does not take as it is (a float where
+an integer is due, a repeated key, ...) is read as before instead: ``json.loads``, the
+checks of `Client.list_page`, then ``pyarrow.Table.from_pylist``; what that cannot convert
+either, or a snapshot without an id, is a BadResponse ApiError naming why.
 
 Examples
 --------
@@ -15,8 +14,8 @@ Examples
 >>> page = parse(200, {}, b'{"count": 2, "results": [{"id": "a", "size": 1}, {"id": "b"}]}')
 >>> page["count"], page["results"].to_pylist()
 (2, [{'id': 'a', 'size': 1}, {'id': 'b', 'size': None}])
->>> parse(200, {}, b'{"count": 1, "results": [{"id": "a", "size": 1.0}]}')["results"]
-[{'id': 'a', 'size': 1.0}]
+>>> parse(200, {}, b'{"count": 1, "results": [{"id": "a", "size": 1.0}]}')["results"].to_pylist()
+[{'id': 'a', 'size': 1}]
 """
 
 from __future__ import annotations
@@ -27,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from batchtag.client import LIST_PAGE, LIST_QUERY, list_body, response_body
+from batchtag.client import LIST_PAGE, LIST_QUERY, bad_response, list_body, response_body
+from batchtag.errors import first_line
 from batchtag.planindex import arrow_keys, keys_of
 
 Parser = Callable[[int, Any, bytes], dict]
@@ -54,7 +54,8 @@ def table_parser(schema: Any) -> Parser:
             page = _arrow_page(raw, options)
             if page is not None:
                 return page
-        return list_body(status, response_body(status, headers, raw))
+        page = list_body(status, response_body(status, headers, raw))
+        return {**page, "results": _from_pylist(status, page["results"], schema)}
 
     return parse
 
@@ -100,7 +101,7 @@ class TableClient:
     --------
     >>> tables = TableClient(client, pa.schema([("id", pa.string())]))  # doctest: +SKIP
     >>> async for page in Reader(tables).read_scope(1, 1):               # doctest: +SKIP
-    ...     page.column("id")  # a pyarrow.Table (a list of dicts, rarely)
+    ...     page.column("id")  # a pyarrow.Table (or [] for an empty page)
     """
 
     def __init__(self, client: Any, schema: Any):
@@ -117,8 +118,21 @@ class TableClient:
         return (await self.client.request("GET", url, parse=self.parse))[1]
 
 
+def _from_pylist(status: int, snapshots: list, schema: Any) -> Any:
+    import pyarrow as pa
+
+    try:
+        table = pa.Table.from_pylist(snapshots, schema=schema)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as error:
+        why = f"a snapshot does not fit the API's fields ({first_line(error)})"
+        raise bad_response(status, why) from None
+    if table.column("id").null_count:
+        raise bad_response(status, "a snapshot has no 'id'")
+    return table
+
+
 def row_keys(rows: Any) -> np.ndarray:
-    """The id keys (`batchtag.planindex.id_bytes`) of a page's rows, list or table."""
+    """The id keys (`batchtag.planindex.id_bytes`) of a page's rows, dicts or a table."""
     if isinstance(rows, list):
         return keys_of(snapshot["id"] for snapshot in rows)
     return arrow_keys(rows.column("id"))

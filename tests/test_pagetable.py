@@ -75,20 +75,40 @@ def outcome(make):
 @settings(max_examples=300, deadline=None)
 @given(page=PAGE, indent=st.sampled_from([None, 2]))
 def test_any_page_makes_the_rows_json_loads_and_from_pylist_make(page, indent):
+    """The same table, or a BadResponse where from_pylist fails."""
     body = json.dumps(page, indent=indent).encode()
-    parsed = PARSE(200, {}, body)
-    assert parsed["count"] == page["count"]
     want = outcome(lambda: page_table(json.loads(body)["results"]).to_pylist())
-    assert outcome(lambda: page_table(parsed["results"]).to_pylist()) == want
+    got = outcome(lambda: PARSE(200, {}, body))
+    if isinstance(want, type):
+        assert got is ApiError
+        return
+    assert got["count"] == page["count"]
+    assert page_table(got["results"]).to_pylist() == want
 
 
 @pytest.mark.parametrize(
-    "snapshot",
-    [b'{"id": "a", "size": 250.0}', b'{"id": "a", "name": "x", "name": "y"}', b'{"id": null}'],
+    "snapshot", [b'{"id": "a", "size": 250.0}', b'{"id": "a", "name": "x", "name": "y"}']
 )
 def test_what_the_arrow_reader_refuses_is_read_as_before(snapshot):
     body = b'{"count": 1, "results": [' + snapshot + b"]}"
-    assert PARSE(200, {}, body) == json.loads(body)  # dicts, as `Client.list_page` gives
+    want = pa.Table.from_pylist(json.loads(body)["results"], schema=API_SCHEMA)
+    assert PARSE(200, {}, body)["results"].equals(want)
+
+
+@pytest.mark.parametrize(
+    "snapshot, why",
+    [
+        (b'{"id": "a", "name": 5}', "does not fit the API's fields (ArrowTypeError: Expected"),
+        (b'{"id": "a", "tags": {"k": "v"}}', "does not fit the API's fields (ArrowTypeError"),
+        (b"7", "does not fit the API's fields (TypeError"),
+        (b'{"id": null}', "a snapshot has no 'id'"),
+        (b'{"name": "no id"}', "a snapshot has no 'id'"),
+    ],
+)
+def test_a_snapshot_neither_reader_takes_is_a_bad_response_naming_why(snapshot, why):
+    with pytest.raises(ApiError) as raised:
+        PARSE(200, {}, b'{"count": 1, "results": [' + snapshot + b"]}")
+    assert raised.value.exception_class == "BadResponse" and why in str(raised.value)
 
 
 @pytest.mark.parametrize(
