@@ -34,7 +34,7 @@ Parser = Callable[[int, Any, bytes], dict]
 
 
 def table_parser(schema: Any) -> Parser:
-    """A body parser for `Client.list_table`: ``(status, headers, raw) -> page``.
+    """A list body parser for `Client.request` (`parse=`): ``(status, headers, raw) -> page``.
 
     Parameters
     ----------
