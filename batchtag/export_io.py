@@ -54,7 +54,8 @@ class Spill:
         self.schema = schema
         self._dir = tempfile.TemporaryDirectory(prefix="batchtag-export-")
         self.path = Path(self._dir.name) / "spill.arrows"
-        options = pa.ipc.IpcWriteOptions(compression="zstd")
+        # one thread: compressing a chunk's few buffers on the pool cost more CPU than it saved
+        options = pa.ipc.IpcWriteOptions(compression="zstd", use_threads=False)
         self._writer = pa.ipc.new_stream(str(self.path), self.schema, options=options)
         self._pending: list[pa.Table] = []
         self._rows = 0
