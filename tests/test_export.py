@@ -246,6 +246,36 @@ def test_the_pivot_puts_each_rows_tags_in_their_columns(rows, at):
         }
 
 
+def spoil_second_page(monkeypatch, server, size):
+    """The sandbox's second list page with one snapshot's size replaced by `size`."""
+    listed = server.store.list
+
+    def spoiled(*args, **kwargs):
+        count, results = listed(*args, **kwargs)
+        if len(args) > 3 and args[3] == 1000:
+            results[3] = {**results[3], "size": size}
+        return count, results
+
+    monkeypatch.setattr(server.store, "list", spoiled)
+
+
+def test_a_float_size_is_read_as_the_json_reader_reads_it(make_sandbox, monkeypatch, tmp_path):
+    server = make_sandbox(snapshots=1500)
+    spoil_second_page(monkeypatch, server, 250.0)
+    rows = exported(server, tmp_path)
+    assert len(rows) == 1500 and rows[1003]["size"] == 250
+
+
+def test_a_page_that_fits_no_reader_is_one_line_and_no_file(make_sandbox, monkeypatch, tmp_path):
+    server = make_sandbox(snapshots=1500)
+    spoil_second_page(monkeypatch, server, "huge")
+    result = invoke(server, "-o", str(tmp_path / "out.parquet"))
+    assert result.exit_code == 1 and not (tmp_path / "out.parquet").exists()
+    (line,) = result.stderr.strip().splitlines()
+    assert "HTTP 200 response unusable: a snapshot does not fit the API's fields" in line
+    assert "Traceback" not in result.output
+
+
 # ---------------------------------------------------------------- Python
 
 
