@@ -25,13 +25,15 @@ import pandas as pd
 from batchtag.client import LIST_PAGE, Client
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import DiffCollector
+from batchtag.diffblock import entry_block
 from batchtag.diffstore import Diff
 from batchtag.diffwrite import write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.export import PageBar
 from batchtag.limiter import RateLimiter
-from batchtag.plan import Plan, PlanEntry
-from batchtag.planindex import PlanIndex, entries_at, keys_of
+from batchtag.memory import gc_paused
+from batchtag.plan import Plan
+from batchtag.planindex import PlanIndex, keys_of
 from batchtag.reader import Key, Reader, ReadStats
 from batchtag.report import read_report
 from batchtag.retry import RetrySettings
@@ -127,9 +129,10 @@ async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[Diff, ReadSta
     async with open_client(options) as client:
         reader = make_reader(client, options, bar)
         try:
-            for scope in index.scopes:
-                wanted = index.in_scope(scope)
-                await _diff_scope(reader, plan.entries, index, scope, wanted, collector)
+            with gc_paused():  # pages of dicts come and go: no cycles, but GC walks them all
+                for scope in index.scopes:
+                    wanted = index.in_scope(scope)
+                    await _diff_scope(reader, plan.entries, index, scope, wanted, collector)
         finally:
             bar.close()
     return collector.finish(), reader.stats
@@ -143,11 +146,9 @@ async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
         hit = positions >= 0
         hit[hit] = wanted[positions[hit]]
         found = np.flatnonzero(hit)  # indexes into the page
-        chosen = positions[found].astype(np.int64)
+        chosen = positions[found]
         wanted[chosen] = False
-        made = entries_at(entries, chosen)
-        for entry, position, i in zip(made, chosen.tolist(), found.tolist(), strict=True):
-            collector.add(entry, page[i], position)
+        collector.add_block(entry_block(entries, chosen), [page[i] for i in found.tolist()])
 
     if wanted.sum() > 1:
         first = await reader.page(*scope, 0)
@@ -156,29 +157,21 @@ async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
             async for page in reader.read_scope(*scope, first=first):
                 take(page)
             if reader.consistent:  # a consistent listing: what it lacks does not exist
-                for entry, position in _masked(entries, wanted):
-                    collector.add(entry, None, position)
+                for positions in _masked(wanted):
+                    collector.add_block(entry_block(entries, positions), [None] * len(positions))
                 return
-    batch: list[tuple[PlanEntry, int]] = []
-    for pair in _masked(entries, wanted):
-        batch.append(pair)
-        if len(batch) >= GET_BATCH:
-            await _get_and_diff(reader, batch, collector)
-            batch = []
-    await _get_and_diff(reader, batch, collector)
+    for positions in _masked(wanted):
+        block = entry_block(entries, positions)
+        keys = zip(block.projects, block.regions, block.ids, strict=True)
+        found = await asyncio.gather(*(reader.get(key) for key in keys))
+        collector.add_block(block, found)
 
 
-def _masked(entries, mask: np.ndarray) -> Iterator[tuple[PlanEntry, int]]:
-    """(entry, position) of the positions set in `mask`, in plan order, a chunk at a time."""
-    for start in range(0, len(mask), GET_BATCH):
-        positions = np.flatnonzero(mask[start : start + GET_BATCH]) + start
-        yield from zip(entries_at(entries, positions), positions.tolist(), strict=True)
-
-
-async def _get_and_diff(reader, batch: list[tuple[PlanEntry, int]], collector) -> None:
-    found = await asyncio.gather(*(reader.get(entry.key) for entry, _ in batch))
-    for (entry, position), snapshot in zip(batch, found, strict=True):
-        collector.add(entry, snapshot, position)
+def _masked(mask: np.ndarray) -> Iterator[np.ndarray]:
+    """The positions set in `mask`, in plan order, `GET_BATCH` at a time."""
+    positions = np.flatnonzero(mask)
+    for start in range(0, len(positions), GET_BATCH):
+        yield positions[start : start + GET_BATCH]
 
 
 async def _reading(reads: Awaitable[T]) -> T:
