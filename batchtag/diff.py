@@ -269,24 +269,16 @@ class DiffCollector:
         """Diff many entries (`batchtag.diffblock.EntryBlock`) against their snapshots (None:
         not found), count them and keep their rows: the rows `add` would keep, made
         column by column."""
-        from batchtag.diffblock import Shapes, diff_block  # it builds on diff_entry
+        from batchtag.diffblock import Shapes, diff_block  # (it builds on diff_entry)
 
         if self._rows is None:
             raise RuntimeError("DiffCollector.add_block() after finish()")
         self._shapes = self._shapes or Shapes()
         done = diff_block(block, snapshots, self._shapes, include_noop=self.include_noop)
-        if not done.lines:
-            self.summary.add_lines(done.verdicts, ())
-            return
-        owners, fields, keys, changes, olds, news = map(list, zip(*done.lines, strict=True))
-        self.summary.add_lines(done.verdicts, zip(fields, keys, changes, strict=True))
-        columns = [[block.projects[j] for j in owners], [block.regions[j] for j in owners]]
-        columns.append([block.ids[j] for j in owners])
-        columns.append([done.verdicts[j] for j in owners])
-        columns += [fields, keys, changes, olds, news, [block.rows[j] for j in owners]]
-        extras = [block.extras[block.extra_codes[j]] for j in owners]
-        columns += [[extra.get(c) for extra in extras] for c in self.passthrough]
-        self._rows.extend(columns, block.positions[owners])
+        columns, positions = done.columns(block, self.passthrough)
+        self.summary.add_lines(done.verdicts, zip(*columns[4:7], strict=True))
+        if len(positions):
+            self._rows.extend(columns, positions)
 
     def _values(self, diff: SnapshotDiff, line: Change | None) -> list[Any]:
         e = diff.entry

@@ -33,6 +33,7 @@ from batchtag.diff import (
     TAG,
     diff_entry,
 )
+from batchtag.diffstore import DIFF_COLUMNS
 from batchtag.plan import PlanEntry
 
 # a diff line: (entry index j, field, key, change, old, new)
@@ -140,6 +141,33 @@ class BlockRows:
 
     verdicts: list[str]
     lines: list[Line]
+
+    def columns(self, block: EntryBlock, passthrough: Sequence[str]):
+        """The rows as a list of cells per column (`DIFF_COLUMNS`, then `passthrough`),
+        and each row's plan position."""
+        if not self.lines:
+            return [[] for _ in range(len(DIFF_COLUMNS) + len(passthrough))], block.positions[:0]
+        owners, fields, keys, changes, olds, news = map(list, zip(*self.lines, strict=True))
+        if owners == list(range(len(block))):  # a line per entry: the block's own columns
+
+            def gather(column: list) -> list:
+                return column
+
+            positions = block.positions
+        else:
+
+            def gather(column: list) -> list:
+                return [column[j] for j in owners]
+
+            positions = block.positions[owners]
+        columns = [gather(block.projects), gather(block.regions), gather(block.ids)]
+        columns += [gather(self.verdicts), fields, keys, changes, olds, news]
+        columns.append(gather(block.rows))
+        codes = gather(block.extra_codes)
+        for name in passthrough:
+            values = [extra.get(name) for extra in block.extras]
+            columns.append([values[code] for code in codes])
+        return columns, positions
 
 
 class Shapes:
