@@ -239,11 +239,20 @@ class DiffCollector:
         Manifest columns to carry into every row (`Plan.passthrough`).
     include_noop : bool
         Also give each `noop` snapshot without problems one row (field/key empty).
+    keep_rows : bool
+        False: only count (the summary), keep no row (a plan that shows none).
     """
 
-    def __init__(self, passthrough: Iterable[str] = (), *, include_noop: bool = False):
+    def __init__(
+        self,
+        passthrough: Iterable[str] = (),
+        *,
+        include_noop: bool = False,
+        keep_rows: bool = True,
+    ):
         self.passthrough = list(passthrough)
         self.include_noop = include_noop
+        self.keep_rows = keep_rows
         self.summary = PlanSummary()
         self._shapes = None  # a diffblock.Shapes, once add_block is used
         self._rows: DiffColumns | None = DiffColumns(
@@ -261,7 +270,7 @@ class DiffCollector:
             raise RuntimeError("DiffCollector.add() after finish()")
         diff = diff_entry(entry, snapshot)
         self.summary.add(diff)
-        for line in _row_changes(diff, self.include_noop):
+        for line in _row_changes(diff, self.include_noop) if self.keep_rows else ():
             self._rows.append(self._values(diff, line), position)
         return diff
 
@@ -275,6 +284,9 @@ class DiffCollector:
             raise RuntimeError("DiffCollector.add_block() after finish()")
         self._shapes = self._shapes or Shapes()
         done = diff_block(block, snapshots, self._shapes, include_noop=self.include_noop)
+        if not self.keep_rows:
+            self.summary.add_lines(done.verdicts, (line[1:4] for line in done.lines))
+            return
         columns, positions = done.columns(block, self.passthrough)
         self.summary.add_lines(done.verdicts, zip(*columns[4:7], strict=True))
         if len(positions):

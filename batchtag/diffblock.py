@@ -172,18 +172,21 @@ class BlockRows:
 
 class Shapes:
     """Per tag state, its keys in order (`(key, value)` pairs) when the fast comparison
-    applies (no clear, no renames), else None; worked out once per state."""
+    applies (no clear, no renames), else None; worked out once per state of a plan (the
+    states of a `PlanEntries` are one list for all its blocks; a list's are per block)."""
 
     def __init__(self) -> None:
+        self._states: Sequence | None = None  # held: what the codes below refer to
         self._known: dict[int, tuple[tuple[tuple[str, Any], ...], frozenset[str]] | None] = {}
 
     def of(self, states: Sequence, code: int):
-        key = (id(states), code)
-        if key not in self._known:
+        if states is not self._states:
+            self._states, self._known = states, {}
+        if code not in self._known:
             tags, clear, renames = states[code]
             fast = not clear and not renames
-            self._known[key] = (tuple(sorted(tags.items())), frozenset(tags)) if fast else None
-        return self._known[key]
+            self._known[code] = (tuple(sorted(tags.items())), frozenset(tags)) if fast else None
+        return self._known[code]
 
 
 def diff_block(
@@ -214,8 +217,9 @@ def diff_block(
     verdicts: list[str] = []
     lines: list[Line] = []
     states, codes, names = block.states, block.state_codes, block.names
+    shape_of = {code: shapes.of(states, code) for code in set(codes)}
     for j, snapshot in enumerate(snapshots):
-        shape = shapes.of(states, codes[j]) if snapshot is not None else None
+        shape = shape_of[codes[j]] if snapshot is not None else None
         if shape is None:
             verdict = _slow(block, j, snapshot, lines)
         else:
@@ -261,9 +265,8 @@ def _fast(j: int, snapshot: Mapping[str, Any], shape, name: str | None, lines: l
         if old != new and (read_only is None or key not in read_only):
             kind = ADD if old is None else REMOVE if new is None else MODIFY
             lines.append((j, TAG, key, kind, old, new))
-    old_name = snapshot.get("name")
-    if name is not None and name != old_name:
-        lines.append((j, NAME, None, MODIFY, old_name, name))
+    if name is not None and name != snapshot.get("name"):
+        lines.append((j, NAME, None, MODIFY, snapshot.get("name"), name))
     changed = len(lines) > start
     if read_only is not None:
         for key, new in items:

@@ -119,11 +119,13 @@ async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[Curren
     return CurrentState(state), reader.stats
 
 
-async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[Diff, ReadStats]:
+async def diff_current(
+    plan: Plan, options: ApplyOptions, *, rows: bool = True
+) -> tuple[Diff, ReadStats]:
     """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
-    but its diff rows, and a bit per plan position): per scope, list pages when they are
-    fewer requests than GETs."""
-    collector = DiffCollector(plan.passthrough)
+    but its diff rows, unless `rows` is False, and a bit per plan position): per scope,
+    list pages when they are fewer requests than GETs."""
+    collector = DiffCollector(plan.passthrough, keep_rows=rows)
     index = PlanIndex.of(plan.entries)
     bar = PageBar(options.progress)
     async with open_client(options) as client:
@@ -217,6 +219,7 @@ async def plan_diff(
     *,
     output: str | os.PathLike | None = None,
     plan: Plan | None = None,
+    rows: bool = True,
 ) -> Diff:
     """`run_plan` without the DataFrame: the columnar diff the CLI prints and writes (a
     1M-row diff never becomes a million Python objects at once).
@@ -231,6 +234,9 @@ async def plan_diff(
         Where to write the full diff (CSV / Parquet / JSONL by suffix).
     plan : Plan, optional
         An already loaded plan.
+    rows : bool
+        False: keep no diff row, only the summary (a plan that prints none; ignored
+        when `output` is given).
 
     Returns
     -------
@@ -241,7 +247,7 @@ async def plan_diff(
     options.check()
     plan = plan if plan is not None else load(source, options)
     check_output(output)
-    diff, stats = await _reading(diff_current(plan, options))
+    diff, stats = await _reading(diff_current(plan, options, rows=rows or output is not None))
     del plan  # its entries are no longer needed: free them before writing
     diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
     if output is not None:

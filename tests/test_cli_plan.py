@@ -100,6 +100,18 @@ def test_output_file_holds_the_full_diff_in_each_format(mixed, tmp_path, suffix)
     assert patches(server) == 0
 
 
+def test_limit_0_prints_the_same_summary_and_still_writes_every_row(mixed, tmp_path):
+    server, manifest, expected = mixed
+    full = invoke(["plan", str(manifest)], server)
+    bare = invoke(["plan", str(manifest), "--limit", "0"], server)
+    assert bare.exit_code == full.exit_code == 1
+    assert bare.output.strip() == full.output.split("\n\n")[0].strip()
+    out = tmp_path / "diff.csv"
+    written = invoke(["plan", str(manifest), "--limit", "0", "-o", str(out)], server)
+    assert rows_of(read_table(out, DIFF_KINDS)[1]) == expected
+    assert f"diff written to {out} ({len(expected)} rows)" in written.output
+
+
 def test_printed_plan_is_plain_text_off_a_terminal_and_coloured_on_one(mixed):
     server, manifest, _ = mixed
     plain = invoke(["plan", str(manifest)], server)

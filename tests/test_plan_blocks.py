@@ -126,3 +126,13 @@ def test_a_manifests_columns_give_the_rows_of_its_entries(rows, current, order, 
     order.shuffle(arrival)
     ours = by_blocks(plan.entries, snapshots, arrival, cuts)
     same_diff(ours, one_by_one(listed, snapshots, arrival))
+
+
+def test_blocks_of_a_list_do_not_mix_up_their_entries_tag_states():
+    """A list's block numbers its states from 0 again: block 2's first entry must not be
+    compared with the tags block 1's first entry asked for."""
+    current = {"name": "db-1", "task_id": None, "tags": [{"key": "env", "value": "x"}]}
+    entries = [PlanEntry(1, 1, IDS[0], tags={}), PlanEntry(1, 1, IDS[1], tags={"env": None})]
+    ours = by_blocks(entries, [current, current], [0, 1], cuts=[1])
+    assert [(r["snapshot_id"], r["change"]) for r in ours.records()] == [(IDS[1], "remove")]
+    same_diff(ours, one_by_one(entries, [current, current], [0, 1]))
