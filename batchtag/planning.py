@@ -34,6 +34,7 @@ from batchtag.limiter import RateLimiter
 from batchtag.memory import gc_paused
 from batchtag.plan import Plan
 from batchtag.planindex import PlanIndex, keys_of
+from batchtag.prefixindex import PrefixLookup
 from batchtag.reader import Key, Reader, ReadStats
 from batchtag.report import read_report
 from batchtag.retry import RetrySettings
@@ -132,19 +133,21 @@ async def diff_current(
         reader = make_reader(client, options, bar)
         try:
             with gc_paused():  # pages of dicts come and go: no cycles, but GC walks them all
+                lookup = PrefixLookup(index)
                 for scope in index.scopes:
                     wanted = index.in_scope(scope)
-                    await _diff_scope(reader, plan.entries, index, scope, wanted, collector)
+                    await _diff_scope(reader, plan.entries, lookup, scope, wanted, collector)
         finally:
             bar.close()
     return collector.finish(), reader.stats
 
 
-async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
-    """Diff the entries of one scope that `wanted` marks (a mask over plan positions)."""
+async def _diff_scope(reader, entries, lookup, scope, wanted, collector) -> None:
+    """Diff the entries of one scope that `wanted` marks (a mask over plan positions);
+    `lookup` finds plan positions by key (`PrefixLookup`)."""
 
     def take(page: list[dict]) -> None:
-        positions = index.positions(scope, keys_of(s["id"] for s in page))
+        positions = lookup.positions(scope, keys_of(s["id"] for s in page))
         hit = positions >= 0
         hit[hit] = wanted[positions[hit]]
         found = np.flatnonzero(hit)  # indexes into the page
