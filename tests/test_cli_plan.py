@@ -147,6 +147,26 @@ def test_detailed_exitcode_is_0_unchanged_2_changes_1_errors(make_sandbox, tmp_p
     assert patches(server) == 0
 
 
+def test_a_few_snapshots_of_a_big_scope_are_read_by_get_with_the_same_rows(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=3500)  # 4 list pages: more requests than 2 GETs
+    b = server.store.ids()[2000]
+    set_state(server, b, {"env": "dev"}, ro={RO_KEY: "gcore"})
+    rows = [
+        {"snapshot_id": SID, "op": "set", "key": RO_KEY, "value": "me"},
+        {"snapshot_id": b, "op": "set", "key": "env", "value": "prod"},
+        {"snapshot_id": b, "op": "set", "key": RO_KEY, "value": "me"},
+    ]
+    out = tmp_path / "diff.csv"
+    result = invoke(["plan", str(write_long_csv(tmp_path / "m.csv", rows)), "-o", str(out)], server)
+    assert result.exit_code == 1, result.output
+    assert rows_of(read_table(out, DIFF_KINDS)[1]) == [
+        (SID, "not_found", None, None, None, None, None),
+        (b, "change", "tag", "env", "change", "dev", "prod"),
+        (b, "change", "tag", RO_KEY, "read_only", "gcore", "me"),
+    ]
+    assert server.stats()["endpoints"] == {"list": 1, "get": 2}  # the first page gives the count
+
+
 def test_bad_input_exits_2_before_any_request(make_sandbox, tmp_path):
     server = make_sandbox(snapshots=3)
     manifest = write_long_csv(tmp_path / "m.csv", [{"snapshot_id": "nope", "op": "set"}])
