@@ -15,7 +15,8 @@ and its cells, and per entry its verdict; `DiffCollector.add_block` stores them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,26 +42,48 @@ Line = tuple[int, str | None, str | None, str | None, Any, Any]
 BLANK = (None, None, None, None, None)  # the cells of a snapshot's line without a change
 
 
+Cells = tuple[list[int], list[int], list[str], list[list[Any]]]  # projects, regions, ids, rows
+
+
 @dataclass
 class EntryBlock:
     """Some plan entries as columns (index j: the j-th of them).
 
     `states` holds the distinct (tags, clear, renames) of the plan and `state_codes` each
-    entry's one; `extras` likewise the passthrough dicts and `extra_codes`."""
+    entry's one; `extras` likewise the passthrough dicts and `extra_codes`. The cells only
+    the diff's rows need (`projects`, `regions`, `ids`, `rows`) are made when first asked
+    for, by `cells`: a plan that keeps no row never makes them."""
 
     positions: np.ndarray  # plan positions (int64)
-    projects: list[int]
-    regions: list[int]
-    ids: list[str]
     state_codes: list[int]
     states: Sequence[tuple[Mapping[str, str | None], bool, Mapping[str, str]]]
     names: list[str | None]
-    rows: list[list[Any]]
     extra_codes: list[int]
     extras: Sequence[Mapping[str, Any]]
+    cells: Callable[[], Cells]
 
     def __len__(self) -> int:
         return len(self.positions)
+
+    @functools.cached_property
+    def _cells(self) -> Cells:
+        return self.cells()
+
+    @property
+    def projects(self) -> list[int]:
+        return self._cells[0]
+
+    @property
+    def regions(self) -> list[int]:
+        return self._cells[1]
+
+    @property
+    def ids(self) -> list[str]:
+        return self._cells[2]
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        return self._cells[3]
 
     def entry(self, j: int) -> PlanEntry:
         """The j-th entry as a `PlanEntry`."""
@@ -97,41 +120,43 @@ def entry_block(entries: Sequence[PlanEntry], positions: np.ndarray) -> EntryBlo
     if hasattr(entries, "ids_at"):
         return _columns_block(entries, positions)
     made = [entries[i] for i in positions.tolist()]
-    count = range(len(made))
-    return EntryBlock(
-        positions,
-        [e.project_id for e in made],
-        [e.region_id for e in made],
-        [e.snapshot_id for e in made],
-        list(count),
-        [(e.tags, e.clear, e.renames) for e in made],
-        [e.name for e in made],
-        [e.rows for e in made],
-        list(count),
-        [e.extra for e in made],
-    )
+    count = list(range(len(made)))
+
+    def cells() -> Cells:
+        return (
+            [e.project_id for e in made],
+            [e.region_id for e in made],
+            [e.snapshot_id for e in made],
+            [e.rows for e in made],
+        )
+
+    states = [(e.tags, e.clear, e.renames) for e in made]
+    names = [e.name for e in made]
+    return EntryBlock(positions, count, states, names, count, [e.extra for e in made], cells)
 
 
 def _columns_block(entries: Any, positions: np.ndarray) -> EntryBlock:
     """`entry_block` of a `PlanEntries`: its columns gathered at `positions`."""
-    starts = entries.row_bounds[positions]
-    stops = entries.row_bounds[positions + 1]
-    if len(positions) and (stops - starts == 1).all():  # a row per entry, as usual
-        rows = [[r] for r in entries.row_ids[starts].tolist()]
-    else:
-        rows = [entries.row_ids[a:b].tolist() for a, b in zip(starts, stops, strict=True)]
+
+    def cells() -> Cells:
+        starts = entries.row_bounds[positions]
+        stops = entries.row_bounds[positions + 1]
+        if len(positions) and (stops - starts == 1).all():  # a row per entry, as usual
+            rows = [[r] for r in entries.row_ids[starts].tolist()]
+        else:
+            rows = [entries.row_ids[a:b].tolist() for a, b in zip(starts, stops, strict=True)]
+        projects = entries.projects[positions].tolist()
+        return projects, entries.regions[positions].tolist(), entries.ids_at(positions), rows
+
     names = entries.names
     return EntryBlock(
         positions,
-        entries.projects[positions].tolist(),
-        entries.regions[positions].tolist(),
-        entries.ids_at(positions),
         entries.state_codes[positions].tolist(),
         entries.states,
         [None] * len(positions) if names is None else [names[p] for p in positions.tolist()],
-        rows,
         entries.extra_codes[positions].tolist(),
         entries.extras,
+        cells,
     )
 
 

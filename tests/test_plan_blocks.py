@@ -56,8 +56,8 @@ def one_by_one(entries, snapshots, arrival, include_noop=False):
     return collector.finish()
 
 
-def by_blocks(entries, snapshots, arrival, cuts, include_noop=False):
-    collector = DiffCollector(["ticket"], include_noop=include_noop)
+def by_blocks(entries, snapshots, arrival, cuts, include_noop=False, keep_rows=True):
+    collector = DiffCollector(["ticket"], include_noop=include_noop, keep_rows=keep_rows)
     for block in np.split(np.asarray(arrival, dtype=np.int64), sorted(cuts)):
         if len(block):
             made = entry_block(entries, block)
@@ -85,6 +85,8 @@ def test_blocks_give_the_rows_of_diffing_entry_by_entry(pairs, order, cuts, incl
     order.shuffle(arrival)  # pages deliver in listing order, not plan order
     ours = by_blocks(entries, snapshots, arrival, cuts, include_noop)
     same_diff(ours, one_by_one(entries, snapshots, arrival, include_noop))
+    counted = by_blocks(entries, snapshots, arrival, cuts, include_noop, keep_rows=False)
+    assert counted.summary == ours.summary and len(counted) == 0
 
 
 MANIFEST_ROW = st.tuples(
