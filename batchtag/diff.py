@@ -285,7 +285,8 @@ class DiffCollector:
         self._shapes = self._shapes or Shapes()
         done = diff_block(block, snapshots, self._shapes, include_noop=self.include_noop)
         if not self.keep_rows:
-            self.summary.add_lines(done.verdicts, (line[1:4] for line in done.lines))
+            cells = list(zip(*done.lines, strict=True))[1:4] or [(), (), ()]
+            self.summary.add_lines(done.verdicts, zip(*cells, strict=True))
             return
         columns, positions = done.columns(block, self.passthrough)
         self.summary.add_lines(done.verdicts, zip(*columns[4:7], strict=True))
