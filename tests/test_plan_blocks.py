@@ -8,6 +8,7 @@ import uuid
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from manifest_helpers import NO_ENV
@@ -138,3 +139,24 @@ def test_blocks_of_a_list_do_not_mix_up_their_entries_tag_states():
     ours = by_blocks(entries, [current, current], [0, 1], cuts=[1])
     assert [(r["snapshot_id"], r["change"]) for r in ours.records()] == [(IDS[1], "remove")]
     same_diff(ours, one_by_one(entries, [current, current], [0, 1]))
+
+
+def test_a_block_of_entries_whose_ids_are_text_has_their_ids_rows_and_extras():
+    from batchtag.plan import EMPTY, SharedDict
+
+    entries = PlanEntries(
+        projects=np.array([1, 1, 2]),
+        regions=np.array([1, 1, 1]),
+        snapshots=pa.array(["snap-a", "snap-b", "snap-c"]),  # not UUIDs: held as text
+        state_codes=np.array([0, 0, 0]),
+        states=[(SharedDict(env="x"), False, EMPTY)],
+        names=None,
+        row_ids=np.array([5, 6, 7, 8]),
+        row_bounds=np.array([0, 1, 3, 4]),
+        extra_codes=np.array([0, 1, 0]),
+        extras=[EMPTY, SharedDict(ticket="T-1")],
+    )
+    block = entry_block(entries, np.array([2, 1]))
+    assert block.ids == ["snap-c", "snap-b"] and block.projects == [2, 1]
+    assert block.rows == [[8], [6, 7]]
+    assert [block.entry(j) for j in range(2)] == [entries[2], entries[1]]
