@@ -20,7 +20,7 @@ or renames onto a read-only key gets a ``read_only`` row for it: a problem, not 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,8 @@ from batchtag.plan import EMPTY, Plan, PlanEntry
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from batchtag.diffblock import EntryBlock
 
 CHANGE, NOOP, NOT_FOUND, LOCKED = "change", "noop", "not_found", "locked"
 VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED)
@@ -176,12 +178,23 @@ class PlanSummary:
     def add(self, diff: SnapshotDiff) -> None:
         self.verdicts[diff.verdict] += 1
         for c in diff.changes:
-            if c.change == READ_ONLY:
-                self.read_only += 1
-            elif c.field == NAME:
-                self.names += 1
-            else:
-                self.keys.setdefault(c.key, Counter())[c.change] += 1
+            self._count(c.field, c.key, c.change, 1)
+
+    def add_lines(self, verdicts: Iterable[str], lines: Iterable[tuple]) -> None:
+        """Count many snapshots at once: their verdicts, and their diff lines as
+        (field, key, change) triples (a blank line's are None)."""
+        self.verdicts.update(verdicts)
+        for (field_, key, change), n in Counter(lines).items():
+            if change is not None:
+                self._count(field_, key, change, n)
+
+    def _count(self, field_: str, key: str | None, change: str, n: int) -> None:
+        if change == READ_ONLY:
+            self.read_only += n
+        elif field_ == NAME:
+            self.names += n
+        else:
+            self.keys.setdefault(key, Counter())[change] += n
 
     @property
     def snapshots(self) -> int:
@@ -226,12 +239,22 @@ class DiffCollector:
         Manifest columns to carry into every row (`Plan.passthrough`).
     include_noop : bool
         Also give each `noop` snapshot without problems one row (field/key empty).
+    keep_rows : bool
+        False: only count (the summary), keep no row (a plan that shows none).
     """
 
-    def __init__(self, passthrough: Iterable[str] = (), *, include_noop: bool = False):
+    def __init__(
+        self,
+        passthrough: Iterable[str] = (),
+        *,
+        include_noop: bool = False,
+        keep_rows: bool = True,
+    ):
         self.passthrough = list(passthrough)
         self.include_noop = include_noop
+        self.keep_rows = keep_rows
         self.summary = PlanSummary()
+        self._shapes = None  # a diffblock.Shapes, once add_block is used
         self._rows: DiffColumns | None = DiffColumns(
             DIFF_COLUMNS + [passthrough_name(c) for c in self.passthrough]
         )
@@ -247,9 +270,28 @@ class DiffCollector:
             raise RuntimeError("DiffCollector.add() after finish()")
         diff = diff_entry(entry, snapshot)
         self.summary.add(diff)
-        for line in _row_changes(diff, self.include_noop):
+        for line in _row_changes(diff, self.include_noop) if self.keep_rows else ():
             self._rows.append(self._values(diff, line), position)
         return diff
+
+    def add_block(self, block: EntryBlock, snapshots: Sequence[Mapping[str, Any] | None]) -> None:
+        """Diff many entries (`batchtag.diffblock.EntryBlock`) against their snapshots (None:
+        not found), count them and keep their rows: the rows `add` would keep, made
+        column by column."""
+        from batchtag.diffblock import Shapes, diff_block  # (it builds on diff_entry)
+
+        if self._rows is None:
+            raise RuntimeError("DiffCollector.add_block() after finish()")
+        self._shapes = self._shapes or Shapes()
+        done = diff_block(block, snapshots, self._shapes, include_noop=self.include_noop)
+        if not self.keep_rows:
+            cells = list(zip(*done.lines, strict=True))[1:4] or [(), (), ()]
+            self.summary.add_lines(done.verdicts, zip(*cells, strict=True))
+            return
+        columns, positions = done.columns(block, self.passthrough)
+        self.summary.add_lines(done.verdicts, zip(*columns[4:7], strict=True))
+        if len(positions):
+            self._rows.extend(columns, positions)
 
     def _values(self, diff: SnapshotDiff, line: Change | None) -> list[Any]:
         e = diff.entry

@@ -137,32 +137,43 @@ class DiffColumns:
     def __init__(self, columns: Sequence[str]):
         self.columns = list(columns)
         self._store = [_Column(c) for c in self.columns]
-        self._pending: list[Sequence[Any]] = []  # rows not yet made into arrays
+        self._pending: list[list[Any]] = [[] for _ in self.columns]  # not yet arrays
         self._positions: list[np.ndarray] = []
         self._pending_positions: list[int] = []
         self._rows = 0
 
     def append(self, values: Sequence[Any], position: int | None = None) -> None:
         """One row (a cell per column); `position` orders it in the plan."""
-        self._pending.append(values)
+        for column, value in zip(self._pending, values, strict=True):
+            column.append(value)
         if position is not None:
             self._pending_positions.append(position)
-        if len(self._pending) >= CHUNK:
+        if len(self._pending[0]) >= CHUNK:
+            self._flush()
+
+    def extend(self, columns: Sequence[list[Any]], positions: np.ndarray | None = None) -> None:
+        """Many rows, given column by column (a list of cells per column, all as long);
+        `positions` orders them in the plan."""
+        for pending, values in zip(self._pending, columns, strict=True):
+            pending.extend(values)
+        if positions is not None:
+            self._pending_positions.extend(positions.tolist())
+        if len(self._pending[0]) >= CHUNK:
             self._flush()
 
     def _flush(self) -> None:
-        if self._pending:
-            cells = zip(*self._pending, strict=True)  # row lists -> column tuples
-            for column, values in zip(self._store, cells, strict=True):
-                column.flush(list(values))
-            self._rows += len(self._pending)
-            self._pending = []
+        pending = len(self._pending[0])
+        if pending:
+            for column, values in zip(self._store, self._pending, strict=True):
+                column.flush(values)
+            self._rows += pending
+            self._pending = [[] for _ in self.columns]
         if self._pending_positions:
             self._positions.append(np.asarray(self._pending_positions, dtype=np.int64))
             self._pending_positions = []
 
     def __len__(self) -> int:
-        return self._rows + len(self._pending)
+        return self._rows + len(self._pending[0])
 
     def finish(self, summary: dict[str, Any]) -> Diff:
         """The rows (sorted into plan order when positions were given) and `summary`."""

@@ -25,13 +25,16 @@ import pandas as pd
 from batchtag.client import LIST_PAGE, Client
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import DiffCollector
+from batchtag.diffblock import entry_block
 from batchtag.diffstore import Diff
 from batchtag.diffwrite import write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.export import PageBar
 from batchtag.limiter import RateLimiter
-from batchtag.plan import Plan, PlanEntry
-from batchtag.planindex import PlanIndex, entries_at, keys_of
+from batchtag.memory import gc_paused
+from batchtag.plan import Plan
+from batchtag.planindex import PlanIndex, keys_of
+from batchtag.prefixindex import PrefixLookup
 from batchtag.reader import Key, Reader, ReadStats
 from batchtag.report import read_report
 from batchtag.retry import RetrySettings
@@ -117,37 +120,40 @@ async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[Curren
     return CurrentState(state), reader.stats
 
 
-async def diff_current(plan: Plan, options: ApplyOptions) -> tuple[Diff, ReadStats]:
+async def diff_current(
+    plan: Plan, options: ApplyOptions, *, rows: bool = True
+) -> tuple[Diff, ReadStats]:
     """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
-    but its diff rows, and a bit per plan position): per scope, list pages when they are
-    fewer requests than GETs."""
-    collector = DiffCollector(plan.passthrough)
+    but its diff rows, unless `rows` is False, and a bit per plan position): per scope,
+    list pages when they are fewer requests than GETs."""
+    collector = DiffCollector(plan.passthrough, keep_rows=rows)
     index = PlanIndex.of(plan.entries)
     bar = PageBar(options.progress)
     async with open_client(options) as client:
         reader = make_reader(client, options, bar)
         try:
-            for scope in index.scopes:
-                wanted = index.in_scope(scope)
-                await _diff_scope(reader, plan.entries, index, scope, wanted, collector)
+            with gc_paused():  # pages of dicts come and go: no cycles, but GC walks them all
+                lookup = PrefixLookup(index)
+                for scope in index.scopes:
+                    wanted = index.in_scope(scope)
+                    await _diff_scope(reader, plan.entries, lookup, scope, wanted, collector)
         finally:
             bar.close()
     return collector.finish(), reader.stats
 
 
-async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
-    """Diff the entries of one scope that `wanted` marks (a mask over plan positions)."""
+async def _diff_scope(reader, entries, lookup, scope, wanted, collector) -> None:
+    """Diff the entries of one scope that `wanted` marks (a mask over plan positions);
+    `lookup` finds plan positions by key (`PrefixLookup`)."""
 
     def take(page: list[dict]) -> None:
-        positions = index.positions(scope, keys_of(s["id"] for s in page))
+        positions = lookup.positions(scope, keys_of(s["id"] for s in page))
         hit = positions >= 0
         hit[hit] = wanted[positions[hit]]
         found = np.flatnonzero(hit)  # indexes into the page
-        chosen = positions[found].astype(np.int64)
+        chosen = positions[found]
         wanted[chosen] = False
-        made = entries_at(entries, chosen)
-        for entry, position, i in zip(made, chosen.tolist(), found.tolist(), strict=True):
-            collector.add(entry, page[i], position)
+        collector.add_block(entry_block(entries, chosen), [page[i] for i in found.tolist()])
 
     if wanted.sum() > 1:
         first = await reader.page(*scope, 0)
@@ -156,29 +162,21 @@ async def _diff_scope(reader, entries, index, scope, wanted, collector) -> None:
             async for page in reader.read_scope(*scope, first=first):
                 take(page)
             if reader.consistent:  # a consistent listing: what it lacks does not exist
-                for entry, position in _masked(entries, wanted):
-                    collector.add(entry, None, position)
+                for positions in _masked(wanted):
+                    collector.add_block(entry_block(entries, positions), [None] * len(positions))
                 return
-    batch: list[tuple[PlanEntry, int]] = []
-    for pair in _masked(entries, wanted):
-        batch.append(pair)
-        if len(batch) >= GET_BATCH:
-            await _get_and_diff(reader, batch, collector)
-            batch = []
-    await _get_and_diff(reader, batch, collector)
+    for positions in _masked(wanted):
+        block = entry_block(entries, positions)
+        keys = zip(block.projects, block.regions, block.ids, strict=True)
+        found = await asyncio.gather(*(reader.get(key) for key in keys))
+        collector.add_block(block, found)
 
 
-def _masked(entries, mask: np.ndarray) -> Iterator[tuple[PlanEntry, int]]:
-    """(entry, position) of the positions set in `mask`, in plan order, a chunk at a time."""
-    for start in range(0, len(mask), GET_BATCH):
-        positions = np.flatnonzero(mask[start : start + GET_BATCH]) + start
-        yield from zip(entries_at(entries, positions), positions.tolist(), strict=True)
-
-
-async def _get_and_diff(reader, batch: list[tuple[PlanEntry, int]], collector) -> None:
-    found = await asyncio.gather(*(reader.get(entry.key) for entry, _ in batch))
-    for (entry, position), snapshot in zip(batch, found, strict=True):
-        collector.add(entry, snapshot, position)
+def _masked(mask: np.ndarray) -> Iterator[np.ndarray]:
+    """The positions set in `mask`, in plan order, `GET_BATCH` at a time."""
+    positions = np.flatnonzero(mask)
+    for start in range(0, len(positions), GET_BATCH):
+        yield positions[start : start + GET_BATCH]
 
 
 async def _reading(reads: Awaitable[T]) -> T:
@@ -224,6 +222,7 @@ async def plan_diff(
     *,
     output: str | os.PathLike | None = None,
     plan: Plan | None = None,
+    rows: bool = True,
 ) -> Diff:
     """`run_plan` without the DataFrame: the columnar diff the CLI prints and writes (a
     1M-row diff never becomes a million Python objects at once).
@@ -238,6 +237,9 @@ async def plan_diff(
         Where to write the full diff (CSV / Parquet / JSONL by suffix).
     plan : Plan, optional
         An already loaded plan.
+    rows : bool
+        False: keep no diff row, only the summary (a plan that prints none; ignored
+        when `output` is given).
 
     Returns
     -------
@@ -248,7 +250,7 @@ async def plan_diff(
     options.check()
     plan = plan if plan is not None else load(source, options)
     check_output(output)
-    diff, stats = await _reading(diff_current(plan, options))
+    diff, stats = await _reading(diff_current(plan, options, rows=rows or output is not None))
     del plan  # its entries are no longer needed: free them before writing
     diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
     if output is not None:

@@ -100,6 +100,18 @@ def test_output_file_holds_the_full_diff_in_each_format(mixed, tmp_path, suffix)
     assert patches(server) == 0
 
 
+def test_limit_0_prints_the_same_summary_and_still_writes_every_row(mixed, tmp_path):
+    server, manifest, expected = mixed
+    full = invoke(["plan", str(manifest)], server)
+    bare = invoke(["plan", str(manifest), "--limit", "0"], server)
+    assert bare.exit_code == full.exit_code == 1
+    assert bare.output.strip() == full.output.split("\n\n")[0].strip()
+    out = tmp_path / "diff.csv"
+    written = invoke(["plan", str(manifest), "--limit", "0", "-o", str(out)], server)
+    assert rows_of(read_table(out, DIFF_KINDS)[1]) == expected
+    assert f"diff written to {out} ({len(expected)} rows)" in written.output
+
+
 def test_printed_plan_is_plain_text_off_a_terminal_and_coloured_on_one(mixed):
     server, manifest, _ = mixed
     plain = invoke(["plan", str(manifest)], server)
@@ -133,6 +145,26 @@ def test_detailed_exitcode_is_0_unchanged_2_changes_1_errors(make_sandbox, tmp_p
     assert plan(change) == 0  # without the flag, changes are not an error
     assert plan(missing) == 1
     assert patches(server) == 0
+
+
+def test_a_few_snapshots_of_a_big_scope_are_read_by_get_with_the_same_rows(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=3500)  # 4 list pages: more requests than 2 GETs
+    b = server.store.ids()[2000]
+    set_state(server, b, {"env": "dev"}, ro={RO_KEY: "gcore"})
+    rows = [
+        {"snapshot_id": SID, "op": "set", "key": RO_KEY, "value": "me"},
+        {"snapshot_id": b, "op": "set", "key": "env", "value": "prod"},
+        {"snapshot_id": b, "op": "set", "key": RO_KEY, "value": "me"},
+    ]
+    out = tmp_path / "diff.csv"
+    result = invoke(["plan", str(write_long_csv(tmp_path / "m.csv", rows)), "-o", str(out)], server)
+    assert result.exit_code == 1, result.output
+    assert rows_of(read_table(out, DIFF_KINDS)[1]) == [
+        (SID, "not_found", None, None, None, None, None),
+        (b, "change", "tag", "env", "change", "dev", "prod"),
+        (b, "change", "tag", RO_KEY, "read_only", "gcore", "me"),
+    ]
+    assert server.stats()["endpoints"] == {"list": 1, "get": 2}  # the first page gives the count
 
 
 def test_bad_input_exits_2_before_any_request(make_sandbox, tmp_path):

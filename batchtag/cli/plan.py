@@ -60,7 +60,7 @@ def plan(
     if quiet and options.progress is None:
         options.progress = False
     try:
-        diff = asyncio.run(plan_diff(manifest, options, output=output))
+        diff = asyncio.run(plan_diff(manifest, options, output=output, rows=limit > 0))
     except BatchtagError as error:
         fail(error, log_format)
     print_plan(diff, limit=max(limit, 0))

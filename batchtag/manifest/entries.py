@@ -88,6 +88,16 @@ class PlanEntries(Sequence[PlanEntry]):
             return uuid_text(keys[start:stop])
         return self.snapshots[start:stop].to_pylist()
 
+    def ids_at(self, positions: np.ndarray) -> list[str]:
+        """The snapshot ids at `positions` (int64, any order), as text."""
+        ranks = self.__dict__.get("_ranks")
+        if ranks is not None:
+            return uuid_text(self.plan_index().key_at(ranks[positions]))
+        keys = self.__dict__.get("_keys")
+        if keys is not None:
+            return uuid_text(keys[positions])
+        return self.snapshots.take(pa.array(positions)).to_pylist()
+
     def __len__(self) -> int:
         return len(self.projects)
 
