@@ -22,7 +22,8 @@ from batchtag.clock import VirtualClock
 from batchtag.limiter import RateLimiter
 from batchtag.manifest import read_plan
 from batchtag.plan import PlanEntry
-from batchtag.planindex import IdSet, PlanIndex, id_bytes, iter_masked, keys_of
+from batchtag.idset import IdSet, PlanIdSet
+from batchtag.planindex import PlanIndex, id_bytes, iter_masked, keys_of
 from batchtag.reader import Reader
 from batchtag.report.store import done_mask
 from batchtag.state import NOT_READ, State, read_state
@@ -118,10 +119,27 @@ def test_the_state_answers_as_a_dict_would(size, puts, asks, monkeypatch_spill_b
     state.close()
 
 
+def test_the_state_widens_its_offsets_when_the_spill_outgrows_them(monkeypatch):
+    """Offsets of one byte (as if 32 GiB were 2 KiB): past them, every answer is the same."""
+    monkeypatch.setattr("batchtag.state.OFFSETS", np.dtype(np.uint8))
+    size = 300
+    entries = [PlanEntry(1, 1, f"s-{i}") for i in range(size)]
+    state = State(PlanIndex.of(entries))
+    snapshots = [{"name": f"n{i}", "task_id": None, "tags": []} for i in range(size)]
+    state.put_missing(np.array([0, 1]))
+    for position in range(2, size):
+        state.put(position, snapshots[position])
+    state.finish()
+    assert state.peek(entries[0]) is None and state.take(entries[1]) is None
+    assert [state.take(entries[i]) for i in range(2, size)] == snapshots[2:]
+    assert len(state) == 1 and state.take(entries[5]) is NOT_READ
+    state.close()
+
+
 @pytest.fixture
 def monkeypatch_spill_buffer(monkeypatch):
     """A tiny write buffer, so records are read back from the file as well as the buffer."""
-    monkeypatch.setattr("batchtag.state.SPILL_BUFFER", 64)
+    monkeypatch.setattr("batchtag.spill.SPILL_BUFFER", 64)
 
 
 @FIXTURES_OK
@@ -141,6 +159,24 @@ def test_an_id_set_is_a_set(batches, monkeypatch_id_set_merge):
 @pytest.fixture
 def monkeypatch_id_set_merge(monkeypatch):
     monkeypatch.setattr(IdSet, "MERGE", 3)
+
+
+@FIXTURES_OK
+@given(
+    plan_keys=st.lists(KEYS, max_size=12),
+    scope=SCOPES,
+    batches=st.lists(st.lists(IDS, max_size=8), max_size=6),
+)
+def test_an_id_set_over_a_plan_is_a_set(plan_keys, scope, batches, monkeypatch_id_set_merge):
+    """Ids the plan has in the scope (marked by position) and others (kept as keys) alike."""
+    seen = PlanIdSet(PlanIndex.of(plan_of(plan_keys)), scope)
+    model: set[str] = set()
+    for batch in batches:
+        want = []
+        for sid in batch:
+            want.append(folded(sid) not in model)
+            model.add(folded(sid))
+        assert seen.add(keys_of(batch)).tolist() == want and len(seen) == len(model)
 
 
 REPORT_ROWS = st.lists(
@@ -232,7 +268,7 @@ def test_a_full_disk_while_keeping_the_state_aborts_with_nothing_sent(
     import batchtag
     from batchtag.errors import AbortRun
 
-    monkeypatch.setattr("batchtag.state.tempfile.TemporaryFile", FullDisk)
+    monkeypatch.setattr("batchtag.spill.tempfile.TemporaryFile", FullDisk)
     ids = sandbox.store.ids()[:50]
     frame = pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
     with pytest.raises(AbortRun) as error:
