@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 KEY = np.dtype("V16")
 CHUNK = 4096  # entries (or report keys) made at once while iterating
+GATHER = 1 << 16  # keys put in sorted order at once while an index is built
 Scope = tuple[int, int]
 UUID_LENGTH = 36
 DASHES = (8, 13, 18, 23)  # where a UUID's text has its dashes
@@ -260,10 +261,12 @@ class PlanIndex:
 
     @classmethod
     def build(cls, scope_codes: np.ndarray, scopes: tuple[Scope, ...], keys: np.ndarray):
-        """An index of per-position scope codes and keys."""
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        order = order.astype(smallest_uint(max(len(keys), 1)))
+        """An index of per-position scope codes and keys (the keys gathered in sorted order a
+        block at a time, by the narrowed order: no int64 temporary beside the sorted copy)."""
+        order = np.argsort(keys, kind="stable").astype(smallest_uint(max(len(keys), 1)))
+        sorted_keys = np.empty_like(keys)
+        for start in range(0, len(keys), GATHER):
+            sorted_keys[start : start + GATHER] = keys[order[start : start + GATHER]]
         return cls(narrowed(scope_codes, len(scopes)), scopes, sorted_keys, order)
 
     def key_at(self, rank: np.ndarray) -> np.ndarray:
