@@ -139,14 +139,9 @@ def _columns_block(entries: Any, positions: np.ndarray) -> EntryBlock:
     """`entry_block` of a `PlanEntries`: its columns gathered at `positions`."""
 
     def cells() -> Cells:
-        starts = entries.row_bounds[positions]
-        stops = entries.row_bounds[positions + 1]
-        if len(positions) and (stops - starts == 1).all():  # a row per entry, as usual
-            rows = [[r] for r in entries.row_ids[starts].tolist()]
-        else:
-            rows = [entries.row_ids[a:b].tolist() for a, b in zip(starts, stops, strict=True)]
         projects = entries.projects[positions].tolist()
-        return projects, entries.regions[positions].tolist(), entries.ids_at(positions), rows
+        regions = entries.regions[positions].tolist()
+        return projects, regions, entries.ids_at(positions), entries.rows_at(positions)
 
     names = entries.names
     return EntryBlock(

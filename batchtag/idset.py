@@ -1,15 +1,34 @@
-"""The set of snapshot keys a listing has handed out (`batchtag.reader`'s dedupe).
+"""Sets of the snapshot ids a listing returned, with no Python object per id.
 
-Keys are `batchtag.planindex.id_bytes` (16 bytes). Each is held as two 8-byte integers,
-first half and second half, in sorted numpy blocks merged as in a log-structured merge
-tree: integers sort and binary-search several times faster than 16-byte strings (a 1M
-listing costs ~0.7 s of CPU here, ~4.1 s as `V16` blocks), merging two sorted blocks is a
-linear timsort, and the memory is the same 16 bytes a key.
+The reader keeps every id a scope's listing handed out, to drop the duplicates offset
+paging can return and to tell a consistent pass from one that changed (see
+`batchtag.reader`). `IdSet` holds the keys themselves (`batchtag.planindex.id_bytes`, 16
+bytes an id); `PlanIdSet` answers the same for a read that has a plan's index at hand: an id
+the plan has in that scope is a byte in a mask over the plan's positions (an apply's state
+read lists mostly such ids), and only the others are held as keys.
+
+`IdSet` holds each key as two 8-byte integers (first half, second half): integers sort
+and binary-search several times faster than 16-byte strings (a 1M listing costs ~0.7 s
+of CPU, ~4.1 s as `V16` blocks), merging two sorted blocks is a linear timsort, and the
+memory is the same 16 bytes a key.
+
+Examples
+--------
+>>> from batchtag.plan import PlanEntry
+>>> from batchtag.planindex import PlanIndex, keys_of
+>>> index = PlanIndex.of([PlanEntry(1, 1, "a"), PlanEntry(1, 1, "b")])
+>>> seen = PlanIdSet(index, (1, 1))
+>>> seen.add(keys_of(["a", "x", "A"])).tolist(), seen.add(keys_of(["b", "x"])).tolist()
+([True, True, False], [True, False])
+>>> len(seen)
+3
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from batchtag.planindex import PlanIndex, Scope
 
 Halves = tuple[np.ndarray, np.ndarray]  # (first halves, second halves), by first half
 
@@ -83,6 +102,81 @@ class IdSet:
         while self._blocks and len(self._blocks[-1][0]) <= len(block[0]):
             block = union([self._blocks.pop(), block])
         self._blocks.append(block)
+
+
+class PlanIdSet:
+    """An `IdSet` for one scope of a plan: the ids the plan has in `scope` are marked in a
+    mask over its positions (a byte an entry, whatever the listing's length), the others
+    go to an `IdSet`. Answers exactly as an `IdSet` would.
+
+    Parameters
+    ----------
+    index : PlanIndex
+        The plan's positions by (scope, key).
+    scope : (project_id, region_id)
+        The scope being listed.
+    """
+
+    def __init__(self, index: PlanIndex, scope: Scope) -> None:
+        self.index = index
+        self.scope = scope
+        self._marked: np.ndarray | None = None  # per plan position, made on first use
+        self._count = 0  # positions marked
+        self._others = IdSet()  # keys the plan lacks in this scope
+
+    def __len__(self) -> int:
+        return self._count + len(self._others)
+
+    def add(self, keys: np.ndarray) -> np.ndarray:
+        """Add `keys`; returns a mask of those that were new (see `IdSet.add`)."""
+        positions = self.index.positions(self.scope, keys)
+        planned = positions >= 0
+        new = np.zeros(len(keys), dtype=bool)
+        at = np.flatnonzero(planned)
+        if len(at):
+            if self._marked is None:
+                self._marked = np.zeros(len(self.index), dtype=bool)
+            found = positions[at]
+            fresh = first_occurrences(found) & ~self._marked[found]
+            self._marked[found[fresh]] = True
+            self._count += int(fresh.sum())
+            new[at] = fresh
+        if len(at) < len(keys):
+            rest = np.flatnonzero(~planned)
+            new[rest] = self._others.add(keys[rest])
+        return new
+
+
+def first_occurrences(values: np.ndarray) -> np.ndarray:
+    """A mask: True at the first occurrence of each value.
+
+    Examples
+    --------
+    >>> first_occurrences(np.array([3, 1, 3, 2, 1])).tolist()
+    [True, True, False, True, False]
+    """
+    mask = np.zeros(len(values), dtype=bool)
+    if len(values):
+        mask[np.unique(values, return_index=True)[1]] = True
+    return mask
+
+
+Seen = IdSet | PlanIdSet  # the ids a listing handed out
+
+
+def id_set(index: PlanIndex | None, scope: Scope) -> Seen:
+    """A set for the ids listed in `scope`: backed by the plan's positions when there is
+    an index, else by the keys alone."""
+    return IdSet() if index is None else PlanIdSet(index, scope)
+
+
+def id_key(snapshot_id: str) -> int | str:
+    """A compact, case-insensitive identity for dedupe sets of ids as Python objects (an
+    int for a UUID)."""
+    try:
+        return int(snapshot_id.replace("-", ""), 16)
+    except ValueError:
+        return snapshot_id.lower()
 
 
 def halves(keys: np.ndarray) -> Halves:

@@ -37,10 +37,11 @@ import numpy as np
 from batchtag.client import LIST_PAGE, Client
 from batchtag.engine import EngineOptions
 from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.idset import Seen, id_key, id_set
 from batchtag.jobs import fatal_reason
 from batchtag.limiter import RateLimiter
 from batchtag.pagetable import row_keys, take_rows
-from batchtag.planindex import IdSet
+from batchtag.planindex import PlanIndex
 from batchtag.retry import (
     GONE,
     RATE_LIMIT,
@@ -58,14 +59,6 @@ DEFAULTS = EngineOptions()
 MAX_PASSES = 3
 Key = tuple[int, int, str]  # (project_id, region_id, snapshot_id)
 Progress = Callable[[int, int], None]  # (snapshots read so far, total expected)
-
-
-def id_key(snapshot_id: str) -> int | str:
-    """A compact, case-insensitive identity for dedupe sets (an int for a UUID)."""
-    try:
-        return int(snapshot_id.replace("-", ""), 16)
-    except ValueError:
-        return snapshot_id.lower()
 
 
 @dataclass
@@ -86,7 +79,7 @@ class _Pass:
     counts: list[int] = field(default_factory=list)
     listed: int = 0
     duplicates: int = 0
-    ids: IdSet | None = None  # every id this pass listed (kept on re-reads only)
+    ids: Seen | None = None  # every id this pass listed (kept on re-reads only)
 
     @property
     def consistent(self) -> bool:
@@ -225,7 +218,12 @@ class Reader:
     # -- a whole scope --------------------------------------------------------------------
 
     async def read_scope(
-        self, project_id: int, region_id: int, *, first: dict | None = None
+        self,
+        project_id: int,
+        region_id: int,
+        *,
+        first: dict | None = None,
+        index: PlanIndex | None = None,
     ) -> AsyncIterator[list[dict]]:
         """Every snapshot of a scope, page by page in listing order, each one once.
 
@@ -235,17 +233,21 @@ class Reader:
             The scope.
         first : dict, optional
             The page at offset 0 when the caller already has it.
+        index : PlanIndex, optional
+            A plan's index: the ids it has in the scope are then remembered by their plan
+            position (a byte each, `batchtag.idset.PlanIdSet`), not by their 16-byte key.
 
         Yields
         ------
         list of dict
             Snapshot objects as the API returns them, never one id twice.
         """
-        seen = IdSet()  # 16 bytes an id, not a Python object
+        scope = (project_id, region_id)
+        seen = id_set(index, scope)  # no Python object per id
         passes: list[_Pass] = []
         self._base = self._read
         while len(passes) < self.max_passes:
-            current = _Pass(ids=IdSet() if passes else None)
+            current = _Pass(ids=id_set(index, scope) if passes else None)
             passes.append(current)
             self.stats.passes += 1
             async for page in self._pass(project_id, region_id, seen, current, first):
@@ -258,7 +260,7 @@ class Reader:
         self._report(project_id, region_id, passes, seen)
 
     async def _pass(
-        self, project_id: int, region_id: int, seen: IdSet, current: _Pass, first: dict | None
+        self, project_id: int, region_id: int, seen: Seen, current: _Pass, first: dict | None
     ) -> AsyncIterator[list[dict]]:
         first = first if first is not None else await self.page(project_id, region_id, 0)
         yield self._take(first, seen, current)
@@ -282,7 +284,7 @@ class Reader:
             if tasks:
                 await asyncio.gather(*tasks.values(), return_exceptions=True)
 
-    def _take(self, page: dict, seen: IdSet, current: _Pass) -> list[dict]:
+    def _take(self, page: dict, seen: Seen, current: _Pass) -> list[dict]:
         """The snapshots of `page` not handed out before; bookkeeping for consistency.
 
         The first pass's ids are `seen` itself; a later pass keeps its own set as well."""
@@ -302,7 +304,7 @@ class Reader:
             self.progress(self._read, max(self._read, self._base + current.counts[-1]))
         return fresh
 
-    def _report(self, project_id: int, region_id: int, passes: list[_Pass], seen: IdSet) -> None:
+    def _report(self, project_id: int, region_id: int, passes: list[_Pass], seen: Seen) -> None:
         first, last = passes[0], passes[-1]
         if first.consistent:
             return

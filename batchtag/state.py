@@ -19,9 +19,9 @@ Which scopes are read (`check_current`):
   offline, as before); ``--dry-run --check-current`` shows the minimal bodies.
 
 Memory: nothing per snapshot as a Python object. Each snapshot read is encoded (`compact`,
-then `marshal`) into an unlinked temporary file (in ``$TMPDIR``; the page cache holds it, not
-the process), and the run keeps an offset and a size per plan position (12 bytes), found
-through the plan's `batchtag.planindex.PlanIndex`. The engine takes each one when it
+then `marshal`) into an unlinked temporary file (`batchtag.spill`, in ``$TMPDIR``; the page
+cache holds it, not the process), and the run keeps the record's offset per plan position
+(4 bytes), found through the plan's `batchtag.planindex.PlanIndex`. The engine takes each one when it
 starts the snapshot. A disk too full to hold the file aborts the run before anything is
 sent (every snapshot `skipped`, exit 3), with a message naming the folder.
 
@@ -36,17 +36,15 @@ from __future__ import annotations
 import asyncio
 import marshal
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from batchtag.client import LIST_PAGE
-from batchtag.errors import AbortRun
 from batchtag.plan import PlanEntry
 from batchtag.planindex import PlanIndex, entries_at, keys_of, needs_current_mask
+from batchtag.spill import Spill
 
 if TYPE_CHECKING:  # the reader imports the engine, which imports this module
     from batchtag.reader import Reader
@@ -55,8 +53,7 @@ NOT_READ = object()  # `State.take`: the snapshot's state was not read
 NOT_FOUND_TEXT = "not found when the state was read"
 Scope = tuple[int, int]
 Compact = tuple  # (name, task_id, n_user, k1, v1, ...): see `compact`
-UNREAD, MISSING = -1, -2  # `State` offsets: not read (or taken), read and not found
-SPILL_BUFFER = 1 << 20  # bytes gathered before one write to the spill file
+OFFSETS = np.dtype(np.uint32)  # `State`'s per position (wider once the spill outgrows it)
 GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
 
 
@@ -94,56 +91,6 @@ def expand(state: Compact) -> dict[str, Any]:
     return {"name": name, "task_id": task_id, "tags": tags}
 
 
-class Spill:
-    """Byte records appended to an unlinked temporary file and read back by offset.
-
-    Any failure to write (a full disk, no temporary folder) raises `AbortRun` naming the
-    folder: the state is read before anything is sent, so nothing was.
-    """
-
-    def __init__(self, folder: str | None = None):
-        self.folder = folder or tempfile.gettempdir()
-        self._file: Any = None
-        self._buffer = bytearray()
-        self._written = 0  # bytes in the file
-
-    def append(self, data: bytes) -> int:
-        """Store `data`; returns its offset."""
-        offset = self._written + len(self._buffer)
-        self._buffer += data
-        if len(self._buffer) >= SPILL_BUFFER:
-            self.flush()
-        return offset
-
-    def flush(self) -> None:
-        if not self._buffer:
-            return
-        buffer, self._buffer = self._buffer, bytearray()
-        try:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(dir=self.folder, buffering=0)
-            view = memoryview(buffer)
-            while view:
-                view = view[self._file.write(view) :]
-        except OSError as error:
-            raise AbortRun(
-                f"cannot keep the state read before sending in {self.folder}: "
-                f"{error.strerror or error} (point TMPDIR to a folder with room); nothing was sent"
-            ) from None
-        self._written += len(buffer)
-
-    def read(self, offset: int, size: int) -> bytes:
-        if offset >= self._written:
-            self.flush()
-        return os.pread(self._file.fileno(), size, offset)
-
-    def close(self) -> None:
-        self._buffer = bytearray()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
 class State:
     """The state read before sending, per plan position (see the module docstring).
 
@@ -159,33 +106,46 @@ class State:
         self.index = index
         self.requests = 0  # requests the read sent (pages, GETs, count)
         self.read = 0  # snapshots whose state was read (found or not)
-        self._offsets: np.ndarray | None = None  # per position: offset, UNREAD or MISSING
-        self._sizes: np.ndarray | None = None
+        # per position: the record's offset in the spill, or one of the dtype's two
+        # largest values: `_unread` (not read, or taken), `_missing` (read: not found)
+        self._offsets: np.ndarray | None = None
+        self._unread = self._missing = 0
         self._held = 0
         self._spill = Spill(folder)
 
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._offsets is None or self._sizes is None:
-            self._offsets = np.full(len(self.index), UNREAD, dtype=np.int64)
-            self._sizes = np.zeros(len(self.index), dtype=np.uint32)
-        return self._offsets, self._sizes
+    def _arrays(self) -> np.ndarray:
+        if self._offsets is None:
+            self._unread, self._missing = _sentinels(OFFSETS)
+            self._offsets = np.full(len(self.index), self._unread, dtype=OFFSETS)
+        return self._offsets
+
+    def _widen(self) -> np.ndarray:
+        """Offsets in 8 bytes each, for a spill past what the narrow ones reach (32 GiB)."""
+        narrow, wide = self._arrays(), np.dtype(np.uint64)
+        offsets = narrow.astype(wide)
+        unread, missing = _sentinels(wide)
+        offsets[narrow == self._unread] = unread
+        offsets[narrow == self._missing] = missing
+        self._offsets, self._unread, self._missing = offsets, unread, missing
+        return offsets
 
     def put(self, position: int, snapshot: dict[str, Any] | None) -> None:
         """Keep what was read of the snapshot at `position` (None: it does not exist)."""
-        offsets, sizes = self._arrays()
-        self._held += int(offsets[position] == UNREAD)
+        offsets = self._arrays()
+        self._held += int(offsets[position] == self._unread)
         if snapshot is None:
-            offsets[position] = MISSING
+            offsets[position] = self._missing
             return
-        data = marshal.dumps(compact(snapshot))
-        offsets[position] = self._spill.append(data)
-        sizes[position] = len(data)
+        offset = self._spill.append(marshal.dumps(compact(snapshot)))
+        if offset >= self._missing:
+            offsets = self._widen()
+        offsets[position] = offset
 
     def put_missing(self, positions: np.ndarray) -> None:
         """The snapshots at `positions` do not exist."""
-        offsets, _ = self._arrays()
-        self._held += int((offsets[positions] == UNREAD).sum())
-        offsets[positions] = MISSING
+        offsets = self._arrays()
+        self._held += int((offsets[positions] == self._unread).sum())
+        offsets[positions] = self._missing
 
     def finish(self) -> None:
         """The read is over: everything is written to the spill file."""
@@ -194,24 +154,24 @@ class State:
     def close(self) -> None:
         """Drop what is left (the spill file is deleted)."""
         self._spill.close()
-        self._offsets = self._sizes = None
+        self._offsets = None
         self._held = 0
 
     def _lookup(self, entry: PlanEntry, forget: bool) -> dict[str, Any] | None | object:
-        if self._offsets is None or self._sizes is None:
+        if self._offsets is None:
             return NOT_READ
         position = self.index.position(entry)
         if position is None:
             return NOT_READ
         offset = int(self._offsets[position])
-        if offset == UNREAD:
+        if offset == self._unread:
             return NOT_READ
         if forget:
-            self._offsets[position] = UNREAD
+            self._offsets[position] = self._unread
             self._held -= 1
-        if offset == MISSING:
+        if offset == self._missing:
             return None
-        return expand(marshal.loads(self._spill.read(offset, int(self._sizes[position]))))
+        return expand(marshal.loads(self._spill.read(offset)))
 
     def take(self, entry: PlanEntry) -> dict[str, Any] | None | object:
         """The snapshot JSON for `entry` (None: not found), or `NOT_READ`; forgets it."""
@@ -224,6 +184,12 @@ class State:
     def __len__(self) -> int:
         """Snapshots read and not taken yet."""
         return self._held
+
+
+def _sentinels(dtype: np.dtype) -> tuple[int, int]:
+    """The offsets that mean "not read" and "not found": the dtype's two largest values."""
+    top = int(np.iinfo(dtype).max)
+    return top, top - 1
 
 
 def writes_needed(state: State | None, entries: Iterable[PlanEntry]) -> int:
@@ -317,7 +283,7 @@ async def _read_scope(
         _pick(first.get("results") or (), scope, wanted, state)
         pages = math.ceil(int(first.get("count", 0)) / LIST_PAGE)
         if pages <= 1 + wanted.sum():
-            async for page in reader.read_scope(*scope, first=first):
+            async for page in reader.read_scope(*scope, first=first, index=state.index):
                 _pick(page, scope, wanted, state)
             if reader.consistent:  # a consistent listing: what it lacks does not exist
                 state.put_missing(np.flatnonzero(wanted))

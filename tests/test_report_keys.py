@@ -21,15 +21,24 @@ def test_a_key_set_is_the_set_of_its_keys(keys, probes):
     assert "not a key" not in done and [1, 1, "a"] not in done
 
 
+class SmallStatusLog(StatusLog):
+    """Blocks of 3 records, hash slices of about 2: every path of a long log."""
+
+    BLOCK = 3
+    BUCKET = 2
+
+
 @given(records=st.lists(st.tuples(KEY, st.sampled_from(["ok", "failed", "noop", None]))))
 def test_the_status_log_counts_every_key_by_its_latest_status(records):
-    log = StatusLog()
+    logs = [StatusLog(), SmallStatusLog()]
     latest = {}
     for key, status in records:
-        log.add(key, status)
+        for log in logs:
+            log.add(key, status)
         latest[key] = status
-    assert log.counts() == Counter(latest.values())
-    assert log.has_repeats() == (len(latest) < len(records))
+    for log in logs:
+        assert log.counts() == Counter(latest.values())
+        assert log.has_repeats() == (len(latest) < len(records))
 
 
 def _first_and_last(records):

@@ -13,16 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from helpers import API_KEY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchtag.clock import VirtualClock
+from batchtag.idset import IdSet, PlanIdSet
 from batchtag.limiter import RateLimiter
 from batchtag.manifest import read_plan
 from batchtag.plan import PlanEntry
-from batchtag.planindex import IdSet, PlanIndex, id_bytes, iter_masked, keys_of
+from batchtag.planindex import PlanIndex, id_bytes, iter_masked, keys_of
 from batchtag.reader import Reader
 from batchtag.report.store import done_mask
 from batchtag.state import NOT_READ, State, read_state
@@ -118,10 +120,27 @@ def test_the_state_answers_as_a_dict_would(size, puts, asks, monkeypatch_spill_b
     state.close()
 
 
+def test_the_state_widens_its_offsets_when_the_spill_outgrows_them(monkeypatch):
+    """Offsets of one byte (as if 32 GiB were 2 KiB): past them, every answer is the same."""
+    monkeypatch.setattr("batchtag.state.OFFSETS", np.dtype(np.uint8))
+    size = 300
+    entries = [PlanEntry(1, 1, f"s-{i}") for i in range(size)]
+    state = State(PlanIndex.of(entries))
+    snapshots = [{"name": f"n{i}", "task_id": None, "tags": []} for i in range(size)]
+    state.put_missing(np.array([0, 1]))
+    for position in range(2, size):
+        state.put(position, snapshots[position])
+    state.finish()
+    assert state.peek(entries[0]) is None and state.take(entries[1]) is None
+    assert [state.take(entries[i]) for i in range(2, size)] == snapshots[2:]
+    assert len(state) == 1 and state.take(entries[5]) is NOT_READ
+    state.close()
+
+
 @pytest.fixture
 def monkeypatch_spill_buffer(monkeypatch):
     """A tiny write buffer, so records are read back from the file as well as the buffer."""
-    monkeypatch.setattr("batchtag.state.SPILL_BUFFER", 64)
+    monkeypatch.setattr("batchtag.spill.SPILL_BUFFER", 64)
 
 
 @FIXTURES_OK
@@ -141,6 +160,24 @@ def test_an_id_set_is_a_set(batches, monkeypatch_id_set_merge):
 @pytest.fixture
 def monkeypatch_id_set_merge(monkeypatch):
     monkeypatch.setattr(IdSet, "MERGE", 3)
+
+
+@FIXTURES_OK
+@given(
+    plan_keys=st.lists(KEYS, max_size=12),
+    scope=SCOPES,
+    batches=st.lists(st.lists(IDS, max_size=8), max_size=6),
+)
+def test_an_id_set_over_a_plan_is_a_set(plan_keys, scope, batches, monkeypatch_id_set_merge):
+    """Ids the plan has in the scope (marked by position) and others (kept as keys) alike."""
+    seen = PlanIdSet(PlanIndex.of(plan_of(plan_keys)), scope)
+    model: set[str] = set()
+    for batch in batches:
+        want = []
+        for sid in batch:
+            want.append(folded(sid) not in model)
+            model.add(folded(sid))
+        assert seen.add(keys_of(batch)).tolist() == want and len(seen) == len(model)
 
 
 REPORT_ROWS = st.lists(
@@ -184,32 +221,35 @@ def test_pending_entries_are_the_masked_ones_in_plan_order(mask):
     assert got == [e.snapshot_id for e, m in zip(plan.entries, mask, strict=True) if m]
 
 
-def test_what_a_read_holds_per_snapshot_is_a_few_dozen_bytes():
-    """20k snapshots read before sending, a resume's mask: < 48 bytes a snapshot in all
-    (a dict of compact tuples held ~150-250, a set of key tuples ~250)."""
+def test_what_a_read_holds_per_snapshot_is_a_few_bytes():
+    """20k snapshots read before sending, a resume's mask: < 8 bytes a snapshot in all, the
+    read's offsets (4) and the mask (1), traced from after the plan and its index were made
+    (offsets and sizes held 12 before, a dict of compact tuples ~150-250, a set of key
+    tuples ~250)."""
     size = 20_000
     client = FakeClient(clock=VirtualClock(), snapshots=size)
     frame = pd.DataFrame({"snapshot_id": client.store.ids(), "tag:env": "x"})
     plan = read_plan(frame, project_id=1, region_id=1)
+    PlanIndex.of(plan.entries)  # the plan's, made once: not the read's
     clock = client.clock
 
     async def read() -> State:
         limiter = RateLimiter(1000, clock=clock.monotonic, sleep=clock.sleep)
         reader = Reader(client, concurrency=4, limiter=limiter, sleep=clock.sleep)
-        return await read_state(reader, plan.entries, True, pending=np.ones(size, bool))
+        return await read_state(reader, plan.entries, True, pending=pending)
 
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        state = clock.run(read())
         pending = ~np.zeros(size, dtype=bool)
+        state = clock.run(read())
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
     assert state.read == size and len(state) == size and pending.all()
-    assert held / size < 48, f"{held / size:.0f} bytes a snapshot"
+    assert held / size < 8, f"{held / size:.1f} bytes a snapshot"
     state.close()
 
 
@@ -232,7 +272,7 @@ def test_a_full_disk_while_keeping_the_state_aborts_with_nothing_sent(
     import batchtag
     from batchtag.errors import AbortRun
 
-    monkeypatch.setattr("batchtag.state.tempfile.TemporaryFile", FullDisk)
+    monkeypatch.setattr("batchtag.spill.tempfile.TemporaryFile", FullDisk)
     ids = sandbox.store.ids()[:50]
     frame = pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
     with pytest.raises(AbortRun) as error:
@@ -305,3 +345,40 @@ def test_keys_of_a_page_are_each_ids_key(ids):
     """The one-`fromhex` path for a page of UUIDs gives each id's own key, and anything
     that is not a UUID (blanks, misplaced dashes, other text) its digest."""
     assert keys_of(ids).tobytes() == b"".join(id_bytes(i) for i in ids)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 3), min_size=1, max_size=12),
+    first=st.integers(0, 5),
+    shuffle=st.booleans(),
+    scopes=st.sampled_from([[(1, 1)], [(1, 1), (2, 1)]]),
+)
+def test_plan_entries_give_back_their_rows_and_scopes(lengths, first, shuffle, scopes):
+    """Rows held as a first row (one row an entry, counting up) or as arrays, scope and
+    state codes held once or per entry: every entry is what the columns said."""
+    from batchtag.manifest.entries import PlanEntries
+    from batchtag.plan import EMPTY
+
+    count = len(lengths)
+    rows = list(range(first, first + sum(lengths)))
+    if shuffle:
+        rows.reverse()
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    pairs = [scopes[i % len(scopes)] for i in range(count)]
+    entries = PlanEntries(
+        projects=np.array([p for p, _ in pairs]),
+        regions=np.array([r for _, r in pairs]),
+        snapshots=pa.array(UUIDS[:1] * count),
+        state_codes=np.zeros(count, dtype=np.int64),
+        states=[(EMPTY, False, EMPTY)],
+        names=None,
+        row_ids=np.array(rows, dtype=np.int64),
+        row_bounds=bounds,
+        extra_codes=np.arange(count) % 2,
+        extras=[EMPTY, EMPTY],
+    )
+    want = [rows[bounds[i] : bounds[i + 1]] for i in range(count)]
+    assert [e.rows for e in entries] == want and [e.rows for e in entries[1:]] == want[1:]
+    assert [(e.project_id, e.region_id) for e in entries] == pairs
+    assert entries.scopes() == {s: pairs.count(s) for s in scopes if s in pairs}

@@ -22,7 +22,7 @@ from batchtag.planindex import (
     PlanIndex,
     arrow_keys,
     canonical_keys,
-    smallest_uint,
+    narrowed,
     uuid_text,
 )
 
@@ -56,22 +56,32 @@ class PlanEntries(Sequence[PlanEntry]):
     state_codes: np.ndarray  # per entry, into `states`
     states: list[State]
     names: list[str | None] | None  # per entry; None when no entry renames
-    row_ids: np.ndarray  # manifest rows (numbers, or a DataFrame's labels), grouped
-    row_bounds: np.ndarray  # entry i's rows are row_ids[row_bounds[i]:row_bounds[i + 1]]
+    # manifest rows (numbers, or a DataFrame's labels), grouped: entry i's rows are
+    # row_ids[row_bounds[i]:row_bounds[i + 1]]; both None once held as `_first_row` (entry
+    # i has the one row _first_row + i, as in a manifest that lists each snapshot once)
+    row_ids: np.ndarray | None
+    row_bounds: np.ndarray | None
     extra_codes: np.ndarray  # per entry, into `extras`
     extras: list[SharedDict]
 
     def __post_init__(self) -> None:
-        """Hold the columns in their smallest dtypes, and the ids as 16-byte keys when they
-        are all lowercase UUIDs (a manifest's are): ~45 bytes an entry instead of ~90."""
+        """Hold the columns in their smallest dtypes (a value shared by every entry once),
+        the rows as a first row when they count up one an entry, and the ids as 16-byte
+        keys when they are all lowercase UUIDs (a manifest's are): ~18 bytes an entry for a
+        wide manifest of one scope, instead of ~90."""
         narrow = {
-            "projects": _narrowed(self.projects),
-            "regions": _narrowed(self.regions),
-            "state_codes": self.state_codes.astype(smallest_uint(max(len(self.states), 1))),
-            "extra_codes": self.extra_codes.astype(smallest_uint(max(len(self.extras), 1))),
-            "row_ids": _narrowed(self.row_ids),
-            "row_bounds": _narrowed(self.row_bounds),
+            "projects": narrowed(self.projects),
+            "regions": narrowed(self.regions),
+            "state_codes": narrowed(self.state_codes, len(self.states)),
+            "extra_codes": narrowed(self.extra_codes, len(self.extras)),
+            "row_ids": None,
+            "row_bounds": None,
         }
+        first_row = _first_row(self.row_ids, self.row_bounds)
+        if first_row is None:
+            narrow.update(row_ids=narrowed(self.row_ids), row_bounds=narrowed(self.row_bounds))
+        else:
+            object.__setattr__(self, "_first_row", first_row)
         for name, column in narrow.items():
             object.__setattr__(self, name, column)
         keys = canonical_keys(self.snapshots) if self.snapshots is not None else None
@@ -125,10 +135,7 @@ class PlanEntries(Sequence[PlanEntry]):
         if start >= stop:
             return []
         states, extras = self.states, self.extras
-        bounds = self.row_bounds[start : stop + 1].tolist()
-        flat = self.row_ids[bounds[0] : bounds[-1]].tolist()
-        first = bounds[0]
-        rows = [flat[a - first : b - first] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        rows = self._rows(start, stop)
         names = self.names[start:stop] if self.names is not None else [None] * (stop - start)
         parts = zip(
             self.projects[start:stop].tolist(),
@@ -145,6 +152,28 @@ class PlanEntries(Sequence[PlanEntry]):
             tags, clear, renames = states[state]
             out.append(PlanEntry(p, r, s, tags, clear, renames, name, row_list, extras[extra]))
         return out
+
+    def _rows(self, start: int, stop: int) -> list[list[Any]]:
+        """The manifest rows of entries start..stop."""
+        first_row = self.__dict__.get("_first_row")
+        if first_row is not None:
+            return [[row] for row in range(first_row + start, first_row + stop)]
+        assert self.row_ids is not None and self.row_bounds is not None
+        bounds = self.row_bounds[start : stop + 1].tolist()
+        flat = self.row_ids[bounds[0] : bounds[-1]].tolist()
+        first = bounds[0]
+        return [flat[a - first : b - first] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def rows_at(self, positions: np.ndarray) -> list[list[Any]]:
+        """The manifest rows of the entries at `positions` (int64, any order)."""
+        first_row = self.__dict__.get("_first_row")
+        if first_row is not None:
+            return [[row] for row in (positions + first_row).tolist()]
+        assert self.row_ids is not None and self.row_bounds is not None
+        starts, stops = self.row_bounds[positions], self.row_bounds[positions + 1]
+        if len(positions) and (stops - starts == 1).all():  # a row per entry, as usual
+            return [[r] for r in self.row_ids[starts].tolist()]
+        return [self.row_ids[a:b].tolist() for a, b in zip(starts, stops, strict=True)]
 
     def at(self, positions: np.ndarray) -> list[PlanEntry]:
         """The entries at `positions` (ascending), made in one go: runs of consecutive
@@ -204,7 +233,8 @@ class PlanEntries(Sequence[PlanEntry]):
             return np.zeros(0, dtype=np.uint8), ()
         projects, regions = self.projects, self.regions
         if (projects == projects[0]).all() and (regions == regions[0]).all():
-            return np.zeros(len(self), dtype=np.uint8), ((int(projects[0]), int(regions[0])),)
+            one = np.broadcast_to(np.zeros(1, dtype=np.uint8), (len(self),))  # held once
+            return one, ((int(projects[0]), int(regions[0])),)
         pairs = np.stack([projects, regions], axis=1)
         if pairs.dtype == object:  # ids beyond int64: rare, numbered one by one
             numbers: dict = {}
@@ -237,8 +267,22 @@ class PlanEntries(Sequence[PlanEntry]):
         return dict(zip(scopes, counts, strict=True))
 
 
-def _narrowed(column: np.ndarray) -> np.ndarray:
-    """An integer column in the smallest unsigned dtype that holds it (others unchanged)."""
-    if column.dtype.kind not in "iu" or not len(column) or column.min() < 0:
-        return column
-    return column.astype(smallest_uint(int(column.max()) + 1), copy=False)
+def _first_row(row_ids: np.ndarray | None, row_bounds: np.ndarray | None) -> int | None:
+    """The first row when entry i has the one row first + i (integer rows counting up one
+    an entry, each entry one row), else None. Checked a block at a time."""
+    if row_ids is None or row_bounds is None or row_ids.dtype.kind not in "iu":
+        return None
+    count = len(row_bounds) - 1
+    if not count or len(row_ids) != count or int(row_bounds[0]) != 0:
+        return None
+    first = int(row_ids[0])
+    if not 0 <= first < 2**62:  # (rows beyond int64 stay as they are)
+        return None
+    for start in range(0, count, CHUNK):
+        stop = min(count, start + CHUNK)
+        steps = np.arange(start, stop + 1, dtype=np.int64)
+        if not (row_bounds[start : stop + 1] == steps).all():
+            return None
+        if not (row_ids[start:stop] == steps[:-1] + first).all():
+            return None
+    return first

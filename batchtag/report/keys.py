@@ -121,8 +121,11 @@ class KeySet(Set):
 class StatusLog:
     """The latest status per key, from keys and statuses recorded in order.
 
-    Keeps 9 bytes per record (the key's hash and a status code). Two different keys with
-    the same 64-bit hash would count as one: about one chance in 10^7 at a million keys.
+    Keeps 9 bytes per record (the key's hash and a status code) in blocks of `BLOCK`
+    records allocated whole, each sorted by hash once full: a log that grew by reallocation
+    left a trail of freed copies behind (~30 MB of heap at a million records), and one sort
+    of every record at the end cost ~40 MB of temporaries. Two different keys with the same
+    64-bit hash would count as one: about one chance in 10^7 at a million keys.
 
     Examples
     --------
@@ -133,32 +136,86 @@ class StatusLog:
     (Counter({'ok': 2}), True)
     """
 
+    BLOCK = 1 << 16  # records a block holds
+    BUCKET = 1 << 16  # records looked at together by `_scan`, about
+
     def __init__(self) -> None:
-        self._hashes = array("q")
-        self._codes = array("b")
+        self._hashes: list[array] = []  # full blocks sorted by hash (stable), then the last
+        self._codes: list[bytearray] = []  # status codes, in the same order
+        self._fill = self.BLOCK  # records in the last block
         self._statuses: dict[str | None, int] = {}
 
     def add(self, key: Key, status: str | None) -> None:
         code = self._statuses.setdefault(status, len(self._statuses))
-        self._hashes.append(hash(key))
-        self._codes.append(code)
+        if self._fill == self.BLOCK:
+            if self._hashes:
+                self._sort_last()
+            self._hashes.append(array("q", bytes(8 * self.BLOCK)))
+            self._codes.append(bytearray(self.BLOCK))
+            self._fill = 0
+        self._hashes[-1][self._fill] = hash(key)
+        self._codes[-1][self._fill] = code
+        self._fill += 1
 
-    def _latest(self) -> np.ndarray:
-        """The position of the last record of every distinct key."""
-        hashes = _int64(self._hashes)
-        _, last_reversed = np.unique(hashes[::-1], return_index=True)
-        return len(hashes) - 1 - last_reversed
+    def __len__(self) -> int:
+        return (len(self._hashes) - 1) * self.BLOCK + self._fill if self._hashes else 0
+
+    def _sort_last(self) -> None:
+        hashes, codes = self._block(-1)
+        order = np.argsort(hashes, kind="stable")  # records of one key stay in their order
+        hashes[:] = hashes[order]
+        codes[:] = codes[order]
+
+    def _block(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Block `i`'s hashes and codes as numpy views (of its records only)."""
+        size = self._fill if i in (-1, len(self._hashes) - 1) else self.BLOCK
+        hashes = np.frombuffer(self._hashes[i], dtype=np.int64)[:size]
+        return hashes, np.frombuffer(self._codes[i], dtype=np.uint8)[:size]
+
+    def _scan(self) -> tuple[np.ndarray, int]:
+        """Per status code, the keys whose latest record has it; and how many records are
+        not a key's latest. The hash range is cut into ~BUCKET-record slices, each found
+        in every (sorted) block: no temporary is as long as the log."""
+        by_code = np.zeros(len(self._statuses), dtype=np.int64)
+        if not len(self):
+            return by_code, 0
+        last_hashes, last_codes = self._block(-1)
+        order = np.argsort(last_hashes, kind="stable")
+        blocks = [self._block(i) for i in range(len(self._hashes) - 1)]
+        blocks.append((last_hashes[order], last_codes[order]))
+        cuts = max(1, -(-len(self) // self.BUCKET))
+        edges = [None, *(int(e) for e in np.linspace(-(2**63), 2**63 - 1, cuts + 1)[1:-1])]
+        distinct = 0
+        for low, high in zip(edges, [*edges[1:], None], strict=True):
+            hashes, codes = _slices(blocks, low, high)  # block order, then record order
+            if len(hashes):
+                order = np.argsort(hashes, kind="stable")
+                hashes, codes = hashes[order], codes[order]
+                latest = np.append(hashes[1:] != hashes[:-1], True)  # a run's last record
+                by_code += np.bincount(codes[latest], minlength=len(by_code))
+                distinct += int(latest.sum())
+        return by_code, len(self) - distinct
 
     def counts(self) -> Counter[str]:
         """Keys by their latest status."""
-        codes = np.frombuffer(self._codes, dtype=np.int8) if self._codes else np.zeros(0, int)
-        by_code = np.bincount(codes[self._latest()], minlength=len(self._statuses))
+        by_code, _ = self._scan()
         names = list(self._statuses)
         return Counter({names[c]: int(n) for c, n in enumerate(by_code.tolist()) if n})
 
     def has_repeats(self) -> bool:
         """True when some key was recorded more than once."""
-        return len(self._latest()) < len(self._hashes)
+        return self._scan()[1] > 0
+
+
+def _slices(blocks: list[tuple[np.ndarray, np.ndarray]], low, high):
+    """The records of sorted blocks with a hash in [low, high) (None: unbounded), in block
+    order: hashes and codes."""
+    parts = []
+    for hashes, codes in blocks:
+        start = 0 if low is None else int(np.searchsorted(hashes, low))
+        stop = len(hashes) if high is None else int(np.searchsorted(hashes, high))
+        parts.append((hashes[start:stop], codes[start:stop]))
+    return np.concatenate([h for h, _ in parts]), np.concatenate([c for _, c in parts])
 
 
 class KeyColumns:
