@@ -1,10 +1,9 @@
 """The state reader: what a scope holds, or what a set of snapshots looks like now.
 
-Reads go through the same pieces as writes: the shared `RateLimiter` (a 429 slows every
-request down), the retry classes and policies of `batchtag.retry` (5xx, timeouts and dropped
-connections are retried with backoff, a `Breaker` stops retry storms), and the run's `Client`
-(auth, timeouts). A 401/403 raises `AbortRun` (exit 3); a scope that does not exist raises
-`UsageError` (exit 2).
+Reads share the writes' pieces: the `RateLimiter` (a 429 slows every request down), the
+retry classes and policies of `batchtag.retry` (5xx, timeouts and dropped connections are
+retried with backoff, a `Breaker` stops retry storms) and the run's `Client`. A 401/403
+raises `AbortRun` (exit 3); a scope that does not exist raises `UsageError` (exit 2).
 
 Listing: the first page (limit 1000) gives `count`; the remaining pages are fetched
 concurrently, in a window of `2 x concurrency` pages, and handed out in listing order.
