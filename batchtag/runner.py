@@ -112,7 +112,9 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     )
     try:
         async with _maybe(client):
-            if streams(run, confirm):
+            if streams(run):
+                if not options.dry_run:  # the prompt only: it counts the plan's snapshots
+                    await _guards(run, pending, to_send, confirm)
                 await run.stream(pending, to_send, on_engine)
             else:
                 await run.read(pending)
@@ -133,14 +135,14 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     return outcome
 
 
-def streams(run: ApplyRun, confirm: Callable[[int], bool] | None) -> bool:
+def streams(run: ApplyRun) -> bool:
     """Whether the run sends while it reads the state (`ApplyRun.stream`): when it reads any,
-    and no guard needs it whole first (``max_changes`` and the confirmation prompt count
-    the snapshots that would really change; a dry run has neither)."""
+    unless ``max_changes`` needs the whole state first (it counts the snapshots that would
+    really change; a dry run has no guard). The prompt counts the plan's snapshots: it asks
+    before the read either way."""
     if run.client is None:
         return False
-    guarded = run.options.max_changes not in (None, "") or confirm is not None
-    return run.options.dry_run or not guarded
+    return run.options.dry_run or run.options.max_changes in (None, "")
 
 
 async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confirm) -> None:
