@@ -1,7 +1,7 @@
 """The entries of a run handed to the engine as the state they need becomes known.
 
-Without a guard that needs the whole state first (``max_changes``, the confirmation
-prompt), an apply run does not wait for the state read to end before it sends
+Unless ``max_changes`` needs the whole state first (it counts the snapshots that would
+really change), an apply run does not wait for the state read to end before it sends
 (`batchtag.runner`): the read (`batchtag.state.read_state`) announces plan positions as
 they become ready, and the engine takes entries from an `EntryFeed` in that order:
 
@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from batchtag.plan import PlanEntry
-from batchtag.planindex import CHUNK, entries_at
+from batchtag.planindex import CHUNK, entries_at, smallest_uint
 
 
 class _NotYet:
@@ -59,21 +59,23 @@ class EntryFeed:
 
     Examples
     --------
-    >>> feed = EntryFeed(["a", "b", "c"])
+    >>> feed = EntryFeed(["a", "b", "c", "d"])
     >>> next(feed)
     NOT_YET
-    >>> feed.announce(np.array([2, 0]))
-    >>> next(feed), next(feed), next(feed)
-    ('c', 'a', NOT_YET)
-    >>> feed.close()  # the read is over: what was never announced is ready now
+    >>> feed.announce(np.array([2]))
+    >>> feed.announce(np.array([1, 0]))
+    >>> next(feed), next(feed), next(feed), next(feed)
+    ('c', 'a', 'b', NOT_YET)
+    >>> feed.close()  # the read is over: what was never announced is ready as it is
     >>> list(feed)
-    ['b']
+    ['d']
     """
 
     def __init__(self, entries: Sequence[PlanEntry], pending: np.ndarray | None = None):
         self.entries = entries
         total = len(entries)
         self._unannounced = np.ones(total, dtype=bool) if pending is None else pending.copy()
+        self._dtype = smallest_uint(total)  # of the positions held (a listing runs ahead)
         self._ready: deque[np.ndarray] = deque()
         self._current: Iterator[PlanEntry] = iter(())
         self._closed = False  # no more announcements: every position is ready
@@ -85,11 +87,14 @@ class EntryFeed:
         self._consumer = consumer
 
     def announce(self, positions: np.ndarray) -> None:
-        """The entries at `positions` are ready (each position is announced once)."""
+        """The entries at `positions` are ready (each position is announced once); they are
+        handed out after those announced before, in plan order among themselves."""
         if self._closed or not len(positions):
             return
         self._unannounced[positions] = False
-        self._ready.append(positions)
+        self._ready.append(
+            np.sort(positions).astype(self._dtype, copy=False)
+        )  # `PlanEntries.at` wants them ascending
         self._ready_now()
 
     def close(self) -> None:
@@ -106,7 +111,7 @@ class EntryFeed:
         rest = np.flatnonzero(self._unannounced)
         self._unannounced[rest] = False
         if len(rest):
-            self._ready.append(rest)
+            self._ready.append(rest.astype(self._dtype))
         self._closed = True
 
     def _ready_now(self) -> None:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from batchtag.errors import AbortRun, UsageError
 from batchtag.feed import NOT_YET, EntryFeed
+from batchtag.manifest import read_plan
 from batchtag.report import load_report
 from batchtag.runner import ApplyOptions, run_apply
 from batchtag.sandbox.stats import Stats
@@ -115,7 +116,8 @@ def mixed_manifest(sandbox) -> pd.DataFrame:
     same, renamed, replaced = tagged[0], tagged[1], tagged[2]
     tags, _ = user_state(sandbox, same)
     key = sorted(tags)[0]
-    rows = [{"snapshot_id": s, "op": "set", "key": "k1", "value": "new"} for s in ids[::3]]
+    shuffled = np.random.default_rng(1).permutation(ids[::3]).tolist()  # not listing order
+    rows = [{"snapshot_id": s, "op": "set", "key": "k1", "value": "new"} for s in shuffled]
     rows += [
         {"snapshot_id": same, "op": "set", "key": key, "value": tags[key]},
         {
@@ -260,10 +262,17 @@ class Consumer:
         pass
 
 
+UUIDS = [f"00000000-0000-4000-8000-{i:012x}" for i in range(60)]
+PLAN = read_plan(pd.DataFrame({"snapshot_id": UUIDS, "tag:k": "v"}), project_id=1, region_id=1)
+POSITION = {sid: i for i, sid in enumerate(UUIDS)}
+
+
 @given(announcements())
 def test_the_feed_hands_out_each_pending_entry_once(case):
     size, pending, chunks, takes, stop = case
-    feed, consumer = EntryFeed(list(range(size)), pending), Consumer()
+    mask = np.zeros(len(UUIDS), dtype=bool)
+    mask[:size] = pending
+    feed, consumer = EntryFeed(PLAN.entries, mask), Consumer()  # columnar entries
     feed.attach(consumer)
     handed: list[int] = []
     ready: list[int] = []
@@ -272,16 +281,16 @@ def test_the_feed_hands_out_each_pending_entry_once(case):
             consumer.stopping = True  # the engine stopped: the rest comes out at once
             break
         feed.announce(np.array(chunk, dtype=np.int64))
-        ready += chunk
+        ready += sorted(chunk)
         for _ in range(take):
             entry = next(feed)
             if entry is NOT_YET:
                 assert handed == ready  # nothing ready is held back
                 break
-            handed.append(entry)
+            handed.append(POSITION[entry.snapshot_id])
     else:
         feed.close()  # the read is over
-    handed += list(feed)
-    assert sorted(handed) == np.flatnonzero(pending).tolist()
-    if stop is None:
-        assert handed == [p for chunk in chunks for p in chunk]  # in announcement order
+    handed += [POSITION[entry.snapshot_id] for entry in feed]
+    assert sorted(handed) == np.flatnonzero(pending).tolist()  # each once
+    if stop is None:  # announcement by announcement, in plan order within each
+        assert handed == [p for chunk in chunks for p in sorted(chunk)]
