@@ -1,6 +1,7 @@
 """The apply side of reading state: which snapshots to read before sending, and the state kept.
 
-Before an apply run sends anything, the current state of (some of) its snapshots is read
+Before an apply run sends to a snapshot, its current state is read (when it is chosen below;
+the run sends to those already read meanwhile: `read_state`'s ``ready``, batchtag.feed)
 with the shared state reader (`batchtag.reader.Reader`: list pages or one GET per
 snapshot, whichever sends fewer requests), under the run's limiter, retries, breaker and
 auth. The engine then sends, per snapshot, only the keys that change
@@ -22,8 +23,8 @@ Memory: nothing per snapshot as a Python object. Each snapshot read is encoded (
 then `marshal`) into an unlinked temporary file (in ``$TMPDIR``; the page cache holds it, not
 the process), and the run keeps an offset and a size per plan position (12 bytes), found
 through the plan's `batchtag.planindex.PlanIndex`. The engine takes each one when it
-starts the snapshot. A disk too full to hold the file aborts the run before anything is
-sent (every snapshot `skipped`, exit 3), with a message naming the folder.
+starts the snapshot, which is only once its state is in the file. A disk too full to hold
+the file aborts the run (what was not sent is `skipped`, exit 3), naming the folder.
 
 A snapshot changed by someone else between the read and the write: the merge patch still
 names only the keys this run changes, so their other edits survive; a key both changed is
