@@ -251,10 +251,9 @@ async def read_state(
     pending : numpy.ndarray of bool, optional
         A mask over positions: the entries the run will handle (all when None).
     state : State, optional
-        Where to keep what is read (a new one when None).
+        Where to keep what is read (by default a new one).
     ready : callable, optional
-        Called with positions (an int array) as their entries can be sent (`EntryFeed`):
-        blind ones once their scope is decided, read ones as found or known missing.
+        Called with positions (int array) as their entries can be sent (batchtag.feed).
 
     Returns
     -------
