@@ -261,11 +261,10 @@ async def read_state(
         What was read; snapshots not read answer `NOT_READ`.
     """
     state = state if state is not None else State(PlanIndex.of(entries))
-    index = state.index
     ready = ready or (lambda positions: None)
     needs = needs_current_mask(entries) if check_current is not True else None
-    for scope in index.scopes:
-        handled = index.in_scope(scope)
+    for scope in state.index.scopes:
+        handled = state.index.in_scope(scope)
         if pending is not None:
             handled &= pending
         chosen, first = await _choose(reader, scope, handled, check_current, needs)
