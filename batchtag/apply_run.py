@@ -18,6 +18,7 @@ from batchtag.engine import Engine, EngineOptions
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.feed import EntryFeed
 from batchtag.limiter import RateLimiter
+from batchtag.memory import release_memory
 from batchtag.plan import Plan, PlanEntry
 from batchtag.planindex import PlanIndex
 from batchtag.progress import Progress
@@ -115,6 +116,7 @@ class ApplyRun:
         try:
             await feed.wait_ready()
             await digest
+            release_memory()  # the digest's temporaries (its thread's own malloc arena)
             if reading.done():
                 reading.result()  # raises a read's UsageError: nothing was sent
             await self.send(feed, to_send, started)
