@@ -35,6 +35,9 @@ log = logging.getLogger("batchtag")
 # Pages read at once before sending, at most: each holds 1,000 snapshots as JSON while it is
 # picked over, and the reader keeps 2x this many ahead (memory), so more gains little.
 READ_CONCURRENCY = 16
+# While it sends (`stream`), pages read at once: the sends have a page's entries ahead
+# already, and pages read in a burst stall them (the server serves the pages meanwhile).
+STREAM_READ_CONCURRENCY = 2
 
 
 def read_mode(options: ApplyOptions) -> bool | None:
@@ -184,7 +187,9 @@ class ApplyRun:
         options = self.options
         reader = Reader(
             self.client,
-            concurrency=min(options.concurrency, READ_CONCURRENCY),
+            concurrency=min(
+                options.concurrency, READ_CONCURRENCY if feed is None else STREAM_READ_CONCURRENCY
+            ),
             limiter=self.limiter,
             retry=retry_settings(options),
             breaker=self.breaker,
