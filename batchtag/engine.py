@@ -1,11 +1,11 @@
 """The run: a fixed pool of workers, a bounded queue, one shared limiter, per-class retries.
 
-Each snapshot is a Job owned by one worker at a time, so a snapshot never has two
-requests in flight. When the run read the state first (`state`, see batchtag.state), a job
-sends only the keys that change (`batchtag.diff.diff_entry(...).body`), ends `noop` with no
-request when nothing changes, and `not_found` with no request when the read did not find it;
-without a state it writes the manifest's merge patch blind. A job that must wait (task lock, transient failure) is parked on a
-timer and its worker moves on; a 429 pauses every worker through the shared limiter.
+Each snapshot is a Job owned by one worker at a time, so a snapshot never has two requests
+in flight. When its state was read (`state`, batchtag.state, perhaps while the run goes: see
+batchtag.feed), a job sends only the keys that change (`diff_entry(...).body`), ends `noop`
+with no request when nothing changes, `not_found` with none when the read did not find it;
+without a state it writes the manifest's merge patch blind. A job that must wait (task lock,
+transient failure) is parked on a timer and its worker moves on; a 429 pauses all workers.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from batchtag.clock import REAL_CLOCK, Clock
 from batchtag.defaults import default
 from batchtag.diff import diff_entry
 from batchtag.errors import ApiError
+from batchtag.feed import NOT_YET
 from batchtag.jobs import (
     IN_FLIGHT,
     MAYBE_APPLIED,
@@ -145,7 +146,7 @@ class Engine:
         ]
         self._entries = iter(entries)
         try:
-            self._refill()
+            self.refill()
             await self._unless_stopped(self._idle.wait())
             if self._source_error is not None:
                 raise self._source_error  # the plan's iterator failed
@@ -158,17 +159,18 @@ class Engine:
         if self._callback_error is not None:
             raise self._callback_error
 
-    def _refill(self) -> None:
-        """Top the queue up from the plan, up to `_window` unfinished jobs.
-
-        Called at the start and whenever a job finishes, without awaiting anything: no entry
-        can be lost to a cancel half-way, and no task wakes up just to queue one entry."""
+    def refill(self) -> None:
+        """Top the queue up from the plan, up to `_window` unfinished jobs: at the start, when
+        a job finishes, and when an `EntryFeed` that said `NOT_YET` has entries ready. Nothing
+        is awaited: no entry is lost to a cancel half-way, no task wakes just to queue one."""
         while self._pending < self._window and not self._exhausted and not self.stopping:
             try:
                 entry = next(self._entries, None)
             except Exception as exc:  # re-raised by run()
                 self._source_error = exc
                 entry = None
+            if entry is NOT_YET:
+                break  # the feed refills us
             if entry is None:
                 self._exhausted = True
                 break
@@ -203,8 +205,7 @@ class Engine:
         done, running = await asyncio.wait(workers, timeout=grace)
         for task in running:
             task.cancel()  # the worker records its job as interrupted
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()
@@ -395,4 +396,4 @@ class Engine:
         if job.queued:
             job.queued = False
             self._pending -= 1
-            self._refill()
+            self.refill()

@@ -4,14 +4,16 @@ would write, output files it cannot write, and the max-changes guard."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchtag.client import Client
 from batchtag.errors import AbortRun, ApiError, UsageError, option
-from batchtag.plan import Plan
+from batchtag.plan import Plan, PlanEntry
 from batchtag.report import check_resumable, report_exists
 from batchtag.retry import retrying
+from batchtag.state import NOT_READ, State
 
 if TYPE_CHECKING:
     from batchtag.runner import ApplyOptions
@@ -65,6 +67,33 @@ async def check_max_changes(
             f"refusing to start: the plan would change {to_send} snapshots, "
             f"more than {option('max_changes', options.max_changes)} ({allowed})"
         )
+
+
+def writes_needed(state: State | None, entries: Iterable[PlanEntry]) -> int:
+    """How many snapshots a run of `entries` would write, given what was read: one not read
+    is written blind (counts), one not found or with nothing to change does not.
+
+    Parameters
+    ----------
+    state : State or None
+        What was read (None: nothing).
+    entries : iterable of PlanEntry
+
+    Returns
+    -------
+    int
+        Snapshots that get a PATCH (what ``max_changes`` limits).
+    """
+    from batchtag.diff import diff_entry  # pandas: only when a guard asks
+
+    count = 0
+    for entry in entries:
+        snapshot = NOT_READ if state is None else state.peek(entry)
+        if snapshot is NOT_READ:
+            count += 1
+        elif snapshot is not None and diff_entry(entry, snapshot).body:
+            count += 1
+    return count
 
 
 def check_report_target(path: Path, plan: Plan, options: ApplyOptions) -> None:

@@ -4,6 +4,7 @@ the run goes on."""
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import gc
@@ -72,3 +73,11 @@ def gc_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def cheap_exit() -> None:
+    """Freeze every object as the interpreter exits (an atexit hook, run before its module
+    teardown): its last cyclic collection then skips them instead of walking pandas',
+    pyarrow's and the plan's objects once more (~0.1 s of CPU after a run). The CLI only:
+    the process ends, every file was closed by its owner."""
+    atexit.register(gc.freeze)

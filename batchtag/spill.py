@@ -32,7 +32,7 @@ class Spill:
     """Byte records appended to an unlinked temporary file and read back by offset.
 
     Any failure to write (a full disk, no temporary folder) raises `AbortRun` naming the
-    folder: the state is read before anything is sent, so nothing was.
+    folder: a snapshot is sent only once its state is written, so those were not.
 
     Parameters
     ----------
@@ -71,7 +71,7 @@ class Spill:
         except OSError as error:
             raise AbortRun(
                 f"cannot keep the state read before sending in {self.folder}: "
-                f"{error.strerror or error} (point TMPDIR to a folder with room); nothing was sent"
+                f"{error.strerror or error} (point TMPDIR to a folder with room)"
             ) from None
         self._written += len(buffer)
 

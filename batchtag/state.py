@@ -1,6 +1,7 @@
 """The apply side of reading state: which snapshots to read before sending, and the state kept.
 
-Before an apply run sends anything, the current state of (some of) its snapshots is read
+Before an apply run sends to a snapshot, its current state is read (when it is chosen below;
+the run sends to those already read meanwhile: `read_state`'s ``ready``, batchtag.feed)
 with the shared state reader (`batchtag.reader.Reader`: list pages or one GET per
 snapshot, whichever sends fewer requests), under the run's limiter, retries, breaker and
 auth. The engine then sends, per snapshot, only the keys that change
@@ -21,9 +22,10 @@ Which scopes are read (`check_current`):
 Memory: nothing per snapshot as a Python object. Each snapshot read is encoded (`compact`,
 then `marshal`) into an unlinked temporary file (`batchtag.spill`, in ``$TMPDIR``; the page
 cache holds it, not the process), and the run keeps the record's offset per plan position
-(4 bytes), found through the plan's `batchtag.planindex.PlanIndex`. The engine takes each one when it
-starts the snapshot. A disk too full to hold the file aborts the run before anything is
-sent (every snapshot `skipped`, exit 3), with a message naming the folder.
+(4 bytes), found through the plan's `batchtag.planindex.PlanIndex`. The engine takes each
+one when it starts the snapshot, which is only once its state is in the file. A disk too
+full to hold the file aborts the run (what was not sent is `skipped`, exit 3), naming the
+folder.
 
 A snapshot changed by someone else between the read and the write: the merge patch still
 names only the keys this run changes, so their other edits survive; a key both changed is
@@ -36,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import marshal
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +54,7 @@ if TYPE_CHECKING:  # the reader imports the engine, which imports this module
 NOT_READ = object()  # `State.take`: the snapshot's state was not read
 NOT_FOUND_TEXT = "not found when the state was read"
 Scope = tuple[int, int]
+Ready = Callable[[np.ndarray], None]  # `read_state`'s `ready`: positions that can be sent
 Compact = tuple  # (name, task_id, n_user, k1, v1, ...): see `compact`
 OFFSETS = np.dtype(np.uint32)  # `State`'s per position (wider once the spill outgrows it)
 GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
@@ -148,7 +151,8 @@ class State:
         offsets[positions] = self._missing
 
     def finish(self) -> None:
-        """The read is over: everything is written to the spill file."""
+        """Everything read so far is written to the spill file (as the read ends, and before
+        the engine may take what was read: a full disk stops the read, not a send)."""
         self._spill.flush()
 
     def close(self) -> None:
@@ -192,39 +196,14 @@ def _sentinels(dtype: np.dtype) -> tuple[int, int]:
     return top, top - 1
 
 
-def writes_needed(state: State | None, entries: Iterable[PlanEntry]) -> int:
-    """How many snapshots a run of `entries` would write, given what was read: one not read
-    is written blind (counts), one not found or with nothing to change does not.
-
-    Parameters
-    ----------
-    state : State or None
-        What was read (None: nothing).
-    entries : iterable of PlanEntry
-
-    Returns
-    -------
-    int
-        Snapshots that get a PATCH (what ``max_changes`` limits).
-    """
-    from batchtag.diff import diff_entry  # pandas: only when a guard asks
-
-    count = 0
-    for entry in entries:
-        snapshot = NOT_READ if state is None else state.peek(entry)
-        if snapshot is NOT_READ:
-            count += 1
-        elif snapshot is not None and diff_entry(entry, snapshot).body:
-            count += 1
-    return count
-
-
 async def read_state(
     reader: Reader,
     entries: Sequence[PlanEntry],
     check_current: bool | None,
     *,
     pending: np.ndarray | None = None,
+    state: State | None = None,
+    ready: Ready | None = None,
 ) -> State:
     """Read what the run needs to know before it sends (see the module docstring).
 
@@ -238,34 +217,55 @@ async def read_state(
         True: read all; False: only entries that need current tags; None: auto per scope.
     pending : numpy.ndarray of bool, optional
         A mask over positions: the entries the run will handle (all when None).
+    state : State, optional
+        Where to keep what is read (by default a new one).
+    ready : callable, optional
+        Called with positions (int array) as their entries can be sent (batchtag.feed).
 
     Returns
     -------
     State
         What was read; snapshots not read answer `NOT_READ`.
     """
-    index = PlanIndex.of(entries)
-    state = State(index)
+    state = state if state is not None else State(PlanIndex.of(entries))
+    ready = ready or (lambda positions: None)
     needs = needs_current_mask(entries) if check_current is not True else None
-    for scope in index.scopes:
-        chosen = index.in_scope(scope)
+    for scope in state.index.scopes:
+        handled = state.index.in_scope(scope)
         if pending is not None:
-            chosen &= pending
-        first = None
-        if check_current is None and chosen.sum() > 1:
-            first = await reader.page(*scope, 0)
-            if math.ceil(int(first.get("count", 0)) / LIST_PAGE) >= chosen.sum():
-                chosen &= needs  # blind writes are cheaper
-                first = first if chosen.sum() > 1 else None
-        elif not check_current:
-            chosen &= needs
+            handled &= pending
+        chosen, first = await _choose(reader, scope, handled, check_current, needs)
+        blind = np.flatnonzero(handled & ~chosen)
         count = int(chosen.sum())
         if count:
-            await _read_scope(reader, scope, entries, chosen, first, state)
+            await _read_scope(reader, scope, entries, chosen, first, state, ready, blind)
             state.read += count
+        else:
+            ready(blind)
     state.finish()
     state.requests = reader.stats.requests
     return state
+
+
+async def _choose(
+    reader: Reader,
+    scope: Scope,
+    handled: np.ndarray,
+    check_current: bool | None,
+    needs: np.ndarray | None,
+) -> tuple[np.ndarray, dict | None]:
+    """The positions of `scope` to read (a mask) and, when auto mode read it to decide, the
+    scope's first list page (kept as the first page of the read)."""
+    chosen = handled.copy()
+    if check_current is None and chosen.sum() > 1:
+        first = await reader.page(*scope, 0)
+        if math.ceil(int(first.get("count", 0)) / LIST_PAGE) < chosen.sum():
+            return chosen, first
+        chosen &= needs  # blind writes are cheaper
+        return chosen, first if chosen.sum() > 1 else None
+    if not check_current:
+        chosen &= needs
+    return chosen, None
 
 
 async def _read_scope(
@@ -275,35 +275,64 @@ async def _read_scope(
     wanted: np.ndarray,
     first: dict | None,
     state: State,
+    ready: Ready,
+    blind: np.ndarray,
 ) -> None:
     """Read the snapshots of one scope that `wanted` marks (cleared as they are found):
-    list pages or GETs, whichever are fewer requests."""
+    list pages or GETs, whichever are fewer requests. The scope's `blind` positions are
+    `ready` once it answered its first page (if it is listed)."""
     if wanted.sum() > 1:
         first = first if first is not None else await reader.page(*scope, 0)
-        _pick(first.get("results") or (), scope, wanted, state)
-        pages = math.ceil(int(first.get("count", 0)) / LIST_PAGE)
-        if pages <= 1 + wanted.sum():
-            async for page in reader.read_scope(*scope, first=first, index=state.index):
-                _pick(page, scope, wanted, state)
-            if reader.consistent:  # a consistent listing: what it lacks does not exist
-                state.put_missing(np.flatnonzero(wanted))
-                return
-    positions = np.flatnonzero(wanted)  # one GET each: fewer than the pages, or it changed
+        _pick(first.get("results") or (), scope, wanted, state, ready)
+    ready(blind)
+    if first is not None and math.ceil(int(first.get("count", 0)) / LIST_PAGE) <= 1 + wanted.sum():
+        async for page in reader.read_scope(*scope, first=first, index=state.index):
+            _pick(page, scope, wanted, state, ready)
+        if reader.consistent:  # a consistent listing: what it lacks does not exist
+            missing = np.flatnonzero(wanted)
+            state.put_missing(missing)
+            ready(missing)
+            return
+    await _get_each(reader, scope, entries, np.flatnonzero(wanted), state, ready)
+
+
+async def _get_each(
+    reader: Reader,
+    scope: Scope,
+    entries: Sequence[PlanEntry],
+    positions: np.ndarray,
+    state: State,
+    ready: Ready,
+) -> None:
+    """One GET per position (fewer than the pages, or the listing changed), `GET_BATCH` at a
+    time; each is ready as its answer arrives."""
+
+    async def get(position: int, entry: PlanEntry) -> None:
+        state.put(position, await reader.get((*scope, entry.snapshot_id)) or None)
+        state.finish()
+        ready(np.array([position]))
+
     for start in range(0, len(positions), GET_BATCH):
         chunk = positions[start : start + GET_BATCH]
-        keys = [(*scope, e.snapshot_id) for e in entries_at(entries, chunk)]
-        snapshots = await asyncio.gather(*(reader.get(key) for key in keys))
-        for position, snapshot in zip(chunk.tolist(), snapshots, strict=True):
-            state.put(position, snapshot or None)
+        pairs = zip(chunk.tolist(), entries_at(entries, chunk), strict=True)
+        await asyncio.gather(*(get(position, entry) for position, entry in pairs))
 
 
-def _pick(page: Sequence[dict], scope: Scope, wanted: np.ndarray, state: State) -> None:
-    """Keep the snapshots of `page` that are wanted (and no longer want them)."""
+def _pick(
+    page: Sequence[dict], scope: Scope, wanted: np.ndarray, state: State, ready: Ready
+) -> None:
+    """Keep the snapshots of `page` that are wanted (and no longer want them); `ready`
+    gets their positions, in the page's order."""
     if not page:
         return
     positions = state.index.positions(scope, keys_of(s["id"] for s in page))
+    picked = []
     for i in np.flatnonzero(positions >= 0).tolist():
         position = int(positions[i])
         if wanted[position]:
             wanted[position] = False
             state.put(position, page[i])
+            picked.append(position)
+    if picked:
+        state.finish()  # on disk before the engine may take it
+        ready(np.array(picked, dtype=np.int64))

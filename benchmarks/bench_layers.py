@@ -26,6 +26,7 @@ from pathlib import Path
 import aiohttp
 from gcore import AsyncGcore, DefaultAioHttpClient
 
+from batchtag.apply_run import build_engine
 from batchtag.client import Client
 from batchtag.config import Settings
 from batchtag.engine import Engine, EngineOptions
@@ -33,7 +34,7 @@ from batchtag.plan import PlanEntry, SharedDict
 from batchtag.progress import Progress
 from batchtag.report import ReportWriter
 from batchtag.result import json_text
-from batchtag.runner import ApplyOptions, _engine, load
+from batchtag.runner import ApplyOptions, load
 from batchtag.summary import Summary
 from benchmarks import bench_throughput, harness, mode
 from benchmarks.clients import BODY
@@ -104,7 +105,7 @@ async def engine_and_report(
     """What `apply` runs per request: engine, report row, summary (no progress bar). One
     report for every batch, as in a run: opening and closing it (an fsync) is per run."""
     options = ApplyOptions(concurrency=CONCURRENCY, rate=NO_LIMIT, progress=False)
-    engine = _engine(client, options, writer, summary, Progress(len(plan), enabled=False))
+    engine = build_engine(client, options, writer, summary, Progress(len(plan), enabled=False))
     await engine.run(plan)
 
 

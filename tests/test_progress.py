@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from tqdm.std import tqdm as text_bar
 
 import batchtag
+from batchtag import apply_run, runner
 from batchtag import progress as progress_module
-from batchtag import runner
 from batchtag.progress import FAILED_COLOUR, Progress, choose_bar, in_notebook
 from batchtag.result import FAILED, NOT_FOUND, OK, SKIPPED, STATUSES, Result
 
@@ -119,7 +119,7 @@ class Recorded(Progress):
 @pytest.fixture
 def recorded(monkeypatch):
     Recorded.made = []
-    monkeypatch.setattr(runner, "Progress", Recorded)
+    monkeypatch.setattr(apply_run, "Progress", Recorded)
     return Recorded.made
 
 
@@ -181,7 +181,7 @@ def test_an_interrupted_run_leaves_the_bar_red_and_unfinished(make_sandbox, tmp_
         concurrency=1,
     )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "Progress", make_progress)
+        patch.setattr(apply_run, "Progress", make_progress)
         outcome = asyncio.run(
             runner.run_apply(manifest(server.store.ids()), options, on_engine=engines.append)
         )

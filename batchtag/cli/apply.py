@@ -56,9 +56,10 @@ def run(manifest: str, options, confirm):
     """Validate, then run the engine in this process's main loop with signal handlers."""
     import asyncio
 
-    from batchtag.memory import gc_frozen
+    from batchtag.memory import cheap_exit, gc_frozen
     from batchtag.runner import install_signal_handlers, load, run_apply
 
+    cheap_exit()
     options.check()
     plan = load(manifest, options)
     with gc_frozen():
