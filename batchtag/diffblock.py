@@ -22,18 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from batchtag.diff import (
-    ADD,
-    CHANGE,
-    LOCKED,
-    MODIFY,
-    NAME,
-    NOOP,
-    READ_ONLY,
-    REMOVE,
-    TAG,
-    diff_entry,
-)
+from batchtag import diff as kinds  # the change kinds: kinds.ADD, ...
+from batchtag.diff import diff_entry
 from batchtag.diffstore import DIFF_COLUMNS
 from batchtag.plan import PlanEntry
 
@@ -245,7 +235,7 @@ def diff_block(
         else:
             verdict = _fast(j, snapshot, shape, names[j], lines)
         if verdict is None:  # a noop without lines
-            verdict = NOOP
+            verdict = kinds.NOOP
             if include_noop:
                 lines.append((j, *BLANK))
         verdicts.append(verdict)
@@ -259,7 +249,7 @@ def _slow(block: EntryBlock, j: int, snapshot, lines: list[Line]) -> str | None:
     for c in diff.changes:
         lines.append((j, c.field, c.key, c.change, c.old, c.new))
     if not diff.changes:
-        if diff.verdict == NOOP:
+        if diff.verdict == kinds.NOOP:
             return None
         lines.append((j, *BLANK))  # not found
     return diff.verdict
@@ -283,15 +273,15 @@ def _fast(j: int, snapshot: Mapping[str, Any], shape, name: str | None, lines: l
     for key, new in items:
         old = current.get(key)
         if old != new and (read_only is None or key not in read_only):
-            kind = ADD if old is None else REMOVE if new is None else MODIFY
-            lines.append((j, TAG, key, kind, old, new))
+            kind = kinds.ADD if old is None else kinds.REMOVE if new is None else kinds.MODIFY
+            lines.append((j, kinds.TAG, key, kind, old, new))
     if name is not None and name != snapshot.get("name"):
-        lines.append((j, NAME, None, MODIFY, snapshot.get("name"), name))
+        lines.append((j, kinds.NAME, None, kinds.MODIFY, snapshot.get("name"), name))
     changed = len(lines) > start
     if read_only is not None:
         for key, new in items:
             if key in read_only and current[key] != new:
-                lines.append((j, TAG, key, READ_ONLY, current[key], new))
+                lines.append((j, kinds.TAG, key, kinds.READ_ONLY, current[key], new))
     if changed:
-        return LOCKED if snapshot.get("task_id") else CHANGE
-    return NOOP if len(lines) > start else None
+        return kinds.LOCKED if snapshot.get("task_id") else kinds.CHANGE
+    return kinds.NOOP if len(lines) > start else None
