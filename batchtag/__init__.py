@@ -10,8 +10,6 @@ The functions load pandas and aiohttp on first use, so ``import batchtag`` stays
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from batchtag.errors import AbortRun, ApiError, BatchtagError, ManifestError, Problem, UsageError
@@ -20,20 +18,20 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject reads i
 
 # name -> module it lives in, imported on first use
 _LAZY = {
-    "apply": "batchtag.library",
-    "apply_async": "batchtag.library",
-    "validate": "batchtag.library",
-    "read_report": "batchtag.report",
-    "write_report": "batchtag.report",
-    "plan": "batchtag.library",
-    "plan_async": "batchtag.library",
-    "undo": "batchtag.library",
-    "undo_async": "batchtag.library",
-    "export": "batchtag.export",
-    "export_async": "batchtag.export",
-    "ApplyOptions": "batchtag.runner",
-    "enforce": "batchtag.enforce",
-    "enforce_async": "batchtag.enforce",
+    "apply": "batchtag.api",
+    "apply_async": "batchtag.api",
+    "validate": "batchtag.api",
+    "read_report": "batchtag.record",
+    "write_report": "batchtag.record",
+    "plan": "batchtag.api",
+    "plan_async": "batchtag.api",
+    "undo": "batchtag.api",
+    "undo_async": "batchtag.api",
+    "export": "batchtag.api",
+    "export_async": "batchtag.api",
+    "ApplyOptions": "batchtag.commands",
+    "enforce": "batchtag.api",
+    "enforce_async": "batchtag.api",
     "PolicyError": "batchtag.policy",
 }
 
@@ -60,20 +58,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
-
-
-# Functions named like a submodule (batchtag/plan.py holds the Plan model, batchtag/undo.py
-# the undo logic, batchtag/export.py and batchtag/enforce.py their function): importing the
-# submodule binds it to the package attribute, so the function must win on every lookup.
-# `from batchtag.plan import Plan` is unaffected.
-_SHADOWED = frozenset({"plan", "undo", "export", "enforce"})
-
-
-class _Package(types.ModuleType):
-    def __getattribute__(self, name: str) -> Any:
-        if name in _SHADOWED:
-            return getattr(importlib.import_module(_LAZY[name]), name)
-        return super().__getattribute__(name)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -1,4 +1,4 @@
-"""An in-memory stand-in for `batchtag.client.Client`, with the sandbox's fault knobs.
+"""An in-memory stand-in for `batchtag.gcore._client.Client`, with the sandbox's fault knobs.
 
 `FakeClient` answers from the sandbox's `SnapshotStore` (same seeded data, merge-patch
 semantics, validation, locks) without a socket, and takes its time from a `Clock`: run the
@@ -17,9 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchtag.client import Client
-from batchtag.clock import REAL_CLOCK, Clock
 from batchtag.errors import ApiError
+from batchtag.gcore import REAL_CLOCK, Client, Clock
 from batchtag.sandbox.app import INJECTED_ERRORS
 from batchtag.sandbox.store import SandboxError, SnapshotStore
 
@@ -72,7 +71,7 @@ class FakeClient:
 
     Examples
     --------
-    >>> from batchtag.clock import VirtualClock
+    >>> from batchtag.gcore._clock import VirtualClock
     >>> clock = VirtualClock()
     >>> fake = FakeClient(clock=clock, snapshots=3, latency_ms=250)
     >>> sid = fake.store.ids()[0]

@@ -26,16 +26,12 @@ from pathlib import Path
 import aiohttp
 from gcore import AsyncGcore, DefaultAioHttpClient
 
-from batchtag.apply_run import build_engine
-from batchtag.client import Client
+from batchtag.commands import ApplyOptions, build_engine, load
 from batchtag.config import Settings
-from batchtag.engine import Engine, EngineOptions
-from batchtag.plan import PlanEntry, SharedDict
-from batchtag.progress import Progress
-from batchtag.report import ReportWriter
-from batchtag.result import json_text
-from batchtag.runner import ApplyOptions, load
-from batchtag.summary import Summary
+from batchtag.gcore import Client
+from batchtag.model import PlanEntry, SharedDict, json_text
+from batchtag.record import Progress, ReportWriter, Summary
+from batchtag.send import Engine, EngineOptions
 from benchmarks import bench_throughput, harness, mode
 from benchmarks.clients import BODY
 
@@ -177,7 +173,7 @@ def run() -> dict:
             per_request = asyncio.run(measure_layers(sandbox.url, ids, folder))
         startup = {
             "loop": import_seconds("import aiohttp"),
-            "batchtag": import_seconds("import batchtag.cli.apply, batchtag.runner"),
+            "batchtag": import_seconds("import batchtag.cli.apply, batchtag.commands._apply"),
             "plan": plan_seconds(REQUESTS, folder),
         }
     return {"per_request": per_request, "startup": startup, "aiohttp": aiohttp.__version__}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from batchtag.limiter import RateLimiter
+from batchtag.gcore import RateLimiter
 from benchmarks import mode
 
 RATES = (50, 500, 2_000, 5_000)

@@ -10,8 +10,8 @@ import pandas as pd
 from helpers import API_KEY
 
 import batchtag
-from batchtag.client import Client, tags_dict
 from batchtag.config import Settings
+from batchtag.gcore import Client, tags_dict
 
 KEYS = ["k1", "k2", "k3", "k4"]  # user keys of these tests (the sandbox's ro keys differ)
 

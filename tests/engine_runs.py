@@ -6,10 +6,9 @@ import random
 
 import pytest
 
-from batchtag.clock import VirtualClock
-from batchtag.engine import Engine, EngineOptions
-from batchtag.limiter import RateLimiter
-from batchtag.plan import PlanEntry
+from batchtag.gcore import RateLimiter, VirtualClock
+from batchtag.model import PlanEntry
+from batchtag.send import Engine, EngineOptions
 from batchtag.testing import FakeClient
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from batchtag.cli import main
-from batchtag.client import Client, tags_dict
 from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_PROJECT_ID, ENV_REGION_ID, Settings
+from batchtag.gcore import Client, tags_dict
 
 API_KEY = "test-key-Zq9$secret"
 SID = "aaaaaaaa-0000-4000-8000-000000000001"  # a valid snapshot id no sandbox holds

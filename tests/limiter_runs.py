@@ -6,8 +6,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 
-from batchtag.clock import VirtualClock
-from batchtag.limiter import RateLimiter
+from batchtag.gcore import RateLimiter, VirtualClock
 
 
 def simulate(main: Callable[[], Awaitable[object]]) -> object:

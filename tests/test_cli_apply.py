@@ -16,11 +16,11 @@ from helpers import fetch, invoke, set_rows, write_long_csv
 
 import batchtag
 from batchtag.cli import main
-from batchtag.client import tags_dict
 from batchtag.config import ENV_API_KEY, ENV_BASE_URL
 from batchtag.diff import diff_entry
+from batchtag.gcore import tags_dict
 from batchtag.manifest import read_plan
-from batchtag.report import load_report
+from batchtag.record import read_report
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "snapshots-long.csv"
 
@@ -40,7 +40,7 @@ def test_sample_manifest_applies_every_change(sandbox, tmp_path):
     report_path = tmp_path / "report.csv"
     result = invoke(["apply", str(SAMPLE), "--report", str(report_path)], sandbox)
     assert result.exit_code == 0, result.output
-    report = load_report(report_path)
+    report = read_report(report_path)
     assert len(report) == len(plan.entries)
     noop = sum(diff_entry(e, before[e.snapshot_id]).verdict == "noop" for e in plan)
     assert (report.status == "noop").sum() == noop  # known from the state read: not sent
@@ -63,7 +63,7 @@ def test_failures_give_exit_1_and_ok_rows_still_land(sandbox, tmp_path):
     manifest = write_long_csv(tmp_path / "m.csv", set_rows(ids + [ghost]))
     result = invoke(["apply", str(manifest), "--report", str(tmp_path / "r.csv")], sandbox)
     assert result.exit_code == 1
-    report = load_report(tmp_path / "r.csv").set_index("snapshot_id")
+    report = read_report(tmp_path / "r.csv").set_index("snapshot_id")
     assert report.loc[ghost, "status"] == "not_found"
     assert set(report.loc[ids, "status"]) == {"ok"}
 
@@ -121,11 +121,10 @@ def test_every_command_has_an_example_and_loads_lazily():
 
 
 def test_the_option_table_drives_cli_library_and_engine_defaults():
-    from batchtag.client import Client
+    from batchtag.commands import ApplyOptions
     from batchtag.defaults import OPTIONS, PYTHON_OPTIONS
-    from batchtag.engine import EngineOptions
-    from batchtag.retry import RetrySettings
-    from batchtag.runner import ApplyOptions
+    from batchtag.gcore import Client, RetrySettings
+    from batchtag.send import EngineOptions
 
     assert [f.name for f in dataclasses.fields(ApplyOptions)] == [o.name for o in PYTHON_OPTIONS]
     assert ApplyOptions() == ApplyOptions(**{o.name: o.default for o in PYTHON_OPTIONS})
@@ -178,7 +177,7 @@ def test_a_summary_file_failing_at_the_end_prints_the_summary_first(sandbox, tmp
     def disk_full(data, path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("batchtag.runner.write_summary_json", disk_full)
+    monkeypatch.setattr("batchtag.commands._apply.write_summary_json", disk_full)
     manifest = write_long_csv(tmp_path / "m.csv", set_rows(sandbox.store.ids()[:2]))
     args = ["apply", str(manifest), "--report", str(tmp_path / "r.csv")]
     result = invoke([*args, "--summary-json", str(tmp_path / "s.json")], sandbox)
@@ -188,4 +187,4 @@ def test_a_summary_file_failing_at_the_end_prints_the_summary_first(sandbox, tmp
         f"error: summary not written to {tmp_path / 's.json'}: No space left on device"
     )
     assert "  ok 2\n" in result.stdout  # the summary came out on stdout
-    assert set(load_report(tmp_path / "r.csv").status) == {"ok"}
+    assert set(read_report(tmp_path / "r.csv").status) == {"ok"}

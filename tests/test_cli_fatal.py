@@ -107,7 +107,7 @@ def test_skipped_rows_of_an_interrupt_are_one_interrupted_group(
 ):
     server = make_sandbox(snapshots=300)
     monkeypatch.setattr(
-        "batchtag.runner.install_signal_handlers", lambda engine: engine.interrupt()
+        "batchtag.commands._apply.install_signal_handlers", lambda engine: engine.interrupt()
     )
     manifest = write_long_csv(tmp_path / "m.csv", set_rows(server.store.ids()))
     report, summary = tmp_path / "r.csv", tmp_path / "s.json"

@@ -12,8 +12,7 @@ from helpers import API_KEY, SID, closed_url, env_for, invoke, patches, write_lo
 
 import batchtag
 from batchtag.cli import main
-from batchtag.diff import DIFF_COLUMNS
-from batchtag.diffwrite import DIFF_KINDS
+from batchtag.diff import DIFF_COLUMNS, DIFF_KINDS
 from batchtag.tabular import read_table
 
 RO_KEY = "created-by"
@@ -208,4 +207,4 @@ def test_an_unreachable_api_is_one_line_exit_3_and_abort_run_in_python(sandbox, 
     with pytest.raises(batchtag.AbortRun, match="cannot read the snapshots") as info:
         batchtag.plan(manifest, project_id=1, region_id=1, base_url=url, api_key=API_KEY, retries=0)
     frames = [Path(f.filename).name for f in traceback.extract_tb(info.value.__traceback__)]
-    assert frames == ["test_cli_plan.py", "library.py"]  # no internal frames
+    assert frames == ["test_cli_plan.py", "_functions.py"]  # no internal frames

@@ -19,7 +19,7 @@ from helpers import env_for, invoke, patches, set_rows, wait_until, write_long_c
 
 from batchtag.cli import main
 from batchtag.config import ENV_API_KEY, ENV_BASE_URL
-from batchtag.report import load_report
+from batchtag.record import read_report
 
 apply_module = importlib.import_module("batchtag.cli.apply")
 CONCURRENCY = 4  # of the subprocess runs below: at most this many requests are in flight
@@ -48,7 +48,7 @@ def test_report_has_every_column_one_row_per_snapshot(sandbox, tmp_path, suffix)
     report_path = tmp_path / f"report{suffix}"
     result = invoke(["apply", str(manifest), "--report", str(report_path)], sandbox)
     assert result.exit_code == 0, result.output
-    report = load_report(report_path)
+    report = read_report(report_path)
     for column in ["status", "http_status", "attempts", "error_class", "error", "request_id"]:
         assert column in report.columns
     for column in ["started_at", "finished_at", "elapsed_ms", "tags_before", "tags_after"]:
@@ -69,7 +69,7 @@ def test_default_report_path_is_printed(sandbox, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if "report:" in line)
     path = Path(line.split("report:", 1)[1].strip())
-    assert set(load_report(path if path.is_absolute() else tmp_path / path).status) == {"ok"}
+    assert set(read_report(path if path.is_absolute() else tmp_path / path).status) == {"ok"}
 
 
 def test_an_existing_report_is_not_replaced_silently(sandbox, tmp_path):
@@ -79,7 +79,7 @@ def test_an_existing_report_is_not_replaced_silently(sandbox, tmp_path):
     assert patches(sandbox) == sent
     forced = ["apply", str(manifest), "--report", str(report_path), "--overwrite"]
     assert invoke(forced, sandbox).exit_code == 0
-    assert len(load_report(report_path)) == 2
+    assert len(read_report(report_path)) == 2
 
 
 # -- crash safety and resume ----------------------------------------------------------------
@@ -130,7 +130,7 @@ def test_kill_9_then_resume_applies_and_records_each_snapshot_once(make_sandbox,
         ["apply", str(manifest), "--resume", str(report_path), "--rate", "500"], sandbox
     )
     assert result.exit_code == 0, result.output
-    report = load_report(report_path)
+    report = read_report(report_path)
     assert sorted(report.snapshot_id) == sorted(ids)  # each snapshot exactly once
     assert set(report.status) <= {"ok", "noop"}
     assert all(sandbox.store.find(1, 1, sid).tags["batch"] == "run5" for sid in ids)
@@ -155,7 +155,7 @@ def test_interrupt_exits_130_with_summary_then_resume_completes(make_sandbox, tm
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()
     assert b"interrupted" in out and b"--resume" in out
-    first = load_report(report_path)
+    first = read_report(report_path)
     assert sorted(first.snapshot_id) == sorted(ids)  # every snapshot accounted for
     assert {"ok", "skipped"} == set(first.status)
     sent_before = patches(sandbox)
@@ -164,7 +164,7 @@ def test_interrupt_exits_130_with_summary_then_resume_completes(make_sandbox, tm
         ["apply", str(manifest), "--resume", str(report_path), "--rate", "500"], sandbox
     )
     assert result.exit_code == 0, result.output
-    final = load_report(report_path)
+    final = read_report(report_path)
     assert sorted(final.snapshot_id) == sorted(ids) and set(final.status) == {"ok"}
     assert_resent_only_unrecorded(sent_before, sandbox, (first.status == "skipped").sum())
 
@@ -173,7 +173,7 @@ def test_resuming_a_finished_run_sends_nothing(sandbox, tmp_path):
     manifest, report_path, sent = finished_run(sandbox, tmp_path, 4, "r.jsonl")
     result = invoke(["apply", str(manifest), "--resume", str(report_path)], sandbox)
     assert result.exit_code == 0 and "4 already done" in result.output
-    assert patches(sandbox) == sent and len(load_report(report_path)) == 4
+    assert patches(sandbox) == sent and len(read_report(report_path)) == 4
 
 
 def test_resume_resends_failures_and_keeps_one_row_each(make_sandbox, tmp_path):
@@ -187,7 +187,7 @@ def test_resume_resends_failures_and_keeps_one_row_each(make_sandbox, tmp_path):
     result = invoke(["apply", str(manifest), "--resume", str(report_path)], sandbox)
     assert result.exit_code == 1
     assert patches(sandbox) - sent == 1  # only the not_found one again
-    report = load_report(report_path)
+    report = read_report(report_path)
     assert len(report) == 4 and (report.status == "not_found").sum() == 1
 
 
@@ -212,7 +212,7 @@ def test_dry_run_sends_nothing_and_shows_each_request_body(sandbox, tmp_path):
     result = invoke(["apply", str(manifest), "--dry-run", "--report", str(report_path)], sandbox)
     assert result.exit_code == 0, result.output
     assert sandbox.stats()["total_requests"] == 0
-    report = load_report(report_path).set_index("snapshot_id")
+    report = read_report(report_path).set_index("snapshot_id")
     assert set(report.status) == {"planned"}
     assert json.loads(report.loc[ids[0], "request_body"]) == {"tags": {"env": "prod", "old": None}}
     assert json.loads(report.loc[ids[1], "request_body"]) == {"tags": {"env": "prod"}}

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from test_cli_plan import set_state
 
 import batchtag
-from batchtag.result import CONFLICT
+from batchtag.model import CONFLICT
 
 
 def state(server, ids):

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from helpers import API_KEY, SID
 
-from batchtag.client import Client, Slots, parse_retry_after, read_only_keys, tags_dict
 from batchtag.config import Settings, check_base_url, resolve_settings
 from batchtag.errors import ApiError, UsageError
+from batchtag.gcore import Client, Slots, parse_retry_after, read_only_keys, tags_dict
 
 
 def call(sandbox, coro_fn, key=API_KEY):
@@ -133,7 +133,7 @@ def test_waiting_for_a_pool_slot_is_not_a_timeout(make_sandbox):
     assert [s["id"] for s in snapshots] == ids
 
 
-# -- the read timeout (batchtag.client.LazyReadTimer) -------------------------------------
+# -- the read timeout (batchtag.gcore._client.LazyReadTimer) -------------------------------------
 
 HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 999\r\n\r\n"
 

@@ -1,6 +1,6 @@
 """The crash-safety bound of a run: what a `kill -9` of `apply` may lose.
 
-Report rows go to the OS once per event-loop iteration (batchtag.report.writer), so a kill
+Report rows go to the OS once per event-loop iteration (batchtag.record._writer), so a kill
 loses at most the requests in flight (one per worker) plus the results finished since the
 last hand-over (at most one per worker: a worker finishes at most one request per
 iteration): at most 2 x --concurrency snapshots applied but not in the report. A resume
@@ -15,7 +15,7 @@ import sys
 
 from helpers import env_for, invoke, patches, set_rows, wait_until, write_long_csv
 
-from batchtag.report import read_report
+from batchtag.record import read_report
 
 CONCURRENCY = 8
 RATE = ["--rate", "1000"]  # (20 ms a request: concurrency, not the rate, bounds the run)

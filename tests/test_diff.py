@@ -9,12 +9,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import batchtag.diff as kinds  # verdicts and change kinds
-from batchtag.diff import DIFF_COLUMNS, diff_entry, diff_frame, diff_plan
-from batchtag.plan import Plan, PlanEntry
-from batchtag.planview import EXIT_CHANGES, plan_exit_code, print_plan, render_plan
+import batchtag.diff._diff as kinds  # verdicts and change kinds
+from batchtag.diff import (
+    DIFF_COLUMNS,
+    EXIT_CHANGES,
+    diff_entry,
+    diff_frame,
+    diff_plan,
+    plan_exit_code,
+    print_plan,
+    render_plan,
+)
+from batchtag.model import Plan, PlanEntry
+from batchtag.record import EXIT_FAILED, EXIT_OK
 from batchtag.sandbox.store import Snapshot, SnapshotStore
-from batchtag.summary import EXIT_FAILED, EXIT_OK
 
 SID = "aaaaaaaa-0000-4000-8000-000000000001"
 USER_KEYS = ["env", "team", "cc", "tmp"]

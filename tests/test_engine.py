@@ -17,10 +17,9 @@ from engine_runs import fake, run, sets, times, top_of_jitter  # noqa: F401 (aut
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchtag.clock import VirtualClock
 from batchtag.errors import ApiError
-from batchtag.plan import PlanEntry
-from batchtag.retry import RetrySettings
+from batchtag.gcore import RetrySettings, VirtualClock
+from batchtag.model import PlanEntry
 from batchtag.testing import FakeClient
 
 pytestmark = pytest.mark.timeout(30)
@@ -97,7 +96,7 @@ def test_a_huge_retry_after_is_capped_at_60_s_and_logged_once(caplog):
     ids = client.store.ids()[:2]
     for sid in ids:
         client.script(sid, ApiError(429, "TooManyRequests", "later", retry_after=100000.0))
-    with caplog.at_level(logging.WARNING, logger="batchtag.retry"):
+    with caplog.at_level(logging.WARNING, logger="batchtag.gcore._retry"):
         _, results = run(client, sets(ids), concurrency=2)
     assert {r.status for r in results.values()} == {"ok"}
     assert times(client, ids[0]) == [0.0, 60.0]

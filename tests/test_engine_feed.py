@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from engine_runs import fake, run, sets, times, top_of_jitter  # noqa: F401 (autouse fixture)
 
-from batchtag.feed import EntryFeed
+from batchtag.read import EntryFeed
 
 pytestmark = pytest.mark.timeout(30)
 

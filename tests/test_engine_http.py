@@ -11,11 +11,11 @@ import pytest
 from helpers import API_KEY, fetch_tags, scope_of, set_rows, wait_until, write_long_csv
 
 import batchtag
-from batchtag.client import Client
 from batchtag.config import Settings
-from batchtag.engine import Engine, EngineOptions
-from batchtag.plan import PlanEntry
-from batchtag.report import load_report
+from batchtag.gcore import Client
+from batchtag.model import PlanEntry
+from batchtag.record import read_report
+from batchtag.send import Engine, EngineOptions
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -171,7 +171,7 @@ def test_ctrl_c_in_a_notebook_interrupts_the_run_and_resume_finishes(make_sandbo
             loop.run_until_complete(notebook_cell())
     finally:
         loop.close()
-    first = load_report(report_path)
+    first = read_report(report_path)
     assert sorted(first.snapshot_id) == sorted(ids)
     assert set(first.status) == {"ok", "skipped"}
     report = batchtag.apply(tmp_path / "m.csv", resume=report_path, **scope_of(sandbox, rate=500))

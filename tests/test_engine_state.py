@@ -1,16 +1,14 @@
-"""The engine over a state read before the run (batchtag.state), in virtual time."""
+"""The engine over a state read before the run (batchtag.read._state), in virtual time."""
 
 from __future__ import annotations
 
 import pytest
 
-from batchtag.clock import VirtualClock
-from batchtag.engine import Engine, EngineOptions
 from batchtag.errors import ApiError
-from batchtag.limiter import RateLimiter
-from batchtag.plan import PlanEntry
-from batchtag.reader import Reader
-from batchtag.state import State, compact, expand, read_state
+from batchtag.gcore import RateLimiter, VirtualClock
+from batchtag.model import PlanEntry
+from batchtag.read import Reader, State, compact, expand, read_state
+from batchtag.send import Engine, EngineOptions
 from batchtag.testing import FakeClient
 
 pytestmark = pytest.mark.timeout(30)

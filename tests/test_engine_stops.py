@@ -7,9 +7,9 @@ import pytest
 from engine_runs import fake, run, sets, times, top_of_jitter  # noqa: F401 (autouse fixture)
 
 from batchtag.errors import ApiError
-from batchtag.jobs import IN_FLIGHT
-from batchtag.plan import PlanEntry
-from batchtag.retry import RetrySettings
+from batchtag.gcore import RetrySettings
+from batchtag.model import PlanEntry
+from batchtag.send import IN_FLIGHT
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -16,11 +16,9 @@ from hypothesis import strategies as st
 
 import batchtag
 from batchtag.cli import main
+from batchtag.commands import INVENTORY_COLUMNS, ApplyOptions, split_keys
 from batchtag.errors import CALLER
-from batchtag.export import INVENTORY_COLUMNS, split_keys
-from batchtag.export_io import field_type
-from batchtag.inventory import TAG_LIST, tag_keys, wide_table
-from batchtag.runner import ApplyOptions
+from batchtag.inventory import TAG_LIST, field_type, tag_keys, wide_table
 from batchtag.sandbox import SandboxConfig, SandboxServer
 from tests.helpers import API_KEY, env_for
 

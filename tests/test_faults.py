@@ -22,12 +22,11 @@ import pytest
 from aiohttp import web
 from helpers import API_KEY
 
-from batchtag.client import Client
 from batchtag.config import Settings
-from batchtag.engine import Engine, EngineOptions
 from batchtag.errors import ApiError
-from batchtag.plan import PlanEntry
-from batchtag.retry import RetrySettings
+from batchtag.gcore import Client, RetrySettings
+from batchtag.model import PlanEntry
+from batchtag.send import Engine, EngineOptions
 
 pytestmark = pytest.mark.timeout(60)
 SID = "6f1c2a43-5b8e-4d2e-9a47-0c1d2e3f4a5b"

@@ -1,4 +1,4 @@
-"""The listing's seen-set (`batchtag.idset.IdSet`) against a Python set, with keys that
+"""The listing's seen-set (`batchtag.read._idset.IdSet`) against a Python set, with keys that
 often share one of their two halves (the case its integer search must look past)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchtag.idset import IdSet
-from batchtag.planindex import KEY
+from batchtag.model import KEY
+from batchtag.read import IdSet
 
 HALVES = [bytes([b]) * 8 for b in (0, 1, 2, 255)]
 KEYS = st.tuples(st.sampled_from(HALVES), st.sampled_from(HALVES)).map(lambda h: h[0] + h[1])

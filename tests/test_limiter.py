@@ -1,6 +1,6 @@
 """The shared rate limiter, run on an event loop with a virtual clock (no real waiting).
 
-The virtual loop (batchtag.clock.VirtualClock) is a real asyncio loop whose clock jumps straight
+The virtual loop (batchtag.gcore._clock.VirtualClock) is a real asyncio loop whose clock jumps straight
 to the next timer, rounded up to a whole millisecond like epoll's timeout, so timer granularity
 is part of the picture.
 """
@@ -14,7 +14,7 @@ import random
 import pytest
 from limiter_runs import make_limiter, now, simulate
 
-from batchtag.limiter import BACKOFF_CAP, RateLimiter
+from batchtag.gcore import BACKOFF_CAP, RateLimiter
 
 
 class Clock:
@@ -265,7 +265,7 @@ def test_rate_recovers_additively_to_the_configured_ceiling(caplog):
         await asyncio.gather(worker(), worker(), throttle())
         return limiter, trace
 
-    with caplog.at_level(logging.DEBUG, logger="batchtag.limiter"):
+    with caplog.at_level(logging.DEBUG, logger="batchtag.gcore._limiter"):
         limiter, trace = simulate(main)
     assert trace[2] < 120  # cut to 100, climbing
     rates = [trace[s] for s in sorted(trace) if s >= 2]

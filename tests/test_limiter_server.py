@@ -9,7 +9,7 @@ import math
 import pytest
 from limiter_runs import make_limiter, now, simulate
 
-from batchtag.limiter import RateLimiter
+from batchtag.gcore import RateLimiter
 
 # -- against a rate-limited server ---------------------------------------------------------
 

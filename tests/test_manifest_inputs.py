@@ -302,7 +302,7 @@ def test_parquet_read_in_batches_is_the_same_plan_and_a_column_problem_is_named_
     table = pa.table({"snapshot_id": SIDS, "tag:env": ["prod"] * 7, "ticket": tickets})
     pq.write_table(table, path)
     whole = [(e.snapshot_id, e.tags, e.rows, e.extra) for e in read_plan(path, **SCOPE)]
-    monkeypatch.setattr("batchtag.manifest.frames.BATCH_ROWS", 2)
+    monkeypatch.setattr("batchtag.manifest._frames.BATCH_ROWS", 2)
     assert [(e.snapshot_id, e.tags, e.rows, e.extra) for e in read_plan(path, **SCOPE)] == whole
     assert whole[1][3] == {"ticket": ""}
     pq.write_table(table.append_column("region_id", pa.array([2.5] * 7)), path)
@@ -319,7 +319,7 @@ def test_jsonl_read_in_chunks_keeps_columns_rows_and_lines(tmp_path, monkeypatch
     path = tmp_path / "m.jsonl"
     path.write_text("\n".join(lines) + "\n")
     whole = refused(path)
-    monkeypatch.setattr("batchtag.manifest.jsonl.CHUNK_ROWS", 2)
+    monkeypatch.setattr("batchtag.manifest._jsonl.CHUNK_ROWS", 2)
     assert (
         refused(path)
         == whole

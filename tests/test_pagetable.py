@@ -1,4 +1,4 @@
-"""List pages as Arrow tables (`batchtag.pagetable`): the same rows as json.loads +
+"""List pages as Arrow tables (`batchtag.gcore._pages`): the same rows as json.loads +
 from_pylist for any body, the same errors, and the reader's listing through them."""
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchtag.client import Client
 from batchtag.config import Settings
 from batchtag.errors import ApiError
+from batchtag.gcore import Client, RateLimiter, TableClient, table_parser
 from batchtag.inventory import API_SCHEMA, page_table
-from batchtag.limiter import RateLimiter
-from batchtag.pagetable import TableClient, table_parser
-from batchtag.reader import Reader
+from batchtag.read import Reader
 from tests.helpers import API_KEY
 
 PARSE = table_parser(API_SCHEMA)

@@ -13,13 +13,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from manifest_helpers import NO_ENV
 
-from batchtag.diff import DiffCollector
-from batchtag.diffblock import entry_block
+from batchtag.diff import DiffCollector, entry_block, render_plan
 from batchtag.errors import ManifestError
-from batchtag.manifest import read_plan
-from batchtag.manifest.entries import PlanEntries
-from batchtag.plan import PlanEntry
-from batchtag.planview import render_plan
+from batchtag.manifest import PlanEntries, read_plan
+from batchtag.model import PlanEntry
 
 KEYS = ["env", "team", "policy"]  # "policy" is read-only on some snapshots
 VALUES = st.sampled_from(["x", "y"])
@@ -142,7 +139,7 @@ def test_blocks_of_a_list_do_not_mix_up_their_entries_tag_states():
 
 
 def test_a_block_of_entries_whose_ids_are_text_has_their_ids_rows_and_extras():
-    from batchtag.plan import EMPTY, SharedDict
+    from batchtag.model import EMPTY, SharedDict
 
     entries = PlanEntries(
         projects=np.array([1, 1, 2]),

@@ -12,10 +12,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from manifest_helpers import NO_ENV
 
-import batchtag.manifest.entries as entries_module
+import batchtag.manifest._entries as entries_module
 from batchtag.errors import ManifestError
-from batchtag.manifest import read_plan
-from batchtag.manifest.entries import PlanEntries
+from batchtag.manifest import PlanEntries, read_plan
 
 IDS = [str(uuid.UUID(int=i + 1, version=4)) for i in range(6)]
 ROW = st.tuples(

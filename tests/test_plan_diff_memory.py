@@ -11,13 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchtag.diff import DiffCollector
-from batchtag.diffstore import CHUNK
-from batchtag.diffwrite import DIFF_KINDS, write_diff
-from batchtag.plan import PlanEntry
-from batchtag.planview import render_plan
+from batchtag.diff import CHUNK, DIFF_KINDS, DiffCollector, render_plan, write_diff
+from batchtag.model import PlanEntry
 from batchtag.tabular import read_table, write_table
-from batchtag.tabular.kinds import STR
+from batchtag.tabular._kinds import STR
 
 BYTES_PER_ROW = 120  # a row as Python list cells was ~300 bytes (10 cells, strings, lists)
 
@@ -85,7 +82,7 @@ def collect(made) -> DiffCollector:
 
 
 def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
-    monkeypatch.setattr("batchtag.diffstore.CHUNK", 64)  # many chunks, a mixed column
+    monkeypatch.setattr("batchtag.diff._store.CHUNK", 64)  # many chunks, a mixed column
     made = pairs(500, seed=3)
     diff = collect(made).finish()
     frame = collect(made).frame()
@@ -102,8 +99,8 @@ def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
 def test_written_diff_is_the_frame_written_row_by_row(tmp_path, monkeypatch, suffix):
-    monkeypatch.setattr("batchtag.diffstore.CHUNK", 64)
-    monkeypatch.setattr("batchtag.diffwrite.GROUP", 50)  # several Parquet row groups
+    monkeypatch.setattr("batchtag.diff._store.CHUNK", 64)
+    monkeypatch.setattr("batchtag.diff._write.GROUP", 50)  # several Parquet row groups
     made = pairs(300, seed=5)
     frame = collect(made).frame()
     assert len(frame) > 50

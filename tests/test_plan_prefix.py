@@ -8,8 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchtag.planindex import KEY, PlanIndex
-from batchtag.prefixindex import PrefixLookup
+from batchtag.model import KEY, PlanIndex, PrefixLookup
 
 # few distinct halves: many keys share their first 8 bytes, some are equal
 HALF = st.sampled_from([b"\x00" * 8, b"\x01" * 8, b"\xff" * 8, bytes(range(8))])

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from manifest_helpers import NO_ENV, SID, SID2
 
 from batchtag.manifest import describe_manifest, format_validation, read_plan
-from batchtag.plan import Plan, PlanEntry, SharedDict
+from batchtag.model import Plan, PlanEntry, SharedDict
 
 LONG = ["snapshot_id", "project_id", "region_id", "op", "key", "value"]
 

@@ -9,8 +9,7 @@ import pytest
 from policy_frames import after, inventory, policy
 
 from batchtag.manifest import read_plan
-from batchtag.policy import PolicyError, load_policy
-from batchtag.policy_eval import MANIFEST_COLUMNS, RULE_COLUMN, evaluate
+from batchtag.policy import MANIFEST_COLUMNS, RULE_COLUMN, PolicyError, evaluate, load_policy
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "cost-policy.toml"
 

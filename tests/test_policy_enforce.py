@@ -16,16 +16,14 @@ from hypothesis import strategies as st
 from policy_frames import inventory, rules_st, snapshot_st
 
 import batchtag
+from batchtag import enforce
 from batchtag.cli import main
-from batchtag.client import Client, tags_dict
+from batchtag.commands import EXIT_DRIFT, ApplyOptions, inventory_state, scopes
 from batchtag.config import Settings
-from batchtag.diff import diff_plan
-from batchtag.enforce import EXIT_DRIFT, enforce, inventory_state, scopes
+from batchtag.diff import diff_plan, plan_exit_code
+from batchtag.gcore import Client, tags_dict
 from batchtag.manifest import read_plan
-from batchtag.planview import plan_exit_code
-from batchtag.policy import PolicyError, load_policy, parse_policy
-from batchtag.policy_eval import evaluate
-from batchtag.runner import ApplyOptions
+from batchtag.policy import PolicyError, evaluate, load_policy, parse_policy
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "cost-policy.toml"
 
@@ -241,7 +239,7 @@ def test_the_plan_from_the_exported_state_is_the_manifest_and_check_agrees(snaps
 def test_an_interrupted_enforce_says_to_run_it_again_not_to_resume(sandbox, tmp_path, monkeypatch):
     add_drift(sandbox, tmp_path)
     monkeypatch.setattr(
-        "batchtag.runner.install_signal_handlers", lambda engine: engine.interrupt()
+        "batchtag.commands._apply.install_signal_handlers", lambda engine: engine.interrupt()
     )
     report = tmp_path / "en.csv"
     result = invoke(["enforce", str(SAMPLE), "--report", str(report), "-y"], sandbox)

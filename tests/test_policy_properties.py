@@ -17,8 +17,7 @@ from policy_frames import (
     where_st,
 )
 
-from batchtag.policy import PolicyError, parse_policy
-from batchtag.policy_eval import RULE_COLUMN, evaluate
+from batchtag.policy import RULE_COLUMN, PolicyError, evaluate, parse_policy
 
 # ---------------------------------------------------------------- the property
 

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 import batchtag
+from batchtag.api import APPLY_NAMES
 from batchtag.cli import main
 from batchtag.config import ENV_API_KEY
-from batchtag.library import APPLY_NAMES
 
 SAMPLES = Path(__file__).parent.parent / "samples"
 SCHEDULE = SAMPLES / "schedule"

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from tqdm.std import tqdm as text_bar
 
 import batchtag
-from batchtag import apply_run, runner
-from batchtag import progress as progress_module
-from batchtag.progress import FAILED_COLOUR, Progress, choose_bar, in_notebook
-from batchtag.result import FAILED, NOT_FOUND, OK, SKIPPED, STATUSES, Result
+from batchtag.commands import _apply as runner
+from batchtag.commands import _apply_run as apply_run
+from batchtag.model import FAILED, NOT_FOUND, OK, SKIPPED, STATUSES, Result
+from batchtag.record import FAILED_COLOUR, Progress, choose_bar, in_notebook
+from batchtag.record import _progress as progress_module
 
 
 def result(status: str) -> Result:

@@ -6,11 +6,10 @@ import asyncio
 
 import pytest
 
-from batchtag.client import Client
 from batchtag.config import Settings
 from batchtag.errors import AbortRun, UsageError
-from batchtag.limiter import RateLimiter
-from batchtag.reader import Reader
+from batchtag.gcore import Client, RateLimiter
+from batchtag.read import Reader
 from batchtag.sandbox import SandboxConfig, SandboxServer
 from tests.helpers import API_KEY
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from batchtag import __version__
 from batchtag.errors import UsageError
-from batchtag.report import (
+from batchtag.model import Result
+from batchtag.record import (
     BASE_COLUMNS,
     ReportWriter,
     default_report_path,
@@ -23,7 +24,6 @@ from batchtag.report import (
     read_report,
     results_frame,
 )
-from batchtag.result import Result
 
 FORMATS = ["csv", "jsonl", "parquet"]
 FP = "f" * 32

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batchtag.report import ReportWriter, done_keys, journal_path, read_report
+from batchtag.record import ReportWriter, done_keys, journal_path, read_report
 
 FORMATS = ["csv", "jsonl", "parquet"]
 
@@ -26,8 +26,8 @@ def write_all(path: Path, results, **kw) -> None:
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    from batchtag.report import ReportWriter
-    from batchtag.result import Result
+    from batchtag.record import ReportWriter
+    from batchtag.model._result import Result
 
     path, n, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume"
     status = "ok" if resume else "failed"

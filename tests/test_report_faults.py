@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from helpers import API_KEY, env_for, set_rows, write_long_csv
 
 import batchtag.tabular
+from batchtag.api import apply
 from batchtag.cli import main
 from batchtag.errors import UsageError
-from batchtag.library import apply
-from batchtag.report import ReportLock, ReportWriter, done_keys, read_report
-from batchtag.result import Result
+from batchtag.model import Result
+from batchtag.record import ReportLock, ReportWriter, done_keys, read_report
 from batchtag.tabular import write_all
 
 FP = "f" * 32
@@ -143,7 +143,7 @@ def test_unwritable_report_is_exit_2_before_anything_is_sent(sandbox, tmp_path, 
 
 HOLDER = """
 import sys
-from batchtag.report import ReportLock
+from batchtag.record import ReportLock
 with ReportLock(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.read()
@@ -271,7 +271,7 @@ def test_rows_of_one_busy_iteration_reach_the_file_past_the_hand_over_bound(tmp_
     (results that needed no request) is handed over every FLUSH_ROWS rows, not held."""
     import asyncio
 
-    from batchtag.report.writer import FLUSH_ROWS
+    from batchtag.record import FLUSH_ROWS
 
     path = tmp_path / "r.csv"
     seen: list[int] = []

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from batchtag.report import ReportWriter, read_report, results_frame, write_report
-from batchtag.result import STATUSES, Result
+from batchtag.model import STATUSES, Result
+from batchtag.record import ReportWriter, read_report, results_frame, write_report
 
 FP = "f" * 32
 TEXT = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=10)

@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchtag.report.keys import KeyColumns, KeySet, StatusLog
+from batchtag.record import KeyColumns, KeySet, StatusLog
 
 KEY = st.tuples(st.integers(1, 3), st.integers(1, 3), st.sampled_from(["a", "b", "c", "d"]))
 

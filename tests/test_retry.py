@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from batchtag.clock import VirtualClock
+from batchtag.commands import ApplyOptions, check_max_changes
 from batchtag.errors import AbortRun, ApiError
-from batchtag.plan import Plan, PlanEntry
-from batchtag.retry import (
+from batchtag.gcore import (
     AUTH,
     GONE,
     LOCK,
@@ -16,10 +15,11 @@ from batchtag.retry import (
     TLS,
     TRANSIENT,
     Breaker,
+    VirtualClock,
     classify,
     retrying,
 )
-from batchtag.runner import ApplyOptions, check_max_changes
+from batchtag.model import Plan, PlanEntry
 from batchtag.testing import FakeClient
 
 

@@ -19,15 +19,11 @@ from helpers import API_KEY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchtag.clock import VirtualClock
-from batchtag.idset import IdSet, PlanIdSet
-from batchtag.limiter import RateLimiter
+from batchtag.gcore import RateLimiter, VirtualClock
 from batchtag.manifest import read_plan
-from batchtag.plan import PlanEntry
-from batchtag.planindex import PlanIndex, id_bytes, iter_masked, keys_of
-from batchtag.reader import Reader
-from batchtag.report.store import done_mask
-from batchtag.state import NOT_READ, State, read_state
+from batchtag.model import PlanEntry, PlanIndex, id_bytes, iter_masked, keys_of
+from batchtag.read import NOT_READ, IdSet, PlanIdSet, Reader, State, read_state
+from batchtag.record import done_mask
 from batchtag.testing import FakeClient
 
 pytestmark = pytest.mark.timeout(120)
@@ -122,7 +118,7 @@ def test_the_state_answers_as_a_dict_would(size, puts, asks, monkeypatch_spill_b
 
 def test_the_state_widens_its_offsets_when_the_spill_outgrows_them(monkeypatch):
     """Offsets of one byte (as if 32 GiB were 2 KiB): past them, every answer is the same."""
-    monkeypatch.setattr("batchtag.state.OFFSETS", np.dtype(np.uint8))
+    monkeypatch.setattr("batchtag.read._state.OFFSETS", np.dtype(np.uint8))
     size = 300
     entries = [PlanEntry(1, 1, f"s-{i}") for i in range(size)]
     state = State(PlanIndex.of(entries))
@@ -140,7 +136,7 @@ def test_the_state_widens_its_offsets_when_the_spill_outgrows_them(monkeypatch):
 @pytest.fixture
 def monkeypatch_spill_buffer(monkeypatch):
     """A tiny write buffer, so records are read back from the file as well as the buffer."""
-    monkeypatch.setattr("batchtag.spill.SPILL_BUFFER", 64)
+    monkeypatch.setattr("batchtag.read._spill.SPILL_BUFFER", 64)
 
 
 @FIXTURES_OK
@@ -193,7 +189,7 @@ REPORT_ROWS = st.lists(
     chunk=st.integers(1, 5),
 )
 def test_the_done_mask_is_each_snapshots_latest_status(plan_keys, rows, chunk, monkeypatch):
-    monkeypatch.setattr("batchtag.report.store.KEY_CHUNK", chunk)
+    monkeypatch.setattr("batchtag.record._store.KEY_CHUNK", chunk)
     latest: dict = {}
     for (scope, sid), status in rows:
         latest[(scope, folded(sid))] = status
@@ -272,7 +268,7 @@ def test_a_full_disk_while_keeping_the_state_aborts_with_nothing_sent(
     import batchtag
     from batchtag.errors import AbortRun
 
-    monkeypatch.setattr("batchtag.spill.tempfile.TemporaryFile", FullDisk)
+    monkeypatch.setattr("batchtag.read._spill.tempfile.TemporaryFile", FullDisk)
     ids = sandbox.store.ids()[:50]
     frame = pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
     with pytest.raises(AbortRun) as error:
@@ -300,7 +296,7 @@ OLD_COLUMNS = (  # a report of an earlier version: before name_before, ro_tags, 
 def test_resume_of_a_report_written_by_an_earlier_version(sandbox, tmp_path):
     """Its ok/noop rows (the latest per snapshot) are skipped, everything else is sent."""
     import batchtag
-    from batchtag.report.store import write_meta
+    from batchtag.record import write_meta
 
     ids = sandbox.store.ids()[:6]
     frame = pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
@@ -357,8 +353,8 @@ def test_keys_of_a_page_are_each_ids_key(ids):
 def test_plan_entries_give_back_their_rows_and_scopes(lengths, first, shuffle, scopes):
     """Rows held as a first row (one row an entry, counting up) or as arrays, scope and
     state codes held once or per entry: every entry is what the columns said."""
-    from batchtag.manifest.entries import PlanEntries
-    from batchtag.plan import EMPTY
+    from batchtag.manifest import PlanEntries
+    from batchtag.model import EMPTY
 
     count = len(lengths)
     rows = list(range(first, first + sum(lengths)))

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from helpers import NO_ENV, invoke, patches
 
 from batchtag.cli import main
-from batchtag.report import read_report
+from batchtag.record import read_report
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 MANIFESTS = {  # file -> the form validate detects

@@ -1,4 +1,4 @@
-"""Apply sends while it reads the state (batchtag.feed): the first PATCH goes out before the
+"""Apply sends while it reads the state (batchtag.read._feed): the first PATCH goes out before the
 listing ends, the outcome is the one a read-first run has, and a read that fails or an
 interrupt mid-read still leave a complete report."""
 
@@ -17,11 +17,11 @@ from helpers import SID, patches, scope_of, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
 
+from batchtag.commands import ApplyOptions, run_apply
 from batchtag.errors import AbortRun, UsageError
-from batchtag.feed import NOT_YET, EntryFeed
 from batchtag.manifest import read_plan
-from batchtag.report import load_report
-from batchtag.runner import ApplyOptions, run_apply
+from batchtag.read import NOT_YET, EntryFeed
+from batchtag.record import read_report
 from batchtag.sandbox.stats import Stats
 
 pytestmark = pytest.mark.timeout(120)
@@ -219,7 +219,7 @@ def test_an_interrupt_mid_read_leaves_a_complete_report_that_resumes(make_sandbo
         sandbox.loop.call_soon_threadsafe(released.set)
     assert len(served) == 1  # the first page only: the run stopped while reading
     assert outcome.exit_code == 130
-    first = load_report(tmp_path / "r.csv")
+    first = read_report(tmp_path / "r.csv")
     assert sorted(first.snapshot_id) == sorted(ids)
     assert set(first.status) == {"ok", "skipped"}
     sent = patches(sandbox)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from batchtag.result import STATUSES, Result
-from batchtag.summary import Summary, exit_code, format_summary, write_summary_json
+from batchtag.model import STATUSES, Result
+from batchtag.record import Summary, exit_code, format_summary, write_summary_json
 
 
 def result(i: int, status: str, attempts: int = 1, **kw) -> Result:

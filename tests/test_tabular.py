@@ -6,7 +6,7 @@ import pytest
 
 from batchtag.errors import UsageError
 from batchtag.tabular import atomic_write, read_table, table_format, write_table
-from batchtag.tabular.kinds import INT, TAGS
+from batchtag.tabular._kinds import INT, TAGS
 
 KINDS = {"n": INT, "tags": TAGS}
 ROWS = [

@@ -19,8 +19,8 @@ from batchtag import errors
 from batchtag.diff import diff_entry
 from batchtag.errors import UsageError
 from batchtag.manifest import read_plan
-from batchtag.result import CONFLICT, FAILED, NOT_FOUND, OK, Result
-from batchtag.undo import UNDO_COLUMNS, UndoWriter, inverse_row, undo_manifest
+from batchtag.model import CONFLICT, FAILED, NOT_FOUND, OK, Result
+from batchtag.record import UNDO_COLUMNS, UndoWriter, inverse_row, undo_manifest
 
 SID = "aaaaaaaa-0000-4000-8000-000000000001"
 SID2 = "aaaaaaaa-0000-4000-8000-000000000002"

@@ -12,7 +12,7 @@ from helpers import SID, invoke, scope_of, write_long_csv
 
 import batchtag
 from batchtag.errors import UsageError
-from batchtag.undo import UndoWriter
+from batchtag.record import UndoWriter
 
 
 def test_undo_file_restores_user_tags_and_names(sandbox, tmp_path):

@@ -32,8 +32,8 @@ def apply(manifest: str, yes: bool, verbose: int, quiet: bool, log_format: str, 
         batchtag apply snapshots.csv --dry-run --check-current
         batchtag apply snapshots.csv --resume run1.csv
     """
+    from batchtag.commands import ApplyOptions
     from batchtag.logs import setup_logging
-    from batchtag.runner import ApplyOptions
 
     setup_logging(-1 if quiet else verbose, log_format)
     options = ApplyOptions(**kwargs)
@@ -43,7 +43,7 @@ def apply(manifest: str, yes: bool, verbose: int, quiet: bool, log_format: str, 
         outcome = run(manifest, options, confirm=None if yes else ask)
     except BatchtagError as error:
         fail(error, log_format, options.summary_json)
-    from batchtag.summary import format_summary
+    from batchtag.record import format_summary
 
     click.echo(format_summary(outcome.summary))
     if outcome.summary_json_error:
@@ -56,8 +56,8 @@ def run(manifest: str, options, confirm):
     """Validate, then run the engine in this process's main loop with signal handlers."""
     import asyncio
 
+    from batchtag.commands import install_signal_handlers, load, run_apply
     from batchtag.memory import cheap_exit, gc_frozen
-    from batchtag.runner import install_signal_handlers, load, run_apply
 
     cheap_exit()
     options.check()

@@ -56,7 +56,7 @@ def fail(
     """
     if summary_json:
         from batchtag.logs import redact
-        from batchtag.summary import save_error_summary
+        from batchtag.record import save_error_summary
 
         save_error_summary(summary_json, redact(str(error)), error.exit_code)
     echo_error(str(error), log_format)

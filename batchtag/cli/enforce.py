@@ -39,8 +39,8 @@ def enforce(
         batchtag enforce cost-policy.toml --max-changes 10% --report run.csv \\
             --summary-json summary.json --log-format json --yes
     """
+    from batchtag.commands import ApplyOptions
     from batchtag.logs import setup_logging
-    from batchtag.runner import ApplyOptions
 
     setup_logging(-1 if quiet else verbose, log_format)
     options = ApplyOptions(**kwargs)
@@ -53,7 +53,7 @@ def enforce(
     if outcome.run is None:
         print_check(outcome)
         sys.exit(outcome.exit_code)
-    from batchtag.summary import format_summary
+    from batchtag.record import format_summary
 
     click.echo(format_summary(outcome.run.summary, resumable=False))
     if outcome.run.summary_json_error:
@@ -66,9 +66,8 @@ def run(policy: str, options, *, check: bool, confirm):
     """Evaluate and apply in this process's main loop, with signal handlers."""
     import asyncio
 
-    from batchtag.enforce import run_enforce
+    from batchtag.commands import install_signal_handlers, run_enforce
     from batchtag.memory import gc_frozen
-    from batchtag.runner import install_signal_handlers
 
     with gc_frozen():
         return asyncio.run(
@@ -80,8 +79,8 @@ def run(policy: str, options, *, check: bool, confirm):
 
 def print_check(outcome) -> None:
     """What --check prints: the plan's diff, the changes per rule, then a verdict line."""
-    from batchtag.planview import print_plan
-    from batchtag.policy_eval import KEY_COLUMNS
+    from batchtag.diff import print_plan
+    from batchtag.policy import KEY_COLUMNS
 
     diff = outcome.diff.copy()
     diff["rows"] = None  # positions in the generated manifest: nothing a user wrote

@@ -67,9 +67,8 @@ def export_command(
     """
     import asyncio
 
-    from batchtag.export import run_export
-    from batchtag.export_io import STDOUT
-    from batchtag.inventory import Selection, resolve_scopes, split_columns
+    from batchtag.commands import run_export
+    from batchtag.inventory import STDOUT, Selection, resolve_scopes, split_columns
     from batchtag.logs import setup_logging
 
     setup_logging(-1 if quiet else verbose, log_format)
@@ -91,7 +90,7 @@ def export_command(
 def finish(outcome, target: str, summary_json: str | None) -> None:
     """Write the summary JSON (when asked), say what was exported on stderr, exit 0."""
     if summary_json:
-        from batchtag.summary import write_summary_json
+        from batchtag.record import write_summary_json
 
         write_summary_json(outcome.as_dict(), summary_json)
     click.echo(

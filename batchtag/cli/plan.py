@@ -50,10 +50,9 @@ def plan(
     """
     import asyncio
 
+    from batchtag.commands import ApplyOptions, plan_diff
+    from batchtag.diff import plan_exit_code, print_plan
     from batchtag.logs import setup_logging
-    from batchtag.planning import plan_diff
-    from batchtag.planview import plan_exit_code, print_plan
-    from batchtag.runner import ApplyOptions
 
     setup_logging(-1 if quiet else verbose, log_format)
     options = ApplyOptions(**kwargs)

@@ -45,9 +45,8 @@ def undo(
     """
     import asyncio
 
+    from batchtag.commands import ApplyOptions, default_undo_path, run_undo
     from batchtag.logs import setup_logging
-    from batchtag.planning import default_undo_path, run_undo
-    from batchtag.runner import ApplyOptions
 
     setup_logging(-1 if quiet else verbose, log_format)
     options = ApplyOptions(**kwargs)

@@ -23,8 +23,8 @@ def validate(manifest: str, as_json: bool, **manifest_options) -> None:
         batchtag validate snapshots.csv --project-id 1 --region-id 1
         batchtag validate edited-export.csv --empty-deletes --json
     """
-    from batchtag.manifest.describe import describe_manifest, format_validation
-    from batchtag.runner import ApplyOptions, load
+    from batchtag.commands import ApplyOptions, load
+    from batchtag.manifest import describe_manifest, format_validation
 
     try:
         result = describe_manifest(load(manifest, ApplyOptions(**manifest_options)))

@@ -8,11 +8,11 @@ Modules, in the order a manifest goes through them:
 - `check`: every problem at once, using `forms` (form detection and form -> operations),
   `ids` (snapshot ids and scopes), `rules` (the per-operation rule table), `conflicts`,
   `operations` (the operations table), `columnar` (whole-column helpers) and `messages`;
-- `build`: `read_plan`, the whole way from a manifest to a `batchtag.plan.Plan`;
+- `build`: `read_plan`, the whole way from a manifest to a `batchtag.model._plan.Plan`;
 - `describe`: what a plan holds (the `validate` command's output).
 
 The names below are importable from `batchtag.manifest` directly; they are loaded on first
-use, so importing `batchtag.manifest.schema` stays cheap.
+use, so importing `batchtag.manifest._schema` stays cheap.
 """
 
 from __future__ import annotations
@@ -20,21 +20,26 @@ from __future__ import annotations
 from batchtag.lazy import lazy_exports
 
 _HOMES = {
-    "read_plan": "build",
-    "build_plan": "build",
-    "check_manifest": "check",
-    "Checked": "check",
-    "load_manifest": "load",
-    "Manifest": "model",
-    "describe_manifest": "describe",
-    "format_validation": "describe",
-    "detect_form": "forms",
-    "form_columns": "forms",
-    "TAG_PREFIX": "schema",
-    "FORMS": "schema",
-    "DELETE_MARKER": "schema",
-    "LONG_COLUMNS": "schema",
-    "ID_COLUMNS": "schema",
+    "build_plan": "_build",
+    "read_plan": "_build",
+    "Checked": "_check",
+    "check_manifest": "_check",
+    "fullmatch": "_columnar",
+    "describe_manifest": "_describe",
+    "format_validation": "_describe",
+    "PlanEntries": "_entries",
+    "detect_form": "_forms",
+    "form_columns": "_forms",
+    "load_manifest": "_load",
+    "tag_text_problem": "_messages",
+    "Manifest": "_model",
+    "DELETE_MARKER": "_schema",
+    "FORMS": "_schema",
+    "ID_COLUMNS": "_schema",
+    "LONG_COLUMNS": "_schema",
+    "TAG_PREFIX": "_schema",
+    "TAG_TEXT": "_schema",
+    "UUID": "_schema",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

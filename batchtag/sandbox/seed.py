@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from batchtag.planindex import uuid_text  # the one UUID formatter
+from batchtag.model import uuid_text  # the one UUID formatter
 
 REGION_NAMES = {
     1: "Luxembourg-2",

@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from batchtag.mergepatch import apply_tags_patch
-from batchtag.planindex import uuid_bytes
+from batchtag.model import apply_tags_patch, uuid_bytes
 from batchtag.sandbox.rules import SandboxError, not_found, validate_patch
 from batchtag.sandbox.seed import (
     REGION_NAMES,

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from batchtag.errors import UsageError
-from batchtag.tabular.append import RowAppender, _csv_line, write_all
-from batchtag.tabular.kinds import ANY, Kind
+from batchtag.tabular._append import RowAppender, _csv_line, write_all
+from batchtag.tabular._kinds import ANY, Kind
 
 Record = dict[str, Any]
 PathLike = str | os.PathLike[str]
@@ -131,7 +131,7 @@ class TextFormat:
     def scan(self, path: PathLike, kinds=None, columns=None) -> Iterator[Record]:
         """The records one at a time, so memory stays flat; `columns` (a dict used as an
         ordered set) gets the columns as they become known."""
-        from batchtag.tabular import readers
+        from batchtag.tabular import _readers as readers
 
         scan = getattr(readers, f"scan_{self.name}")
         return scan(Path(path), kinds or {}, {} if columns is None else columns)
@@ -156,7 +156,7 @@ class JsonlFormat(TextFormat):
         return [kinds.get(c, ANY).to_json for c in columns]
 
     def line(self, columns, encoders, values) -> str:
-        from batchtag.result import json_text
+        from batchtag.model import json_text
 
         cells = {c: enc(v) for c, enc, v in zip(columns, encoders, values, strict=True)}
         return json_text(cells) + "\n"

@@ -1,0 +1,77 @@
+"""`batchtag.export` and `batchtag.export_async`: the inventory as a DataFrame."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from batchtag.api._functions import refuse_unknown, run_blocking
+from batchtag.commands import READ_NAMES, run_export
+from batchtag.defaults import document_options
+from batchtag.inventory import Selection, output_format, resolve_scopes, split_columns
+
+
+async def export_async(
+    *,
+    project_id: int | Iterable[int] | None = None,
+    region_id: int | Iterable[int] | None = None,
+    scopes: Any = None,
+    where: str | None = None,
+    columns: str | Iterable[str] | None = None,
+    long: bool = False,
+    output: str | os.PathLike | None = None,
+    **reading: Any,
+) -> pd.DataFrame:
+    """The inventory of one or more scopes as a DataFrame (and `output`, when given).
+
+    Parameters
+    ----------
+    project_id, region_id : int or list of int, optional
+        Every project x region is exported; default: GCORE_CLOUD_PROJECT_ID / _REGION_ID.
+    scopes : path, DataFrame or list of (project_id, region_id), optional
+        Explicit pairs instead (CSV/JSONL file with project_id, region_id columns).
+    where : str, optional
+        A ``DataFrame.query`` expression; backticks for ``tag:``/``ro:`` columns, which
+        behave as all-NA when no snapshot has the key.
+    columns : str or list of str, optional
+        Columns to keep (comma-separated or a list; patterns like ``tag:*``).
+    long : bool
+        One row per (snapshot, tag) with key, value, read_only.
+    output : path, optional
+        Also write .csv / .parquet / .jsonl.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per snapshot; user tags both as ``tag:<key>`` columns and as a ``tags``
+        dict column. ``frame.attrs["export"]`` holds the summary (requests, warnings).
+
+    Examples
+    --------
+    >>> df = await batchtag.export_async(project_id=1, region_id=1,
+    ...                                  where="`tag:cost-center`.isna() and size > 100")
+    """
+    refuse_unknown(reading, READ_NAMES, "export")
+    if output is not None:
+        output_format(output)
+    selection = Selection(where, split_columns(columns), long)
+    chosen = resolve_scopes(project_id, region_id, scopes)
+    outcome = await run_export(chosen, selection, output, collect=True, **reading)
+    outcome.frame.attrs["export"] = outcome.as_dict()
+    return outcome.frame
+
+
+def export(**options: Any) -> pd.DataFrame:
+    return run_blocking(lambda _: export_async(**options), "batchtag-export")
+
+
+document_options(export_async, READ_NAMES)
+document_options(
+    export,
+    like=export_async,
+    summary="The inventory of one or more scopes, from sync code (a notebook's running\n"
+    "event loop is fine: the read then runs on its own loop in a helper thread).",
+)

@@ -1,0 +1,223 @@
+"""One `apply` run end to end: plan, guards, report, engine, summary. Shared by CLI and API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from batchtag.commands._apply_run import ApplyRun, read_mode
+from batchtag.commands._guards import (  # noqa: F401  (check_max_changes, parse_max_changes: API)
+    check_max_changes,
+    check_report_target,
+    check_undo_target,
+    check_writable,
+    parse_max_changes,
+    writes_needed,
+)
+from batchtag.commands._options import ApplyOptions
+from batchtag.config import resolve_settings
+from batchtag.defaults import MANIFEST_OPTIONS
+from batchtag.errors import AbortRun
+from batchtag.gcore import Client
+from batchtag.logs import register_secret
+from batchtag.manifest import read_plan
+from batchtag.memory import release_memory
+from batchtag.model import Plan, PlanEntry, PlanIndex, iter_masked, needs_current_mask
+from batchtag.record import (
+    ReportLock,
+    Summary,
+    UndoWriter,
+    default_report_path,
+    done_mask,
+    write_summary_json,
+)
+from batchtag.send import Engine
+
+
+@dataclass
+class RunOutcome:
+    summary: dict[str, Any]
+    report_path: Path
+    exit_code: int
+    summary_json_error: str | None = None  # set when --summary-json could not be written
+
+
+def needs_network(plan: Plan, options: ApplyOptions) -> bool:
+    if not options.dry_run:
+        return True
+    return read_mode(options) is True or bool(needs_current_mask(plan.entries).any())
+
+
+def load(source: Any, options: ApplyOptions) -> Plan:
+    """Read and validate the manifest with the options that shape how it is read."""
+    return read_plan(source, **{name: getattr(options, name) for name in MANIFEST_OPTIONS})
+
+
+def pending_entries(plan: Plan, pending: np.ndarray | None) -> Iterator[PlanEntry]:
+    """The entries still to run: those `pending` marks (a mask over positions), or all."""
+    return iter_masked(plan.entries, pending)
+
+
+def pending_mask(plan: Plan, report_path: Path, options: ApplyOptions) -> np.ndarray | None:
+    """On a resume, a mask over the plan's positions: not yet `ok`/`noop` in the report."""
+    if not options.resume:
+        return None
+    return ~done_mask(report_path, PlanIndex.of(plan.entries))
+
+
+async def run_apply(
+    source: Any,
+    options: ApplyOptions,
+    *,
+    plan: Plan | None = None,
+    confirm: Callable[[int], bool] | None = None,
+    on_engine: Callable[[Engine], None] | None = None,
+) -> RunOutcome:
+    """Validate, guard, send, report. Raises ManifestError/UsageError/AbortRun before sending.
+
+    A summary file that cannot be written at the end does not raise: the outcome's
+    ``summary_json_error`` says why (the caller shows the summary first, then the error).
+    """
+    options.check()
+    plan = plan if plan is not None else load(source, options)
+    report_path = Path(options.resume or options.report or default_report_path())
+    # Held for the whole run; exit 2 (nothing sent) when in use or cannot be written.
+    with ReportLock(report_path):
+        return await _run_locked(source, options, plan, report_path, confirm, on_engine)
+
+
+async def _run_locked(source, options, plan, report_path, confirm, on_engine) -> RunOutcome:
+    check_report_target(report_path, plan, options)
+    for name in ("summary_json", "undo_file"):
+        if getattr(options, name):
+            check_writable(getattr(options, name), name)
+    check_undo_target(options)
+    pending = pending_mask(plan, report_path, options)
+    release_memory()  # what the manifest's and the report's reading freed
+    to_send = len(plan.entries) if pending is None else int(pending.sum())
+    client = make_client(plan, options)
+    summary = Summary(report_path)
+    summary.already_done = len(plan.entries) - to_send
+    run = ApplyRun(client, plan, options, summary, report_path)
+    # Opened first: a bad undo file name is exit 2 before any request (the report itself is
+    # opened only once the guards passed, so a refused run leaves none behind).
+    run.undo = (
+        UndoWriter(options.undo_file, append=bool(options.resume)) if options.undo_file else None
+    )
+    try:
+        async with _maybe(client):
+            if streams(run):
+                if not options.dry_run:  # the prompt only: it counts the plan's snapshots
+                    await _guards(run, pending, to_send, confirm)
+                await run.stream(pending, to_send, on_engine)
+            else:
+                await run.read(pending)
+                release_memory()  # the listing pages: the run's memory stays near this now
+                if not options.dry_run:
+                    await _guards(run, pending, to_send, confirm)
+                await run.send(pending_entries(plan, pending), to_send, on_engine)
+    finally:
+        if run.state is not None:
+            run.state.close()  # its spill file
+        if run.undo is not None:
+            with contextlib.suppress(OSError):  # a failure was already raised by the run
+                run.undo.close()  # (a no-op once the run's recorder closed it)
+    data = summary.as_dict()
+    outcome = RunOutcome(data, report_path, data["exit_code"])
+    if options.summary_json:
+        outcome.summary_json_error = save_summary_json(data, options.summary_json)
+    return outcome
+
+
+def streams(run: ApplyRun) -> bool:
+    """Whether the run sends while it reads the state (`ApplyRun.stream`): when it reads any,
+    unless ``max_changes`` needs the whole state first (it counts the snapshots that would
+    really change; a dry run has no guard). The prompt counts the plan's snapshots: it asks
+    before the read either way."""
+    if run.client is None:
+        return False
+    return run.options.dry_run or run.options.max_changes in (None, "")
+
+
+async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confirm) -> None:
+    """--max-changes (counting what would really change, once the state is known) and the
+    confirmation prompt."""
+    changes = to_send
+    if run.options.max_changes not in (None, ""):
+        changes = writes_needed(run.state, pending_entries(run.plan, pending))
+    await check_max_changes(run.client, run.plan, changes, run.options)
+    if confirm is not None and changes and not confirm(changes):
+        raise AbortRun("cancelled at the confirmation prompt")
+
+
+def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
+    """The HTTP client when the run needs the network (None for a dry run without reads)."""
+    if not needs_network(plan, options):
+        return None
+    return open_client(options)
+
+
+def open_client(options: ApplyOptions) -> Client:
+    """The HTTP client of a run's connection and timeout options (the key registered as a
+    secret, so no log line shows it)."""
+    settings = resolve_settings(
+        options.base_url,
+        options.api_key,
+        insecure_http=options.insecure_http,
+        ca_bundle=options.ca_bundle,
+    )
+    register_secret(settings.api_key)
+    return Client(
+        settings,
+        connections=options.concurrency,
+        timeout=options.timeout,
+        connect_timeout=options.connect_timeout,
+        request_deadline=options.request_deadline,
+    )
+
+
+def save_summary_json(data: dict[str, Any], path: str | Path) -> str | None:
+    """Write the summary file; return a one-line error instead of raising."""
+    try:
+        write_summary_json(data, path)
+    except OSError as error:
+        return f"summary not written to {path}: {error.strerror or error}"
+    return None
+
+
+class _maybe:
+    """`async with` a client that may be None (dry-run without reads)."""
+
+    def __init__(self, client: Client | None):
+        self.client = client
+
+    async def __aenter__(self):
+        if self.client is not None:
+            await self.client.__aenter__()
+        return self.client
+
+    async def __aexit__(self, *exc):
+        if self.client is not None:
+            await self.client.__aexit__(*exc)
+
+
+def install_signal_handlers(engine: Engine) -> None:
+    """SIGINT/SIGTERM/SIGHUP stop dispatching (CLI only: the main thread's loop).
+
+    SIGHUP (the terminal closed, or a scheduler's stop) is treated like SIGTERM."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        try:
+            loop.add_signal_handler(sig, engine.interrupt)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass

@@ -1,0 +1,135 @@
+"""Checks an apply run makes before it sends anything: the report and undo file it
+would write, output files it cannot write, and the max-changes guard."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.gcore import Client, retrying
+from batchtag.model import Plan, PlanEntry
+from batchtag.read import NOT_READ, State
+from batchtag.record import check_resumable, report_exists
+
+if TYPE_CHECKING:
+    from batchtag.commands._apply import ApplyOptions
+
+
+def parse_max_changes(value: str | int | None) -> tuple[float, bool] | None:
+    """'500' -> (500, False); '10%' -> (10, True)."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    percent = text.endswith("%")
+    try:
+        number = float(text.rstrip("%"))
+    except ValueError:
+        raise UsageError(f"{option('max_changes')} must be N or N%, got {value!r}") from None
+    if number < 0 or (percent and number > 100):
+        raise UsageError(f"{option('max_changes')} out of range: {value!r}")
+    return number, percent
+
+
+async def scope_total(client: Client, plan: Plan) -> int:
+    """How many snapshots the plan's scopes hold (one tiny list call per scope)."""
+    total = 0
+    for project_id, region_id in plan.scopes:
+        try:
+            page = await retrying(lambda: client.list_page(project_id, region_id, limit=1))  # noqa: B023
+        except ApiError as error:
+            what = option("max_changes")
+            raise AbortRun(f"cannot count the snapshots for {what}: {error}") from None
+        total += int(page.get("count", 0))
+    return total
+
+
+async def check_max_changes(
+    client: Client | None, plan: Plan, to_send: int, options: ApplyOptions
+) -> None:
+    limit = parse_max_changes(options.max_changes)
+    if limit is None:
+        return
+    number, percent = limit
+    if percent:
+        if client is None:
+            raise UsageError(
+                f"{option('max_changes')} N% needs the API to count snapshots (not in dry-run)"
+            )
+        allowed = math.floor(await scope_total(client, plan) * number / 100)
+    else:
+        allowed = int(number)
+    if to_send > allowed:
+        raise AbortRun(
+            f"refusing to start: the plan would change {to_send} snapshots, "
+            f"more than {option('max_changes', options.max_changes)} ({allowed})"
+        )
+
+
+def writes_needed(state: State | None, entries: Iterable[PlanEntry]) -> int:
+    """How many snapshots a run of `entries` would write, given what was read: one not read
+    is written blind (counts), one not found or with nothing to change does not.
+
+    Parameters
+    ----------
+    state : State or None
+        What was read (None: nothing).
+    entries : iterable of PlanEntry
+
+    Returns
+    -------
+    int
+        Snapshots that get a PATCH (what ``max_changes`` limits).
+    """
+    from batchtag.diff import diff_entry  # pandas: only when a guard asks
+
+    count = 0
+    for entry in entries:
+        snapshot = NOT_READ if state is None else state.peek(entry)
+        if snapshot is NOT_READ:
+            count += 1
+        elif snapshot is not None and diff_entry(entry, snapshot).body:
+            count += 1
+    return count
+
+
+def check_report_target(path: Path, plan: Plan, options: ApplyOptions) -> None:
+    """Before anything is sent: a resume must match its report; a new run must not
+    silently replace an earlier run's results."""
+    if options.resume:
+        check_resumable(path, plan.fingerprint())
+    elif report_exists(path) and not options.overwrite:
+        raise UsageError(
+            f"report {path} already exists; continue it with {option('resume', str(path))}, "
+            f"or pass {option('overwrite', True)} to replace it"
+        )
+
+
+def check_undo_target(options: ApplyOptions) -> None:
+    """A new run must not empty an earlier run's undo file (the only way back)."""
+    path = Path(options.undo_file) if options.undo_file else None
+    if path is None or options.resume or options.overwrite:
+        return
+    if path.exists() and path.stat().st_size > 0:
+        raise UsageError(
+            f"undo file {path} already exists: it may be the only way to undo an earlier run; "
+            f"choose another {option('undo_file')}, or pass {option('overwrite', True)}"
+        )
+
+
+def check_writable(path: str | Path, name: str) -> None:
+    """Before anything is sent: refuse an output file that cannot be written (exit 2)."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        existed = target.exists()
+        with open(target, "a"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as error:
+        raise UsageError(
+            f"cannot write {option(name, str(path))}: {error.strerror or error}"
+        ) from None

@@ -1,0 +1,26 @@
+"""The plan diff: the current state against the manifest, snapshot by snapshot or a page
+at a time; its rows held as columns, written to a file, and printed.
+"""
+
+from __future__ import annotations
+
+from batchtag.lazy import lazy_exports
+
+_HOMES = {
+    "entry_block": "_block",
+    "DIFF_COLUMNS": "_diff",
+    "DiffCollector": "_diff",
+    "diff_entry": "_diff",
+    "diff_frame": "_diff",
+    "diff_plan": "_diff",
+    "CHUNK": "_store",
+    "Diff": "_store",
+    "EXIT_CHANGES": "_view",
+    "plan_exit_code": "_view",
+    "print_plan": "_view",
+    "render_plan": "_view",
+    "DIFF_KINDS": "_write",
+    "write_diff": "_write",
+}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -1,0 +1,35 @@
+"""The inventory (`export`): its columns, scopes, selection (`--where`, `--columns`,
+`--long`), pages pivoted into rows, and the spill and output files.
+"""
+
+from __future__ import annotations
+
+from batchtag.lazy import lazy_exports
+
+_HOMES = {
+    "Output": "_files",
+    "STDOUT": "_files",
+    "Spill": "_files",
+    "field_type": "_files",
+    "output_format": "_files",
+    "API_SCHEMA": "_select",
+    "INVENTORY_COLUMNS": "_select",
+    "LONG_COLUMNS": "_select",
+    "RO_PREFIX": "_select",
+    "SPILL_SCHEMA": "_select",
+    "Scope": "_select",
+    "Selection": "_select",
+    "TAGS_COLUMN": "_select",
+    "TAG_LIST": "_select",
+    "empty_inventory": "_select",
+    "is_tag_column": "_select",
+    "long_frame": "_select",
+    "page_table": "_select",
+    "resolve_scopes": "_select",
+    "split_columns": "_select",
+    "tag_keys": "_select",
+    "user_tags": "_select",
+    "wide_table": "_select",
+}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

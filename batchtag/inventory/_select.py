@@ -1,0 +1,333 @@
+"""The shape of an export: its columns, the scopes it reads, --where/--columns/--long,
+and snapshot pages turned into rows (spill columns, wide tables, long frames)."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
+from batchtag.errors import UsageError, first_line, option
+from batchtag.inventory._files import field_type
+from batchtag.manifest import TAG_PREFIX
+
+log = logging.getLogger("batchtag.export")
+
+RO_PREFIX = "ro:"
+INVENTORY_COLUMNS = (
+    "project_id",
+    "region_id",
+    "snapshot_id",
+    "name",
+    "status",
+    "size",
+    "volume_id",
+    "created_at",
+    "updated_at",
+    "task_id",
+)
+LONG_COLUMNS = ("key", "value", "read_only")
+KEY_COLUMNS = INVENTORY_COLUMNS[:3]
+TAGS_COLUMN = "tags"  # Python frame only: the user tags as a dict
+BACKTICKED = re.compile(r"`([^`]+)`")
+Scope = tuple[int, int]
+
+
+@dataclass
+class Selection:
+    """--where / --columns / --long, checked before any request."""
+
+    where: str | None = None
+    columns: list[str] | None = None
+    long: bool = False
+    where_tags: list[str] = field(default_factory=list)  # tag:/ro: names the expression uses
+
+    def check(self) -> None:
+        if self.where is not None:
+            self.where_tags = [n for n in BACKTICKED.findall(self.where) if is_tag_column(n)]
+            try:
+                self.filter(empty_inventory(self.where_tags))
+            except Exception as error:  # pandas raises many types for a bad expression
+                raise UsageError(f"{option('where')}: {first_line(error)}") from None
+        for name in self.columns or []:
+            if not (is_pattern(name) or name in INVENTORY_COLUMNS or is_tag_column(name)):
+                known = ", ".join(INVENTORY_COLUMNS)
+                raise UsageError(
+                    f"{option('columns')}: unknown column {name!r}; "
+                    f"use {known}, tag:<key>, ro:<key> or a pattern like 'tag:*'"
+                )
+
+    def filter(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.where is None:
+            return frame
+        extra = [n for n in self.where_tags if n not in frame.columns]
+        for name in extra:
+            frame[name] = pd.Series([None] * len(frame), dtype=object, index=frame.index)
+        selected = frame.query(self.where, engine="python")
+        return selected.drop(columns=extra)
+
+    def pick(self, available: list[str]) -> list[str]:
+        """The output columns, in inventory order then key order."""
+        if not self.columns:
+            return available
+        out: list[str] = []
+        for name in self.columns:
+            matched = fnmatch.filter(available, name) if is_pattern(name) else [name]
+            out += [m for m in matched if m not in out]
+        return out
+
+
+def is_tag_column(name: str) -> bool:
+    return name.startswith((TAG_PREFIX, RO_PREFIX)) and len(name) > len(RO_PREFIX)
+
+
+def is_pattern(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
+
+
+def empty_inventory(tag_columns: Iterable[str] = ()) -> pd.DataFrame:
+    columns = {
+        c: pd.Series([], dtype="int64" if field_type(c) == pa.int64() else object)
+        for c in INVENTORY_COLUMNS
+    }
+    columns.update({c: pd.Series([], dtype=object) for c in tag_columns})
+    return pd.DataFrame(columns)
+
+
+# ---------------------------------------------------------------- scopes
+
+
+def resolve_scopes(
+    project_id: int | Iterable[int] | None = None,
+    region_id: int | Iterable[int] | None = None,
+    scopes: Any = None,
+    env: dict[str, str] | None = None,
+) -> list[Scope]:
+    """The (project_id, region_id) pairs to export.
+
+    Parameters
+    ----------
+    project_id, region_id : int or iterable of int, optional
+        Every project x region is a scope; missing ones come from the env vars.
+    scopes : path, DataFrame or iterable of pairs, optional
+        Explicit pairs instead (CSV/JSONL file with project_id, region_id columns).
+    env : mapping, optional
+        Instead of os.environ.
+
+    Returns
+    -------
+    list of (int, int)
+        Without repeats, in the order given.
+
+    Examples
+    --------
+    >>> resolve_scopes([1, 2], 3, env={})
+    [(1, 3), (2, 3)]
+    """
+    if scopes is not None:
+        return read_scopes(scopes)
+    env = os.environ if env is None else env
+    projects = as_ids(project_id, "project_id", env.get(ENV_PROJECT_ID))
+    regions = as_ids(region_id, "region_id", env.get(ENV_REGION_ID))
+    return list(dict.fromkeys((p, r) for p in projects for r in regions))
+
+
+def as_ids(value: Any, name: str, fallback: str | None) -> list[int]:
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        if fallback is None or not fallback.strip():
+            env = ENV_PROJECT_ID if name == "project_id" else ENV_REGION_ID
+            raise UsageError(
+                f"no scope: pass {option(name)} or set {env}, or pass {option('scopes')}"
+            )
+        value, name = fallback, f"{name} (from the environment)"
+    values = [value] if isinstance(value, (int, str)) else list(value)
+    return [positive_int(v, name) for v in values]
+
+
+def positive_int(value: Any, where: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise UsageError(f"{where}: expected a positive integer, got {value!r}")
+    return number
+
+
+def read_scopes(scopes: Any) -> list[Scope]:
+    """Scopes from a CSV/JSONL file or a DataFrame with project_id and region_id columns,
+    or from an iterable of pairs."""
+    if isinstance(scopes, (str, os.PathLike)):
+        frame = read_scopes_file(str(scopes))
+    elif isinstance(scopes, pd.DataFrame):
+        frame = scopes
+    else:
+        frame = pd.DataFrame(list(scopes), columns=["project_id", "region_id"])
+    missing = {"project_id", "region_id"} - set(frame.columns)
+    if missing:
+        raise UsageError(f"{option('scopes')}: missing column(s) {', '.join(sorted(missing))}")
+    if frame.empty:
+        raise UsageError(f"{option('scopes')}: no scopes listed")
+    pairs = []
+    for row, (p, r) in enumerate(zip(frame["project_id"], frame["region_id"], strict=True), 1):
+        where = f"{option('scopes')} row {row}"
+        pairs.append(
+            (positive_int(p, f"{where}, project_id"), positive_int(r, f"{where}, region_id"))
+        )
+    return list(dict.fromkeys(pairs))
+
+
+def read_scopes_file(path: str) -> pd.DataFrame:
+    try:
+        if path.lower().endswith((".jsonl", ".ndjson")):
+            return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{option('scopes', path)}: cannot read: {first_line(error)}") from None
+
+
+# ---------------------------------------------------------------- rows
+
+
+TAG_LIST = pa.list_(
+    pa.struct([("key", pa.string()), ("value", pa.string()), ("read_only", pa.bool_())])
+)
+SPILL_SCHEMA = pa.schema(
+    [pa.field(c, field_type(c)) for c in INVENTORY_COLUMNS] + [pa.field("tags", TAG_LIST)]
+)
+API_SCHEMA = pa.schema(  # the same fields under the API's names
+    [f.with_name("id") if f.name == "snapshot_id" else f for f in SPILL_SCHEMA]
+)
+
+
+def page_table(page: pa.Table | list[dict]) -> pa.Table:
+    """A page of API snapshots as a spill table.
+
+    Parameters
+    ----------
+    page : pyarrow.Table or list of dict
+        The API_SCHEMA fields of a page (`batchtag.gcore._pages.TableClient`'s pages), or
+        snapshot objects as the list endpoint returns them.
+
+    Returns
+    -------
+    pyarrow.Table
+        INVENTORY_COLUMNS plus ``tags`` (list of key/value/read_only structs), with no
+        Python work per snapshot.
+    """
+    if isinstance(page, list):
+        page = pa.Table.from_pylist(page, schema=API_SCHEMA)
+    return page.rename_columns(SPILL_SCHEMA.names)
+
+
+def tag_entries(tags: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, ...]:
+    """Every tag of a column of tag lists: (row, key, value, read_only) as numpy arrays."""
+    if isinstance(tags, pa.ChunkedArray):
+        tags = tags.combine_chunks()
+    flat = pc.list_flatten(tags)
+    return (
+        pc.list_parent_indices(tags).to_numpy(),
+        flat.field("key").to_numpy(zero_copy_only=False),
+        flat.field("value").to_numpy(zero_copy_only=False),
+        flat.field("read_only").fill_null(False).to_numpy(zero_copy_only=False).astype(bool),
+    )
+
+
+class TagCodes:
+    """The tags of a column of tag lists, each key coded once: no Python object per tag."""
+
+    def __init__(self, tags: pa.ChunkedArray | pa.Array):
+        if isinstance(tags, pa.ChunkedArray):
+            tags = tags.combine_chunks()
+        flat = pc.list_flatten(tags)
+        coded = flat.field("key").dictionary_encode()
+        self.rows = pc.list_parent_indices(tags).to_numpy()
+        self.values = flat.field("value")
+        self.read_only = flat.field("read_only").fill_null(False).to_numpy(zero_copy_only=False)
+        # a key's code, or -1 for a null key: it matches no name
+        self.codes = coded.indices.fill_null(-1).to_numpy()
+        self.names = {name: at for at, name in enumerate(coded.dictionary.to_pylist())}
+
+    def pairs(self) -> set[tuple[str, bool]]:
+        """The (key, read_only) pairs found."""
+        names = list(self.names)
+        found = np.unique(self.codes[self.codes >= 0] * 2 + self.read_only[self.codes >= 0])
+        return {(names[c >> 1], bool(c & 1)) for c in found.tolist()}
+
+    def column(self, key: str, read_only: bool, length: int) -> pa.Array:
+        """The value of tag `key` in each of `length` rows (null without it; the last of
+        repeats)."""
+        at = np.zeros(length, dtype=np.int64)
+        has = np.zeros(length, dtype=bool)
+        code = self.names.get(key)
+        if code is not None:
+            hit = np.flatnonzero((self.codes == code) & (self.read_only == read_only))
+            at[self.rows[hit]], has[self.rows[hit]] = hit, True
+        return self.values.take(pa.array(at, mask=~has))
+
+
+def tag_keys(table: pa.Table) -> set[tuple[str, bool]]:
+    """The (key, read_only) pairs found in a page."""
+    return TagCodes(table.column("tags")).pairs()
+
+
+def wide_table(batch: pa.RecordBatch, user_keys: list[str], ro_keys: list[str]) -> pa.Table:
+    """One spill batch pivoted: inventory columns, then tag:<key>, then ro:<key>."""
+    arrays = {c: batch.column(c) for c in INVENTORY_COLUMNS}
+    tags = TagCodes(batch.column("tags"))
+    for prefix, names, flag in ((TAG_PREFIX, user_keys, False), (RO_PREFIX, ro_keys, True)):
+        for key in names:
+            arrays[prefix + key] = tags.column(key, flag, batch.num_rows)
+    return pa.table(arrays)
+
+
+def user_tags(batch: pa.RecordBatch) -> list[dict[str, str]]:
+    """The user tags of each row as a dict (the Python frame's `tags` column)."""
+    out: list[dict[str, str]] = [{} for _ in range(batch.num_rows)]
+    rows, keys, values, read_only = tag_entries(batch.column("tags"))
+    for row, key, value in zip(rows[~read_only], keys[~read_only], values[~read_only], strict=True):
+        out[row][key] = value
+    return out
+
+
+def long_frame(wide: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
+    """One row per (snapshot, tag): `keep` columns plus key, value, read_only."""
+    parts = []
+    for column in [c for c in wide.columns if is_tag_column(c)]:
+        present = wide[wide[column].notna()]
+        if present.empty:
+            continue
+        part = present[keep].copy()
+        part["key"] = column.split(":", 1)[1]
+        part["value"] = present[column]
+        part["read_only"] = column.startswith(RO_PREFIX)
+        part["_order"] = present.index
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(
+            {
+                **{c: wide[c].iloc[:0] for c in keep},
+                "key": [],
+                "value": [],
+                "read_only": pd.Series([], dtype=bool),
+            }
+        )
+    out = pd.concat(parts).sort_values("_order", kind="stable")
+    return out.drop(columns="_order").reset_index(drop=True)
+
+
+def split_columns(columns: str | Iterable[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    parts = columns.split(",") if isinstance(columns, str) else list(columns)
+    return [p.strip() for p in parts if p.strip()] or None

@@ -1,0 +1,289 @@
+"""A plan's entries held as columns: a `PlanEntry` is made only when one is asked for.
+
+A million `PlanEntry` objects with their row lists and id strings cost ~500 MB; the same
+plan as arrays costs ~60 MB (the snapshot ids in one Arrow buffer, the rest as codes into
+the few distinct tag states and passthrough dicts). Iterating makes the entries in chunks,
+so only what is in flight exists as Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+import pyarrow as pa
+
+from batchtag.manifest._columnar import group_codes
+from batchtag.model import (
+    CHUNK,
+    PlanEntry,
+    PlanIndex,
+    SharedDict,
+    arrow_keys,
+    canonical_keys,
+    narrowed,
+    uuid_text,
+)
+
+State = tuple[SharedDict, bool, SharedDict]  # tags, clear, renames
+
+
+@dataclass(frozen=True, eq=False)
+class PlanEntries(Sequence[PlanEntry]):
+    """The entries of a plan, in plan order; a read-only sequence of `PlanEntry`.
+
+    Entries are made afresh on every access: changing one changes nothing here. Entries
+    with the same tag operations or passthrough values share the same (read-only)
+    `SharedDict` objects, held here, so their ids are stable while the plan lives.
+
+    Examples
+    --------
+    >>> from batchtag.plan import EMPTY
+    >>> entries = PlanEntries(
+    ...     projects=np.array([1]), regions=np.array([2]), snapshots=pa.array(["s"]),
+    ...     state_codes=np.array([0]), states=[(EMPTY, True, EMPTY)], names=None,
+    ...     row_ids=np.array([3]), row_bounds=np.array([0, 1]),
+    ...     extra_codes=np.array([0]), extras=[EMPTY],
+    ... )
+    >>> entries[0].key, entries[0].clear, entries[0].rows
+    ((1, 2, 's'), True, [3])
+    """
+
+    projects: np.ndarray  # per entry
+    regions: np.ndarray  # per entry
+    snapshots: pa.Array | None  # per entry (None once held as keys)
+    state_codes: np.ndarray  # per entry, into `states`
+    states: list[State]
+    names: list[str | None] | None  # per entry; None when no entry renames
+    # manifest rows (numbers, or a DataFrame's labels), grouped: entry i's rows are
+    # row_ids[row_bounds[i]:row_bounds[i + 1]]; both None once held as `_first_row` (entry
+    # i has the one row _first_row + i, as in a manifest that lists each snapshot once)
+    row_ids: np.ndarray | None
+    row_bounds: np.ndarray | None
+    extra_codes: np.ndarray  # per entry, into `extras`
+    extras: list[SharedDict]
+
+    def __post_init__(self) -> None:
+        """Hold the columns in their smallest dtypes (a value shared by every entry once),
+        the rows as a first row when they count up one an entry, and the ids as 16-byte
+        keys when they are all lowercase UUIDs (a manifest's are): ~18 bytes an entry for a
+        wide manifest of one scope, instead of ~90."""
+        narrow = {
+            "projects": narrowed(self.projects),
+            "regions": narrowed(self.regions),
+            "state_codes": narrowed(self.state_codes, len(self.states)),
+            "extra_codes": narrowed(self.extra_codes, len(self.extras)),
+            "row_ids": None,
+            "row_bounds": None,
+        }
+        first_row = _first_row(self.row_ids, self.row_bounds)
+        if first_row is None:
+            narrow.update(row_ids=narrowed(self.row_ids), row_bounds=narrowed(self.row_bounds))
+        else:
+            object.__setattr__(self, "_first_row", first_row)
+        for name, column in narrow.items():
+            object.__setattr__(self, name, column)
+        keys = canonical_keys(self.snapshots) if self.snapshots is not None else None
+        if keys is not None:  # the text comes back from the keys (`uuid_text`)
+            object.__setattr__(self, "_keys", keys)  # until `plan_index` sorts them
+            object.__setattr__(self, "snapshots", None)
+
+    def _ids(self, start: int, stop: int) -> list[str]:
+        ranks = self.__dict__.get("_ranks")
+        if ranks is not None:
+            return uuid_text(self.plan_index().key_at(ranks[start:stop]))
+        keys = self.__dict__.get("_keys")
+        if keys is not None:
+            return uuid_text(keys[start:stop])
+        return self.snapshots[start:stop].to_pylist()
+
+    def ids_at(self, positions: np.ndarray) -> list[str]:
+        """The snapshot ids at `positions` (int64, any order), as text."""
+        ranks = self.__dict__.get("_ranks")
+        if ranks is not None:
+            return uuid_text(self.plan_index().key_at(ranks[positions]))
+        keys = self.__dict__.get("_keys")
+        if keys is not None:
+            return uuid_text(keys[positions])
+        return self.snapshots.take(pa.array(positions)).to_pylist()
+
+    def __len__(self) -> int:
+        return len(self.projects)
+
+    @overload
+    def __getitem__(self, index: int) -> PlanEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[PlanEntry]: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return self._make(start, stop)
+        position = range(len(self))[index]  # negative indexes; IndexError past the end
+        return self._make(position, position + 1)[0]
+
+    def __iter__(self) -> Iterator[PlanEntry]:
+        for start in range(0, len(self), CHUNK):
+            yield from self._make(start, min(start + CHUNK, len(self)))
+
+    def _make(self, start: int, stop: int) -> list[PlanEntry]:
+        """Entries start..stop as objects."""
+        if start >= stop:
+            return []
+        states, extras = self.states, self.extras
+        rows = self._rows(start, stop)
+        names = self.names[start:stop] if self.names is not None else [None] * (stop - start)
+        parts = zip(
+            self.projects[start:stop].tolist(),
+            self.regions[start:stop].tolist(),
+            self._ids(start, stop),
+            self.state_codes[start:stop].tolist(),
+            names,
+            rows,
+            self.extra_codes[start:stop].tolist(),
+            strict=True,
+        )
+        out = []
+        for p, r, s, state, name, row_list, extra in parts:
+            tags, clear, renames = states[state]
+            out.append(PlanEntry(p, r, s, tags, clear, renames, name, row_list, extras[extra]))
+        return out
+
+    def _rows(self, start: int, stop: int) -> list[list[Any]]:
+        """The manifest rows of entries start..stop."""
+        first_row = self.__dict__.get("_first_row")
+        if first_row is not None:
+            return [[row] for row in range(first_row + start, first_row + stop)]
+        assert self.row_ids is not None and self.row_bounds is not None
+        bounds = self.row_bounds[start : stop + 1].tolist()
+        flat = self.row_ids[bounds[0] : bounds[-1]].tolist()
+        first = bounds[0]
+        return [flat[a - first : b - first] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def rows_at(self, positions: np.ndarray) -> list[list[Any]]:
+        """The manifest rows of the entries at `positions` (int64, any order)."""
+        first_row = self.__dict__.get("_first_row")
+        if first_row is not None:
+            return [[row] for row in (positions + first_row).tolist()]
+        assert self.row_ids is not None and self.row_bounds is not None
+        starts, stops = self.row_bounds[positions], self.row_bounds[positions + 1]
+        if len(positions) and (stops - starts == 1).all():  # a row per entry, as usual
+            return [[r] for r in self.row_ids[starts].tolist()]
+        return [self.row_ids[a:b].tolist() for a, b in zip(starts, stops, strict=True)]
+
+    def at(self, positions: np.ndarray) -> list[PlanEntry]:
+        """The entries at `positions` (ascending), made in one go: runs of consecutive
+        positions are sliced, the rest gathered."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if not len(positions):
+            return []
+        first, last = int(positions[0]), int(positions[-1])
+        if last - first + 1 == len(positions):
+            return self._make(first, last + 1)
+        out: list[PlanEntry] = []
+        breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+        for run in np.split(positions, breaks):
+            out += self._make(int(run[0]), int(run[-1]) + 1)
+        return out
+
+    def _needs_per_state(self) -> np.ndarray:
+        needs = [
+            PlanEntry(0, 0, "", tags, clear, renames).needs_current
+            for tags, clear, renames in self.states
+        ]
+        return np.array(needs, dtype=bool)
+
+    def needs_current_mask(self) -> np.ndarray:
+        """A mask over positions: the entries that need their snapshot's current tags."""
+        if not len(self):
+            return np.zeros(0, dtype=bool)
+        return self._needs_per_state()[self.state_codes]
+
+    def needs_current_count(self) -> int:
+        """How many entries need their snapshot's current tags (`PlanEntry.needs_current`),
+        counted over the few distinct tag states, not entry by entry."""
+        per_state = np.bincount(self.state_codes, minlength=len(self.states))
+        return int(per_state[self._needs_per_state()].sum()) if len(self) else 0
+
+    def plan_index(self) -> PlanIndex:
+        """Positions by (scope, snapshot key), built from the columns once and kept."""
+        index = self.__dict__.get("_index")
+        if index is None:  # built on first use: after the load's temporaries are gone
+            codes, scopes = self._scope_codes()
+            keys = self.__dict__.get("_keys")
+            if keys is None:
+                index = PlanIndex.build(codes, scopes, arrow_keys(self.snapshots))
+            else:  # the index's sorted keys replace the plan-order ones (ids by rank)
+                index = PlanIndex.build(codes, scopes, keys)
+                object.__setattr__(self, "_ranks", index.ranks())
+                del self.__dict__["_keys"], keys
+            object.__setattr__(self, "_index", index)
+        return index
+
+    def _scope_codes(self) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+        """Each entry's scope as a number, and the scopes in order of first appearance.
+
+        One scope (the usual manifest) is found without sorting: a sort of every
+        (project, region) pair costs ~50 MB of temporaries at 1M entries."""
+        if not len(self):
+            return np.zeros(0, dtype=np.uint8), ()
+        projects, regions = self.projects, self.regions
+        if (projects == projects[0]).all() and (regions == regions[0]).all():
+            one = np.broadcast_to(np.zeros(1, dtype=np.uint8), (len(self),))  # held once
+            return one, ((int(projects[0]), int(regions[0])),)
+        pairs = np.stack([projects, regions], axis=1)
+        if pairs.dtype == object:  # ids beyond int64: rare, numbered one by one
+            numbers: dict = {}
+            codes = [numbers.setdefault(tuple(p), len(numbers)) for p in pairs.tolist()]
+            return np.array(codes, dtype=np.int64), tuple(numbers)
+        uniques, first, inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+        ordered = np.argsort(first, kind="stable")
+        rank = np.empty(len(ordered), dtype=np.int64)
+        rank[ordered] = np.arange(len(ordered))
+        scopes = tuple(map(tuple, uniques[ordered].tolist()))
+        return rank[inverse.ravel()], scopes
+
+    def ids_in_several_scopes(self) -> int:
+        """How many snapshot ids appear in more than one entry (so in several scopes)."""
+        if not len(self):
+            return 0
+        if self.snapshots is None:  # ids as keys: the index has them sorted
+            keys = self.plan_index().sorted_keys
+            same = keys[1:] == keys[:-1]  # a run of equal keys: one id in several entries
+            return int((same & np.concatenate([[True], ~same[:-1]])).sum()) if len(same) else 0
+        return int((np.bincount(group_codes(self.snapshots)) > 1).sum())
+
+    def scopes(self) -> dict[tuple[int, int], int]:
+        """Entries per (project, region), in order of first appearance."""
+        if not len(self):
+            return {}
+        index = self.__dict__.get("_index")
+        codes, scopes = (index.scope_codes, index.scopes) if index else self._scope_codes()
+        counts = np.bincount(codes, minlength=len(scopes)).tolist()
+        return dict(zip(scopes, counts, strict=True))
+
+
+def _first_row(row_ids: np.ndarray | None, row_bounds: np.ndarray | None) -> int | None:
+    """The first row when entry i has the one row first + i (integer rows counting up one
+    an entry, each entry one row), else None. Checked a block at a time."""
+    if row_ids is None or row_bounds is None or row_ids.dtype.kind not in "iu":
+        return None
+    count = len(row_bounds) - 1
+    if not count or len(row_ids) != count or int(row_bounds[0]) != 0:
+        return None
+    first = int(row_ids[0])
+    if not 0 <= first < 2**62:  # (rows beyond int64 stay as they are)
+        return None
+    for start in range(0, count, CHUNK):
+        stop = min(count, start + CHUNK)
+        steps = np.arange(start, stop + 1, dtype=np.int64)
+        if not (row_bounds[start : stop + 1] == steps).all():
+            return None
+        if not (row_ids[start:stop] == steps[:-1] + first).all():
+            return None
+    return first

@@ -1,0 +1,319 @@
+"""The three manifest forms: which one a manifest is written in, which columns it reads, and
+how its rows become operations (pos, op, key, value).
+
+- long: `op`, `key`, `value` columns, one operation a row;
+- wide: `tag:<key>` columns (and optionally `name`): a cell sets the tag, the delete marker
+  removes it, an empty cell leaves it alone (or removes it with `empty_deletes`);
+- json: a `tags` column holding a merge-patch object (or null to clear), optional `name`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from batchtag.errors import Problem, option
+from batchtag.manifest._columnar import categorical, from_codes, fullmatch, index_type
+from batchtag.manifest._messages import Collector, shown, tag_text_problem
+from batchtag.manifest._operations import concat, no_ops, ops_frame
+from batchtag.manifest._patches import patch_ops
+from batchtag.manifest._rules import apply_rules
+from batchtag.manifest._schema import (
+    FORMS,
+    ID_COLUMNS,
+    LONG_COLUMNS,
+    NAME_COLUMN,
+    OPS,
+    TAG_PREFIX,
+    TAG_TEXT,
+    TAGS_COLUMN,
+)
+from batchtag.record import BASE_COLUMNS as REPORT_COLUMNS
+
+REPORT_OWN = [c for c in REPORT_COLUMNS if c not in ID_COLUMNS]  # what marks a report
+
+
+def detect_form(columns: list[str], form: str | None) -> tuple[str | None, list[Problem]]:
+    """The form named by `form`, else the one whose columns are present.
+
+    Parameters
+    ----------
+    columns : list of str
+        The manifest's column names.
+    form : {"long", "wide", "json"}, optional
+        The form the caller named, if any.
+
+    Returns
+    -------
+    tuple
+        The form (None when it cannot be told) and the problems found.
+
+    Examples
+    --------
+    >>> detect_form(["snapshot_id", "tag:env"], None)
+    ('wide', [])
+    """
+    if form is not None:
+        if form not in FORMS:
+            return None, [Problem(f"unknown form {form!r}: use {_choices(FORMS)}")]
+        return form, []
+    found = []
+    if any(c in LONG_COLUMNS for c in columns):
+        found.append("long")
+    if any(c.startswith(TAG_PREFIX) for c in columns):
+        found.append("wide")
+    if TAGS_COLUMN in columns:
+        found.append("json")
+    if len(found) == 1:
+        return found[0], []
+    if not found and NAME_COLUMN in columns:
+        return "wide", []  # only names change: a wide manifest without tag columns
+    if not found:
+        return None, [_report_problem(columns) or _no_form_problem()]
+    return None, [
+        Problem(
+            f"ambiguous manifest form: it has columns of the {' and '.join(found)} forms;"
+            f" choose one: {_choices(found)}"
+        )
+    ]
+
+
+def is_export_tags_copy(frame: pd.DataFrame, columns: list[str]) -> bool:
+    """True for `batchtag.export()`'s frame: `tag:` columns plus a `tags` column of dicts
+    (the same tags, for convenience). Such a frame is a wide manifest; its `tags` column is
+    neither read nor passed through (name the form ``json`` to read it instead).
+
+    Examples
+    --------
+    >>> is_export_tags_copy(pd.DataFrame({"tag:env": ["a"], "tags": [{"env": "a"}]}),
+    ...                     ["tag:env", "tags"])
+    True
+    """
+    if TAGS_COLUMN not in columns or not any(c.startswith(TAG_PREFIX) for c in columns):
+        return False
+    values = frame[TAGS_COLUMN].dropna()
+    return len(values) > 0 and all(type(v) is dict for v in values)
+
+
+def edited_tags_copy(frame: pd.DataFrame) -> list:
+    """The 1-based rows of an export frame whose `tags` dict no longer equals what its
+    `tag:` columns say (one of the two was edited; which one cannot be told).
+
+    Examples
+    --------
+    >>> edited_tags_copy(pd.DataFrame({"tag:env": ["a", "b"], "tags": [{"env": "a"}, {}]}))
+    [2]
+    """
+    columns = [c for c in frame.columns if str(c).strip().startswith(TAG_PREFIX)]
+    keys = [str(c).strip()[len(TAG_PREFIX) :] for c in columns]
+    cells = [frame[c].tolist() for c in columns]
+    edited = []
+    tags = frame[TAGS_COLUMN].tolist()
+    for row, (given, *values) in enumerate(zip(tags, *cells, strict=True), start=1):
+        said = {k: v for k, v in zip(keys, values, strict=True) if not _is_na(v)}
+        if (given if type(given) is dict else {}) != said:
+            edited.append(row)
+    return edited
+
+
+def tags_copy_problem(rows: list[int]) -> Problem:
+    """Refuse an export frame whose `tags` dicts and `tag:` columns disagree (the first
+    row is named, by its label once located)."""
+    more = f" (and {len(rows) - 1} more rows)" if len(rows) > 1 else ""
+    return Problem(
+        f"the tags dict no longer matches the tag: columns{more}: edit one of the two and "
+        f"drop the other: frame.drop(columns='tags') to apply the tag: columns, or "
+        f"{option('form', 'json')} to apply the dicts",
+        row=rows[0],
+        column=TAGS_COLUMN,
+    )
+
+
+def _is_na(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _no_form_problem() -> Problem:
+    return Problem(
+        "cannot tell the manifest form: expected op/key/value columns (long), tag:<key>"
+        f" columns (wide) or a tags column (json); name the form: {_choices(FORMS)}"
+    )
+
+
+def _choices(forms) -> str:
+    """How to name each of `forms`: "--form long or --form json" / "form='long' or ..."."""
+    spelled = [option("form", f) for f in forms]
+    return ", ".join(spelled[:-1]) + " or " + spelled[-1]
+
+
+def _report_problem(columns: list[str]) -> Problem | None:
+    """A report passed back as a manifest (it has most of the report's own columns)."""
+    present = [c for c in REPORT_OWN if c in columns]
+    if len(present) * 2 < len(REPORT_OWN):
+        return None
+    return Problem(
+        f"this is a batchtag report (columns {', '.join(present[:3])}, ...), not a manifest:"
+        f" to finish an earlier run, pass the report with {option('resume')} and the"
+        " original manifest"
+    )
+
+
+def form_columns(form: str, columns: list[str]) -> set[str]:
+    """Columns a form reads; the rest are passthrough.
+
+    Parameters
+    ----------
+    form : {"long", "wide", "json"}
+        The manifest's form.
+    columns : list of str
+        The manifest's column names.
+
+    Returns
+    -------
+    set of str
+        The columns the form reads (ids included).
+
+    Examples
+    --------
+    >>> sorted(form_columns("wide", ["snapshot_id", "tag:env", "ticket"]))
+    ['name', 'project_id', 'region_id', 'snapshot_id', 'tag:env']
+    """
+    used = set(ID_COLUMNS)
+    if form == "long":
+        used.update(LONG_COLUMNS)
+    elif form == "wide":
+        used.update(c for c in columns if c.startswith(TAG_PREFIX))
+        used.add(NAME_COLUMN)
+    else:
+        used.update((TAGS_COLUMN, NAME_COLUMN))
+    return used
+
+
+def form_ops(
+    form: str | None, frame: pd.DataFrame, out: Collector, marker: str, empty_deletes: bool
+) -> pd.DataFrame:
+    """The checked operations of a manifest in `form` (none when the form is unknown).
+
+    Rows the reader already refused (`out.refused`) get no further problems."""
+    if form == "long":
+        ops = long_ops(frame, out)
+    elif form == "wide":
+        ops = wide_ops(frame, marker, out, empty_deletes=empty_deletes)
+    elif form == "json":
+        ops = json_ops(frame, out)
+    else:
+        ops = no_ops()
+    refused = out.refused()
+    if refused.any() and len(ops):
+        ops["ok"] = ops["ok"].to_numpy(dtype=bool) & ~refused[ops["pos"].to_numpy()]
+    return apply_rules(ops, out)
+
+
+def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
+    """One operation a row, from the `op`, `key` and `value` columns."""
+    n = len(frame)
+    if "op" not in frame.columns:
+        out.add("missing required column (long form: op, key, value)", "op")
+        return no_ops()
+    op = pd.Series(_normalised(categorical(frame["op"])))
+    known = op.isin(OPS).to_numpy()
+    ok = known.copy()
+    for column, ops, what in (
+        ("key", ["set", "delete", "rename"], "set, delete and rename need a key"),
+        ("value", ["set", "rename", "name"], "set, rename and name need a value"),
+    ):
+        needs = op.isin(ops).to_numpy()
+        if column not in frame.columns and needs.any():
+            out.add(f"missing column: {what}", column)
+            ok &= ~needs
+
+    def word(text: str) -> str:
+        listed = ", ".join(OPS[:-1]) + " or " + OPS[-1]
+        if not text.strip():
+            return f"op is empty: use {listed}"
+        return f"unknown op {shown(text)}: use {listed}"
+
+    out.cells(~known, frame["op"], word, "op")
+    key = frame["key"] if "key" in frame.columns else ""
+    value = frame["value"] if "value" in frame.columns else ""
+    ops = ops_frame(np.arange(n, dtype=index_type(n)), op, key, value, "key", "value")
+    ops["ok"] = ok
+    return ops
+
+
+def _normalised(cells: pd.Categorical) -> pd.Categorical:
+    """The cells stripped and lowercased, worked out once per distinct text."""
+    texts = pd.Index(cells.categories, dtype=str).str.strip().str.lower()
+    codes, distinct = pd.factorize(texts)  # "Set" and "set " become one text
+    return from_codes(np.append(codes, -1)[cells.codes], pd.Index(distinct, dtype=str))
+
+
+WIDE_OPS = ["set", "delete"]  # by `delete` (0 or 1)
+
+
+def wide_ops(
+    frame: pd.DataFrame, marker: str, out: Collector, *, empty_deletes: bool = False
+) -> pd.DataFrame:
+    """One operation per filled `tag:<key>` cell (every cell with `empty_deletes`) and per
+    filled `name` cell."""
+    parts = []
+    for column in frame.columns:
+        if not column.startswith(TAG_PREFIX):
+            continue
+        key = column[len(TAG_PREFIX) :]
+        if not fullmatch(pd.Series([key], dtype=str), TAG_TEXT)[0]:
+            out.add(f"column name: {tag_text_problem(key, 'tag key')}", column)
+            continue
+        parts.append(_tag_ops(categorical(frame[column]), key, column, marker, empty_deletes))
+    if NAME_COLUMN in frame.columns:
+        parts.append(_name_ops(frame[NAME_COLUMN], out, marker))
+    return concat(parts)
+
+
+def _tag_ops(
+    cells: pd.Categorical, key: str, column: str, marker: str, empty_deletes: bool
+) -> pd.DataFrame:
+    """The operations of one `tag:<key>` column, worked out once per distinct cell text and
+    spread to the rows through the codes (no Python object per row)."""
+    texts = pd.Index(cells.categories, dtype=str)
+    if "" not in texts:  # a deleting row's value is ""
+        texts = texts.append(pd.Index([""], dtype=str))
+    blank = np.asarray(texts == "", dtype=bool)
+    delete = np.asarray(texts.str.strip() == marker, dtype=bool) | blank
+    codes = cells.codes
+    blank_code = int(np.flatnonzero(blank)[0])
+    codes = np.where(codes < 0, blank_code, codes)  # a missing cell is an empty one
+    filled = ~blank[codes]
+    every = empty_deletes or bool(filled.all())
+    positions = np.arange(len(codes), dtype=index_type(len(codes))) if every else None
+    positions = np.flatnonzero(filled) if positions is None else positions
+    del filled
+    picked = codes[positions]
+    deleted = delete[picked]
+    ops = from_codes(deleted.astype(np.int8), WIDE_OPS)
+    values = from_codes(np.where(deleted, blank_code, picked), texts)
+    return ops_frame(positions, ops, key, values, column, column)
+
+
+def _name_ops(cells: pd.Series, out: Collector, marker: str | None) -> pd.DataFrame:
+    positions = np.flatnonzero((cells != "").to_numpy())
+    values = cells.iloc[positions].reset_index(drop=True)
+    part = ops_frame(positions, "name", "", values, NAME_COLUMN, NAME_COLUMN)
+    if marker is not None:
+        marked = (values.str.strip() == marker).to_numpy()
+        for pos in positions[marked].tolist():
+            out.add("a snapshot name cannot be deleted", NAME_COLUMN, pos)
+        part["ok"] = ~marked
+    return part
+
+
+def json_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
+    """The operations of each row's `tags` merge patch, then its `name`."""
+    parts = []
+    if TAGS_COLUMN in frame.columns:
+        parts.append(patch_ops(frame[TAGS_COLUMN], out))
+    elif NAME_COLUMN not in frame.columns:
+        out.add("missing required column (json form: tags, optional name)", TAGS_COLUMN)
+    if NAME_COLUMN in frame.columns:
+        parts.append(_name_ops(frame[NAME_COLUMN], out, None))
+    return concat(parts)

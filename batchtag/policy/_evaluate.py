@@ -1,0 +1,298 @@
+"""Evaluating a policy on an inventory: the manifest of changes that makes it hold.
+
+Semantics (the order of rules in the file never matters):
+
+- **Simultaneous passes.** Every rule is evaluated against the same state: the first pass
+  against the exported (original) inventory, not rule after rule. Each action becomes
+  concrete writes per (snapshot, key): ``set`` the value; ``delete`` removal; ``lower`` /
+  ``upper`` the current value in that case (only where the key exists); ``rename old = new``
+  removal of ``old`` and ``new`` set to the current value of ``old`` (only where ``old``
+  exists; an existing ``new`` is overwritten). Values are read from the inventory, so the
+  manifest holds only ``set`` and ``delete`` rows.
+- **Conflicts.** Two writes to one key of one snapshot must agree: different values (or a
+  value and a removal) are an error naming both rules and the snapshot, even when one of them
+  would change nothing (otherwise the two rules would undo each other on alternate runs). So
+  ``rename a = b`` plus another rule's ``set b = x`` conflict unless ``x`` is ``a``'s value.
+- **Settling.** When the writes change a snapshot so that some rule's ``where`` now selects
+  it (chained rules), further passes run on the changed state until nothing changes, under
+  the same conflict check. Every key of a snapshot changes at most once, so this ends, and
+  the result is stable: evaluating the policy again on it gives an empty manifest (a second
+  ``enforce`` sends nothing; ``enforce --check`` exits 0).
+- **Minimal.** Only writes that change something become rows: a ``set`` to the current
+  value, a ``delete`` of an absent key, a ``lower`` of a lower-case value are dropped.
+- **Read-only tags** cannot be written (the API keeps them): writes to a key that is
+  read-only on a snapshot are skipped there (with a warning), and so is a rename onto one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from batchtag.manifest import LONG_COLUMNS
+from batchtag.policy._policy import (
+    INVENTORY_COLUMNS,
+    SCOPE_KEYS,
+    TAGS_COLUMN,
+    Policy,
+    PolicyError,
+    Rule,
+    is_tag_column,
+    ro_column,
+    tag_column,
+)
+
+log = logging.getLogger("batchtag.policy._policy")
+
+RULE_COLUMN = "rule"  # the passthrough column naming the rule(s) behind each change
+RULE_SEPARATOR = "; "
+KEY_COLUMNS = INVENTORY_COLUMNS[:3]  # project_id, region_id, snapshot_id
+MANIFEST_COLUMNS = (*KEY_COLUMNS, *LONG_COLUMNS, RULE_COLUMN)
+CLAIM_COLUMNS = ("row", "key", "value", "rule")  # value None = remove the key
+MAX_PASSES = 100  # a safety net: every key of a snapshot changes at most once
+CASES = {"lower": str.lower, "upper": str.upper}
+
+
+def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
+    """The long-form manifest that makes `inventory` satisfy every rule of `policy`.
+
+    Parameters
+    ----------
+    policy : Policy
+        From `batchtag.policy._policy.load_policy`.
+    inventory : pandas.DataFrame
+        An export: project_id, region_id, snapshot_id, the other inventory columns,
+        ``tag:<key>`` per user tag and ``ro:<key>`` per read-only tag (NA = no such tag).
+        Rows outside the policy's [scope] are left alone.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns project_id, region_id, snapshot_id, op (``set``/``delete``), key, value
+        ("" for delete), rule (the rules behind the snapshot's changes, joined by "; "): one
+        row per (snapshot, key) that changes, in inventory order. ``attrs["rules"]`` maps
+        each rule to the snapshots it selected and changed.
+
+    Raises
+    ------
+    PolicyError
+        Rules writing different values to one key of one snapshot, or a ``where`` that
+        fails on this inventory.
+
+    Examples
+    --------
+    >>> manifest = evaluate(load_policy("samples/cost-policy.toml"), batchtag.export())
+    >>> batchtag.apply(manifest)  # doctest: +SKIP
+    """
+    missing = [c for c in KEY_COLUMNS if c not in inventory.columns]
+    if missing:
+        raise PolicyError(f"the inventory has no {', '.join(missing)} column")
+    original = _prepared(inventory, policy)
+    state = original.copy()
+    claims = _empty_claims()
+    matched = None
+    for _ in range(MAX_PASSES):
+        writes, selected = _writes(policy, state, warn=matched is None)
+        matched = selected if matched is None else matched
+        claims = _merge(claims, writes, policy, original)
+        if not _apply(state, writes):
+            manifest, changed = _manifest(claims, original, policy)
+            manifest.attrs["rules"] = _stats(policy, matched, changed)
+            return manifest
+    raise PolicyError(f"policy {policy.source}: the rules did not settle after {MAX_PASSES} passes")
+
+
+def _prepared(inventory: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """The inventory as rules see it: only the rows inside the policy's [scope], positional
+    index, no ``tags`` dict column (``where`` uses the tag: columns), and all-NA tag columns
+    as objects (a CSV reader makes them float, where ``.str`` would fail)."""
+    inside = np.ones(len(inventory), dtype=bool)
+    for name in SCOPE_KEYS:
+        if getattr(policy, name) is not None:
+            inside &= inventory[name].astype("int64").isin(getattr(policy, name)).to_numpy()
+    frame = inventory[inside].drop(columns=[TAGS_COLUMN], errors="ignore")
+    frame = frame.reset_index(drop=True)
+    for column in frame.columns:
+        if is_tag_column(column) and frame[column].dtype.kind == "f":
+            frame[column] = pd.Series(present(frame, column), dtype=object)
+    return frame
+
+
+def present(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The column's cells as objects, None where missing (or when there is no such column)."""
+    if column not in frame.columns:
+        return np.full(len(frame), None, dtype=object)
+    cells = frame[column]
+    values = cells.to_numpy(dtype=object, copy=True)
+    values[pd.isna(cells).to_numpy()] = None
+    return values
+
+
+def _empty_claims() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=object) for c in CLAIM_COLUMNS})
+
+
+@dataclass
+class _Writes:
+    rows: np.ndarray
+    key: str
+    values: np.ndarray  # objects; None = remove
+
+
+def _actions(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> Iterator[_Writes]:
+    """Each action of `rule` on the selected `rows`, as concrete writes."""
+    for key, value in rule.set.items():
+        yield _Writes(rows, key, np.full(len(rows), value, dtype=object))
+    for key in rule.delete:
+        yield _Writes(rows, key, np.full(len(rows), None, dtype=object))
+    for case, keys in (("lower", rule.lower), ("upper", rule.upper)):
+        for key in keys:
+            current = present(frame, tag_column(key))[rows]
+            has = current != None  # noqa: E711 - elementwise on an object array
+            converted = np.array([CASES[case](v) for v in current[has]], dtype=object)
+            yield _Writes(rows[has], key, converted)
+    for old, new in rule.rename.items():
+        current = present(frame, tag_column(old))[rows]
+        has = (current != None) & (present(frame, ro_column(new))[rows] == None)  # noqa: E711
+        yield _Writes(rows[has], old, np.full(int(has.sum()), None, dtype=object))
+        yield _Writes(rows[has], new, current[has])
+
+
+def _writes(policy: Policy, frame: pd.DataFrame, warn: bool) -> tuple[pd.DataFrame, list[int]]:
+    """Every rule's writes on `frame` (a claims frame), and how many rows each selected."""
+    parts: list[tuple[np.ndarray, str, np.ndarray, int]] = []
+    selected = []
+    for index, rule in enumerate(policy.rules):
+        rows = np.flatnonzero(rule.matches(frame, policy.source))
+        selected.append(len(rows))
+        for w in _actions(rule, frame, rows):
+            read_only = present(frame, ro_column(w.key))[w.rows] != None  # noqa: E711
+            if read_only.any():
+                if warn:
+                    log.warning(
+                        "%s: tag %r is read-only on %d snapshots; not written there",
+                        rule.label,
+                        w.key,
+                        int(read_only.sum()),
+                    )
+                w = _Writes(w.rows[~read_only], w.key, w.values[~read_only])
+            parts.append((w.rows, w.key, w.values, index))
+    if not parts:
+        return _empty_claims(), selected
+    keys = np.concatenate([np.full(len(p[0]), p[1], dtype=object) for p in parts])
+    frame_parts = {  # object columns: pandas would otherwise turn None into NaN
+        "row": np.concatenate([p[0] for p in parts]).astype(np.int64),
+        "key": pd.Series(keys, dtype=object),
+        "value": pd.Series(np.concatenate([p[2] for p in parts]), dtype=object),
+        "rule": np.concatenate([np.full(len(p[0]), p[3], dtype=np.int64) for p in parts]),
+    }
+    return pd.DataFrame(frame_parts), selected
+
+
+def _merge(
+    claims: pd.DataFrame, writes: pd.DataFrame, policy: Policy, original: pd.DataFrame
+) -> pd.DataFrame:
+    """Add `writes` to the claims; two different writes to one slot are an error."""
+    merged = pd.concat([claims, writes], ignore_index=True) if len(claims) else writes
+    if not len(merged):
+        return claims
+    merged = merged.drop_duplicates(["row", "key", "value", "rule"], ignore_index=True)
+    repeated = merged[merged.duplicated(["row", "key"], keep=False)]
+    if len(repeated):
+        kinds = repeated.groupby(["row", "key"], sort=False)["value"].nunique(dropna=False)
+        clashes = kinds[kinds > 1]
+        if len(clashes):
+            _raise_conflict(repeated, clashes, policy, original)
+    return merged
+
+
+def _raise_conflict(
+    repeated: pd.DataFrame, clashes: pd.Series, policy: Policy, original: pd.DataFrame
+) -> None:
+    row, key = clashes.index[0]
+    slot = repeated[(repeated["row"] == row) & (repeated["key"] == key)]
+    first = slot.iloc[0]
+    other = slot[slot["value"].map(lambda v: v != first["value"])].iloc[0]
+    a, b = policy.rules[int(first["rule"])], policy.rules[int(other["rule"])]
+    ids = original.iloc[int(row)]
+    more = f" (and {len(clashes) - 1} more conflicts)" if len(clashes) > 1 else ""
+    names = f"rules {a.name!r} and {b.name!r}" if a is not b else f"rule {a.name!r}"
+    raise PolicyError(
+        f"policy {policy.source}: {names} write different values to tag {key!r} of snapshot "
+        f"{ids['snapshot_id']} (project {ids['project_id']}, region {ids['region_id']}): "
+        f"{_shown(first['value'])} vs {_shown(other['value'])}{more}; nothing was sent"
+    )
+
+
+def _shown(value: str | None) -> str:
+    return "removes it" if value is None else f"sets {value!r}"
+
+
+def _apply(state: pd.DataFrame, writes: pd.DataFrame) -> bool:
+    """Write `writes` into `state`'s tag: columns; True when any cell changed."""
+    changed = False
+    for key, group in writes.groupby("key", sort=False):
+        column = tag_column(str(key))
+        values = present(state, column)
+        rows = group["row"].to_numpy()
+        new = group["value"].to_numpy(dtype=object)
+        differs = values[rows] != new
+        if differs.any():
+            values[rows[differs]] = new[differs]
+            state[column] = pd.Series(values, index=state.index, dtype=object)
+            changed = True
+    return changed
+
+
+def _manifest(
+    claims: pd.DataFrame, original: pd.DataFrame, policy: Policy
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The manifest rows (slots whose value differs from the original) and, per rule index,
+    how many snapshots it changes."""
+    slots = claims.drop_duplicates(["row", "key"])
+    keep = np.zeros(len(slots), dtype=bool)
+    for key, index in slots.groupby("key", sort=False).indices.items():
+        before = present(original, tag_column(str(key)))[slots["row"].to_numpy()[index]]
+        keep[index] = before != slots["value"].to_numpy(dtype=object)[index]
+    changes = slots[keep].sort_values(["row", "key"], kind="stable")
+    rows = changes["row"].to_numpy(dtype=np.int64)
+    value = changes["value"].to_numpy(dtype=object)
+    manifest = original.iloc[rows][list(KEY_COLUMNS)].reset_index(drop=True)
+    removes = pd.isna(value)
+    manifest["op"] = np.where(removes, "delete", "set")
+    manifest["key"] = changes["key"].to_numpy(dtype=object)
+    manifest["value"] = np.where(removes, "", value)
+    behind = claims.merge(changes[["row", "key"]], on=["row", "key"])
+    behind = behind.drop_duplicates(["row", "rule"])
+    joined = _rule_names(behind, [r.name for r in policy.rules])
+    manifest[RULE_COLUMN] = joined.reindex(rows).to_numpy(dtype=object)
+    return manifest[list(MANIFEST_COLUMNS)], behind["rule"].value_counts()
+
+
+def _rule_names(behind: pd.DataFrame, names: list[str]) -> pd.Series:
+    """Per row: the names of its rules in policy order, joined; one join per combination."""
+    codes, rows = pd.factorize(behind["row"])
+    matrix = np.zeros((len(rows), len(names)), dtype=bool)
+    matrix[codes, behind["rule"].to_numpy(dtype=np.int64)] = True
+    if len(names) < 63:  # a bit per rule: factorize ints instead of sorting rows
+        weights = np.left_shift(1, np.arange(len(names), dtype=np.int64))
+        inverse, masks = pd.factorize(matrix @ weights)
+        combos = (np.asarray(masks)[:, None] & weights) != 0
+    else:
+        combos, inverse = np.unique(matrix, axis=0, return_inverse=True)
+    labels = [RULE_SEPARATOR.join(n for n, on in zip(names, c, strict=True) if on) for c in combos]
+    return pd.Series(np.array(labels, dtype=object)[inverse.ravel()], index=rows)
+
+
+def _stats(policy: Policy, selected: list[int], changed: pd.Series) -> dict[str, dict]:
+    stats = {}
+    for index, (rule, count) in enumerate(zip(policy.rules, selected, strict=True)):
+        stats[rule.name] = {"selected": count, "changed": int(changed.get(index, 0))}
+        log.info(
+            "%s: selects %d snapshots, changes %d", rule.label, count, stats[rule.name]["changed"]
+        )
+    return stats

@@ -1,0 +1,335 @@
+"""Policies for `batchtag enforce`: tag rules over the inventory, read from a TOML file.
+
+A policy is an optional ``[scope]`` and one or more ``[[rule]]`` tables::
+
+    [scope]                                  # optional; else project_id/region_id/env
+    project_id = 1
+    region_id = [1, 7]
+
+    [[rule]]
+    name = "default cost-center"
+    where = "`tag:cost-center`.isna()"       # pandas query over the export's columns
+    set = { "cost-center" = "unassigned" }
+
+A rule's ``where`` (default: every snapshot) picks snapshots; its actions say what they get:
+``set`` (key = value), ``delete`` (keys), ``lower`` / ``upper`` (keys whose value changes
+case), ``rename`` (old key = new key). Everything is checked here, before any request:
+unknown keys, an empty rule, invalid tag text, a rule writing one key twice, and every
+``where`` is evaluated on an empty inventory (``tag:``/``ro:`` columns it names that no
+snapshot has behave as all-NA). `batchtag.policy._evaluate.evaluate` turns a policy and an
+inventory into a manifest.
+
+A policy is trusted like a script: ``where`` runs pandas expressions (method calls
+included) in this process. It sees the export's columns, not its ``tags`` dict column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from batchtag.defaults import SCOPE_OPTIONS
+from batchtag.errors import UsageError
+from batchtag.inventory import (
+    INVENTORY_COLUMNS,
+    RO_PREFIX,
+    TAGS_COLUMN,
+    empty_inventory,
+    is_tag_column,
+)
+from batchtag.manifest import TAG_PREFIX, TAG_TEXT, fullmatch, tag_text_problem
+
+__all__ = [
+    "INVENTORY_COLUMNS",
+    "RO_PREFIX",
+    "TAGS_COLUMN",
+    "Policy",
+    "PolicyError",
+    "Rule",
+    "is_tag_column",
+    "load_policy",
+]
+
+TOP_KEYS = ("scope", "rule")
+SCOPE_KEYS = SCOPE_OPTIONS  # [scope] takes project_id and region_id
+KEY_LISTS = ("delete", "lower", "upper")  # actions taking a list of keys
+KEY_TABLES = ("set", "rename")  # actions taking a table
+ACTIONS = ("set", "delete", "lower", "upper", "rename")
+RULE_KEYS = ("name", "description", "where", *ACTIONS)
+BACKTICKED = re.compile(r"`([^`]+)`")
+RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
+
+
+class PolicyError(UsageError):
+    """A policy that cannot be used: bad TOML, unknown keys, a bad rule, conflicting rules.
+
+    Nothing is sent; exit code 2 on the command line."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: which snapshots (`where`) and what they get (the actions)."""
+
+    name: str
+    where: str | None = None
+    set: dict[str, str] = field(default_factory=dict)
+    delete: tuple[str, ...] = ()
+    lower: tuple[str, ...] = ()
+    upper: tuple[str, ...] = ()
+    rename: dict[str, str] = field(default_factory=dict)
+    line: int | None = None  # the line of its [[rule]] header, for messages
+
+    @property
+    def label(self) -> str:
+        return f"rule {self.name!r}" + (f" (line {self.line})" if self.line else "")
+
+    @property
+    def tag_columns(self) -> list[str]:
+        """The tag:/ro: columns its `where` names (they may not exist in an inventory)."""
+        return [n for n in BACKTICKED.findall(self.where or "") if is_tag_column(n)]
+
+    def matches(self, frame: pd.DataFrame, source: str) -> np.ndarray:
+        """A boolean array: which rows of `frame` the rule's `where` selects.
+
+        ``tag:``/``ro:`` columns named in `where` but absent from `frame` are all-NA; an NA
+        result counts as not selected. Raises PolicyError naming the rule otherwise."""
+        if self.where is None:
+            return np.ones(len(frame), dtype=bool)
+        missing = [c for c in self.tag_columns if c not in frame.columns]
+        if missing:
+            na = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+            frame = frame.assign(**dict.fromkeys(missing, na))
+        try:
+            result = frame.eval(self.where, engine="python")
+            if _is_condition(result) and not result.index.equals(frame.index):
+                result = result.reindex(frame.index, fill_value=False)  # sorted or cut
+        except Exception as error:  # pandas raises many types for a bad expression
+            raise PolicyError(
+                f"policy {source}: {self.label}: where: {first_line(error)}"
+            ) from None
+        if not _is_condition(result):
+            shown = getattr(result, "dtype", type(result).__name__)
+            raise PolicyError(
+                f"policy {source}: {self.label}: where must be a condition (true or false for "
+                f"each snapshot), got {shown}"
+            )
+        return result.fillna(False).to_numpy(dtype=bool)
+
+
+def _is_condition(result: Any) -> bool:
+    return isinstance(result, pd.Series) and pd.api.types.is_bool_dtype(result.dtype)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded policy: its rules in file order and its optional scope."""
+
+    rules: tuple[Rule, ...]
+    project_id: tuple[int, ...] | None = None
+    region_id: tuple[int, ...] | None = None
+    source: str = "<policy>"
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and check a TOML policy file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The policy file.
+
+    Returns
+    -------
+    Policy
+        Its rules (every ``where`` already checked on an empty inventory) and scope.
+
+    Raises
+    ------
+    PolicyError
+        A one-line message naming the file and the line (TOML syntax) or the rule.
+
+    Examples
+    --------
+    >>> policy = load_policy("samples/cost-policy.toml")
+    >>> [rule.name for rule in policy.rules][:1]
+    ['default cost-center']
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise PolicyError(f"policy {path}: cannot read it: {reason}") from None
+    return parse_policy(text, str(path))
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    """Check a policy given as TOML text (see `load_policy`).
+
+    Parameters
+    ----------
+    text : str
+        The policy, TOML.
+    source : str
+        What messages call it (a file name).
+
+    Returns
+    -------
+    Policy
+        Its rules and scope.
+
+    Examples
+    --------
+    >>> parse_policy('rule = [{ name = "tmp", delete = ["tmp"] }]').rules[0].delete
+    ('tmp',)
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PolicyError(f"policy {source}: invalid TOML: {error}") from None
+    _check_keys(data, TOP_KEYS, f"policy {source}", "top-level key")
+    rules = data.get("rule")
+    if not isinstance(rules, list) or not rules:
+        raise PolicyError(f"policy {source}: no rules; add at least one [[rule]] table")
+    lines = [text.count("\n", 0, m.start()) + 1 for m in RULE_HEADER.finditer(text)]
+    if len(lines) != len(rules):
+        lines = [None] * len(rules)  # rules written as an inline array: no header lines
+    parsed = tuple(
+        _rule(r, i, line, source) for i, (r, line) in enumerate(zip(rules, lines, strict=True))
+    )
+    _check_unique(parsed, source)
+    empty = empty_inventory(sorted({c for r in parsed for c in r.tag_columns}))
+    for rule in parsed:
+        rule.matches(empty, source)
+    project_id, region_id = _scope(data.get("scope"), source)
+    return Policy(parsed, project_id, region_id, source)
+
+
+def _check_keys(table: dict, allowed: tuple[str, ...], where: str, what: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise PolicyError(f"{where}: unknown {what} {key!r}{hint}; known: {', '.join(allowed)}")
+
+
+def _rule(raw: Any, index: int, line: int | None, source: str) -> Rule:
+    at = f" (line {line})" if line else ""
+    if not isinstance(raw, dict):
+        raise PolicyError(f"policy {source}: rule {index + 1}{at} must be a table")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise PolicyError(f'policy {source}: rule {index + 1}{at} needs a name = "..."')
+    where = f"policy {source}: rule {name!r}{at}"
+    _check_keys(raw, RULE_KEYS, where, "key")
+    condition = raw.get("where")
+    if condition is not None and (not isinstance(condition, str) or not condition.strip()):
+        raise PolicyError(f"{where}: where must be a non-empty string (a pandas query)")
+    actions = {a: _action(a, raw[a], where) for a in ACTIONS if a in raw}
+    if not any(actions.values()):
+        raise PolicyError(f"{where}: no action; give one of {', '.join(ACTIONS)}")
+    _check_tag_text(actions, where)
+    _check_written_once(actions, where)
+    return Rule(name, condition, line=line, **actions)
+
+
+def _action(action: str, value: Any, where: str) -> Any:
+    if action in KEY_TABLES:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            example = '{ "cost-center" = "unassigned" }' if action == "set" else '{ Env = "env" }'
+            raise PolicyError(f"{where}: {action} must be a table of strings, e.g. {example}")
+        return dict(value)
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        raise PolicyError(f'{where}: {action} must be a list of tag keys, e.g. ["tmp"]')
+    return tuple(dict.fromkeys(value))
+
+
+def _check_tag_text(actions: dict[str, Any], where: str) -> None:
+    texts: list[tuple[str, str]] = []
+    for action, value in actions.items():
+        if action == "set":
+            texts += [("set: key", k) for k in value]
+            texts += [(f"set: value of {k!r}", v) for k, v in value.items()]
+        elif action == "rename":
+            texts += [("rename: key", k) for k in (*value, *value.values())]
+        else:
+            texts += [(f"{action}: key", k) for k in value]
+    ok = fullmatch(pd.Series([t for _, t in texts], dtype=object), TAG_TEXT)
+    for (what, text), good in zip(texts, ok.tolist(), strict=True):
+        if not good:
+            raise PolicyError(f"{where}: {tag_text_problem(text, what)}")
+
+
+def _check_written_once(actions: dict[str, Any], where: str) -> None:
+    """Within one rule every key is written by one action (rename writes old and new)."""
+    seen: dict[str, str] = {}
+    for action, value in actions.items():
+        keys = [*value, *value.values()] if action == "rename" else list(value)
+        for key in keys:
+            if key in seen:
+                raise PolicyError(
+                    f"{where}: tag {key!r} is written by both {seen[key]} and {action}"
+                )
+            seen[key] = action
+
+
+def _check_unique(rules: tuple[Rule, ...], source: str) -> None:
+    seen: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.name in seen:
+            raise PolicyError(
+                f"policy {source}: two rules are named {rule.name!r} "
+                f"(lines {seen[rule.name].line} and {rule.line}); names must be unique"
+            )
+        seen[rule.name] = rule
+
+
+def _scope(raw: Any, source: str) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    if raw is None:
+        return None, None
+    where = f"policy {source}: [scope]"
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where} must be a table")
+    _check_keys(raw, SCOPE_KEYS, where, "key")
+    return tuple(_ids(raw.get(name), f"{where} {name}") for name in SCOPE_KEYS)  # type: ignore[return-value]
+
+
+def _ids(value: Any, where: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(type(v) is int and v > 0 for v in values):
+        raise PolicyError(f"{where}: expected a positive integer or a list of them, got {value!r}")
+    return tuple(dict.fromkeys(values))
+
+
+def scope_options(policy: Policy) -> dict[str, Any]:
+    """The policy's scope as export options; empty when it has none (the caller's
+    project/region options or the environment decide)."""
+    out: dict[str, Any] = {}
+    for name in SCOPE_KEYS:
+        value = getattr(policy, name)
+        if value is not None:
+            out[name] = list(value)
+    return out
+
+
+def tag_column(key: str) -> str:
+    return TAG_PREFIX + key
+
+
+def ro_column(key: str) -> str:
+    return RO_PREFIX + key

@@ -1,0 +1,27 @@
+"""Reading state: what a scope holds or a set of snapshots looks like now (list pages or
+GETs), kept for the run (spilled to disk) and fed to the sender as it arrives.
+"""
+
+from __future__ import annotations
+
+from batchtag.lazy import lazy_exports
+
+_HOMES = {
+    "EntryFeed": "_feed",
+    "NOT_YET": "_feed",
+    "IdSet": "_idset",
+    "PlanIdSet": "_idset",
+    "DEFAULTS": "_reader",
+    "Key": "_reader",
+    "ReadStats": "_reader",
+    "Reader": "_reader",
+    "GET_BATCH": "_state",
+    "NOT_FOUND_TEXT": "_state",
+    "NOT_READ": "_state",
+    "State": "_state",
+    "compact": "_state",
+    "expand": "_state",
+    "read_state": "_state",
+}
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -1,0 +1,400 @@
+"""The state reader: what a scope holds, or what a set of snapshots looks like now.
+
+Reads share the writes' pieces: the `RateLimiter` (a 429 slows every request down), the
+retry classes and policies of `batchtag.gcore._retry` (5xx, timeouts and dropped connections are
+retried with backoff, a `Breaker` stops retry storms) and the run's `Client`. A 401/403
+raises `AbortRun` (exit 3); a scope that does not exist raises `UsageError` (exit 2).
+
+Listing: the first page (limit 1000) gives `count`; the remaining pages are fetched
+concurrently, in a window of `2 x concurrency` pages, and handed out in listing order.
+Offset paging over a scope that changes can skip or repeat snapshots: pages are deduplicated
+by id, and a pass that looks inconsistent (count changed between pages, duplicates, fewer
+snapshots than `count`) is followed by another pass that yields only snapshots not seen yet,
+up to `max_passes`; what could not be reconciled is logged as a warning with numbers.
+
+Examples
+--------
+>>> async with Client(settings) as client:                      # doctest: +SKIP
+...     reader = Reader(client, concurrency=16, limiter=RateLimiter(50))
+...     async for page in reader.read_scope(1, 1):
+...         ...                                                   # a list of snapshot dicts
+...     state = await reader.read_snapshots([(1, 1, sid1), (1, 1, sid2)])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.gcore import (
+    GONE,
+    LIST_PAGE,
+    RATE_LIMIT,
+    RETRY_CLASSES,
+    TRANSIENT,
+    Breaker,
+    Client,
+    RateLimiter,
+    RetrySettings,
+    classify,
+    new_state,
+    row_keys,
+    take_rows,
+)
+from batchtag.model import PlanIndex
+from batchtag.read._idset import Seen, id_key, id_set
+from batchtag.send import EngineOptions, fatal_reason
+
+log = logging.getLogger("batchtag.read._reader")
+
+DEFAULTS = EngineOptions()
+MAX_PASSES = 3
+Key = tuple[int, int, str]  # (project_id, region_id, snapshot_id)
+Progress = Callable[[int, int], None]  # (snapshots read so far, total expected)
+
+
+@dataclass
+class ReadStats:
+    """What reading cost and found; `warnings` repeats what was logged."""
+
+    requests: int = 0
+    pages: int = 0
+    gets: int = 0
+    passes: int = 0
+    duplicates: int = 0
+    retries: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Pass:
+    counts: list[int] = field(default_factory=list)
+    listed: int = 0
+    duplicates: int = 0
+    ids: Seen | None = None  # every id this pass listed (kept on re-reads only)
+
+    @property
+    def consistent(self) -> bool:
+        return len(set(self.counts)) == 1 and not self.duplicates and self.listed == self.counts[-1]
+
+
+class Reader:
+    """Reads scopes and snapshots under one limiter, retry policy and breaker.
+
+    Parameters
+    ----------
+    client : Client
+        An open client (auth, timeouts, session).
+    concurrency : int
+        Requests in flight at most.
+    limiter : RateLimiter, optional
+        Shared with the writes of the same run; a new one at the default rate otherwise.
+    retry : RetrySettings, optional
+        Attempt budgets per response class.
+    breaker : Breaker, optional
+        Retry budget; "abort" raises AbortRun.
+    sleep : callable
+        Awaited for backoff delays (tests pass a fake).
+    progress : callable, optional
+        Called as ``progress(read, total)`` after every page.
+    on_retry : callable, optional
+        Called with the retry class of every retry.
+    max_passes : int
+        Listing passes at most when a scope changes while it is read.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        concurrency: int = DEFAULTS.concurrency,
+        limiter: RateLimiter | None = None,
+        retry: RetrySettings | None = None,
+        breaker: Breaker | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        progress: Progress | None = None,
+        on_retry: Callable[[str], None] | None = None,
+        max_passes: int = MAX_PASSES,
+    ):
+        self.client = client
+        self.concurrency = concurrency
+        self.limiter = limiter or RateLimiter(DEFAULTS.rate)
+        self.policies = (retry or RetrySettings()).policies()
+        self.breaker = breaker or Breaker()
+        self.sleep = sleep
+        self.progress = progress
+        self.on_retry = on_retry
+        self.max_passes = max_passes
+        self.stats = ReadStats()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._read = 0
+        self._base = 0  # snapshots read before the current scope
+        self.consistent = True  # did the last read_scope end with a consistent pass?
+
+    # -- one request ----------------------------------------------------------------------
+
+    async def request(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """Send one read with the engine's rules; final failures raise ApiError."""
+        failures: Counter[str] = Counter()
+        states: dict[str, Any] = {}
+        while True:
+            async with self._slots:
+                await self.limiter.acquire()
+                self.stats.requests += 1
+                try:
+                    result = await fetch()
+                except ApiError as error:
+                    delay = await self._failed(error, failures, states)
+                else:
+                    self.limiter.on_success()
+                    self.breaker.record(False)
+                    return result
+            if delay:
+                await self.sleep(delay)  # off the slot: others keep reading
+
+    async def _failed(self, error: ApiError, failures: Counter, states: dict) -> float:
+        kind = classify(error)
+        fatal = fatal_reason(kind, error)
+        if fatal is not None:
+            raise AbortRun(fatal)
+        if kind not in RETRY_CLASSES:
+            raise error
+        verdict = self.breaker.record(kind == TRANSIENT)
+        if verdict == "abort":
+            raise AbortRun("circuit breaker: most recent reads kept failing (5xx/timeouts)")
+        if kind == RATE_LIMIT:
+            self.limiter.on_throttle(error.retry_after)
+        failures[kind] += 1
+        delay = self.policies[kind].delay(states.setdefault(kind, new_state()), failures[kind])
+        if delay is None:
+            raise error
+        self.stats.retries[kind] += 1
+        if self.on_retry is not None:
+            self.on_retry(kind)
+        if verdict == "pause":
+            delay = max(delay, self.breaker.cooldown)
+        return 0.0 if kind == RATE_LIMIT else delay
+
+    async def page(self, project_id: int, region_id: int, offset: int, limit: int = LIST_PAGE):
+        """One list page: ``{"count": total, "results": [...]}``."""
+
+        def fetch() -> Awaitable[dict]:
+            return self.client.list_page(project_id, region_id, limit=limit, offset=offset)
+
+        try:
+            page = await self.request(fetch)
+        except ApiError as error:
+            if classify(error) == GONE:
+                where = f"{option('project_id', project_id)}, {option('region_id', region_id)}"
+                raise UsageError(f"{where}: no such project/region ({error})") from None
+            raise
+        self.stats.pages += 1
+        return page
+
+    async def count(self, project_id: int, region_id: int) -> int:
+        """How many snapshots a scope holds (one ``limit=1`` request)."""
+        return int((await self.page(project_id, region_id, 0, limit=1)).get("count", 0))
+
+    async def get(self, key: Key) -> dict | None:
+        """One snapshot by GET, or None when it does not exist (404)."""
+        try:
+            snapshot = await self.request(lambda: self.client.get_snapshot(*key))
+        except ApiError as error:
+            if classify(error) == GONE:
+                return None
+            raise
+        finally:
+            self.stats.gets += 1
+        return snapshot
+
+    # -- a whole scope --------------------------------------------------------------------
+
+    async def read_scope(
+        self,
+        project_id: int,
+        region_id: int,
+        *,
+        first: dict | None = None,
+        index: PlanIndex | None = None,
+    ) -> AsyncIterator[list[dict]]:
+        """Every snapshot of a scope, page by page in listing order, each one once.
+
+        Parameters
+        ----------
+        project_id, region_id : int
+            The scope.
+        first : dict, optional
+            The page at offset 0 when the caller already has it.
+        index : PlanIndex, optional
+            A plan's index: the ids it has in the scope are then remembered by their plan
+            position (a byte each, `batchtag.read._idset.PlanIdSet`), not by their 16-byte key.
+
+        Yields
+        ------
+        list of dict
+            Snapshot objects as the API returns them, never one id twice.
+        """
+        scope = (project_id, region_id)
+        seen = id_set(index, scope)  # no Python object per id
+        passes: list[_Pass] = []
+        self._base = self._read
+        while len(passes) < self.max_passes:
+            current = _Pass(ids=id_set(index, scope) if passes else None)
+            passes.append(current)
+            self.stats.passes += 1
+            async for page in self._pass(project_id, region_id, seen, current, first):
+                yield page
+            first = None
+            if current.consistent:
+                break
+        self.consistent = passes[-1].consistent
+        self.stats.duplicates += sum(p.duplicates for p in passes)
+        self._report(project_id, region_id, passes, seen)
+
+    async def _pass(
+        self, project_id: int, region_id: int, seen: Seen, current: _Pass, first: dict | None
+    ) -> AsyncIterator[list[dict]]:
+        first = first if first is not None else await self.page(project_id, region_id, 0)
+        yield self._take(first, seen, current)
+        target = int(first.get("count", 0))
+        window = max(2, 2 * self.concurrency) * LIST_PAGE
+        tasks: dict[int, asyncio.Task] = {}
+        offset = scheduled = LIST_PAGE
+        try:
+            while offset < target:
+                while scheduled < target and scheduled < offset + window:
+                    coro = self.page(project_id, region_id, scheduled)
+                    tasks[scheduled] = asyncio.create_task(coro)
+                    scheduled += LIST_PAGE
+                page = await tasks.pop(offset)
+                offset += LIST_PAGE
+                target = max(target, int(page.get("count", 0)))
+                yield self._take(page, seen, current)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    def _take(self, page: dict, seen: Seen, current: _Pass) -> list[dict]:
+        """The snapshots of `page` not handed out before; bookkeeping for consistency.
+
+        The first pass's ids are `seen` itself; a later pass keeps its own set as well."""
+        results = page.get("results") or []
+        current.counts.append(int(page.get("count", 0)))
+        keys = row_keys(results)
+        listed = seen if current.ids is None else current.ids
+        new = listed.add(keys)
+        current.duplicates += len(results) - int(new.sum())
+        current.listed += int(new.sum())
+        if listed is not seen:  # a later pass: hand out only what no pass handed out yet
+            fresh_at = np.flatnonzero(new)
+            new[fresh_at] = seen.add(keys[fresh_at])
+        fresh = take_rows(results, new)
+        self._read += len(fresh)
+        if self.progress is not None:
+            self.progress(self._read, max(self._read, self._base + current.counts[-1]))
+        return fresh
+
+    def _report(self, project_id: int, region_id: int, passes: list[_Pass], seen: Seen) -> None:
+        first, last = passes[0], passes[-1]
+        if first.consistent:
+            return
+        counts = sorted(set(c for p in passes for c in p.counts))
+        text = (
+            f"project {project_id} / region {region_id} changed while it was read: "
+            f"count {first.counts[0]} -> {last.counts[-1]} (seen {', '.join(map(str, counts))}), "
+            f"{first.duplicates} duplicate(s) dropped, read in {len(passes)} passes; "
+            f"{len(seen)} snapshots returned"
+        )
+        if last.ids is not None:
+            # every id a later pass listed is in `seen` too
+            text += f", {len(seen) - len(last.ids)} of them not listed by the last pass"
+            text += " (deleted meanwhile?)"
+        if not last.consistent:
+            text += "; the last pass still changed: the inventory may be incomplete"
+        self.warn(text)
+
+    def warn(self, text: str) -> None:
+        self.stats.warnings.append(text)
+        log.warning("%s", text)
+
+    # -- a set of snapshots ---------------------------------------------------------------
+
+    async def read_snapshots(
+        self, keys: Iterable[Key], *, transform: Callable[[dict], Any] | None = None
+    ) -> dict[Key, Any]:
+        """The current state of each snapshot, the cheaper way per scope.
+
+        Per scope: one GET per snapshot, or the list pages (``ceil(count / 1000)``
+        requests, ``count`` from the first page), whichever sends fewer requests. A scope
+        with a single snapshot asked for is always read by GET.
+
+        Parameters
+        ----------
+        keys : iterable of (project_id, region_id, snapshot_id)
+        transform : callable, optional
+            Applied to each snapshot before it is kept (e.g. keep only the tags).
+
+        Returns
+        -------
+        dict
+            ``{key: snapshot or transform(snapshot)}``; None for snapshots that do not
+            exist in their scope.
+        """
+        wanted: dict[tuple[int, int], dict[Any, Key]] = {}
+        for key in keys:
+            wanted.setdefault((key[0], key[1]), {})[id_key(key[2])] = key
+        out: dict[Key, Any] = {}
+        keep = transform or (lambda snapshot: snapshot)
+        for (project_id, region_id), ids in wanted.items():
+            found = await self._read_some(project_id, region_id, ids, keep)
+            for ident, key in ids.items():
+                out[key] = found.get(ident)  # kept transformed: full pages are not held
+        return out
+
+    async def _read_some(self, project_id: int, region_id: int, ids: dict, keep) -> dict:
+        found: dict = {}
+        missing = set(ids)
+        if len(ids) > 1:
+            first = await self.page(project_id, region_id, 0)
+            self._pick(first.get("results") or [], missing, found, keep)
+            pages = math.ceil(int(first.get("count", 0)) / LIST_PAGE)
+            if pages <= 1 + len(missing):
+                async for page in self.read_scope(project_id, region_id, first=first):
+                    self._pick(page, missing, found, keep)
+                if self.consistent:
+                    return found  # a consistent listing: what it lacks does not exist
+        keys = [ids[i] for i in missing]
+        snapshots = await asyncio.gather(*(self.get(key) for key in keys))
+        for key, snapshot in zip(keys, snapshots, strict=True):
+            if snapshot is not None:
+                found[id_key(key[2])] = keep(snapshot)
+        return found
+
+    @staticmethod
+    def _pick(page: list[dict], missing: set, found: dict, keep) -> None:
+        for snapshot in page:
+            ident = id_key(snapshot["id"])
+            if ident in missing:
+                missing.discard(ident)
+                found[ident] = keep(snapshot)
+
+
+async def read_scope(client: Client, project_id: int, region_id: int, **options: Any):
+    """`Reader(client, **options).read_scope(project_id, region_id)` (see Reader)."""
+    async for page in Reader(client, **options).read_scope(project_id, region_id):
+        yield page
+
+
+async def read_snapshots(client: Client, keys: Iterable[Key], **options: Any) -> dict[Key, Any]:
+    """`Reader(client, **options).read_snapshots(keys)` (see Reader)."""
+    return await Reader(client, **options).read_snapshots(keys)

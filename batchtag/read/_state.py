@@ -1,0 +1,337 @@
+"""The apply side of reading state: which snapshots to read before sending, and the state kept.
+
+Before an apply run sends to a snapshot, its current state is read (when it is chosen below;
+the run sends to those already read meanwhile: `read_state`'s ``ready``, batchtag.read._feed)
+with the shared state reader (`batchtag.read._reader.Reader`: list pages or one GET per
+snapshot, whichever sends fewer requests), under the run's limiter, retries, breaker and
+auth. The engine then sends, per snapshot, only the keys that change
+(`batchtag.diff._diff.diff_entry(...).body`): a snapshot with no change is `noop` with no request,
+one missing from the state is `not_found` with no request.
+
+Which scopes are read (`check_current`):
+
+- ``True``: every snapshot of the plan.
+- ``False`` (``--no-check-current``): none, except entries that need the current tags
+  (rename, clear + set: `PlanEntry.needs_current`).
+- ``None`` (auto, the default): a scope is read when its list pages are fewer requests than
+  the writes the plan has for it (``ceil(count / 1000) < writes``); the first list page
+  (limit 1000) gives ``count`` and is kept as the first page of the read, so deciding costs
+  no extra request when the scope is read. A dry run in auto mode reads nothing (it stays
+  offline, as before); ``--dry-run --check-current`` shows the minimal bodies.
+
+Memory: nothing per snapshot as a Python object. Each snapshot read is encoded (`compact`,
+then `marshal`) into an unlinked temporary file (`batchtag.read._spill`, in ``$TMPDIR``; the page
+cache holds it, not the process), and the run keeps the record's offset per plan position
+(4 bytes), found through the plan's `batchtag.model._index.PlanIndex`. The engine takes each
+one when it starts the snapshot, which is only once its state is in the file. A disk too
+full to hold the file aborts the run (what was not sent is `skipped`, exit 3), naming the
+folder.
+
+A snapshot changed by someone else between the read and the write: the merge patch still
+names only the keys this run changes, so their other edits survive; a key both changed is
+left as this run sets it (the last write wins), and a snapshot that only looked unchanged
+is `noop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import marshal
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from batchtag.gcore import LIST_PAGE
+from batchtag.model import PlanEntry, PlanIndex, entries_at, keys_of, needs_current_mask
+from batchtag.read._spill import Spill
+
+if TYPE_CHECKING:  # the reader imports the engine, which imports this module
+    from batchtag.read._reader import Reader
+
+NOT_READ = object()  # `State.take`: the snapshot's state was not read
+NOT_FOUND_TEXT = "not found when the state was read"
+Scope = tuple[int, int]
+Ready = Callable[[np.ndarray], None]  # `read_state`'s `ready`: positions that can be sent
+Compact = tuple  # (name, task_id, n_user, k1, v1, ...): see `compact`
+OFFSETS = np.dtype(np.uint32)  # `State`'s per position (wider once the spill outgrows it)
+GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
+
+
+def compact(snapshot: dict[str, Any]) -> Compact:
+    """What the run keeps of a snapshot: name, task_id, user then read-only tags.
+
+    Examples
+    --------
+    >>> compact({"name": "db", "task_id": None, "tags": [
+    ...     {"key": "env", "value": "prod", "read_only": False},
+    ...     {"key": "os", "value": "linux", "read_only": True}]})
+    ('db', None, 1, 'env', 'prod', 'os', 'linux')
+    """
+    user: list[str] = []
+    ro: list[str] = []
+    for tag in snapshot.get("tags") or ():
+        (ro if tag.get("read_only") else user).extend((tag["key"], tag["value"]))
+    return (snapshot.get("name"), snapshot.get("task_id"), len(user) // 2, *user, *ro)
+
+
+def expand(state: Compact) -> dict[str, Any]:
+    """The snapshot JSON (name, task_id, tags) back from `compact`, for `diff_entry`.
+
+    Examples
+    --------
+    >>> expand(("db", None, 1, "env", "prod", "os", "linux"))["tags"][1]
+    {'key': 'os', 'value': 'linux', 'read_only': True}
+    """
+    name, task_id, n_user = state[:3]
+    flat = state[3:]
+    tags = [
+        {"key": flat[i], "value": flat[i + 1], "read_only": i >= 2 * n_user}
+        for i in range(0, len(flat), 2)
+    ]
+    return {"name": name, "task_id": task_id, "tags": tags}
+
+
+class State:
+    """The state read before sending, per plan position (see the module docstring).
+
+    Parameters
+    ----------
+    index : PlanIndex
+        The positions of the plan's entries.
+    folder : str, optional
+        Where the spill file goes (default: the temporary folder, ``$TMPDIR``).
+    """
+
+    def __init__(self, index: PlanIndex, folder: str | None = None):
+        self.index = index
+        self.requests = 0  # requests the read sent (pages, GETs, count)
+        self.read = 0  # snapshots whose state was read (found or not)
+        # per position: the record's offset in the spill, or one of the dtype's two
+        # largest values: `_unread` (not read, or taken), `_missing` (read: not found)
+        self._offsets: np.ndarray | None = None
+        self._unread = self._missing = 0
+        self._held = 0
+        self._spill = Spill(folder)
+
+    def _arrays(self) -> np.ndarray:
+        if self._offsets is None:
+            self._unread, self._missing = _sentinels(OFFSETS)
+            self._offsets = np.full(len(self.index), self._unread, dtype=OFFSETS)
+        return self._offsets
+
+    def _widen(self) -> np.ndarray:
+        """Offsets in 8 bytes each, for a spill past what the narrow ones reach (32 GiB)."""
+        narrow, wide = self._arrays(), np.dtype(np.uint64)
+        offsets = narrow.astype(wide)
+        unread, missing = _sentinels(wide)
+        offsets[narrow == self._unread] = unread
+        offsets[narrow == self._missing] = missing
+        self._offsets, self._unread, self._missing = offsets, unread, missing
+        return offsets
+
+    def put(self, position: int, snapshot: dict[str, Any] | None) -> None:
+        """Keep what was read of the snapshot at `position` (None: it does not exist)."""
+        offsets = self._arrays()
+        self._held += int(offsets[position] == self._unread)
+        if snapshot is None:
+            offsets[position] = self._missing
+            return
+        offset = self._spill.append(marshal.dumps(compact(snapshot)))
+        if offset >= self._missing:
+            offsets = self._widen()
+        offsets[position] = offset
+
+    def put_missing(self, positions: np.ndarray) -> None:
+        """The snapshots at `positions` do not exist."""
+        offsets = self._arrays()
+        self._held += int((offsets[positions] == self._unread).sum())
+        offsets[positions] = self._missing
+
+    def finish(self) -> None:
+        """Everything read so far is written to the spill file (as the read ends, and before
+        the engine may take what was read: a full disk stops the read, not a send)."""
+        self._spill.flush()
+
+    def close(self) -> None:
+        """Drop what is left (the spill file is deleted)."""
+        self._spill.close()
+        self._offsets = None
+        self._held = 0
+
+    def _lookup(self, entry: PlanEntry, forget: bool) -> dict[str, Any] | None | object:
+        if self._offsets is None:
+            return NOT_READ
+        position = self.index.position(entry)
+        if position is None:
+            return NOT_READ
+        offset = int(self._offsets[position])
+        if offset == self._unread:
+            return NOT_READ
+        if forget:
+            self._offsets[position] = self._unread
+            self._held -= 1
+        if offset == self._missing:
+            return None
+        return expand(marshal.loads(self._spill.read(offset)))
+
+    def take(self, entry: PlanEntry) -> dict[str, Any] | None | object:
+        """The snapshot JSON for `entry` (None: not found), or `NOT_READ`; forgets it."""
+        return self._lookup(entry, forget=True)
+
+    def peek(self, entry: PlanEntry) -> dict[str, Any] | None | object:
+        """As `take`, but keeps the state."""
+        return self._lookup(entry, forget=False)
+
+    def __len__(self) -> int:
+        """Snapshots read and not taken yet."""
+        return self._held
+
+
+def _sentinels(dtype: np.dtype) -> tuple[int, int]:
+    """The offsets that mean "not read" and "not found": the dtype's two largest values."""
+    top = int(np.iinfo(dtype).max)
+    return top, top - 1
+
+
+async def read_state(
+    reader: Reader,
+    entries: Sequence[PlanEntry],
+    check_current: bool | None,
+    *,
+    pending: np.ndarray | None = None,
+    state: State | None = None,
+    ready: Ready | None = None,
+) -> State:
+    """Read what the run needs to know before it sends (see the module docstring).
+
+    Parameters
+    ----------
+    reader : Reader
+        Shares the run's client, limiter, breaker and retry counters.
+    entries : sequence of PlanEntry
+        The plan's entries.
+    check_current : bool or None
+        True: read all; False: only entries that need current tags; None: auto per scope.
+    pending : numpy.ndarray of bool, optional
+        A mask over positions: the entries the run will handle (all when None).
+    state : State, optional
+        Where to keep what is read (by default a new one).
+    ready : callable, optional
+        Called with positions (int array) as their entries can be sent (batchtag.read._feed).
+
+    Returns
+    -------
+    State
+        What was read; snapshots not read answer `NOT_READ`.
+    """
+    state = state if state is not None else State(PlanIndex.of(entries))
+    ready = ready or (lambda positions: None)
+    needs = needs_current_mask(entries) if check_current is not True else None
+    for scope in state.index.scopes:
+        handled = state.index.in_scope(scope)
+        if pending is not None:
+            handled &= pending
+        chosen, first = await _choose(reader, scope, handled, check_current, needs)
+        blind = np.flatnonzero(handled & ~chosen)
+        count = int(chosen.sum())
+        if count:
+            await _read_scope(reader, scope, entries, chosen, first, state, ready, blind)
+            state.read += count
+        else:
+            ready(blind)
+    state.finish()
+    state.requests = reader.stats.requests
+    return state
+
+
+async def _choose(
+    reader: Reader,
+    scope: Scope,
+    handled: np.ndarray,
+    check_current: bool | None,
+    needs: np.ndarray | None,
+) -> tuple[np.ndarray, dict | None]:
+    """The positions of `scope` to read (a mask) and, when auto mode read it to decide, the
+    scope's first list page (kept as the first page of the read)."""
+    chosen = handled.copy()
+    if check_current is None and chosen.sum() > 1:
+        first = await reader.page(*scope, 0)
+        if math.ceil(int(first.get("count", 0)) / LIST_PAGE) < chosen.sum():
+            return chosen, first
+        chosen &= needs  # blind writes are cheaper
+        return chosen, first if chosen.sum() > 1 else None
+    if not check_current:
+        chosen &= needs
+    return chosen, None
+
+
+async def _read_scope(
+    reader: Reader,
+    scope: Scope,
+    entries: Sequence[PlanEntry],
+    wanted: np.ndarray,
+    first: dict | None,
+    state: State,
+    ready: Ready,
+    blind: np.ndarray,
+) -> None:
+    """Read the snapshots of one scope that `wanted` marks (cleared as they are found):
+    list pages or GETs, whichever are fewer requests. The scope's `blind` positions are
+    `ready` once it answered its first page (if it is listed)."""
+    if wanted.sum() > 1:
+        first = first if first is not None else await reader.page(*scope, 0)
+        _pick(first.get("results") or (), scope, wanted, state, ready)
+    ready(blind)
+    if first is not None and math.ceil(int(first.get("count", 0)) / LIST_PAGE) <= 1 + wanted.sum():
+        async for page in reader.read_scope(*scope, first=first, index=state.index):
+            _pick(page, scope, wanted, state, ready)
+        if reader.consistent:  # a consistent listing: what it lacks does not exist
+            missing = np.flatnonzero(wanted)
+            state.put_missing(missing)
+            ready(missing)
+            return
+    await _get_each(reader, scope, entries, np.flatnonzero(wanted), state, ready)
+
+
+async def _get_each(
+    reader: Reader,
+    scope: Scope,
+    entries: Sequence[PlanEntry],
+    positions: np.ndarray,
+    state: State,
+    ready: Ready,
+) -> None:
+    """One GET per position (fewer than the pages, or the listing changed), `GET_BATCH` at a
+    time; each is ready as its answer arrives."""
+
+    async def get(position: int, entry: PlanEntry) -> None:
+        state.put(position, await reader.get((*scope, entry.snapshot_id)) or None)
+        state.finish()
+        ready(np.array([position]))
+
+    for start in range(0, len(positions), GET_BATCH):
+        chunk = positions[start : start + GET_BATCH]
+        pairs = zip(chunk.tolist(), entries_at(entries, chunk), strict=True)
+        await asyncio.gather(*(get(position, entry) for position, entry in pairs))
+
+
+def _pick(
+    page: Sequence[dict], scope: Scope, wanted: np.ndarray, state: State, ready: Ready
+) -> None:
+    """Keep the snapshots of `page` that are wanted (and no longer want them); `ready`
+    gets their positions, in the page's order."""
+    if not page:
+        return
+    positions = state.index.positions(scope, keys_of(s["id"] for s in page))
+    picked = []
+    for i in np.flatnonzero(positions >= 0).tolist():
+        position = int(positions[i])
+        if wanted[position]:
+            wanted[position] = False
+            state.put(position, page[i])
+            picked.append(position)
+    if picked:
+        state.finish()  # on disk before the engine may take it
+        ready(np.array(picked, dtype=np.int64))
