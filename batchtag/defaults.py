@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_CA_BUNDLE
-from batchtag.manifest import DELETE_MARKER
+from batchtag.model import DELETE_MARKER
 
 
 @dataclass(frozen=True)

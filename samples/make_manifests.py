@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batchtag.manifest import DELETE_MARKER
+from batchtag.model import DELETE_MARKER
 from batchtag.sandbox import SandboxConfig
 from batchtag.sandbox.store import SnapshotStore
 

@@ -13,8 +13,7 @@ import pytest
 
 from batchtag.diff import CHUNK, DIFF_KINDS, DiffCollector, render_plan, write_diff
 from batchtag.model import PlanEntry
-from batchtag.tabular import read_table, write_table
-from batchtag.tabular._kinds import STR
+from batchtag.tabular import STR, read_table, write_table
 
 BYTES_PER_ROW = 120  # a row as Python list cells was ~300 bytes (10 cells, strings, lists)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchtag.errors import UsageError
-from batchtag.tabular import atomic_write, read_table, table_format, write_table
-from batchtag.tabular._kinds import INT, TAGS
+from batchtag.tabular import INT, TAGS, atomic_write, read_table, table_format, write_table
 
 KINDS = {"n": INT, "tags": TAGS}
 ROWS = [

@@ -13,6 +13,8 @@ import click
 
 from batchtag import __version__, errors
 
+__all__ = ["COMMANDS", "main"]
+
 COMMANDS: dict[str, str] = {
     "validate": "batchtag.cli.validate:validate",
     "apply": "batchtag.cli.apply:apply",

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from batchtag.commands._guards import check_writable
 from batchtag.config import resolve_settings
-from batchtag.defaults import CONNECTION_OPTIONS
+from batchtag.defaults import CONNECTION_OPTIONS, default
 from batchtag.errors import UsageError, option
 from batchtag.gcore import Client, RateLimiter, TableClient
 from batchtag.inventory import (
@@ -42,8 +42,8 @@ from batchtag.inventory import (
     wide_table,
 )
 from batchtag.logs import register_secret
-from batchtag.manifest import TAG_PREFIX
-from batchtag.read import DEFAULTS, Reader, ReadStats
+from batchtag.model import TAG_PREFIX
+from batchtag.read import Reader, ReadStats
 from batchtag.record import Progress
 
 # ---------------------------------------------------------------- the run
@@ -100,8 +100,8 @@ async def run_export(
     api_key: str | None = None,
     insecure_http: bool = False,
     ca_bundle: str | os.PathLike | None = None,
-    concurrency: int = DEFAULTS.concurrency,
-    rate: float = DEFAULTS.rate,
+    concurrency: int = default("concurrency"),
+    rate: float = default("rate"),
     progress: bool | None = None,
     collect: bool = False,
 ) -> ExportOutcome:

@@ -15,7 +15,7 @@ from batchtag.read import NOT_READ, State
 from batchtag.record import check_resumable, report_exists
 
 if TYPE_CHECKING:
-    from batchtag.commands._apply import ApplyOptions
+    from batchtag.commands._options import ApplyOptions
 
 
 def parse_max_changes(value: str | int | None) -> tuple[float, bool] | None:

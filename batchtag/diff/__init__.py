@@ -10,7 +10,7 @@ _HOMES = {
     "entry_block": "_block",
     "DIFF_COLUMNS": "_diff",
     "DiffCollector": "_diff",
-    "diff_entry": "_diff",
+    "diff_entry": "_entry",
     "diff_frame": "_diff",
     "diff_plan": "_diff",
     "CHUNK": "_store",

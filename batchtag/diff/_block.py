@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from batchtag.diff import _diff as kinds  # the change kinds: kinds.ADD, ...
-from batchtag.diff._diff import diff_entry
+from batchtag.diff import _entry as kinds  # the change kinds: kinds.ADD, ...
+from batchtag.diff._entry import diff_entry
 from batchtag.diff._store import DIFF_COLUMNS
 from batchtag.model import PlanEntry
 

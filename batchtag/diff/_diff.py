@@ -1,20 +1,6 @@
-"""What a plan would change, snapshot by snapshot, given the current state: the `plan` diff.
-
-Pure logic, no network: the caller reads the snapshots (the state reader) and hands each
-plan entry with its current snapshot JSON (or None when the API does not know it) to
-`diff_entry`, or streams the pairs through a `DiffCollector` to get the diff DataFrame and
-the summary.
-
-Verdicts, one per snapshot:
-
-- ``change``: a PATCH would be sent (its minimal body is `SnapshotDiff.body`).
-- ``noop``: nothing would change, no PATCH.
-- ``not_found``: the snapshot does not exist (in that project/region).
-- ``locked``: it would change, but a task holds a lock on it now (`task_id` set), so the
-  write would get 409 and be retried; the change is still shown.
-
-Read-only tags are never written (the API preserves them). A manifest that sets, deletes
-or renames onto a read-only key gets a ``read_only`` row for it: a problem, not a change.
+"""The plan diff of a whole plan: `DiffCollector` streams (entry, snapshot) pairs, one at a
+time (`diff_entry`) or a page at a time (`diff_block`), into the diff's rows and its
+summary; `diff_frame` and `diff_plan` are its one-call forms.
 """
 
 from __future__ import annotations
@@ -24,145 +10,27 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from batchtag.diff._block import EntryBlock, Shapes, diff_block
+from batchtag.diff._entry import (
+    ADD,
+    MODIFY,
+    NAME,
+    NOOP,
+    READ_ONLY,
+    REMOVE,
+    VERDICTS,
+    WRITES,
+    Change,
+    SnapshotDiff,
+    diff_entry,
+)
 from batchtag.diff._store import DIFF_COLUMNS, Diff, DiffColumns
-from batchtag.gcore import read_only_keys, tags_dict
-from batchtag.model import EMPTY, Plan, PlanEntry, apply_tags_patch
+from batchtag.model import Plan, PlanEntry
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from batchtag.diff._block import EntryBlock
-
-CHANGE, NOOP, NOT_FOUND, LOCKED = "change", "noop", "not_found", "locked"
-VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED)
-WRITES = frozenset({CHANGE, LOCKED})  # verdicts that send a PATCH
-TAG, NAME = "tag", "name"  # the `field` column
-ADD, REMOVE, MODIFY, READ_ONLY = "add", "remove", "change", "read_only"  # the `change` column
 PASSTHROUGH_PREFIX = "manifest_"  # a manifest column named like a diff column gets this
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One line of the diff: a tag added, removed or changed, the name, or a read-only key."""
-
-    field: str  # TAG or NAME
-    key: str | None  # the tag key (None for the name)
-    change: str  # ADD, REMOVE, MODIFY or READ_ONLY
-    old: str | None
-    new: str | None
-
-
-@dataclass(slots=True)
-class SnapshotDiff:
-    """The effective change for one plan entry against its current snapshot."""
-
-    entry: PlanEntry
-    verdict: str
-    changes: list[Change] = field(default_factory=list)  # in key order, name last
-    body: dict[str, Any] = field(default_factory=dict)  # the minimal PATCH body ({}: none)
-    before: dict[str, str] = field(default_factory=dict)  # user tags now
-    after: dict[str, str] = field(default_factory=dict)  # user tags after the write
-    name_before: str | None = None
-    name_after: str | None = None
-
-    @property
-    def key(self) -> tuple[int, int, str]:
-        return self.entry.key
-
-    @property
-    def problems(self) -> list[Change]:
-        """Writes the API would ignore (read-only keys)."""
-        return [c for c in self.changes if c.change == READ_ONLY]
-
-
-def diff_entry(entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> SnapshotDiff:
-    """Compare what `entry` asks for with `snapshot`, the current state.
-
-    Parameters
-    ----------
-    entry : PlanEntry
-        One snapshot's planned operations.
-    snapshot : Mapping or None
-        The snapshot JSON as the API returns it (``tags`` a list of
-        ``{key, value, read_only}``, ``name``, ``task_id``); None when it was not found.
-
-    Returns
-    -------
-    SnapshotDiff
-        The verdict, the changes (tags in key order, then the name, then read-only
-        problems) and the minimal PATCH body (`PlanEntry.body` with the current state).
-
-    Examples
-    --------
-    >>> e = PlanEntry(1, 1, "id", tags={"env": "prod"})
-    >>> d = diff_entry(e, {"name": "db-1", "task_id": None,
-    ...                    "tags": [{"key": "env", "value": "dev", "read_only": False}]})
-    >>> d.verdict, d.body
-    ('change', {'tags': {'env': 'prod'}})
-    """
-    if snapshot is None:
-        return SnapshotDiff(entry, NOT_FOUND)
-    every = tags_dict(snapshot)
-    read_only = read_only_keys(snapshot)
-    before = {k: v for k, v in every.items() if k not in read_only} if read_only else every
-    name = snapshot.get("name")
-    body = entry.body(before, read_only=read_only, current_name=name)
-    after = apply_tags_patch(before, body.get("tags", EMPTY))  # = entry.target_tags(before)
-    name_after = body.get("name", name)
-    changes = tag_changes(before, after)
-    if name_after != name:
-        changes.append(Change(NAME, None, MODIFY, name, name_after))
-    if read_only:
-        changes += read_only_problems(entry, before, every, read_only)
-    if not body:
-        verdict = NOOP
-    else:
-        verdict = LOCKED if snapshot.get("task_id") else CHANGE
-    return SnapshotDiff(entry, verdict, changes, body, before, after, name, name_after)
-
-
-def tag_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[Change]:
-    """The tag lines of a diff from `before` to `after` (user tags), in key order.
-
-    Examples
-    --------
-    >>> [c.change for c in tag_changes({"a": "1", "b": "2"}, {"b": "3", "c": "4"})]
-    ['remove', 'change', 'add']
-    """
-    changes = []
-    for key in sorted(before.keys() | after.keys()):
-        old, new = before.get(key), after.get(key)
-        if old == new:
-            continue
-        kind = ADD if old is None else REMOVE if new is None else MODIFY
-        changes.append(Change(TAG, key, kind, old, new))
-    return changes
-
-
-def read_only_problems(
-    entry: PlanEntry,
-    user: Mapping[str, str],
-    every: Mapping[str, str],
-    read_only: frozenset[str],
-) -> list[Change]:
-    """A READ_ONLY line for each read-only key the entry would write to a new value.
-
-    `user` holds the current user tags, `every` all tags (read-only ones included)."""
-    wanted: dict[str, str | None] = {}
-    for old, new in entry.renames.items():
-        if old in read_only:
-            wanted[old] = None  # renaming it away would remove it
-        elif new in read_only and old in user:
-            wanted[new] = user[old]
-    wanted.update((k, v) for k, v in entry.tags.items() if k in read_only)
-    return [
-        Change(TAG, key, READ_ONLY, every.get(key), value)
-        for key, value in sorted(wanted.items())
-        if every.get(key) != value
-    ]
-
-
-# ---------------------------------------------------------------- the summary
 
 
 @dataclass
@@ -277,8 +145,6 @@ class DiffCollector:
         """Diff many entries (`batchtag.diff._block.EntryBlock`) against their snapshots (None:
         not found), count them and keep their rows: the rows `add` would keep, made
         column by column."""
-        from batchtag.diff._block import Shapes, diff_block  # (it builds on diff_entry)
-
         if self._rows is None:
             raise RuntimeError("DiffCollector.add_block() after finish()")
         self._shapes = self._shapes or Shapes()

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Union
 import click
 
 from batchtag.defaults import default
-from batchtag.diff._diff import (
+from batchtag.diff._entry import (
     ADD,
     CHANGE,
     LOCKED,

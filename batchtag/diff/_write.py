@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from batchtag.diff._store import DIFF_COLUMNS, Diff
-from batchtag.tabular import atomic_write, table_format
-from batchtag.tabular._kinds import ANY, INT, JSON, STR
+from batchtag.tabular import ANY, INT, JSON, STR, atomic_write, table_format
 
 DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}  # the rest of DIFF_COLUMNS: STR
 GROUP = 16_384  # rows per Parquet row group (made from Python cells: ~12 MB)

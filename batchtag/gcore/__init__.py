@@ -8,6 +8,8 @@ from __future__ import annotations
 from batchtag.lazy import lazy_exports
 
 _HOMES = {
+    "describe": "_retry",
+    "fatal_reason": "_retry",
     "Client": "_client",
     "LIST_PAGE": "_client",
     "Slots": "_client",

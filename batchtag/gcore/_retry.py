@@ -243,3 +243,20 @@ class Breaker:
             return "5xx/timeouts"
         text, count = self.causes.most_common(1)[0]
         return f"{text} ({count} of {sum(self.causes.values())})"
+
+
+def fatal_reason(kind: str, error: ApiError) -> str | None:
+    """Why `error` stops the whole run (credentials, TLS), or None: the one wording shared by
+    writes (the engine) and reads (the state reader)."""
+    if kind == AUTH:
+        return f"credentials rejected (HTTP {error.status} {error.exception_class})"
+    if kind == TLS:
+        return f"TLS handshake failed, not retried: {describe(error)}"
+    return None
+
+
+def describe(error: ApiError) -> str:
+    """An error as the circuit breaker names its cause, e.g. 'HTTP 503 ServiceUnavailable'."""
+    if error.status:
+        return f"HTTP {error.status} {error.exception_class}".rstrip()
+    return f"{error.exception_class}: {error.message}"

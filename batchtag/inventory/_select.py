@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.errors import UsageError, first_line, option
 from batchtag.inventory._files import field_type
-from batchtag.manifest import TAG_PREFIX
+from batchtag.model import TAG_PREFIX
 
 log = logging.getLogger("batchtag.export")
 

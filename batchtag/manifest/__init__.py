@@ -33,13 +33,6 @@ _HOMES = {
     "load_manifest": "_load",
     "tag_text_problem": "_messages",
     "Manifest": "_model",
-    "DELETE_MARKER": "_schema",
-    "FORMS": "_schema",
-    "ID_COLUMNS": "_schema",
-    "LONG_COLUMNS": "_schema",
-    "TAG_PREFIX": "_schema",
-    "TAG_TEXT": "_schema",
-    "UUID": "_schema",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -19,9 +19,8 @@ from batchtag.manifest._grouping import Grouping, compact_ids, distinct_codes, f
 from batchtag.manifest._load import load_manifest
 from batchtag.manifest._model import Manifest
 from batchtag.manifest._operations import CLEAR, DELETE, NAME, RENAME, SET, Coded
-from batchtag.manifest._schema import OPS
 from batchtag.memory import gc_paused, malloc_arrow, release_memory
-from batchtag.model import EMPTY, Plan, SharedDict
+from batchtag.model import EMPTY, OPS, Plan, SharedDict
 
 
 def read_plan(source: Any, **options: Any) -> Plan:

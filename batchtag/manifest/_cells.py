@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchtag.errors import Problem
-from batchtag.manifest._schema import EXACT_FLOAT_LIMIT, ID_COLUMNS, SNAPSHOT_COLUMN, TAGS_COLUMN
+from batchtag.model import EXACT_FLOAT_LIMIT, ID_COLUMNS, SNAPSHOT_COLUMN, TAGS_COLUMN
 
 STRUCT_TAGS = (
     "is a struct column (as pandas writes a column of dicts to Parquet): a struct gives every"

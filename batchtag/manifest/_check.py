@@ -21,8 +21,8 @@ from batchtag.manifest._ids import check_scope, check_snapshot_ids, snapshot_gro
 from batchtag.manifest._messages import Collector
 from batchtag.manifest._model import Manifest
 from batchtag.manifest._operations import Coded, encode
-from batchtag.manifest._schema import DELETE_MARKER, TAGS_COLUMN
 from batchtag.memory import release_memory
+from batchtag.model import DELETE_MARKER, TAGS_COLUMN
 
 
 @dataclass

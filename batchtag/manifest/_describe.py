@@ -6,8 +6,7 @@ from collections import Counter
 from typing import Any
 
 from batchtag.manifest._entries import PlanEntries
-from batchtag.manifest._schema import OPS
-from batchtag.model import Plan
+from batchtag.model import OPS, Plan
 
 
 def describe_manifest(plan: Plan) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from batchtag.manifest._messages import Collector, shown, tag_text_problem
 from batchtag.manifest._operations import concat, no_ops, ops_frame
 from batchtag.manifest._patches import patch_ops
 from batchtag.manifest._rules import apply_rules
-from batchtag.manifest._schema import (
+from batchtag.model import (
     FORMS,
     ID_COLUMNS,
     LONG_COLUMNS,

@@ -21,7 +21,7 @@ from batchtag.errors import ManifestError, Problem
 from batchtag.manifest._cells import column_type, held_column, python_cell, text_column
 from batchtag.manifest._forms import edited_tags_copy, is_export_tags_copy
 from batchtag.manifest._model import Manifest, header_problems
-from batchtag.manifest._schema import ID_COLUMNS, LONG_COLUMNS, NAME_COLUMN, TAG_PREFIX
+from batchtag.model import ID_COLUMNS, LONG_COLUMNS, NAME_COLUMN, TAG_PREFIX
 
 BATCH_ROWS = 65_536  # Parquet rows read at once
 NOT_CELLS = (list, tuple, set, frozenset, dict, bytes, bytearray, np.ndarray)

@@ -16,7 +16,7 @@ from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.errors import option
 from batchtag.manifest._columnar import arrow, factorize, fullmatch, group_codes
 from batchtag.manifest._messages import Collector, shown
-from batchtag.manifest._schema import POSITIVE_INT, UUID_LOWER
+from batchtag.model import POSITIVE_INT, UUID_LOWER
 
 ENV_VARS = {"project_id": ENV_PROJECT_ID, "region_id": ENV_REGION_ID}
 SCIENTIFIC = re.compile(r"\s*[0-9.]+[eE][+-]?[0-9]+\s*")  # how a spreadsheet shows a long number

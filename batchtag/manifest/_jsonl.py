@@ -21,7 +21,7 @@ from batchtag.errors import ManifestError, Problem
 from batchtag.manifest._cells import held_column, python_cell
 from batchtag.manifest._csvfile import BOM, SAVE_AS_UTF8, UTF16_BOMS
 from batchtag.manifest._model import Manifest
-from batchtag.manifest._schema import TAGS_COLUMN
+from batchtag.model import TAGS_COLUMN
 
 
 class DuplicateKey(ValueError):

@@ -11,7 +11,7 @@ import pandas as pd
 from batchtag.errors import Problem
 from batchtag.manifest._columnar import take
 from batchtag.manifest._model import Manifest
-from batchtag.manifest._schema import NAME_MAX, NAME_MIN, TAG_MAX
+from batchtag.model import NAME_MAX, NAME_MIN, TAG_MAX
 
 WHITESPACE = " \t\n\r\v\f\x85"
 

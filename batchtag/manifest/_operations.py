@@ -16,7 +16,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from batchtag.manifest._columnar import categorical, compact_codes, index_type
-from batchtag.manifest._schema import OPS
+from batchtag.model import OPS
 
 SET, DELETE, CLEAR, RENAME, NAME = (OPS.index(op) for op in OPS)
 

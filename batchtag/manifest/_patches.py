@@ -16,7 +16,7 @@ from batchtag.manifest._columnar import categorical, from_codes
 from batchtag.manifest._jsonl import DuplicateKey, unique_keys
 from batchtag.manifest._messages import Collector, shown
 from batchtag.manifest._operations import ops_frame
-from batchtag.manifest._schema import TAGS_COLUMN
+from batchtag.model import TAGS_COLUMN
 
 Patch = tuple[list[tuple[str, str, str]], list[str]]  # (op, key, value) list, problems
 

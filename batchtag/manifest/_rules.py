@@ -16,7 +16,7 @@ import pandas as pd
 
 from batchtag.manifest._columnar import fullmatch, lengths, same_text
 from batchtag.manifest._messages import Collector, name_problem, shown, tag_text_problem
-from batchtag.manifest._schema import NAME_MAX, NAME_MIN, NAME_TEXT, OPS, TAG_TEXT
+from batchtag.model import NAME_MAX, NAME_MIN, NAME_TEXT, OPS, TAG_TEXT
 
 
 class Cells:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from batchtag.manifest import LONG_COLUMNS
+from batchtag.model import LONG_COLUMNS
 from batchtag.policy._policy import (
     INVENTORY_COLUMNS,
     SCOPE_KEYS,

@@ -44,7 +44,8 @@ from batchtag.inventory import (
     empty_inventory,
     is_tag_column,
 )
-from batchtag.manifest import TAG_PREFIX, TAG_TEXT, fullmatch, tag_text_problem
+from batchtag.manifest import fullmatch, tag_text_problem
+from batchtag.model import TAG_PREFIX, TAG_TEXT
 
 __all__ = [
     "INVENTORY_COLUMNS",

@@ -11,7 +11,6 @@ _HOMES = {
     "NOT_YET": "_feed",
     "IdSet": "_idset",
     "PlanIdSet": "_idset",
-    "DEFAULTS": "_reader",
     "Key": "_reader",
     "ReadStats": "_reader",
     "Reader": "_reader",

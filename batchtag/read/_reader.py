@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from batchtag.defaults import default
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.gcore import (
     GONE,
@@ -45,17 +46,16 @@ from batchtag.gcore import (
     RateLimiter,
     RetrySettings,
     classify,
+    fatal_reason,
     new_state,
     row_keys,
     take_rows,
 )
 from batchtag.model import PlanIndex
 from batchtag.read._idset import Seen, id_key, id_set
-from batchtag.send import EngineOptions, fatal_reason
 
 log = logging.getLogger("batchtag.read._reader")
 
-DEFAULTS = EngineOptions()
 MAX_PASSES = 3
 Key = tuple[int, int, str]  # (project_id, region_id, snapshot_id)
 Progress = Callable[[int, int], None]  # (snapshots read so far, total expected)
@@ -115,7 +115,7 @@ class Reader:
         self,
         client: Client,
         *,
-        concurrency: int = DEFAULTS.concurrency,
+        concurrency: int = default("concurrency"),
         limiter: RateLimiter | None = None,
         retry: RetrySettings | None = None,
         breaker: Breaker | None = None,
@@ -126,7 +126,7 @@ class Reader:
     ):
         self.client = client
         self.concurrency = concurrency
-        self.limiter = limiter or RateLimiter(DEFAULTS.rate)
+        self.limiter = limiter or RateLimiter(default("rate"))
         self.policies = (retry or RetrySettings()).policies()
         self.breaker = breaker or Breaker()
         self.sleep = sleep

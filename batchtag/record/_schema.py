@@ -11,7 +11,7 @@ from operator import attrgetter
 from typing import Any
 
 from batchtag.model import Result
-from batchtag.tabular._kinds import FLOAT, INT, JSON, JSON_TEXT, STR, TAGS, TIME, Kind, plain
+from batchtag.tabular import FLOAT, INT, JSON, JSON_TEXT, STR, TAGS, TIME, Kind, plain
 
 
 @dataclass(frozen=True)

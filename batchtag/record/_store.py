@@ -34,8 +34,7 @@ from batchtag.record._schema import (
     result_record,
     union_columns,
 )
-from batchtag.tabular import JSONL, PARQUET, atomic_write, table_format
-from batchtag.tabular._kinds import ANY
+from batchtag.tabular import ANY, JSONL, PARQUET, atomic_write, table_format
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchtag.manifest import UUID as UUID_PATTERN
 from batchtag.model import FAILED, NOOP, NOT_FOUND, PLANNED, SKIPPED, STATUSES, Result
+from batchtag.model import UUID as UUID_PATTERN
 from batchtag.tabular import atomic_write
 
 RETRY_KINDS = ("lock", "rate_limit", "transient")

@@ -10,7 +10,6 @@ _HOMES = {
     "Engine": "_engine",
     "EngineOptions": "_engine",
     "IN_FLIGHT": "_jobs",
-    "fatal_reason": "_jobs",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -32,6 +32,8 @@ from batchtag.gcore import (
     RetryAfterCap,
     RetrySettings,
     classify,
+    describe,
+    fatal_reason,
 )
 from batchtag.model import (
     FAILED,
@@ -53,8 +55,6 @@ from batchtag.send._jobs import (
     Job,
     Park,
     build_result,
-    describe,
-    fatal_reason,
     iso_utc,
 )
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from batchtag.errors import ApiError
-from batchtag.gcore import AUTH, RETRY_AFTER_CAP, TLS, TRANSIENT, new_state, tags_dict
+from batchtag.gcore import RETRY_AFTER_CAP, TRANSIENT, new_state, tags_dict
 from batchtag.model import PlanEntry, Result, SharedDict, json_text
 
 MAYBE_APPLIED = "may or may not have been applied"
@@ -190,20 +190,3 @@ def build_result(
 def read_only_tags(snapshot: dict) -> dict[str, str]:
     """The snapshot's read-only tags as {key: value}."""
     return {t["key"]: t["value"] for t in snapshot.get("tags") or [] if t.get("read_only")}
-
-
-def fatal_reason(kind: str, error: ApiError) -> str | None:
-    """Why `error` stops the whole run (credentials, TLS), or None: the one wording shared by
-    writes (the engine) and reads (the state reader)."""
-    if kind == AUTH:
-        return f"credentials rejected (HTTP {error.status} {error.exception_class})"
-    if kind == TLS:
-        return f"TLS handshake failed, not retried: {describe(error)}"
-    return None
-
-
-def describe(error: ApiError) -> str:
-    """An error as the circuit breaker names its cause, e.g. 'HTTP 503 ServiceUnavailable'."""
-    if error.status:
-        return f"HTTP {error.status} {error.exception_class}".rstrip()
-    return f"{error.exception_class}: {error.message}"

@@ -11,12 +11,20 @@ import csv
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from batchtag.tabular._kinds import ANY
 
-if TYPE_CHECKING:
-    from batchtag.tabular import TextFormat
+
+class TextFormat(Protocol):
+    """What an appender needs of a text format (CSV or JSON Lines)."""
+
+    name: str
+
+    def encoders(self, columns: list[str], kinds: dict) -> list: ...
+
+    def line(self, columns: Sequence[str], encoders: list, values: Sequence[Any]) -> str: ...
+
 
 Record = dict[str, Any]
 PathLike = str | os.PathLike[str]

@@ -13,11 +13,22 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from batchtag.tabular import Record, read_error
+from batchtag.errors import UsageError
 from batchtag.tabular._kinds import ANY, Kind
+
+Record = dict[str, Any]
+
+
+def read_error(path: str | os.PathLike, line: int | None, problem: object) -> UsageError:
+    """The one-line error for an unreadable table."""
+    where = f"{path}, line {line}" if line is not None else str(path)
+    return UsageError(f"cannot read {where}: {problem}")
+
 
 ENCODING = "utf-8-sig"  # a byte order mark, if any, is not part of the first column's name
 CHUNK = 1 << 20  # bytes decoded at once when checking a file is UTF-8
