@@ -28,7 +28,12 @@ class TokenBucket:
 
 
 class Stats:
-    """Request and response counts; `/_sandbox/*` calls are not counted."""
+    """Request and response counts; `/_sandbox/*` calls are not counted.
+
+    `requests` (by method) and `responses` (by status) count every request; `resources`
+    splits them by collection (snapshots, volumes, projects, regions); `endpoints` counts
+    the requests that reached a handler (list/get/patch are the snapshot endpoints).
+    """
 
     def __init__(self) -> None:
         self.started = time.monotonic()
@@ -37,21 +42,25 @@ class Stats:
         self.timeline: dict[int, Counter[str]] = {}
         self.inflight: Counter[str] = Counter()
         self.inflight_total = 0
-        self.endpoints: Counter[str] = Counter()  # list / get / patch
+        self.endpoints: Counter[str] = Counter()  # list / get / patch, volume_list ...
+        self.resources: dict[str, tuple[Counter[str], Counter[str]]] = {}
         self.max_inflight = 0
         self.max_inflight_per_snapshot = 0
-        self.writes = 0
+        self.writes = 0  # snapshot PATCHes that changed something
+        self.volume_writes = 0  # volume PATCHes that changed something
 
-    def enter(self, method: str, key: str | None) -> None:
+    def enter(self, method: str, key: str | None, resource: str = "snapshots") -> None:
         self.requests[method] += 1
+        self.resources.setdefault(resource, (Counter(), Counter()))[0][method] += 1
         self.inflight_total += 1
         self.max_inflight = max(self.max_inflight, self.inflight_total)
         if key:
             self.inflight[key] += 1
             self.max_inflight_per_snapshot = max(self.max_inflight_per_snapshot, self.inflight[key])
 
-    def leave(self, key: str | None, outcome: str) -> None:
+    def leave(self, key: str | None, outcome: str, resource: str = "snapshots") -> None:
         self.inflight_total -= 1
+        self.resources.setdefault(resource, (Counter(), Counter()))[1][outcome] += 1
         if key:
             self.inflight[key] -= 1
             if not self.inflight[key]:
@@ -70,6 +79,11 @@ class Stats:
             "max_inflight": self.max_inflight,
             "max_inflight_per_snapshot": self.max_inflight_per_snapshot,
             "writes": self.writes,
+            "volume_writes": self.volume_writes,
+            "resources": {
+                name: {"requests": dict(requests), "responses": dict(responses)}
+                for name, (requests, responses) in sorted(self.resources.items())
+            },
             "timeline": [
                 {"second": s, "responses": dict(self.timeline.get(s, {}))} for s in range(last + 1)
             ],
