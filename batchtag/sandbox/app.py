@@ -237,7 +237,8 @@ async def sandbox_middleware(request: web.Request, handler) -> web.StreamRespons
     state = request.app[STATE]
     key = snapshot_key(request)
     resource = resource_of(request.path)
-    state.stats.enter(request.method, key, resource)
+    state.stats.enter(request.method, key)
+    state.stats.resource(resource, method=request.method)
     outcome = "500"
     try:
         response = await answer(state, request, handler)
@@ -247,7 +248,8 @@ async def sandbox_middleware(request: web.Request, handler) -> web.StreamRespons
         outcome = "dropped"
         return drop_connection(request)
     finally:
-        state.stats.leave(key, outcome, resource)
+        state.stats.leave(key, outcome)
+        state.stats.resource(resource, outcome=outcome)
 
 
 async def answer(state: SandboxState, request: web.Request, handler) -> web.StreamResponse:

@@ -162,6 +162,28 @@ class TagColumns:
         return has
 
 
+class LazyIds:
+    """`count` random UUIDs of one kind and scope, drawn on first use of `array`."""
+
+    def __init__(self, kind: str, seed: int, project_id: int, region_id: int, count: int):
+        self.draw = (kind, seed, project_id, region_id)
+        self.count = count
+        self._array: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def array(self) -> np.ndarray:
+        """The ids as a (count, 16) uint8 array."""
+        if self._array is None:
+            self._array = uuid4_bytes(generator(*self.draw), self.count)
+        return self._array
+
+
+NO_IDS = LazyIds("none", 0, 0, 0, 0)
+
+
 @dataclass
 class Columns:
     """The seeded snapshots of one scope, one numpy array per field."""
@@ -179,7 +201,7 @@ class Columns:
     tags: TagColumns
     locked: np.ndarray
     tasks: np.ndarray
-    volume_ids: np.ndarray  # the scope's volumes, (v, 16)
+    volume_ids: LazyIds  # the scope's volumes
     volume_links: np.ndarray  # each snapshot's row in `volume_ids`; -1: volume deleted
     sorted_ids: np.ndarray = field(init=False)  # ids as 'S16', sorted, for lookups
     sort_order: np.ndarray = field(init=False)
@@ -207,7 +229,8 @@ class Columns:
         links = self.volume_links[index]
         out = self.volumes[index]
         kept = links >= 0
-        out[kept] = self.volume_ids[links[kept]]
+        if kept.any():
+            out[kept] = self.volume_ids.array[links[kept]]
         return out
 
 
@@ -228,7 +251,7 @@ def seed_columns(
     n: int,
     lock_rate: float,
     kind: str = "data",
-    volume_ids: np.ndarray | None = None,
+    volume_ids: LazyIds = NO_IDS,
 ) -> Columns:
     rng = generator(kind, seed, project_id, region_id)
     locks = generator(f"{kind}-locks", seed, project_id, region_id)
@@ -236,8 +259,6 @@ def seed_columns(
     tags = TagColumns.draw(rng, n, SNAPSHOT_TAGS, (SHARE_USER_TAGS, 4), (SHARE_READ_ONLY, 2))
     described = rng.random(n) < SHARE_DESCRIBED
     rare = rng.random(n) >= SHARE_AVAILABLE
-    if volume_ids is None:
-        volume_ids = np.empty((0, 16), dtype=np.uint8)
     return Columns(
         ids=uuid4_bytes(rng, n),
         volumes=uuid4_bytes(rng, n),

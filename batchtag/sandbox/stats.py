@@ -49,18 +49,16 @@ class Stats:
         self.writes = 0  # snapshot PATCHes that changed something
         self.volume_writes = 0  # volume PATCHes that changed something
 
-    def enter(self, method: str, key: str | None, resource: str = "snapshots") -> None:
+    def enter(self, method: str, key: str | None) -> None:
         self.requests[method] += 1
-        self.resources.setdefault(resource, (Counter(), Counter()))[0][method] += 1
         self.inflight_total += 1
         self.max_inflight = max(self.max_inflight, self.inflight_total)
         if key:
             self.inflight[key] += 1
             self.max_inflight_per_snapshot = max(self.max_inflight_per_snapshot, self.inflight[key])
 
-    def leave(self, key: str | None, outcome: str, resource: str = "snapshots") -> None:
+    def leave(self, key: str | None, outcome: str) -> None:
         self.inflight_total -= 1
-        self.resources.setdefault(resource, (Counter(), Counter()))[1][outcome] += 1
         if key:
             self.inflight[key] -= 1
             if not self.inflight[key]:
@@ -68,6 +66,14 @@ class Stats:
         self.responses[outcome] += 1
         second = int(time.monotonic() - self.started)
         self.timeline.setdefault(second, Counter())[outcome] += 1
+
+    def resource(self, name: str, method: str | None = None, outcome: str | None = None) -> None:
+        """Count a request to collection `name` (`method`), or its answer (`outcome`)."""
+        requests, responses = self.resources.setdefault(name, (Counter(), Counter()))
+        if method is not None:
+            requests[method] += 1
+        if outcome is not None:
+            responses[outcome] += 1
 
     def to_json(self) -> dict[str, Any]:
         last = max(self.timeline, default=-1)

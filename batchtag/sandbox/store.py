@@ -304,7 +304,7 @@ class SnapshotStore:
             create,
             0.0,
             f"churn-{self.batches}",
-            volume_ids=scope.volumes.ids,
+            volume_ids=scope.volumes.lazy_ids,
         )
         created = scope.create(create, batch)
         return {"created": created, "deleted": deleted, "count": len(scope)}

@@ -1,9 +1,10 @@
 """The sandbox's volumes: seeded per scope as numpy columns, listed with tag filters.
 
 Each snapshot's `volume_id` names one of its scope's volumes, except a few whose volume has
-been deleted since (listed nowhere; a GET answers 404). A volume's ids are drawn when the
-store starts (the snapshots point at them); the rest of its columns on the first volume
-request of the scope, so a sandbox nobody asks for volumes pays almost nothing for them.
+been deleted since (listed nowhere; a GET answers 404). Which volume each snapshot has is
+drawn when the store starts; the volumes' ids when first needed (a page of snapshots, or
+of volumes), and the rest of their columns on the first volume request of the scope, so
+seeding a million snapshots costs a few milliseconds more than without volumes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from batchtag.sandbox.seed import (
     SIZES,
     USER_TAGS,
     VOLUME_WORDS,
+    LazyIds,
     TagColumns,
     Vocabulary,
     generator,
@@ -54,9 +56,9 @@ def default_count(snapshots: int) -> int:
     return max(1, snapshots // 4)
 
 
-def volume_ids(seed: int, project_id: int, region_id: int, count: int) -> np.ndarray:
-    """The scope's volume ids, (count, 16): drawn at start, as snapshots point at them."""
-    return uuid4_bytes(generator("volume-ids", seed, project_id, region_id), count)
+def volume_ids(seed: int, project_id: int, region_id: int, count: int) -> LazyIds:
+    """The scope's volume ids (snapshots point at them; drawn when first needed)."""
+    return LazyIds("volume-ids", seed, project_id, region_id, count)
 
 
 @dataclass
@@ -108,35 +110,56 @@ def seed_volumes(seed: int, project_id: int, region_id: int, ids: np.ndarray) ->
 def rows_json(cols: VolumeColumns, index: np.ndarray, scope: dict[str, Any]) -> list[dict]:
     """The API objects of seeded rows `index` (uuids and times formatted column-wise)."""
     created, updated = (t.tolist() for t in iso_times(cols.created[index], cols.updated[index]))
-    ids = uuids.texts(cols.ids[index])
-    creators = uuids.texts(cols.creators[index])
-    servers = uuids.texts(cols.servers[index])
-    attachments = uuids.texts(cols.attachments[index])
-    out = []
-    for at, i in enumerate(index.tolist()):
-        out.append(
-            _json(cols, i, scope, ids[at], creators[at], created[at], updated[at], servers[at])
-            | _attachments(cols, i, ids[at], servers[at], attachments[at], created[at])
-            | {"tags": [{"key": k, "value": v, "read_only": ro} for k, v, ro in cols.tags.at(i)]}
-        )
-    return out
+    ids = zip(
+        uuids.texts(cols.ids[index]),
+        uuids.texts(cols.creators[index]),
+        uuids.texts(cols.servers[index]),
+        uuids.texts(cols.attachments[index]),
+        strict=True,
+    )
+    return [
+        _json(cols, i, scope, made, changed, *row)
+        for i, made, changed, row in zip(index.tolist(), created, updated, ids, strict=True)
+    ]
 
 
-def _json(cols, i, scope, vid, creator, created, updated, server) -> dict[str, Any]:
-    """Every member of row `i` but attachments and tags, in the order the API lists them."""
+def _json(
+    cols: VolumeColumns,
+    i: int,
+    scope: dict[str, Any],
+    created: str,
+    updated: str,
+    volume_id: str,
+    creator: str,
+    server: str,
+    attachment: str,
+) -> dict[str, Any]:
+    """Row `i` as the API answers it, members in the order the API lists them."""
     kind = VOLUME_TYPES[cols.kind[i]]
-    attached = bool(cols.attached[i])
+    attached, bootable = bool(cols.attached[i]), bool(cols.bootable[i])
     status = int(cols.status[i])
     iops, iops_burst, mbps, mbps_burst = LIMITS[kind]
+    word, number = VOLUME_WORDS[cols.word[i]], int(cols.number[i])
+    attachments = [
+        {
+            "attachment_id": attachment,
+            "volume_id": volume_id,
+            "server_id": server,
+            "instance_name": f"vm-{word}-{number:02d}",
+            "device": "/dev/vda" if bootable else "/dev/vdb",
+            "attached_at": created,
+            "flavor_id": FLAVOR,
+        }
+    ]
     return {
-        "id": vid,
-        "name": f"{VOLUME_WORDS[cols.word[i]]}-volume-{cols.number[i]:02d}",
+        "id": volume_id,
+        "name": f"{word}-volume-{number:02d}",
         "size": SIZES[cols.size[i]],
         "status": STATUSES_RARE[status] if status >= 0 else "in-use" if attached else "available",
         "volume_type": kind,
-        "bootable": bool(cols.bootable[i]),
-        "is_root_volume": bool(cols.bootable[i]) and attached,
-        "attachments": [],
+        "bootable": bootable,
+        "is_root_volume": bootable and attached,
+        "attachments": attachments if attached else [],
         "limiter_stats": {
             "iops_base_limit": iops,
             "iops_burst_limit": iops_burst,
@@ -148,25 +171,7 @@ def _json(cols, i, scope, vid, creator, created, updated, server) -> dict[str, A
         **scope,
         "created_at": created,
         "updated_at": updated,
-    }
-
-
-def _attachments(cols, i, vid, server, attachment, created) -> dict[str, Any]:
-    if not cols.attached[i]:
-        return {}
-    root = bool(cols.bootable[i])
-    return {
-        "attachments": [
-            {
-                "attachment_id": attachment,
-                "volume_id": vid,
-                "server_id": server,
-                "instance_name": f"vm-{VOLUME_WORDS[cols.word[i]]}-{cols.number[i]:02d}",
-                "device": "/dev/vda" if root else "/dev/vdb",
-                "attached_at": created,
-                "flavor_id": FLAVOR,
-            }
-        ]
+        "tags": [{"key": k, "value": v, "read_only": ro} for k, v, ro in cols.tags.at(i)],
     }
 
 
@@ -212,16 +217,20 @@ class Volume:
 class VolumeScope:
     """One scope's volumes: the seeded columns (built on first use) plus changed volumes."""
 
-    def __init__(self, seed: int, ids: np.ndarray, scope: dict[str, Any]):
+    def __init__(self, seed: int, ids: LazyIds, scope: dict[str, Any]):
         self.seed = seed
-        self.ids = ids
+        self.lazy_ids = ids
         self.scope = scope  # project_id, region, region_id
         self._cols: VolumeColumns | None = None
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
         self.live: dict[int, Volume] = {}
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.lazy_ids)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.lazy_ids.array
 
     @property
     def cols(self) -> VolumeColumns:
