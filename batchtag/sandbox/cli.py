@@ -158,7 +158,7 @@ def sandbox_command(
     tls_key: str | None,
     **knobs: float | int | None,
 ) -> None:
-    """Run a local emulator of the Gcore snapshot API (in memory, loopback only).
+    """Run a local emulator of the Gcore snapshot and volume API (in memory, loopback only).
 
     Serves list, get and PATCH of /cloud/v1/snapshots/{project_id}/{region_id} and of
     /cloud/v1/volumes/{project_id}/{region_id} (list filters tag_key, tag_key_value),
