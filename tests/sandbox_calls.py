@@ -14,6 +14,7 @@ from batchtag.sandbox import SandboxServer
 
 AUTH = {"Authorization": "APIKey test$token"}
 BASE = "/cloud/v1/snapshots"
+VOLUMES = "/cloud/v1/volumes"
 SAMPLE = Path(__file__).parent.parent / "samples" / "snapshots-long.csv"
 STATUSES = {
     "available",
@@ -62,6 +63,31 @@ def call_many(server: SandboxServer, requests: list[tuple[str, str]], headers=AU
 
 def one(sid: str, project_id: int = 1, region_id: int = 1) -> str:
     return f"{BASE}/{project_id}/{region_id}/{sid}"
+
+
+def volume(vid: str, project_id: int = 1, region_id: int = 1) -> str:
+    return f"{VOLUMES}/{project_id}/{region_id}/{vid}"
+
+
+def list_all(server, path: str, limit: int = 1000, query=()) -> tuple[int, list[dict]]:
+    """(count, every result) of a list endpoint, page by page, asserting every page's count
+    is the same total; `query`: more (name, value) parameters, names may repeat."""
+    results, counts, offset = [], set(), 0
+    while True:
+        params = [("limit", limit), ("offset", offset), *query]
+        page = call(server, "GET", path, params=params)
+        assert page.status == 200, page.body
+        counts.add(page.body["count"])
+        results += page.body["results"]
+        offset += limit
+        if offset >= page.body["count"]:
+            break
+    assert len(counts) == 1
+    return counts.pop(), results
+
+
+def tag_map(resource: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in resource["tags"]}
 
 
 def snapshot_with(server: SandboxServer, read_only: bool, user_tags: bool = True):

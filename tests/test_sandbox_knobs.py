@@ -208,6 +208,8 @@ def test_reset_restores_the_seeded_state_and_zeroes_stats(sandbox):
         "max_inflight": 0,
         "max_inflight_per_snapshot": 0,
         "writes": 0,
+        "volume_writes": 0,
+        "resources": {},
         "timeline": [],
     }
 

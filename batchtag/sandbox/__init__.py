@@ -1,4 +1,5 @@
-"""A local emulator of the Gcore snapshot API, for the demo, the tests and rehearsals."""
+"""A local emulator of the Gcore snapshot and volume API (and the projects and regions of its
+scopes), for the demo, the tests and rehearsals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The sandbox aiohttp application: the Gcore snapshot endpoints plus fault knobs.
+"""The sandbox aiohttp application: the Gcore snapshot and volume endpoints, the projects
+and regions of its scopes, plus fault knobs.
 
 Every public request goes through the same steps, in this order:
 
@@ -6,7 +7,8 @@ Every public request goes through the same steps, in this order:
 2. server-side rate limit (429, with Retry-After / retry-after-ms unless turned off);
 3. fault injection: dropped connection, then a random 500/502/503;
 4. latency (with jitter);
-5. handling: routing, lookups (404), validation (400), locks (409), the write.
+5. a scope set to fail (`fail_scopes`) answers its error;
+6. handling: routing, lookups (404), validation (400), locks (409), the write.
 
 Faults never change state: a dropped or failed request did not reach the store.
 A locked snapshot's clock starts with the first GET or PATCH of that snapshot (lists do not
@@ -31,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from batchtag.sandbox.rules import SandboxError
+from batchtag.sandbox.scopes import failing_scopes, failure, project_json, region_json
 from batchtag.sandbox.stats import Stats, TokenBucket
 from batchtag.sandbox.store import SnapshotStore
 
@@ -42,12 +45,17 @@ INJECTED_ERRORS = {
     503: ("ServiceUnavailable", "Service temporarily unavailable"),
 }
 API_PREFIX = "/cloud/v1/snapshots"
+VOLUMES_PREFIX = "/cloud/v1/volumes"
+PROJECTS_PREFIX = "/cloud/v1/projects"
+REGIONS_PREFIX = "/cloud/v1/regions"
+REGIONS_LIMIT = 100  # the default page of GET /cloud/v1/regions (at most MAX_LIMIT)
 
 
 @dataclass
 class SandboxConfig:
     seed: int = 0
     snapshots: int = 200
+    volumes: int | None = None  # per scope; None: a quarter of `snapshots`, at least 1
     project_ids: list[int] = field(default_factory=lambda: [1])
     region_ids: list[int] = field(default_factory=lambda: [1])
     api_key: str | None = None  # None: any non-empty token is accepted
@@ -67,6 +75,9 @@ class SandboxConfig:
     # Serve https with this certificate chain and key (PEM files); None: plain http.
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Scopes whose every request answers an error: "P/R" (500) or "P/R:STATUS" (any 4xx or
+    # 5xx), or the tuples (P, R) / (P, R, STATUS).
+    fail_scopes: list[str | tuple[int, ...]] = field(default_factory=list)
 
 
 @dataclass
@@ -95,6 +106,10 @@ class SandboxState:
             region_ids=config.region_ids,
             lock_rate=config.lock_rate,
             lock_ms=config.lock_ms,
+            volumes=config.volumes,
+        )
+        self.failing = failing_scopes(
+            config.fail_scopes, self.store.project_ids, self.store.region_ids
         )
         self.reset()
 
@@ -199,13 +214,31 @@ def snapshot_key(request: web.Request) -> str | None:
     return f"{info['project_id']}/{info['region_id']}/{info['snapshot_id'].lower()}"
 
 
+RESOURCES = {
+    API_PREFIX: "snapshots",
+    VOLUMES_PREFIX: "volumes",
+    PROJECTS_PREFIX: "projects",
+    REGIONS_PREFIX: "regions",
+}
+
+
+def resource_of(path: str) -> str:
+    """Which collection a request path is about, for the stats ("other": none)."""
+    for prefix, name in RESOURCES.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return name
+    return "other"
+
+
 @web.middleware
 async def sandbox_middleware(request: web.Request, handler) -> web.StreamResponse:
     if request.path.startswith("/_sandbox/"):
         return await handler(request)
     state = request.app[STATE]
     key = snapshot_key(request)
+    resource = resource_of(request.path)
     state.stats.enter(request.method, key)
+    state.stats.resource(resource, method=request.method)
     outcome = "500"
     try:
         response = await answer(state, request, handler)
@@ -216,6 +249,7 @@ async def sandbox_middleware(request: web.Request, handler) -> web.StreamRespons
         return drop_connection(request)
     finally:
         state.stats.leave(key, outcome)
+        state.stats.resource(resource, outcome=outcome)
 
 
 async def answer(state: SandboxState, request: web.Request, handler) -> web.StreamResponse:
@@ -234,6 +268,9 @@ async def answer(state: SandboxState, request: web.Request, handler) -> web.Stre
         return injected_error(roll.error, config.error_should_retry)
     if roll.latency:
         await state.sleep(roll.latency)
+    failed = scope_failure(state, request)
+    if failed is not None:
+        return failed
     try:
         return await handler(request)
     except SandboxError as error:
@@ -244,6 +281,21 @@ async def answer(state: SandboxState, request: web.Request, handler) -> web.Stre
     except Exception:  # a sandbox bug: still answer in the Gcore shape, and say so
         log.exception("sandbox handler failed")
         return error_response(500, "InternalServerError", "Sandbox internal error")
+
+
+def scope_failure(state: SandboxState, request: web.Request) -> web.Response | None:
+    """The error of a scope set to fail, for a request naming that scope; else None."""
+    info = request.match_info
+    if not state.failing or "project_id" not in info or "region_id" not in info:
+        return None
+    try:
+        key = int(info["project_id"]), int(info["region_id"])
+    except ValueError:
+        return None  # not a scope: the handler answers 400
+    status = state.failing.get(key)
+    if status is None:
+        return None
+    return error_response(status, *failure(status, *key))
 
 
 # ---------------------------------------------------------------- handlers
@@ -268,11 +320,17 @@ def scope(request: web.Request) -> tuple[int, int]:
     return int_param(info["project_id"], "project_id"), int_param(info["region_id"], "region_id")
 
 
+def page_params(request: web.Request, default_limit: int = MAX_LIMIT) -> tuple[int, int]:
+    """(limit, offset) of a list request: limit 1..MAX_LIMIT, offset 0 or more."""
+    query = request.query
+    limit = int_param(query.get("limit", str(default_limit)), "limit", 1, MAX_LIMIT)
+    return limit, int_param(query.get("offset", "0"), "offset", 0)
+
+
 async def list_snapshots(request: web.Request) -> web.Response:
     project_id, region_id = scope(request)
     query = request.query
-    limit = int_param(query.get("limit", str(MAX_LIMIT)), "limit", 1, MAX_LIMIT)
-    offset = int_param(query.get("offset", "0"), "offset", 0)
+    limit, offset = page_params(request)
     state = request.app[STATE]
     state.stats.endpoints["list"] += 1
     count, results = state.store.list(
@@ -304,17 +362,117 @@ async def patch_snapshot(request: web.Request) -> web.Response:
     state.stats.endpoints["patch"] += 1
     snapshot_id = request.match_info["snapshot_id"]
     before = state.store.find(project_id, region_id, snapshot_id).updated_at
-    raw = await request.read()
-    try:
-        body = json.loads(raw or b"null")
-    except ValueError:
-        raise SandboxError(
-            400, "ValidationError", "Validation error", {"_schema": ["Invalid JSON."]}
-        ) from None
+    body = json_body(await request.read())
     snap = state.store.patch(project_id, region_id, snapshot_id, body, state.clock())
     if snap["updated_at"] != before:
         state.stats.writes += 1
     return web.json_response(snap)
+
+
+def tag_filters(request: web.Request) -> tuple[list[str], dict[str, str]]:
+    """`tag_key` (repeatable) and `tag_key_value` (a JSON object of keys to values, e.g.
+    ``{"team": "data"}``; repeatable too: every pair must match) of a volume list."""
+    pairs: dict[str, str] = {}
+    for text in request.query.getall("tag_key_value", []):
+        try:
+            found = json.loads(text)
+        except ValueError:
+            found = None
+        if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+            raise SandboxError(
+                400,
+                "ValidationError",
+                "Validation error",
+                {"tag_key_value": ['Must be a JSON object of tag values, e.g. {"team": "data"}.']},
+            )
+        pairs.update(found)
+    return request.query.getall("tag_key", []), pairs
+
+
+async def list_volumes(request: web.Request) -> web.Response:
+    project_id, region_id = scope(request)
+    limit, offset = page_params(request)
+    keys, pairs = tag_filters(request)
+    state = request.app[STATE]
+    state.stats.endpoints["volume_list"] += 1
+    count, results = state.store.list_volumes(project_id, region_id, limit, offset, keys, pairs)
+    return web.json_response({"count": count, "results": results})
+
+
+async def get_volume(request: web.Request) -> web.Response:
+    project_id, region_id = scope(request)
+    state = request.app[STATE]
+    state.stats.endpoints["volume_get"] += 1
+    volume_id = request.match_info["volume_id"]
+    return web.json_response(state.store.get_volume(project_id, region_id, volume_id))
+
+
+async def patch_volume(request: web.Request) -> web.Response:
+    project_id, region_id = scope(request)
+    state = request.app[STATE]
+    state.stats.endpoints["volume_patch"] += 1
+    state.store.find_volume(project_id, region_id, request.match_info["volume_id"])  # 404 first
+    body = json_body(await request.read())
+    volume, changed = state.store.patch_volume(
+        project_id, region_id, request.match_info["volume_id"], body
+    )
+    state.stats.volume_writes += changed
+    return web.json_response(volume)
+
+
+def json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        raise SandboxError(
+            400, "ValidationError", "Validation error", {"_schema": ["Invalid JSON."]}
+        ) from None
+
+
+def listed(request: web.Request, items: list[dict[str, Any]], default_limit: int) -> web.Response:
+    limit, offset = page_params(request, default_limit)
+    return web.json_response({"count": len(items), "results": items[offset : offset + limit]})
+
+
+def projects(state: SandboxState) -> list[dict[str, Any]]:
+    ids = list(dict.fromkeys(state.store.project_ids))
+    return [project_json(p, default=(i == 0)) for i, p in enumerate(ids)]
+
+
+def regions(state: SandboxState) -> list[dict[str, Any]]:
+    return [region_json(r) for r in dict.fromkeys(state.store.region_ids)]
+
+
+async def list_projects(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.stats.endpoints["project_list"] += 1
+    return listed(request, projects(state), MAX_LIMIT)
+
+
+async def get_project(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.stats.endpoints["project_get"] += 1
+    project_id = int_param(request.match_info["project_id"], "project_id")
+    for project in projects(state):
+        if project["id"] == project_id:
+            return web.json_response(project)
+    raise SandboxError(404, "NotFoundError", f"Project {project_id} not found")
+
+
+async def list_regions(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.stats.endpoints["region_list"] += 1
+    return listed(request, regions(state), REGIONS_LIMIT)
+
+
+async def get_region(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.stats.endpoints["region_get"] += 1
+    region_id = int_param(request.match_info["region_id"], "region_id")
+    for region in regions(state):
+        if region["id"] == region_id:
+            return web.json_response(region)
+    raise SandboxError(404, "NotFoundError", f"Region {region_id} not found")
 
 
 async def sandbox_stats(request: web.Request) -> web.Response:
@@ -348,6 +506,19 @@ def make_app(config: SandboxConfig | None = None) -> web.Application:
     app.router.add_get(base + "/", list_snapshots)
     app.router.add_get(base + "/{snapshot_id}", get_snapshot)
     app.router.add_patch(base + "/{snapshot_id}", patch_snapshot)
+    volumes = VOLUMES_PREFIX + "/{project_id}/{region_id}"
+    app.router.add_get(volumes, list_volumes)
+    app.router.add_get(volumes + "/", list_volumes)
+    app.router.add_get(volumes + "/{volume_id}", get_volume)
+    app.router.add_patch(volumes + "/{volume_id}", patch_volume)
+    for prefix, listing, one in (
+        (PROJECTS_PREFIX, list_projects, get_project),
+        (REGIONS_PREFIX, list_regions, get_region),
+    ):
+        app.router.add_get(prefix, listing)
+        app.router.add_get(prefix + "/", listing)
+        key = "project_id" if prefix == PROJECTS_PREFIX else "region_id"
+        app.router.add_get(prefix + "/{" + key + "}", one)
     app.router.add_get("/_sandbox/stats", sandbox_stats)
     app.router.add_post("/_sandbox/reset", sandbox_reset)
     app.router.add_post("/_sandbox/mutate", sandbox_mutate)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 
 import click
 
-from batchtag.config import is_loopback
-
 SHARE = click.FloatRange(0.0, 1.0)
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback IP (IPv6 with or without brackets)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
@@ -23,6 +32,13 @@ def check_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
 KNOBS = (
     ("--seed", int, 0, None, "Seed for the data and every random fault."),
     ("--snapshots", click.IntRange(0), 200, None, "Snapshots per project/region."),
+    (
+        "--volumes",
+        click.IntRange(0),
+        None,
+        "N",
+        "Volumes per project/region (default: a quarter of --snapshots, at least 1).",
+    ),
     (
         "--latency-ms",
         click.FloatRange(0),
@@ -99,6 +115,14 @@ def knob_options(command):
 @click.option(
     "--region-id", "region_ids", type=int, multiple=True, help="Region id (repeatable; default 1)."
 )
+@click.option(
+    "--fail-scope",
+    "fail_scopes",
+    multiple=True,
+    metavar="P/R[:STATUS]",
+    help="Every request to project P / region R answers STATUS (default 500; any 4xx or "
+    "5xx, e.g. 1/2:403). Repeatable.",
+)
 @click.option("--api-key", default=None, help="Accept only this token (default: any).")
 @click.option(
     "--no-retry-after", is_flag=True, help="Send 429 without Retry-After / retry-after-ms headers."
@@ -126,6 +150,7 @@ def sandbox_command(
     host: str,
     project_ids: tuple[int, ...],
     region_ids: tuple[int, ...],
+    fail_scopes: tuple[str, ...],
     api_key: str | None,
     no_retry_after: bool,
     error_should_retry: str | None,
@@ -133,11 +158,13 @@ def sandbox_command(
     tls_key: str | None,
     **knobs: float | int | None,
 ) -> None:
-    """Run a local emulator of the Gcore snapshot API (in memory, loopback only).
+    """Run a local emulator of the Gcore snapshot and volume API (in memory, loopback only).
 
-    Serves list, get and PATCH of /cloud/v1/snapshots/{project_id}/{region_id}, plus
-    GET /_sandbox/stats, POST /_sandbox/reset and POST /_sandbox/mutate (someone else
-    creates/deletes snapshots: {"project_id": 1, "region_id": 1, "create": N, "delete": M}).
+    Serves list, get and PATCH of /cloud/v1/snapshots/{project_id}/{region_id} and of
+    /cloud/v1/volumes/{project_id}/{region_id} (list filters tag_key, tag_key_value),
+    GET /cloud/v1/projects and /cloud/v1/regions (its scopes), plus GET /_sandbox/stats,
+    POST /_sandbox/reset and POST /_sandbox/mutate (someone else creates/deletes
+    snapshots: {"project_id": 1, "region_id": 1, "create": N, "delete": M}).
     Stop it with Ctrl-C.
 
     \b
@@ -150,17 +177,24 @@ def sandbox_command(
     if tls_key is not None and tls_cert is None:
         raise click.UsageError("--tls-key needs --tls-cert")
     from batchtag.sandbox.app import SandboxConfig  # imported here: see sandbox/__init__.py
+    from batchtag.sandbox.scopes import failing_scopes
     from batchtag.sandbox.server import serve
 
+    projects, regions = list(project_ids) or [1], list(region_ids) or [1]
+    try:
+        failing_scopes(fail_scopes, projects, regions)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--fail-scope") from None
     config = SandboxConfig(
-        project_ids=list(project_ids) or [1],
-        region_ids=list(region_ids) or [1],
+        project_ids=projects,
+        region_ids=regions,
+        fail_scopes=list(fail_scopes),
         api_key=api_key,
         retry_after=not no_retry_after,
         error_should_retry=None if error_should_retry is None else error_should_retry == "true",
         tls_cert=tls_cert,
         tls_key=tls_key,
-        **knobs,  # seed, snapshots, latency_ms, rate_limit, lock_rate, lock_ms, error/drop_rate
+        **knobs,  # seed, snapshots, volumes, latency_ms, rate_limit, lock_rate, lock_ms, ...
     )
     try:
         serve(config, port=port, host=host)

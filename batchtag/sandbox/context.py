@@ -16,10 +16,10 @@ import inspect
 import os
 import secrets
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_PROJECT_ID, ENV_REGION_ID
+from batchtag.sandbox.rules import SandboxError
 
 if TYPE_CHECKING:
     from batchtag.sandbox.app import SandboxConfig
@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from batchtag.sandbox.store import SnapshotStore
 
 LOOPBACK = "127.0.0.1"
+# The official SDK's environment variables (the sandbox sets them while it runs).
+ENV_API_KEY = "GCORE_API_KEY"
+ENV_BASE_URL = "GCORE_BASE_URL"
+ENV_PROJECT_ID = "GCORE_CLOUD_PROJECT_ID"
+ENV_REGION_ID = "GCORE_CLOUD_REGION_ID"
 
 
 class Sandbox:
@@ -117,12 +122,23 @@ class Sandbox:
     @property
     def project_id(self) -> int:
         """The first seeded project (the only one by default)."""
-        return self.config.project_ids[0]
+        return self.project_ids[0]
 
     @property
     def region_id(self) -> int:
         """The first seeded region (the only one by default)."""
-        return self.config.region_ids[0]
+        return self.region_ids[0]
+
+    @property
+    def project_ids(self) -> list[int]:
+        """Every seeded project, in the order given (``GET /cloud/v1/projects`` lists them)."""
+        return list(dict.fromkeys(self.config.project_ids)) or [1]
+
+    @property
+    def region_ids(self) -> list[int]:
+        """Every seeded region, in the order given (``GET /cloud/v1/regions`` lists them);
+        each project has every region."""
+        return list(dict.fromkeys(self.config.region_ids)) or [1]
 
     @property
     def store(self) -> SnapshotStore:
@@ -175,6 +191,58 @@ class Sandbox:
 
         return self.running.call(read())
 
+    def volumes(
+        self, project_id: int | None = None, region_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The volumes of one scope as the API's JSON objects, in list-endpoint order.
+
+        A few snapshots name a volume that is not among them: it has been deleted (a GET
+        of it answers 404).
+
+        Parameters
+        ----------
+        project_id, region_id : int, optional
+            The scope; by default the first seeded project and region.
+        """
+        scope = (project_id or self.project_id, region_id or self.region_id)
+
+        async def read() -> list[dict[str, Any]]:
+            return self.running.store.volumes(*scope)
+
+        return self.running.call(read())
+
+    def set_volume_tags(self, volume_id: str, tags: Mapping[str, str | None] | None) -> dict:
+        """Change a volume's tags as someone else would between two runs.
+
+        `tags` is a JSON merge patch, as ``PATCH /cloud/v1/volumes/...`` takes it:
+        ``{"team": "web"}`` sets a tag, ``{"team": None}`` removes one, ``None`` removes
+        every user tag; read-only tags never change. Not counted in :meth:`stats`.
+
+        Returns
+        -------
+        dict
+            The volume after the change, as the API's JSON object.
+
+        Raises
+        ------
+        KeyError
+            No scope of this sandbox has that volume.
+        ValueError
+            A key or value the API would refuse (the message names them).
+        """
+
+        async def change() -> dict[str, Any]:
+            store = self.running.store
+            try:
+                home = store.volume_home(volume_id)
+                return store.patch_volume(*home, volume_id, {"tags": tags})[0]
+            except SandboxError as error:
+                if error.status == 404:
+                    raise KeyError(f"no volume {volume_id} in this sandbox") from None
+                raise ValueError(f"{error.message}: {error.invalid_fields}") from None
+
+        return self.running.call(change())
+
     # ---- environment
 
     def _env_values(self) -> dict[str, str]:
@@ -214,8 +282,9 @@ def sandbox(config: SandboxConfig | None = None, *, env: bool = True, port: int 
         Loopback port; 0 picks a free one.
     **knobs
         Any field of :class:`batchtag.sandbox.SandboxConfig`: ``snapshots`` (a scope),
-        ``seed``, ``project_ids``, ``region_ids``, ``lock_rate``, ``lock_ms``, ``error_rate``,
-        ``drop_rate``, ``latency_ms``, ``rate_limit``, ``retry_after``, ``api_key`` ...
+        ``volumes`` (a scope), ``seed``, ``project_ids``, ``region_ids``, ``fail_scopes``
+        (``["1/2", "1/3:403"]``), ``lock_rate``, ``lock_ms``, ``error_rate``, ``drop_rate``,
+        ``latency_ms``, ``rate_limit``, ``retry_after``, ``api_key`` ...
         Without ``api_key`` a random key is made; only that key is accepted (``.api_key``).
 
     Returns
@@ -223,8 +292,9 @@ def sandbox(config: SandboxConfig | None = None, *, env: bool = True, port: int 
     Sandbox
         Not yet running: use it in ``with`` (yields the running sandbox), as a decorator
         (a fresh sandbox per call, sync or async), or call ``.start()`` / ``.stop()``. While
-        running it has ``.url``, ``.api_key``, ``.project_id``, ``.region_id``, ``.stats()``,
-        ``.reset()``, ``.snapshots()``, ``.end_tasks()`` and ``.store``.
+        running it has ``.url``, ``.api_key``, ``.project_id``, ``.region_id``,
+        ``.project_ids``, ``.region_ids``, ``.stats()``, ``.reset()``, ``.snapshots()``,
+        ``.volumes()``, ``.set_volume_tags()``, ``.end_tasks()`` and ``.store``.
 
     Examples
     --------
@@ -236,6 +306,7 @@ def sandbox(config: SandboxConfig | None = None, *, env: bool = True, port: int 
     ...     report = batchtag.apply(manifest, base_url=sb.url, api_key=sb.api_key)
     """
     from batchtag.sandbox.app import SandboxConfig
+    from batchtag.sandbox.scopes import failing_scopes
 
     names = {f.name for f in dataclasses.fields(SandboxConfig)}
     unknown = sorted(set(knobs) - names)
@@ -244,6 +315,7 @@ def sandbox(config: SandboxConfig | None = None, *, env: bool = True, port: int 
             f"unknown sandbox option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
         )
     config = dataclasses.replace(config or SandboxConfig(), **knobs)
+    failing_scopes(config.fail_scopes, config.project_ids or [1], config.region_ids or [1])
     if not config.api_key:
         config.api_key = f"sandbox-{secrets.token_hex(8)}"
     return Sandbox(config, env=env, port=port)

@@ -25,8 +25,8 @@ class SandboxError(Exception):
         self.invalid_fields = invalid_fields
 
 
-def not_found(snapshot_id: str) -> SandboxError:
-    return SandboxError(404, "NotFoundError", f"Snapshot {snapshot_id} not found")
+def not_found(resource_id: str, what: str = "Snapshot") -> SandboxError:
+    return SandboxError(404, "NotFoundError", f"{what} {resource_id} not found")
 
 
 def validation_error(invalid_fields: dict[str, Any]) -> SandboxError:

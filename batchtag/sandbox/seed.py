@@ -6,7 +6,8 @@ encoded straight from the columns (`encode`), so listing never builds every snap
 
 Each scope draws from its own generator derived from (seed, project_id, region_id), so adding
 a scope never changes another, and locks draw from a separate generator, so turning on
-`lock_rate` does not change names, tags or ids.
+`lock_rate` does not change names, tags or ids. Which volume each snapshot was taken from
+draws from another, so the number of volumes changes only the snapshots' `volume_id`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from batchtag.model import uuid_text  # the one UUID formatter
+from batchtag.sandbox import uuids
 
 REGION_NAMES = {
     1: "Luxembourg-2",
@@ -52,9 +53,12 @@ READ_ONLY_TAGS = {
 SEED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 EPOCH64 = np.datetime64(SEED_EPOCH.replace(tzinfo=None), "us")
 SHARE_USER_TAGS, SHARE_READ_ONLY, SHARE_AVAILABLE, SHARE_DESCRIBED = 0.4, 0.1, 0.9, 0.5
-ALL_TAGS = [(k, v, False) for k, v in USER_TAGS.items()] + [
-    (k, v, True) for k, v in READ_ONLY_TAGS.items()
-]
+SHARE_VOLUME_GONE = 0.03  # snapshots whose volume has been deleted since
+
+
+def region_name(region_id: int) -> str:
+    """A region's name, as snapshots and volumes give it in `region`."""
+    return REGION_NAMES.get(region_id, f"Region-{region_id}")
 
 
 def generator(kind: str, seed: int, project_id: int, region_id: int) -> np.random.Generator:
@@ -82,12 +86,110 @@ def pick_tags(rng: np.random.Generator, n: int, share: float, sizes: list[int], 
     return mask.astype(np.uint8), values
 
 
+class Vocabulary:
+    """The tag keys a kind of resource is seeded with, and each key's values."""
+
+    def __init__(self, user: dict[str, list[str]], read_only: dict[str, list[str]]):
+        self.user = user
+        self.read_only = read_only
+        self.groups = (list(user.items()), list(read_only.items()))  # bit j: key j
+
+    def find(self, key: str) -> tuple[bool, int, list[str]] | None:
+        """(read_only, bit, values) of `key`, or None when no seeded row can have it."""
+        for read_only, group in ((False, self.user), (True, self.read_only)):
+            if key in group:
+                return read_only, list(group).index(key), group[key]
+        return None
+
+
+SNAPSHOT_TAGS = Vocabulary(USER_TAGS, READ_ONLY_TAGS)
+
+
+@dataclass
+class TagColumns:
+    """Seeded tags of many rows: which keys each row has (a bit per key) and value indexes."""
+
+    vocabulary: Vocabulary
+    user_mask: np.ndarray
+    user_values: np.ndarray
+    ro_mask: np.ndarray
+    ro_values: np.ndarray
+
+    @classmethod
+    def draw(
+        cls,
+        rng: np.random.Generator,
+        n: int,
+        vocabulary: Vocabulary,
+        user: tuple[float, int],
+        read_only: tuple[float, int],
+    ) -> TagColumns:
+        """Tags for `n` rows: (share of rows that have any, most keys a row has) per group."""
+        sizes = [len(v) for v in vocabulary.user.values()]
+        user_mask, user_values = pick_tags(rng, n, user[0], sizes, user[1])
+        sizes = [len(v) for v in vocabulary.read_only.values()]
+        ro_mask, ro_values = pick_tags(rng, n, read_only[0], sizes, read_only[1])
+        return cls(vocabulary, user_mask, user_values, ro_mask, ro_values)
+
+    def at(self, i: int) -> list[tuple[str, str, bool]]:
+        """The (key, value, read_only) tags of row `i`: user tags first, each group by key."""
+        out = []
+        user, read_only = self.vocabulary.groups
+        bits = int(self.user_mask[i])
+        for j, (key, texts) in enumerate(user):
+            if bits >> j & 1:
+                out.append((key, texts[self.user_values[i, j]], False))
+        bits = int(self.ro_mask[i])
+        for j, (key, texts) in enumerate(read_only):
+            if bits >> j & 1:
+                out.append((key, texts[self.ro_values[i, j]], True))
+        return out
+
+    def having(self, key: str, value: str | None = None) -> np.ndarray:
+        """Which rows have tag `key` (with `value`, when given), as a boolean array."""
+        found = self.vocabulary.find(key)
+        if found is None:
+            return np.zeros(len(self.user_mask), dtype=bool)
+        read_only, bit, texts = found
+        mask, values = (
+            (self.ro_mask, self.ro_values) if read_only else (self.user_mask, self.user_values)
+        )
+        has = (mask >> bit & 1).astype(bool)
+        if value is not None:
+            if value not in texts:
+                return np.zeros(len(mask), dtype=bool)
+            has &= values[:, bit] == texts.index(value)
+        return has
+
+
+class LazyIds:
+    """`count` random UUIDs of one kind and scope, drawn on first use of `array`."""
+
+    def __init__(self, kind: str, seed: int, project_id: int, region_id: int, count: int):
+        self.draw = (kind, seed, project_id, region_id)
+        self.count = count
+        self._array: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def array(self) -> np.ndarray:
+        """The ids as a (count, 16) uint8 array."""
+        if self._array is None:
+            self._array = uuid4_bytes(generator(*self.draw), self.count)
+        return self._array
+
+
+NO_IDS = LazyIds("none", 0, 0, 0, 0)
+
+
 @dataclass
 class Columns:
     """The seeded snapshots of one scope, one numpy array per field."""
 
     ids: np.ndarray
-    volumes: np.ndarray
+    volumes: np.ndarray  # the ids of deleted volumes, used where `volume_links` is -1
     creators: np.ndarray
     created: np.ndarray  # seconds after SEED_EPOCH
     updated: np.ndarray  # seconds after created
@@ -96,12 +198,11 @@ class Columns:
     description: np.ndarray  # -1: none
     status: np.ndarray  # -1: available
     size: np.ndarray
-    user_mask: np.ndarray
-    user_values: np.ndarray
-    ro_mask: np.ndarray
-    ro_values: np.ndarray
+    tags: TagColumns
     locked: np.ndarray
     tasks: np.ndarray
+    volume_ids: LazyIds  # the scope's volumes
+    volume_links: np.ndarray  # each snapshot's row in `volume_ids`; -1: volume deleted
     sorted_ids: np.ndarray = field(init=False)  # ids as 'S16', sorted, for lookups
     sort_order: np.ndarray = field(init=False)
 
@@ -123,18 +224,39 @@ class Columns:
                 return int(self.sort_order[pos])
         return None
 
+    def volume_bytes(self, index: np.ndarray) -> np.ndarray:
+        """The (len(index), 16) volume ids of rows `index`."""
+        links = self.volume_links[index]
+        out = self.volumes[index]
+        kept = links >= 0
+        if kept.any():
+            out[kept] = self.volume_ids.array[links[kept]]
+        return out
+
+
+def link_volumes(rng: np.random.Generator, n: int, volumes: int) -> np.ndarray:
+    """Each of `n` snapshots' volume among `volumes`, or -1 (`SHARE_VOLUME_GONE` of them)."""
+    links = rng.integers(0, max(volumes, 1), n, dtype=np.int32)
+    gone = rng.random(n) < SHARE_VOLUME_GONE
+    links[gone] = -1
+    if not volumes:
+        links[:] = -1
+    return links
+
 
 def seed_columns(
-    seed: int, project_id: int, region_id: int, n: int, lock_rate: float, kind: str = "data"
+    seed: int,
+    project_id: int,
+    region_id: int,
+    n: int,
+    lock_rate: float,
+    kind: str = "data",
+    volume_ids: LazyIds = NO_IDS,
 ) -> Columns:
     rng = generator(kind, seed, project_id, region_id)
     locks = generator(f"{kind}-locks", seed, project_id, region_id)
-    user_mask, user_values = pick_tags(
-        rng, n, SHARE_USER_TAGS, [len(v) for v in USER_TAGS.values()], 4
-    )
-    ro_mask, ro_values = pick_tags(
-        rng, n, SHARE_READ_ONLY, [len(v) for v in READ_ONLY_TAGS.values()], 2
-    )
+    links = generator(f"{kind}-volume-links", seed, project_id, region_id)
+    tags = TagColumns.draw(rng, n, SNAPSHOT_TAGS, (SHARE_USER_TAGS, 4), (SHARE_READ_ONLY, 2))
     described = rng.random(n) < SHARE_DESCRIBED
     rare = rng.random(n) >= SHARE_AVAILABLE
     return Columns(
@@ -148,54 +270,46 @@ def seed_columns(
         description=np.where(described, rng.integers(0, len(DESCRIPTIONS), n), -1).astype(np.int8),
         status=np.where(rare, rng.integers(0, len(STATUSES_RARE), n), -1).astype(np.int8),
         size=rng.integers(0, len(SIZES), n, dtype=np.uint8),
-        user_mask=user_mask,
-        user_values=user_values,
-        ro_mask=ro_mask,
-        ro_values=ro_values,
+        tags=tags,
         locked=locks.random(n) < lock_rate,
         tasks=uuid4_bytes(locks, n),
+        volume_ids=volume_ids,
+        volume_links=link_volumes(links, n, len(volume_ids)),
     )
 
 
 def times(cols: Columns, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """created_at and updated_at of rows `index` as ISO 8601 text (UTC, microseconds)."""
-    created = EPOCH64 + cols.created[index].astype("timedelta64[s]")
-    updated = created + cols.updated[index].astype("timedelta64[s]")
+    return iso_times(cols.created[index], cols.updated[index])
+
+
+def iso_times(created: np.ndarray, later: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ISO 8601 texts (UTC, microseconds) of `created` seconds after SEED_EPOCH, and of
+    `later` seconds after that."""
+    made = EPOCH64 + created.astype("timedelta64[s]")
+    changed = made + later.astype("timedelta64[s]")
     return (
-        np.char.add(np.datetime_as_string(created, unit="us"), "+00:00"),
-        np.char.add(np.datetime_as_string(updated, unit="us"), "+00:00"),
+        np.char.add(np.datetime_as_string(made, unit="us"), "+00:00"),
+        np.char.add(np.datetime_as_string(changed, unit="us"), "+00:00"),
     )
 
 
 def tags_at(cols: Columns, i: int) -> list[tuple[str, str, bool]]:
     """The (key, value, read_only) tags of row `i`: user tags first, each group by key."""
-    out = []
-    user, ro = int(cols.user_mask[i]), int(cols.ro_mask[i])
-    for j, (key, values, _) in enumerate(ALL_TAGS[: len(USER_TAGS)]):
-        if user >> j & 1:
-            out.append((key, values[cols.user_values[i, j]], False))
-    for j, (key, values, _) in enumerate(ALL_TAGS[len(USER_TAGS) :]):
-        if ro >> j & 1:
-            out.append((key, values[cols.ro_values[i, j]], True))
-    return out
+    return cols.tags.at(i)
 
 
 def fields_at(cols: Columns, i: int, created: str, updated: str) -> dict:
     """Every field of row `i` but the scope's, as plain Python values."""
     fields = _fields(cols, i, created, updated)
-    row = [i]
+    row = np.array([i])
     fields.update(
-        id=_texts(cols.ids[row])[0],
-        volume_id=_texts(cols.volumes[row])[0],
-        creator_task_id=_texts(cols.creators[row])[0],
-        task_id=_texts(cols.tasks[row])[0] if cols.locked[i] else None,
+        id=uuids.texts(cols.ids[row])[0],
+        volume_id=uuids.texts(cols.volume_bytes(row))[0],
+        creator_task_id=uuids.texts(cols.creators[row])[0],
+        task_id=uuids.texts(cols.tasks[row])[0] if cols.locked[i] else None,
     )
     return fields
-
-
-def _texts(raw: np.ndarray) -> list[str]:
-    """The UUID text of each row of an (n, 16) uint8 array, all at once."""
-    return uuid_text(np.ascontiguousarray(raw).view("V16").ravel())
 
 
 def page_json(cols: Columns, index: np.ndarray, scope: dict[str, Any]) -> list[dict]:
@@ -205,12 +319,12 @@ def page_json(cols: Columns, index: np.ndarray, scope: dict[str, Any]) -> list[d
     region and region_id."""
     created, updated = (t.tolist() for t in times(cols, index))
     ids, volumes, creators = (
-        _texts(cols.ids[index]),
-        _texts(cols.volumes[index]),
-        _texts(cols.creators[index]),
+        uuids.texts(cols.ids[index]),
+        uuids.texts(cols.volume_bytes(index)),
+        uuids.texts(cols.creators[index]),
     )
     locked = cols.locked[index]
-    tasks = iter(_texts(cols.tasks[index[locked]]))
+    tasks = iter(uuids.texts(cols.tasks[index[locked]]))
     rows = zip(
         index.tolist(), ids, volumes, creators, created, updated, locked.tolist(), strict=True
     )
@@ -219,7 +333,7 @@ def page_json(cols: Columns, index: np.ndarray, scope: dict[str, Any]) -> list[d
         fields = _fields(cols, i, made, changed)
         fields.update(id=sid, volume_id=volume, creator_task_id=creator)
         fields["task_id"] = next(tasks) if has_task else None
-        out.append(_json(fields, scope, tags_at(cols, i)))
+        out.append(_json(fields, scope, cols.tags.at(i)))
     return out
 
 

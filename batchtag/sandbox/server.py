@@ -12,7 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from batchtag.sandbox.app import STATE, SandboxConfig, SandboxState, make_app
+from batchtag.sandbox.scopes import failing_scopes
 from batchtag.sandbox.store import SnapshotStore
+from batchtag.sandbox.volumes import default_count
 
 SHUTDOWN_TIMEOUT = 1.0  # seconds to let in-flight requests finish when stopping
 
@@ -151,7 +153,11 @@ async def serve_async(config: SandboxConfig, port: int, host: str) -> None:
 
 def describe(config: SandboxConfig) -> str:
     scopes = ", ".join(f"{p}/{r}" for p in config.project_ids for r in config.region_ids)
-    parts = [f"seed {config.seed}", f"{config.snapshots} snapshots in project/region {scopes}"]
+    volumes = default_count(config.snapshots) if config.volumes is None else config.volumes
+    parts = [
+        f"seed {config.seed}",
+        f"{config.snapshots} snapshots and {volumes} volumes in project/region {scopes}",
+    ]
     knobs = {
         "latency_ms": config.latency_ms,
         "rate_limit": config.rate_limit,
@@ -160,6 +166,8 @@ def describe(config: SandboxConfig) -> str:
         "drop_rate": config.drop_rate,
     }
     parts += [f"{name}={value}" for name, value in knobs.items() if value]
+    failing = failing_scopes(config.fail_scopes, config.project_ids, config.region_ids)
+    parts += [f"scope {p}/{r} fails with {status}" for (p, r), status in failing.items()]
     if config.api_key is not None:
         parts.append("api key required")
     return "; ".join(parts)

@@ -28,7 +28,12 @@ class TokenBucket:
 
 
 class Stats:
-    """Request and response counts; `/_sandbox/*` calls are not counted."""
+    """Request and response counts; `/_sandbox/*` calls are not counted.
+
+    `requests` (by method) and `responses` (by status) count every request; `resources`
+    splits them by collection (snapshots, volumes, projects, regions); `endpoints` counts
+    the requests that reached a handler (list/get/patch are the snapshot endpoints).
+    """
 
     def __init__(self) -> None:
         self.started = time.monotonic()
@@ -37,10 +42,12 @@ class Stats:
         self.timeline: dict[int, Counter[str]] = {}
         self.inflight: Counter[str] = Counter()
         self.inflight_total = 0
-        self.endpoints: Counter[str] = Counter()  # list / get / patch
+        self.endpoints: Counter[str] = Counter()  # list / get / patch, volume_list ...
+        self.resources: dict[str, tuple[Counter[str], Counter[str]]] = {}
         self.max_inflight = 0
         self.max_inflight_per_snapshot = 0
-        self.writes = 0
+        self.writes = 0  # snapshot PATCHes that changed something
+        self.volume_writes = 0  # volume PATCHes that changed something
 
     def enter(self, method: str, key: str | None) -> None:
         self.requests[method] += 1
@@ -60,6 +67,14 @@ class Stats:
         second = int(time.monotonic() - self.started)
         self.timeline.setdefault(second, Counter())[outcome] += 1
 
+    def resource(self, name: str, method: str | None = None, outcome: str | None = None) -> None:
+        """Count a request to collection `name` (`method`), or its answer (`outcome`)."""
+        requests, responses = self.resources.setdefault(name, (Counter(), Counter()))
+        if method is not None:
+            requests[method] += 1
+        if outcome is not None:
+            responses[outcome] += 1
+
     def to_json(self) -> dict[str, Any]:
         last = max(self.timeline, default=-1)
         return {
@@ -70,6 +85,11 @@ class Stats:
             "max_inflight": self.max_inflight,
             "max_inflight_per_snapshot": self.max_inflight_per_snapshot,
             "writes": self.writes,
+            "volume_writes": self.volume_writes,
+            "resources": {
+                name: {"requests": dict(requests), "responses": dict(responses)}
+                for name, (requests, responses) in sorted(self.resources.items())
+            },
             "timeline": [
                 {"second": s, "responses": dict(self.timeline.get(s, {}))} for s in range(last + 1)
             ],

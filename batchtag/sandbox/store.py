@@ -1,4 +1,5 @@
-"""The sandbox's in-memory snapshot store: seeded columns (see seed.py) plus what changed."""
+"""The sandbox's in-memory store: seeded snapshot and volume columns (see seed.py and
+volumes.py) plus what changed."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from batchtag.model import apply_tags_patch, uuid_bytes
+from batchtag.sandbox import uuids
+from batchtag.sandbox.merge import patch_tags
 from batchtag.sandbox.rules import SandboxError, not_found, validate_patch
 from batchtag.sandbox.seed import (
-    REGION_NAMES,
     Columns,
     fields_at,
     page_json,
+    region_name,
     seed_columns,
     tags_at,
     times,
 )
+from batchtag.sandbox.volumes import Volume, VolumeScope, default_count, volume_ids
 
 
 def iso(moment: datetime) -> str:
@@ -77,11 +80,13 @@ class Scope:
     snapshot read or written by id is materialised once into `live` and changed in place.
     """
 
-    def __init__(self, cols: Columns, project_id: int, region_id: int):
+    def __init__(self, cols: Columns, project_id: int, region_id: int, seed: int = 0):
         self.cols = cols
         self.project_id = project_id
         self.region_id = region_id
-        self.region = REGION_NAMES.get(region_id, f"Region-{region_id}")
+        self.region = region_name(region_id)
+        where = {"project_id": project_id, "region": self.region, "region_id": region_id}
+        self.volumes = VolumeScope(seed, cols.volume_ids, where)
         self.live: dict[int, Snapshot] = {}
         self.created: list[Snapshot] = []
         self.created_index: dict[str, int] = {}
@@ -103,7 +108,7 @@ class Scope:
         return self.order()[offset : offset + limit]
 
     def index_of(self, snapshot_id: str) -> int | None:
-        key = uuid_bytes(snapshot_id)
+        key = uuids.parse(snapshot_id)
         index = self.cols.index_of(key) if key is not None else None
         if index is None:
             index = self.created_index.get(snapshot_id.lower())
@@ -195,23 +200,37 @@ class SnapshotStore:
         region_ids: Iterable[int] = (1,),
         lock_rate: float = 0.0,
         lock_ms: float = 1000.0,
+        volumes: int | None = None,
     ):
         self.seed = seed
         self.count = snapshots
+        self.volume_count = default_count(snapshots) if volumes is None else volumes
         self.project_ids = list(project_ids) or [1]
         self.region_ids = list(region_ids) or [1]
         self.lock_rate = lock_rate
         self.lock_ms = lock_ms
         self.columns = {
-            (p, r): seed_columns(seed, p, r, snapshots, lock_rate)
+            (p, r): seed_columns(
+                seed,
+                p,
+                r,
+                snapshots,
+                lock_rate,
+                volume_ids=volume_ids(seed, p, r, self.volume_count),
+            )
             for p in self.project_ids
             for r in self.region_ids
         }
+        self.scopes: dict[tuple[int, int], Scope] = {}
         self.reset()
 
     def reset(self) -> None:
         """Restore the seeded state exactly."""
-        self.scopes = {key: Scope(cols, *key) for key, cols in self.columns.items()}
+        before = self.scopes
+        self.scopes = {key: Scope(cols, *key, self.seed) for key, cols in self.columns.items()}
+        for key, scope in before.items():
+            scope.volumes.forget_changes()
+            self.scopes[key].volumes = scope.volumes
         self.lock_started: dict[str, float] = {}
         self.batches = 0
 
@@ -278,7 +297,15 @@ class SnapshotStore:
         self.batches += 1
         rng = random.Random(f"batchtag-sandbox-churn:{self.seed}:{self.batches}")
         deleted = scope.delete(sorted(rng.sample(range(len(scope)), min(delete, len(scope)))))
-        batch = seed_columns(self.seed, project_id, region_id, create, 0.0, f"churn-{self.batches}")
+        batch = seed_columns(
+            self.seed,
+            project_id,
+            region_id,
+            create,
+            0.0,
+            f"churn-{self.batches}",
+            volume_ids=scope.volumes.lazy_ids,
+        )
         created = scope.create(create, batch)
         return {"created": created, "deleted": deleted, "count": len(scope)}
 
@@ -324,19 +351,74 @@ class SnapshotStore:
             snap.name = body["name"]
             changed = True
         if "tags" in body:
-            tags = apply_tags_patch(snap.tags, body["tags"], frozenset(snap.read_only))
+            tags = patch_tags(snap.tags, body["tags"], snap.read_only)
             if tags != snap.tags:
                 snap.tags = tags
                 changed = True
         if changed:
-            self.bump(snap)
+            snap.updated_at = later(snap.updated_at)
         return snap.to_json()
 
-    def bump(self, snap: Snapshot) -> None:
-        """Set updated_at to now, strictly later than before (two writes in a microsecond)."""
-        previous = datetime.fromisoformat(snap.updated_at)
-        moment = max(datetime.now(UTC), previous + timedelta(microseconds=1))
-        snap.updated_at = iso(moment)
+    # ---- volumes
+
+    def volume_scope(self, project_id: int, region_id: int) -> VolumeScope:
+        return self.scope(project_id, region_id).volumes
+
+    def volumes(self, project_id: int = 1, region_id: int = 1) -> list[dict[str, Any]]:
+        """Every volume of a scope as the API's objects, in listing order."""
+        scope = self.scopes.get((project_id, region_id))
+        if scope is None:
+            return []
+        return scope.volumes.list(len(scope.volumes), 0, [], {})[1]
+
+    def list_volumes(
+        self,
+        project_id: int,
+        region_id: int,
+        limit: int = 1000,
+        offset: int = 0,
+        tag_keys: Iterable[str] = (),
+        tag_values: Mapping[str, str] | None = None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(count, one page) of the volumes having every key of `tag_keys` and every
+        key/value pair of `tag_values` (read-only tags included)."""
+        volumes = self.volume_scope(project_id, region_id)
+        return volumes.list(limit, offset, list(tag_keys), dict(tag_values or {}))
+
+    def find_volume(self, project_id: int, region_id: int, volume_id: str) -> Volume:
+        """A volume of one scope; 404 when it has no such volume (or no such scope)."""
+        scope = self.scopes.get((project_id, region_id))
+        index = scope.volumes.index_of(volume_id) if scope is not None else None
+        if index is None:
+            raise not_found(volume_id, "Volume")
+        return scope.volumes.volume(index)
+
+    def get_volume(self, project_id: int, region_id: int, volume_id: str) -> dict[str, Any]:
+        return self.find_volume(project_id, region_id, volume_id).to_json()
+
+    def patch_volume(
+        self, project_id: int, region_id: int, volume_id: str, body: Any
+    ) -> tuple[dict[str, Any], bool]:
+        """Rename a volume or merge-patch its tags; (the volume, whether it changed)."""
+        volume = self.find_volume(project_id, region_id, volume_id)
+        validate_patch(body)
+        changed = volume.patch(body)
+        if changed:
+            volume.members["updated_at"] = later(volume.members["updated_at"])
+        return volume.to_json(), changed
+
+    def volume_home(self, volume_id: str) -> tuple[int, int]:
+        """The (project_id, region_id) holding `volume_id`; 404 when no scope does."""
+        for key, scope in self.scopes.items():
+            if scope.volumes.index_of(volume_id) is not None:
+                return key
+        raise not_found(volume_id, "Volume")
+
+
+def later(updated_at: str) -> str:
+    """Now as ISO 8601, strictly later than `updated_at` (two writes in a microsecond)."""
+    previous = datetime.fromisoformat(updated_at)
+    return iso(max(datetime.now(UTC), previous + timedelta(microseconds=1)))
 
 
 def tags_of(snapshot_json: Mapping[str, Any]) -> dict[str, str]:
