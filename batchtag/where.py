@@ -41,6 +41,7 @@ in date order); a column of datetimes compares with ISO text as dates.
 from __future__ import annotations
 
 import ast
+import bisect
 import difflib
 import functools
 import operator
@@ -171,10 +172,12 @@ class _Source:
         self.parsed = self._scan()
         self.body = self.parsed.strip()  # what is parsed (a leading space is an indent)
         self.lead = len(self.parsed) - len(self.parsed.lstrip())
-        starts = [0]
-        for line in self.body.split("\n"):
-            starts.append(starts[-1] + len(line) + 1)
-        self.line_starts = starts
+        self.lines = self.body.split("\n")
+        self.line_starts = [0]
+        for line in self.lines:
+            self.line_starts.append(self.line_starts[-1] + len(line) + 1)
+        self.span_starts = [span[0] for span in self.spans]
+        self._chars: dict[int, list[int]] = {}  # line -> character index of each UTF-8 byte
 
     def _scan(self) -> str:
         text, out, i, n = self.text, [], 0, len(self.text)
@@ -230,14 +233,15 @@ class _Source:
         """The user's text behind parsed[start:end]."""
 
         def back(at: int, is_end: bool) -> int:
-            delta = 0
-            for p_from, p_to, t_from, t_to in self.spans:
-                if at < p_from or (is_end and at == p_from):
-                    break
-                if at < p_to or (is_end and at == p_to):
-                    return t_to if is_end else t_from
-                delta = t_to - p_to
-            return at + delta
+            # the last replacement starting before `at` (at or before it, for a start)
+            find = bisect.bisect_left if is_end else bisect.bisect_right
+            k = find(self.span_starts, at) - 1
+            if k < 0:
+                return at
+            _, p_to, t_from, t_to = self.spans[k]
+            if at < p_to or (is_end and at == p_to):  # inside it: all of it
+                return t_to if is_end else t_from
+            return at + t_to - p_to
 
         return self.text[back(start, False) : back(end, True)].strip()
 
@@ -249,10 +253,14 @@ class _Source:
 
     def _offset(self, lineno: int, col: int) -> int:
         """A character offset into `parsed` from ast's (line, UTF-8 byte column) in `body`."""
-        line_start = self.line_starts[lineno - 1]
-        line = self.body[line_start:].split("\n", 1)[0]
-        chars = len(line.encode("utf-8")[:col].decode("utf-8", "ignore"))
-        return self.lead + line_start + chars
+        line = self.lines[lineno - 1]
+        if not line.isascii():
+            if lineno not in self._chars:
+                self._chars[lineno] = [
+                    i for i, ch in enumerate(line) for _ in range(len(ch.encode("utf-8")))
+                ] + [len(line)]
+            col = self._chars[lineno][col]
+        return self.lead + self.line_starts[lineno - 1] + col
 
 
 def _string_end(text: str, start: int) -> int:
@@ -784,6 +792,8 @@ class Where:
         for name in self.columns:
             if name in frame.columns:
                 columns[name] = frame[name]
+                if isinstance(columns[name], pd.DataFrame):
+                    raise self._error(f"the frame has more than one column {name!r}")
             elif name.startswith(TAG_LIKE_PREFIXES):
                 columns[name] = pd.Series(None, index=frame.index, dtype=object)
             else:
@@ -793,8 +803,8 @@ class Where:
             value = env.truth(self._root.evaluate(env))
         except WhereError as error:
             raise self._error(error.problem) from None
-        except RecursionError:
-            raise self._error(f"is nested too deeply (more than {MAX_DEPTH} levels)") from None
+        except Exception as error:  # e.g. a frame whose column is not what it seems
+            raise self._error(f"{_quote(self.text)} fails: {first_line(error)}") from None
         if not isinstance(value, pd.Series):  # a condition on no column: the same for all
             return pd.Series(bool(value), index=frame.index, dtype=bool)
         return value
@@ -858,7 +868,9 @@ def _check(text: str, label: str) -> Where:
         tree = ast.parse(source.body, mode="eval")
     except SyntaxError as error:
         raise WhereError(f"cannot parse {_quote(text)}: {error.msg}") from None
-    except (ValueError, RecursionError, MemoryError) as error:
+    except (RecursionError, MemoryError):
+        raise WhereError(f"cannot parse {_quote(text)}: it is nested too deeply") from None
+    except ValueError as error:
         raise WhereError(f"cannot parse {_quote(text)}: {first_line(error)}") from None
     _check_names(tree, source)
     checker = _Checker(source)
