@@ -18,7 +18,6 @@ import batchtag
 from batchtag.errors import UsageError
 from batchtag.inventory import empty_inventory
 from batchtag.policy import PolicyError, load_policy, parse_policy
-from batchtag.policy_eval import evaluate
 from batchtag.where import Where, WhereError, compile_where
 
 ROOT = Path(__file__).parent.parent
@@ -165,7 +164,7 @@ def test_a_good_where_still_selects_through_every_door(small, monkeypatch):
     frame = batchtag.export(**scope_of(small), where=where)
     assert len(frame) == 5 and frame.attrs["export"]["requests"] == 1
     rules = parse_policy(f"[[rule]]\nname = 'r'\nwhere = {where!r}\nset = {{ cc = 'x' }}\n")
-    assert len(evaluate(rules, frame.drop(columns="tags"))) == 5
+    assert rules.rules[0].matches(frame.drop(columns="tags"), "p.toml").tolist() == [True] * 5
 
 
 # ---------------------------------------------------------------- the language
