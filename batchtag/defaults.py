@@ -227,7 +227,8 @@ OPTIONS: dict[str, Option] = _opts(
         "where",
         None,
         "str",
-        "pandas query over the columns, e.g. \"`tag:env` == 'prod' and size > 100\".",
+        "Condition over the columns (a safe subset of Python; see README), e.g. "
+        "\"`tag:env` == 'prod' and size > 100\".",
         "str | None",
         python=False,
     ),

@@ -123,7 +123,7 @@ def test_cli_bad_policy_is_one_line_exit_2_and_no_request(sandbox, tmp_path):
     result = invoke(["enforce", str(path), "--yes"], sandbox)
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0
-    assert f"policy {path}: rule 'x' (line 1): where: UndefinedVariableError" in result.stderr
+    assert f"policy {path}: rule 'x' (line 1): where: unknown column 'sise'" in result.stderr
     assert sum(sandbox.stats()["requests"].values()) == 0
 
 

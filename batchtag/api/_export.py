@@ -34,8 +34,9 @@ async def export_async(
     scopes : path, DataFrame or list of (project_id, region_id), optional
         Explicit pairs instead (CSV/JSONL file with project_id, region_id columns).
     where : str, optional
-        A ``DataFrame.query`` expression; backticks for ``tag:``/``ro:`` columns, which
-        behave as all-NA when no snapshot has the key.
+        A condition in batchtag's safe ``where`` language, checked before any request;
+        backticks for ``tag:``/``ro:`` columns, which are all-missing when no snapshot has
+        the key.
     columns : str or list of str, optional
         Columns to keep (comma-separated or a list; patterns like ``tag:*``).
     long : bool

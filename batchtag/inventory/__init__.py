@@ -7,6 +7,9 @@ from __future__ import annotations
 from batchtag.lazy import lazy_exports
 
 _HOMES = {
+    "Where": "_where",
+    "WhereError": "_where",
+    "compile_where": "_where",
     "Output": "_files",
     "STDOUT": "_files",
     "Spill": "_files",

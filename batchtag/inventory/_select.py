@@ -6,9 +6,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ import pyarrow.compute as pc
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.errors import UsageError, first_line, option
 from batchtag.inventory._files import field_type
+from batchtag.inventory._where import compile_where
 from batchtag.model import TAG_PREFIX
 
 log = logging.getLogger("batchtag.export")
@@ -39,7 +39,6 @@ INVENTORY_COLUMNS = (
 LONG_COLUMNS = ("key", "value", "read_only")
 KEY_COLUMNS = INVENTORY_COLUMNS[:3]
 TAGS_COLUMN = "tags"  # Python frame only: the user tags as a dict
-BACKTICKED = re.compile(r"`([^`]+)`")
 Scope = tuple[int, int]
 
 
@@ -50,15 +49,10 @@ class Selection:
     where: str | None = None
     columns: list[str] | None = None
     long: bool = False
-    where_tags: list[str] = field(default_factory=list)  # tag:/ro: names the expression uses
 
     def check(self) -> None:
-        if self.where is not None:
-            self.where_tags = [n for n in BACKTICKED.findall(self.where) if is_tag_column(n)]
-            try:
-                self.filter(empty_inventory(self.where_tags))
-            except Exception as error:  # pandas raises many types for a bad expression
-                raise UsageError(f"{option('where')}: {first_line(error)}") from None
+        if self.where is not None:  # the grammar, then the inventory's column types
+            compile_where(self.where, label=option("where")).dry_run(empty_inventory())
         for name in self.columns or []:
             if not (is_pattern(name) or name in INVENTORY_COLUMNS or is_tag_column(name)):
                 known = ", ".join(INVENTORY_COLUMNS)
@@ -70,11 +64,7 @@ class Selection:
     def filter(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.where is None:
             return frame
-        extra = [n for n in self.where_tags if n not in frame.columns]
-        for name in extra:
-            frame[name] = pd.Series([None] * len(frame), dtype=object, index=frame.index)
-        selected = frame.query(self.where, engine="python")
-        return selected.drop(columns=extra)
+        return frame.loc[compile_where(self.where, label=option("where")).evaluate(frame)]
 
     def pick(self, available: list[str]) -> list[str]:
         """The output columns, in inventory order then key order."""

@@ -8,19 +8,21 @@ A policy is an optional ``[scope]`` and one or more ``[[rule]]`` tables::
 
     [[rule]]
     name = "default cost-center"
-    where = "`tag:cost-center`.isna()"       # pandas query over the export's columns
+    where = "`tag:cost-center`.isna()"       # a condition over the export's columns
     set = { "cost-center" = "unassigned" }
 
 A rule's ``where`` (default: every snapshot) picks snapshots; its actions say what they get:
 ``set`` (key = value), ``delete`` (keys), ``lower`` / ``upper`` (keys whose value changes
 case), ``rename`` (old key = new key). Everything is checked here, before any request:
 unknown keys, an empty rule, invalid tag text, a rule writing one key twice, and every
-``where`` is evaluated on an empty inventory (``tag:``/``ro:`` columns it names that no
-snapshot has behave as all-NA). `batchtag.policy._evaluate.evaluate` turns a policy and an
-inventory into a manifest.
+``where`` against the grammar of `batchtag.inventory.compile_where`, then on made-up rows with the
+inventory's column types (an unknown column, text compared with a number).
+`batchtag.policy.evaluate` turns a policy and an inventory into a manifest.
 
-A policy is trusted like a script: ``where`` runs pandas expressions (method calls
-included) in this process. It sees the export's columns, not its ``tags`` dict column.
+A ``where`` is a small, safe condition language (`batchtag.inventory.compile_where`): columns, literals,
+comparisons, and/or/not, arithmetic and a fixed list of methods. It never runs code, so a
+policy file cannot do anything but select snapshots. It sees the export's columns, not its
+``tags`` dict column; ``tag:``/``ro:`` columns no snapshot has are all-missing.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from batchtag.inventory import (
     INVENTORY_COLUMNS,
     RO_PREFIX,
     TAGS_COLUMN,
+    WhereError,
+    compile_where,
     empty_inventory,
     is_tag_column,
 )
@@ -64,7 +68,6 @@ KEY_LISTS = ("delete", "lower", "upper")  # actions taking a list of keys
 KEY_TABLES = ("set", "rename")  # actions taking a table
 ACTIONS = ("set", "delete", "lower", "upper", "rename")
 RULE_KEYS = ("name", "description", "where", *ACTIONS)
-BACKTICKED = re.compile(r"`([^`]+)`")
 RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 
 
@@ -91,11 +94,6 @@ class Rule:
     def label(self) -> str:
         return f"rule {self.name!r}" + (f" (line {self.line})" if self.line else "")
 
-    @property
-    def tag_columns(self) -> list[str]:
-        """The tag:/ro: columns its `where` names (they may not exist in an inventory)."""
-        return [n for n in BACKTICKED.findall(self.where or "") if is_tag_column(n)]
-
     def matches(self, frame: pd.DataFrame, source: str) -> np.ndarray:
         """A boolean array: which rows of `frame` the rule's `where` selects.
 
@@ -103,29 +101,18 @@ class Rule:
         result counts as not selected. Raises PolicyError naming the rule otherwise."""
         if self.where is None:
             return np.ones(len(frame), dtype=bool)
-        missing = [c for c in self.tag_columns if c not in frame.columns]
-        if missing:
-            na = pd.Series([None] * len(frame), index=frame.index, dtype=object)
-            frame = frame.assign(**dict.fromkeys(missing, na))
         try:
-            result = frame.eval(self.where, engine="python")
-            if _is_condition(result) and not result.index.equals(frame.index):
-                result = result.reindex(frame.index, fill_value=False)  # sorted or cut
-        except Exception as error:  # pandas raises many types for a bad expression
-            raise PolicyError(
-                f"policy {source}: {self.label}: where: {first_line(error)}"
-            ) from None
-        if not _is_condition(result):
-            shown = getattr(result, "dtype", type(result).__name__)
-            raise PolicyError(
-                f"policy {source}: {self.label}: where must be a condition (true or false for "
-                f"each snapshot), got {shown}"
-            )
-        return result.fillna(False).to_numpy(dtype=bool)
+            return compile_where(self.where).evaluate(frame).to_numpy(dtype=bool)
+        except WhereError as error:
+            raise PolicyError(f"policy {source}: {self.label}: {error}") from None
 
-
-def _is_condition(result: Any) -> bool:
-    return isinstance(result, pd.Series) and pd.api.types.is_bool_dtype(result.dtype)
+    def check(self, source: str) -> None:
+        """Check `where` before anything is read (see the module docstring)."""
+        try:
+            if self.where is not None:
+                compile_where(self.where).dry_run(empty_inventory())
+        except WhereError as error:
+            raise PolicyError(f"policy {source}: {self.label}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -136,11 +123,6 @@ class Policy:
     project_id: tuple[int, ...] | None = None
     region_id: tuple[int, ...] | None = None
     source: str = "<policy>"
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -210,9 +192,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         _rule(r, i, line, source) for i, (r, line) in enumerate(zip(rules, lines, strict=True))
     )
     _check_unique(parsed, source)
-    empty = empty_inventory(sorted({c for r in parsed for c in r.tag_columns}))
     for rule in parsed:
-        rule.matches(empty, source)
+        rule.check(source)
     project_id, region_id = _scope(data.get("scope"), source)
     return Policy(parsed, project_id, region_id, source)
 
@@ -235,8 +216,8 @@ def _rule(raw: Any, index: int, line: int | None, source: str) -> Rule:
     where = f"policy {source}: rule {name!r}{at}"
     _check_keys(raw, RULE_KEYS, where, "key")
     condition = raw.get("where")
-    if condition is not None and (not isinstance(condition, str) or not condition.strip()):
-        raise PolicyError(f"{where}: where must be a non-empty string (a pandas query)")
+    if condition is not None and not isinstance(condition, str):
+        raise PolicyError(f'{where}: where must be a string (a condition, e.g. "size > 100")')
     actions = {a: _action(a, raw[a], where) for a in ACTIONS if a in raw}
     if not any(actions.values()):
         raise PolicyError(f"{where}: no action; give one of {', '.join(ACTIONS)}")
