@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 from helpers import API_KEY, env_for, set_rows, write_long_csv
 
-import batchtag.tabular
 from batchtag.api import apply
 from batchtag.cli import main
 from batchtag.errors import UsageError
@@ -88,7 +87,7 @@ def fill_disk_after(monkeypatch, folder: Path, writes: int) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(fd, data)
 
-    monkeypatch.setattr(batchtag.tabular.os, "write", write)
+    monkeypatch.setattr(os, "write", write)  # every writer calls os.write
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
