@@ -240,9 +240,6 @@ def engine_options(options: ApplyOptions) -> EngineOptions:
     return EngineOptions(
         concurrency=options.concurrency,
         rate=options.rate,
-        timeout=options.timeout,
-        connect_timeout=options.connect_timeout,
-        request_deadline=options.request_deadline,
         retry=retry_settings(options),
         dry_run=options.dry_run,
     )

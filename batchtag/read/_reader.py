@@ -67,7 +67,6 @@ class ReadStats:
 
     requests: int = 0
     pages: int = 0
-    gets: int = 0
     passes: int = 0
     duplicates: int = 0
     retries: Counter = field(default_factory=Counter)
@@ -211,8 +210,6 @@ class Reader:
             if classify(error) == GONE:
                 return None
             raise
-        finally:
-            self.stats.gets += 1
         return snapshot
 
     # -- a whole scope --------------------------------------------------------------------
@@ -387,14 +384,3 @@ class Reader:
             if ident in missing:
                 missing.discard(ident)
                 found[ident] = keep(snapshot)
-
-
-async def read_scope(client: Client, project_id: int, region_id: int, **options: Any):
-    """`Reader(client, **options).read_scope(project_id, region_id)` (see Reader)."""
-    async for page in Reader(client, **options).read_scope(project_id, region_id):
-        yield page
-
-
-async def read_snapshots(client: Client, keys: Iterable[Key], **options: Any) -> dict[Key, Any]:
-    """`Reader(client, **options).read_snapshots(keys)` (see Reader)."""
-    return await Reader(client, **options).read_snapshots(keys)

@@ -285,7 +285,3 @@ class KeyColumns:
         """The keys of the rows at `positions` (distinct keys)."""
         return KeySet((), (), (), codec=self._codec, wide=self._keys()[positions])
 
-
-def _int64(values: array) -> np.ndarray:
-    """An array("q") as a numpy view (an empty one too)."""
-    return np.frombuffer(values, dtype=np.int64) if values else np.zeros(0, np.int64)
