@@ -219,8 +219,6 @@ def validate(manifest: Any, /, **options: Any) -> dict[str, Any]:
         raise error.with_traceback(None) from None
 
 
-
-
 # -- generated signatures and docstrings ----------------------------------------------------
 
 _MANIFEST_DOC = """manifest : str, Path or DataFrame

@@ -171,21 +171,25 @@ class ApplyRun:
         progress = Progress(to_send, enabled=options.progress)
         return Recorder(writer, self.summary, progress, self.undo)
 
+    def reader(self, concurrency: int) -> Reader:
+        """A reader on the run's client, limiter, retry budgets and breaker: every read of
+        the run (state, counts) goes through the same loop as its writes' limits."""
+        return Reader(
+            self.client,
+            concurrency=concurrency,
+            limiter=self.limiter,
+            retry=retry_settings(self.options),
+            breaker=self.breaker,
+            on_retry=self.summary.count_retry,
+        )
+
     async def _read_state(self, pending: np.ndarray | None, feed: EntryFeed | None) -> None:
         """Read what the run must know before sending (see batchtag.read._state), if anything."""
         if self.client is None:
             return
         options = self.options
-        reader = Reader(
-            self.client,
-            concurrency=min(
-                options.concurrency, READ_CONCURRENCY if feed is None else STREAM_READ_CONCURRENCY
-            ),
-            limiter=self.limiter,
-            retry=retry_settings(options),
-            breaker=self.breaker,
-            on_retry=self.summary.count_retry,
-        )
+        most = READ_CONCURRENCY if feed is None else STREAM_READ_CONCURRENCY
+        reader = self.reader(min(options.concurrency, most))
         ready = None if feed is None else feed.announce
         state = await read_state(
             reader,

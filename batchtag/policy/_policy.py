@@ -298,8 +298,6 @@ def _ids(value: Any, where: str) -> tuple[int, ...] | None:
     return tuple(dict.fromkeys(values))
 
 
-
-
 def tag_column(key: str) -> str:
     return TAG_PREFIX + key
 

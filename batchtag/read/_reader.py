@@ -41,13 +41,13 @@ from batchtag.gcore import (
     RATE_LIMIT,
     RETRY_CLASSES,
     TRANSIENT,
+    Attempts,
     Breaker,
     Client,
     RateLimiter,
     RetrySettings,
     classify,
     fatal_reason,
-    new_state,
     row_keys,
     take_rows,
 )
@@ -142,8 +142,7 @@ class Reader:
 
     async def request(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """Send one read with the engine's rules; final failures raise ApiError."""
-        failures: Counter[str] = Counter()
-        states: dict[str, Any] = {}
+        attempts = Attempts()
         while True:
             async with self._slots:
                 await self.limiter.acquire()
@@ -151,7 +150,7 @@ class Reader:
                 try:
                     result = await fetch()
                 except ApiError as error:
-                    delay = await self._failed(error, failures, states)
+                    delay = await self._failed(error, attempts)
                 else:
                     self.limiter.on_success()
                     self.breaker.record(False)
@@ -159,7 +158,7 @@ class Reader:
             if delay:
                 await self.sleep(delay)  # off the slot: others keep reading
 
-    async def _failed(self, error: ApiError, failures: Counter, states: dict) -> float:
+    async def _failed(self, error: ApiError, attempts: Attempts) -> float:
         kind = classify(error)
         fatal = fatal_reason(kind, error)
         if fatal is not None:
@@ -171,8 +170,7 @@ class Reader:
             raise AbortRun("circuit breaker: most recent reads kept failing (5xx/timeouts)")
         if kind == RATE_LIMIT:
             self.limiter.on_throttle(error.retry_after)
-        failures[kind] += 1
-        delay = self.policies[kind].delay(states.setdefault(kind, new_state()), failures[kind])
+        delay = attempts.next_delay(kind, error, self.policies)
         if delay is None:
             raise error
         self.stats.retries[kind] += 1

@@ -284,4 +284,3 @@ class KeyColumns:
     def keyset(self, positions: np.ndarray) -> KeySet:
         """The keys of the rows at `positions` (distinct keys)."""
         return KeySet((), (), (), codec=self._codec, wide=self._keys()[positions])
-
