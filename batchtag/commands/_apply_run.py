@@ -98,7 +98,7 @@ class ApplyRun:
         that fails before that ends the run as when the state is read first."""
         feed = EntryFeed(self.plan.entries, pending)
         self.state = State(PlanIndex.of(self.plan.entries))  # the index first: read-only from here
-        # The report's plan digest (~3 us an entry) while the first page is on its way.
+        # The report's plan digest (a pass over every entry) while the first page is on its way.
         digest = asyncio.get_running_loop().run_in_executor(None, self.plan.fingerprint)
         reading = asyncio.create_task(self.read(pending, feed))
 
