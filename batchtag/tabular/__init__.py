@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 from batchtag.tabular._append import RowAppender, write_all
+from batchtag.tabular._columns import Columns, NotColumnar, read_columns
 from batchtag.tabular._formats import (
     CSV,
     FORMATS,
@@ -40,6 +41,7 @@ from batchtag.tabular._readers import Record, read_error
 __all__ = [
     "ANY",
     "CSV",
+    "Columns",
     "FLOAT",
     "FORMATS",
     "INT",
@@ -53,12 +55,14 @@ __all__ = [
     "CsvFormat",
     "JsonlFormat",
     "Kind",
+    "NotColumnar",
     "ParquetFormat",
     "Record",
     "RowAppender",
     "TextFormat",
     "atomic_write",
     "plain",
+    "read_columns",
     "read_error",
     "read_table",
     "table_format",
