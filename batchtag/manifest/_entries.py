@@ -31,6 +31,7 @@ from batchtag.model import (
     uuid_digits,
     uuid_text,
 )
+from batchtag.tabular import joined_text
 
 State = tuple[SharedDict, bool, SharedDict]  # tags, clear, renames
 LINES = 1 << 16  # fingerprint lines made at once
@@ -252,10 +253,7 @@ class PlanEntries(Sequence[PlanEntry]):
                         text + value for text, value in zip(texts, per_state[name], strict=True)
                     ]
             parts.append(_per_state(texts, codes))
-            lines = pc.binary_join_element_wise(*parts, "")
-            offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
-            first, last = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
-            yield memoryview(lines.buffers()[2])[first:last]
+            yield joined_text(pc.binary_join_element_wise(*parts, ""))
 
     def _id_column(self, start: int, stop: int) -> pa.Array:
         """The snapshot ids of entries start..stop as an Arrow string column."""

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 from batchtag.tabular._append import RowAppender, write_all
+from batchtag.tabular._arrow_text import csv_lines, joined_text, jsonl_lines
 from batchtag.tabular._columns import Columns, NotColumnar, read_columns
 from batchtag.tabular._formats import (
     CSV,
@@ -61,6 +62,9 @@ __all__ = [
     "RowAppender",
     "TextFormat",
     "atomic_write",
+    "csv_lines",
+    "joined_text",
+    "jsonl_lines",
     "plain",
     "read_columns",
     "read_error",

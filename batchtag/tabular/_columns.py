@@ -104,6 +104,8 @@ def _quotes_and_text(path: Path, end: int) -> int:
                 break
             left -= len(chunk)
             quotes += chunk.count(b'"')
+            if chunk.isascii() and not decoder.getstate()[0]:
+                continue  # ASCII is UTF-8 (and no sequence was cut at the last chunk's end)
             try:
                 decoder.decode(chunk, final=left <= 0)
             except UnicodeDecodeError:
