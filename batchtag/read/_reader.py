@@ -109,6 +109,8 @@ class Reader:
         Called with the retry class of every retry.
     max_passes : int
         Listing passes at most when a scope changes while it is read.
+    items : str
+        What the listed scopes hold ("snapshots", "volumes"), for warnings.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class Reader:
         progress: Progress | None = None,
         on_retry: Callable[[str], None] | None = None,
         max_passes: int = MAX_PASSES,
+        items: str = "snapshots",
     ):
         self.client = client
         self.concurrency = concurrency
@@ -133,6 +136,7 @@ class Reader:
         self.progress = progress
         self.on_retry = on_retry
         self.max_passes = max_passes
+        self.items = items
         self.stats = ReadStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._read = 0
@@ -310,10 +314,11 @@ class Reader:
             return
         counts = sorted(set(c for p in passes for c in p.counts))
         text = (
-            f"project {project_id} / region {region_id} changed while it was read: "
+            f"the {self.items} of project {project_id} / region {region_id} changed while "
+            "they were read: "
             f"count {first.counts[0]} -> {last.counts[-1]} (seen {', '.join(map(str, counts))}), "
             f"{first.duplicates} duplicate(s) dropped, read in {len(passes)} passes; "
-            f"{len(seen)} snapshots returned"
+            f"{len(seen)} {self.items} returned"
         )
         if last.ids is not None:
             # every id a later pass listed is in `seen` too
