@@ -14,11 +14,9 @@ import math
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import invoke_on
 
 import batchtag
-from batchtag.cli import main
-from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_PROJECT_ID, ENV_REGION_ID
 
 SNAPSHOTS = 1500  # 2 list pages of snapshots, 375 volumes: 1 page
 PAGE = 1000
@@ -187,21 +185,11 @@ def test_fill_follows_a_key_a_volume_gains_between_runs(sb, tmp_path):
     assert all(after[sid] == {**before[sid], "ticket": "OPS-7"} for sid in followers)
 
 
-def cli(sb, args: list[str]):
-    env = {
-        ENV_BASE_URL: sb.url,
-        ENV_API_KEY: sb.api_key,
-        ENV_PROJECT_ID: str(sb.project_id),
-        ENV_REGION_ID: str(sb.region_id),
-    }
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
-
-
 def test_cli_check_counts_the_orphans_per_copy_rule_and_sends_nothing(sb, tmp_path):
     path = policy_file(tmp_path, FILL, overwrite=False)
     to_change = changed(state(sb), expected_state(sb, FILL, overwrite=False))
     start = requests(sb)
-    check = cli(sb, ["enforce", str(path), "--check"])
+    check = invoke_on(sb, ["enforce", str(path), "--check"])
     assert check.exit_code == 2, check.output
     line = (
         f"inherit: {SNAPSHOTS} selected, {len(to_change)} to change, "
@@ -210,9 +198,9 @@ def test_cli_check_counts_the_orphans_per_copy_rule_and_sends_nothing(sb, tmp_pa
     assert line in check.output.splitlines()
     assert sent_since(start, requests(sb)) == listing(sb)
     args = ["--report", str(tmp_path / "r.csv"), "--rate", "100000", "--yes"]
-    run = cli(sb, ["enforce", str(path), *args])
+    run = invoke_on(sb, ["enforce", str(path), *args])
     assert run.exit_code == 0, run.output
-    clean = cli(sb, ["enforce", str(path), "--check"])
+    clean = invoke_on(sb, ["enforce", str(path), "--check"])
     assert clean.exit_code == 0 and "clean: 0 tag changes on 0 snapshots" in clean.output
 
 
@@ -243,7 +231,7 @@ def test_a_copy_clashing_with_another_rule_is_exit_2_naming_both_and_nothing_is_
         extra="[[rule]]\nname = 'default'\nwhere = '`tag:cost-center`.isna()'\n"
         "set = { cost-center = 'unassigned' }\n",
     )
-    result = cli(sb, ["enforce", str(path), "--yes", "--report", str(tmp_path / "r.csv")])
+    result = invoke_on(sb, ["enforce", str(path), "--yes", "--report", str(tmp_path / "r.csv")])
     assert result.exit_code == 2
     message = result.stderr.strip()
     assert "\n" not in message and "rules 'inherit' and 'default' write different values" in message
@@ -261,7 +249,7 @@ def test_a_copy_clashing_with_another_rule_is_exit_2_naming_both_and_nothing_is_
 def test_cli_a_bad_copy_table_is_one_line_exit_2_and_no_request(sb, tmp_path, table, expected):
     path = tmp_path / "bad.toml"
     path.write_text(f"[[rule]]\nname = 'inherit'\ncopy = {table}\n")
-    result = cli(sb, ["enforce", str(path), "--yes"])
+    result = invoke_on(sb, ["enforce", str(path), "--yes"])
     assert result.exit_code == 2
     message = result.stderr.strip()
     assert "\n" not in message and expected in message
