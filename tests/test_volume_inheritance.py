@@ -168,6 +168,17 @@ def test_align_then_a_second_run_sends_only_pages_then_a_volume_change_is_follow
     assert sent_since(start, requests(sb)) == wanted
 
 
+def test_the_undo_file_of_a_copy_run_puts_every_snapshot_back(sb, tmp_path):
+    """The before-state enforce records comes from its own export (nothing read again)."""
+    before = state(sb)
+    path = policy_file(tmp_path, ALIGN, overwrite=True)
+    undo = tmp_path / "undo.jsonl"
+    batchtag.enforce(path, **connection(sb, tmp_path, "run.csv"), undo_file=str(undo))
+    assert state(sb) != before
+    back = batchtag.apply(str(undo), **connection(sb, tmp_path, "back.csv"))
+    assert set(back["status"]) == {"ok"} and state(sb) == before
+
+
 def test_fill_follows_a_key_a_volume_gains_between_runs(sb, tmp_path):
     path = policy_file(tmp_path, ["ticket"], overwrite=False)
     start = requests(sb)

@@ -23,8 +23,9 @@ def enforce(
 ) -> None:
     """Make the snapshots satisfy POLICY (a TOML file of tag rules).
 
-    Exports the policy's scopes, evaluates every rule, plans against the exported state,
-    and applies only the changes, with all of apply's options and guards (--max-changes N%
+    Exports the policy's scopes (and their volumes, when a rule copies tags from them or
+    its where reads them), evaluates every rule, plans against the exported state, and
+    applies only the changes, with all of apply's options and guards (--max-changes N%
     counts the exported snapshots). A second run right after sends nothing; there is no
     --resume: running enforce again is the resume.
 

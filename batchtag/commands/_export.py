@@ -175,7 +175,7 @@ async def run_export(
         spill.close()
     name = None if output is None else str(output)
     outcome = ExportOutcome(rows, spill.rows, scopes, reader.stats, name, frame)
-    if volumes is not None and volume_reader is not None:
+    if volume_reader is not None:
         outcome.volumes, outcome.volume_stats = volumes.count, volume_reader.stats
     return outcome
 
