@@ -165,7 +165,8 @@ async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confi
     changes = to_send
     if run.options.max_changes not in (None, ""):
         changes = writes_needed(run.state, pending_entries(run.plan, pending))
-    await check_max_changes(run.client, run.plan, changes, run.options)
+    reader = None if run.client is None else run.reader(run.options.concurrency)
+    await check_max_changes(reader, run.plan, changes, run.options)
     if confirm is not None and changes and not confirm(changes):
         raise AbortRun("cancelled at the confirmation prompt")
 
