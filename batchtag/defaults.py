@@ -252,8 +252,8 @@ OPTIONS: dict[str, Option] = _opts(
         "with_volume",
         None,
         "str",
-        "volume: join each snapshot's volume (volume_name and volume_tag:<key> columns;"
-        " one more listing per scope).",
+        "Join each snapshot's volume: volume_name and volume_tag:<key> columns (one more"
+        " listing per scope).",
         "bool",
         choices=("volume",),
         flag="--with",

@@ -472,6 +472,9 @@ conditions = st.recursive(
 )
 @given(frame=frames(), where=conditions)
 def test_evaluation_matches_pandas_query_where_pandas_gives_an_answer(frame, where):
+    for _, items in re.findall(r"(==|!=) \[([^\]]*)\]", where):
+        if len(items.split(",")) == len(frame):  # pandas compares such a list row by row
+            reject()
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
