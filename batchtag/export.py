@@ -199,9 +199,9 @@ def chunks(spill, user_keys, ro_keys, selection, chosen, collect) -> Iterator[An
 
 
 def with_columns(table: pa.Table, chosen: list[str]) -> pa.Table:
+    present = set(table.column_names)  # one lookup a column, not a scan of the names
     arrays = [
-        table.column(c) if c in table.column_names else pa.nulls(table.num_rows, pa.string())
-        for c in chosen
+        table.column(c) if c in present else pa.nulls(table.num_rows, pa.string()) for c in chosen
     ]
     return pa.table(arrays, names=chosen)
 

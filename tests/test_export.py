@@ -19,7 +19,7 @@ from batchtag.cli import main
 from batchtag.errors import CALLER
 from batchtag.export import INVENTORY_COLUMNS, split_keys
 from batchtag.export_io import field_type
-from batchtag.inventory import TAG_LIST, tag_keys, wide_table
+from batchtag.inventory import TAG_LIST, long_frame, tag_keys, wide_table
 from batchtag.runner import ApplyOptions
 from batchtag.sandbox import SandboxConfig, SandboxServer
 from tests.helpers import API_KEY, env_for
@@ -244,6 +244,46 @@ def test_the_pivot_puts_each_rows_tags_in_their_columns(rows, at):
         assert {k: v for k, v in cells.items() if k.startswith(("tag:", "ro:"))} == {
             name: own.get(name) for name in [f"tag:{k}" for k in user] + [f"ro:{k}" for k in ro]
         }
+
+
+CELLS = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "é"])), min_size=6, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    columns=st.dictionaries(st.sampled_from(["tag:x", "tag:y", "ro:x", "ro:z"]), CELLS),
+    kept=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+def test_long_rows_are_each_snapshots_tags_in_row_then_column_order(columns, kept):
+    """`--long` rows: per snapshot (in the frame's order, after a --where cut), its tags in
+    column order; only the kept columns, key, value and read_only."""
+    wide = pd.DataFrame({"snapshot_id": [f"s{i}" for i in range(6)], "size": range(6), **columns})
+    wide = wide[kept]  # what a --where leaves: a cut index
+    got = long_frame(wide, ["snapshot_id"]).to_dict("records")
+    want = [
+        {"snapshot_id": row["snapshot_id"], "key": c.split(":")[1], "value": row[c]}
+        | {"read_only": c.startswith("ro:")}
+        for row in wide.to_dict("records")
+        for c in columns
+        if pd.notna(row[c])
+    ]
+    assert got == want
+
+
+def test_a_snapshot_with_many_tags_and_many_keys_export_every_cell(make_sandbox, tmp_path):
+    """One snapshot with 600 tags, 300 others with a key of their own: every cell, wide
+    and long, is the store's."""
+    server = make_sandbox(snapshots=301)
+    snaps = server.store.snapshots()
+    snaps[0].tags = {f"k{i:03d}": f"v{i}" for i in range(600)}
+    for i, snap in enumerate(snaps[1:]):
+        snap.tags = {f"own-{i:03d}": "x"}
+    rows = exported(server, tmp_path)
+    assert [present(r) for r in rows] == expected(server)
+    long = exported(server, tmp_path, "--long", "--columns", "snapshot_id,tag:*", name="l.parquet")
+    assert [(r["snapshot_id"], r["key"], r["value"]) for r in long] == [
+        (s.id, k, v) for s in snaps for k, v in sorted(s.tags.items())
+    ]
 
 
 def spoil_second_page(monkeypatch, server, size):
