@@ -293,3 +293,14 @@ def test_enforce_with_many_rules_prints_no_library_warning(make_sandbox, tmp_pat
     assert "Warning" not in result.stderr, result.stderr
     assert "Plan: 60 to change" in result.stdout
     assert server.stats()["requests"].get("PATCH", 0) == 0
+
+
+def test_a_policy_saved_with_a_utf8_bom_is_read(sandbox, tmp_path):
+    """Windows editors start UTF-8 files with a BOM, which TOML does not allow."""
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + SAMPLE.read_bytes())
+    plain = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
+    with_bom = invoke(["enforce", str(bom), "--check"], sandbox)
+    assert with_bom.exit_code == plain.exit_code == EXIT_DRIFT, with_bom.output
+    assert with_bom.output.replace(str(bom), str(SAMPLE)) == plain.output
+    assert load_policy(bom).rules == load_policy(SAMPLE).rules
