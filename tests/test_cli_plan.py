@@ -112,6 +112,16 @@ def test_limit_0_prints_the_same_summary_and_still_writes_every_row(mixed, tmp_p
     assert f"diff written to {out} ({len(expected)} rows)" in written.output
 
 
+def test_a_negative_limit_is_one_line_exit_2_before_any_request(mixed, tmp_path):
+    server, manifest, _ = mixed
+    before = server.stats()["total_requests"]
+    result = invoke(["plan", str(manifest), "--limit", "-1", "-o", str(tmp_path / "d.csv")], server)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == ["error: --limit -1: give 0 or more snapshots to show"]
+    assert result.stdout == ""
+    assert server.stats()["total_requests"] == before and not (tmp_path / "d.csv").exists()
+
+
 def test_printed_plan_is_plain_text_off_a_terminal_and_coloured_on_one(mixed):
     server, manifest, _ = mixed
     plain = invoke(["plan", str(manifest)], server)
