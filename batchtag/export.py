@@ -106,14 +106,17 @@ async def run_export(
     rate: float = DEFAULTS.rate,
     progress: bool | None = None,
     collect: bool = False,
+    overwrite: bool = False,
 ) -> ExportOutcome:
-    """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame."""
+    """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame;
+    an existing `output` is refused unless `overwrite`."""
     if concurrency < 1 or not rate > 0:
         raise UsageError(f"{option('concurrency')} must be >= 1 and {option('rate')} > 0")
     selection.check()
     target = Output(output) if output is not None else None
-    if target is not None and target.target is not None:
-        check_writable(target.target, "output")  # before any request
+    if target is not None and target.target is not None:  # before any request
+        refuse_existing(target.target, overwrite)
+        check_writable(target.target, "output")
     settings = resolve_settings(base_url, api_key, insecure_http=insecure_http, ca_bundle=ca_bundle)
     register_secret(settings.api_key)
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
@@ -140,6 +143,15 @@ async def run_export(
         spill.close()
     name = None if output is None else str(output)
     return ExportOutcome(rows, spill.rows, scopes, reader.stats, name, frame)
+
+
+def refuse_existing(path: os.PathLike, overwrite: bool) -> None:
+    """An existing file is never replaced silently (like a report): --overwrite says so."""
+    if os.path.lexists(path) and not overwrite:
+        raise UsageError(
+            f"{option('output', str(path))} already exists: choose another {option('output')}, "
+            f"or pass {option('overwrite', True)} to replace it"
+        )
 
 
 def split_keys(keys: set[tuple[str, bool]]) -> tuple[list[str], list[str]]:
@@ -232,6 +244,7 @@ async def export_async(
     columns: str | Iterable[str] | None = None,
     long: bool = False,
     output: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **reading: Any,
 ) -> pd.DataFrame:
     """The inventory of one or more scopes as a DataFrame (and `output`, when given).
@@ -251,6 +264,8 @@ async def export_async(
         One row per (snapshot, tag) with key, value, read_only.
     output : path, optional
         Also write .csv / .parquet / .jsonl.
+    overwrite : bool
+        Replace `output` when it exists (else refused before any request).
 
     Returns
     -------
@@ -270,7 +285,9 @@ async def export_async(
         output_format(output)
     selection = Selection(where, split_columns(columns), long)
     chosen = resolve_scopes(project_id, region_id, scopes)
-    outcome = await run_export(chosen, selection, output, collect=True, **reading)
+    outcome = await run_export(
+        chosen, selection, output, collect=True, overwrite=overwrite, **reading
+    )
     outcome.frame.attrs["export"] = outcome.as_dict()
     return outcome.frame
 

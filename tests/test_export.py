@@ -384,6 +384,28 @@ def test_export_edit_apply_changes_exactly_the_edited_cells(make_sandbox, tmp_pa
     assert set(report["status"]) <= {"ok", "noop"}
 
 
+def test_an_existing_output_is_refused_unless_overwrite(make_sandbox, tmp_path):
+    """Like a report: -o never replaces a file silently (exit 2, one line, no request)."""
+    server = make_sandbox(snapshots=5)
+    out = tmp_path / "inventory.csv"
+    out.write_text("last week's inventory\n")
+    result = invoke(server, "-o", str(out))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"error: --output {out} already exists: choose another --output, or pass --overwrite"
+        " to replace it"
+    ]
+    assert server.stats()["total_requests"] == 0
+    assert out.read_text() == "last week's inventory\n"
+    python = {"base_url": server.base_url, "api_key": API_KEY, "project_id": 1, "region_id": 1}
+    with pytest.raises(batchtag.UsageError, match=r"already exists: .* overwrite=True"):
+        batchtag.export(output=out, **python)
+    assert server.stats()["total_requests"] == 0
+    assert invoke(server, "-o", str(out), "--overwrite").exit_code == 0
+    assert len(pd.read_csv(out)) == 5
+    assert len(batchtag.export(output=out, overwrite=True, **python)) == 5
+
+
 def test_an_output_that_cannot_be_written_is_one_line_exit_2_before_any_request(
     make_sandbox, tmp_path
 ):

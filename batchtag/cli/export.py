@@ -31,6 +31,7 @@ from batchtag.options import click_options
 @click_options(
     "scopes",
     "output",
+    "overwrite",
     "where",
     "columns",
     "long",

@@ -16,6 +16,7 @@ from batchtag.options import click_options
 @click.argument("manifest")
 @click_options(
     "output",
+    "overwrite",
     "detailed_exitcode",
     "limit",
     *MANIFEST_OPTIONS,
