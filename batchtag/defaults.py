@@ -243,7 +243,8 @@ OPTIONS: dict[str, Option] = _opts(
         "long",
         False,
         "flag",
-        "One row per (snapshot, tag): key, value, read_only.",
+        "One row per (snapshot, tag): key, value, read_only (an untagged snapshot: one row"
+        " with an empty key).",
         "bool",
         python=False,
     ),

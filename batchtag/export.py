@@ -261,7 +261,8 @@ async def export_async(
     columns : str or list of str, optional
         Columns to keep (comma-separated or a list; patterns like ``tag:*``).
     long : bool
-        One row per (snapshot, tag) with key, value, read_only.
+        One row per (snapshot, tag) with key, value, read_only; a snapshot without tags
+        (of the chosen columns) is one row with key and value NA, read_only False.
     output : path, optional
         Also write .csv / .parquet / .jsonl.
     overwrite : bool

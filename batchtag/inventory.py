@@ -311,13 +311,16 @@ def user_tags(batch: pa.RecordBatch) -> list[dict[str, str]]:
 
 
 def long_frame(wide: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
-    """One row per (snapshot, tag): `keep` columns plus key, value, read_only.
+    """One row per (snapshot, tag): `keep` columns plus key, value, read_only; a snapshot
+    with none of the frame's tags is one row too, its key and value empty (NA) and
+    read_only False, so every snapshot is listed.
 
     Rows in the frame's order, each row's tags in column order. Each tag column is read
     once and the rest of the frame taken once, so the cost is the size of the frame, not
     keys x rows."""
     names = [c for c in wide.columns if is_tag_column(c)]
     rows, which, values = [], [], []
+    tagged = np.zeros(len(wide), dtype=bool)
     for at, column in enumerate(names):
         cells = wide[column]
         hit = np.flatnonzero(cells.notna().to_numpy())
@@ -325,6 +328,13 @@ def long_frame(wide: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
             rows.append(hit)
             which.append(np.full(len(hit), at))
             values.append(cells.iloc[hit])
+            tagged[hit] = True
+    bare = np.flatnonzero(~tagged)
+    if len(bare):  # untagged: one row with no key (`which` past the names)
+        rows.append(bare)
+        which.append(np.full(len(bare), len(names)))
+        filler = values[0].dtype if values else object
+        values.append(pd.Series([None] * len(bare), dtype=filler))
     if not rows:
         return pd.DataFrame(
             {
@@ -337,9 +347,10 @@ def long_frame(wide: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
     row, column = np.concatenate(rows), np.concatenate(which)
     order = np.lexsort((column, row))  # by row, then by column: the frame's own order
     out = wide[keep].iloc[row[order]].reset_index(drop=True)
-    out["key"] = np.array([n.split(":", 1)[1] for n in names], dtype=object)[column[order]]
+    keys = [n.split(":", 1)[1] for n in names]
+    out["key"] = np.array([*keys, None], dtype=object)[column[order]]
     out["value"] = pd.concat(values, ignore_index=True).iloc[order].reset_index(drop=True)
-    out["read_only"] = np.array([n.startswith(RO_PREFIX) for n in names])[column[order]]
+    out["read_only"] = np.array([n.startswith(RO_PREFIX) for n in names] + [False])[column[order]]
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from dataclasses import fields
 
@@ -146,19 +147,44 @@ def test_columns_and_long(inventory, tmp_path):
     long = exported(
         inventory, tmp_path, "--long", "--columns", "snapshot_id,tag:*,ro:*", name="l.parquet"
     )
-    want = [
-        {
-            "snapshot_id": r["snapshot_id"],
-            "key": k.split(":", 1)[1],
-            "value": v,
-            "read_only": k.startswith("ro:"),
-        }
-        for r in expected(inventory)
-        for k, v in sorted(r.items(), key=lambda kv: (kv[0].startswith("ro:"), kv[0]))
-        if k.startswith(("tag:", "ro:"))
-    ]
+    want = []
+    for r in expected(inventory):
+        tags = sorted(
+            (kv for kv in r.items() if kv[0].startswith(("tag:", "ro:"))),
+            key=lambda kv: (kv[0].startswith("ro:"), kv[0]),
+        )
+        untagged = [{"snapshot_id": r["snapshot_id"], "key": None, "value": None}]
+        want += [
+            {"snapshot_id": r["snapshot_id"], "key": k.split(":", 1)[1], "value": v}
+            | {"read_only": k.startswith("ro:")}
+            for k, v in tags
+        ] or [untagged[0] | {"read_only": False}]
+    assert any(r["key"] is None for r in want)  # the sandbox has untagged snapshots
     assert sorted(long, key=str) == sorted(want, key=str)
     assert [r["snapshot_id"] for r in long] == [r["snapshot_id"] for r in want]
+
+
+def test_long_lists_an_untagged_snapshot_as_one_row_without_key(make_sandbox):
+    server = make_sandbox(snapshots=4, api_key=API_KEY)
+    snaps = server.store.snapshots()
+    for at, snap in enumerate(snaps):
+        snap.tags, snap.read_only = ({"env": "prod", "team": "a"}, set()) if at % 2 else ({}, set())
+    result = invoke(server, "--long", "--columns", "snapshot_id,tag:*")
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(io.StringIO(result.stdout), dtype=str, keep_default_na=False)
+    assert rows.values.tolist() == [
+        [snaps[0].id, "", "", "false"],
+        [snaps[1].id, "env", "prod", "false"],
+        [snaps[1].id, "team", "a", "false"],
+        [snaps[2].id, "", "", "false"],
+        [snaps[3].id, "env", "prod", "false"],
+        [snaps[3].id, "team", "a", "false"],
+    ]
+    frame = batchtag.export(
+        long=True, base_url=server.base_url, api_key=API_KEY, project_id=1, region_id=1
+    )
+    assert frame[frame["key"].isna()]["snapshot_id"].tolist() == [snaps[0].id, snaps[2].id]
+    assert frame["read_only"].dtype == bool and not frame["read_only"].any()
 
 
 # ---------------------------------------------------------------- errors: exit codes, messages
@@ -256,17 +282,22 @@ CELLS = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "é"])), min_si
 )
 def test_long_rows_are_each_snapshots_tags_in_row_then_column_order(columns, kept):
     """`--long` rows: per snapshot (in the frame's order, after a --where cut), its tags in
-    column order; only the kept columns, key, value and read_only."""
+    column order, or one row without key when it has none; only the kept columns, key,
+    value and read_only."""
     wide = pd.DataFrame({"snapshot_id": [f"s{i}" for i in range(6)], "size": range(6), **columns})
     wide = wide[kept]  # what a --where leaves: a cut index
-    got = long_frame(wide, ["snapshot_id"]).to_dict("records")
-    want = [
-        {"snapshot_id": row["snapshot_id"], "key": c.split(":")[1], "value": row[c]}
-        | {"read_only": c.startswith("ro:")}
-        for row in wide.to_dict("records")
-        for c in columns
-        if pd.notna(row[c])
+    got = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in long_frame(wide, ["snapshot_id"]).to_dict("records")
     ]
+    want = []
+    for row in wide.to_dict("records"):
+        tags = [c for c in columns if pd.notna(row[c])]
+        want += [
+            {"snapshot_id": row["snapshot_id"], "key": c.split(":")[1], "value": row[c]}
+            | {"read_only": c.startswith("ro:")}
+            for c in tags
+        ] or [{"snapshot_id": row["snapshot_id"], "key": None, "value": None, "read_only": False}]
     assert got == want
 
 
