@@ -71,6 +71,7 @@ class ExportOutcome:
             "retries": dict(self.stats.retries),
             "warnings": list(self.stats.warnings),
             "output": self.output,
+            "missing": self.stats.missing,  # a listing that stayed inconsistent: an estimate
         }
 
 

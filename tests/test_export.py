@@ -272,6 +272,30 @@ def test_the_pivot_puts_each_rows_tags_in_their_columns(rows, at):
         }
 
 
+def test_a_listing_that_never_settles_exits_1_and_keeps_what_was_seen(make_sandbox, tmp_path):
+    """Someone deletes and creates snapshots all through the read: after its re-reads the
+    listing is still inconsistent. The file holds every snapshot seen, the last line says
+    about how many may be missing, the exit code is 1 (0 would let a scheduler trust it)."""
+    server = make_sandbox(
+        snapshots=6000, churn_after=2, churn_every=2, churn_create=50, churn_delete=100
+    )
+    out, summary = tmp_path / "inventory.parquet", tmp_path / "summary.json"
+    result = invoke(server, "-o", str(out), "--summary-json", str(summary))
+    assert result.exit_code == 1, result.output
+    saved = json.loads(summary.read_text())
+    assert saved["exit_code"] == 1 and saved["missing"] > 0
+    ids = pq.read_table(out).column("snapshot_id").to_pylist()
+    assert len(ids) == len(set(ids)) == saved["snapshots"]
+    assert result.stderr.splitlines()[-1] == (
+        f"error: the listing kept changing while it was re-read: {out} holds the {len(ids)}"
+        f" snapshots seen, ~{saved['missing']} may be missing; export again when the scope"
+        " is quieter"
+    )
+    assert "read in 3 passes" in saved["warnings"][0]
+    frame = batchtag.export(base_url=server.base_url, api_key=API_KEY, project_id=1, region_id=1)
+    assert frame.attrs["export"]["missing"] > 0  # Python: the frame, and the estimate
+
+
 CELLS = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "é"])), min_size=6, max_size=6)
 
 

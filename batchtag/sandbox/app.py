@@ -64,6 +64,7 @@ class SandboxConfig:
     churn_after: int | None = None
     churn_create: int = 0
     churn_delete: int = 0
+    churn_every: int | None = None  # then again every N list answers (a scope never still)
     # Serve https with this certificate chain and key (PEM files); None: plain http.
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -283,10 +284,14 @@ async def list_snapshots(request: web.Request) -> web.Response:
 
 
 def churn(state: SandboxState, project_id: int, region_id: int) -> None:
-    """Apply the configured churn once, right after the `churn_after`-th list answer."""
+    """Apply the configured churn right after the `churn_after`-th list answer, then after
+    every `churn_every`-th one after it (None: once)."""
     state.lists_answered += 1
     config = state.config
-    if config.churn_after is not None and state.lists_answered == config.churn_after:
+    after, every = config.churn_after, config.churn_every
+    if after is None or state.lists_answered < after:
+        return
+    if state.lists_answered == after or (every and (state.lists_answered - after) % every == 0):
         state.store.mutate(project_id, region_id, config.churn_create, config.churn_delete)
 
 
