@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pandas as pd
 import pyarrow as pa
@@ -270,6 +270,21 @@ def test_the_pivot_puts_each_rows_tags_in_their_columns(rows, at):
         assert {k: v for k, v in cells.items() if k.startswith(("tag:", "ro:"))} == {
             name: own.get(name) for name in [f"tag:{k}" for k in user] + [f"ro:{k}" for k in ro]
         }
+
+
+def test_snapshots_whose_ids_differ_only_in_case_are_two_rows(make_sandbox, tmp_path):
+    """Ids that are not UUIDs are compared exactly: they used to merge into one row (and
+    the listing looked inconsistent)."""
+    server = make_sandbox(snapshots=3)
+    scope = server.store.scopes[(1, 1)]
+    for sid, team in (("snap-a", "lower"), ("snap-A", "upper")):
+        scope.add(replace(scope.snapshot(0), id=sid, tags={"team": team}, read_only=set()))
+    rows = exported(server, tmp_path, "--columns", "snapshot_id,tag:team")
+    assert [(r["snapshot_id"], r["tag:team"]) for r in rows][-2:] == [
+        ("snap-a", "lower"),
+        ("snap-A", "upper"),
+    ]
+    assert len(rows) == 5 and server.stats()["endpoints"] == {"list": 1}
 
 
 def test_a_listing_that_never_settles_exits_1_and_keeps_what_was_seen(make_sandbox, tmp_path):

@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from batchtag.planindex import uuid_bytes
 from batchtag.sandbox.rules import SandboxError
 from batchtag.sandbox.stats import Stats, TokenBucket
 from batchtag.sandbox.store import SnapshotStore
@@ -197,7 +198,9 @@ def snapshot_key(request: web.Request) -> str | None:
     info = request.match_info
     if "snapshot_id" not in info:
         return None
-    return f"{info['project_id']}/{info['region_id']}/{info['snapshot_id'].lower()}"
+    snapshot_id = info["snapshot_id"]  # a UUID in either case; any other id exactly
+    snapshot_id = snapshot_id.lower() if uuid_bytes(snapshot_id) else snapshot_id
+    return f"{info['project_id']}/{info['region_id']}/{snapshot_id}"
 
 
 @web.middleware
