@@ -24,7 +24,7 @@ from batchtag.idset import IdSet, PlanIdSet
 from batchtag.limiter import RateLimiter
 from batchtag.manifest import read_plan
 from batchtag.plan import PlanEntry
-from batchtag.planindex import PlanIndex, id_bytes, iter_masked, keys_of
+from batchtag.planindex import PlanIndex, id_bytes, iter_masked, keys_of, uuid_bytes
 from batchtag.reader import Reader
 from batchtag.report.store import done_mask
 from batchtag.state import NOT_READ, State, read_state
@@ -45,8 +45,9 @@ FIXTURES_OK = settings(deadline=None, suppress_health_check=[HealthCheck.functio
 
 
 def folded(snapshot_id: str) -> str:
-    """The identity the reader and the API use: case does not matter."""
-    return snapshot_id.lower()
+    """The identity the reader and the API use: a UUID in either case (its text is
+    canonical), any other id exactly (`snap-a` is not `SNAP-A`)."""
+    return snapshot_id.lower() if uuid_bytes(snapshot_id) else snapshot_id
 
 
 def plan_of(keys: list[tuple[tuple[int, int], str]]) -> list[PlanEntry]:
