@@ -67,7 +67,8 @@ def export_runs(sandbox: harness.Sandbox, folder: Path, extra: list[str]) -> dic
     best: harness.ChildRun | None = None
     for attempt in range(ROUNDS):
         out = folder / f"export-{attempt}.parquet"
-        args = ["export", *extra, "-o", str(out), "--no-progress", "--rate", "1000000"]
+        args = ["export", *extra, "-o", str(out), "--overwrite", "--no-progress"]
+        args += ["--rate", "1000000"]
         child = harness.run_child("batchtag", args, harness.client_env(sandbox.url), folder)
         if child.code != 0:
             raise RuntimeError(f"batchtag export failed ({child.code}): {child.stderr[-2000:]}")
