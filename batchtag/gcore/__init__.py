@@ -14,6 +14,8 @@ _HOMES = {
     "Client": "_client",
     "LIST_PAGE": "_client",
     "Slots": "_client",
+    "SNAPSHOTS": "_client",
+    "VOLUMES": "_client",
     "parse_retry_after": "_client",
     "read_only_keys": "_client",
     "tags_dict": "_client",

@@ -71,6 +71,9 @@ class ReadStats:
     duplicates: int = 0
     retries: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    # Snapshots a listing may have missed when its last pass still changed (an estimate,
+    # summed over scopes; 0: every listing ended consistent).
+    missing: int = 0
 
 
 @dataclass
@@ -83,6 +86,16 @@ class _Pass:
     @property
     def consistent(self) -> bool:
         return len(set(self.counts)) == 1 and not self.duplicates and self.listed == self.counts[-1]
+
+
+def _missing_estimate(last: _Pass) -> int:
+    """How many snapshots an inconsistent last pass may have missed: what the API counted
+    beyond what the pass listed, or how far the count moved meanwhile (each deletion ahead
+    of the reading position shifts a snapshot past it), or the duplicates it met (each an
+    insertion, maybe with a deletion the count hides); at least one."""
+    shortfall = last.counts[-1] - last.listed
+    moved = max(last.counts) - min(last.counts)
+    return max(shortfall, moved, last.duplicates, 1)
 
 
 class Reader:
@@ -108,6 +121,8 @@ class Reader:
         Called with the retry class of every retry.
     max_passes : int
         Listing passes at most when a scope changes while it is read.
+    items : str
+        What the listed scopes hold ("snapshots", "volumes"), for warnings.
     """
 
     def __init__(
@@ -122,6 +137,7 @@ class Reader:
         progress: Progress | None = None,
         on_retry: Callable[[str], None] | None = None,
         max_passes: int = MAX_PASSES,
+        items: str = "snapshots",
     ):
         self.client = client
         self.concurrency = concurrency
@@ -132,6 +148,7 @@ class Reader:
         self.progress = progress
         self.on_retry = on_retry
         self.max_passes = max_passes
+        self.items = items
         self.stats = ReadStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._read = 0
@@ -305,17 +322,23 @@ class Reader:
             return
         counts = sorted(set(c for p in passes for c in p.counts))
         text = (
-            f"project {project_id} / region {region_id} changed while it was read: "
+            f"the {self.items} of project {project_id} / region {region_id} changed while "
+            "they were read: "
             f"count {first.counts[0]} -> {last.counts[-1]} (seen {', '.join(map(str, counts))}), "
             f"{first.duplicates} duplicate(s) dropped, read in {len(passes)} passes; "
-            f"{len(seen)} snapshots returned"
+            f"{len(seen)} {self.items} returned"
         )
         if last.ids is not None:
             # every id a later pass listed is in `seen` too
             text += f", {len(seen) - len(last.ids)} of them not listed by the last pass"
             text += " (deleted meanwhile?)"
         if not last.consistent:
-            text += "; the last pass still changed: the inventory may be incomplete"
+            missing = _missing_estimate(last)
+            self.stats.missing += missing
+            text += (
+                f"; the last pass still changed: the inventory may be incomplete (~{missing} "
+                "snapshot(s) may be missing)"
+            )
         self.warn(text)
 
     def warn(self, text: str) -> None:
