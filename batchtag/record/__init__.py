@@ -1,5 +1,6 @@
-"""What a run leaves behind: the crash-safe report (schema, writer, lock, reading), the
-undo file, the summary and exit code, and the progress bar.
+"""What a run leaves behind: the crash-safe report (schema, writer, lock, reading, and the
+one scan of its key columns a resume makes), the undo file, the summary and exit code, and
+the progress bar.
 """
 
 from __future__ import annotations

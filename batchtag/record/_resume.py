@@ -61,6 +61,9 @@ class ReportScan:
         Where the whole rows of `text` end (a torn last line after).
     newline : bool
         The last row of `text` is whole but lacks its line end.
+    stamp : tuple
+        Size and modification time of the report and its journal when read: the writer
+        reads it again if they changed since (`unchanged`).
     """
 
     path: Path

@@ -10,6 +10,11 @@ Appending (`open_rows`) hands each batch of rows to the OS before it returns, so
 readers drop. Any other unreadable line is an error naming the file and the line.
 Whole files are replaced with `atomic_write`: a crash leaves the old file or the new one.
 
+Big tables go through pyarrow without a Python object per cell: `read_columns` reads a few
+columns a batch at a time (`NotColumnar` where pyarrow would not read the file as the row
+readers do: the caller reads it with those), and `csv_lines` / `jsonl_lines` make the text of Arrow columns, the bytes
+the row writers give.
+
 Examples
 --------
 >>> fmt = table_format("out.csv")
