@@ -34,6 +34,7 @@ from batchtag.inventory import (
     Spill,
     empty_inventory,
     field_type,
+    inventory_frame,
     is_tag_column,
     long_frame,
     page_table,
@@ -171,9 +172,8 @@ def pivot(
     if not collect:
         return rows, None
     if not frames:
-        empty = empty_inventory().reindex(columns=list(schema.names))
-        return rows, empty if selection.long else empty.assign(**{TAGS_COLUMN: []})
-    return rows, pd.concat(frames, ignore_index=True)
+        return rows, inventory_frame(empty_inventory().reindex(columns=list(schema.names)))
+    return rows, inventory_frame(pd.concat(frames, ignore_index=True))
 
 
 def chunks(spill, user_keys, ro_keys, selection, chosen, collect) -> Iterator[Any]:
@@ -193,7 +193,7 @@ def chunks(spill, user_keys, ro_keys, selection, chosen, collect) -> Iterator[An
             keep = [c for c in chosen if not is_tag_column(c)]
             yield long_frame(frame[[*chosen]], keep)
         else:
-            yield frame[[*chosen, TAGS_COLUMN]] if collect else frame[chosen]
+            yield frame[chosen]
 
 
 def with_columns(table: pa.Table, chosen: list[str]) -> pa.Table:

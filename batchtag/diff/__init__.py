@@ -8,6 +8,8 @@ from batchtag.lazy import lazy_exports
 
 _HOMES = {
     "entry_block": "_block",
+    "CHANGE_FORMATS": "_changes",
+    "read_changes": "_changes",
     "DIFF_COLUMNS": "_diff",
     "DiffCollector": "_diff",
     "diff_entry": "_entry",
