@@ -12,12 +12,24 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from batchtag.errors import AbortRun, ApiError, BatchtagError, ManifestError, Problem, UsageError
+from batchtag.errors import (
+    AbortRun,
+    ApiError,
+    BatchtagError,
+    Interrupted,
+    ManifestError,
+    Problem,
+    UsageError,
+)
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
 # name -> module it lives in, imported on first use
 _LAZY = {
+    "Client": "batchtag.api",
+    "Validation": "batchtag.api",
+    "read_changes": "batchtag.diff",
+    "read_inventory": "batchtag.inventory",
     "apply": "batchtag.api",
     "apply_async": "batchtag.api",
     "validate": "batchtag.api",
@@ -40,6 +52,7 @@ __all__ = [
     "AbortRun",
     "ApiError",
     "BatchtagError",
+    "Interrupted",
     "ManifestError",
     "Problem",
     "UsageError",

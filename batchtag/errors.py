@@ -195,6 +195,8 @@ class Interrupted(BatchtagError):
         super().__init__(message)
         self.report = report
         self.resume = resume
+        self.detail: str | None = None  # what the run did, without the resume advice
+        self.report_path: Any = None  # an apply's report file, when there is one to resume
 
 
 class ReportWriteError(AbortRun):

@@ -7,11 +7,13 @@ from typing import Any
 
 import pandas as pd
 
-from batchtag.api._functions import make_options, run_blocking
+from batchtag.api._functions import make_options, report_of
+from batchtag.api._interrupt import Resume, finish, run_blocking
 from batchtag.commands import ENFORCE_NAMES, run_enforce
 from batchtag.defaults import document_options
+from batchtag.errors import BatchtagError, Interrupted
 from batchtag.policy import Policy
-from batchtag.record import read_report
+from batchtag.record import conform
 
 
 async def enforce_async(
@@ -37,26 +39,59 @@ async def enforce_async(
     -------
     DataFrame
         The report of the apply run (``attrs["summary"]``, ``attrs["manifest"]``), or with
-        ``check=True`` the manifest (empty when the snapshots already comply; its
-        ``attrs["diff"]`` is the plan's diff, as `batchtag.plan` returns it).
+        ``check=True`` the manifest (long form with a ``rule`` column; empty when the
+        snapshots already comply; its ``attrs["diff"]`` is the plan's diff, as
+        `batchtag.plan` returns it).
+
+    Raises
+    ------
+    PolicyError
+        A policy that cannot be read, or rules that conflict; nothing was sent.
+    UsageError
+        Bad options; nothing was sent.
+    AbortRun
+        The run stopped on purpose (credentials, max_changes, an unreadable inventory).
+    Interrupted
+        (`enforce` only) Ctrl-C stopped the run: ``error.report`` is the report so far
+        (None before the apply started), ``error.resume()`` runs enforce again, which
+        sends only what still differs.
 
     Examples
     --------
     >>> drift = await batchtag.enforce_async("cost-policy.toml", check=True)  # doctest: +SKIP
     """
+    return await _enforce(policy, check, inventory, options, [])
+
+
+async def _enforce(policy, check, inventory, options, engines) -> pd.DataFrame:
     settings = make_options(options, ENFORCE_NAMES, "enforce")
-    outcome = await run_enforce(policy, settings, check=check, inventory=inventory)
+    outcome = await run_enforce(
+        policy, settings, check=check, inventory=inventory, on_engine=engines.append
+    )
+    manifest = conform(outcome.manifest)
     if outcome.run is None:
-        outcome.manifest.attrs["diff"] = outcome.diff
-        return outcome.manifest
-    report = read_report(outcome.run.report_path)
-    report.attrs["summary"] = outcome.run.summary
-    report.attrs["manifest"] = outcome.manifest
+        manifest.attrs["diff"] = outcome.diff
+        return manifest
+    report = report_of(outcome.run)
+    report.attrs["manifest"] = manifest
     return report
 
 
 def enforce(policy: str | Path | Policy, /, **options: Any) -> pd.DataFrame:
-    return run_blocking(lambda _: enforce_async(policy, **options), "batchtag-enforce")
+    check, inventory = options.pop("check", False), options.pop("inventory", None)
+    try:
+        return run_blocking(
+            lambda engines: _enforce(policy, check, inventory, options, engines),
+            "batchtag-enforce",
+        )
+    except Interrupted as error:
+        given = {**options, **({"check": check} if check else {})}
+        if inventory is not None:
+            given["inventory"] = inventory
+        resume = Resume(enforce, "batchtag.enforce", policy, given)
+        raise finish(error, resume, "enforce").with_traceback(None) from None
+    except BatchtagError as error:
+        raise error.with_traceback(None) from None
 
 
 document_options(enforce_async, ENFORCE_NAMES)
@@ -65,4 +100,5 @@ document_options(
     like=enforce_async,
     summary="Make the snapshots satisfy a policy, from sync code (a notebook's running event\n"
     "loop is fine: the run then gets its own loop in a helper thread).",
+    example=""">>> drift = batchtag.enforce("cost-policy.toml", check=True)  # doctest: +SKIP""",
 )

@@ -8,6 +8,7 @@ chunks, so memory stays flat however big the scope is.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pyarrow as pa
 from batchtag.commands._guards import check_writable
 from batchtag.config import resolve_settings
 from batchtag.defaults import CONNECTION_OPTIONS, default
-from batchtag.errors import UsageError, option
+from batchtag.errors import Interrupted, UsageError, option
 from batchtag.gcore import Client, RateLimiter, TableClient
 from batchtag.inventory import (
     API_SCHEMA,
@@ -87,9 +88,10 @@ class PageBar:
         self.bar.advance(read - self.done, total)
         self.done = read
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
         if self.bar is not None:
-            self.bar.close()
+            self.bar.close(ok)
+            self.bar = None
 
 
 async def run_export(
@@ -118,16 +120,23 @@ async def run_export(
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
     keys: set[tuple[str, bool]] = set()
     try:
-        async with Client(settings, connections=concurrency) as client:
-            tables = TableClient(client, API_SCHEMA)  # pages as Arrow tables
-            reader = Reader(
-                tables, concurrency=concurrency, limiter=RateLimiter(rate), progress=bar
-            )
-            for project_id, region_id in scopes:
-                async for page in reader.read_scope(project_id, region_id):
-                    table = page_table(page)
-                    keys |= tag_keys(table)
-                    spill.add(table)
+        try:
+            async with Client(settings, connections=concurrency) as client:
+                tables = TableClient(client, API_SCHEMA)  # pages as Arrow tables
+                reader = Reader(
+                    tables, concurrency=concurrency, limiter=RateLimiter(rate), progress=bar
+                )
+                for project_id, region_id in scopes:
+                    async for page in reader.read_scope(project_id, region_id):
+                        table = page_table(page)
+                        keys |= tag_keys(table)
+                        spill.add(table)
+        except asyncio.CancelledError:
+            if not collect:
+                raise
+            bar.close(ok=False)  # a Ctrl-C from Python: the rows read so far, no file
+            _, so_far = pivot(spill, *split_keys(keys), selection, None, True)
+            raise Interrupted(f"{spill.rows} snapshots read", report=so_far) from None
         bar.close()
         rows, frame = pivot(spill, *split_keys(keys), selection, target, collect)
     except BaseException:

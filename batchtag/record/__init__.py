@@ -16,6 +16,8 @@ _HOMES = {
     "ReportLock": "_lock",
     "lock_path": "_lock",
     "FAILED_COLOUR": "_progress",
+    "OK_COLOUR": "_progress",
+    "SOME_FAILED_COLOUR": "_progress",
     "Progress": "_progress",
     "choose_bar": "_progress",
     "in_notebook": "_progress",
