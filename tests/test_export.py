@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import asyncio
 import json
 from dataclasses import fields
+from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -59,7 +58,10 @@ def exported(server, tmp_path, *args, name="out.parquet"):
     result = invoke(server, "-o", str(out), *args)
     assert result.exit_code == 0, result.output
     return [
-        {k: v.isoformat(timespec="microseconds") if isinstance(v, datetime) else v for k, v in r.items()}
+        {
+            k: v.isoformat(timespec="microseconds") if isinstance(v, datetime) else v
+            for k, v in r.items()
+        }
         for r in pq.read_table(out).to_pylist()
     ]
 

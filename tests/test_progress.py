@@ -9,10 +9,10 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+import tqdm.std
 from helpers import scope_of
 from hypothesis import given
 from hypothesis import strategies as st
-import tqdm.std
 from tqdm.std import tqdm as text_bar
 
 import batchtag

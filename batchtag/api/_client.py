@@ -63,9 +63,7 @@ METHODS: dict[str, tuple[Callable[..., Any], str | None]] = {
 
 
 def _keywords(func: Callable[..., Any]) -> list[inspect.Parameter]:
-    return [
-        p for p in inspect.signature(func).parameters.values() if p.kind is p.KEYWORD_ONLY
-    ]
+    return [p for p in inspect.signature(func).parameters.values() if p.kind is p.KEYWORD_ONLY]
 
 
 class _Method:

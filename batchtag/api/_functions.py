@@ -130,7 +130,9 @@ def apply(manifest: Any, /, **options: Any) -> pd.DataFrame:
     try:
         settings = make_options(options, APPLY_NAMES, "apply")
         with _dry_run_report(settings):
-            frame = run_blocking(lambda engines: _run(manifest, settings, engines), "batchtag-apply")
+            frame = run_blocking(
+                lambda engines: _run(manifest, settings, engines), "batchtag-apply"
+            )
         if settings.dry_run and not options.get("report") and not options.get("resume"):
             frame.attrs["summary"]["report"] = None
         return frame

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from batchtag.record._schema import REPORT_SCHEMA
-from batchtag.tabular import ANY, BOOL, INT, JSON, STR, TAGS, TIME, Kind, read_table
+from batchtag.tabular import ANY, BOOL, INT, STR, TAGS, TIME, Kind, read_table
 
 if TYPE_CHECKING:
     import os

@@ -65,6 +65,7 @@ __all__ = [
     "STR",
     "TAGS",
     "TIME",
+    "TIME_DTYPE",
     "CsvFormat",
     "JsonlFormat",
     "Kind",

@@ -153,7 +153,6 @@ class IntKind(Kind):
         return pd.Series(values, dtype="Int64")
 
     def conform(self, series):
-        import pandas as pd
 
         if series.dtype == "Int64":
             return series
