@@ -241,7 +241,8 @@ class Client:
         **defaults: Any,
     ):
         takes = sorted({n for spec, _ in METHODS.values() for n in _option_names(spec)})
-        refuse_unknown(defaults, tuple(n for n in takes if n not in (*SCOPE_OPTIONS,)), "Client")
+        named = ("base_url", "api_key", *SCOPE_OPTIONS)  # this signature's own parameters
+        refuse_unknown(defaults, tuple(n for n in takes if n not in named), "Client")
         url = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
         self.base_url = check_base_url(url, insecure_http=bool(defaults.get("insecure_http")))
         key = api_key or os.environ.get(ENV_API_KEY)

@@ -71,9 +71,11 @@ async def apply_async(manifest: Any, /, **options: Any) -> pd.DataFrame:
         raise error.with_traceback(None) from None
 
 
-async def _run(manifest: Any, options: ApplyOptions, engines: list[Engine]) -> pd.DataFrame:
+async def _run(
+    manifest: Any, options: ApplyOptions, engines: list[Engine], plan: Any = None
+) -> pd.DataFrame:
     try:
-        outcome = await run_apply(manifest, options, on_engine=engines.append)
+        outcome = await run_apply(manifest, options, plan=plan, on_engine=engines.append)
     except BatchtagError as error:  # the summary file says so, as on the command line
         if options.summary_json:
             from batchtag.logs import redact
@@ -129,9 +131,10 @@ def _dry_run_report(settings: ApplyOptions) -> Iterator[None]:
 def apply(manifest: Any, /, **options: Any) -> pd.DataFrame:
     try:
         settings = make_options(options, APPLY_NAMES, "apply")
+        loaded = loaded_plan(manifest, settings)
         with _dry_run_report(settings):
             frame = run_blocking(
-                lambda engines: _run(manifest, settings, engines), "batchtag-apply"
+                lambda engines: _run(manifest, settings, engines, loaded), "batchtag-apply"
             )
         if settings.dry_run and not options.get("report") and not options.get("resume"):
             frame.attrs["summary"]["report"] = None
@@ -143,6 +146,13 @@ def apply(manifest: Any, /, **options: Any) -> pd.DataFrame:
     except BatchtagError as error:
         # Short for the caller: the message says it all, internal frames would not help.
         raise error.with_traceback(None) from None
+
+
+def loaded_plan(manifest: Any, settings: ApplyOptions) -> Any:
+    """The manifest's plan, read in the calling thread (before the run's helper thread
+    starts), so a note about it (values that are not text) warns at the caller's line."""
+    settings.check()
+    return load(manifest, settings)
 
 
 def resume_options(error: Interrupted, options: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +188,10 @@ async def plan_async(manifest: Any, /, **options: Any) -> pd.DataFrame:
 def plan(manifest: Any, /, **options: Any) -> pd.DataFrame:
     try:
         settings, own = _split(dict(options), PLAN_NAMES, "plan", "output")
-        return run_blocking(lambda _: run_plan(manifest, settings, **own), "batchtag-plan")
+        loaded = loaded_plan(manifest, settings)
+        return run_blocking(
+            lambda _: run_plan(manifest, settings, plan=loaded, **own), "batchtag-plan"
+        )
     except Interrupted as error:
         raise _interrupted(error, plan, "plan", manifest, options).with_traceback(None) from None
     except BatchtagError as error:

@@ -67,10 +67,11 @@ class Manifest:
         column, row, value = self.converted[0]
         others = [c for c, _, _ in self.converted[1:]]
         more = f" (also in {', '.join(repr(c) for c in others)})" if others else ""
+        advice = "convert it with .astype(str)" if self.kind == "frame" else "store it as text"
         return (
             f"column {column!r} holds values that are not text, sent as their text: "
             f"{self.row_text(row)}: {value!r} is sent as {python_cell(value)!r}{more}; "
-            "convert the column with .astype(str) to choose the text yourself"
+            f"{advice} to choose the text yourself"
         )
 
     def located(self, problem: Problem) -> Problem:
