@@ -125,9 +125,7 @@ def test_no_cell_raised(executed):
 
 def result_text(cell) -> str:
     """The cell's displayed value (its last expression), as text."""
-    return "".join(
-        o.get("data", {}).get("text/plain", "") for o in cell.outputs if o.get("data")
-    )
+    return "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs if o.get("data"))
 
 
 def test_the_client_shows_no_key(executed):
@@ -171,7 +169,10 @@ def test_the_stop_button_keeps_the_report_and_names_the_resume(executed):
     message, counts = executed.stdout("press_stop_after(writes=10)").splitlines()
     assert message.startswith("apply interrupted: ")
     assert "client.apply(<DataFrame>, report=" not in message
-    assert "finish it with .resume(), i.e. client.apply(<DataFrame>, resume='run1.csv'" in message
+    assert message.endswith(
+        "; finish it with .resume(), i.e. client.apply(<DataFrame>, resume='run1.csv',"
+        " lock_budget=0.5, check_current=True)"
+    )
     counts = ast.literal_eval(counts)
     assert counts["ok"] >= 10 and counts["skipped"] >= 1
     assert sum(counts.values()) == untagged + GONE

@@ -161,8 +161,7 @@ def resume_options(error: Interrupted, options: dict[str, Any]) -> dict[str, Any
     if error.report_path is None:
         return dict(options)
     again = {k: v for k, v in options.items() if k not in ("report", "overwrite", "resume")}
-    again["resume"] = str(error.report_path)
-    return again
+    return {"resume": str(error.report_path), **again}
 
 
 def _interrupted(error: Interrupted, func: Any, name: str, first: Any, options: dict) -> Any:
