@@ -53,8 +53,11 @@ def test_a_semicolon_csv_is_exit_2_saying_use_a_comma():
 
 
 def api_error(path: Path) -> ManifestError:
+    """The error the Python API gives for the manifest (`validate()` holds it)."""
+    checked = batchtag.validate(path)
+    assert not checked.ok
     with pytest.raises(ManifestError) as caught:
-        batchtag.validate(path)
+        checked.raise_for_problems()
     return caught.value
 
 
