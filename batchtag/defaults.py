@@ -3,7 +3,7 @@
 A plain-Python table (no click, pandas or aiohttp here, so anything may import it cheaply):
 
 - the click options are built from it (`batchtag.options.click_options`),
-- `ApplyOptions` (runner.py) is generated from the entries whose ``python`` is true,
+- `ApplyOptions` (`batchtag.commands`) is generated from the entries whose ``python`` is true,
 - the engine, retry and HTTP-client dataclasses take their defaults via `default(name)`,
 - the Python API's signatures and numpydoc docstrings are generated from it.
 
@@ -246,6 +246,17 @@ OPTIONS: dict[str, Option] = _opts(
         "flag",
         "One row per (snapshot, tag): key, value, read_only.",
         "bool",
+        python=False,
+    ),
+    Option(
+        "with_volume",
+        None,
+        "str",
+        "Join each snapshot's volume: volume_name and volume_tag:<key> columns (one more"
+        " listing per scope).",
+        "bool",
+        choices=("volume",),
+        flag="--with",
         python=False,
     ),
     Option(

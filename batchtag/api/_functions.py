@@ -30,7 +30,6 @@ from batchtag.commands import (
 from batchtag.defaults import MANIFEST_OPTIONS, OPTIONS, PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.errors import AbortRun, BatchtagError, Interrupted, ManifestError, UsageError
 from batchtag.manifest import describe_manifest
-from batchtag.manifest import format_validation as _format
 from batchtag.record import read_report
 from batchtag.send import Engine
 
@@ -233,11 +232,6 @@ def validate(manifest: Any, /, **options: Any) -> Validation:
         return Validation.passed(describe_manifest(plan))
     except BatchtagError as error:
         raise error.with_traceback(None) from None
-
-
-def format_validation(summary: dict[str, Any]) -> str:
-    """The text `batchtag validate` prints for a `validate()` summary."""
-    return _format(summary)
 
 
 # -- generated signatures and docstrings ----------------------------------------------------

@@ -34,6 +34,7 @@ from batchtag.options import click_options
     "where",
     "columns",
     "long",
+    "with_volume",
     "concurrency",
     "rate",
     "progress",
@@ -49,6 +50,7 @@ def export_command(
     where,
     columns,
     long,
+    with_volume,
     summary_json,
     verbose,
     quiet,
@@ -56,7 +58,8 @@ def export_command(
     **kwargs,
 ):
     """Write the inventory of one or more scopes: one row per snapshot, tag:<key> and
-    ro:<key> columns. The file is a valid wide manifest: edit it, then apply it with
+    ro:<key> columns (--with volume: also volume_name and volume_tag:<key> of the
+    snapshot's volume). The file is a valid wide manifest: edit it, then apply it with
     --empty-deletes. Without -o (or with -o -) the CSV goes to stdout.
 
     \b
@@ -64,6 +67,7 @@ def export_command(
       batchtag export --project-id 1 --region-id 1 -o inventory.parquet
       batchtag export --where '`tag:cost-center`.isna() and size > 100' -o todo.csv
       batchtag export --scopes scopes.csv --columns 'snapshot_id,name,tag:*' --long
+      batchtag export --with volume --where '`volume_tag:team` == "data"' -o data.csv
     """
     import asyncio
 
@@ -76,7 +80,7 @@ def export_command(
         kwargs["progress"] = False
     output = STDOUT if output is None else output
     try:
-        selection = Selection(where, split_columns(columns), long)
+        selection = Selection(where, split_columns(columns), long, with_volume == "volume")
         selection.check()
         chosen = resolve_scopes(project_ids or None, region_ids or None, scopes)
         outcome = asyncio.run(run_export(chosen, selection, output, **kwargs))
@@ -93,9 +97,10 @@ def finish(outcome, target: str, summary_json: str | None) -> None:
         from batchtag.record import write_summary_json
 
         write_summary_json(outcome.as_dict(), summary_json)
+    volumes = "" if outcome.volumes is None else f"{outcome.volumes} volumes, "
     click.echo(
-        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, "
-        f"{len(outcome.scopes)} scope(s), {outcome.stats.requests} requests) to {target}",
+        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, {volumes}"
+        f"{len(outcome.scopes)} scope(s), {outcome.requests} requests) to {target}",
         err=True,
     )
     sys.exit(0)

@@ -16,7 +16,7 @@ from batchtag.record import kind_of
 from batchtag.tabular import ANY, atomic_write, table_format
 
 DIFF_KINDS = {c: kind_of(c) for c in DIFF_COLUMNS}  # the dtype contract's (batchtag.record)
-GROUP = 16_384  # rows per Parquet row group (made from Python cells: ~12 MB)
+GROUP = 16_384  # rows per Parquet row group (made from Python cells, so bounded)
 
 
 def write_diff(diff: Any, path: str | os.PathLike) -> None:

@@ -41,13 +41,13 @@ from batchtag.gcore import (
     RATE_LIMIT,
     RETRY_CLASSES,
     TRANSIENT,
+    Attempts,
     Breaker,
     Client,
     RateLimiter,
     RetrySettings,
     classify,
     fatal_reason,
-    new_state,
     row_keys,
     take_rows,
 )
@@ -67,7 +67,6 @@ class ReadStats:
 
     requests: int = 0
     pages: int = 0
-    gets: int = 0
     passes: int = 0
     duplicates: int = 0
     retries: Counter = field(default_factory=Counter)
@@ -109,6 +108,8 @@ class Reader:
         Called with the retry class of every retry.
     max_passes : int
         Listing passes at most when a scope changes while it is read.
+    items : str
+        What the listed scopes hold ("snapshots", "volumes"), for warnings.
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class Reader:
         progress: Progress | None = None,
         on_retry: Callable[[str], None] | None = None,
         max_passes: int = MAX_PASSES,
+        items: str = "snapshots",
     ):
         self.client = client
         self.concurrency = concurrency
@@ -133,6 +135,7 @@ class Reader:
         self.progress = progress
         self.on_retry = on_retry
         self.max_passes = max_passes
+        self.items = items
         self.stats = ReadStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._read = 0
@@ -143,8 +146,7 @@ class Reader:
 
     async def request(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """Send one read with the engine's rules; final failures raise ApiError."""
-        failures: Counter[str] = Counter()
-        states: dict[str, Any] = {}
+        attempts = Attempts()
         while True:
             async with self._slots:
                 await self.limiter.acquire()
@@ -152,7 +154,7 @@ class Reader:
                 try:
                     result = await fetch()
                 except ApiError as error:
-                    delay = await self._failed(error, failures, states)
+                    delay = await self._failed(error, attempts)
                 else:
                     self.limiter.on_success()
                     self.breaker.record(False)
@@ -160,7 +162,7 @@ class Reader:
             if delay:
                 await self.sleep(delay)  # off the slot: others keep reading
 
-    async def _failed(self, error: ApiError, failures: Counter, states: dict) -> float:
+    async def _failed(self, error: ApiError, attempts: Attempts) -> float:
         kind = classify(error)
         fatal = fatal_reason(kind, error)
         if fatal is not None:
@@ -172,8 +174,7 @@ class Reader:
             raise AbortRun("circuit breaker: most recent reads kept failing (5xx/timeouts)")
         if kind == RATE_LIMIT:
             self.limiter.on_throttle(error.retry_after)
-        failures[kind] += 1
-        delay = self.policies[kind].delay(states.setdefault(kind, new_state()), failures[kind])
+        delay = attempts.next_delay(kind, error, self.policies)
         if delay is None:
             raise error
         self.stats.retries[kind] += 1
@@ -211,8 +212,6 @@ class Reader:
             if classify(error) == GONE:
                 return None
             raise
-        finally:
-            self.stats.gets += 1
         return snapshot
 
     # -- a whole scope --------------------------------------------------------------------
@@ -310,10 +309,11 @@ class Reader:
             return
         counts = sorted(set(c for p in passes for c in p.counts))
         text = (
-            f"project {project_id} / region {region_id} changed while it was read: "
+            f"the {self.items} of project {project_id} / region {region_id} changed while "
+            "they were read: "
             f"count {first.counts[0]} -> {last.counts[-1]} (seen {', '.join(map(str, counts))}), "
             f"{first.duplicates} duplicate(s) dropped, read in {len(passes)} passes; "
-            f"{len(seen)} snapshots returned"
+            f"{len(seen)} {self.items} returned"
         )
         if last.ids is not None:
             # every id a later pass listed is in `seen` too
@@ -387,14 +387,3 @@ class Reader:
             if ident in missing:
                 missing.discard(ident)
                 found[ident] = keep(snapshot)
-
-
-async def read_scope(client: Client, project_id: int, region_id: int, **options: Any):
-    """`Reader(client, **options).read_scope(project_id, region_id)` (see Reader)."""
-    async for page in Reader(client, **options).read_scope(project_id, region_id):
-        yield page
-
-
-async def read_snapshots(client: Client, keys: Iterable[Key], **options: Any) -> dict[Key, Any]:
-    """`Reader(client, **options).read_snapshots(keys)` (see Reader)."""
-    return await Reader(client, **options).read_snapshots(keys)
