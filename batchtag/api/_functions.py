@@ -64,8 +64,11 @@ APPLY_NAMES = tuple(o.name for o in PYTHON_OPTIONS)
 async def apply_async(manifest: Any, /, **options: Any) -> pd.DataFrame:
     try:
         settings = make_options(options, APPLY_NAMES, "apply_async")
-        with _dry_run_report(settings):
-            return await _run(manifest, settings, [])
+        with _dry_run_report(settings) as temporary:
+            frame = await _run(manifest, settings, [])
+        if temporary:
+            frame.attrs["summary"]["report"] = None
+        return frame
     except BatchtagError as error:
         raise error.with_traceback(None) from None
 
@@ -112,16 +115,17 @@ def report_of(outcome: Any) -> pd.DataFrame:
 
 
 @contextlib.contextmanager
-def _dry_run_report(settings: ApplyOptions) -> Iterator[None]:
+def _dry_run_report(settings: ApplyOptions) -> Iterator[bool]:
     """A dry run from Python writes no file unless asked: without ``report`` (or
-    ``resume``) its report goes to a temporary folder, removed once the frame is read."""
+    ``resume``) its report goes to a temporary folder, removed once the frame is read.
+    Yields whether it did so."""
     if not settings.dry_run or settings.report or settings.resume:
-        yield
+        yield False
         return
     with tempfile.TemporaryDirectory(prefix="batchtag-dry-run-") as folder:
         settings.report = os.path.join(folder, "dry-run.csv")
         try:
-            yield
+            yield True
         except Interrupted as error:
             error.report_path = None  # nothing to resume: run it again
             raise
@@ -131,12 +135,12 @@ def apply(manifest: Any, /, **options: Any) -> pd.DataFrame:
     try:
         settings = make_options(options, APPLY_NAMES, "apply")
         loaded = loaded_plan(manifest, settings)
-        with _dry_run_report(settings):
+        with _dry_run_report(settings) as temporary:
             frame = run_blocking(
                 lambda engines: _run(manifest, settings, engines, loaded), "batchtag-apply"
             )
-        if settings.dry_run and not options.get("report") and not options.get("resume"):
-            frame.attrs["summary"]["report"] = None
+        if temporary:
+            frame.attrs["summary"]["report"] = None  # removed with its folder
         return frame
     except Interrupted as error:
         again = resume_options(error, options)

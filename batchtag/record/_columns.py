@@ -22,7 +22,19 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from batchtag.record._schema import REPORT_SCHEMA
-from batchtag.tabular import ANY, BOOL, INT, STR, TAGS, TIME, Kind, read_table
+from batchtag.tabular import (
+    ANY,
+    BOOL,
+    INT,
+    PARQUET,
+    STR,
+    TAGS,
+    TIME,
+    Kind,
+    read_error,
+    read_table,
+    table_format,
+)
 
 if TYPE_CHECKING:
     import os
@@ -135,7 +147,8 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
 
 def read_typed(path: str | os.PathLike) -> pd.DataFrame:
     """A CSV, JSON Lines or Parquet file batchtag wrote, as the frame it was written from
-    (every column typed by the contract; columns in file order).
+    (every column typed by the contract; columns in file order). A Parquet file is read a
+    column at a time (no Python object per row).
 
     Raises
     ------
@@ -148,5 +161,28 @@ def read_typed(path: str | os.PathLike) -> pd.DataFrame:
 
     if not Path(path).is_file():
         raise UsageError(f"cannot read {path}: no such file")
+    if table_format(path) is PARQUET:
+        return _parquet_frame(path)
     columns, records = read_table(path, KINDS)
     return frame_of(records, columns)
+
+
+def _parquet_frame(path: str | os.PathLike) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise read_error(path, None, f"not a readable Parquet file ({exc})") from None
+    data = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = kind_of(name)
+        if kind is STR or kind is TIME:  # pandas converts these a column at once
+            data[name] = kind.conform(column.to_pandas())
+            continue
+        values = column.to_pylist()
+        if type(kind).from_arrow is not Kind.from_arrow:  # JSON text, maps: decoded a cell each
+            values = [kind.from_arrow(v) for v in values]
+        data[name] = kind.to_series(values)
+    return pd.DataFrame(data, columns=table.column_names)
