@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from batchtag.cli.common import fail
+from batchtag.cli.common import echo_error, fail
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS
 from batchtag.errors import ApiError, BatchtagError
@@ -31,6 +31,7 @@ from batchtag.options import click_options
 @click_options(
     "scopes",
     "output",
+    "overwrite",
     "where",
     "columns",
     "long",
@@ -88,19 +89,31 @@ def export_command(
         fail(error, log_format, summary_json)
     except ApiError as error:  # a read that failed for good (after its retries)
         fail(BatchtagError(str(error)), log_format, summary_json)
-    finish(outcome, "stdout" if output == STDOUT else output, summary_json)
+    finish(outcome, "stdout" if output == STDOUT else output, summary_json, log_format)
 
 
-def finish(outcome, target: str, summary_json: str | None) -> None:
-    """Write the summary JSON (when asked), say what was exported on stderr, exit 0."""
+EXIT_INCOMPLETE = 1  # a listing stayed inconsistent: the output may lack some snapshots
+
+
+def finish(outcome, target: str, summary_json: str | None, log_format: str = "text") -> None:
+    """Write the summary JSON (when asked), say what was exported on stderr; exit 0, or 1
+    when a listing stayed inconsistent after its re-reads (the output holds what was seen)."""
+    code = EXIT_INCOMPLETE if outcome.stats.missing else 0
     if summary_json:
         from batchtag.record import write_summary_json
 
-        write_summary_json(outcome.as_dict(), summary_json)
+        write_summary_json({**outcome.as_dict(), "exit_code": code}, summary_json)
     volumes = "" if outcome.volumes is None else f"{outcome.volumes} volumes, "
     click.echo(
         f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, {volumes}"
         f"{len(outcome.scopes)} scope(s), {outcome.requests} requests) to {target}",
         err=True,
     )
-    sys.exit(0)
+    if code:
+        echo_error(
+            f"the listing kept changing while it was re-read: {target} holds the "
+            f"{outcome.snapshots} snapshots seen, ~{outcome.stats.missing} may be missing; "
+            "export again when the scope is quieter",
+            log_format,
+        )
+    sys.exit(code)

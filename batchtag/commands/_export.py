@@ -91,6 +91,7 @@ class ExportOutcome:
             "retries": retries,
             "warnings": [w for part in parts for w in part.warnings],
             "output": self.output,
+            "missing": self.stats.missing,  # a listing that stayed inconsistent: an estimate
         }
         if self.volume_stats is not None:
             out["volumes"] = self.volumes
@@ -131,14 +132,17 @@ async def run_export(
     rate: float = default("rate"),
     progress: bool | None = None,
     collect: bool = False,
+    overwrite: bool = False,
 ) -> ExportOutcome:
-    """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame."""
+    """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame;
+    an existing `output` is refused unless `overwrite`."""
     if concurrency < 1 or not rate > 0:
         raise UsageError(f"{option('concurrency')} must be >= 1 and {option('rate')} > 0")
     selection.check()
     target = Output(output) if output is not None else None
-    if target is not None and target.target is not None:
-        check_writable(target.target, "output")  # before any request
+    if target is not None and target.target is not None:  # before any request
+        refuse_existing(target.target, overwrite)
+        check_writable(target.target, "output")
     settings = resolve_settings(base_url, api_key, insecure_http=insecure_http, ca_bundle=ca_bundle)
     register_secret(settings.api_key)
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
@@ -214,6 +218,15 @@ async def together(reads: list[Coroutine[Any, Any, None]]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def refuse_existing(path: os.PathLike, overwrite: bool) -> None:
+    """An existing file is never replaced silently (like a report): --overwrite says so."""
+    if os.path.lexists(path) and not overwrite:
+        raise UsageError(
+            f"{option('output', str(path))} already exists: choose another {option('output')}, "
+            f"or pass {option('overwrite', True)} to replace it"
+        )
+
+
 def split_keys(keys: set[tuple[str, bool]]) -> tuple[list[str], list[str]]:
     """Sorted user tag keys and read-only tag keys."""
     return sorted(k for k, ro in keys if not ro), sorted(k for k, ro in keys if ro)
@@ -276,9 +289,9 @@ def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes) -> It
 
 
 def with_columns(table: pa.Table, chosen: list[str]) -> pa.Table:
+    present = set(table.column_names)  # one lookup a column, not a scan of the names
     arrays = [
-        table.column(c) if c in table.column_names else pa.nulls(table.num_rows, pa.string())
-        for c in chosen
+        table.column(c) if c in present else pa.nulls(table.num_rows, pa.string()) for c in chosen
     ]
     return pa.table(arrays, names=chosen)
 

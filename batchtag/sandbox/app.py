@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from batchtag.sandbox import uuids
 from batchtag.sandbox.rules import SandboxError
 from batchtag.sandbox.scopes import failing_scopes, failure, project_json, region_json
 from batchtag.sandbox.stats import Stats, TokenBucket
@@ -93,6 +94,8 @@ class SandboxConfig:
         `churn_delete` of its snapshots and creates `churn_create` (consistency tests).
     churn_create, churn_delete : int, default 0
         See `churn_after`.
+    churn_every : int, optional
+        Then again every this many list answers (a scope that is never still).
     tls_cert, tls_key : str, optional
         PEM files: serve https with this certificate chain and key; None: plain http.
     fail_scopes : list, default []
@@ -117,6 +120,7 @@ class SandboxConfig:
     churn_after: int | None = None
     churn_create: int = 0
     churn_delete: int = 0
+    churn_every: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     fail_scopes: list[str | tuple[int, ...]] = field(default_factory=list)
@@ -253,7 +257,9 @@ def snapshot_key(request: web.Request) -> str | None:
     info = request.match_info
     if "snapshot_id" not in info:
         return None
-    return f"{info['project_id']}/{info['region_id']}/{info['snapshot_id'].lower()}"
+    snapshot_id = info["snapshot_id"]  # a UUID in either case; any other id exactly
+    snapshot_id = snapshot_id.lower() if uuids.parse(snapshot_id) else snapshot_id
+    return f"{info['project_id']}/{info['region_id']}/{snapshot_id}"
 
 
 RESOURCES = {
@@ -383,10 +389,14 @@ async def list_snapshots(request: web.Request) -> web.Response:
 
 
 def churn(state: SandboxState, project_id: int, region_id: int) -> None:
-    """Apply the configured churn once, right after the `churn_after`-th list answer."""
+    """Apply the configured churn right after the `churn_after`-th list answer, then after
+    every `churn_every`-th one after it (None: once)."""
     state.lists_answered += 1
     config = state.config
-    if config.churn_after is not None and state.lists_answered == config.churn_after:
+    after, every = config.churn_after, config.churn_every
+    if after is None or state.lists_answered < after:
+        return
+    if state.lists_answered == after or (every and (state.lists_answered - after) % every == 0):
         state.store.mutate(project_id, region_id, config.churn_create, config.churn_delete)
 
 
