@@ -5,9 +5,10 @@ Each kind turns them into a CSV cell, a JSON value, an Arrow array and a pandas 
 back. Values that are missing are None everywhere (an empty CSV cell).
 
 The pandas dtypes are the dtype contract of every frame batchtag returns: text in the
-string dtype (`STR_DTYPE`), integers ``Int64``, instants `TIME_DTYPE` (UTC), booleans
-``boolean``, tags and lists as Python objects. `Kind.to_series` makes such a Series from
-values, `Kind.conform` turns any Series of the column into one.
+string dtype (`str_dtype`), integers ``Int64``, instants `TIME_DTYPE` (UTC), booleans
+``bool`` (``boolean`` with a missing cell), tags and lists as Python objects.
+`Kind.to_series` makes such a Series from values, `Kind.conform` turns any Series of the
+column into one. Which column has which kind is `batchtag.record.COLUMN_KINDS`.
 """
 
 from __future__ import annotations
@@ -166,7 +167,8 @@ class IntKind(Kind):
 
 
 class BoolKind(Kind):
-    """True/false: ``true``/``false`` in CSV, JSON booleans, Arrow bool, ``boolean`` dtype."""
+    """True/false: ``true``/``false`` in CSV, JSON booleans, Arrow bool; ``bool`` in a frame
+    (``boolean`` when a cell is missing)."""
 
     name = "bool"
     text_as_is = False
@@ -189,7 +191,8 @@ class BoolKind(Kind):
     def to_series(self, values):
         import pandas as pd
 
-        return pd.Series([None if _is_missing(v) else bool(v) for v in values], dtype="boolean")
+        cells = [None if _is_missing(v) else bool(v) for v in values]
+        return pd.Series(cells, dtype="boolean" if None in cells else bool)
 
 
 class FloatKind(Kind):
