@@ -6,30 +6,51 @@ import sys
 
 import click
 
-from batchtag.cli.common import fail
+from batchtag.cli.common import console, fail, progress_option, save_summary, start
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
-from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS
+from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, LOGGING_OPTIONS
 from batchtag.errors import ApiError, BatchtagError
 from batchtag.options import click_options
+from batchtag.tabular import STDOUT, is_stdout
+
+# The read options of export and keys (and of their Python functions, after their own).
+SCOPE_FLAGS = (
+    click.option(
+        "--project-id",
+        "project_ids",
+        type=int,
+        multiple=True,
+        help=f"Project (repeatable) [env {ENV_PROJECT_ID}].",
+    ),
+    click.option(
+        "--region-id",
+        "region_ids",
+        type=int,
+        multiple=True,
+        help=f"Region (repeatable) [env {ENV_REGION_ID}].",
+    ),
+)
+
+
+def scope_flags(func):
+    """--project-id/--region-id (repeatable), --scopes, --all-projects, --all-regions."""
+    for decorate in reversed((*SCOPE_FLAGS, click_options("scopes", *DISCOVERY_OPTIONS))):
+        func = decorate(func)
+    return func
+
+
+def scope_choice(project_ids, region_ids, scopes, all_projects, all_regions):
+    """The `ScopeChoice` of the command line's scope options, checked (exit 2)."""
+    from batchtag.inventory import ScopeChoice
+
+    choice = ScopeChoice(project_ids or None, region_ids or None, scopes, all_projects, all_regions)
+    choice.check()
+    return choice
 
 
 @click.command("export")
-@click.option(
-    "--project-id",
-    "project_ids",
-    type=int,
-    multiple=True,
-    help=f"Project (repeatable) [env {ENV_PROJECT_ID}].",
-)
-@click.option(
-    "--region-id",
-    "region_ids",
-    type=int,
-    multiple=True,
-    help=f"Region (repeatable) [env {ENV_REGION_ID}].",
-)
+@scope_flags
 @click_options(
-    "scopes",
     "output",
     "where",
     "columns",
@@ -45,6 +66,8 @@ def export_command(
     project_ids,
     region_ids,
     scopes,
+    all_projects,
+    all_regions,
     output,
     where,
     columns,
@@ -53,49 +76,60 @@ def export_command(
     verbose,
     quiet,
     log_format,
+    color,
     **kwargs,
 ):
     """Write the inventory of one or more scopes: one row per snapshot, tag:<key> and
     ro:<key> columns. The file is a valid wide manifest: edit it, then apply it with
-    --empty-deletes. Without -o (or with -o -) the CSV goes to stdout.
+    --empty-deletes. Without -o (or with -o -) the CSV goes to stdout (JSON Lines with
+    --log-format json). A scope that cannot be read (403, 404, 5xx after retries) is left
+    out and named; the others are exported and the exit code is 1.
 
     \b
     Example:
       batchtag export --project-id 1 --region-id 1 -o inventory.parquet
+      batchtag export --project-id 1 --all-regions -o project1.parquet
       batchtag export --where '`tag:cost-center`.isna() and size > 100' -o todo.csv
       batchtag export --scopes scopes.csv --columns 'snapshot_id,name,tag:*' --long
     """
     import asyncio
 
     from batchtag.commands import run_export
-    from batchtag.inventory import STDOUT, Selection, resolve_scopes, split_columns
-    from batchtag.logs import setup_logging
+    from batchtag.inventory import Selection, split_columns
+    from batchtag.record import fill_started
 
-    setup_logging(-1 if quiet else verbose, log_format)
-    if quiet and kwargs["progress"] is None:
-        kwargs["progress"] = False
     output = STDOUT if output is None else output
+    start(log_format, verbose, quiet, color, data_on_stdout=is_stdout(output) or False)
+    out = console()
+    out.data_on_stdout = is_stdout(output) or is_stdout(summary_json)
+    kwargs["progress"] = progress_option(kwargs["progress"], quiet)
     try:
+        summary_json = fill_started({"summary_json": summary_json})["summary_json"]
         selection = Selection(where, split_columns(columns), long)
         selection.check()
-        chosen = resolve_scopes(project_ids or None, region_ids or None, scopes)
+        chosen = scope_choice(project_ids, region_ids, scopes, all_projects, all_regions)
         outcome = asyncio.run(run_export(chosen, selection, output, **kwargs))
     except BatchtagError as error:
         fail(error, log_format, summary_json)
     except ApiError as error:  # a read that failed for good (after its retries)
         fail(BatchtagError(str(error)), log_format, summary_json)
-    finish(outcome, "stdout" if output == STDOUT else output, summary_json)
+    finish(outcome, "stdout" if is_stdout(output) else output, summary_json)
 
 
 def finish(outcome, target: str, summary_json: str | None) -> None:
-    """Write the summary JSON (when asked), say what was exported on stderr, exit 0."""
-    if summary_json:
-        from batchtag.record import write_summary_json
-
-        write_summary_json(outcome.as_dict(), summary_json)
-    click.echo(
+    """Write the summary JSON (when asked), say what was exported (and which scopes could
+    not be read) on stderr, exit 0 (1 when a scope was left out)."""
+    out = console()
+    summary = outcome.as_dict()
+    out.summary = summary
+    problem = save_summary(summary, summary_json) if summary_json else None
+    text = (
         f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, "
-        f"{len(outcome.scopes)} scope(s), {outcome.stats.requests} requests) to {target}",
-        err=True,
+        f"{len(outcome.scopes)} scope(s), {outcome.stats.requests} requests) to {target}"
     )
-    sys.exit(0)
+    if outcome.failed:
+        text += f"; {len(outcome.failed)} scope(s) could not be read and were left out"
+    out.note(text, event="exported", rows=outcome.rows, snapshots=outcome.snapshots)
+    if problem:
+        out.fail_line(problem)
+    sys.exit(outcome.exit_code or (1 if problem else 0))

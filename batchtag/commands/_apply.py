@@ -17,6 +17,7 @@ from batchtag.commands._guards import (  # noqa: F401  (check_max_changes, parse
     check_report_target,
     check_undo_target,
     check_writable,
+    describe_target,
     parse_max_changes,
     writes_needed,
 )
@@ -83,8 +84,10 @@ async def run_apply(
 
     A summary file that cannot be written at the end does not raise: the outcome's
     ``summary_json_error`` says why (the caller shows the summary first, then the error).
+    ``{started}`` in the report, undo file and summary names is the run's start.
     """
     options.check()
+    options = options.stamped()
     plan = plan if plan is not None else load(source, options)
     report_path = Path(options.resume or options.report or default_report_path())
     # Held for the whole run; exit 2 (nothing sent) when in use or cannot be written.
@@ -152,7 +155,8 @@ async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confi
     if run.options.max_changes not in (None, ""):
         changes = writes_needed(run.state, pending_entries(run.plan, pending))
     await check_max_changes(run.client, run.plan, changes, run.options)
-    if confirm is not None and changes and not confirm(changes):
+    target = describe_target(run.client.settings.base_url, run.plan.scopes)
+    if confirm is not None and changes and not confirm(changes, target):
         raise AbortRun("cancelled at the confirmation prompt")
 
 

@@ -94,6 +94,7 @@ async def run_enforce(
     """
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
     check_options(options)
+    options = options.stamped()
     if inventory is None:
         inventory = await read_inventory(policy, options)
     manifest = evaluate(policy, inventory)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -30,12 +30,14 @@ from batchtag.inventory import (
     TAGS_COLUMN,
     Output,
     Scope,
+    ScopeChoice,
     Selection,
     Spill,
     empty_inventory,
     field_type,
     is_tag_column,
     long_frame,
+    missing_tags,
     page_table,
     tag_keys,
     user_tags,
@@ -43,15 +45,16 @@ from batchtag.inventory import (
 )
 from batchtag.logs import register_secret
 from batchtag.model import TAG_PREFIX
-from batchtag.read import Reader, ReadStats
-from batchtag.record import Progress
+from batchtag.read import Reader, ReadStats, ScopeError, each_scope
+from batchtag.record import EXIT_FAILED, EXIT_OK, Progress
 
 # ---------------------------------------------------------------- the run
 
 
 @dataclass
 class ExportOutcome:
-    """What an export did: rows written, snapshots read, what reading cost."""
+    """What an export did: rows written, snapshots read, what reading cost, the scopes that
+    could not be read (left out; the run is partial: exit code 1)."""
 
     rows: int
     snapshots: int
@@ -59,16 +62,23 @@ class ExportOutcome:
     stats: ReadStats
     output: str | None
     frame: pd.DataFrame | None = None
+    failed: list[ScopeError] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAILED if self.failed else EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "snapshots": self.snapshots,
             "scopes": [list(s) for s in self.scopes],
+            "failed_scopes": [f.as_dict() for f in self.failed],
             "requests": self.stats.requests,
             "retries": dict(self.stats.retries),
             "warnings": list(self.stats.warnings),
             "output": self.output,
+            "exit_code": self.exit_code,
         }
 
 
@@ -92,7 +102,7 @@ class PageBar:
 
 
 async def run_export(
-    scopes: list[Scope],
+    scopes: list[Scope] | ScopeChoice,
     selection: Selection,
     output: str | os.PathLike | None,
     *,
@@ -105,7 +115,11 @@ async def run_export(
     progress: bool | None = None,
     collect: bool = False,
 ) -> ExportOutcome:
-    """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame."""
+    """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame.
+
+    `scopes` are listed, or chosen (`ScopeChoice`: the projects or regions may be listed
+    from the API first). A scope that cannot be read is left out and named in the outcome
+    (`batchtag.read.each_scope`); its rows read before it failed are dropped."""
     if concurrency < 1 or not rate > 0:
         raise UsageError(f"{option('concurrency')} must be >= 1 and {option('rate')} > 0")
     selection.check()
@@ -116,19 +130,39 @@ async def run_export(
     register_secret(settings.api_key)
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
     keys: set[tuple[str, bool]] = set()
+    dropped = 0
+
+    async def read_one(project_id: int, region_id: int) -> None:
+        nonlocal keys, dropped
+        found: set[tuple[str, bool]] = set()
+        before = spill.rows
+        try:
+            async for page in reader.read_scope(project_id, region_id):
+                table = page_table(page)
+                found |= tag_keys(table)
+                spill.add(table)
+        except ScopeError:
+            dropped += spill.rows - before  # filtered out when pivoted
+            raise
+        keys |= found
+
     try:
         async with Client(settings, connections=concurrency) as client:
             tables = TableClient(client, API_SCHEMA)  # pages as Arrow tables
             reader = Reader(
-                tables, concurrency=concurrency, limiter=RateLimiter(rate), progress=bar
+                tables,
+                concurrency=concurrency,
+                limiter=RateLimiter(rate),
+                progress=bar,
+                isolate_scopes=True,
             )
-            for project_id, region_id in scopes:
-                async for page in reader.read_scope(project_id, region_id):
-                    table = page_table(page)
-                    keys |= tag_keys(table)
-                    spill.add(table)
+            chosen = scopes if isinstance(scopes, list) else await scopes.resolve(reader)
+            failed = await each_scope(chosen, read_one)
         bar.close()
-        rows, frame = pivot(spill, *split_keys(keys), selection, target, collect)
+        for text in missing_tags(selection.names(), *split_keys(keys)):
+            reader.warn(text)  # a name no snapshot has matches nothing: say so
+        gone = {(f.project_id, f.region_id) for f in failed}
+        rows, frame = pivot(spill, *split_keys(keys), selection, target, collect, gone)
     except BaseException:
         if target is not None:
             target.discard()
@@ -137,7 +171,8 @@ async def run_export(
         bar.close()
         spill.close()
     name = None if output is None else str(output)
-    return ExportOutcome(rows, spill.rows, scopes, reader.stats, name, frame)
+    snapshots = spill.rows - dropped
+    return ExportOutcome(rows, snapshots, chosen, reader.stats, name, frame, failed)
 
 
 def split_keys(keys: set[tuple[str, bool]]) -> tuple[list[str], list[str]]:
@@ -152,14 +187,16 @@ def pivot(
     selection: Selection,
     target: Output | None,
     collect: bool,
+    gone: set[Scope] = frozenset(),
 ) -> tuple[int, pd.DataFrame | None]:
-    """Spill -> wide (-> where -> columns -> long) chunks -> output; returns (rows, frame)."""
+    """Spill -> wide (-> where -> columns -> long) chunks -> output; returns (rows, frame).
+    Rows of the scopes in `gone` (read in part, then failed) are left out."""
     available = [*INVENTORY_COLUMNS, *(TAG_PREFIX + k for k in user_keys)]
     available += [RO_PREFIX + k for k in ro_keys]
     chosen = selection.pick(available)
     schema = output_schema(chosen, selection.long)
     frames, rows = [], 0
-    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, collect):
+    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, collect, gone):
         table = chunk if isinstance(chunk, pa.Table) else to_arrow(chunk, schema)
         rows += table.num_rows
         if target is not None:
@@ -176,9 +213,11 @@ def pivot(
     return rows, pd.concat(frames, ignore_index=True)
 
 
-def chunks(spill, user_keys, ro_keys, selection, chosen, collect) -> Iterator[Any]:
+def chunks(spill, user_keys, ro_keys, selection, chosen, collect, gone) -> Iterator[Any]:
     """Each spill batch as an output chunk: an Arrow table when nothing needs pandas."""
     for batch in spill.batches():
+        if gone:
+            batch = without_scopes(batch, gone)
         table = wide_table(batch, user_keys, ro_keys)
         if selection.where is None and not selection.long and not collect:
             yield with_columns(table, chosen)
@@ -194,6 +233,20 @@ def chunks(spill, user_keys, ro_keys, selection, chosen, collect) -> Iterator[An
             yield long_frame(frame[[*chosen]], keep)
         else:
             yield frame[[*chosen, TAGS_COLUMN]] if collect else frame[chosen]
+
+
+def without_scopes(batch: pa.RecordBatch, gone: set[Scope]) -> pa.RecordBatch:
+    """The rows of `batch` outside the scopes in `gone`."""
+    import pyarrow.compute as pc
+
+    keep = None
+    for project_id, region_id in gone:
+        here = pc.and_(
+            pc.equal(batch.column("project_id"), project_id),
+            pc.equal(batch.column("region_id"), region_id),
+        )
+        keep = here if keep is None else pc.or_(keep, here)
+    return batch.filter(pc.invert(keep))
 
 
 def with_columns(table: pa.Table, chosen: list[str]) -> pa.Table:

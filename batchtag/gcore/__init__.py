@@ -12,6 +12,8 @@ _HOMES = {
     "fatal_reason": "_retry",
     "Client": "_client",
     "LIST_PAGE": "_client",
+    "PROJECTS": "_client",
+    "REGIONS": "_client",
     "Slots": "_client",
     "parse_retry_after": "_client",
     "read_only_keys": "_client",
