@@ -54,8 +54,23 @@ def color_allowed() -> bool:
 
 
 def json_line(data: Mapping[str, Any]) -> str:
-    """One JSON object on one line, secrets masked (non-JSON values as text)."""
-    return redact(json.dumps(data, default=str, ensure_ascii=False))
+    """One JSON object on one line, secrets masked (numpy numbers as numbers, missing
+    values as null, anything else JSON does not know as text)."""
+    return redact(json.dumps(data, default=_plain, ensure_ascii=False))
+
+
+def _plain(value: Any) -> Any:
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
 
 
 class RedactingFormatter(logging.Formatter):

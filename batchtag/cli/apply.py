@@ -77,12 +77,12 @@ def run(manifest: str, options, confirm):
     """Validate, then run the engine in this process's main loop with signal handlers."""
     import asyncio
 
-    from batchtag.commands import install_signal_handlers, load, run_apply
+    from batchtag.commands import install_signal_handlers, load, locates, run_apply
     from batchtag.memory import cheap_exit, gc_frozen
 
     cheap_exit()
     options.check()
-    plan = load(manifest, options)
+    plan = None if locates(options) else load(manifest, options)  # (else found, then loaded)
     with gc_frozen():
         return asyncio.run(
             run_apply(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sys
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from batchtag.commands._apply import ApplyOptions, check_writable, load, open_client
+from batchtag.commands._apply import ApplyOptions, check_writable, load_located, open_client
 from batchtag.commands._export import PageBar
 from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
@@ -31,8 +32,15 @@ from batchtag.gcore import LIST_PAGE, Client, RateLimiter, RetrySettings
 from batchtag.memory import gc_paused
 from batchtag.model import Plan, PlanIndex, PrefixLookup, keys_of
 from batchtag.read import GET_BATCH, Key, Reader, ReadStats
-from batchtag.record import UNDO_COLUMNS, Undo, UndoWriter, read_report, undo_manifest
-from batchtag.tabular import table_format
+from batchtag.record import (
+    UNDO_COLUMNS,
+    Undo,
+    UndoWriter,
+    read_report,
+    undo_line,
+    undo_manifest,
+)
+from batchtag.tabular import is_stdout, table_format
 
 PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
@@ -239,11 +247,14 @@ async def plan_diff(
         and ``frame()`` (the DataFrame `run_plan` returns).
     """
     options.check()
-    plan = plan if plan is not None else load(source, options)
     check_output(output)
+    failed = []
+    if plan is None:
+        plan, failed = await _reading(load_located(source, options))
     diff, stats = await _reading(diff_current(plan, options, rows=rows or output is not None))
     del plan  # its entries are no longer needed: free them before writing
     diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
+    diff.summary["failed_scopes"] = [f.as_dict() for f in failed]
     if output is not None:
         write_diff(diff, output)
     return diff
@@ -289,9 +300,10 @@ async def run_undo(
     """
     options.check()
     name = "report" if isinstance(report, pd.DataFrame) else str(report)
-    if output is not None and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
+    to_file = output is not None and not is_stdout(output)
+    if to_file and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
         raise UsageError(f"{option('output', str(output))}: the undo file is JSON Lines (*.jsonl)")
-    if output is not None:
+    if to_file:
         _check_undo_output(output, options.overwrite)
     frame = report if isinstance(report, pd.DataFrame) else read_report(report)
     blind = undo_manifest(frame, None, report_name=name)  # refuses a run that did not read
@@ -319,7 +331,12 @@ def _check_undo_output(output: str | os.PathLike, overwrite: bool) -> None:
 
 
 def write_undo(manifest: pd.DataFrame, path: str | os.PathLike) -> None:
-    """The inverse manifest as a json-form JSON Lines file (replaced if it exists)."""
+    """The inverse manifest as a json-form JSON Lines file (replaced if it exists); ``-``
+    prints it on stdout."""
+    if is_stdout(path):
+        sys.stdout.write("".join(undo_line(row) + "\n" for row in manifest.to_dict("records")))
+        sys.stdout.flush()
+        return
     with UndoWriter(path) as writer:
         for row in manifest.to_dict("records"):
             writer.write_record(row)

@@ -75,7 +75,8 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
         Columns project_id, region_id, snapshot_id, op (``set``/``delete``), key, value
         ("" for delete), rule (the rules behind the snapshot's changes, joined by "; "): one
         row per (snapshot, key) that changes, in inventory order. ``attrs["rules"]`` maps
-        each rule to the snapshots it selected and changed.
+        each rule to the snapshots it ``matched`` (its ``where`` selected them) and those
+        ``noncompliant`` (it changes them).
 
     Raises
     ------
@@ -291,8 +292,11 @@ def _rule_names(behind: pd.DataFrame, names: list[str]) -> pd.Series:
 def _stats(policy: Policy, selected: list[int], changed: pd.Series) -> dict[str, dict]:
     stats = {}
     for index, (rule, count) in enumerate(zip(policy.rules, selected, strict=True)):
-        stats[rule.name] = {"selected": count, "changed": int(changed.get(index, 0))}
+        stats[rule.name] = {"matched": count, "noncompliant": int(changed.get(index, 0))}
         log.info(
-            "%s: selects %d snapshots, changes %d", rule.label, count, stats[rule.name]["changed"]
+            "%s: matches %d snapshots, %d noncompliant",
+            rule.label,
+            count,
+            stats[rule.name]["noncompliant"],
         )
     return stats

@@ -92,7 +92,8 @@ async def each_scope(
             await read(project_id, region_id)
         except ScopeError as error:
             failed.append(error)
-            log.warning("%s; left out, the other scopes go on", error)
+            if len(scopes) > 1:  # (a single scope's failure is the run's error, said once)
+                log.warning("%s; left out, the other scopes go on", error)
     if failed and len(failed) == len(scopes):
         raise failed[0].run_error()
     return failed

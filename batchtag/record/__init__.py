@@ -54,6 +54,7 @@ _HOMES = {
     "Undo": "_undo",
     "UndoWriter": "_undo",
     "inverse_row": "_undo",
+    "undo_line": "_undo",
     "undo_manifest": "_undo",
     "FLUSH_ROWS": "_writer",
     "ReportWriter": "_writer",

@@ -219,6 +219,9 @@ def format_summary(d: dict[str, Any], *, resumable: bool = True) -> str:
     if d.get("top_errors"):
         lines.append("  most common errors:")
         lines.extend(f"    {e['count']} x {_shorten(e['error'])}" for e in d["top_errors"])
+    for scope in d.get("failed_scopes") or ():
+        where = f"{scope['project_id']}/{scope['region_id']}"
+        lines.append(f"  scope {where} could not be read, left out: {scope['error']}")
     if d.get("aborted"):
         lines.append(f"  aborted: {d['aborted']}")
     elif d.get("interrupted"):
