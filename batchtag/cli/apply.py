@@ -66,7 +66,7 @@ def finish(summary: dict, problem: str | None, code: int, text: str | None = Non
 
     out = console()
     out.summary = summary
-    out.show(format_summary(summary) if text is None else text)
+    out.show(format_summary(summary) if text is None else text, "summary", **summary)
     if problem:
         out.fail_line(problem)
         sys.exit(code or SUMMARY_FILE_FAILED)

@@ -113,7 +113,7 @@ def export_command(
         fail(error, log_format, summary_json)
     except ApiError as error:  # a read that failed for good (after its retries)
         fail(BatchtagError(str(error)), log_format, summary_json)
-    finish(outcome, "stdout" if is_stdout(output) else output, summary_json)
+    finish(outcome, "stdout" if is_stdout(output) else outcome.output, summary_json)
 
 
 def finish(outcome, target: str, summary_json: str | None) -> None:

@@ -64,6 +64,7 @@ def plan(
 
     from batchtag.commands import ApplyOptions, plan_diff
     from batchtag.diff import first_changes, plan_exit_code, render_plan
+    from batchtag.record import fill_started
 
     out = start(log_format, verbose, quiet, color, data_on_stdout=is_stdout(output))
     options = ApplyOptions(**kwargs)
@@ -71,6 +72,7 @@ def plan(
     try:
         if limit < 0:
             raise UsageError(f"--limit must be 0 or more, got {limit}")
+        output = fill_started({"output": output})["output"]
         diff = asyncio.run(plan_diff(manifest, options, output=output, rows=limit > 0))
     except BatchtagError as error:
         fail(error, log_format)

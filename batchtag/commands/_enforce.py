@@ -17,6 +17,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from batchtag.diff import EXIT_CHANGES, diff_plan, plan_exit_code, write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.inventory import ScopeChoice, Selection, compile_where, missing_tags
 from batchtag.manifest import read_plan
-from batchtag.model import Plan
+from batchtag.model import TAG_PREFIX, Plan
 from batchtag.policy import (
     KEY_COLUMNS,
     RO_PREFIX,
@@ -48,7 +49,7 @@ from batchtag.policy import (
     is_tag_column,
     load_policy,
 )
-from batchtag.record import EXIT_FAILED, EXIT_OK, read_report
+from batchtag.record import EXIT_FAILED, EXIT_OK, fill_started, read_report
 
 log = logging.getLogger("batchtag.commands._enforce")
 
@@ -115,7 +116,9 @@ async def run_enforce(
     """
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
     check_options(options, check, output)
-    options = options.stamped()
+    started = datetime.now(UTC)  # {started} in every file name of the run
+    options = options.stamped(started)
+    output = fill_started({"output": output}, started)["output"]
     if inventory is None:
         inventory = await read_inventory(policy, options)
     warnings = unknown_tag_warnings(policy, inventory)
@@ -171,7 +174,9 @@ def _checked(manifest, diff, size, failed, warnings, options, output) -> Enforce
 
 def unknown_tag_warnings(policy: Policy, inventory: pd.DataFrame) -> list[str]:
     """A warning (logged, and returned for the summary) for each tag a rule's ``where``
-    names that no snapshot of the inventory has, with the closest keys."""
+    names that no snapshot of the inventory has, with the closest keys. Keys the rule
+    writes or removes itself are left out: once the snapshots comply, a rule such as
+    ``where = "`tag:tmp`.notna()"`` with ``delete = ["tmp"]`` finds none, as it should."""
     tags = [c for c in inventory.columns if is_tag_column(c)]
     user = [c.split(":", 1)[1] for c in tags if not c.startswith(RO_PREFIX)]
     read_only = [c.split(":", 1)[1] for c in tags if c.startswith(RO_PREFIX)]
@@ -179,10 +184,18 @@ def unknown_tag_warnings(policy: Policy, inventory: pd.DataFrame) -> list[str]:
     for rule in policy.rules:
         if rule.where is None:
             continue
-        for text in missing_tags(compile_where(rule.where).columns, user, read_only):
+        own = {*rule.set, *rule.delete, *rule.lower, *rule.upper, *rule.rename}
+        own |= set(rule.rename.values())
+        named = [c for c in compile_where(rule.where).columns if c not in own_columns(own)]
+        for text in missing_tags(named, user, read_only):
             out.append(f"{rule.label}: {text}")
             log.warning("%s", out[-1])
     return out
+
+
+def own_columns(keys: Iterable[str]) -> set[str]:
+    """The ``tag:`` columns of some keys."""
+    return {TAG_PREFIX + key for key in keys}
 
 
 def check_options(

@@ -46,7 +46,7 @@ from batchtag.inventory import (
 from batchtag.logs import register_secret
 from batchtag.model import TAG_PREFIX
 from batchtag.read import Reader, ReadStats, ScopeError, each_scope
-from batchtag.record import EXIT_FAILED, EXIT_OK, Progress
+from batchtag.record import EXIT_FAILED, EXIT_OK, Progress, fill_started
 
 # ---------------------------------------------------------------- the run
 
@@ -123,6 +123,7 @@ async def run_export(
     if concurrency < 1 or not rate > 0:
         raise UsageError(f"{option('concurrency')} must be >= 1 and {option('rate')} > 0")
     selection.check()
+    output = fill_started({"output": output})["output"]
     target = Output(output) if output is not None else None
     if target is not None and target.target is not None:
         check_writable(target.target, "output")  # before any request

@@ -11,10 +11,12 @@ from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.errors import UsageError, option
 from batchtag.record import STAMPED, check_placeholders, fill_started
 
+RUN_FILES = tuple(name for name in STAMPED if name != "output")  # an apply run's own files
+
 
 def _check(self: Any) -> None:
     """Refuse option values that cannot work, naming the option the caller's way."""
-    for name in (*STAMPED, "resume"):
+    for name in (*RUN_FILES, "resume"):
         check_placeholders(name, getattr(self, name))
     for name in ("concurrency",):
         if getattr(self, name) < 1:
@@ -49,7 +51,7 @@ def _stamped(self: Any, when: datetime | None = None) -> Any:
     ApplyOptions
         A copy with the names filled (the same stamp in each), or these options.
     """
-    current = {name: getattr(self, name) for name in STAMPED}
+    current = {name: getattr(self, name) for name in RUN_FILES}
     filled = fill_started(current, when)
     check_placeholders("resume", self.resume)
     if all(filled[n] == (None if v is None else str(v)) for n, v in current.items()):

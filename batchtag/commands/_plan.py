@@ -36,6 +36,7 @@ from batchtag.record import (
     UNDO_COLUMNS,
     Undo,
     UndoWriter,
+    fill_started,
     read_report,
     undo_line,
     undo_manifest,
@@ -247,6 +248,7 @@ async def plan_diff(
         and ``frame()`` (the DataFrame `run_plan` returns).
     """
     options.check()
+    output = fill_started({"output": output})["output"]
     check_output(output)
     failed = []
     if plan is None:
@@ -299,6 +301,7 @@ async def run_undo(
     A report whose `ok` rows lack the before-state is refused before any request.
     """
     options.check()
+    output = fill_started({"output": output})["output"]
     name = "report" if isinstance(report, pd.DataFrame) else str(report)
     to_file = output is not None and not is_stdout(output)
     if to_file and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):

@@ -1,4 +1,5 @@
-"""Per-run file names: ``{started}`` in ``--report``, ``--undo-file`` and ``--summary-json``.
+"""Per-run file names: ``{started}`` in ``--report``, ``--undo-file``, ``--summary-json`` and
+``-o``.
 
 A scheduled run names its files by when it started (``runs/enforce-{started}.csv`` ->
 ``runs/enforce-20260301T023000Z.csv``), so two runs never meet on one file: a run started
@@ -26,7 +27,7 @@ STARTED = "{started}"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"  # UTC, sorts by time, no ':' (valid on every file system)
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 # The names that take {started}, and how to tell that a file of that name is in use.
-STAMPED = ("report", "undo_file", "summary_json")
+STAMPED = ("report", "undo_file", "summary_json", "output")
 NOT_ON_STDOUT = {
     "report": "the report is written as the run goes and read back by --resume and undo",
     "undo_file": "the undo file is written as the run goes: it is the way back",
