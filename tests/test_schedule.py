@@ -119,7 +119,7 @@ def test_the_same_enforce_command_again_after_an_interruption_finishes_the_job(
     second = start_enforce(sandbox, policy, runs)
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err.decode()
-    reports = sorted(runs.glob("enforce-*.csv"))
+    reports = sorted(runs.glob("enforce-*.csv"), key=lambda p: p.stat().st_mtime)
     assert len(reports) == 2 and all(STAMP.search(p.name) for p in reports)
     assert len(list(runs.glob("enforce-*.undo.jsonl"))) == 2
     assert {s.id for s in sandbox.store.snapshots(1, 1) if s.tags.get("tier") == "gold"} == wanted
