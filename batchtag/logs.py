@@ -130,9 +130,23 @@ def setup_logging(verbosity: int = 0, fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
-    logging.captureWarnings(fmt == "json")
+    if fmt == "json":
+        logging.captureWarnings(True)
+        for name in OTHER_LOGGERS:
+            other = logging.getLogger(name)
+            other.handlers[:] = [handler]
+            other.propagate = False
+            other.setLevel(max(level, logging.WARNING))
+    else:
+        release_other_loggers()
+
+
+def release_other_loggers() -> None:
+    """Hand Python's warnings and the other libraries' records back to Python's defaults
+    (after a command that logged them as JSON)."""
+    logging.captureWarnings(False)
     for name in OTHER_LOGGERS:
         other = logging.getLogger(name)
-        other.handlers[:] = [handler] if fmt == "json" else []
-        other.propagate = fmt != "json"
-        other.setLevel(max(level, logging.WARNING) if fmt == "json" else logging.NOTSET)
+        other.handlers[:] = []
+        other.propagate = True
+        other.setLevel(logging.NOTSET)
