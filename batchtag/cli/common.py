@@ -147,7 +147,7 @@ def start(
     data_on_stdout : bool
         Stdout carries the command's output (see `Console`).
     """
-    from batchtag.logs import COLOR, color_choice, release_other_loggers, setup_logging
+    from batchtag.logs import COLOR, color_choice, setup_logging
     from batchtag.tabular import JSONL, STDOUT_FORMAT
 
     setup_logging(-1 if quiet else verbose, log_format)
@@ -161,8 +161,6 @@ def start(
     if context is not None:  # back to the defaults once the command is done
         context.color = False if console.json else color_choice(color)
         context.call_on_close(lambda: [t.var.reset(t) for t in reversed(tokens)])
-        if console.json:
-            context.call_on_close(release_other_loggers)
     return console
 
 
