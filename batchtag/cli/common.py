@@ -164,6 +164,16 @@ def start(
     return console
 
 
+def one_stdout(**outputs: str | None) -> None:
+    """Refuse two outputs on stdout (``-o - --summary-json -``): they would mix."""
+    from batchtag.errors import UsageError
+    from batchtag.tabular import is_stdout
+
+    named = [f"--{name.replace('_', '-')} -" for name, path in outputs.items() if is_stdout(path)]
+    if len(named) > 1:
+        raise UsageError(f"{' and '.join(named)}: only one output can go to stdout")
+
+
 def progress_option(requested: bool | None, quiet: bool) -> bool | None:
     """The progress bar a command runs with: never with JSON lines (a bar is not JSON) or
     ``-q``; else as asked (None: on a terminal)."""

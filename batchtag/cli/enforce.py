@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from batchtag.cli.apply import ask, finish
-from batchtag.cli.common import console, fail, progress_option, start
+from batchtag.cli.common import console, fail, one_stdout, progress_option, start
 from batchtag.defaults import LOGGING_OPTIONS, NOT_FOR_ENFORCE, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError, UsageError
 from batchtag.options import click_options
@@ -61,6 +61,7 @@ def enforce(
     options = ApplyOptions(**kwargs)
     options.progress = progress_option(options.progress, quiet)
     try:
+        one_stdout(output=output, summary_json=options.summary_json)
         options = options.stamped()
         outcome = run(policy, options, check=check, output=output, confirm=None if yes else ask)
     except BatchtagError as error:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from batchtag.cli.common import console, fail, progress_option, save_summary, start
+from batchtag.cli.common import console, fail, one_stdout, progress_option, save_summary, start
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, LOGGING_OPTIONS
 from batchtag.errors import ApiError, BatchtagError
@@ -104,6 +104,7 @@ def export_command(
     out.data_on_stdout = is_stdout(output) or is_stdout(summary_json)
     kwargs["progress"] = progress_option(kwargs["progress"], quiet)
     try:
+        one_stdout(output=output, summary_json=summary_json)
         summary_json = fill_started({"summary_json": summary_json})["summary_json"]
         selection = Selection(where, split_columns(columns), long)
         selection.check()
