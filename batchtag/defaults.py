@@ -3,7 +3,7 @@
 A plain-Python table (no click, pandas or aiohttp here, so anything may import it cheaply):
 
 - the click options are built from it (`batchtag.options.click_options`),
-- `ApplyOptions` (runner.py) is generated from the entries whose ``python`` is true,
+- `ApplyOptions` (`batchtag.commands`) is generated from the entries whose ``python`` is true,
 - the engine, retry and HTTP-client dataclasses take their defaults via `default(name)`,
 - the Python API's signatures and numpydoc docstrings are generated from it.
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import batchtag.diff._entry as kinds  # verdicts and change kinds
+from batchtag import diff as kinds  # verdicts and change kinds
 from batchtag.diff import (
     DIFF_COLUMNS,
     EXIT_CHANGES,

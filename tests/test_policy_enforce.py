@@ -20,10 +20,10 @@ import batchtag
 from batchtag import enforce
 from batchtag.cli import main
 from batchtag.commands import EXIT_DRIFT, ApplyOptions, inventory_state, scopes
-from batchtag.inventory import ScopeChoice
 from batchtag.config import Settings
 from batchtag.diff import diff_plan, plan_exit_code
 from batchtag.gcore import Client, tags_dict
+from batchtag.inventory import ScopeChoice
 from batchtag.manifest import read_plan
 from batchtag.policy import PolicyError, evaluate, load_policy, parse_policy
 

@@ -174,7 +174,8 @@ async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confi
     changes = to_send
     if run.options.max_changes not in (None, ""):
         changes = writes_needed(run.state, pending_entries(run.plan, pending))
-    await check_max_changes(run.client, run.plan, changes, run.options)
+    reader = None if run.client is None else run.reader(run.options.concurrency)
+    await check_max_changes(reader, run.plan, changes, run.options)
     target = describe_target(run.client.settings.base_url, run.plan.scopes)
     if confirm is not None and changes and not confirm(changes, target):
         raise AbortRun("cancelled at the confirmation prompt")

@@ -7,6 +7,18 @@ from __future__ import annotations
 from batchtag.lazy import lazy_exports
 
 _HOMES = {
+    "ADD": "_entry",
+    "CHANGE": "_entry",
+    "LOCKED": "_entry",
+    "MODIFY": "_entry",
+    "NAME": "_entry",
+    "NOOP": "_entry",
+    "NOT_FOUND": "_entry",
+    "READ_ONLY": "_entry",
+    "REMOVE": "_entry",
+    "TAG": "_entry",
+    "VERDICTS": "_entry",
+    "WRITES": "_entry",
     "entry_block": "_block",
     "DIFF_COLUMNS": "_diff",
     "DiffCollector": "_diff",

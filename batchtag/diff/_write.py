@@ -15,7 +15,7 @@ from batchtag.diff._store import DIFF_COLUMNS, Diff
 from batchtag.tabular import ANY, INT, JSON, STR, atomic_write, table_format
 
 DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}  # the rest of DIFF_COLUMNS: STR
-GROUP = 16_384  # rows per Parquet row group (made from Python cells: ~12 MB)
+GROUP = 16_384  # rows per Parquet row group (made from Python cells, so bounded)
 
 
 def write_diff(diff: Any, path: str | os.PathLike) -> None:

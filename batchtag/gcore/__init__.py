@@ -8,6 +8,7 @@ from __future__ import annotations
 from batchtag.lazy import lazy_exports
 
 _HOMES = {
+    "Attempts": "_retry",
     "describe": "_retry",
     "fatal_reason": "_retry",
     "Client": "_client",
@@ -41,7 +42,6 @@ _HOMES = {
     "TRANSIENT": "_retry",
     "classify": "_retry",
     "new_state": "_retry",
-    "retrying": "_retry",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

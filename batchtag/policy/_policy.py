@@ -311,17 +311,6 @@ def _ids(value: Any, where: str) -> tuple[int, ...] | None:
     return tuple(dict.fromkeys(values))
 
 
-def scope_options(policy: Policy) -> dict[str, Any]:
-    """The policy's scope as export options; empty when it has none (the caller's
-    project/region options or the environment decide)."""
-    out: dict[str, Any] = {}
-    for name in SCOPE_KEYS:
-        value = getattr(policy, name)
-        if value is not None:
-            out[name] = list(value)
-    return out
-
-
 def tag_column(key: str) -> str:
     return TAG_PREFIX + key
 

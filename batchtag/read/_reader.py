@@ -41,13 +41,13 @@ from batchtag.gcore import (
     RATE_LIMIT,
     RETRY_CLASSES,
     TRANSIENT,
+    Attempts,
     Breaker,
     Client,
     RateLimiter,
     RetrySettings,
     classify,
     fatal_reason,
-    new_state,
     row_keys,
     take_rows,
 )
@@ -97,7 +97,6 @@ class ReadStats:
 
     requests: int = 0
     pages: int = 0
-    gets: int = 0
     passes: int = 0
     duplicates: int = 0
     retries: Counter = field(default_factory=Counter)
@@ -179,8 +178,7 @@ class Reader:
 
     async def request(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """Send one read with the engine's rules; final failures raise ApiError."""
-        failures: Counter[str] = Counter()
-        states: dict[str, Any] = {}
+        attempts = Attempts()
         while True:
             async with self._slots:
                 await self.limiter.acquire()
@@ -188,7 +186,7 @@ class Reader:
                 try:
                     result = await fetch()
                 except ApiError as error:
-                    delay = await self._failed(error, failures, states)
+                    delay = await self._failed(error, attempts)
                 else:
                     self.limiter.on_success()
                     self.breaker.record(False)
@@ -196,7 +194,7 @@ class Reader:
             if delay:
                 await self.sleep(delay)  # off the slot: others keep reading
 
-    async def _failed(self, error: ApiError, failures: Counter, states: dict) -> float:
+    async def _failed(self, error: ApiError, attempts: Attempts) -> float:
         kind = classify(error)
         fatal = fatal_reason(kind, error)
         if fatal is not None and not (self.isolate_scopes and error.status == 403):
@@ -208,8 +206,7 @@ class Reader:
             raise AbortRun("circuit breaker: most recent reads kept failing (5xx/timeouts)")
         if kind == RATE_LIMIT:
             self.limiter.on_throttle(error.retry_after)
-        failures[kind] += 1
-        delay = self.policies[kind].delay(states.setdefault(kind, new_state()), failures[kind])
+        delay = attempts.next_delay(kind, error, self.policies)
         if delay is None:
             raise error
         self.stats.retries[kind] += 1
@@ -249,8 +246,6 @@ class Reader:
             if classify(error) == GONE:
                 return None
             raise
-        finally:
-            self.stats.gets += 1
         return snapshot
 
     # -- a whole scope --------------------------------------------------------------------
@@ -425,14 +420,3 @@ class Reader:
             if ident in missing:
                 missing.discard(ident)
                 found[ident] = keep(snapshot)
-
-
-async def read_scope(client: Client, project_id: int, region_id: int, **options: Any):
-    """`Reader(client, **options).read_scope(project_id, region_id)` (see Reader)."""
-    async for page in Reader(client, **options).read_scope(project_id, region_id):
-        yield page
-
-
-async def read_snapshots(client: Client, keys: Iterable[Key], **options: Any) -> dict[Key, Any]:
-    """`Reader(client, **options).read_snapshots(keys)` (see Reader)."""
-    return await Reader(client, **options).read_snapshots(keys)
