@@ -178,6 +178,12 @@ def test_plan_and_apply_find_each_snapshot_of_a_manifest_without_a_region_column
     )
     plan = cli(["plan", str(manifest), "--project-id", "1", "--all-regions"], world)
     assert plan.exit_code == 0 and "Plan: 3 to change" in plan.stdout, plan.stderr
+    diff = batchtag.plan(
+        pd.read_csv(manifest, dtype=str), project_id=1, all_regions=True, **connection(world)
+    )
+    assert dict(zip(diff["snapshot_id"], diff["region_id"], strict=True)) == dict(
+        zip(picks, REGIONS, strict=True)
+    )
     report = tmp_path / "r.csv"
     applied = cli(
         ["apply", str(manifest), "--project-id", "1", "--all-regions", "--report", str(report)],

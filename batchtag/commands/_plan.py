@@ -25,7 +25,7 @@ import pandas as pd
 
 from batchtag.commands._apply import ApplyOptions, check_writable, load_located, open_client
 from batchtag.commands._export import PageBar
-from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
+from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.gcore import LIST_PAGE, Client, RateLimiter, RetrySettings
@@ -43,7 +43,7 @@ from batchtag.record import (
 )
 from batchtag.tabular import is_stdout, table_format
 
-PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
+PLAN_NAMES = (*MANIFEST_OPTIONS, *DISCOVERY_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 T = TypeVar("T")
