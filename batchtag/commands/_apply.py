@@ -89,10 +89,13 @@ async def run_apply(
     options: ApplyOptions,
     *,
     plan: Plan | None = None,
-    confirm: Callable[[int], bool] | None = None,
+    confirm: Callable[[int, str], bool] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
 ) -> RunOutcome:
     """Validate, guard, send, report. Raises ManifestError/UsageError/AbortRun before sending.
+
+    `confirm(count, target)` is asked before a run that writes (count: the snapshots that will
+    change; target: the API host and the scopes, `describe_target`); False cancels it.
 
     A summary file that cannot be written at the end does not raise: the outcome's
     ``summary_json_error`` says why (the caller shows the summary first, then the error).
