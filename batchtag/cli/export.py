@@ -99,8 +99,8 @@ def export_command(
     from batchtag.record import fill_started
 
     output = STDOUT if output is None else output
-    start(log_format, verbose, quiet, color, data_on_stdout=True)  # (-o - or --summary-json -)
-    console().data_on_stdout = is_stdout(output) or is_stdout(summary_json)
+    to_stdout = is_stdout(output) or is_stdout(summary_json)
+    start(log_format, verbose, quiet, color, data_on_stdout=to_stdout)
     kwargs["progress"] = progress_option(kwargs["progress"], quiet)
     try:
         one_stdout(output=output, summary_json=summary_json)
