@@ -6,11 +6,10 @@ import sys
 
 import click
 
-from batchtag.cli.common import console, fail, progress_option, start
+from batchtag.cli.common import console, fail, is_stdout, progress_option, start
 from batchtag.defaults import LOGGING_OPTIONS, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
-from batchtag.tabular import is_stdout
 
 CONFIRM_ABOVE = 1000  # interactive runs changing more snapshots than this ask first
 SUMMARY_FILE_FAILED = 3  # exit code when the run went fine but --summary-json failed

@@ -164,10 +164,17 @@ def start(
     return console
 
 
+def is_stdout(path: str | None) -> bool:
+    """Whether an output option means stdout (`batchtag.tabular.is_stdout`, imported only
+    when a command runs: ``batchtag --help`` loads every command module)."""
+    from batchtag.tabular import is_stdout as means_stdout
+
+    return means_stdout(path)
+
+
 def one_stdout(**outputs: str | None) -> None:
     """Refuse two outputs on stdout (``-o - --summary-json -``): they would mix."""
     from batchtag.errors import UsageError
-    from batchtag.tabular import is_stdout
 
     named = [f"--{name.replace('_', '-')} -" for name, path in outputs.items() if is_stdout(path)]
     if len(named) > 1:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import click
 
 from batchtag.cli.apply import ask, finish
-from batchtag.cli.common import console, fail, one_stdout, progress_option, start
+from batchtag.cli.common import console, fail, is_stdout, one_stdout, progress_option, start
 from batchtag.defaults import LOGGING_OPTIONS, NOT_FOR_ENFORCE, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError, UsageError
 from batchtag.options import click_options
-from batchtag.tabular import is_stdout
 
 ENFORCE_OPTIONS = tuple(o.name for o in PYTHON_OPTIONS if o.name not in NOT_FOR_ENFORCE)
 

@@ -6,12 +6,19 @@ import sys
 
 import click
 
-from batchtag.cli.common import console, fail, one_stdout, progress_option, save_summary, start
+from batchtag.cli.common import (
+    console,
+    fail,
+    is_stdout,
+    one_stdout,
+    progress_option,
+    save_summary,
+    start,
+)
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, LOGGING_OPTIONS
 from batchtag.errors import ApiError, BatchtagError
 from batchtag.options import click_options
-from batchtag.tabular import STDOUT, is_stdout
 
 # The read options of export and keys (and of their Python functions, after their own).
 SCOPE_FLAGS = (
@@ -97,6 +104,7 @@ def export_command(
     from batchtag.commands import run_export
     from batchtag.inventory import Selection, split_columns
     from batchtag.record import fill_started
+    from batchtag.tabular import STDOUT
 
     output = STDOUT if output is None else output
     to_stdout = is_stdout(output) or is_stdout(summary_json)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from batchtag.cli.common import fail, progress_option, start
+from batchtag.cli.common import fail, is_stdout, progress_option, start
 from batchtag.defaults import (
     CONNECTION_OPTIONS,
     DISCOVERY_OPTIONS,
@@ -16,7 +16,6 @@ from batchtag.defaults import (
 )
 from batchtag.errors import BatchtagError, UsageError
 from batchtag.options import click_options
-from batchtag.tabular import is_stdout
 
 
 @click.command()

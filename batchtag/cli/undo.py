@@ -6,11 +6,10 @@ import sys
 
 import click
 
-from batchtag.cli.common import fail, progress_option, start
+from batchtag.cli.common import fail, is_stdout, progress_option, start
 from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS, READ_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
-from batchtag.tabular import is_stdout
 
 CONFLICTS_SHOWN = 5  # skipped snapshots listed in the printed summary
 EXIT_SKIPPED = 1  # some snapshots could not be reverted (conflict, not found)
