@@ -80,11 +80,16 @@ class RedactingFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     """A log record as one JSON object: ``{"event": "log", "time", "level", "logger",
-    "message"}`` (plus ``exception``: the traceback, in one string)."""
+    "message"}`` (plus ``exception``: the traceback, in one string); `event` names it
+    otherwise (the CLI's error lines are ``"error"`` events)."""
+
+    def __init__(self, event: str = "log"):
+        super().__init__()
+        self.event = event
 
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "event": "log",
+            "event": self.event,
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,

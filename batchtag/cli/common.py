@@ -77,7 +77,7 @@ class Console:
             record = logging.makeLogRecord(
                 {"name": "batchtag.cli", "levelno": 40, "levelname": "ERROR", "msg": message}
             )
-            click.echo(JsonFormatter().format(record).replace('"log"', '"error"', 1), err=True)
+            click.echo(JsonFormatter("error").format(record), err=True)
         else:
             click.echo(f"error: {self.error}", err=True)
 
