@@ -94,6 +94,19 @@ def test_bad_names_are_one_line_exit_2_and_nothing_sent(sandbox, tmp_path, args,
     assert sandbox.stats()["total_requests"] == 0
 
 
+def test_an_error_before_the_run_still_writes_its_summary_under_a_filled_name(sandbox, tmp_path):
+    args = [
+        "enforce",
+        str(tmp_path / "missing.toml"),
+        "--summary-json",
+        str(tmp_path / "s-{started}.json"),
+    ]
+    result = invoke(args, sandbox)
+    assert result.exit_code == 2
+    (written,) = tmp_path.glob("s-*.json")
+    assert STAMP.search(written.name) and json.loads(written.read_text())["exit_code"] == 2
+
+
 def start_enforce(sandbox, policy: Path, runs: Path, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "batchtag", "enforce", str(policy), "--yes"]
     command += ["--report", str(runs / "enforce-{started}.csv"), "--rate", "40", *extra]

@@ -213,9 +213,14 @@ def fail(
         exit code and why (``error``), so a scheduler never reads an earlier run's.
     """
     from batchtag.logs import redact
-    from batchtag.record import error_summary
+    from batchtag.record import error_summary, fill_started
 
     summary = error_summary(redact(str(error)), error.exit_code)
+    if summary_json:
+        try:  # ({started} is filled when the run starts: an error before that fills it here)
+            summary_json = fill_started({"summary_json": summary_json})["summary_json"]
+        except BatchtagError:
+            summary_json = None  # the name itself is the error
     if summary_json:
         save_summary(summary, summary_json)
     if not _CONSOLE.summary:
