@@ -288,6 +288,17 @@ OPTIONS: dict[str, Option] = _opts(
         python=False,
     ),
     Option(
+        "with_volume",
+        None,
+        "str",
+        "Join each snapshot's volume: volume_name and volume_tag:<key> columns (one more"
+        " listing per scope).",
+        "bool",
+        choices=("volume",),
+        flag="--with",
+        python=False,
+    ),
+    Option(
         "scopes",
         None,
         "path",

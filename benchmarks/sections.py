@@ -1,8 +1,8 @@
 """The sections of `make bench`: each runs its benchmark, prints the benchmark's own detailed
 table, and returns its figures against their targets (rows of the final table).
 
-Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run) and 11
-(export); rate, adaptive and validate keep the targets of earlier issues. Every figure is
+Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run), 11
+(export) and 25 (inherit); rate, adaptive and validate keep the targets of earlier issues. Every figure is
 measured in the run that prints it: ratios compare clients measured in the same run.
 """
 
@@ -294,6 +294,35 @@ def plan() -> list[Figure]:
     return ratio_and_peak(bench, heading, ratio, ("plan", "batchtag plan"), PLAN_PEAK_MB)
 
 
+def inherit() -> list[Figure]:
+    from benchmarks import bench_inherit as bench
+
+    size = f"{label(bench.SNAPSHOTS)} snapshots, {label(bench.VOLUMES)} volumes"
+    r = shown(bench, f"inherit: enforce with a copy rule vs export --with volume + apply, {size}")
+    pair = "`batchtag export --with volume` then `batchtag apply` of the same changes"
+    return [
+        Figure(
+            f"inherit {label(bench.SNAPSHOTS)}: enforce / export + apply, wall time",
+            f"`batchtag enforce` with a copy rule (fill cost-center and team from the volume)"
+            f" vs {pair}; whole processes, same sandbox, same run",
+            bench.ratio(r),
+            target=at_most(bench.TARGET),
+        ),
+        Figure(
+            f"inherit {label(bench.SNAPSHOTS)}: enforce requests",
+            "every request the sandbox saw from enforce: snapshot pages, volume pages, PATCHes",
+            r["enforce"]["requests"],
+            unit="requests",
+        ),
+        Figure(
+            f"inherit {label(bench.SNAPSHOTS)}: export + apply requests",
+            f"the same for {pair} (apply reads the state again)",
+            r["export + apply"]["requests"],
+            unit="requests",
+        ),
+    ]
+
+
 def ratio_and_peak(
     bench: ModuleType, heading: str, ratio: Figure, peaked: tuple[str, str], bound_mb: float
 ) -> list[Figure]:
@@ -316,6 +345,7 @@ SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "rate": rate,
     "adaptive": adaptive,
     "rerun": rerun,
+    "inherit": inherit,
     "validate": validate,
     "export": export,
     "plan": plan,

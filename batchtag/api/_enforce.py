@@ -34,7 +34,8 @@ async def enforce_async(
     check : bool
         Only evaluate: return the manifest of what would change, send nothing.
     inventory : DataFrame, optional
-        An export to evaluate instead of reading the policy's scopes.
+        An export to evaluate instead of reading the policy's scopes (exported with
+        ``with_volume=True`` when a rule reads the volumes: `Policy.needs_volume`).
 
     Returns
     -------

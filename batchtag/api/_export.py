@@ -24,6 +24,7 @@ async def export_async(
     where: str | None = None,
     columns: str | Iterable[str] | None = None,
     long: bool = False,
+    with_volume: bool = False,
     output: str | os.PathLike | None = None,
     **reading: Any,
 ) -> pd.DataFrame:
@@ -41,12 +42,17 @@ async def export_async(
         is left out (``attrs["export"]["failed_scopes"]``, ``exit_code`` 1).
     where : str, optional
         A condition in batchtag's safe ``where`` language, checked before any request;
-        backticks for ``tag:``/``ro:`` columns, which are all-missing when no snapshot has
-        the key.
+        backticks for ``tag:``/``ro:``/``volume_tag:`` columns, which are all-missing when
+        no snapshot (volume) has the key.
     columns : str or list of str, optional
         Columns to keep (comma-separated or a list; patterns like ``tag:*``).
     long : bool
-        One row per (snapshot, tag) with key, value, read_only.
+        One row per (snapshot, tag) with key, value, read_only (the volume columns stay
+        columns of each row).
+    with_volume : bool
+        Also list each scope's volumes and join each snapshot's: ``volume_name`` and
+        ``volume_tag:<key>`` per user tag key of the volumes (NA when the volume is gone or
+        lacks the key).
     output : path, optional
         Also write .csv / .parquet / .jsonl.
 
@@ -65,7 +71,7 @@ async def export_async(
     refuse_unknown(reading, READ_NAMES, "export")
     if output is not None:
         output_format(output)
-    selection = Selection(where, split_columns(columns), long)
+    selection = Selection(where, split_columns(columns), long, bool(with_volume))
     chosen = ScopeChoice(project_id, region_id, scopes, all_projects, all_regions)
     chosen.check()
     outcome = await run_export(chosen, selection, output, collect=True, **reading)

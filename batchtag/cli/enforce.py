@@ -31,13 +31,14 @@ def enforce(
     """Make the snapshots satisfy POLICY (a TOML file of tag rules).
 
     Exports the policy's scopes (or every region / project the API lists:
-    --all-regions, --all-projects, or all_regions = true in its [scope]), evaluates every
-    rule, plans against the exported state, and applies only the changes, with all of
-    apply's options and guards (--max-changes N% counts the exported snapshots). Prints
-    the compliance summary: the inventory size and, per rule, the snapshots it matched,
-    those that broke it (noncompliant) and, after a run, those it changed. A second run
-    right after sends nothing; there is no --resume: running enforce again is the resume
-    ({started} in --report, --undo-file and --summary-json gives each run its own files).
+    --all-regions, --all-projects, or all_regions = true in its [scope]; and their volumes,
+    when a rule copies tags from them or its where reads them), evaluates every rule, plans
+    against the exported state, and applies only the changes, with all of apply's options
+    and guards (--max-changes N% counts the exported snapshots). Prints the compliance
+    summary: the inventory size and, per rule, the snapshots it matched, those that broke
+    it (noncompliant) and, after a run, those it changed. A second run right after sends
+    nothing; there is no --resume: running enforce again is the resume ({started} in
+    --report, --undo-file and --summary-json gives each run its own files).
 
     Exit codes: as apply (0 ok, 1 some failed or a scope could not be read, 2 bad policy
     or conflicting rules, nothing sent, 3 aborted, 130 interrupted); with --check (prints

@@ -62,6 +62,7 @@ def scope_choice(project_ids, region_ids, scopes, all_projects, all_regions):
     "where",
     "columns",
     "long",
+    "with_volume",
     "concurrency",
     "rate",
     "progress",
@@ -79,6 +80,7 @@ def export_command(
     where,
     columns,
     long,
+    with_volume,
     summary_json,
     verbose,
     quiet,
@@ -87,7 +89,8 @@ def export_command(
     **kwargs,
 ):
     """Write the inventory of one or more scopes: one row per snapshot, tag:<key> and
-    ro:<key> columns. The file is a valid wide manifest: edit it, then apply it with
+    ro:<key> columns (--with volume: also volume_name and volume_tag:<key> of the
+    snapshot's volume). The file is a valid wide manifest: edit it, then apply it with
     --empty-deletes. Without -o (or with -o -) the CSV goes to stdout (JSON Lines with
     --log-format json). A scope that cannot be read (403, 404, 5xx after retries) is left
     out and named; the others are exported and the exit code is 1.
@@ -98,6 +101,7 @@ def export_command(
       batchtag export --project-id 1 --all-regions -o project1.parquet
       batchtag export --where '`tag:cost-center`.isna() and size > 100' -o todo.csv
       batchtag export --scopes scopes.csv --columns 'snapshot_id,name,tag:*' --long
+      batchtag export --with volume --where '`volume_tag:team` == "data"' -o data.csv
     """
     import asyncio
 
@@ -113,7 +117,7 @@ def export_command(
     try:
         one_stdout(output=output, summary_json=summary_json)
         summary_json = fill_started({"summary_json": summary_json})["summary_json"]
-        selection = Selection(where, split_columns(columns), long)
+        selection = Selection(where, split_columns(columns), long, with_volume == "volume")
         selection.check()
         chosen = scope_choice(project_ids, region_ids, scopes, all_projects, all_regions)
         outcome = asyncio.run(run_export(chosen, selection, output, **kwargs))
@@ -131,9 +135,10 @@ def finish(outcome, target: str, summary_json: str | None) -> None:
     summary = outcome.as_dict()
     out.summary = summary
     problem = save_summary(summary, summary_json) if summary_json else None
+    volumes = "" if outcome.volumes is None else f"{outcome.volumes} volumes, "
     text = (
-        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, "
-        f"{len(outcome.scopes)} scope(s), {outcome.stats.requests} requests) to {target}"
+        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, {volumes}"
+        f"{len(outcome.scopes)} scope(s), {outcome.requests} requests) to {target}"
     )
     if outcome.failed:
         text += f"; {len(outcome.failed)} scope(s) could not be read and were left out"

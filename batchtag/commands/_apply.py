@@ -30,7 +30,7 @@ from batchtag.gcore import Client
 from batchtag.manifest import read_plan
 from batchtag.memory import release_memory
 from batchtag.model import Plan, PlanEntry, PlanIndex, iter_masked, needs_current_mask
-from batchtag.read import ScopeError
+from batchtag.read import ScopeError, State
 from batchtag.record import (
     EXIT_FAILED,
     ReportLock,
@@ -89,11 +89,14 @@ async def run_apply(
     options: ApplyOptions,
     *,
     plan: Plan | None = None,
+    state: State | None = None,
     confirm: Callable[[int, str], bool] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
 ) -> RunOutcome:
     """Validate, guard, send, report. Raises ManifestError/UsageError/AbortRun before sending.
 
+    `state`, when given, is the plan's current state known already (enforce's inventory,
+    with ``state.requests`` the requests that read it): nothing is read again.
     `confirm(count, target)` is asked before a run that writes (count: the snapshots that will
     change; target: the API host and the scopes, `describe_target`); False cancels it.
 
@@ -109,7 +112,7 @@ async def run_apply(
     report_path = Path(options.resume or options.report or default_report_path())
     # Held for the whole run; exit 2 (nothing sent) when in use or cannot be written.
     with ReportLock(report_path):
-        outcome = await _run_locked(source, options, plan, report_path, confirm, on_engine)
+        outcome = await _run_locked(source, options, plan, report_path, confirm, on_engine, state)
     if failed:  # scopes listed to find the snapshots in, that could not be read
         outcome.summary["failed_scopes"] = [f.as_dict() for f in failed]
         outcome.exit_code = outcome.summary["exit_code"] = outcome.exit_code or EXIT_FAILED
@@ -118,7 +121,9 @@ async def run_apply(
     return outcome
 
 
-async def _run_locked(source, options, plan, report_path, confirm, on_engine) -> RunOutcome:
+async def _run_locked(
+    source, options, plan, report_path, confirm, on_engine, known: State | None = None
+) -> RunOutcome:
     check_report_target(report_path, plan, options)
     for name in ("summary_json", "undo_file"):
         if getattr(options, name):
@@ -136,9 +141,16 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     run.undo = (
         UndoWriter(options.undo_file, append=bool(options.resume)) if options.undo_file else None
     )
+    if known is not None:
+        run.state = known
+        summary.state_read(known.read, known.requests)
     try:
         async with _maybe(client):
-            if streams(run):
+            if known is not None:
+                if not options.dry_run:
+                    await _guards(run, pending, to_send, confirm)
+                await run.send(pending_entries(plan, pending), to_send, on_engine)
+            elif streams(run):
                 if not options.dry_run:  # the prompt only: it counts the plan's snapshots
                     await _guards(run, pending, to_send, confirm)
                 await run.stream(pending, to_send, on_engine)

@@ -7,7 +7,8 @@ after a run, how many it changed.
       no tmp tags: 2 matched, 2 noncompliant, 2 changed
 
 The same figures go into the ``compliance`` JSON event, ``--summary-json`` and the Python
-summary as ``"inventory": N, "rules": [{"name", "matched", "noncompliant", "changed"}]``.
+summary as ``"inventory": N, "rules": [{"name", "matched", "noncompliant", "changed"}]``
+(a copy rule also has ``orphans``: matched snapshots whose volume is gone, left alone).
 """
 
 from __future__ import annotations
@@ -50,15 +51,17 @@ def compliance(
         for names in behind[RULE_COLUMN].dropna():
             for name in str(names).split(RULE_SEPARATOR):
                 by_rule[name] = by_rule.get(name, 0) + 1
-    rules = [
-        {
+    rules = []
+    for name, counts in manifest.attrs.get("rules", {}).items():
+        rule = {
             "name": name,
             "matched": int(counts["matched"]),
             "noncompliant": int(counts["noncompliant"]),
             "changed": by_rule.get(name, 0),
         }
-        for name, counts in manifest.attrs.get("rules", {}).items()
-    ]
+        if "orphans" in counts:  # a copy rule: matched, but the volume is gone
+            rule["orphans"] = int(counts["orphans"])
+        rules.append(rule)
     return {"inventory": int(inventory_size), "rules": rules}
 
 
@@ -74,5 +77,8 @@ def format_compliance(figures: Mapping[str, Any], *, ran: bool) -> str:
     lines = [f"compliance: {figures['inventory']} snapshots in the inventory"]
     for rule in figures["rules"]:
         text = f"  {rule['name']}: {rule['matched']} matched, {rule['noncompliant']} noncompliant"
-        lines.append(text + (f", {rule['changed']} changed" if ran else ""))
+        text += f", {rule['changed']} changed" if ran else ""
+        if "orphans" in rule:
+            text += f", {rule['orphans']} whose volume is gone (left alone)"
+        lines.append(text)
     return "\n".join(lines)

@@ -4,7 +4,13 @@
         --plan (diff against the exported state)--> diff --run_apply--> report
                                                      (with check=True: stop at the diff)
 
-The plan needs no second read: the state it diffs against is the inventory just exported.
+The export lists the volumes too (``with_volume``) only when a rule reads them
+(`Policy.needs_volume`: a ``copy``, or a ``where`` naming a volume column).
+
+Nothing is read twice: the plan diffs against the inventory just exported, and the apply
+run takes that state too (the before-state of its report and undo file, and the minimal
+bodies) instead of reading the snapshots again. A run sends the snapshot pages, the volume
+pages when needed, and one PATCH per snapshot that changes.
 ``max_changes`` N% counts against that inventory (the snapshots of the policy's scopes).
 There is no ``resume``: enforce re-reads the state every run and sends only what still
 differs, so re-running it after an interrupted run is the resume.
@@ -12,6 +18,7 @@ differs, so re-running it after an interrupted run is the resume.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
 import os
@@ -38,7 +45,7 @@ from batchtag.diff import EXIT_CHANGES, diff_plan, plan_exit_code, write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.inventory import ScopeChoice, Selection, compile_where, missing_tags
 from batchtag.manifest import read_plan
-from batchtag.model import TAG_PREFIX, Plan
+from batchtag.model import TAG_PREFIX, Plan, PlanIndex
 from batchtag.policy import (
     KEY_COLUMNS,
     RO_PREFIX,
@@ -49,6 +56,7 @@ from batchtag.policy import (
     is_tag_column,
     load_policy,
 )
+from batchtag.read import State
 from batchtag.record import EXIT_FAILED, EXIT_OK, fill_started, read_report
 
 log = logging.getLogger("batchtag.commands._enforce")
@@ -124,7 +132,8 @@ async def run_enforce(
     warnings = unknown_tag_warnings(policy, inventory)
     manifest = evaluate(policy, inventory)
     plan = read_plan(manifest, form="long")
-    diff = diff_plan(plan, inventory_state(inventory, plan))
+    current = inventory_state(inventory, plan)
+    diff = diff_plan(plan, current)
     failed = list(inventory.attrs.get("export", {}).get("failed_scopes", []))
     if check:
         return _checked(manifest, diff, len(inventory), failed, warnings, options, output)
@@ -135,7 +144,11 @@ async def run_enforce(
     settings = replace(
         options, max_changes=None, summary_json=None, all_projects=False, all_regions=False
     )
-    outcome = await run_apply(manifest, settings, plan=plan, confirm=confirm, on_engine=on_engine)
+    read = inventory.attrs.get("export", {})
+    known = known_state(plan, current, read.get("requests", 0) - read.get("volume_requests", 0))
+    outcome = await run_apply(
+        manifest, settings, plan=plan, state=known, confirm=confirm, on_engine=on_engine
+    )
     report = read_report(outcome.report_path) if len(manifest) else pd.DataFrame()
     summary = dict(outcome.summary)
     summary.update(compliance(manifest, len(inventory), changed_snapshots(report)))
@@ -147,6 +160,17 @@ async def run_enforce(
     if options.summary_json:
         result.summary_json_error = save_summary_json(summary, options.summary_json)
     return result
+
+
+def known_state(plan: Plan, snapshots: Mapping[tuple, dict[str, Any]], requests: int) -> State:
+    """The apply run's `State` from snapshots known already (`inventory_state`): a plan
+    entry the inventory lacks is not found. `requests`: what reading them cost."""
+    state = State(PlanIndex.of(plan.entries))
+    for entry in plan.entries:
+        state.put(state.index.position(entry), snapshots.get(entry.key))
+    state.finish()
+    state.read, state.requests = len(plan.entries), requests
+    return state
 
 
 def _checked(manifest, diff, size, failed, warnings, options, output) -> EnforceOutcome:
@@ -184,18 +208,21 @@ def unknown_tag_warnings(policy: Policy, inventory: pd.DataFrame) -> list[str]:
     for rule in policy.rules:
         if rule.where is None:
             continue
-        own = {*rule.set, *rule.delete, *rule.lower, *rule.upper, *rule.rename}
-        own |= set(rule.rename.values())
-        named = [c for c in compile_where(rule.where).columns if c not in own_columns(own)]
+        own = [*rule.set, *rule.delete, *rule.lower, *rule.upper, *rule.rename]
+        own += [*rule.rename.values(), *(rule.copy.keys if rule.copy is not None else ())]
+        named = [c for c in compile_where(rule.where).columns if not written(c, own)]
         for text in missing_tags(named, user, read_only):
             out.append(f"{rule.label}: {text}")
             log.warning("%s", out[-1])
     return out
 
 
-def own_columns(keys: Iterable[str]) -> set[str]:
-    """The ``tag:`` columns of some keys."""
-    return {TAG_PREFIX + key for key in keys}
+def written(column: str, keys: Iterable[str]) -> bool:
+    """Whether `column` is the ``tag:`` column of one of `keys` (fnmatch patterns too, as a
+    copy rule names them)."""
+    return column.startswith(TAG_PREFIX) and any(
+        fnmatch.fnmatchcase(column[len(TAG_PREFIX) :], key) for key in keys
+    )
 
 
 def check_options(
@@ -310,7 +337,11 @@ async def read_inventory(policy: Policy, options: ApplyOptions) -> pd.DataFrame:
     chosen.check()
     try:
         outcome = await run_export(
-            chosen, Selection(None, None, False), None, collect=True, **reading
+            chosen,
+            Selection(with_volume=policy.needs_volume),
+            None,
+            collect=True,
+            **reading,
         )
     except ApiError as error:  # the reads' retries are spent: nothing was sent
         raise AbortRun(f"cannot read the inventory: {error}") from None

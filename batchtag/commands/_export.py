@@ -4,12 +4,18 @@ One row per snapshot: the inventory columns, one `tag:<key>` column per user tag
 `ro:<key>` column per read-only tag key. Pages are spilled to a temporary file as they
 arrive (the set of tag keys is known only at the end) and pivoted into the output in
 chunks, so memory stays flat however big the scope is.
+
+With the volumes (``--with volume``), each scope's volumes are listed too, once, while its
+snapshots are read (the same client, limiter, breaker and retries), kept as Arrow columns
+(`batchtag.inventory.Volumes`) and joined onto each chunk: ``volume_name`` and
+``volume_tag:<key>`` after the snapshot's own columns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +26,7 @@ from batchtag.commands._guards import check_writable
 from batchtag.config import resolve_settings
 from batchtag.defaults import CONNECTION_OPTIONS, default
 from batchtag.errors import UsageError, option
-from batchtag.gcore import Client, RateLimiter, TableClient
+from batchtag.gcore import VOLUMES, Breaker, Client, RateLimiter, TableClient
 from batchtag.inventory import (
     API_SCHEMA,
     INVENTORY_COLUMNS,
@@ -28,11 +34,13 @@ from batchtag.inventory import (
     RO_PREFIX,
     SPILL_SCHEMA,
     TAGS_COLUMN,
+    VOLUME_API_SCHEMA,
     Output,
     Scope,
     ScopeChoice,
     Selection,
     Spill,
+    Volumes,
     empty_inventory,
     field_type,
     is_tag_column,
@@ -53,8 +61,9 @@ from batchtag.record import EXIT_FAILED, EXIT_OK, Progress, fill_started
 
 @dataclass
 class ExportOutcome:
-    """What an export did: rows written, snapshots read, what reading cost, the scopes that
-    could not be read (left out; the run is partial: exit code 1)."""
+    """What an export did: rows written, snapshots (and volumes) read, what reading cost
+    (`stats`: the snapshots' reads; `volume_stats`: the volumes', None without them), the
+    scopes that could not be read (left out; the run is partial: exit code 1)."""
 
     rows: int
     snapshots: int
@@ -63,23 +72,39 @@ class ExportOutcome:
     output: str | None
     frame: pd.DataFrame | None = None
     failed: list[ScopeError] = field(default_factory=list)
+    volumes: int | None = None
+    volume_stats: ReadStats | None = field(default=None, repr=False)
 
     @property
     def exit_code(self) -> int:
         return EXIT_FAILED if self.failed else EXIT_OK
 
+    @property
+    def requests(self) -> int:
+        """Every request the export sent, snapshot and volume pages alike."""
+        return self.stats.requests + (self.volume_stats.requests if self.volume_stats else 0)
+
     def as_dict(self) -> dict[str, Any]:
-        return {
+        parts = [self.stats] + ([self.volume_stats] if self.volume_stats else [])
+        retries: dict[str, int] = {}
+        for part in parts:
+            for kind, count in part.retries.items():
+                retries[kind] = retries.get(kind, 0) + count
+        out = {
             "rows": self.rows,
             "snapshots": self.snapshots,
             "scopes": [list(s) for s in self.scopes],
             "failed_scopes": [f.as_dict() for f in self.failed],
-            "requests": self.stats.requests,
-            "retries": dict(self.stats.retries),
-            "warnings": list(self.stats.warnings),
+            "requests": self.requests,
+            "retries": retries,
+            "warnings": [w for part in parts for w in part.warnings],
             "output": self.output,
             "exit_code": self.exit_code,
         }
+        if self.volume_stats is not None:
+            out["volumes"] = self.volumes
+            out["volume_requests"] = self.volume_stats.requests
+        return out
 
 
 class PageBar:
@@ -131,10 +156,12 @@ async def run_export(
     register_secret(settings.api_key)
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
     keys: set[tuple[str, bool]] = set()
-    dropped = 0
+    rows_in: dict[Scope, int] = {}  # spilled per scope (a failed scope's are dropped)
+    volumes = Volumes() if selection.with_volume else None
+    volume_reader = None
 
     async def read_one(project_id: int, region_id: int) -> None:
-        nonlocal keys, dropped
+        nonlocal keys
         found: set[tuple[str, bool]] = set()
         before = spill.rows
         try:
@@ -142,28 +169,38 @@ async def run_export(
                 table = page_table(page)
                 found |= tag_keys(table)
                 spill.add(table)
-        except ScopeError:
-            dropped += spill.rows - before  # filtered out when pivoted
-            raise
+        finally:
+            rows_in[(project_id, region_id)] = spill.rows - before
         keys |= found
 
     try:
         async with Client(settings, connections=concurrency) as client:
+            shared = {"limiter": RateLimiter(rate), "breaker": Breaker()}
             tables = TableClient(client, API_SCHEMA)  # pages as Arrow tables
             reader = Reader(
-                tables,
-                concurrency=concurrency,
-                limiter=RateLimiter(rate),
-                progress=bar,
-                isolate_scopes=True,
+                tables, concurrency=concurrency, progress=bar, isolate_scopes=True, **shared
             )
             chosen = scopes if isinstance(scopes, list) else await scopes.resolve(reader)
-            failed = await each_scope(chosen, read_one)
+            failed: list[ScopeError] = []
+
+            async def read_snapshots() -> None:
+                failed.extend(await each_scope(chosen, read_one))
+
+            reads = [read_snapshots()]
+            if volumes is not None:
+                listing = TableClient(client, VOLUME_API_SCHEMA, VOLUMES)
+                volume_reader = Reader(
+                    listing, concurrency=concurrency, items="volumes", isolate_scopes=True, **shared
+                )
+                reads.append(read_volumes(volume_reader, chosen, volumes, failed))
+            await together(reads)
         bar.close()
+        failed = first_per_scope(failed)
         for text in missing_tags(selection.names(), *split_keys(keys)):
             reader.warn(text)  # a name no snapshot has matches nothing: say so
         gone = {(f.project_id, f.region_id) for f in failed}
-        rows, frame = pivot(spill, *split_keys(keys), selection, target, collect, gone)
+        joined = volumes.finish() if volumes is not None else None
+        rows, frame = pivot(spill, *split_keys(keys), selection, target, collect, joined, gone)
     except BaseException:
         if target is not None:
             target.discard()
@@ -172,8 +209,48 @@ async def run_export(
         bar.close()
         spill.close()
     name = None if output is None else str(output)
-    snapshots = spill.rows - dropped
-    return ExportOutcome(rows, snapshots, chosen, reader.stats, name, frame, failed)
+    snapshots = spill.rows - sum(rows_in.get(scope, 0) for scope in gone)
+    outcome = ExportOutcome(rows, snapshots, chosen, reader.stats, name, frame, failed)
+    if volume_reader is not None:
+        outcome.volumes, outcome.volume_stats = volumes.count, volume_reader.stats
+    return outcome
+
+
+async def read_volumes(
+    reader: Reader, scopes: list[Scope], volumes: Volumes, failed: list[ScopeError]
+) -> None:
+    """List every scope's volumes into `volumes` (one listing per scope); a scope whose
+    volumes cannot be listed is added to `failed` (its snapshots are left out: without their
+    volumes they would look orphaned)."""
+
+    async def list_one(project_id: int, region_id: int) -> None:
+        async for page in reader.read_scope(project_id, region_id):
+            volumes.add((project_id, region_id), page)
+
+    failed.extend(await each_scope(scopes, list_one, what="volumes of scope"))
+
+
+def first_per_scope(failed: list[ScopeError]) -> list[ScopeError]:
+    """One failure per scope (its snapshots' or its volumes'), in the order they came."""
+    seen: dict[Scope, ScopeError] = {}
+    for error in failed:
+        seen.setdefault((error.project_id, error.region_id), error)
+    return list(seen.values())
+
+
+async def together(reads: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the reads side by side; the first to fail cancels the others and is raised as
+    it is (no exception group: callers catch ApiError, AbortRun, UsageError)."""
+    tasks = [asyncio.ensure_future(read) for read in reads]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def split_keys(keys: set[tuple[str, bool]]) -> tuple[list[str], list[str]]:
@@ -188,16 +265,18 @@ def pivot(
     selection: Selection,
     target: Output | None,
     collect: bool,
+    volumes: Volumes | None = None,
     gone: set[Scope] = frozenset(),
 ) -> tuple[int, pd.DataFrame | None]:
-    """Spill -> wide (-> where -> columns -> long) chunks -> output; returns (rows, frame).
-    Rows of the scopes in `gone` (read in part, then failed) are left out."""
+    """Spill -> wide (+ volumes -> where -> columns -> long) chunks -> output; returns
+    (rows, frame). Rows of the scopes in `gone` (read in part, then failed) are left out."""
     available = [*INVENTORY_COLUMNS, *(TAG_PREFIX + k for k in user_keys)]
     available += [RO_PREFIX + k for k in ro_keys]
+    available += volumes.columns if volumes is not None else []
     chosen = selection.pick(available)
     schema = output_schema(chosen, selection.long)
     frames, rows = [], 0
-    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, collect, gone):
+    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone):
         table = chunk if isinstance(chunk, pa.Table) else to_arrow(chunk, schema)
         rows += table.num_rows
         if target is not None:
@@ -209,17 +288,20 @@ def pivot(
     if not collect:
         return rows, None
     if not frames:
-        empty = empty_inventory().reindex(columns=list(schema.names))
+        empty = empty_inventory(with_volume=volumes is not None)
+        empty = empty.reindex(columns=list(schema.names))
         return rows, empty if selection.long else empty.assign(**{TAGS_COLUMN: []})
     return rows, pd.concat(frames, ignore_index=True)
 
 
-def chunks(spill, user_keys, ro_keys, selection, chosen, collect, gone) -> Iterator[Any]:
+def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone) -> Iterator[Any]:
     """Each spill batch as an output chunk: an Arrow table when nothing needs pandas."""
     for batch in spill.batches():
         if gone:
             batch = without_scopes(batch, gone)
         table = wide_table(batch, user_keys, ro_keys)
+        if volumes is not None:
+            table = volumes.join(table)
         if selection.where is None and not selection.long and not collect:
             yield with_columns(table, chosen)
             continue

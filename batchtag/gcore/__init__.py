@@ -16,6 +16,8 @@ _HOMES = {
     "PROJECTS": "_client",
     "REGIONS": "_client",
     "Slots": "_client",
+    "SNAPSHOTS": "_client",
+    "VOLUMES": "_client",
     "parse_retry_after": "_client",
     "read_only_keys": "_client",
     "tags_dict": "_client",

@@ -26,6 +26,7 @@ SNAPSHOTS = "/cloud/v1/snapshots"
 PROJECTS = "/cloud/v1/projects"  # the projects the key sees
 REGIONS = "/cloud/v1/regions"  # the regions (every project sees the same list)
 SCOPE_PAGE = 100  # page size for the project and region listings (the regions' default)
+VOLUMES = "/cloud/v1/volumes"
 LIST_PAGE = 1000  # the API's maximum page size
 LIST_QUERY = "?limit={limit}&offset={offset}"
 JSON_BODY = {"Content-Type": "application/json"}
@@ -45,8 +46,12 @@ def default_deadline(timeout: float) -> float:
     return max(2 * timeout, MIN_DEADLINE)
 
 
-def snapshot_url(base_url: str, project_id: int, region_id: int, snapshot_id: str = "") -> str:
-    url = f"{base_url}{SNAPSHOTS}/{project_id}/{region_id}"
+def snapshot_url(
+    base_url: str, project_id: int, region_id: int, snapshot_id: str = "", resource: str = SNAPSHOTS
+) -> str:
+    """The URL of a scope's list endpoint, or of one item in it; `resource` is
+    `SNAPSHOTS` or `VOLUMES`."""
+    url = f"{base_url}{resource}/{project_id}/{region_id}"
     return f"{url}/{snapshot_id}" if snapshot_id else url
 
 
@@ -367,8 +372,11 @@ class Client:
             f"or not done within the {self.request_deadline:g} s request deadline)"
         )
 
-    def url(self, project_id: int, region_id: int, snapshot_id: str = "") -> str:
-        return snapshot_url(self.settings.base_url, project_id, region_id, snapshot_id)
+    def url(
+        self, project_id: int, region_id: int, snapshot_id: str = "", *, resource: str = SNAPSHOTS
+    ) -> str:
+        """A scope's list URL, or one item's (`resource`: `SNAPSHOTS` or `VOLUMES`)."""
+        return snapshot_url(self.settings.base_url, project_id, region_id, snapshot_id, resource)
 
     async def get_snapshot(self, project_id: int, region_id: int, snapshot_id: str) -> dict:
         url = self.url(project_id, region_id, snapshot_id)

@@ -16,14 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
-from batchtag.errors import UsageError, first_line, option
+from batchtag.errors import CALLER, UsageError, first_line, option
 from batchtag.inventory._files import field_type
 from batchtag.inventory._where import compile_where
-from batchtag.model import TAG_PREFIX
+from batchtag.model import RO_PREFIX, TAG_PREFIX, VOLUME_TAG_PREFIX
 
 log = logging.getLogger("batchtag.export")
 
-RO_PREFIX = "ro:"
 INVENTORY_COLUMNS = (
     "project_id",
     "region_id",
@@ -36,6 +35,7 @@ INVENTORY_COLUMNS = (
     "updated_at",
     "task_id",
 )
+VOLUME_NAME = "volume_name"  # with the volumes joined: the volume's name, NA without one
 LONG_COLUMNS = ("key", "value", "read_only")
 KEY_COLUMNS = INVENTORY_COLUMNS[:3]
 TAGS_COLUMN = "tags"  # Python frame only: the user tags as a dict
@@ -44,22 +44,36 @@ Scope = tuple[int, int]
 
 @dataclass
 class Selection:
-    """--where / --columns / --long, checked before any request."""
+    """--where / --columns / --long / --with volume, checked before any request."""
 
     where: str | None = None
     columns: list[str] | None = None
     long: bool = False
+    with_volume: bool = False
 
     def check(self) -> None:
         if self.where is not None:  # the grammar, then the inventory's column types
-            compile_where(self.where, label=option("where")).dry_run(empty_inventory())
+            where = compile_where(self.where, label=option("where"))
+            self._needs_volume(option("where"), [c for c in where.columns if is_volume_column(c)])
+            where.dry_run(empty_inventory(with_volume=self.with_volume))
         for name in self.columns or []:
-            if not (is_pattern(name) or name in INVENTORY_COLUMNS or is_tag_column(name)):
-                known = ", ".join(INVENTORY_COLUMNS)
+            known = name in INVENTORY_COLUMNS or is_tag_column(name)
+            if not (is_pattern(name) or known or is_volume_column(name)):
+                volume = f", {VOLUME_NAME}, {VOLUME_TAG_PREFIX}<key>" if self.with_volume else ""
                 raise UsageError(
-                    f"{option('columns')}: unknown column {name!r}; "
-                    f"use {known}, tag:<key>, ro:<key> or a pattern like 'tag:*'"
+                    f"{option('columns')}: unknown column {name!r}; use "
+                    f"{', '.join(INVENTORY_COLUMNS)}, tag:<key>, ro:<key>{volume} or a "
+                    "pattern like 'tag:*'"
                 )
+            self._needs_volume(option("columns"), [name] if is_volume_column(name) else [])
+
+    def _needs_volume(self, where: str, names: list[str]) -> None:
+        """Volume columns exist only with the volumes joined: say so, not "unknown"."""
+        if names and not self.with_volume:
+            raise UsageError(
+                f"{where}: {names[0]!r} is a column of the snapshot's volume: "
+                f"add {with_volume_option()} to join the volumes"
+            )
 
     def names(self) -> list[str]:
         """The column names `where` and `columns` name outright (not patterns)."""
@@ -86,16 +100,32 @@ def is_tag_column(name: str) -> bool:
     return name.startswith((TAG_PREFIX, RO_PREFIX)) and len(name) > len(RO_PREFIX)
 
 
+def is_volume_column(name: str) -> bool:
+    """``volume_name`` or a ``volume_tag:<key>`` column (there with the volumes joined)."""
+    return name == VOLUME_NAME or (
+        name.startswith(VOLUME_TAG_PREFIX) and len(name) > len(VOLUME_TAG_PREFIX)
+    )
+
+
+def with_volume_option() -> str:
+    """How the caller asks for the volumes: ``--with volume`` or ``with_volume=True``."""
+    return "--with volume" if CALLER.get() == "cli" else "with_volume=True"
+
+
 def is_pattern(name: str) -> bool:
     return any(ch in name for ch in "*?[")
 
 
-def empty_inventory(tag_columns: Iterable[str] = ()) -> pd.DataFrame:
+def empty_inventory(tag_columns: Iterable[str] = (), *, with_volume: bool = False) -> pd.DataFrame:
+    """An inventory with no rows: its columns and their types (`with_volume`: and
+    ``volume_name``), for checking a `where` before anything is read."""
     columns = {
         c: pd.Series([], dtype="int64" if field_type(c) == pa.int64() else object)
         for c in INVENTORY_COLUMNS
     }
     columns.update({c: pd.Series([], dtype=object) for c in tag_columns})
+    if with_volume:
+        columns[VOLUME_NAME] = pd.Series([], dtype=object)
     return pd.DataFrame(columns)
 
 

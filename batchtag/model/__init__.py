@@ -16,6 +16,8 @@ _HOMES = {
     "TAGS_COLUMN": "_schema",
     "NAME_COLUMN": "_schema",
     "TAG_PREFIX": "_schema",
+    "RO_PREFIX": "_schema",
+    "VOLUME_TAG_PREFIX": "_schema",
     "OPS": "_schema",
     "DELETE_MARKER": "_schema",
     "TAG_TEXT": "_schema",

@@ -12,6 +12,7 @@ _HOMES = {
     "RULE_COLUMN": "_evaluate",
     "RULE_SEPARATOR": "_evaluate",
     "evaluate": "_evaluate",
+    "Copy": "_policy",
     "Policy": "_policy",
     "PolicyError": "_policy",
     "RO_PREFIX": "_policy",

@@ -22,6 +22,13 @@ Semantics (the order of rules in the file never matters):
   value, a ``delete`` of an absent key, a ``lower`` of a lower-case value are dropped.
 - **Read-only tags** cannot be written (the API keeps them): writes to a key that is
   read-only on a snapshot are skipped there (with a warning), and so is a rename onto one.
+- **Copy from the volume.** ``copy`` reads the inventory's ``volume_tag:<key>`` columns
+  (the volume's user tags): for each key its patterns match, a selected snapshot whose
+  volume has the key gets the volume's value when it lacks the key (``overwrite = true``:
+  also when its value differs). A key the volume lacks is left as it is (never deleted).
+  A snapshot whose volume is gone (``volume_name`` NA) is left alone; per copy rule,
+  ``attrs["rules"]`` counts them (``orphans``). Its writes are claims like any other rule's,
+  so a different value from another rule is a conflict naming both.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from batchtag.model import LONG_COLUMNS
+from batchtag.inventory import VOLUME_NAME, is_volume_column
+from batchtag.model import LONG_COLUMNS, VOLUME_TAG_PREFIX
 from batchtag.policy._policy import (
     INVENTORY_COLUMNS,
     SCOPE_KEYS,
@@ -66,8 +74,9 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
         From `batchtag.policy._policy.load_policy`.
     inventory : pandas.DataFrame
         An export: project_id, region_id, snapshot_id, the other inventory columns,
-        ``tag:<key>`` per user tag and ``ro:<key>`` per read-only tag (NA = no such tag).
-        Rows outside the policy's [scope] are left alone.
+        ``tag:<key>`` per user tag and ``ro:<key>`` per read-only tag (NA = no such tag);
+        with the volumes joined (needed when `Policy.needs_volume`), ``volume_name`` and
+        ``volume_tag:<key>``. Rows outside the policy's [scope] are left alone.
 
     Returns
     -------
@@ -76,13 +85,14 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
         ("" for delete), rule (the rules behind the snapshot's changes, joined by "; "): one
         row per (snapshot, key) that changes, in inventory order. ``attrs["rules"]`` maps
         each rule to the snapshots it ``matched`` (its ``where`` selected them) and those
-        ``noncompliant`` (it changes them).
+        ``noncompliant`` (it changes them); for a copy rule also the matched ones whose
+        volume is gone: ``orphans``.
 
     Raises
     ------
     PolicyError
-        Rules writing different values to one key of one snapshot, or a ``where`` that
-        fails on this inventory.
+        Rules writing different values to one key of one snapshot, a ``where`` that fails
+        on this inventory, or a policy reading volumes on an inventory without them.
 
     Examples
     --------
@@ -92,19 +102,35 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in KEY_COLUMNS if c not in inventory.columns]
     if missing:
         raise PolicyError(f"the inventory has no {', '.join(missing)} column")
+    _check_volumes(policy, inventory)
     original = _prepared(inventory, policy)
     state = original.copy()
     claims = _empty_claims()
-    matched = None
+    matched = orphans = None
     for _ in range(MAX_PASSES):
-        writes, selected = _writes(policy, state, warn=matched is None)
-        matched = selected if matched is None else matched
+        writes, selected, gone = _writes(policy, state, warn=matched is None)
+        if matched is None:
+            matched, orphans = selected, gone
         claims = _merge(claims, writes, policy, original)
         if not _apply(state, writes):
             manifest, changed = _manifest(claims, original, policy)
-            manifest.attrs["rules"] = _stats(policy, matched, changed)
+            manifest.attrs["rules"] = _stats(policy, matched, changed, orphans)
             return manifest
     raise PolicyError(f"policy {policy.source}: the rules did not settle after {MAX_PASSES} passes")
+
+
+def _check_volumes(policy: Policy, inventory: pd.DataFrame) -> None:
+    """A policy that reads the volumes needs them joined: without ``volume_name`` every
+    copy would silently find nothing."""
+    if VOLUME_NAME in inventory.columns:
+        return
+    for rule in policy.rules:
+        if rule.needs_volume:
+            reads = "copies from the volume" if rule.copy else "reads the volume in its where"
+            raise PolicyError(
+                f"policy {policy.source}: {rule.label} {reads}, but the inventory has no "
+                f"{VOLUME_NAME} column: export it with the volumes joined (with_volume=True)"
+            )
 
 
 def _prepared(inventory: pd.DataFrame, policy: Policy) -> pd.DataFrame:
@@ -118,7 +144,8 @@ def _prepared(inventory: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     frame = inventory[inside].drop(columns=[TAGS_COLUMN], errors="ignore")
     frame = frame.reset_index(drop=True)
     for column in frame.columns:
-        if is_tag_column(column) and frame[column].dtype.kind == "f":
+        text = is_tag_column(column) or is_volume_column(column)
+        if text and frame[column].dtype.kind == "f":
             frame[column] = pd.Series(present(frame, column), dtype=object)
     return frame
 
@@ -161,15 +188,45 @@ def _actions(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> Iterator[_Wri
         has = (current != None) & (present(frame, ro_column(new))[rows] == None)  # noqa: E711
         yield _Writes(rows[has], old, np.full(int(has.sum()), None, dtype=object))
         yield _Writes(rows[has], new, current[has])
+    if rule.copy is not None:
+        yield from _copies(rule, frame, rows)
 
 
-def _writes(policy: Policy, frame: pd.DataFrame, warn: bool) -> tuple[pd.DataFrame, list[int]]:
-    """Every rule's writes on `frame` (a claims frame), and how many rows each selected."""
+def _copies(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> Iterator[_Writes]:
+    """A copy's writes: per key it matches among the volumes' tag keys, the volume's value
+    where the snapshot lacks the key (or, with overwrite, differs). Only selected rows whose
+    volume exists and has the key."""
+    copy = rule.copy
+    assert copy is not None
+    found = present(frame, VOLUME_NAME)[rows] != None  # noqa: E711
+    prefix = VOLUME_TAG_PREFIX
+    available = [c[len(prefix) :] for c in frame.columns if c.startswith(prefix)]
+    for key in copy.matching(available):
+        source = present(frame, VOLUME_TAG_PREFIX + key)[rows]
+        take = found & (source != None)  # noqa: E711
+        if not copy.overwrite:
+            take &= present(frame, tag_column(key))[rows] == None  # noqa: E711
+        yield _Writes(rows[take], key, source[take])
+
+
+def _orphans(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> int | None:
+    """How many of a copy rule's selected rows have no volume (None for other rules)."""
+    if rule.copy is None:
+        return None
+    return int((present(frame, VOLUME_NAME)[rows] == None).sum())  # noqa: E711
+
+
+def _writes(
+    policy: Policy, frame: pd.DataFrame, warn: bool
+) -> tuple[pd.DataFrame, list[int], list[int | None]]:
+    """Every rule's writes on `frame` (a claims frame), how many rows each selected and,
+    per copy rule, how many of those have no volume."""
     parts: list[tuple[np.ndarray, str, np.ndarray, int]] = []
-    selected = []
+    selected, orphans = [], []
     for index, rule in enumerate(policy.rules):
         rows = np.flatnonzero(rule.matches(frame, policy.source))
         selected.append(len(rows))
+        orphans.append(_orphans(rule, frame, rows))
         for w in _actions(rule, frame, rows):
             read_only = present(frame, ro_column(w.key))[w.rows] != None  # noqa: E711
             if read_only.any():
@@ -183,7 +240,7 @@ def _writes(policy: Policy, frame: pd.DataFrame, warn: bool) -> tuple[pd.DataFra
                 w = _Writes(w.rows[~read_only], w.key, w.values[~read_only])
             parts.append((w.rows, w.key, w.values, index))
     if not parts:
-        return _empty_claims(), selected
+        return _empty_claims(), selected, orphans
     keys = np.concatenate([np.full(len(p[0]), p[1], dtype=object) for p in parts])
     frame_parts = {  # object columns: pandas would otherwise turn None into NaN
         "row": np.concatenate([p[0] for p in parts]).astype(np.int64),
@@ -191,7 +248,7 @@ def _writes(policy: Policy, frame: pd.DataFrame, warn: bool) -> tuple[pd.DataFra
         "value": pd.Series(np.concatenate([p[2] for p in parts]), dtype=object),
         "rule": np.concatenate([np.full(len(p[0]), p[3], dtype=np.int64) for p in parts]),
     }
-    return pd.DataFrame(frame_parts), selected
+    return pd.DataFrame(frame_parts), selected, orphans
 
 
 def _merge(
@@ -289,14 +346,21 @@ def _rule_names(behind: pd.DataFrame, names: list[str]) -> pd.Series:
     return pd.Series(np.array(labels, dtype=object)[inverse.ravel()], index=rows)
 
 
-def _stats(policy: Policy, selected: list[int], changed: pd.Series) -> dict[str, dict]:
+def _stats(
+    policy: Policy, selected: list[int], changed: pd.Series, orphans: list[int | None]
+) -> dict[str, dict]:
     stats = {}
     for index, (rule, count) in enumerate(zip(policy.rules, selected, strict=True)):
         stats[rule.name] = {"matched": count, "noncompliant": int(changed.get(index, 0))}
+        gone = ""
+        if orphans[index] is not None:
+            stats[rule.name]["orphans"] = orphans[index]
+            gone = f", {orphans[index]} whose volume is gone (left alone)"
         log.info(
-            "%s: matches %d snapshots, %d noncompliant",
+            "%s: matches %d snapshots, %d noncompliant%s",
             rule.label,
             count,
             stats[rule.name]["noncompliant"],
+            gone,
         )
     return stats

@@ -13,11 +13,24 @@ A policy is an optional ``[scope]`` and one or more ``[[rule]]`` tables::
 
 A rule's ``where`` (default: every snapshot) picks snapshots; its actions say what they get:
 ``set`` (key = value), ``delete`` (keys), ``lower`` / ``upper`` (keys whose value changes
-case), ``rename`` (old key = new key). Everything is checked here, before any request:
-unknown keys, an empty rule, invalid tag text, a rule writing one key twice, and every
-``where`` against the grammar of `batchtag.inventory.compile_where`, then on made-up rows with the
-inventory's column types (an unknown column, text compared with a number).
-`batchtag.policy.evaluate` turns a policy and an inventory into a manifest.
+case), ``rename`` (old key = new key), ``copy`` (tags inherited from the snapshot's volume)::
+
+    [[rule]]
+    name = "cost tags follow the volume"
+    copy = { from = "volume", keys = ["cost-center", "team-*"], overwrite = false }
+
+``copy`` fills the listed keys the snapshot lacks with its volume's values (``overwrite =
+true``: also replaces values that differ); a key may be an fnmatch pattern (``*``, ``?``,
+``[...]``, case-sensitive) matched against the volumes' user tag keys. A policy with a
+``copy`` rule, or a ``where`` naming ``volume_name`` or a ``volume_tag:<key>`` column,
+needs the volumes joined to the inventory (`Policy.needs_volume`; `enforce` then lists
+them).
+
+Everything is checked here, before any request: unknown keys, an empty rule, invalid tag
+text, a bad ``copy`` table (unknown ``from``, no keys, a bad pattern), a rule writing one key
+twice, and every ``where`` against the grammar of `batchtag.inventory.compile_where`, then
+on made-up rows with the inventory's column types (an unknown column, text compared with a
+number). `batchtag.policy.evaluate` turns a policy and an inventory into a manifest.
 
 A ``where`` is a small, safe condition language (`batchtag.inventory.compile_where`): columns, literals,
 comparisons, and/or/not, arithmetic and a fixed list of methods. It never runs code, so a
@@ -28,6 +41,7 @@ policy file cannot do anything but select snapshots. It sees the export's column
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -47,11 +61,13 @@ from batchtag.inventory import (
     compile_where,
     empty_inventory,
     is_tag_column,
+    is_volume_column,
 )
 from batchtag.manifest import fullmatch, tag_text_problem
 from batchtag.model import TAG_PREFIX, TAG_TEXT
 
 __all__ = [
+    "Copy",
     "INVENTORY_COLUMNS",
     "RO_PREFIX",
     "TAGS_COLUMN",
@@ -67,8 +83,12 @@ SCOPE_KEYS = SCOPE_OPTIONS  # [scope] names project_id and region_id (ints or li
 SCOPE_FLAGS = DISCOVERY_OPTIONS  # ... or all_projects / all_regions = true (listed by the API)
 KEY_LISTS = ("delete", "lower", "upper")  # actions taking a list of keys
 KEY_TABLES = ("set", "rename")  # actions taking a table
-ACTIONS = ("set", "delete", "lower", "upper", "rename")
+ACTIONS = ("set", "delete", "lower", "upper", "rename", "copy")
 RULE_KEYS = ("name", "description", "where", *ACTIONS)
+COPY_KEYS = ("from", "keys", "overwrite")  # a copy table's keys
+COPY_SOURCES = ("volume",)  # where `copy` takes tags from
+COPY_EXAMPLE = '{ from = "volume", keys = ["cost-center"] }'
+WILDCARDS = "*?["  # a copy key holding one of these is an fnmatch pattern
 RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 
 
@@ -76,6 +96,39 @@ class PolicyError(UsageError):
     """A policy that cannot be used: bad TOML, unknown keys, a bad rule, conflicting rules.
 
     Nothing is sent; exit code 2 on the command line."""
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A rule's ``copy``: tags inherited from the snapshot's `source` (the volume).
+
+    Attributes
+    ----------
+    source : str
+        Where the values come from (``"volume"``: the inventory's ``volume_tag:`` columns).
+    keys : tuple of str
+        Tag keys, or fnmatch patterns (``cost-*``), matched case-sensitively.
+    overwrite : bool
+        False: fill only keys the snapshot lacks. True: also replace a differing value.
+    """
+
+    source: str
+    keys: tuple[str, ...]
+    overwrite: bool = False
+
+    def matching(self, available: list[str]) -> list[str]:
+        """The keys of `available` (the source's tag keys) this copy takes, in their order.
+
+        Examples
+        --------
+        >>> Copy("volume", ("cost-*", "team")).matching(["cost-center", "env", "team"])
+        ['cost-center', 'team']
+        """
+        return [k for k in available if any(fnmatch.fnmatchcase(k, p) for p in self.keys)]
+
+    def covers(self, key: str) -> bool:
+        """Whether this copy may write `key`."""
+        return bool(self.matching([key]))
 
 
 @dataclass(frozen=True)
@@ -89,11 +142,22 @@ class Rule:
     lower: tuple[str, ...] = ()
     upper: tuple[str, ...] = ()
     rename: dict[str, str] = field(default_factory=dict)
+    copy: Copy | None = None
     line: int | None = None  # the line of its [[rule]] header, for messages
 
     @property
     def label(self) -> str:
         return f"rule {self.name!r}" + (f" (line {self.line})" if self.line else "")
+
+    @property
+    def needs_volume(self) -> bool:
+        """Whether the rule reads the snapshot's volume: it copies from it, or its
+        ``where`` names ``volume_name`` or a ``volume_tag:`` column."""
+        if self.copy is not None:
+            return True
+        return self.where is not None and any(
+            is_volume_column(c) for c in compile_where(self.where).columns
+        )
 
     def matches(self, frame: pd.DataFrame, source: str) -> np.ndarray:
         """A boolean array: which rows of `frame` the rule's `where` selects.
@@ -111,7 +175,7 @@ class Rule:
         """Check `where` before anything is read (see the module docstring)."""
         try:
             if self.where is not None:
-                compile_where(self.where).dry_run(empty_inventory())
+                compile_where(self.where).dry_run(empty_inventory(with_volume=True))
         except WhereError as error:
             raise PolicyError(f"policy {source}: {self.label}: {error}") from None
 
@@ -126,6 +190,12 @@ class Policy:
     source: str = "<policy>"
     all_projects: bool = False
     all_regions: bool = False
+
+    @property
+    def needs_volume(self) -> bool:
+        """Whether any rule reads the snapshots' volumes (`Rule.needs_volume`): the
+        inventory must then have them joined (``export(with_volume=True)``)."""
+        return any(rule.needs_volume for rule in self.rules)
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -230,6 +300,8 @@ def _rule(raw: Any, index: int, line: int | None, source: str) -> Rule:
 
 
 def _action(action: str, value: Any, where: str) -> Any:
+    if action == "copy":
+        return _copy(value, where)
     if action in KEY_TABLES:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -242,10 +314,53 @@ def _action(action: str, value: Any, where: str) -> Any:
     return tuple(dict.fromkeys(value))
 
 
+def _copy(value: Any, where: str) -> Copy:
+    """A ``copy`` table, checked: ``from`` a known source, a non-empty list of keys or
+    patterns (each pattern's ``[`` closed), ``overwrite`` a boolean."""
+    if not isinstance(value, dict):
+        raise PolicyError(f"{where}: copy must be a table, e.g. copy = {COPY_EXAMPLE}")
+    _check_keys(value, COPY_KEYS, f"{where}: copy", "key")
+    source = value.get("from")
+    if source not in COPY_SOURCES:
+        got = "no from" if source is None else f"from = {source!r}"
+        known = ", ".join(repr(s) for s in COPY_SOURCES)
+        raise PolicyError(f"{where}: copy has {got}; copy takes tags from {known}")
+    keys = value.get("keys")
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise PolicyError(
+            f"{where}: copy needs keys = a non-empty list of tag keys or patterns, "
+            'e.g. ["cost-center", "team-*"]'
+        )
+    for key in keys:
+        problem = _pattern_problem(key)
+        if problem:
+            raise PolicyError(f"{where}: copy: key pattern {key!r} {problem}")
+    overwrite = value.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise PolicyError(f"{where}: copy: overwrite must be true or false")
+    return Copy(source, tuple(dict.fromkeys(keys)), overwrite)
+
+
+def _pattern_problem(key: str) -> str | None:
+    """Why `key` is not a usable fnmatch pattern (None when it is): every ``[`` opens a
+    class that a ``]`` closes (fnmatch would read an unclosed one as a plain ``[``)."""
+    at = 0
+    while (at := key.find("[", at)) >= 0:
+        end = at + 1 + (key[at + 1 : at + 2] == "!")
+        end += key[end : end + 1] == "]"  # a leading ] is part of the class
+        close = key.find("]", end)
+        if close < 0:
+            return f"has an unclosed '[' at character {at + 1}"
+        at = close + 1
+    return None
+
+
 def _check_tag_text(actions: dict[str, Any], where: str) -> None:
     texts: list[tuple[str, str]] = []
     for action, value in actions.items():
-        if action == "set":
+        if action == "copy":
+            texts += [("copy: key", k) for k in value.keys]
+        elif action == "set":
             texts += [("set: key", k) for k in value]
             texts += [(f"set: value of {k!r}", v) for k, v in value.items()]
         elif action == "rename":
@@ -259,9 +374,12 @@ def _check_tag_text(actions: dict[str, Any], where: str) -> None:
 
 
 def _check_written_once(actions: dict[str, Any], where: str) -> None:
-    """Within one rule every key is written by one action (rename writes old and new)."""
+    """Within one rule every key is written by one action (rename writes old and new; a
+    copy every key its patterns match)."""
     seen: dict[str, str] = {}
     for action, value in actions.items():
+        if action == "copy":
+            continue
         keys = [*value, *value.values()] if action == "rename" else list(value)
         for key in keys:
             if key in seen:
@@ -269,6 +387,10 @@ def _check_written_once(actions: dict[str, Any], where: str) -> None:
                     f"{where}: tag {key!r} is written by both {seen[key]} and {action}"
                 )
             seen[key] = action
+    copy = actions.get("copy")
+    for key, action in seen.items():
+        if copy is not None and copy.covers(key):
+            raise PolicyError(f"{where}: tag {key!r} is written by both {action} and copy")
 
 
 def _check_unique(rules: tuple[Rule, ...], source: str) -> None:

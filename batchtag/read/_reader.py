@@ -142,6 +142,8 @@ class Reader:
         Reading several scopes where one failing must not stop the others: a list page
         that fails for good (403, 404, retries spent) raises `ScopeError` naming its scope
         (a 401 still aborts everything).
+    items : str
+        What the listed scopes hold ("snapshots", "volumes"), for warnings.
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class Reader:
         on_retry: Callable[[str], None] | None = None,
         max_passes: int = MAX_PASSES,
         isolate_scopes: bool = False,
+        items: str = "snapshots",
     ):
         self.client = client
         self.isolate_scopes = isolate_scopes
@@ -168,6 +171,7 @@ class Reader:
         self.progress = progress
         self.on_retry = on_retry
         self.max_passes = max_passes
+        self.items = items
         self.stats = ReadStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._read = 0
@@ -343,10 +347,11 @@ class Reader:
             return
         counts = sorted(set(c for p in passes for c in p.counts))
         text = (
-            f"project {project_id} / region {region_id} changed while it was read: "
+            f"the {self.items} of project {project_id} / region {region_id} changed while "
+            "they were read: "
             f"count {first.counts[0]} -> {last.counts[-1]} (seen {', '.join(map(str, counts))}), "
             f"{first.duplicates} duplicate(s) dropped, read in {len(passes)} passes; "
-            f"{len(seen)} snapshots returned"
+            f"{len(seen)} {self.items} returned"
         )
         if last.ids is not None:
             # every id a later pass listed is in `seen` too

@@ -64,7 +64,7 @@ async def listed_ids(reader: Reader, what: str) -> list[int]:
 
 
 async def each_scope(
-    scopes: Sequence[Scope], read: Callable[[int, int], Awaitable[None]]
+    scopes: Sequence[Scope], read: Callable[[int, int], Awaitable[None]], what: str = "scope"
 ) -> list[ScopeError]:
     """``await read(project_id, region_id)`` for every scope; the ones that fail are logged
     and returned, the others go on.
@@ -75,6 +75,8 @@ async def each_scope(
     read : callable
         Reads one scope with a `Reader` made with ``isolate_scopes=True`` (its failures
         are `ScopeError`). What it gathered of a scope that failed is the caller's to drop.
+    what : str
+        What a warning calls the thing read (``"volumes of scope"``).
 
     Returns
     -------
@@ -93,7 +95,8 @@ async def each_scope(
         except ScopeError as error:
             failed.append(error)
             if len(scopes) > 1:  # (a single scope's failure is the run's error, said once)
-                log.warning("%s; left out, the other scopes go on", error)
+                where = f"{what} {project_id}/{region_id}"
+                log.warning("%s: %s; left out, the other scopes go on", where, error.error)
     if failed and len(failed) == len(scopes):
         raise failed[0].run_error()
     return failed
