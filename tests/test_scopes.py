@@ -236,3 +236,14 @@ def test_a_manifest_with_the_column_is_refused_with_all_regions(world, tmp_path)
     result = invoke(["plan", str(manifest), "--all-regions"], world)
     assert result.exit_code == 2 and "this manifest has a region_id column" in result.stderr
     assert world.stats()["total_requests"] == 0
+
+
+def test_with_volume_a_failing_scope_is_left_out_once(make_sandbox, tmp_path):
+    """The scope's volume listing fails too: one failure for the scope, the others joined."""
+    sandbox = make_sandbox(snapshots=8, region_ids=REGIONS, fail_scopes=["1/3:404"])
+    frame = batchtag.export(project_id=1, all_regions=True, with_volume=True, **connection(sandbox))
+    summary = frame.attrs["export"]
+    assert [(f["project_id"], f["region_id"]) for f in summary["failed_scopes"]] == [(1, 3)]
+    assert summary["exit_code"] == 1 and summary["snapshots"] == len(frame) == 16
+    assert set(frame["snapshot_id"]) == ids_in(sandbox, [(1, 1), (1, 2)])
+    assert frame["volume_name"].notna().any()
