@@ -58,7 +58,7 @@ OPTIONS: dict[str, Option] = _opts(
     # -- the report ---------------------------------------------------------------------
     Option("report", None, "path", "Report path (.csv/.parquet/.jsonl).", "str | Path | None"),
     Option("resume", None, "path", "Continue this report's run.", "str | Path | None"),
-    Option("overwrite", False, "flag", "Replace an existing report or undo file.", "bool"),
+    Option("overwrite", False, "flag", "Replace an existing report, undo file or -o file.", "bool"),
     Option("dry_run", False, "flag", "Send no writes; report rows are `planned`.", "bool"),
     Option("summary_json", None, "path", "Also write the summary here.", "str | Path | None"),
     # -- sending ------------------------------------------------------------------------
@@ -283,7 +283,8 @@ OPTIONS: dict[str, Option] = _opts(
         "long",
         False,
         "flag",
-        "One row per (snapshot, tag): key, value, read_only.",
+        "One row per (snapshot, tag): key, value, read_only (an untagged snapshot: one row"
+        " with an empty key).",
         "bool",
         python=False,
     ),

@@ -2,7 +2,7 @@
 table, and returns its figures against their targets (rows of the final table).
 
 Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run), 11
-(export) and 25 (inherit); rate, adaptive and validate keep the targets of earlier issues. Every figure is
+(export), 25 (inherit) and 22 (breadth: many tags, keys and rules); rate, adaptive and validate keep the targets of earlier issues. Every figure is
 measured in the run that prints it: ratios compare clients measured in the same run.
 """
 
@@ -337,6 +337,60 @@ def ratio_and_peak(
     ]
 
 
+def breadth() -> list[Figure]:
+    from benchmarks import bench_breadth as bench
+
+    tags, keys = label(bench.TAGS), label(bench.KEYS)
+    rules, snapshots = label(bench.RULES), label(bench.RULE_SNAPSHOTS)
+    heading = (
+        f"breadth: {tags} tags on one snapshot, {keys} keys with --long, {rules} rules on"
+        f" {snapshots} snapshots; exports best of {bench.ROUNDS}"
+    )
+    r = shown(bench, heading)
+    whole = "whole-process wall time (start-up included)"
+    export_limit = at_most(bench.TARGET_EXPORT_S)
+    return [
+        Figure(
+            f"breadth: export, {tags} tags on one snapshot",
+            f"{whole} of `batchtag export -o FILE.parquet`, a {bench.WIDE_SNAPSHOTS}-snapshot"
+            f" scope where one snapshot has {tags} user tags",
+            r["wide"]["wall"],
+            "s",
+            export_limit,
+        ),
+        Figure(
+            f"breadth: export --long, {keys} keys",
+            f"{whole} of `batchtag export --long -o FILE.parquet`, {keys} snapshots each with"
+            " a tag key of its own",
+            r["long"]["wall"],
+            "s",
+            export_limit,
+        ),
+        Figure(
+            "breadth: export, nothing tagged (start-up)",
+            f"the same export of the {bench.WIDE_SNAPSHOTS}-snapshot scope before tagging:"
+            " start-up and fixed cost, for reading the rows above",
+            r["baseline"]["wall"],
+            "s",
+        ),
+        Figure(
+            f"breadth: {rules} rules on {snapshots} snapshots, evaluation",
+            "batchtag.policy.evaluate, in-process, on the exported inventory: two rules"
+            " per window of creation time, one setting the window's key, the other upper,"
+            " delete (chained) or rename",
+            r["rules"]["evaluate"],
+            "s",
+            at_most(bench.TARGET_RULES_S),
+        ),
+        Figure(
+            f"breadth: {rules} rules, loading the policy",
+            "parse_policy of the same policy: TOML, every rule checked (tag text, where)",
+            r["rules"]["load"],
+            "s",
+        ),
+    ]
+
+
 SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "startup": startup,
     "latency": latency,
@@ -347,6 +401,7 @@ SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "rerun": rerun,
     "inherit": inherit,
     "validate": validate,
+    "breadth": breadth,
     "export": export,
     "plan": plan,
     "memory": memory,

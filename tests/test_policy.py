@@ -188,6 +188,30 @@ def test_chained_rules_settle_in_one_evaluation():
     assert evaluate(rules, inventory(after(snaps, manifest))).empty
 
 
+def test_many_rules_and_a_chain_give_each_snapshot_what_its_rules_ask():
+    """150 rules each adding a tag column (beyond the 62 rules a bit mask per rule holds),
+    then a chain two passes long: every snapshot gets the keys of the rules that select
+    it, the rule column names them in policy order, and a second evaluation is empty."""
+    text = "\n".join(
+        f"[[rule]]\nname='r{i}'\nwhere='size >= {i % 7}'\nset={{k{i}='v{i}'}}" for i in range(150)
+    )
+    text += "\n[[rule]]\nname='then'\nwhere='`tag:k149` == \"v149\"'\nset={done='yes'}"
+    text += "\n[[rule]]\nname='last'\nwhere='`tag:done` == \"yes\"'\ndelete=['tmp']"
+    rules = policy(text)
+    snaps = [{"size": size, "tags": {"tmp": "x"}} for size in (1, 3, 6)]
+    manifest = evaluate(rules, inventory(snaps))
+    for at, snap in enumerate(snaps):
+        mine = manifest[manifest["snapshot_id"].str.endswith(f"{at:012d}")]
+        chosen = [i for i in range(150) if snap["size"] >= i % 7]
+        chained = snap["size"] >= 149 % 7
+        want = {("set", f"k{i}", f"v{i}") for i in chosen}
+        want |= {("set", "done", "yes"), ("delete", "tmp", "")} if chained else set()
+        assert set(zip(mine["op"], mine["key"], mine["value"], strict=True)) == want
+        names = [f"r{i}" for i in chosen] + (["then", "last"] if chained else [])
+        assert set(mine[RULE_COLUMN]) == {"; ".join(names)}
+    assert evaluate(rules, inventory(after(snaps, manifest))).empty
+
+
 def test_chained_rules_that_fight_are_a_conflict():
     rules = policy(
         "[[rule]]\nname='add'\nwhere='`tag:x`.isna()'\nset={y='1'}\n"

@@ -26,6 +26,7 @@ async def export_async(
     long: bool = False,
     with_volume: bool = False,
     output: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **reading: Any,
 ) -> pd.DataFrame:
     """The inventory of one or more scopes as a DataFrame (and `output`, when given).
@@ -48,13 +49,16 @@ async def export_async(
         Columns to keep (comma-separated or a list; patterns like ``tag:*``).
     long : bool
         One row per (snapshot, tag) with key, value, read_only (the volume columns stay
-        columns of each row).
+        columns of each row); a snapshot without tags (of the chosen columns) is one row
+        with key and value NA, read_only False.
     with_volume : bool
         Also list each scope's volumes and join each snapshot's: ``volume_name`` and
         ``volume_tag:<key>`` per user tag key of the volumes (NA when the volume is gone or
         lacks the key).
     output : path, optional
         Also write .csv / .parquet / .jsonl.
+    overwrite : bool
+        Replace `output` when it exists (else refused before any request).
 
     Returns
     -------
@@ -74,7 +78,9 @@ async def export_async(
     selection = Selection(where, split_columns(columns), long, bool(with_volume))
     chosen = ScopeChoice(project_id, region_id, scopes, all_projects, all_regions)
     chosen.check()
-    outcome = await run_export(chosen, selection, output, collect=True, **reading)
+    outcome = await run_export(
+        chosen, selection, output, collect=True, overwrite=overwrite, **reading
+    )
     outcome.frame.attrs["export"] = outcome.as_dict()
     return outcome.frame
 

@@ -7,7 +7,7 @@ import click
 from batchtag.cli.apply import ask, finish
 from batchtag.cli.common import console, fail, is_stdout, one_stdout, progress_option, start
 from batchtag.defaults import LOGGING_OPTIONS, NOT_FOR_ENFORCE, PYTHON_OPTIONS
-from batchtag.errors import BatchtagError, UsageError
+from batchtag.errors import BatchtagError, UsageError, option
 from batchtag.options import click_options
 
 ENFORCE_OPTIONS = tuple(o.name for o in PYTHON_OPTIONS if o.name not in NOT_FOR_ENFORCE)
@@ -56,8 +56,8 @@ def enforce(
 
     to_stdout = is_stdout(output) or is_stdout(kwargs["summary_json"])
     start(log_format, verbose, quiet, color, data_on_stdout=to_stdout)
-    if limit < 0:
-        fail(UsageError("--limit must be 0 or more"), log_format)
+    if limit < 0:  # before anything is read: -1 is not "no limit"
+        fail(UsageError(f"{option('limit', limit)}: give 0 or more snapshots to show"), log_format)
     options = ApplyOptions(**kwargs)
     options.progress = progress_option(options.progress, quiet)
     try:

@@ -59,6 +59,7 @@ def scope_choice(project_ids, region_ids, scopes, all_projects, all_regions):
 @scope_flags
 @click_options(
     "output",
+    "overwrite",
     "where",
     "columns",
     "long",
@@ -129,8 +130,10 @@ def export_command(
 
 
 def finish(outcome, target: str, summary_json: str | None) -> None:
-    """Write the summary JSON (when asked), say what was exported (and which scopes could
-    not be read) on stderr, exit 0 (1 when a scope was left out)."""
+    """Write the summary JSON (when asked), say what was exported on stderr (and which
+    scopes could not be read); exit 0, or 1 when the export is partial: a scope was left
+    out, or a listing stayed inconsistent after its re-reads (the output holds what was
+    seen)."""
     out = console()
     summary = outcome.as_dict()
     out.summary = summary
@@ -143,6 +146,12 @@ def finish(outcome, target: str, summary_json: str | None) -> None:
     if outcome.failed:
         text += f"; {len(outcome.failed)} scope(s) could not be read and were left out"
     out.note(text, event="exported", rows=outcome.rows, snapshots=outcome.snapshots)
+    if outcome.stats.missing:
+        out.fail_line(
+            f"the listing kept changing while it was re-read: {target} holds the "
+            f"{outcome.snapshots} snapshots seen, ~{outcome.stats.missing} may be missing; "
+            "export again when the scope is quieter"
+        )
     if problem:
         out.fail_line(problem)
     sys.exit(outcome.exit_code or (1 if problem else 0))

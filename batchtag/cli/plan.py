@@ -14,7 +14,7 @@ from batchtag.defaults import (
     MANIFEST_OPTIONS,
     READ_OPTIONS,
 )
-from batchtag.errors import BatchtagError, UsageError
+from batchtag.errors import BatchtagError, UsageError, option
 from batchtag.options import click_options
 
 
@@ -22,6 +22,7 @@ from batchtag.options import click_options
 @click.argument("manifest")
 @click_options(
     "output",
+    "overwrite",
     "detailed_exitcode",
     "limit",
     *MANIFEST_OPTIONS,
@@ -66,11 +67,11 @@ def plan(
     from batchtag.record import fill_started
 
     out = start(log_format, verbose, quiet, color, data_on_stdout=is_stdout(output))
+    if limit < 0:  # before anything is read: -1 is not "no limit"
+        fail(UsageError(f"{option('limit', limit)}: give 0 or more snapshots to show"), log_format)
     options = ApplyOptions(**kwargs)
     options.progress = progress_option(options.progress, quiet)
     try:
-        if limit < 0:
-            raise UsageError(f"--limit must be 0 or more, got {limit}")
         output = fill_started({"output": output})["output"]
         diff = asyncio.run(plan_diff(manifest, options, output=output, rows=limit > 0))
     except BatchtagError as error:

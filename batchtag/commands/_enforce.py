@@ -123,10 +123,10 @@ async def run_enforce(
     >>> asyncio.run(run_enforce("p.toml", ApplyOptions(), check=True))  # doctest: +SKIP
     """
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
-    check_options(options, check, output)
     started = datetime.now(UTC)  # {started} in every file name of the run
-    options = options.stamped(started)
     output = fill_started({"output": output}, started)["output"]
+    check_options(options, check, output)
+    options = options.stamped(started)
     if inventory is None:
         inventory = await read_inventory(policy, options)
     warnings = unknown_tag_warnings(policy, inventory)
@@ -237,7 +237,7 @@ def check_options(
                 f"{option('output')} writes the drift of {option('check', True)}; a run "
                 f"writes {option('report')} and {option('undo_file')}"
             )
-        check_output(output)
+        check_output(output, overwrite=options.overwrite)
     parse_max_changes(options.max_changes)
     for name in NOT_FOR_ENFORCE:
         if getattr(options, name):

@@ -77,7 +77,9 @@ class ExportOutcome:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAILED if self.failed else EXIT_OK
+        """1 when the export is partial: a scope could not be read, or a listing stayed
+        inconsistent after its re-reads (`ReadStats.missing`)."""
+        return EXIT_FAILED if self.failed or self.stats.missing else EXIT_OK
 
     @property
     def requests(self) -> int:
@@ -99,6 +101,7 @@ class ExportOutcome:
             "retries": retries,
             "warnings": [w for part in parts for w in part.warnings],
             "output": self.output,
+            "missing": self.stats.missing,  # a listing that stayed inconsistent: an estimate
             "exit_code": self.exit_code,
         }
         if self.volume_stats is not None:
@@ -139,8 +142,10 @@ async def run_export(
     rate: float = default("rate"),
     progress: bool | None = None,
     collect: bool = False,
+    overwrite: bool = False,
 ) -> ExportOutcome:
-    """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame.
+    """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame;
+    an existing `output` is refused unless `overwrite`.
 
     `scopes` are listed, or chosen (`ScopeChoice`: the projects or regions may be listed
     from the API first). A scope that cannot be read is left out and named in the outcome
@@ -150,8 +155,9 @@ async def run_export(
     selection.check()
     output = fill_started({"output": output})["output"]
     target = Output(output) if output is not None else None
-    if target is not None and target.target is not None:
-        check_writable(target.target, "output")  # before any request
+    if target is not None and target.target is not None:  # before any request
+        refuse_existing(target.target, overwrite)
+        check_writable(target.target, "output")
     settings = resolve_settings(base_url, api_key, insecure_http=insecure_http, ca_bundle=ca_bundle)
     register_secret(settings.api_key)
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
@@ -253,6 +259,15 @@ async def together(reads: list[Coroutine[Any, Any, None]]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def refuse_existing(path: os.PathLike, overwrite: bool) -> None:
+    """An existing file is never replaced silently (like a report): --overwrite says so."""
+    if os.path.lexists(path) and not overwrite:
+        raise UsageError(
+            f"{option('output', str(path))} already exists: choose another {option('output')}, "
+            f"or pass {option('overwrite', True)} to replace it"
+        )
+
+
 def split_keys(keys: set[tuple[str, bool]]) -> tuple[list[str], list[str]]:
     """Sorted user tag keys and read-only tag keys."""
     return sorted(k for k, ro in keys if not ro), sorted(k for k, ro in keys if ro)
@@ -333,9 +348,9 @@ def without_scopes(batch: pa.RecordBatch, gone: set[Scope]) -> pa.RecordBatch:
 
 
 def with_columns(table: pa.Table, chosen: list[str]) -> pa.Table:
+    present = set(table.column_names)  # one lookup a column, not a scan of the names
     arrays = [
-        table.column(c) if c in table.column_names else pa.nulls(table.num_rows, pa.string())
-        for c in chosen
+        table.column(c) if c in present else pa.nulls(table.num_rows, pa.string()) for c in chosen
     ]
     return pa.table(arrays, names=chosen)
 

@@ -43,7 +43,14 @@ from batchtag.record import (
 )
 from batchtag.tabular import is_stdout, table_format
 
-PLAN_NAMES = (*MANIFEST_OPTIONS, *DISCOVERY_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
+PLAN_NAMES = (
+    *MANIFEST_OPTIONS,
+    *DISCOVERY_OPTIONS,
+    *CONNECTION_OPTIONS,
+    *READ_OPTIONS,
+    "output",
+    "overwrite",
+)
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 T = TypeVar("T")
@@ -190,10 +197,18 @@ async def _reading(reads: Awaitable[T]) -> T:
 # ---------------------------------------------------------------- plan
 
 
-def check_output(output: str | os.PathLike | None, what: str = "output") -> None:
-    """Before any request: the output's format is known and the file can be written."""
+def check_output(
+    output: str | os.PathLike | None, what: str = "output", overwrite: bool = False
+) -> None:
+    """Before any request: the output's format is known, the file can be written, and an
+    existing one is replaced only with `overwrite`."""
     if output is not None:
         table_format(output, what)
+        if os.path.lexists(output) and not overwrite and not is_stdout(output):
+            raise UsageError(
+                f"{option(what, str(output))} already exists: choose another {option(what)}, "
+                f"or pass {option('overwrite', True)} to replace it"
+            )
         check_writable(output, "output")
 
 
@@ -249,7 +264,7 @@ async def plan_diff(
     """
     options.check()
     output = fill_started({"output": output})["output"]
-    check_output(output)
+    check_output(output, overwrite=options.overwrite)
     failed = []
     if plan is None:
         plan, failed = await _reading(load_located(source, options))

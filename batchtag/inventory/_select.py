@@ -298,9 +298,19 @@ class TagCodes:
         has = np.zeros(length, dtype=bool)
         code = self.names.get(key)
         if code is not None:
-            hit = np.flatnonzero((self.codes == code) & (self.read_only == read_only))
+            hit = self.positions(code * 2 + bool(read_only))
             at[self.rows[hit]], has[self.rows[hit]] = hit, True
         return self.values.take(pa.array(at, mask=~has))
+
+    def positions(self, group: int) -> np.ndarray:
+        """The tags of one (key code, read_only) group, in order: the tags are sorted by
+        group once, so a column costs its own tags, not a scan of every tag per key."""
+        if not hasattr(self, "_order"):
+            groups = self.codes * 2 + self.read_only  # null keys (-1) sort first, unmatched
+            self._order = np.argsort(groups, kind="stable")
+            self._sorted = groups[self._order]
+        start, end = np.searchsorted(self._sorted, [group, group + 1])
+        return self._order[start:end]
 
 
 def tag_keys(table: pa.Table) -> set[tuple[str, bool]]:
@@ -328,19 +338,31 @@ def user_tags(batch: pa.RecordBatch) -> list[dict[str, str]]:
 
 
 def long_frame(wide: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
-    """One row per (snapshot, tag): `keep` columns plus key, value, read_only."""
-    parts = []
-    for column in [c for c in wide.columns if is_tag_column(c)]:
-        present = wide[wide[column].notna()]
-        if present.empty:
-            continue
-        part = present[keep].copy()
-        part["key"] = column.split(":", 1)[1]
-        part["value"] = present[column]
-        part["read_only"] = column.startswith(RO_PREFIX)
-        part["_order"] = present.index
-        parts.append(part)
-    if not parts:
+    """One row per (snapshot, tag): `keep` columns plus key, value, read_only; a snapshot
+    with none of the frame's tags is one row too, its key and value empty (NA) and
+    read_only False, so every snapshot is listed.
+
+    Rows in the frame's order, each row's tags in column order. Each tag column is read
+    once and the rest of the frame taken once, so the cost is the size of the frame, not
+    keys x rows."""
+    names = [c for c in wide.columns if is_tag_column(c)]
+    rows, which, values = [], [], []
+    tagged = np.zeros(len(wide), dtype=bool)
+    for at, column in enumerate(names):
+        cells = wide[column]
+        hit = np.flatnonzero(cells.notna().to_numpy())
+        if len(hit):
+            rows.append(hit)
+            which.append(np.full(len(hit), at))
+            values.append(cells.iloc[hit])
+            tagged[hit] = True
+    bare = np.flatnonzero(~tagged)
+    if len(bare):  # untagged: one row with no key (`which` past the names)
+        rows.append(bare)
+        which.append(np.full(len(bare), len(names)))
+        filler = values[0].dtype if values else object
+        values.append(pd.Series([None] * len(bare), dtype=filler))
+    if not rows:
         return pd.DataFrame(
             {
                 **{c: wide[c].iloc[:0] for c in keep},
@@ -349,8 +371,14 @@ def long_frame(wide: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
                 "read_only": pd.Series([], dtype=bool),
             }
         )
-    out = pd.concat(parts).sort_values("_order", kind="stable")
-    return out.drop(columns="_order").reset_index(drop=True)
+    row, column = np.concatenate(rows), np.concatenate(which)
+    order = np.lexsort((column, row))  # by row, then by column: the frame's own order
+    out = wide[keep].iloc[row[order]].reset_index(drop=True)
+    keys = [n.split(":", 1)[1] for n in names]
+    out["key"] = np.array([*keys, None], dtype=object)[column[order]]
+    out["value"] = pd.concat(values, ignore_index=True).iloc[order].reset_index(drop=True)
+    out["read_only"] = np.array([n.startswith(RO_PREFIX) for n in names] + [False])[column[order]]
+    return out
 
 
 def split_columns(columns: str | Iterable[str] | None) -> list[str] | None:

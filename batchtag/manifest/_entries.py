@@ -40,7 +40,7 @@ class PlanEntries(Sequence[PlanEntry]):
 
     Examples
     --------
-    >>> from batchtag.plan import EMPTY
+    >>> from batchtag.model import EMPTY
     >>> entries = PlanEntries(
     ...     projects=np.array([1]), regions=np.array([2]), snapshots=pa.array(["s"]),
     ...     state_codes=np.array([0]), states=[(EMPTY, True, EMPTY)], names=None,

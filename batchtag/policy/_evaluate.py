@@ -34,6 +34,7 @@ Semantics (the order of rules in the file never matters):
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -107,12 +108,14 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     state = original.copy()
     claims = _empty_claims()
     matched = orphans = None
+    moved: set[str] | None = None  # the columns the last pass changed; None: first pass
     for _ in range(MAX_PASSES):
-        writes, selected, gone = _writes(policy, state, warn=matched is None)
+        writes, selected, gone = _writes(policy, state, warn=matched is None, moved=moved)
         if matched is None:
             matched, orphans = selected, gone
         claims = _merge(claims, writes, policy, original)
-        if not _apply(state, writes):
+        state, moved = _apply(state, writes)
+        if not moved:
             manifest, changed = _manifest(claims, original, policy)
             manifest.attrs["rules"] = _stats(policy, matched, changed, orphans)
             return manifest
@@ -143,10 +146,14 @@ def _prepared(inventory: pd.DataFrame, policy: Policy) -> pd.DataFrame:
             inside &= inventory[name].astype("int64").isin(getattr(policy, name)).to_numpy()
     frame = inventory[inside].drop(columns=[TAGS_COLUMN], errors="ignore")
     frame = frame.reset_index(drop=True)
-    for column in frame.columns:
-        text = is_tag_column(column) or is_volume_column(column)
-        if text and frame[column].dtype.kind == "f":
-            frame[column] = pd.Series(present(frame, column), dtype=object)
+    floats = [
+        c
+        for c in frame.columns
+        if (is_tag_column(c) or is_volume_column(c)) and frame[c].dtype.kind == "f"
+    ]
+    if floats:  # one new frame, not one column replaced at a time
+        objects = {c: pd.Series(present(frame, c), dtype=object) for c in floats}
+        frame = pd.DataFrame({c: objects.get(c, frame[c]) for c in frame.columns})
     return frame
 
 
@@ -217,14 +224,20 @@ def _orphans(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> int | None:
 
 
 def _writes(
-    policy: Policy, frame: pd.DataFrame, warn: bool
+    policy: Policy, frame: pd.DataFrame, warn: bool, moved: set[str] | None = None
 ) -> tuple[pd.DataFrame, list[int], list[int | None]]:
     """Every rule's writes on `frame` (a claims frame), how many rows each selected and,
-    per copy rule, how many of those have no volume."""
+    per copy rule, how many of those have no volume.
+
+    With `moved` (the columns the previous pass changed), a rule reading none of them is
+    left out: its writes are those of the previous pass, already claimed and applied (and
+    the counts are only those of the first pass, which has no `moved`)."""
     parts: list[tuple[np.ndarray, str, np.ndarray, int]] = []
     selected, orphans = [], []
     for index, rule in enumerate(policy.rules):
-        rows = np.flatnonzero(rule.matches(frame, policy.source))
+        if moved is not None and rule.copy is None and moved.isdisjoint(_reads(rule)):
+            continue  # (a copy rule reads every tag its patterns match: never left out)
+        rows = np.flatnonzero(rule.matches(_named_columns(frame, rule), policy.source))
         selected.append(len(rows))
         orphans.append(_orphans(rule, frame, rows))
         for w in _actions(rule, frame, rows):
@@ -251,13 +264,39 @@ def _writes(
     return pd.DataFrame(frame_parts), selected, orphans
 
 
+# A name `where` may use: `backticked` or a bare identifier (a word inside a string counts
+# too: taking a column too many is harmless).
+WHERE_NAME = re.compile(r"`([^`]+)`|([^\W\d]\w*)")
+
+
+def _where_names(rule: Rule) -> dict[str, None]:
+    """Every name the rule's `where` spells, in order."""
+    return dict.fromkeys(a or b for a, b in WHERE_NAME.findall(rule.where or ""))
+
+
+def _named_columns(frame: pd.DataFrame, rule: Rule) -> pd.DataFrame:
+    """The columns of `frame` the rule's `where` names: an expression evaluated on the whole
+    frame costs every column (pandas resolves each name), a rule at a time, for every rule."""
+    if rule.where is None:
+        return frame
+    names = [n for n in _where_names(rule) if n in frame.columns]
+    return pd.DataFrame({n: frame[n] for n in names}, index=frame.index, copy=False)
+
+
+def _reads(rule: Rule) -> set[str]:
+    """The columns the rule's writes depend on: what its `where` names, and the tags whose
+    value `lower`, `upper` and `rename` carry over (ro: columns never change)."""
+    carried = [*rule.lower, *rule.upper, *rule.rename]
+    return {*_where_names(rule), *(tag_column(k) for k in carried)}
+
+
 def _merge(
     claims: pd.DataFrame, writes: pd.DataFrame, policy: Policy, original: pd.DataFrame
 ) -> pd.DataFrame:
     """Add `writes` to the claims; two different writes to one slot are an error."""
-    merged = pd.concat([claims, writes], ignore_index=True) if len(claims) else writes
-    if not len(merged):
+    if not len(writes):  # (nothing new: an empty frame's object columns would spoil "row")
         return claims
+    merged = pd.concat([claims, writes], ignore_index=True) if len(claims) else writes
     merged = merged.drop_duplicates(["row", "key", "value", "rule"], ignore_index=True)
     repeated = merged[merged.duplicated(["row", "key"], keep=False)]
     if len(repeated):
@@ -290,9 +329,12 @@ def _shown(value: str | None) -> str:
     return "removes it" if value is None else f"sets {value!r}"
 
 
-def _apply(state: pd.DataFrame, writes: pd.DataFrame) -> bool:
-    """Write `writes` into `state`'s tag: columns; True when any cell changed."""
-    changed = False
+def _apply(state: pd.DataFrame, writes: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+    """`state` with `writes` in its tag: columns, and the columns where a cell changed.
+
+    The changed columns replace or join the frame in one step: inserting them one by one
+    costs a copy of the frame's blocks each (and pandas warns about fragmentation)."""
+    changed: dict[str, pd.Series] = {}
     for key, group in writes.groupby("key", sort=False):
         column = tag_column(str(key))
         values = present(state, column)
@@ -301,9 +343,12 @@ def _apply(state: pd.DataFrame, writes: pd.DataFrame) -> bool:
         differs = values[rows] != new
         if differs.any():
             values[rows[differs]] = new[differs]
-            state[column] = pd.Series(values, index=state.index, dtype=object)
-            changed = True
-    return changed
+            changed[column] = pd.Series(values, index=state.index, dtype=object)
+    if not changed:
+        return state, set()
+    moved = set(changed)
+    kept = {c: changed.pop(c, state[c]) for c in state.columns}
+    return pd.DataFrame({**kept, **changed}, index=state.index), moved
 
 
 def _manifest(
@@ -334,16 +379,27 @@ def _manifest(
 def _rule_names(behind: pd.DataFrame, names: list[str]) -> pd.Series:
     """Per row: the names of its rules in policy order, joined; one join per combination."""
     codes, rows = pd.factorize(behind["row"])
-    matrix = np.zeros((len(rows), len(names)), dtype=bool)
-    matrix[codes, behind["rule"].to_numpy(dtype=np.int64)] = True
+    rules = behind["rule"].to_numpy(dtype=np.int64)
     if len(names) < 63:  # a bit per rule: factorize ints instead of sorting rows
+        matrix = np.zeros((len(rows), len(names)), dtype=bool)
+        matrix[codes, rules] = True
         weights = np.left_shift(1, np.arange(len(names), dtype=np.int64))
         inverse, masks = pd.factorize(matrix @ weights)
         combos = (np.asarray(masks)[:, None] & weights) != 0
-    else:
-        combos, inverse = np.unique(matrix, axis=0, return_inverse=True)
-    labels = [RULE_SEPARATOR.join(n for n, on in zip(names, c, strict=True) if on) for c in combos]
-    return pd.Series(np.array(labels, dtype=object)[inverse.ravel()], index=rows)
+        labels = [
+            RULE_SEPARATOR.join(n for n, on in zip(names, c, strict=True) if on) for c in combos
+        ]
+        return pd.Series(np.array(labels, dtype=object)[inverse.ravel()], index=rows)
+    # more rules: each row's rule indexes, sorted, as a tuple (no rows x rules matrix)
+    order = np.lexsort((rules, codes))
+    starts = np.flatnonzero(np.diff(codes[order], prepend=-1))  # every code has a pair
+    per_row = np.split(rules[order], starts[1:]) if len(order) else []
+    found: dict[tuple[int, ...], int] = {}
+    inverse = np.array(
+        [found.setdefault(tuple(r.tolist()), len(found)) for r in per_row], dtype=np.int64
+    )
+    labels = [RULE_SEPARATOR.join(names[i] for i in combo) for combo in found]
+    return pd.Series(np.array(labels, dtype=object)[inverse], index=rows)
 
 
 def _stats(

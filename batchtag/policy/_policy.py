@@ -223,7 +223,7 @@ def load_policy(path: str | Path) -> Policy:
     ['default cost-center']
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not TOML
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or error
         raise PolicyError(f"policy {path}: cannot read it: {reason}") from None

@@ -101,6 +101,9 @@ class ReadStats:
     duplicates: int = 0
     retries: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    # Snapshots a listing may have missed when its last pass still changed (an estimate,
+    # summed over scopes; 0: every listing ended consistent).
+    missing: int = 0
 
 
 @dataclass
@@ -113,6 +116,16 @@ class _Pass:
     @property
     def consistent(self) -> bool:
         return len(set(self.counts)) == 1 and not self.duplicates and self.listed == self.counts[-1]
+
+
+def _missing_estimate(last: _Pass) -> int:
+    """How many snapshots an inconsistent last pass may have missed: what the API counted
+    beyond what the pass listed, or how far the count moved meanwhile (each deletion ahead
+    of the reading position shifts a snapshot past it), or the duplicates it met (each an
+    insertion, maybe with a deletion the count hides); at least one."""
+    shortfall = last.counts[-1] - last.listed
+    moved = max(last.counts) - min(last.counts)
+    return max(shortfall, moved, last.duplicates, 1)
 
 
 class Reader:
@@ -358,7 +371,12 @@ class Reader:
             text += f", {len(seen) - len(last.ids)} of them not listed by the last pass"
             text += " (deleted meanwhile?)"
         if not last.consistent:
-            text += "; the last pass still changed: the inventory may be incomplete"
+            missing = _missing_estimate(last)
+            self.stats.missing += missing
+            text += (
+                f"; the last pass still changed: the inventory may be incomplete (~{missing} "
+                "snapshot(s) may be missing)"
+            )
         self.warn(text)
 
     def warn(self, text: str) -> None:

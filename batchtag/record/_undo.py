@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from batchtag.errors import UsageError, option
 from batchtag.gcore import read_only_keys, tags_dict
-from batchtag.model import CONFLICT, NOT_FOUND, OK, Result, json_text
+from batchtag.model import CONFLICT, NOT_FOUND, OK, PLANNED, Result, json_text
 
 UNDO_COLUMNS = ["project_id", "region_id", "snapshot_id", "tags", "name"]
 SKIPPED_COLUMNS = ["project_id", "region_id", "snapshot_id", "status", "error"]
@@ -86,21 +87,63 @@ def _no_before_state(report_name: str, snapshot_id: str) -> UsageError:
 
 
 def _ok_records(report: pd.DataFrame, report_name: str) -> list[dict[str, Any]]:
-    """The `ok` rows as dicts with parsed cells; refuses a report without before-state."""
+    """The `ok` rows as dicts with parsed cells; refuses a report without before-state,
+    one without what the run left (`tags_after`), a cell of tags that is not an object of
+    tags, and a dry run's report (it changed nothing)."""
     if "status" not in report.columns:
         raise UsageError(f"{report_name}: not a batchtag report (no status column)")
-    ok = report[report["status"] == OK]
+    done = (report["status"] == OK).to_numpy()
+    if not done.any() and (report["status"] == PLANNED).any():
+        raise UsageError(
+            f"{report_name}: the report of a dry run (its rows are {PLANNED!r}): a dry run "
+            "changed nothing, so there is nothing to undo"
+        )
+    ok = report[done]
     if len(ok) and "tags_before" not in ok.columns:
         raise _no_before_state(report_name, str(ok["snapshot_id"].iloc[0]))
+    if len(ok) and "tags_after" not in ok.columns:
+        raise UsageError(
+            f"{report_name}: no tags_after column: undo needs the tags each snapshot was left "
+            "with (to revert only what the run changed); pass the whole report"
+        )
     wanted = ("tags_before", "tags_after", "name_before", "name_after", "ro_tags")
     records = []
-    for raw in ok.to_dict("records"):
+    rows = np.flatnonzero(done) + 1
+    for row, raw in zip(rows.tolist(), ok.to_dict("records"), strict=True):
         record = {c: _cell(raw.get(c)) for c in wanted}
-        if record["tags_before"] is None or record["tags_after"] is None:
+        if record["tags_before"] is None:
             raise _no_before_state(report_name, str(raw["snapshot_id"]))
+        if record["tags_after"] is None:
+            raise UsageError(
+                f"{report_name}: row {row} (snapshot {raw['snapshot_id']}): tags_after is "
+                "empty (or the column is missing): undo needs the tags the run left"
+            )
+        for column in ("tags_before", "tags_after", "ro_tags"):
+            _check_tags_cell(record[column], column, row, raw, report_name)
         record["key"] = (int(raw["project_id"]), int(raw["region_id"]), str(raw["snapshot_id"]))
         records.append(record)
     return records
+
+
+def _check_tags_cell(
+    value: Any, column: str, row: int, raw: Mapping[str, Any], report_name: str
+) -> None:
+    """A tags cell must be an object of text keys and values (None: no cell)."""
+    where = f"{report_name}: row {row} (snapshot {raw['snapshot_id']}): {column}"
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise UsageError(
+            f'{where} holds a JSON {_json_kind(value)}, not the tags as an object {{"key": "value"}}'
+        )
+    for key, text in value.items():
+        if not isinstance(text, str):
+            raise UsageError(f"{where}: tag {key!r} has the value {text!r}, not text")
+
+
+def _json_kind(value: Any) -> str:
+    names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
 
 
 def drift(record: Mapping[str, Any], snapshot: Mapping[str, Any]) -> str | None:
