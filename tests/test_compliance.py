@@ -42,7 +42,7 @@ def drifted(make_sandbox, tmp_path):
     others = frame.loc[frame["tag:env"].isna(), "snapshot_id"].tolist()[:3]
     rows = [(sid, "env", "PROD") for sid in with_env] + [(sid, "tmp", "x") for sid in others]
     drift = pd.DataFrame(rows, columns=["snapshot_id", "key", "value"]).assign(op="set")
-    batchtag.apply(drift, report=str(tmp_path / "drift.csv"), rate=1000, **options)
+    batchtag.apply(drift, report=str(tmp_path / "made-drift.csv"), rate=1000, **options)
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     return sandbox, policy, batchtag.export(**options), options
@@ -128,7 +128,7 @@ def test_check_o_writes_the_whole_drift_as_plan_o_writes_it_and_limit_caps_the_p
     sandbox, policy, inventory, options = drifted
     manifest = batchtag.enforce(policy, check=True, **options)
     snapshots = manifest["snapshot_id"].nunique()
-    drift = tmp_path / "drift.csv"
+    drift = tmp_path / "changes.csv"
     result = invoke(["enforce", str(policy), "--check", "-o", str(drift), "--limit", "1"], sandbox)
     assert result.exit_code == 2
     heads = [ln for ln in result.stdout.splitlines() if ln.startswith("~ 1/1/")]
