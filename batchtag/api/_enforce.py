@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,10 @@ import pandas as pd
 from batchtag.api._functions import make_options, run_blocking
 from batchtag.commands import ENFORCE_NAMES, run_enforce
 from batchtag.defaults import document_options
+from batchtag.errors import BatchtagError
+from batchtag.logs import redact
 from batchtag.policy import Policy
-from batchtag.record import read_report
+from batchtag.record import read_report, save_error_summary
 
 
 async def enforce_async(
@@ -37,21 +40,32 @@ async def enforce_async(
     Returns
     -------
     DataFrame
-        The report of the apply run (``attrs["summary"]``, ``attrs["manifest"]``), or with
-        ``check=True`` the manifest (empty when the snapshots already comply; its
-        ``attrs["diff"]`` is the plan's diff, as `batchtag.plan` returns it).
+        The report of the apply run (``attrs["summary"]``: the run's summary with the
+        compliance figures ``inventory`` and ``rules`` -- per rule ``matched``,
+        ``noncompliant``, ``changed`` -- and ``failed_scopes``; ``attrs["manifest"]``), or
+        with ``check=True`` the manifest (empty when the snapshots already comply; its
+        ``attrs["diff"]`` is the plan's diff, as `batchtag.plan` returns it, and
+        ``attrs["summary"]`` the compliance figures and the exit code).
 
     Examples
     --------
     >>> drift = await batchtag.enforce_async("cost-policy.toml", check=True)  # doctest: +SKIP
     """
     settings = make_options(options, ENFORCE_NAMES, "enforce")
-    outcome = await run_enforce(policy, settings, check=check, inventory=inventory)
+    try:
+        outcome = await run_enforce(policy, settings, check=check, inventory=inventory)
+    except BatchtagError as error:  # the summary file says so, as on the command line
+        if settings.summary_json:
+            save_error_summary(settings.summary_json, redact(str(error)), error.exit_code)
+        raise error.with_traceback(None) from None
+    if outcome.summary_json_error:
+        warnings.warn(outcome.summary_json_error, RuntimeWarning, stacklevel=2)
     if outcome.run is None:
         outcome.manifest.attrs["diff"] = outcome.diff
+        outcome.manifest.attrs["summary"] = outcome.summary
         return outcome.manifest
     report = read_report(outcome.run.report_path)
-    report.attrs["summary"] = outcome.run.summary
+    report.attrs["summary"] = outcome.summary
     report.attrs["manifest"] = outcome.manifest
     return report
 

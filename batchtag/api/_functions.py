@@ -38,9 +38,10 @@ class OptionError(UsageError, TypeError):
 
 
 def make_options(options: dict[str, Any], allowed: tuple[str, ...], func: str) -> ApplyOptions:
-    """`ApplyOptions` from keyword arguments, refusing names `func` does not take."""
+    """`ApplyOptions` from keyword arguments, refusing names `func` does not take; ``{started}``
+    in the report, undo file and summary names is filled in now (the run's start)."""
     refuse_unknown(options, allowed, func)
-    return ApplyOptions(**options)
+    return ApplyOptions(**options).stamped()
 
 
 def refuse_unknown(options: dict[str, Any], allowed: tuple[str, ...], func: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sys
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +23,34 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from batchtag.commands._apply import ApplyOptions, check_writable, load, open_client
+from batchtag.commands._apply import ApplyOptions, check_writable, load_located, open_client
 from batchtag.commands._export import PageBar
-from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
+from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.gcore import LIST_PAGE, Client, RateLimiter, RetrySettings
 from batchtag.memory import gc_paused
 from batchtag.model import Plan, PlanIndex, PrefixLookup, keys_of
 from batchtag.read import GET_BATCH, Key, Reader, ReadStats
-from batchtag.record import UNDO_COLUMNS, Undo, UndoWriter, read_report, undo_manifest
-from batchtag.tabular import table_format
+from batchtag.record import (
+    UNDO_COLUMNS,
+    Undo,
+    UndoWriter,
+    fill_started,
+    read_report,
+    undo_line,
+    undo_manifest,
+)
+from batchtag.tabular import is_stdout, table_format
 
-PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output", "overwrite")
+PLAN_NAMES = (
+    *MANIFEST_OPTIONS,
+    *DISCOVERY_OPTIONS,
+    *CONNECTION_OPTIONS,
+    *READ_OPTIONS,
+    "output",
+    "overwrite",
+)
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 T = TypeVar("T")
@@ -188,7 +204,7 @@ def check_output(
     existing one is replaced only with `overwrite`."""
     if output is not None:
         table_format(output, what)
-        if os.path.lexists(output) and not overwrite:
+        if os.path.lexists(output) and not overwrite and not is_stdout(output):
             raise UsageError(
                 f"{option(what, str(output))} already exists: choose another {option(what)}, "
                 f"or pass {option('overwrite', True)} to replace it"
@@ -247,11 +263,15 @@ async def plan_diff(
         and ``frame()`` (the DataFrame `run_plan` returns).
     """
     options.check()
-    plan = plan if plan is not None else load(source, options)
+    output = fill_started({"output": output})["output"]
     check_output(output, overwrite=options.overwrite)
+    failed = []
+    if plan is None:
+        plan, failed = await _reading(load_located(source, options))
     diff, stats = await _reading(diff_current(plan, options, rows=rows or output is not None))
     del plan  # its entries are no longer needed: free them before writing
     diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
+    diff.summary["failed_scopes"] = [f.as_dict() for f in failed]
     if output is not None:
         write_diff(diff, output)
     return diff
@@ -296,10 +316,12 @@ async def run_undo(
     A report whose `ok` rows lack the before-state is refused before any request.
     """
     options.check()
+    output = fill_started({"output": output})["output"]
     name = "report" if isinstance(report, pd.DataFrame) else str(report)
-    if output is not None and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
+    to_file = output is not None and not is_stdout(output)
+    if to_file and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
         raise UsageError(f"{option('output', str(output))}: the undo file is JSON Lines (*.jsonl)")
-    if output is not None:
+    if to_file:
         _check_undo_output(output, options.overwrite)
     frame = report if isinstance(report, pd.DataFrame) else read_report(report)
     blind = undo_manifest(frame, None, report_name=name)  # refuses a run that did not read
@@ -327,7 +349,12 @@ def _check_undo_output(output: str | os.PathLike, overwrite: bool) -> None:
 
 
 def write_undo(manifest: pd.DataFrame, path: str | os.PathLike) -> None:
-    """The inverse manifest as a json-form JSON Lines file (replaced if it exists)."""
+    """The inverse manifest as a json-form JSON Lines file (replaced if it exists); ``-``
+    prints it on stdout."""
+    if is_stdout(path):
+        sys.stdout.write("".join(undo_line(row) + "\n" for row in manifest.to_dict("records")))
+        sys.stdout.flush()
+        return
     with UndoWriter(path) as writer:
         for row in manifest.to_dict("records"):
             writer.write_record(row)
