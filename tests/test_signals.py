@@ -87,13 +87,15 @@ def manifest(sandbox, tmp_path: Path, count: int = 3000) -> Path:
 
 @pytest.mark.parametrize("sig", SIGNALS)
 def test_start_up(slow, tmp_path, sig):
-    before = slow.stats()["total"]
+    before = slow.stats()["total_requests"]
     summary = tmp_path / "summary.json"
     m = manifest(slow, tmp_path)
-    proc = start(["apply", str(m), "--report", "r.csv", "--summary-json", str(summary)], slow, tmp_path)
+    proc = start(
+        ["apply", str(m), "--report", "r.csv", "--summary-json", str(summary)], slow, tmp_path
+    )
     out, err = signalled(proc, sig, lambda: catches(proc.pid, signal.SIGTERM))
     assert_interrupted(proc, err, tmp_path, summary)
-    assert slow.stats()["total"] == before  # nothing was sent
+    assert slow.stats()["total_requests"] == before  # nothing was sent
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
@@ -143,14 +145,12 @@ def test_enforce(slow, tmp_path, sig):
 def test_undo(slow, tmp_path, sig):
     ids = slow.store.ids()[:3000]
     report = tmp_path / "run.csv"
-    rows = [
-        {"project_id": 1, "region_id": 1, "snapshot_id": sid, "status": "ok"} for sid in ids
-    ]
+    rows = [{"project_id": 1, "region_id": 1, "snapshot_id": sid, "status": "ok"} for sid in ids]
     frame = pd.DataFrame(rows)
     frame["tags_before"] = '{"owner":"before"}'
     frame["tags_after"] = '{"owner":"after"}'
     frame.to_csv(report, index=False)
     first = gets(slow)
-    proc = start(["undo", str(report), "-o", "back.csv"], slow, tmp_path)
+    proc = start(["undo", str(report), "-o", "back.jsonl"], slow, tmp_path)
     out, err = signalled(proc, sig, lambda: gets(slow) > first)
     assert_interrupted(proc, err, tmp_path)

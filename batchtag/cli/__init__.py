@@ -40,6 +40,7 @@ class LazyGroup(click.Group):
     def __init__(self, *args, lazy_commands: dict[str, str], **kwargs):
         super().__init__(*args, **kwargs)
         self.lazy_commands = lazy_commands
+        self._argv: list[str] = []
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
@@ -55,14 +56,16 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:  # a signal the command did not handle itself
-            common.console().fail_line("interrupted")
-            sys.exit(common.EXIT_INTERRUPTED)
+        except KeyboardInterrupt:  # SIGINT, SIGTERM or SIGHUP the command did not handle
+            common.interrupted(self._argv)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         """Run a command line; with ``--log-format json`` answer everything in JSON lines,
         the last being the ``finished`` event."""
         argv = list(sys.argv[1:] if args is None else args)
+        if args is None:  # the process's own command line (not a test's runner)
+            common.stop_on_signals()
+        self._argv = argv
         console = common.begin(argv)
         if not console.json or not standalone_mode:
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from batchtag.cli.common import console, fail, is_stdout, progress_option, start
+from batchtag.cli.common import console, fail, is_stdout, progress_option, start, stop_on_signals
 from batchtag.defaults import LOGGING_OPTIONS, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
@@ -82,12 +82,15 @@ def run(manifest: str, options, confirm):
     cheap_exit()
     options.check()
     plan = None if locates(options) else load(manifest, options)  # (else found, then loaded)
-    with gc_frozen():
-        return asyncio.run(
-            run_apply(
-                manifest, options, plan=plan, confirm=confirm, on_engine=install_signal_handlers
+    try:
+        with gc_frozen():
+            return asyncio.run(
+                run_apply(
+                    manifest, options, plan=plan, confirm=confirm, on_engine=install_signal_handlers
+                )
             )
-        )
+    finally:
+        stop_on_signals()  # the loop's close reset the engine's handlers to the default
 
 
 def interactive() -> bool:

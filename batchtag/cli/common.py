@@ -12,6 +12,7 @@ event however the command ended: usage errors, interrupts and crashes included.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,64 @@ class Console:
 
 
 _CONSOLE = Console()
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGHUP stop a command the way Ctrl-C does, in every phase.
+
+    Each is handed to the current SIGINT handler: Python's (KeyboardInterrupt), or inside
+    `asyncio.run` the runner's, which cancels the command's task so its cleanup runs (temp
+    files, the report lock) before the interrupt ends the command (exit 130). While an
+    apply run sends, the engine's own handlers take over (it drains, then reports); the
+    event loop resets them when it closes, so the command calls this again after it."""
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, _as_ctrl_c)
+
+
+def _as_ctrl_c(signum: int, frame: Any) -> None:
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:  # SIGINT ignored or default at the C level: stop all the same
+        raise KeyboardInterrupt
+
+
+def interrupted(argv: Sequence[str]) -> NoReturn:
+    """End a command that a signal stopped: ``--summary-json`` (read from the command line,
+    as the command may not have parsed it yet) says so, one line, exit 130."""
+    path = option_value(argv, "--summary-json")
+    if path:
+        from batchtag.errors import BatchtagError
+        from batchtag.record import error_summary, fill_started
+
+        try:
+            path = fill_started({"summary_json": path})["summary_json"]
+            save_summary(error_summary("interrupted", EXIT_INTERRUPTED), path)
+        except (BatchtagError, OSError):
+            pass  # the summary is best effort here: the exit code still says it
+    _CONSOLE.fail_line("interrupted")
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def option_value(argv: Sequence[str], name: str) -> str | None:
+    """The value of option `name` on a command line (``--x V`` or ``--x=V``), or None.
+
+    Examples
+    --------
+    >>> option_value(["apply", "m.csv", "--summary-json=s.json"], "--summary-json")
+    's.json'
+    """
+    words = list(argv)
+    for at, word in enumerate(words):
+        if word == "--":
+            break
+        if word.startswith(f"{name}="):
+            return word.split("=", 1)[1]
+        if word == name and at + 1 < len(words):
+            return words[at + 1]
+    return None
 
 
 def console() -> Console:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from batchtag.cli.apply import ask, finish
-from batchtag.cli.common import console, fail, is_stdout, one_stdout, progress_option, start
+from batchtag.cli.common import (
+    console,
+    fail,
+    is_stdout,
+    one_stdout,
+    progress_option,
+    start,
+    stop_on_signals,
+)
 from batchtag.defaults import LOGGING_OPTIONS, NOT_FOR_ENFORCE, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError, UsageError, option
 from batchtag.options import click_options
@@ -89,17 +97,20 @@ def run(policy: str, options, *, check: bool, output, confirm):
     from batchtag.commands import install_signal_handlers, run_enforce
     from batchtag.memory import gc_frozen
 
-    with gc_frozen():
-        return asyncio.run(
-            run_enforce(
-                policy,
-                options,
-                check=check,
-                output=output,
-                confirm=confirm,
-                on_engine=install_signal_handlers,
+    try:
+        with gc_frozen():
+            return asyncio.run(
+                run_enforce(
+                    policy,
+                    options,
+                    check=check,
+                    output=output,
+                    confirm=confirm,
+                    on_engine=install_signal_handlers,
+                )
             )
-        )
+    finally:
+        stop_on_signals()  # the loop's close reset the engine's handlers to the default
 
 
 def show_check(outcome, limit: int) -> None:
