@@ -87,6 +87,8 @@ _LAZY = {
     "ApplyOptions": "batchtag.commands",
     "enforce": "batchtag.api",
     "enforce_async": "batchtag.api",
+    "keys": "batchtag.api",
+    "keys_async": "batchtag.api",
     "PolicyError": "batchtag.policy",
 }
 

@@ -144,6 +144,22 @@ OPTIONS: dict[str, Option] = _opts(
         "project_id", None, "int", "Project for rows without a project_id column.", "int | None"
     ),
     Option("region_id", None, "int", "Region for rows without a region_id column.", "int | None"),
+    Option(
+        "all_regions",
+        False,
+        "flag",
+        "Every region the API lists (GET /cloud/v1/regions) for the project(s); a manifest"
+        " without a region_id column: each snapshot where it is found.",
+        "bool",
+    ),
+    Option(
+        "all_projects",
+        False,
+        "flag",
+        "Every project the API lists (GET /cloud/v1/projects); a manifest without a"
+        " project_id column: each snapshot where it is found.",
+        "bool",
+    ),
     # -- the connection -----------------------------------------------------------------
     Option(
         "base_url",
@@ -184,11 +200,27 @@ OPTIONS: dict[str, Option] = _opts(
         "log_format",
         "text",
         "str",
-        "json: one JSON object per log line, for schedulers.",
+        "json: every line printed is one JSON object (logs, results, errors), the last"
+        ' {"event": "finished", ...}; for schedulers.',
         choices=("text", "json"),
         python=False,
     ),
-    Option("as_json", False, "flag", "Print the summary as JSON.", flag="--json", python=False),
+    Option(
+        "color",
+        None,
+        "toggle",
+        "Colour the output (default: on a terminal, unless NO_COLOR is set).",
+        python=False,
+    ),
+    Option("as_json", False, "flag", "Print the result as JSON.", flag="--json", python=False),
+    Option(
+        "values",
+        None,
+        "str",
+        "List this tag key's values (with the number of snapshots having each), not the keys.",
+        "str | None",
+        python=False,
+    ),
     Option(
         "check",
         False,
@@ -214,7 +246,14 @@ OPTIONS: dict[str, Option] = _opts(
         "bool",
         python=False,
     ),
-    Option("limit", 20, "int", "Snapshots shown in full in the printed plan.", "int", python=False),
+    Option(
+        "limit",
+        20,
+        "int",
+        "Snapshots shown in full in the printed plan (or drift).",
+        "int",
+        python=False,
+    ),
     Option(
         "force",
         False,
@@ -281,8 +320,11 @@ NOT_FOR_ENFORCE = ("resume",)
 FORM_OPTIONS = ("form", "delete_marker", "empty_deletes")
 SCOPE_OPTIONS = ("project_id", "region_id")
 MANIFEST_OPTIONS = FORM_OPTIONS + SCOPE_OPTIONS
+# Scopes listed from the API instead of named (export, keys, enforce; plan and apply locate
+# the snapshots of a manifest without the column).
+DISCOVERY_OPTIONS = ("all_projects", "all_regions")
 CONNECTION_OPTIONS = ("base_url", "api_key", "insecure_http", "ca_bundle")
-LOGGING_OPTIONS = ("verbose", "quiet", "log_format")
+LOGGING_OPTIONS = ("verbose", "quiet", "log_format", "color")
 # How reads are sent (plan, undo, export): the engine's pacing, timeouts and retries.
 READ_OPTIONS = (
     "concurrency",

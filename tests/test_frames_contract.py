@@ -200,3 +200,12 @@ def test_readers_refuse_what_is_not_there(tmp_path):
     (tmp_path / "plan.txt").write_text("snapshot_id\n")
     with pytest.raises(batchtag.UsageError, match="unknown format"):
         batchtag.read_changes(tmp_path / "plan.txt")
+
+
+def test_key_counts_keep_the_contract(server):
+    client = batchtag.Client(server.base_url, API_KEY, 1, 1, progress=False)
+    keys = client.keys()
+    assert keys["key"].dtype == TEXT and keys["read_only"].dtype == bool
+    assert str(keys["snapshots"].dtype) == "Int64" and keys["snapshots"].sum() > 0
+    values = client.keys(values="env")
+    assert values["value"].dtype == TEXT and str(values["snapshots"].dtype) == "Int64"

@@ -244,6 +244,8 @@ def test_the_public_names_are_pinned():
             "enforce_async",
             "export",
             "export_async",
+            "keys",
+            "keys_async",
             "plan",
             "plan_async",
             "read_changes",

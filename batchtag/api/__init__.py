@@ -18,6 +18,8 @@ _HOMES = {
     "undo_async": "_functions",
     "export": "_export",
     "export_async": "_export",
+    "keys": "_keys",
+    "keys_async": "_keys",
     "enforce": "_enforce",
     "enforce_async": "_enforce",
     "APPLY_NAMES": "_functions",

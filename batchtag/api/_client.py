@@ -31,6 +31,7 @@ from batchtag.api._functions import (
     validate,
 )
 from batchtag.api._interrupt import Resume, finish
+from batchtag.api._keys import keys, keys_async
 from batchtag.config import (
     DEFAULT_BASE_URL,
     ENV_API_KEY,
@@ -59,6 +60,8 @@ METHODS: dict[str, tuple[Callable[..., Any], str | None]] = {
     "undo_async": (undo_async, "report"),
     "enforce": (enforce, "policy"),
     "enforce_async": (enforce_async, "policy"),
+    "keys": (keys, None),
+    "keys_async": (keys_async, None),
 }
 
 
@@ -204,8 +207,9 @@ class Client:
         uses it unless the call gives its own. An unknown name is refused.
 
     The environment is read when the client is made. The methods are the module functions
-    (`batchtag.export`, `validate`, `plan`, `apply`, `undo`, `enforce` and their ``_async``
-    forms) less the connection options; ``help(client.apply)`` shows this client's defaults.
+    (`batchtag.export`, `validate`, `plan`, `apply`, `undo`, `enforce`, `keys` and their
+    ``_async`` forms) less the connection options; ``help(client.apply)`` shows this
+    client's defaults.
 
     Raises
     ------
@@ -231,6 +235,8 @@ class Client:
     undo_async = _Method("undo_async")
     enforce = _Method("enforce")
     enforce_async = _Method("enforce_async")
+    keys = _Method("keys")
+    keys_async = _Method("keys_async")
 
     def __init__(
         self,

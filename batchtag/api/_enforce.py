@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ from batchtag.api._interrupt import Resume, finish, run_blocking
 from batchtag.commands import ENFORCE_NAMES, run_enforce
 from batchtag.defaults import document_options
 from batchtag.errors import BatchtagError, Interrupted
+from batchtag.logs import redact
 from batchtag.policy import Policy
-from batchtag.record import conform
+from batchtag.record import conform, save_error_summary
 
 
 async def enforce_async(
@@ -39,10 +41,13 @@ async def enforce_async(
     Returns
     -------
     DataFrame
-        The report of the apply run (``attrs["summary"]``, ``attrs["manifest"]``), or with
-        ``check=True`` the manifest (long form with a ``rule`` column; empty when the
+        The report of the apply run (``attrs["summary"]``: the run's summary with the
+        compliance figures ``inventory`` and ``rules`` -- per rule ``matched``,
+        ``noncompliant``, ``changed`` -- and ``failed_scopes``; ``attrs["manifest"]``), or
+        with ``check=True`` the manifest (long form with a ``rule`` column; empty when the
         snapshots already comply; its ``attrs["diff"]`` is the plan's diff, as
-        `batchtag.plan` returns it).
+        `batchtag.plan` returns it, and ``attrs["summary"]`` the compliance figures and the
+        exit code).
 
     Raises
     ------
@@ -51,7 +56,8 @@ async def enforce_async(
     UsageError
         Bad options; nothing was sent.
     AbortRun
-        The run stopped on purpose (credentials, max_changes, an unreadable inventory).
+        Nothing could be sent (credentials, max_changes, an unreadable inventory); a run
+        that aborts once sending returns its report (``attrs["summary"]["aborted"]``).
     Interrupted
         (`enforce` only) Ctrl-C stopped the run: ``error.report`` is the report so far
         (None before the apply started), ``error.resume()`` runs enforce again, which
@@ -66,14 +72,23 @@ async def enforce_async(
 
 async def _enforce(policy, check, inventory, options, engines) -> pd.DataFrame:
     settings = make_options(options, ENFORCE_NAMES, "enforce")
-    outcome = await run_enforce(
-        policy, settings, check=check, inventory=inventory, on_engine=engines.append
-    )
+    try:
+        outcome = await run_enforce(
+            policy, settings, check=check, inventory=inventory, on_engine=engines.append
+        )
+    except BatchtagError as error:  # the summary file says so, as on the command line
+        if settings.summary_json:
+            save_error_summary(settings.summary_json, redact(str(error)), error.exit_code)
+        raise error.with_traceback(None) from None
+    if outcome.summary_json_error:
+        warnings.warn(outcome.summary_json_error, RuntimeWarning, stacklevel=2)
     manifest = conform(outcome.manifest)
     if outcome.run is None:
         manifest.attrs["diff"] = outcome.diff
+        manifest.attrs["summary"] = outcome.summary
         return manifest
-    report = report_of(outcome.run)
+    report = report_of(outcome.run, abort=False)  # raises Interrupted after a Ctrl-C
+    report.attrs["summary"] = outcome.summary
     report.attrs["manifest"] = manifest
     return report
 

@@ -13,7 +13,7 @@ from batchtag.api._interrupt import Resume, finish, run_blocking
 from batchtag.commands import READ_NAMES, run_export
 from batchtag.defaults import document_options
 from batchtag.errors import BatchtagError, Interrupted
-from batchtag.inventory import Selection, output_format, resolve_scopes, split_columns
+from batchtag.inventory import ScopeChoice, Selection, output_format, split_columns
 
 
 async def export_async(
@@ -21,6 +21,8 @@ async def export_async(
     project_id: int | Iterable[int] | None = None,
     region_id: int | Iterable[int] | None = None,
     scopes: Any = None,
+    all_projects: bool = False,
+    all_regions: bool = False,
     where: str | None = None,
     columns: str | Iterable[str] | None = None,
     long: bool = False,
@@ -37,6 +39,10 @@ async def export_async(
         Every project x region is exported; default: GCORE_CLOUD_PROJECT_ID / _REGION_ID.
     scopes : path, DataFrame or list of (project_id, region_id), optional
         Explicit pairs instead (CSV/JSONL file with project_id, region_id columns).
+    all_projects, all_regions : bool
+        Every project (``GET /cloud/v1/projects``) or region (``GET /cloud/v1/regions``)
+        the API lists, instead of `project_id` / `region_id`. A scope that cannot be read
+        is left out (``attrs["export"]["failed_scopes"]``, ``exit_code`` 1).
     where : str, optional
         A condition in batchtag's safe ``where`` language, checked before any request;
         backticks for ``tag:``/``ro:``/``volume_tag:`` columns, which are all-missing when
@@ -63,7 +69,8 @@ async def export_async(
         as `batchtag.read_inventory` reads it back: ids and texts strings, ``project_id``,
         ``region_id`` and ``size`` Int64, ``created_at``/``updated_at`` UTC datetimes. A
         whole wide export (every inventory column) also has the user tags as a ``tags``
-        dict column. ``frame.attrs["export"]`` holds the summary (requests, warnings).
+        dict column. ``frame.attrs["export"]`` holds the summary (requests, warnings, the
+        scopes read and those that failed).
 
     Raises
     ------
@@ -82,7 +89,8 @@ async def export_async(
     if output is not None:
         output_format(output)
     selection = Selection(where, split_columns(columns), long, bool(with_volume))
-    chosen = resolve_scopes(project_id, region_id, scopes)
+    chosen = ScopeChoice(project_id, region_id, scopes, all_projects, all_regions)
+    chosen.check()
     outcome = await run_export(
         chosen, selection, output, collect=True, overwrite=overwrite, **reading
     )

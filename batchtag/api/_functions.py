@@ -23,6 +23,7 @@ from batchtag.commands import (
     UNDO_NAMES,
     ApplyOptions,
     load,
+    locates,
     run_apply,
     run_plan,
     run_undo,
@@ -39,9 +40,10 @@ class OptionError(UsageError, TypeError):
 
 
 def make_options(options: dict[str, Any], allowed: tuple[str, ...], func: str) -> ApplyOptions:
-    """`ApplyOptions` from keyword arguments, refusing names `func` does not take."""
+    """`ApplyOptions` from keyword arguments, refusing names `func` does not take; ``{started}``
+    in the report, undo file and summary names is filled in now (the run's start)."""
     refuse_unknown(options, allowed, func)
-    return ApplyOptions(**options)
+    return ApplyOptions(**options).stamped()
 
 
 def refuse_unknown(options: dict[str, Any], allowed: tuple[str, ...], func: str) -> None:
@@ -92,12 +94,13 @@ async def _run(
     return report_of(outcome)
 
 
-def report_of(outcome: Any) -> pd.DataFrame:
-    """The report frame of a finished apply run (``attrs["summary"]``); a run that aborted
-    raises `AbortRun`, one that was interrupted `Interrupted`, each with the frame."""
+def report_of(outcome: Any, *, abort: bool = True) -> pd.DataFrame:
+    """The report frame of a finished apply run (``attrs["summary"]``); a run that was
+    interrupted raises `Interrupted`, one that aborted (with `abort`) `AbortRun`, each with
+    the frame."""
     frame = read_report(outcome.report_path)
     frame.attrs["summary"] = summary = outcome.summary
-    if summary["aborted"]:  # the report is written: raise, with it attached
+    if summary["aborted"] and abort:  # the report is written: raise, with it attached
         error = AbortRun(f"{summary['aborted']} (report: {outcome.report_path})")
         error.report = frame
         raise error
@@ -153,8 +156,12 @@ def apply(manifest: Any, /, **options: Any) -> pd.DataFrame:
 
 def loaded_plan(manifest: Any, settings: ApplyOptions) -> Any:
     """The manifest's plan, read in the calling thread (before the run's helper thread
-    starts), so a note about it (values that are not text) warns at the caller's line."""
+    starts), so a note about it (values that are not text) warns at the caller's line;
+    None when finding its snapshots' scopes needs the network (``all_regions``), which
+    the run does."""
     settings.check()
+    if locates(settings):
+        return None
     return load(manifest, settings)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sys
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,10 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from batchtag.commands._apply import ApplyOptions, check_writable, load, open_client
-from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
+from batchtag.commands._apply import ApplyOptions, check_writable, load_located, open_client
+from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
-from batchtag.errors import AbortRun, ApiError, Interrupted, UsageError, option
+from batchtag.errors import CALLER, AbortRun, ApiError, Interrupted, UsageError, option
 from batchtag.gcore import LIST_PAGE, Client, RateLimiter, RetrySettings
 from batchtag.memory import gc_paused
 from batchtag.model import Plan, PlanIndex, PrefixLookup, keys_of
@@ -35,12 +36,21 @@ from batchtag.record import (
     Progress,
     Undo,
     UndoWriter,
+    fill_started,
     read_report,
+    undo_line,
     undo_manifest,
 )
-from batchtag.tabular import table_format
+from batchtag.tabular import is_stdout, table_format
 
-PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output", "overwrite")
+PLAN_NAMES = (
+    *MANIFEST_OPTIONS,
+    *DISCOVERY_OPTIONS,
+    *CONNECTION_OPTIONS,
+    *READ_OPTIONS,
+    "output",
+    "overwrite",
+)
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 T = TypeVar("T")
@@ -146,7 +156,7 @@ async def diff_current(
     but its diff rows, unless `rows` is False, and a bit per plan position): per scope,
     list pages when they are fewer requests than GETs.
 
-    The progress bar counts the plan's snapshots. Cancelled (a Ctrl-C from Python), it
+    The progress bar counts the plan's snapshots. Cancelled by a Ctrl-C from Python, it
     raises `Interrupted` holding the diff of the snapshots read so far."""
     collector = DiffCollector(plan.passthrough, keep_rows=rows)
     index = PlanIndex.of(plan.entries)
@@ -162,6 +172,8 @@ async def diff_current(
                     await _diff_scope(reader, plan.entries, lookup, scope, wanted, counted)
             finished = True
     except asyncio.CancelledError:
+        if CALLER.get() == "cli":
+            raise  # the command line ends an interrupted command its own way (exit 130)
         so_far = collector.finish().frame()
         raise Interrupted(
             f"{counted.done} of {len(plan.entries)} snapshots read", report=so_far
@@ -226,7 +238,7 @@ def check_output(
     existing one is replaced only with `overwrite`."""
     if output is not None:
         table_format(output, what)
-        if os.path.lexists(output) and not overwrite:
+        if os.path.lexists(output) and not overwrite and not is_stdout(output):
             raise UsageError(
                 f"{option(what, str(output))} already exists: choose another {option(what)}, "
                 f"or pass {option('overwrite', True)} to replace it"
@@ -285,11 +297,15 @@ async def plan_diff(
         and ``frame()`` (the DataFrame `run_plan` returns).
     """
     options.check()
-    plan = plan if plan is not None else load(source, options)
+    output = fill_started({"output": output})["output"]
     check_output(output, overwrite=options.overwrite)
+    failed = []
+    if plan is None:
+        plan, failed = await _reading(load_located(source, options))
     diff, stats = await _reading(diff_current(plan, options, rows=rows or output is not None))
     del plan  # its entries are no longer needed: free them before writing
     diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
+    diff.summary["failed_scopes"] = [f.as_dict() for f in failed]
     if output is not None:
         write_diff(diff, output)
     return diff
@@ -334,10 +350,12 @@ async def run_undo(
     A report whose `ok` rows lack the before-state is refused before any request.
     """
     options.check()
+    output = fill_started({"output": output})["output"]
     name = "report" if isinstance(report, pd.DataFrame) else str(report)
-    if output is not None and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
+    to_file = output is not None and not is_stdout(output)
+    if to_file and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
         raise UsageError(f"{option('output', str(output))}: the undo file is JSON Lines (*.jsonl)")
-    if output is not None:
+    if to_file:
         _check_undo_output(output, options.overwrite)
     frame = report if isinstance(report, pd.DataFrame) else read_report(report)
     blind = undo_manifest(frame, None, report_name=name)  # refuses a run that did not read
@@ -365,7 +383,12 @@ def _check_undo_output(output: str | os.PathLike, overwrite: bool) -> None:
 
 
 def write_undo(manifest: pd.DataFrame, path: str | os.PathLike) -> None:
-    """The inverse manifest as a json-form JSON Lines file (replaced if it exists)."""
+    """The inverse manifest as a json-form JSON Lines file (replaced if it exists); ``-``
+    prints it on stdout."""
+    if is_stdout(path):
+        sys.stdout.write("".join(undo_line(row) + "\n" for row in manifest.to_dict("records")))
+        sys.stdout.flush()
+        return
     with UndoWriter(path) as writer:
         for row in manifest.to_dict("records"):
             writer.write_record(row)

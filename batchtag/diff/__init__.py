@@ -30,6 +30,7 @@ _HOMES = {
     "CHUNK": "_store",
     "Diff": "_store",
     "EXIT_CHANGES": "_view",
+    "first_changes": "_view",
     "plan_exit_code": "_view",
     "print_plan": "_view",
     "render_plan": "_view",

@@ -63,8 +63,9 @@ def plan_exit_code(summary: Mapping[str, Any], *, detailed: bool = True) -> int:
     Returns
     -------
     int
-        1 when some snapshot is not found or the manifest writes read-only tags, else 2
-        (detailed only) when there are writes to send, else 0.
+        1 when some snapshot is not found, the manifest writes read-only tags or a scope
+        listed to find the snapshots in could not be read, else 2 (detailed only) when
+        there are writes to send, else 0.
 
     Examples
     --------
@@ -72,6 +73,8 @@ def plan_exit_code(summary: Mapping[str, Any], *, detailed: bool = True) -> int:
     2
     """
     if summary["verdicts"].get(NOT_FOUND, 0) or summary.get("read_only", 0):
+        return EXIT_FAILED
+    if summary.get("failed_scopes"):
         return EXIT_FAILED
     if detailed and (summary["verdicts"].get(CHANGE, 0) or summary["verdicts"].get(LOCKED, 0)):
         return EXIT_CHANGES
@@ -95,6 +98,9 @@ def format_summary(summary: Mapping[str, Any], *, color: bool = False) -> str:
     counted = f"{_count(summary['snapshots'], 'snapshot')}, {_count(summary['writes'], 'write')}"
     head = f"Plan: {', '.join(parts) or 'nothing'} ({counted})"
     lines = [_style(head, bold=True, color=color)]
+    for scope in summary.get("failed_scopes") or ():
+        text = f"  scope {scope['project_id']}/{scope['region_id']} could not be read: "
+        lines.append(_style(text + scope["error"], fg="red", color=color))
     if summary.get("names"):
         lines.append(f"  {_count(summary['names'], 'snapshot')} renamed")
     if summary.get("read_only"):
@@ -125,6 +131,17 @@ def format_changes(frame: Rows, *, limit: int = DEFAULT_SHOWN, color: bool = Fal
             break
         blocks.append(_format_snapshot(rows, color))
     return "\n".join(blocks)
+
+
+def first_changes(frame: Rows, limit: int = DEFAULT_SHOWN) -> list[dict[str, Any]]:
+    """The rows of the first `limit` snapshots of a diff, as records (what the printed plan
+    shows, for the ``plan`` JSON event)."""
+    out: list[dict[str, Any]] = []
+    for shown, rows in enumerate(_snapshot_groups(frame)):
+        if shown == limit:
+            break
+        out += rows
+    return out
 
 
 GROUP_COLUMNS = ["project_id", "region_id", "snapshot_id", "verdict", "field", "key"]

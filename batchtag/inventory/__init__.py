@@ -8,6 +8,11 @@ from __future__ import annotations
 from batchtag.lazy import lazy_exports
 
 _HOMES = {
+    "ScopeChoice": "_scopes",
+    "closest": "_keys",
+    "count_keys": "_keys",
+    "count_values": "_keys",
+    "missing_tags": "_keys",
     "Where": "_where",
     "WhereError": "_where",
     "compile_where": "_where",
@@ -34,6 +39,7 @@ _HOMES = {
     "is_tag_column": "_select",
     "long_frame": "_select",
     "page_table": "_select",
+    "as_ids": "_select",
     "resolve_scopes": "_select",
     "split_columns": "_select",
     "tag_keys": "_select",

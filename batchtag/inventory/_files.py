@@ -22,17 +22,15 @@ import pyarrow.parquet as pq
 
 from batchtag.errors import option
 from batchtag.record import kind_of
-from batchtag.tabular import BOOL, CSV, INT, TIME, table_format
+from batchtag.tabular import BOOL, INT, STDOUT, TIME, is_stdout, table_format
 
-STDOUT = "-"
 SPILL_ROWS = 50_000  # rows per spill row group (and per output chunk)
 
 
 def output_format(output: str | os.PathLike | None) -> str:
-    """The format of `output` from its suffix; stdout (`-` or None) is CSV."""
-    if output is None or str(output) == STDOUT:
-        return CSV.name
-    return table_format(output, option("output")).name
+    """The format of `output` from its suffix; stdout (`-` or None) is CSV, or JSON Lines
+    under ``--log-format json`` (`batchtag.tabular.STDOUT_FORMAT`)."""
+    return table_format(STDOUT if output is None else output, option("output")).name
 
 
 def field_type(name: str) -> pa.DataType:
@@ -102,7 +100,7 @@ class Output:
 
     def __init__(self, target: str | os.PathLike | None):
         self.format = output_format(target)
-        self.to_stdout = target is None or str(target) == STDOUT
+        self.to_stdout = target is None or is_stdout(target)
         self.target = None if self.to_stdout else Path(target)
         self._tmp: Path | None = None
         self._sink: Any = None

@@ -77,6 +77,8 @@ def read_plan(source: Any, **options: Any) -> Plan:
 
 
 def _loaded(source: Any) -> Manifest:
+    if isinstance(source, Manifest):  # loaded already (its scope columns filled, say)
+        return source
     manifest = load_manifest(source)
     release_memory()  # the reader's scratch buffers
     note = manifest.converted_note()

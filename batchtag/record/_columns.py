@@ -64,6 +64,8 @@ COLUMN_KINDS: dict[str, Kind] = {
     "task_id": STR,
     "read_only": BOOL,
     "volume_name": STR,
+    # tag key counts (keys)
+    "snapshots": INT,
 }
 PREFIX_KINDS: tuple[tuple[str, Kind], ...] = (
     ("tag:", STR),
