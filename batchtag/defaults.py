@@ -358,17 +358,22 @@ def default(name: str) -> Any:
     return OPTIONS[name].default
 
 
-def numpydoc_parameters(names: tuple[str, ...] | None = None) -> str:
-    """A numpydoc ``Parameters`` body for the given options (default: every Python one)."""
+def numpydoc_parameters(
+    names: tuple[str, ...] | None = None, helps: dict[str, str] | None = None
+) -> str:
+    """A numpydoc ``Parameters`` body for the given options (default: every Python one);
+    `helps` gives an option a function's own text instead of the table's help."""
     chosen = PYTHON_OPTIONS if names is None else tuple(OPTIONS[n] for n in names)
     lines = []
     for o in chosen:
         lines.append(f"{o.name} : {o.annotation}, default {o.default!r}")
-        lines.append(f"    {o.help} (CLI: ``{o.cli_flag}``)")
+        lines.append(f"    {(helps or {}).get(o.name, o.help)} (CLI: ``{o.cli_flag}``)")
     return "\n".join(lines)
 
 
-def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, summary: str = ""):
+def document_options(
+    func: Any, names: tuple[str, ...] = (), like: Any = None, summary: str = "", example: str = ""
+):
     """Give `func`, which takes the options `names` as ``**options``, their real signature.
 
     Parameters
@@ -382,6 +387,8 @@ def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, s
         signature and docstring, `summary` replacing the docstring's first paragraph.
     summary : str
         With `like`: `func`'s own first paragraph.
+    example : str
+        With `like`: `func`'s own ``Examples`` body (the async twin's shows ``await``).
 
     Returns
     -------
@@ -402,7 +409,10 @@ def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, s
     if like is not None:
         doc = inspect.cleandoc(like.__doc__)
         func.__signature__ = inspect.signature(like)
-        func.__doc__ = summary + doc[doc.find("\n\n") :]
+        doc = summary + doc[doc.find("\n\n") :]
+        if example:
+            doc = doc[: doc.index("Examples\n--------\n")] + f"Examples\n--------\n{example}\n"
+        func.__doc__ = doc
         return func
     base = inspect.signature(func)
     params = [p for p in base.parameters.values() if p.kind is not p.VAR_KEYWORD]

@@ -8,9 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from batchtag.api._functions import refuse_unknown, run_blocking
+from batchtag.api._functions import refuse_unknown
+from batchtag.api._interrupt import Resume, finish, run_blocking
 from batchtag.commands import READ_NAMES, run_export
 from batchtag.defaults import document_options
+from batchtag.errors import BatchtagError, Interrupted
 from batchtag.inventory import ScopeChoice, Selection, output_format, split_columns
 
 
@@ -63,9 +65,20 @@ async def export_async(
     Returns
     -------
     pandas.DataFrame
-        One row per snapshot; user tags both as ``tag:<key>`` columns and as a ``tags``
+        One row per snapshot (a ``long`` export: per tag), columns as in the file and typed
+        as `batchtag.read_inventory` reads it back: ids and texts strings, ``project_id``,
+        ``region_id`` and ``size`` Int64, ``created_at``/``updated_at`` UTC datetimes. A
+        whole wide export (every inventory column) also has the user tags as a ``tags``
         dict column. ``frame.attrs["export"]`` holds the summary (requests, warnings, the
         scopes read and those that failed).
+
+    Raises
+    ------
+    UsageError
+        Bad options (a refused ``where``, an unknown column or output format); nothing sent.
+    Interrupted
+        (`export` only) Ctrl-C stopped the read: ``error.report`` holds the snapshots read
+        so far, ``error.resume()`` exports again.
 
     Examples
     --------
@@ -86,7 +99,13 @@ async def export_async(
 
 
 def export(**options: Any) -> pd.DataFrame:
-    return run_blocking(lambda _: export_async(**options), "batchtag-export")
+    try:
+        return run_blocking(lambda _: export_async(**options), "batchtag-export")
+    except Interrupted as error:
+        resume = Resume(export, "batchtag.export", None, options)
+        raise finish(error, resume, "export").with_traceback(None) from None
+    except BatchtagError as error:
+        raise error.with_traceback(None) from None
 
 
 document_options(export_async, READ_NAMES)
@@ -95,4 +114,6 @@ document_options(
     like=export_async,
     summary="The inventory of one or more scopes, from sync code (a notebook's running\n"
     "event loop is fine: the read then runs on its own loop in a helper thread).",
+    example=""">>> df = batchtag.export(project_id=1, region_id=1,
+...                      where="`tag:cost-center`.isna() and size > 100")  # doctest: +SKIP""",
 )

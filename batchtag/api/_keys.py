@@ -7,10 +7,13 @@ from typing import Any
 
 import pandas as pd
 
-from batchtag.api._functions import refuse_unknown, run_blocking
+from batchtag.api._functions import refuse_unknown
+from batchtag.api._interrupt import Resume, finish, run_blocking
 from batchtag.commands import READ_NAMES, run_keys
 from batchtag.defaults import document_options
+from batchtag.errors import BatchtagError, Interrupted
 from batchtag.inventory import ScopeChoice
+from batchtag.record import conform
 
 
 async def keys_async(
@@ -52,14 +55,19 @@ async def keys_async(
     choice.check()
     outcome = await run_keys(choice, key=values, **reading)
     name = "key" if values is None else "value"
-    frame = pd.DataFrame(outcome.rows(), columns=[name, "read_only", "snapshots"])
-    frame = frame.astype({name: "string", "read_only": bool, "snapshots": "Int64"})
+    frame = conform(pd.DataFrame(outcome.rows(), columns=[name, "read_only", "snapshots"]))
     frame.attrs["keys"] = outcome.as_dict()
     return frame
 
 
 def keys(**options: Any) -> pd.DataFrame:
-    return run_blocking(lambda _: keys_async(**options), "batchtag-keys")
+    try:
+        return run_blocking(lambda _: keys_async(**options), "batchtag-keys")
+    except Interrupted as error:
+        resume = Resume(keys, "batchtag.keys", None, options)
+        raise finish(error, resume, "keys").with_traceback(None) from None
+    except BatchtagError as error:
+        raise error.with_traceback(None) from None
 
 
 document_options(keys_async, READ_NAMES)
@@ -68,4 +76,5 @@ document_options(
     like=keys_async,
     summary="The tag keys with how many snapshots have each, from sync code (a notebook's\n"
     "running event loop is fine: the read then runs on its own loop in a helper thread).",
+    example=">>> batchtag.keys(project_id=1, region_id=1)  # doctest: +SKIP",
 )

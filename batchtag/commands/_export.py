@@ -25,7 +25,7 @@ import pyarrow as pa
 from batchtag.commands._guards import check_writable
 from batchtag.config import resolve_settings
 from batchtag.defaults import CONNECTION_OPTIONS, default
-from batchtag.errors import UsageError, option
+from batchtag.errors import CALLER, Interrupted, UsageError, option
 from batchtag.gcore import VOLUMES, Breaker, Client, RateLimiter, TableClient
 from batchtag.inventory import (
     API_SCHEMA,
@@ -43,6 +43,7 @@ from batchtag.inventory import (
     Volumes,
     empty_inventory,
     field_type,
+    inventory_frame,
     is_tag_column,
     long_frame,
     missing_tags,
@@ -124,9 +125,10 @@ class PageBar:
         self.bar.advance(read - self.done, total)
         self.done = read
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
         if self.bar is not None:
-            self.bar.close()
+            self.bar.close(ok)
+            self.bar = None
 
 
 async def run_export(
@@ -162,6 +164,7 @@ async def run_export(
     register_secret(settings.api_key)
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
     keys: set[tuple[str, bool]] = set()
+    spilled_keys: set[tuple[str, bool]] = set()  # of every page spilled (an interrupt's rows)
     rows_in: dict[Scope, int] = {}  # spilled per scope (a failed scope's are dropped)
     volumes = Volumes() if selection.with_volume else None
     volume_reader = None
@@ -175,31 +178,44 @@ async def run_export(
                 table = page_table(page)
                 found |= tag_keys(table)
                 spill.add(table)
+                spilled_keys.update(found)
         finally:
             rows_in[(project_id, region_id)] = spill.rows - before
         keys |= found
 
     try:
-        async with Client(settings, connections=concurrency) as client:
-            shared = {"limiter": RateLimiter(rate), "breaker": Breaker()}
-            tables = TableClient(client, API_SCHEMA)  # pages as Arrow tables
-            reader = Reader(
-                tables, concurrency=concurrency, progress=bar, isolate_scopes=True, **shared
-            )
-            chosen = scopes if isinstance(scopes, list) else await scopes.resolve(reader)
-            failed: list[ScopeError] = []
-
-            async def read_snapshots() -> None:
-                failed.extend(await each_scope(chosen, read_one))
-
-            reads = [read_snapshots()]
-            if volumes is not None:
-                listing = TableClient(client, VOLUME_API_SCHEMA, VOLUMES)
-                volume_reader = Reader(
-                    listing, concurrency=concurrency, items="volumes", isolate_scopes=True, **shared
+        try:
+            async with Client(settings, connections=concurrency) as client:
+                shared = {"limiter": RateLimiter(rate), "breaker": Breaker()}
+                tables = TableClient(client, API_SCHEMA)  # pages as Arrow tables
+                reader = Reader(
+                    tables, concurrency=concurrency, progress=bar, isolate_scopes=True, **shared
                 )
-                reads.append(read_volumes(volume_reader, chosen, volumes, failed))
-            await together(reads)
+                chosen = scopes if isinstance(scopes, list) else await scopes.resolve(reader)
+                failed: list[ScopeError] = []
+
+                async def read_snapshots() -> None:
+                    failed.extend(await each_scope(chosen, read_one))
+
+                reads = [read_snapshots()]
+                if volumes is not None:
+                    listing = TableClient(client, VOLUME_API_SCHEMA, VOLUMES)
+                    volume_reader = Reader(
+                        listing,
+                        concurrency=concurrency,
+                        items="volumes",
+                        isolate_scopes=True,
+                        **shared,
+                    )
+                    reads.append(read_volumes(volume_reader, chosen, volumes, failed))
+                await together(reads)
+        except asyncio.CancelledError:
+            if not collect or CALLER.get() == "cli":
+                raise  # the command line ends an interrupted command its own way (exit 130)
+            bar.close(ok=False)  # a Ctrl-C from Python: the rows read so far, no file
+            joined = volumes.finish() if volumes is not None else None
+            _, so_far = pivot(spill, *split_keys(spilled_keys), selection, None, True, joined)
+            raise Interrupted(f"{spill.rows} snapshots read", report=so_far) from None
         bar.close()
         failed = first_per_scope(failed)
         for text in missing_tags(selection.names(), *split_keys(keys)):
@@ -304,9 +320,8 @@ def pivot(
         return rows, None
     if not frames:
         empty = empty_inventory(with_volume=volumes is not None)
-        empty = empty.reindex(columns=list(schema.names))
-        return rows, empty if selection.long else empty.assign(**{TAGS_COLUMN: []})
-    return rows, pd.concat(frames, ignore_index=True)
+        return rows, inventory_frame(empty.reindex(columns=list(schema.names)))
+    return rows, inventory_frame(pd.concat(frames, ignore_index=True))
 
 
 def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone) -> Iterator[Any]:
@@ -330,7 +345,7 @@ def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone)
             keep = [c for c in chosen if not is_tag_column(c)]
             yield long_frame(frame[[*chosen]], keep)
         else:
-            yield frame[[*chosen, TAGS_COLUMN]] if collect else frame[chosen]
+            yield frame[chosen]
 
 
 def without_scopes(batch: pa.RecordBatch, gone: set[Scope]) -> pa.RecordBatch:

@@ -24,16 +24,16 @@ import numpy as np
 import pandas as pd
 
 from batchtag.commands._apply import ApplyOptions, check_writable, load_located, open_client
-from batchtag.commands._export import PageBar
 from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
-from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.errors import CALLER, AbortRun, ApiError, Interrupted, UsageError, option
 from batchtag.gcore import LIST_PAGE, Client, RateLimiter, RetrySettings
 from batchtag.memory import gc_paused
 from batchtag.model import Plan, PlanIndex, PrefixLookup, keys_of
 from batchtag.read import GET_BATCH, Key, Reader, ReadStats
 from batchtag.record import (
     UNDO_COLUMNS,
+    Progress,
     Undo,
     UndoWriter,
     fill_started,
@@ -92,19 +92,20 @@ class CurrentState(Mapping):
         return len(self._state)
 
 
-def make_reader(client: Client, options: ApplyOptions, progress: Any = None) -> Reader:
+def make_reader(client: Client, options: ApplyOptions) -> Reader:
     """A reader paced and retried like the engine's writes."""
     return Reader(
         client,
         concurrency=options.concurrency,
         limiter=RateLimiter(options.rate),
         retry=RetrySettings(transient_retries=options.retries),
-        progress=progress,
     )
 
 
 async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[CurrentState, ReadStats]:
     """The current state of `keys` (the cheaper of list pages and GETs per scope).
+
+    The progress bar counts `keys` (the snapshots asked for), not the scopes' snapshots.
 
     Parameters
     ----------
@@ -117,14 +118,35 @@ async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[Curren
     (CurrentState, ReadStats)
         The snapshots (None when not found) and what reading cost.
     """
-    bar = PageBar(options.progress)
+    keys = list(keys)
+    bar = Progress(len(keys), enabled=options.progress)
+
+    def kept(snapshot: Mapping[str, Any]) -> Compact:
+        bar.advance(1)
+        return compact(snapshot)
+
+    finished = False
     async with open_client(options) as client:
-        reader = make_reader(client, options, bar)
+        reader = make_reader(client, options)
         try:
-            state = await reader.read_snapshots(keys, transform=compact)
+            state = await reader.read_snapshots(keys, transform=kept)
+            bar.advance(len(keys) - sum(1 for v in state.values() if v is not None))  # gone
+            finished = True
         finally:
-            bar.close()
+            bar.close(ok=finished)
     return CurrentState(state), reader.stats
+
+
+class _Counted:
+    """A diff collector that moves a progress bar by the snapshots it is given."""
+
+    def __init__(self, collector: DiffCollector, bar: Progress):
+        self.collector, self.bar, self.done = collector, bar, 0
+
+    def add_block(self, block: Any, snapshots: list) -> None:
+        self.collector.add_block(block, snapshots)
+        self.bar.advance(len(snapshots))
+        self.done += len(snapshots)
 
 
 async def diff_current(
@@ -132,20 +154,32 @@ async def diff_current(
 ) -> tuple[Diff, ReadStats]:
     """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
     but its diff rows, unless `rows` is False, and a bit per plan position): per scope,
-    list pages when they are fewer requests than GETs."""
+    list pages when they are fewer requests than GETs.
+
+    The progress bar counts the plan's snapshots. Cancelled by a Ctrl-C from Python, it
+    raises `Interrupted` holding the diff of the snapshots read so far."""
     collector = DiffCollector(plan.passthrough, keep_rows=rows)
     index = PlanIndex.of(plan.entries)
-    bar = PageBar(options.progress)
-    async with open_client(options) as client:
-        reader = make_reader(client, options, bar)
-        try:
+    counted = _Counted(collector, Progress(len(plan.entries), enabled=options.progress))
+    finished = False
+    try:
+        async with open_client(options) as client:
+            reader = make_reader(client, options)
             with gc_paused():  # pages of dicts come and go: no cycles, but GC walks them all
                 lookup = PrefixLookup(index)
                 for scope in index.scopes:
                     wanted = index.in_scope(scope)
-                    await _diff_scope(reader, plan.entries, lookup, scope, wanted, collector)
-        finally:
-            bar.close()
+                    await _diff_scope(reader, plan.entries, lookup, scope, wanted, counted)
+            finished = True
+    except asyncio.CancelledError:
+        if CALLER.get() == "cli":
+            raise  # the command line ends an interrupted command its own way (exit 130)
+        so_far = collector.finish().frame()
+        raise Interrupted(
+            f"{counted.done} of {len(plan.entries)} snapshots read", report=so_far
+        ) from None
+    finally:
+        counted.bar.close(ok=finished)
     return collector.finish(), reader.stats
 
 

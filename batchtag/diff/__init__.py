@@ -20,6 +20,8 @@ _HOMES = {
     "VERDICTS": "_entry",
     "WRITES": "_entry",
     "entry_block": "_block",
+    "CHANGE_FORMATS": "_changes",
+    "read_changes": "_changes",
     "DIFF_COLUMNS": "_diff",
     "DiffCollector": "_diff",
     "diff_entry": "_entry",

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from batchtag.record import kind_of
+
 CHUNK = 16_384  # rows buffered as Python lists before a column becomes an Arrow array
 BATCH = 32_768  # rows made into records at a time when reading back
 DIFF_COLUMNS = ["project_id", "region_id", "snapshot_id", "verdict", "field", "key", "change"]
@@ -246,7 +248,8 @@ class Diff:
         return count
 
     def frame(self):
-        """The diff as a pandas DataFrame (`INT_DTYPES` columns as Int64, the rest object);
+        """The diff as a pandas DataFrame, each column in its dtype of the contract
+        (`batchtag.record.kind_of`: ids and texts strings, scope ids Int64, rows lists);
         ``attrs["summary"]`` the summary. Columns are made one at a time."""
         import pandas as pd
 
@@ -255,7 +258,8 @@ class Diff:
             values = self._store[name].values()
             if self._order is not None:
                 values = values[self._order]
-            data[name] = pd.Series(values, dtype=INT_DTYPES.get(name, object))
+            series = pd.Series(values, dtype=INT_DTYPES.get(name, object))
+            data[name] = kind_of(name).conform(series)
             del values
         frame = pd.DataFrame(data, columns=self.columns)
         frame.attrs["summary"] = self.summary

@@ -151,7 +151,9 @@ GROUP_COLUMNS += ["change", "old", "new", "rows"]
 def _records(frame: Rows, batch: int) -> Iterator[dict[str, Any]]:
     if hasattr(frame, "records"):
         return frame.records(GROUP_COLUMNS, batch=batch)
-    return (row._asdict() for row in frame[GROUP_COLUMNS].itertuples(index=False))
+    cells = frame[GROUP_COLUMNS]
+    cells = cells.astype(object).where(cells.notna(), None)  # string-dtype NaN: None
+    return (row._asdict() for row in cells.itertuples(index=False))
 
 
 def _snapshots(frame: Rows) -> int:

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from batchtag.diff._store import DIFF_COLUMNS, Diff
-from batchtag.tabular import ANY, INT, JSON, STR, atomic_write, table_format
+from batchtag.record import kind_of
+from batchtag.tabular import ANY, atomic_write, table_format
 
-DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}  # the rest of DIFF_COLUMNS: STR
+DIFF_KINDS = {c: kind_of(c) for c in DIFF_COLUMNS}  # the dtype contract's (batchtag.record)
 GROUP = 16_384  # rows per Parquet row group (made from Python cells, so bounded)
 
 
@@ -35,7 +36,7 @@ def write_diff(diff: Any, path: str | os.PathLike) -> None:
     """
     if not isinstance(diff, Diff):
         diff = _FrameRows(diff)
-    kinds = {c: DIFF_KINDS.get(c, STR) for c in diff.columns if c in DIFF_COLUMNS}
+    kinds = {c: DIFF_KINDS[c] for c in diff.columns if c in DIFF_COLUMNS}
     fmt = table_format(path)
     if fmt.appendable:  # line-based: streams the records it is given
         fmt.write(path, diff.columns, diff.records(), kinds)

@@ -7,9 +7,17 @@ from __future__ import annotations
 from batchtag.lazy import lazy_exports
 
 _HOMES = {
+    "COLUMN_KINDS": "_columns",
+    "ColumnKinds": "_columns",
+    "conform": "_columns",
+    "frame_of": "_columns",
+    "kind_of": "_columns",
+    "read_typed": "_columns",
     "ReportLock": "_lock",
     "lock_path": "_lock",
     "FAILED_COLOUR": "_progress",
+    "OK_COLOUR": "_progress",
+    "SOME_FAILED_COLOUR": "_progress",
     "Progress": "_progress",
     "choose_bar": "_progress",
     "in_notebook": "_progress",

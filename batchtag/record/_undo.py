@@ -26,6 +26,7 @@ import pandas as pd
 from batchtag.errors import UsageError, option
 from batchtag.gcore import read_only_keys, tags_dict
 from batchtag.model import CONFLICT, NOT_FOUND, OK, PLANNED, Result, json_text
+from batchtag.record._columns import frame_of
 
 UNDO_COLUMNS = ["project_id", "region_id", "snapshot_id", "tags", "name"]
 SKIPPED_COLUMNS = ["project_id", "region_id", "snapshot_id", "status", "error"]
@@ -204,8 +205,7 @@ def undo_manifest(
             rows.append(row)
         if left_out is not None:
             skipped.append(left_out)
-    manifest = pd.DataFrame(rows, columns=UNDO_COLUMNS)
-    return Undo(manifest.astype({"tags": object, "name": object}), _skipped_frame(skipped))
+    return Undo(frame_of(rows, UNDO_COLUMNS), _skipped_frame(skipped))
 
 
 def _undo_one(
@@ -247,8 +247,7 @@ def undo_line(row: Mapping[str, Any]) -> str:
 
 
 def _skipped_frame(rows: list[tuple]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
-    return frame.astype({"project_id": "Int64", "region_id": "Int64"})
+    return frame_of((dict(zip(SKIPPED_COLUMNS, row, strict=True)) for row in rows), SKIPPED_COLUMNS)
 
 
 class UndoWriter:

@@ -37,11 +37,26 @@ from batchtag.tabular._formats import (
     table_format,
     write_table,
 )
-from batchtag.tabular._kinds import ANY, FLOAT, INT, JSON, JSON_TEXT, STR, TAGS, TIME, Kind, plain
+from batchtag.tabular._kinds import (
+    ANY,
+    BOOL,
+    FLOAT,
+    INT,
+    JSON,
+    JSON_TEXT,
+    STR,
+    TAGS,
+    TIME,
+    TIME_DTYPE,
+    Kind,
+    plain,
+    str_dtype,
+)
 from batchtag.tabular._readers import Record, read_error
 
 __all__ = [
     "ANY",
+    "BOOL",
     "CSV",
     "FLOAT",
     "FORMATS",
@@ -55,6 +70,7 @@ __all__ = [
     "STR",
     "TAGS",
     "TIME",
+    "TIME_DTYPE",
     "CsvFormat",
     "JsonlFormat",
     "Kind",
@@ -67,6 +83,7 @@ __all__ = [
     "plain",
     "read_error",
     "read_table",
+    "str_dtype",
     "table_format",
     "write_all",
     "write_table",
