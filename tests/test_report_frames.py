@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from batchtag.model import STATUSES, Result
-from batchtag.record import ReportWriter, read_report, results_frame, write_report
+from batchtag.record import ReportWriter, done_keys, read_report, results_frame, write_report
 
 FP = "f" * 32
 TEXT = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=10)
@@ -117,8 +117,8 @@ def test_a_report_from_before_the_name_and_read_only_columns_resumes(tmp_path):
     Path(f"{path}.meta.json").write_text(f'{{"fingerprint": "{FP}"}}')
     frame = read_report(path)
     assert frame["ro_tags"].isna().all() and frame.columns[-1] == "ticket"
+    assert done_keys(path) == {(1, 76, "s-1")}
     with ReportWriter(path, passthrough=["ticket"], fingerprint=FP, resume=True) as writer:
-        assert writer.done_keys == {(1, 76, "s-1")}
         writer.write(Result(1, 76, "s-2", "ok", 200, 1, name_after="n", extra={"ticket": "T-2"}))
     frame = read_report(path)
     assert frame["status"].tolist() == ["ok", "ok"]

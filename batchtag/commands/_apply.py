@@ -34,10 +34,11 @@ from batchtag.read import ScopeError, State
 from batchtag.record import (
     EXIT_FAILED,
     ReportLock,
+    ReportScan,
     Summary,
     UndoWriter,
     default_report_path,
-    done_mask,
+    scan_report,
     write_summary_json,
 )
 from batchtag.send import Engine
@@ -77,11 +78,12 @@ def pending_entries(plan: Plan, pending: np.ndarray | None) -> Iterator[PlanEntr
     return iter_masked(plan.entries, pending)
 
 
-def pending_mask(plan: Plan, report_path: Path, options: ApplyOptions) -> np.ndarray | None:
-    """On a resume, a mask over the plan's positions: not yet `ok`/`noop` in the report."""
+def read_resumed(plan: Plan, report_path: Path, options: ApplyOptions) -> ReportScan | None:
+    """On a resume, the report's key columns read once (`scan_report`): its done mask over
+    the plan's positions, and the statuses the report writer starts from."""
     if not options.resume:
         return None
-    return ~done_mask(report_path, PlanIndex.of(plan.entries))
+    return scan_report(report_path, PlanIndex.of(plan.entries))
 
 
 async def run_apply(
@@ -129,13 +131,15 @@ async def _run_locked(
         if getattr(options, name):
             check_writable(getattr(options, name), name)
     check_undo_target(options)
-    pending = pending_mask(plan, report_path, options)
+    resumed = read_resumed(plan, report_path, options)
+    pending = None if resumed is None else ~resumed.done
     release_memory()  # what the manifest's and the report's reading freed
     to_send = len(plan.entries) if pending is None else int(pending.sum())
     client = make_client(plan, options)
     summary = Summary(report_path)
     summary.already_done = len(plan.entries) - to_send
-    run = ApplyRun(client, plan, options, summary, report_path)
+    run = ApplyRun(client, plan, options, summary, report_path, resumed=resumed)
+    del resumed  # the run hands it to its report writer, which keeps what it needs
     # Opened first: a bad undo file name is exit 2 before any request (the report itself is
     # opened only once the guards passed, so a refused run leaves none behind).
     run.undo = (

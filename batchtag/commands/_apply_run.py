@@ -18,7 +18,7 @@ from batchtag.gcore import Breaker, Client, RateLimiter, RetrySettings
 from batchtag.memory import release_memory
 from batchtag.model import Plan, PlanEntry, PlanIndex
 from batchtag.read import EntryFeed, Reader, State, read_state
-from batchtag.record import Progress, Recorder, ReportWriter, Summary, UndoWriter
+from batchtag.record import Progress, Recorder, ReportScan, ReportWriter, Summary, UndoWriter
 from batchtag.send import Engine, EngineOptions
 
 log = logging.getLogger("batchtag")
@@ -55,6 +55,7 @@ class ApplyRun:
     engine: Engine | None = None  # set by `send`
     breaker: Breaker = field(default_factory=Breaker)
     undo: UndoWriter | None = None  # --undo-file, opened before the state is read
+    resumed: ReportScan | None = None  # the resumed report's keys, read for the done mask
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.options.rate)  # the reads' and the sends'
@@ -167,7 +168,9 @@ class ApplyRun:
             passthrough=self.plan.passthrough,
             fingerprint=self.plan.fingerprint(),
             resume=bool(options.resume),
+            scan=self.resumed,
         )
+        self.resumed = None  # the writer's status log holds what it needs of it
         progress = Progress(to_send, enabled=options.progress)
         return Recorder(writer, self.summary, progress, self.undo)
 

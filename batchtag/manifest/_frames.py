@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from batchtag.errors import ManifestError, Problem
 from batchtag.manifest._cells import column_type, held_column, python_cell, text_column
@@ -32,6 +31,8 @@ def load_parquet(path: Path) -> Manifest:
 
     The file is read a batch of rows at a time and each batch turned into the columns a
     manifest holds at once, so the file's own columns are never all in memory beside them."""
+    import pyarrow.parquet as pq  # (with the filesystems it loads: only for a Parquet file)
+
     try:
         with pq.ParquetFile(path) as parquet:
             raw = list(parquet.schema_arrow.names)

@@ -1,5 +1,6 @@
-"""What a run leaves behind: the crash-safe report (schema, writer, lock, reading), the
-undo file, the summary and exit code, and the progress bar.
+"""What a run leaves behind: the crash-safe report (schema, writer, lock, reading, and the
+one scan of its key columns a resume makes), the undo file, the summary and exit code, and
+the progress bar.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _HOMES = {
     "Recorder": "_recording",
     "KeyColumns": "_report_keys",
     "KeySet": "_report_keys",
+    "key_hash": "_report_keys",
+    "key_hashes": "_report_keys",
     "StatusLog": "_report_keys",
     "BASE_COLUMNS": "_schema",
     "Column": "_schema",
@@ -38,7 +41,9 @@ _HOMES = {
     "check_resumable": "_store",
     "default_report_path": "_store",
     "done_keys": "_store",
-    "done_mask": "_store",
+    "ReportScan": "_resume",
+    "done_mask": "_resume",
+    "scan_report": "_resume",
     "journal_path": "_store",
     "meta_path": "_store",
     "read_meta": "_store",

@@ -10,6 +10,11 @@ Appending (`open_rows`) hands each batch of rows to the OS before it returns, so
 readers drop. Any other unreadable line is an error naming the file and the line.
 Whole files are replaced with `atomic_write`: a crash leaves the old file or the new one.
 
+Big tables go through pyarrow without a Python object per cell: `read_columns` reads a few
+columns a batch at a time (`NotColumnar` where pyarrow would not read the file as the row
+readers do: the caller reads it with those), and `csv_lines` / `jsonl_lines` make the text of Arrow columns, the bytes
+the row writers give.
+
 Examples
 --------
 >>> fmt = table_format("out.csv")
@@ -20,6 +25,8 @@ Examples
 from __future__ import annotations
 
 from batchtag.tabular._append import RowAppender, write_all
+from batchtag.tabular._arrow_text import csv_lines, joined_text, jsonl_lines
+from batchtag.tabular._columns import Columns, NotColumnar, read_columns
 from batchtag.tabular._formats import (
     CSV,
     FORMATS,
@@ -58,6 +65,7 @@ __all__ = [
     "ANY",
     "BOOL",
     "CSV",
+    "Columns",
     "FLOAT",
     "FORMATS",
     "INT",
@@ -74,13 +82,18 @@ __all__ = [
     "CsvFormat",
     "JsonlFormat",
     "Kind",
+    "NotColumnar",
     "ParquetFormat",
     "Record",
     "RowAppender",
     "TextFormat",
     "atomic_write",
+    "csv_lines",
     "is_stdout",
+    "joined_text",
+    "jsonl_lines",
     "plain",
+    "read_columns",
     "read_error",
     "read_table",
     "str_dtype",
