@@ -67,8 +67,20 @@ class LazyGroup(click.Group):
             common.stop_on_signals()
         self._argv = argv
         console = common.begin(argv)
-        if not console.json or not standalone_mode:
+        if not standalone_mode:
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        if not console.json:
+            try:
+                code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            except click.ClickException as error:  # as click's standalone mode shows it
+                error.show()
+                sys.exit(error.exit_code)
+            except click.Abort as abort:  # a signal while click parsed the command line
+                if isinstance(abort.__cause__, KeyboardInterrupt):
+                    common.interrupted(argv)
+                click.echo("Aborted!", err=True)
+                sys.exit(1)
+            sys.exit(code if isinstance(code, int) else 0)
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except SystemExit as end:
@@ -76,9 +88,15 @@ class LazyGroup(click.Group):
         except click.ClickException as error:  # usage: bad option, missing argument
             console.fail_line(error.format_message())
             code = error.exit_code
-        except click.Abort:
-            console.fail_line("aborted")
-            code = 1
+        except click.Abort as abort:
+            if isinstance(abort.__cause__, KeyboardInterrupt):
+                try:
+                    common.interrupted(argv)
+                except SystemExit as end:
+                    code = end.code
+            else:
+                console.fail_line("aborted")
+                code = 1
         except Exception as error:  # a bug: still one JSON line, with the traceback
             console.fail_line(f"unexpected error: {errors.first_line(error)}")
             console.event("log", err=True, level="error", exception=traceback.format_exc())
