@@ -72,20 +72,40 @@ class _Column:
     def arrow(self, picks: _Picks):
         """The cells at some positions (`picks`, made for this column's chunks) as one Arrow
         array of the column's plain type (int64, text, or the manifest rows as
-        `list<int64>`); None for a column of Python cells."""
+        `list<int64>`); None for a column of Python cells. A coded column gathers its codes
+        (`_codes`); the others take each chunk's rows, as in `take`."""
         if self.objects is not None:
             return None
         import pyarrow as pa
 
         kind = _kind(self.name)
-        parts = []
-        for k, rows in picks.takes:
-            part = self.chunks[k].take(rows)
-            parts.append(part.dictionary_decode() if pa.types.is_dictionary(part.type) else part)
-        if not parts:
+        if not self.chunks:
             return pa.array([], kind)
-        gathered = pa.concat_arrays([p.cast(kind) for p in parts])
+        if pa.types.is_dictionary(self.chunks[0].type):
+            codes, texts = self._codes()
+            chosen = codes[picks.indices]
+            return texts.take(pa.array(chosen, mask=chosen < 0)).cast(kind)
+        parts = [self.chunks[k].take(rows) for k, rows in picks.takes]
+        gathered = pa.concat_arrays(parts).cast(kind)
         return gathered if picks.back is None else gathered.take(picks.back)
+
+    def _codes(self):
+        """A coded column's codes (-1: null), one per row in arrival order in the smallest
+        signed dtype, into its values made one dictionary for every chunk; made once."""
+        made = self.__dict__.get("_made")
+        if made is None:
+            import pyarrow as pa
+
+            unified = pa.chunked_array(self.chunks).unify_dictionaries()
+            texts = unified.chunk(0).dictionary
+            width = next(
+                t for t in (np.int8, np.int16, np.int32, np.int64) if len(texts) < np.iinfo(t).max
+            )
+            codes = np.concatenate(
+                [np.asarray(c.indices.fill_null(-1)).astype(width) for c in unified.chunks]
+            )
+            made = self.__dict__["_made"] = (codes, texts)
+        return made
 
     def lengths(self) -> tuple[int, ...]:
         return tuple(len(c) for c in self.chunks)
@@ -119,6 +139,7 @@ class _Picks:
     def __init__(self, lengths: tuple[int, ...], positions: np.ndarray):
         import pyarrow as pa
 
+        self.indices = positions
         sizes = np.array(lengths, dtype=np.int64)
         starts = np.cumsum(sizes) - sizes
         which = np.searchsorted(starts, positions, side="right") - 1

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 CSV_SPECIAL = r'[,"\r\n]'  # what makes csv.writer quote a cell (QUOTE_MINIMAL, "\r\n" ends)
 JSON_SPECIAL = r'["\\\x00-\x1f]'  # what json's string encoder escapes (non-ASCII kept)
+# The same as byte tables: a column whose text has none of these bytes needs no regex.
+CSV_BYTES = np.zeros(256, dtype=bool)
+CSV_BYTES[[ord(","), ord('"'), ord("\r"), ord("\n")]] = True
+JSON_BYTES = np.zeros(256, dtype=bool)
+JSON_BYTES[[*range(0x20), ord('"'), ord("\\")]] = True
 
 
 def csv_lines(columns: Sequence[pa.Array]) -> memoryview:
@@ -70,9 +75,9 @@ def _csv_cells(column: pa.Array) -> pa.Array:
     import pyarrow.compute as pc
 
     text = pc.fill_null(_as_text(column), "")
-    special = pc.match_substring_regex(text, CSV_SPECIAL)
-    if not pc.any(special).as_py():
+    if not _any_byte(text, CSV_BYTES):
         return text
+    special = pc.match_substring_regex(text, CSV_SPECIAL)
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
     return pc.if_else(special, quoted, text)
 
@@ -85,11 +90,19 @@ def _json_values(column: pa.Array, raw: bool) -> pa.Array:
         return pc.fill_null(_as_text(column), "null")
     text = _as_text(column)
     values = pc.binary_join_element_wise('"', text, '"', "")
+    if not _any_byte(text, JSON_BYTES):
+        return pc.fill_null(values, "null")
     special = pc.fill_null(pc.match_substring_regex(text, JSON_SPECIAL), False)
     if pc.any(special).as_py():
         escaped = [json_text(v) for v in text.filter(special).to_pylist()]
         values = pc.replace_with_mask(values, special, pa.array(escaped, pa.string()))
     return pc.fill_null(values, "null")
+
+
+def _any_byte(text: pa.Array, table: np.ndarray) -> bool:
+    """Whether the text of a string column's cells holds a byte that `table` marks."""
+    data = joined_text(text)
+    return bool(len(data)) and bool(table[np.frombuffer(data, dtype=np.uint8)].any())
 
 
 def joined_text(cells: pa.Array) -> memoryview:
