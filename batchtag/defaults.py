@@ -92,9 +92,19 @@ OPTIONS: dict[str, Option] = _opts(
         "check_current",
         None,
         "toggle",
-        "Read the snapshots first: send only the keys that change, skip no-op writes"
-        " (default: when the reads are fewer requests than the writes they may save).",
+        "Read the snapshots first (list pages or GETs, whichever are fewer requests): send"
+        " only the keys that change, skip no-op writes, keep the before-state for undo"
+        " [default: on; off for --dry-run]. --no-check-current writes blind: the run"
+        " cannot be undone.",
         "bool | None",
+    ),
+    Option(
+        "force",
+        False,
+        "flag",
+        "Write snapshots that are a conflict too: a change file's keys changed since it was"
+        " written, or (undo) snapshots changed since the run. Overwrites the later change.",
+        "bool",
     ),
     Option(
         "undo_file",
@@ -216,14 +226,6 @@ OPTIONS: dict[str, Option] = _opts(
     ),
     Option("limit", 20, "int", "Snapshots shown in full in the printed plan.", "int", python=False),
     Option(
-        "force",
-        False,
-        "flag",
-        "Also revert snapshots changed since the run (overwrites the later change).",
-        "bool",
-        python=False,
-    ),
-    Option(
         "where",
         None,
         "str",
@@ -260,9 +262,12 @@ OPTIONS: dict[str, Option] = _opts(
 
 # The options a Python caller (and `ApplyOptions`) has, in table order.
 PYTHON_OPTIONS: tuple[Option, ...] = tuple(o for o in OPTIONS.values() if o.python)
-# Apply options `enforce` does not take: it re-reads the state every run, so running it again
-# is the resume.
-NOT_FOR_ENFORCE = ("resume",)
+# Apply options `enforce` does not take, and why: it re-reads the state every run, so running
+# it again is the resume; a rule's own `overwrite = true` is how it replaces values.
+NOT_FOR_ENFORCE = {
+    "resume": "run it again, it re-reads the state and sends only what still differs",
+    "force": "a rename replaces a different value only with overwrite = true in its rule",
+}
 
 # Named groups, for commands to stack: how a manifest is read, its default scope, the
 # connection, logging. MANIFEST_OPTIONS is what `validate` accepts.

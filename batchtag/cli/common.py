@@ -39,8 +39,35 @@ def echo_error(message: str, log_format: str = "text") -> None:
         click.echo(f"error: {redact(message)}", err=True)
 
 
+# Checks meant for automation (`plan --detailed-exitcode`, `enforce --check`) exit as
+# `terraform plan -detailed-exitcode` does: 0 clean, 2 changes or drift, and 1 for any error
+# (bad input, a missing key, an API that cannot be reached): 2 must mean drift only.
+DETAILED_ERROR = 1
+
+
+class CheckCommand(click.Command):
+    """A command with a check flag for automation (`check_flag`): given it, a command-line
+    usage error (an unknown option, a bad value) exits `DETAILED_ERROR` too, not click's 2."""
+
+    def __init__(self, *args, check_flag: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.check_flag = check_flag
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            if self.check_flag in args:
+                error.exit_code = DETAILED_ERROR
+            raise
+
+
 def fail(
-    error: BatchtagError, log_format: str = "text", summary_json: str | None = None
+    error: BatchtagError,
+    log_format: str = "text",
+    summary_json: str | None = None,
+    *,
+    detailed: bool = False,
 ) -> NoReturn:
     """Print `error` as one masked line on stderr and exit with its code.
 
@@ -53,11 +80,14 @@ def fail(
     summary_json : str, optional
         The command's ``--summary-json``: replaced (atomically) by a summary saying this
         exit code and why (``error``), so a scheduler never reads an earlier run's.
+    detailed : bool
+        A check for automation: every error exits `DETAILED_ERROR` (1), since 2 says drift.
     """
+    code = DETAILED_ERROR if detailed else error.exit_code
     if summary_json:
         from batchtag.logs import redact
         from batchtag.record import save_error_summary
 
-        save_error_summary(summary_json, redact(str(error)), error.exit_code)
+        save_error_summary(summary_json, redact(str(error)), code)
     echo_error(str(error), log_format)
-    sys.exit(error.exit_code)
+    sys.exit(code)

@@ -6,13 +6,13 @@ import sys
 
 import click
 
-from batchtag.cli.common import fail
+from batchtag.cli.common import CheckCommand, fail
 from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
 
 
-@click.command()
+@click.command(cls=CheckCommand, check_flag="--detailed-exitcode")
 @click.argument("manifest")
 @click_options(
     "output",
@@ -35,18 +35,23 @@ def plan(
 ) -> None:
     """Show what applying MANIFEST would change now: reads the snapshots, writes nothing.
 
-    Prints the counts per verdict (change, noop, not_found, locked), per tag key how many
-    snapshots gain (+), lose (-) or change (~) it, then the first --limit snapshots as a
-    compact diff. -o writes the full diff, one row per (snapshot, change).
+    Prints the counts per verdict (change, noop, not_found, locked, conflict), per tag key
+    how many snapshots gain (+), lose (-) or change (~) it, then the first --limit
+    snapshots as a compact diff. -o writes the change file, one row per (snapshot, key)
+    with its old and new value: `batchtag apply FILE` applies exactly those changes where
+    each key still holds its old value (the rest is a conflict). MANIFEST may be such a
+    change file too.
 
-    Exit codes: 0 no errors (with --detailed-exitcode: 0 nothing to change, 2 changes
-    present), 1 errors (snapshots not found, writes to read-only tags), 2 bad input,
-    3 aborted (credentials).
+    Exit codes: 0 no errors, 1 errors (snapshots not found, conflicts, writes to read-only
+    tags), 2 bad input, 3 aborted (credentials, the API unreachable). With
+    --detailed-exitcode (for automation): 0 nothing to change, 2 changes present, 1 any
+    error, bad input included.
 
     \b
     Example:
-        batchtag plan snapshots.csv --project-id 1 --region-id 1
-        batchtag plan snapshots.csv -o diff.parquet --detailed-exitcode --limit 0
+        batchtag plan snapshots.csv --project-id 1 --region-id 1 -o plan.parquet
+        batchtag apply plan.parquet --report run1.csv   # what was reviewed, no more
+        batchtag plan snapshots.csv --detailed-exitcode --limit 0
     """
     import asyncio
 
@@ -61,8 +66,8 @@ def plan(
     try:
         diff = asyncio.run(plan_diff(manifest, options, output=output, rows=limit > 0))
     except BatchtagError as error:
-        fail(error, log_format)
+        fail(error, log_format, detailed=detailed_exitcode)
     print_plan(diff, limit=max(limit, 0))
     if output is not None:
-        click.echo(f"diff written to {output} ({len(diff)} rows)", err=True)
+        click.echo(f"change file written to {output} ({len(diff)} rows)", err=True)
     sys.exit(plan_exit_code(diff.summary, detailed=detailed_exitcode))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from batchtag.commands._apply_run import ApplyRun, read_mode
+from batchtag.commands._apply_run import ApplyRun, before_state, read_mode
 from batchtag.commands._guards import (  # noqa: F401  (check_max_changes, parse_max_changes: API)
     check_max_changes,
     check_report_target,
@@ -23,16 +23,18 @@ from batchtag.commands._guards import (  # noqa: F401  (check_max_changes, parse
 from batchtag.commands._options import ApplyOptions
 from batchtag.config import resolve_settings
 from batchtag.defaults import MANIFEST_OPTIONS
-from batchtag.errors import AbortRun
+from batchtag.errors import AbortRun, UsageError, option
 from batchtag.gcore import Client
 from batchtag.logs import register_secret
 from batchtag.manifest import read_plan
 from batchtag.memory import release_memory
 from batchtag.model import Plan, PlanEntry, PlanIndex, iter_masked, needs_current_mask
 from batchtag.record import (
+    BLIND_META,
+    READ_META,
+    ChangeWriter,
     ReportLock,
     Summary,
-    UndoWriter,
     default_report_path,
     done_mask,
     write_summary_json,
@@ -93,23 +95,27 @@ async def run_apply(
 
 
 async def _run_locked(source, options, plan, report_path, confirm, on_engine) -> RunOutcome:
-    check_report_target(report_path, plan, options)
+    meta = check_report_target(report_path, plan, options)
+    options = keep_mode(options, meta, report_path)
     for name in ("summary_json", "undo_file"):
         if getattr(options, name):
             check_writable(getattr(options, name), name)
-    check_undo_target(options)
+    undo_file, kept = check_undo_target(options)
     pending = pending_mask(plan, report_path, options)
     release_memory()  # what the manifest's and the report's reading freed
     to_send = len(plan.entries) if pending is None else int(pending.sum())
     client = make_client(plan, options)
     summary = Summary(report_path)
     summary.already_done = len(plan.entries) - to_send
+    summary.before_state = before_state(options)
+    summary.notes = list(plan.notes)
+    if kept is not None:
+        summary.notes.append(f"undo file {kept} exists and is kept: this run's goes to {undo_file}")
+    summary.undo_file = None if undo_file is None else str(undo_file)
     run = ApplyRun(client, plan, options, summary, report_path)
     # Opened first: a bad undo file name is exit 2 before any request (the report itself is
     # opened only once the guards passed, so a refused run leaves none behind).
-    run.undo = (
-        UndoWriter(options.undo_file, append=bool(options.resume)) if options.undo_file else None
-    )
+    run.undo = ChangeWriter(undo_file) if undo_file is not None else None
     try:
         async with _maybe(client):
             if streams(run):
@@ -135,6 +141,22 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     return outcome
 
 
+def keep_mode(options: ApplyOptions, meta: dict | None, report_path: Path) -> ApplyOptions:
+    """A resume reads (or writes blind) as the run it resumes did (its report's metadata),
+    so the report stays one kind of run: a different explicit choice is refused."""
+    stored = (meta or {}).get("before_state")
+    if stored not in (READ_META, BLIND_META) or options.dry_run:
+        return options
+    reads = stored == READ_META
+    if options.check_current is not None and bool(options.check_current) != reads:
+        how = "read every snapshot first" if reads else "wrote blind"
+        raise UsageError(
+            f"{report_path} is a run that {how}; its resume does the same: drop "
+            f"{option('check_current', bool(options.check_current))}, or start a new report"
+        )
+    return replace(options, check_current=reads)
+
+
 def streams(run: ApplyRun) -> bool:
     """Whether the run sends while it reads the state (`ApplyRun.stream`): when it reads any,
     unless ``max_changes`` needs the whole state first (it counts the snapshots that would
@@ -150,7 +172,7 @@ async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confi
     confirmation prompt."""
     changes = to_send
     if run.options.max_changes not in (None, ""):
-        changes = writes_needed(run.state, pending_entries(run.plan, pending))
+        changes = writes_needed(run.state, pending_entries(run.plan, pending), run.options.force)
     await check_max_changes(run.client, run.plan, changes, run.options)
     if confirm is not None and changes and not confirm(changes):
         raise AbortRun("cancelled at the confirmation prompt")

@@ -113,12 +113,9 @@ def check_options(options: ApplyOptions) -> None:
     does not take (`NOT_FOR_ENFORCE`)."""
     options.check()
     parse_max_changes(options.max_changes)
-    for name in NOT_FOR_ENFORCE:
+    for name, why in NOT_FOR_ENFORCE.items():
         if getattr(options, name):
-            raise UsageError(
-                f"enforce takes no {option(name)}: run it again, it re-reads the state "
-                "and sends only what still differs"
-            )
+            raise UsageError(f"enforce takes no {option(name)}: {why}")
 
 
 def check_max_changes(limit: str | int | None, to_send: int, inventory_size: int) -> None:

@@ -11,6 +11,12 @@ _HOMES = {
     "DIFF_COLUMNS": "_diff",
     "DiffCollector": "_diff",
     "diff_entry": "_entry",
+    "CHANGE": "_entry",
+    "LOCKED": "_entry",
+    "NOOP": "_entry",
+    "NOT_FOUND": "_entry",
+    "VERDICTS": "_entry",
+    "WRITES": "_entry",
     "diff_frame": "_diff",
     "diff_plan": "_diff",
     "CHUNK": "_store",
@@ -19,7 +25,6 @@ _HOMES = {
     "plan_exit_code": "_view",
     "print_plan": "_view",
     "render_plan": "_view",
-    "DIFF_KINDS": "_write",
     "write_diff": "_write",
 }
 __all__ = sorted(_HOMES)

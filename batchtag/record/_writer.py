@@ -59,7 +59,9 @@ class ReportWriter:
     Without `resume`, an existing report at `path` (and its journal and metadata) is
     replaced. With `resume=True` the report must exist and have been written for the same
     plan fingerprint; its rows are kept, `done_keys` lists the snapshots already `ok` /
-    `noop`, and new results supersede older rows for the same snapshot.
+    `noop`, and new results supersede older rows for the same snapshot. The metadata keeps
+    `before_state`: ``read`` (the run read every snapshot first: it can be undone),
+    ``blind`` (it wrote blind) or None (a dry run); a resume keeps the first run's.
 
     Raises UsageError (exit 2) when the report cannot be started: nothing was sent yet.
     """
@@ -72,6 +74,7 @@ class ReportWriter:
         fingerprint: str,
         resume: bool = False,
         manifest: str | None = None,
+        before_state: str | None = None,
     ):
         self.path = Path(path)
         self.format = report_format(self.path)
@@ -102,6 +105,7 @@ class ReportWriter:
                 "manifest": manifest,
                 "format": self.format.name,
                 "resumed_at": [],
+                "before_state": before_state,
             }
         try:
             self._start_resumed() if resume else self._start_fresh()
