@@ -22,6 +22,7 @@ _LAZY = {
     "apply_async": "batchtag.api",
     "validate": "batchtag.api",
     "read_report": "batchtag.record",
+    "read_changes": "batchtag.record",
     "write_report": "batchtag.record",
     "plan": "batchtag.api",
     "plan_async": "batchtag.api",

@@ -24,6 +24,7 @@ from batchtag.diff import (
 )
 from batchtag.model import CONFLICT, Plan, PlanEntry
 from batchtag.record import EXIT_FAILED, EXIT_OK
+from batchtag.sandbox.store import Snapshot, SnapshotStore
 
 # verdicts and change kinds
 kinds = SimpleNamespace(
@@ -42,7 +43,7 @@ kinds = SimpleNamespace(
 def plain(frame: pd.DataFrame) -> list[list]:
     """A frame's cells as lists, a missing cell None (text columns hold NaN for it)."""
     return frame.astype(object).where(frame.notna(), None).values.tolist()
-from batchtag.sandbox.store import Snapshot, SnapshotStore
+
 
 SID = "aaaaaaaa-0000-4000-8000-000000000001"
 USER_KEYS = ["env", "team", "cc", "tmp"]

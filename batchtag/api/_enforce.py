@@ -19,6 +19,7 @@ async def enforce_async(
     /,
     *,
     check: bool = False,
+    output: str | Path | None = None,
     inventory: pd.DataFrame | None = None,
     **options: Any,
 ) -> pd.DataFrame:
@@ -30,6 +31,9 @@ async def enforce_async(
         A TOML policy file (see `batchtag.policy._policy`) or a loaded policy.
     check : bool
         Only evaluate: return the manifest of what would change, send nothing.
+    output : str or Path, optional
+        With ``check``: write the plan as a change file (.csv, .parquet, .jsonl), which
+        `batchtag.apply` applies where each key still holds what the policy saw.
     inventory : DataFrame, optional
         An export to evaluate instead of reading the policy's scopes.
 
@@ -45,7 +49,7 @@ async def enforce_async(
     >>> drift = await batchtag.enforce_async("cost-policy.toml", check=True)  # doctest: +SKIP
     """
     settings = make_options(options, ENFORCE_NAMES, "enforce")
-    outcome = await run_enforce(policy, settings, check=check, inventory=inventory)
+    outcome = await run_enforce(policy, settings, check=check, output=output, inventory=inventory)
     if outcome.run is None:
         outcome.manifest.attrs["diff"] = outcome.diff
         return outcome.manifest

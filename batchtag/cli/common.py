@@ -54,10 +54,11 @@ class CheckCommand(click.Command):
         self.check_flag = check_flag
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        checking = self.check_flag in args  # (parsing consumes `args`)
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as error:
-            if self.check_flag in args:
+            if checking:
                 error.exit_code = DETAILED_ERROR
             raise
 

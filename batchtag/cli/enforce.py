@@ -7,7 +7,7 @@ import sys
 import click
 
 from batchtag.cli.apply import SUMMARY_FILE_FAILED, ask
-from batchtag.cli.common import echo_error, fail
+from batchtag.cli.common import CheckCommand, echo_error, fail
 from batchtag.defaults import LOGGING_OPTIONS, NOT_FOR_ENFORCE, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
@@ -15,11 +15,18 @@ from batchtag.options import click_options
 ENFORCE_OPTIONS = tuple(o.name for o in PYTHON_OPTIONS if o.name not in NOT_FOR_ENFORCE)
 
 
-@click.command()
+@click.command(cls=CheckCommand, check_flag="--check")
 @click.argument("policy")
-@click_options("check", *ENFORCE_OPTIONS, "yes", *LOGGING_OPTIONS)
+@click_options("check", "output", *ENFORCE_OPTIONS, "yes", *LOGGING_OPTIONS)
 def enforce(
-    policy: str, check: bool, yes: bool, verbose: int, quiet: bool, log_format: str, **kwargs
+    policy: str,
+    check: bool,
+    output: str | None,
+    yes: bool,
+    verbose: int,
+    quiet: bool,
+    log_format: str,
+    **kwargs,
 ) -> None:
     """Make the snapshots satisfy POLICY (a TOML file of tag rules).
 
@@ -28,14 +35,18 @@ def enforce(
     counts the exported snapshots). A second run right after sends nothing; there is no
     --resume: running enforce again is the resume.
 
-    Exit codes: as apply (0 ok, 1 some failed, 2 bad policy or conflicting rules, nothing
-    sent, 3 aborted, 130 interrupted); with --check (prints the diff, sends nothing):
-    0 nothing to change, 2 drift.
+    A rename onto a key that holds a different value is refused there (a conflict, named
+    with its rule and snapshot) unless the rule's rename says overwrite = true.
+
+    Exit codes: as apply (0 ok, 1 some failed or a conflict, 2 bad policy or conflicting
+    rules, nothing sent, 3 aborted, 130 interrupted). With --check (prints the diff, sends
+    nothing; -o writes it as a change file, which `batchtag apply` applies as reviewed):
+    0 clean, 2 drift, 1 any error (bad policy, missing key, unreachable API, a conflict).
 
     \b
     Example:
         export GCORE_API_KEY=...
-        batchtag enforce cost-policy.toml --check
+        batchtag enforce cost-policy.toml --check -o drift.csv
         batchtag enforce cost-policy.toml --max-changes 10% --report run.csv \\
             --summary-json summary.json --log-format json --yes
     """
@@ -47,22 +58,24 @@ def enforce(
     if quiet and options.progress is None:
         options.progress = False
     try:
-        outcome = run(policy, options, check=check, confirm=None if yes else ask)
+        outcome = run(policy, options, check=check, output=output, confirm=None if yes else ask)
     except BatchtagError as error:
-        fail(error, log_format, options.summary_json)
+        fail(error, log_format, options.summary_json, detailed=check)
     if outcome.run is None:
         print_check(outcome)
+        if output is not None:
+            click.echo(f"change file written to {output} ({len(outcome.diff)} rows)", err=True)
         sys.exit(outcome.exit_code)
     from batchtag.record import format_summary
 
-    click.echo(format_summary(outcome.run.summary, resumable=False))
+    click.echo(format_summary(outcome.run.summary, resumable=False, forceable=False))
     if outcome.run.summary_json_error:
         echo_error(outcome.run.summary_json_error, log_format)
         sys.exit(outcome.exit_code or SUMMARY_FILE_FAILED)
     sys.exit(outcome.exit_code)
 
 
-def run(policy: str, options, *, check: bool, confirm):
+def run(policy: str, options, *, check: bool, output: str | None, confirm):
     """Evaluate and apply in this process's main loop, with signal handlers."""
     import asyncio
 
@@ -72,7 +85,12 @@ def run(policy: str, options, *, check: bool, confirm):
     with gc_frozen():
         return asyncio.run(
             run_enforce(
-                policy, options, check=check, confirm=confirm, on_engine=install_signal_handlers
+                policy,
+                options,
+                check=check,
+                output=output,
+                confirm=confirm,
+                on_engine=install_signal_handlers,
             )
         )
 
@@ -90,6 +108,11 @@ def print_check(outcome) -> None:
     snapshots = manifest.drop_duplicates(list(KEY_COLUMNS))
     lines = [
         f"{name}: {counts['selected']} selected, {counts['changed']} to change"
+        + (
+            f", {counts['refused']} refused (rename onto another value)"
+            if counts.get("refused")
+            else ""
+        )
         for name, counts in rules.items()
     ]
     verdict = "drift" if len(manifest) else "clean"

@@ -18,7 +18,15 @@ from batchtag.gcore import Breaker, Client, RateLimiter, RetrySettings
 from batchtag.memory import release_memory
 from batchtag.model import Plan, PlanEntry, PlanIndex
 from batchtag.read import EntryFeed, Reader, State, read_state
-from batchtag.record import BLIND_META, READ_META, ChangeWriter, Progress, Recorder, ReportWriter, Summary
+from batchtag.record import (
+    BLIND_META,
+    READ_META,
+    ChangeWriter,
+    Progress,
+    Recorder,
+    ReportWriter,
+    Summary,
+)
 from batchtag.send import Engine, EngineOptions
 
 log = logging.getLogger("batchtag")

@@ -22,6 +22,7 @@ import pandas as pd
 
 from batchtag.commands._apply import ApplyOptions, RunOutcome, parse_max_changes, run_apply
 from batchtag.commands._export import READ_NAMES, run_export
+from batchtag.commands._plan import check_output
 from batchtag.defaults import NOT_FOR_ENFORCE, PYTHON_OPTIONS
 from batchtag.diff import EXIT_CHANGES, diff_plan, plan_exit_code
 from batchtag.errors import AbortRun, ApiError, UsageError, option
@@ -37,7 +38,7 @@ from batchtag.policy import (
     is_tag_column,
     load_policy,
 )
-from batchtag.record import EXIT_OK
+from batchtag.record import EXIT_OK, write_changes
 
 EXIT_DRIFT = EXIT_CHANGES  # `enforce --check`: something would change (as plan's detailed code)
 EXIT_CLEAN = EXIT_OK
@@ -61,6 +62,7 @@ async def run_enforce(
     options: ApplyOptions,
     *,
     check: bool = False,
+    output: str | Path | None = None,
     inventory: pd.DataFrame | None = None,
     confirm: Callable[[int], bool] | None = None,
     on_engine: Callable[[Any], None] | None = None,
@@ -77,7 +79,11 @@ async def run_enforce(
     options : ApplyOptions
         The apply run's options (also the export's connection, concurrency and rate).
     check : bool
-        Stop after the plan: exit code 2 when anything would change, else 0.
+        Stop after the plan: exit code 2 when anything would change, 1 on a conflict (a
+        refused rename), else 0.
+    output : str or Path, optional
+        With `check`: write the plan as a change file (`batchtag apply` applies it, each
+        key checked against the value the policy saw).
     inventory : DataFrame, optional
         Evaluate this instead of exporting the policy's scopes.
     confirm, on_engine : callable, optional
@@ -94,12 +100,21 @@ async def run_enforce(
     """
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
     check_options(options)
+    if output is not None:
+        if not check:
+            raise UsageError(
+                f"{option('output')} writes the plan of {option('check', True)}; an enforce "
+                f"that applies keeps its way back in {option('undo_file')}"
+            )
+        check_output(output)
     if inventory is None:
         inventory = await read_inventory(policy, options)
     manifest = evaluate(policy, inventory)
     plan = read_plan(manifest, form="long")
     diff = diff_plan(plan, inventory_state(inventory, plan))
     if check:
+        if output is not None:
+            write_changes(diff, output)
         return EnforceOutcome(manifest, diff, None, plan_exit_code(diff.attrs["summary"]))
     if not options.dry_run:
         check_max_changes(options.max_changes, diff.attrs["summary"]["writes"], len(inventory))

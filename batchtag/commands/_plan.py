@@ -29,8 +29,8 @@ from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.gcore import Client, RateLimiter, RetrySettings
 from batchtag.memory import gc_paused
-from batchtag.model import Plan, PlanIndex, PrefixLookup, keys_of
-from batchtag.read import Key, Reader, ReadStats, read_wanted
+from batchtag.model import Plan, PlanIndex, PrefixLookup
+from batchtag.read import Key, Reader, ReadStats, read_keys, read_wanted
 from batchtag.record import (
     Undo,
     fresh_path,
@@ -67,8 +67,8 @@ def make_reader(client: Client, options: ApplyOptions, progress: Any = None) -> 
 async def read_snapshots(
     keys: list[Key], options: ApplyOptions
 ) -> tuple[dict[Key, dict[str, Any] | None], ReadStats]:
-    """The current state of `keys` (the one read strategy, `batchtag.read.read_wanted`):
-    only what a diff reads of each snapshot is kept (name, task_id, tags).
+    """The current state of `keys` (the one read strategy, `batchtag.read.read_keys`): only
+    what a diff reads of each snapshot is kept (name, task_id, tags).
 
     Parameters
     ----------
@@ -81,26 +81,14 @@ async def read_snapshots(
     (dict, ReadStats)
         Key -> snapshot JSON (None when not found), and what reading cost.
     """
-    codes: dict[tuple[int, int], int] = {}
-    scope_codes = np.array([codes.setdefault(k[:2], len(codes)) for k in keys], dtype=np.int64)
-    index = PlanIndex.build(scope_codes, tuple(codes), keys_of(k[2] for k in keys))
-    out: dict[Key, dict[str, Any] | None] = {}
-
-    def found(positions: np.ndarray, snapshots) -> None:
-        for position, snapshot in zip(positions.tolist(), snapshots, strict=True):
-            out[keys[position]] = None if snapshot is None else kept(snapshot)
-
     bar = PageBar(options.progress)
     async with open_client(options) as client:
         reader = make_reader(client, options, bar)
         try:
-            for scope in index.scopes:
-                wanted = index.in_scope(scope)
-                ids = lambda positions: [keys[p][2] for p in positions.tolist()]  # noqa: E731
-                await read_wanted(reader, scope, wanted, index, ids, found)
+            state = await read_keys(reader, keys, kept)
         finally:
             bar.close()
-    return out, reader.stats
+    return state, reader.stats
 
 
 def kept(snapshot: Mapping[str, Any]) -> dict[str, Any]:

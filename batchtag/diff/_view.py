@@ -52,7 +52,13 @@ VERDICT_WORDS = {
     NOT_FOUND: "not found",
     CONFLICT: "conflict",
 }
-COLOURS = {ADD: "green", REMOVE: "red", MODIFY: "yellow", READ_ONLY: "magenta", CONFLICT_NOTE: "red"}
+COLOURS = {
+    ADD: "green",
+    REMOVE: "red",
+    MODIFY: "yellow",
+    READ_ONLY: "magenta",
+    CONFLICT_NOTE: "red",
+}
 MARKS = {ADD: "+", REMOVE: "-", MODIFY: "~", READ_ONLY: "!", CONFLICT_NOTE: "!"}
 
 

@@ -23,7 +23,7 @@ from batchtag.manifest._columnar import categorical, fullmatch, normalised
 from batchtag.manifest._messages import Collector, shown, tag_text_problem
 from batchtag.manifest._operations import concat, ops_frame
 from batchtag.model import TAG_TEXT
-from batchtag.record import CHANGE_COLUMNS, NAME, NOTES, TAG
+from batchtag.record import NAME, NOTES, TAG
 
 FIELDS = (TAG, NAME)
 
@@ -69,10 +69,17 @@ def change_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     tag &= good_key & ~bad_new
     return concat(
         [
-            ops_frame(np.flatnonzero(tag & has_new), "set", _at(key, tag & has_new),
-                      _at(new, tag & has_new), "key", "new"),
-            ops_frame(np.flatnonzero(tag & ~has_new), "delete", _at(key, tag & ~has_new), "",
-                      "key", "new"),
+            ops_frame(
+                np.flatnonzero(tag & has_new),
+                "set",
+                _at(key, tag & has_new),
+                _at(new, tag & has_new),
+                "key",
+                "new",
+            ),
+            ops_frame(
+                np.flatnonzero(tag & ~has_new), "delete", _at(key, tag & ~has_new), "", "key", "new"
+            ),
             ops_frame(np.flatnonzero(tag), "expect", _at(key, tag), _at(old, tag), "key", "old"),
             ops_frame(np.flatnonzero(name), "name", _at(key, name), _at(new, name), "key", "new"),
             ops_frame(np.flatnonzero(name), "expect_name", "", _at(old, name), "key", "old"),
@@ -91,4 +98,3 @@ def _at(cells: pd.Series, mask: np.ndarray) -> pd.Series | pd.Categorical:
     """The cells where `mask` is set (a categorical stays coded)."""
     picked = cells.iloc[np.flatnonzero(mask)]
     return picked.reset_index(drop=True)
-

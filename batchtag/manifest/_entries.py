@@ -72,7 +72,9 @@ class PlanEntries(Sequence[PlanEntry]):
         the rows as a first row when they count up one an entry, and the ids as 16-byte
         keys when they are all lowercase UUIDs (a manifest's are): ~18 bytes an entry for a
         wide manifest of one scope, instead of ~90."""
-        if any(type(s) is not TagState for s in self.states):  # plain tuples: (tags, clear, renames)
+        if any(
+            type(s) is not TagState for s in self.states
+        ):  # plain tuples: (tags, clear, renames)
             object.__setattr__(self, "states", [TagState(*s) for s in self.states])
         narrow = {
             "projects": narrowed(self.projects),

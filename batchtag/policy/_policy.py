@@ -13,7 +13,9 @@ A policy is an optional ``[scope]`` and one or more ``[[rule]]`` tables::
 
 A rule's ``where`` (default: every snapshot) picks snapshots; its actions say what they get:
 ``set`` (key = value), ``delete`` (keys), ``lower`` / ``upper`` (keys whose value changes
-case), ``rename`` (old key = new key). Everything is checked here, before any request:
+case), ``rename`` (old key = new key; onto a key that already holds a different value it is
+refused, unless the table says ``overwrite = true``: ``rename = { Owner = "owner",
+overwrite = true }``). Everything is checked here, before any request:
 unknown keys, an empty rule, invalid tag text, a rule writing one key twice, and every
 ``where`` against the grammar of `batchtag.inventory.compile_where`, then on made-up rows with the
 inventory's column types (an unknown column, text compared with a number).
@@ -68,6 +70,7 @@ KEY_LISTS = ("delete", "lower", "upper")  # actions taking a list of keys
 KEY_TABLES = ("set", "rename")  # actions taking a table
 ACTIONS = ("set", "delete", "lower", "upper", "rename")
 RULE_KEYS = ("name", "description", "where", *ACTIONS)
+OVERWRITE = "overwrite"  # in a rename table: `overwrite = true` (a boolean, not a key)
 RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 
 
@@ -88,6 +91,7 @@ class Rule:
     lower: tuple[str, ...] = ()
     upper: tuple[str, ...] = ()
     rename: dict[str, str] = field(default_factory=dict)
+    overwrite: bool = False  # a rename may replace a different value (its `overwrite = true`)
     line: int | None = None  # the line of its [[rule]] header, for messages
 
     @property
@@ -218,12 +222,17 @@ def _rule(raw: Any, index: int, line: int | None, source: str) -> Rule:
     condition = raw.get("where")
     if condition is not None and not isinstance(condition, str):
         raise PolicyError(f'{where}: where must be a string (a condition, e.g. "size > 100")')
+    overwrite = False
+    if isinstance(raw.get("rename"), dict) and isinstance(raw["rename"].get(OVERWRITE), bool):
+        renames = dict(raw["rename"])  # a string there renames a tag named "overwrite"
+        overwrite = renames.pop(OVERWRITE)
+        raw = {**raw, "rename": renames}
     actions = {a: _action(a, raw[a], where) for a in ACTIONS if a in raw}
     if not any(actions.values()):
         raise PolicyError(f"{where}: no action; give one of {', '.join(ACTIONS)}")
     _check_tag_text(actions, where)
     _check_written_once(actions, where)
-    return Rule(name, condition, line=line, **actions)
+    return Rule(name, condition, overwrite=overwrite, line=line, **actions)
 
 
 def _action(action: str, value: Any, where: str) -> Any:

@@ -17,6 +17,7 @@ _HOMES = {
     "GET_BATCH": "_strategy",
     "lists_rest": "_strategy",
     "pages": "_strategy",
+    "read_keys": "_strategy",
     "read_wanted": "_strategy",
     "NOT_FOUND_TEXT": "_state",
     "NOT_READ": "_state",

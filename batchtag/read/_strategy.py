@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from batchtag.read._reader import Reader
 
 GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
 Scope = tuple[int, int]
+Key = tuple[int, int, str]  # (project_id, region_id, snapshot_id)
 # `read_wanted`'s `found`: positions and their snapshots (None: it does not exist)
 Found = Callable[[np.ndarray, Sequence[dict | None]], None]
 
@@ -147,3 +148,40 @@ def _pick(page: Sequence[dict], scope: Scope, wanted: np.ndarray, lookup: Lookup
         chosen = positions[at]
         wanted[chosen] = False
         found(chosen, [page[i] for i in at.tolist()])
+
+
+async def read_keys(
+    reader: Reader, keys: Sequence[Key], keep: Callable[[dict], Any] | None = None
+) -> dict[Key, Any]:
+    """The current state of some snapshots, each scope read by `read_wanted`.
+
+    Parameters
+    ----------
+    reader : Reader
+        The reader.
+    keys : sequence of (project_id, region_id, snapshot_id)
+        The snapshots (ids in any case).
+    keep : callable, optional
+        Applied to each snapshot found (only what it returns is held).
+
+    Returns
+    -------
+    dict
+        Each key -> its snapshot (or ``keep(snapshot)``); None for one that does not exist.
+    """
+    keep = keep or (lambda snapshot: snapshot)
+    codes: dict[Scope, int] = {}
+    scope_codes = np.array([codes.setdefault(k[:2], len(codes)) for k in keys], dtype=np.int64)
+    index = PlanIndex.build(scope_codes, tuple(codes), keys_of(k[2] for k in keys))
+    out: dict[Key, Any] = {}
+
+    def found(positions: np.ndarray, snapshots: Sequence[dict | None]) -> None:
+        for position, snapshot in zip(positions.tolist(), snapshots, strict=True):
+            out[keys[position]] = None if snapshot is None else keep(snapshot)
+
+    def ids_at(positions: np.ndarray) -> list[str]:
+        return [keys[p][2] for p in positions.tolist()]
+
+    for scope in index.scopes:
+        await read_wanted(reader, scope, index.in_scope(scope), index, ids_at, found)
+    return out

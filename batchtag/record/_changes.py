@@ -129,7 +129,9 @@ def inverse_changes(
         if old != new:
             out.append(_row(project_id, region_id, snapshot_id, TAG, k, old, new, rows))
     if name_before is not None and name_after is not None and name_before != name_after:
-        out.append(_row(project_id, region_id, snapshot_id, NAME, None, name_after, name_before, rows))
+        out.append(
+            _row(project_id, region_id, snapshot_id, NAME, None, name_after, name_before, rows)
+        )
     return out
 
 
@@ -148,7 +150,9 @@ def _row(project_id, region_id, snapshot_id, field, key, old, new, rows) -> dict
     }
 
 
-def changes_frame(records: Iterable[Mapping[str, Any]], columns: Iterable[str] = ()) -> pd.DataFrame:
+def changes_frame(
+    records: Iterable[Mapping[str, Any]], columns: Iterable[str] = ()
+) -> pd.DataFrame:
     """Change rows as a DataFrame with the schema's dtypes (then any other `columns`).
 
     Examples

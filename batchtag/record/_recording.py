@@ -18,9 +18,9 @@ from pathlib import Path
 from batchtag.errors import ReportWriteError
 from batchtag.model import Result
 from batchtag.record import ReportWriter
+from batchtag.record._changes import ChangeWriter
 from batchtag.record._progress import Progress
 from batchtag.record._summary import Summary
-from batchtag.record._changes import ChangeWriter
 
 
 def undo_write_error(path: Path, error: OSError) -> ReportWriteError:

@@ -192,7 +192,7 @@ def _shorten(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def format_summary(d: dict[str, Any], *, resumable: bool = True) -> str:
+def format_summary(d: dict[str, Any], *, resumable: bool = True, forceable: bool = True) -> str:
     """A few lines for the terminal.
 
     Parameters
@@ -202,6 +202,9 @@ def format_summary(d: dict[str, Any], *, resumable: bool = True) -> str:
     resumable : bool
         The command has ``--resume`` (apply); else (enforce) an unfinished run is finished
         by running the same command again.
+    forceable : bool
+        The command has ``--force`` (apply): a conflict's line says it writes them anyway;
+        else (enforce) that a rule's ``overwrite = true`` lets a rename replace a value.
 
     Returns
     -------
@@ -231,6 +234,16 @@ def format_summary(d: dict[str, Any], *, resumable: bool = True) -> str:
     if d.get("top_errors"):
         lines.append("  most common errors:")
         lines.extend(f"    {e['count']} x {_shorten(e['error'])}" for e in d["top_errors"])
+    if d.get("counts", {}).get(CONFLICT):
+        how = (
+            "--force writes them anyway"
+            if forceable
+            else "overwrite = true in a rule's rename lets it replace a value"
+        )
+        lines.append(
+            "  conflicts left alone (a key changed since the change was written, or a rename"
+            f" onto another value); {how}"
+        )
     if d.get("before_state") == BLIND_META:
         lines.append("  " + BLIND_TEXT.format(flag="--no-check-current"))
     if d.get("undo_file"):

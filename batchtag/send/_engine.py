@@ -20,7 +20,7 @@ from typing import Any
 
 from batchtag.defaults import default
 from batchtag.diff import diff_entry
-from batchtag.errors import ApiError, option
+from batchtag.errors import ApiError
 from batchtag.gcore import (
     GONE,
     LOCK,
@@ -291,8 +291,7 @@ class Engine:
             if job.snapshot is not None:  # only the keys that change (and not the same name)
                 diff = diff_entry(entry, job.snapshot)
                 if diff.conflict and not self.options.force:
-                    text = f"{diff.conflict}; left alone ({option('force', True)} writes it anyway)"
-                    error = ApiError(0, CONFLICT_CLASS, text)
+                    error = ApiError(0, CONFLICT_CLASS, f"{diff.conflict}; left alone")
                     self._finish(job, CONFLICT, api_error=error)
                     return
                 body = diff.body
