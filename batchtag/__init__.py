@@ -23,6 +23,7 @@ _LAZY = {
     "validate": "batchtag.api",
     "read_report": "batchtag.record",
     "read_changes": "batchtag.record",
+    "write_changes": "batchtag.record",
     "write_report": "batchtag.record",
     "plan": "batchtag.api",
     "plan_async": "batchtag.api",

@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchtag.diff import CHUNK, DIFF_KINDS, DiffCollector, render_plan, write_diff
+from batchtag.diff import CHUNK, DiffCollector, render_plan, write_diff
 from batchtag.model import PlanEntry
+from batchtag.record import CHANGE_KINDS
 from batchtag.tabular import STR, read_table, write_table
 
 BYTES_PER_ROW = 120  # a row as Python list cells was ~300 bytes (10 cells, strings, lists)
@@ -87,7 +88,10 @@ def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
     frame = collect(made).frame()
     records = list(diff.records(batch=37))
     assert len(records) == len(diff) == len(frame)
-    assert records == frame.to_dict("records")
+    text = frame.select_dtypes("str").columns  # their missing cells are NaN in the frame
+    assert records == frame.astype({c: object for c in text}).where(frame.notna(), None).to_dict(
+        "records"
+    )
     assert [r["snapshot_id"] for r in records] == sorted(r["snapshot_id"] for r in records)
     assert {type(r["owner"]) for r in records} == {int, str, type(None)}
     assert all(type(r["rows"]) is list for r in records)
@@ -99,13 +103,13 @@ def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
 def test_written_diff_is_the_frame_written_row_by_row(tmp_path, monkeypatch, suffix):
     monkeypatch.setattr("batchtag.diff._store.CHUNK", 64)
-    monkeypatch.setattr("batchtag.diff._write.GROUP", 50)  # several Parquet row groups
+    monkeypatch.setattr("batchtag.record._changes.GROUP", 50)  # several Parquet row groups
     made = pairs(300, seed=5)
     frame = collect(made).frame()
     assert len(frame) > 50
     ours, rows = tmp_path / f"ours{suffix}", tmp_path / f"rows{suffix}"
     write_diff(collect(made).finish(), ours)
-    kinds = {c: DIFF_KINDS.get(c, STR) for c in frame.columns[:10]}
+    kinds = {c: CHANGE_KINDS.get(c, STR) for c in frame.columns[:10]}
     write_table(rows, list(frame.columns), frame.to_dict("records"), kinds)
     if suffix == ".parquet":
         assert pq.read_schema(ours) == pq.read_schema(rows)
