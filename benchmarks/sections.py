@@ -1,8 +1,9 @@
 """The sections of `make bench`: each runs its benchmark, prints the benchmark's own detailed
 table, and returns its figures against their targets (rows of the final table).
 
-Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run) and 11
-(export); rate, adaptive and validate keep the targets of earlier issues. Every figure is
+Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run), 11
+(export) and 23 (change files); rate, adaptive and validate keep the targets of earlier
+issues. Every figure is
 measured in the run that prints it: ratios compare clients measured in the same run.
 """
 
@@ -294,6 +295,35 @@ def plan() -> list[Figure]:
     return ratio_and_peak(bench, heading, ratio, ("plan", "batchtag plan"), PLAN_PEAK_MB)
 
 
+def changes() -> list[Figure]:
+    from benchmarks import bench_changes as bench
+
+    size = label(bench.SNAPSHOTS)
+    heading = (
+        f"change files: apply of a {size}-row change file vs the manifest it came from,"
+        f" best of {bench.ROUNDS}"
+    )
+    r = bench.ratios(shown(bench, heading))
+    what = (
+        f"`batchtag apply` of the {size}-row change file `plan -o` wrote vs of its wide"
+        " manifest, whole processes, the same freshly reset sandbox"
+    )
+    return [
+        Figure(
+            f"change file {size}: apply wall time / manifest's",
+            what,
+            r["wall"],
+            target=at_most(bench.TARGET),
+        ),
+        Figure(
+            f"change file {size}: apply peak RSS / manifest's",
+            "the same runs' VmHWM",
+            r["peak"],
+            target=at_most(bench.TARGET),
+        ),
+    ]
+
+
 def ratio_and_peak(
     bench: ModuleType, heading: str, ratio: Figure, peaked: tuple[str, str], bound_mb: float
 ) -> list[Figure]:
@@ -319,5 +349,6 @@ SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "validate": validate,
     "export": export,
     "plan": plan,
+    "changes": changes,
     "memory": memory,
 }

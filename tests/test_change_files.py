@@ -84,9 +84,7 @@ def test_a_plan_frame_is_a_change_frame_that_apply_takes(make_sandbox, tmp_path)
     assert "name: 'someone-else' now, 'db-a' when the change was written" in stale.loc[a, "error"]
 
 
-def test_a_bad_change_file_is_refused_naming_rows_and_columns_before_any_request(
-    sandbox, tmp_path
-):
+def test_a_bad_change_file_is_refused_naming_rows_and_columns_before_any_request(sandbox, tmp_path):
     a = sandbox.store.ids()[0]
     rows = [
         {"snapshot_id": a, "field": "tags", "key": "env", "old": "", "new": "x"},

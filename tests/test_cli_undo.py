@@ -186,9 +186,9 @@ def test_apply_ends_where_plan_said_and_undo_takes_it_back(prop_server, tmp_path
     report = batchtag.apply(
         manifest, report=tmp_path / "run.csv", overwrite=True, check_current=True, **kw, **scope
     )
-    assert state(server, ids) == predicted(diff, original)
+    assert state(server, ids) == predicted(diff, original)  # a conflict's rows: notes only
     assert patches(server) - sent == diff.attrs["summary"]["writes"]
-    assert set(report["status"]) <= {"ok", "noop"}
+    assert set(report["status"]) <= {"ok", "noop", "conflict"}
     inverse = batchtag.undo(
         tmp_path / "run.csv", output=tmp_path / "run.undo.jsonl", overwrite=True, **kw
     )

@@ -219,11 +219,13 @@ def test_the_public_names_are_pinned():
             "export_async",
             "plan",
             "plan_async",
+            "read_changes",
             "read_report",
             "sandbox",
             "undo",
             "undo_async",
             "validate",
+            "write_changes",
             "write_report",
         ]
     )

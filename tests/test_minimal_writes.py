@@ -149,9 +149,12 @@ def test_apply_ends_where_diff_plan_predicted(sandbox, tmp_path_factory, start, 
     except ManifestError:
         assume(False)  # a conflicting manifest: validation refuses it, nothing to compare
     before = {sid: user_state(sandbox, sid) for sid in ids}
-    expect = predicted(diff_plan(plan, {(1, 1, s): snapshot(sandbox, s) for s in ids}), before)
+    diff = diff_plan(plan, {(1, 1, s): snapshot(sandbox, s) for s in ids})
+    expect = predicted(diff, before)  # a conflict's rows are notes: it stays as it is
     report = run(sandbox, pd.DataFrame(rows), tmp_path_factory.mktemp("run"), check_current=True)
-    assert set(report.status) <= {"ok", "noop"}
+    assert set(report.status) <= {"ok", "noop", "conflict"}
+    conflicts = set(diff.loc[diff["verdict"] == "conflict", "snapshot_id"])
+    assert set(report.loc[report.status == "conflict", "snapshot_id"]) == conflicts
     assert {sid: user_state(sandbox, sid) for sid in ids} == expect
 
 

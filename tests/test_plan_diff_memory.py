@@ -13,7 +13,7 @@ import pytest
 
 from batchtag.diff import CHUNK, DiffCollector, render_plan, write_diff
 from batchtag.model import PlanEntry
-from batchtag.record import CHANGE_KINDS
+from batchtag.record import CHANGE_DTYPES, CHANGE_KINDS
 from batchtag.tabular import STR, read_table, write_table
 
 BYTES_PER_ROW = 120  # a row as Python list cells was ~300 bytes (10 cells, strings, lists)
@@ -95,7 +95,9 @@ def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
     assert [r["snapshot_id"] for r in records] == sorted(r["snapshot_id"] for r in records)
     assert {type(r["owner"]) for r in records} == {int, str, type(None)}
     assert all(type(r["rows"]) is list for r in records)
-    assert str(frame["project_id"].dtype) == "Int64" and frame["key"].dtype == object
+    assert {c: str(frame[c].dtype) for c in ("project_id", "key", "rows")} == {
+        c: str(dtype) for c, dtype in CHANGE_DTYPES.items() if c in ("project_id", "key", "rows")
+    }
     assert render_plan(diff, limit=5) == render_plan(frame, limit=5)
     assert render_plan(diff, limit=1000) == render_plan(frame, limit=1000)
 

@@ -102,7 +102,11 @@ def test_the_sample_policy_changes_exactly_the_offending_snapshots():
         ("2", "delete", "tmp", "", "no tmp tags; owner, not Owner"),
         ("4", "set", "retention", "7d", "test snapshots are short-lived"),
     ]
-    assert manifest.attrs["rules"]["default cost-center"] == {"selected": 1, "changed": 1}
+    assert manifest.attrs["rules"]["default cost-center"] == {
+        "selected": 1,
+        "changed": 1,
+        "refused": 0,
+    }
     plan = read_plan(manifest)  # a valid manifest: the rule column passes through
     assert plan.passthrough == [RULE_COLUMN] and len(plan) == 3
 

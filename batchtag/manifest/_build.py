@@ -159,8 +159,8 @@ PLAYED_LIMIT = 100_000  # distinct tag sequences remembered at once (bounds the 
 def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
     """The `TagState` of every group, as a code per group into a list of states. Groups
     whose tag operations (and checks) are the same get the same state: each distinct
-    sequence is played once. Groups with one operation (most of a big manifest) are matched
-    as arrays."""
+    sequence is played once. Groups with one or two operations (most of a big manifest, or
+    of a change file) are matched as arrays."""
     tagging = (ops.op != NAME) & (ops.op != EXPECT_NAME)
     picked = None if tagging.all() else np.flatnonzero(tagging)
     del tagging
@@ -184,8 +184,18 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
     out[single] = inverse + len(states)
     del inverse
     states += [_play((code,), ops, span, size) for code in distinct.tolist()]
+    pairs = np.flatnonzero(lengths == 2)  # a change file's rows: a write and its check
+    if len(pairs):
+        width = int(codes.max()) + 1
+        first = codes[bounds[pairs]].astype(np.int64)
+        first *= width
+        first += codes[bounds[pairs] + 1]
+        distinct, inverse = distinct_codes(first)
+        del first
+        out[pairs] = inverse + len(states)
+        states += [_play(divmod(code, width), ops, span, size) for code in distinct.tolist()]
     played: dict[tuple[int, ...], int] = {}
-    for group in np.flatnonzero(lengths > 1).tolist():
+    for group in np.flatnonzero(lengths > 2).tolist():
         sequence = tuple(codes[bounds[group] : bounds[group + 1]].tolist())
         state = played.get(sequence)
         if state is None:
