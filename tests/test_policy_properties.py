@@ -64,11 +64,13 @@ def test_enforcing_satisfies_every_rule_and_a_second_evaluation_is_empty(snaps, 
                     snaps[i],
                 )
     # stable: evaluating again on the result writes nothing (a second run sends nothing);
-    # the refused renames stay refused
+    # a rename refused then is refused again, unless its rule no longer selects the snapshot
     again = evaluate(rules, inventory(final))
     assert set(again["op"]) <= {"rename"}, again
     key = ["snapshot_id", "key", "value"]
-    assert again[key].values.tolist() == renames[key].values.tolist()
+    assert set(map(tuple, again[key].values.tolist())) <= set(
+        map(tuple, renames[key].values.tolist())
+    )
     assert user_tags(inventory(final)) == [s["tags"] for s in final]
 
 
