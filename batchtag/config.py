@@ -142,6 +142,6 @@ def resolve_settings(
     if not key:
         raise UsageError(f"no API key: set {ENV_API_KEY} or pass {option('api_key')}")
     url = check_base_url(url, insecure_http=insecure_http)
-    if urlsplit(url).scheme != "https":  # no TLS: the CA bundle is not read (~20-30 ms)
+    if urlsplit(url).scheme != "https":  # no TLS: the CA bundle is not read (it is slow to load)
         return Settings(url, key)
     return Settings(url, key, ca_context(ca_bundle, env))

@@ -3,7 +3,7 @@
 A plain-Python table (no click, pandas or aiohttp here, so anything may import it cheaply):
 
 - the click options are built from it (`batchtag.options.click_options`),
-- `ApplyOptions` (runner.py) is generated from the entries whose ``python`` is true,
+- `ApplyOptions` (`batchtag.commands`) is generated from the entries whose ``python`` is true,
 - the engine, retry and HTTP-client dataclasses take their defaults via `default(name)`,
 - the Python API's signatures and numpydoc docstrings are generated from it.
 
@@ -58,7 +58,14 @@ OPTIONS: dict[str, Option] = _opts(
     # -- the report ---------------------------------------------------------------------
     Option("report", None, "path", "Report path (.csv/.parquet/.jsonl).", "str | Path | None"),
     Option("resume", None, "path", "Continue this report's run.", "str | Path | None"),
-    Option("overwrite", False, "flag", "Replace an existing report or undo file.", "bool"),
+    Option(
+        "overwrite",
+        False,
+        "flag",
+        "Replace an existing report or -o file; an existing undo file is kept and a new one"
+        " written beside it.",
+        "bool",
+    ),
     Option("dry_run", False, "flag", "Send no writes; report rows are `planned`.", "bool"),
     Option("summary_json", None, "path", "Also write the summary here.", "str | Path | None"),
     # -- sending ------------------------------------------------------------------------
@@ -246,8 +253,20 @@ OPTIONS: dict[str, Option] = _opts(
         "long",
         False,
         "flag",
-        "One row per (snapshot, tag): key, value, read_only.",
+        "One row per (snapshot, tag): key, value, read_only (an untagged snapshot: one row"
+        " with an empty key).",
         "bool",
+        python=False,
+    ),
+    Option(
+        "with_volume",
+        None,
+        "str",
+        "Join each snapshot's volume: volume_name and volume_tag:<key> columns (one more"
+        " listing per scope).",
+        "bool",
+        choices=("volume",),
+        flag="--with",
         python=False,
     ),
     Option(

@@ -39,7 +39,7 @@ def release_memory() -> None:
 @contextmanager
 def malloc_arrow() -> Iterator[None]:
     """Arrow allocates with malloc inside, so `release_memory` can hand its freed temporaries
-    back (Arrow's default pool keeps more of them: ~40 MB of peak on a 1M-row manifest).
+    back (Arrow's default pool keeps more of them).
     Buffers made inside stay valid after; each is freed by the pool that made it."""
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())

@@ -14,11 +14,7 @@ from collections.abc import Callable
 import click
 
 from batchtag.defaults import (
-    CONNECTION_OPTIONS,
-    FORM_OPTIONS,
-    LOGGING_OPTIONS,
     OPTIONS,
-    SCOPE_OPTIONS,
     Option,
 )
 
@@ -62,10 +58,3 @@ def click_options(*names: str) -> Callable:
         return func
 
     return decorate
-
-
-# Ready-made stacks of the table's groups (they do not overlap).
-manifest_options = click_options(*FORM_OPTIONS)
-scope_options = click_options(*SCOPE_OPTIONS)
-connection_options = click_options(*CONNECTION_OPTIONS)
-logging_options = click_options(*LOGGING_OPTIONS)

@@ -23,7 +23,7 @@ FAST = ["--no-progress", "--concurrency", str(CONCURRENCY), "--rate", "1000000"]
 
 
 def run_export(url: str, folder: Path) -> harness.ChildRun:
-    args = ["export", "-o", str(folder / "inventory.parquet"), *FAST]
+    args = ["export", "-o", str(folder / "inventory.parquet"), "--overwrite", *FAST]
     return checked(harness.run_child("batchtag", args, harness.client_env(url), folder), "export")
 
 

@@ -2,9 +2,9 @@
 table, and returns its figures against their targets (rows of the final table).
 
 Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run), 11
-(export) and 23 (change files); rate, adaptive and validate keep the targets of earlier
-issues. Every figure is
-measured in the run that prints it: ratios compare clients measured in the same run.
+(export), 25 (inherit), 22 (breadth: many tags, keys and rules) and 23 (change files);
+rate, adaptive and validate keep the targets of earlier issues. Every figure is measured in
+the run that prints it: ratios compare clients measured in the same run.
 """
 
 from __future__ import annotations
@@ -295,6 +295,35 @@ def plan() -> list[Figure]:
     return ratio_and_peak(bench, heading, ratio, ("plan", "batchtag plan"), PLAN_PEAK_MB)
 
 
+def inherit() -> list[Figure]:
+    from benchmarks import bench_inherit as bench
+
+    size = f"{label(bench.SNAPSHOTS)} snapshots, {label(bench.VOLUMES)} volumes"
+    r = shown(bench, f"inherit: enforce with a copy rule vs export --with volume + apply, {size}")
+    pair = "`batchtag export --with volume` then `batchtag apply` of the same changes"
+    return [
+        Figure(
+            f"inherit {label(bench.SNAPSHOTS)}: enforce / export + apply, wall time",
+            f"`batchtag enforce` with a copy rule (fill cost-center and team from the volume)"
+            f" vs {pair}; whole processes, same sandbox, same run",
+            bench.ratio(r),
+            target=at_most(bench.TARGET),
+        ),
+        Figure(
+            f"inherit {label(bench.SNAPSHOTS)}: enforce requests",
+            "every request the sandbox saw from enforce: snapshot pages, volume pages, PATCHes",
+            r["enforce"]["requests"],
+            unit="requests",
+        ),
+        Figure(
+            f"inherit {label(bench.SNAPSHOTS)}: export + apply requests",
+            f"the same for {pair} (apply reads the state again)",
+            r["export + apply"]["requests"],
+            unit="requests",
+        ),
+    ]
+
+
 def changes() -> list[Figure]:
     from benchmarks import bench_changes as bench
 
@@ -338,6 +367,60 @@ def ratio_and_peak(
     ]
 
 
+def breadth() -> list[Figure]:
+    from benchmarks import bench_breadth as bench
+
+    tags, keys = label(bench.TAGS), label(bench.KEYS)
+    rules, snapshots = label(bench.RULES), label(bench.RULE_SNAPSHOTS)
+    heading = (
+        f"breadth: {tags} tags on one snapshot, {keys} keys with --long, {rules} rules on"
+        f" {snapshots} snapshots; exports best of {bench.ROUNDS}"
+    )
+    r = shown(bench, heading)
+    whole = "whole-process wall time (start-up included)"
+    export_limit = at_most(bench.TARGET_EXPORT_S)
+    return [
+        Figure(
+            f"breadth: export, {tags} tags on one snapshot",
+            f"{whole} of `batchtag export -o FILE.parquet`, a {bench.WIDE_SNAPSHOTS}-snapshot"
+            f" scope where one snapshot has {tags} user tags",
+            r["wide"]["wall"],
+            "s",
+            export_limit,
+        ),
+        Figure(
+            f"breadth: export --long, {keys} keys",
+            f"{whole} of `batchtag export --long -o FILE.parquet`, {keys} snapshots each with"
+            " a tag key of its own",
+            r["long"]["wall"],
+            "s",
+            export_limit,
+        ),
+        Figure(
+            "breadth: export, nothing tagged (start-up)",
+            f"the same export of the {bench.WIDE_SNAPSHOTS}-snapshot scope before tagging:"
+            " start-up and fixed cost, for reading the rows above",
+            r["baseline"]["wall"],
+            "s",
+        ),
+        Figure(
+            f"breadth: {rules} rules on {snapshots} snapshots, evaluation",
+            "batchtag.policy.evaluate, in-process, on the exported inventory: two rules"
+            " per window of creation time, one setting the window's key, the other upper,"
+            " delete (chained) or rename",
+            r["rules"]["evaluate"],
+            "s",
+            at_most(bench.TARGET_RULES_S),
+        ),
+        Figure(
+            f"breadth: {rules} rules, loading the policy",
+            "parse_policy of the same policy: TOML, every rule checked (tag text, where)",
+            r["rules"]["load"],
+            "s",
+        ),
+    ]
+
+
 SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "startup": startup,
     "latency": latency,
@@ -346,7 +429,9 @@ SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "rate": rate,
     "adaptive": adaptive,
     "rerun": rerun,
+    "inherit": inherit,
     "validate": validate,
+    "breadth": breadth,
     "export": export,
     "plan": plan,
     "changes": changes,

@@ -27,6 +27,17 @@ def invoke(args: list[str], sandbox, **env: str) -> Result:
     return CliRunner().invoke(main, args, env={**env_for(sandbox), **env}, catch_exceptions=False)
 
 
+def invoke_on(sb, args: list[str], **env: str) -> Result:
+    """Run the CLI in-process against a `batchtag.sandbox(...)` (its URL, key, first scope)."""
+    scope = {
+        ENV_API_KEY: sb.api_key,
+        ENV_BASE_URL: sb.url,
+        ENV_PROJECT_ID: str(sb.project_id),
+        ENV_REGION_ID: str(sb.region_id),
+    }
+    return CliRunner().invoke(main, args, env={**scope, **env}, catch_exceptions=False)
+
+
 def closed_url() -> str:
     """A loopback URL nothing listens on (a connection to it is refused)."""
     with socket.socket() as sock:

@@ -11,8 +11,13 @@ from batchtag.policy import parse_policy
 BASE = ["project_id", "region_id", "snapshot_id", "name", "status", "size"]
 
 
-def inventory(snapshots: list[dict]) -> pd.DataFrame:
-    """An export-shaped frame: each snapshot is {"tags": {...}, "ro": {...}, "size": n}."""
+def inventory(snapshots: list[dict], with_volume: bool | None = None) -> pd.DataFrame:
+    """An export-shaped frame: each snapshot is {"tags": {...}, "ro": {...}, "size": n,
+    "volume": {"name": ..., "tags": {...}}}. With the volumes (by default: when a snapshot
+    has a "volume"), `volume_name` and `volume_tag:<key>` columns as `export(with_volume=
+    True)` joins them; a snapshot without "volume" then has none (it was deleted)."""
+    if with_volume is None:
+        with_volume = any("volume" in snap for snap in snapshots)
     rows = []
     for i, snap in enumerate(snapshots):
         row = {
@@ -25,10 +30,15 @@ def inventory(snapshots: list[dict]) -> pd.DataFrame:
         }
         row.update({f"tag:{k}": v for k, v in snap.get("tags", {}).items()})
         row.update({f"ro:{k}": v for k, v in snap.get("ro", {}).items()})
+        if with_volume:
+            volume = snap.get("volume")
+            row["volume_name"] = None if volume is None else volume.get("name", f"vol-{i}")
+            row.update({f"volume_tag:{k}": v for k, v in (volume or {}).get("tags", {}).items()})
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(dict.fromkeys(BASE + [c for r in rows for c in r])))
+    base = BASE + ["volume_name"] if with_volume else BASE
+    frame = pd.DataFrame(rows, columns=list(dict.fromkeys(base + [c for r in rows for c in r])))
     frame = frame.astype({"project_id": "int64", "region_id": "int64", "size": "int64"})
-    tag_columns = [c for c in frame.columns if c.startswith(("tag:", "ro:"))]
+    tag_columns = [c for c in frame.columns if c.startswith(("tag:", "ro:", "volume_"))]
     frame[tag_columns] = frame[tag_columns].astype(object).where(frame[tag_columns].notna(), None)
     return frame
 
@@ -42,8 +52,9 @@ def user_tags(frame: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def after(snapshots: list[dict], manifest: pd.DataFrame) -> list[dict]:
-    """The reference model of applying a long set/delete manifest to the snapshots (its
-    `rename` rows are renames the policy refused: they change nothing)."""
+    """The reference model of applying a long set/delete manifest to the snapshots (their
+    volumes stay as they are; its `rename` rows are renames the policy refused: they change
+    nothing)."""
     out = [{**s, "tags": dict(s.get("tags", {}))} for s in snapshots]
     index = {f"aaaaaaaa-0000-4000-8000-{i:012d}": i for i in range(len(out))}
     for row in manifest.itertuples(index=False):

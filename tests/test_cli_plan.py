@@ -117,6 +117,40 @@ def test_limit_0_prints_the_same_summary_and_still_writes_every_row(mixed, tmp_p
     assert f"change file written to {out} ({len(expected)} rows)" in written.output
 
 
+def test_a_negative_limit_is_one_line_exit_2_before_any_request(mixed, tmp_path):
+    server, manifest, _ = mixed
+    before = server.stats()["total_requests"]
+    result = invoke(["plan", str(manifest), "--limit", "-1", "-o", str(tmp_path / "d.csv")], server)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == ["error: --limit -1: give 0 or more snapshots to show"]
+    assert result.stdout == ""
+    assert server.stats()["total_requests"] == before and not (tmp_path / "d.csv").exists()
+
+
+def test_an_existing_output_is_refused_unless_overwrite(mixed, tmp_path):
+    """Like a report: -o never replaces a file silently (exit 2, one line, no request)."""
+    server, manifest, expected = mixed
+    out = tmp_path / "diff.csv"
+    out.write_text("yesterday's diff\n")
+    before = server.stats()["total_requests"]
+    result = invoke(["plan", str(manifest), "-o", str(out)], server)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"error: --output {out} already exists: choose another --output, or pass --overwrite"
+        " to replace it"
+    ]
+    assert server.stats()["total_requests"] == before
+    assert out.read_text() == "yesterday's diff\n"
+    python = {"base_url": server.base_url, "api_key": API_KEY, "project_id": 1, "region_id": 1}
+    with pytest.raises(batchtag.UsageError, match=r"already exists: .* overwrite=True"):
+        batchtag.plan(manifest, output=out, **python)
+    assert server.stats()["total_requests"] == before
+    assert invoke(["plan", str(manifest), "-o", str(out), "--overwrite"], server).exit_code == 1
+    assert rows_of(read_table(out, CHANGE_KINDS)[1]) == expected
+    diff = batchtag.plan(manifest, output=out, overwrite=True, **python)
+    assert len(diff) == len(expected)
+
+
 def test_printed_plan_is_plain_text_off_a_terminal_and_coloured_on_one(mixed):
     server, manifest, _ = mixed
     plain = invoke(["plan", str(manifest)], server)

@@ -49,6 +49,25 @@ def test_a_semicolon_csv_is_exit_2_saying_use_a_comma():
     )
 
 
+@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
+def test_a_header_with_an_unclosed_quote_is_exit_2_naming_the_line(sandbox, tmp_path, command):
+    """The csv module reads the rest of the file into the quoted header cell: this used to
+    be a manifest of 0 snapshots, applied with exit 0."""
+    path = tmp_path / "m.csv"
+    path.write_text(f'snapshot_id,op,key,"value\n{IDS[0]},set,env,prod\n{IDS[1]},set,env,dev\n')
+    args = [command, str(path), "--project-id", "1", "--region-id", "1"]
+    if command == "apply":
+        args += ["--yes", "--report", str(tmp_path / "r.csv")]
+    result = CliRunner().invoke(main, args, env=env_for(sandbox))
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[1].startswith(
+        '  line 1: header cell 4 ("value) opens a quote that is never closed'
+    )
+    assert sandbox.stats()["total_requests"] == 0
+    assert not (tmp_path / "r.csv").exists()
+
+
 # --- bad manifests -----------------------------------------------------------------------
 
 

@@ -270,3 +270,69 @@ def test_undo_with_an_unreachable_api_is_one_line_exit_3(run1, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot read the snapshots: ")
     assert not (tmp_path / "run1.undo.jsonl").exists()
+
+
+def refused_undo(server, report) -> str:
+    """`batchtag undo REPORT`: exit 2, one line on stderr (returned), nothing read or written."""
+    before = sum(server.stats()["requests"].values())
+    result = invoke(["undo", str(report)], server)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert sum(server.stats()["requests"].values()) == before
+    assert not report.with_suffix(".undo.jsonl").exists()
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "cell, said",
+    [
+        (
+            '["env", "prod"]',
+            'tags_before holds a JSON list, not the tags as an object {"key": "value"}',
+        ),
+        (
+            '"env=prod"',
+            'tags_before holds a JSON string, not the tags as an object {"key": "value"}',
+        ),
+        ('{"env": 1}', "tags_before: tag 'env' has the value 1, not text"),
+    ],
+)
+def test_a_tags_before_cell_that_is_not_tags_is_one_line_naming_the_row(run1, tmp_path, cell, said):
+    server, ids, _, report = run1
+    edited = pd.read_csv(report, dtype=str, keep_default_na=False)
+    edited.loc[1, "tags_before"] = cell
+    path = tmp_path / "edited.csv"
+    edited.to_csv(path, index=False)
+    line = refused_undo(server, path)
+    assert line == f"error: {path}: row 2 (snapshot {edited.loc[1, 'snapshot_id']}): {said}"
+
+
+def test_a_report_without_tags_after_is_refused_naming_tags_after(run1, tmp_path):
+    server, _, _, report = run1
+    path = tmp_path / "cut.csv"
+    pd.read_csv(report, dtype=str, keep_default_na=False).drop(columns="tags_after").to_csv(
+        path, index=False
+    )
+    line = refused_undo(server, path)
+    assert "tags_after is empty (or the column is missing)" in line and "tags_before" not in line
+    frame = batchtag.read_report(report).drop(columns="tags_after")
+    with pytest.raises(batchtag.UsageError, match="no tags_after column") as caught:
+        batchtag.undo(frame, base_url=server.base_url, api_key=API_KEY)
+    assert "tags_before" not in str(caught.value)
+
+
+def test_undo_of_a_dry_run_says_it_changed_nothing(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=5)
+    rows = [{"snapshot_id": s, "op": "set", "key": "b", "value": "1"} for s in server.store.ids()]
+    manifest = write_long_csv(tmp_path / "m.csv", rows)
+    report = tmp_path / "dry.csv"
+    assert (
+        invoke(["apply", str(manifest), "--dry-run", "--report", str(report)], server).exit_code
+        == 0
+    )
+    line = refused_undo(server, report)
+    assert line == (
+        f"error: {report}: the report of a dry run (its rows are 'planned'): a dry run changed"
+        " nothing, so there is nothing to undo"
+    )

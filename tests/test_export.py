@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pandas as pd
 import pyarrow as pa
@@ -18,7 +19,7 @@ import batchtag
 from batchtag.cli import main
 from batchtag.commands import INVENTORY_COLUMNS, ApplyOptions, split_keys
 from batchtag.errors import CALLER
-from batchtag.inventory import TAG_LIST, field_type, tag_keys, wide_table
+from batchtag.inventory import TAG_LIST, field_type, long_frame, tag_keys, wide_table
 from batchtag.sandbox import SandboxConfig, SandboxServer
 from tests.helpers import API_KEY, env_for
 
@@ -144,19 +145,44 @@ def test_columns_and_long(inventory, tmp_path):
     long = exported(
         inventory, tmp_path, "--long", "--columns", "snapshot_id,tag:*,ro:*", name="l.parquet"
     )
-    want = [
-        {
-            "snapshot_id": r["snapshot_id"],
-            "key": k.split(":", 1)[1],
-            "value": v,
-            "read_only": k.startswith("ro:"),
-        }
-        for r in expected(inventory)
-        for k, v in sorted(r.items(), key=lambda kv: (kv[0].startswith("ro:"), kv[0]))
-        if k.startswith(("tag:", "ro:"))
-    ]
+    want = []
+    for r in expected(inventory):
+        tags = sorted(
+            (kv for kv in r.items() if kv[0].startswith(("tag:", "ro:"))),
+            key=lambda kv: (kv[0].startswith("ro:"), kv[0]),
+        )
+        untagged = [{"snapshot_id": r["snapshot_id"], "key": None, "value": None}]
+        want += [
+            {"snapshot_id": r["snapshot_id"], "key": k.split(":", 1)[1], "value": v}
+            | {"read_only": k.startswith("ro:")}
+            for k, v in tags
+        ] or [untagged[0] | {"read_only": False}]
+    assert any(r["key"] is None for r in want)  # the sandbox has untagged snapshots
     assert sorted(long, key=str) == sorted(want, key=str)
     assert [r["snapshot_id"] for r in long] == [r["snapshot_id"] for r in want]
+
+
+def test_long_lists_an_untagged_snapshot_as_one_row_without_key(make_sandbox):
+    server = make_sandbox(snapshots=4, api_key=API_KEY)
+    snaps = server.store.snapshots()
+    for at, snap in enumerate(snaps):
+        snap.tags, snap.read_only = ({"env": "prod", "team": "a"}, set()) if at % 2 else ({}, set())
+    result = invoke(server, "--long", "--columns", "snapshot_id,tag:*")
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(io.StringIO(result.stdout), dtype=str, keep_default_na=False)
+    assert rows.values.tolist() == [
+        [snaps[0].id, "", "", "false"],
+        [snaps[1].id, "env", "prod", "false"],
+        [snaps[1].id, "team", "a", "false"],
+        [snaps[2].id, "", "", "false"],
+        [snaps[3].id, "env", "prod", "false"],
+        [snaps[3].id, "team", "a", "false"],
+    ]
+    frame = batchtag.export(
+        long=True, base_url=server.base_url, api_key=API_KEY, project_id=1, region_id=1
+    )
+    assert frame[frame["key"].isna()]["snapshot_id"].tolist() == [snaps[0].id, snaps[2].id]
+    assert frame["read_only"].dtype == bool and not frame["read_only"].any()
 
 
 # ---------------------------------------------------------------- errors: exit codes, messages
@@ -239,6 +265,90 @@ def test_the_pivot_puts_each_rows_tags_in_their_columns(rows, at):
         assert {k: v for k, v in cells.items() if k.startswith(("tag:", "ro:"))} == {
             name: own.get(name) for name in [f"tag:{k}" for k in user] + [f"ro:{k}" for k in ro]
         }
+
+
+def test_snapshots_whose_ids_differ_only_in_case_are_two_rows(make_sandbox, tmp_path):
+    """Ids that are not UUIDs are compared exactly: they used to merge into one row (and
+    the listing looked inconsistent)."""
+    server = make_sandbox(snapshots=3)
+    scope = server.store.scopes[(1, 1)]
+    for sid, team in (("snap-a", "lower"), ("snap-A", "upper")):
+        scope.add(replace(scope.snapshot(0), id=sid, tags={"team": team}, read_only=set()))
+    rows = exported(server, tmp_path, "--columns", "snapshot_id,tag:team")
+    assert [(r["snapshot_id"], r["tag:team"]) for r in rows][-2:] == [
+        ("snap-a", "lower"),
+        ("snap-A", "upper"),
+    ]
+    assert len(rows) == 5 and server.stats()["endpoints"] == {"list": 1}
+
+
+def test_a_listing_that_never_settles_exits_1_and_keeps_what_was_seen(make_sandbox, tmp_path):
+    """Someone deletes and creates snapshots all through the read: after its re-reads the
+    listing is still inconsistent. The file holds every snapshot seen, the last line says
+    about how many may be missing, the exit code is 1 (0 would let a scheduler trust it)."""
+    server = make_sandbox(
+        snapshots=6000, churn_after=2, churn_every=2, churn_create=50, churn_delete=100
+    )
+    out, summary = tmp_path / "inventory.parquet", tmp_path / "summary.json"
+    result = invoke(server, "-o", str(out), "--summary-json", str(summary))
+    assert result.exit_code == 1, result.output
+    saved = json.loads(summary.read_text())
+    assert saved["exit_code"] == 1 and saved["missing"] > 0
+    ids = pq.read_table(out).column("snapshot_id").to_pylist()
+    assert len(ids) == len(set(ids)) == saved["snapshots"]
+    assert result.stderr.splitlines()[-1] == (
+        f"error: the listing kept changing while it was re-read: {out} holds the {len(ids)}"
+        f" snapshots seen, ~{saved['missing']} may be missing; export again when the scope"
+        " is quieter"
+    )
+    assert "read in 3 passes" in saved["warnings"][0]
+    frame = batchtag.export(base_url=server.base_url, api_key=API_KEY, project_id=1, region_id=1)
+    assert frame.attrs["export"]["missing"] > 0  # Python: the frame, and the estimate
+
+
+CELLS = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "é"])), min_size=6, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    columns=st.dictionaries(st.sampled_from(["tag:x", "tag:y", "ro:x", "ro:z"]), CELLS),
+    kept=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+def test_long_rows_are_each_snapshots_tags_in_row_then_column_order(columns, kept):
+    """`--long` rows: per snapshot (in the frame's order, after a --where cut), its tags in
+    column order, or one row without key when it has none; only the kept columns, key,
+    value and read_only."""
+    wide = pd.DataFrame({"snapshot_id": [f"s{i}" for i in range(6)], "size": range(6), **columns})
+    wide = wide[kept]  # what a --where leaves: a cut index
+    got = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in long_frame(wide, ["snapshot_id"]).to_dict("records")
+    ]
+    want = []
+    for row in wide.to_dict("records"):
+        tags = [c for c in columns if pd.notna(row[c])]
+        want += [
+            {"snapshot_id": row["snapshot_id"], "key": c.split(":")[1], "value": row[c]}
+            | {"read_only": c.startswith("ro:")}
+            for c in tags
+        ] or [{"snapshot_id": row["snapshot_id"], "key": None, "value": None, "read_only": False}]
+    assert got == want
+
+
+def test_a_snapshot_with_many_tags_and_many_keys_export_every_cell(make_sandbox, tmp_path):
+    """One snapshot with 600 tags, 300 others with a key of their own: every cell, wide
+    and long, is the store's."""
+    server = make_sandbox(snapshots=301)
+    snaps = server.store.snapshots()
+    snaps[0].tags = {f"k{i:03d}": f"v{i}" for i in range(600)}
+    for i, snap in enumerate(snaps[1:]):
+        snap.tags = {f"own-{i:03d}": "x"}
+    rows = exported(server, tmp_path)
+    assert [present(r) for r in rows] == expected(server)
+    long = exported(server, tmp_path, "--long", "--columns", "snapshot_id,tag:*", name="l.parquet")
+    assert [(r["snapshot_id"], r["key"], r["value"]) for r in long] == [
+        (s.id, k, v) for s in snaps for k, v in sorted(s.tags.items())
+    ]
 
 
 def spoil_second_page(monkeypatch, server, size):
@@ -337,6 +447,28 @@ def test_export_edit_apply_changes_exactly_the_edited_cells(make_sandbox, tmp_pa
     assert {s.id: s.name for s in server.store.snapshots()} == {k: v[0] for k, v in before.items()}
     report = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
     assert set(report["status"]) <= {"ok", "noop"}
+
+
+def test_an_existing_output_is_refused_unless_overwrite(make_sandbox, tmp_path):
+    """Like a report: -o never replaces a file silently (exit 2, one line, no request)."""
+    server = make_sandbox(snapshots=5)
+    out = tmp_path / "inventory.csv"
+    out.write_text("last week's inventory\n")
+    result = invoke(server, "-o", str(out))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"error: --output {out} already exists: choose another --output, or pass --overwrite"
+        " to replace it"
+    ]
+    assert server.stats()["total_requests"] == 0
+    assert out.read_text() == "last week's inventory\n"
+    python = {"base_url": server.base_url, "api_key": API_KEY, "project_id": 1, "region_id": 1}
+    with pytest.raises(batchtag.UsageError, match=r"already exists: .* overwrite=True"):
+        batchtag.export(output=out, **python)
+    assert server.stats()["total_requests"] == 0
+    assert invoke(server, "-o", str(out), "--overwrite").exit_code == 0
+    assert len(pd.read_csv(out)) == 5
+    assert len(batchtag.export(output=out, overwrite=True, **python)) == 5
 
 
 def test_an_output_that_cannot_be_written_is_one_line_exit_2_before_any_request(

@@ -166,6 +166,30 @@ def test_private_modules_are_imported_only_inside_their_package():
     assert not leaks, "\n".join(sorted(leaks))
 
 
+# Tests that reach a private module on purpose: to shrink a fast path's chunk sizes or to
+# replace a function the run calls (monkeypatch needs the module that looks it up).
+TESTS_REACHING_INSIDE = {"test_progress.py", "test_plan_columns.py", "test_layout.py"}
+
+
+def test_tests_import_the_public_surface():
+    inside = []
+    for path in sorted(TESTS.glob("*.py")):
+        if path.name in TESTS_REACHING_INSIDE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            inside += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.startswith("batchtag.") and private_module(n)
+            ]
+    assert not inside, "\n".join(inside)
+
+
 def test_the_top_level_holds_only_the_front_doors():
     top = sorted(p.name for p in ROOT.glob("*.py"))
     assert len(top) <= TOP_LEVEL_MODULES_AT_MOST, top

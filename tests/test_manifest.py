@@ -57,6 +57,7 @@ EXPECTED = {
     "report.csv": "this is a batchtag report (columns status, http_status, attempts, ...), not a"
     " manifest: to finish an earlier run, pass the report with resume and the original manifest",
     "rename_to_itself.csv": "row 2, line 3, column 'value': renames 'env' to itself",
+    "unclosed_quote.csv": 'line 1: header cell 6 ("value) opens a quote that is never closed',
     "scientific_project.csv": "row 1, line 2, column 'project_id': project_id '1.23457E+11' is"
     " not a positive integer (scientific notation, as a spreadsheet shows long numbers: format"
     " the column as text)",

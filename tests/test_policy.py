@@ -84,31 +84,42 @@ def test_a_missing_file_names_it(tmp_path):
 
 
 def test_the_sample_policy_changes_exactly_the_offending_snapshots():
+    cc9 = {"tags": {"cost-center": "cc-9"}}
     snaps = [
-        {"tags": {"cost-center": "cc-1", "env": "prod"}},  # compliant
-        {"tags": {"env": "PROD"}},  # no cost-center, env upper
-        {"tags": {"cost-center": "cc-1", "tmp": "x", "Owner": "bob"}},
-        {"tags": {"cost-center": "cc-2", "env": "test", "retention": "30d"}},  # compliant
-        {"tags": {"cost-center": "cc-2", "env": "test"}, "ro": {"created-by": "gcore"}},
+        {"tags": {"cost-center": "cc-1", "env": "prod", "team": "web"}, "volume": cc9},  # ok
+        {"tags": {"env": "PROD"}, "volume": {"tags": {}}},  # no cost-center anywhere, env upper
+        {"tags": {"cost-center": "cc-1", "tmp": "x", "Owner": "bob"}, "volume": {"tags": {}}},
+        {"tags": {"cost-center": "cc-2", "env": "test", "retention": "30d"}, "volume": cc9},  # ok
+        {"tags": {"cost-center": "cc-2", "env": "test"}, "ro": {"created-by": "gcore"}},  # orphan
+        {"tags": {}, "volume": {"tags": {"cost-center": "cc-7", "team": "ml"}}},  # inherits
     ]
+    snaps[2]["volume"]["tags"]["team"] = "data"
     manifest = evaluate(load_policy(SAMPLE), inventory(snaps))
     assert list(manifest.columns) == list(MANIFEST_COLUMNS)
     got = [(r.snapshot_id[-1], r.op, r.key, r.value, r.rule) for r in manifest.itertuples()]
+    both = "default cost-center; env in lower case"
+    three = "no tmp tags; owner, not Owner; cost tags follow the volume"
     assert got == [
-        ("1", "set", "cost-center", "unassigned", "default cost-center; env in lower case"),
-        ("1", "set", "env", "prod", "default cost-center; env in lower case"),
-        ("2", "delete", "Owner", "", "no tmp tags; owner, not Owner"),
-        ("2", "set", "owner", "bob", "no tmp tags; owner, not Owner"),
-        ("2", "delete", "tmp", "", "no tmp tags; owner, not Owner"),
+        ("1", "set", "cost-center", "unassigned", both),
+        ("1", "set", "env", "prod", both),
+        ("2", "delete", "Owner", "", three),
+        ("2", "set", "owner", "bob", three),
+        ("2", "set", "team", "data", three),
+        ("2", "delete", "tmp", "", three),
         ("4", "set", "retention", "7d", "test snapshots are short-lived"),
+        ("5", "set", "cost-center", "cc-7", "cost tags follow the volume"),
+        ("5", "set", "team", "ml", "cost tags follow the volume"),
     ]
-    assert manifest.attrs["rules"]["default cost-center"] == {
-        "selected": 1,
-        "changed": 1,
+    rules = manifest.attrs["rules"]
+    assert rules["default cost-center"] == {"selected": 1, "changed": 1, "refused": 0}
+    assert rules["cost tags follow the volume"] == {
+        "selected": 6,
+        "changed": 2,
         "refused": 0,
+        "orphans": 1,
     }
     plan = read_plan(manifest)  # a valid manifest: the rule column passes through
-    assert plan.passthrough == [RULE_COLUMN] and len(plan) == 3
+    assert plan.passthrough == [RULE_COLUMN] and len(plan) == 4
 
 
 def test_a_where_naming_a_tag_no_snapshot_has_sees_it_as_missing():
@@ -182,6 +193,30 @@ def test_chained_rules_settle_in_one_evaluation():
     assert evaluate(rules, inventory(after(snaps, manifest))).empty
 
 
+def test_many_rules_and_a_chain_give_each_snapshot_what_its_rules_ask():
+    """150 rules each adding a tag column (beyond the 62 rules a bit mask per rule holds),
+    then a chain two passes long: every snapshot gets the keys of the rules that select
+    it, the rule column names them in policy order, and a second evaluation is empty."""
+    text = "\n".join(
+        f"[[rule]]\nname='r{i}'\nwhere='size >= {i % 7}'\nset={{k{i}='v{i}'}}" for i in range(150)
+    )
+    text += "\n[[rule]]\nname='then'\nwhere='`tag:k149` == \"v149\"'\nset={done='yes'}"
+    text += "\n[[rule]]\nname='last'\nwhere='`tag:done` == \"yes\"'\ndelete=['tmp']"
+    rules = policy(text)
+    snaps = [{"size": size, "tags": {"tmp": "x"}} for size in (1, 3, 6)]
+    manifest = evaluate(rules, inventory(snaps))
+    for at, snap in enumerate(snaps):
+        mine = manifest[manifest["snapshot_id"].str.endswith(f"{at:012d}")]
+        chosen = [i for i in range(150) if snap["size"] >= i % 7]
+        chained = snap["size"] >= 149 % 7
+        want = {("set", f"k{i}", f"v{i}") for i in chosen}
+        want |= {("set", "done", "yes"), ("delete", "tmp", "")} if chained else set()
+        assert set(zip(mine["op"], mine["key"], mine["value"], strict=True)) == want
+        names = [f"r{i}" for i in chosen] + (["then", "last"] if chained else [])
+        assert set(mine[RULE_COLUMN]) == {"; ".join(names)}
+    assert evaluate(rules, inventory(after(snaps, manifest))).empty
+
+
 def test_chained_rules_that_fight_are_a_conflict():
     rules = policy(
         "[[rule]]\nname='add'\nwhere='`tag:x`.isna()'\nset={y='1'}\n"
@@ -218,3 +253,135 @@ def test_a_where_cannot_reorder_or_cut_rows():
     for method in ("sort_values", "head"):
         with pytest.raises(PolicyError, match=f"where: method '{method}' is not allowed"):
             policy(f"[[rule]]\nname='a'\nwhere='size.{method}() > 10'\nset={{big='yes'}}")
+
+
+# ---------------------------------------------------------------- copy from the volume
+
+COPY = "[[rule]]\nname = 'inherit'\ncopy = {}\n"
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("'volume'", "copy must be a table, e.g. copy = {"),
+        ("{ keys = ['a'] }", "copy has no from; copy takes tags from 'volume'"),
+        ("{ from = 'instance', keys = ['a'] }", "copy has from = 'instance'; copy takes tags"),
+        ("{ from = 'volume' }", "copy needs keys = a non-empty list of tag keys or patterns"),
+        ("{ from = 'volume', keys = [] }", "copy needs keys = a non-empty list"),
+        ("{ from = 'volume', keys = 'cost-center' }", "copy needs keys = a non-empty list"),
+        ("{ from = 'volume', keys = [1] }", "copy needs keys = a non-empty list"),
+        ("{ from = 'volume', keys = ['cost-[ab'] }", "key pattern 'cost-[ab' has an unclosed '['"),
+        ("{ from = 'volume', keys = ['[!]'] }", "key pattern '[!]' has an unclosed '['"),
+        ("{ from = 'volume', keys = ['a b'] }", "copy: key 'a b' contains whitespace"),
+        ("{ from = 'volume', keys = ['a=b'] }", "copy: key 'a=b' contains '='"),
+        ("{ from = 'volume', keys = ['a'], overwrite = 'yes' }", "overwrite must be true or false"),
+        ("{ from = 'volume', key = ['a'] }", "copy: unknown key 'key' (did you mean 'keys'?)"),
+    ],
+)
+def test_a_bad_copy_table_is_refused_at_load_naming_the_rule(table, expected):
+    with pytest.raises(PolicyError) as caught:
+        policy(COPY.format(table))
+    message = str(caught.value)
+    assert message.startswith("policy p.toml: rule 'inherit' (line 1): ")
+    assert expected in message and "\n" not in message and caught.value.exit_code == 2
+
+
+def test_a_rule_that_sets_a_key_its_copy_pattern_covers_is_refused():
+    with pytest.raises(PolicyError, match="'cost-center' is written by both set and copy"):
+        policy(COPY.format("{from='volume', keys=['cost-*']}") + "set = {cost-center='x'}")
+
+
+def test_copy_patterns_are_fnmatch_and_case_sensitive():
+    loaded = policy(COPY.format("{from='volume', keys=['cost-*', 'te?m', '[Oo]wner', 'App']}"))
+    keys = ["cost-center", "cost-", "costcenter", "team", "teams", "Owner", "owner", "app"]
+    assert loaded.rules[0].copy.matching(keys) == ["cost-center", "cost-", "team", "Owner", "owner"]
+    assert loaded.needs_volume
+
+
+VOLUME_SNAPS = [
+    {"tags": {}, "volume": {"tags": {"cost-center": "cc-1", "team": "data", "env": "prod"}}},
+    {"tags": {"cost-center": "mine"}, "volume": {"tags": {"cost-center": "cc-2"}}},
+    {"tags": {"cost-center": "cc-3"}, "volume": {"tags": {"cost-center": "cc-3"}}},
+    {"tags": {"team": "web"}, "volume": {"tags": {}}},  # the volume has none: nothing to copy
+    {"tags": {"team": "ops"}},  # its volume is gone
+]
+
+
+def copied(table: str, snaps=VOLUME_SNAPS, extra: str = "") -> tuple[list[tuple], dict]:
+    manifest = evaluate(policy(COPY.format(table) + extra), inventory(snaps))
+    rows = [(r.snapshot_id[-1], r.op, r.key, r.value) for r in manifest.itertuples()]
+    return rows, manifest.attrs["rules"]["inherit"]
+
+
+def test_copy_fills_only_the_keys_a_snapshot_lacks():
+    rows, stats = copied("{from='volume', keys=['cost-center', 'team']}")
+    assert rows == [("0", "set", "cost-center", "cc-1"), ("0", "set", "team", "data")]
+    assert stats == {"selected": 5, "changed": 1, "orphans": 1}
+
+
+def test_copy_with_overwrite_also_aligns_differing_values_and_never_deletes():
+    rows, stats = copied("{from='volume', keys=['cost-*', 'team'], overwrite=true}")
+    assert rows == [
+        ("0", "set", "cost-center", "cc-1"),
+        ("0", "set", "team", "data"),
+        ("1", "set", "cost-center", "cc-2"),  # snapshot 3's team stays: its volume has none
+    ]
+    assert stats == {"selected": 5, "changed": 2, "orphans": 1}
+
+
+def test_a_copy_rule_where_selects_and_orphans_count_only_the_selected():
+    rows, _ = copied("{from='volume', keys=['*']}", extra="where = 'size > 5'\n")
+    assert rows == [
+        ("0", "set", "cost-center", "cc-1"),
+        ("0", "set", "env", "prod"),
+        ("0", "set", "team", "data"),
+    ]
+    snaps = [{**s, "size": 1} if i == 4 else s for i, s in enumerate(VOLUME_SNAPS)]
+    _, stats = copied("{from='volume', keys=['*']}", snaps, "where = 'size > 5'\n")
+    assert stats == {"selected": 4, "changed": 1, "orphans": 0}
+
+
+def test_a_where_can_read_the_volume_columns():
+    rows, _ = copied(
+        "{from='volume', keys=['team']}",
+        extra="where = \"`volume_tag:env` == 'prod' and volume_name.notna()\"\n",
+    )
+    assert rows == [("0", "set", "team", "data")]
+
+
+def test_copy_clashing_with_another_rule_names_both_rules():
+    other = "[[rule]]\nname='default'\nwhere='`tag:cost-center`.isna()'\nset={cost-center='u'}\n"
+    text = COPY.format("{from='volume', keys=['cost-center']}") + other
+    with pytest.raises(PolicyError) as caught:
+        evaluate(policy(text), inventory(VOLUME_SNAPS))
+    assert "rules 'inherit' and 'default' write different values to tag 'cost-center'" in str(
+        caught.value
+    ) and "sets 'cc-1' vs sets 'u'" in str(caught.value)
+    # agreeing values are fine: the default only where the volume has no cost-center either
+    fixed = other.replace("isna()'", "isna() and `volume_tag:cost-center`.isna()'")
+    manifest = evaluate(
+        policy(COPY.format("{from='volume', keys=['cost-center']}") + fixed),
+        inventory(VOLUME_SNAPS),
+    )
+    assert manifest.set_index("snapshot_id")["value"].to_dict() == {
+        "aaaaaaaa-0000-4000-8000-000000000000": "cc-1",
+        "aaaaaaaa-0000-4000-8000-000000000003": "u",
+        "aaaaaaaa-0000-4000-8000-000000000004": "u",
+    }
+
+
+def test_copy_skips_keys_read_only_on_the_snapshot():
+    snaps = [{"ro": {"team": "sys"}, "volume": {"tags": {"team": "data"}}}]
+    assert copied("{from='volume', keys=['team'], overwrite=true}", snaps)[0] == []
+
+
+def test_a_policy_reading_volumes_refuses_an_inventory_without_them():
+    for rule in (
+        COPY.format("{from='volume', keys=['team']}"),
+        "[[rule]]\nname = 'inherit'\nwhere = '`volume_tag:team`.isna()'\nset = {x='1'}\n",
+    ):
+        with pytest.raises(PolicyError, match="rule 'inherit' .* no volume_name column"):
+            evaluate(policy(rule), inventory([{"tags": {}}], with_volume=False))
+    plain = policy("[[rule]]\nname='a'\nset={x='1'}")
+    assert not plain.needs_volume
+    assert len(evaluate(plain, inventory([{}], with_volume=False))) == 1

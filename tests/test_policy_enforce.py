@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import API_KEY, invoke, patches, scope_of
+from helpers import API_KEY, env_for, invoke, patches, scope_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from policy_frames import inventory, rules_st, snapshot_st
@@ -40,8 +43,9 @@ def read_state(sandbox) -> list[dict]:
 
 
 def exported(sandbox) -> pd.DataFrame:
-    """The inventory of project 1 / region 1, through the real export."""
-    return batchtag.export(**scope_of(sandbox))
+    """The inventory of project 1 / region 1 with the volumes joined (the sample policy
+    reads them), through the real export."""
+    return batchtag.export(**scope_of(sandbox), with_volume=True)
 
 
 def options(sandbox, tmp_path: Path, name: str) -> dict:
@@ -261,7 +265,50 @@ def test_cli_check_prints_rule_counts_as_text_and_no_manifest_rows(sandbox, tmp_
     assert check.exit_code == 2
     lines = check.output.splitlines()
     for name, counts in rules.items():
-        assert f"{name}: {counts['selected']} selected, {counts['changed']} to change" in lines
+        line = f"{name}: {counts['selected']} selected, {counts['changed']} to change"
+        if name == "cost tags follow the volume":  # the copy rule counts its orphans too
+            line += f", {counts['orphans']} whose volume is gone (left alone)"
+        assert line in lines
     heads = [line for line in lines if line.startswith("~ 1/1/")]
     assert heads and not [line for line in heads if "  rows " in line]
     assert not [line for line in lines if line.endswith("}")]
+
+
+def many_rules(count: int) -> str:
+    """`count` rules, each setting a key of its own on the bigger snapshots."""
+    return "\n".join(
+        f"[[rule]]\nname = 'r{i}'\nwhere = 'size >= {i % 7}'\nset = {{ k{i} = 'v{i}' }}"
+        for i in range(count)
+    )
+
+
+def test_enforce_with_many_rules_prints_no_library_warning(make_sandbox, tmp_path):
+    """150 rules, each adding a tag column: pandas used to warn about a fragmented frame
+    on the user's terminal. The CLI in its own process, Python's default warning filters."""
+    server = make_sandbox(snapshots=60, api_key=API_KEY)
+    policy = tmp_path / "many.toml"
+    policy.write_text(many_rules(150))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(env_for(server))
+    result = subprocess.run(
+        [sys.executable, "-m", "batchtag", "enforce", str(policy), "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == EXIT_DRIFT, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    assert "Plan: 60 to change" in result.stdout
+    assert server.stats()["requests"].get("PATCH", 0) == 0
+
+
+def test_a_policy_saved_with_a_utf8_bom_is_read(sandbox, tmp_path):
+    """Windows editors start UTF-8 files with a BOM, which TOML does not allow."""
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + SAMPLE.read_bytes())
+    plain = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
+    with_bom = invoke(["enforce", str(bom), "--check"], sandbox)
+    assert with_bom.exit_code == plain.exit_code == EXIT_DRIFT, with_bom.output
+    assert with_bom.output.replace(str(bom), str(SAMPLE)) == plain.output
+    assert load_policy(bom).rules == load_policy(SAMPLE).rules

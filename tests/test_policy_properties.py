@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +15,7 @@ from policy_frames import (
     policy,
     rules_st,
     snapshot_st,
+    tags_st,
     user_tags,
     where_st,
 )
@@ -140,3 +143,50 @@ def fights(loaded, snap: dict) -> bool:
         if snap["tags"].get("a") == wanted:
             return False
         snap["tags"].pop("a", None) if wanted is None else snap["tags"].update(a=wanted)
+
+
+# ---------------------------------------------------------------- copy from the volume
+
+PATTERNS = ["a", "b", "c", "[ab]", "*", "?", "[!a]", "d*"]
+volume_snapshot_st = st.fixed_dictionaries(
+    {"tags": tags_st, "size": st.sampled_from([1, 10, 100])},
+    optional={"volume": st.fixed_dictionaries({"tags": tags_st})},  # absent: the volume is gone
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snaps=st.lists(volume_snapshot_st, max_size=6),
+    patterns=st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=3, unique=True),
+    overwrite=st.booleans(),
+    where=where_st(),
+)
+def test_copy_inherits_exactly_what_it_should_and_a_second_evaluation_is_empty(
+    snaps, patterns, overwrite, where
+):
+    """Reference model, per snapshot the rule selects whose volume exists: each volume key a
+    pattern matches (fnmatch, case-sensitive) ends equal to the volume's value when the
+    snapshot lacked it, or always with overwrite; every other tag, every snapshot not
+    selected and every orphan stays as it was."""
+    text = f"[[rule]]\nname = 'inherit'\ncopy = {{ from = 'volume', keys = {patterns!r}, "
+    text += f"overwrite = {str(overwrite).lower()} }}\n" + (f'where = "{where}"\n' if where else "")
+    rules = parse_policy(text, "generated")
+    frame = inventory(snaps, with_volume=True)
+    manifest = evaluate(rules, frame)
+    final = after(snaps, manifest)
+    selected = rules.rules[0].matches(frame, "generated")
+    for snap, end, hit in zip(snaps, final, selected, strict=True):
+        expected = dict(snap["tags"])
+        if hit and "volume" in snap:
+            for key, value in snap["volume"]["tags"].items():
+                if any(fnmatch.fnmatchcase(key, p) for p in patterns):
+                    if overwrite or key not in expected:
+                        expected[key] = value
+        assert end["tags"] == expected, (snap, patterns, overwrite)
+    stats = manifest.attrs["rules"]["inherit"]
+    assert stats["orphans"] == sum(
+        1 for s, h in zip(snaps, selected, strict=True) if h and "volume" not in s
+    )
+    assert stats["changed"] == manifest["snapshot_id"].nunique()
+    again = evaluate(rules, inventory(final, with_volume=True))
+    assert again.empty, again

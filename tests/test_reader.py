@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -122,6 +123,29 @@ def test_a_scope_that_keeps_changing_warns_that_it_may_be_incomplete(make_sandbo
     assert len(ids) == sum(len(p) for p in pages)
     (warning,) = reader.stats.warnings
     assert "may be incomplete" in warning
+
+
+def add_case_twins(server) -> None:
+    """Two snapshots whose ids are not UUIDs and differ only in case."""
+    scope = server.store.scopes[(1, 1)]
+    base = scope.snapshot(0)
+    for sid, team in (("snap-a", "lower"), ("snap-A", "upper")):
+        scope.add(dataclasses.replace(base, id=sid, tags={"team": team}, read_only=set()))
+
+
+def test_ids_that_are_not_uuids_are_compared_exactly(make_sandbox):
+    """`snap-a` and `snap-A` are two snapshots (a UUID's case still does not matter)."""
+    server = make_sandbox(snapshots=3)
+    add_case_twins(server)
+    pages, reader = read_all(server)
+    assert [s["id"] for s in flat(pages)][-2:] == ["snap-a", "snap-A"]
+    assert not reader.stats.warnings and reader.stats.passes == 1
+    uuid = server.store.ids()[0]
+    wanted = [(1, 1, "snap-a"), (1, 1, "snap-A"), (1, 1, "SNAP-A"), (1, 1, uuid.upper())]
+    state, _ = read_keys(
+        server, wanted, transform=lambda s: s["tags"][0]["value"] if s["tags"] else s["id"]
+    )
+    assert state == {wanted[0]: "lower", wanted[1]: "upper", wanted[2]: None, wanted[3]: uuid}
 
 
 # ---------------------------------------------------------------- pages or GETs

@@ -27,7 +27,7 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from batchtag.record import ReportWriter
-    from batchtag.model._result import Result
+    from batchtag.model import Result
 
     path, n, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume"
     status = "ok" if resume else "failed"

@@ -1,4 +1,5 @@
-"""Retries outside the engine (`retry.retrying`), in virtual time over FakeClient."""
+"""Reads outside the engine (counts) retried by the run's reader, in virtual time over
+FakeClient; the retry classes."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from batchtag.gcore import (
     TLS,
     TRANSIENT,
     Breaker,
+    RateLimiter,
     VirtualClock,
     classify,
-    retrying,
 )
 from batchtag.model import Plan, PlanEntry
+from batchtag.read import Reader
 from batchtag.testing import FakeClient
 
 
@@ -32,15 +34,17 @@ def fake() -> FakeClient:
     return FakeClient(clock=VirtualClock())
 
 
-def test_reads_outside_the_engine_are_retried_like_the_engine_retries():
+def reader(client: FakeClient, breaker: Breaker | None = None) -> Reader:
+    clock = client.clock
+    limiter = RateLimiter(1000, clock=clock.monotonic, sleep=clock.sleep)
+    return Reader(client, limiter=limiter, sleep=clock.sleep, breaker=breaker)
+
+
+def test_a_count_is_retried_like_the_engine_retries():
     client = fake()
     busy = ApiError(503, "ServiceUnavailable", "busy")
     client.script("", busy, busy)  # the next two list calls
-
-    async def count():
-        return await retrying(lambda: client.list_page(1, 1, limit=1))
-
-    assert client.clock.run(count())["count"] == 200
+    assert client.clock.run(reader(client).count(1, 1)) == 200
     assert [round(c.at, 6) for c in client.stats.calls] == [0.0, 0.5, 1.5]
 
 
@@ -50,7 +54,7 @@ def test_a_max_changes_count_that_keeps_failing_aborts_with_the_cause():
     plan = Plan([PlanEntry(1, 1, sid, tags={"a": "b"}) for sid in client.store.ids()[:3]])
     options = ApplyOptions(max_changes="10%")
     with pytest.raises(AbortRun, match="cannot count the snapshots for max_changes: HTTP 503"):
-        client.clock.run(check_max_changes(client, plan, 3, options))
+        client.clock.run(check_max_changes(reader(client), plan, 3, options))
     assert len(client.stats.calls) == 4  # the first try and three retries
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from batchtag.gcore import RateLimiter, VirtualClock
 from batchtag.manifest import read_plan
-from batchtag.model import PlanEntry, PlanIndex, id_bytes, iter_masked, keys_of
+from batchtag.model import PlanEntry, PlanIndex, id_bytes, iter_masked, keys_of, uuid_bytes
 from batchtag.read import NOT_READ, IdSet, PlanIdSet, Reader, State, read_state
 from batchtag.record import done_mask
 from batchtag.testing import FakeClient
@@ -41,8 +41,9 @@ FIXTURES_OK = settings(deadline=None, suppress_health_check=[HealthCheck.functio
 
 
 def folded(snapshot_id: str) -> str:
-    """The identity the reader and the API use: case does not matter."""
-    return snapshot_id.lower()
+    """The identity the reader and the API use: a UUID in either case (its text is
+    canonical), any other id exactly (`snap-a` is not `SNAP-A`)."""
+    return snapshot_id.lower() if uuid_bytes(snapshot_id) else snapshot_id
 
 
 def plan_of(keys: list[tuple[tuple[int, int], str]]) -> list[PlanEntry]:

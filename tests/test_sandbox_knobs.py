@@ -294,6 +294,12 @@ def test_churn_knob_changes_the_scope_once_after_that_many_lists(make_sandbox):
     assert server.stats()["endpoints"] == {"list": 4}
 
 
+def test_churn_every_changes_the_scope_again_every_that_many_lists(make_sandbox):
+    server = make_sandbox(snapshots=50, churn_after=2, churn_every=3, churn_delete=1)
+    counts = [call(server, "GET", f"{BASE}/1/1?limit=1").body["count"] for _ in range(9)]
+    assert counts == [50, 50, 49, 49, 49, 48, 48, 48, 47]
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     size=st.integers(0, 60),

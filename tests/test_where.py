@@ -350,8 +350,8 @@ def test_every_where_in_the_readme_and_the_samples_is_accepted():
     found += re.findall(r'^where = "(.+)"', readme, re.MULTILINE)
     found += re.findall(r'^where = "(.+)"', (ROOT / "samples/cost-policy.toml").read_text(), re.M)
     assert len(found) >= 8
-    for where in found:
-        compile_where(where).dry_run(empty_inventory())
+    for where in found:  # volume columns are there with the volumes joined
+        compile_where(where).dry_run(empty_inventory(with_volume=True))
     assert load_policy(ROOT / "samples/cost-policy.toml").rules
 
 
@@ -472,6 +472,9 @@ conditions = st.recursive(
 )
 @given(frame=frames(), where=conditions)
 def test_evaluation_matches_pandas_query_where_pandas_gives_an_answer(frame, where):
+    for _, items in re.findall(r"(==|!=) \[([^\]]*)\]", where):
+        if len(items.split(",")) == len(frame):  # pandas compares such a list row by row
+            reject()
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:

@@ -35,7 +35,8 @@ async def enforce_async(
         With ``check``: write the plan as a change file (.csv, .parquet, .jsonl), which
         `batchtag.apply` applies where each key still holds what the policy saw.
     inventory : DataFrame, optional
-        An export to evaluate instead of reading the policy's scopes.
+        An export to evaluate instead of reading the policy's scopes (exported with
+        ``with_volume=True`` when a rule reads the volumes: `Policy.needs_volume`).
 
     Returns
     -------

@@ -22,7 +22,9 @@ async def export_async(
     where: str | None = None,
     columns: str | Iterable[str] | None = None,
     long: bool = False,
+    with_volume: bool = False,
     output: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **reading: Any,
 ) -> pd.DataFrame:
     """The inventory of one or more scopes as a DataFrame (and `output`, when given).
@@ -35,14 +37,22 @@ async def export_async(
         Explicit pairs instead (CSV/JSONL file with project_id, region_id columns).
     where : str, optional
         A condition in batchtag's safe ``where`` language, checked before any request;
-        backticks for ``tag:``/``ro:`` columns, which are all-missing when no snapshot has
-        the key.
+        backticks for ``tag:``/``ro:``/``volume_tag:`` columns, which are all-missing when
+        no snapshot (volume) has the key.
     columns : str or list of str, optional
         Columns to keep (comma-separated or a list; patterns like ``tag:*``).
     long : bool
-        One row per (snapshot, tag) with key, value, read_only.
+        One row per (snapshot, tag) with key, value, read_only (the volume columns stay
+        columns of each row); a snapshot without tags (of the chosen columns) is one row
+        with key and value NA, read_only False.
+    with_volume : bool
+        Also list each scope's volumes and join each snapshot's: ``volume_name`` and
+        ``volume_tag:<key>`` per user tag key of the volumes (NA when the volume is gone or
+        lacks the key).
     output : path, optional
         Also write .csv / .parquet / .jsonl.
+    overwrite : bool
+        Replace `output` when it exists (else refused before any request).
 
     Returns
     -------
@@ -58,9 +68,11 @@ async def export_async(
     refuse_unknown(reading, READ_NAMES, "export")
     if output is not None:
         output_format(output)
-    selection = Selection(where, split_columns(columns), long)
+    selection = Selection(where, split_columns(columns), long, bool(with_volume))
     chosen = resolve_scopes(project_id, region_id, scopes)
-    outcome = await run_export(chosen, selection, output, collect=True, **reading)
+    outcome = await run_export(
+        chosen, selection, output, collect=True, overwrite=overwrite, **reading
+    )
     outcome.frame.attrs["export"] = outcome.as_dict()
     return outcome.frame
 

@@ -27,7 +27,6 @@ from batchtag.commands import (
 from batchtag.defaults import MANIFEST_OPTIONS, OPTIONS, PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.errors import AbortRun, BatchtagError, UsageError
 from batchtag.manifest import describe_manifest
-from batchtag.manifest import format_validation as _format
 from batchtag.record import read_report
 from batchtag.send import Engine
 
@@ -218,11 +217,6 @@ def validate(manifest: Any, /, **options: Any) -> dict[str, Any]:
         )
     except BatchtagError as error:
         raise error.with_traceback(None) from None
-
-
-def format_validation(summary: dict[str, Any]) -> str:
-    """The text `batchtag validate` prints for a `validate()` summary."""
-    return _format(summary)
 
 
 # -- generated signatures and docstrings ----------------------------------------------------

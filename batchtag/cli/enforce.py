@@ -30,8 +30,9 @@ def enforce(
 ) -> None:
     """Make the snapshots satisfy POLICY (a TOML file of tag rules).
 
-    Exports the policy's scopes, evaluates every rule, plans against the exported state,
-    and applies only the changes, with all of apply's options and guards (--max-changes N%
+    Exports the policy's scopes (and their volumes, when a rule copies tags from them or
+    its where reads them), evaluates every rule, plans against the exported state, and
+    applies only the changes, with all of apply's options and guards (--max-changes N%
     counts the exported snapshots). A second run right after sends nothing; there is no
     --resume: running enforce again is the resume.
 
@@ -106,15 +107,17 @@ def print_check(outcome) -> None:
     manifest = outcome.manifest
     rules = manifest.attrs.get("rules", {})
     snapshots = manifest.drop_duplicates(list(KEY_COLUMNS))
-    lines = [
-        f"{name}: {counts['selected']} selected, {counts['changed']} to change"
-        + (
-            f", {counts['refused']} refused (rename onto another value)"
-            if counts.get("refused")
-            else ""
-        )
-        for name, counts in rules.items()
-    ]
+    lines = [rule_line(name, counts) for name, counts in rules.items()]
     verdict = "drift" if len(manifest) else "clean"
     lines.append(f"{verdict}: {len(manifest)} tag changes on {len(snapshots)} snapshots")
     click.echo("\n".join(lines))
+
+
+def rule_line(name: str, counts: dict) -> str:
+    """One rule's counts as --check prints them (a copy rule's orphans too)."""
+    line = f"{name}: {counts['selected']} selected, {counts['changed']} to change"
+    if "orphans" in counts:
+        line += f", {counts['orphans']} whose volume is gone (left alone)"
+    if counts.get("refused"):
+        line += f", {counts['refused']} refused (rename onto another value)"
+    return line

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from batchtag.cli.common import fail
+from batchtag.cli.common import echo_error, fail
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS
 from batchtag.errors import ApiError, BatchtagError
@@ -31,9 +31,11 @@ from batchtag.options import click_options
 @click_options(
     "scopes",
     "output",
+    "overwrite",
     "where",
     "columns",
     "long",
+    "with_volume",
     "concurrency",
     "rate",
     "progress",
@@ -49,6 +51,7 @@ def export_command(
     where,
     columns,
     long,
+    with_volume,
     summary_json,
     verbose,
     quiet,
@@ -56,7 +59,8 @@ def export_command(
     **kwargs,
 ):
     """Write the inventory of one or more scopes: one row per snapshot, tag:<key> and
-    ro:<key> columns. The file is a valid wide manifest: edit it, then apply it with
+    ro:<key> columns (--with volume: also volume_name and volume_tag:<key> of the
+    snapshot's volume). The file is a valid wide manifest: edit it, then apply it with
     --empty-deletes. Without -o (or with -o -) the CSV goes to stdout.
 
     \b
@@ -64,6 +68,7 @@ def export_command(
       batchtag export --project-id 1 --region-id 1 -o inventory.parquet
       batchtag export --where '`tag:cost-center`.isna() and size > 100' -o todo.csv
       batchtag export --scopes scopes.csv --columns 'snapshot_id,name,tag:*' --long
+      batchtag export --with volume --where '`volume_tag:team` == "data"' -o data.csv
     """
     import asyncio
 
@@ -76,7 +81,7 @@ def export_command(
         kwargs["progress"] = False
     output = STDOUT if output is None else output
     try:
-        selection = Selection(where, split_columns(columns), long)
+        selection = Selection(where, split_columns(columns), long, with_volume == "volume")
         selection.check()
         chosen = resolve_scopes(project_ids or None, region_ids or None, scopes)
         outcome = asyncio.run(run_export(chosen, selection, output, **kwargs))
@@ -84,18 +89,31 @@ def export_command(
         fail(error, log_format, summary_json)
     except ApiError as error:  # a read that failed for good (after its retries)
         fail(BatchtagError(str(error)), log_format, summary_json)
-    finish(outcome, "stdout" if output == STDOUT else output, summary_json)
+    finish(outcome, "stdout" if output == STDOUT else output, summary_json, log_format)
 
 
-def finish(outcome, target: str, summary_json: str | None) -> None:
-    """Write the summary JSON (when asked), say what was exported on stderr, exit 0."""
+EXIT_INCOMPLETE = 1  # a listing stayed inconsistent: the output may lack some snapshots
+
+
+def finish(outcome, target: str, summary_json: str | None, log_format: str = "text") -> None:
+    """Write the summary JSON (when asked), say what was exported on stderr; exit 0, or 1
+    when a listing stayed inconsistent after its re-reads (the output holds what was seen)."""
+    code = EXIT_INCOMPLETE if outcome.stats.missing else 0
     if summary_json:
         from batchtag.record import write_summary_json
 
-        write_summary_json(outcome.as_dict(), summary_json)
+        write_summary_json({**outcome.as_dict(), "exit_code": code}, summary_json)
+    volumes = "" if outcome.volumes is None else f"{outcome.volumes} volumes, "
     click.echo(
-        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, "
-        f"{len(outcome.scopes)} scope(s), {outcome.stats.requests} requests) to {target}",
+        f"exported {outcome.rows} rows ({outcome.snapshots} snapshots, {volumes}"
+        f"{len(outcome.scopes)} scope(s), {outcome.requests} requests) to {target}",
         err=True,
     )
-    sys.exit(0)
+    if code:
+        echo_error(
+            f"the listing kept changing while it was re-read: {target} holds the "
+            f"{outcome.snapshots} snapshots seen, ~{outcome.stats.missing} may be missing; "
+            "export again when the scope is quieter",
+            log_format,
+        )
+    sys.exit(code)

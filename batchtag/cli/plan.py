@@ -8,7 +8,7 @@ import click
 
 from batchtag.cli.common import CheckCommand, fail
 from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
-from batchtag.errors import BatchtagError
+from batchtag.errors import BatchtagError, UsageError, option
 from batchtag.options import click_options
 
 
@@ -16,6 +16,7 @@ from batchtag.options import click_options
 @click.argument("manifest")
 @click_options(
     "output",
+    "overwrite",
     "detailed_exitcode",
     "limit",
     *MANIFEST_OPTIONS,
@@ -60,6 +61,8 @@ def plan(
     from batchtag.logs import setup_logging
 
     setup_logging(-1 if quiet else verbose, log_format)
+    if limit < 0:  # before anything is read: -1 is not "no limit"
+        fail(UsageError(f"{option('limit', limit)}: give 0 or more snapshots to show"), log_format)
     options = ApplyOptions(**kwargs)
     if quiet and options.progress is None:
         options.progress = False

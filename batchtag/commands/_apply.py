@@ -29,6 +29,7 @@ from batchtag.logs import register_secret
 from batchtag.manifest import read_plan
 from batchtag.memory import release_memory
 from batchtag.model import Plan, PlanEntry, PlanIndex, iter_masked, needs_current_mask
+from batchtag.read import State
 from batchtag.record import (
     BLIND_META,
     READ_META,
@@ -78,10 +79,14 @@ async def run_apply(
     options: ApplyOptions,
     *,
     plan: Plan | None = None,
+    state: State | None = None,
     confirm: Callable[[int], bool] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
 ) -> RunOutcome:
     """Validate, guard, send, report. Raises ManifestError/UsageError/AbortRun before sending.
+
+    `state`, when given, is the plan's current state known already (enforce's inventory,
+    with ``state.requests`` the requests that read it): nothing is read again.
 
     A summary file that cannot be written at the end does not raise: the outcome's
     ``summary_json_error`` says why (the caller shows the summary first, then the error).
@@ -91,10 +96,12 @@ async def run_apply(
     report_path = Path(options.resume or options.report or default_report_path())
     # Held for the whole run; exit 2 (nothing sent) when in use or cannot be written.
     with ReportLock(report_path):
-        return await _run_locked(source, options, plan, report_path, confirm, on_engine)
+        return await _run_locked(source, options, plan, report_path, confirm, on_engine, state)
 
 
-async def _run_locked(source, options, plan, report_path, confirm, on_engine) -> RunOutcome:
+async def _run_locked(
+    source, options, plan, report_path, confirm, on_engine, known: State | None = None
+) -> RunOutcome:
     meta = check_report_target(report_path, plan, options)
     options = keep_mode(options, meta, report_path)
     for name in ("summary_json", "undo_file"):
@@ -116,9 +123,16 @@ async def _run_locked(source, options, plan, report_path, confirm, on_engine) ->
     # Opened first: a bad undo file name is exit 2 before any request (the report itself is
     # opened only once the guards passed, so a refused run leaves none behind).
     run.undo = ChangeWriter(undo_file) if undo_file is not None else None
+    if known is not None:
+        run.state = known
+        summary.state_read(known.read, known.requests)
     try:
         async with _maybe(client):
-            if streams(run):
+            if known is not None:
+                if not options.dry_run:
+                    await _guards(run, pending, to_send, confirm)
+                await run.send(pending_entries(plan, pending), to_send, on_engine)
+            elif streams(run):
                 if not options.dry_run:  # the prompt only: it counts the plan's snapshots
                     await _guards(run, pending, to_send, confirm)
                 await run.stream(pending, to_send, on_engine)
@@ -173,7 +187,8 @@ async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confi
     changes = to_send
     if run.options.max_changes not in (None, ""):
         changes = writes_needed(run.state, pending_entries(run.plan, pending), run.options.force)
-    await check_max_changes(run.client, run.plan, changes, run.options)
+    reader = None if run.client is None else run.reader(run.options.concurrency)
+    await check_max_changes(reader, run.plan, changes, run.options)
     if confirm is not None and changes and not confirm(changes):
         raise AbortRun("cancelled at the confirmation prompt")
 

@@ -113,7 +113,7 @@ class ApplyRun:
         that fails before that ends the run as when the state is read first."""
         feed = EntryFeed(self.plan.entries, pending)
         self.state = State(PlanIndex.of(self.plan.entries))  # the index first: read-only from here
-        # The report's plan digest (~3 us an entry) while the first page is on its way.
+        # The report's plan digest (a pass over every entry) while the first page is on its way.
         digest = asyncio.get_running_loop().run_in_executor(None, self.plan.fingerprint)
         reading = asyncio.create_task(self.read(pending, feed))
 
@@ -187,21 +187,25 @@ class ApplyRun:
         progress = Progress(to_send, enabled=options.progress)
         return Recorder(writer, self.summary, progress, self.undo)
 
+    def reader(self, concurrency: int) -> Reader:
+        """A reader on the run's client, limiter, retry budgets and breaker: every read of
+        the run (state, counts) goes through the same loop as its writes' limits."""
+        return Reader(
+            self.client,
+            concurrency=concurrency,
+            limiter=self.limiter,
+            retry=retry_settings(self.options),
+            breaker=self.breaker,
+            on_retry=self.summary.count_retry,
+        )
+
     async def _read_state(self, pending: np.ndarray | None, feed: EntryFeed | None) -> None:
         """Read what the run must know before sending (see batchtag.read._state), if anything."""
         if self.client is None:
             return
         options = self.options
-        reader = Reader(
-            self.client,
-            concurrency=min(
-                options.concurrency, READ_CONCURRENCY if feed is None else STREAM_READ_CONCURRENCY
-            ),
-            limiter=self.limiter,
-            retry=retry_settings(options),
-            breaker=self.breaker,
-            on_retry=self.summary.count_retry,
-        )
+        most = READ_CONCURRENCY if feed is None else STREAM_READ_CONCURRENCY
+        reader = self.reader(min(options.concurrency, most))
         ready = None if feed is None else feed.announce
         state = await read_state(
             reader,
@@ -256,9 +260,6 @@ def engine_options(options: ApplyOptions) -> EngineOptions:
     return EngineOptions(
         concurrency=options.concurrency,
         rate=options.rate,
-        timeout=options.timeout,
-        connect_timeout=options.connect_timeout,
-        request_deadline=options.request_deadline,
         retry=retry_settings(options),
         dry_run=options.dry_run,
         force=options.force,

@@ -4,7 +4,13 @@
         --plan (diff against the exported state)--> diff --run_apply--> report
                                                      (with check=True: stop at the diff)
 
-The plan needs no second read: the state it diffs against is the inventory just exported.
+The export lists the volumes too (``with_volume``) only when a rule reads them
+(`Policy.needs_volume`: a ``copy``, or a ``where`` naming a volume column).
+
+Nothing is read twice: the plan diffs against the inventory just exported, and the apply
+run takes that state too (the before-state of its report and undo file, and the minimal
+bodies) instead of reading the snapshots again. A run sends the snapshot pages, the volume
+pages when needed, and one PATCH per snapshot that changes.
 ``max_changes`` N% counts against that inventory (the snapshots of the policy's scopes).
 There is no ``resume``: enforce re-reads the state every run and sends only what still
 differs, so re-running it after an interrupted run is the resume.
@@ -28,7 +34,7 @@ from batchtag.diff import EXIT_CHANGES, diff_plan, plan_exit_code
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.inventory import Selection, resolve_scopes
 from batchtag.manifest import read_plan
-from batchtag.model import Plan
+from batchtag.model import Plan, PlanIndex
 from batchtag.policy import (
     KEY_COLUMNS,
     RO_PREFIX,
@@ -38,6 +44,7 @@ from batchtag.policy import (
     is_tag_column,
     load_policy,
 )
+from batchtag.read import State
 from batchtag.record import EXIT_OK, write_changes
 
 EXIT_DRIFT = EXIT_CHANGES  # `enforce --check`: something would change (as plan's detailed code)
@@ -106,12 +113,13 @@ async def run_enforce(
                 f"{option('output')} writes the plan of {option('check', True)}; an enforce "
                 f"that applies keeps its way back in {option('undo_file')}"
             )
-        check_output(output)
+        check_output(output, overwrite=options.overwrite)
     if inventory is None:
         inventory = await read_inventory(policy, options)
     manifest = evaluate(policy, inventory)
     plan = read_plan(manifest, form="long")
-    diff = diff_plan(plan, inventory_state(inventory, plan))
+    current = inventory_state(inventory, plan)
+    diff = diff_plan(plan, current)
     if check:
         if output is not None:
             write_changes(diff, output)
@@ -119,8 +127,23 @@ async def run_enforce(
     if not options.dry_run:
         check_max_changes(options.max_changes, diff.attrs["summary"]["writes"], len(inventory))
     settings = replace(options, max_changes=None)  # checked above, against the inventory
-    outcome = await run_apply(manifest, settings, plan=plan, confirm=confirm, on_engine=on_engine)
+    read = inventory.attrs.get("export", {})
+    known = known_state(plan, current, read.get("requests", 0) - read.get("volume_requests", 0))
+    outcome = await run_apply(
+        manifest, settings, plan=plan, state=known, confirm=confirm, on_engine=on_engine
+    )
     return EnforceOutcome(manifest, diff, outcome, outcome.exit_code)
+
+
+def known_state(plan: Plan, snapshots: Mapping[tuple, dict[str, Any]], requests: int) -> State:
+    """The apply run's `State` from snapshots known already (`inventory_state`): a plan
+    entry the inventory lacks is not found. `requests`: what reading them cost."""
+    state = State(PlanIndex.of(plan.entries))
+    for entry in plan.entries:
+        state.put(state.index.position(entry), snapshots.get(entry.key))
+    state.finish()
+    state.read, state.requests = len(plan.entries), requests
+    return state
 
 
 def check_options(options: ApplyOptions) -> None:
@@ -213,7 +236,7 @@ async def read_inventory(policy: Policy, options: ApplyOptions) -> pd.DataFrame:
     try:
         outcome = await run_export(
             resolve_scopes(chosen.get("project_id"), chosen.get("region_id"), None),
-            Selection(None, None, False),
+            Selection(with_volume=policy.needs_volume),
             None,
             collect=True,
             **reading,

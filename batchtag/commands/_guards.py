@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchtag.errors import AbortRun, ApiError, UsageError, option
-from batchtag.gcore import Client, retrying
 from batchtag.model import Plan, PlanEntry
-from batchtag.read import NOT_READ, State
+from batchtag.read import NOT_READ, Reader, State
 from batchtag.record import check_resumable, fresh_path, report_exists
 
 if TYPE_CHECKING:
@@ -33,32 +32,32 @@ def parse_max_changes(value: str | int | None) -> tuple[float, bool] | None:
     return number, percent
 
 
-async def scope_total(client: Client, plan: Plan) -> int:
-    """How many snapshots the plan's scopes hold (one tiny list call per scope)."""
+async def scope_total(reader: Reader, plan: Plan) -> int:
+    """How many snapshots the plan's scopes hold (one tiny list call per scope), read under
+    the run's limiter, retries and breaker."""
     total = 0
     for project_id, region_id in plan.scopes:
         try:
-            page = await retrying(lambda: client.list_page(project_id, region_id, limit=1))  # noqa: B023
+            total += await reader.count(project_id, region_id)
         except ApiError as error:
             what = option("max_changes")
             raise AbortRun(f"cannot count the snapshots for {what}: {error}") from None
-        total += int(page.get("count", 0))
     return total
 
 
 async def check_max_changes(
-    client: Client | None, plan: Plan, to_send: int, options: ApplyOptions
+    reader: Reader | None, plan: Plan, to_send: int, options: ApplyOptions
 ) -> None:
     limit = parse_max_changes(options.max_changes)
     if limit is None:
         return
     number, percent = limit
     if percent:
-        if client is None:
+        if reader is None:
             raise UsageError(
                 f"{option('max_changes')} N% needs the API to count snapshots (not in dry-run)"
             )
-        allowed = math.floor(await scope_total(client, plan) * number / 100)
+        allowed = math.floor(await scope_total(reader, plan) * number / 100)
     else:
         allowed = int(number)
     if to_send > allowed:

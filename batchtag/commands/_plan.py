@@ -44,7 +44,7 @@ from batchtag.record import (
 )
 from batchtag.tabular import table_format
 
-PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output")
+PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output", "overwrite")
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 T = TypeVar("T")
@@ -137,10 +137,18 @@ async def _reading(reads: Awaitable[T]) -> T:
 # ---------------------------------------------------------------- plan
 
 
-def check_output(output: str | os.PathLike | None, what: str = "output") -> None:
-    """Before any request: the output's format is known and the file can be written."""
+def check_output(
+    output: str | os.PathLike | None, what: str = "output", overwrite: bool = False
+) -> None:
+    """Before any request: the output's format is known, the file can be written, and an
+    existing one is replaced only with `overwrite`."""
     if output is not None:
         table_format(output, what)
+        if os.path.lexists(output) and not overwrite:
+            raise UsageError(
+                f"{option(what, str(output))} already exists: choose another {option(what)}, "
+                f"or pass {option('overwrite', True)} to replace it"
+            )
         check_writable(output, "output")
 
 
@@ -196,7 +204,7 @@ async def plan_diff(
     """
     options.check()
     plan = plan if plan is not None else load(source, options)
-    check_output(output)
+    check_output(output, overwrite=options.overwrite)
     diff, stats = await _reading(diff_current(plan, options, rows=rows or output is not None))
     del plan  # its entries are no longer needed: free them before writing
     diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))

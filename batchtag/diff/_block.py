@@ -1,7 +1,7 @@
 """The plan diff of many snapshots at once: a page of the listing against its plan entries.
 
 `diff_entry` makes a `SnapshotDiff` (dicts of the tags before and after, a PATCH body,
-`Change` objects) for every snapshot: ~30 µs a snapshot, most of a 1M-snapshot plan. Here
+`Change` objects) for every snapshot: most of a large plan's time would go there. Here
 the entries of a page come as columns (`EntryBlock`, taken from a `PlanEntries` without
 making a `PlanEntry`), and the common entry shape (tags set or deleted, maybe a name; no
 clear, no renames) is compared with the snapshot's tags directly: a snapshot with nothing

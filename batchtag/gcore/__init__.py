@@ -8,11 +8,14 @@ from __future__ import annotations
 from batchtag.lazy import lazy_exports
 
 _HOMES = {
+    "Attempts": "_retry",
     "describe": "_retry",
     "fatal_reason": "_retry",
     "Client": "_client",
     "LIST_PAGE": "_client",
     "Slots": "_client",
+    "SNAPSHOTS": "_client",
+    "VOLUMES": "_client",
     "parse_retry_after": "_client",
     "read_only_keys": "_client",
     "tags_dict": "_client",
@@ -39,7 +42,6 @@ _HOMES = {
     "TRANSIENT": "_retry",
     "classify": "_retry",
     "new_state": "_retry",
-    "retrying": "_retry",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -23,6 +23,7 @@ from batchtag.defaults import default
 from batchtag.errors import ApiError
 
 SNAPSHOTS = "/cloud/v1/snapshots"
+VOLUMES = "/cloud/v1/volumes"
 LIST_PAGE = 1000  # the API's maximum page size
 LIST_QUERY = "?limit={limit}&offset={offset}"
 JSON_BODY = {"Content-Type": "application/json"}
@@ -42,8 +43,12 @@ def default_deadline(timeout: float) -> float:
     return max(2 * timeout, MIN_DEADLINE)
 
 
-def snapshot_url(base_url: str, project_id: int, region_id: int, snapshot_id: str = "") -> str:
-    url = f"{base_url}{SNAPSHOTS}/{project_id}/{region_id}"
+def snapshot_url(
+    base_url: str, project_id: int, region_id: int, snapshot_id: str = "", resource: str = SNAPSHOTS
+) -> str:
+    """The URL of a scope's list endpoint, or of one item in it; `resource` is
+    `SNAPSHOTS` or `VOLUMES`."""
+    url = f"{base_url}{resource}/{project_id}/{region_id}"
     return f"{url}/{snapshot_id}" if snapshot_id else url
 
 
@@ -153,7 +158,7 @@ def env_proxy(url: str) -> tuple[Any, Any]:
     """(proxy URL, proxy auth) for `url` from HTTP(S)_PROXY / NO_PROXY, or (None, None).
 
     Looked up once per session: aiohttp's `trust_env` looks it up (and ~/.netrc) in a worker
-    thread on every request, two thread hops that cost ~200 us of CPU per request."""
+    thread on every request: two thread hops per request."""
     try:
         return aiohttp.helpers.get_env_proxy_for_url(yarl.URL(url))
     except LookupError:
@@ -165,7 +170,7 @@ class LazyReadTimer(ResponseHandler):
     a request fails once no data came for `timeout` seconds.
 
     aiohttp cancels its read timer and schedules a new one for every request it sends and
-    every chunk it receives (~10 us of CPU per request at a few thousand a second). Here a
+    every chunk it receives, a cost paid per request. Here a
     chunk only moves the silence deadline forward; one timer per connection stays armed
     and, when it fires, either times the request out or re-arms itself for the deadline
     it finds. A stopped timeout (the response is complete) just clears the deadline.
@@ -364,8 +369,11 @@ class Client:
             f"or not done within the {self.request_deadline:g} s request deadline)"
         )
 
-    def url(self, project_id: int, region_id: int, snapshot_id: str = "") -> str:
-        return snapshot_url(self.settings.base_url, project_id, region_id, snapshot_id)
+    def url(
+        self, project_id: int, region_id: int, snapshot_id: str = "", *, resource: str = SNAPSHOTS
+    ) -> str:
+        """A scope's list URL, or one item's (`resource`: `SNAPSHOTS` or `VOLUMES`)."""
+        return snapshot_url(self.settings.base_url, project_id, region_id, snapshot_id, resource)
 
     async def get_snapshot(self, project_id: int, region_id: int, snapshot_id: str) -> dict:
         url = self.url(project_id, region_id, snapshot_id)

@@ -27,20 +27,31 @@ from typing import Any
 import numpy as np
 
 from batchtag.errors import first_line
-from batchtag.gcore._client import LIST_PAGE, LIST_QUERY, bad_response, list_body, response_body
+from batchtag.gcore._client import (
+    LIST_PAGE,
+    LIST_QUERY,
+    SNAPSHOTS,
+    VOLUMES,
+    bad_response,
+    list_body,
+    response_body,
+)
 from batchtag.model import arrow_keys, keys_of
 
 Parser = Callable[[int, Any, bytes], dict]
+ITEMS = {SNAPSHOTS: "snapshot", VOLUMES: "volume"}  # what each list holds, for messages
 
 
-def table_parser(schema: Any) -> Parser:
+def table_parser(schema: Any, item: str = "snapshot") -> Parser:
     """A list body parser for `Client.request` (`parse=`): ``(status, headers, raw) -> page``.
 
     Parameters
     ----------
     schema : pyarrow.Schema
-        The snapshot fields to keep, by their API names (others are ignored); a field a
-        snapshot lacks is null.
+        The fields to keep, by their API names (others are ignored); a field an item
+        lacks is null.
+    item : str
+        What the list holds ("snapshot", "volume"), for messages.
 
     Returns
     -------
@@ -55,7 +66,7 @@ def table_parser(schema: Any) -> Parser:
             if page is not None:
                 return page
         page = list_body(status, response_body(status, headers, raw))
-        return {**page, "results": _from_pylist(status, page["results"], schema)}
+        return {**page, "results": _from_pylist(status, page["results"], schema, item)}
 
     return parse
 
@@ -97,6 +108,15 @@ class TableClient:
     """A `Client` whose `list_page` makes Arrow pages (see `table_parser`); the rest is the
     client's own. For `Reader.read_scope` (`Reader.read_snapshots` picks dicts).
 
+    Parameters
+    ----------
+    client : Client
+        The open client (session, auth, timeouts).
+    schema : pyarrow.Schema
+        The fields of each listed item to keep.
+    resource : str
+        Which list: `SNAPSHOTS` (the default) or `VOLUMES`, under the same client.
+
     Examples
     --------
     >>> tables = TableClient(client, pa.schema([("id", pa.string())]))  # doctest: +SKIP
@@ -104,9 +124,10 @@ class TableClient:
     ...     page.column("id")  # a pyarrow.Table (or [] for an empty page)
     """
 
-    def __init__(self, client: Any, schema: Any):
+    def __init__(self, client: Any, schema: Any, resource: str = SNAPSHOTS):
         self.client = client
-        self.parse = table_parser(schema)
+        self.resource = resource
+        self.parse = table_parser(schema, ITEMS[resource])
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
@@ -114,20 +135,21 @@ class TableClient:
     async def list_page(
         self, project_id: int, region_id: int, *, limit: int = LIST_PAGE, offset: int = 0
     ) -> dict:
-        url = self.client.url(project_id, region_id) + LIST_QUERY.format(limit=limit, offset=offset)
+        url = self.client.url(project_id, region_id, resource=self.resource)
+        url += LIST_QUERY.format(limit=limit, offset=offset)
         return (await self.client.request("GET", url, parse=self.parse))[1]
 
 
-def _from_pylist(status: int, snapshots: list, schema: Any) -> Any:
+def _from_pylist(status: int, items: list, schema: Any, item: str) -> Any:
     import pyarrow as pa
 
     try:
-        table = pa.Table.from_pylist(snapshots, schema=schema)
+        table = pa.Table.from_pylist(items, schema=schema)
     except (pa.ArrowException, TypeError, ValueError, OverflowError) as error:
-        why = f"a snapshot does not fit the API's fields ({first_line(error)})"
+        why = f"a {item} does not fit the API's fields ({first_line(error)})"
         raise bad_response(status, why) from None
     if table.column("id").null_count:
-        raise bad_response(status, "a snapshot has no 'id'")
+        raise bad_response(status, f"a {item} has no 'id'")
     return table
 
 

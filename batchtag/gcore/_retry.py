@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -141,50 +140,37 @@ class RetryAfterCap:
         )
 
 
-BACKOFF_BASE, BACKOFF_CAP = 0.5, 8.0  # the floor of a retry's wait: min(0.5 * 2**n, 8) s
-
-
-async def retrying(
-    call: Callable[[], Awaitable[T]],
-    settings: RetrySettings | None = None,
-    clock: Clock = REAL_CLOCK,
-) -> T:
-    """Run one API read outside the engine (e.g. a count) with the engine's retry rules.
-
-    Parameters
-    ----------
-    call : a function returning a fresh awaitable per attempt.
-    settings : the retry budgets (default `RetrySettings()`).
-    clock : the time source for waits and budgets.
-
-    Returns
-    -------
-    What `call` returned; the last `ApiError` is raised when it is not worth retrying or
-    the budget of its class is spent.
+class Attempts:
+    """The failures of one request (a read) or one snapshot (a write) so far, by retry
+    class: the one retry decision of reads, writes and counts.
 
     Examples
     --------
-    >>> page = await retrying(lambda: client.list_page(1, 1, limit=1))  # doctest: +SKIP
+    >>> attempts = Attempts()
+    >>> delay = attempts.next_delay(TRANSIENT, ApiError(503, "Busy"), RetrySettings().policies())
+    >>> delay is not None
+    True
     """
-    policies = (settings or RetrySettings()).policies(clock)
-    failures: dict[str, int] = {}
-    states: dict[str, RetryCallState] = {}
-    while True:
-        try:
-            return await call()
-        except ApiError as error:
-            kind = classify(error)
-            if kind not in RETRY_CLASSES:
-                raise
-            failures[kind] = count = failures.get(kind, 0) + 1
-            state = states.setdefault(kind, new_state(clock))
-            delay = policies[kind].delay(state, count)
-            if delay is None:
-                raise
-            delay = max(delay, min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_CAP))
-            if error.retry_after is not None:
-                delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
-            await clock.sleep(delay)
+
+    __slots__ = ("failures", "states")
+
+    def __init__(self) -> None:
+        self.failures: dict[str, int] = {}
+        self.states: dict[str, RetryCallState] = {}  # tenacity's state per retry class
+
+    def next_delay(
+        self, kind: str, error: ApiError, policies: dict[str, Policy], clock: Clock = REAL_CLOCK
+    ) -> float | None:
+        """Seconds to wait before the next try of a `kind` failure, or None when that
+        class's budget is spent. A transient error's Retry-After is honoured (capped)."""
+        count = self.failures[kind] = self.failures.get(kind, 0) + 1
+        state = self.states.get(kind)
+        if state is None:
+            state = self.states[kind] = new_state(clock)
+        delay = policies[kind].delay(state, count)
+        if delay is not None and kind == TRANSIENT and error.retry_after is not None:
+            delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
+        return delay
 
 
 def new_state(clock: Clock = REAL_CLOCK) -> RetryCallState:

@@ -1,5 +1,6 @@
 """The inventory (`export`): its columns, scopes, selection (`--where`, `--columns`,
-`--long`), pages pivoted into rows, and the spill and output files.
+`--long`), pages pivoted into rows, the volumes joined onto them (`--with volume`), and the
+spill and output files.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ _HOMES = {
     "tag_keys": "_select",
     "user_tags": "_select",
     "wide_table": "_select",
+    "VOLUME_NAME": "_select",
+    "is_volume_column": "_select",
+    "with_volume_option": "_select",
+    "VOLUME_API_SCHEMA": "_volumes",
+    "Volumes": "_volumes",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -47,7 +47,7 @@ class Spill:
     """Pages as Arrow IPC batches (zstd) in a temporary file, read back one chunk at a time.
 
     IPC rather than Parquet: reading a batch back allocates that batch only (Parquet's
-    reader kept about 100 MB more for a million rows) and nothing is re-encoded.
+    reader buffers whole row groups) and nothing is re-encoded.
     """
 
     def __init__(self, schema: pa.Schema):

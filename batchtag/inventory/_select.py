@@ -16,14 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
-from batchtag.errors import UsageError, first_line, option
+from batchtag.errors import CALLER, UsageError, first_line, option
 from batchtag.inventory._files import field_type
 from batchtag.inventory._where import compile_where
-from batchtag.model import TAG_PREFIX
+from batchtag.model import RO_PREFIX, TAG_PREFIX, VOLUME_TAG_PREFIX
 
 log = logging.getLogger("batchtag.export")
 
-RO_PREFIX = "ro:"
 INVENTORY_COLUMNS = (
     "project_id",
     "region_id",
@@ -36,6 +35,7 @@ INVENTORY_COLUMNS = (
     "updated_at",
     "task_id",
 )
+VOLUME_NAME = "volume_name"  # with the volumes joined: the volume's name, NA without one
 LONG_COLUMNS = ("key", "value", "read_only")
 KEY_COLUMNS = INVENTORY_COLUMNS[:3]
 TAGS_COLUMN = "tags"  # Python frame only: the user tags as a dict
@@ -44,22 +44,36 @@ Scope = tuple[int, int]
 
 @dataclass
 class Selection:
-    """--where / --columns / --long, checked before any request."""
+    """--where / --columns / --long / --with volume, checked before any request."""
 
     where: str | None = None
     columns: list[str] | None = None
     long: bool = False
+    with_volume: bool = False
 
     def check(self) -> None:
         if self.where is not None:  # the grammar, then the inventory's column types
-            compile_where(self.where, label=option("where")).dry_run(empty_inventory())
+            where = compile_where(self.where, label=option("where"))
+            self._needs_volume(option("where"), [c for c in where.columns if is_volume_column(c)])
+            where.dry_run(empty_inventory(with_volume=self.with_volume))
         for name in self.columns or []:
-            if not (is_pattern(name) or name in INVENTORY_COLUMNS or is_tag_column(name)):
-                known = ", ".join(INVENTORY_COLUMNS)
+            known = name in INVENTORY_COLUMNS or is_tag_column(name)
+            if not (is_pattern(name) or known or is_volume_column(name)):
+                volume = f", {VOLUME_NAME}, {VOLUME_TAG_PREFIX}<key>" if self.with_volume else ""
                 raise UsageError(
-                    f"{option('columns')}: unknown column {name!r}; "
-                    f"use {known}, tag:<key>, ro:<key> or a pattern like 'tag:*'"
+                    f"{option('columns')}: unknown column {name!r}; use "
+                    f"{', '.join(INVENTORY_COLUMNS)}, tag:<key>, ro:<key>{volume} or a "
+                    "pattern like 'tag:*'"
                 )
+            self._needs_volume(option("columns"), [name] if is_volume_column(name) else [])
+
+    def _needs_volume(self, where: str, names: list[str]) -> None:
+        """Volume columns exist only with the volumes joined: say so, not "unknown"."""
+        if names and not self.with_volume:
+            raise UsageError(
+                f"{where}: {names[0]!r} is a column of the snapshot's volume: "
+                f"add {with_volume_option()} to join the volumes"
+            )
 
     def filter(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.where is None:
@@ -81,16 +95,32 @@ def is_tag_column(name: str) -> bool:
     return name.startswith((TAG_PREFIX, RO_PREFIX)) and len(name) > len(RO_PREFIX)
 
 
+def is_volume_column(name: str) -> bool:
+    """``volume_name`` or a ``volume_tag:<key>`` column (there with the volumes joined)."""
+    return name == VOLUME_NAME or (
+        name.startswith(VOLUME_TAG_PREFIX) and len(name) > len(VOLUME_TAG_PREFIX)
+    )
+
+
+def with_volume_option() -> str:
+    """How the caller asks for the volumes: ``--with volume`` or ``with_volume=True``."""
+    return "--with volume" if CALLER.get() == "cli" else "with_volume=True"
+
+
 def is_pattern(name: str) -> bool:
     return any(ch in name for ch in "*?[")
 
 
-def empty_inventory(tag_columns: Iterable[str] = ()) -> pd.DataFrame:
+def empty_inventory(tag_columns: Iterable[str] = (), *, with_volume: bool = False) -> pd.DataFrame:
+    """An inventory with no rows: its columns and their types (`with_volume`: and
+    ``volume_name``), for checking a `where` before anything is read."""
     columns = {
         c: pd.Series([], dtype="int64" if field_type(c) == pa.int64() else object)
         for c in INVENTORY_COLUMNS
     }
     columns.update({c: pd.Series([], dtype=object) for c in tag_columns})
+    if with_volume:
+        columns[VOLUME_NAME] = pd.Series([], dtype=object)
     return pd.DataFrame(columns)
 
 
@@ -261,9 +291,19 @@ class TagCodes:
         has = np.zeros(length, dtype=bool)
         code = self.names.get(key)
         if code is not None:
-            hit = np.flatnonzero((self.codes == code) & (self.read_only == read_only))
+            hit = self.positions(code * 2 + bool(read_only))
             at[self.rows[hit]], has[self.rows[hit]] = hit, True
         return self.values.take(pa.array(at, mask=~has))
+
+    def positions(self, group: int) -> np.ndarray:
+        """The tags of one (key code, read_only) group, in order: the tags are sorted by
+        group once, so a column costs its own tags, not a scan of every tag per key."""
+        if not hasattr(self, "_order"):
+            groups = self.codes * 2 + self.read_only  # null keys (-1) sort first, unmatched
+            self._order = np.argsort(groups, kind="stable")
+            self._sorted = groups[self._order]
+        start, end = np.searchsorted(self._sorted, [group, group + 1])
+        return self._order[start:end]
 
 
 def tag_keys(table: pa.Table) -> set[tuple[str, bool]]:
@@ -291,19 +331,31 @@ def user_tags(batch: pa.RecordBatch) -> list[dict[str, str]]:
 
 
 def long_frame(wide: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
-    """One row per (snapshot, tag): `keep` columns plus key, value, read_only."""
-    parts = []
-    for column in [c for c in wide.columns if is_tag_column(c)]:
-        present = wide[wide[column].notna()]
-        if present.empty:
-            continue
-        part = present[keep].copy()
-        part["key"] = column.split(":", 1)[1]
-        part["value"] = present[column]
-        part["read_only"] = column.startswith(RO_PREFIX)
-        part["_order"] = present.index
-        parts.append(part)
-    if not parts:
+    """One row per (snapshot, tag): `keep` columns plus key, value, read_only; a snapshot
+    with none of the frame's tags is one row too, its key and value empty (NA) and
+    read_only False, so every snapshot is listed.
+
+    Rows in the frame's order, each row's tags in column order. Each tag column is read
+    once and the rest of the frame taken once, so the cost is the size of the frame, not
+    keys x rows."""
+    names = [c for c in wide.columns if is_tag_column(c)]
+    rows, which, values = [], [], []
+    tagged = np.zeros(len(wide), dtype=bool)
+    for at, column in enumerate(names):
+        cells = wide[column]
+        hit = np.flatnonzero(cells.notna().to_numpy())
+        if len(hit):
+            rows.append(hit)
+            which.append(np.full(len(hit), at))
+            values.append(cells.iloc[hit])
+            tagged[hit] = True
+    bare = np.flatnonzero(~tagged)
+    if len(bare):  # untagged: one row with no key (`which` past the names)
+        rows.append(bare)
+        which.append(np.full(len(bare), len(names)))
+        filler = values[0].dtype if values else object
+        values.append(pd.Series([None] * len(bare), dtype=filler))
+    if not rows:
         return pd.DataFrame(
             {
                 **{c: wide[c].iloc[:0] for c in keep},
@@ -312,8 +364,14 @@ def long_frame(wide: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
                 "read_only": pd.Series([], dtype=bool),
             }
         )
-    out = pd.concat(parts).sort_values("_order", kind="stable")
-    return out.drop(columns="_order").reset_index(drop=True)
+    row, column = np.concatenate(rows), np.concatenate(which)
+    order = np.lexsort((column, row))  # by row, then by column: the frame's own order
+    out = wide[keep].iloc[row[order]].reset_index(drop=True)
+    keys = [n.split(":", 1)[1] for n in names]
+    out["key"] = np.array([*keys, None], dtype=object)[column[order]]
+    out["value"] = pd.concat(values, ignore_index=True).iloc[order].reset_index(drop=True)
+    out["read_only"] = np.array([n.startswith(RO_PREFIX) for n in names] + [False])[column[order]]
+    return out
 
 
 def split_columns(columns: str | Iterable[str] | None) -> list[str] | None:

@@ -55,10 +55,12 @@ import numpy as np
 import pandas as pd
 
 from batchtag.errors import UsageError, first_line
+from batchtag.model import RO_PREFIX, TAG_PREFIX, VOLUME_TAG_PREFIX
 
 __all__ = ["METHODS", "TAG_LIKE_PREFIXES", "Where", "WhereError", "compile_where"]
 
-TAG_LIKE_PREFIXES = ("tag:", "ro:", "volume_tag:")  # all-missing when no row has the key
+# all-missing when no row has the key
+TAG_LIKE_PREFIXES = (TAG_PREFIX, RO_PREFIX, VOLUME_TAG_PREFIX)
 MAX_DEPTH = 200  # nesting levels; deeper is refused (a recursion guard)
 MAX_BITS = 65_536  # integer ** integer literals past that size are refused (a memory guard)
 SHOWN = 80  # characters of an expression part quoted in a message

@@ -1,18 +1,18 @@
 """Manifests: reading them, checking them, and turning them into a Plan.
 
-Modules, in the order a manifest goes through them:
+Private modules, in the order a manifest goes through them (the column names and cell
+patterns are facts of `batchtag.model`):
 
-- `schema`: the column names and cell patterns (plain facts, cheap to import);
-- `load` (`csvfile`, `jsonl`, `frames`, `cells`, `model`): a file or DataFrame into a
+- `_load` (`_csvfile`, `_jsonl`, `_frames`, `_cells`, `_model`): a file or DataFrame into a
   `Manifest`, every cell as text;
-- `check`: every problem at once, using `forms` (form detection and form -> operations),
-  `ids` (snapshot ids and scopes), `rules` (the per-operation rule table), `conflicts`,
-  `operations` (the operations table), `columnar` (whole-column helpers) and `messages`;
-- `build`: `read_plan`, the whole way from a manifest to a `batchtag.model._plan.Plan`;
-- `describe`: what a plan holds (the `validate` command's output).
+- `_check`: every problem at once, using `_forms` (form detection and form -> operations),
+  `_ids` (snapshot ids and scopes), `_rules` (the per-operation rule table), `_conflicts`,
+  `_operations` (the operations table), `_columnar` (whole-column helpers) and `_messages`;
+- `_build`: `read_plan`, the whole way from a manifest to a `batchtag.model.Plan`
+  (its entries as columns: `_entries`);
+- `_describe`: what a plan holds (the `validate` command's output).
 
-The names below are importable from `batchtag.manifest` directly; they are loaded on first
-use, so importing `batchtag.manifest._schema` stays cheap.
+The names below are loaded on first use, so importing `batchtag.manifest` stays cheap.
 """
 
 from __future__ import annotations

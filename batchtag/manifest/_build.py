@@ -135,7 +135,7 @@ def build_plan(checked: Checked) -> Plan:
 
 def _arrow(snapshot: pd.Series) -> pa.Array | pa.ChunkedArray:
     """The snapshot ids as Arrow, in the chunks the reader made: one array would be a copy,
-    which adds their whole size (~44 MB at 1M) to the peak."""
+    which adds their whole size to the peak."""
     array = pa.array(snapshot)
     if isinstance(array, pa.ChunkedArray) and array.num_chunks == 1:
         return array.chunk(0)

@@ -85,8 +85,8 @@ def compact_codes(codes: np.ndarray, count: int) -> np.ndarray:
 def group_codes(values: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
     """Codes in first-seen order, without the unique values (which may be many).
 
-    A dense rank sorts rather than hashes: on 500k distinct snapshot ids it needs a few MB
-    where dictionary_encode's hash table and dictionary take ~100 MB."""
+    A dense rank sorts rather than hashes: with many distinct snapshot ids it needs a small
+    fraction of what dictionary_encode's hash table and dictionary take."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
     rank = pc.rank(

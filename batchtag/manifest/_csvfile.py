@@ -126,8 +126,30 @@ def _csv_header(head: bytes, name: str) -> tuple[list[str], int, bool]:
     for record in reader:
         if record:
             lines = reader.line_num
+            _check_quotes_closed(text, record)
             return record, lines, any(reader)
     raise ManifestError([Problem(f"{name} is empty: a manifest needs a header row", line=1)])
+
+
+def _check_quotes_closed(text: str, header: list[str]) -> None:
+    """Refuse a header whose quote is never closed: the csv module would read the rest of
+    the file into its last cell, and the manifest would have a strange column and no rows."""
+    reader = csv.reader(_lines(text), strict=True)
+    start = 1
+    try:
+        for record in reader:
+            if record:
+                return
+            start = reader.line_num + 1
+    except csv.Error as error:
+        if str(error) != "unexpected end of data":  # another oddity: read as before
+            return
+    cell = header[-1].splitlines()[0] if header[-1].strip() else header[-1]
+    message = (
+        f'header cell {len(header)} ("{cell}) opens a quote that is never closed: close it '
+        "or remove it (as it is, every line after it is part of the header)"
+    )
+    raise ManifestError([Problem(message, line=start)])
 
 
 def _lines(text: str) -> Iterator[str]:

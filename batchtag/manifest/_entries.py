@@ -1,8 +1,8 @@
 """A plan's entries held as columns: a `PlanEntry` is made only when one is asked for.
 
-A million `PlanEntry` objects with their row lists and id strings cost ~500 MB; the same
-plan as arrays costs ~60 MB (the snapshot ids in one Arrow buffer, the rest as codes into
-the few distinct tag states and passthrough dicts). Iterating makes the entries in chunks,
+A `PlanEntry` object per snapshot, with its row list and id string, would cost hundreds of
+bytes a snapshot; as arrays the plan is a few bytes a snapshot (the snapshot ids in one
+Arrow buffer, the rest as codes into the few distinct tag states and passthrough dicts). Iterating makes the entries in chunks,
 so only what is in flight exists as Python objects.
 """
 
@@ -248,7 +248,7 @@ class PlanEntries(Sequence[PlanEntry]):
         """Each entry's scope as a number, and the scopes in order of first appearance.
 
         One scope (the usual manifest) is found without sorting: a sort of every
-        (project, region) pair costs ~50 MB of temporaries at 1M entries."""
+        (project, region) pair needs temporaries the size of the plan."""
         if not len(self):
             return np.zeros(0, dtype=np.uint8), ()
         projects, regions = self.projects, self.regions

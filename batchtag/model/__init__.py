@@ -21,6 +21,8 @@ _HOMES = {
     "TAG_FIELD": "_schema",
     "NAME_FIELD": "_schema",
     "Conflict": "_plan",
+    "RO_PREFIX": "_schema",
+    "VOLUME_TAG_PREFIX": "_schema",
     "OPS": "_schema",
     "DELETE_MARKER": "_schema",
     "TAG_TEXT": "_schema",

@@ -3,18 +3,18 @@
 A run keeps what it knows per snapshot (the done-set of a resume, the state read before
 sending, which ids a listing returned) in numpy arrays indexed by the entry's position in
 the plan. This module finds positions: a snapshot id becomes a 16-byte key (a UUID's own
-bytes, so case does not matter; any other id a 128-bit digest of its lowercase text), and a
+bytes, so its case does not matter; any other id a 128-bit digest of its exact text), and a
 `PlanIndex` holds the plan's keys sorted (16 bytes) with their positions (4 bytes) and each
 position's scope code (1 byte for a few scopes): ~21 bytes a snapshot, found by
 `np.searchsorted` a page at a time.
 
 Examples
 --------
->>> from batchtag.plan import PlanEntry
+>>> from batchtag.model import PlanEntry
 >>> sid = "0b7f3f38-7d53-4a3e-9e0b-8f4d2c1e5a66"
 >>> index = PlanIndex.of([PlanEntry(1, 2, "other"), PlanEntry(1, 2, sid)])
->>> index.positions((1, 2), keys_of([sid.upper(), "nope", "OTHER"])).tolist()
-[1, -1, 0]
+>>> index.positions((1, 2), keys_of([sid.upper(), "nope", "other", "OTHER"])).tolist()
+[1, -1, 0, -1]
 >>> index.position(PlanEntry(1, 2, sid)), index.position(PlanEntry(9, 9, sid))
 (1, None)
 """
@@ -60,19 +60,20 @@ def uuid_bytes(snapshot_id: str) -> bytes | None:
 
 
 def id_bytes(snapshot_id: str) -> bytes:
-    """The 16-byte key of a snapshot id: a UUID's bytes (any case), else a digest of the
-    lowercase id (two ids get the same key only if they are equal ignoring case).
+    """The 16-byte key of a snapshot id: a UUID's bytes (its text is canonical in either
+    case), else a digest of the exact id (two such ids get one key only if they are equal:
+    `snap-a` and `snap-A` are two snapshots).
 
     Examples
     --------
     >>> id_bytes("0B7F3F38-7D53-4A3E-9E0B-8F4D2C1E5A66").hex()
     '0b7f3f387d534a3e9e0b8f4d2c1e5a66'
-    >>> id_bytes("snap-1") == id_bytes("SNAP-1") != id_bytes("snap-2")
+    >>> id_bytes("snap-1") == id_bytes("snap-1") != id_bytes("SNAP-1")
     True
     """
     key = uuid_bytes(snapshot_id)
     if key is None:
-        key = hashlib.blake2b(snapshot_id.lower().encode(), digest_size=16).digest()
+        key = hashlib.blake2b(snapshot_id.encode(), digest_size=16).digest()
     return key
 
 

@@ -20,8 +20,8 @@ STATUSES = (OK, NOOP, NOT_FOUND, FAILED, SKIPPED, PLANNED, CONFLICT)
 DONE_STATUSES = frozenset({OK, NOOP})  # a resumed run does not send these again
 
 # One compact encoder for request bodies and report cells; a body is encoded once and the
-# report reuses the text. JSONEncoder.encode builds a new C encoder on every call (~1 us
-# for a small dict); one C encoder without the circular-reference check (the values are
+# report reuses the text. JSONEncoder.encode builds a new C encoder on every call; one
+# C encoder without the circular-reference check (the values are
 # parsed JSON and plain cells, never circular) is built once and reused.
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 _c_encode = (

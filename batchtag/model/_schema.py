@@ -15,6 +15,8 @@ TAGS_COLUMN = "tags"  # the json form's merge-patch column
 NAME_COLUMN = "name"
 TAG_PREFIX = "tag:"
 TAG_FIELD, NAME_FIELD = "tag", "name"  # what a change is to: a tag, or the name
+RO_PREFIX = "ro:"  # an inventory's read-only tag columns
+VOLUME_TAG_PREFIX = "volume_tag:"  # an inventory's columns of the snapshot's volume's tags
 OPS = ("set", "delete", "clear", "rename", "name")  # a Coded op is an index into this
 DELETE_MARKER = "<delete>"  # the wide form's default "remove this tag" cell
 

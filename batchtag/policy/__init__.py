@@ -11,6 +11,7 @@ _HOMES = {
     "MANIFEST_COLUMNS": "_evaluate",
     "RULE_COLUMN": "_evaluate",
     "evaluate": "_evaluate",
+    "Copy": "_policy",
     "Policy": "_policy",
     "PolicyError": "_policy",
     "RO_PREFIX": "_policy",

@@ -23,23 +23,33 @@ Semantics (the order of rules in the file never matters):
   it (chained rules), further passes run on the changed state until nothing changes, under
   the same conflict check. Every key of a snapshot changes at most once, so this ends, and
   the result is stable: evaluating the policy again on it gives an empty manifest (a second
-  ``enforce`` sends nothing; ``enforce --check`` exits 0).
+  ``enforce`` sends nothing; ``enforce --check`` exits 0), but for the renames it refuses,
+  which it keeps reporting.
 - **Minimal.** Only writes that change something become rows: a ``set`` to the current
   value, a ``delete`` of an absent key, a ``lower`` of a lower-case value are dropped.
 - **Read-only tags** cannot be written (the API keeps them): writes to a key that is
   read-only on a snapshot are skipped there (with a warning), and so is a rename onto one.
+- **Copy from the volume.** ``copy`` reads the inventory's ``volume_tag:<key>`` columns
+  (the volume's user tags): for each key its patterns match, a selected snapshot whose
+  volume has the key gets the volume's value when it lacks the key (``overwrite = true``:
+  also when its value differs). A key the volume lacks is left as it is (never deleted).
+  A snapshot whose volume is gone (``volume_name`` NA) is left alone; per copy rule,
+  ``attrs["rules"]`` counts them (``orphans``). Its writes are claims like any other rule's,
+  so a different value from another rule is a conflict naming both.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from batchtag.model import LONG_COLUMNS
+from batchtag.inventory import VOLUME_NAME, is_volume_column
+from batchtag.model import LONG_COLUMNS, VOLUME_TAG_PREFIX
 from batchtag.policy._policy import (
     INVENTORY_COLUMNS,
     SCOPE_KEYS,
@@ -73,8 +83,9 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
         From `batchtag.policy._policy.load_policy`.
     inventory : pandas.DataFrame
         An export: project_id, region_id, snapshot_id, the other inventory columns,
-        ``tag:<key>`` per user tag and ``ro:<key>`` per read-only tag (NA = no such tag).
-        Rows outside the policy's [scope] are left alone.
+        ``tag:<key>`` per user tag and ``ro:<key>`` per read-only tag (NA = no such tag);
+        with the volumes joined (needed when `Policy.needs_volume`), ``volume_name`` and
+        ``volume_tag:<key>``. Rows outside the policy's [scope] are left alone.
 
     Returns
     -------
@@ -82,13 +93,14 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
         Columns project_id, region_id, snapshot_id, op (``set``/``delete``), key, value
         ("" for delete), rule (the rules behind the snapshot's changes, joined by "; "): one
         row per (snapshot, key) that changes, in inventory order. ``attrs["rules"]`` maps
-        each rule to the snapshots it selected and changed.
+        each rule to the snapshots it selected and changed (and, for a copy rule, the
+        selected ones whose volume is gone: ``orphans``).
 
     Raises
     ------
     PolicyError
-        Rules writing different values to one key of one snapshot, or a ``where`` that
-        fails on this inventory.
+        Rules writing different values to one key of one snapshot, a ``where`` that fails
+        on this inventory, or a policy reading volumes on an inventory without them.
 
     Examples
     --------
@@ -98,22 +110,40 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in KEY_COLUMNS if c not in inventory.columns]
     if missing:
         raise PolicyError(f"the inventory has no {', '.join(missing)} column")
+    _check_volumes(policy, inventory)
     original = _prepared(inventory, policy)
     state = original.copy()
     claims = _empty_claims()
     refused: list[pd.DataFrame] = []
-    matched = None
+    matched = orphans = None
+    moved: set[str] | None = None  # the columns the last pass changed; None: first pass
     for _ in range(MAX_PASSES):
-        writes, selected, refusals = _writes(policy, state, warn=matched is None)
-        matched = selected if matched is None else matched
+        writes, selected, gone, refusals = _writes(policy, state, warn=matched is None, moved=moved)
+        if matched is None:
+            matched, orphans = selected, gone
         claims = _merge(claims, writes, policy, original)
         refused.append(refusals)
-        if not _apply(state, writes):
+        state, moved = _apply(state, writes)
+        if not moved:
             manifest, changed, rows = _manifest(claims, original, policy)
             manifest, held = _with_refused(manifest, rows, claims, refused, original, policy)
-            manifest.attrs["rules"] = _stats(policy, matched, changed, held)
+            manifest.attrs["rules"] = _stats(policy, matched, changed, orphans, held)
             return manifest
     raise PolicyError(f"policy {policy.source}: the rules did not settle after {MAX_PASSES} passes")
+
+
+def _check_volumes(policy: Policy, inventory: pd.DataFrame) -> None:
+    """A policy that reads the volumes needs them joined: without ``volume_name`` every
+    copy would silently find nothing."""
+    if VOLUME_NAME in inventory.columns:
+        return
+    for rule in policy.rules:
+        if rule.needs_volume:
+            reads = "copies from the volume" if rule.copy else "reads the volume in its where"
+            raise PolicyError(
+                f"policy {policy.source}: {rule.label} {reads}, but the inventory has no "
+                f"{VOLUME_NAME} column: export it with the volumes joined (with_volume=True)"
+            )
 
 
 def _prepared(inventory: pd.DataFrame, policy: Policy) -> pd.DataFrame:
@@ -126,9 +156,14 @@ def _prepared(inventory: pd.DataFrame, policy: Policy) -> pd.DataFrame:
             inside &= inventory[name].astype("int64").isin(getattr(policy, name)).to_numpy()
     frame = inventory[inside].drop(columns=[TAGS_COLUMN], errors="ignore")
     frame = frame.reset_index(drop=True)
-    for column in frame.columns:
-        if is_tag_column(column) and frame[column].dtype.kind == "f":
-            frame[column] = pd.Series(present(frame, column), dtype=object)
+    floats = [
+        c
+        for c in frame.columns
+        if (is_tag_column(c) or is_volume_column(c)) and frame[c].dtype.kind == "f"
+    ]
+    if floats:  # one new frame, not one column replaced at a time
+        objects = {c: pd.Series(present(frame, c), dtype=object) for c in floats}
+        frame = pd.DataFrame({c: objects.get(c, frame[c]) for c in frame.columns})
     return frame
 
 
@@ -171,7 +206,7 @@ def _actions(
     for old, new in rule.rename.items():
         current = present(frame, tag_column(old))[rows]
         has = (current != None) & (present(frame, ro_column(new))[rows] == None)  # noqa: E711
-        if not rule.overwrite:
+        if not rule.rename_overwrite:
             there = present(frame, tag_column(new))[rows]
             clash = has & (there != None) & (there != current)  # noqa: E711
             if clash.any():
@@ -179,19 +214,53 @@ def _actions(
                 has &= ~clash
         yield _Writes(rows[has], old, np.full(int(has.sum()), None, dtype=object))
         yield _Writes(rows[has], new, current[has])
+    if rule.copy is not None:
+        yield from _copies(rule, frame, rows)
+
+
+def _copies(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> Iterator[_Writes]:
+    """A copy's writes: per key it matches among the volumes' tag keys, the volume's value
+    where the snapshot lacks the key (or, with overwrite, differs). Only selected rows whose
+    volume exists and has the key."""
+    copy = rule.copy
+    assert copy is not None
+    found = present(frame, VOLUME_NAME)[rows] != None  # noqa: E711
+    prefix = VOLUME_TAG_PREFIX
+    available = [c[len(prefix) :] for c in frame.columns if c.startswith(prefix)]
+    for key in copy.matching(available):
+        source = present(frame, VOLUME_TAG_PREFIX + key)[rows]
+        take = found & (source != None)  # noqa: E711
+        if not copy.overwrite:
+            take &= present(frame, tag_column(key))[rows] == None  # noqa: E711
+        yield _Writes(rows[take], key, source[take])
+
+
+def _orphans(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> int | None:
+    """How many of a copy rule's selected rows have no volume (None for other rules)."""
+    if rule.copy is None:
+        return None
+    return int((present(frame, VOLUME_NAME)[rows] == None).sum())  # noqa: E711
 
 
 def _writes(
-    policy: Policy, frame: pd.DataFrame, warn: bool
-) -> tuple[pd.DataFrame, list[int], pd.DataFrame]:
-    """Every rule's writes on `frame` (a claims frame), how many rows each selected, and the
-    renames refused (`REFUSED_COLUMNS`)."""
+    policy: Policy, frame: pd.DataFrame, warn: bool, moved: set[str] | None = None
+) -> tuple[pd.DataFrame, list[int], list[int | None], pd.DataFrame]:
+    """Every rule's writes on `frame` (a claims frame), how many rows each selected,
+    per copy rule how many of those have no volume, and the renames refused
+    (`REFUSED_COLUMNS`: the new key holds another value).
+
+    With `moved` (the columns the previous pass changed), a rule reading none of them is
+    left out: its writes are those of the previous pass, already claimed and applied (and
+    the counts are only those of the first pass, which has no `moved`)."""
     parts: list[tuple[np.ndarray, str, np.ndarray, int]] = []
-    selected = []
+    selected, orphans = [], []
     refusals: list[pd.DataFrame] = []
     for index, rule in enumerate(policy.rules):
-        rows = np.flatnonzero(rule.matches(frame, policy.source))
+        if moved is not None and rule.copy is None and moved.isdisjoint(_reads(rule)):
+            continue  # (a copy rule reads every tag its patterns match: never left out)
+        rows = np.flatnonzero(rule.matches(_named_columns(frame, rule), policy.source))
         selected.append(len(rows))
+        orphans.append(_orphans(rule, frame, rows))
         refused: list[tuple] = []
         for w in _actions(rule, frame, rows, refused):
             read_only = present(frame, ro_column(w.key))[w.rows] != None  # noqa: E711
@@ -215,7 +284,7 @@ def _writes(
         else pd.DataFrame({c: pd.Series([], dtype=object) for c in REFUSED_COLUMNS})
     )
     if not parts:
-        return _empty_claims(), selected, refusals_frame
+        return _empty_claims(), selected, orphans, refusals_frame
     keys = np.concatenate([np.full(len(p[0]), p[1], dtype=object) for p in parts])
     frame_parts = {  # object columns: pandas would otherwise turn None into NaN
         "row": np.concatenate([p[0] for p in parts]).astype(np.int64),
@@ -223,16 +292,43 @@ def _writes(
         "value": pd.Series(np.concatenate([p[2] for p in parts]), dtype=object),
         "rule": np.concatenate([np.full(len(p[0]), p[3], dtype=np.int64) for p in parts]),
     }
-    return pd.DataFrame(frame_parts), selected, refusals_frame
+    return pd.DataFrame(frame_parts), selected, orphans, refusals_frame
+
+
+# A name `where` may use: `backticked` or a bare identifier (a word inside a string counts
+# too: taking a column too many is harmless).
+WHERE_NAME = re.compile(r"`([^`]+)`|([^\W\d]\w*)")
+
+
+def _where_names(rule: Rule) -> dict[str, None]:
+    """Every name the rule's `where` spells, in order."""
+    return dict.fromkeys(a or b for a, b in WHERE_NAME.findall(rule.where or ""))
+
+
+def _named_columns(frame: pd.DataFrame, rule: Rule) -> pd.DataFrame:
+    """The columns of `frame` the rule's `where` names: an expression evaluated on the whole
+    frame costs every column (pandas resolves each name), a rule at a time, for every rule."""
+    if rule.where is None:
+        return frame
+    names = [n for n in _where_names(rule) if n in frame.columns]
+    return pd.DataFrame({n: frame[n] for n in names}, index=frame.index, copy=False)
+
+
+def _reads(rule: Rule) -> set[str]:
+    """The columns the rule's writes depend on: what its `where` names, the tags whose
+    value `lower`, `upper` and `rename` carry over, and a rename's new key (whether it is
+    refused there) (ro: columns never change)."""
+    carried = [*rule.lower, *rule.upper, *rule.rename, *rule.rename.values()]
+    return {*_where_names(rule), *(tag_column(k) for k in carried)}
 
 
 def _merge(
     claims: pd.DataFrame, writes: pd.DataFrame, policy: Policy, original: pd.DataFrame
 ) -> pd.DataFrame:
     """Add `writes` to the claims; two different writes to one slot are an error."""
-    merged = pd.concat([claims, writes], ignore_index=True) if len(claims) else writes
-    if not len(merged):
+    if not len(writes):  # (nothing new: an empty frame's object columns would spoil "row")
         return claims
+    merged = pd.concat([claims, writes], ignore_index=True) if len(claims) else writes
     merged = merged.drop_duplicates(["row", "key", "value", "rule"], ignore_index=True)
     repeated = merged[merged.duplicated(["row", "key"], keep=False)]
     if len(repeated):
@@ -265,9 +361,12 @@ def _shown(value: str | None) -> str:
     return "removes it" if value is None else f"sets {value!r}"
 
 
-def _apply(state: pd.DataFrame, writes: pd.DataFrame) -> bool:
-    """Write `writes` into `state`'s tag: columns; True when any cell changed."""
-    changed = False
+def _apply(state: pd.DataFrame, writes: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+    """`state` with `writes` in its tag: columns, and the columns where a cell changed.
+
+    The changed columns replace or join the frame in one step: inserting them one by one
+    costs a copy of the frame's blocks each (and pandas warns about fragmentation)."""
+    changed: dict[str, pd.Series] = {}
     for key, group in writes.groupby("key", sort=False):
         column = tag_column(str(key))
         values = present(state, column)
@@ -276,9 +375,12 @@ def _apply(state: pd.DataFrame, writes: pd.DataFrame) -> bool:
         differs = values[rows] != new
         if differs.any():
             values[rows[differs]] = new[differs]
-            state[column] = pd.Series(values, index=state.index, dtype=object)
-            changed = True
-    return changed
+            changed[column] = pd.Series(values, index=state.index, dtype=object)
+    if not changed:
+        return state, set()
+    moved = set(changed)
+    kept = {c: changed.pop(c, state[c]) for c in state.columns}
+    return pd.DataFrame({**kept, **changed}, index=state.index), moved
 
 
 def _manifest(
@@ -309,16 +411,27 @@ def _manifest(
 def _rule_names(behind: pd.DataFrame, names: list[str]) -> pd.Series:
     """Per row: the names of its rules in policy order, joined; one join per combination."""
     codes, rows = pd.factorize(behind["row"])
-    matrix = np.zeros((len(rows), len(names)), dtype=bool)
-    matrix[codes, behind["rule"].to_numpy(dtype=np.int64)] = True
+    rules = behind["rule"].to_numpy(dtype=np.int64)
     if len(names) < 63:  # a bit per rule: factorize ints instead of sorting rows
+        matrix = np.zeros((len(rows), len(names)), dtype=bool)
+        matrix[codes, rules] = True
         weights = np.left_shift(1, np.arange(len(names), dtype=np.int64))
         inverse, masks = pd.factorize(matrix @ weights)
         combos = (np.asarray(masks)[:, None] & weights) != 0
-    else:
-        combos, inverse = np.unique(matrix, axis=0, return_inverse=True)
-    labels = [RULE_SEPARATOR.join(n for n, on in zip(names, c, strict=True) if on) for c in combos]
-    return pd.Series(np.array(labels, dtype=object)[inverse.ravel()], index=rows)
+        labels = [
+            RULE_SEPARATOR.join(n for n, on in zip(names, c, strict=True) if on) for c in combos
+        ]
+        return pd.Series(np.array(labels, dtype=object)[inverse.ravel()], index=rows)
+    # more rules: each row's rule indexes, sorted, as a tuple (no rows x rules matrix)
+    order = np.lexsort((rules, codes))
+    starts = np.flatnonzero(np.diff(codes[order], prepend=-1))  # every code has a pair
+    per_row = np.split(rules[order], starts[1:]) if len(order) else []
+    found: dict[tuple[int, ...], int] = {}
+    inverse = np.array(
+        [found.setdefault(tuple(r.tolist()), len(found)) for r in per_row], dtype=np.int64
+    )
+    labels = [RULE_SEPARATOR.join(names[i] for i in combo) for combo in found]
+    return pd.Series(np.array(labels, dtype=object)[inverse], index=rows)
 
 
 def _with_refused(
@@ -378,7 +491,11 @@ def _with_refused(
 
 
 def _stats(
-    policy: Policy, selected: list[int], changed: pd.Series, refused: pd.Series
+    policy: Policy,
+    selected: list[int],
+    changed: pd.Series,
+    orphans: list[int | None],
+    refused: pd.Series,
 ) -> dict[str, dict]:
     stats = {}
     for index, (rule, count) in enumerate(zip(policy.rules, selected, strict=True)):
@@ -387,7 +504,15 @@ def _stats(
             "changed": int(changed.get(index, 0)),
             "refused": int(refused.get(index, 0)),
         }
+        gone = ""
+        if orphans[index] is not None:
+            stats[rule.name]["orphans"] = orphans[index]
+            gone = f", {orphans[index]} whose volume is gone (left alone)"
         log.info(
-            "%s: selects %d snapshots, changes %d", rule.label, count, stats[rule.name]["changed"]
+            "%s: selects %d snapshots, changes %d%s",
+            rule.label,
+            count,
+            stats[rule.name]["changed"],
+            gone,
         )
     return stats

@@ -15,11 +15,24 @@ A rule's ``where`` (default: every snapshot) picks snapshots; its actions say wh
 ``set`` (key = value), ``delete`` (keys), ``lower`` / ``upper`` (keys whose value changes
 case), ``rename`` (old key = new key; onto a key that already holds a different value it is
 refused, unless the table says ``overwrite = true``: ``rename = { Owner = "owner",
-overwrite = true }``). Everything is checked here, before any request:
-unknown keys, an empty rule, invalid tag text, a rule writing one key twice, and every
-``where`` against the grammar of `batchtag.inventory.compile_where`, then on made-up rows with the
-inventory's column types (an unknown column, text compared with a number).
-`batchtag.policy.evaluate` turns a policy and an inventory into a manifest.
+overwrite = true }``), ``copy`` (tags inherited from the snapshot's volume)::
+
+    [[rule]]
+    name = "cost tags follow the volume"
+    copy = { from = "volume", keys = ["cost-center", "team-*"], overwrite = false }
+
+``copy`` fills the listed keys the snapshot lacks with its volume's values (``overwrite =
+true``: also replaces values that differ); a key may be an fnmatch pattern (``*``, ``?``,
+``[...]``, case-sensitive) matched against the volumes' user tag keys. A policy with a
+``copy`` rule, or a ``where`` naming ``volume_name`` or a ``volume_tag:<key>`` column,
+needs the volumes joined to the inventory (`Policy.needs_volume`; `enforce` then lists
+them).
+
+Everything is checked here, before any request: unknown keys, an empty rule, invalid tag
+text, a bad ``copy`` table (unknown ``from``, no keys, a bad pattern), a rule writing one key
+twice, and every ``where`` against the grammar of `batchtag.inventory.compile_where`, then
+on made-up rows with the inventory's column types (an unknown column, text compared with a
+number). `batchtag.policy.evaluate` turns a policy and an inventory into a manifest.
 
 A ``where`` is a small, safe condition language (`batchtag.inventory.compile_where`): columns, literals,
 comparisons, and/or/not, arithmetic and a fixed list of methods. It never runs code, so a
@@ -30,6 +43,7 @@ policy file cannot do anything but select snapshots. It sees the export's column
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -49,11 +63,13 @@ from batchtag.inventory import (
     compile_where,
     empty_inventory,
     is_tag_column,
+    is_volume_column,
 )
 from batchtag.manifest import fullmatch, tag_text_problem
 from batchtag.model import TAG_PREFIX, TAG_TEXT
 
 __all__ = [
+    "Copy",
     "INVENTORY_COLUMNS",
     "RO_PREFIX",
     "TAGS_COLUMN",
@@ -68,9 +84,13 @@ TOP_KEYS = ("scope", "rule")
 SCOPE_KEYS = SCOPE_OPTIONS  # [scope] takes project_id and region_id
 KEY_LISTS = ("delete", "lower", "upper")  # actions taking a list of keys
 KEY_TABLES = ("set", "rename")  # actions taking a table
-ACTIONS = ("set", "delete", "lower", "upper", "rename")
+ACTIONS = ("set", "delete", "lower", "upper", "rename", "copy")
 RULE_KEYS = ("name", "description", "where", *ACTIONS)
-OVERWRITE = "overwrite"  # in a rename table: `overwrite = true` (a boolean, not a key)
+COPY_KEYS = ("from", "keys", "overwrite")  # a copy table's keys
+COPY_SOURCES = ("volume",)  # where `copy` takes tags from
+COPY_EXAMPLE = '{ from = "volume", keys = ["cost-center"] }'
+WILDCARDS = "*?["  # a copy key holding one of these is an fnmatch pattern
+OVERWRITE = "overwrite"  # in a rename or copy table: `overwrite = true` (a boolean)
 RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 
 
@@ -78,6 +98,39 @@ class PolicyError(UsageError):
     """A policy that cannot be used: bad TOML, unknown keys, a bad rule, conflicting rules.
 
     Nothing is sent; exit code 2 on the command line."""
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A rule's ``copy``: tags inherited from the snapshot's `source` (the volume).
+
+    Attributes
+    ----------
+    source : str
+        Where the values come from (``"volume"``: the inventory's ``volume_tag:`` columns).
+    keys : tuple of str
+        Tag keys, or fnmatch patterns (``cost-*``), matched case-sensitively.
+    overwrite : bool
+        False: fill only keys the snapshot lacks. True: also replace a differing value.
+    """
+
+    source: str
+    keys: tuple[str, ...]
+    overwrite: bool = False
+
+    def matching(self, available: list[str]) -> list[str]:
+        """The keys of `available` (the source's tag keys) this copy takes, in their order.
+
+        Examples
+        --------
+        >>> Copy("volume", ("cost-*", "team")).matching(["cost-center", "env", "team"])
+        ['cost-center', 'team']
+        """
+        return [k for k in available if any(fnmatch.fnmatchcase(k, p) for p in self.keys)]
+
+    def covers(self, key: str) -> bool:
+        """Whether this copy may write `key`."""
+        return bool(self.matching([key]))
 
 
 @dataclass(frozen=True)
@@ -91,12 +144,23 @@ class Rule:
     lower: tuple[str, ...] = ()
     upper: tuple[str, ...] = ()
     rename: dict[str, str] = field(default_factory=dict)
-    overwrite: bool = False  # a rename may replace a different value (its `overwrite = true`)
+    copy: Copy | None = None
+    rename_overwrite: bool = False  # a rename may replace a different value
     line: int | None = None  # the line of its [[rule]] header, for messages
 
     @property
     def label(self) -> str:
         return f"rule {self.name!r}" + (f" (line {self.line})" if self.line else "")
+
+    @property
+    def needs_volume(self) -> bool:
+        """Whether the rule reads the snapshot's volume: it copies from it, or its
+        ``where`` names ``volume_name`` or a ``volume_tag:`` column."""
+        if self.copy is not None:
+            return True
+        return self.where is not None and any(
+            is_volume_column(c) for c in compile_where(self.where).columns
+        )
 
     def matches(self, frame: pd.DataFrame, source: str) -> np.ndarray:
         """A boolean array: which rows of `frame` the rule's `where` selects.
@@ -114,7 +178,7 @@ class Rule:
         """Check `where` before anything is read (see the module docstring)."""
         try:
             if self.where is not None:
-                compile_where(self.where).dry_run(empty_inventory())
+                compile_where(self.where).dry_run(empty_inventory(with_volume=True))
         except WhereError as error:
             raise PolicyError(f"policy {source}: {self.label}: {error}") from None
 
@@ -127,6 +191,12 @@ class Policy:
     project_id: tuple[int, ...] | None = None
     region_id: tuple[int, ...] | None = None
     source: str = "<policy>"
+
+    @property
+    def needs_volume(self) -> bool:
+        """Whether any rule reads the snapshots' volumes (`Rule.needs_volume`): the
+        inventory must then have them joined (``export(with_volume=True)``)."""
+        return any(rule.needs_volume for rule in self.rules)
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -154,7 +224,7 @@ def load_policy(path: str | Path) -> Policy:
     ['default cost-center']
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not TOML
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or error
         raise PolicyError(f"policy {path}: cannot read it: {reason}") from None
@@ -232,10 +302,12 @@ def _rule(raw: Any, index: int, line: int | None, source: str) -> Rule:
         raise PolicyError(f"{where}: no action; give one of {', '.join(ACTIONS)}")
     _check_tag_text(actions, where)
     _check_written_once(actions, where)
-    return Rule(name, condition, overwrite=overwrite, line=line, **actions)
+    return Rule(name, condition, rename_overwrite=overwrite, line=line, **actions)
 
 
 def _action(action: str, value: Any, where: str) -> Any:
+    if action == "copy":
+        return _copy(value, where)
     if action in KEY_TABLES:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -248,10 +320,53 @@ def _action(action: str, value: Any, where: str) -> Any:
     return tuple(dict.fromkeys(value))
 
 
+def _copy(value: Any, where: str) -> Copy:
+    """A ``copy`` table, checked: ``from`` a known source, a non-empty list of keys or
+    patterns (each pattern's ``[`` closed), ``overwrite`` a boolean."""
+    if not isinstance(value, dict):
+        raise PolicyError(f"{where}: copy must be a table, e.g. copy = {COPY_EXAMPLE}")
+    _check_keys(value, COPY_KEYS, f"{where}: copy", "key")
+    source = value.get("from")
+    if source not in COPY_SOURCES:
+        got = "no from" if source is None else f"from = {source!r}"
+        known = ", ".join(repr(s) for s in COPY_SOURCES)
+        raise PolicyError(f"{where}: copy has {got}; copy takes tags from {known}")
+    keys = value.get("keys")
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise PolicyError(
+            f"{where}: copy needs keys = a non-empty list of tag keys or patterns, "
+            'e.g. ["cost-center", "team-*"]'
+        )
+    for key in keys:
+        problem = _pattern_problem(key)
+        if problem:
+            raise PolicyError(f"{where}: copy: key pattern {key!r} {problem}")
+    overwrite = value.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise PolicyError(f"{where}: copy: overwrite must be true or false")
+    return Copy(source, tuple(dict.fromkeys(keys)), overwrite)
+
+
+def _pattern_problem(key: str) -> str | None:
+    """Why `key` is not a usable fnmatch pattern (None when it is): every ``[`` opens a
+    class that a ``]`` closes (fnmatch would read an unclosed one as a plain ``[``)."""
+    at = 0
+    while (at := key.find("[", at)) >= 0:
+        end = at + 1 + (key[at + 1 : at + 2] == "!")
+        end += key[end : end + 1] == "]"  # a leading ] is part of the class
+        close = key.find("]", end)
+        if close < 0:
+            return f"has an unclosed '[' at character {at + 1}"
+        at = close + 1
+    return None
+
+
 def _check_tag_text(actions: dict[str, Any], where: str) -> None:
     texts: list[tuple[str, str]] = []
     for action, value in actions.items():
-        if action == "set":
+        if action == "copy":
+            texts += [("copy: key", k) for k in value.keys]
+        elif action == "set":
             texts += [("set: key", k) for k in value]
             texts += [(f"set: value of {k!r}", v) for k, v in value.items()]
         elif action == "rename":
@@ -265,9 +380,12 @@ def _check_tag_text(actions: dict[str, Any], where: str) -> None:
 
 
 def _check_written_once(actions: dict[str, Any], where: str) -> None:
-    """Within one rule every key is written by one action (rename writes old and new)."""
+    """Within one rule every key is written by one action (rename writes old and new; a
+    copy every key its patterns match)."""
     seen: dict[str, str] = {}
     for action, value in actions.items():
+        if action == "copy":
+            continue
         keys = [*value, *value.values()] if action == "rename" else list(value)
         for key in keys:
             if key in seen:
@@ -275,6 +393,10 @@ def _check_written_once(actions: dict[str, Any], where: str) -> None:
                     f"{where}: tag {key!r} is written by both {seen[key]} and {action}"
                 )
             seen[key] = action
+    copy = actions.get("copy")
+    for key, action in seen.items():
+        if copy is not None and copy.covers(key):
+            raise PolicyError(f"{where}: tag {key!r} is written by both {action} and copy")
 
 
 def _check_unique(rules: tuple[Rule, ...], source: str) -> None:
@@ -305,17 +427,6 @@ def _ids(value: Any, where: str) -> tuple[int, ...] | None:
     if not values or not all(type(v) is int and v > 0 for v in values):
         raise PolicyError(f"{where}: expected a positive integer or a list of them, got {value!r}")
     return tuple(dict.fromkeys(values))
-
-
-def scope_options(policy: Policy) -> dict[str, Any]:
-    """The policy's scope as export options; empty when it has none (the caller's
-    project/region options or the environment decide)."""
-    out: dict[str, Any] = {}
-    for name in SCOPE_KEYS:
-        value = getattr(policy, name)
-        if value is not None:
-            out[name] = list(value)
-    return out
 
 
 def tag_column(key: str) -> str:

@@ -14,21 +14,21 @@ memory is the same 16 bytes a key.
 
 Examples
 --------
->>> from batchtag.plan import PlanEntry
->>> from batchtag.model._index import PlanIndex, keys_of
+>>> from batchtag.model import PlanEntry
+>>> from batchtag.model import PlanIndex, keys_of
 >>> index = PlanIndex.of([PlanEntry(1, 1, "a"), PlanEntry(1, 1, "b")])
 >>> seen = PlanIdSet(index, (1, 1))
->>> seen.add(keys_of(["a", "x", "A"])).tolist(), seen.add(keys_of(["b", "x"])).tolist()
-([True, True, False], [True, False])
+>>> seen.add(keys_of(["a", "x", "a"])).tolist(), seen.add(keys_of(["b", "x", "B"])).tolist()
+([True, True, False], [True, False, True])
 >>> len(seen)
-3
+4
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from batchtag.model import PlanIndex, Scope
+from batchtag.model import PlanIndex, Scope, uuid_bytes
 
 Halves = tuple[np.ndarray, np.ndarray]  # (first halves, second halves), by first half
 
@@ -171,12 +171,11 @@ def id_set(index: PlanIndex | None, scope: Scope) -> Seen:
 
 
 def id_key(snapshot_id: str) -> int | str:
-    """A compact, case-insensitive identity for dedupe sets of ids as Python objects (an
-    int for a UUID)."""
-    try:
-        return int(snapshot_id.replace("-", ""), 16)
-    except ValueError:
-        return snapshot_id.lower()
+    """A compact identity for dedupe sets of ids as Python objects: an int for a UUID (its
+    text in either case), the exact text for any other id (`snap-a` is not `snap-A`, and
+    `ab-c` is not `abc`)."""
+    key = uuid_bytes(snapshot_id)
+    return snapshot_id if key is None else int.from_bytes(key, "big")
 
 
 def halves(keys: np.ndarray) -> Halves:

@@ -42,13 +42,13 @@ from batchtag.gcore import (
     RATE_LIMIT,
     RETRY_CLASSES,
     TRANSIENT,
+    Attempts,
     Breaker,
     Client,
     RateLimiter,
     RetrySettings,
     classify,
     fatal_reason,
-    new_state,
     row_keys,
     take_rows,
 )
@@ -68,11 +68,13 @@ class ReadStats:
 
     requests: int = 0
     pages: int = 0
-    gets: int = 0
     passes: int = 0
     duplicates: int = 0
     retries: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    # Snapshots a listing may have missed when its last pass still changed (an estimate,
+    # summed over scopes; 0: every listing ended consistent).
+    missing: int = 0
 
 
 @dataclass
@@ -85,6 +87,16 @@ class _Pass:
     @property
     def consistent(self) -> bool:
         return len(set(self.counts)) == 1 and not self.duplicates and self.listed == self.counts[-1]
+
+
+def _missing_estimate(last: _Pass) -> int:
+    """How many snapshots an inconsistent last pass may have missed: what the API counted
+    beyond what the pass listed, or how far the count moved meanwhile (each deletion ahead
+    of the reading position shifts a snapshot past it), or the duplicates it met (each an
+    insertion, maybe with a deletion the count hides); at least one."""
+    shortfall = last.counts[-1] - last.listed
+    moved = max(last.counts) - min(last.counts)
+    return max(shortfall, moved, last.duplicates, 1)
 
 
 class Reader:
@@ -110,6 +122,8 @@ class Reader:
         Called with the retry class of every retry.
     max_passes : int
         Listing passes at most when a scope changes while it is read.
+    items : str
+        What the listed scopes hold ("snapshots", "volumes"), for warnings.
     """
 
     def __init__(
@@ -124,6 +138,7 @@ class Reader:
         progress: Progress | None = None,
         on_retry: Callable[[str], None] | None = None,
         max_passes: int = MAX_PASSES,
+        items: str = "snapshots",
     ):
         self.client = client
         self.concurrency = concurrency
@@ -134,6 +149,7 @@ class Reader:
         self.progress = progress
         self.on_retry = on_retry
         self.max_passes = max_passes
+        self.items = items
         self.stats = ReadStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._read = 0
@@ -144,8 +160,7 @@ class Reader:
 
     async def request(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """Send one read with the engine's rules; final failures raise ApiError."""
-        failures: Counter[str] = Counter()
-        states: dict[str, Any] = {}
+        attempts = Attempts()
         while True:
             async with self._slots:
                 await self.limiter.acquire()
@@ -153,7 +168,7 @@ class Reader:
                 try:
                     result = await fetch()
                 except ApiError as error:
-                    delay = await self._failed(error, failures, states)
+                    delay = await self._failed(error, attempts)
                 else:
                     self.limiter.on_success()
                     self.breaker.record(False)
@@ -161,7 +176,7 @@ class Reader:
             if delay:
                 await self.sleep(delay)  # off the slot: others keep reading
 
-    async def _failed(self, error: ApiError, failures: Counter, states: dict) -> float:
+    async def _failed(self, error: ApiError, attempts: Attempts) -> float:
         kind = classify(error)
         fatal = fatal_reason(kind, error)
         if fatal is not None:
@@ -173,8 +188,7 @@ class Reader:
             raise AbortRun("circuit breaker: most recent reads kept failing (5xx/timeouts)")
         if kind == RATE_LIMIT:
             self.limiter.on_throttle(error.retry_after)
-        failures[kind] += 1
-        delay = self.policies[kind].delay(states.setdefault(kind, new_state()), failures[kind])
+        delay = attempts.next_delay(kind, error, self.policies)
         if delay is None:
             raise error
         self.stats.retries[kind] += 1
@@ -212,8 +226,6 @@ class Reader:
             if classify(error) == GONE:
                 return None
             raise
-        finally:
-            self.stats.gets += 1
         return snapshot
 
     # -- a whole scope --------------------------------------------------------------------
@@ -311,17 +323,23 @@ class Reader:
             return
         counts = sorted(set(c for p in passes for c in p.counts))
         text = (
-            f"project {project_id} / region {region_id} changed while it was read: "
+            f"the {self.items} of project {project_id} / region {region_id} changed while "
+            "they were read: "
             f"count {first.counts[0]} -> {last.counts[-1]} (seen {', '.join(map(str, counts))}), "
             f"{first.duplicates} duplicate(s) dropped, read in {len(passes)} passes; "
-            f"{len(seen)} snapshots returned"
+            f"{len(seen)} {self.items} returned"
         )
         if last.ids is not None:
             # every id a later pass listed is in `seen` too
             text += f", {len(seen) - len(last.ids)} of them not listed by the last pass"
             text += " (deleted meanwhile?)"
         if not last.consistent:
-            text += "; the last pass still changed: the inventory may be incomplete"
+            missing = _missing_estimate(last)
+            self.stats.missing += missing
+            text += (
+                f"; the last pass still changed: the inventory may be incomplete (~{missing} "
+                "snapshot(s) may be missing)"
+            )
         self.warn(text)
 
     def warn(self, text: str) -> None:

@@ -1,7 +1,7 @@
 """Snapshot keys without a Python object per snapshot: the done-set of a resume and the
 latest status per snapshot that a report writer keeps.
 
-A million (project, region, snapshot id) tuples in a set or dict cost ~250 MB. Here a key
+A (project, region, snapshot id) tuple in a set or dict costs hundreds of bytes. Here a key
 is 20 bytes: its scope's number (4 bytes, big-endian) and its id's 16 bytes (a lowercase
 UUID's own bytes, which give its text back; any other id a 128-bit digest of its exact
 text, kept as text beside, once per distinct id).
@@ -122,9 +122,9 @@ class StatusLog:
     """The latest status per key, from keys and statuses recorded in order.
 
     Keeps 9 bytes per record (the key's hash and a status code) in blocks of `BLOCK`
-    records allocated whole, each sorted by hash once full: a log that grew by reallocation
-    left a trail of freed copies behind (~30 MB of heap at a million records), and one sort
-    of every record at the end cost ~40 MB of temporaries. Two different keys with the same
+    records allocated whole, each sorted by hash once full: growing by reallocation would
+    leave a trail of freed copies on the heap, and one sort of every record at the end would
+    need temporaries as large as the log. Two different keys with the same
     64-bit hash would count as one: about one chance in 10^7 at a million keys.
 
     Examples
@@ -284,8 +284,3 @@ class KeyColumns:
     def keyset(self, positions: np.ndarray) -> KeySet:
         """The keys of the rows at `positions` (distinct keys)."""
         return KeySet((), (), (), codec=self._codec, wide=self._keys()[positions])
-
-
-def _int64(values: array) -> np.ndarray:
-    """An array("q") as a numpy view (an empty one too)."""
-    return np.frombuffer(values, dtype=np.int64) if values else np.zeros(0, np.int64)

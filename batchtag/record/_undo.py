@@ -25,11 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from batchtag.errors import UsageError, option
 from batchtag.gcore import read_only_keys, tags_dict
-from batchtag.model import CONFLICT, NOT_FOUND, OK, SKIPPED
+from batchtag.model import CONFLICT, NOT_FOUND, OK, PLANNED, SKIPPED
 from batchtag.record._changes import NAME, change_kind, changes_frame, inverse_changes
 from batchtag.record._summary import BLIND_META
 
@@ -88,18 +89,37 @@ def reverts(
     Raises
     ------
     UsageError
-        `report` is not a batchtag report.
+        `report` is not a batchtag report, is a dry run's (it changed nothing), lacks what
+        the run left (`tags_after`), or holds a tags cell that is not an object of tags.
     """
     if "status" not in report.columns:
         raise UsageError(f"{report_name}: not a batchtag report (no status column)")
-    ok = report[report["status"] == OK]
+    done = (report["status"] == OK).to_numpy()
+    if not done.any() and (report["status"] == PLANNED).any():
+        raise UsageError(
+            f"{report_name}: the report of a dry run (its rows are {PLANNED!r}): a dry run "
+            "changed nothing, so there is nothing to undo"
+        )
+    ok = report[done]
+    if len(ok) and "tags_after" not in ok.columns:
+        raise UsageError(
+            f"{report_name}: no tags_after column: undo needs the tags each snapshot was left "
+            "with (to revert only what the run changed); pass the whole report"
+        )
     wanted = ("tags_before", "tags_after", "name_before", "name_after", "ro_tags", "rows")
     out, skipped = [], []
     reason = cannot_undo(meta)
-    for raw in ok.to_dict("records"):
+    for row, raw in zip((np.flatnonzero(done) + 1).tolist(), ok.to_dict("records"), strict=True):
         record = {c: _cell(raw.get(c)) for c in wanted}
         key = (int(raw["project_id"]), int(raw["region_id"]), str(raw["snapshot_id"]))
-        if record["tags_before"] is None or record["tags_after"] is None:
+        if record["tags_after"] is None:
+            raise UsageError(
+                f"{report_name}: row {row} (snapshot {raw['snapshot_id']}): tags_after is "
+                "empty (or the column is missing): undo needs the tags the run left"
+            )
+        for column in ("tags_before", "tags_after", "ro_tags"):
+            _check_tags_cell(record[column], column, row, raw, report_name)
+        if record["tags_before"] is None:
             skipped.append((*key, SKIPPED, reason))
             continue
         rows = inverse_changes(
@@ -113,6 +133,27 @@ def reverts(
         )
         out.append(Revert(key, rows))
     return out, skipped
+
+
+def _check_tags_cell(
+    value: Any, column: str, row: int, raw: Mapping[str, Any], report_name: str
+) -> None:
+    """A tags cell must be an object of text keys and values (None: no cell)."""
+    where = f"{report_name}: row {row} (snapshot {raw['snapshot_id']}): {column}"
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise UsageError(
+            f'{where} holds a JSON {_json_kind(value)}, not the tags as an object {{"key": "value"}}'
+        )
+    for key, text in value.items():
+        if not isinstance(text, str):
+            raise UsageError(f"{where}: tag {key!r} has the value {text!r}, not text")
+
+
+def _json_kind(value: Any) -> str:
+    names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
 
 
 def undo_changes(

@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from batchtag.sandbox import uuids
 from batchtag.sandbox.rules import SandboxError
 from batchtag.sandbox.scopes import failing_scopes, failure, project_json, region_json
 from batchtag.sandbox.stats import Stats, TokenBucket
@@ -72,6 +73,7 @@ class SandboxConfig:
     churn_after: int | None = None
     churn_create: int = 0
     churn_delete: int = 0
+    churn_every: int | None = None  # then again every N list answers (a scope never still)
     # Serve https with this certificate chain and key (PEM files); None: plain http.
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -211,7 +213,9 @@ def snapshot_key(request: web.Request) -> str | None:
     info = request.match_info
     if "snapshot_id" not in info:
         return None
-    return f"{info['project_id']}/{info['region_id']}/{info['snapshot_id'].lower()}"
+    snapshot_id = info["snapshot_id"]  # a UUID in either case; any other id exactly
+    snapshot_id = snapshot_id.lower() if uuids.parse(snapshot_id) else snapshot_id
+    return f"{info['project_id']}/{info['region_id']}/{snapshot_id}"
 
 
 RESOURCES = {
@@ -341,10 +345,14 @@ async def list_snapshots(request: web.Request) -> web.Response:
 
 
 def churn(state: SandboxState, project_id: int, region_id: int) -> None:
-    """Apply the configured churn once, right after the `churn_after`-th list answer."""
+    """Apply the configured churn right after the `churn_after`-th list answer, then after
+    every `churn_every`-th one after it (None: once)."""
     state.lists_answered += 1
     config = state.config
-    if config.churn_after is not None and state.lists_answered == config.churn_after:
+    after, every = config.churn_after, config.churn_every
+    if after is None or state.lists_answered < after:
+        return
+    if state.lists_answered == after or (every and (state.lists_answered - after) % every == 0):
         state.store.mutate(project_id, region_id, config.churn_create, config.churn_delete)
 
 

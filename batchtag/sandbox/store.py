@@ -110,8 +110,8 @@ class Scope:
     def index_of(self, snapshot_id: str) -> int | None:
         key = uuids.parse(snapshot_id)
         index = self.cols.index_of(key) if key is not None else None
-        if index is None:
-            index = self.created_index.get(snapshot_id.lower())
+        if index is None:  # a UUID in either case; any other id exactly
+            index = self.created_index.get(snapshot_id.lower() if key else snapshot_id)
         return None if index is None or index in self.deleted else index
 
     def snapshot(self, index: int) -> Snapshot:

@@ -70,9 +70,6 @@ CONFLICT_CLASS = "Conflict"  # the error_class of a `conflict` row (no request w
 class EngineOptions:
     concurrency: int = default("concurrency")
     rate: float = default("rate")
-    timeout: float = default("timeout")  # socket read timeout per request (the Client's)
-    connect_timeout: float = default("connect_timeout")
-    request_deadline: float | None = None  # whole-request limit; None: client.default_deadline
     retry: RetrySettings = field(default_factory=RetrySettings)
     snapshot_deadline: float = 900.0  # no snapshot is retried past this many seconds
     dry_run: bool = False

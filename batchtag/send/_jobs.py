@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from batchtag.errors import ApiError
-from batchtag.gcore import RETRY_AFTER_CAP, TRANSIENT, new_state, tags_dict
+from batchtag.gcore import Attempts, tags_dict
 from batchtag.model import PlanEntry, Result, SharedDict, json_text
 
 MAYBE_APPLIED = "may or may not have been applied"
@@ -58,8 +58,7 @@ class Job:
         "attempts",
         "started",
         "started_at",
-        "states",
-        "failures",
+        "retries",
         "snapshot",
         "queued",
         "last_error",
@@ -71,8 +70,7 @@ class Job:
         self.attempts = 0
         self.started = 0.0  # clock time of the first attempt
         self.started_at: str | None = None
-        self.states: dict[str, Any] | None = None  # tenacity RetryCallState per retry class
-        self.failures: dict[str, int] | None = None  # (both made at the first failure)
+        self.retries: Attempts | None = None  # made at the first failure
         self.snapshot: dict | None = None  # current state, when it was read
         self.queued = False  # holds a queue slot until it finishes
         self.last_error: ApiError | None = None
@@ -89,17 +87,11 @@ class Job:
 
         `policies` by retry class, `clock` the engine's; `pause`: the shared 429 pause it
         will wait anyway, counted against the `deadline` (seconds since its first attempt)."""
-        if self.failures is None or self.states is None:
-            self.failures, self.states = {}, {}
-        self.failures[kind] = self.failures.get(kind, 0) + 1
-        state = self.states.get(kind)
-        if state is None:
-            state = self.states[kind] = new_state(clock)
-        delay = policies[kind].delay(state, self.failures[kind])
+        if self.retries is None:
+            self.retries = Attempts()
+        delay = self.retries.next_delay(kind, error, policies, clock)
         if delay is None:
             return None
-        if kind == TRANSIENT and error.retry_after is not None:
-            delay = min(max(delay, error.retry_after), RETRY_AFTER_CAP)
         late = self.past_deadline(clock.monotonic(), deadline, max(delay, pause))
         return None if late else delay
 
