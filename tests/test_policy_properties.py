@@ -35,7 +35,7 @@ def intent_holds(rule, before: dict, final: dict, refused: set) -> bool:
     for o, n in rule.rename.items():
         if (o, n) in refused:
             checks.append(final.get(o) == before.get(o) and final.get(n) == before.get(n))
-            checks.append(rule.overwrite is False and before.get(n) not in (None, before[o]))
+            checks.append(not rule.rename_overwrite and before.get(n) not in (None, before[o]))
         elif o in before:
             checks.append(o not in final and final.get(n) == before[o])
     return all(checks)

@@ -107,7 +107,8 @@ def diff_entry(entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> Snapshot
     body = entry.body(before, read_only=read_only, current_name=name)
     after = apply_tags_patch(before, body.get("tags", EMPTY))  # = entry.target_tags(before)
     name_after = body.get("name", name)
-    conflicts = entry.conflicts(before, read_only, name) if entry.needs_current else []
+    checked = entry.renames or entry.expect is not None or entry.expect_name is not None
+    conflicts = entry.conflicts(before, read_only, name) if checked else []
     if conflicts:
         notes = [Change(c.field, c.key, CONFLICT_NOTE, c.now, c.wanted) for c in conflicts]
         reason = "; ".join(map(str, conflicts))

@@ -67,23 +67,19 @@ def change_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     bad_new = tag & has_new & ~fullmatch(new, TAG_TEXT)
     out.cells(bad_new, new, lambda text: tag_text_problem(text, "new value"), "new")
     tag &= good_key & ~bad_new
+
+    def part(mask: np.ndarray, op: str, keys, values, value_col: str) -> pd.DataFrame:
+        at = np.flatnonzero(mask)
+        return ops_frame(at, op, _at(keys, at), _at(values, at), "key", value_col)
+
     return concat(
         [
-            ops_frame(
-                np.flatnonzero(tag & has_new),
-                "set",
-                _at(key, tag & has_new),
-                _at(new, tag & has_new),
-                "key",
-                "new",
-            ),
-            ops_frame(
-                np.flatnonzero(tag & ~has_new), "delete", _at(key, tag & ~has_new), "", "key", "new"
-            ),
-            ops_frame(np.flatnonzero(tag), "expect", _at(key, tag), _at(old, tag), "key", "old"),
-            ops_frame(np.flatnonzero(name), "name", _at(key, name), _at(new, name), "key", "new"),
-            ops_frame(np.flatnonzero(name), "expect_name", "", _at(old, name), "key", "old"),
-        ]  # fmt: skip
+            part(tag & has_new, "set", key, new, "new"),
+            part(tag & ~has_new, "delete", key, "", "new"),
+            part(tag, "expect", key, old, "old"),
+            part(name, "name", key, new, "new"),
+            part(name, "expect_name", "", old, "old"),
+        ]
     )
 
 
@@ -94,7 +90,6 @@ def _cells(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame[column]
 
 
-def _at(cells: pd.Series, mask: np.ndarray) -> pd.Series | pd.Categorical:
-    """The cells where `mask` is set (a categorical stays coded)."""
-    picked = cells.iloc[np.flatnonzero(mask)]
-    return picked.reset_index(drop=True)
+def _at(cells: pd.Series | str, at: np.ndarray) -> pd.Series | str:
+    """The cells at positions `at` (a categorical stays coded); one text stays itself."""
+    return cells if isinstance(cells, str) else cells.iloc[at].reset_index(drop=True)

@@ -22,6 +22,7 @@ from batchtag.manifest._cells import column_type, held_column, python_cell, text
 from batchtag.manifest._forms import edited_tags_copy, is_export_tags_copy
 from batchtag.manifest._model import Manifest, header_problems
 from batchtag.model import ID_COLUMNS, LONG_COLUMNS, NAME_COLUMN, TAG_PREFIX
+from batchtag.record import unread_columns
 
 BATCH_ROWS = 65_536  # Parquet rows read at once
 NOT_CELLS = (list, tuple, set, frozenset, dict, bytes, bytearray, np.ndarray)
@@ -38,9 +39,12 @@ def load_parquet(path: Path) -> Manifest:
             problems = header_problems(raw, line=None)
             if problems:
                 raise ManifestError(problems)
-            names = [name.strip() for name in raw]
+            skip = unread_columns(name.strip() for name in raw)
+            read = [name for name in raw if name.strip() not in skip]
+            names = [name.strip() for name in read]
             chunks: dict[str, list] = {name: [] for name in names}
-            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
+            batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=read, use_threads=False)
+            for batch in batches:
                 for name, column in zip(names, batch.columns, strict=True):
                     chunks[name].append(held_column(name, text_column(name, column, problems)))
             rows = parquet.metadata.num_rows
@@ -56,7 +60,10 @@ def load_frame(df: pd.DataFrame) -> Manifest:
     problems = header_problems(names, line=None)
     cell_problems: list[Problem] = []
     columns = {}
+    skip = unread_columns(name.strip() for name in names)
     for i, name in enumerate(names):
+        if name.strip() in skip:
+            continue
         series = df.iloc[:, i]
         if _scalar_only(name.strip()):
             cell_problems.extend(_not_cells(name.strip(), series))

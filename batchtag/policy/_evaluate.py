@@ -499,11 +499,9 @@ def _stats(
 ) -> dict[str, dict]:
     stats = {}
     for index, (rule, count) in enumerate(zip(policy.rules, selected, strict=True)):
-        stats[rule.name] = {
-            "selected": count,
-            "changed": int(changed.get(index, 0)),
-            "refused": int(refused.get(index, 0)),
-        }
+        stats[rule.name] = {"selected": count, "changed": int(changed.get(index, 0))}
+        if rule.rename:  # renames onto another value it was refused (on this many snapshots)
+            stats[rule.name]["refused"] = int(refused.get(index, 0))
         gone = ""
         if orphans[index] is not None:
             stats[rule.name]["orphans"] = orphans[index]

@@ -27,6 +27,7 @@ _HOMES = {
     "fresh_path": "_changes",
     "inverse_changes": "_changes",
     "is_change_file": "_changes",
+    "unread_columns": "_changes",
     "journal_of": "_changes",
     "read_changes": "_changes",
     "write_changes": "_changes",

@@ -75,6 +75,23 @@ CHANGE_KINDS: dict[str, Kind] = {c.name: c.kind for c in CHANGE_SCHEMA}
 CHANGE_DTYPES: dict[str, str] = {c.name: c.dtype for c in CHANGE_SCHEMA}
 # The columns that make a file (or frame) a change file rather than a manifest.
 CHANGE_MARKS = ("field", "old", "new")
+# Written for the reader of a change file, never read back as input: where each change came
+# from (a row each, all different: not worth holding while a big file is applied).
+ACCOUNT_COLUMNS = frozenset({"rows"})
+
+
+def unread_columns(columns: Iterable[str]) -> frozenset[str]:
+    """The columns an input with these columns need not load: a change file's account.
+
+    Examples
+    --------
+    >>> sorted(unread_columns(["snapshot_id", "field", "key", "old", "new", "rows"]))
+    ['rows']
+    >>> sorted(unread_columns(["snapshot_id", "op", "key", "value", "rows"]))
+    []
+    """
+    columns = list(columns)
+    return ACCOUNT_COLUMNS.intersection(columns) if is_change_file(columns) else frozenset()
 
 
 def is_change_file(columns: Iterable[str]) -> bool:
