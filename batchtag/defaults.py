@@ -161,6 +161,22 @@ OPTIONS: dict[str, Option] = _opts(
         "project_id", None, "int", "Project for rows without a project_id column.", "int | None"
     ),
     Option("region_id", None, "int", "Region for rows without a region_id column.", "int | None"),
+    Option(
+        "all_regions",
+        False,
+        "flag",
+        "Every region the API lists (GET /cloud/v1/regions) for the project(s); a manifest"
+        " without a region_id column: each snapshot where it is found.",
+        "bool",
+    ),
+    Option(
+        "all_projects",
+        False,
+        "flag",
+        "Every project the API lists (GET /cloud/v1/projects); a manifest without a"
+        " project_id column: each snapshot where it is found.",
+        "bool",
+    ),
     # -- the connection -----------------------------------------------------------------
     Option(
         "base_url",
@@ -201,11 +217,27 @@ OPTIONS: dict[str, Option] = _opts(
         "log_format",
         "text",
         "str",
-        "json: one JSON object per log line, for schedulers.",
+        "json: every line printed is one JSON object (logs, results, errors), the last"
+        ' {"event": "finished", ...}; for schedulers.',
         choices=("text", "json"),
         python=False,
     ),
-    Option("as_json", False, "flag", "Print the summary as JSON.", flag="--json", python=False),
+    Option(
+        "color",
+        None,
+        "toggle",
+        "Colour the output (default: on a terminal, unless NO_COLOR is set).",
+        python=False,
+    ),
+    Option("as_json", False, "flag", "Print the result as JSON.", flag="--json", python=False),
+    Option(
+        "values",
+        None,
+        "str",
+        "List this tag key's values (with the number of snapshots having each), not the keys.",
+        "str | None",
+        python=False,
+    ),
     Option(
         "check",
         False,
@@ -231,7 +263,14 @@ OPTIONS: dict[str, Option] = _opts(
         "bool",
         python=False,
     ),
-    Option("limit", 20, "int", "Snapshots shown in full in the printed plan.", "int", python=False),
+    Option(
+        "limit",
+        20,
+        "int",
+        "Snapshots shown in full in the printed plan (or drift).",
+        "int",
+        python=False,
+    ),
     Option(
         "where",
         None,
@@ -293,8 +332,11 @@ NOT_FOR_ENFORCE = {
 FORM_OPTIONS = ("form", "delete_marker", "empty_deletes")
 SCOPE_OPTIONS = ("project_id", "region_id")
 MANIFEST_OPTIONS = FORM_OPTIONS + SCOPE_OPTIONS
+# Scopes listed from the API instead of named (export, keys, enforce; plan and apply locate
+# the snapshots of a manifest without the column).
+DISCOVERY_OPTIONS = ("all_projects", "all_regions")
 CONNECTION_OPTIONS = ("base_url", "api_key", "insecure_http", "ca_bundle")
-LOGGING_OPTIONS = ("verbose", "quiet", "log_format")
+LOGGING_OPTIONS = ("verbose", "quiet", "log_format", "color")
 # How reads are sent (plan, undo, export): the engine's pacing, timeouts and retries.
 READ_OPTIONS = (
     "concurrency",
@@ -328,17 +370,22 @@ def default(name: str) -> Any:
     return OPTIONS[name].default
 
 
-def numpydoc_parameters(names: tuple[str, ...] | None = None) -> str:
-    """A numpydoc ``Parameters`` body for the given options (default: every Python one)."""
+def numpydoc_parameters(
+    names: tuple[str, ...] | None = None, helps: dict[str, str] | None = None
+) -> str:
+    """A numpydoc ``Parameters`` body for the given options (default: every Python one);
+    `helps` gives an option a function's own text instead of the table's help."""
     chosen = PYTHON_OPTIONS if names is None else tuple(OPTIONS[n] for n in names)
     lines = []
     for o in chosen:
         lines.append(f"{o.name} : {o.annotation}, default {o.default!r}")
-        lines.append(f"    {o.help} (CLI: ``{o.cli_flag}``)")
+        lines.append(f"    {(helps or {}).get(o.name, o.help)} (CLI: ``{o.cli_flag}``)")
     return "\n".join(lines)
 
 
-def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, summary: str = ""):
+def document_options(
+    func: Any, names: tuple[str, ...] = (), like: Any = None, summary: str = "", example: str = ""
+):
     """Give `func`, which takes the options `names` as ``**options``, their real signature.
 
     Parameters
@@ -352,6 +399,8 @@ def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, s
         signature and docstring, `summary` replacing the docstring's first paragraph.
     summary : str
         With `like`: `func`'s own first paragraph.
+    example : str
+        With `like`: `func`'s own ``Examples`` body (the async twin's shows ``await``).
 
     Returns
     -------
@@ -372,7 +421,10 @@ def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, s
     if like is not None:
         doc = inspect.cleandoc(like.__doc__)
         func.__signature__ = inspect.signature(like)
-        func.__doc__ = summary + doc[doc.find("\n\n") :]
+        doc = summary + doc[doc.find("\n\n") :]
+        if example:
+            doc = doc[: doc.index("Examples\n--------\n")] + f"Examples\n--------\n{example}\n"
+        func.__doc__ = doc
         return func
     base = inspect.signature(func)
     params = [p for p in base.parameters.values() if p.kind is not p.VAR_KEYWORD]

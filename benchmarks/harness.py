@@ -103,9 +103,18 @@ def sandbox(snapshots: int, *extra: str):
         yield Sandbox(proc, url)
 
 
+# Another checkout's batchtag as the client (`BENCH_CLIENT_PATH=/path/to/checkout`), against
+# this tree's sandbox and bench: the previous version measured beside this one.
+CLIENT_PATH = os.environ.get("BENCH_CLIENT_PATH", "")
+
+
 def client_env(url: str) -> dict[str, str]:
+    """The environment of a measured client: the sandbox's URL and key, and the checkout
+    it imports batchtag from (`CLIENT_PATH`, when set)."""
+    path = {"PYTHONPATH": os.pathsep.join([CLIENT_PATH, str(ROOT)])} if CLIENT_PATH else {}
     return dict(
         os.environ,
+        **path,
         GCORE_API_KEY=API_KEY,
         GCORE_BASE_URL=url,
         GCORE_CLOUD_PROJECT_ID=str(PROJECT_ID),
@@ -151,7 +160,9 @@ def run_child(module: str, args: list[str], env: dict[str, str], folder: Path) -
     """Run `python -m module args` with its output in files (no pipe to drain while waiting)."""
     hwm = folder / "hwm.txt"
     out, err = folder / "stdout.txt", folder / "stderr.txt"
-    command = [sys.executable, "-c", HWM_WRAPPER, module, *args]
+    # -P: the working folder (this checkout) is not put first, so CLIENT_PATH's batchtag runs.
+    safe = ["-P"] if CLIENT_PATH else []
+    command = [sys.executable, *safe, "-c", HWM_WRAPPER, module, *args]
     with open(out, "w") as fo, open(err, "w") as fe:
         start = time.perf_counter()
         proc = subprocess.Popen(

@@ -2,9 +2,10 @@
 table, and returns its figures against their targets (rows of the final table).
 
 Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run), 11
-(export), 25 (inherit), 22 (breadth: many tags, keys and rules) and 23 (change files);
-rate, adaptive and validate keep the targets of earlier issues. Every figure is measured in
-the run that prints it: ratios compare clients measured in the same run.
+(export), 25 (inherit), 22 (breadth: many tags, keys and rules), 27 (first request,
+resume, plan -o) and 23 (change files); rate, adaptive and validate keep the targets of
+earlier issues. Every figure is measured in the run that prints it: ratios compare clients
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -324,6 +325,105 @@ def inherit() -> list[Figure]:
     ]
 
 
+def first_request() -> list[Figure]:
+    from benchmarks import bench_first_request as bench
+
+    heading = (
+        f"first request: `batchtag apply` of a {bench.ROWS}-row CSV manifest, start to the"
+        f" sandbox's first request, best of {bench.ROUNDS}"
+    )
+    best = shown(bench, heading)
+    apply, floor = best["batchtag apply"], best["aiohttp, one PATCH"]
+    what = (
+        f"seconds from the process's start to the sandbox's first request, best of {bench.ROUNDS}"
+    )
+    return [
+        Figure(
+            f"first request: apply of {bench.ROWS} rows",
+            f"{what}: `batchtag apply` of a {bench.ROWS}-row CSV manifest (default mode: its"
+            " scope's list page comes first)",
+            apply["request"],
+            "s",
+            at_most(bench.TARGET_S),
+        ),
+        Figure(
+            f"first request: apply of {bench.ROWS} rows, first PATCH",
+            "the same run, to its first PATCH",
+            apply["patch"],
+            "s",
+        ),
+        Figure(
+            "first request: aiohttp alone",
+            f"{what}: a process that imports aiohttp and sends one PATCH (this stack's floor"
+            " on this machine now)",
+            floor["request"],
+            "s",
+        ),
+        Figure(
+            "first request: apply / aiohttp alone",
+            "the two figures above, same run",
+            apply["request"] / floor["request"],
+        ),
+    ]
+
+
+def resume() -> list[Figure]:
+    from benchmarks import bench_resume as bench
+
+    size = label(bench.SNAPSHOTS)
+    result = shown(bench, f"resume: a {size}-row wide manifest, its CSV report half done")
+    what = (
+        f"seconds from the start of `batchtag apply --resume` (a {size}-snapshot plan, its"
+        " CSV report's first half `ok`) to the sandbox's first PATCH"
+    )
+    modes = {
+        "blind": "--no-check-current: the manifest and the report are all it reads first",
+        "default": "default mode: the state is read first, the done half's list pages too",
+    }
+    figures = [
+        Figure(
+            f"resume {size} half done: first PATCH, {mode}",
+            f"{what}; {how}",
+            result[mode]["first_patch"],
+            "s",
+            at_most(bench.TARGET_S),
+        )
+        for mode, how in modes.items()
+    ]
+    figures.append(
+        peak(
+            f"resume {size} half done",
+            f"the blind resume, from its start to {bench.SETTLE:,} PATCHes sent (then interrupted)",
+            result["blind"],
+            bench.TARGET_MB,
+        )
+    )
+    return figures
+
+
+def plan_output() -> list[Figure]:
+    from benchmarks import bench_plan_output as bench
+
+    size = label(bench.SNAPSHOTS)
+    heading = f"plan -o: a {size}-row manifest changing every snapshot, with and without -o"
+    result = shown(bench, heading)
+    figures = [
+        Figure(
+            f"plan {size} -o {suffix[1:]}: wall / without -o",
+            f"`batchtag plan --limit 0 -o diff{suffix}` vs the same plan without -o, whole"
+            f" processes, best of {bench.ROUNDS}",
+            ratio,
+            target=at_most(bench.TARGET),
+        )
+        for suffix, ratio in bench.ratios(result).items()
+    ]
+    figures += [
+        peak(f"plan {size} -o {suffix[1:]}", "the same run", result[f"plan -o {suffix[1:]}"], 300)
+        for suffix in bench.FORMATS
+    ]
+    return figures
+
+
 def changes() -> list[Figure]:
     from benchmarks import bench_changes as bench
 
@@ -423,6 +523,7 @@ def breadth() -> list[Figure]:
 
 SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "startup": startup,
+    "first_request": first_request,
     "latency": latency,
     "layers": layers,
     "throughput": throughput,
@@ -435,5 +536,7 @@ SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "export": export,
     "plan": plan,
     "changes": changes,
+    "plan_output": plan_output,
+    "resume": resume,
     "memory": memory,
 }

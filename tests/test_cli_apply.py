@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import fetch, invoke, set_rows, write_long_csv
+from helpers import env_for, fetch, fetch_tags, invoke, patches, set_rows, write_long_csv
 
 import batchtag
 from batchtag.cli import main
@@ -110,6 +110,28 @@ def test_help_and_version_import_nothing_heavy(args):
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_small_run_without_failures_loads_no_retry_machinery_and_no_parquet(sandbox, tmp_path):
+    """A small CSV run sends as soon as it can: the retry strategies (tenacity, and the
+    tornado it imports where that is installed) load at a first failure, the Parquet reader
+    only for a Parquet file."""
+    ids = sandbox.store.ids()[:10]
+    manifest = write_long_csv(tmp_path / "m.csv", set_rows(ids))
+    args = ["apply", str(manifest), "--yes", "--no-progress", "--report", str(tmp_path / "r.csv")]
+    probe = (
+        "import sys; from batchtag.cli import main\n"
+        f"try: main({args!r})\n"
+        "except SystemExit as stop: print(stop.code)\n"
+        "print(sorted(m for m in ('tenacity', 'tornado', 'pyarrow.parquet') if m in sys.modules))"
+    )
+    env = {**os.environ, **env_for(sandbox)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.stdout.strip().splitlines()[-2:] == ["0", "[]"], out.stderr[-2000:]
+    assert all(fetch_tags(sandbox.base_url, sid)["batch"] == "one" for sid in ids)
+    assert patches(sandbox) == len(ids)
 
 
 def test_every_command_has_an_example_and_loads_lazily():

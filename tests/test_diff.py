@@ -218,11 +218,16 @@ def mixed_frame():
     return sids, diff_frame(pairs, passthrough=["ticket", "key"])
 
 
+def cells(frame) -> list[list]:
+    """The frame's cells as lists, a missing one (NaN in the string dtype) as None."""
+    return frame.astype(object).where(frame.notna(), None).values.tolist()
+
+
 def test_diff_frame_has_one_row_per_change_and_the_summary():
     sids, frame = mixed_frame()
     assert list(frame.columns) == [*DIFF_COLUMNS, "ticket", "manifest_key"]
     first = frame[frame["snapshot_id"] == sids[0]]
-    assert plain(first[["field", "key", "change", "old", "new"]]) == [
+    assert cells(first[["field", "key", "change", "old", "new"]]) == [
         ["tag", "cc", "add", None, "7"],
         ["tag", "env", kinds.MODIFY, "Prod", "prod"],
         ["tag", "tmp", kinds.REMOVE, "yes", None],
@@ -232,7 +237,7 @@ def test_diff_frame_has_one_row_per_change_and_the_summary():
     assert first["rows"].iloc[0] == [1, 2]
     assert sids[1] not in set(frame["snapshot_id"])  # noop: counted, no row
     missing = frame[frame["snapshot_id"] == sids[2]]
-    assert plain(missing[["verdict", "change"]]) == [[kinds.NOT_FOUND, None]]
+    assert cells(missing[["verdict", "change"]]) == [[kinds.NOT_FOUND, None]]
     assert frame.loc[frame["snapshot_id"] == sids[3], "verdict"].tolist() == [kinds.LOCKED]
     summary = frame.attrs["summary"]
     assert summary["verdicts"] == {

@@ -252,7 +252,7 @@ def test_an_export_whose_tags_dicts_and_tag_columns_disagree_is_refused(sandbox,
     for changed, first, more in [(edited, "s3", ""), (cells, "s5", " (and 1 more rows)")]:
         with pytest.raises(ManifestError) as info:
             run(sandbox, changed, tmp_path)
-        assert [str(p) for p in info.value.problems] == [
+        assert [str(p) for p in info.value.details] == [
             f"row label {first!r}, column 'tags': the tags dict no longer matches the tag: "
             f"columns{more}: edit one of the two and drop the other: "
             "frame.drop(columns='tags') to apply the tag: columns, or form='json' to apply "

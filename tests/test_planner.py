@@ -9,7 +9,9 @@ import json
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -295,3 +297,58 @@ def test_fingerprint_is_unchanged_from_earlier_versions(specs):
     ]
     plan = Plan(entries)
     assert plan.fingerprint() == reference_fingerprint(plan)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    specs=st.lists(
+        st.tuples(
+            st.sampled_from([(1, 1), (7, 1), (2**40, 3)]),
+            st.integers(0, 2),
+            st.none() | st.text(max_size=8),
+            st.sampled_from(["uuid", "upper", "odd"]),
+        ),
+        min_size=1,
+        max_size=9,
+    ),
+    named=st.booleans(),
+    indexed=st.booleans(),
+    lines=st.integers(1, 4),
+)
+def test_a_plan_held_as_columns_has_the_fingerprint_of_its_entries(
+    specs, named, indexed, lines, monkeypatch
+):
+    """The columns' lines (a column at a time, a few entries at once) are the entries' own:
+    shared tag states, names, several scopes, ids kept as keys or as text, ids to escape."""
+    from batchtag.manifest import PlanEntries
+
+    monkeypatch.setattr("batchtag.manifest._entries.LINES", lines)
+    states = [
+        (SharedDict({"env": "prod", "ünï": None}), False, SharedDict()),
+        (SharedDict(), True, SharedDict({"old": "new"})),
+        (SharedDict({"a": '"q"\n'}), True, SharedDict()),
+    ]
+    ids = {
+        "uuid": str(uuid.UUID(int=11)),
+        "upper": str(uuid.UUID(int=12)).upper(),
+        "odd": 'sn"ap\\ü',
+    }
+    entries = PlanEntries(
+        projects=np.array([s[0][0] for s in specs], dtype=np.int64),
+        regions=np.array([s[0][1] for s in specs], dtype=np.int64),
+        snapshots=pa.array(
+            [f"{ids[s[3]]}-{i}" if s[3] == "odd" else ids[s[3]] for i, s in enumerate(specs)]
+        ),
+        state_codes=np.array([s[1] for s in specs]),
+        states=states,
+        names=[s[2] for s in specs] if named else None,
+        row_ids=np.arange(1, len(specs) + 1),
+        row_bounds=np.arange(len(specs) + 1),
+        extra_codes=np.zeros(len(specs), dtype=np.int64),
+        extras=[SharedDict()],
+    )
+    if indexed:  # ids held as keys are then read back through the index's ranks
+        entries.plan_index()
+    assert Plan(entries).fingerprint() == reference_fingerprint(Plan(list(entries)))

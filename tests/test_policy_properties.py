@@ -187,6 +187,6 @@ def test_copy_inherits_exactly_what_it_should_and_a_second_evaluation_is_empty(
     assert stats["orphans"] == sum(
         1 for s, h in zip(snaps, selected, strict=True) if h and "volume" not in s
     )
-    assert stats["changed"] == manifest["snapshot_id"].nunique()
+    assert stats["noncompliant"] == manifest["snapshot_id"].nunique()
     again = evaluate(rules, inventory(final, with_volume=True))
     assert again.empty, again

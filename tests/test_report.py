@@ -23,6 +23,7 @@ from batchtag.record import (
     meta_path,
     read_report,
     results_frame,
+    scan_report,
 )
 
 FORMATS = ["csv", "jsonl", "parquet"]
@@ -214,7 +215,6 @@ def test_resume_keeps_each_snapshot_once_with_its_latest_status(tmp_path, fmt):
     assert done_keys(path) == {(1, 76, snap(0)), (1, 76, snap(2))}
 
     with ReportWriter(path, passthrough=["ticket"], fingerprint=FP, resume=True) as writer:
-        assert writer.done_keys == {(1, 76, snap(0)), (1, 76, snap(2))}
         writer.write(make_result(3))
         writer.write(make_result(1, extra={"ticket": "new"}))
         writer.write(make_result(4))
@@ -315,10 +315,54 @@ def test_csv_row_cut_inside_a_quoted_cell_drops_only_itself(tmp_path, cut):
     writer.write(make_result(0))
     crash_mid_write(path, f"1,76,{snap(1)},failed,422,1,X,{cut}")
     assert read_report(path)["snapshot_id"].tolist() == [snap(0)]
+    # A line end inside the torn cell: pyarrow would read it as a whole cell, so the row
+    # readers read this report (and the writer rewrites it); else the torn line is cut off.
+    assert scan_report(path).columnar == ("\n" not in cut)
     # Resuming keeps the good row before the torn one and sends only what is not done.
+    assert done_keys(path) == {(1, 76, snap(0))}
     with ReportWriter(path, passthrough=[], fingerprint=FP, resume=True) as again:
-        assert again.done_keys == {(1, 76, snap(0))}
-    assert read_report(path)["snapshot_id"].tolist() == [snap(0)]
+        again.write(make_result(2))
+    assert read_report(path)["snapshot_id"].tolist() == [snap(0), snap(2)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_resume_appends_to_the_report_as_it_is(tmp_path, fmt):
+    """No rewrite before the first request: the rows already there stay where they are
+    (same file, same bytes), the new ones follow; the latest row of a snapshot wins."""
+    path = tmp_path / f"report.{fmt}"
+    write_all(path, [make_result(i, "failed" if i % 2 else "ok") for i in range(6)])
+    before, inode = path.read_bytes(), path.stat().st_ino
+    with ReportWriter(path, passthrough=["ticket"], fingerprint=FP, resume=True) as writer:
+        assert path.stat().st_ino == inode and path.read_bytes() == before
+        writer.write(make_result(6))
+        assert path.read_bytes().startswith(before)
+        writer.write(make_result(1))
+    assert read_report(path)["status"].tolist() == ["ok"] * 3 + ["failed", "ok", "failed", "ok"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_resumed_writer_counts_each_snapshot_once_by_its_latest_status(tmp_path, fmt):
+    """The summary's report counts: the report's rows and this run's results together."""
+    path = tmp_path / f"report.{fmt}"
+    write_all(path, [make_result(0, "failed"), make_result(1), make_result(2, "skipped")])
+    write_all(path, [make_result(2, "failed")], resume=True)  # an earlier resume's repeat
+    with ReportWriter(path, passthrough=["ticket"], fingerprint=FP, resume=True) as writer:
+        assert writer.status_counts() == {"failed": 2, "ok": 1}
+        writer.write(make_result(0))
+        writer.write(make_result(3, "noop"))
+        assert writer.status_counts() == {"ok": 2, "failed": 1, "noop": 1}
+    assert read_report(path)["status"].tolist() == ["ok", "ok", "failed", "noop"]
+
+
+def test_a_last_json_line_without_its_line_end_is_kept_and_ended(tmp_path):
+    """A whole row that lost only its line end (an edited file) is a row, not a torn one."""
+    path = tmp_path / "report.jsonl"
+    write_all(path, [make_result(0), make_result(1, "failed")])
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    assert done_keys(path) == {(1, 76, snap(0))}
+    write_all(path, [make_result(2)], resume=True)
+    assert len(path.read_text().splitlines()) == 3
+    assert read_report(path)["status"].tolist() == ["ok", "failed", "ok"]
 
 
 # ------------------------------------------------------------------ default path

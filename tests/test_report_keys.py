@@ -1,14 +1,16 @@
 """The done-set of a resume (KeySet) and a writer's latest-status log (StatusLog) answer as
-a Python set and dict of the same keys would."""
+a Python set and dict of the same keys would; a key hashes alike alone and in a batch."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchtag.record import KeyColumns, KeySet, StatusLog
+from batchtag.model import keys_of
+from batchtag.record import KeyColumns, KeySet, StatusLog, key_hash, key_hashes
 
 KEY = st.tuples(st.integers(1, 3), st.integers(1, 3), st.sampled_from(["a", "b", "c", "d"]))
 
@@ -91,3 +93,34 @@ def test_keys_are_exact_and_given_back_as_written(records):
     comes back with its own text, whether it is kept as UUID bytes or as a digest."""
     log, last, latest = _logged(records)
     assert set(log.keyset(last)) == set(latest)
+
+
+SCOPE_IDS = st.integers(-(2**63), 2**63 - 1)
+HASHED = st.tuples(SCOPE_IDS, SCOPE_IDS, EXACT_IDS)
+
+
+@given(keys=st.lists(HASHED, max_size=20))
+def test_a_keys_hash_is_the_same_one_at_a_time_and_many_at_once(keys):
+    """A run's results (one at a time) and a resumed report's rows (a batch at a time)
+    must hash alike, or a snapshot would count twice in the summary."""
+    projects = np.array([k[0] for k in keys], dtype=np.int64)
+    regions = np.array([k[1] for k in keys], dtype=np.int64)
+    many = key_hashes(projects, regions, keys_of([k[2] for k in keys]))
+    assert many.tolist() == [key_hash(k) for k in keys]
+
+
+@given(
+    before=st.lists(st.tuples(KEY, st.sampled_from(["ok", "failed", None])), max_size=12),
+    after=st.lists(st.tuples(KEY, st.sampled_from(["ok", "skipped"])), max_size=12),
+)
+def test_a_status_log_extended_by_a_report_then_added_to_counts_each_key_once(before, after):
+    """A resumed writer's log: the report's rows at once (`extend`), then the run's results."""
+    log = SmallStatusLog()
+    statuses = ["failed", None, "ok"]
+    hashes = np.array([key_hash(k) for k, _ in before], dtype=np.int64)
+    log.extend(hashes, np.array([statuses.index(s) for _, s in before], dtype=np.uint8), statuses)
+    for key, status in after:
+        log.add(key, status)
+    latest = dict([*before, *after])
+    assert log.counts() == Counter(latest.values())
+    assert log.has_repeats() == (len(latest) < len(before) + len(after))

@@ -23,7 +23,8 @@ from batchtag.gcore import RateLimiter, VirtualClock
 from batchtag.manifest import read_plan
 from batchtag.model import PlanEntry, PlanIndex, id_bytes, iter_masked, keys_of, uuid_bytes
 from batchtag.read import NOT_READ, IdSet, PlanIdSet, Reader, State, read_state
-from batchtag.record import done_mask
+from batchtag.record import scan_report
+from batchtag.tabular import INT, NotColumnar, write_table
 from batchtag.testing import FakeClient
 
 pytestmark = pytest.mark.timeout(120)
@@ -50,16 +51,28 @@ def plan_of(keys: list[tuple[tuple[int, int], str]]) -> list[PlanEntry]:
     return [PlanEntry(p, r, sid) for (p, r), sid in keys]
 
 
-@settings(deadline=None)
-@given(keys=st.lists(KEYS, max_size=30), probes=st.lists(KEYS, max_size=20))
-def test_the_index_finds_positions_as_a_dict_of_the_plan_would(keys, probes):
+@FIXTURES_OK
+@given(
+    keys=st.lists(KEYS, max_size=30),
+    probes=st.lists(KEYS, max_size=20),
+    bulk=st.sampled_from([1, 1 << 14]),
+)
+def test_the_index_finds_positions_as_a_dict_of_the_plan_would(keys, probes, bulk, monkeypatch):
+    """One key at a time, and many at once (searched by their 8-byte prefix first: the
+    UUIDs here share theirs, so the whole keys decide)."""
+    monkeypatch.setattr("batchtag.model._index.BULK", bulk)
     first: dict = {}
     for position, (scope, sid) in enumerate(keys):
         first.setdefault((scope, folded(sid)), position)
     index = PlanIndex.of(plan_of(keys))
+    plan_keys = keys_of([sid for _, sid in keys])
+    assert index.order.tolist() == np.argsort(plan_keys, kind="stable").tolist()
     for scope, sid in probes:
         found = index.positions(scope, keys_of([sid]))[0]
         assert found == first.get((scope, folded(sid)), -1)
+    for scope in {scope for scope, _ in probes}:
+        found = index.positions(scope, keys_of([sid for _, sid in probes])).tolist()
+        assert found == [first.get((scope, folded(sid)), -1) for _, sid in probes]
 
 
 SNAPSHOTS = st.one_of(
@@ -183,26 +196,43 @@ REPORT_ROWS = st.lists(
 )
 
 
+def refuse(*args, **kwargs):
+    raise NotColumnar("pyarrow cannot read it")
+
+
 @FIXTURES_OK
 @given(
     plan_keys=st.lists(KEYS, max_size=12, unique_by=lambda k: (k[0], folded(k[1]))),
     rows=REPORT_ROWS,
     chunk=st.integers(1, 5),
+    suffix=st.sampled_from([".csv", ".jsonl", ".parquet"]),
+    columnar=st.booleans(),
 )
-def test_the_done_mask_is_each_snapshots_latest_status(plan_keys, rows, chunk, monkeypatch):
-    monkeypatch.setattr("batchtag.record._store.KEY_CHUNK", chunk)
+def test_the_done_mask_is_each_snapshots_latest_status(
+    plan_keys, rows, chunk, suffix, columnar, monkeypatch
+):
+    """Read by pyarrow a batch at a time, or by the row readers (what pyarrow cannot read)
+    a chunk of rows at a time: the latest row of each snapshot counts, in every format."""
     latest: dict = {}
     for (scope, sid), status in rows:
         latest[(scope, folded(sid))] = status
-    lines = ["project_id,region_id,snapshot_id,status"]
-    lines += [f"{p},{r},{sid},{status}" for ((p, r), sid), status in rows if sid]
-    latest = {k: s for k, s in latest.items() if k[1]}  # an empty id cannot be written
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "report.csv"
-        path.write_text("\n".join(lines) + "\n")
-        done = done_mask(path, PlanIndex.of(plan_of(plan_keys)))
+    columns = ["project_id", "region_id", "snapshot_id", "status"]
+    records = [
+        dict(zip(columns, [p, r, sid, status], strict=True)) for ((p, r), sid), status in rows
+    ]
+    records = [r for r in records if r["snapshot_id"]]  # an empty id cannot be written
+    latest = {k: s for k, s in latest.items() if k[1]}
+    with tempfile.TemporaryDirectory() as folder, monkeypatch.context() as patch:
+        patch.setattr("batchtag.record._resume.CHUNK", chunk)  # rows read at once
+        patch.setattr("batchtag.tabular._columns.BLOCK", 160 + 64 * chunk)  # bytes parsed at once
+        if not columnar:
+            patch.setattr("batchtag.record._resume.read_columns", refuse)
+        path = Path(folder) / f"report{suffix}"
+        write_table(path, columns, records, {"project_id": INT, "region_id": INT})
+        scan = scan_report(path, PlanIndex.of(plan_of(plan_keys)))
+    assert scan.columnar == columnar
     want = [latest.get((scope, folded(sid))) in ("ok", "noop") for scope, sid in plan_keys]
-    assert done.tolist() == want
+    assert scan.done.tolist() == want
 
 
 @settings(max_examples=30, deadline=None)

@@ -96,7 +96,7 @@ def test_enforce_refuses_a_rename_onto_another_value_naming_rule_and_snapshot(sa
     policy.write_text(POLICY + 'rename = { Owner = "owner" }\n')
     check = invoke(["enforce", str(policy), "--check"], sandbox)
     assert check.exit_code == 1, check.output  # a conflict is an error
-    assert "owner, not Owner: 2 selected, 1 to change, 1 refused" in check.output
+    assert "owner, not Owner: 2 matched, 1 noncompliant, 1 refused" in check.output
     assert (
         "rule 'owner, not Owner' (line 4): rename 'Owner' -> 'owner' refused on 1 snapshots"
         f" whose 'owner' holds another value (e.g. 1/1/{a})" in check.stderr

@@ -204,6 +204,7 @@ def test_reset_restores_the_seeded_state_and_zeroes_stats(sandbox):
         "requests": {},
         "responses": {},
         "total_requests": 0,
+        "first_at": {},
         "endpoints": {},
         "max_inflight": 0,
         "max_inflight_per_snapshot": 0,

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from batchtag.cli.common import fail
+from batchtag.cli.common import fail, is_stdout, progress_option, start
 from batchtag.defaults import CONNECTION_OPTIONS, LOGGING_OPTIONS, READ_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
@@ -30,6 +30,7 @@ def undo(
     verbose: int,
     quiet: bool,
     log_format: str,
+    color: bool | None,
     **kwargs,
 ) -> None:
     """Write the change file that reverts the run of REPORT; apply it to undo the run.
@@ -42,7 +43,7 @@ def undo(
     listed, the rest is still reverted. A report still being written by a running apply
     is refused unless --force. Default output: REPORT's name with .undo.jsonl (run1.csv ->
     run1.undo.jsonl; -o takes .csv, .parquet, .jsonl); an existing file is never replaced
-    (--overwrite writes a new one beside it).
+    (--overwrite writes a new one beside it); -o - prints it.
 
     Exit codes: 0 everything can be reverted, 1 some snapshots were skipped (conflict,
     not found, cannot be undone), 2 bad input (nothing written), 3 aborted (credentials,
@@ -56,25 +57,25 @@ def undo(
     import asyncio
 
     from batchtag.commands import ApplyOptions, default_undo_path, run_undo
-    from batchtag.logs import setup_logging
 
-    setup_logging(-1 if quiet else verbose, log_format)
+    out = start(log_format, verbose, quiet, color, data_on_stdout=is_stdout(output))
     options = ApplyOptions(**kwargs)
-    if quiet and options.progress is None:
-        options.progress = False
+    options.progress = progress_option(options.progress, quiet)
     target = output if output is not None else str(default_undo_path(report))
     try:
         outcome = asyncio.run(run_undo(report, options, output=target, force=force))
     except BatchtagError as error:
         fail(error, log_format)
-    click.echo(format_undo(outcome))
+    out.summary = outcome.as_dict()
+    out.show(format_undo(outcome), "undo", **out.summary)
     sys.exit(EXIT_SKIPPED if len(outcome.undo.skipped) else 0)
 
 
 def format_undo(outcome) -> str:
     """`N to revert -> FILE`, then the skipped snapshots (the first few, with why)."""
     summary = outcome.as_dict()
-    lines = [f"undo: {summary['revert']} snapshot(s) to revert, written to {summary['output']}"]
+    written = "stdout" if is_stdout(summary["output"]) else summary["output"]
+    lines = [f"undo: {summary['revert']} snapshot(s) to revert, written to {written}"]
     if summary["kept"]:
         lines.append(f"  ({summary['kept']} exists and is kept)")
     skipped = outcome.undo.skipped
@@ -85,6 +86,6 @@ def format_undo(outcome) -> str:
         lines.append(f"    {row['status']} {where}: {row['error']}")
     if len(skipped) > CONFLICTS_SHOWN:
         lines.append(f"    ... and {len(skipped) - CONFLICTS_SHOWN} more")
-    if summary["revert"]:
+    if summary["revert"] and not is_stdout(summary["output"]):
         lines.append(f"apply it to revert: batchtag apply {summary['output']}")
     return "\n".join(lines)

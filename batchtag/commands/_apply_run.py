@@ -24,6 +24,7 @@ from batchtag.record import (
     ChangeWriter,
     Progress,
     Recorder,
+    ReportScan,
     ReportWriter,
     Summary,
 )
@@ -70,6 +71,7 @@ class ApplyRun:
     engine: Engine | None = None  # set by `send`
     breaker: Breaker = field(default_factory=Breaker)
     undo: ChangeWriter | None = None  # --undo-file, opened before the state is read
+    resumed: ReportScan | None = None  # the resumed report's keys, read for the done mask
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.options.rate)  # the reads' and the sends'
@@ -182,8 +184,10 @@ class ApplyRun:
             passthrough=self.plan.passthrough,
             fingerprint=self.plan.fingerprint(),
             resume=bool(options.resume),
+            scan=self.resumed,
             before_state=before_state(options),
         )
+        self.resumed = None  # the writer's status log holds what it needs of it
         progress = Progress(to_send, enabled=options.progress)
         return Recorder(writer, self.summary, progress, self.undo)
 

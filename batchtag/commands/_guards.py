@@ -12,9 +12,37 @@ from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.model import Plan, PlanEntry
 from batchtag.read import NOT_READ, Reader, State
 from batchtag.record import check_resumable, fresh_path, report_exists
+from batchtag.tabular import is_stdout
 
 if TYPE_CHECKING:
     from batchtag.commands._options import ApplyOptions
+
+
+SCOPES_SHOWN = 6  # scopes a confirmation prompt names before "... N scopes in all"
+
+
+def describe_target(base_url: str, scopes: Iterable[tuple[int, int]]) -> str:
+    """Where a run writes, for a confirmation prompt: the API host and the scopes.
+
+    Examples
+    --------
+    >>> describe_target("https://api.gcore.com", [(1, 1), (1, 7), (2, 1)])
+    'api.gcore.com (project 1 regions 1, 7; project 2 region 1)'
+    """
+    from urllib.parse import urlsplit
+
+    chosen = list(dict.fromkeys(scopes))
+    by_project: dict[int, list[int]] = {}
+    for project_id, region_id in chosen[:SCOPES_SHOWN]:
+        by_project.setdefault(project_id, []).append(region_id)
+    parts = [
+        f"project {p} region{'s' if len(rs) > 1 else ''} {', '.join(map(str, rs))}"
+        for p, rs in by_project.items()
+    ]
+    if len(chosen) > SCOPES_SHOWN:
+        parts.append(f"... {len(chosen)} scopes in all")
+    host = urlsplit(base_url).netloc or base_url
+    return f"{host} ({'; '.join(parts)})" if parts else host
 
 
 def parse_max_changes(value: str | int | None) -> tuple[float, bool] | None:
@@ -135,7 +163,10 @@ def check_undo_target(options: ApplyOptions) -> tuple[Path | None, Path | None]:
 
 
 def check_writable(path: str | Path, name: str) -> None:
-    """Before anything is sent: refuse an output file that cannot be written (exit 2)."""
+    """Before anything is sent: refuse an output file that cannot be written (exit 2);
+    ``-`` (stdout) always can."""
+    if is_stdout(path):
+        return
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,18 +1,19 @@
 """`plan` and `undo` runs: read the current state, then diff a manifest or invert a report.
 
     manifest --load--> Plan --read_wanted--> current --diff--> change frame (+ -o file)
-    report --read_report--> ok rows --read_wanted--> current --undo_changes--> change file
+    report --read_report--> ok rows --read_keys--> current --undo_changes--> change file
 
 The state is read with the one read strategy (`batchtag.read.read_wanted`: list pages or
 GETs per scope, whichever sends fewer requests) under the engine's limiter, retry classes
 and timeouts. Only what the diff needs of each snapshot is kept (name, task_id, tags), so a
-1M-snapshot plan stays small. Both write change files (`batchtag.record.write_changes`),
-which `apply` applies after checking each key's old value. The Python functions
+1M-snapshot plan stays small. Both write change files (`batchtag.diff.write_diff`), which
+`apply` applies after checking each key's old value. The Python functions
 (`batchtag.plan`, `batchtag.undo`) live in `batchtag.api._functions`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -22,17 +23,18 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from batchtag.commands._apply import ApplyOptions, check_writable, load, open_client
-from batchtag.commands._export import PageBar
-from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
+from batchtag.commands._apply import ApplyOptions, check_writable, load_located, open_client
+from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
-from batchtag.errors import AbortRun, ApiError, UsageError, option
+from batchtag.errors import CALLER, AbortRun, ApiError, Interrupted, UsageError, option
 from batchtag.gcore import Client, RateLimiter, RetrySettings
 from batchtag.memory import gc_paused
 from batchtag.model import Plan, PlanIndex, PrefixLookup
 from batchtag.read import Key, Reader, ReadStats, read_keys, read_wanted
 from batchtag.record import (
+    Progress,
     Undo,
+    fill_started,
     fresh_path,
     lock_holder,
     read_meta,
@@ -40,11 +42,17 @@ from batchtag.record import (
     report_exists,
     reverts,
     undo_changes,
-    write_changes,
 )
-from batchtag.tabular import table_format
+from batchtag.tabular import is_stdout, table_format
 
-PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output", "overwrite")
+PLAN_NAMES = (
+    *MANIFEST_OPTIONS,
+    *DISCOVERY_OPTIONS,
+    *CONNECTION_OPTIONS,
+    *READ_OPTIONS,
+    "output",
+    "overwrite",
+)
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 T = TypeVar("T")
@@ -53,14 +61,13 @@ T = TypeVar("T")
 # ---------------------------------------------------------------- the current state
 
 
-def make_reader(client: Client, options: ApplyOptions, progress: Any = None) -> Reader:
+def make_reader(client: Client, options: ApplyOptions) -> Reader:
     """A reader paced and retried like the engine's writes."""
     return Reader(
         client,
         concurrency=options.concurrency,
         limiter=RateLimiter(options.rate),
         retry=RetrySettings(transient_retries=options.retries),
-        progress=progress,
     )
 
 
@@ -69,6 +76,8 @@ async def read_snapshots(
 ) -> tuple[dict[Key, dict[str, Any] | None], ReadStats]:
     """The current state of `keys` (the one read strategy, `batchtag.read.read_keys`): only
     what a diff reads of each snapshot is kept (name, task_id, tags).
+
+    The progress bar counts `keys` (the snapshots asked for), not the scopes' snapshots.
 
     Parameters
     ----------
@@ -81,19 +90,34 @@ async def read_snapshots(
     (dict, ReadStats)
         Key -> snapshot JSON (None when not found), and what reading cost.
     """
-    bar = PageBar(options.progress)
+    bar = Progress(len(keys), enabled=options.progress)
+
+    def kept(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+        bar.advance(1)
+        return {k: snapshot.get(k) for k in ("name", "task_id", "tags")}
+
+    finished = False
     async with open_client(options) as client:
-        reader = make_reader(client, options, bar)
+        reader = make_reader(client, options)
         try:
             state = await read_keys(reader, keys, kept)
+            bar.advance(len(keys) - sum(1 for v in state.values() if v is not None))  # gone
+            finished = True
         finally:
-            bar.close()
+            bar.close(ok=finished)
     return state, reader.stats
 
 
-def kept(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """What a diff reads of a snapshot: name, task_id and tags."""
-    return {k: snapshot.get(k) for k in ("name", "task_id", "tags")}
+class _Counted:
+    """A diff collector that moves a progress bar by the snapshots it is given."""
+
+    def __init__(self, collector: DiffCollector, bar: Progress):
+        self.collector, self.bar, self.done = collector, bar, 0
+
+    def add_block(self, block: Any, snapshots: list) -> None:
+        self.collector.add_block(block, snapshots)
+        self.bar.advance(len(snapshots))
+        self.done += len(snapshots)
 
 
 async def diff_current(
@@ -101,28 +125,40 @@ async def diff_current(
 ) -> tuple[Diff, ReadStats]:
     """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
     but its diff rows, unless `rows` is False, and a bit per plan position): the one read
-    strategy (`batchtag.read.read_wanted`) per scope."""
+    strategy (`batchtag.read.read_wanted`) per scope.
+
+    The progress bar counts the plan's snapshots. Cancelled by a Ctrl-C from Python, it
+    raises `Interrupted` holding the diff of the snapshots read so far."""
     collector = DiffCollector(plan.passthrough, keep_rows=rows, notes=plan.notes)
     index = PlanIndex.of(plan.entries)
     entries = plan.entries
-    bar = PageBar(options.progress)
+    counted = _Counted(collector, Progress(len(entries), enabled=options.progress))
 
     def found(positions: np.ndarray, snapshots) -> None:
-        collector.add_block(entry_block(entries, positions), snapshots)
+        counted.add_block(entry_block(entries, positions), snapshots)
 
     def ids(positions: np.ndarray) -> list[str]:
         return entry_block(entries, positions).ids
 
-    async with open_client(options) as client:
-        reader = make_reader(client, options, bar)
-        try:
+    finished = False
+    try:
+        async with open_client(options) as client:
+            reader = make_reader(client, options)
             with gc_paused():  # pages of dicts come and go: no cycles, but GC walks them all
                 lookup = PrefixLookup(index)
                 for scope in index.scopes:
                     wanted = index.in_scope(scope)
                     await read_wanted(reader, scope, wanted, lookup, ids, found)
-        finally:
-            bar.close()
+            finished = True
+    except asyncio.CancelledError:
+        if CALLER.get() == "cli":
+            raise  # the command line ends an interrupted command its own way (exit 130)
+        so_far = collector.finish().frame()
+        raise Interrupted(
+            f"{counted.done} of {len(entries)} snapshots read", report=so_far
+        ) from None
+    finally:
+        counted.bar.close(ok=finished)
     return collector.finish(), reader.stats
 
 
@@ -144,7 +180,7 @@ def check_output(
     existing one is replaced only with `overwrite`."""
     if output is not None:
         table_format(output, what)
-        if os.path.lexists(output) and not overwrite:
+        if os.path.lexists(output) and not overwrite and not is_stdout(output):
             raise UsageError(
                 f"{option(what, str(output))} already exists: choose another {option(what)}, "
                 f"or pass {option('overwrite', True)} to replace it"
@@ -203,11 +239,15 @@ async def plan_diff(
         and ``frame()`` (the DataFrame `run_plan` returns).
     """
     options.check()
-    plan = plan if plan is not None else load(source, options)
+    output = fill_started({"output": output})["output"]
     check_output(output, overwrite=options.overwrite)
+    failed = []
+    if plan is None:
+        plan, failed = await _reading(load_located(source, options))
     diff, stats = await _reading(diff_current(plan, options, rows=rows or output is not None))
     del plan  # its entries are no longer needed: free them before writing
     diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
+    diff.summary["failed_scopes"] = [f.as_dict() for f in failed]
     if output is not None:
         write_diff(diff, output)
     return diff
@@ -262,6 +302,7 @@ async def run_undo(
     would miss what the run has still to do); an existing `output` is never replaced.
     """
     options.check()
+    output = fill_started({"output": output})["output"]
     name = "report" if isinstance(report, pd.DataFrame) else str(report)
     meta = None
     if not isinstance(report, pd.DataFrame):
@@ -276,7 +317,7 @@ async def run_undo(
         current, stats = await _reading(read_snapshots(keys, options))
     result = undo_changes(frame, current or {}, force=force, report_name=name, meta=meta)
     if target is not None:
-        write_changes(result.changes, target)
+        write_diff(result.changes, target)
     return UndoOutcome(result, target, stats, kept)
 
 
@@ -294,9 +335,11 @@ def _check_not_running(report: str | os.PathLike, force: bool) -> None:
 def _undo_output(output: str | os.PathLike, overwrite: bool) -> tuple[Path, Path | None]:
     """Where the undo goes, and the existing file kept (None): an existing change file is
     never replaced (it may be the undo file the run wrote itself); with `overwrite` the
-    new one goes beside it."""
+    new one goes beside it. ``-``: stdout."""
     table_format(output, "output")
     path = Path(output)
+    if is_stdout(output):
+        return path, None
     fresh = fresh_path(path)
     if fresh != path and not overwrite:
         raise UsageError(

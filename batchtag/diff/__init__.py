@@ -8,6 +8,8 @@ from batchtag.lazy import lazy_exports
 
 _HOMES = {
     "entry_block": "_block",
+    "CHANGE_FORMATS": "_changes",
+    "read_changes": "_changes",
     "DIFF_COLUMNS": "_diff",
     "DiffCollector": "_diff",
     "diff_entry": "_entry",
@@ -22,9 +24,11 @@ _HOMES = {
     "CHUNK": "_store",
     "Diff": "_store",
     "EXIT_CHANGES": "_view",
+    "first_changes": "_view",
     "plan_exit_code": "_view",
     "print_plan": "_view",
     "render_plan": "_view",
+    "write_changes": "_write",
     "write_diff": "_write",
 }
 __all__ = sorted(_HOMES)

@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from batchtag.record import CHANGE_COLUMNS, CHANGE_DTYPES
+from batchtag.record import CHANGE_COLUMNS, kind_of
+from batchtag.tabular import INT
 
 CHUNK = 16_384  # rows buffered as Python lists before a column becomes an Arrow array
 BATCH = 32_768  # rows made into records at a time when reading back
 DIFF_COLUMNS = list(CHANGE_COLUMNS)  # then the passthrough columns
-INTS = frozenset(c for c, dtype in CHANGE_DTYPES.items() if dtype == "Int64")
+INTS = frozenset(c for c in DIFF_COLUMNS if kind_of(c) is INT)
+INT_DTYPES = dict.fromkeys(INTS, "Int64")  # as the columns are held; `frame` conforms them
 CODED = INTS | {"verdict", "field", "key", "change", "old", "new"}  # repeat a lot
 LISTS = frozenset({"rows"})
 TEXT = frozenset(DIFF_COLUMNS) - INTS - LISTS  # str or None in every row
@@ -68,6 +70,27 @@ class _Column:
             out[chosen] = _cells(self.chunks[k].take(rows).to_pylist())
         return out.tolist()
 
+    def arrow(self, picks: _Picks):
+        """The cells at some positions (`picks`, made for this column's chunks) as one Arrow
+        array of the column's plain type (int64, text, or the manifest rows as
+        `list<int64>`); None for a column of Python cells."""
+        if self.objects is not None:
+            return None
+        import pyarrow as pa
+
+        kind = _kind(self.name)
+        parts = []
+        for k, rows in picks.takes:
+            part = self.chunks[k].take(rows)
+            parts.append(part.dictionary_decode() if pa.types.is_dictionary(part.type) else part)
+        if not parts:
+            return pa.array([], kind)
+        gathered = pa.concat_arrays([p.cast(kind) for p in parts])
+        return gathered if picks.back is None else gathered.take(picks.back)
+
+    def lengths(self) -> tuple[int, ...]:
+        return tuple(len(c) for c in self.chunks)
+
     def values(self) -> np.ndarray:
         """Every cell in arrival order, as an object array (ints as int64 for INTS)."""
         if self.objects is not None:
@@ -88,6 +111,35 @@ class _Column:
         return out
 
 
+class _Picks:
+    """Which rows of which chunk hold some positions (row numbers in arrival order), and
+    how to put the rows taken chunk by chunk back in the positions' order (`back`, None
+    when they already are): made once per batch for every column (they are chunked
+    alike)."""
+
+    def __init__(self, lengths: tuple[int, ...], positions: np.ndarray):
+        import pyarrow as pa
+
+        sizes = np.array(lengths, dtype=np.int64)
+        starts = np.cumsum(sizes) - sizes
+        which = np.searchsorted(starts, positions, side="right") - 1
+        order = np.argsort(which, kind="stable")
+        sorted_which = which[order]
+        edges = np.flatnonzero(np.diff(sorted_which)) + 1
+        firsts = np.concatenate([[0], edges]).astype(np.int64)
+        self.takes = [
+            (int(sorted_which[f]), pa.array(positions[group] - starts[sorted_which[f]]))
+            for f, group in zip(firsts.tolist(), np.split(order, edges), strict=True)
+            if len(group)
+        ]
+        in_order = not len(order) or bool((which[1:] >= which[:-1]).all())
+        self.back = None
+        if not in_order:
+            back = np.empty(len(positions), dtype=np.int64)
+            back[order] = np.arange(len(positions))
+            self.back = pa.array(back)
+
+
 def _cells(values: list[Any]) -> np.ndarray:
     """An object array holding `values` as they are (lists stay lists, not sub-arrays)."""
     out = np.empty(len(values), dtype=object)
@@ -95,17 +147,24 @@ def _cells(values: list[Any]) -> np.ndarray:
     return out
 
 
+def _kind(name: str):
+    """The Arrow type a column's cells are held in."""
+    import pyarrow as pa
+
+    if name in INTS:
+        return pa.int64()
+    if name in LISTS:
+        return pa.list_(pa.int64())
+    return pa.string()
+
+
 def _arrow(name: str, values: list[Any]):
     """`values` as an Arrow array of the column's type, or None when they do not fit it."""
     import pyarrow as pa
 
-    if name in INTS:
-        kind = pa.int64()
-    elif name in LISTS:
-        kind = pa.list_(pa.int64())
-    else:
-        kind = pa.string()
-        if name not in TEXT and not all(v is None or type(v) is str for v in values):
+    kind = _kind(name)
+    if kind == pa.string() and name not in TEXT:
+        if not all(v is None or type(v) is str for v in values):
             return None  # a passthrough column of other cells
     pool = pa.system_memory_pool()  # jemalloc kept ~50% more RSS for these small arrays
     try:
@@ -215,6 +274,27 @@ class Diff:
         for positions in self._slices(batch):
             yield self._store[name].take(positions)
 
+    def held(self, name: str) -> bool:
+        """Whether column `name` holds Python cells (not all text: see `_Column`)."""
+        return self._store[name].objects is not None
+
+    def arrow_batches(self, *, batch: int = BATCH) -> Iterator[list[Any]]:
+        """The rows in plan order a batch at a time, as one Arrow array per column (see
+        `_Column.arrow`), or, for a column of Python cells, a list of them."""
+        for positions in self._slices(batch):
+            picks: dict[tuple[int, ...], _Picks] = {}  # by chunk lengths: one for all columns
+            out = []
+            for name in self.columns:
+                column = self._store[name]
+                if column.objects is not None:
+                    out.append(column.take(positions))
+                    continue
+                lengths = column.lengths()
+                if lengths not in picks:
+                    picks[lengths] = _Picks(lengths, positions)
+                out.append(column.arrow(picks[lengths]))
+            yield out
+
     def records(self, columns: Sequence[str] | None = None, *, batch: int = BATCH):
         """The rows in plan order as dicts, made a batch at a time.
 
@@ -247,8 +327,9 @@ class Diff:
         return count
 
     def frame(self):
-        """The diff as a pandas DataFrame (the change schema's dtypes; other columns as
-        objects); ``attrs["summary"]`` the summary. Columns are made one at a time."""
+        """The diff as a pandas DataFrame, each column in its dtype of the contract
+        (`batchtag.record.kind_of`: ids and texts strings, scope ids Int64, rows lists);
+        ``attrs["summary"]`` the summary. Columns are made one at a time."""
         import pandas as pd
 
         data = {}
@@ -256,7 +337,9 @@ class Diff:
             values = self._store[name].values()
             if self._order is not None:
                 values = values[self._order]
-            data[name] = pd.Series(values, dtype=CHANGE_DTYPES.get(name, object))
+            data[name] = kind_of(name).conform(
+                pd.Series(values, dtype=INT_DTYPES.get(name, object))
+            )
             del values
         frame = pd.DataFrame(data, columns=self.columns)
         frame.attrs["summary"] = self.summary

@@ -21,7 +21,6 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any, Union
 
 import click
-import numpy as np
 import pandas as pd
 
 from batchtag.defaults import default
@@ -76,8 +75,9 @@ def plan_exit_code(summary: Mapping[str, Any], *, detailed: bool = True) -> int:
     Returns
     -------
     int
-        1 when some snapshot is not found or a conflict, or the manifest writes read-only
-        tags, else 2 (detailed only) when there are writes to send, else 0.
+        1 when some snapshot is not found or a conflict, the manifest writes read-only
+        tags or a scope listed to find the snapshots in could not be read, else 2 (detailed
+        only) when there are writes to send, else 0.
 
     Examples
     --------
@@ -86,6 +86,8 @@ def plan_exit_code(summary: Mapping[str, Any], *, detailed: bool = True) -> int:
     """
     verdicts = summary["verdicts"]
     if verdicts.get(NOT_FOUND, 0) or verdicts.get(CONFLICT, 0) or summary.get("read_only", 0):
+        return EXIT_FAILED
+    if summary.get("failed_scopes"):
         return EXIT_FAILED
     if detailed and (summary["verdicts"].get(CHANGE, 0) or summary["verdicts"].get(LOCKED, 0)):
         return EXIT_CHANGES
@@ -109,6 +111,9 @@ def format_summary(summary: Mapping[str, Any], *, color: bool = False) -> str:
     counted = f"{_count(summary['snapshots'], 'snapshot')}, {_count(summary['writes'], 'write')}"
     head = f"Plan: {', '.join(parts) or 'nothing'} ({counted})"
     lines = [_style(head, bold=True, color=color)]
+    for scope in summary.get("failed_scopes") or ():
+        text = f"  scope {scope['project_id']}/{scope['region_id']} could not be read: "
+        lines.append(_style(text + scope["error"], fg="red", color=color))
     if summary.get("names"):
         lines.append(f"  {_count(summary['names'], 'snapshot')} renamed")
     if summary.get("read_only"):
@@ -149,6 +154,17 @@ def format_changes(frame: Rows, *, limit: int = DEFAULT_SHOWN, color: bool = Fal
     return "\n".join(blocks)
 
 
+def first_changes(frame: Rows, limit: int = DEFAULT_SHOWN) -> list[dict[str, Any]]:
+    """The rows of the first `limit` snapshots of a diff, as records (what the printed plan
+    shows, for the ``plan`` JSON event)."""
+    out: list[dict[str, Any]] = []
+    for shown, rows in enumerate(_snapshot_groups(frame)):
+        if shown == limit:
+            break
+        out += rows
+    return out
+
+
 GROUP_COLUMNS = ["project_id", "region_id", "snapshot_id", "verdict", "field", "key"]
 GROUP_COLUMNS += ["change", "old", "new", "rows"]
 
@@ -156,15 +172,9 @@ GROUP_COLUMNS += ["change", "old", "new", "rows"]
 def _records(frame: Rows, batch: int) -> Iterator[dict[str, Any]]:
     if hasattr(frame, "records"):
         return frame.records(GROUP_COLUMNS, batch=batch)
-    return (
-        {k: _cell(v) for k, v in row._asdict().items()}
-        for row in frame[GROUP_COLUMNS].itertuples(index=False)
-    )
-
-
-def _cell(value: Any) -> Any:
-    """A frame's cell as the columnar diff gives it: a missing one (NA, NaN) is None."""
-    return None if not isinstance(value, list | np.ndarray) and pd.isna(value) else value
+    cells = frame[GROUP_COLUMNS]
+    cells = cells.astype(object).where(cells.notna(), None)  # string-dtype NaN: None
+    return (row._asdict() for row in cells.itertuples(index=False))
 
 
 def _snapshots(frame: Rows) -> int:

@@ -2,28 +2,26 @@
 
 The engine makes the first attempt itself (no tenacity on the hot path) and asks the
 policy for a delay only after a failure, so a waiting snapshot can be parked without
-holding a worker.
+holding a worker. A class's strategies are made at its first failure: a run without one
+never imports tenacity (whose import brings in tornado where that is installed).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
-
-from tenacity import (
-    RetryCallState,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+from typing import TYPE_CHECKING, TypeVar
 
 from batchtag.defaults import default
 from batchtag.errors import ApiError
 from batchtag.gcore._clock import REAL_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+    from tenacity.stop import stop_base
+    from tenacity.wait import wait_base
 
 # Response classes.
 LOCK = "lock"  # 409: a task holds the snapshot; long per-snapshot backoff
@@ -95,28 +93,54 @@ class RetrySettings:
     transient_retries: int = default("retries")
     rate_limit_retries: int = 30
 
-    def policies(self, clock: Clock = REAL_CLOCK) -> dict[str, Policy]:
-        """The tenacity stop/wait pair per retry class, timed by `clock`."""
-        return {
-            # Locks last as long as a task does: long jittered waits, own budget.
-            LOCK: Policy(
+    def policies(self, clock: Clock = REAL_CLOCK) -> Mapping[str, Policy]:
+        """The tenacity stop/wait pair per retry class, timed by `clock` (each made when
+        first asked for: see the module docstring)."""
+        return _Policies(self, clock)
+
+    def policy(self, kind: str, clock: Clock = REAL_CLOCK) -> Policy:
+        """The tenacity stop/wait pair of retry class `kind`, timed by `clock`."""
+        from tenacity import stop_after_attempt, stop_after_delay, wait_random_exponential
+
+        if kind == LOCK:  # locks last as long as a task does: long jittered waits, own budget
+            return Policy(
                 stop_after_attempt(self.lock_attempts) | stop_after_delay(self.lock_budget),
                 wait_random_exponential(multiplier=1, min=1, max=30),
                 clock,
-            ),
-            # The limiter already pauses every worker, so no extra wait here.
-            RATE_LIMIT: Policy(
+            )
+        if kind == RATE_LIMIT:  # the limiter already pauses every worker: no extra wait here
+            return Policy(
                 stop_after_attempt(self.rate_limit_retries + 1),
                 wait_random_exponential(multiplier=0, max=0),
                 clock,
-            ),
-            # Same shape as the official SDK: min(0.5 * 2**n, 8) s with jitter.
-            TRANSIENT: Policy(
+            )
+        if kind == TRANSIENT:  # same shape as the official SDK: min(0.5 * 2**n, 8) s, jitter
+            return Policy(
                 stop_after_attempt(self.transient_retries + 1) | stop_after_delay(120),
                 wait_random_exponential(multiplier=0.5, max=8),
                 clock,
-            ),
-        }
+            )
+        raise KeyError(kind)
+
+
+class _Policies(Mapping):
+    """`RetrySettings.policies()`: each retry class's `Policy`, made on first use."""
+
+    def __init__(self, settings: RetrySettings, clock: Clock):
+        self._settings, self._clock = settings, clock
+        self._made: dict[str, Policy] = {}
+
+    def __getitem__(self, kind: str) -> Policy:
+        made = self._made.get(kind)
+        if made is None:
+            made = self._made[kind] = self._settings.policy(kind, self._clock)
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(RETRY_CLASSES)
+
+    def __len__(self) -> int:
+        return len(RETRY_CLASSES)
 
 
 T = TypeVar("T")
@@ -159,7 +183,7 @@ class Attempts:
         self.states: dict[str, RetryCallState] = {}  # tenacity's state per retry class
 
     def next_delay(
-        self, kind: str, error: ApiError, policies: dict[str, Policy], clock: Clock = REAL_CLOCK
+        self, kind: str, error: ApiError, policies: Mapping[str, Policy], clock: Clock = REAL_CLOCK
     ) -> float | None:
         """Seconds to wait before the next try of a `kind` failure, or None when that
         class's budget is spent. A transient error's Retry-After is honoured (capped)."""
@@ -175,6 +199,8 @@ class Attempts:
 
 def new_state(clock: Clock = REAL_CLOCK) -> RetryCallState:
     """A fresh tenacity state whose clock starts now on `clock`."""
+    from tenacity import RetryCallState
+
     state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
     state.start_time = clock.monotonic()
     return state

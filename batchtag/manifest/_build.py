@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from batchtag.errors import ManifestError, UsageError, option
+from batchtag.errors import CALLER, ManifestError, UsageError, option
 from batchtag.manifest._check import Checked, CheckOptions, check_manifest
 from batchtag.manifest._columnar import categorical, compact_codes
 from batchtag.manifest._entries import PlanEntries, State
@@ -84,9 +87,26 @@ def read_plan(source: Any, **options: Any) -> Plan:
 
 
 def _loaded(source: Any) -> Manifest:
+    if isinstance(source, Manifest):  # loaded already (its scope columns filled, say)
+        return source
     manifest = load_manifest(source)
     release_memory()  # the reader's scratch buffers
+    note = manifest.converted_note()
+    if note is not None:
+        warn(note)
     return manifest
+
+
+def warn(note: str) -> None:
+    """A note about the manifest: a log warning on the command line, a Python warning
+    (shown once in a notebook) from the library."""
+    if CALLER.get() == "cli":
+        logging.getLogger("batchtag.manifest").warning("%s", note)
+        return
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("batchtag"):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(note, UserWarning, stacklevel=level)  # at the caller's line, when it has one
 
 
 def build_plan(checked: Checked) -> Plan:

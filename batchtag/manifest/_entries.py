@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from string import Formatter
 from typing import Any, overload
 
 import numpy as np
@@ -18,17 +19,25 @@ import pyarrow as pa
 from batchtag.manifest._columnar import group_codes
 from batchtag.model import (
     CHUNK,
+    FINGERPRINT_LINE,
     PlanEntry,
     PlanIndex,
     SharedDict,
     TagState,
     arrow_keys,
     canonical_keys,
+    checks_text,
+    fingerprint_json,
+    fingerprint_lines,
     narrowed,
+    uuid_digits,
     uuid_text,
 )
+from batchtag.tabular import joined_text
 
 State = TagState
+LINES = 1 << 16  # fingerprint lines made at once
+PLAIN_ID = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"  # printable ASCII but '"' and '\': JSON as is
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,6 +214,79 @@ class PlanEntries(Sequence[PlanEntry]):
             out += self._make(int(run[0]), int(run[-1]) + 1)
         return out
 
+    def fingerprint_lines(self) -> Iterator[Any]:
+        """The lines `Plan.fingerprint` hashes (`FINGERPRINT_LINE` per entry), made a column
+        at a time by pyarrow, `LINES` entries at once, as buffers of UTF-8 text: the fields
+        fixed by an entry's tag state (or the same in every entry) are joined into a few
+        texts per state first, so only the ids (and names, scopes that vary) are joined
+        row by row. A plan whose ids or scopes need more (ids to escape, scopes beyond
+        int64) gets those lines from its entries, one by one."""
+        import pyarrow.compute as pc
+
+        varies = self.expect_names is not None  # a change file's names: entry by entry
+        if self.projects.dtype == object or self.regions.dtype == object or varies:
+            yield from fingerprint_lines(self)
+            return
+        per_state = {
+            "clear": ["true" if s.clear else "false" for s in self.states],
+            "renames": [fingerprint_json(s.renames) for s in self.states],
+            "tags": [fingerprint_json(s.tags) for s in self.states],
+            "checks": [checks_text(s.overwrites, s.expect, None) for s in self.states],
+        }
+        for start in range(0, len(self), LINES):
+            stop = min(start + LINES, len(self))
+            ids = self._id_column(start, stop)
+            if not pc.all(pc.match_substring_regex(ids, PLAIN_ID)).as_py():
+                yield from fingerprint_lines(self._make(start, stop))
+                continue
+            varying: dict[str, Any] = {
+                "snapshot_id": pc.binary_join_element_wise('"', ids, '"', "")
+            }
+            fixed: dict[str, str] = {}
+            if self.names is None:
+                fixed["name"] = "null"
+            else:
+                names = self.names[start:stop]
+                texts = ["null" if n is None else fingerprint_json(n) for n in names]
+                varying["name"] = pa.array(texts, pa.string())
+            for field, column in (("project_id", self.projects), ("region_id", self.regions)):
+                values = column[start:stop]
+                if (values == values[0]).all():
+                    fixed[field] = str(int(values[0]))
+                else:
+                    varying[field] = pa.array(np.ascontiguousarray(values)).cast(pa.string())
+            codes = pa.array(np.ascontiguousarray(self.state_codes[start:stop]))
+            parts: list[Any] = []
+            texts = [""] * len(self.states)  # per state: the text since the last varying field
+            for literal, name, _, _ in Formatter().parse(FINGERPRINT_LINE):
+                texts = [text + literal for text in texts]
+                if name in varying:
+                    parts += [_per_state(texts, codes), varying[name]]
+                    texts = [""] * len(self.states)
+                elif name in fixed:
+                    texts = [text + fixed[name] for text in texts]
+                elif name is not None:
+                    texts = [
+                        text + value for text, value in zip(texts, per_state[name], strict=True)
+                    ]
+            parts.append(_per_state(texts, codes))
+            yield joined_text(pc.binary_join_element_wise(*parts, ""))
+
+    def _id_column(self, start: int, stop: int) -> pa.Array:
+        """The snapshot ids of entries start..stop as an Arrow string column."""
+        ranks = self.__dict__.get("_ranks")
+        keys = self.__dict__.get("_keys")
+        if ranks is None and keys is None:
+            return self.snapshots[start:stop]
+        chosen = (
+            self.plan_index().key_at(ranks[start:stop]) if ranks is not None else keys[start:stop]
+        )
+        digits = uuid_digits(chosen)
+        offsets = np.arange(0, digits.size + 1, digits.shape[1], dtype=np.int32)
+        return pa.Array.from_buffers(
+            pa.string(), len(chosen), [None, pa.py_buffer(offsets), pa.py_buffer(digits)]
+        )
+
     def _needs_per_state(self) -> np.ndarray:
         needs = [
             PlanEntry(0, 0, "", s.tags, s.clear, s.renames, expect=s.expect).needs_current
@@ -285,6 +367,13 @@ class PlanEntries(Sequence[PlanEntry]):
         codes, scopes = (index.scope_codes, index.scopes) if index else self._scope_codes()
         counts = np.bincount(codes, minlength=len(scopes)).tolist()
         return dict(zip(scopes, counts, strict=True))
+
+
+def _per_state(texts: list[str], codes: pa.Array) -> Any:
+    """Each entry's text by its state code: one scalar when every state has the same."""
+    if len(set(texts)) == 1:
+        return pa.scalar(texts[0], pa.string())
+    return pa.array(texts, pa.string()).take(codes)
 
 
 def _first_row(row_ids: np.ndarray | None, row_bounds: np.ndarray | None) -> int | None:

@@ -93,8 +93,9 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
         Columns project_id, region_id, snapshot_id, op (``set``/``delete``), key, value
         ("" for delete), rule (the rules behind the snapshot's changes, joined by "; "): one
         row per (snapshot, key) that changes, in inventory order. ``attrs["rules"]`` maps
-        each rule to the snapshots it selected and changed (and, for a copy rule, the
-        selected ones whose volume is gone: ``orphans``).
+        each rule to the snapshots it ``matched`` (its ``where`` selected them) and those
+        ``noncompliant`` (it changes them); for a copy rule also the matched ones whose
+        volume is gone: ``orphans``.
 
     Raises
     ------
@@ -499,7 +500,7 @@ def _stats(
 ) -> dict[str, dict]:
     stats = {}
     for index, (rule, count) in enumerate(zip(policy.rules, selected, strict=True)):
-        stats[rule.name] = {"selected": count, "changed": int(changed.get(index, 0))}
+        stats[rule.name] = {"matched": count, "noncompliant": int(changed.get(index, 0))}
         if rule.rename:  # renames onto another value it was refused (on this many snapshots)
             stats[rule.name]["refused"] = int(refused.get(index, 0))
         gone = ""
@@ -507,10 +508,10 @@ def _stats(
             stats[rule.name]["orphans"] = orphans[index]
             gone = f", {orphans[index]} whose volume is gone (left alone)"
         log.info(
-            "%s: selects %d snapshots, changes %d%s",
+            "%s: matches %d snapshots, %d noncompliant%s",
             rule.label,
             count,
-            stats[rule.name]["changed"],
+            stats[rule.name]["noncompliant"],
             gone,
         )
     return stats

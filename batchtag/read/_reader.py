@@ -57,6 +57,36 @@ from batchtag.read._idset import Seen, id_set
 
 log = logging.getLogger("batchtag.read._reader")
 
+
+class ScopeError(Exception):
+    """A scope that could not be read (403, 404, 5xx or a dropped connection after its
+    retries), when a reader reads several (`Reader` with ``isolate_scopes``)."""
+
+    def __init__(self, project_id: int, region_id: int, error: ApiError):
+        self.project_id, self.region_id, self.error = project_id, region_id, error
+        super().__init__(f"scope {project_id}/{region_id}: {error}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"project_id", "region_id", "error"}``, for summaries."""
+        return {
+            "project_id": self.project_id,
+            "region_id": self.region_id,
+            "error": str(self.error),
+        }
+
+    def run_error(self) -> BaseException:
+        """What a read of this scope alone raises: a 404 is a scope that does not exist
+        (UsageError, exit 2), a 403 a key without access (AbortRun, exit 3), else the error."""
+        kind = classify(self.error)
+        if kind == GONE:
+            where = (
+                f"{option('project_id', self.project_id)}, {option('region_id', self.region_id)}"
+            )
+            return UsageError(f"{where}: no such project/region ({self.error})")
+        fatal = fatal_reason(kind, self.error)
+        return AbortRun(fatal) if fatal is not None else self.error
+
+
 MAX_PASSES = 3
 Key = tuple[int, int, str]  # (project_id, region_id, snapshot_id)
 Progress = Callable[[int, int], None]  # (snapshots read so far, total expected)
@@ -122,6 +152,10 @@ class Reader:
         Called with the retry class of every retry.
     max_passes : int
         Listing passes at most when a scope changes while it is read.
+    isolate_scopes : bool
+        Reading several scopes where one failing must not stop the others: a list page
+        that fails for good (403, 404, retries spent) raises `ScopeError` naming its scope
+        (a 401 still aborts everything).
     items : str
         What the listed scopes hold ("snapshots", "volumes"), for warnings.
     """
@@ -138,9 +172,11 @@ class Reader:
         progress: Progress | None = None,
         on_retry: Callable[[str], None] | None = None,
         max_passes: int = MAX_PASSES,
+        isolate_scopes: bool = False,
         items: str = "snapshots",
     ):
         self.client = client
+        self.isolate_scopes = isolate_scopes
         self.concurrency = concurrency
         self.limiter = limiter or RateLimiter(default("rate"))
         self.policies = (retry or RetrySettings()).policies()
@@ -179,8 +215,8 @@ class Reader:
     async def _failed(self, error: ApiError, attempts: Attempts) -> float:
         kind = classify(error)
         fatal = fatal_reason(kind, error)
-        if fatal is not None:
-            raise AbortRun(fatal)
+        if fatal is not None and not (self.isolate_scopes and error.status == 403):
+            raise AbortRun(fatal)  # (a 403 of one scope: no access there, not a wrong key)
         if kind not in RETRY_CLASSES:
             raise error
         verdict = self.breaker.record(kind == TRANSIENT)
@@ -207,6 +243,8 @@ class Reader:
         try:
             page = await self.request(fetch)
         except ApiError as error:
+            if self.isolate_scopes:
+                raise ScopeError(project_id, region_id, error) from None
             if classify(error) == GONE:
                 where = f"{option('project_id', project_id)}, {option('region_id', region_id)}"
                 raise UsageError(f"{where}: no such project/region ({error})") from None

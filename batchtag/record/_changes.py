@@ -17,25 +17,23 @@
 - ``rows``: the manifest rows the change came from.
 
 Any other column (a manifest's passthrough columns, enforce's ``rule``) is carried as it
-is. CSV, Parquet or JSON Lines by suffix. `ChangeWriter` appends as a run goes (crash-safe
-like the report: each result's rows reach the OS before `write` returns; Parquet through a
-JSON Lines journal beside it, folded in at `close`).
+is. CSV, Parquet or JSON Lines by suffix. A whole file is written by `batchtag.diff.write_diff`
+(`batchtag.write_changes`) and read back by `batchtag.read_changes`; `ChangeWriter` appends
+as a run goes (crash-safe like the report: each result's rows reach the OS before `write`
+returns; Parquet through a JSON Lines journal beside it, folded in at `close`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from batchtag.errors import UsageError, option
 from batchtag.model import NAME_FIELD, OK, TAG_FIELD, Result
-from batchtag.tabular import ANY, INT, JSON, JSONL, PARQUET, STR, Kind, atomic_write, table_format
-
-if TYPE_CHECKING:
-    import pandas as pd
+from batchtag.tabular import INT, JSON, JSONL, PARQUET, STR, Kind, table_format
 
 TAG, NAME = TAG_FIELD, NAME_FIELD  # the `field` column
 ADD, REMOVE, MODIFY = "add", "remove", "change"  # changes (the `change` column)
@@ -46,33 +44,29 @@ CHANGE_VERDICT = "change"  # the verdict of a row that `undo` and `--undo-file` 
 
 @dataclass(frozen=True)
 class ChangeColumn:
-    """One column of a change file: its `name`, how files store it (`kind`), its dtype in
-    a DataFrame, and what it holds."""
+    """One column of a change file: its `name`, how files store it and frames type it
+    (`kind`: the dtype contract, `batchtag.record.COLUMN_KINDS`, takes it from here), and
+    what it holds."""
 
     name: str
     kind: Kind
-    dtype: str
     doc: str
 
 
-# pandas 3's own string dtype ("str"; object on pandas 2), as report frames hold text.
-TEXT = STR.to_series([]).dtype.name
-
 CHANGE_SCHEMA: tuple[ChangeColumn, ...] = (
-    ChangeColumn("project_id", INT, "Int64", "Gcore project"),
-    ChangeColumn("region_id", INT, "Int64", "Gcore region"),
-    ChangeColumn("snapshot_id", STR, TEXT, "the snapshot (uuid)"),
-    ChangeColumn("verdict", STR, TEXT, "change, locked, not_found, conflict or noop"),
-    ChangeColumn("field", STR, TEXT, "tag or name (empty: the row changes nothing)"),
-    ChangeColumn("key", STR, TEXT, "the tag key (empty for the name)"),
-    ChangeColumn("change", STR, TEXT, "add, remove, change; notes: read_only, conflict"),
-    ChangeColumn("old", STR, TEXT, "the value when written, checked before applying (NA: absent)"),
-    ChangeColumn("new", STR, TEXT, "the value it gets (NA: removed)"),
-    ChangeColumn("rows", JSON, "object", "the manifest rows it came from"),
+    ChangeColumn("project_id", INT, "Gcore project"),
+    ChangeColumn("region_id", INT, "Gcore region"),
+    ChangeColumn("snapshot_id", STR, "the snapshot (uuid)"),
+    ChangeColumn("verdict", STR, "change, locked, not_found, conflict or noop"),
+    ChangeColumn("field", STR, "tag or name (empty: the row changes nothing)"),
+    ChangeColumn("key", STR, "the tag key (empty for the name)"),
+    ChangeColumn("change", STR, "add, remove, change; notes: read_only, conflict"),
+    ChangeColumn("old", STR, "the value when written, checked before applying (NA: absent)"),
+    ChangeColumn("new", STR, "the value it gets (NA: removed)"),
+    ChangeColumn("rows", JSON, "the manifest rows it came from"),
 )
 CHANGE_COLUMNS: list[str] = [c.name for c in CHANGE_SCHEMA]
 CHANGE_KINDS: dict[str, Kind] = {c.name: c.kind for c in CHANGE_SCHEMA}
-CHANGE_DTYPES: dict[str, str] = {c.name: c.dtype for c in CHANGE_SCHEMA}
 # The columns that make a file (or frame) a change file rather than a manifest.
 CHANGE_MARKS = ("field", "old", "new")
 # Written for the reader of a change file, never read back as input: where each change came
@@ -167,63 +161,9 @@ def _row(project_id, region_id, snapshot_id, field, key, old, new, rows) -> dict
     }
 
 
-def changes_frame(
-    records: Iterable[Mapping[str, Any]], columns: Iterable[str] = ()
-) -> pd.DataFrame:
-    """Change rows as a DataFrame with the schema's dtypes (then any other `columns`).
-
-    Examples
-    --------
-    >>> changes_frame([]).dtypes["project_id"]
-    Int64Dtype()
-    """
-    import pandas as pd
-
-    records = list(records)
-    names = [*CHANGE_COLUMNS, *(c for c in columns if c not in CHANGE_KINDS)]
-    data = {}
-    for name in names:
-        kind = CHANGE_KINDS.get(name)
-        values = [r.get(name) for r in records]
-        data[name] = kind.to_series(values) if kind is not None else pd.Series(values, dtype=object)
-    return pd.DataFrame(data, columns=names)
-
-
 def journal_of(path: str | os.PathLike[str]) -> Path:
     """Where a Parquet change file's rows wait while a run writes it."""
     return Path(f"{path}.journal.jsonl")
-
-
-def read_changes(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a change file into the frame it was written from (the schema's dtypes, then
-    its other columns).
-
-    Parameters
-    ----------
-    path : str or PathLike
-        A change file (``.csv``, ``.jsonl`` or ``.parquet``; a Parquet file's unfinished
-        journal is read too).
-
-    Returns
-    -------
-    pandas.DataFrame
-
-    Raises
-    ------
-    UsageError
-        No such file, or not a change file (it lacks field, old or new).
-    """
-    fmt = table_format(path, "change file")
-    if not Path(path).exists():
-        raise UsageError(f"no change file at {path}")
-    columns, records = fmt.read(path, CHANGE_KINDS)
-    if fmt is PARQUET and journal_of(path).exists():
-        more_columns, more = JSONL.read(journal_of(path), CHANGE_KINDS)
-        columns += [c for c in more_columns if c not in columns]
-        records += more
-    if not is_change_file(columns):
-        raise UsageError(f"{path} is not a change file (it has no {', '.join(CHANGE_MARKS)})")
-    return changes_frame(records, columns)
 
 
 def fresh_path(path: str | os.PathLike[str]) -> Path:
@@ -335,92 +275,3 @@ def _fold(path: Path) -> None:
         records += JSONL.read(journal, CHANGE_KINDS)[1]
     PARQUET.write(path, columns, records, CHANGE_KINDS)
     journal.unlink(missing_ok=True)
-
-
-def write_changes(changes: Any, path: str | os.PathLike[str]) -> None:
-    """A whole change file, replacing `path` atomically: CSV and JSON Lines stream the
-    records, Parquet is written in row groups of `GROUP` rows, the schema's columns typed
-    by their kinds (any other column, typed by its cells, is made whole once so every row
-    group has the same type, as `write_table` would give it).
-
-    Parameters
-    ----------
-    changes : pandas.DataFrame, or rows read column by column
-        A change frame (`batchtag.plan`, `batchtag.undo`), or an object with ``columns``,
-        ``records()`` and ``column(name, batch=)`` (a plan's columnar `Diff`).
-    path : str or PathLike
-        The file; its suffix picks the format.
-
-    Examples
-    --------
-    >>> write_changes(batchtag.plan("m.csv"), "plan.parquet")  # doctest: +SKIP
-    """
-    rows = changes if hasattr(changes, "column") else _FrameRows(changes)
-    kinds = {c: CHANGE_KINDS[c] for c in rows.columns if c in CHANGE_KINDS}
-    fmt = table_format(path)
-    if fmt.appendable:  # line-based: streams the records it is given
-        fmt.write(path, rows.columns, rows.records(), kinds)
-    else:
-        atomic_write(path, lambda fh: _write_parquet(rows, kinds, fh))
-
-
-GROUP = 16_384  # rows per Parquet row group (made from Python cells: ~12 MB)
-
-
-def _write_parquet(rows, kinds, fh) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    loose = {c: _whole(rows, c) for c in rows.columns if c not in kinds}
-    writer = None
-    for table in _groups(rows, kinds, loose):
-        if writer is None:
-            writer = pq.ParquetWriter(fh, table.schema)
-        writer.write_table(table)
-    if writer is None:  # no rows: an empty table of the same types
-        arrays = [kinds.get(c, ANY).to_arrow([]) for c in rows.columns]
-        pq.write_table(pa.Table.from_arrays(arrays, names=list(rows.columns)), fh)
-    else:
-        writer.close()
-
-
-def _whole(rows, column: str):
-    """A column outside the schema made whole (its Arrow type depends on every cell)."""
-    return ANY.to_arrow([v for cells in rows.column(column, batch=GROUP) for v in cells])
-
-
-def _groups(rows, kinds, loose) -> Iterator[Any]:
-    """The rows as Arrow tables of `GROUP` rows, columns typed by `kinds` (`loose`: whole)."""
-    import pyarrow as pa
-
-    names = [c for c in rows.columns if c in kinds]
-    start = 0
-    for batches in zip(*(rows.column(c, batch=GROUP) for c in names), strict=True):
-        size = len(batches[0])
-        made = {c: kinds[c].to_arrow(cells) for c, cells in zip(names, batches, strict=True)}
-        made.update((c, array.slice(start, size)) for c, array in loose.items())
-        yield pa.Table.from_arrays([made[c] for c in rows.columns], names=rows.columns)
-        start += size
-
-
-class _FrameRows:
-    """A DataFrame read as `write_changes` reads rows (`columns`, `records`, `column`), each
-    cell a plain Python value (NA None, a Parquet list a list)."""
-
-    def __init__(self, frame):
-        self.frame = frame
-        self.columns = [str(c) for c in frame.columns]
-        self._decode = [CHANGE_KINDS.get(c, ANY).from_frame for c in self.columns]
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        for values in self.frame.itertuples(index=False, name=None):
-            yield {
-                c: decode(v)
-                for c, decode, v in zip(self.columns, self._decode, values, strict=True)
-            }
-
-    def column(self, name: str, *, batch: int = GROUP) -> Iterator[list[Any]]:
-        decode = CHANGE_KINDS.get(name, ANY).from_frame
-        values = [decode(v) for v in self.frame[name].tolist()]
-        for start in range(0, len(values), batch):
-            yield values[start : start + batch]

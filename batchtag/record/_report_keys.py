@@ -16,10 +16,44 @@ from collections.abc import Iterable, Iterator, Set
 
 import numpy as np
 
-from batchtag.model import CHUNK, KEY, uuid_bytes, uuid_text
+from batchtag.model import CHUNK, KEY, id_bytes, uuid_bytes, uuid_text
 
 Key = tuple[int, int, str]
 WIDE = np.dtype("V20")  # scope number + id key
+_MASK = (1 << 64) - 1
+# Odd 64-bit multipliers (from splitmix64 and xxhash) mixing a key's parts into one word.
+_MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
+
+
+def key_hash(key: Key) -> int:
+    """A 64-bit hash (signed) of a snapshot key, the same in every process and equal to
+    `key_hashes` of it: a report's rows and a run's results are hashed alike. The id counts
+    by its plan-index key (`batchtag.model.id_bytes`: a UUID in any case is one snapshot);
+    each part is multiplied by its odd constant (mod 2**64), the products xor-ed.
+
+    Examples
+    --------
+    >>> sid = "0b7f3f38-7d53-4a3e-9e0b-8f4d2c1e5a66"
+    >>> key_hash((1, 2, sid)) == key_hash((1, 2, sid.upper())) != key_hash((1, 3, sid))
+    True
+    """
+    project, region, snapshot_id = key
+    ident = int.from_bytes(id_bytes(snapshot_id), "little")
+    mixed = (ident & _MASK) * _MIX[0] ^ (ident >> 64) * _MIX[1]
+    mixed = (mixed ^ project * _MIX[2] ^ region * _MIX[3]) & _MASK
+    return mixed - ((mixed >> 63) << 64)
+
+
+def key_hashes(projects: np.ndarray, regions: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """`key_hash` of many keys at once: int64 scopes and the ids' V16 keys (`arrow_keys`)."""
+    words = np.ascontiguousarray(keys).view("<u8").reshape(-1, 2)
+    mix = [np.uint64(m) for m in _MIX]
+    with np.errstate(over="ignore"):
+        mixed = words[:, 0] * mix[0]
+        mixed ^= words[:, 1] * mix[1]
+        mixed ^= projects.astype(np.uint64) * mix[2]
+        mixed ^= regions.astype(np.uint64) * mix[3]
+    return mixed.view(np.int64)
 
 
 class KeyCodec:
@@ -121,8 +155,8 @@ class KeySet(Set):
 class StatusLog:
     """The latest status per key, from keys and statuses recorded in order.
 
-    Keeps 9 bytes per record (the key's hash and a status code) in blocks of `BLOCK`
-    records allocated whole, each sorted by hash once full: growing by reallocation would
+    Keeps 9 bytes per record (the key's hash, `key_hash`, and a status code) in blocks of
+    `BLOCK` records allocated whole, each sorted by hash once full: growing by reallocation would
     leave a trail of freed copies on the heap, and one sort of every record at the end would
     need temporaries as large as the log. Two different keys with the same
     64-bit hash would count as one: about one chance in 10^7 at a million keys.
@@ -148,14 +182,34 @@ class StatusLog:
     def add(self, key: Key, status: str | None) -> None:
         code = self._statuses.setdefault(status, len(self._statuses))
         if self._fill == self.BLOCK:
-            if self._hashes:
-                self._sort_last()
-            self._hashes.append(array("q", bytes(8 * self.BLOCK)))
-            self._codes.append(bytearray(self.BLOCK))
-            self._fill = 0
-        self._hashes[-1][self._fill] = hash(key)
+            self._new_block()
+        self._hashes[-1][self._fill] = key_hash(key)
         self._codes[-1][self._fill] = code
         self._fill += 1
+
+    def extend(self, hashes: np.ndarray, codes: np.ndarray, statuses: list[str | None]) -> None:
+        """Many records, in order: their keys' hashes (`key_hashes`) and status codes, each
+        an index into `statuses`."""
+        mine = np.array(
+            [self._statuses.setdefault(s, len(self._statuses)) for s in statuses], dtype=np.uint8
+        )
+        at = 0
+        while at < len(hashes):
+            if self._fill == self.BLOCK:
+                self._new_block()
+            take = min(self.BLOCK - self._fill, len(hashes) - at)
+            stop = self._fill + take
+            np.frombuffer(self._hashes[-1], dtype=np.int64)[self._fill : stop] = hashes[at:][:take]
+            block_codes = np.frombuffer(self._codes[-1], dtype=np.uint8)
+            block_codes[self._fill : stop] = mine[codes[at:][:take]]
+            self._fill, at = stop, at + take
+
+    def _new_block(self) -> None:
+        if self._hashes:
+            self._sort_last()
+        self._hashes.append(array("q", bytes(8 * self.BLOCK)))
+        self._codes.append(bytearray(self.BLOCK))
+        self._fill = 0
 
     def __len__(self) -> int:
         return (len(self._hashes) - 1) * self.BLOCK + self._fill if self._hashes else 0

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from batchtag.errors import UsageError, option
-from batchtag.model import DONE_STATUSES, PlanIndex, Result, keys_of
-from batchtag.record._report_keys import CHUNK as KEY_CHUNK
+from batchtag.model import DONE_STATUSES, Result
 from batchtag.record._report_keys import KeyColumns, KeySet
 from batchtag.record._schema import (
     KINDS,
@@ -247,56 +246,6 @@ def write_report(frame: pd.DataFrame, path: PathLike) -> None:
         for row in frame.to_dict("records")
     ]
     report_format(path).write(path, columns, records, KINDS)
-
-
-def done_mask(path: PathLike, index: PlanIndex) -> np.ndarray:
-    """A mask over a plan's positions: the snapshots whose latest row in the report is `ok`
-    or `noop`. The report is streamed a chunk of rows at a time and matched through the
-    plan's index, so nothing is held per row (rows of snapshots not in the plan are
-    ignored). Reads reports of every earlier version (the key columns never changed).
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The report to resume.
-    index : PlanIndex
-        The positions of the plan's entries.
-
-    Returns
-    -------
-    numpy.ndarray of bool
-    """
-    if not report_exists(path):
-        raise UsageError(f"no report at {path}")
-    done = np.zeros(len(index), dtype=bool)
-    chunk: list[Record] = []
-    for record in scan_records(path):
-        chunk.append(record)
-        if len(chunk) >= KEY_CHUNK:
-            _mark_done(done, index, chunk)
-            chunk = []
-    _mark_done(done, index, chunk)
-    return done
-
-
-def _mark_done(done: np.ndarray, index: PlanIndex, records: list[Record]) -> None:
-    """Set or clear `done` at the positions of `records` (in file order: the last row of a
-    snapshot wins)."""
-    if not records:
-        return
-    rows: dict[tuple[int, int], list[int]] = {}
-    for i, record in enumerate(records):
-        project, region, _ = record_key(record)
-        rows.setdefault((project, region), []).append(i)
-    positions = np.full(len(records), -1, dtype=np.int64)
-    for scope, at in rows.items():
-        keys = keys_of(str(records[i]["snapshot_id"]) for i in at)
-        positions[at] = index.positions(scope, keys)
-    finished = np.fromiter((r.get("status") in DONE_STATUSES for r in records), dtype=bool)
-    known = positions >= 0
-    latest_first = positions[known][::-1]
-    distinct, last = np.unique(latest_first, return_index=True)
-    done[distinct] = finished[known][::-1][last]
 
 
 def done_keys(path: PathLike) -> KeySet:

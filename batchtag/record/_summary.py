@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from typing import Any
 
 from batchtag.model import CONFLICT, FAILED, NOOP, NOT_FOUND, PLANNED, SKIPPED, STATUSES, Result
 from batchtag.model import UUID as UUID_PATTERN
-from batchtag.tabular import atomic_write
+from batchtag.tabular import atomic_write, is_stdout
 
 RETRY_KINDS = ("lock", "rate_limit", "transient")
 TOP_ERRORS = 5
@@ -234,6 +235,9 @@ def format_summary(d: dict[str, Any], *, resumable: bool = True, forceable: bool
     if d.get("top_errors"):
         lines.append("  most common errors:")
         lines.extend(f"    {e['count']} x {_shorten(e['error'])}" for e in d["top_errors"])
+    for scope in d.get("failed_scopes") or ():
+        where = f"{scope['project_id']}/{scope['region_id']}"
+        lines.append(f"  scope {where} could not be read, left out: {scope['error']}")
     if d.get("counts", {}).get(CONFLICT):
         how = (
             "--force writes them anyway"
@@ -278,15 +282,28 @@ def _counts_line(prefix: str, counts: Mapping[str, int]) -> list[str]:
 
 
 def write_summary_json(d: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write the summary for schedulers (atomically, so a reader never sees half of it)."""
+    """Write the summary for schedulers (atomically, so a reader never sees half of it);
+    ``-`` prints it on stdout, one line."""
+    if is_stdout(path):
+        sys.stdout.write(json.dumps(d, default=str) + "\n")
+        sys.stdout.flush()
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(d, indent=2) + "\n")
 
 
+def error_summary(error: str, code: int) -> dict[str, Any]:
+    """The summary of a run that ended with `error` before (or instead of) its own: every
+    count 0, ``exit_code`` `code`, ``error`` (and ``aborted`` for exit 3) the reason."""
+    data = Summary().as_dict()
+    data.update(exit_code=code, error=error, aborted=error if code == EXIT_ABORTED else None)
+    data["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return data
+
+
 def save_error_summary(path: str | os.PathLike[str], error: str, code: int) -> bool:
-    """Replace the summary file with one for a run that ended with `error` before (or
-    instead of) its summary.
+    """Replace the summary file with `error_summary` (for a run that ended with `error`).
 
     Parameters
     ----------
@@ -307,11 +324,8 @@ def save_error_summary(path: str | os.PathLike[str], error: str, code: int) -> b
     >>> save_error_summary("night.json", "refusing to start: ...", 3)  # doctest: +SKIP
     True
     """
-    data = Summary().as_dict()
-    data.update(exit_code=code, error=error, aborted=error if code == EXIT_ABORTED else None)
-    data["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     try:
-        write_summary_json(data, path)
+        write_summary_json(error_summary(error, code), path)
     except OSError:
         return False
     return True

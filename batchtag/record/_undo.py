@@ -31,7 +31,8 @@ import pandas as pd
 from batchtag.errors import UsageError, option
 from batchtag.gcore import read_only_keys, tags_dict
 from batchtag.model import CONFLICT, NOT_FOUND, OK, PLANNED, SKIPPED
-from batchtag.record._changes import NAME, change_kind, changes_frame, inverse_changes
+from batchtag.record._changes import CHANGE_COLUMNS, NAME, change_kind, inverse_changes
+from batchtag.record._columns import frame_of
 from batchtag.record._summary import BLIND_META
 
 SKIPPED_COLUMNS = ["project_id", "region_id", "snapshot_id", "status", "error"]
@@ -202,7 +203,7 @@ def undo_changes(
         rows += kept
         if left_out is not None:
             skipped.append(left_out)
-    return Undo(changes_frame(rows), skipped_frame(skipped))
+    return Undo(frame_of(rows, CHANGE_COLUMNS), skipped_frame(skipped))
 
 
 def _check(
@@ -242,6 +243,5 @@ def _check(
 
 
 def skipped_frame(rows: list[tuple]) -> pd.DataFrame:
-    """The snapshots an undo leaves out (`SKIPPED_COLUMNS`, ids as Int64)."""
-    frame = pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
-    return frame.astype({"project_id": "Int64", "region_id": "Int64"})
+    """The snapshots an undo leaves out (`SKIPPED_COLUMNS`, typed by the dtype contract)."""
+    return frame_of((dict(zip(SKIPPED_COLUMNS, row, strict=True)) for row in rows), SKIPPED_COLUMNS)

@@ -27,9 +27,10 @@ from typing import Any
 
 from batchtag import __version__
 from batchtag.errors import ReportWriteError
-from batchtag.model import DONE_STATUSES, Result
+from batchtag.model import Result
 from batchtag.record._lock import cannot_write
-from batchtag.record._report_keys import KeySet, StatusLog
+from batchtag.record._report_keys import StatusLog
+from batchtag.record._resume import ReportScan, scan_report
 from batchtag.record._schema import (
     BASE_COLUMNS,
     KINDS,
@@ -44,7 +45,7 @@ from batchtag.record._store import (
     report_format,
     write_meta,
 )
-from batchtag.tabular import JSONL, PARQUET, RowAppender
+from batchtag.tabular import CSV, JSONL, PARQUET, RowAppender
 
 FLUSH_ROWS = 1024  # rows held for one hand-over to the OS, at most
 
@@ -58,8 +59,11 @@ class ReportWriter:
 
     Without `resume`, an existing report at `path` (and its journal and metadata) is
     replaced. With `resume=True` the report must exist and have been written for the same
-    plan fingerprint; its rows are kept, `done_keys` lists the snapshots already `ok` /
-    `noop`, and new results supersede older rows for the same snapshot. The metadata keeps
+    plan fingerprint; its rows are kept and new results supersede older rows for the same
+    snapshot. A resumed report is appended to as it is (a torn last line cut off); it is
+    rewritten first only when it must be: a CSV header without this run's columns, or a
+    file only the row readers can read (see `batchtag.record._resume`). `scan` is the
+    report's `scan_report` when the caller has it already (the run's done mask). The metadata keeps
     `before_state`: ``read`` (the run read every snapshot first: it can be undone),
     ``blind`` (it wrote blind) or None (a dry run); a resume keeps the first run's.
 
@@ -74,6 +78,7 @@ class ReportWriter:
         fingerprint: str,
         resume: bool = False,
         manifest: str | None = None,
+        scan: ReportScan | None = None,
         before_state: str | None = None,
     ):
         self.path = Path(path)
@@ -81,8 +86,6 @@ class ReportWriter:
         self.passthrough = list(passthrough)
         self.fingerprint = fingerprint
         self.columns = report_columns(self.passthrough)
-        self.done_keys: KeySet = KeySet([], [], [])
-        self.previous_rows = 0  # snapshots already in a resumed report
         self.written = 0
         self.failure: ReportWriteError | None = None
         self._status = StatusLog()  # latest status per snapshot, whole report
@@ -108,7 +111,7 @@ class ReportWriter:
                 "before_state": before_state,
             }
         try:
-            self._start_resumed() if resume else self._start_fresh()
+            self._start_resumed(scan) if resume else self._start_fresh()
         except OSError as exc:
             raise cannot_write(self.path, exc) from None
 
@@ -121,16 +124,27 @@ class ReportWriter:
         write_meta(self.path, self.meta)
         self._open_append()
 
-    def _start_resumed(self) -> None:
-        # Compact first: it drops a row cut short by a crash, merges a leftover Parquet
-        # journal, and widens the header if the passthrough columns changed.
-        self.columns, log, kept = compact_report(self.path, self.columns, self.meta)
+    def _start_resumed(self, scan: ReportScan | None) -> None:
+        if scan is None or not scan.unchanged():
+            scan = scan_report(self.path)
+        header = scan.header
+        if scan.columnar and (self.format is not CSV or self._can_append(header)):
+            scan.repair()  # a torn last line cut off, in place
+            if header is not None:
+                self.columns = header
+        else:  # rewritten: drops a row cut short by a crash, widens the header
+            self.columns, _, _ = compact_report(self.path, self.columns, self.meta)
+            scan = scan_report(self.path)
         write_meta(self.path, self.meta)
-        for key, status in log.items(kept):
-            self._status.add(key, status)
-        self.done_keys = log.keyset(kept[log.status_in(kept, DONE_STATUSES)])
-        self.previous_rows = len(kept)
+        self._status.extend(scan.hashes, scan.codes, scan.statuses)
         self._open_append()
+
+    def _can_append(self, header: list[str] | None) -> bool:
+        """Whether rows of this run fit a CSV report's header as it is: the fixed columns
+        first, and every passthrough column of this run somewhere after them."""
+        if not header or header[: len(BASE_COLUMNS)] != list(BASE_COLUMNS):
+            return False
+        return set(self.columns) <= set(header)
 
     def _open_append(self) -> None:
         # Each passthrough column of the report, with the manifest column behind it (None

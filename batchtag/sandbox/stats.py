@@ -33,11 +33,14 @@ class Stats:
     `requests` (by method) and `responses` (by status) count every request; `resources`
     splits them by collection (snapshots, volumes, projects, regions); `endpoints` counts
     the requests that reached a handler (list/get/patch are the snapshot endpoints).
+    `first_at` holds, per method, the wall-clock time (Unix seconds) of its first request:
+    another process can set it against its own start (how soon a client sends).
     """
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.requests: Counter[str] = Counter()
+        self.first_at: dict[str, float] = {}
         self.responses: Counter[str] = Counter()
         self.timeline: dict[int, Counter[str]] = {}
         self.inflight: Counter[str] = Counter()
@@ -51,6 +54,8 @@ class Stats:
 
     def enter(self, method: str, key: str | None) -> None:
         self.requests[method] += 1
+        if method not in self.first_at:
+            self.first_at[method] = time.time()
         self.inflight_total += 1
         self.max_inflight = max(self.max_inflight, self.inflight_total)
         if key:
@@ -81,6 +86,7 @@ class Stats:
             "requests": dict(self.requests),
             "responses": dict(self.responses),
             "total_requests": sum(self.requests.values()),
+            "first_at": dict(self.first_at),
             "endpoints": dict(self.endpoints),
             "max_inflight": self.max_inflight,
             "max_inflight_per_snapshot": self.max_inflight_per_snapshot,
