@@ -101,7 +101,7 @@ def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
 def test_written_diff_is_the_frame_written_row_by_row(tmp_path, monkeypatch, suffix):
     monkeypatch.setattr("batchtag.diff._store.CHUNK", 64)
-    monkeypatch.setattr("batchtag.record._changes.GROUP", 50)  # several Parquet row groups
+    monkeypatch.setattr("batchtag.diff._write.GROUP", 50)  # several Parquet row groups
     made = pairs(300, seed=5)
     frame = collect(made).frame()
     assert len(frame) > 50

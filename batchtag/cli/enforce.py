@@ -122,7 +122,7 @@ def run(policy: str, options, *, check: bool, output, confirm):
 
 def show_check(outcome, limit: int) -> None:
     """What --check prints: the plan's diff (its first `limit` snapshots), the compliance
-    figures, then a verdict line; with JSON, the plan and compliance events."""
+    figures, a verdict line and where the change file went (-o); with JSON, events."""
     from batchtag.commands import format_compliance
     from batchtag.diff import first_changes, render_plan
 
@@ -135,8 +135,11 @@ def show_check(outcome, limit: int) -> None:
     if out.json:
         out.event("plan", **summary["plan"], changes=first_changes(diff, limit))
         out.event("compliance", **compliance_fields(summary))
-        return
-    color = click.get_current_context().color
-    lines = [render_plan(diff, limit=limit, color=True), format_compliance(summary, ran=False)]
-    lines.append(f"{verdict}: {drift['changes']} tag changes on {drift['snapshots']} snapshots")
-    click.echo("\n".join(lines), err=out.data_on_stdout, color=color)
+    else:
+        color = click.get_current_context().color
+        lines = [render_plan(diff, limit=limit, color=True), format_compliance(summary, ran=False)]
+        lines.append(f"{verdict}: {drift['changes']} tag changes on {drift['snapshots']} snapshots")
+        click.echo("\n".join(lines), err=out.data_on_stdout, color=color)
+    if outcome.output is not None and not is_stdout(outcome.output):
+        written = f"change file written to {outcome.output} ({len(diff)} rows)"
+        out.note(written, event="written", path=outcome.output)

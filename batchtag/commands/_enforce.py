@@ -79,6 +79,7 @@ class EnforceOutcome:
     exit_code: int
     summary: dict[str, Any] = field(default_factory=dict)
     summary_json_error: str | None = None  # set when --summary-json could not be written
+    output: str | None = None  # the drift file `check` wrote ({started} filled in)
 
 
 async def run_enforce(
@@ -192,7 +193,8 @@ def _checked(manifest, diff, size, failed, warnings, options, output) -> Enforce
         "warnings": warnings,
         "exit_code": code,
     }
-    result = EnforceOutcome(manifest, diff, None, code, summary)
+    written = None if output is None else str(output)
+    result = EnforceOutcome(manifest, diff, None, code, summary, output=written)
     if options.summary_json:
         result.summary_json_error = save_summary_json(summary, options.summary_json)
     return result

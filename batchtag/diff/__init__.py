@@ -8,7 +8,6 @@ from batchtag.lazy import lazy_exports
 
 _HOMES = {
     "entry_block": "_block",
-    "CHANGE_FORMATS": "_changes",
     "read_changes": "_changes",
     "DIFF_COLUMNS": "_diff",
     "DiffCollector": "_diff",
