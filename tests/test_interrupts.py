@@ -79,6 +79,38 @@ def test_an_interrupted_apply_keeps_its_report_and_resumes_where_it_stopped(make
     assert finished.attrs["summary"]["already_done"] == counts["ok"]
 
 
+class Terminated(Exception):
+    """What a scheduler's SIGTERM handler raises in the task's thread (Airflow's does)."""
+
+
+def test_a_schedulers_stop_ends_the_run_cleanly_and_is_raised_as_it_is(make_sandbox, tmp_path):
+    server = make_sandbox(snapshots=200, latency_ms=20, api_key=API_KEY)
+    report = tmp_path / "run1.csv"
+
+    def terminate(signum, frame):
+        raise Terminated("the task was stopped")
+
+    previous = signal.signal(signal.SIGUSR1, terminate)
+    try:
+        main = threading.main_thread().ident
+        watcher = threading.Thread(
+            target=lambda: (
+                wait_until(lambda: requests(server, "PATCH") >= 10, what="10 PATCHes"),
+                signal.pthread_kill(main, signal.SIGUSR1),
+            ),
+            daemon=True,
+        )
+        watcher.start()
+        options = scope_of(server, report=str(report), concurrency=2, rate=500, progress=False)
+        with pytest.raises(Terminated):
+            batchtag.apply(set_manifest(server.store.ids()), **options)
+        watcher.join()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    written = batchtag.read_report(report)["status"].value_counts().to_dict()
+    assert written["ok"] == requests(server, "PATCH") and written["skipped"] > 0
+
+
 def test_an_interrupt_before_the_first_write_sends_nothing_and_runs_again(make_sandbox, tmp_path):
     """max_changes reads the whole state before sending: a Ctrl-C while it reads stops
     a run that has sent nothing and has no report; the resume is the same call."""

@@ -35,7 +35,9 @@ def run_blocking(make: Callable[[list[Engine]], Coroutine[Any, Any, T]], name: s
     the coroutine when it has none yet; a second one cancels it outright. Once it has
     ended, a cancelled run raises `Interrupted` (``report`` None); a run that stopped
     cleanly raises or returns what the coroutine does (an apply raises `Interrupted` with
-    its report). Other errors are re-raised in the calling thread.
+    its report). Any other exception raised in the waiting thread (a signal handler's, as a
+    scheduler stops a task) stops the run the same way, then is raised as it is. Errors of
+    the run are re-raised in the calling thread.
     """
     box: dict[str, Any] = {}
     ready = threading.Event()
@@ -70,6 +72,10 @@ def run_blocking(make: Callable[[list[Engine]], Coroutine[Any, Any, T]], name: s
             stops += 1
             gentle = stops == 1 and engines
             _call_soon(box.get("loop"), engines[0].interrupt if gentle else _cancel(box))
+        except BaseException:  # another handler's exception (a scheduler stopping its task)
+            _call_soon(box.get("loop"), engines[0].interrupt if engines else _cancel(box))
+            ready.wait()  # the run stops as for a Ctrl-C (its report written), then this
+            raise
     if "error" in box:
         error = box["error"]
         if isinstance(error, asyncio.CancelledError) and stops:

@@ -18,7 +18,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from batchtag.errors import option
 from batchtag.record import kind_of
@@ -116,6 +115,8 @@ class Output:
         if self.format == "csv":
             self._writer = pacsv.CSVWriter(self._sink, schema)
         elif self.format == "parquet":
+            import pyarrow.parquet as pq  # (loaded for a Parquet output only: start-up)
+
             self._writer = pq.ParquetWriter(self._sink, schema)
 
     def write(self, table: pa.Table) -> None:

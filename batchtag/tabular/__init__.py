@@ -42,6 +42,7 @@ from batchtag.tabular._formats import (
     is_stdout,
     read_table,
     table_format,
+    write_output,
     write_table,
 )
 from batchtag.tabular._kinds import (
@@ -90,6 +91,7 @@ __all__ = [
     "atomic_write",
     "csv_lines",
     "is_stdout",
+    "write_output",
     "joined_text",
     "jsonl_lines",
     "plain",

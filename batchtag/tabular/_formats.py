@@ -104,12 +104,7 @@ class TextFormat:
                     lines = []
             fh.write("".join(lines).encode("utf-8"))
 
-        if is_stdout(path):
-            sys.stdout.flush()  # text echoed before stays before the rows
-            dump(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-        else:
-            atomic_write(path, dump)
+        write_output(path, dump)
 
     def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
         """Columns and records, cells converted back with each column's kind; a torn last
@@ -236,6 +231,17 @@ FORMATS = {f.suffix: f for f in (CSV, JSONL, PARQUET)}
 NAMED = {f.name: f for f in FORMATS.values()}
 
 
+def write_output(path: PathLike, dump: Callable[[BinaryIO], None]) -> None:
+    """`dump` the content to standard output when `path` is ``-``, else replace the file
+    atomically (`atomic_write`)."""
+    if is_stdout(path):
+        sys.stdout.flush()  # text echoed before stays before the rows
+        dump(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    else:
+        atomic_write(path, dump)
+
+
 def is_stdout(path: PathLike | None) -> bool:
     """Whether an output path means standard output (``-``)."""
     return path is not None and os.fspath(path) == STDOUT
@@ -325,6 +331,7 @@ __all__ = [
     "Kind",
     "ParquetRows",
     "is_stdout",
+    "write_output",
     "RowAppender",
     "atomic_write",
     "read_table",

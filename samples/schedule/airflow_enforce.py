@@ -9,7 +9,8 @@ logged (batchtag masks it in every message).
 Outcomes: a clean run returns the summary (pushed to XCom: the counts, the compliance
 figures per rule, the exit code); failed or not-found snapshots, or a scope that could not be
 read (exit code 1), fail the task, to be retried; so does an interruption (the worker was
-stopped: Airflow's SIGTERM, a KeyboardInterrupt). A retry finishes the job: `enforce`
+stopped: Airflow's SIGTERM, or a Ctrl-C, which batchtag raises as `batchtag.Interrupted`; the
+run stops cleanly either way, its report written). A retry finishes the job: `enforce`
 re-reads the state and writes only what still breaks a rule, and every attempt writes its
 own files (``{started}``: the attempt's start, UTC). A bad policy or conflicting rules
 (PolicyError, nothing sent), an abort by the ``max_changes`` guard or bad credentials
