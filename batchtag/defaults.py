@@ -117,7 +117,8 @@ OPTIONS: dict[str, Option] = _opts(
         "undo_file",
         None,
         "path",
-        "Write the inverse manifest (.jsonl) of every applied change as the run goes.",
+        "Write the change file that reverts every applied change, as the run goes (.csv,"
+        " .jsonl or .parquet; `batchtag apply` it to undo). An existing one is never replaced.",
         "str | Path | None",
     ),
     Option(
