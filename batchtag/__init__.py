@@ -77,6 +77,7 @@ _LAZY = {
     "apply_async": "batchtag.api",
     "validate": "batchtag.api",
     "read_report": "batchtag.record",
+    "write_changes": "batchtag.diff",
     "write_report": "batchtag.record",
     "plan": "batchtag.api",
     "plan_async": "batchtag.api",

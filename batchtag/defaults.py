@@ -58,7 +58,14 @@ OPTIONS: dict[str, Option] = _opts(
     # -- the report ---------------------------------------------------------------------
     Option("report", None, "path", "Report path (.csv/.parquet/.jsonl).", "str | Path | None"),
     Option("resume", None, "path", "Continue this report's run.", "str | Path | None"),
-    Option("overwrite", False, "flag", "Replace an existing report, undo file or -o file.", "bool"),
+    Option(
+        "overwrite",
+        False,
+        "flag",
+        "Replace an existing report or -o file; an existing undo file is kept and a new one"
+        " written beside it.",
+        "bool",
+    ),
     Option("dry_run", False, "flag", "Send no writes; report rows are `planned`.", "bool"),
     Option("summary_json", None, "path", "Also write the summary here.", "str | Path | None"),
     # -- sending ------------------------------------------------------------------------
@@ -92,15 +99,26 @@ OPTIONS: dict[str, Option] = _opts(
         "check_current",
         None,
         "toggle",
-        "Read the snapshots first: send only the keys that change, skip no-op writes"
-        " (default: when the reads are fewer requests than the writes they may save).",
+        "Read the snapshots first (list pages or GETs, whichever are fewer requests): send"
+        " only the keys that change, skip no-op writes, keep the before-state for undo"
+        " [default: on; off for --dry-run]. --no-check-current writes blind: the run"
+        " cannot be undone.",
         "bool | None",
+    ),
+    Option(
+        "force",
+        False,
+        "flag",
+        "Write snapshots that are a conflict too: a change file's keys changed since it was"
+        " written, or (undo) snapshots changed since the run. Overwrites the later change.",
+        "bool",
     ),
     Option(
         "undo_file",
         None,
         "path",
-        "Write the inverse manifest (.jsonl) of every applied change as the run goes.",
+        "Write the change file that reverts every applied change, as the run goes (.csv,"
+        " .jsonl or .parquet; `batchtag apply` it to undo). An existing one is never replaced.",
         "str | Path | None",
     ),
     Option(
@@ -255,14 +273,6 @@ OPTIONS: dict[str, Option] = _opts(
         python=False,
     ),
     Option(
-        "force",
-        False,
-        "flag",
-        "Also revert snapshots changed since the run (overwrites the later change).",
-        "bool",
-        python=False,
-    ),
-    Option(
         "where",
         None,
         "str",
@@ -311,9 +321,12 @@ OPTIONS: dict[str, Option] = _opts(
 
 # The options a Python caller (and `ApplyOptions`) has, in table order.
 PYTHON_OPTIONS: tuple[Option, ...] = tuple(o for o in OPTIONS.values() if o.python)
-# Apply options `enforce` does not take: it re-reads the state every run, so running it again
-# is the resume.
-NOT_FOR_ENFORCE = ("resume",)
+# Apply options `enforce` does not take, and why: it re-reads the state every run, so running
+# it again is the resume; a rule's own `overwrite = true` is how it replaces values.
+NOT_FOR_ENFORCE = {
+    "resume": "run it again, it re-reads the state and sends only what still differs",
+    "force": "a rename replaces a different value only with overwrite = true in its rule",
+}
 
 # Named groups, for commands to stack: how a manifest is read, its default scope, the
 # connection, logging. MANIFEST_OPTIONS is what `validate` accepts.

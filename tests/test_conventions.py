@@ -4,7 +4,9 @@ scopes and the number of snapshots that will change."""
 
 from __future__ import annotations
 
+import csv
 import importlib
+import io
 import json
 
 import pytest
@@ -62,8 +64,10 @@ def test_dash_is_stdout_for_every_output_option(sandbox, changes, tmp_path):
     (line,) = applied.stdout.splitlines()
     assert json.loads(line)["counts"]["ok"] == 3 and "exit code 0" in applied.stderr
     undo = invoke(["undo", str(report), "-o", "-"], sandbox)
-    rows = [json.loads(line) for line in undo.stdout.splitlines()]
-    assert len(rows) == 3 and all(r["tags"] == {"colour": None} for r in rows)
+    rows = list(csv.DictReader(io.StringIO(undo.stdout)))  # the change file, as CSV
+    assert len(rows) == 3 and {(r["key"], r["change"], r["new"]) for r in rows} == {
+        ("colour", "remove", "")
+    }
     assert "written to stdout" in undo.stderr
     export = invoke(["export", "-o", "-", "--columns", "snapshot_id,tag:colour"], sandbox)
     assert export.stdout.splitlines()[0] == '"snapshot_id","tag:colour"'  # pyarrow's CSV

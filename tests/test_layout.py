@@ -255,6 +255,7 @@ def test_the_public_names_are_pinned():
             "undo",
             "undo_async",
             "validate",
+            "write_changes",
             "write_report",
         ]
     )

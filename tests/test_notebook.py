@@ -160,6 +160,7 @@ def test_plan_predicts_the_run(executed):
         "noop": 0,
         "not_found": GONE,
         "locked": locked,
+        "conflict": 0,
     }
 
 

@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchtag.diff import CHUNK, DIFF_KINDS, DiffCollector, render_plan, write_diff
+from batchtag.diff import CHUNK, DiffCollector, render_plan, write_diff
 from batchtag.model import PlanEntry
+from batchtag.record import CHANGE_KINDS
 from batchtag.tabular import STR, read_table, str_dtype, write_table
 
 BYTES_PER_ROW = 120  # a row as Python list cells was ~300 bytes (10 cells, strings, lists)
@@ -106,7 +107,7 @@ def test_written_diff_is_the_frame_written_row_by_row(tmp_path, monkeypatch, suf
     assert len(frame) > 50
     ours, rows = tmp_path / f"ours{suffix}", tmp_path / f"rows{suffix}"
     write_diff(collect(made).finish(), ours)
-    kinds = {c: DIFF_KINDS.get(c, STR) for c in frame.columns[:10]}
+    kinds = {c: CHANGE_KINDS.get(c, STR) for c in frame.columns[:10]}
     write_table(rows, list(frame.columns), frame.to_dict("records"), kinds)
     if suffix == ".parquet":
         assert pq.read_schema(ours) == pq.read_schema(rows)

@@ -29,6 +29,7 @@ from batchtag.gcore import Client, tags_dict
 from batchtag.inventory import ScopeChoice
 from batchtag.manifest import read_plan
 from batchtag.policy import PolicyError, evaluate, load_policy, parse_policy
+from batchtag.record import EXIT_FAILED
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "cost-policy.toml"
 RULE = "[[rule]]\nname = 'a'\nlower = ['env']"
@@ -248,11 +249,16 @@ def test_the_plan_from_the_exported_state_is_the_manifest_and_check_agrees(snaps
     manifest = evaluate(parse_policy(text, "generated"), frame)
     plan = read_plan(manifest, form="long")
     diff = diff_plan(plan, inventory_state(frame, plan))
-    assert set(diff["verdict"]) <= {"change"}
-    shown = set(zip(diff["snapshot_id"], diff["key"], diff["new"].fillna(""), strict=True))
-    wanted = zip(manifest["snapshot_id"], manifest["key"], manifest["value"], strict=True)
+    assert set(diff["verdict"]) <= {"change", "conflict"}
+    refused = set(manifest.loc[manifest["op"] == "rename", "snapshot_id"])  # rename onto a value
+    assert set(diff.loc[diff["verdict"] == "conflict", "snapshot_id"]) == refused
+    changes = diff[diff["verdict"] == "change"]
+    shown = set(zip(changes["snapshot_id"], changes["key"], changes["new"].fillna(""), strict=True))
+    writes = manifest[~manifest["snapshot_id"].isin(refused)]
+    wanted = zip(writes["snapshot_id"], writes["key"], writes["value"], strict=True)
     assert shown == set(wanted)
-    assert plan_exit_code(diff.attrs["summary"]) == (EXIT_DRIFT if len(manifest) else 0)
+    expected = EXIT_FAILED if refused else EXIT_DRIFT if len(manifest) else 0
+    assert plan_exit_code(diff.attrs["summary"]) == expected
 
 
 def test_an_interrupted_enforce_says_to_run_it_again_not_to_resume(sandbox, tmp_path, monkeypatch):

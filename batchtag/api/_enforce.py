@@ -23,6 +23,7 @@ async def enforce_async(
     /,
     *,
     check: bool = False,
+    output: str | Path | None = None,
     inventory: pd.DataFrame | None = None,
     **options: Any,
 ) -> pd.DataFrame:
@@ -34,6 +35,9 @@ async def enforce_async(
         A TOML policy file (see `batchtag.policy._policy`) or a loaded policy.
     check : bool
         Only evaluate: return the manifest of what would change, send nothing.
+    output : str or Path, optional
+        With ``check``: write the plan as a change file (.csv, .parquet, .jsonl), which
+        `batchtag.apply` applies where each key still holds what the policy saw.
     inventory : DataFrame, optional
         An export to evaluate instead of reading the policy's scopes (exported with
         ``with_volume=True`` when a rule reads the volumes: `Policy.needs_volume`).
@@ -67,14 +71,19 @@ async def enforce_async(
     --------
     >>> drift = await batchtag.enforce_async("cost-policy.toml", check=True)  # doctest: +SKIP
     """
-    return await _enforce(policy, check, inventory, options, [])
+    return await _enforce(policy, check, output, inventory, options, [])
 
 
-async def _enforce(policy, check, inventory, options, engines) -> pd.DataFrame:
+async def _enforce(policy, check, output, inventory, options, engines) -> pd.DataFrame:
     settings = make_options(options, ENFORCE_NAMES, "enforce")
     try:
         outcome = await run_enforce(
-            policy, settings, check=check, inventory=inventory, on_engine=engines.append
+            policy,
+            settings,
+            check=check,
+            output=output,
+            inventory=inventory,
+            on_engine=engines.append,
         )
     except BatchtagError as error:  # the summary file says so, as on the command line
         if settings.summary_json:
@@ -95,13 +104,16 @@ async def _enforce(policy, check, inventory, options, engines) -> pd.DataFrame:
 
 def enforce(policy: str | Path | Policy, /, **options: Any) -> pd.DataFrame:
     check, inventory = options.pop("check", False), options.pop("inventory", None)
+    output = options.pop("output", None)
     try:
         return run_blocking(
-            lambda engines: _enforce(policy, check, inventory, options, engines),
+            lambda engines: _enforce(policy, check, output, inventory, options, engines),
             "batchtag-enforce",
         )
     except Interrupted as error:
         given = {**options, **({"check": check} if check else {})}
+        if output is not None:
+            given["output"] = output
         if inventory is not None:
             given["inventory"] = inventory
         resume = Resume(enforce, "batchtag.enforce", policy, given)

@@ -227,7 +227,7 @@ def undo(report: Any, /, **options: Any) -> pd.DataFrame:
 
 
 def _undo_frame(outcome: Any) -> pd.DataFrame:
-    frame = outcome.undo.manifest
+    frame = outcome.undo.changes
     frame.attrs["skipped"] = outcome.undo.skipped
     frame.attrs["summary"] = outcome.as_dict()
     return frame
@@ -249,7 +249,9 @@ def validate(manifest: Any, /, **options: Any) -> Validation:
 
 _MANIFEST_DOC = """manifest : str, Path or DataFrame
     The manifest: a .csv / .parquet / .jsonl path, or a DataFrame in the long, wide or json
-    form (see ``help(batchtag)``)."""
+    form (see ``help(batchtag)``); or a change file or frame (`batchtag.plan`,
+    `batchtag.undo`), applied exactly where each key still holds its old value (the rest
+    is ``conflict``, unless ``force``)."""
 
 RAISES = {
     "ManifestError": "The manifest is invalid (``.problems``: a DataFrame of every problem,\n"
@@ -266,8 +268,8 @@ _REPORT_HELP = (
     "    from Python writes no report unless this is given."
 )
 _UNDO_OUTPUT_HELP = (
-    "Also write the inverse manifest to this JSON Lines file (``*.jsonl``, the json form);\n"
-    "    an existing file is refused unless ``overwrite=True``."
+    "Also write the change file back to this file (.csv, .parquet or .jsonl); an existing\n"
+    "    file is never replaced: ``overwrite=True`` writes a new one beside it."
 )
 
 
@@ -343,10 +345,12 @@ _document(
 )
 
 _PLAN_RETURNS = (
-    "DataFrame\n    The diff, one row per (snapshot, change): project_id, region_id, snapshot_id,\n"
-    "    verdict (change, noop, not_found, locked), field (tag/name), key, change (add,\n"
-    "    remove, change, read_only), old, new, rows; ``.attrs['summary']`` the counts per\n"
-    "    verdict and per key, ``writes`` (PATCHes an apply would send) and ``requests``."
+    "DataFrame\n    The change frame, one row per (snapshot, key): project_id, region_id,\n"
+    "    snapshot_id, verdict (change, noop, not_found, locked, conflict), field (tag/name),\n"
+    "    key, change (add, remove, change; notes: read_only, conflict), old (the value now,\n"
+    "    checked when applied), new, rows; ``batchtag.apply(frame)`` applies exactly these\n"
+    "    changes where each key still holds its old value. ``.attrs['summary']`` the counts\n"
+    "    per verdict and per key, ``writes`` (PATCHes an apply would send) and ``requests``."
 )
 _PLAN_EXAMPLE = """>>> diff = batchtag.plan("snapshots.csv", project_id=1, region_id=1)  # doctest: +SKIP
 >>> diff.attrs["summary"]["verdicts"]  # doctest: +SKIP
@@ -367,20 +371,24 @@ _document(
     raises=("ManifestError", "UsageError", "AbortRun"),
 )
 _UNDO_DOC = """report : str, Path or DataFrame
-    A report of a run that read the before-state (``check_current=True``, or a run whose
-    report has ``tags_before``): its ``ok`` rows are reverted."""
+    A run's report: its ``ok`` rows are reverted where their before-state was read (every
+    default run; rows written blind with ``check_current=False`` are listed as skipped)."""
 _UNDO_RETURNS = (
-    "DataFrame\n    The inverse manifest (json form: project_id, region_id, snapshot_id, tags, name),\n"
-    "    ready for `batchtag.apply`; ``.attrs['skipped']`` the snapshots left out (status\n"
-    "    ``conflict``: changed since the run; ``not_found``), ``.attrs['summary']`` counts."
+    "DataFrame\n    The change frame that reverts the run (one row per snapshot and key the run\n"
+    "    changed: old = what it holds now, new = its value before the run), ready for\n"
+    "    `batchtag.apply`, which checks every old value again; ``.attrs['skipped']`` the\n"
+    "    snapshots left out (status ``conflict``: a key the run changed was changed since;\n"
+    "    ``not_found``; ``skipped``: cannot be undone, with why), ``.attrs['summary']`` counts."
 )
 _UNDO_EXAMPLE = """>>> inverse = batchtag.undo("run1.csv", output="run1.undo.jsonl")  # doctest: +SKIP
 >>> batchtag.apply(inverse, report="undo1.csv")  # doctest: +SKIP"""
 _document(
     undo,
-    "The manifest that reverts a run; snapshots changed since the run are skipped (conflict).\n\n"
-    "``output`` must be a JSON Lines file (``*.jsonl``, the json form); without it nothing is\n"
-    "written and the returned frame is the manifest to pass to `batchtag.apply`.",
+    "The change file that reverts a run, key by key; a snapshot whose changed keys were changed\n"
+    "again since the run is left out (conflict) unless ``force``.\n\n"
+    "``output`` (.csv, .parquet or .jsonl) is never replaced when it exists (``overwrite=True``\n"
+    "writes beside it); without it nothing is written and the returned frame is what to pass\n"
+    "to `batchtag.apply`. A report a running apply still writes is refused unless ``force``.",
     UNDO_NAMES,
     _UNDO_RETURNS,
     _UNDO_EXAMPLE,

@@ -256,8 +256,36 @@ def echo_error(message: str, log_format: str = "text") -> None:
     _CONSOLE.fail_line(message)
 
 
+# Checks meant for automation (`plan --detailed-exitcode`, `enforce --check`) exit as
+# `terraform plan -detailed-exitcode` does: 0 clean, 2 changes or drift, and 1 for any error
+# (bad input, a missing key, an API that cannot be reached): 2 must mean drift only.
+DETAILED_ERROR = 1
+
+
+class CheckCommand(click.Command):
+    """A command with a check flag for automation (`check_flag`): given it, a command-line
+    usage error (an unknown option, a bad value) exits `DETAILED_ERROR` too, not click's 2."""
+
+    def __init__(self, *args, check_flag: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.check_flag = check_flag
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        checking = self.check_flag in args  # (parsing consumes `args`)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            if checking:
+                error.exit_code = DETAILED_ERROR
+            raise
+
+
 def fail(
-    error: BatchtagError, log_format: str = "text", summary_json: str | None = None
+    error: BatchtagError,
+    log_format: str = "text",
+    summary_json: str | None = None,
+    *,
+    detailed: bool = False,
 ) -> NoReturn:
     """Print `error` as one masked line on stderr and exit with its code.
 
@@ -270,11 +298,14 @@ def fail(
     summary_json : str, optional
         The command's ``--summary-json``: replaced (atomically) by a summary saying this
         exit code and why (``error``), so a scheduler never reads an earlier run's.
+    detailed : bool
+        A check for automation: every error exits `DETAILED_ERROR` (1), since 2 says drift.
     """
     from batchtag.logs import redact
     from batchtag.record import error_summary, fill_started
 
-    summary = error_summary(redact(str(error)), error.exit_code)
+    code = DETAILED_ERROR if detailed else error.exit_code
+    summary = error_summary(redact(str(error)), code)
     if summary_json:
         try:  # ({started} is filled when the run starts: an error before that fills it here)
             summary_json = fill_started({"summary_json": summary_json})["summary_json"]
@@ -285,7 +316,7 @@ def fail(
     if not _CONSOLE.summary:
         _CONSOLE.summary = summary
     echo_error(str(error), log_format)
-    sys.exit(error.exit_code)
+    sys.exit(code)
 
 
 def save_summary(summary: Mapping[str, Any], path: str) -> str | None:

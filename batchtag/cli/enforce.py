@@ -6,6 +6,7 @@ import click
 
 from batchtag.cli.apply import ask, finish
 from batchtag.cli.common import (
+    CheckCommand,
     console,
     fail,
     is_stdout,
@@ -21,7 +22,7 @@ from batchtag.options import click_options
 ENFORCE_OPTIONS = tuple(o.name for o in PYTHON_OPTIONS if o.name not in NOT_FOR_ENFORCE)
 
 
-@click.command()
+@click.command(cls=CheckCommand, check_flag="--check")
 @click.argument("policy")
 @click_options("check", "output", "limit", *ENFORCE_OPTIONS, "yes", *LOGGING_OPTIONS)
 def enforce(
@@ -48,10 +49,15 @@ def enforce(
     nothing; there is no --resume: running enforce again is the resume ({started} in
     --report, --undo-file and --summary-json gives each run its own files).
 
-    Exit codes: as apply (0 ok, 1 some failed or a scope could not be read, 2 bad policy
-    or conflicting rules, nothing sent, 3 aborted, 130 interrupted); with --check (prints
-    the drift, first --limit snapshots; -o FILE writes all of it; sends nothing): 0 nothing
-    to change, 2 drift, 1 errors (a scope that could not be read, missing snapshots).
+    A rename onto a key that holds a different value is refused there (a conflict, named
+    with its rule and snapshot) unless the rule's rename says overwrite = true.
+
+    Exit codes: as apply (0 ok, 1 some failed, a conflict or a scope could not be read, 2
+    bad policy or conflicting rules, nothing sent, 3 aborted, 130 interrupted); with
+    --check (prints the drift, first --limit snapshots; sends nothing; -o FILE writes all of
+    it as a change file, which `batchtag apply FILE` applies as reviewed): 0 nothing to
+    change, 2 drift, 1 any error (bad policy or option, missing key, unreachable API, a
+    scope that could not be read, a conflict).
 
     \b
     Example:
@@ -65,7 +71,8 @@ def enforce(
     to_stdout = is_stdout(output) or is_stdout(kwargs["summary_json"])
     start(log_format, verbose, quiet, color, data_on_stdout=to_stdout)
     if limit < 0:  # before anything is read: -1 is not "no limit"
-        fail(UsageError(f"{option('limit', limit)}: give 0 or more snapshots to show"), log_format)
+        refused = UsageError(f"{option('limit', limit)}: give 0 or more snapshots to show")
+        fail(refused, log_format, detailed=check)
     options = ApplyOptions(**kwargs)
     options.progress = progress_option(options.progress, quiet)
     try:
@@ -73,14 +80,14 @@ def enforce(
         options = options.stamped()
         outcome = run(policy, options, check=check, output=output, confirm=None if yes else ask)
     except BatchtagError as error:
-        fail(error, log_format, options.summary_json)
+        fail(error, log_format, options.summary_json, detailed=check)
     if outcome.run is None:
         show_check(outcome, limit)
         finish(outcome.summary, outcome.summary_json_error, outcome.exit_code, text="")
     from batchtag.commands import format_compliance
     from batchtag.record import format_summary
 
-    text = format_summary(outcome.summary, resumable=False)
+    text = format_summary(outcome.summary, resumable=False, forceable=False)
     console().show(None, "compliance", **compliance_fields(outcome.summary))
     text += "\n" + format_compliance(outcome.summary, ran=True)
     finish(outcome.summary, outcome.summary_json_error, outcome.exit_code, text=text)
@@ -115,7 +122,7 @@ def run(policy: str, options, *, check: bool, output, confirm):
 
 def show_check(outcome, limit: int) -> None:
     """What --check prints: the plan's diff (its first `limit` snapshots), the compliance
-    figures, then a verdict line; with JSON, the plan and compliance events."""
+    figures, a verdict line and where the change file went (-o); with JSON, events."""
     from batchtag.commands import format_compliance
     from batchtag.diff import first_changes, render_plan
 
@@ -128,8 +135,11 @@ def show_check(outcome, limit: int) -> None:
     if out.json:
         out.event("plan", **summary["plan"], changes=first_changes(diff, limit))
         out.event("compliance", **compliance_fields(summary))
-        return
-    color = click.get_current_context().color
-    lines = [render_plan(diff, limit=limit, color=True), format_compliance(summary, ran=False)]
-    lines.append(f"{verdict}: {drift['changes']} tag changes on {drift['snapshots']} snapshots")
-    click.echo("\n".join(lines), err=out.data_on_stdout, color=color)
+    else:
+        color = click.get_current_context().color
+        lines = [render_plan(diff, limit=limit, color=True), format_compliance(summary, ran=False)]
+        lines.append(f"{verdict}: {drift['changes']} tag changes on {drift['snapshots']} snapshots")
+        click.echo("\n".join(lines), err=out.data_on_stdout, color=color)
+    if outcome.output is not None and not is_stdout(outcome.output):
+        written = f"change file written to {outcome.output} ({len(diff)} rows)"
+        out.note(written, event="written", path=outcome.output)

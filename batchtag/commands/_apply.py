@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from batchtag.commands._apply_run import ApplyRun, read_mode
+from batchtag.commands._apply_run import ApplyRun, before_state, read_mode
 from batchtag.commands._connect import open_client
 from batchtag.commands._guards import (  # noqa: F401  (check_max_changes, parse_max_changes: API)
     check_max_changes,
@@ -25,18 +25,20 @@ from batchtag.commands._guards import (  # noqa: F401  (check_max_changes, parse
 from batchtag.commands._locate import locate, locates
 from batchtag.commands._options import ApplyOptions
 from batchtag.defaults import MANIFEST_OPTIONS
-from batchtag.errors import AbortRun
+from batchtag.errors import AbortRun, UsageError, option
 from batchtag.gcore import Client
 from batchtag.manifest import read_plan
 from batchtag.memory import release_memory
 from batchtag.model import Plan, PlanEntry, PlanIndex, iter_masked, needs_current_mask
 from batchtag.read import ScopeError, State
 from batchtag.record import (
+    BLIND_META,
     EXIT_FAILED,
+    READ_META,
+    ChangeWriter,
     ReportLock,
     ReportScan,
     Summary,
-    UndoWriter,
     default_report_path,
     scan_report,
     write_summary_json,
@@ -126,11 +128,12 @@ async def run_apply(
 async def _run_locked(
     source, options, plan, report_path, confirm, on_engine, known: State | None = None
 ) -> RunOutcome:
-    check_report_target(report_path, plan, options)
+    meta = check_report_target(report_path, plan, options)
+    options = keep_mode(options, meta, report_path)
     for name in ("summary_json", "undo_file"):
         if getattr(options, name):
             check_writable(getattr(options, name), name)
-    check_undo_target(options)
+    undo_file, kept = check_undo_target(options)
     resumed = read_resumed(plan, report_path, options)
     pending = None if resumed is None else ~resumed.done
     release_memory()  # what the manifest's and the report's reading freed
@@ -138,13 +141,16 @@ async def _run_locked(
     client = make_client(plan, options)
     summary = Summary(report_path)
     summary.already_done = len(plan.entries) - to_send
+    summary.before_state = before_state(options)
+    summary.notes = list(plan.notes)
+    if kept is not None:
+        summary.notes.append(f"undo file {kept} exists and is kept: this run's goes to {undo_file}")
+    summary.undo_file = None if undo_file is None else str(undo_file)
     run = ApplyRun(client, plan, options, summary, report_path, resumed=resumed)
     del resumed  # the run hands it to its report writer, which keeps what it needs
     # Opened first: a bad undo file name is exit 2 before any request (the report itself is
     # opened only once the guards passed, so a refused run leaves none behind).
-    run.undo = (
-        UndoWriter(options.undo_file, append=bool(options.resume)) if options.undo_file else None
-    )
+    run.undo = ChangeWriter(undo_file) if undo_file is not None else None
     if known is not None:
         run.state = known
         summary.state_read(known.read, known.requests)
@@ -177,6 +183,22 @@ async def _run_locked(
     return outcome
 
 
+def keep_mode(options: ApplyOptions, meta: dict | None, report_path: Path) -> ApplyOptions:
+    """A resume reads (or writes blind) as the run it resumes did (its report's metadata),
+    so the report stays one kind of run: a different explicit choice is refused."""
+    stored = (meta or {}).get("before_state")
+    if stored not in (READ_META, BLIND_META) or options.dry_run:
+        return options
+    reads = stored == READ_META
+    if options.check_current is not None and bool(options.check_current) != reads:
+        how = "read every snapshot first" if reads else "wrote blind"
+        raise UsageError(
+            f"{report_path} is a run that {how}; its resume does the same: drop "
+            f"{option('check_current', bool(options.check_current))}, or start a new report"
+        )
+    return replace(options, check_current=reads)
+
+
 def streams(run: ApplyRun) -> bool:
     """Whether the run sends while it reads the state (`ApplyRun.stream`): when it reads any,
     unless ``max_changes`` needs the whole state first (it counts the snapshots that would
@@ -192,7 +214,7 @@ async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confi
     confirmation prompt."""
     changes = to_send
     if run.options.max_changes not in (None, ""):
-        changes = writes_needed(run.state, pending_entries(run.plan, pending))
+        changes = writes_needed(run.state, pending_entries(run.plan, pending), run.options.force)
     reader = None if run.client is None else run.reader(run.options.concurrency)
     await check_max_changes(reader, run.plan, changes, run.options)
     target = describe_target(run.client.settings.base_url, run.plan.scopes)

@@ -8,7 +8,9 @@ after a run, how many it changed.
 
 The same figures go into the ``compliance`` JSON event, ``--summary-json`` and the Python
 summary as ``"inventory": N, "rules": [{"name", "matched", "noncompliant", "changed"}]``
-(a copy rule also has ``orphans``: matched snapshots whose volume is gone, left alone).
+(a copy rule also has ``orphans``: matched snapshots whose volume is gone, left alone; a
+rule with renames ``refused``: snapshots whose new key holds another value, left alone as a
+conflict).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def compliance(
         }
         if "orphans" in counts:  # a copy rule: matched, but the volume is gone
             rule["orphans"] = int(counts["orphans"])
+        if "refused" in counts:  # renames onto another value: left alone (a conflict)
+            rule["refused"] = int(counts["refused"])
         rules.append(rule)
     return {"inventory": int(inventory_size), "rules": rules}
 
@@ -80,5 +84,7 @@ def format_compliance(figures: Mapping[str, Any], *, ran: bool) -> str:
         text += f", {rule['changed']} changed" if ran else ""
         if "orphans" in rule:
             text += f", {rule['orphans']} whose volume is gone (left alone)"
+        if rule.get("refused"):
+            text += f", {rule['refused']} refused (a rename onto another value: a conflict)"
         lines.append(text)
     return "\n".join(lines)

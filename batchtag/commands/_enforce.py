@@ -79,6 +79,7 @@ class EnforceOutcome:
     exit_code: int
     summary: dict[str, Any] = field(default_factory=dict)
     summary_json_error: str | None = None  # set when --summary-json could not be written
+    output: str | None = None  # the drift file `check` wrote ({started} filled in)
 
 
 async def run_enforce(
@@ -104,13 +105,15 @@ async def run_enforce(
         The apply run's options (also the export's connection, concurrency and rate).
     check : bool
         Stop after the plan: exit code 2 when anything would change, else 0 (1 when a
-        scope could not be read or the plan has errors).
+        scope could not be read or the plan has errors: a conflict, such as a rename onto
+        another value).
     inventory : DataFrame, optional
         Evaluate this instead of exporting the policy's scopes.
     confirm, on_engine : callable, optional
         As for `batchtag.commands._apply.run_apply`.
     output : str or PathLike, optional
-        With `check`: write the full drift there (the change file `plan -o` writes).
+        With `check`: write the full drift there, the change file `plan -o` writes
+        (`batchtag apply` applies it, each key checked against the value the policy saw).
 
     Returns
     -------
@@ -190,7 +193,8 @@ def _checked(manifest, diff, size, failed, warnings, options, output) -> Enforce
         "warnings": warnings,
         "exit_code": code,
     }
-    result = EnforceOutcome(manifest, diff, None, code, summary)
+    written = None if output is None else str(output)
+    result = EnforceOutcome(manifest, diff, None, code, summary, output=written)
     if options.summary_json:
         result.summary_json_error = save_summary_json(summary, options.summary_json)
     return result
@@ -239,12 +243,9 @@ def check_options(
             )
         check_output(output, overwrite=options.overwrite)
     parse_max_changes(options.max_changes)
-    for name in NOT_FOR_ENFORCE:
+    for name, why in NOT_FOR_ENFORCE.items():
         if getattr(options, name):
-            raise UsageError(
-                f"enforce takes no {option(name)}: run it again, it re-reads the state "
-                "and sends only what still differs"
-            )
+            raise UsageError(f"enforce takes no {option(name)}: {why}")
 
 
 def check_max_changes(limit: str | int | None, to_send: int, inventory_size: int) -> None:

@@ -167,3 +167,6 @@ class _FrameRows:
         values = self.frame[name].tolist()
         for start in range(0, len(values), batch):
             yield values[start : start + batch]
+
+
+write_changes = write_diff  # its public name: every change file is written by it

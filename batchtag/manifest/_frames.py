@@ -21,6 +21,7 @@ from batchtag.manifest._cells import column_type, held_column, python_cell, text
 from batchtag.manifest._forms import edited_tags_copy, is_export_tags_copy
 from batchtag.manifest._model import Manifest, header_problems
 from batchtag.model import ID_COLUMNS, LONG_COLUMNS, NAME_COLUMN, TAG_PREFIX
+from batchtag.record import unread_columns
 
 BATCH_ROWS = 65_536  # Parquet rows read at once
 NOT_CELLS = (list, tuple, set, frozenset, dict, bytes, bytearray, np.ndarray)
@@ -39,11 +40,14 @@ def load_parquet(path: Path) -> Manifest:
             problems = header_problems(raw, line=None)
             if problems:
                 raise ManifestError(problems)
-            names = [name.strip() for name in raw]
+            skip = unread_columns(name.strip() for name in raw)
+            read = [name for name in raw if name.strip() not in skip]
+            names = [name.strip() for name in read]
             chunks: dict[str, list] = {name: [] for name in names}
             converted: dict[str, tuple[int, Any]] = {}
             done = 0
-            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
+            batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=read, use_threads=False)
+            for batch in batches:
                 for name, column in zip(names, batch.columns, strict=True):
                     if is_value_column(name) and name not in converted:
                         first = _first_typed(column)
@@ -83,7 +87,10 @@ def load_frame(df: pd.DataFrame) -> Manifest:
     cell_problems: list[Problem] = []
     converted = []
     columns = {}
+    skip = unread_columns(name.strip() for name in names)
     for i, name in enumerate(names):
+        if name.strip() in skip:
+            continue
         series = df.iloc[:, i]
         if _scalar_only(name.strip()):
             cell_problems.extend(_not_cells(name.strip(), series))

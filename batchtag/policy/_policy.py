@@ -13,7 +13,9 @@ A policy is an optional ``[scope]`` and one or more ``[[rule]]`` tables::
 
 A rule's ``where`` (default: every snapshot) picks snapshots; its actions say what they get:
 ``set`` (key = value), ``delete`` (keys), ``lower`` / ``upper`` (keys whose value changes
-case), ``rename`` (old key = new key), ``copy`` (tags inherited from the snapshot's volume)::
+case), ``rename`` (old key = new key; onto a key that already holds a different value it is
+refused, unless the table says ``overwrite = true``: ``rename = { Owner = "owner",
+overwrite = true }``), ``copy`` (tags inherited from the snapshot's volume)::
 
     [[rule]]
     name = "cost tags follow the volume"
@@ -89,6 +91,7 @@ COPY_KEYS = ("from", "keys", "overwrite")  # a copy table's keys
 COPY_SOURCES = ("volume",)  # where `copy` takes tags from
 COPY_EXAMPLE = '{ from = "volume", keys = ["cost-center"] }'
 WILDCARDS = "*?["  # a copy key holding one of these is an fnmatch pattern
+OVERWRITE = "overwrite"  # in a rename or copy table: `overwrite = true` (a boolean)
 RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 
 
@@ -143,6 +146,7 @@ class Rule:
     upper: tuple[str, ...] = ()
     rename: dict[str, str] = field(default_factory=dict)
     copy: Copy | None = None
+    rename_overwrite: bool = False  # a rename may replace a different value
     line: int | None = None  # the line of its [[rule]] header, for messages
 
     @property
@@ -291,12 +295,17 @@ def _rule(raw: Any, index: int, line: int | None, source: str) -> Rule:
     condition = raw.get("where")
     if condition is not None and not isinstance(condition, str):
         raise PolicyError(f'{where}: where must be a string (a condition, e.g. "size > 100")')
+    overwrite = False
+    if isinstance(raw.get("rename"), dict) and isinstance(raw["rename"].get(OVERWRITE), bool):
+        renames = dict(raw["rename"])  # a string there renames a tag named "overwrite"
+        overwrite = renames.pop(OVERWRITE)
+        raw = {**raw, "rename": renames}
     actions = {a: _action(a, raw[a], where) for a in ACTIONS if a in raw}
     if not any(actions.values()):
         raise PolicyError(f"{where}: no action; give one of {', '.join(ACTIONS)}")
     _check_tag_text(actions, where)
     _check_written_once(actions, where)
-    return Rule(name, condition, line=line, **actions)
+    return Rule(name, condition, rename_overwrite=overwrite, line=line, **actions)
 
 
 def _action(action: str, value: Any, where: str) -> Any:

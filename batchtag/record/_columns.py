@@ -1,8 +1,8 @@
 """The dtype contract: the kind of every column batchtag returns in a frame or writes to a file.
 
-One table for the report, the change files (a plan's diff, an undo manifest, a policy's
-drift) and the inventory (export), so every writer and every reader takes a column's
-storage and dtype from the same place:
+One table for the report, the change files (`plan -o`, `undo -o`, `apply --undo-file`,
+`enforce --check -o`) and the inventory (export), so every writer and every reader takes a
+column's storage and dtype from the same place:
 
 - ids and texts: pandas' string dtype (CSV text, JSON strings, Arrow ``string``);
 - ``project_id``, ``region_id`` and counts: ``Int64`` (Arrow ``int64``);
@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from batchtag.record._changes import CHANGE_KINDS
 from batchtag.record._schema import REPORT_SCHEMA
 from batchtag.tabular import (
     ANY,
@@ -44,16 +45,11 @@ if TYPE_CHECKING:
 COLUMN_KINDS: dict[str, Kind] = {
     # the report (its own table: `REPORT_SCHEMA`, with each column's meaning)
     **{column.name: column.kind for column in REPORT_SCHEMA},
-    # change files: a plan's diff, an undo manifest (json form), a policy's changes
-    "verdict": STR,
-    "field": STR,
-    "key": STR,
-    "change": STR,
-    "old": STR,
-    "new": STR,
+    # change files (their own table: `CHANGE_SCHEMA`), and the manifests a policy makes
+    **CHANGE_KINDS,
     "op": STR,
     "value": STR,
-    "tags": TAGS,  # user tags (an export), or a merge patch whose nulls delete (an undo)
+    "tags": TAGS,  # user tags (an export), or a json-form manifest's merge patch
     "name": STR,
     "rule": STR,
     # the inventory (export)
