@@ -48,7 +48,8 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy_commands:
             module_name, attribute = self.lazy_commands[cmd_name].split(":")
-            command = getattr(importlib.import_module(module_name), attribute)
+            with common.held_signals():  # a signal mid-import ends the command cleanly
+                command = getattr(importlib.import_module(module_name), attribute)
             command.name = cmd_name
             return command
         return super().get_command(ctx, cmd_name)

@@ -12,6 +12,7 @@ event however the command ended: usage errors, interrupts and crashes included.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -103,13 +104,47 @@ def stop_on_signals() -> None:
     files, the report lock) before the interrupt ends the command (exit 130). While an
     apply run sends, the engine's own handlers take over (it drains, then reports); the
     event loop resets them when it closes, so the command calls this again after it."""
+    _STATE["ours"] = True
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, _as_ctrl_c)
 
 
+_HELD: list[int] = []  # signals received while a command's modules were imported
+_STATE = {"ours": False, "holding": False}
+
+
+@contextlib.contextmanager
+def held_signals():
+    """Hold SIGINT, SIGTERM and SIGHUP while a command's modules are imported, then stop.
+
+    An interrupt raised inside a C extension's import surfaces as an ImportError naming
+    another module; held, it ends the command as an interrupt once the import is done."""
+    if not _STATE["ours"]:  # not the process's own command line (a test's runner)
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, _hold)
+    _STATE["holding"] = True
+    try:
+        yield
+    finally:
+        _STATE["holding"] = False
+        signal.signal(signal.SIGINT, previous)
+    if _HELD:
+        _HELD.clear()
+        raise KeyboardInterrupt
+
+
+def _hold(signum: int, frame: Any) -> None:
+    _HELD.append(signum)
+
+
 def _as_ctrl_c(signum: int, frame: Any) -> None:
+    if _STATE["holding"]:
+        _HELD.append(signum)
+        return
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
         handler(signal.SIGINT, frame)
