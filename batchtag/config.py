@@ -19,6 +19,41 @@ ENV_REGION_ID = "GCORE_CLOUD_REGION_ID"
 ENV_CA_BUNDLE = "SSL_CERT_FILE"  # the CA bundle when --ca-bundle is not given (OpenSSL's name)
 
 
+class Secret:
+    """A value that never shows: its repr and str are ``***``, `vars()` cannot see into it.
+
+    Objects that hold an API key for later calls (`batchtag.Client`, a run's resume call)
+    keep it in one, so printing them, their ``vars()`` or their ``__dict__`` in a notebook
+    shows no key.
+
+    Examples
+    --------
+    >>> key = Secret("s3cret")
+    >>> key, str(key), key.reveal()
+    (***, '***', 's3cret')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself, to send it where it belongs."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where and how to connect. `ssl_context` (None: the system's CAs) is built once, by

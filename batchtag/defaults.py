@@ -58,7 +58,14 @@ OPTIONS: dict[str, Option] = _opts(
     # -- the report ---------------------------------------------------------------------
     Option("report", None, "path", "Report path (.csv/.parquet/.jsonl).", "str | Path | None"),
     Option("resume", None, "path", "Continue this report's run.", "str | Path | None"),
-    Option("overwrite", False, "flag", "Replace an existing report, undo file or -o file.", "bool"),
+    Option(
+        "overwrite",
+        False,
+        "flag",
+        "Replace an existing report or -o file; an existing undo file is kept and a new one"
+        " written beside it.",
+        "bool",
+    ),
     Option("dry_run", False, "flag", "Send no writes; report rows are `planned`.", "bool"),
     Option("summary_json", None, "path", "Also write the summary here.", "str | Path | None"),
     # -- sending ------------------------------------------------------------------------
@@ -92,15 +99,26 @@ OPTIONS: dict[str, Option] = _opts(
         "check_current",
         None,
         "toggle",
-        "Read the snapshots first: send only the keys that change, skip no-op writes"
-        " (default: when the reads are fewer requests than the writes they may save).",
+        "Read the snapshots first (list pages or GETs, whichever are fewer requests): send"
+        " only the keys that change, skip no-op writes, keep the before-state for undo"
+        " [default: on; off for --dry-run]. --no-check-current writes blind: the run"
+        " cannot be undone.",
         "bool | None",
+    ),
+    Option(
+        "force",
+        False,
+        "flag",
+        "Write snapshots that are a conflict too: a change file's keys changed since it was"
+        " written, or (undo) snapshots changed since the run. Overwrites the later change.",
+        "bool",
     ),
     Option(
         "undo_file",
         None,
         "path",
-        "Write the inverse manifest (.jsonl) of every applied change as the run goes.",
+        "Write the change file that reverts every applied change, as the run goes (.csv,"
+        " .jsonl or .parquet; `batchtag apply` it to undo). An existing one is never replaced.",
         "str | Path | None",
     ),
     Option(
@@ -144,6 +162,22 @@ OPTIONS: dict[str, Option] = _opts(
         "project_id", None, "int", "Project for rows without a project_id column.", "int | None"
     ),
     Option("region_id", None, "int", "Region for rows without a region_id column.", "int | None"),
+    Option(
+        "all_regions",
+        False,
+        "flag",
+        "Every region the API lists (GET /cloud/v1/regions) for the project(s); a manifest"
+        " without a region_id column: each snapshot where it is found.",
+        "bool",
+    ),
+    Option(
+        "all_projects",
+        False,
+        "flag",
+        "Every project the API lists (GET /cloud/v1/projects); a manifest without a"
+        " project_id column: each snapshot where it is found.",
+        "bool",
+    ),
     # -- the connection -----------------------------------------------------------------
     Option(
         "base_url",
@@ -184,11 +218,27 @@ OPTIONS: dict[str, Option] = _opts(
         "log_format",
         "text",
         "str",
-        "json: one JSON object per log line, for schedulers.",
+        "json: every line printed is one JSON object (logs, results, errors), the last"
+        ' {"event": "finished", ...}; for schedulers.',
         choices=("text", "json"),
         python=False,
     ),
-    Option("as_json", False, "flag", "Print the summary as JSON.", flag="--json", python=False),
+    Option(
+        "color",
+        None,
+        "toggle",
+        "Colour the output (default: on a terminal, unless NO_COLOR is set).",
+        python=False,
+    ),
+    Option("as_json", False, "flag", "Print the result as JSON.", flag="--json", python=False),
+    Option(
+        "values",
+        None,
+        "str",
+        "List this tag key's values (with the number of snapshots having each), not the keys.",
+        "str | None",
+        python=False,
+    ),
     Option(
         "check",
         False,
@@ -214,13 +264,12 @@ OPTIONS: dict[str, Option] = _opts(
         "bool",
         python=False,
     ),
-    Option("limit", 20, "int", "Snapshots shown in full in the printed plan.", "int", python=False),
     Option(
-        "force",
-        False,
-        "flag",
-        "Also revert snapshots changed since the run (overwrites the later change).",
-        "bool",
+        "limit",
+        20,
+        "int",
+        "Snapshots shown in full in the printed plan (or drift).",
+        "int",
         python=False,
     ),
     Option(
@@ -272,17 +321,23 @@ OPTIONS: dict[str, Option] = _opts(
 
 # The options a Python caller (and `ApplyOptions`) has, in table order.
 PYTHON_OPTIONS: tuple[Option, ...] = tuple(o for o in OPTIONS.values() if o.python)
-# Apply options `enforce` does not take: it re-reads the state every run, so running it again
-# is the resume.
-NOT_FOR_ENFORCE = ("resume",)
+# Apply options `enforce` does not take, and why: it re-reads the state every run, so running
+# it again is the resume; a rule's own `overwrite = true` is how it replaces values.
+NOT_FOR_ENFORCE = {
+    "resume": "run it again, it re-reads the state and sends only what still differs",
+    "force": "a rename replaces a different value only with overwrite = true in its rule",
+}
 
 # Named groups, for commands to stack: how a manifest is read, its default scope, the
 # connection, logging. MANIFEST_OPTIONS is what `validate` accepts.
 FORM_OPTIONS = ("form", "delete_marker", "empty_deletes")
 SCOPE_OPTIONS = ("project_id", "region_id")
 MANIFEST_OPTIONS = FORM_OPTIONS + SCOPE_OPTIONS
+# Scopes listed from the API instead of named (export, keys, enforce; plan and apply locate
+# the snapshots of a manifest without the column).
+DISCOVERY_OPTIONS = ("all_projects", "all_regions")
 CONNECTION_OPTIONS = ("base_url", "api_key", "insecure_http", "ca_bundle")
-LOGGING_OPTIONS = ("verbose", "quiet", "log_format")
+LOGGING_OPTIONS = ("verbose", "quiet", "log_format", "color")
 # How reads are sent (plan, undo, export): the engine's pacing, timeouts and retries.
 READ_OPTIONS = (
     "concurrency",
@@ -316,17 +371,22 @@ def default(name: str) -> Any:
     return OPTIONS[name].default
 
 
-def numpydoc_parameters(names: tuple[str, ...] | None = None) -> str:
-    """A numpydoc ``Parameters`` body for the given options (default: every Python one)."""
+def numpydoc_parameters(
+    names: tuple[str, ...] | None = None, helps: dict[str, str] | None = None
+) -> str:
+    """A numpydoc ``Parameters`` body for the given options (default: every Python one);
+    `helps` gives an option a function's own text instead of the table's help."""
     chosen = PYTHON_OPTIONS if names is None else tuple(OPTIONS[n] for n in names)
     lines = []
     for o in chosen:
         lines.append(f"{o.name} : {o.annotation}, default {o.default!r}")
-        lines.append(f"    {o.help} (CLI: ``{o.cli_flag}``)")
+        lines.append(f"    {(helps or {}).get(o.name, o.help)} (CLI: ``{o.cli_flag}``)")
     return "\n".join(lines)
 
 
-def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, summary: str = ""):
+def document_options(
+    func: Any, names: tuple[str, ...] = (), like: Any = None, summary: str = "", example: str = ""
+):
     """Give `func`, which takes the options `names` as ``**options``, their real signature.
 
     Parameters
@@ -340,6 +400,8 @@ def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, s
         signature and docstring, `summary` replacing the docstring's first paragraph.
     summary : str
         With `like`: `func`'s own first paragraph.
+    example : str
+        With `like`: `func`'s own ``Examples`` body (the async twin's shows ``await``).
 
     Returns
     -------
@@ -360,7 +422,10 @@ def document_options(func: Any, names: tuple[str, ...] = (), like: Any = None, s
     if like is not None:
         doc = inspect.cleandoc(like.__doc__)
         func.__signature__ = inspect.signature(like)
-        func.__doc__ = summary + doc[doc.find("\n\n") :]
+        doc = summary + doc[doc.find("\n\n") :]
+        if example:
+            doc = doc[: doc.index("Examples\n--------\n")] + f"Examples\n--------\n{example}\n"
+        func.__doc__ = doc
         return func
     base = inspect.signature(func)
     params = [p for p in base.parameters.values() if p.kind is not p.VAR_KEYWORD]

@@ -2,9 +2,10 @@
 table, and returns its figures against their targets (rows of the final table).
 
 Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run), 11
-(export), 25 (inherit), 22 (breadth: many tags, keys and rules) and 27 (first request,
-resume, plan -o); rate, adaptive and validate keep the targets of earlier issues. Every figure is
-measured in the run that prints it: ratios compare clients measured in the same run.
+(export), 25 (inherit), 22 (breadth: many tags, keys and rules), 27 (first request,
+resume, plan -o) and 23 (change files); rate, adaptive and validate keep the targets of
+earlier issues. Every figure is measured in the run that prints it: ratios compare clients
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -423,6 +424,35 @@ def plan_output() -> list[Figure]:
     return figures
 
 
+def changes() -> list[Figure]:
+    from benchmarks import bench_changes as bench
+
+    size = label(bench.SNAPSHOTS)
+    heading = (
+        f"change files: apply of a {size}-row change file vs the manifest it came from,"
+        f" best of {bench.ROUNDS}"
+    )
+    r = bench.ratios(shown(bench, heading))
+    what = (
+        f"`batchtag apply` of the {size}-row change file `plan -o` wrote vs of its wide"
+        " manifest, whole processes, the same freshly reset sandbox"
+    )
+    return [
+        Figure(
+            f"change file {size}: apply wall time / manifest's",
+            what,
+            r["wall"],
+            target=at_most(bench.TARGET),
+        ),
+        Figure(
+            f"change file {size}: apply peak RSS / manifest's",
+            "the same runs' VmHWM",
+            r["peak"],
+            target=at_most(bench.TARGET),
+        ),
+    ]
+
+
 def ratio_and_peak(
     bench: ModuleType, heading: str, ratio: Figure, peaked: tuple[str, str], bound_mb: float
 ) -> list[Figure]:
@@ -505,6 +535,7 @@ SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "breadth": breadth,
     "export": export,
     "plan": plan,
+    "changes": changes,
     "plan_output": plan_output,
     "resume": resume,
     "memory": memory,

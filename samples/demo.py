@@ -1,7 +1,7 @@
 """`make demo`: the migration story against the local sandbox, in under a minute.
 
-validate -> plan (a few lines of diff) -> apply with an undo file -> the report's head ->
-undo -> the state is back where it started. Runs from the repository
+validate -> plan to a file (a few lines of diff) -> apply that plan file with an undo file ->
+the report's head -> undo -> the state is back where it started. Runs from the repository
 (`python samples/demo.py`), not from the installed package.
 
 The sandbox runs in its own process and is stopped in every case, a failing step included.
@@ -22,10 +22,11 @@ from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_PROJECT_ID, ENV_REGIO
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "snapshots-long.csv"
 OUT = Path("reports") / "demo"
+PLAN = OUT / "plan.csv"  # the change file `plan -o` writes: what `apply` applies, as reviewed
 REPORT = OUT / "run1.csv"
 UNDO = OUT / "run1.undo.jsonl"
-REVERT = OUT / "revert.jsonl"  # `batchtag undo`'s inverse, checked against the current state
-REVERT_REPORT = OUT / "revert.csv"
+REVERT = OUT / "revert.csv"  # `batchtag undo`'s change file back, checked key by key
+REVERT_REPORT = OUT / "revert-run.csv"
 BANNER = "batchtag sandbox listening on "
 
 
@@ -90,8 +91,8 @@ def show_report_head() -> None:
 def story(env: dict[str, str]) -> None:
     before = user_state(env)
     batchtag(env, "validate", str(SAMPLE))
-    batchtag(env, "plan", str(SAMPLE), "--limit", "6")
-    batchtag(env, "apply", str(SAMPLE), "--report", str(REPORT), "--undo-file", str(UNDO), "--yes")
+    batchtag(env, "plan", str(SAMPLE), "--limit", "6", "-o", str(PLAN))
+    batchtag(env, "apply", str(PLAN), "--report", str(REPORT), "--undo-file", str(UNDO), "--yes")
     show_report_head()
     changed = sum(1 for sid, state in user_state(env).items() if before.get(sid) != state)
     print(f"\n{changed} snapshots changed; now take the run back:")

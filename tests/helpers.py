@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -83,6 +84,28 @@ def fetch(base_url: str, snapshot_id: str, project_id: int = 1, region_id: int =
 
 def fetch_tags(base_url: str, snapshot_id: str) -> dict[str, str]:
     return tags_dict(fetch(base_url, snapshot_id))
+
+
+def change_state(sandbox, snapshot_id: str, tags: dict[str, str], name: str | None = None) -> None:
+    """Give a snapshot exactly these user tags (and `name`) through the API, as someone else
+    would between two runs (read-only tags stay)."""
+
+    async def go() -> None:
+        async with Client(Settings(sandbox.base_url, API_KEY)) as client:
+            body: dict = {"tags": None}
+            await client.patch_snapshot(1, 1, snapshot_id, json.dumps(body).encode())
+            body = {"tags": tags} if tags else {}
+            if name is not None:
+                body["name"] = name
+            if body:
+                await client.patch_snapshot(1, 1, snapshot_id, json.dumps(body).encode())
+
+    asyncio.run(go())
+
+
+def tags_of(sandbox, snapshot_id: str) -> dict[str, str]:
+    """A snapshot's user tags, read through the API."""
+    return tags_dict(fetch(sandbox.base_url, snapshot_id), user_only=True)
 
 
 def env_for(sandbox) -> dict[str, str]:

@@ -34,7 +34,7 @@ def problems_of(source, **options) -> list[str]:
     options.setdefault("env", NO_ENV)
     with pytest.raises(ManifestError) as caught:
         read_plan(source, **options)
-    return [str(p) for p in caught.value.problems]
+    return [str(p) for p in caught.value.details]
 
 
 def validate(*args, env=None, stdin=None) -> Result:

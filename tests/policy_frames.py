@@ -53,11 +53,14 @@ def user_tags(frame: pd.DataFrame) -> list[dict[str, str]]:
 
 def after(snapshots: list[dict], manifest: pd.DataFrame) -> list[dict]:
     """The reference model of applying a long set/delete manifest to the snapshots (their
-    volumes stay as they are)."""
+    volumes stay as they are; its `rename` rows are renames the policy refused: they change
+    nothing)."""
     out = [{**s, "tags": dict(s.get("tags", {}))} for s in snapshots]
     index = {f"aaaaaaaa-0000-4000-8000-{i:012d}": i for i in range(len(out))}
     for row in manifest.itertuples(index=False):
         tags = out[index[row.snapshot_id]]["tags"]
+        if row.op == "rename":
+            continue
         if row.op == "set":
             tags[row.key] = row.value
         else:
@@ -125,7 +128,8 @@ def rules_st(draw) -> str:
             if action == "set":
                 lines.append(f"set = {{ {keys[0]} = '{draw(st.sampled_from(VALUES))}' }}")
             elif action == "rename":
-                lines.append(f"rename = {{ {keys[0]} = '{keys[1]}' }}")
+                flag = ", overwrite = true" if draw(st.booleans()) else ""
+                lines.append(f"rename = {{ {keys[0]} = '{keys[1]}'{flag} }}")
             else:
                 lines.append(f"{action} = ['{keys[0]}']")
         if len(lines) > 1 + bool(where):

@@ -66,7 +66,7 @@ def test_a_usage_error_found_late_writes_exit_2(make_sandbox, tmp_path):
     result = invoke([*args, "--summary-json", str(summary)], server)
     assert result.exit_code == 2, result.output
     data = json.loads(summary.read_text())
-    assert data["exit_code"] == 2 and "the undo file is JSON Lines" in data["error"]
+    assert data["exit_code"] == 2 and "name the file *.jsonl, *.csv or *.parquet" in data["error"]
     assert data["aborted"] is None
     assert server.stats()["total_requests"] == 0
 

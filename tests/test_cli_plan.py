@@ -12,7 +12,7 @@ from helpers import API_KEY, SID, closed_url, env_for, invoke, patches, write_lo
 
 import batchtag
 from batchtag.cli import main
-from batchtag.diff import DIFF_COLUMNS, DIFF_KINDS
+from batchtag.record import CHANGE_COLUMNS, CHANGE_KINDS
 from batchtag.tabular import read_table
 
 RO_KEY = "created-by"
@@ -75,10 +75,16 @@ def test_python_plan_gives_every_verdict_with_exact_rows_and_sends_no_write(mixe
     diff = batchtag.plan(
         manifest, base_url=server.base_url, api_key=API_KEY, project_id=1, region_id=1
     )
-    assert list(diff.columns) == DIFF_COLUMNS
+    assert list(diff.columns) == CHANGE_COLUMNS
     assert rows_of(diff.astype(object).where(diff.notna(), None).to_dict("records")) == expected
     summary = diff.attrs["summary"]
-    assert summary["verdicts"] == {"change": 4, "noop": 1, "not_found": 1, "locked": 1}
+    assert summary["verdicts"] == {
+        "change": 4,
+        "noop": 1,
+        "not_found": 1,
+        "locked": 1,
+        "conflict": 0,
+    }
     assert summary["writes"] == 5
     assert summary["keys"]["env"] == {"add": 1, "remove": 0, "change": 1}
     assert patches(server) == 0
@@ -91,8 +97,8 @@ def test_output_file_holds_the_full_diff_in_each_format(mixed, tmp_path, suffix)
     out = tmp_path / f"diff{suffix}"
     result = invoke(["plan", str(manifest), "-o", str(out), "--limit", "1"], server)
     assert result.exit_code == 1, result.output  # a snapshot is not found: an error
-    columns, records = read_table(out, DIFF_KINDS)
-    assert columns == DIFF_COLUMNS
+    columns, records = read_table(out, CHANGE_KINDS)
+    assert columns == CHANGE_COLUMNS
     assert rows_of(records) == expected
     assert [r["rows"] for r in records][:2] == [[1], [3]]
     assert "... and 5 more snapshots" in result.output  # 6 with changes, 1 shown
@@ -107,8 +113,8 @@ def test_limit_0_prints_the_same_summary_and_still_writes_every_row(mixed, tmp_p
     assert bare.output.strip() == full.output.split("\n\n")[0].strip()
     out = tmp_path / "diff.csv"
     written = invoke(["plan", str(manifest), "--limit", "0", "-o", str(out)], server)
-    assert rows_of(read_table(out, DIFF_KINDS)[1]) == expected
-    assert f"diff written to {out} ({len(expected)} rows)" in written.output
+    assert rows_of(read_table(out, CHANGE_KINDS)[1]) == expected
+    assert f"change file written to {out} ({len(expected)} rows)" in written.output
 
 
 def test_a_negative_limit_is_one_line_exit_2_before_any_request(mixed, tmp_path):
@@ -140,7 +146,7 @@ def test_an_existing_output_is_refused_unless_overwrite(mixed, tmp_path):
         batchtag.plan(manifest, output=out, **python)
     assert server.stats()["total_requests"] == before
     assert invoke(["plan", str(manifest), "-o", str(out), "--overwrite"], server).exit_code == 1
-    assert rows_of(read_table(out, DIFF_KINDS)[1]) == expected
+    assert rows_of(read_table(out, CHANGE_KINDS)[1]) == expected
     diff = batchtag.plan(manifest, output=out, overwrite=True, **python)
     assert len(diff) == len(expected)
 
@@ -177,6 +183,16 @@ def test_detailed_exitcode_is_0_unchanged_2_changes_1_errors(make_sandbox, tmp_p
     assert plan(missing, "--detailed-exitcode") == 1
     assert plan(change) == 0  # without the flag, changes are not an error
     assert plan(missing) == 1
+    # With the flag every error is 1, so 2 always means drift: a bad manifest, a bad option,
+    # a missing key, an API that cannot be reached.
+    bad = [{"snapshot_id": "nope", "op": "set", "key": "env", "value": "x"}]
+    assert plan(bad) == 2 and plan(bad, "--detailed-exitcode") == 1
+    assert plan(change, "--detailed-exitcode", "--limit", "lots") == 1
+    manifest = str(write_long_csv(tmp_path / "m.csv", change))
+    no_key = invoke(["plan", manifest, "--detailed-exitcode"], server, GCORE_API_KEY="")
+    assert no_key.exit_code == 1 and "API key" in no_key.output
+    away = ["plan", manifest, "--detailed-exitcode", "--retries", "0"]
+    assert invoke(away, server, GCORE_BASE_URL=closed_url()).exit_code == 1
     assert patches(server) == 0
 
 
@@ -192,7 +208,7 @@ def test_a_few_snapshots_of_a_big_scope_are_read_by_get_with_the_same_rows(make_
     out = tmp_path / "diff.csv"
     result = invoke(["plan", str(write_long_csv(tmp_path / "m.csv", rows)), "-o", str(out)], server)
     assert result.exit_code == 1, result.output
-    assert rows_of(read_table(out, DIFF_KINDS)[1]) == [
+    assert rows_of(read_table(out, CHANGE_KINDS)[1]) == [
         (SID, "not_found", None, None, None, None, None),
         (b, "change", "tag", "env", "change", "dev", "prod"),
         (b, "change", "tag", RO_KEY, "read_only", "gcore", "me"),

@@ -1,6 +1,7 @@
-"""`batchtag undo` and `batchtag.undo()` against the sandbox: the undo file reverts a run,
-drifted snapshots are `conflict` and left alone unless --force, a blind run is refused; and
-the property plan == apply, apply + apply(undo) == original."""
+"""`batchtag undo` and `batchtag.undo()` against the sandbox: the undo file (a change file)
+reverts a run, a snapshot whose changed keys drifted is `conflict` and left alone unless
+--force, rows written blind are listed and the rest reverted; and the property
+plan == apply, apply + apply(undo) == original."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def test_undo_file_reverts_the_run_but_not_a_snapshot_changed_since(run1, tmp_pa
     )
     undo_file = tmp_path / "run1.undo.jsonl"  # the default: next to the report
     assert [json.loads(line)["snapshot_id"] for line in open(undo_file)] == ids[1:]
+    assert [json.loads(line)["field"] for line in open(undo_file)] == ["tag", "tag", "name"]
     apply_file(server, undo_file, tmp_path / "undo1.csv")
     assert state(server, ids[:1]) == drifted
     assert state(server, ids[1:]) == {sid: original[sid] for sid in ids[1:]}
@@ -76,24 +78,31 @@ def test_force_reverts_the_drifted_snapshot_too(run1, tmp_path):
     assert state(server, ids) == original
 
 
-def test_undo_of_a_blind_run_is_refused_and_sends_nothing(run1, tmp_path):
-    server, _, _, report = run1
+def test_undo_of_a_partly_blind_run_reverts_the_rest_and_lists_why(run1, tmp_path):
+    server, ids, original, report = run1
     blind = pd.read_csv(report, dtype=str, keep_default_na=False)
-    blind["tags_before"] = ""
+    blind.loc[blind["snapshot_id"] == ids[0], "tags_before"] = ""  # as a blind write leaves it
     blind_report = tmp_path / "blind.csv"
     blind.to_csv(blind_report, index=False)
-    before = sum(server.stats()["requests"].values())
     result = invoke(["undo", str(blind_report)], server)
-    assert result.exit_code == 2
-    assert "cannot be undone" in result.output and "--check-current" in result.output
-    assert not (tmp_path / "blind.undo.jsonl").exists()
-    assert sum(server.stats()["requests"].values()) == before
+    assert result.exit_code == 1, result.output
+    assert "undo: 3 snapshot(s) to revert" in result.output
+    assert "1 cannot be undone" in result.output
+    assert f"skipped 1/1/{ids[0]}: cannot be undone: the run did not read" in result.output
+    apply_file(server, tmp_path / "blind.undo.jsonl", tmp_path / "undo1.csv")
+    assert state(server, ids[1:]) == {sid: original[sid] for sid in ids[1:]}
+    assert state(server, ids[:1])[ids[0]][0]["batch"] == "one"  # left as the run made it
 
 
-def test_undo_file_must_be_jsonl(run1, tmp_path):
-    server, _, _, report = run1
-    result = invoke(["undo", str(report), "-o", str(tmp_path / "u.csv")], server)
-    assert result.exit_code == 2 and "u.csv" in result.output and ".jsonl" in result.output
+def test_undo_file_takes_any_change_file_format(run1, tmp_path):
+    server, ids, original, report = run1
+    for suffix in (".csv", ".parquet"):
+        out = tmp_path / f"u{suffix}"
+        result = invoke(["undo", str(report), "-o", str(out)], server)
+        assert result.exit_code == 0, result.output
+        assert len(batchtag.read_changes(out)) == 4  # 3 tags and a name
+    apply_file(server, tmp_path / "u.parquet", tmp_path / "undo1.csv")
+    assert state(server, ids) == original
 
 
 def test_python_undo_returns_a_manifest_apply_takes(run1, tmp_path):
@@ -101,7 +110,7 @@ def test_python_undo_returns_a_manifest_apply_takes(run1, tmp_path):
     server.store.find(1, 1, ids[1]).tags["batch"] = "theirs"
     kw = {"base_url": server.base_url, "api_key": API_KEY}
     inverse = batchtag.undo(report, **kw)
-    assert sorted(inverse["snapshot_id"]) == sorted([ids[0], ids[2], ids[3]])
+    assert sorted(set(inverse["snapshot_id"])) == sorted([ids[0], ids[2], ids[3]])
     skipped = inverse.attrs["skipped"]
     assert skipped[["snapshot_id", "status"]].values.tolist() == [[ids[1], CONFLICT]]
     assert inverse.attrs["summary"]["skipped"] == {CONFLICT: 1}
@@ -177,15 +186,17 @@ def test_apply_ends_where_plan_said_and_undo_takes_it_back(prop_server, tmp_path
     report = batchtag.apply(
         manifest, report=tmp_path / "run.csv", overwrite=True, check_current=True, **kw, **scope
     )
-    assert state(server, ids) == predicted(diff, original)
+    assert state(server, ids) == predicted(diff, original)  # a conflict's rows: notes only
     assert patches(server) - sent == diff.attrs["summary"]["writes"]
-    assert set(report["status"]) <= {"ok", "noop"}
+    assert set(report["status"]) <= {"ok", "noop", "conflict"}
     inverse = batchtag.undo(
         tmp_path / "run.csv", output=tmp_path / "run.undo.jsonl", overwrite=True, **kw
     )
     assert inverse.attrs["skipped"].empty
-    undo_run = ["apply", str(tmp_path / "run.undo.jsonl"), "--report", str(tmp_path / "u.csv")]
-    assert invoke([*undo_run, "--overwrite"], server).exit_code == 0
+    written = inverse.attrs["summary"]["output"]  # beside an earlier example's: never replaced
+    undo_run = ["apply", written, "--report", str(tmp_path / "u.csv")]
+    result = invoke([*undo_run, "--overwrite"], server)
+    assert result.exit_code == 0, result.output
     assert state(server, ids) == original
 
 
@@ -204,10 +215,11 @@ def test_undo_file_is_strict_json_when_only_some_names_changed(run1, tmp_path):
     result = invoke(["undo", str(report), "-o", str(out)], server)
     assert result.exit_code == 0, result.output
     rows = {row["snapshot_id"]: row for row in strict_lines(out)}
-    assert "name" not in rows[ids[0]] and rows[ids[3]]["name"] != "renamed"
+    assert rows[ids[0]]["field"] == "tag" and rows[ids[0]]["new"] is None
+    assert rows[ids[3]]["field"] == "name" and rows[ids[3]]["old"] == "renamed"
 
 
-def test_undo_refuses_to_overwrite_the_undo_file_of_the_run(make_sandbox, tmp_path):
+def test_undo_never_replaces_the_undo_file_of_the_run(make_sandbox, tmp_path):
     server = make_sandbox(snapshots=5)
     ids = server.store.ids()[:2]
     manifest = write_long_csv(
@@ -222,14 +234,33 @@ def test_undo_refuses_to_overwrite_the_undo_file_of_the_run(make_sandbox, tmp_pa
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines() == [
         f"error: --output {undo_file} already exists (it may be the undo file the run wrote "
-        "itself): choose another --output, or pass --overwrite"
+        "itself): choose another --output, or pass --overwrite to keep it and write beside it"
     ]
     assert undo_file.read_text() == written
     with pytest.raises(batchtag.UsageError, match=r"overwrite=True"):
         batchtag.undo(report, output=undo_file, base_url=server.base_url, api_key=API_KEY)
     result = invoke(["undo", str(report), "--overwrite"], server)
     assert result.exit_code == 0, result.output
-    assert [row["snapshot_id"] for row in strict_lines(undo_file)] == ids
+    beside = tmp_path / "run1.undo-2.jsonl"
+    assert f"written to {beside}" in result.output
+    assert f"({undo_file} exists and is kept)" in result.output
+    assert undo_file.read_text() == written
+    assert [row["snapshot_id"] for row in strict_lines(beside)] == ids
+
+
+def test_undo_of_a_run_still_going_is_refused_unless_forced(run1, tmp_path):
+    from batchtag.record import ReportLock
+
+    server, ids, _, report = run1
+    with ReportLock(report):  # as a running apply holds it
+        result = invoke(["undo", str(report)], server)
+        assert result.exit_code == 2, result.output
+        assert "still being written by a running batchtag" in result.output
+        assert "--force" in result.output
+        assert not (tmp_path / "run1.undo.jsonl").exists()
+        forced = invoke(["undo", str(report), "--force"], server)
+        assert forced.exit_code == 0, forced.output
+    assert len(batchtag.read_changes(tmp_path / "run1.undo.jsonl")) == 4
 
 
 def test_undo_with_an_unreachable_api_is_one_line_exit_3(run1, tmp_path):

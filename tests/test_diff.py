@@ -4,12 +4,14 @@ store's own PATCH semantics (merge patch, read-only tags preserved), and how it 
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchtag import diff as kinds  # verdicts and change kinds
+from batchtag import diff, record
 from batchtag.diff import (
     DIFF_COLUMNS,
     EXIT_CHANGES,
@@ -20,9 +22,28 @@ from batchtag.diff import (
     print_plan,
     render_plan,
 )
-from batchtag.model import Plan, PlanEntry
+from batchtag.model import CONFLICT, Plan, PlanEntry
 from batchtag.record import EXIT_FAILED, EXIT_OK
 from batchtag.sandbox.store import Snapshot, SnapshotStore
+
+# verdicts and change kinds
+kinds = SimpleNamespace(
+    NOOP=diff.NOOP,
+    LOCKED=diff.LOCKED,
+    NOT_FOUND=diff.NOT_FOUND,
+    CONFLICT=CONFLICT,
+    READ_ONLY=record.READ_ONLY,
+    CONFLICT_NOTE=record.CONFLICT_NOTE,
+    MODIFY=record.MODIFY,
+    REMOVE=record.REMOVE,
+    NAME=record.NAME,
+)
+
+
+def plain(frame: pd.DataFrame) -> list[list]:
+    """A frame's cells as lists, a missing cell None (text columns hold NaN for it)."""
+    return frame.astype(object).where(frame.notna(), None).values.tolist()
+
 
 SID = "aaaaaaaa-0000-4000-8000-000000000001"
 USER_KEYS = ["env", "team", "cc", "tmp"]
@@ -97,6 +118,21 @@ snapshots = st.builds(
 )
 
 
+def refused_renames(entry: PlanEntry, before: dict[str, str], ro: dict[str, str]) -> list[str]:
+    """The renames of `entry` that land on a key holding a different value (played in
+    order on the user tags, as the API would)."""
+    if entry.clear:
+        return []
+    tags, refused = dict(before), []
+    for old, new in entry.renames.items():
+        if old in tags and new not in ro:
+            value = tags.pop(old)
+            if tags.get(new) not in (None, value):
+                refused.append(new)
+            tags[new] = value
+    return refused
+
+
 @settings(max_examples=400, deadline=None)
 @given(entry=entries, snap=snapshots)
 def test_the_minimal_body_does_exactly_what_the_diff_predicts(entry, snap):
@@ -106,6 +142,14 @@ def test_the_minimal_body_does_exactly_what_the_diff_predicts(entry, snap):
     assert user_tags(after) == diff.after
     assert ro_tags(after) == ro  # read-only tags are never touched
     assert after.name == diff.name_after
+    # A rename onto a key that holds another value is a conflict: notes, no change; the
+    # body is what `force` would send.
+    refused = refused_renames(entry, before, ro)
+    assert (diff.verdict == kinds.CONFLICT) == bool(refused)
+    if refused:
+        assert [c.key for c in diff.changes] == refused and diff.conflict
+        assert {c.change for c in diff.changes} == {kinds.CONFLICT_NOTE}
+        return
     # The diff's lines, replayed on the old state, give the new one.
     replayed = dict(before)
     for line in diff.changes:
@@ -174,11 +218,16 @@ def mixed_frame():
     return sids, diff_frame(pairs, passthrough=["ticket", "key"])
 
 
+def cells(frame) -> list[list]:
+    """The frame's cells as lists, a missing one (NaN in the string dtype) as None."""
+    return frame.astype(object).where(frame.notna(), None).values.tolist()
+
+
 def test_diff_frame_has_one_row_per_change_and_the_summary():
     sids, frame = mixed_frame()
     assert list(frame.columns) == [*DIFF_COLUMNS, "ticket", "manifest_key"]
     first = frame[frame["snapshot_id"] == sids[0]]
-    assert first[["field", "key", "change", "old", "new"]].values.tolist() == [
+    assert cells(first[["field", "key", "change", "old", "new"]]) == [
         ["tag", "cc", "add", None, "7"],
         ["tag", "env", kinds.MODIFY, "Prod", "prod"],
         ["tag", "tmp", kinds.REMOVE, "yes", None],
@@ -188,10 +237,16 @@ def test_diff_frame_has_one_row_per_change_and_the_summary():
     assert first["rows"].iloc[0] == [1, 2]
     assert sids[1] not in set(frame["snapshot_id"])  # noop: counted, no row
     missing = frame[frame["snapshot_id"] == sids[2]]
-    assert missing[["verdict", "change"]].values.tolist() == [[kinds.NOT_FOUND, None]]
+    assert cells(missing[["verdict", "change"]]) == [[kinds.NOT_FOUND, None]]
     assert frame.loc[frame["snapshot_id"] == sids[3], "verdict"].tolist() == [kinds.LOCKED]
     summary = frame.attrs["summary"]
-    assert summary["verdicts"] == {"change": 1, "noop": 2, "not_found": 1, "locked": 1}
+    assert summary["verdicts"] == {
+        "change": 1,
+        "noop": 2,
+        "not_found": 1,
+        "locked": 1,
+        "conflict": 0,
+    }
     assert summary["keys"]["cc"] == {"add": 2, "remove": 0, "change": 0}
     assert (summary["writes"], summary["names"], summary["read_only"]) == (2, 1, 1)
 

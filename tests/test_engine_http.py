@@ -7,6 +7,7 @@ import _thread
 import asyncio
 import threading
 
+import pandas as pd
 import pytest
 from helpers import API_KEY, fetch_tags, scope_of, set_rows, wait_until, write_long_csv
 
@@ -167,11 +168,12 @@ def test_ctrl_c_in_a_notebook_interrupts_the_run_and_resume_finishes(make_sandbo
     # as a Jupyter kernel does
     loop = asyncio.new_event_loop()
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(batchtag.Interrupted) as caught:  # the report so far, and the resume
             loop.run_until_complete(notebook_cell())
     finally:
         loop.close()
     first = read_report(report_path)
+    pd.testing.assert_frame_equal(caught.value.report, first)
     assert sorted(first.snapshot_id) == sorted(ids)
     assert set(first.status) == {"ok", "skipped"}
     report = batchtag.apply(tmp_path / "m.csv", resume=report_path, **scope_of(sandbox, rate=500))

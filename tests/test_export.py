@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 from dataclasses import fields, replace
+from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -53,10 +54,17 @@ def invoke(server, *args, env=None):
 
 
 def exported(server, tmp_path, *args, name="out.parquet"):
+    """The rows of a Parquet export, its instants (stored as timestamps) as the API's text."""
     out = tmp_path / name
     result = invoke(server, "-o", str(out), *args)
     assert result.exit_code == 0, result.output
-    return pq.read_table(out).to_pylist()
+    return [
+        {
+            k: v.isoformat(timespec="microseconds") if isinstance(v, datetime) else v
+            for k, v in r.items()
+        }
+        for r in pq.read_table(out).to_pylist()
+    ]
 
 
 # ---------------------------------------------------------------- the inventory

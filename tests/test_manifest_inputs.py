@@ -216,7 +216,7 @@ def test_a_problem_keeps_the_label_in_its_fields():
     frame = pd.DataFrame({"snapshot_id": ["nope"], "tag:a": ["b"]}, index=["x"])
     with pytest.raises(ManifestError) as caught:
         read_plan(frame, **SCOPE)
-    problem = caught.value.problems[0]
+    problem = caught.value.details[0]
     assert (problem.row, problem.row_is_label, problem.line) == ("x", True, None)
 
 
@@ -229,9 +229,11 @@ def test_numbers_in_a_value_column_are_text_ints_exact_floats_shortest():
             "value": [1, 2.5, 3.0, 10**15 + 1],  # one object column: each value as typed
         }
     )
-    assert tags_of(frame) == [{"a": "1", "b": "2.5", "c": "3"}, {"d": "1000000000000001"}]
+    with pytest.warns(UserWarning, match="column 'value' holds values that are not text"):
+        assert tags_of(frame) == [{"a": "1", "b": "2.5", "c": "3"}, {"d": "1000000000000001"}]
     floats = frame.assign(value=[1, 2.5, 3, 4]).astype({"value": "float64"})
-    assert tags_of(floats) == [{"a": "1", "b": "2.5", "c": "3"}, {"d": "4"}]
+    with pytest.warns(UserWarning, match="row label 0: 1.0 is sent as '1'"):
+        assert tags_of(floats) == [{"a": "1", "b": "2.5", "c": "3"}, {"d": "4"}]
 
 
 @pytest.mark.parametrize("value", [[1, 2], {"a": 1}, b"bytes", (1,), np.array([1])])

@@ -149,9 +149,12 @@ def test_apply_ends_where_diff_plan_predicted(sandbox, tmp_path_factory, start, 
     except ManifestError:
         assume(False)  # a conflicting manifest: validation refuses it, nothing to compare
     before = {sid: user_state(sandbox, sid) for sid in ids}
-    expect = predicted(diff_plan(plan, {(1, 1, s): snapshot(sandbox, s) for s in ids}), before)
+    diff = diff_plan(plan, {(1, 1, s): snapshot(sandbox, s) for s in ids})
+    expect = predicted(diff, before)  # a conflict's rows are notes: it stays as it is
     report = run(sandbox, pd.DataFrame(rows), tmp_path_factory.mktemp("run"), check_current=True)
-    assert set(report.status) <= {"ok", "noop"}
+    assert set(report.status) <= {"ok", "noop", "conflict"}
+    conflicts = set(diff.loc[diff["verdict"] == "conflict", "snapshot_id"])
+    assert set(report.loc[report.status == "conflict", "snapshot_id"]) == conflicts
     assert {sid: user_state(sandbox, sid) for sid in ids} == expect
 
 
@@ -161,15 +164,17 @@ def test_apply_ends_where_diff_plan_predicted(sandbox, tmp_path_factory, start, 
 # ---------------------------------------------------------------- how the state is read
 
 
-def test_auto_reads_pages_for_a_big_manifest_and_nothing_for_a_tiny_one(make_sandbox, tmp_path):
+def test_every_default_run_reads_pages_or_gets_whichever_are_fewer(make_sandbox, tmp_path):
     sandbox = make_sandbox(snapshots=3500)  # 4 list pages
     ids = sandbox.store.ids()
-    run(sandbox, sets(ids[-2:]), tmp_path, "tiny")
-    assert endpoints(sandbox) == {"list": 1, "get": 0, "patch": 2}  # counted, written blind
+    tiny = run(sandbox, sets(ids[-2:]), tmp_path, "tiny")
+    # the first page (it gives the count), then a GET each: fewer than the other 3 pages
+    assert endpoints(sandbox) == {"list": 1, "get": 2, "patch": 2}
+    assert tiny.tags_before.notna().all()  # the before-state is in the report: undoable
     sandbox.reset()
-    report = run(sandbox, sets(ids[::50]), tmp_path, "big")  # 70 writes > 4 pages
+    report = run(sandbox, sets(ids[::50]), tmp_path, "big")  # 70 snapshots > 4 pages
     assert endpoints(sandbox) == {"list": 4, "get": 0, "patch": 70}
-    assert report.tags_before.notna().all()  # the before-state is in the report
+    assert report.tags_before.notna().all()
 
 
 def test_check_current_reads_a_tiny_manifest_by_get(make_sandbox, tmp_path):
@@ -247,7 +252,7 @@ def test_an_export_whose_tags_dicts_and_tag_columns_disagree_is_refused(sandbox,
     for changed, first, more in [(edited, "s3", ""), (cells, "s5", " (and 1 more rows)")]:
         with pytest.raises(ManifestError) as info:
             run(sandbox, changed, tmp_path)
-        assert [str(p) for p in info.value.problems] == [
+        assert [str(p) for p in info.value.details] == [
             f"row label {first!r}, column 'tags': the tags dict no longer matches the tag: "
             f"columns{more}: edit one of the two and drop the other: "
             "frame.drop(columns='tags') to apply the tag: columns, or form='json' to apply "

@@ -123,48 +123,80 @@ def test_no_cell_raised(executed):
     assert [o.get("ename") for o in errors if o.output_type == "error"] == []
 
 
+def result_text(cell) -> str:
+    """The cell's displayed value (its last expression), as text."""
+    return "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs if o.get("data"))
+
+
+def test_the_client_shows_no_key(executed):
+    shown = result_text(executed.cell("client = batchtag.Client("))
+    assert shown.startswith("batchtag.Client(base_url='http://127.0.0.1:")
+    assert "api_key=***" in shown and "sandbox-" not in shown and "rate=50" in shown
+
+
 def test_inventory_selection_and_validation(executed):
     total = len(seeded_store().snapshots())
     untagged, _ = expected_counts()
     assert 0 < untagged < total  # the walkthrough needs some of each
-    assert executed.stdout("inventory = batchtag.export").strip() == (
-        f"{total} snapshots, {untagged} without a cost center"
-    )
+    assert executed.stdout("inventory = client.export").splitlines() == [
+        f"{total} snapshots, {untagged} without a cost center",
+        "created_at: datetime64[ns, UTC]",
+    ]
     assert executed.stdout("gone = [").strip() == f"manifest: {untagged + GONE} rows"
-    assert executed.stdout("summary = batchtag.validate").strip() == (
-        f"form long: {untagged + GONE} snapshots, operations {untagged + GONE} set"
+    assert executed.stdout("checked = client.validate").strip() == (
+        f"ok=True, form long: {untagged + GONE} snapshots, operations {untagged + GONE} set"
     )
-    problems = executed.stdout("except ManifestError")
+    problems = executed.stdout("bad = client.validate")
     assert "1 problem" in problems and "row label 1, column 'key'" in problems
+    table = result_text(executed.cell("bad = client.validate"))
+    assert "row_label" in table and "cost center" in table
 
 
 def test_plan_predicts_the_run(executed):
     untagged, locked = expected_counts()
-    verdicts = ast.literal_eval(executed.stdout("diff = batchtag.plan").strip())
+    verdicts = ast.literal_eval(executed.stdout("diff = client.plan").strip())
     assert verdicts == {
         "change": untagged - locked,
         "noop": 0,
         "not_found": GONE,
         "locked": locked,
+        "conflict": 0,
     }
 
 
-def test_apply_ends_with_locked_failures_and_missing_snapshots(executed):
+def test_the_stop_button_keeps_the_report_and_names_the_resume(executed):
+    untagged, _ = expected_counts()
+    cell = executed.cell("press_stop_after(writes=10)")
+    message, counts = executed.stdout("press_stop_after(writes=10)").splitlines()
+    assert message.startswith("apply interrupted: ")
+    assert "client.apply(<DataFrame>, report=" not in message
+    assert message.endswith(
+        "; finish it with .resume(), i.e. client.apply(<DataFrame>, resume='run1.csv',"
+        " lock_budget=0.5, check_current=True)"
+    )
+    counts = ast.literal_eval(counts)
+    assert counts["ok"] >= 10 and counts["skipped"] >= 1
+    assert sum(counts.values()) == untagged + GONE
+    bar = re.split(r"[\r\n]+", stream(cell, "stderr").strip())[-1]
+    done, total = map(int, re.search(r"(\d+)/(\d+)", bar).groups())
+    assert done < total and "skipped=" in bar  # left unfinished (and red)
+
+
+def test_the_resume_finishes_with_locked_failures_and_missing_snapshots(executed):
     untagged, locked = expected_counts()
     assert locked > 0
-    counts = ast.literal_eval(executed.stdout("report = batchtag.apply").strip())
+    counts = ast.literal_eval(executed.stdout("report = interrupted.resume()").strip())
     assert counts == {"ok": untagged - locked, "failed": locked, "not_found": GONE}
     by_reason = ast.literal_eval(executed.stdout("failures = report[").splitlines()[0])
     assert by_reason == {("failed", "ConflictError"): locked, ("not_found", "NotFoundError"): GONE}
 
 
 def test_progress_bar_shows_in_the_kernel_and_ends_full(executed):
-    untagged, locked = expected_counts()
-    bar = stream(executed.cell("report = batchtag.apply"), "stderr")
+    _, locked = expected_counts()
+    bar = stream(executed.cell("report = interrupted.resume()"), "stderr")
     final = re.split(r"[\r\n]+", bar.strip())[-1]  # what a frontend shows after the \r redraws
-    done = untagged + GONE
-    assert f"{done}/{done}" in final and f"failed={locked}" in final
-    assert f"not_found={GONE}" in final
+    done, total = map(int, re.search(r"(\d+)/(\d+)", final).groups())
+    assert done == total and f"failed={locked}" in final and f"not_found={GONE}" in final
 
 
 def test_resume_finishes_the_job_on_the_sandbox(executed):
@@ -180,10 +212,11 @@ def test_resume_finishes_the_job_on_the_sandbox(executed):
 
 def test_undo_restores_the_inventory(executed):
     untagged, _ = expected_counts()
-    assert executed.stdout("inverse = batchtag.undo").strip() == (
-        f"to revert: {untagged}, skipped: {{}}"
-    )
-    assert executed.stdout("undone = batchtag.apply").strip() == "restored: True"
+    assert executed.stdout("inverse = client.undo").splitlines() == [
+        f"to revert: {untagged}, skipped: {{}}",
+        "read back: True",
+    ]
+    assert executed.stdout("undone = client.apply").strip() == "restored: True"
 
 
 def test_readme_python_section_runs_as_shown(executed):

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchtag.diff import CHUNK, DIFF_KINDS, DiffCollector, render_plan, write_diff
+from batchtag.diff import CHUNK, DiffCollector, render_plan, write_diff
 from batchtag.model import PlanEntry
-from batchtag.tabular import STR, read_table, write_table
+from batchtag.record import CHANGE_KINDS
+from batchtag.tabular import STR, read_table, str_dtype, write_table
 
 BYTES_PER_ROW = 120  # a row as Python list cells was ~300 bytes (10 cells, strings, lists)
 
@@ -87,11 +88,12 @@ def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
     frame = collect(made).frame()
     records = list(diff.records(batch=37))
     assert len(records) == len(diff) == len(frame)
-    assert records == frame.to_dict("records")
+    cells = frame.astype(object).where(frame.notna(), None)  # string-dtype NaN: None
+    assert records == cells.to_dict("records")
     assert [r["snapshot_id"] for r in records] == sorted(r["snapshot_id"] for r in records)
     assert {type(r["owner"]) for r in records} == {int, str, type(None)}
     assert all(type(r["rows"]) is list for r in records)
-    assert str(frame["project_id"].dtype) == "Int64" and frame["key"].dtype == object
+    assert str(frame["project_id"].dtype) == "Int64" and frame["key"].dtype == str_dtype()
     assert render_plan(diff, limit=5) == render_plan(frame, limit=5)
     assert render_plan(diff, limit=1000) == render_plan(frame, limit=1000)
 
@@ -105,7 +107,7 @@ def test_written_diff_is_the_frame_written_row_by_row(tmp_path, monkeypatch, suf
     assert len(frame) > 50
     ours, rows = tmp_path / f"ours{suffix}", tmp_path / f"rows{suffix}"
     write_diff(collect(made).finish(), ours)
-    kinds = {c: DIFF_KINDS.get(c, STR) for c in frame.columns[:10]}
+    kinds = {c: CHANGE_KINDS.get(c, STR) for c in frame.columns[:10]}
     write_table(rows, list(frame.columns), frame.to_dict("records"), kinds)
     if suffix == ".parquet":
         assert pq.read_schema(ours) == pq.read_schema(rows)

@@ -105,6 +105,7 @@ def test_summary_counts_and_text():
         "passthrough": ["owner"],
         "needs_current": 1,
         "ids_in_several_scopes": 1,
+        "notes": [],
     }
     text = format_validation(summary)
     assert "3 rows, 2 snapshots" in text

@@ -111,8 +111,8 @@ def test_the_sample_policy_changes_exactly_the_offending_snapshots():
         ("5", "set", "team", "ml", "cost tags follow the volume"),
     ]
     rules = manifest.attrs["rules"]
-    assert rules["default cost-center"] == {"selected": 1, "changed": 1}
-    assert rules["cost tags follow the volume"] == {"selected": 6, "changed": 2, "orphans": 1}
+    assert rules["default cost-center"] == {"matched": 1, "noncompliant": 1}
+    assert rules["cost tags follow the volume"] == {"matched": 6, "noncompliant": 2, "orphans": 1}
     plan = read_plan(manifest)  # a valid manifest: the rule column passes through
     assert plan.passthrough == [RULE_COLUMN] and len(plan) == 4
 
@@ -311,7 +311,7 @@ def copied(table: str, snaps=VOLUME_SNAPS, extra: str = "") -> tuple[list[tuple]
 def test_copy_fills_only_the_keys_a_snapshot_lacks():
     rows, stats = copied("{from='volume', keys=['cost-center', 'team']}")
     assert rows == [("0", "set", "cost-center", "cc-1"), ("0", "set", "team", "data")]
-    assert stats == {"selected": 5, "changed": 1, "orphans": 1}
+    assert stats == {"matched": 5, "noncompliant": 1, "orphans": 1}
 
 
 def test_copy_with_overwrite_also_aligns_differing_values_and_never_deletes():
@@ -321,7 +321,7 @@ def test_copy_with_overwrite_also_aligns_differing_values_and_never_deletes():
         ("0", "set", "team", "data"),
         ("1", "set", "cost-center", "cc-2"),  # snapshot 3's team stays: its volume has none
     ]
-    assert stats == {"selected": 5, "changed": 2, "orphans": 1}
+    assert stats == {"matched": 5, "noncompliant": 2, "orphans": 1}
 
 
 def test_a_copy_rule_where_selects_and_orphans_count_only_the_selected():
@@ -333,7 +333,7 @@ def test_a_copy_rule_where_selects_and_orphans_count_only_the_selected():
     ]
     snaps = [{**s, "size": 1} if i == 4 else s for i, s in enumerate(VOLUME_SNAPS)]
     _, stats = copied("{from='volume', keys=['*']}", snaps, "where = 'size > 5'\n")
-    assert stats == {"selected": 4, "changed": 1, "orphans": 0}
+    assert stats == {"matched": 4, "noncompliant": 1, "orphans": 0}
 
 
 def test_a_where_can_read_the_volume_columns():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +26,13 @@ from batchtag.commands import EXIT_DRIFT, ApplyOptions, inventory_state, scopes
 from batchtag.config import Settings
 from batchtag.diff import diff_plan, plan_exit_code
 from batchtag.gcore import Client, tags_dict
+from batchtag.inventory import ScopeChoice
 from batchtag.manifest import read_plan
 from batchtag.policy import PolicyError, evaluate, load_policy, parse_policy
+from batchtag.record import EXIT_FAILED
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "cost-policy.toml"
+RULE = "[[rule]]\nname = 'a'\nlower = ['env']"
 
 
 def read_state(sandbox) -> list[dict]:
@@ -146,13 +150,25 @@ def test_cli_help_lists_the_guards_a_scheduler_needs():
 
 def test_the_policy_scope_is_narrowed_by_an_option_inside_it_and_refuses_one_outside():
     policy = parse_policy("[scope]\nregion_id=[1,7]\n[[rule]]\nname='a'\nlower=['env']")
-    assert scopes(policy, ApplyOptions()) == {"region_id": [1, 7]}
-    assert scopes(policy, ApplyOptions(project_id=3, region_id=7)) == {
-        "project_id": 3,
-        "region_id": 7,
-    }
+    assert scopes(policy, ApplyOptions()) == ScopeChoice(region_id=[1, 7])
+    assert scopes(policy, ApplyOptions(project_id=3, region_id=7)) == ScopeChoice(3, 7)
     with pytest.raises(batchtag.UsageError, match=r"region_id=5 is outside the policy's \[scope\]"):
         scopes(policy, ApplyOptions(region_id=5))
+    with pytest.raises(batchtag.UsageError, match=r"all_regions would widen the policy's"):
+        scopes(policy, ApplyOptions(all_regions=True))
+    every = parse_policy("[scope]\nproject_id=2\nall_regions=true\n[[rule]]\nname='a'\nlower=['e']")
+    assert scopes(every, ApplyOptions()) == ScopeChoice(project_id=[2], all_regions=True)
+    assert scopes(every, ApplyOptions(region_id=4)) == ScopeChoice([2], 4)  # narrowed
+    assert scopes(parse_policy(RULE), ApplyOptions(all_projects=True)) == ScopeChoice(
+        all_projects=True
+    )
+    for scope, message in [
+        ("all_regions = true\nregion_id = 1", "all_regions = true lists every region; drop"),
+        ("all_regions = 'yes'", "all_regions: expected true or false"),
+        ("all_region = true", "unknown key 'all_region' (did you mean 'all_regions'?)"),
+    ]:
+        with pytest.raises(PolicyError, match=re.escape(message)):
+            parse_policy(f"[scope]\n{scope}\n{RULE}")
 
 
 def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path):
@@ -176,7 +192,7 @@ def test_cli_check_guard_enforce_check_exit_codes(sandbox, tmp_path):
     logged = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
     messages = [record.get("message", "") for record in logged]
     no_tmp = load_policy(SAMPLE).rules[1]
-    assert f"{no_tmp.label}: selects 2 snapshots, changes 2" in messages  # the drift above
+    assert f"{no_tmp.label}: matches 2 snapshots, 2 noncompliant" in messages  # the drift above
     assert API_KEY not in run.stderr
     clean = invoke(["enforce", str(SAMPLE), "--check"], sandbox)
     assert clean.exit_code == 0 and "clean: 0 tag changes on 0 snapshots" in clean.output
@@ -233,11 +249,16 @@ def test_the_plan_from_the_exported_state_is_the_manifest_and_check_agrees(snaps
     manifest = evaluate(parse_policy(text, "generated"), frame)
     plan = read_plan(manifest, form="long")
     diff = diff_plan(plan, inventory_state(frame, plan))
-    assert set(diff["verdict"]) <= {"change"}
-    shown = set(zip(diff["snapshot_id"], diff["key"], diff["new"].fillna(""), strict=True))
-    wanted = zip(manifest["snapshot_id"], manifest["key"], manifest["value"], strict=True)
+    assert set(diff["verdict"]) <= {"change", "conflict"}
+    refused = set(manifest.loc[manifest["op"] == "rename", "snapshot_id"])  # rename onto a value
+    assert set(diff.loc[diff["verdict"] == "conflict", "snapshot_id"]) == refused
+    changes = diff[diff["verdict"] == "change"]
+    shown = set(zip(changes["snapshot_id"], changes["key"], changes["new"].fillna(""), strict=True))
+    writes = manifest[~manifest["snapshot_id"].isin(refused)]
+    wanted = zip(writes["snapshot_id"], writes["key"], writes["value"], strict=True)
     assert shown == set(wanted)
-    assert plan_exit_code(diff.attrs["summary"]) == (EXIT_DRIFT if len(manifest) else 0)
+    expected = EXIT_FAILED if refused else EXIT_DRIFT if len(manifest) else 0
+    assert plan_exit_code(diff.attrs["summary"]) == expected
 
 
 def test_an_interrupted_enforce_says_to_run_it_again_not_to_resume(sandbox, tmp_path, monkeypatch):
@@ -259,7 +280,7 @@ def test_cli_check_prints_rule_counts_as_text_and_no_manifest_rows(sandbox, tmp_
     assert check.exit_code == 2
     lines = check.output.splitlines()
     for name, counts in rules.items():
-        line = f"{name}: {counts['selected']} selected, {counts['changed']} to change"
+        line = f"  {name}: {counts['matched']} matched, {counts['noncompliant']} noncompliant"
         if name == "cost tags follow the volume":  # the copy rule counts its orphans too
             line += f", {counts['orphans']} whose volume is gone (left alone)"
         assert line in lines

@@ -53,10 +53,10 @@ def test_crontab_lines_parse_with_the_real_options():
     nightly, check = crontab_commands()
     params = parse(nightly)
     assert params["max_changes"] == "10%" and params["log_format"] == "json"
-    assert params["yes"] and params["summary_json"] and params["report"].endswith(".csv")
+    assert params["yes"] and params["summary_json"] and params["report"].endswith("{started}.csv")
     assert "--undo-file" in nightly
-    assert params["undo_file"].endswith(".undo.jsonl")
-    assert parse(check)["check"] is True
+    assert params["undo_file"].endswith("{started}.undo.jsonl")
+    assert parse(check)["check"] is True and parse(check)["output"].endswith("{started}.csv")
     text = (SCHEDULE / "crontab").read_text()
     assert f"{ENV_API_KEY}" in text and "--api-key" not in text
 
@@ -72,8 +72,8 @@ def test_systemd_service_and_timer():
     argv = shlex.split(unit_value(service, "ExecStart").replace("%%", "%"))
     assert argv[0].startswith("/") and EXPECTED_FLAGS <= set(argv)
     params = parse(argv)
-    assert params["max_changes"] == "10%" and params["overwrite"]
-    assert "--undo-file" in argv and params["undo_file"].endswith(".undo.jsonl")
+    assert params["max_changes"] == "10%" and not params["overwrite"]  # {started}: new files
+    assert "--undo-file" in argv and params["undo_file"].endswith("{started}.undo.jsonl")
     assert unit_value(service, "Type") == "oneshot"
     assert unit_value(service, "EnvironmentFile").startswith("/etc/")
     timer = SCHEDULE / "batchtag-enforce.timer"
@@ -131,7 +131,7 @@ def test_airflow_task_compiles_imports_and_maps_outcomes(monkeypatch):
     policy, options = calls[0]
     assert options["api_key"] == "k-from-env" and options["max_changes"] == "10%"
     assert set(options) <= set(APPLY_NAMES)  # every option it passes exists
-    assert options["undo_file"].endswith("2026-01-01.undo.jsonl")
+    assert options["undo_file"].endswith("2026-01-01-{started}.undo.jsonl")
 
     def failing(policy, **options):
         report = pd.DataFrame()

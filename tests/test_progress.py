@@ -9,6 +9,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+import tqdm.std
 from helpers import scope_of
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,8 +18,25 @@ from tqdm.std import tqdm as text_bar
 import batchtag
 from batchtag.commands import _apply as runner
 from batchtag.commands import _apply_run as apply_run
-from batchtag.model import FAILED, NOT_FOUND, OK, SKIPPED, STATUSES, Result
-from batchtag.record import FAILED_COLOUR, Progress, choose_bar, in_notebook
+from batchtag.model import (
+    CONFLICT,
+    FAILED,
+    NOOP,
+    NOT_FOUND,
+    OK,
+    PLANNED,
+    SKIPPED,
+    STATUSES,
+    Result,
+)
+from batchtag.record import (
+    FAILED_COLOUR,
+    OK_COLOUR,
+    SOME_FAILED_COLOUR,
+    Progress,
+    choose_bar,
+    in_notebook,
+)
 from batchtag.record import _progress as progress_module
 
 
@@ -44,9 +62,49 @@ def test_counts_by_status_and_ends_complete(capsys):
         progress.update(result(status))
     progress.close(ok=True)
     bar = progress.bar
-    assert bar.n == 5 and bar.colour is None
+    assert bar.n == 5 and bar.colour == SOME_FAILED_COLOUR  # orange: finished, some failed
     assert "5/5" in capsys.readouterr().err
     assert bar.postfix == "ok=3, not_found=1, failed=1"
+
+
+@pytest.mark.parametrize(
+    "statuses, finished, colour",
+    [
+        ((OK, NOOP, OK), True, OK_COLOUR),
+        ((OK, PLANNED), True, OK_COLOUR),
+        ((OK, FAILED, OK), True, SOME_FAILED_COLOUR),
+        ((OK, CONFLICT), True, SOME_FAILED_COLOUR),
+        ((NOT_FOUND,), True, SOME_FAILED_COLOUR),
+        ((OK, SKIPPED), False, FAILED_COLOUR),
+        ((OK, OK), False, FAILED_COLOUR),
+    ],
+)
+def test_the_colour_tells_the_outcome(statuses, finished, colour):
+    progress = Progress(len(statuses), enabled=True, bar_class=quiet_bar)
+    for status in statuses:
+        progress.update(result(status))
+    progress.close(ok=finished)
+    assert progress.bar.colour == colour
+
+
+def test_the_rate_shown_is_the_runs_average(monkeypatch, capsys):
+    """90 snapshots in 0.9 s, then 9 in 9 s: the run so far averaged 99 / 9.9 s = 10/s, its
+    last seconds 1/s. Every figure shown is the average: the notebook widget ends on the
+    figure of its last refresh (tqdm recomputes the overall rate at close only for the text
+    bar), which with an exponential average (tqdm's default) was 3.80/s here."""
+    now = [1000.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: now[0])  # the clock tqdm reads
+    progress = Progress(100, enabled=True)
+    for step in [0.01] * 90 + [1.0] * 9:
+        now[0] += step
+        progress.update(result(OK))
+    shown = capsys.readouterr().err.split("\r")[-1]
+    assert "99/100" in shown and "10.00snap/s" in shown, shown
+    now[0] += 1.0
+    progress.update(result(OK))
+    progress.close()
+    final = capsys.readouterr().err.split("\r")[-1]
+    assert "100/100" in final and "9.17snap/s" in final, final
 
 
 def test_interrupted_run_ends_red_and_unfinished(capsys):
@@ -135,7 +193,7 @@ def test_a_finished_run_fills_the_bar(make_sandbox, recorded, tmp_path, capsys):
         **scope_of(server, report=str(tmp_path / "r.csv"), progress=True),
     )
     (progress,) = recorded
-    assert progress.bar.n == progress.bar.total == 4 and progress.bar.colour is None
+    assert progress.bar.n == progress.bar.total == 4 and progress.bar.colour == OK_COLOUR
     assert progress.counts == {OK: 4}
 
 

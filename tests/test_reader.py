@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from batchtag import read
 from batchtag.config import Settings
 from batchtag.errors import AbortRun, UsageError
 from batchtag.gcore import Client, RateLimiter
@@ -32,10 +33,12 @@ def read_all(server, project_id=1, region_id=1, key=API_KEY, rate=1000.0, **opti
 
 
 def read_keys(server, keys, transform=None):
+    """The one read strategy over some snapshots (`batchtag.read.read_keys`)."""
+
     async def go():
         async with Client(Settings(server.base_url, API_KEY)) as client:
             reader = Reader(client, limiter=RateLimiter(1000.0))
-            return await reader.read_snapshots(keys, transform=transform), reader
+            return await read.read_keys(reader, keys, transform), reader
 
     return asyncio.run(go())
 

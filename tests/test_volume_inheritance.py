@@ -125,7 +125,7 @@ def test_fill_reaches_the_exact_expected_state_with_only_pages_and_changes(sb, t
     assert {s["id"]: read_only_tags(s) for s in sb.snapshots()} == read_only_before
     assert set(report["snapshot_id"]) == to_change and set(report["status"]) == {"ok"}
     rules = report.attrs["manifest"].attrs["rules"]["inherit"]
-    assert rules == {"selected": SNAPSHOTS, "changed": len(to_change), "orphans": len(gone)}
+    assert rules == {"matched": SNAPSHOTS, "noncompliant": len(to_change), "orphans": len(gone)}
     wanted = listing(sb)
     wanted["snapshots"]["PATCH"] = len(to_change)
     assert sent_since(start, requests(sb)) == wanted  # nothing read twice, nothing else sent
@@ -203,7 +203,7 @@ def test_cli_check_counts_the_orphans_per_copy_rule_and_sends_nothing(sb, tmp_pa
     check = invoke_on(sb, ["enforce", str(path), "--check"])
     assert check.exit_code == 2, check.output
     line = (
-        f"inherit: {SNAPSHOTS} selected, {len(to_change)} to change, "
+        f"  inherit: {SNAPSHOTS} matched, {len(to_change)} noncompliant, "
         f"{len(orphans(sb))} whose volume is gone (left alone)"
     )
     assert line in check.output.splitlines()

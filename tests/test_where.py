@@ -475,6 +475,11 @@ def test_evaluation_matches_pandas_query_where_pandas_gives_an_answer(frame, whe
     for _, items in re.findall(r"(==|!=) \[([^\]]*)\]", where):
         if len(items.split(",")) == len(frame):  # pandas compares such a list row by row
             reject()
+    strings = frame.select_dtypes("string")
+    if re.search(r"!=|\bnot\b|~", where) and strings.isna().to_numpy().any():
+        # pandas' string dtype keeps a missing value missing through != and negation (the
+        # row is then left out); batchtag's documented rule: a missing value is not equal
+        reject()
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:

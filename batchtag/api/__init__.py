@@ -7,6 +7,9 @@ from __future__ import annotations
 from batchtag.lazy import lazy_exports
 
 _HOMES = {
+    "Client": "_client",
+    "Resume": "_interrupt",
+    "Validation": "_validation",
     "apply_async": "_functions",
     "validate": "_functions",
     "plan": "_functions",
@@ -15,13 +18,16 @@ _HOMES = {
     "undo_async": "_functions",
     "export": "_export",
     "export_async": "_export",
+    "keys": "_keys",
+    "keys_async": "_keys",
     "enforce": "_enforce",
     "enforce_async": "_enforce",
     "APPLY_NAMES": "_functions",
     "apply": "_functions",
     "make_options": "_functions",
     "refuse_unknown": "_functions",
-    "run_blocking": "_functions",
+    "report_of": "_functions",
+    "run_blocking": "_interrupt",
 }
 __all__ = sorted(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -8,10 +8,12 @@ from typing import Any
 
 import pandas as pd
 
-from batchtag.api._functions import refuse_unknown, run_blocking
+from batchtag.api._functions import refuse_unknown
+from batchtag.api._interrupt import Resume, finish, run_blocking
 from batchtag.commands import READ_NAMES, run_export
 from batchtag.defaults import document_options
-from batchtag.inventory import Selection, output_format, resolve_scopes, split_columns
+from batchtag.errors import BatchtagError, Interrupted
+from batchtag.inventory import ScopeChoice, Selection, output_format, split_columns
 
 
 async def export_async(
@@ -19,6 +21,8 @@ async def export_async(
     project_id: int | Iterable[int] | None = None,
     region_id: int | Iterable[int] | None = None,
     scopes: Any = None,
+    all_projects: bool = False,
+    all_regions: bool = False,
     where: str | None = None,
     columns: str | Iterable[str] | None = None,
     long: bool = False,
@@ -35,6 +39,10 @@ async def export_async(
         Every project x region is exported; default: GCORE_CLOUD_PROJECT_ID / _REGION_ID.
     scopes : path, DataFrame or list of (project_id, region_id), optional
         Explicit pairs instead (CSV/JSONL file with project_id, region_id columns).
+    all_projects, all_regions : bool
+        Every project (``GET /cloud/v1/projects``) or region (``GET /cloud/v1/regions``)
+        the API lists, instead of `project_id` / `region_id`. A scope that cannot be read
+        is left out (``attrs["export"]["failed_scopes"]``, ``exit_code`` 1).
     where : str, optional
         A condition in batchtag's safe ``where`` language, checked before any request;
         backticks for ``tag:``/``ro:``/``volume_tag:`` columns, which are all-missing when
@@ -57,8 +65,20 @@ async def export_async(
     Returns
     -------
     pandas.DataFrame
-        One row per snapshot; user tags both as ``tag:<key>`` columns and as a ``tags``
-        dict column. ``frame.attrs["export"]`` holds the summary (requests, warnings).
+        One row per snapshot (a ``long`` export: per tag), columns as in the file and typed
+        as `batchtag.read_inventory` reads it back: ids and texts strings, ``project_id``,
+        ``region_id`` and ``size`` Int64, ``created_at``/``updated_at`` UTC datetimes. A
+        whole wide export (every inventory column) also has the user tags as a ``tags``
+        dict column. ``frame.attrs["export"]`` holds the summary (requests, warnings, the
+        scopes read and those that failed).
+
+    Raises
+    ------
+    UsageError
+        Bad options (a refused ``where``, an unknown column or output format); nothing sent.
+    Interrupted
+        (`export` only) Ctrl-C stopped the read: ``error.report`` holds the snapshots read
+        so far, ``error.resume()`` exports again.
 
     Examples
     --------
@@ -69,7 +89,8 @@ async def export_async(
     if output is not None:
         output_format(output)
     selection = Selection(where, split_columns(columns), long, bool(with_volume))
-    chosen = resolve_scopes(project_id, region_id, scopes)
+    chosen = ScopeChoice(project_id, region_id, scopes, all_projects, all_regions)
+    chosen.check()
     outcome = await run_export(
         chosen, selection, output, collect=True, overwrite=overwrite, **reading
     )
@@ -78,7 +99,13 @@ async def export_async(
 
 
 def export(**options: Any) -> pd.DataFrame:
-    return run_blocking(lambda _: export_async(**options), "batchtag-export")
+    try:
+        return run_blocking(lambda _: export_async(**options), "batchtag-export")
+    except Interrupted as error:
+        resume = Resume(export, "batchtag.export", None, options)
+        raise finish(error, resume, "export").with_traceback(None) from None
+    except BatchtagError as error:
+        raise error.with_traceback(None) from None
 
 
 document_options(export_async, READ_NAMES)
@@ -87,4 +114,6 @@ document_options(
     like=export_async,
     summary="The inventory of one or more scopes, from sync code (a notebook's running\n"
     "event loop is fine: the read then runs on its own loop in a helper thread).",
+    example=""">>> df = batchtag.export(project_id=1, region_id=1,
+...                      where="`tag:cost-center`.isna() and size > 100")  # doctest: +SKIP""",
 )

@@ -5,36 +5,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from batchtag.commands._apply_run import ApplyRun, read_mode
+from batchtag.commands._apply_run import ApplyRun, before_state, read_mode
+from batchtag.commands._connect import open_client
 from batchtag.commands._guards import (  # noqa: F401  (check_max_changes, parse_max_changes: API)
     check_max_changes,
     check_report_target,
     check_undo_target,
     check_writable,
+    describe_target,
     parse_max_changes,
     writes_needed,
 )
+from batchtag.commands._locate import locate, locates
 from batchtag.commands._options import ApplyOptions
-from batchtag.config import resolve_settings
 from batchtag.defaults import MANIFEST_OPTIONS
-from batchtag.errors import AbortRun
+from batchtag.errors import AbortRun, UsageError, option
 from batchtag.gcore import Client
-from batchtag.logs import register_secret
 from batchtag.manifest import read_plan
 from batchtag.memory import release_memory
 from batchtag.model import Plan, PlanEntry, PlanIndex, iter_masked, needs_current_mask
-from batchtag.read import State
+from batchtag.read import ScopeError, State
 from batchtag.record import (
+    BLIND_META,
+    EXIT_FAILED,
+    READ_META,
+    ChangeWriter,
     ReportLock,
     ReportScan,
     Summary,
-    UndoWriter,
     default_report_path,
     scan_report,
     write_summary_json,
@@ -61,6 +65,16 @@ def load(source: Any, options: ApplyOptions) -> Plan:
     return read_plan(source, **{name: getattr(options, name) for name in MANIFEST_OPTIONS})
 
 
+async def load_located(source: Any, options: ApplyOptions) -> tuple[Plan, list[ScopeError]]:
+    """`load`, after finding each snapshot's scope when the options ask for it
+    (``all_regions`` / ``all_projects``, `batchtag.commands._locate`): the plan and the
+    scopes that could not be read."""
+    if not locates(options):
+        return load(source, options), []
+    manifest, failed = await locate(source, options)
+    return load(manifest, options), failed
+
+
 def pending_entries(plan: Plan, pending: np.ndarray | None) -> Iterator[PlanEntry]:
     """The entries still to run: those `pending` marks (a mask over positions), or all."""
     return iter_masked(plan.entries, pending)
@@ -80,33 +94,46 @@ async def run_apply(
     *,
     plan: Plan | None = None,
     state: State | None = None,
-    confirm: Callable[[int], bool] | None = None,
+    confirm: Callable[[int, str], bool] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
 ) -> RunOutcome:
     """Validate, guard, send, report. Raises ManifestError/UsageError/AbortRun before sending.
 
     `state`, when given, is the plan's current state known already (enforce's inventory,
     with ``state.requests`` the requests that read it): nothing is read again.
+    `confirm(count, target)` is asked before a run that writes (count: the snapshots that will
+    change; target: the API host and the scopes, `describe_target`); False cancels it.
 
     A summary file that cannot be written at the end does not raise: the outcome's
     ``summary_json_error`` says why (the caller shows the summary first, then the error).
+    ``{started}`` in the report, undo file and summary names is the run's start.
     """
     options.check()
-    plan = plan if plan is not None else load(source, options)
+    options = options.stamped()
+    failed: list[ScopeError] = []
+    if plan is None:
+        plan, failed = await load_located(source, options)
     report_path = Path(options.resume or options.report or default_report_path())
     # Held for the whole run; exit 2 (nothing sent) when in use or cannot be written.
     with ReportLock(report_path):
-        return await _run_locked(source, options, plan, report_path, confirm, on_engine, state)
+        outcome = await _run_locked(source, options, plan, report_path, confirm, on_engine, state)
+    if failed:  # scopes listed to find the snapshots in, that could not be read
+        outcome.summary["failed_scopes"] = [f.as_dict() for f in failed]
+        outcome.exit_code = outcome.summary["exit_code"] = outcome.exit_code or EXIT_FAILED
+        if options.summary_json:
+            outcome.summary_json_error = save_summary_json(outcome.summary, options.summary_json)
+    return outcome
 
 
 async def _run_locked(
     source, options, plan, report_path, confirm, on_engine, known: State | None = None
 ) -> RunOutcome:
-    check_report_target(report_path, plan, options)
+    meta = check_report_target(report_path, plan, options)
+    options = keep_mode(options, meta, report_path)
     for name in ("summary_json", "undo_file"):
         if getattr(options, name):
             check_writable(getattr(options, name), name)
-    check_undo_target(options)
+    undo_file, kept = check_undo_target(options)
     resumed = read_resumed(plan, report_path, options)
     pending = None if resumed is None else ~resumed.done
     release_memory()  # what the manifest's and the report's reading freed
@@ -114,13 +141,16 @@ async def _run_locked(
     client = make_client(plan, options)
     summary = Summary(report_path)
     summary.already_done = len(plan.entries) - to_send
+    summary.before_state = before_state(options)
+    summary.notes = list(plan.notes)
+    if kept is not None:
+        summary.notes.append(f"undo file {kept} exists and is kept: this run's goes to {undo_file}")
+    summary.undo_file = None if undo_file is None else str(undo_file)
     run = ApplyRun(client, plan, options, summary, report_path, resumed=resumed)
     del resumed  # the run hands it to its report writer, which keeps what it needs
     # Opened first: a bad undo file name is exit 2 before any request (the report itself is
     # opened only once the guards passed, so a refused run leaves none behind).
-    run.undo = (
-        UndoWriter(options.undo_file, append=bool(options.resume)) if options.undo_file else None
-    )
+    run.undo = ChangeWriter(undo_file) if undo_file is not None else None
     if known is not None:
         run.state = known
         summary.state_read(known.read, known.requests)
@@ -153,6 +183,22 @@ async def _run_locked(
     return outcome
 
 
+def keep_mode(options: ApplyOptions, meta: dict | None, report_path: Path) -> ApplyOptions:
+    """A resume reads (or writes blind) as the run it resumes did (its report's metadata),
+    so the report stays one kind of run: a different explicit choice is refused."""
+    stored = (meta or {}).get("before_state")
+    if stored not in (READ_META, BLIND_META) or options.dry_run:
+        return options
+    reads = stored == READ_META
+    if options.check_current is not None and bool(options.check_current) != reads:
+        how = "read every snapshot first" if reads else "wrote blind"
+        raise UsageError(
+            f"{report_path} is a run that {how}; its resume does the same: drop "
+            f"{option('check_current', bool(options.check_current))}, or start a new report"
+        )
+    return replace(options, check_current=reads)
+
+
 def streams(run: ApplyRun) -> bool:
     """Whether the run sends while it reads the state (`ApplyRun.stream`): when it reads any,
     unless ``max_changes`` needs the whole state first (it counts the snapshots that would
@@ -168,10 +214,11 @@ async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confi
     confirmation prompt."""
     changes = to_send
     if run.options.max_changes not in (None, ""):
-        changes = writes_needed(run.state, pending_entries(run.plan, pending))
+        changes = writes_needed(run.state, pending_entries(run.plan, pending), run.options.force)
     reader = None if run.client is None else run.reader(run.options.concurrency)
     await check_max_changes(reader, run.plan, changes, run.options)
-    if confirm is not None and changes and not confirm(changes):
+    target = describe_target(run.client.settings.base_url, run.plan.scopes)
+    if confirm is not None and changes and not confirm(changes, target):
         raise AbortRun("cancelled at the confirmation prompt")
 
 
@@ -180,25 +227,6 @@ def make_client(plan: Plan, options: ApplyOptions) -> Client | None:
     if not needs_network(plan, options):
         return None
     return open_client(options)
-
-
-def open_client(options: ApplyOptions) -> Client:
-    """The HTTP client of a run's connection and timeout options (the key registered as a
-    secret, so no log line shows it)."""
-    settings = resolve_settings(
-        options.base_url,
-        options.api_key,
-        insecure_http=options.insecure_http,
-        ca_bundle=options.ca_bundle,
-    )
-    register_secret(settings.api_key)
-    return Client(
-        settings,
-        connections=options.concurrency,
-        timeout=options.timeout,
-        connect_timeout=options.connect_timeout,
-        request_deadline=options.request_deadline,
-    )
 
 
 def save_summary_json(data: dict[str, Any], path: str | Path) -> str | None:

@@ -18,7 +18,16 @@ from batchtag.gcore import Breaker, Client, RateLimiter, RetrySettings
 from batchtag.memory import release_memory
 from batchtag.model import Plan, PlanEntry, PlanIndex
 from batchtag.read import EntryFeed, Reader, State, read_state
-from batchtag.record import Progress, Recorder, ReportScan, ReportWriter, Summary, UndoWriter
+from batchtag.record import (
+    BLIND_META,
+    READ_META,
+    ChangeWriter,
+    Progress,
+    Recorder,
+    ReportScan,
+    ReportWriter,
+    Summary,
+)
 from batchtag.send import Engine, EngineOptions
 
 log = logging.getLogger("batchtag")
@@ -31,15 +40,22 @@ READ_CONCURRENCY = 16
 STREAM_READ_CONCURRENCY = 2
 
 
-def read_mode(options: ApplyOptions) -> bool | None:
-    """Which snapshots to read first (`batchtag.read._state.read_state`): True all, False only
-    those that need their current tags, None auto (per scope: when cheaper than blind
-    writes). An undo file needs every before-state; a dry run in auto mode stays offline."""
+def read_mode(options: ApplyOptions) -> bool:
+    """Which snapshots to read first (`batchtag.read.read_state`): True every one (the
+    default of a run that writes: its report keeps each before-state, so it can be
+    undone), False only those that need their current tags (``--no-check-current`` writes
+    the rest blind; a dry run by default, which stays offline)."""
     if options.check_current is None:
-        if options.undo_file:
-            return True
-        return False if options.dry_run else None
-    return options.check_current
+        return not options.dry_run
+    return bool(options.check_current)
+
+
+def before_state(options: ApplyOptions) -> str | None:
+    """What the report's metadata says of the run's before-state: read, blind (it cannot be
+    undone), or None for a dry run (it writes nothing)."""
+    if options.dry_run:
+        return None
+    return READ_META if read_mode(options) else BLIND_META
 
 
 @dataclass
@@ -54,7 +70,7 @@ class ApplyRun:
     aborted: str | None = None  # why reading the state failed (the run then aborts)
     engine: Engine | None = None  # set by `send`
     breaker: Breaker = field(default_factory=Breaker)
-    undo: UndoWriter | None = None  # --undo-file, opened before the state is read
+    undo: ChangeWriter | None = None  # --undo-file, opened before the state is read
     resumed: ReportScan | None = None  # the resumed report's keys, read for the done mask
 
     def __post_init__(self) -> None:
@@ -169,6 +185,7 @@ class ApplyRun:
             fingerprint=self.plan.fingerprint(),
             resume=bool(options.resume),
             scan=self.resumed,
+            before_state=before_state(options),
         )
         self.resumed = None  # the writer's status log holds what it needs of it
         progress = Progress(to_send, enabled=options.progress)
@@ -249,6 +266,7 @@ def engine_options(options: ApplyOptions) -> EngineOptions:
         rate=options.rate,
         retry=retry_settings(options),
         dry_run=options.dry_run,
+        force=options.force,
     )
 
 

@@ -18,25 +18,38 @@ differs, so re-running it after an interrupted run is the resume.
 
 from __future__ import annotations
 
+import fnmatch
+import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from batchtag.commands._apply import ApplyOptions, RunOutcome, parse_max_changes, run_apply
+from batchtag.commands._apply import (
+    ApplyOptions,
+    RunOutcome,
+    parse_max_changes,
+    run_apply,
+    save_summary_json,
+)
+from batchtag.commands._compliance import changed_snapshots, compliance
 from batchtag.commands._export import READ_NAMES, run_export
+from batchtag.commands._plan import check_output
 from batchtag.defaults import NOT_FOR_ENFORCE, PYTHON_OPTIONS
-from batchtag.diff import EXIT_CHANGES, diff_plan, plan_exit_code
+from batchtag.diff import EXIT_CHANGES, diff_plan, plan_exit_code, write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
-from batchtag.inventory import Selection, resolve_scopes
+from batchtag.inventory import ScopeChoice, Selection, compile_where, missing_tags
 from batchtag.manifest import read_plan
-from batchtag.model import Plan, PlanIndex
+from batchtag.model import TAG_PREFIX, Plan, PlanIndex
 from batchtag.policy import (
     KEY_COLUMNS,
     RO_PREFIX,
+    SCOPE_FLAGS,
     SCOPE_KEYS,
     Policy,
     evaluate,
@@ -44,7 +57,9 @@ from batchtag.policy import (
     load_policy,
 )
 from batchtag.read import State
-from batchtag.record import EXIT_OK
+from batchtag.record import EXIT_FAILED, EXIT_OK, fill_started, read_report
+
+log = logging.getLogger("batchtag.commands._enforce")
 
 EXIT_DRIFT = EXIT_CHANGES  # `enforce --check`: something would change (as plan's detailed code)
 EXIT_CLEAN = EXIT_OK
@@ -55,12 +70,16 @@ ENFORCE_NAMES = tuple(o.name for o in PYTHON_OPTIONS if o.name not in NOT_FOR_EN
 @dataclass
 class EnforceOutcome:
     """What one enforce did: the manifest, its diff against the exported state, the apply
-    run (None with check) and the exit code."""
+    run (None with check), the exit code, and the summary (the run's, or the check's, with
+    the compliance figures: ``inventory``, ``rules``; ``failed_scopes``)."""
 
     manifest: pd.DataFrame
     diff: pd.DataFrame
     run: RunOutcome | None
     exit_code: int
+    summary: dict[str, Any] = field(default_factory=dict)
+    summary_json_error: str | None = None  # set when --summary-json could not be written
+    output: str | None = None  # the drift file `check` wrote ({started} filled in)
 
 
 async def run_enforce(
@@ -69,8 +88,9 @@ async def run_enforce(
     *,
     check: bool = False,
     inventory: pd.DataFrame | None = None,
-    confirm: Callable[[int], bool] | None = None,
+    confirm: Callable[[int, str], bool] | None = None,
     on_engine: Callable[[Any], None] | None = None,
+    output: str | os.PathLike | None = None,
 ) -> EnforceOutcome:
     """Load the policy, read the inventory (unless given), evaluate, then apply.
 
@@ -84,40 +104,65 @@ async def run_enforce(
     options : ApplyOptions
         The apply run's options (also the export's connection, concurrency and rate).
     check : bool
-        Stop after the plan: exit code 2 when anything would change, else 0.
+        Stop after the plan: exit code 2 when anything would change, else 0 (1 when a
+        scope could not be read or the plan has errors: a conflict, such as a rename onto
+        another value).
     inventory : DataFrame, optional
         Evaluate this instead of exporting the policy's scopes.
     confirm, on_engine : callable, optional
         As for `batchtag.commands._apply.run_apply`.
+    output : str or PathLike, optional
+        With `check`: write the full drift there, the change file `plan -o` writes
+        (`batchtag apply` applies it, each key checked against the value the policy saw).
 
     Returns
     -------
     EnforceOutcome
-        The manifest, the diff, the apply run's outcome (None with `check`), the exit code.
+        The manifest, the diff, the apply run's outcome (None with `check`), the exit code
+        and the summary (written to ``summary_json`` too).
 
     Examples
     --------
     >>> asyncio.run(run_enforce("p.toml", ApplyOptions(), check=True))  # doctest: +SKIP
     """
     policy = policy if isinstance(policy, Policy) else load_policy(policy)
-    check_options(options)
+    started = datetime.now(UTC)  # {started} in every file name of the run
+    output = fill_started({"output": output}, started)["output"]
+    check_options(options, check, output)
+    options = options.stamped(started)
     if inventory is None:
         inventory = await read_inventory(policy, options)
+    warnings = unknown_tag_warnings(policy, inventory)
     manifest = evaluate(policy, inventory)
     plan = read_plan(manifest, form="long")
     current = inventory_state(inventory, plan)
     diff = diff_plan(plan, current)
+    failed = list(inventory.attrs.get("export", {}).get("failed_scopes", []))
     if check:
-        return EnforceOutcome(manifest, diff, None, plan_exit_code(diff.attrs["summary"]))
+        return _checked(manifest, diff, len(inventory), failed, warnings, options, output)
     if not options.dry_run:
         check_max_changes(options.max_changes, diff.attrs["summary"]["writes"], len(inventory))
-    settings = replace(options, max_changes=None)  # checked above, against the inventory
+    # max_changes: checked above, against the inventory; the summary file: written below;
+    # the manifest names every snapshot's scope (nothing to list or locate)
+    settings = replace(
+        options, max_changes=None, summary_json=None, all_projects=False, all_regions=False
+    )
     read = inventory.attrs.get("export", {})
     known = known_state(plan, current, read.get("requests", 0) - read.get("volume_requests", 0))
     outcome = await run_apply(
         manifest, settings, plan=plan, state=known, confirm=confirm, on_engine=on_engine
     )
-    return EnforceOutcome(manifest, diff, outcome, outcome.exit_code)
+    report = read_report(outcome.report_path) if len(manifest) else pd.DataFrame()
+    summary = dict(outcome.summary)
+    summary.update(compliance(manifest, len(inventory), changed_snapshots(report)))
+    summary["failed_scopes"] = failed
+    summary["warnings"] = warnings
+    if failed and summary["exit_code"] == EXIT_OK:
+        summary["exit_code"] = EXIT_FAILED  # a partial run
+    result = EnforceOutcome(manifest, diff, outcome, summary["exit_code"], summary)
+    if options.summary_json:
+        result.summary_json_error = save_summary_json(summary, options.summary_json)
+    return result
 
 
 def known_state(plan: Plan, snapshots: Mapping[tuple, dict[str, Any]], requests: int) -> State:
@@ -131,17 +176,76 @@ def known_state(plan: Plan, snapshots: Mapping[tuple, dict[str, Any]], requests:
     return state
 
 
-def check_options(options: ApplyOptions) -> None:
-    """Refuse, before any request, bad option values and the apply options that enforce
-    does not take (`NOT_FOR_ENFORCE`)."""
+def _checked(manifest, diff, size, failed, warnings, options, output) -> EnforceOutcome:
+    """The outcome of ``check``: the drift file written, the summary of what would change."""
+    if output is not None:
+        drift = diff.copy()
+        drift["rows"] = None  # positions in the generated manifest: nothing a user wrote
+        write_diff(drift, output)
+    plan_summary = diff.attrs["summary"]
+    code = EXIT_FAILED if failed else plan_exit_code(plan_summary)
+    snapshots = manifest.drop_duplicates(list(KEY_COLUMNS))
+    summary = {
+        **compliance(manifest, size),
+        "drift": {"changes": len(manifest), "snapshots": len(snapshots)},
+        "plan": plan_summary,
+        "failed_scopes": failed,
+        "warnings": warnings,
+        "exit_code": code,
+    }
+    written = None if output is None else str(output)
+    result = EnforceOutcome(manifest, diff, None, code, summary, output=written)
+    if options.summary_json:
+        result.summary_json_error = save_summary_json(summary, options.summary_json)
+    return result
+
+
+def unknown_tag_warnings(policy: Policy, inventory: pd.DataFrame) -> list[str]:
+    """A warning (logged, and returned for the summary) for each tag a rule's ``where``
+    names that no snapshot of the inventory has, with the closest keys. Keys the rule
+    writes or removes itself are left out: once the snapshots comply, a rule such as
+    ``where = "`tag:tmp`.notna()"`` with ``delete = ["tmp"]`` finds none, as it should."""
+    tags = [c for c in inventory.columns if is_tag_column(c)]
+    user = [c.split(":", 1)[1] for c in tags if not c.startswith(RO_PREFIX)]
+    read_only = [c.split(":", 1)[1] for c in tags if c.startswith(RO_PREFIX)]
+    out = []
+    for rule in policy.rules:
+        if rule.where is None:
+            continue
+        own = [*rule.set, *rule.delete, *rule.lower, *rule.upper, *rule.rename]
+        own += [*rule.rename.values(), *(rule.copy.keys if rule.copy is not None else ())]
+        named = [c for c in compile_where(rule.where).columns if not written(c, own)]
+        for text in missing_tags(named, user, read_only):
+            out.append(f"{rule.label}: {text}")
+            log.warning("%s", out[-1])
+    return out
+
+
+def written(column: str, keys: Iterable[str]) -> bool:
+    """Whether `column` is the ``tag:`` column of one of `keys` (fnmatch patterns too, as a
+    copy rule names them)."""
+    return column.startswith(TAG_PREFIX) and any(
+        fnmatch.fnmatchcase(column[len(TAG_PREFIX) :], key) for key in keys
+    )
+
+
+def check_options(
+    options: ApplyOptions, check: bool = False, output: str | os.PathLike | None = None
+) -> None:
+    """Refuse, before any request, bad option values, the apply options that enforce
+    does not take (`NOT_FOR_ENFORCE`), and an output (the drift file) without `check`."""
     options.check()
-    parse_max_changes(options.max_changes)
-    for name in NOT_FOR_ENFORCE:
-        if getattr(options, name):
+    if output is not None:
+        if not check:
             raise UsageError(
-                f"enforce takes no {option(name)}: run it again, it re-reads the state "
-                "and sends only what still differs"
+                f"{option('output')} writes the drift of {option('check', True)}; a run "
+                f"writes {option('report')} and {option('undo_file')}"
             )
+        check_output(output, overwrite=options.overwrite)
+    parse_max_changes(options.max_changes)
+    for name, why in NOT_FOR_ENFORCE.items():
+        if getattr(options, name):
+            raise UsageError(f"enforce takes no {option(name)}: {why}")
 
 
 def check_max_changes(limit: str | int | None, to_send: int, inventory_size: int) -> None:
@@ -198,32 +302,43 @@ def snapshot_json(row: Mapping[str, Any], tag_columns: Iterable[str]) -> dict[st
     return {"name": row.get("name"), "task_id": task_id, "tags": tags}
 
 
-def scopes(policy: Policy, options: ApplyOptions) -> dict[str, Any]:
-    """project_id / region_id for the export: the policy's [scope], narrowed by the caller's
-    option when it names one of its values; without a [scope], the option (or the env)."""
+def scopes(policy: Policy, options: ApplyOptions) -> ScopeChoice:
+    """The scopes to export: the policy's [scope] (ids, or every project / region the API
+    lists), narrowed by the caller's option when it names one of its values; without a
+    [scope], the options (or the env). An option outside the policy's list, or one that
+    would widen it (``all_regions`` over a policy's ``region_id``), is refused."""
     out: dict[str, Any] = {}
-    for name in SCOPE_KEYS:
+    for name, every in zip(SCOPE_KEYS, SCOPE_FLAGS, strict=True):
         from_policy, given = getattr(policy, name), getattr(options, name)
         if from_policy is not None and given is not None and given not in from_policy:
             raise UsageError(
                 f"{option(name, given)} is outside the policy's [scope] "
                 f"{name} = {list(from_policy)} ({policy.source})"
             )
+        if from_policy is not None and getattr(options, every):
+            raise UsageError(
+                f"{option(every)} would widen the policy's [scope] "
+                f"{name} = {list(from_policy)} ({policy.source})"
+            )
         if given is not None:
             out[name] = given
         elif from_policy is not None:
             out[name] = list(from_policy)
-    return out
+        else:
+            out[every] = getattr(policy, every) or getattr(options, every)
+    return ScopeChoice(**out)
 
 
 async def read_inventory(policy: Policy, options: ApplyOptions) -> pd.DataFrame:
-    """The current inventory of the policy's scopes (as `export` reads it); a read that
-    fails after its retries aborts the run (exit 3) before anything is sent."""
+    """The current inventory of the policy's scopes (as `export` reads it). A scope that
+    cannot be read is left out (``attrs["export"]["failed_scopes"]``); when none can, or
+    a read fails for good otherwise, the run aborts (exit 3) before anything is sent."""
     reading = {name: getattr(options, name) for name in READ_NAMES}
     chosen = scopes(policy, options)
+    chosen.check()
     try:
         outcome = await run_export(
-            resolve_scopes(chosen.get("project_id"), chosen.get("region_id"), None),
+            chosen,
             Selection(with_volume=policy.needs_volume),
             None,
             collect=True,

@@ -25,7 +25,7 @@ import pyarrow as pa
 from batchtag.commands._guards import check_writable
 from batchtag.config import resolve_settings
 from batchtag.defaults import CONNECTION_OPTIONS, default
-from batchtag.errors import UsageError, option
+from batchtag.errors import CALLER, Interrupted, UsageError, option
 from batchtag.gcore import VOLUMES, Breaker, Client, RateLimiter, TableClient
 from batchtag.inventory import (
     API_SCHEMA,
@@ -37,13 +37,16 @@ from batchtag.inventory import (
     VOLUME_API_SCHEMA,
     Output,
     Scope,
+    ScopeChoice,
     Selection,
     Spill,
     Volumes,
     empty_inventory,
     field_type,
+    inventory_frame,
     is_tag_column,
     long_frame,
+    missing_tags,
     page_table,
     tag_keys,
     user_tags,
@@ -51,8 +54,8 @@ from batchtag.inventory import (
 )
 from batchtag.logs import register_secret
 from batchtag.model import TAG_PREFIX
-from batchtag.read import Reader, ReadStats
-from batchtag.record import Progress
+from batchtag.read import Reader, ReadStats, ScopeError, each_scope
+from batchtag.record import EXIT_FAILED, EXIT_OK, Progress, fill_started
 
 # ---------------------------------------------------------------- the run
 
@@ -60,7 +63,8 @@ from batchtag.record import Progress
 @dataclass
 class ExportOutcome:
     """What an export did: rows written, snapshots (and volumes) read, what reading cost
-    (`stats`: the snapshots' reads; `volume_stats`: the volumes', None without them)."""
+    (`stats`: the snapshots' reads; `volume_stats`: the volumes', None without them), the
+    scopes that could not be read (left out; the run is partial: exit code 1)."""
 
     rows: int
     snapshots: int
@@ -68,8 +72,15 @@ class ExportOutcome:
     stats: ReadStats
     output: str | None
     frame: pd.DataFrame | None = None
+    failed: list[ScopeError] = field(default_factory=list)
     volumes: int | None = None
     volume_stats: ReadStats | None = field(default=None, repr=False)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when the export is partial: a scope could not be read, or a listing stayed
+        inconsistent after its re-reads (`ReadStats.missing`)."""
+        return EXIT_FAILED if self.failed or self.stats.missing else EXIT_OK
 
     @property
     def requests(self) -> int:
@@ -86,11 +97,13 @@ class ExportOutcome:
             "rows": self.rows,
             "snapshots": self.snapshots,
             "scopes": [list(s) for s in self.scopes],
+            "failed_scopes": [f.as_dict() for f in self.failed],
             "requests": self.requests,
             "retries": retries,
             "warnings": [w for part in parts for w in part.warnings],
             "output": self.output,
             "missing": self.stats.missing,  # a listing that stayed inconsistent: an estimate
+            "exit_code": self.exit_code,
         }
         if self.volume_stats is not None:
             out["volumes"] = self.volumes
@@ -112,13 +125,14 @@ class PageBar:
         self.bar.advance(read - self.done, total)
         self.done = read
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
         if self.bar is not None:
-            self.bar.close()
+            self.bar.close(ok)
+            self.bar = None
 
 
 async def run_export(
-    scopes: list[Scope],
+    scopes: list[Scope] | ScopeChoice,
     selection: Selection,
     output: str | os.PathLike | None,
     *,
@@ -133,10 +147,15 @@ async def run_export(
     overwrite: bool = False,
 ) -> ExportOutcome:
     """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame;
-    an existing `output` is refused unless `overwrite`."""
+    an existing `output` is refused unless `overwrite`.
+
+    `scopes` are listed, or chosen (`ScopeChoice`: the projects or regions may be listed
+    from the API first). A scope that cannot be read is left out and named in the outcome
+    (`batchtag.read.each_scope`); its rows read before it failed are dropped."""
     if concurrency < 1 or not rate > 0:
         raise UsageError(f"{option('concurrency')} must be >= 1 and {option('rate')} > 0")
     selection.check()
+    output = fill_started({"output": output})["output"]
     target = Output(output) if output is not None else None
     if target is not None and target.target is not None:  # before any request
         refuse_existing(target.target, overwrite)
@@ -145,31 +164,65 @@ async def run_export(
     register_secret(settings.api_key)
     spill, bar = Spill(SPILL_SCHEMA), PageBar(progress)
     keys: set[tuple[str, bool]] = set()
+    spilled_keys: set[tuple[str, bool]] = set()  # of every page spilled (an interrupt's rows)
+    rows_in: dict[Scope, int] = {}  # spilled per scope (a failed scope's are dropped)
     volumes = Volumes() if selection.with_volume else None
     volume_reader = None
+
+    async def read_one(project_id: int, region_id: int) -> None:
+        nonlocal keys
+        found: set[tuple[str, bool]] = set()
+        before = spill.rows
+        try:
+            async for page in reader.read_scope(project_id, region_id):
+                table = page_table(page)
+                found |= tag_keys(table)
+                spill.add(table)
+                spilled_keys.update(found)
+        finally:
+            rows_in[(project_id, region_id)] = spill.rows - before
+        keys |= found
+
     try:
-        async with Client(settings, connections=concurrency) as client:
-            shared = {"limiter": RateLimiter(rate), "breaker": Breaker()}
-            tables = TableClient(client, API_SCHEMA)  # pages as Arrow tables
-            reader = Reader(tables, concurrency=concurrency, progress=bar, **shared)
+        try:
+            async with Client(settings, connections=concurrency) as client:
+                shared = {"limiter": RateLimiter(rate), "breaker": Breaker()}
+                tables = TableClient(client, API_SCHEMA)  # pages as Arrow tables
+                reader = Reader(
+                    tables, concurrency=concurrency, progress=bar, isolate_scopes=True, **shared
+                )
+                chosen = scopes if isinstance(scopes, list) else await scopes.resolve(reader)
+                failed: list[ScopeError] = []
 
-            async def read_snapshots() -> None:
-                nonlocal keys
-                for project_id, region_id in scopes:
-                    async for page in reader.read_scope(project_id, region_id):
-                        table = page_table(page)
-                        keys |= tag_keys(table)
-                        spill.add(table)
+                async def read_snapshots() -> None:
+                    failed.extend(await each_scope(chosen, read_one))
 
-            reads = [read_snapshots()]
-            if volumes is not None:
-                listing = TableClient(client, VOLUME_API_SCHEMA, VOLUMES)
-                volume_reader = Reader(listing, concurrency=concurrency, items="volumes", **shared)
-                reads.append(read_volumes(volume_reader, scopes, volumes))
-            await together(reads)
+                reads = [read_snapshots()]
+                if volumes is not None:
+                    listing = TableClient(client, VOLUME_API_SCHEMA, VOLUMES)
+                    volume_reader = Reader(
+                        listing,
+                        concurrency=concurrency,
+                        items="volumes",
+                        isolate_scopes=True,
+                        **shared,
+                    )
+                    reads.append(read_volumes(volume_reader, chosen, volumes, failed))
+                await together(reads)
+        except asyncio.CancelledError:
+            if not collect or CALLER.get() == "cli":
+                raise  # the command line ends an interrupted command its own way (exit 130)
+            bar.close(ok=False)  # a Ctrl-C from Python: the rows read so far, no file
+            joined = volumes.finish() if volumes is not None else None
+            _, so_far = pivot(spill, *split_keys(spilled_keys), selection, None, True, joined)
+            raise Interrupted(f"{spill.rows} snapshots read", report=so_far) from None
         bar.close()
+        failed = first_per_scope(failed)
+        for text in missing_tags(selection.names(), *split_keys(keys)):
+            reader.warn(text)  # a name no snapshot has matches nothing: say so
+        gone = {(f.project_id, f.region_id) for f in failed}
         joined = volumes.finish() if volumes is not None else None
-        rows, frame = pivot(spill, *split_keys(keys), selection, target, collect, joined)
+        rows, frame = pivot(spill, *split_keys(keys), selection, target, collect, joined, gone)
     except BaseException:
         if target is not None:
             target.discard()
@@ -178,17 +231,33 @@ async def run_export(
         bar.close()
         spill.close()
     name = None if output is None else str(output)
-    outcome = ExportOutcome(rows, spill.rows, scopes, reader.stats, name, frame)
+    snapshots = spill.rows - sum(rows_in.get(scope, 0) for scope in gone)
+    outcome = ExportOutcome(rows, snapshots, chosen, reader.stats, name, frame, failed)
     if volume_reader is not None:
         outcome.volumes, outcome.volume_stats = volumes.count, volume_reader.stats
     return outcome
 
 
-async def read_volumes(reader: Reader, scopes: list[Scope], volumes: Volumes) -> None:
-    """List every scope's volumes into `volumes` (one listing per scope)."""
-    for scope in scopes:
-        async for page in reader.read_scope(*scope):
-            volumes.add(scope, page)
+async def read_volumes(
+    reader: Reader, scopes: list[Scope], volumes: Volumes, failed: list[ScopeError]
+) -> None:
+    """List every scope's volumes into `volumes` (one listing per scope); a scope whose
+    volumes cannot be listed is added to `failed` (its snapshots are left out: without their
+    volumes they would look orphaned)."""
+
+    async def list_one(project_id: int, region_id: int) -> None:
+        async for page in reader.read_scope(project_id, region_id):
+            volumes.add((project_id, region_id), page)
+
+    failed.extend(await each_scope(scopes, list_one, what="volumes of scope"))
+
+
+def first_per_scope(failed: list[ScopeError]) -> list[ScopeError]:
+    """One failure per scope (its snapshots' or its volumes'), in the order they came."""
+    seen: dict[Scope, ScopeError] = {}
+    for error in failed:
+        seen.setdefault((error.project_id, error.region_id), error)
+    return list(seen.values())
 
 
 async def together(reads: list[Coroutine[Any, Any, None]]) -> None:
@@ -228,16 +297,17 @@ def pivot(
     target: Output | None,
     collect: bool,
     volumes: Volumes | None = None,
+    gone: set[Scope] = frozenset(),
 ) -> tuple[int, pd.DataFrame | None]:
     """Spill -> wide (+ volumes -> where -> columns -> long) chunks -> output; returns
-    (rows, frame)."""
+    (rows, frame). Rows of the scopes in `gone` (read in part, then failed) are left out."""
     available = [*INVENTORY_COLUMNS, *(TAG_PREFIX + k for k in user_keys)]
     available += [RO_PREFIX + k for k in ro_keys]
     available += volumes.columns if volumes is not None else []
     chosen = selection.pick(available)
     schema = output_schema(chosen, selection.long)
     frames, rows = [], 0
-    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes):
+    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone):
         table = chunk if isinstance(chunk, pa.Table) else to_arrow(chunk, schema)
         rows += table.num_rows
         if target is not None:
@@ -250,14 +320,15 @@ def pivot(
         return rows, None
     if not frames:
         empty = empty_inventory(with_volume=volumes is not None)
-        empty = empty.reindex(columns=list(schema.names))
-        return rows, empty if selection.long else empty.assign(**{TAGS_COLUMN: []})
-    return rows, pd.concat(frames, ignore_index=True)
+        return rows, inventory_frame(empty.reindex(columns=list(schema.names)))
+    return rows, inventory_frame(pd.concat(frames, ignore_index=True))
 
 
-def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes) -> Iterator[Any]:
+def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone) -> Iterator[Any]:
     """Each spill batch as an output chunk: an Arrow table when nothing needs pandas."""
     for batch in spill.batches():
+        if gone:
+            batch = without_scopes(batch, gone)
         table = wide_table(batch, user_keys, ro_keys)
         if volumes is not None:
             table = volumes.join(table)
@@ -274,7 +345,21 @@ def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes) -> It
             keep = [c for c in chosen if not is_tag_column(c)]
             yield long_frame(frame[[*chosen]], keep)
         else:
-            yield frame[[*chosen, TAGS_COLUMN]] if collect else frame[chosen]
+            yield frame[chosen]
+
+
+def without_scopes(batch: pa.RecordBatch, gone: set[Scope]) -> pa.RecordBatch:
+    """The rows of `batch` outside the scopes in `gone`."""
+    import pyarrow.compute as pc
+
+    keep = None
+    for project_id, region_id in gone:
+        here = pc.and_(
+            pc.equal(batch.column("project_id"), project_id),
+            pc.equal(batch.column("region_id"), region_id),
+        )
+        keep = here if keep is None else pc.or_(keep, here)
+    return batch.filter(pc.invert(keep))
 
 
 def with_columns(table: pa.Table, chosen: list[str]) -> pa.Table:

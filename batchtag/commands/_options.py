@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import field, make_dataclass
+from dataclasses import field, make_dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from batchtag.defaults import PYTHON_OPTIONS, numpydoc_parameters
 from batchtag.errors import UsageError, option
+from batchtag.record import STAMPED, check_placeholders, fill_started
+
+RUN_FILES = tuple(name for name in STAMPED if name != "output")  # an apply run's own files
 
 
 def _check(self: Any) -> None:
     """Refuse option values that cannot work, naming the option the caller's way."""
+    for name in (*RUN_FILES, "resume"):
+        check_placeholders(name, getattr(self, name))
     for name in ("concurrency",):
         if getattr(self, name) < 1:
             raise UsageError(f"{option(name)} must be at least 1")
@@ -31,6 +37,28 @@ def _check(self: Any) -> None:
         )
 
 
+def _stamped(self: Any, when: datetime | None = None) -> Any:
+    """These options with ``{started}`` in the report, undo file and summary names filled
+    in with the run's start (`batchtag.record.fill_started`); themselves when there is none.
+
+    Parameters
+    ----------
+    when : datetime, optional
+        The run's start (default: now).
+
+    Returns
+    -------
+    ApplyOptions
+        A copy with the names filled (the same stamp in each), or these options.
+    """
+    current = {name: getattr(self, name) for name in RUN_FILES}
+    filled = fill_started(current, when)
+    check_placeholders("resume", self.resume)
+    if all(filled[n] == (None if v is None else str(v)) for n, v in current.items()):
+        return self
+    return replace(self, **filled)
+
+
 def _repr(self: Any) -> str:
     shown = (
         f"{o.name}={'***' if o.secret else repr(getattr(self, o.name))}" for o in PYTHON_OPTIONS
@@ -42,7 +70,7 @@ def _repr(self: Any) -> str:
 ApplyOptions = make_dataclass(
     "ApplyOptions",
     [(o.name, o.annotation, field(default=o.default)) for o in PYTHON_OPTIONS],
-    namespace={"check": _check, "__repr__": _repr, "__module__": __name__},
+    namespace={"check": _check, "stamped": _stamped, "__repr__": _repr, "__module__": __name__},
     repr=False,
 )
 ApplyOptions.__doc__ = "Options of one apply run.\n\nParameters\n----------\n" + (

@@ -1,20 +1,21 @@
 """`plan` and `undo` runs: read the current state, then diff a manifest or invert a report.
 
-    manifest --load--> Plan --read_state--> current --diff_plan--> diff frame (+ -o file)
-    report --read_report--> ok rows --read_state--> current --undo_manifest--> undo file
+    manifest --load--> Plan --read_wanted--> current --diff--> change frame (+ -o file)
+    report --read_report--> ok rows --read_keys--> current --undo_changes--> change file
 
-The state is read with the shared `Reader` (list pages or GETs per scope, whichever sends
-fewer requests) under the engine's limiter, retry classes and timeouts. Only what the diff
-needs of each snapshot is kept (name, task_id, tags), so a 1M-snapshot plan stays small.
-The Python functions (`batchtag.plan`, `batchtag.undo`) live in `batchtag.api._functions`.
+The state is read with the one read strategy (`batchtag.read.read_wanted`: list pages or
+GETs per scope, whichever sends fewer requests) under the engine's limiter, retry classes
+and timeouts. Only what the diff needs of each snapshot is kept (name, task_id, tags), so a
+1M-snapshot plan stays small. Both write change files (`batchtag.diff.write_diff`), which
+`apply` applies after checking each key's old value. The Python functions
+(`batchtag.plan`, `batchtag.undo`) live in `batchtag.api._functions`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,19 +23,36 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from batchtag.commands._apply import ApplyOptions, check_writable, load, open_client
-from batchtag.commands._export import PageBar
-from batchtag.defaults import CONNECTION_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
+from batchtag.commands._apply import ApplyOptions, check_writable, load_located, open_client
+from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
 from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
-from batchtag.errors import AbortRun, ApiError, UsageError, option
-from batchtag.gcore import LIST_PAGE, Client, RateLimiter, RetrySettings
+from batchtag.errors import CALLER, AbortRun, ApiError, Interrupted, UsageError, option
+from batchtag.gcore import Client, RateLimiter, RetrySettings
 from batchtag.memory import gc_paused
-from batchtag.model import Plan, PlanIndex, PrefixLookup, keys_of
-from batchtag.read import GET_BATCH, Key, Reader, ReadStats
-from batchtag.record import UNDO_COLUMNS, Undo, UndoWriter, read_report, undo_manifest
-from batchtag.tabular import table_format
+from batchtag.model import Plan, PlanIndex, PrefixLookup
+from batchtag.read import Key, Reader, ReadStats, read_keys, read_wanted
+from batchtag.record import (
+    Progress,
+    Undo,
+    fill_started,
+    fresh_path,
+    lock_holder,
+    read_meta,
+    read_report,
+    report_exists,
+    reverts,
+    undo_changes,
+)
+from batchtag.tabular import is_stdout, table_format
 
-PLAN_NAMES = (*MANIFEST_OPTIONS, *CONNECTION_OPTIONS, *READ_OPTIONS, "output", "overwrite")
+PLAN_NAMES = (
+    *MANIFEST_OPTIONS,
+    *DISCOVERY_OPTIONS,
+    *CONNECTION_OPTIONS,
+    *READ_OPTIONS,
+    "output",
+    "overwrite",
+)
 UNDO_NAMES = ("output", "force", "overwrite", *CONNECTION_OPTIONS, *READ_OPTIONS)
 UNDO_SUFFIX = ".undo.jsonl"  # `batchtag undo run1.csv` writes run1.undo.jsonl by default
 T = TypeVar("T")
@@ -42,132 +60,106 @@ T = TypeVar("T")
 
 # ---------------------------------------------------------------- the current state
 
-Compact = tuple[str | None, str | None, tuple[tuple[str, str, bool], ...]]
 
-
-def compact(snapshot: Mapping[str, Any]) -> Compact:
-    """What a diff needs of a snapshot: name, task_id, (key, value, read_only) per tag."""
-    tags = snapshot.get("tags") or ()
-    tags = tuple((t["key"], t["value"], bool(t.get("read_only"))) for t in tags)
-    return (snapshot.get("name"), snapshot.get("task_id"), tags)
-
-
-class CurrentState(Mapping):
-    """Key -> snapshot JSON (None: not found), expanded from the compact form on access."""
-
-    def __init__(self, state: dict[Key, Compact | None]):
-        self._state = state
-
-    def __getitem__(self, key: Key) -> dict[str, Any] | None:
-        value = self._state[key]
-        if value is None:
-            return None
-        name, task_id, tags = value
-        return {
-            "name": name,
-            "task_id": task_id,
-            "tags": [{"key": k, "value": v, "read_only": ro} for k, v, ro in tags],
-        }
-
-    def __iter__(self) -> Iterator[Key]:
-        return iter(self._state)
-
-    def __len__(self) -> int:
-        return len(self._state)
-
-
-def make_reader(client: Client, options: ApplyOptions, progress: Any = None) -> Reader:
+def make_reader(client: Client, options: ApplyOptions) -> Reader:
     """A reader paced and retried like the engine's writes."""
     return Reader(
         client,
         concurrency=options.concurrency,
         limiter=RateLimiter(options.rate),
         retry=RetrySettings(transient_retries=options.retries),
-        progress=progress,
     )
 
 
-async def read_state(keys: Iterable[Key], options: ApplyOptions) -> tuple[CurrentState, ReadStats]:
-    """The current state of `keys` (the cheaper of list pages and GETs per scope).
+async def read_snapshots(
+    keys: list[Key], options: ApplyOptions
+) -> tuple[dict[Key, dict[str, Any] | None], ReadStats]:
+    """The current state of `keys` (the one read strategy, `batchtag.read.read_keys`): only
+    what a diff reads of each snapshot is kept (name, task_id, tags).
+
+    The progress bar counts `keys` (the snapshots asked for), not the scopes' snapshots.
 
     Parameters
     ----------
-    keys : iterable of (project_id, region_id, snapshot_id)
+    keys : list of (project_id, region_id, snapshot_id)
     options : ApplyOptions
         Connection, concurrency, rate, timeouts, retries and progress.
 
     Returns
     -------
-    (CurrentState, ReadStats)
-        The snapshots (None when not found) and what reading cost.
+    (dict, ReadStats)
+        Key -> snapshot JSON (None when not found), and what reading cost.
     """
-    bar = PageBar(options.progress)
+    bar = Progress(len(keys), enabled=options.progress)
+
+    def kept(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+        bar.advance(1)
+        return {k: snapshot.get(k) for k in ("name", "task_id", "tags")}
+
+    finished = False
     async with open_client(options) as client:
-        reader = make_reader(client, options, bar)
+        reader = make_reader(client, options)
         try:
-            state = await reader.read_snapshots(keys, transform=compact)
+            state = await read_keys(reader, keys, kept)
+            bar.advance(len(keys) - sum(1 for v in state.values() if v is not None))  # gone
+            finished = True
         finally:
-            bar.close()
-    return CurrentState(state), reader.stats
+            bar.close(ok=finished)
+    return state, reader.stats
+
+
+class _Counted:
+    """A diff collector that moves a progress bar by the snapshots it is given."""
+
+    def __init__(self, collector: DiffCollector, bar: Progress):
+        self.collector, self.bar, self.done = collector, bar, 0
+
+    def add_block(self, block: Any, snapshots: list) -> None:
+        self.collector.add_block(block, snapshots)
+        self.bar.advance(len(snapshots))
+        self.done += len(snapshots)
 
 
 async def diff_current(
     plan: Plan, options: ApplyOptions, *, rows: bool = True
 ) -> tuple[Diff, ReadStats]:
     """Read the plan's snapshots and diff each one as it arrives (nothing held per snapshot
-    but its diff rows, unless `rows` is False, and a bit per plan position): per scope,
-    list pages when they are fewer requests than GETs."""
-    collector = DiffCollector(plan.passthrough, keep_rows=rows)
+    but its diff rows, unless `rows` is False, and a bit per plan position): the one read
+    strategy (`batchtag.read.read_wanted`) per scope.
+
+    The progress bar counts the plan's snapshots. Cancelled by a Ctrl-C from Python, it
+    raises `Interrupted` holding the diff of the snapshots read so far."""
+    collector = DiffCollector(plan.passthrough, keep_rows=rows, notes=plan.notes)
     index = PlanIndex.of(plan.entries)
-    bar = PageBar(options.progress)
-    async with open_client(options) as client:
-        reader = make_reader(client, options, bar)
-        try:
+    entries = plan.entries
+    counted = _Counted(collector, Progress(len(entries), enabled=options.progress))
+
+    def found(positions: np.ndarray, snapshots) -> None:
+        counted.add_block(entry_block(entries, positions), snapshots)
+
+    def ids(positions: np.ndarray) -> list[str]:
+        return entry_block(entries, positions).ids
+
+    finished = False
+    try:
+        async with open_client(options) as client:
+            reader = make_reader(client, options)
             with gc_paused():  # pages of dicts come and go: no cycles, but GC walks them all
                 lookup = PrefixLookup(index)
                 for scope in index.scopes:
                     wanted = index.in_scope(scope)
-                    await _diff_scope(reader, plan.entries, lookup, scope, wanted, collector)
-        finally:
-            bar.close()
+                    await read_wanted(reader, scope, wanted, lookup, ids, found)
+            finished = True
+    except asyncio.CancelledError:
+        if CALLER.get() == "cli":
+            raise  # the command line ends an interrupted command its own way (exit 130)
+        so_far = collector.finish().frame()
+        raise Interrupted(
+            f"{counted.done} of {len(entries)} snapshots read", report=so_far
+        ) from None
+    finally:
+        counted.bar.close(ok=finished)
     return collector.finish(), reader.stats
-
-
-async def _diff_scope(reader, entries, lookup, scope, wanted, collector) -> None:
-    """Diff the entries of one scope that `wanted` marks (a mask over plan positions);
-    `lookup` finds plan positions by key (`PrefixLookup`)."""
-
-    def take(page: list[dict]) -> None:
-        positions = lookup.positions(scope, keys_of(s["id"] for s in page))
-        hit = positions >= 0
-        hit[hit] = wanted[positions[hit]]
-        found = np.flatnonzero(hit)  # indexes into the page
-        chosen = positions[found]
-        wanted[chosen] = False
-        collector.add_block(entry_block(entries, chosen), [page[i] for i in found.tolist()])
-
-    if wanted.sum() > 1:
-        first = await reader.page(*scope, 0)
-        take(first.get("results") or [])
-        if math.ceil(int(first.get("count", 0)) / LIST_PAGE) <= 1 + wanted.sum():
-            async for page in reader.read_scope(*scope, first=first):
-                take(page)
-            if reader.consistent:  # a consistent listing: what it lacks does not exist
-                for positions in _masked(wanted):
-                    collector.add_block(entry_block(entries, positions), [None] * len(positions))
-                return
-    for positions in _masked(wanted):
-        block = entry_block(entries, positions)
-        keys = zip(block.projects, block.regions, block.ids, strict=True)
-        found = await asyncio.gather(*(reader.get(key) for key in keys))
-        collector.add_block(block, found)
-
-
-def _masked(mask: np.ndarray) -> Iterator[np.ndarray]:
-    """The positions set in `mask`, in plan order, `GET_BATCH` at a time."""
-    positions = np.flatnonzero(mask)
-    for start in range(0, len(positions), GET_BATCH):
-        yield positions[start : start + GET_BATCH]
 
 
 async def _reading(reads: Awaitable[T]) -> T:
@@ -188,7 +180,7 @@ def check_output(
     existing one is replaced only with `overwrite`."""
     if output is not None:
         table_format(output, what)
-        if os.path.lexists(output) and not overwrite:
+        if os.path.lexists(output) and not overwrite and not is_stdout(output):
             raise UsageError(
                 f"{option(what, str(output))} already exists: choose another {option(what)}, "
                 f"or pass {option('overwrite', True)} to replace it"
@@ -247,11 +239,15 @@ async def plan_diff(
         and ``frame()`` (the DataFrame `run_plan` returns).
     """
     options.check()
-    plan = plan if plan is not None else load(source, options)
+    output = fill_started({"output": output})["output"]
     check_output(output, overwrite=options.overwrite)
+    failed = []
+    if plan is None:
+        plan, failed = await _reading(load_located(source, options))
     diff, stats = await _reading(diff_current(plan, options, rows=rows or output is not None))
     del plan  # its entries are no longer needed: free them before writing
     diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
+    diff.summary["failed_scopes"] = [f.as_dict() for f in failed]
     if output is not None:
         write_diff(diff, output)
     return diff
@@ -268,20 +264,28 @@ def default_undo_path(report: str | os.PathLike) -> Path:
 
 @dataclass
 class UndoOutcome:
-    """What `run_undo` did: the inverse manifest, the snapshots skipped, where it went."""
+    """What `run_undo` did: the change rows back, the snapshots skipped, where they went
+    (and the existing file kept when `output` was taken)."""
 
     undo: Undo
     output: Path | None
     stats: ReadStats | None
+    kept: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         counts = self.undo.skipped["status"].value_counts().to_dict()
+        changes = self.undo.changes
         return {
-            "revert": len(self.undo.manifest),
+            "revert": int(changes[list(KEY_COLUMNS)].drop_duplicates().shape[0]),
+            "changes": len(changes),
             "skipped": {str(k): int(v) for k, v in counts.items()},
             "output": None if self.output is None else str(self.output),
+            "kept": None if self.kept is None else str(self.kept),
             "requests": 0 if self.stats is None else self.stats.requests,
         }
+
+
+KEY_COLUMNS = ("project_id", "region_id", "snapshot_id")
 
 
 async def run_undo(
@@ -291,43 +295,57 @@ async def run_undo(
     output: str | os.PathLike | None = None,
     force: bool = False,
 ) -> UndoOutcome:
-    """Read the report, check for drift against the current state, write the undo file.
+    """Read the report, check the keys the run changed against the current state, write
+    the change file that reverts it (`batchtag.record._undo`).
 
-    A report whose `ok` rows lack the before-state is refused before any request.
+    A report still being written by a running apply is refused unless `force` (its undo
+    would miss what the run has still to do); an existing `output` is never replaced.
     """
     options.check()
+    output = fill_started({"output": output})["output"]
     name = "report" if isinstance(report, pd.DataFrame) else str(report)
-    if output is not None and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
-        raise UsageError(f"{option('output', str(output))}: the undo file is JSON Lines (*.jsonl)")
-    if output is not None:
-        _check_undo_output(output, options.overwrite)
+    meta = None
+    if not isinstance(report, pd.DataFrame):
+        _check_not_running(report, force)
+        meta = read_meta(report) if report_exists(report) else None
+    target, kept = (None, None) if output is None else _undo_output(output, options.overwrite)
     frame = report if isinstance(report, pd.DataFrame) else read_report(report)
-    blind = undo_manifest(frame, None, report_name=name)  # refuses a run that did not read
-    keys = list(zip(*(blind.manifest[c] for c in UNDO_COLUMNS[:3]), strict=True))
-    keys = [(int(p), int(r), str(s)) for p, r, s in keys]
-    stats = None
+    found, _ = reverts(frame, name, meta)
+    keys = [r.key for r in found if r.rows]
+    current, stats = (None, None)
     if keys:
-        current, stats = await _reading(read_state(keys, options))
-        result = undo_manifest(frame, current, force=force, report_name=name)
-    else:
-        result = blind
-    if output is not None:
-        write_undo(result.manifest, output)
-    return UndoOutcome(result, None if output is None else Path(output), stats)
+        current, stats = await _reading(read_snapshots(keys, options))
+    result = undo_changes(frame, current or {}, force=force, report_name=name, meta=meta)
+    if target is not None:
+        write_diff(result.changes, target)
+    return UndoOutcome(result, target, stats, kept)
 
 
-def _check_undo_output(output: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse to replace an existing file (it may be the undo file the run wrote itself)."""
-    if Path(output).exists() and not overwrite:
+def _check_not_running(report: str | os.PathLike, force: bool) -> None:
+    """Refuse the undo of a run that still holds its report (unless `force`)."""
+    holder = lock_holder(report)
+    if holder is not None and not force:
+        raise UsageError(
+            f"{report} is still being written by a running batchtag (pid {holder}): its undo "
+            f"would miss what the run has still to do; wait for it to end, or pass "
+            f"{option('force', True)} to undo what it has done so far"
+        )
+
+
+def _undo_output(output: str | os.PathLike, overwrite: bool) -> tuple[Path, Path | None]:
+    """Where the undo goes, and the existing file kept (None): an existing change file is
+    never replaced (it may be the undo file the run wrote itself); with `overwrite` the
+    new one goes beside it. ``-``: stdout."""
+    table_format(output, "output")
+    path = Path(output)
+    if is_stdout(output):
+        return path, None
+    fresh = fresh_path(path)
+    if fresh != path and not overwrite:
         raise UsageError(
             f"{option('output', str(output))} already exists (it may be the undo file the run "
-            f"wrote itself): choose another {option('output')}, or pass {option('overwrite', True)}"
+            f"wrote itself): choose another {option('output')}, or pass "
+            f"{option('overwrite', True)} to keep it and write beside it"
         )
-    check_writable(output, "output")
-
-
-def write_undo(manifest: pd.DataFrame, path: str | os.PathLike) -> None:
-    """The inverse manifest as a json-form JSON Lines file (replaced if it exists)."""
-    with UndoWriter(path) as writer:
-        for row in manifest.to_dict("records"):
-            writer.write_record(row)
+    check_writable(fresh, "output")
+    return fresh, (path if fresh != path else None)

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from batchtag.diff import _entry as kinds  # the change kinds: kinds.ADD, ...
-from batchtag.diff._entry import diff_entry
+from batchtag.diff._entry import CHANGE, LOCKED, NOOP, diff_entry
 from batchtag.diff._store import DIFF_COLUMNS
-from batchtag.model import PlanEntry
+from batchtag.model import PlanEntry, TagState
+from batchtag.record import MODIFY, NAME, READ_ONLY, TAG, change_kind
 
 # a diff line: (entry index j, field, key, change, old, new)
 Line = tuple[int, str | None, str | None, str | None, Any, Any]
@@ -39,18 +39,19 @@ Cells = tuple[list[int], list[int], list[str], list[list[Any]]]  # projects, reg
 class EntryBlock:
     """Some plan entries as columns (index j: the j-th of them).
 
-    `states` holds the distinct (tags, clear, renames) of the plan and `state_codes` each
-    entry's one; `extras` likewise the passthrough dicts and `extra_codes`. The cells only
-    the diff's rows need (`projects`, `regions`, `ids`, `rows`) are made when first asked
-    for, by `cells`: a plan that keeps no row never makes them."""
+    `states` holds the distinct `TagState` of the plan and `state_codes` each entry's one;
+    `extras` likewise the passthrough dicts and `extra_codes`. The cells only the diff's
+    rows need (`projects`, `regions`, `ids`, `rows`) are made when first asked for, by
+    `cells`: a plan that keeps no row never makes them."""
 
     positions: np.ndarray  # plan positions (int64)
     state_codes: list[int]
-    states: Sequence[tuple[Mapping[str, str | None], bool, Mapping[str, str]]]
+    states: Sequence[TagState]
     names: list[str | None]
     extra_codes: list[int]
     extras: Sequence[Mapping[str, Any]]
     cells: Callable[[], Cells]
+    expect_names: list[str | None] | None = None  # per entry, when some entry has one
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -77,11 +78,12 @@ class EntryBlock:
 
     def entry(self, j: int) -> PlanEntry:
         """The j-th entry as a `PlanEntry`."""
-        tags, clear, renames = self.states[self.state_codes[j]]
+        s = self.states[self.state_codes[j]]
         extra = self.extras[self.extra_codes[j]]
+        expect_name = None if self.expect_names is None else self.expect_names[j]
         return PlanEntry(
-            self.projects[j], self.regions[j], self.ids[j], tags, clear, renames,
-            self.names[j], self.rows[j], extra,
+            self.projects[j], self.regions[j], self.ids[j], s.tags, s.clear, s.renames,
+            self.names[j], self.rows[j], extra, s.overwrites, s.expect, expect_name,
         )  # fmt: skip
 
 
@@ -120,9 +122,13 @@ def entry_block(entries: Sequence[PlanEntry], positions: np.ndarray) -> EntryBlo
             [e.rows for e in made],
         )
 
-    states = [(e.tags, e.clear, e.renames) for e in made]
+    states = [TagState(e.tags, e.clear, e.renames, e.overwrites, e.expect) for e in made]
     names = [e.name for e in made]
-    return EntryBlock(positions, count, states, names, count, [e.extra for e in made], cells)
+    expect_names = [e.expect_name for e in made]
+    if all(n is None for n in expect_names):
+        expect_names = None
+    extras = [e.extra for e in made]
+    return EntryBlock(positions, count, states, names, count, extras, cells, expect_names)
 
 
 def _columns_block(entries: Any, positions: np.ndarray) -> EntryBlock:
@@ -133,15 +139,18 @@ def _columns_block(entries: Any, positions: np.ndarray) -> EntryBlock:
         regions = entries.regions[positions].tolist()
         return projects, regions, entries.ids_at(positions), entries.rows_at(positions)
 
-    names = entries.names
+    def per_entry(column: list | None) -> list | None:
+        return None if column is None else [column[p] for p in positions.tolist()]
+
     return EntryBlock(
         positions,
         entries.state_codes[positions].tolist(),
         entries.states,
-        [None] * len(positions) if names is None else [names[p] for p in positions.tolist()],
+        per_entry(entries.names) or [None] * len(positions),
         entries.extra_codes[positions].tolist(),
         entries.extras,
         cells,
+        per_entry(entries.expect_names),
     )
 
 
@@ -182,8 +191,9 @@ class BlockRows:
 
 class Shapes:
     """Per tag state, its keys in order (`(key, value)` pairs) when the fast comparison
-    applies (no clear, no renames), else None; worked out once per state of a plan (the
-    states of a `PlanEntries` are one list for all its blocks; a list's are per block)."""
+    applies (no clear, no renames, no checks), else None; worked out once per state of a
+    plan (the states of a `PlanEntries` are one list for all its blocks; a list's are per
+    block)."""
 
     def __init__(self) -> None:
         self._states: Sequence | None = None  # held: what the codes below refer to
@@ -193,8 +203,9 @@ class Shapes:
         if states is not self._states:
             self._states, self._known = states, {}
         if code not in self._known:
-            tags, clear, renames = states[code]
-            fast = not clear and not renames
+            state = states[code]
+            fast = not state.clear and not state.renames and state.expect is None
+            tags = state.tags
             self._known[code] = (tuple(sorted(tags.items())), frozenset(tags)) if fast else None
         return self._known[code]
 
@@ -228,14 +239,17 @@ def diff_block(
     lines: list[Line] = []
     states, codes, names = block.states, block.state_codes, block.names
     shape_of = {code: shapes.of(states, code) for code in set(codes)}
+    checked = block.expect_names
     for j, snapshot in enumerate(snapshots):
         shape = shape_of[codes[j]] if snapshot is not None else None
+        if checked is not None and checked[j] is not None:
+            shape = None  # a change file's name check: `diff_entry` does it
         if shape is None:
             verdict = _slow(block, j, snapshot, lines)
         else:
             verdict = _fast(j, snapshot, shape, names[j], lines)
         if verdict is None:  # a noop without lines
-            verdict = kinds.NOOP
+            verdict = NOOP
             if include_noop:
                 lines.append((j, *BLANK))
         verdicts.append(verdict)
@@ -249,7 +263,7 @@ def _slow(block: EntryBlock, j: int, snapshot, lines: list[Line]) -> str | None:
     for c in diff.changes:
         lines.append((j, c.field, c.key, c.change, c.old, c.new))
     if not diff.changes:
-        if diff.verdict == kinds.NOOP:
+        if diff.verdict == NOOP:
             return None
         lines.append((j, *BLANK))  # not found
     return diff.verdict
@@ -273,15 +287,14 @@ def _fast(j: int, snapshot: Mapping[str, Any], shape, name: str | None, lines: l
     for key, new in items:
         old = current.get(key)
         if old != new and (read_only is None or key not in read_only):
-            kind = kinds.ADD if old is None else kinds.REMOVE if new is None else kinds.MODIFY
-            lines.append((j, kinds.TAG, key, kind, old, new))
+            lines.append((j, TAG, key, change_kind(old, new), old, new))
     if name is not None and name != snapshot.get("name"):
-        lines.append((j, kinds.NAME, None, kinds.MODIFY, snapshot.get("name"), name))
+        lines.append((j, NAME, None, MODIFY, snapshot.get("name"), name))
     changed = len(lines) > start
     if read_only is not None:
         for key, new in items:
             if key in read_only and current[key] != new:
-                lines.append((j, kinds.TAG, key, kinds.READ_ONLY, current[key], new))
+                lines.append((j, TAG, key, READ_ONLY, current[key], new))
     if changed:
-        return kinds.LOCKED if snapshot.get("task_id") else kinds.CHANGE
-    return kinds.NOOP if len(lines) > start else None
+        return LOCKED if snapshot.get("task_id") else CHANGE
+    return NOOP if len(lines) > start else None

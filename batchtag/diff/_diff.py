@@ -11,21 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batchtag.diff._block import EntryBlock, Shapes, diff_block
-from batchtag.diff._entry import (
-    ADD,
-    MODIFY,
-    NAME,
-    NOOP,
-    READ_ONLY,
-    REMOVE,
-    VERDICTS,
-    WRITES,
-    Change,
-    SnapshotDiff,
-    diff_entry,
-)
+from batchtag.diff._entry import NOOP, VERDICTS, WRITES, Change, SnapshotDiff, diff_entry
 from batchtag.diff._store import DIFF_COLUMNS, Diff, DiffColumns
 from batchtag.model import Plan, PlanEntry
+from batchtag.record import ADD, CONFLICT_NOTE, MODIFY, NAME, READ_ONLY, REMOVE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,12 +24,15 @@ PASSTHROUGH_PREFIX = "manifest_"  # a manifest column named like a diff column g
 
 @dataclass
 class PlanSummary:
-    """Counts over a plan's diffs: per verdict, per key, names, read-only problems."""
+    """Counts over a plan's diffs: per verdict, per key, names, read-only problems,
+    conflicts, and the plan's notes (blank cells ignored)."""
 
     verdicts: Counter = field(default_factory=lambda: Counter(dict.fromkeys(VERDICTS, 0)))
     keys: dict[str, Counter] = field(default_factory=dict)  # key -> {add, remove, change}
     names: int = 0  # snapshots whose name changes
     read_only: int = 0  # (snapshot, key) writes to read-only tags, ignored by the API
+    conflicts: int = 0  # (snapshot, key) conflict notes
+    notes: list[str] = field(default_factory=list)
 
     def add(self, diff: SnapshotDiff) -> None:
         self.verdicts[diff.verdict] += 1
@@ -58,6 +50,8 @@ class PlanSummary:
     def _count(self, field_: str, key: str | None, change: str, n: int) -> None:
         if change == READ_ONLY:
             self.read_only += n
+        elif change == CONFLICT_NOTE:
+            self.conflicts += n
         elif field_ == NAME:
             self.names += n
         else:
@@ -80,6 +74,8 @@ class PlanSummary:
             "writes": self.writes,
             "names": self.names,
             "read_only": self.read_only,
+            "conflicts": self.conflicts,
+            "notes": list(self.notes),
             "keys": {
                 k: {c: counts[c] for c in (ADD, REMOVE, MODIFY)}
                 for k, counts in sorted(self.keys.items())
@@ -116,11 +112,12 @@ class DiffCollector:
         *,
         include_noop: bool = False,
         keep_rows: bool = True,
+        notes: Iterable[str] = (),
     ):
         self.passthrough = list(passthrough)
         self.include_noop = include_noop
         self.keep_rows = keep_rows
-        self.summary = PlanSummary()
+        self.summary = PlanSummary(notes=list(notes))
         self._shapes = None  # a diffblock.Shapes, once add_block is used
         self._rows: DiffColumns | None = DiffColumns(
             DIFF_COLUMNS + [passthrough_name(c) for c in self.passthrough]
@@ -211,9 +208,9 @@ def diff_frame(
     Returns
     -------
     pandas.DataFrame
-        Columns `DIFF_COLUMNS` (project_id, region_id, snapshot_id, verdict, field, key,
-        change, old, new, rows) then the passthrough ones; ``attrs["summary"]`` holds
-        `PlanSummary.as_dict()`.
+        A change frame (`batchtag.record.CHANGE_SCHEMA`: project_id, region_id, snapshot_id,
+        verdict, field, key, change, old, new, rows) then the passthrough ones;
+        ``attrs["summary"]`` holds `PlanSummary.as_dict()`.
 
     Examples
     --------
@@ -252,5 +249,7 @@ def diff_plan(
     pandas.DataFrame
         As `diff_frame`.
     """
-    pairs = ((entry, current.get(entry.key)) for entry in plan.entries)
-    return diff_frame(pairs, plan.passthrough, include_noop=include_noop)
+    collector = DiffCollector(plan.passthrough, include_noop=include_noop, notes=plan.notes)
+    for entry in plan.entries:
+        collector.add(entry, current.get(entry.key))
+    return collector.frame()

@@ -12,6 +12,11 @@ Verdicts, one per snapshot:
 - ``not_found``: the snapshot does not exist (in that project/region).
 - ``locked``: it would change, but a task holds a lock on it now (`task_id` set), so the
   write would get 409 and be retried; the change is still shown.
+- ``conflict``: the snapshot is left alone: a rename would replace a different value (no
+  ``overwrite``), or a change file's key no longer holds the value it was written against
+  (`PlanEntry.conflicts`). Its rows are ``conflict`` notes, one per such key (old: what it
+  holds now, new: what the change needed), never changes: a plan file applies nothing
+  to it.
 
 Read-only tags are never written (the API preserves them). A manifest that sets, deletes
 or renames onto a read-only key gets a ``read_only`` row for it: a problem, not a change.
@@ -24,13 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchtag.gcore import read_only_keys, tags_dict
-from batchtag.model import EMPTY, PlanEntry, apply_tags_patch
+from batchtag.model import CONFLICT, EMPTY, PlanEntry, apply_tags_patch
+from batchtag.record import CONFLICT_NOTE, MODIFY, NAME, READ_ONLY, TAG, change_kind
 
 CHANGE, NOOP, NOT_FOUND, LOCKED = "change", "noop", "not_found", "locked"
-VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED)
+VERDICTS = (CHANGE, NOOP, NOT_FOUND, LOCKED, CONFLICT)
 WRITES = frozenset({CHANGE, LOCKED})  # verdicts that send a PATCH
-TAG, NAME = "tag", "name"  # the `field` column
-ADD, REMOVE, MODIFY, READ_ONLY = "add", "remove", "change", "read_only"  # the `change` column
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ class Change:
 
     field: str  # TAG or NAME
     key: str | None  # the tag key (None for the name)
-    change: str  # ADD, REMOVE, MODIFY or READ_ONLY
+    change: str  # add, remove, change, or a note: READ_ONLY, CONFLICT_NOTE
     old: str | None
     new: str | None
 
@@ -56,6 +60,7 @@ class SnapshotDiff:
     after: dict[str, str] = field(default_factory=dict)  # user tags after the write
     name_before: str | None = None
     name_after: str | None = None
+    conflict: str | None = None  # why the snapshot is left alone (verdict conflict)
 
     @property
     def key(self) -> tuple[int, int, str]:
@@ -83,6 +88,7 @@ def diff_entry(entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> Snapshot
     SnapshotDiff
         The verdict, the changes (tags in key order, then the name, then read-only
         problems) and the minimal PATCH body (`PlanEntry.body` with the current state).
+        A conflict's changes are its notes; its body is what ``force`` would send.
 
     Examples
     --------
@@ -101,6 +107,12 @@ def diff_entry(entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> Snapshot
     body = entry.body(before, read_only=read_only, current_name=name)
     after = apply_tags_patch(before, body.get("tags", EMPTY))  # = entry.target_tags(before)
     name_after = body.get("name", name)
+    checked = entry.renames or entry.expect is not None or entry.expect_name is not None
+    conflicts = entry.conflicts(before, read_only, name) if checked else []
+    if conflicts:
+        notes = [Change(c.field, c.key, CONFLICT_NOTE, c.now, c.wanted) for c in conflicts]
+        reason = "; ".join(map(str, conflicts))
+        return SnapshotDiff(entry, CONFLICT, notes, body, before, after, name, name_after, reason)
     changes = tag_changes(before, after)
     if name_after != name:
         changes.append(Change(NAME, None, MODIFY, name, name_after))
@@ -124,10 +136,8 @@ def tag_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[Cha
     changes = []
     for key in sorted(before.keys() | after.keys()):
         old, new = before.get(key), after.get(key)
-        if old == new:
-            continue
-        kind = ADD if old is None else REMOVE if new is None else MODIFY
-        changes.append(Change(TAG, key, kind, old, new))
+        if old != new:
+            changes.append(Change(TAG, key, change_kind(old, new), old, new))
     return changes
 
 

@@ -9,7 +9,8 @@ column whose cells are not all text (a DataFrame manifest's ints, dates) stays a
 list, so its values come back exactly as they went in.
 
 `Diff` is the result: the summary, the rows in plan order (`records`, a batch at a time;
-`column`), and `frame()`, the pandas DataFrame `batchtag.plan()` returns.
+`column`), and `frame()`, the pandas DataFrame `batchtag.plan()` returns: a change frame
+(`batchtag.record.CHANGE_SCHEMA`, its dtypes).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from batchtag.record import CHANGE_COLUMNS, kind_of
+from batchtag.tabular import INT
+
 CHUNK = 16_384  # rows buffered as Python lists before a column becomes an Arrow array
 BATCH = 32_768  # rows made into records at a time when reading back
-DIFF_COLUMNS = ["project_id", "region_id", "snapshot_id", "verdict", "field", "key", "change"]
-DIFF_COLUMNS += ["old", "new", "rows"]  # then the passthrough columns
-INT_DTYPES = {"project_id": "Int64", "region_id": "Int64"}  # every other column: object
-INTS = frozenset(INT_DTYPES)
+DIFF_COLUMNS = list(CHANGE_COLUMNS)  # then the passthrough columns
+INTS = frozenset(c for c in DIFF_COLUMNS if kind_of(c) is INT)
+INT_DTYPES = dict.fromkeys(INTS, "Int64")  # as the columns are held; `frame` conforms them
 CODED = INTS | {"verdict", "field", "key", "change", "old", "new"}  # repeat a lot
 LISTS = frozenset({"rows"})
 TEXT = frozenset(DIFF_COLUMNS) - INTS - LISTS  # str or None in every row
@@ -345,7 +348,8 @@ class Diff:
         return count
 
     def frame(self):
-        """The diff as a pandas DataFrame (`INT_DTYPES` columns as Int64, the rest object);
+        """The diff as a pandas DataFrame, each column in its dtype of the contract
+        (`batchtag.record.kind_of`: ids and texts strings, scope ids Int64, rows lists);
         ``attrs["summary"]`` the summary. Columns are made one at a time."""
         import pandas as pd
 
@@ -354,7 +358,9 @@ class Diff:
             values = self._store[name].values()
             if self._order is not None:
                 values = values[self._order]
-            data[name] = pd.Series(values, dtype=INT_DTYPES.get(name, object))
+            data[name] = kind_of(name).conform(
+                pd.Series(values, dtype=INT_DTYPES.get(name, object))
+            )
             del values
         frame = pd.DataFrame(data, columns=self.columns)
         frame.attrs["summary"] = self.summary

@@ -7,36 +7,36 @@
         ~ env: Prod → prod
         ~ name: db-1 → db-01
         ! created-by: read-only, not written (wanted gcore)
+    ! 1/1/0c2d…  conflict, left alone
+        ! env: 'test' now, 'dev' expected
 
 `plan_exit_code` gives the ``--detailed-exitcode`` value, as ``terraform plan`` does:
 0 nothing to change, 2 changes present, 1 errors (snapshots not found, writes to
-read-only tags), errors winning over changes.
+read-only tags, conflicts), errors winning over changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, Any, Union
 
 import click
+import pandas as pd
 
 from batchtag.defaults import default
-from batchtag.diff._entry import (
+from batchtag.diff._entry import CHANGE, LOCKED, NOOP, NOT_FOUND
+from batchtag.diff._store import Diff
+from batchtag.model import CONFLICT
+from batchtag.record import (
     ADD,
-    CHANGE,
-    LOCKED,
+    CONFLICT_NOTE,
+    EXIT_FAILED,
+    EXIT_OK,
     MODIFY,
     NAME,
-    NOOP,
-    NOT_FOUND,
     READ_ONLY,
     REMOVE,
 )
-from batchtag.diff._store import Diff
-from batchtag.record import EXIT_FAILED, EXIT_OK
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 Rows = Union[Diff, "pd.DataFrame"]  # a diff, columnar or as the Python API's frame
 
@@ -44,9 +44,21 @@ EXIT_CHANGES = 2  # --detailed-exitcode: the plan would change something
 DEFAULT_SHOWN = default("limit")  # snapshots shown in the printed diff
 KEYS_SHOWN = 15  # keys listed in the per-key summary
 
-VERDICT_WORDS = {CHANGE: "to change", LOCKED: "locked", NOOP: "no-op", NOT_FOUND: "not found"}
-COLOURS = {ADD: "green", REMOVE: "red", MODIFY: "yellow", READ_ONLY: "magenta"}
-MARKS = {ADD: "+", REMOVE: "-", MODIFY: "~", READ_ONLY: "!"}
+VERDICT_WORDS = {
+    CHANGE: "to change",
+    LOCKED: "locked",
+    NOOP: "no-op",
+    NOT_FOUND: "not found",
+    CONFLICT: "conflict",
+}
+COLOURS = {
+    ADD: "green",
+    REMOVE: "red",
+    MODIFY: "yellow",
+    READ_ONLY: "magenta",
+    CONFLICT_NOTE: "red",
+}
+MARKS = {ADD: "+", REMOVE: "-", MODIFY: "~", READ_ONLY: "!", CONFLICT_NOTE: "!"}
 
 
 def plan_exit_code(summary: Mapping[str, Any], *, detailed: bool = True) -> int:
@@ -63,15 +75,19 @@ def plan_exit_code(summary: Mapping[str, Any], *, detailed: bool = True) -> int:
     Returns
     -------
     int
-        1 when some snapshot is not found or the manifest writes read-only tags, else 2
-        (detailed only) when there are writes to send, else 0.
+        1 when some snapshot is not found or a conflict, the manifest writes read-only
+        tags or a scope listed to find the snapshots in could not be read, else 2 (detailed
+        only) when there are writes to send, else 0.
 
     Examples
     --------
     >>> plan_exit_code({"verdicts": {"change": 3, "not_found": 0}, "read_only": 0})
     2
     """
-    if summary["verdicts"].get(NOT_FOUND, 0) or summary.get("read_only", 0):
+    verdicts = summary["verdicts"]
+    if verdicts.get(NOT_FOUND, 0) or verdicts.get(CONFLICT, 0) or summary.get("read_only", 0):
+        return EXIT_FAILED
+    if summary.get("failed_scopes"):
         return EXIT_FAILED
     if detailed and (summary["verdicts"].get(CHANGE, 0) or summary["verdicts"].get(LOCKED, 0)):
         return EXIT_CHANGES
@@ -95,11 +111,22 @@ def format_summary(summary: Mapping[str, Any], *, color: bool = False) -> str:
     counted = f"{_count(summary['snapshots'], 'snapshot')}, {_count(summary['writes'], 'write')}"
     head = f"Plan: {', '.join(parts) or 'nothing'} ({counted})"
     lines = [_style(head, bold=True, color=color)]
+    for scope in summary.get("failed_scopes") or ():
+        text = f"  scope {scope['project_id']}/{scope['region_id']} could not be read: "
+        lines.append(_style(text + scope["error"], fg="red", color=color))
     if summary.get("names"):
         lines.append(f"  {_count(summary['names'], 'snapshot')} renamed")
     if summary.get("read_only"):
         text = f"  {_count(summary['read_only'], 'write')} to read-only tags (the API ignores them)"
         lines.append(_style(text, fg=COLOURS[READ_ONLY], color=color))
+    if summary["verdicts"].get(CONFLICT):
+        text = (
+            f"  {_count(summary['verdicts'][CONFLICT], 'snapshot')} left alone: a conflict"
+            " (a key changed since the change was written, or a rename would replace a value)"
+        )
+        lines.append(_style(text, fg=COLOURS[CONFLICT_NOTE], color=color))
+    for note in summary.get("notes") or ():
+        lines.append(f"  note: {note}")
     keys = dict(sorted((summary.get("keys") or {}).items(), key=_most_touched))
     width = max((len(k) for k in list(keys)[:KEYS_SHOWN]), default=0)
     for key, by_change in list(keys.items())[:KEYS_SHOWN]:
@@ -127,6 +154,17 @@ def format_changes(frame: Rows, *, limit: int = DEFAULT_SHOWN, color: bool = Fal
     return "\n".join(blocks)
 
 
+def first_changes(frame: Rows, limit: int = DEFAULT_SHOWN) -> list[dict[str, Any]]:
+    """The rows of the first `limit` snapshots of a diff, as records (what the printed plan
+    shows, for the ``plan`` JSON event)."""
+    out: list[dict[str, Any]] = []
+    for shown, rows in enumerate(_snapshot_groups(frame)):
+        if shown == limit:
+            break
+        out += rows
+    return out
+
+
 GROUP_COLUMNS = ["project_id", "region_id", "snapshot_id", "verdict", "field", "key"]
 GROUP_COLUMNS += ["change", "old", "new", "rows"]
 
@@ -134,7 +172,9 @@ GROUP_COLUMNS += ["change", "old", "new", "rows"]
 def _records(frame: Rows, batch: int) -> Iterator[dict[str, Any]]:
     if hasattr(frame, "records"):
         return frame.records(GROUP_COLUMNS, batch=batch)
-    return (row._asdict() for row in frame[GROUP_COLUMNS].itertuples(index=False))
+    cells = frame[GROUP_COLUMNS]
+    cells = cells.astype(object).where(cells.notna(), None)  # string-dtype NaN: None
+    return (row._asdict() for row in cells.itertuples(index=False))
 
 
 def _snapshots(frame: Rows) -> int:
@@ -165,6 +205,10 @@ def _format_snapshot(rows: list[dict[str, Any]], color: bool) -> str:
     head = f"~ {where}" + (f"  rows {rows_text}" if rows_text else "")
     if verdict == NOT_FOUND:
         return _style(f"! {where}: not found", fg="red", bold=True, color=color)
+    if verdict == CONFLICT:
+        head = _style(f"! {where}  conflict, left alone", fg="red", bold=True, color=color)
+        lines = [f"    {_format_line(r, color)}" for r in rows if r["change"] is not None]
+        return "\n".join([head, *lines])
     if verdict == LOCKED:
         head += "  (locked by a task now: the write would wait and retry)"
     lines = [_style(head, bold=True, color=color)]
@@ -182,10 +226,17 @@ def _format_line(row: Mapping[str, Any], color: bool) -> str:
         text = f"- {key} (was {row['old']})"
     elif change == MODIFY:
         text = f"~ {key}: {row['old']} → {row['new']}"
+    elif change == CONFLICT_NOTE:
+        text = f"! {key}: {_value(row['old'])} now, {_value(row['new'])} expected"
     else:
         wanted = "removal" if row["new"] is None else row["new"]
         text = f"! {key}: read-only, not written (wanted {wanted})"
     return _style(text, fg=COLOURS[change], color=color)
+
+
+def _value(value: Any) -> str:
+    """A value of a conflict line: quoted, or ``absent`` (a missing cell)."""
+    return "absent" if value is None else repr(value)
 
 
 def _most_touched(item: tuple[str, Mapping[str, int]]) -> tuple[int, str]:

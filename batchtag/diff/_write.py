@@ -18,19 +18,18 @@ from typing import Any
 
 from batchtag.diff._store import DIFF_COLUMNS, Diff
 from batchtag.model import json_text
+from batchtag.record import kind_of
 from batchtag.tabular import (
     ANY,
     CSV,
-    INT,
-    JSON,
-    STR,
     atomic_write,
     csv_lines,
     jsonl_lines,
     table_format,
+    write_output,
 )
 
-DIFF_KINDS = {"project_id": INT, "region_id": INT, "rows": JSON}  # the rest of DIFF_COLUMNS: STR
+DIFF_KINDS = {c: kind_of(c) for c in DIFF_COLUMNS}  # the dtype contract's (batchtag.record)
 GROUP = 16_384  # rows per Parquet row group, and taken from the diff's columns at once
 
 
@@ -49,7 +48,7 @@ def write_diff(diff: Any, path: str | os.PathLike) -> None:
     --------
     >>> write_diff(diff, "diff.parquet")  # doctest: +SKIP
     """
-    kinds = {c: DIFF_KINDS.get(c, STR) for c in diff.columns if c in DIFF_COLUMNS}
+    kinds = {c: DIFF_KINDS[c] for c in diff.columns if c in DIFF_COLUMNS}
     fmt = table_format(path)
     if not isinstance(diff, Diff):  # a frame: its records, as any table
         frame = _FrameRows(diff)
@@ -58,8 +57,8 @@ def write_diff(diff: Any, path: str | os.PathLike) -> None:
         else:
             loose = {c: _whole(frame, c) for c in frame.columns if c not in kinds}
             atomic_write(path, lambda fh: _write_parquet(frame, kinds, loose, fh, _groups))
-    elif fmt.appendable:
-        atomic_write(path, lambda fh: _write_text(diff, fmt is CSV, fh))
+    elif fmt.appendable:  # (to standard output for ``-``)
+        write_output(path, lambda fh: _write_text(diff, fmt is CSV, fh))
     else:
         # passthrough columns of Python cells: typed by all of them; text ones are text
         loose = {c: _whole(diff, c) for c in diff.columns if c not in kinds and diff.held(c)}
@@ -168,3 +167,6 @@ class _FrameRows:
         values = self.frame[name].tolist()
         for start in range(0, len(values), batch):
             yield values[start : start + batch]
+
+
+write_changes = write_diff  # its public name: every change file is written by it

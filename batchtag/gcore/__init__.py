@@ -13,6 +13,8 @@ _HOMES = {
     "fatal_reason": "_retry",
     "Client": "_client",
     "LIST_PAGE": "_client",
+    "PROJECTS": "_client",
+    "REGIONS": "_client",
     "Slots": "_client",
     "SNAPSHOTS": "_client",
     "VOLUMES": "_client",

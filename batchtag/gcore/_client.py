@@ -23,6 +23,9 @@ from batchtag.defaults import default
 from batchtag.errors import ApiError
 
 SNAPSHOTS = "/cloud/v1/snapshots"
+PROJECTS = "/cloud/v1/projects"  # the projects the key sees
+REGIONS = "/cloud/v1/regions"  # the regions (every project sees the same list)
+SCOPE_PAGE = 100  # page size for the project and region listings (the regions' default)
 VOLUMES = "/cloud/v1/volumes"
 LIST_PAGE = 1000  # the API's maximum page size
 LIST_QUERY = "?limit={limit}&offset={offset}"
@@ -390,6 +393,11 @@ class Client:
         self, project_id: int, region_id: int, *, limit: int = LIST_PAGE, offset: int = 0
     ) -> dict:
         url = self.url(project_id, region_id) + LIST_QUERY.format(limit=limit, offset=offset)
+        return list_body(*await self.request("GET", url))
+
+    async def list_scope_page(self, listing: str, *, offset: int = 0) -> dict:
+        """One page of `PROJECTS` or `REGIONS`: ``{"count": total, "results": [...]}``."""
+        url = self.settings.base_url + listing + LIST_QUERY.format(limit=SCOPE_PAGE, offset=offset)
         return list_body(*await self.request("GET", url))
 
     async def iter_snapshots(

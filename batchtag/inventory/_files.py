@@ -18,29 +18,36 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from batchtag.errors import option
-from batchtag.tabular import CSV, table_format
+from batchtag.record import kind_of
+from batchtag.tabular import BOOL, INT, STDOUT, TIME, is_stdout, table_format
 
-STDOUT = "-"
 SPILL_ROWS = 50_000  # rows per spill row group (and per output chunk)
-INT_FIELDS = frozenset({"project_id", "region_id", "size"})
 
 
 def output_format(output: str | os.PathLike | None) -> str:
-    """The format of `output` from its suffix; stdout (`-` or None) is CSV."""
-    if output is None or str(output) == STDOUT:
-        return CSV.name
-    return table_format(output, option("output")).name
+    """The format of `output` from its suffix; stdout (`-` or None) is CSV, or JSON Lines
+    under ``--log-format json`` (`batchtag.tabular.STDOUT_FORMAT`)."""
+    return table_format(STDOUT if output is None else output, option("output")).name
 
 
 def field_type(name: str) -> pa.DataType:
-    if name in INT_FIELDS:
+    """The Arrow type a page's field is read and spilled as (the contract's kind; instants
+    stay the API's ISO text until a Parquet file stores them, see `stored_schema`)."""
+    kind = kind_of(name)
+    if kind is INT:
         return pa.int64()
-    if name == "read_only":
+    if kind is BOOL:
         return pa.bool_()
     return pa.string()
+
+
+def stored_schema(schema: pa.Schema) -> pa.Schema:
+    """`schema` as a Parquet export stores it: instants as ``timestamp[us, UTC]``."""
+    return pa.schema(
+        [f.with_type(TIME.to_arrow([]).type) if kind_of(f.name) is TIME else f for f in schema]
+    )
 
 
 class Spill:
@@ -92,7 +99,7 @@ class Output:
 
     def __init__(self, target: str | os.PathLike | None):
         self.format = output_format(target)
-        self.to_stdout = target is None or str(target) == STDOUT
+        self.to_stdout = target is None or is_stdout(target)
         self.target = None if self.to_stdout else Path(target)
         self._tmp: Path | None = None
         self._sink: Any = None
@@ -108,9 +115,13 @@ class Output:
         if self.format == "csv":
             self._writer = pacsv.CSVWriter(self._sink, schema)
         elif self.format == "parquet":
+            import pyarrow.parquet as pq  # (loaded for a Parquet output only: start-up)
+
             self._writer = pq.ParquetWriter(self._sink, schema)
 
     def write(self, table: pa.Table) -> None:
+        if self.format == "parquet":
+            table = table.cast(stored_schema(table.schema))
         if self._sink is None:
             self._open(table.schema)
         if self._writer is not None:
@@ -122,7 +133,7 @@ class Output:
     def close(self, schema: pa.Schema) -> None:
         """Finish the file (an empty one with the header when nothing was written)."""
         if self._sink is None:
-            self._open(schema)
+            self._open(stored_schema(schema) if self.format == "parquet" else schema)
         if self._writer is not None:
             self._writer.close()
         if self.to_stdout:

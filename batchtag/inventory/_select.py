@@ -75,6 +75,11 @@ class Selection:
                 f"add {with_volume_option()} to join the volumes"
             )
 
+    def names(self) -> list[str]:
+        """The column names `where` and `columns` name outright (not patterns)."""
+        named = list(compile_where(self.where).columns) if self.where is not None else []
+        return named + [c for c in self.columns or [] if not is_pattern(c)]
+
     def filter(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.where is None:
             return frame
@@ -166,8 +171,10 @@ def as_ids(value: Any, name: str, fallback: str | None) -> list[int]:
     if value is None or (isinstance(value, (list, tuple)) and not value):
         if fallback is None or not fallback.strip():
             env = ENV_PROJECT_ID if name == "project_id" else ENV_REGION_ID
+            every = "all_projects" if name == "project_id" else "all_regions"
             raise UsageError(
-                f"no scope: pass {option(name)} or set {env}, or pass {option('scopes')}"
+                f"no scope: pass {option(name)} or set {env}, "
+                f"or pass {option('scopes')} or {option(every)}"
             )
         value, name = fallback, f"{name} (from the environment)"
     values = [value] if isinstance(value, (int, str)) else list(value)

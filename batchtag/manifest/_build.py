@@ -5,22 +5,35 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from batchtag.errors import ManifestError, UsageError, option
+from batchtag.errors import CALLER, ManifestError, UsageError, option
 from batchtag.manifest._check import Checked, CheckOptions, check_manifest
 from batchtag.manifest._columnar import categorical, compact_codes
 from batchtag.manifest._entries import PlanEntries, State
 from batchtag.manifest._grouping import Grouping, compact_ids, distinct_codes, first_rows
 from batchtag.manifest._load import load_manifest
 from batchtag.manifest._model import Manifest
-from batchtag.manifest._operations import CLEAR, DELETE, NAME, RENAME, SET, Coded
+from batchtag.manifest._operations import (
+    CLEAR,
+    CODES,
+    DELETE,
+    EXPECT,
+    EXPECT_NAME,
+    NAME,
+    RENAME,
+    SET,
+    Coded,
+)
 from batchtag.memory import gc_paused, malloc_arrow, release_memory
-from batchtag.model import EMPTY, OPS, Plan, SharedDict
+from batchtag.model import EMPTY, NO_KEYS, OPS, Plan, SharedDict, TagState
 
 
 def read_plan(source: Any, **options: Any) -> Plan:
@@ -74,9 +87,26 @@ def read_plan(source: Any, **options: Any) -> Plan:
 
 
 def _loaded(source: Any) -> Manifest:
+    if isinstance(source, Manifest):  # loaded already (its scope columns filled, say)
+        return source
     manifest = load_manifest(source)
     release_memory()  # the reader's scratch buffers
+    note = manifest.converted_note()
+    if note is not None:
+        warn(note)
     return manifest
+
+
+def warn(note: str) -> None:
+    """A note about the manifest: a log warning on the command line, a Python warning
+    (shown once in a notebook) from the library."""
+    if CALLER.get() == "cli":
+        logging.getLogger("batchtag.manifest").warning("%s", note)
+        return
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("batchtag"):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(note, UserWarning, stacklevel=level)  # at the caller's line, when it has one
 
 
 def build_plan(checked: Checked) -> Plan:
@@ -89,8 +119,9 @@ def build_plan(checked: Checked) -> Plan:
     manifest.frame = manifest.frame[checked.passthrough]
     ops, checked.ops = checked.ops, None  # dropped once the tag states are made
     state_codes, states = _tag_states(ops, count)
-    names = _names(ops, count)
-    counts = np.bincount(ops.op, minlength=len(OPS)).tolist()
+    names = _names(ops, count, NAME)
+    expect_names = _names(ops, count, EXPECT_NAME)
+    counts = np.bincount(ops.op, minlength=len(CODES)).tolist()[: len(OPS)]
     del ops
     release_memory()
     extra_codes, extras = _extras(manifest.frame, checked.passthrough, checked.group, grouping)
@@ -110,6 +141,7 @@ def build_plan(checked: Checked) -> Plan:
         row_bounds=grouping.bounds,
         extra_codes=extra_codes,
         extras=extras,
+        expect_names=expect_names,
     )
     return Plan(
         entries=entries,
@@ -117,6 +149,7 @@ def build_plan(checked: Checked) -> Plan:
         rows=manifest.total_rows,
         passthrough=list(checked.passthrough),
         ops=dict(zip(OPS, counts, strict=True)),
+        notes=list(checked.notes),
     )
 
 
@@ -144,10 +177,11 @@ PLAYED_LIMIT = 100_000  # distinct tag sequences remembered at once (bounds the 
 
 
 def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
-    """(tags, clear, renames) of every group, as a code per group into a list of states.
-    Groups whose tag operations are the same get the same state: each distinct sequence is
-    played once. Groups with one operation (most of a big manifest) are matched as arrays."""
-    tagging = ops.op != NAME
+    """The `TagState` of every group, as a code per group into a list of states. Groups
+    whose tag operations (and checks) are the same get the same state: each distinct
+    sequence is played once. Groups with one or two operations (most of a big manifest, or
+    of a change file) are matched as arrays."""
+    tagging = (ops.op != NAME) & (ops.op != EXPECT_NAME)
     picked = None if tagging.all() else np.flatnonzero(tagging)
     del tagging
     grouping = Grouping.of(ops.group if picked is None else ops.group[picked], count)
@@ -157,7 +191,7 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
     codes = _op_codes(ops, picked, span, size)
     del picked
     bounds = grouping.bounds
-    states: list[State] = [(EMPTY, False, EMPTY)]  # groups without tag operations
+    states: list[State] = [TagState(EMPTY, False, EMPTY)]  # groups without tag operations
     if grouping.order is None and len(codes) == count:  # one tag operation every group
         distinct, out = distinct_codes(codes)
         out += len(states)
@@ -170,8 +204,18 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
     out[single] = inverse + len(states)
     del inverse
     states += [_play((code,), ops, span, size) for code in distinct.tolist()]
+    pairs = np.flatnonzero(lengths == 2)  # a change file's rows: a write and its check
+    if len(pairs):
+        width = int(codes.max()) + 1
+        first = codes[bounds[pairs]].astype(np.int64)
+        first *= width
+        first += codes[bounds[pairs] + 1]
+        distinct, inverse = distinct_codes(first)
+        del first
+        out[pairs] = inverse + len(states)
+        states += [_play(divmod(code, width), ops, span, size) for code in distinct.tolist()]
     played: dict[tuple[int, ...], int] = {}
-    for group in np.flatnonzero(lengths > 1).tolist():
+    for group in np.flatnonzero(lengths > 2).tolist():
         sequence = tuple(codes[bounds[group] : bounds[group + 1]].tolist())
         state = played.get(sequence)
         if state is None:
@@ -185,14 +229,17 @@ def _tag_states(ops: Coded, count: int) -> tuple[np.ndarray, list[State]]:
 
 def _op_codes(ops: Coded, picked: np.ndarray | None, span: int, size: int) -> np.ndarray:
     """One int per operation for (op, key, value), of operations `picked` (None: all);
-    int32 when the codes fit in it (few keys and values, the usual case), else int64."""
+    int32 when the codes fit in it (few keys and values, the usual case), else int64. A
+    rename that may replace a value counts as an op of its own (its op + len(CODES))."""
 
-    kind = np.int32 if len(OPS) * span < np.iinfo(np.int32).max else np.int64
+    kind = np.int32 if 2 * len(CODES) * span < np.iinfo(np.int32).max else np.int64
 
     def of(values: np.ndarray) -> np.ndarray:
         return (values if picked is None else values[picked]).astype(kind)
 
     codes = of(ops.op)
+    if ops.over is not None:
+        codes += of(ops.over) * len(CODES)
     codes *= span
     part = of(ops.key)
     part *= size
@@ -202,16 +249,17 @@ def _op_codes(ops: Coded, picked: np.ndarray | None, span: int, size: int) -> np
     return codes
 
 
-def _play(
-    sequence: tuple[int, ...], ops: Coded, span: int, size: int
-) -> tuple[SharedDict, bool, SharedDict]:
+def _play(sequence: tuple[int, ...], ops: Coded, span: int, size: int) -> TagState:
     """Apply one group's tag operations (codes from _tag_states) in file order."""
     tags: dict[str, str | None] = {}
     renames: dict[str, str] = {}
+    overwrites: set[str] = set()
+    expect: dict[str, str | None] | None = None
     clear = False
     for code in sequence:
         op, rest = divmod(code, span)
         key, value = divmod(rest, size)
+        over, op = divmod(op, len(CODES))
         if op == SET:
             tags[ops.keys[key]] = ops.values[value]
         elif op == DELETE:
@@ -221,20 +269,33 @@ def _play(
             clear = True
             tags.clear()
             renames.clear()
+            overwrites.clear()
         elif op == RENAME:
             renames[ops.keys[key]] = ops.values[value]
-    return SharedDict(tags) if tags else EMPTY, clear, SharedDict(renames) if renames else EMPTY
+            if over:
+                overwrites.add(ops.keys[key])
+        elif op == EXPECT:
+            expect = {} if expect is None else expect
+            expect[ops.keys[key]] = ops.values[value] or None  # "": the key is absent
+    return TagState(
+        SharedDict(tags) if tags else EMPTY,
+        clear,
+        SharedDict(renames) if renames else EMPTY,
+        frozenset(overwrites) if overwrites else NO_KEYS,
+        None if expect is None else SharedDict(expect),
+    )
 
 
-def _names(ops: Coded, count: int) -> list[str | None] | None:
-    """The new name of every group (None if not renamed; a later row wins), or None when no
-    group is renamed."""
-    rows = np.flatnonzero(ops.op == NAME)
+def _names(ops: Coded, count: int, op: int) -> list[str | None] | None:
+    """The value of every group's `op` operations (the new name, or the name a change file
+    expects; None where a group has none, a later row wins), or None when no group has one.
+    An expected name "" (none known) is None."""
+    rows = np.flatnonzero(ops.op == op)
     if not len(rows):
         return None
     names: list[str | None] = [None] * count
     for g, v in zip(ops.group[rows].tolist(), ops.value[rows].tolist(), strict=True):
-        names[g] = ops.values[v]
+        names[g] = ops.values[v] or None
     return names
 
 

@@ -38,6 +38,7 @@ class Checked:
     region: np.ndarray
     snapshot: pd.Series  # normalised (lowercase) snapshot ids
     passthrough: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for the user, not problems
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ def check_manifest(manifest: Manifest, options: CheckOptions = CheckOptions()) -
     used = form_columns(form, columns) if form is not None else set(columns)
     passthrough = [c for c in columns if c not in used]
     problems = out.result()
-    return Checked(manifest, form, problems, coded, group, project, region, snapshot, passthrough)
+    return Checked(
+        manifest, form, problems, coded, group, project, region, snapshot, passthrough, out.notes
+    )
 
 
 def _groups(

@@ -63,6 +63,13 @@ def from_codes(codes: np.ndarray, texts: list[str] | pd.Index) -> pd.Categorical
     )
 
 
+def normalised(cells: pd.Categorical) -> pd.Categorical:
+    """The cells stripped and lowercased, worked out once per distinct text."""
+    texts = pd.Index(cells.categories, dtype=str).str.strip().str.lower()
+    codes, distinct = pd.factorize(texts)  # "Set" and "set " become one text
+    return from_codes(np.append(codes, -1)[cells.codes], pd.Index(distinct, dtype=str))
+
+
 def _dtype(texts: pd.Index) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(texts)
 

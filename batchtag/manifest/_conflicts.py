@@ -3,6 +3,9 @@
 A write is (group, key, what): set -> value code, delete -> -1, rename -> -1 on the old key
 and -(2 + old key) on the new one; names use key -1. Only writes whose (group, key) slot
 repeats are looked at closely, so the usual clean manifest costs a few arrays.
+
+A change file's checks (expect, expect_name) are no writes; two rows that expect different
+values of one key of one snapshot are a conflict of their own.
 """
 
 from __future__ import annotations
@@ -11,13 +14,23 @@ import numpy as np
 import pandas as pd
 
 from batchtag.manifest._messages import Collector, shown
-from batchtag.manifest._operations import CLEAR, NAME, RENAME, SET, Coded
+from batchtag.manifest._operations import (
+    CHECKS,
+    CLEAR,
+    EXPECT,
+    EXPECT_NAME,
+    NAME,
+    RENAME,
+    SET,
+    Coded,
+)
 
 
 def check_conflicts(ops: pd.DataFrame, coded: Coded, snapshot: pd.Series, out: Collector) -> None:
     """Add one problem per conflicting (snapshot, key), on the row of its second write."""
     if not len(ops):
         return
+    _check_expectations(ops, coded, snapshot, out)
     index, new = _writes(coded.op)
     repeated = pd.Series(_slots(coded, index, new)).duplicated(keep=False).to_numpy()
     if not repeated.any():
@@ -53,10 +66,35 @@ def _report(ops, coded, snapshot, out, pos, key, rows) -> None:
     out.add(f"conflicting {subject} for snapshot {sid}: {listed}", column, int(pos[second]))
 
 
+def _check_expectations(ops: pd.DataFrame, coded: Coded, snapshot: pd.Series, out) -> None:
+    """Two rows of a change file checking one key (or the name) of one snapshot against
+    different values: a problem on the second."""
+    index = np.flatnonzero((coded.op == EXPECT) | (coded.op == EXPECT_NAME))
+    if not len(index):
+        return
+    keys = coded.key[index].astype(np.int64)
+    keys[coded.op[index] == EXPECT_NAME] = -1
+    slots = pd.DataFrame({"g": coded.group[index], "k": keys, "v": coded.value[index]})
+    distinct = slots.drop_duplicates()
+    clash = distinct[distinct.duplicated(["g", "k"], keep="first")]
+    pos = ops["pos"].to_numpy()
+    for at in clash.index.tolist():
+        i = int(index[at])
+        key = int(keys[at])
+        subject = "the name" if key == -1 else f"tag {shown(coded.keys[key])}"
+        sid = snapshot.iloc[int(pos[i])]
+        out.add(
+            f"a second row for {subject} of snapshot {sid} with another old value "
+            f"({shown(coded.values[int(coded.value[i])])})",
+            "old",
+            int(pos[i]),
+        )
+
+
 def _writes(op: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The operation of every write (all but clears, then renames again for their new key),
-    and which of them are a rename's new key."""
-    index = np.flatnonzero(op != CLEAR)
+    """The operation of every write (all but clears and checks, then renames again for their
+    new key), and which of them are a rename's new key."""
+    index = np.flatnonzero((op != CLEAR) & ~np.isin(op, list(CHECKS)))
     renames = np.flatnonzero(op == RENAME)
     new = np.zeros(len(index) + len(renames), dtype=bool)
     if len(renames):

@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 from batchtag.errors import ManifestError, Problem
 from batchtag.manifest._cells import column_type
 from batchtag.manifest._model import Manifest, header_problems
+from batchtag.record import unread_columns
 
 HEAD_BYTES = 1 << 20  # the header must fit in the first megabyte
 BOM = b"\xef\xbb\xbf"
@@ -53,7 +54,8 @@ def load_csv(name: str, open_stream: Callable[[], Any], read_all: Callable[[], b
         return Manifest(pd.DataFrame({c: pd.Series([], dtype=str) for c in columns}), "csv")
     spare = [f"\0spare {n}" for n in range(len(named) + 1, len(header) + 1)]
     invalid: list[int] = []
-    table = _parse(name, open_stream, read_all, [*columns, *spare], header_lines, invalid)
+    skip = unread_columns(columns)
+    table = _parse(name, open_stream, read_all, [*columns, *spare], header_lines, invalid, skip)
     frame = table.to_pandas()
     del table
     manifest = Manifest(frame, "csv", total_rows=len(frame))
@@ -88,7 +90,7 @@ def _filled_spare(manifest: Manifest, spare: list[str]) -> list[Problem]:
     return problems
 
 
-def _parse(name, open_stream, read_all, header, header_lines, invalid) -> pa.Table:
+def _parse(name, open_stream, read_all, header, header_lines, invalid, skip=()) -> pa.Table:
     def on_invalid(row: Any) -> str:
         invalid.append(row.actual_columns)
         return "skip"
@@ -105,6 +107,7 @@ def _parse(name, open_stream, read_all, header, header_lines, invalid) -> pa.Tab
                 ),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c: column_type(c) for c in header},
+                    include_columns=[c for c in header if c not in skip],
                     strings_can_be_null=False,
                     quoted_strings_can_be_null=False,
                 ),

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from batchtag.manifest._entries import PlanEntries
-from batchtag.model import OPS, Plan
+from batchtag.model import CHANGE_FILE, OPS, Plan
 
 
 def describe_manifest(plan: Plan) -> dict[str, Any]:
@@ -21,9 +21,10 @@ def describe_manifest(plan: Plan) -> dict[str, Any]:
     -------
     dict
         ``form``, ``rows``, ``snapshots``, ``operations`` (count per op), ``scopes``,
-        ``passthrough``, ``needs_current`` (snapshots whose current tags must be read) and
+        ``passthrough``, ``needs_current`` (snapshots whose current tags must be read),
         ``ids_in_several_scopes`` (snapshot ids listed under more than one project/region:
-        each is a separate request, and a snapshot exists in one scope only).
+        each is a separate request, and a snapshot exists in one scope only) and ``notes``
+        (blank tag cells ignored). A change file's ``form`` is ``changes``.
 
     Examples
     --------
@@ -51,6 +52,7 @@ def describe_manifest(plan: Plan) -> dict[str, Any]:
         "passthrough": list(plan.passthrough),
         "needs_current": needs_current,
         "ids_in_several_scopes": several,
+        "notes": list(plan.notes),
     }
 
 
@@ -65,19 +67,27 @@ def format_validation(description: dict[str, Any]) -> str:
     """
     d = description
     ops = ", ".join(f"{kind} {n}" for kind, n in d["operations"].items() if n) or "none"
-    lines = [
-        f"manifest OK ({d['form']} form): {d['rows']} rows, {d['snapshots']} snapshots",
-        f"operations: {ops}",
-    ]
+    what = "change file OK" if d["form"] == CHANGE_FILE else f"manifest OK ({d['form']} form)"
+    lines = [f"{what}: {d['rows']} rows, {d['snapshots']} snapshots", f"operations: {ops}"]
     for scope in d["scopes"]:
         lines.append(
             f"scope project {scope['project_id']} region {scope['region_id']}:"
             f" {scope['snapshots']} snapshots"
         )
-    if d["needs_current"]:
+    if d["form"] == CHANGE_FILE:
+        lines.append(
+            "each change is applied only where its key still holds its old value"
+            " (else the snapshot is a conflict)"
+        )
+    elif d["needs_current"]:
         lines.append(
             f"{d['needs_current']} snapshots need their current tags read first"
             " (rename, or clear plus set)"
+        )
+    if d["operations"].get("rename"):
+        lines.append(
+            "a rename onto a key that holds a different value is refused (a conflict)"
+            " unless its row says overwrite=true"
         )
     if d.get("ids_in_several_scopes"):
         lines.append(
@@ -87,4 +97,5 @@ def format_validation(description: dict[str, Any]) -> str:
         )
     if d["passthrough"]:
         lines.append("passthrough columns: " + ", ".join(d["passthrough"]))
+    lines.extend(f"note: {note}" for note in d.get("notes") or ())
     return "\n".join(lines)

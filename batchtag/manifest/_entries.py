@@ -23,8 +23,10 @@ from batchtag.model import (
     PlanEntry,
     PlanIndex,
     SharedDict,
+    TagState,
     arrow_keys,
     canonical_keys,
+    checks_text,
     fingerprint_json,
     fingerprint_lines,
     narrowed,
@@ -33,7 +35,7 @@ from batchtag.model import (
 )
 from batchtag.tabular import joined_text
 
-State = tuple[SharedDict, bool, SharedDict]  # tags, clear, renames
+State = TagState
 LINES = 1 << 16  # fingerprint lines made at once
 PLAIN_ID = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"  # printable ASCII but '"' and '\': JSON as is
 
@@ -51,7 +53,7 @@ class PlanEntries(Sequence[PlanEntry]):
     >>> from batchtag.model import EMPTY
     >>> entries = PlanEntries(
     ...     projects=np.array([1]), regions=np.array([2]), snapshots=pa.array(["s"]),
-    ...     state_codes=np.array([0]), states=[(EMPTY, True, EMPTY)], names=None,
+    ...     state_codes=np.array([0]), states=[TagState(EMPTY, True, EMPTY)], names=None,
     ...     row_ids=np.array([3]), row_bounds=np.array([0, 1]),
     ...     extra_codes=np.array([0]), extras=[EMPTY],
     ... )
@@ -72,12 +74,17 @@ class PlanEntries(Sequence[PlanEntry]):
     row_bounds: np.ndarray | None
     extra_codes: np.ndarray  # per entry, into `extras`
     extras: list[SharedDict]
+    expect_names: list[str | None] | None = None  # per entry (a change file's); None: none
 
     def __post_init__(self) -> None:
         """Hold the columns in their smallest dtypes (a value shared by every entry once),
         the rows as a first row when they count up one an entry, and the ids as 16-byte
         keys when they are all lowercase UUIDs (a manifest's are): ~18 bytes an entry for a
         wide manifest of one scope, instead of ~90."""
+        if any(
+            type(s) is not TagState for s in self.states
+        ):  # plain tuples: (tags, clear, renames)
+            object.__setattr__(self, "states", [TagState(*s) for s in self.states])
         narrow = {
             "projects": narrowed(self.projects),
             "regions": narrowed(self.regions),
@@ -157,9 +164,17 @@ class PlanEntries(Sequence[PlanEntry]):
             strict=True,
         )
         out = []
-        for p, r, s, state, name, row_list, extra in parts:
-            tags, clear, renames = states[state]
-            out.append(PlanEntry(p, r, s, tags, clear, renames, name, row_list, extras[extra]))
+        for p, r, s, code, name, row_list, extra in parts:
+            state = states[code]
+            out.append(
+                PlanEntry(
+                    p, r, s, state.tags, state.clear, state.renames, name, row_list,
+                    extras[extra], state.overwrites, state.expect,
+                )
+            )  # fmt: skip
+        if self.expect_names is not None:
+            for entry, expected in zip(out, self.expect_names[start:stop], strict=True):
+                entry.expect_name = expected
         return out
 
     def _rows(self, start: int, stop: int) -> list[list[Any]]:
@@ -208,13 +223,15 @@ class PlanEntries(Sequence[PlanEntry]):
         int64) gets those lines from its entries, one by one."""
         import pyarrow.compute as pc
 
-        if self.projects.dtype == object or self.regions.dtype == object:
+        varies = self.expect_names is not None  # a change file's names: entry by entry
+        if self.projects.dtype == object or self.regions.dtype == object or varies:
             yield from fingerprint_lines(self)
             return
         per_state = {
-            "clear": ["true" if clear else "false" for _, clear, _ in self.states],
-            "renames": [fingerprint_json(renames) for _, _, renames in self.states],
-            "tags": [fingerprint_json(tags) for tags, _, _ in self.states],
+            "clear": ["true" if s.clear else "false" for s in self.states],
+            "renames": [fingerprint_json(s.renames) for s in self.states],
+            "tags": [fingerprint_json(s.tags) for s in self.states],
+            "checks": [checks_text(s.overwrites, s.expect, None) for s in self.states],
         }
         for start in range(0, len(self), LINES):
             stop = min(start + LINES, len(self))
@@ -272,8 +289,8 @@ class PlanEntries(Sequence[PlanEntry]):
 
     def _needs_per_state(self) -> np.ndarray:
         needs = [
-            PlanEntry(0, 0, "", tags, clear, renames).needs_current
-            for tags, clear, renames in self.states
+            PlanEntry(0, 0, "", s.tags, s.clear, s.renames, expect=s.expect).needs_current
+            for s in self.states
         ]
         return np.array(needs, dtype=bool)
 
@@ -281,11 +298,16 @@ class PlanEntries(Sequence[PlanEntry]):
         """A mask over positions: the entries that need their snapshot's current tags."""
         if not len(self):
             return np.zeros(0, dtype=bool)
-        return self._needs_per_state()[self.state_codes]
+        mask = self._needs_per_state()[self.state_codes]
+        if self.expect_names is not None:
+            mask = mask | np.fromiter((n is not None for n in self.expect_names), dtype=bool)
+        return mask
 
     def needs_current_count(self) -> int:
         """How many entries need their snapshot's current tags (`PlanEntry.needs_current`),
         counted over the few distinct tag states, not entry by entry."""
+        if self.expect_names is not None:
+            return int(self.needs_current_mask().sum())
         per_state = np.bincount(self.state_codes, minlength=len(self.states))
         return int(per_state[self._needs_per_state()].sum()) if len(self) else 0
 

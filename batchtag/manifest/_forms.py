@@ -1,10 +1,14 @@
 """The three manifest forms: which one a manifest is written in, which columns it reads, and
 how its rows become operations (pos, op, key, value).
 
-- long: `op`, `key`, `value` columns, one operation a row;
+- long: `op`, `key`, `value` columns, one operation a row (and an optional `overwrite`
+  column: a rename may replace a different value);
 - wide: `tag:<key>` columns (and optionally `name`): a cell sets the tag, the delete marker
   removes it, an empty cell leaves it alone (or removes it with `empty_deletes`);
 - json: a `tags` column holding a merge-patch object (or null to clear), optional `name`.
+
+A change file (`field`, `old`, `new` columns, `batchtag.manifest._changes`) is told apart
+first: it is a kind of input of its own, not a form.
 """
 
 from __future__ import annotations
@@ -13,22 +17,26 @@ import numpy as np
 import pandas as pd
 
 from batchtag.errors import Problem, option
-from batchtag.manifest._columnar import categorical, from_codes, fullmatch, index_type
-from batchtag.manifest._messages import Collector, shown, tag_text_problem
+from batchtag.manifest._changes import change_ops
+from batchtag.manifest._columnar import categorical, from_codes, fullmatch, index_type, normalised
+from batchtag.manifest._messages import Collector, blank_cells_note, shown, tag_text_problem
 from batchtag.manifest._operations import concat, no_ops, ops_frame
 from batchtag.manifest._patches import patch_ops
 from batchtag.manifest._rules import apply_rules
 from batchtag.model import (
+    CHANGE_FILE,
     FORMS,
     ID_COLUMNS,
     LONG_COLUMNS,
     NAME_COLUMN,
     OPS,
+    OVERWRITE_COLUMN,
     TAG_PREFIX,
     TAG_TEXT,
     TAGS_COLUMN,
 )
 from batchtag.record import BASE_COLUMNS as REPORT_COLUMNS
+from batchtag.record import CHANGE_COLUMNS, CHANGE_MARKS, is_change_file
 
 REPORT_OWN = [c for c in REPORT_COLUMNS if c not in ID_COLUMNS]  # what marks a report
 
@@ -46,13 +54,22 @@ def detect_form(columns: list[str], form: str | None) -> tuple[str | None, list[
     Returns
     -------
     tuple
-        The form (None when it cannot be told) and the problems found.
+        The form (`CHANGE_FILE` for a change file; None when it cannot be told) and the
+        problems found.
 
     Examples
     --------
     >>> detect_form(["snapshot_id", "tag:env"], None)
     ('wide', [])
+    >>> detect_form(["snapshot_id", "field", "key", "old", "new"], None)
+    ('changes', [])
     """
+    if is_change_file(columns):
+        if form is not None:
+            marks = ", ".join(CHANGE_MARKS)
+            text = f"this is a change file (columns {marks}): it is applied as it is; drop"
+            return None, [Problem(f"{text} {option('form', form)}")]
+        return CHANGE_FILE, []
     if form is not None:
         if form not in FORMS:
             return None, [Problem(f"unknown form {form!r}: use {_choices(FORMS)}")]
@@ -179,8 +196,11 @@ def form_columns(form: str, columns: list[str]) -> set[str]:
     ['name', 'project_id', 'region_id', 'snapshot_id', 'tag:env']
     """
     used = set(ID_COLUMNS)
-    if form == "long":
+    if form == CHANGE_FILE:
+        used.update(CHANGE_COLUMNS)
+    elif form == "long":
         used.update(LONG_COLUMNS)
+        used.add(OVERWRITE_COLUMN)
     elif form == "wide":
         used.update(c for c in columns if c.startswith(TAG_PREFIX))
         used.add(NAME_COLUMN)
@@ -195,7 +215,9 @@ def form_ops(
     """The checked operations of a manifest in `form` (none when the form is unknown).
 
     Rows the reader already refused (`out.refused`) get no further problems."""
-    if form == "long":
+    if form == CHANGE_FILE:
+        ops = change_ops(frame, out)
+    elif form == "long":
         ops = long_ops(frame, out)
     elif form == "wide":
         ops = wide_ops(frame, marker, out, empty_deletes=empty_deletes)
@@ -215,7 +237,7 @@ def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     if "op" not in frame.columns:
         out.add("missing required column (long form: op, key, value)", "op")
         return no_ops()
-    op = pd.Series(_normalised(categorical(frame["op"])))
+    op = pd.Series(normalised(categorical(frame["op"])))
     known = op.isin(OPS).to_numpy()
     ok = known.copy()
     for column, ops, what in (
@@ -236,16 +258,32 @@ def long_ops(frame: pd.DataFrame, out: Collector) -> pd.DataFrame:
     out.cells(~known, frame["op"], word, "op")
     key = frame["key"] if "key" in frame.columns else ""
     value = frame["value"] if "value" in frame.columns else ""
-    ops = ops_frame(np.arange(n, dtype=index_type(n)), op, key, value, "key", "value")
+    over = overwrites(frame, out)
+    ops = ops_frame(np.arange(n, dtype=index_type(n)), op, key, value, "key", "value", over)
     ops["ok"] = ok
     return ops
 
 
-def _normalised(cells: pd.Categorical) -> pd.Categorical:
-    """The cells stripped and lowercased, worked out once per distinct text."""
-    texts = pd.Index(cells.categories, dtype=str).str.strip().str.lower()
-    codes, distinct = pd.factorize(texts)  # "Set" and "set " become one text
-    return from_codes(np.append(codes, -1)[cells.codes], pd.Index(distinct, dtype=str))
+TRUE_TEXTS, FALSE_TEXTS = ("true", "yes", "1"), ("false", "no", "0", "")
+
+
+def overwrites(frame: pd.DataFrame, out: Collector) -> np.ndarray | bool:
+    """Per row, whether its rename may replace a different value (the `overwrite` column:
+    true/false, yes/no, 1/0, empty for false); False without the column. It means nothing
+    on other rows (a set always replaces the value)."""
+    if OVERWRITE_COLUMN not in frame.columns:
+        return False
+    cells = normalised(categorical(frame[OVERWRITE_COLUMN]))
+    texts = pd.Index(cells.categories, dtype=str)
+    truth = np.append(np.asarray(texts.isin(TRUE_TEXTS), dtype=bool), False)
+    known = np.append(np.asarray(texts.isin(TRUE_TEXTS + FALSE_TEXTS), dtype=bool), True)
+    out.cells(
+        ~known[cells.codes],
+        frame[OVERWRITE_COLUMN],
+        lambda text: f"overwrite {shown(text)}: use true or false (empty: false)",
+        OVERWRITE_COLUMN,
+    )
+    return truth[cells.codes]
 
 
 WIDE_OPS = ["set", "delete"]  # by `delete` (0 or 1)
@@ -257,6 +295,7 @@ def wide_ops(
     """One operation per filled `tag:<key>` cell (every cell with `empty_deletes`) and per
     filled `name` cell."""
     parts = []
+    blanks = 0
     for column in frame.columns:
         if not column.startswith(TAG_PREFIX):
             continue
@@ -264,7 +303,11 @@ def wide_ops(
         if not fullmatch(pd.Series([key], dtype=str), TAG_TEXT)[0]:
             out.add(f"column name: {tag_text_problem(key, 'tag key')}", column)
             continue
-        parts.append(_tag_ops(categorical(frame[column]), key, column, marker, empty_deletes))
+        ops, blank = _tag_ops(categorical(frame[column]), key, column, marker, empty_deletes)
+        parts.append(ops)
+        blanks += blank
+    if blanks:
+        out.notes.append(blank_cells_note(blanks))
     if NAME_COLUMN in frame.columns:
         parts.append(_name_ops(frame[NAME_COLUMN], out, marker))
     return concat(parts)
@@ -272,9 +315,10 @@ def wide_ops(
 
 def _tag_ops(
     cells: pd.Categorical, key: str, column: str, marker: str, empty_deletes: bool
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, int]:
     """The operations of one `tag:<key>` column, worked out once per distinct cell text and
-    spread to the rows through the codes (no Python object per row)."""
+    spread to the rows through the codes (no Python object per row), and how many blank
+    cells it ignored (none with `empty_deletes`)."""
     texts = pd.Index(cells.categories, dtype=str)
     if "" not in texts:  # a deleting row's value is ""
         texts = texts.append(pd.Index([""], dtype=str))
@@ -284,6 +328,7 @@ def _tag_ops(
     blank_code = int(np.flatnonzero(blank)[0])
     codes = np.where(codes < 0, blank_code, codes)  # a missing cell is an empty one
     filled = ~blank[codes]
+    ignored = 0 if empty_deletes else int(len(filled) - np.count_nonzero(filled))
     every = empty_deletes or bool(filled.all())
     positions = np.arange(len(codes), dtype=index_type(len(codes))) if every else None
     positions = np.flatnonzero(filled) if positions is None else positions
@@ -292,7 +337,7 @@ def _tag_ops(
     deleted = delete[picked]
     ops = from_codes(deleted.astype(np.int8), WIDE_OPS)
     values = from_codes(np.where(deleted, blank_code, picked), texts)
-    return ops_frame(positions, ops, key, values, column, column)
+    return ops_frame(positions, ops, key, values, column, column), ignored
 
 
 def _name_ops(cells: pd.Series, out: Collector, marker: str | None) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from batchtag.manifest._cells import held_column, python_cell
 from batchtag.manifest._csvfile import BOM, SAVE_AS_UTF8, UTF16_BOMS
 from batchtag.manifest._model import Manifest
 from batchtag.model import TAGS_COLUMN
+from batchtag.record import unread_columns
 
 
 class DuplicateKey(ValueError):
@@ -53,7 +54,8 @@ def load_jsonl(data: bytes | BinaryIO) -> Manifest:
         if problem is not None:
             problems.append(Problem(problem, row=row, line=number))
             continue
-        columns.add({str(k): _json_cell(str(k), v) for k, v in value.items()})
+        skip = unread_columns(map(str, value))
+        columns.add({str(k): _json_cell(str(k), v) for k, v in value.items() if str(k) not in skip})
         lines.append(number)
         rows.append(row)
     if problems and not len(rows):  # nothing readable: the column checks would only add noise

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from batchtag.errors import Problem
+from batchtag.errors import Problem, option
 from batchtag.manifest._columnar import take
 from batchtag.manifest._model import Manifest
 from batchtag.model import NAME_MAX, NAME_MIN, TAG_MAX
@@ -44,6 +44,18 @@ def tag_text_problem(text: str, what: str) -> str:
     return f"{what} {shown(text)} contains whitespace"
 
 
+def blank_cells_note(count: int) -> str:
+    """The note of a wide manifest whose blank tag cells leave their tags alone.
+
+    Examples
+    --------
+    >>> blank_cells_note(3)
+    '3 blank tag cells ignored; empty_deletes=True deletes those tags'
+    """
+    noun = "cell" if count == 1 else "cells"
+    return f"{count} blank tag {noun} ignored; {option('empty_deletes', True)} deletes those tags"
+
+
 def name_problem(text: str) -> str:
     """Why `text` is not a valid snapshot name (only called on failures)."""
     control = control_character(text)
@@ -58,6 +70,7 @@ class Collector:
     def __init__(self, manifest: Manifest):
         self.manifest = manifest
         self.problems: list[Problem] = list(manifest.problems)
+        self.notes: list[str] = []  # for the user, not problems (blank cells ignored)
 
     def row(self, pos: int) -> int:
         """The data row at frame position `pos` (no array of every row is made for this)."""

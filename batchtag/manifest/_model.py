@@ -33,6 +33,10 @@ class Manifest:
     labels: pd.Index | None = None  # a DataFrame's index: the label of every row
     tags_copy: bool = False  # `tags` holds export()'s dicts next to tag: columns (forms.py)
     tags_copy_edited: list[int] = field(default_factory=list)  # rows where the two disagree
+    # value cells that were not text (a DataFrame's or Parquet file's numbers, booleans):
+    # (column, 1-based data row of the first one, its value), one per such column
+    converted: list[tuple[str, int, Any]] = field(default_factory=list)
+    _repeats: bool | None = field(default=None, repr=False)  # does the index repeat labels?
 
     def rows(self) -> np.ndarray:
         """The 1-based data row of every frame row."""
@@ -47,10 +51,42 @@ class Manifest:
         return self.labels[rows - 1].tolist()
 
     def row_text(self, row: int) -> str:
-        """Data row `row` as a message names it: "row 3", or "row label 20" for a DataFrame."""
+        """Data row `row` as a message names it: "row 3", or "row label 20" for a DataFrame
+        ("row label 20 (position 4)" when its index repeats labels)."""
         if self.labels is None:
             return f"row {row}"
-        return f"row label {self.label(row)!r}"
+        return self.located(Problem("", row)).where()
+
+    def converted_note(self) -> str | None:
+        """One line naming the value columns that held cells other than text, with an
+        example of how one is sent (None when every value cell was text)."""
+        if not self.converted:
+            return None
+        from batchtag.manifest._cells import python_cell
+
+        column, row, value = self.converted[0]
+        others = [c for c, _, _ in self.converted[1:]]
+        more = f" (also in {', '.join(repr(c) for c in others)})" if others else ""
+        advice = "convert it with .astype(str)" if self.kind == "frame" else "store it as text"
+        return (
+            f"column {column!r} holds values that are not text, sent as their text: "
+            f"{self.row_text(row)}: {value!r} is sent as {python_cell(value)!r}{more}; "
+            f"{advice} to choose the text yourself"
+        )
+
+    def located(self, problem: Problem) -> Problem:
+        """A DataFrame's problem at data row ``problem.row``, named by the row's label and
+        position."""
+        assert self.labels is not None and problem.row is not None
+        if self._repeats is None:
+            self._repeats = not self.labels.is_unique
+        return replace(
+            problem,
+            row=self.label(problem.row),
+            row_is_label=True,
+            position=problem.row - 1,
+            label_repeats=self._repeats,
+        )
 
     def label(self, row: int) -> Any:
         """The DataFrame index label of data row `row`, as a plain Python value."""
@@ -60,10 +96,7 @@ class Manifest:
     def locate(self, problems: list[Problem]) -> list[Problem]:
         """Problems with `line` filled in (files) or `row` made the index label (DataFrames)."""
         if self.labels is not None:
-            return [
-                p if p.row is None else replace(p, row=self.label(p.row), row_is_label=True)
-                for p in problems
-            ]
+            return [p if p.row is None else self.located(p) for p in problems]
         if self.line_finder is None or not any(
             p.row is not None and p.line is None for p in problems
         ):

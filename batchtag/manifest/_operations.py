@@ -1,9 +1,14 @@
 """The table of operations every form is turned into, and its integer-coded version.
 
-An operation row is (pos, op, key, value, key_col, value_col): the frame position it came
-from, what it does, and the columns to name in a problem about its key or its value. The
-text columns are categoricals (codes into the distinct texts), so a million operations take
-a few bytes each and no Python object.
+An operation row is (pos, op, key, value, key_col, value_col, over): the frame position it
+came from, what it does, the columns to name in a problem about its key or its value, and
+whether a rename may replace a value (`over`). The text columns are categoricals (codes
+into the distinct texts), so a million operations take a few bytes each and no Python
+object.
+
+Besides the manifest operations (`OPS`), a change file's rows give checks: ``expect`` (the
+key holds the value now; "" = absent) and ``expect_name``. They are never written by a
+manifest (`OPS` is what a long form's op column may say).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from pandas.api.types import union_categoricals
 from batchtag.manifest._columnar import categorical, compact_codes, index_type
 from batchtag.model import OPS
 
-SET, DELETE, CLEAR, RENAME, NAME = (OPS.index(op) for op in OPS)
+CODES = (*OPS, "expect", "expect_name")  # a Coded op is an index into this
+SET, DELETE, CLEAR, RENAME, NAME, EXPECT, EXPECT_NAME = range(len(CODES))
+CHECKS = frozenset({EXPECT, EXPECT_NAME})
 
 
-def ops_frame(pos, op, key, value, key_col, value_col) -> pd.DataFrame:
+def ops_frame(pos, op, key, value, key_col, value_col, over=False) -> pd.DataFrame:
     """An operations table; `op`, `key`, `value`, `key_col`, `value_col` are a column each
-    (text, or a categorical) or one string for all."""
+    (text, or a categorical) or one string for all; `over` a bool array or one bool."""
     n = len(pos)
     return pd.DataFrame(
         {
@@ -33,6 +40,7 @@ def ops_frame(pos, op, key, value, key_col, value_col) -> pd.DataFrame:
             "value": _labels(value, n),
             "key_col": _labels(key_col, n),
             "value_col": _labels(value_col, n),
+            "over": np.broadcast_to(np.asarray(over, dtype=bool), (n,)).copy(),
             "ok": np.ones(n, dtype=bool),  # False once a problem is found in the operation
         },
         copy=False,
@@ -72,19 +80,20 @@ def concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 class Coded:
     """Operations as integer codes into shared string lists (cheap to compare and to plan)."""
 
-    op: np.ndarray  # int8, index into OPS
+    op: np.ndarray  # int8, index into CODES
     group: np.ndarray  # int32 (int64 past 2**31 rows)
     key: np.ndarray  # index into `keys` (int8 to int32: as few bytes as they need)
     value: np.ndarray  # index into `values` (int8 to int32)
     target: np.ndarray  # rename: the new key as an index into `keys`; else -1
     keys: list[str]
     values: list[str]
+    over: np.ndarray | None = None  # bool: a rename that may replace a value (None: none)
 
 
 def encode(ops: pd.DataFrame, group: np.ndarray) -> Coded:
     """Code valid operations; `group` is the snapshot group of every frame position."""
     codes, names = _coded(ops["op"])
-    op = np.array([OPS.index(n) if n in OPS else -1 for n in names] + [-1], np.int8)[codes]
+    op = np.array([CODES.index(n) if n in CODES else -1 for n in names] + [-1], np.int8)[codes]
     key, keys = _coded(ops["key"])
     value, values = _coded(ops["value"])
     target = np.full(len(ops), -1, dtype=np.int32)
@@ -96,6 +105,7 @@ def encode(ops: pd.DataFrame, group: np.ndarray) -> Coded:
                 known[new] = len(keys)
                 keys.append(new)
             target[i] = known[new]
+    over = ops["over"].to_numpy(dtype=bool) if "over" in ops else None
     return Coded(
         op,
         group[ops["pos"].to_numpy()],
@@ -104,6 +114,7 @@ def encode(ops: pd.DataFrame, group: np.ndarray) -> Coded:
         compact_codes(target, len(keys)),
         keys,
         values,
+        over if over is not None and over.any() else None,
     )
 
 

@@ -6,11 +6,12 @@ import hashlib
 import itertools
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchtag.model._mergepatch import apply_tags_patch
+from batchtag.model._schema import NAME_FIELD, TAG_FIELD
 
 
 class SharedDict(dict):
@@ -30,14 +31,49 @@ class SharedDict(dict):
 
 
 EMPTY = SharedDict()
+NO_KEYS: frozenset[str] = frozenset()
+
+
+class TagState(NamedTuple):
+    """What a plan entry does to the tags, shared by the entries that do the same (see
+    `PlanEntry` for the fields)."""
+
+    tags: SharedDict
+    clear: bool
+    renames: SharedDict
+    overwrites: frozenset[str] = NO_KEYS
+    expect: SharedDict | None = None
+
+
+def shown(value: str | None) -> str:
+    """A tag value or name as a message shows it: quoted, or ``absent``."""
+    return "absent" if value is None else repr(value)
+
+
+class Conflict(NamedTuple):
+    """Why an entry leaves its snapshot alone: one key (or the name) that does not hold
+    what the entry needs it to."""
+
+    field: str  # TAG_FIELD or NAME_FIELD
+    key: str | None  # the tag key (None: the name)
+    now: str | None  # what it holds now (None: absent)
+    wanted: str | None  # what the change needs there: its old value, or what a rename brings
+    reason: str  # the whole story, one line
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass(slots=True)
 class PlanEntry:
     """What one snapshot should get. Applied in this order: clear, renames, tags, name.
 
-    Entries built by `batchtag.manifest._build` hold SharedDicts (read-only) for tags, renames
-    and extra."""
+    A rename onto a key that already holds a different value is refused (the snapshot is a
+    conflict) unless its old key is in `overwrites`. `expect` and `expect_name` are the
+    preconditions of a change file: each key must still hold its value (None: be absent),
+    the name its name, or already hold what the entry writes; else the snapshot is a
+    conflict. Entries built by `batchtag.manifest._build` hold SharedDicts (read-only) for
+    tags, renames, expect and extra."""
 
     project_id: int
     region_id: int
@@ -48,6 +84,9 @@ class PlanEntry:
     name: str | None = None
     rows: list[int] = field(default_factory=list)  # 1-based manifest data rows
     extra: dict[str, Any] = field(default_factory=dict)  # passthrough columns
+    overwrites: frozenset[str] = NO_KEYS  # rename sources that may replace a value
+    expect: dict[str, str | None] | None = None  # key -> its value now (None: absent)
+    expect_name: str | None = None  # the name now (None: not checked)
 
     @property
     def key(self) -> tuple[int, int, str]:
@@ -55,9 +94,69 @@ class PlanEntry:
 
     @property
     def needs_current(self) -> bool:
-        """True when the request can only be computed from the snapshot's current tags."""
+        """True when the request can only be computed, or checked, from the snapshot's
+        current tags (renames, clear plus set, a change file's preconditions)."""
         sets_after_clear = self.clear and any(v is not None for v in self.tags.values())
-        return bool(self.renames) or sets_after_clear
+        checked = self.expect is not None or self.expect_name is not None
+        return bool(self.renames) or sets_after_clear or checked
+
+    def conflicts(
+        self,
+        current: dict[str, str],
+        read_only: frozenset[str] = frozenset(),
+        current_name: str | None = None,
+    ) -> list[Conflict]:
+        """Why this entry must leave the snapshot alone, given its current user tags and
+        name (empty: it may go ahead).
+
+        Two reasons: a rename onto a key that holds a different value (unless its old key
+        is in `overwrites`), and a precondition that no longer holds (a key, or the name,
+        changed since the change file was written, and not to what this entry writes).
+
+        Examples
+        --------
+        >>> [str(c) for c in PlanEntry(1, 1, "s", renames={"Owner": "owner"}).conflicts(
+        ...     {"Owner": "ann", "owner": "bob"})]
+        ["rename 'Owner' -> 'owner' refused: 'owner' holds 'bob', not 'ann' (overwrite to replace it)"]
+        >>> [str(c) for c in PlanEntry(1, 1, "s", tags={"env": "prod"},
+        ...                            expect={"env": "dev"}).conflicts({"env": "test"})]
+        ["env: 'test' now, 'dev' when the change was written"]
+        """
+        found: list[Conflict] = []
+        if self.renames and not self.clear:
+            self._rename(dict(current), read_only, found)
+        for key, old in (self.expect or EMPTY).items():
+            now = current.get(key)
+            if now != old and not (key in self.tags and now == self.tags[key]):
+                text = f"{key}: {shown(now)} now, {shown(old)} when the change was written"
+                found.append(Conflict(TAG_FIELD, key, now, old, text))
+        name = self.expect_name
+        if name is not None and current_name != name and current_name != self.name:
+            text = f"name: {shown(current_name)} now, {shown(name)} when the change was written"
+            found.append(Conflict(NAME_FIELD, None, current_name, name, text))
+        return found
+
+    def _rename(
+        self,
+        tags: dict[str, str],
+        read_only: frozenset[str],
+        refused: list[Conflict] | None = None,
+    ) -> None:
+        """Play the renames on `tags` (in place), in order; with `refused`, a rename onto a
+        key holding a different value is listed there (and still played, as with
+        `overwrites`: the caller decides)."""
+        for old, new in self.renames.items():
+            if old in tags and new not in read_only:
+                value = tags.pop(old)
+                there = tags.get(new)
+                if refused is not None and there not in (None, value):
+                    if old not in self.overwrites:
+                        text = (
+                            f"rename {old!r} -> {new!r} refused: {new!r} holds {there!r},"
+                            f" not {value!r} (overwrite to replace it)"
+                        )
+                        refused.append(Conflict(TAG_FIELD, new, there, value, text))
+                tags[new] = value
 
     def target_tags(
         self, current: dict[str, str], read_only: frozenset[str] = frozenset()
@@ -67,9 +166,7 @@ class PlanEntry:
         The API never writes `read_only` keys: sets and deletes of them are dropped, and a
         rename onto one is skipped (the old key stays rather than being lost)."""
         tags: dict[str, str] = {} if self.clear else dict(current)
-        for old, new in self.renames.items():
-            if old in tags and new not in read_only:
-                tags[new] = tags.pop(old)
+        self._rename(tags, read_only)
         return apply_tags_patch(tags, self.tags, read_only)
 
     def body(
@@ -101,8 +198,9 @@ class PlanEntry:
         return body
 
     def as_json(self) -> dict[str, Any]:
-        """A stable, JSON-able description (used for fingerprints and dry-run output)."""
-        return {
+        """A stable, JSON-able description (used for fingerprints and dry-run output); the
+        checks (`overwrites`, `expect`, `expect_name`) only when the entry has them."""
+        out = {
             "project_id": self.project_id,
             "region_id": self.region_id,
             "snapshot_id": self.snapshot_id,
@@ -111,6 +209,18 @@ class PlanEntry:
             "tags": self.tags,
             "name": self.name,
         }
+        out.update(self._checks())
+        return out
+
+    def _checks(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        if self.overwrites:
+            checks["overwrites"] = sorted(self.overwrites)
+        if self.expect is not None:
+            checks["expect"] = self.expect
+        if self.expect_name is not None:
+            checks["expect_name"] = self.expect_name
+        return checks
 
 
 @dataclass
@@ -123,6 +233,7 @@ class Plan:
     rows: int = 0
     passthrough: list[str] = field(default_factory=list)
     ops: dict[str, int] = field(default_factory=dict)  # operation counts by kind
+    notes: list[str] = field(default_factory=list)  # for the user, not problems (blank cells)
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -175,6 +286,7 @@ def fingerprint_lines(entries: Iterable[PlanEntry]) -> Iterator[bytes]:
             renames=text(e.renames),
             snapshot_id=_SORTED(e.snapshot_id),
             tags=text(e.tags),
+            checks=checks_text(e.overwrites, e.expect, e.expect_name, text),
         )
         for e in entries
     )
@@ -189,5 +301,24 @@ fingerprint_json = _SORTED
 FINGERPRINT_LINE = (
     '{{"clear": {clear}, "name": {name}, "project_id": {project_id}, '
     '"region_id": {region_id}, "renames": {renames}, "snapshot_id": {snapshot_id}, '
-    '"tags": {tags}}}\n'
+    '"tags": {tags}}}{checks}\n'
 )
+
+
+def checks_text(
+    overwrites: frozenset[str],
+    expect: dict | None,
+    expect_name: str | None,
+    text: Callable[[dict], str] = _SORTED,
+) -> str:
+    """The fingerprint's `{checks}`: an entry's checks (`PlanEntry.overwrites`, `expect`,
+    `expect_name`), nothing for an entry without any, so the fingerprints of plans without
+    them stay what earlier versions wrote; `text` encodes a dict."""
+    if not overwrites and expect is None and expect_name is None:
+        return ""
+    parts = [
+        _SORTED(sorted(overwrites)),
+        "null" if expect is None else text(expect),
+        "null" if expect_name is None else _SORTED(expect_name),
+    ]
+    return " " + " ".join(parts)

@@ -6,12 +6,15 @@ The patterns are RE2 syntax (pyarrow's regex engine) and match a whole cell.
 from __future__ import annotations
 
 FORMS = ("long", "wide", "json")
+CHANGE_FILE = "changes"  # the plan's `form` when its input is a change file (not a form)
+OVERWRITE_COLUMN = "overwrite"  # long form: a rename may replace a different value
 SNAPSHOT_COLUMN = "snapshot_id"
 ID_COLUMNS = (SNAPSHOT_COLUMN, "project_id", "region_id")
 LONG_COLUMNS = ("op", "key", "value")
 TAGS_COLUMN = "tags"  # the json form's merge-patch column
 NAME_COLUMN = "name"
 TAG_PREFIX = "tag:"
+TAG_FIELD, NAME_FIELD = "tag", "name"  # what a change is to: a tag, or the name
 RO_PREFIX = "ro:"  # an inventory's read-only tag columns
 VOLUME_TAG_PREFIX = "volume_tag:"  # an inventory's columns of the snapshot's volume's tags
 OPS = ("set", "delete", "clear", "rename", "name")  # a Coded op is an index into this

@@ -7,8 +7,14 @@ Semantics (the order of rules in the file never matters):
   concrete writes per (snapshot, key): ``set`` the value; ``delete`` removal; ``lower`` /
   ``upper`` the current value in that case (only where the key exists); ``rename old = new``
   removal of ``old`` and ``new`` set to the current value of ``old`` (only where ``old``
-  exists; an existing ``new`` is overwritten). Values are read from the inventory, so the
-  manifest holds only ``set`` and ``delete`` rows.
+  exists). Values are read from the inventory, so the manifest holds ``set`` and
+  ``delete`` rows.
+- **No silent overwrite.** A rename onto a ``new`` that already holds a different value is
+  refused there, unless the rule's rename says ``overwrite = true``: the manifest gets the
+  ``rename`` row itself, which `apply` (and the plan) report as a ``conflict`` naming the
+  snapshot, with the rule in its ``rule`` column; nothing of it is written. (When another
+  rule writes one of its two keys there, that write goes ahead and the refused rename is
+  only logged.)
 - **Conflicts.** Two writes to one key of one snapshot must agree: different values (or a
   value and a removal) are an error naming both rules and the snapshot, even when one of them
   would change nothing (otherwise the two rules would undo each other on alternate runs). So
@@ -17,7 +23,8 @@ Semantics (the order of rules in the file never matters):
   it (chained rules), further passes run on the changed state until nothing changes, under
   the same conflict check. Every key of a snapshot changes at most once, so this ends, and
   the result is stable: evaluating the policy again on it gives an empty manifest (a second
-  ``enforce`` sends nothing; ``enforce --check`` exits 0).
+  ``enforce`` sends nothing; ``enforce --check`` exits 0), but for the renames it refuses,
+  which it keeps reporting.
 - **Minimal.** Only writes that change something become rows: a ``set`` to the current
   value, a ``delete`` of an absent key, a ``lower`` of a lower-case value are dropped.
 - **Read-only tags** cannot be written (the API keeps them): writes to a key that is
@@ -58,6 +65,7 @@ from batchtag.policy._policy import (
 log = logging.getLogger("batchtag.policy._policy")
 
 RULE_COLUMN = "rule"  # the passthrough column naming the rule(s) behind each change
+REFUSED_COLUMNS = ("row", "old", "new", "rule")  # renames refused: `new` holds another value
 RULE_SEPARATOR = "; "
 KEY_COLUMNS = INVENTORY_COLUMNS[:3]  # project_id, region_id, snapshot_id
 MANIFEST_COLUMNS = (*KEY_COLUMNS, *LONG_COLUMNS, RULE_COLUMN)
@@ -85,8 +93,9 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
         Columns project_id, region_id, snapshot_id, op (``set``/``delete``), key, value
         ("" for delete), rule (the rules behind the snapshot's changes, joined by "; "): one
         row per (snapshot, key) that changes, in inventory order. ``attrs["rules"]`` maps
-        each rule to the snapshots it selected and changed (and, for a copy rule, the
-        selected ones whose volume is gone: ``orphans``).
+        each rule to the snapshots it ``matched`` (its ``where`` selected them) and those
+        ``noncompliant`` (it changes them); for a copy rule also the matched ones whose
+        volume is gone: ``orphans``.
 
     Raises
     ------
@@ -106,17 +115,20 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     original = _prepared(inventory, policy)
     state = original.copy()
     claims = _empty_claims()
+    refused: list[pd.DataFrame] = []
     matched = orphans = None
     moved: set[str] | None = None  # the columns the last pass changed; None: first pass
     for _ in range(MAX_PASSES):
-        writes, selected, gone = _writes(policy, state, warn=matched is None, moved=moved)
+        writes, selected, gone, refusals = _writes(policy, state, warn=matched is None, moved=moved)
         if matched is None:
             matched, orphans = selected, gone
         claims = _merge(claims, writes, policy, original)
+        refused.append(refusals)
         state, moved = _apply(state, writes)
         if not moved:
-            manifest, changed = _manifest(claims, original, policy)
-            manifest.attrs["rules"] = _stats(policy, matched, changed, orphans)
+            manifest, changed, rows = _manifest(claims, original, policy)
+            manifest, held = _with_refused(manifest, rows, claims, refused, original, policy)
+            manifest.attrs["rules"] = _stats(policy, matched, changed, orphans, held)
             return manifest
     raise PolicyError(f"policy {policy.source}: the rules did not settle after {MAX_PASSES} passes")
 
@@ -177,8 +189,11 @@ class _Writes:
     values: np.ndarray  # objects; None = remove
 
 
-def _actions(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> Iterator[_Writes]:
-    """Each action of `rule` on the selected `rows`, as concrete writes."""
+def _actions(
+    rule: Rule, frame: pd.DataFrame, rows: np.ndarray, refused: list[tuple]
+) -> Iterator[_Writes]:
+    """Each action of `rule` on the selected `rows`, as concrete writes; renames onto a key
+    holding a different value (without `overwrite`) go to `refused` as (rows, old, new)."""
     for key, value in rule.set.items():
         yield _Writes(rows, key, np.full(len(rows), value, dtype=object))
     for key in rule.delete:
@@ -192,6 +207,12 @@ def _actions(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> Iterator[_Wri
     for old, new in rule.rename.items():
         current = present(frame, tag_column(old))[rows]
         has = (current != None) & (present(frame, ro_column(new))[rows] == None)  # noqa: E711
+        if not rule.rename_overwrite:
+            there = present(frame, tag_column(new))[rows]
+            clash = has & (there != None) & (there != current)  # noqa: E711
+            if clash.any():
+                refused.append((rows[clash], old, new))
+                has &= ~clash
         yield _Writes(rows[has], old, np.full(int(has.sum()), None, dtype=object))
         yield _Writes(rows[has], new, current[has])
     if rule.copy is not None:
@@ -224,22 +245,25 @@ def _orphans(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> int | None:
 
 def _writes(
     policy: Policy, frame: pd.DataFrame, warn: bool, moved: set[str] | None = None
-) -> tuple[pd.DataFrame, list[int], list[int | None]]:
-    """Every rule's writes on `frame` (a claims frame), how many rows each selected and,
-    per copy rule, how many of those have no volume.
+) -> tuple[pd.DataFrame, list[int], list[int | None], pd.DataFrame]:
+    """Every rule's writes on `frame` (a claims frame), how many rows each selected,
+    per copy rule how many of those have no volume, and the renames refused
+    (`REFUSED_COLUMNS`: the new key holds another value).
 
     With `moved` (the columns the previous pass changed), a rule reading none of them is
     left out: its writes are those of the previous pass, already claimed and applied (and
     the counts are only those of the first pass, which has no `moved`)."""
     parts: list[tuple[np.ndarray, str, np.ndarray, int]] = []
     selected, orphans = [], []
+    refusals: list[pd.DataFrame] = []
     for index, rule in enumerate(policy.rules):
         if moved is not None and rule.copy is None and moved.isdisjoint(_reads(rule)):
             continue  # (a copy rule reads every tag its patterns match: never left out)
         rows = np.flatnonzero(rule.matches(_named_columns(frame, rule), policy.source))
         selected.append(len(rows))
         orphans.append(_orphans(rule, frame, rows))
-        for w in _actions(rule, frame, rows):
+        refused: list[tuple] = []
+        for w in _actions(rule, frame, rows, refused):
             read_only = present(frame, ro_column(w.key))[w.rows] != None  # noqa: E711
             if read_only.any():
                 if warn:
@@ -251,8 +275,17 @@ def _writes(
                     )
                 w = _Writes(w.rows[~read_only], w.key, w.values[~read_only])
             parts.append((w.rows, w.key, w.values, index))
+        for at, old, new in refused:
+            refusals.append(
+                pd.DataFrame({"row": at.astype(np.int64), "old": old, "new": new, "rule": index})
+            )
+    refusals_frame = (
+        pd.concat(refusals, ignore_index=True)
+        if refusals
+        else pd.DataFrame({c: pd.Series([], dtype=object) for c in REFUSED_COLUMNS})
+    )
     if not parts:
-        return _empty_claims(), selected, orphans
+        return _empty_claims(), selected, orphans, refusals_frame
     keys = np.concatenate([np.full(len(p[0]), p[1], dtype=object) for p in parts])
     frame_parts = {  # object columns: pandas would otherwise turn None into NaN
         "row": np.concatenate([p[0] for p in parts]).astype(np.int64),
@@ -260,7 +293,7 @@ def _writes(
         "value": pd.Series(np.concatenate([p[2] for p in parts]), dtype=object),
         "rule": np.concatenate([np.full(len(p[0]), p[3], dtype=np.int64) for p in parts]),
     }
-    return pd.DataFrame(frame_parts), selected, orphans
+    return pd.DataFrame(frame_parts), selected, orphans, refusals_frame
 
 
 # A name `where` may use: `backticked` or a bare identifier (a word inside a string counts
@@ -283,9 +316,10 @@ def _named_columns(frame: pd.DataFrame, rule: Rule) -> pd.DataFrame:
 
 
 def _reads(rule: Rule) -> set[str]:
-    """The columns the rule's writes depend on: what its `where` names, and the tags whose
-    value `lower`, `upper` and `rename` carry over (ro: columns never change)."""
-    carried = [*rule.lower, *rule.upper, *rule.rename]
+    """The columns the rule's writes depend on: what its `where` names, the tags whose
+    value `lower`, `upper` and `rename` carry over, and a rename's new key (whether it is
+    refused there) (ro: columns never change)."""
+    carried = [*rule.lower, *rule.upper, *rule.rename, *rule.rename.values()]
     return {*_where_names(rule), *(tag_column(k) for k in carried)}
 
 
@@ -352,9 +386,9 @@ def _apply(state: pd.DataFrame, writes: pd.DataFrame) -> tuple[pd.DataFrame, set
 
 def _manifest(
     claims: pd.DataFrame, original: pd.DataFrame, policy: Policy
-) -> tuple[pd.DataFrame, pd.Series]:
-    """The manifest rows (slots whose value differs from the original) and, per rule index,
-    how many snapshots it changes."""
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """The manifest rows (slots whose value differs from the original), per rule index how
+    many snapshots it changes, and each manifest row's inventory row."""
     slots = claims.drop_duplicates(["row", "key"])
     keep = np.zeros(len(slots), dtype=bool)
     for key, index in slots.groupby("key", sort=False).indices.items():
@@ -372,7 +406,7 @@ def _manifest(
     behind = behind.drop_duplicates(["row", "rule"])
     joined = _rule_names(behind, [r.name for r in policy.rules])
     manifest[RULE_COLUMN] = joined.reindex(rows).to_numpy(dtype=object)
-    return manifest[list(MANIFEST_COLUMNS)], behind["rule"].value_counts()
+    return manifest[list(MANIFEST_COLUMNS)], behind["rule"].value_counts(), rows
 
 
 def _rule_names(behind: pd.DataFrame, names: list[str]) -> pd.Series:
@@ -401,21 +435,83 @@ def _rule_names(behind: pd.DataFrame, names: list[str]) -> pd.Series:
     return pd.Series(np.array(labels, dtype=object)[inverse], index=rows)
 
 
+def _with_refused(
+    manifest: pd.DataFrame,
+    manifest_rows: np.ndarray,
+    claims: pd.DataFrame,
+    refused: list[pd.DataFrame],
+    original: pd.DataFrame,
+    policy: Policy,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The manifest with a `rename` row for each refused rename (so `apply` reports the
+    snapshot a conflict), and per rule index how many it holds. A refused rename whose keys
+    another rule writes on that snapshot is only logged: that write goes ahead."""
+    found = pd.concat(refused, ignore_index=True).drop_duplicates(["row", "old", "new"])
+    if not len(found):
+        return manifest, pd.Series(dtype=np.int64)
+    written = set(zip(claims["row"].tolist(), claims["key"].tolist(), strict=True))
+    free = np.array(
+        [
+            (r, o) not in written and (r, n) not in written
+            for r, o, n in zip(found["row"], found["old"], found["new"], strict=True)
+        ],
+        dtype=bool,
+    )
+    for rule, group in found[~free].groupby("rule"):
+        log.warning(
+            "%s: rename refused on %d snapshots whose new key holds another value, and "
+            "another rule writes those keys there",
+            policy.rules[int(rule)].label,
+            len(group),
+        )
+    kept = found[free]
+    rows = kept["row"].to_numpy(dtype=np.int64)
+    renames = original.iloc[rows][list(KEY_COLUMNS)].reset_index(drop=True)
+    renames["op"] = "rename"
+    renames["key"] = kept["old"].to_numpy(dtype=object)
+    renames["value"] = kept["new"].to_numpy(dtype=object)
+    renames[RULE_COLUMN] = [policy.rules[int(i)].name for i in kept["rule"]]
+    order = np.concatenate([manifest_rows, rows])
+    both = pd.concat([manifest, renames[list(MANIFEST_COLUMNS)]], ignore_index=True)
+    both = both.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+    for rule, group in kept.groupby("rule"):
+        first = original.iloc[int(group["row"].iloc[0])]
+        log.warning(
+            "%s: rename %r -> %r refused on %d snapshots whose %r holds another value (e.g. "
+            "%s/%s/%s); overwrite = true in the rename replaces it",
+            policy.rules[int(rule)].label,
+            group["old"].iloc[0],
+            group["new"].iloc[0],
+            len(group),
+            group["new"].iloc[0],
+            first["project_id"],
+            first["region_id"],
+            first["snapshot_id"],
+        )
+    return both, kept.drop_duplicates(["row", "rule"])["rule"].value_counts()
+
+
 def _stats(
-    policy: Policy, selected: list[int], changed: pd.Series, orphans: list[int | None]
+    policy: Policy,
+    selected: list[int],
+    changed: pd.Series,
+    orphans: list[int | None],
+    refused: pd.Series,
 ) -> dict[str, dict]:
     stats = {}
     for index, (rule, count) in enumerate(zip(policy.rules, selected, strict=True)):
-        stats[rule.name] = {"selected": count, "changed": int(changed.get(index, 0))}
+        stats[rule.name] = {"matched": count, "noncompliant": int(changed.get(index, 0))}
+        if rule.rename:  # renames onto another value it was refused (on this many snapshots)
+            stats[rule.name]["refused"] = int(refused.get(index, 0))
         gone = ""
         if orphans[index] is not None:
             stats[rule.name]["orphans"] = orphans[index]
             gone = f", {orphans[index]} whose volume is gone (left alone)"
         log.info(
-            "%s: selects %d snapshots, changes %d%s",
+            "%s: matches %d snapshots, %d noncompliant%s",
             rule.label,
             count,
-            stats[rule.name]["changed"],
+            stats[rule.name]["noncompliant"],
             gone,
         )
     return stats

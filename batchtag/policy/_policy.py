@@ -4,7 +4,7 @@ A policy is an optional ``[scope]`` and one or more ``[[rule]]`` tables::
 
     [scope]                                  # optional; else project_id/region_id/env
     project_id = 1
-    region_id = [1, 7]
+    region_id = [1, 7]                       # or all_regions = true (all_projects too)
 
     [[rule]]
     name = "default cost-center"
@@ -13,7 +13,9 @@ A policy is an optional ``[scope]`` and one or more ``[[rule]]`` tables::
 
 A rule's ``where`` (default: every snapshot) picks snapshots; its actions say what they get:
 ``set`` (key = value), ``delete`` (keys), ``lower`` / ``upper`` (keys whose value changes
-case), ``rename`` (old key = new key), ``copy`` (tags inherited from the snapshot's volume)::
+case), ``rename`` (old key = new key; onto a key that already holds a different value it is
+refused, unless the table says ``overwrite = true``: ``rename = { Owner = "owner",
+overwrite = true }``), ``copy`` (tags inherited from the snapshot's volume)::
 
     [[rule]]
     name = "cost tags follow the volume"
@@ -51,7 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from batchtag.defaults import SCOPE_OPTIONS
+from batchtag.defaults import DISCOVERY_OPTIONS, SCOPE_OPTIONS
 from batchtag.errors import UsageError
 from batchtag.inventory import (
     INVENTORY_COLUMNS,
@@ -79,7 +81,8 @@ __all__ = [
 ]
 
 TOP_KEYS = ("scope", "rule")
-SCOPE_KEYS = SCOPE_OPTIONS  # [scope] takes project_id and region_id
+SCOPE_KEYS = SCOPE_OPTIONS  # [scope] names project_id and region_id (ints or lists) ...
+SCOPE_FLAGS = DISCOVERY_OPTIONS  # ... or all_projects / all_regions = true (listed by the API)
 KEY_LISTS = ("delete", "lower", "upper")  # actions taking a list of keys
 KEY_TABLES = ("set", "rename")  # actions taking a table
 ACTIONS = ("set", "delete", "lower", "upper", "rename", "copy")
@@ -88,6 +91,7 @@ COPY_KEYS = ("from", "keys", "overwrite")  # a copy table's keys
 COPY_SOURCES = ("volume",)  # where `copy` takes tags from
 COPY_EXAMPLE = '{ from = "volume", keys = ["cost-center"] }'
 WILDCARDS = "*?["  # a copy key holding one of these is an fnmatch pattern
+OVERWRITE = "overwrite"  # in a rename or copy table: `overwrite = true` (a boolean)
 RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 
 
@@ -142,6 +146,7 @@ class Rule:
     upper: tuple[str, ...] = ()
     rename: dict[str, str] = field(default_factory=dict)
     copy: Copy | None = None
+    rename_overwrite: bool = False  # a rename may replace a different value
     line: int | None = None  # the line of its [[rule]] header, for messages
 
     @property
@@ -187,6 +192,8 @@ class Policy:
     project_id: tuple[int, ...] | None = None
     region_id: tuple[int, ...] | None = None
     source: str = "<policy>"
+    all_projects: bool = False
+    all_regions: bool = False
 
     @property
     def needs_volume(self) -> bool:
@@ -264,8 +271,8 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     _check_unique(parsed, source)
     for rule in parsed:
         rule.check(source)
-    project_id, region_id = _scope(data.get("scope"), source)
-    return Policy(parsed, project_id, region_id, source)
+    project_id, region_id, every = _scope(data.get("scope"), source)
+    return Policy(parsed, project_id, region_id, source, **every)
 
 
 def _check_keys(table: dict, allowed: tuple[str, ...], where: str, what: str) -> None:
@@ -288,12 +295,17 @@ def _rule(raw: Any, index: int, line: int | None, source: str) -> Rule:
     condition = raw.get("where")
     if condition is not None and not isinstance(condition, str):
         raise PolicyError(f'{where}: where must be a string (a condition, e.g. "size > 100")')
+    overwrite = False
+    if isinstance(raw.get("rename"), dict) and isinstance(raw["rename"].get(OVERWRITE), bool):
+        renames = dict(raw["rename"])  # a string there renames a tag named "overwrite"
+        overwrite = renames.pop(OVERWRITE)
+        raw = {**raw, "rename": renames}
     actions = {a: _action(a, raw[a], where) for a in ACTIONS if a in raw}
     if not any(actions.values()):
         raise PolicyError(f"{where}: no action; give one of {', '.join(ACTIONS)}")
     _check_tag_text(actions, where)
     _check_written_once(actions, where)
-    return Rule(name, condition, line=line, **actions)
+    return Rule(name, condition, rename_overwrite=overwrite, line=line, **actions)
 
 
 def _action(action: str, value: Any, where: str) -> Any:
@@ -401,14 +413,24 @@ def _check_unique(rules: tuple[Rule, ...], source: str) -> None:
         seen[rule.name] = rule
 
 
-def _scope(raw: Any, source: str) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+def _scope(raw: Any, source: str) -> tuple[Any, Any, dict[str, bool]]:
+    """project_id, region_id (tuples or None) and the all_projects/all_regions flags."""
     if raw is None:
-        return None, None
+        return None, None, {}
     where = f"policy {source}: [scope]"
     if not isinstance(raw, dict):
         raise PolicyError(f"{where} must be a table")
-    _check_keys(raw, SCOPE_KEYS, where, "key")
-    return tuple(_ids(raw.get(name), f"{where} {name}") for name in SCOPE_KEYS)  # type: ignore[return-value]
+    _check_keys(raw, (*SCOPE_KEYS, *SCOPE_FLAGS), where, "key")
+    every = {}
+    for flag, name in zip(SCOPE_FLAGS, SCOPE_KEYS, strict=True):
+        value = raw.get(flag, False)
+        if not isinstance(value, bool):
+            raise PolicyError(f"{where} {flag}: expected true or false, got {value!r}")
+        if value and raw.get(name) is not None:
+            raise PolicyError(f"{where}: {flag} = true lists every {name[:-3]}; drop {name}")
+        every[flag] = value
+    ids = tuple(_ids(raw.get(name), f"{where} {name}") for name in SCOPE_KEYS)
+    return (*ids, every)  # type: ignore[return-value]
 
 
 def _ids(value: Any, where: str) -> tuple[int, ...] | None:

@@ -18,16 +18,17 @@ Examples
 ...     reader = Reader(client, concurrency=16, limiter=RateLimiter(50))
 ...     async for page in reader.read_scope(1, 1):
 ...         ...                                                   # a list of snapshot dicts
-...     state = await reader.read_snapshots([(1, 1, sid1), (1, 1, sid2)])
+
+Which snapshots to read how (pages or GETs) is decided in one place:
+`batchtag.read._strategy.read_wanted`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +53,39 @@ from batchtag.gcore import (
     take_rows,
 )
 from batchtag.model import PlanIndex
-from batchtag.read._idset import Seen, id_key, id_set
+from batchtag.read._idset import Seen, id_set
 
 log = logging.getLogger("batchtag.read._reader")
+
+
+class ScopeError(Exception):
+    """A scope that could not be read (403, 404, 5xx or a dropped connection after its
+    retries), when a reader reads several (`Reader` with ``isolate_scopes``)."""
+
+    def __init__(self, project_id: int, region_id: int, error: ApiError):
+        self.project_id, self.region_id, self.error = project_id, region_id, error
+        super().__init__(f"scope {project_id}/{region_id}: {error}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"project_id", "region_id", "error"}``, for summaries."""
+        return {
+            "project_id": self.project_id,
+            "region_id": self.region_id,
+            "error": str(self.error),
+        }
+
+    def run_error(self) -> BaseException:
+        """What a read of this scope alone raises: a 404 is a scope that does not exist
+        (UsageError, exit 2), a 403 a key without access (AbortRun, exit 3), else the error."""
+        kind = classify(self.error)
+        if kind == GONE:
+            where = (
+                f"{option('project_id', self.project_id)}, {option('region_id', self.region_id)}"
+            )
+            return UsageError(f"{where}: no such project/region ({self.error})")
+        fatal = fatal_reason(kind, self.error)
+        return AbortRun(fatal) if fatal is not None else self.error
+
 
 MAX_PASSES = 3
 Key = tuple[int, int, str]  # (project_id, region_id, snapshot_id)
@@ -121,6 +152,10 @@ class Reader:
         Called with the retry class of every retry.
     max_passes : int
         Listing passes at most when a scope changes while it is read.
+    isolate_scopes : bool
+        Reading several scopes where one failing must not stop the others: a list page
+        that fails for good (403, 404, retries spent) raises `ScopeError` naming its scope
+        (a 401 still aborts everything).
     items : str
         What the listed scopes hold ("snapshots", "volumes"), for warnings.
     """
@@ -137,9 +172,11 @@ class Reader:
         progress: Progress | None = None,
         on_retry: Callable[[str], None] | None = None,
         max_passes: int = MAX_PASSES,
+        isolate_scopes: bool = False,
         items: str = "snapshots",
     ):
         self.client = client
+        self.isolate_scopes = isolate_scopes
         self.concurrency = concurrency
         self.limiter = limiter or RateLimiter(default("rate"))
         self.policies = (retry or RetrySettings()).policies()
@@ -178,8 +215,8 @@ class Reader:
     async def _failed(self, error: ApiError, attempts: Attempts) -> float:
         kind = classify(error)
         fatal = fatal_reason(kind, error)
-        if fatal is not None:
-            raise AbortRun(fatal)
+        if fatal is not None and not (self.isolate_scopes and error.status == 403):
+            raise AbortRun(fatal)  # (a 403 of one scope: no access there, not a wrong key)
         if kind not in RETRY_CLASSES:
             raise error
         verdict = self.breaker.record(kind == TRANSIENT)
@@ -206,6 +243,8 @@ class Reader:
         try:
             page = await self.request(fetch)
         except ApiError as error:
+            if self.isolate_scopes:
+                raise ScopeError(project_id, region_id, error) from None
             if classify(error) == GONE:
                 where = f"{option('project_id', project_id)}, {option('region_id', region_id)}"
                 raise UsageError(f"{where}: no such project/region ({error})") from None
@@ -344,64 +383,3 @@ class Reader:
     def warn(self, text: str) -> None:
         self.stats.warnings.append(text)
         log.warning("%s", text)
-
-    # -- a set of snapshots ---------------------------------------------------------------
-
-    async def read_snapshots(
-        self, keys: Iterable[Key], *, transform: Callable[[dict], Any] | None = None
-    ) -> dict[Key, Any]:
-        """The current state of each snapshot, the cheaper way per scope.
-
-        Per scope: one GET per snapshot, or the list pages (``ceil(count / 1000)``
-        requests, ``count`` from the first page), whichever sends fewer requests. A scope
-        with a single snapshot asked for is always read by GET.
-
-        Parameters
-        ----------
-        keys : iterable of (project_id, region_id, snapshot_id)
-        transform : callable, optional
-            Applied to each snapshot before it is kept (e.g. keep only the tags).
-
-        Returns
-        -------
-        dict
-            ``{key: snapshot or transform(snapshot)}``; None for snapshots that do not
-            exist in their scope.
-        """
-        wanted: dict[tuple[int, int], dict[Any, Key]] = {}
-        for key in keys:
-            wanted.setdefault((key[0], key[1]), {})[id_key(key[2])] = key
-        out: dict[Key, Any] = {}
-        keep = transform or (lambda snapshot: snapshot)
-        for (project_id, region_id), ids in wanted.items():
-            found = await self._read_some(project_id, region_id, ids, keep)
-            for ident, key in ids.items():
-                out[key] = found.get(ident)  # kept transformed: full pages are not held
-        return out
-
-    async def _read_some(self, project_id: int, region_id: int, ids: dict, keep) -> dict:
-        found: dict = {}
-        missing = set(ids)
-        if len(ids) > 1:
-            first = await self.page(project_id, region_id, 0)
-            self._pick(first.get("results") or [], missing, found, keep)
-            pages = math.ceil(int(first.get("count", 0)) / LIST_PAGE)
-            if pages <= 1 + len(missing):
-                async for page in self.read_scope(project_id, region_id, first=first):
-                    self._pick(page, missing, found, keep)
-                if self.consistent:
-                    return found  # a consistent listing: what it lacks does not exist
-        keys = [ids[i] for i in missing]
-        snapshots = await asyncio.gather(*(self.get(key) for key in keys))
-        for key, snapshot in zip(keys, snapshots, strict=True):
-            if snapshot is not None:
-                found[id_key(key[2])] = keep(snapshot)
-        return found
-
-    @staticmethod
-    def _pick(page: list[dict], missing: set, found: dict, keep) -> None:
-        for snapshot in page:
-            ident = id_key(snapshot["id"])
-            if ident in missing:
-                missing.discard(ident)
-                found[ident] = keep(snapshot)

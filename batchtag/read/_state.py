@@ -1,23 +1,20 @@
 """The apply side of reading state: which snapshots to read before sending, and the state kept.
 
-Before an apply run sends to a snapshot, its current state is read (when it is chosen below;
-the run sends to those already read meanwhile: `read_state`'s ``ready``, batchtag.read._feed)
-with the shared state reader (`batchtag.read._reader.Reader`: list pages or one GET per
-snapshot, whichever sends fewer requests), under the run's limiter, retries, breaker and
-auth. The engine then sends, per snapshot, only the keys that change
-(`batchtag.diff._diff.diff_entry(...).body`): a snapshot with no change is `noop` with no request,
-one missing from the state is `not_found` with no request.
+Before an apply run sends to a snapshot, its current state is read (the run sends to those
+already read meanwhile: `read_state`'s ``ready``, batchtag.read._feed) with the one read
+strategy (`batchtag.read._strategy.read_wanted`: list pages or one GET per snapshot,
+whichever sends fewer requests), under the run's limiter, retries, breaker and auth. The
+engine then sends, per snapshot, only the keys that change
+(`batchtag.diff.diff_entry(...).body`): a snapshot with no change is `noop` with no request,
+one missing from the state is `not_found` with no request, and the report keeps the
+before-state, so the run can be undone.
 
-Which scopes are read (`check_current`):
+Which snapshots are read (`check_current`, see `batchtag.commands`' read mode):
 
-- ``True``: every snapshot of the plan.
+- ``True`` (the default of a run that writes): every snapshot of the plan.
 - ``False`` (``--no-check-current``): none, except entries that need the current tags
-  (rename, clear + set: `PlanEntry.needs_current`).
-- ``None`` (auto, the default): a scope is read when its list pages are fewer requests than
-  the writes the plan has for it (``ceil(count / 1000) < writes``); the first list page
-  (limit 1000) gives ``count`` and is kept as the first page of the read, so deciding costs
-  no extra request when the scope is read. A dry run in auto mode reads nothing (it stays
-  offline, as before); ``--dry-run --check-current`` shows the minimal bodies.
+  (rename, clear + set, a change file's checks: `PlanEntry.needs_current`); the others are
+  written blind, and cannot be undone.
 
 Memory: nothing per snapshot as a Python object. Each snapshot read is encoded (`compact`,
 then `marshal`) into an unlinked temporary file (`batchtag.read._spill`, in ``$TMPDIR``; the page
@@ -35,20 +32,16 @@ is `noop`.
 
 from __future__ import annotations
 
-import asyncio
 import marshal
-import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from batchtag.gcore import LIST_PAGE
-from batchtag.model import PlanEntry, PlanIndex, entries_at, keys_of, needs_current_mask
+from batchtag.model import PlanEntry, PlanIndex, entries_at, needs_current_mask
+from batchtag.read._reader import Reader
 from batchtag.read._spill import Spill
-
-if TYPE_CHECKING:  # the reader imports the engine, which imports this module
-    from batchtag.read._reader import Reader
+from batchtag.read._strategy import read_wanted
 
 NOT_READ = object()  # `State.take`: the snapshot's state was not read
 NOT_FOUND_TEXT = "not found when the state was read"
@@ -56,7 +49,6 @@ Scope = tuple[int, int]
 Ready = Callable[[np.ndarray], None]  # `read_state`'s `ready`: positions that can be sent
 Compact = tuple  # (name, task_id, n_user, k1, v1, ...): see `compact`
 OFFSETS = np.dtype(np.uint32)  # `State`'s per position (wider once the spill outgrows it)
-GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
 
 
 def compact(snapshot: dict[str, Any]) -> Compact:
@@ -198,7 +190,7 @@ def _sentinels(dtype: np.dtype) -> tuple[int, int]:
 async def read_state(
     reader: Reader,
     entries: Sequence[PlanEntry],
-    check_current: bool | None,
+    check_current: bool,
     *,
     pending: np.ndarray | None = None,
     state: State | None = None,
@@ -212,8 +204,8 @@ async def read_state(
         Shares the run's client, limiter, breaker and retry counters.
     entries : sequence of PlanEntry
         The plan's entries.
-    check_current : bool or None
-        True: read all; False: only entries that need current tags; None: auto per scope.
+    check_current : bool
+        True: read all; False: only the entries that need their current tags.
     pending : numpy.ndarray of bool, optional
         A mask over positions: the entries the run will handle (all when None).
     state : State, optional
@@ -228,110 +220,35 @@ async def read_state(
     """
     state = state if state is not None else State(PlanIndex.of(entries))
     ready = ready or (lambda positions: None)
-    needs = needs_current_mask(entries) if check_current is not True else None
+    needs = None if check_current else needs_current_mask(entries)
     for scope in state.index.scopes:
         handled = state.index.in_scope(scope)
         if pending is not None:
             handled &= pending
-        chosen, first = await _choose(reader, scope, handled, check_current, needs)
+        chosen = handled.copy() if needs is None else handled & needs
         blind = np.flatnonzero(handled & ~chosen)
         count = int(chosen.sum())
-        if count:
-            await _read_scope(reader, scope, entries, chosen, first, state, ready, blind)
-            state.read += count
-        else:
+        if not count:
             ready(blind)
+            continue
+
+        def found(positions: np.ndarray, snapshots: Sequence[dict | None]) -> None:
+            for position, snapshot in zip(positions.tolist(), snapshots, strict=True):
+                state.put(position, snapshot)
+            state.finish()  # on disk before the engine may take it
+            ready(positions)
+
+        await read_wanted(
+            reader,
+            scope,
+            chosen,
+            state.index,
+            lambda positions: [e.snapshot_id for e in entries_at(entries, positions)],
+            found,
+            index=state.index,
+            listed=lambda blind=blind: ready(blind),
+        )
+        state.read += count
     state.finish()
     state.requests = reader.stats.requests
     return state
-
-
-async def _choose(
-    reader: Reader,
-    scope: Scope,
-    handled: np.ndarray,
-    check_current: bool | None,
-    needs: np.ndarray | None,
-) -> tuple[np.ndarray, dict | None]:
-    """The positions of `scope` to read (a mask) and, when auto mode read it to decide, the
-    scope's first list page (kept as the first page of the read)."""
-    chosen = handled.copy()
-    if check_current is None and chosen.sum() > 1:
-        first = await reader.page(*scope, 0)
-        if math.ceil(int(first.get("count", 0)) / LIST_PAGE) < chosen.sum():
-            return chosen, first
-        chosen &= needs  # blind writes are cheaper
-        return chosen, first if chosen.sum() > 1 else None
-    if not check_current:
-        chosen &= needs
-    return chosen, None
-
-
-async def _read_scope(
-    reader: Reader,
-    scope: Scope,
-    entries: Sequence[PlanEntry],
-    wanted: np.ndarray,
-    first: dict | None,
-    state: State,
-    ready: Ready,
-    blind: np.ndarray,
-) -> None:
-    """Read the snapshots of one scope that `wanted` marks (cleared as they are found):
-    list pages or GETs, whichever are fewer requests. The scope's `blind` positions are
-    `ready` once it answered its first page (if it is listed)."""
-    if wanted.sum() > 1:
-        first = first if first is not None else await reader.page(*scope, 0)
-        _pick(first.get("results") or (), scope, wanted, state, ready)
-    ready(blind)
-    if first is not None and math.ceil(int(first.get("count", 0)) / LIST_PAGE) <= 1 + wanted.sum():
-        async for page in reader.read_scope(*scope, first=first, index=state.index):
-            _pick(page, scope, wanted, state, ready)
-        if reader.consistent:  # a consistent listing: what it lacks does not exist
-            missing = np.flatnonzero(wanted)
-            state.put_missing(missing)
-            ready(missing)
-            return
-    await _get_each(reader, scope, entries, np.flatnonzero(wanted), state, ready)
-
-
-async def _get_each(
-    reader: Reader,
-    scope: Scope,
-    entries: Sequence[PlanEntry],
-    positions: np.ndarray,
-    state: State,
-    ready: Ready,
-) -> None:
-    """One GET per position (fewer than the pages, or the listing changed), `GET_BATCH` at a
-    time; each is ready as its answer arrives."""
-
-    async def get(position: int, entry: PlanEntry) -> None:
-        state.put(position, await reader.get((*scope, entry.snapshot_id)) or None)
-        state.finish()
-        ready(np.array([position]))
-
-    for start in range(0, len(positions), GET_BATCH):
-        chunk = positions[start : start + GET_BATCH]
-        pairs = zip(chunk.tolist(), entries_at(entries, chunk), strict=True)
-        await asyncio.gather(*(get(position, entry) for position, entry in pairs))
-
-
-def _pick(
-    page: Sequence[dict], scope: Scope, wanted: np.ndarray, state: State, ready: Ready
-) -> None:
-    """Keep the snapshots of `page` that are wanted (and no longer want them); `ready`
-    gets their positions, in the page's order."""
-    if not page:
-        return
-    positions = state.index.positions(scope, keys_of(s["id"] for s in page))
-    picked = []
-    for i in np.flatnonzero(positions >= 0).tolist():
-        position = int(positions[i])
-        if wanted[position]:
-            wanted[position] = False
-            state.put(position, page[i])
-            picked.append(position)
-    if picked:
-        state.finish()  # on disk before the engine may take it
-        ready(np.array(picked, dtype=np.int64))

@@ -105,6 +105,30 @@ class ReportLock:
         self.release()
 
 
+def lock_holder(report: str | os.PathLike[str]) -> str | None:
+    """The pid of the run that holds `report`'s lock now (it is still writing the report),
+    or None; looks without taking it for more than a moment and never creates the file.
+
+    Examples
+    --------
+    >>> lock_holder("reports/no-such-run.csv") is None
+    True
+    """
+    try:
+        fd = os.open(lock_path(report), os.O_RDWR)
+    except OSError:
+        return None  # no lock file: no run holds it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _read_pid(fd: int) -> str:
     try:
         text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()

@@ -1,8 +1,11 @@
 """The progress bar: a widget in Jupyter, text on a terminal, silent otherwise.
 
 It counts finished snapshots by status in its postfix (``ok=95, failed=3``). Snapshots
-`skipped` because the run stopped are counted there but do not advance the bar, and a run
-that ends interrupted or aborted closes its bar red and unfinished.
+`skipped` because the run stopped are counted there but do not advance the bar. Its colour
+at the end tells the outcome: green when every snapshot went well, orange when some failed
+(``failed``, ``not_found``, ``conflict``), red (and unfinished) when the run was interrupted
+or aborted. The rate it shows is the average since it started (tqdm's ``smoothing=0``), so
+the last figure is the run's own, not that of its last few seconds.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from batchtag.model import SKIPPED, STATUSES, Result
+from batchtag.model import CONFLICT, FAILED, NOT_FOUND, SKIPPED, STATUSES, Result
 
+OK_COLOUR = "green"
+SOME_FAILED_COLOUR = "#ff8c00"  # orange (tqdm's text bar knows no "orange" by name)
 FAILED_COLOUR = "red"
+PROBLEM_STATUSES = (FAILED, NOT_FOUND, CONFLICT)  # finished, but not as asked
 
 
 def in_notebook() -> bool:
@@ -71,7 +77,9 @@ class Progress:
         self.bar = None
         if enabled:
             make = bar_class or choose_bar(notebook)
-            self.bar = make(total=total, unit="snap", dynamic_ncols=True, file=sys.stderr)
+            self.bar = make(
+                total=total, unit="snap", dynamic_ncols=True, file=sys.stderr, smoothing=0
+            )
 
     def update(self, result: Result) -> None:
         """Count one finished snapshot; `skipped` ones are counted but not progress."""
@@ -92,9 +100,17 @@ class Progress:
         self.bar.update(count)
 
     def close(self, ok: bool = True) -> None:
-        """End the bar; `ok=False` (interrupted, aborted, crashed) leaves it red."""
+        """End the bar in the outcome's colour: `ok=False` (interrupted, aborted, crashed)
+        red; else orange when some snapshot failed, green when none did."""
         if self.bar is None:
             return
-        if not ok:
-            self.bar.colour = FAILED_COLOUR
+        self.bar.colour = self.colour(ok)
         self.bar.close()
+
+    def colour(self, ok: bool = True) -> str:
+        """The colour a run that ended so (`ok`: it finished) closes its bar in."""
+        if not ok:
+            return FAILED_COLOUR
+        if any(self.counts[status] for status in PROBLEM_STATUSES):
+            return SOME_FAILED_COLOUR
+        return OK_COLOUR

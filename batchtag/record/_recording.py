@@ -18,9 +18,9 @@ from pathlib import Path
 from batchtag.errors import ReportWriteError
 from batchtag.model import Result
 from batchtag.record import ReportWriter
+from batchtag.record._changes import ChangeWriter
 from batchtag.record._progress import Progress
 from batchtag.record._summary import Summary
-from batchtag.record._undo import UndoWriter
 
 
 def undo_write_error(path: Path, error: OSError) -> ReportWriteError:
@@ -40,8 +40,8 @@ class Recorder:
         Counts every result.
     progress : Progress
         The progress bar.
-    undo : UndoWriter, optional
-        The undo file (``--undo-file``): the inverse of every `ok` row.
+    undo : ChangeWriter, optional
+        The undo file (``--undo-file``): the change rows back of every `ok` row.
     """
 
     def __init__(
@@ -49,7 +49,7 @@ class Recorder:
         writer: ReportWriter,
         summary: Summary,
         progress: Progress,
-        undo: UndoWriter | None = None,
+        undo: ChangeWriter | None = None,
     ):
         self.writer = writer
         self.summary = summary

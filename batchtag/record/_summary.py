@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -12,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchtag.model import FAILED, NOOP, NOT_FOUND, PLANNED, SKIPPED, STATUSES, Result
+from batchtag.model import CONFLICT, FAILED, NOOP, NOT_FOUND, PLANNED, SKIPPED, STATUSES, Result
 from batchtag.model import UUID as UUID_PATTERN
-from batchtag.tabular import atomic_write
+from batchtag.tabular import atomic_write, is_stdout
 
 RETRY_KINDS = ("lock", "rate_limit", "transient")
 TOP_ERRORS = 5
@@ -28,7 +29,7 @@ EXIT_INTERRUPTED = 130
 def exit_code(counts: dict[str, int], *, aborted: object = False, interrupted: bool = False) -> int:
     """The process exit code for a run with these status counts.
 
-    0: everything ok / noop / planned. 1: some failed or not_found. 3: aborted.
+    0: everything ok / noop / planned. 1: some failed, not_found or conflict. 3: aborted.
     130: interrupted. An abort is reported over an interrupt (it needs fixing before a
     resume helps). `skipped` rows only come from an abort or an interrupt; if some are
     left without either, the run did not do everything, so that is 1, not 0.
@@ -37,9 +38,15 @@ def exit_code(counts: dict[str, int], *, aborted: object = False, interrupted: b
         return EXIT_ABORTED
     if interrupted:
         return EXIT_INTERRUPTED
-    if counts.get(FAILED, 0) or counts.get(NOT_FOUND, 0) or counts.get(SKIPPED, 0):
+    if any(counts.get(status, 0) for status in (FAILED, NOT_FOUND, CONFLICT, SKIPPED)):
         return EXIT_FAILED
     return EXIT_OK
+
+
+# A run's before-state, as its report's metadata and its summary say: it read every
+# snapshot first (it can be undone), or it wrote blind (it cannot).
+READ_META, BLIND_META = "read", "blind"
+BLIND_TEXT = "written blind ({flag}): this run cannot be undone"
 
 
 UUID = re.compile(UUID_PATTERN)
@@ -80,6 +87,9 @@ class Summary:
         self.already_done = 0  # ok/noop rows a resumed report had before this run
         self.state_snapshots: int | None = None  # snapshots whose state was read first
         self.state_requests = 0  # requests that read it (pages, GETs)
+        self.before_state: str | None = None  # read, blind (cannot be undone), None: dry run
+        self.undo_file: str | None = None  # where the undo file went (--undo-file)
+        self.notes: list[str] = []  # for the user: blank cells ignored, an undo file kept
         self._started: float | None = None
         self._finished: float | None = None
         self.started_at: str | None = None
@@ -154,6 +164,10 @@ class Summary:
             if self.state_snapshots is None
             else {"snapshots": self.state_snapshots, "requests": self.state_requests},
             "writes_saved": self.writes_saved,
+            "before_state": self.before_state,
+            "undoable": None if self.before_state is None else self.before_state != BLIND_META,
+            "undo_file": self.undo_file,
+            "notes": list(self.notes),
             "top_errors": [
                 {"error": text, "count": n} for text, n in self.errors.most_common(TOP_ERRORS)
             ],
@@ -179,7 +193,7 @@ def _shorten(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def format_summary(d: dict[str, Any], *, resumable: bool = True) -> str:
+def format_summary(d: dict[str, Any], *, resumable: bool = True, forceable: bool = True) -> str:
     """A few lines for the terminal.
 
     Parameters
@@ -189,6 +203,9 @@ def format_summary(d: dict[str, Any], *, resumable: bool = True) -> str:
     resumable : bool
         The command has ``--resume`` (apply); else (enforce) an unfinished run is finished
         by running the same command again.
+    forceable : bool
+        The command has ``--force`` (apply): a conflict's line says it writes them anyway;
+        else (enforce) that a rule's ``overwrite = true`` lets a rename replace a value.
 
     Returns
     -------
@@ -218,6 +235,24 @@ def format_summary(d: dict[str, Any], *, resumable: bool = True) -> str:
     if d.get("top_errors"):
         lines.append("  most common errors:")
         lines.extend(f"    {e['count']} x {_shorten(e['error'])}" for e in d["top_errors"])
+    for scope in d.get("failed_scopes") or ():
+        where = f"{scope['project_id']}/{scope['region_id']}"
+        lines.append(f"  scope {where} could not be read, left out: {scope['error']}")
+    if d.get("counts", {}).get(CONFLICT):
+        how = (
+            "--force writes them anyway"
+            if forceable
+            else "overwrite = true in a rule's rename lets it replace a value"
+        )
+        lines.append(
+            "  conflicts left alone (a key changed since the change was written, or a rename"
+            f" onto another value); {how}"
+        )
+    if d.get("before_state") == BLIND_META:
+        lines.append("  " + BLIND_TEXT.format(flag="--no-check-current"))
+    if d.get("undo_file"):
+        lines.append(f"  undo file: {d['undo_file']}")
+    lines.extend(f"  note: {note}" for note in d.get("notes") or ())
     if d.get("aborted"):
         lines.append(f"  aborted: {d['aborted']}")
     elif d.get("interrupted"):
@@ -247,15 +282,28 @@ def _counts_line(prefix: str, counts: Mapping[str, int]) -> list[str]:
 
 
 def write_summary_json(d: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write the summary for schedulers (atomically, so a reader never sees half of it)."""
+    """Write the summary for schedulers (atomically, so a reader never sees half of it);
+    ``-`` prints it on stdout, one line."""
+    if is_stdout(path):
+        sys.stdout.write(json.dumps(d, default=str) + "\n")
+        sys.stdout.flush()
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(d, indent=2) + "\n")
 
 
+def error_summary(error: str, code: int) -> dict[str, Any]:
+    """The summary of a run that ended with `error` before (or instead of) its own: every
+    count 0, ``exit_code`` `code`, ``error`` (and ``aborted`` for exit 3) the reason."""
+    data = Summary().as_dict()
+    data.update(exit_code=code, error=error, aborted=error if code == EXIT_ABORTED else None)
+    data["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return data
+
+
 def save_error_summary(path: str | os.PathLike[str], error: str, code: int) -> bool:
-    """Replace the summary file with one for a run that ended with `error` before (or
-    instead of) its summary.
+    """Replace the summary file with `error_summary` (for a run that ended with `error`).
 
     Parameters
     ----------
@@ -276,11 +324,8 @@ def save_error_summary(path: str | os.PathLike[str], error: str, code: int) -> b
     >>> save_error_summary("night.json", "refusing to start: ...", 3)  # doctest: +SKIP
     True
     """
-    data = Summary().as_dict()
-    data.update(exit_code=code, error=error, aborted=error if code == EXIT_ABORTED else None)
-    data["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     try:
-        write_summary_json(data, path)
+        write_summary_json(error_summary(error, code), path)
     except OSError:
         return False
     return True

@@ -1,23 +1,28 @@
-"""The inverse manifest of a run: `batchtag undo REPORT` and `apply --undo-file FILE`.
+"""The way back from a run: `batchtag undo REPORT`, key by key.
 
-For every `ok` report row, the json-form manifest row that takes the snapshot back: each
-user tag the run changed or removed gets its old value, each tag it added gets ``null``,
-and the name its old name when it changed. Read-only tags never appear (the API never
-wrote them and would ignore them).
+For every `ok` report row, the change rows that take the snapshot back
+(`batchtag.record._changes.inverse_changes`): per user tag key the run changed, old = what
+the run left, new = what it held before; the name likewise. Read-only tags never appear.
 
-Drift: a snapshot whose current user tags or name no longer equal what the run left
-(`tags_after`, `name_after`) was changed by someone else since; undoing it would overwrite
-that change, so it is a `conflict` and left out unless ``force``.
+Only the keys the run changed are compared with what the run left (three-way, key by key):
+
+- a key that still holds what the run left is reverted;
+- a key that holds its old value again needs nothing;
+- a key someone changed since makes the snapshot a `conflict`, left alone (and listed)
+  unless ``force``, which reverts it from the value it holds now;
+- a later change to any other key is kept, and is no conflict.
+
+A row whose before-state was not read (a run with ``--no-check-current`` writes blind)
+cannot be undone: it is listed as ``skipped`` with why, and the rest is still reverted.
+The result is a change file: `apply` checks every ``old`` again when it applies it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,9 +30,11 @@ import pandas as pd
 
 from batchtag.errors import UsageError, option
 from batchtag.gcore import read_only_keys, tags_dict
-from batchtag.model import CONFLICT, NOT_FOUND, OK, PLANNED, Result, json_text
+from batchtag.model import CONFLICT, NOT_FOUND, OK, PLANNED, SKIPPED
+from batchtag.record._changes import CHANGE_COLUMNS, NAME, change_kind, inverse_changes
+from batchtag.record._columns import frame_of
+from batchtag.record._summary import BLIND_META
 
-UNDO_COLUMNS = ["project_id", "region_id", "snapshot_id", "tags", "name"]
 SKIPPED_COLUMNS = ["project_id", "region_id", "snapshot_id", "status", "error"]
 
 Key = tuple[int, int, str]
@@ -35,35 +42,27 @@ Key = tuple[int, int, str]
 
 @dataclass
 class Undo:
-    """What `undo_manifest` returns."""
+    """What `undo_changes` returns."""
 
-    manifest: pd.DataFrame  # UNDO_COLUMNS: the json-form inverse manifest
-    skipped: pd.DataFrame  # SKIPPED_COLUMNS: status `conflict` (drift) or `not_found`
+    changes: pd.DataFrame  # the change rows that revert the run (CHANGE_SCHEMA)
+    skipped: pd.DataFrame  # SKIPPED_COLUMNS: conflict, not_found, or skipped (why)
 
 
-def inverse_row(
-    key: Key,
-    before: Mapping[str, str],
-    after: Mapping[str, str],
-    name_before: str | None = None,
-    name_after: str | None = None,
-    read_only: frozenset[str] | set[str] = frozenset(),
-) -> dict[str, Any] | None:
-    """The json-form manifest row that takes `after` back to `before`; None if equal.
+@dataclass
+class Revert:
+    """One `ok` report row's way back: its change rows (empty: the run changed nothing)."""
 
-    Examples
-    --------
-    >>> inverse_row((1, 1, "id"), {"env": "dev", "a": "1"}, {"env": "prod", "b": "2"})
-    {'project_id': 1, 'region_id': 1, 'snapshot_id': 'id', \
-'tags': {'a': '1', 'b': None, 'env': 'dev'}, 'name': None}
-    """
-    keys = sorted((before.keys() | after.keys()) - set(read_only))
-    patch = {k: before.get(k) for k in keys if before.get(k) != after.get(k)}
-    name = name_before if name_before is not None and name_before != name_after else None
-    if not patch and name is None:
-        return None
-    project_id, region_id, snapshot_id = key
-    return dict(zip(UNDO_COLUMNS, (project_id, region_id, snapshot_id, patch, name), strict=True))
+    key: Key
+    rows: list[dict[str, Any]]
+
+
+def cannot_undo(meta: Mapping[str, Any] | None) -> str:
+    """Why a row without before-state cannot be undone (from the report's metadata)."""
+    if meta and meta.get("before_state") == BLIND_META:
+        how = f"the run wrote blind ({option('check_current', False)})"
+    else:
+        how = "the run did not read the snapshot before writing it"
+    return f"cannot be undone: {how}, so its before-state is unknown"
 
 
 def _missing(value: Any) -> bool:
@@ -75,21 +74,25 @@ def _cell(value: Any) -> Any:
     """A report cell as a Python value: JSON text parsed, NA to None."""
     if isinstance(value, str) and value[:1] in "{[":
         return json.loads(value)
+    if isinstance(value, list | dict):
+        return value
+    if hasattr(value, "tolist"):  # a Parquet list read by pandas
+        return value.tolist()
     return None if _missing(value) else value
 
 
-def _no_before_state(report_name: str, snapshot_id: str) -> UsageError:
-    return UsageError(
-        f"{report_name}: no before-state for snapshot {snapshot_id} (tags_before is empty): "
-        "the run wrote without reading the snapshots first, so it cannot be undone; "
-        f"undo needs a run with {option('check_current', True)}"
-    )
+def reverts(
+    report: pd.DataFrame, report_name: str = "report", meta: Mapping[str, Any] | None = None
+) -> tuple[list[Revert], list[tuple]]:
+    """Every `ok` row's change rows back, and the rows that cannot be undone (skipped rows:
+    no before-state).
 
-
-def _ok_records(report: pd.DataFrame, report_name: str) -> list[dict[str, Any]]:
-    """The `ok` rows as dicts with parsed cells; refuses a report without before-state,
-    one without what the run left (`tags_after`), a cell of tags that is not an object of
-    tags, and a dry run's report (it changed nothing)."""
+    Raises
+    ------
+    UsageError
+        `report` is not a batchtag report, is a dry run's (it changed nothing), lacks what
+        the run left (`tags_after`), or holds a tags cell that is not an object of tags.
+    """
     if "status" not in report.columns:
         raise UsageError(f"{report_name}: not a batchtag report (no status column)")
     done = (report["status"] == OK).to_numpy()
@@ -99,20 +102,17 @@ def _ok_records(report: pd.DataFrame, report_name: str) -> list[dict[str, Any]]:
             "changed nothing, so there is nothing to undo"
         )
     ok = report[done]
-    if len(ok) and "tags_before" not in ok.columns:
-        raise _no_before_state(report_name, str(ok["snapshot_id"].iloc[0]))
     if len(ok) and "tags_after" not in ok.columns:
         raise UsageError(
             f"{report_name}: no tags_after column: undo needs the tags each snapshot was left "
             "with (to revert only what the run changed); pass the whole report"
         )
-    wanted = ("tags_before", "tags_after", "name_before", "name_after", "ro_tags")
-    records = []
-    rows = np.flatnonzero(done) + 1
-    for row, raw in zip(rows.tolist(), ok.to_dict("records"), strict=True):
+    wanted = ("tags_before", "tags_after", "name_before", "name_after", "ro_tags", "rows")
+    out, skipped = [], []
+    reason = cannot_undo(meta)
+    for row, raw in zip((np.flatnonzero(done) + 1).tolist(), ok.to_dict("records"), strict=True):
         record = {c: _cell(raw.get(c)) for c in wanted}
-        if record["tags_before"] is None:
-            raise _no_before_state(report_name, str(raw["snapshot_id"]))
+        key = (int(raw["project_id"]), int(raw["region_id"]), str(raw["snapshot_id"]))
         if record["tags_after"] is None:
             raise UsageError(
                 f"{report_name}: row {row} (snapshot {raw['snapshot_id']}): tags_after is "
@@ -120,9 +120,20 @@ def _ok_records(report: pd.DataFrame, report_name: str) -> list[dict[str, Any]]:
             )
         for column in ("tags_before", "tags_after", "ro_tags"):
             _check_tags_cell(record[column], column, row, raw, report_name)
-        record["key"] = (int(raw["project_id"]), int(raw["region_id"]), str(raw["snapshot_id"]))
-        records.append(record)
-    return records
+        if record["tags_before"] is None:
+            skipped.append((*key, SKIPPED, reason))
+            continue
+        rows = inverse_changes(
+            key,
+            record["tags_before"],
+            record["tags_after"],
+            record["name_before"],
+            record["name_after"],
+            record["ro_tags"] or (),
+            record["rows"],
+        )
+        out.append(Revert(key, rows))
+    return out, skipped
 
 
 def _check_tags_cell(
@@ -146,171 +157,91 @@ def _json_kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def drift(record: Mapping[str, Any], snapshot: Mapping[str, Any]) -> str | None:
-    """Why `snapshot` (its current JSON) no longer matches what the run left, or None."""
-    ro = read_only_keys(dict(snapshot))
-    now = tags_dict(dict(snapshot), user_only=True)
-    left = {k: v for k, v in record["tags_after"].items() if k not in ro}
-    reasons = []
-    if now != left:
-        keys = sorted(k for k in now.keys() | left.keys() if now.get(k) != left.get(k))
-        shown = ", ".join(f"{k}: {left.get(k)!r} → {now.get(k)!r}" for k in keys[:5])
-        reasons.append(f"tags changed since the run ({shown}{', …' if len(keys) > 5 else ''})")
-    name_after = record.get("name_after")
-    if name_after is not None and snapshot.get("name") != name_after:
-        reasons.append(f"name changed since the run ({name_after!r} → {snapshot.get('name')!r})")
-    return "; ".join(reasons) or None
-
-
-def undo_manifest(
+def undo_changes(
     report: pd.DataFrame,
     current: Mapping[Key, Mapping[str, Any] | None] | None = None,
     *,
     force: bool = False,
     report_name: str = "report",
+    meta: Mapping[str, Any] | None = None,
 ) -> Undo:
-    """The inverse manifest of a run's report.
+    """The change rows that revert a run, checked key by key against the current state.
 
     Parameters
     ----------
     report : pandas.DataFrame
         The report as `read_report` returns it (tags_before / tags_after dicts or JSON
-        text, optional name_before / name_after / ro_tags, status).
+        text, optional name_before / name_after / ro_tags / rows, status).
     current : Mapping, optional
-        (project_id, region_id, snapshot_id) → current snapshot JSON (None: not found)
-        for the drift check; None skips the check. A key missing from the mapping is
-        treated as not found.
+        (project_id, region_id, snapshot_id) -> current snapshot JSON (None or missing: not
+        found); None skips the check (every row is kept as the run left it).
     force : bool
-        Undo drifted snapshots too (overwriting the later change).
+        Revert conflicting keys too, from the value they hold now (overwriting the later
+        change).
     report_name : str
         How messages name the report (its path).
+    meta : Mapping, optional
+        The report's metadata (says whether the run wrote blind).
 
     Returns
     -------
     Undo
-        ``manifest``: one json-form row per `ok` snapshot to revert (columns
-        UNDO_COLUMNS, ``tags`` a merge-patch dict, ``name`` the old name or None);
-        ``skipped``: the snapshots left out, status ``conflict`` or ``not_found``.
-
-    Raises
-    ------
-    UsageError
-        The report has no before-state for an `ok` row (the run did not read).
-    """
-    rows, skipped = [], []
-    for record in _ok_records(report, report_name):
-        row, left_out = _undo_one(record, current, force)
-        if row is not None:
-            rows.append(row)
-        if left_out is not None:
-            skipped.append(left_out)
-    manifest = pd.DataFrame(rows, columns=UNDO_COLUMNS)
-    return Undo(manifest.astype({"tags": object, "name": object}), _skipped_frame(skipped))
-
-
-def _undo_one(
-    record: Mapping[str, Any],
-    current: Mapping[Key, Mapping[str, Any] | None] | None,
-    force: bool,
-) -> tuple[dict[str, Any] | None, tuple | None]:
-    """(the inverse row or None, the skipped row or None) for one `ok` report record."""
-    key = record["key"]
-    read_only = set(record.get("ro_tags") or ())
-    if current is not None:
-        snapshot = current.get(key)
-        if snapshot is None:
-            return None, (*key, NOT_FOUND, "the snapshot no longer exists")
-        read_only |= read_only_keys(dict(snapshot))
-        reason = drift(record, snapshot)
-        if reason and not force:
-            return None, (*key, CONFLICT, f"{reason}; left alone ({option('force')})")
-    row = inverse_row(
-        key,
-        record["tags_before"],
-        record["tags_after"],
-        record.get("name_before"),
-        record.get("name_after"),
-        read_only,
-    )
-    return row, None
-
-
-def undo_line(row: Mapping[str, Any]) -> str:
-    """One undo-file line: the row as strict JSON, missing values (None, NaN) left out.
+        ``changes``: the change rows (old = what the key holds now, new = its value before
+        the run); ``skipped``: the snapshots left out, with why.
 
     Examples
     --------
-    >>> undo_line({"snapshot_id": "id", "tags": {"a": None}, "name": float("nan")})
-    '{"snapshot_id":"id","tags":{"a":null}}'
+    >>> report = pd.DataFrame([{"project_id": 1, "region_id": 1, "snapshot_id": "s",
+    ...     "status": "ok", "tags_before": {"env": "dev"}, "tags_after": {"env": "prod"}}])
+    >>> undo_changes(report).changes[["key", "old", "new"]].values.tolist()
+    [['env', 'prod', 'dev']]
     """
-    return json_text({k: v for k, v in row.items() if not _missing(v)})
+    found, skipped = reverts(report, report_name, meta)
+    rows: list[dict[str, Any]] = []
+    for revert in found:
+        kept, left_out = _check(revert, current, force)
+        rows += kept
+        if left_out is not None:
+            skipped.append(left_out)
+    return Undo(frame_of(rows, CHANGE_COLUMNS), skipped_frame(skipped))
 
 
-def _skipped_frame(rows: list[tuple]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=SKIPPED_COLUMNS)
-    return frame.astype({"project_id": "Int64", "region_id": "Int64"})
-
-
-class UndoWriter:
-    """Writes the inverse manifest as JSON Lines while a run goes (`apply --undo-file`).
-
-    Crash-safe like the report: each line is handed to the OS before `write` returns (a
-    `kill -9` loses nothing written), and `close` fsyncs. The file is a json-form manifest
-    that `apply` reads as it is, even after a crash.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The undo file (``.jsonl``).
-    append : bool
-        Keep what the file holds (a resumed run); else start it empty.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, append: bool = False):
-        self.path = Path(path)
-        if self.path.suffix.lower() not in (".jsonl", ".ndjson"):
-            raise UsageError(
-                f"{option('undo_file', str(path))}: the undo file is JSON Lines, name it *.jsonl"
-            )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a" if append else "w", encoding="utf-8")
-        self.written = 0
-
-    def write(self, result: Result) -> bool:
-        """Record the inverse of one result; True when it needed one (an `ok` write that
-        changed something and whose before-state is known)."""
-        if result.status != OK or result.tags_before is None or result.tags_after is None:
-            return False
-        row = inverse_row(
-            result.key,
-            result.tags_before,
-            result.tags_after,
-            result.name_before,
-            result.name_after,
-            set(result.ro_tags or ()),
+def _check(
+    revert: Revert, current: Mapping[Key, Mapping[str, Any] | None] | None, force: bool
+) -> tuple[list[dict[str, Any]], tuple | None]:
+    """(the rows to keep, the skipped row or None) for one snapshot."""
+    if current is None or not revert.rows:
+        return revert.rows, None
+    snapshot = current.get(revert.key)
+    if snapshot is None:
+        return [], (*revert.key, NOT_FOUND, "the snapshot no longer exists")
+    now = tags_dict(dict(snapshot), user_only=True)
+    read_only = read_only_keys(dict(snapshot))
+    kept, changed = [], []
+    for row in revert.rows:
+        if row["field"] == NAME:
+            value = snapshot.get("name")
+        elif row["key"] in read_only:
+            continue  # read-only now: the API keeps it, there is nothing to revert
+        else:
+            value = now.get(row["key"])
+        if value == row["old"]:
+            kept.append(row)
+        elif value != row["new"]:  # (already back: nothing to do)
+            changed.append((row, value))
+    if changed and not force:
+        shown = ", ".join(
+            f"{'name' if r['field'] == NAME else r['key']}: {r['old']!r} → {v!r}"
+            for r, v in changed[:5]
         )
-        if row is None:
-            return False
-        self.write_record(row)
-        return True
+        more = ", …" if len(changed) > 5 else ""
+        reason = f"changed since the run ({shown}{more}); left alone ({option('force', True)} reverts it)"
+        return [], (*revert.key, CONFLICT, reason)
+    for row, value in changed:  # forced: revert from what it holds now
+        kept.append({**row, "old": value, "change": change_kind(value, row["new"])})
+    return kept, None
 
-    def write_record(self, row: Mapping[str, Any]) -> None:
-        """Write one manifest row (a dict with UNDO_COLUMNS), flushed."""
-        if self._fh is None:
-            raise ValueError(f"undo file {self.path} is closed")
-        self._fh.write(undo_line(row) + "\n")
-        self._fh.flush()
-        self.written += 1
 
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
-
-    def __enter__(self) -> UndoWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+def skipped_frame(rows: list[tuple]) -> pd.DataFrame:
+    """The snapshots an undo leaves out (`SKIPPED_COLUMNS`, typed by the dtype contract)."""
+    return frame_of((dict(zip(SKIPPED_COLUMNS, row, strict=True)) for row in rows), SKIPPED_COLUMNS)

@@ -63,7 +63,9 @@ class ReportWriter:
     snapshot. A resumed report is appended to as it is (a torn last line cut off); it is
     rewritten first only when it must be: a CSV header without this run's columns, or a
     file only the row readers can read (see `batchtag.record._resume`). `scan` is the
-    report's `scan_report` when the caller has it already (the run's done mask).
+    report's `scan_report` when the caller has it already (the run's done mask). The metadata keeps
+    `before_state`: ``read`` (the run read every snapshot first: it can be undone),
+    ``blind`` (it wrote blind) or None (a dry run); a resume keeps the first run's.
 
     Raises UsageError (exit 2) when the report cannot be started: nothing was sent yet.
     """
@@ -77,6 +79,7 @@ class ReportWriter:
         resume: bool = False,
         manifest: str | None = None,
         scan: ReportScan | None = None,
+        before_state: str | None = None,
     ):
         self.path = Path(path)
         self.format = report_format(self.path)
@@ -105,6 +108,7 @@ class ReportWriter:
                 "manifest": manifest,
                 "format": self.format.name,
                 "resumed_at": [],
+                "before_state": before_state,
             }
         try:
             self._start_resumed(scan) if resume else self._start_fresh()

@@ -54,31 +54,75 @@ REGIONS_LIMIT = 100  # the default page of GET /cloud/v1/regions (at most MAX_LI
 
 @dataclass
 class SandboxConfig:
+    """What a sandbox serves and how it misbehaves: ``batchtag.sandbox(**fields)`` and the
+    ``batchtag sandbox`` command's options (``--lock-rate`` is ``lock_rate``).
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seeds the snapshots, volumes and fault dice: the same seed serves the same data.
+    snapshots : int, default 200
+        Snapshots in each scope (project x region).
+    volumes : int, optional
+        Volumes in each scope; default a quarter of `snapshots`, at least 1. Every snapshot
+        names one of them, except about 3% whose volume has been deleted.
+    project_ids, region_ids : list of int, default [1]
+        The scopes: every project has every region (``GET /cloud/v1/projects`` and
+        ``/regions`` list them).
+    api_key : str, optional
+        The one key accepted (others get 401, like Gcore); None accepts any non-empty one.
+        ``batchtag.sandbox()`` makes a random one when not given.
+    latency_ms : float, default 0
+        Mean latency; each request waits 50% to 150% of it.
+    rate_limit : float, optional
+        Requests per second over all clients; beyond it, 429. None: no limit.
+    retry_after : bool, default True
+        429 answers carry ``Retry-After`` and ``retry-after-ms``.
+    lock_rate : float, default 0
+        Share of snapshots that start locked by a running task (``task_id`` set): writes to
+        them get 409.
+    lock_ms : float, default 1000
+        A lock clears this long after the first request that touches the snapshot.
+    error_rate : float, default 0
+        Share of requests answered with a random 500, 502 or 503.
+    error_should_retry : bool, optional
+        The ``x-should-retry`` header on those injected 5xx (None: no header).
+    drop_rate : float, default 0
+        Share of requests whose connection is closed with no answer.
+    churn_after : int, optional
+        Once this many list requests of a scope were answered, someone else deletes
+        `churn_delete` of its snapshots and creates `churn_create` (consistency tests).
+    churn_create, churn_delete : int, default 0
+        See `churn_after`.
+    churn_every : int, optional
+        Then again every this many list answers (a scope that is never still).
+    tls_cert, tls_key : str, optional
+        PEM files: serve https with this certificate chain and key; None: plain http.
+    fail_scopes : list, default []
+        Scopes whose every request answers an error: ``"P/R"`` (500) or ``"P/R:STATUS"``
+        (any 4xx or 5xx), or the tuples ``(P, R)`` / ``(P, R, STATUS)``.
+    """
+
     seed: int = 0
     snapshots: int = 200
-    volumes: int | None = None  # per scope; None: a quarter of `snapshots`, at least 1
+    volumes: int | None = None
     project_ids: list[int] = field(default_factory=lambda: [1])
     region_ids: list[int] = field(default_factory=lambda: [1])
-    api_key: str | None = None  # None: any non-empty token is accepted
-    latency_ms: float = 0.0  # mean latency; each request waits 50%..150% of it
-    rate_limit: float | None = None  # requests per second over all clients; None: off
-    retry_after: bool = True  # send Retry-After and retry-after-ms with 429
-    lock_rate: float = 0.0  # share of snapshots that start locked by a task
-    lock_ms: float = 1000.0  # a lock clears this long after the first request touching it
-    error_rate: float = 0.0  # share of requests answered with a random 500/502/503
-    error_should_retry: bool | None = None  # x-should-retry header on injected 5xx
-    drop_rate: float = 0.0  # share of requests whose connection is closed with no answer
-    # Churn: once `churn_after` list requests of a scope were answered, someone else deletes
-    # `churn_delete` of its snapshots and creates `churn_create` (for consistency tests).
+    api_key: str | None = None
+    latency_ms: float = 0.0
+    rate_limit: float | None = None
+    retry_after: bool = True
+    lock_rate: float = 0.0
+    lock_ms: float = 1000.0
+    error_rate: float = 0.0
+    error_should_retry: bool | None = None
+    drop_rate: float = 0.0
     churn_after: int | None = None
     churn_create: int = 0
     churn_delete: int = 0
-    churn_every: int | None = None  # then again every N list answers (a scope never still)
-    # Serve https with this certificate chain and key (PEM files); None: plain http.
+    churn_every: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    # Scopes whose every request answers an error: "P/R" (500) or "P/R:STATUS" (any 4xx or
-    # 5xx), or the tuples (P, R) / (P, R, STATUS).
     fail_scopes: list[str | tuple[int, ...]] = field(default_factory=list)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 
 import click
@@ -145,6 +146,11 @@ def knob_options(command):
     default=None,
     help="The private key (PEM) of --tls-cert.",
 )
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the output (default: on a terminal, unless NO_COLOR is set).",
+)
 def sandbox_command(
     port: int,
     host: str,
@@ -156,6 +162,7 @@ def sandbox_command(
     error_should_retry: str | None,
     tls_cert: str | None,
     tls_key: str | None,
+    color: bool | None,
     **knobs: float | int | None,
 ) -> None:
     """Run a local emulator of the Gcore snapshot and volume API (in memory, loopback only).
@@ -172,6 +179,8 @@ def sandbox_command(
         batchtag sandbox --port 8080 --snapshots 500 --lock-rate 0.1 --error-rate 0.05
         GCORE_BASE_URL=http://127.0.0.1:8080 GCORE_API_KEY=any batchtag apply m.csv
     """
+    if color is not None or os.environ.get("NO_COLOR"):  # what it prints is plain text anyway
+        click.get_current_context().color = bool(color)
     if api_key is not None and not api_key.strip():
         raise click.BadParameter("must not be empty", param_hint="--api-key")
     if tls_key is not None and tls_cert is None:

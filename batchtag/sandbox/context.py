@@ -99,7 +99,10 @@ class Sandbox:
 
     def __repr__(self) -> str:
         where = self.url if self.server is not None else "stopped"
-        return f"<batchtag sandbox {where}, {self.config.snapshots} snapshots a scope>"
+        return (
+            f"<batchtag sandbox {where}, {self.config.snapshots} snapshots a scope,"
+            f" project_ids {self.project_ids}, region_ids {self.region_ids}>"
+        )
 
     # ---- what a caller needs
 
@@ -121,12 +124,14 @@ class Sandbox:
 
     @property
     def project_id(self) -> int:
-        """The first seeded project (the only one by default)."""
+        """The first seeded project (the only one by default; with several, this is
+        ``project_ids[0]``: use `project_ids` to reach them all)."""
         return self.project_ids[0]
 
     @property
     def region_id(self) -> int:
-        """The first seeded region (the only one by default)."""
+        """The first seeded region (the only one by default; with several, this is
+        ``region_ids[0]``: use `region_ids` to reach them all)."""
         return self.region_ids[0]
 
     @property
@@ -190,6 +195,41 @@ class Sandbox:
             return [snap.to_json() for snap in self.running.store.snapshots(*scope)]
 
         return self.running.call(read())
+
+    def frame(
+        self,
+        project_id: int | list[int] | None = None,
+        region_id: int | list[int] | None = None,
+    ) -> Any:
+        """The sandbox's snapshots as an export-shaped DataFrame, read from the store.
+
+        What ``batchtag.export(...)`` of the same scopes returns, made independently of it
+        (the sandbox shares no code with the client): one row per snapshot, columns
+        ``project_id, region_id, snapshot_id, name, status, size, volume_id, created_at,
+        updated_at, task_id``, ``tag:<key>`` per user tag key and ``ro:<key>`` per read-only
+        one (sorted; missing where a snapshot lacks it), and the user tags as a ``tags``
+        dict. ids and texts in the string dtype, ``project_id``/``region_id``/``size``
+        Int64, the times UTC datetimes. Counts as no request (not in :meth:`stats`).
+
+        Parameters
+        ----------
+        project_id, region_id : int or list of int, optional
+            The scopes (every project x region given); by default every seeded one.
+
+        Returns
+        -------
+        pandas.DataFrame
+            In export order: scope by scope (projects, then regions, as given), each in
+            list-endpoint order.
+        """
+        projects = _as_list(project_id, self.project_ids)
+        regions = _as_list(region_id, self.region_ids)
+
+        async def read() -> list[Any]:
+            store = self.running.store
+            return [snap for p in projects for r in regions for snap in store.snapshots(p, r)]
+
+        return snapshots_frame(self.running.call(read()))
 
     def volumes(
         self, project_id: int | None = None, region_id: int | None = None
@@ -266,6 +306,62 @@ class Sandbox:
         self._saved_env = {}
 
 
+FRAME_COLUMNS = (
+    "project_id",
+    "region_id",
+    "snapshot_id",
+    "name",
+    "status",
+    "size",
+    "volume_id",
+    "created_at",
+    "updated_at",
+    "task_id",
+)
+FRAME_INTS = ("project_id", "region_id", "size")
+FRAME_TIMES = ("created_at", "updated_at")
+
+
+def _as_list(value: int | list[int] | None, every: list[int]) -> list[int]:
+    if value is None:
+        return every
+    return [value] if isinstance(value, int) else list(value)
+
+
+def snapshots_frame(snapshots: list[Any]) -> Any:
+    """Snapshots (the store's objects) as an export-shaped DataFrame (see `Sandbox.frame`)."""
+    import pandas as pd
+
+    text = "str"  # pandas' string dtype
+    rows = [
+        {
+            **{c: getattr(s, "id" if c == "snapshot_id" else c) for c in FRAME_COLUMNS},
+            **{("ro:" if k in s.read_only else "tag:") + k: v for k, v in s.tags.items()},
+        }
+        for s in snapshots
+    ]
+    user = sorted({k for s in snapshots for k in s.tags if k not in s.read_only})
+    read_only = sorted({k for s in snapshots for k in s.tags if k in s.read_only})
+    columns = [*FRAME_COLUMNS, *(f"tag:{k}" for k in user), *(f"ro:{k}" for k in read_only)]
+    data = {}
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        if column in FRAME_INTS:
+            data[column] = pd.Series(values, dtype="Int64")
+        elif column in FRAME_TIMES:
+            data[column] = pd.to_datetime(pd.Series(values, dtype=object), utc=True).astype(
+                "datetime64[ns, UTC]"
+            )
+        else:
+            data[column] = pd.Series(values, dtype=text)
+    frame = pd.DataFrame(data, columns=columns)
+    frame["tags"] = pd.Series(
+        [{k: v for k, v in s.tags.items() if k not in s.read_only} for s in snapshots],
+        dtype=object,
+    )
+    return frame
+
+
 def sandbox(config: SandboxConfig | None = None, *, env: bool = True, port: int = 0, **knobs: Any):
     """Run the local Gcore snapshot API emulator for a block, a function or a notebook.
 
@@ -281,20 +377,22 @@ def sandbox(config: SandboxConfig | None = None, *, env: bool = True, port: int 
     port : int, default 0
         Loopback port; 0 picks a free one.
     **knobs
-        Any field of :class:`batchtag.sandbox.SandboxConfig`: ``snapshots`` (a scope),
-        ``volumes`` (a scope), ``seed``, ``project_ids``, ``region_ids``, ``fail_scopes``
-        (``["1/2", "1/3:403"]``), ``lock_rate``, ``lock_ms``, ``error_rate``, ``drop_rate``,
-        ``latency_ms``, ``rate_limit``, ``retry_after``, ``api_key`` ...
-        Without ``api_key`` a random key is made; only that key is accepted (``.api_key``).
+        Any field of :class:`batchtag.sandbox.SandboxConfig` (``help()`` of it documents
+        each): ``snapshots`` (a scope), ``volumes`` (a scope), ``seed``, ``project_ids``,
+        ``region_ids``, ``fail_scopes`` (``["1/2", "1/3:403"]``), ``lock_rate``,
+        ``lock_ms``, ``error_rate``, ``drop_rate``, ``latency_ms``, ``rate_limit``,
+        ``retry_after`` ... Without ``api_key`` a random key is made; only that key is
+        accepted (``.api_key``).
 
     Returns
     -------
     Sandbox
         Not yet running: use it in ``with`` (yields the running sandbox), as a decorator
         (a fresh sandbox per call, sync or async), or call ``.start()`` / ``.stop()``. While
-        running it has ``.url``, ``.api_key``, ``.project_id``, ``.region_id``,
-        ``.project_ids``, ``.region_ids``, ``.stats()``, ``.reset()``, ``.snapshots()``,
-        ``.volumes()``, ``.set_volume_tags()``, ``.end_tasks()`` and ``.store``.
+        running it has ``.url``, ``.api_key``, ``.project_id``, ``.region_id`` (the first
+        of ``.project_ids`` / ``.region_ids``), ``.stats()``, ``.reset()``, ``.snapshots()``,
+        ``.frame()`` (the snapshots as an export-shaped DataFrame), ``.volumes()``,
+        ``.set_volume_tags()``, ``.end_tasks()`` and ``.store``.
 
     Examples
     --------

@@ -3,8 +3,10 @@
 Each snapshot is a Job owned by one worker at a time, so a snapshot never has two requests
 in flight. When its state was read (`state`, batchtag.read._state, perhaps while the run goes: see
 batchtag.read._feed), a job sends only the keys that change (`diff_entry(...).body`), ends `noop`
-with no request when nothing changes, `not_found` with none when the read did not find it;
-without a state it writes the manifest's merge patch blind. A job that must wait (task lock,
+with no request when nothing changes, `not_found` with none when the read did not find it,
+and `conflict` with none when the entry must leave it alone (a change file's key changed
+since, a rename onto a different value: `PlanEntry.conflicts`) unless ``force``; without a
+state it writes the manifest's merge patch blind. A job that must wait (task lock,
 transient failure) is parked on a timer and its worker moves on; a 429 pauses all workers.
 """
 
@@ -36,6 +38,7 @@ from batchtag.gcore import (
     fatal_reason,
 )
 from batchtag.model import (
+    CONFLICT,
     FAILED,
     NOOP,
     NOT_FOUND,
@@ -60,6 +63,7 @@ from batchtag.send._jobs import (
 
 log = logging.getLogger("batchtag.send._engine")
 NOT_FOUND_ERROR = ApiError(0, "NotFoundError", NOT_FOUND_TEXT)  # no request was sent
+CONFLICT_CLASS = "Conflict"  # the error_class of a `conflict` row (no request was sent)
 
 
 @dataclass
@@ -69,6 +73,7 @@ class EngineOptions:
     retry: RetrySettings = field(default_factory=RetrySettings)
     snapshot_deadline: float = 900.0  # no snapshot is retried past this many seconds
     dry_run: bool = False
+    force: bool = False  # write conflicting snapshots too (a change file's stale keys, renames)
     check_current: bool = False  # GET each snapshot without a prefetched state first
     drain_timeout: float = 5.0  # grace for in-flight requests after Ctrl-C
     breaker: dict[str, Any] = field(default_factory=dict)  # Breaker(**breaker)
@@ -281,7 +286,12 @@ class Engine:
             if job.snapshot is None and (entry.needs_current or self.options.check_current):
                 job.snapshot = await self._send(job, "GET")
             if job.snapshot is not None:  # only the keys that change (and not the same name)
-                body = diff_entry(entry, job.snapshot).body
+                diff = diff_entry(entry, job.snapshot)
+                if diff.conflict and not self.options.force:
+                    error = ApiError(0, CONFLICT_CLASS, f"{diff.conflict}; left alone")
+                    self._finish(job, CONFLICT, api_error=error)
+                    return
+                body = diff.body
                 text = json_text(body) if body else ""
             else:
                 body, text = self._bodies.get(entry)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,12 @@ from batchtag.tabular._kinds import ANY, Kind
 from batchtag.tabular._readers import Record
 
 PathLike = str | os.PathLike[str]
+STDOUT = "-"  # as an output path: standard output
+# What a table written to stdout is: CSV, or JSON Lines where every line printed must be a
+# JSON object (the command line's --log-format json sets it for the command).
+STDOUT_FORMAT: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "batchtag_stdout_format", default="csv"
+)
 WRITE_BATCH = 4096  # lines encoded and written at once by a whole write
 
 # The csv module's limit is per process (128 KiB by default); a report cell (an API error
@@ -96,7 +104,7 @@ class TextFormat:
                     lines = []
             fh.write("".join(lines).encode("utf-8"))
 
-        atomic_write(path, dump)
+        write_output(path, dump)
 
     def read(self, path: PathLike, kinds=None) -> tuple[list[str], list[Record]]:
         """Columns and records, cells converted back with each column's kind; a torn last
@@ -220,6 +228,23 @@ CSV = CsvFormat("csv", ".csv")
 JSONL = JsonlFormat("jsonl", ".jsonl")
 PARQUET = ParquetFormat("parquet", ".parquet")
 FORMATS = {f.suffix: f for f in (CSV, JSONL, PARQUET)}
+NAMED = {f.name: f for f in FORMATS.values()}
+
+
+def write_output(path: PathLike, dump: Callable[[BinaryIO], None]) -> None:
+    """`dump` the content to standard output when `path` is ``-``, else replace the file
+    atomically (`atomic_write`)."""
+    if is_stdout(path):
+        sys.stdout.flush()  # text echoed before stays before the rows
+        dump(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    else:
+        atomic_write(path, dump)
+
+
+def is_stdout(path: PathLike | None) -> bool:
+    """Whether an output path means standard output (``-``)."""
+    return path is not None and os.fspath(path) == STDOUT
 
 
 def table_format(path: PathLike, what: str = "file") -> CsvFormat | JsonlFormat | ParquetFormat:
@@ -245,7 +270,11 @@ def table_format(path: PathLike, what: str = "file") -> CsvFormat | JsonlFormat 
     --------
     >>> table_format("inventory.PARQUET").name
     'parquet'
+    >>> table_format("-").name  # stdout: CSV (JSON Lines under --log-format json)
+    'csv'
     """
+    if is_stdout(path):
+        return NAMED[STDOUT_FORMAT.get()]
     suffix = Path(path).suffix.lower()
     try:
         return FORMATS[suffix]
@@ -297,8 +326,12 @@ __all__ = [
     "FORMATS",
     "JSONL",
     "PARQUET",
+    "STDOUT",
+    "STDOUT_FORMAT",
     "Kind",
     "ParquetRows",
+    "is_stdout",
+    "write_output",
     "RowAppender",
     "atomic_write",
     "read_table",

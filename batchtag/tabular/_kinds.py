@@ -1,8 +1,14 @@
 """Column kinds: how one column's values are stored in each format and typed in a frame.
 
-A record holds plain Python values: int, float, str, dict, list, datetime or None. Each
-kind turns them into a CSV cell, a JSON value, an Arrow array and a pandas Series, and
+A record holds plain Python values: int, float, str, bool, dict, list, datetime or None.
+Each kind turns them into a CSV cell, a JSON value, an Arrow array and a pandas Series, and
 back. Values that are missing are None everywhere (an empty CSV cell).
+
+The pandas dtypes are the dtype contract of every frame batchtag returns: text in the
+string dtype (`str_dtype`), integers ``Int64``, instants `TIME_DTYPE` (UTC), booleans
+``bool`` (``boolean`` with a missing cell), tags and lists as Python objects.
+`Kind.to_series` makes such a Series from values, `Kind.conform` turns any Series of the
+column into one. Which column has which kind is `batchtag.record.COLUMN_KINDS`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,15 @@ from datetime import datetime
 from typing import Any
 
 from batchtag.model import json_text
+
+TIME_DTYPE = "datetime64[ns, UTC]"  # every instant in every frame
+
+
+def str_dtype() -> Any:
+    """pandas' string dtype: ``"str"`` from pandas 3 on; pandas 2 keeps text as objects."""
+    import pandas as pd
+
+    return "str" if int(pd.__version__.split(".")[0]) >= 3 else object
 
 
 def _is_missing(value: Any) -> bool:
@@ -101,6 +116,14 @@ class Kind:
 
         return pd.Series(values) if values else pd.Series(values, dtype=object)
 
+    def conform(self, series):
+        """`series` (any dtype, e.g. a column a caller built) as `to_series` types it, with
+        its index kept."""
+        import pandas as pd
+
+        typed = self.to_series(series.tolist())
+        return pd.Series(typed.array, index=series.index, name=series.name, copy=False)
+
     def from_frame(self, value: Any) -> Any:
         return plain(value)
 
@@ -129,6 +152,47 @@ class IntKind(Kind):
         import pandas as pd
 
         return pd.Series(values, dtype="Int64")
+
+    def conform(self, series):
+
+        if series.dtype == "Int64":
+            return series
+        try:
+            return series.astype("Int64")
+        except (TypeError, ValueError):  # text: parsed, exactly (never through float)
+            return Kind.conform(self, series.map(self._parse, na_action="ignore"))
+
+    def _parse(self, value: Any) -> Any:
+        return int(value) if isinstance(value, str) else value
+
+
+class BoolKind(Kind):
+    """True/false: ``true``/``false`` in CSV, JSON booleans, Arrow bool; ``bool`` in a frame
+    (``boolean`` when a cell is missing)."""
+
+    name = "bool"
+    text_as_is = False
+
+    def to_text(self, value: Any) -> str:
+        return "" if _is_missing(value) else ("true" if value else "false")
+
+    def from_text(self, text: str) -> Any:
+        if text == "":
+            return None
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"not true or false: {text!r}")
+        return text.lower() == "true"
+
+    def to_arrow(self, values):
+        import pyarrow as pa
+
+        return pa.array([None if _is_missing(v) else bool(v) for v in values], pa.bool_())
+
+    def to_series(self, values):
+        import pandas as pd
+
+        cells = [None if _is_missing(v) else bool(v) for v in values]
+        return pd.Series(cells, dtype="boolean" if None in cells else bool)
 
 
 class FloatKind(Kind):
@@ -168,9 +232,13 @@ class StrKind(Kind):
     def to_series(self, values):
         import pandas as pd
 
-        # pandas 3 has a real default string dtype; pandas 2 keeps strings as objects.
-        dtype = "str" if int(pd.__version__.split(".")[0]) >= 3 else object
-        return pd.Series(values, dtype=dtype)
+        return pd.Series(values, dtype=str_dtype())
+
+    def conform(self, series):
+        dtype = str_dtype()
+        if series.dtype == dtype:
+            return series
+        return series.astype(object).where(series.notna(), None).astype(dtype)
 
 
 class TimeKind(StrKind):
@@ -197,11 +265,21 @@ class TimeKind(StrKind):
     def to_series(self, values):
         import pandas as pd
 
-        series = pd.Series(values, dtype=object)
-        return pd.to_datetime(series, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+        return self.conform(pd.Series(values, dtype=object))
+
+    def conform(self, series):
+        import pandas as pd
+
+        if series.dtype == TIME_DTYPE:
+            return series
+        if pd.api.types.is_datetime64_any_dtype(series.dtype):
+            return pd.to_datetime(series, utc=True).astype(TIME_DTYPE)
+        return pd.to_datetime(series, utc=True, format="ISO8601").astype(TIME_DTYPE)
 
     def from_frame(self, value: Any) -> Any:
-        return None if _is_missing(value) else value.isoformat()
+        if _is_missing(value):
+            return None
+        return value if isinstance(value, str) else value.isoformat()
 
 
 class JsonKind(Kind):
@@ -233,7 +311,7 @@ class JsonKind(Kind):
     def to_series(self, values):
         import pandas as pd
 
-        return pd.Series([_listify(v) for v in values], dtype=object)
+        return pd.Series([JsonKind.from_frame(self, v) for v in values], dtype=object)
 
     def from_frame(self, value: Any) -> Any:
         value = _listify(value)
@@ -287,7 +365,10 @@ class TagsKind(JsonKind):
         return self.from_json(value)
 
     def from_frame(self, value: Any) -> Any:
-        return self.from_arrow(_listify(value)) if isinstance(value, dict | list) else None
+        value = _listify(value)
+        if isinstance(value, str):
+            return self.from_json(value)
+        return self.from_arrow(value) if isinstance(value, dict | list) else None
 
     def to_arrow(self, values):
         import pyarrow as pa
@@ -297,6 +378,7 @@ class TagsKind(JsonKind):
 
 
 ANY = Kind()
+BOOL = BoolKind()
 INT = IntKind()
 FLOAT = FloatKind()
 STR = StrKind()

@@ -6,10 +6,15 @@ workers' environment (``pip install .``). The API key comes from an Airflow conn
 ``gcore_api`` (its password), or from the GCORE_API_KEY environment variable; it is never
 logged (batchtag masks it in every message).
 
-Outcomes: a clean run returns the summary (pushed to XCom); failed or not-found snapshots
-(exit code 1) fail the task, to be retried; a bad policy or conflicting rules (PolicyError,
-nothing sent), an abort by the ``max_changes`` guard or bad credentials (AbortRun) fail
-it without retries: a human has to look.
+Outcomes: a clean run returns the summary (pushed to XCom: the counts, the compliance
+figures per rule, the exit code); failed or not-found snapshots, or a scope that could not be
+read (exit code 1), fail the task, to be retried; so does an interruption (the worker was
+stopped: Airflow's SIGTERM, or a Ctrl-C, which batchtag raises as `batchtag.Interrupted`; the
+run stops cleanly either way, its report written). A retry finishes the job: `enforce`
+re-reads the state and writes only what still breaks a rule, and every attempt writes its
+own files (``{started}``: the attempt's start, UTC). A bad policy or conflicting rules
+(PolicyError, nothing sent), an abort by the ``max_changes`` guard or bad credentials
+(AbortRun) fail it without retries: a human has to look.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ def enforce_task(ds: str = "manual", enforce: Any = None, **_context: Any) -> di
         report = enforce(
             POLICY,
             max_changes="10%",
-            report=f"{RUNS}/enforce-{ds}.csv",
-            undo_file=f"{RUNS}/enforce-{ds}.undo.jsonl",  # apply it to put the tags back
-            summary_json=f"{RUNS}/summary-{ds}.json",
+            # {started}: each attempt's own files, so a retry never meets the first one's
+            report=f"{RUNS}/enforce-{ds}-{{started}}.csv",
+            undo_file=f"{RUNS}/enforce-{ds}-{{started}}.undo.jsonl",  # apply it to undo
+            summary_json=f"{RUNS}/summary-{ds}-{{started}}.json",
             api_key=api_key(),
         )
     except (batchtag.UsageError, batchtag.AbortRun) as error:  # policy, options, guard
