@@ -74,17 +74,18 @@ def pairs(count: int, seed: int):
     return made
 
 
-def collect(made) -> DiffCollector:
-    collector = DiffCollector(["ticket", "owner"])
+def collect(made, spill: bool = False) -> DiffCollector:
+    collector = DiffCollector(["ticket", "owner"], spill=spill)
     for entry, current, position in made:
         collector.add(entry, current, position)
     return collector
 
 
-def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
+@pytest.mark.parametrize("spill", [False, True])
+def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch, spill):
     monkeypatch.setattr("batchtag.diff._store.CHUNK", 64)  # many chunks, a mixed column
     made = pairs(500, seed=3)
-    diff = collect(made).finish()
+    diff = collect(made, spill).finish()
     frame = collect(made).frame()
     records = list(diff.records(batch=37))
     assert len(records) == len(diff) == len(frame)
@@ -98,15 +99,17 @@ def test_columnar_diff_reads_back_exactly_in_plan_order(monkeypatch):
     assert render_plan(diff, limit=1000) == render_plan(frame, limit=1000)
 
 
+@pytest.mark.parametrize("spill", [False, True])
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
-def test_written_diff_is_the_frame_written_row_by_row(tmp_path, monkeypatch, suffix):
+def test_written_diff_is_the_frame_written_row_by_row(tmp_path, monkeypatch, suffix, spill):
     monkeypatch.setattr("batchtag.diff._store.CHUNK", 64)
+    monkeypatch.setattr("batchtag.diff._store.BATCH", 40)  # spilled: buckets of plan order
     monkeypatch.setattr("batchtag.diff._write.GROUP", 50)  # several Parquet row groups
     made = pairs(300, seed=5)
     frame = collect(made).frame()
     assert len(frame) > 50
     ours, rows = tmp_path / f"ours{suffix}", tmp_path / f"rows{suffix}"
-    write_diff(collect(made).finish(), ours)
+    write_diff(collect(made, spill).finish(), ours)
     kinds = {c: CHANGE_KINDS.get(c, STR) for c in frame.columns[:10]}
     write_table(rows, list(frame.columns), frame.to_dict("records"), kinds)
     if suffix == ".parquet":
@@ -124,3 +127,21 @@ def test_an_empty_diff_writes_a_header_or_an_empty_table(tmp_path):
         assert read_table(tmp_path / f"d{suffix}")[1] == []
     assert (tmp_path / "d.csv").read_text().startswith("project_id,region_id,snapshot_id")
     assert pq.read_schema(tmp_path / "d.parquet").names[-1] == "ticket"
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_a_spilled_diff_of_text_cells_is_read_back_in_plan_order(monkeypatch, shuffled):
+    """Every passthrough cell text: the rows stay in the temporary file (none held) and
+    come back as the in-memory diff gives them, in order or sorted into plan order."""
+    monkeypatch.setattr("batchtag.diff._store.CHUNK", 64)
+    monkeypatch.setattr("batchtag.diff._store.BATCH", 40)
+    made = [(e, c, p) for e, c, p in pairs(400, seed=7)]
+    for entry, _, _ in made:
+        entry.extra["owner"] = str(entry.extra["owner"])
+    if not shuffled:
+        made.sort(key=lambda pair: pair[2])
+    held, spilled = collect(made).finish(), collect(made, spill=True).finish()
+    assert type(spilled) is not type(held)  # nothing came back to memory
+    assert list(spilled.records(batch=33)) == list(held.records())
+    assert spilled.frame().equals(held.frame())
+    assert render_plan(spilled, limit=7) == render_plan(held, limit=7)

@@ -129,7 +129,7 @@ async def diff_current(
 
     The progress bar counts the plan's snapshots. Cancelled by a Ctrl-C from Python, it
     raises `Interrupted` holding the diff of the snapshots read so far."""
-    collector = DiffCollector(plan.passthrough, keep_rows=rows, notes=plan.notes)
+    collector = DiffCollector(plan.passthrough, keep_rows=rows, notes=plan.notes, spill=True)
     index = PlanIndex.of(plan.entries)
     entries = plan.entries
     counted = _Counted(collector, Progress(len(entries), enabled=options.progress))

@@ -104,6 +104,8 @@ class DiffCollector:
         Also give each `noop` snapshot without problems one row (field/key empty).
     keep_rows : bool
         False: only count (the summary), keep no row (a plan that shows none).
+    spill : bool
+        Keep the rows in a temporary file, not in memory (`DiffColumns`): a large plan.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class DiffCollector:
         include_noop: bool = False,
         keep_rows: bool = True,
         notes: Iterable[str] = (),
+        spill: bool = False,
     ):
         self.passthrough = list(passthrough)
         self.include_noop = include_noop
@@ -120,7 +123,7 @@ class DiffCollector:
         self.summary = PlanSummary(notes=list(notes))
         self._shapes = None  # a diffblock.Shapes, once add_block is used
         self._rows: DiffColumns | None = DiffColumns(
-            DIFF_COLUMNS + [passthrough_name(c) for c in self.passthrough]
+            DIFF_COLUMNS + [passthrough_name(c) for c in self.passthrough], spill=spill
         )
 
     def add(

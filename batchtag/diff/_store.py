@@ -8,6 +8,10 @@ snapshot ids as plain strings, the manifest row numbers as a list array. A passt
 column whose cells are not all text (a DataFrame manifest's ints, dates) stays a Python
 list, so its values come back exactly as they went in.
 
+With ``spill``, the chunks go to an unlinked temporary file instead (the page cache holds
+them; a plan of a million changes keeps ~100 MB less) and `SpilledDiff` reads them back in
+plan order.
+
 `Diff` is the result: the summary, the rows in plan order (`records`, a batch at a time;
 `column`), and `frame()`, the pandas DataFrame `batchtag.plan()` returns: a change frame
 (`batchtag.record.CHANGE_SCHEMA`, its dtypes).
@@ -18,8 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import os
+import tempfile
+
 import numpy as np
 
+from batchtag.errors import AbortRun
 from batchtag.record import CHANGE_COLUMNS, kind_of
 from batchtag.tabular import INT
 
@@ -42,10 +50,13 @@ class _Column:
         self.objects: list[Any] | None = None  # the fallback: every cell as given
 
     def flush(self, values: list[Any]) -> None:
+        self.add(None if self.objects is not None else _arrow(self.name, values), values)
+
+    def add(self, array: Any, values: list[Any]) -> None:
+        """Add a chunk: `array` (`_arrow` of `values`, None when they do not fit)."""
         if self.objects is not None:
             self.objects.extend(values)
             return
-        array = _arrow(self.name, values)
         if array is None:  # not all text: keep the cells themselves from now on
             self.objects = [v for chunk in self.chunks for v in chunk.to_pylist()]
             self.objects.extend(values)
@@ -206,6 +217,9 @@ class DiffColumns:
     ----------
     columns : sequence of str
         The column names, in order (`DIFF_COLUMNS` then the passthrough ones).
+    spill : bool
+        Put each chunk in a temporary file (`SpilledDiff`) instead of memory, for as long
+        as every column's cells fit its type (a column of other cells brings them back).
 
     Examples
     --------
@@ -215,9 +229,11 @@ class DiffColumns:
     ['s0', 's1']
     """
 
-    def __init__(self, columns: Sequence[str]):
+    def __init__(self, columns: Sequence[str], *, spill: bool = False):
         self.columns = list(columns)
         self._store = [_Column(c) for c in self.columns]
+        # spill: each chunk goes to a temporary file (`_Chunks`) while every cell is typed
+        self._spill: _Chunks | None = _Chunks() if spill else None
         self._pending: list[list[Any]] = [[] for _ in self.columns]  # not yet arrays
         self._positions: list[np.ndarray] = []
         self._pending_positions: list[int] = []
@@ -245,13 +261,32 @@ class DiffColumns:
     def _flush(self) -> None:
         pending = len(self._pending[0])
         if pending:
-            for column, values in zip(self._store, self._pending, strict=True):
-                column.flush(values)
+            arrays = [
+                None if column.objects is not None else _arrow(column.name, values)
+                for column, values in zip(self._store, self._pending, strict=True)
+            ]
+            if self._spill is not None and all(a is not None for a in arrays):
+                self._spill.put(arrays)
+            else:
+                self._unspill()
+                for column, array, values in zip(self._store, arrays, self._pending, strict=True):
+                    column.add(array, values)
             self._rows += pending
             self._pending = [[] for _ in self.columns]
         if self._pending_positions:
             self._positions.append(np.asarray(self._pending_positions, dtype=np.int64))
             self._pending_positions = []
+
+    def _unspill(self) -> None:
+        """Back to memory (a column has cells other than its type): the chunks spilled so
+        far become the columns' chunks, and the rows are held from now on."""
+        if self._spill is None:
+            return
+        spill, self._spill = self._spill, None
+        for batch in spill.batches():
+            for i, column in enumerate(self._store):
+                column.chunks.append(batch.column(i))
+        spill.close()
 
     def __len__(self) -> int:
         return self._rows + len(self._pending[0])
@@ -259,6 +294,12 @@ class DiffColumns:
     def finish(self, summary: dict[str, Any]) -> Diff:
         """The rows (sorted into plan order when positions were given) and `summary`."""
         self._flush()
+        if self._spill is not None:
+            positions = np.concatenate(self._positions) if self._positions else None
+            if positions is not None and len(positions) != self._rows:
+                raise ValueError("either every row has a plan position or none has")
+            self._positions = []
+            return SpilledDiff(self.columns, self._spill, positions, self._rows, summary)
         order = None
         if self._positions:
             positions = np.concatenate(self._positions)
@@ -358,6 +399,192 @@ class Diff:
             values = self._store[name].values()
             if self._order is not None:
                 values = values[self._order]
+            data[name] = kind_of(name).conform(
+                pd.Series(values, dtype=INT_DTYPES.get(name, object))
+            )
+            del values
+        frame = pd.DataFrame(data, columns=self.columns)
+        frame.attrs["summary"] = self.summary
+        return frame
+
+
+class _Chunks:
+    """Record batches (a chunk of every column, as `_arrow` makes them) in an unlinked
+    temporary file, each its own Arrow IPC stream (its dictionaries with it), read back in
+    the order they were put: the rows of a large diff stay in the page cache, not in the
+    process's memory."""
+
+    def __init__(self):
+        self._file: Any = None
+        self._written = 0
+        self._where: list[tuple[int, int]] = []  # (offset, size) of each batch
+
+    def put(self, arrays: Sequence[Any]) -> None:
+        import pyarrow as pa
+
+        batch = pa.RecordBatch.from_arrays(list(arrays), names=[str(i) for i in range(len(arrays))])
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        data = memoryview(sink.getvalue())
+        size = len(data)
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(buffering=0)
+            while data:
+                data = data[self._file.write(data) :]
+        except OSError as error:
+            raise AbortRun(
+                f"cannot keep the plan's diff rows in {tempfile.gettempdir()}: "
+                f"{error.strerror or error} (point TMPDIR to a folder with room)"
+            ) from None
+        self._where.append((self._written, size))
+        self._written += size
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def get(self, k: int):
+        """The `k`-th batch put."""
+        import pyarrow as pa
+
+        offset, size = self._where[k]
+        parts, fd = [], self._file.fileno()
+        while size:
+            part = os.pread(fd, size, offset)
+            if not part:
+                raise AbortRun("the plan's diff rows were cut short in their temporary file")
+            parts.append(part)
+            offset, size = offset + len(part), size - len(part)
+        with pa.ipc.open_stream(pa.py_buffer(b"".join(parts))) as reader:
+            return reader.read_next_batch()
+
+    def batches(self) -> Iterator[Any]:
+        return (self.get(k) for k in range(len(self._where)))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._where = []
+
+
+def _plain(array, kind):
+    """A spilled column chunk in its plain type (a coded one decoded)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary.take(array.indices)
+    return array if array.type == kind else array.cast(kind)
+
+
+class SpilledDiff(Diff):
+    """A `Diff` whose rows are in a temporary file (`DiffColumns(spill=True)`): read back a
+    chunk at a time, in plan order, every time they are read.
+
+    Rows that arrived out of plan order are first sorted into buckets of `BATCH` plan
+    positions (one pass over the chunks, each bucket's pieces written to a second file);
+    reading a bucket then gathers its pieces and puts them in order."""
+
+    def __init__(self, columns, chunks: _Chunks, positions, rows: int, summary: dict[str, Any]):
+        self.columns = list(columns)
+        self.summary = summary
+        self._rows = rows
+        self._kinds = [_kind(c) for c in self.columns]
+        self._chunks = chunks
+        self._buckets: list[list[int]] | None = None  # piece numbers, per bucket of BATCH
+        if positions is not None and len(positions) > 1:
+            if not bool((positions[1:] >= positions[:-1]).all()):
+                self._sort(positions)
+
+    def _sort(self, positions: np.ndarray) -> None:
+        import pyarrow as pa
+
+        order = np.argsort(positions, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order), dtype=np.int64)
+        del order
+        pieces = _Chunks()
+        buckets: list[list[int]] = [[] for _ in range(-(-len(rank) // BATCH))]
+        start = 0
+        for batch in self._chunks.batches():
+            ranks = rank[start : start + batch.num_rows]
+            start += batch.num_rows
+            which = ranks // BATCH
+            grouped = np.argsort(which, kind="stable")
+            edges = np.flatnonzero(np.diff(which[grouped])) + 1
+            for group in np.split(grouped, edges):
+                if len(group):
+                    taken = batch.take(pa.array(group))
+                    pieces.put([*taken.columns, pa.array(ranks[group])])
+                    buckets[int(which[group[0]])].append(len(pieces) - 1)
+        self._chunks.close()
+        self._chunks, self._buckets = pieces, buckets
+
+    def _batches(self, names: Sequence[str] | None = None) -> Iterator[list[Any]]:
+        """The rows in plan order, a chunk at a time, as one plain Arrow array per column
+        (of `names`, default all)."""
+        import pyarrow as pa
+
+        wanted = [self.columns.index(c) for c in (names or self.columns)]
+        if self._buckets is None:
+            for batch in self._chunks.batches():
+                yield [_plain(batch.column(i), self._kinds[i]) for i in wanted]
+            return
+        for bucket in self._buckets:
+            batches = [self._chunks.get(k) for k in bucket]
+            if not batches:
+                continue
+            ranks = np.concatenate([b.column(len(self.columns)).to_numpy() for b in batches])
+            order = pa.array(np.argsort(ranks, kind="stable"))
+            yield [
+                pa.concat_arrays([_plain(b.column(i), self._kinds[i]) for b in batches]).take(
+                    order
+                )
+                for i in wanted
+            ]
+
+    def _sized(self, names: Sequence[str] | None, batch: int) -> Iterator[list[Any]]:
+        """`_batches` cut into `batch` rows each (the last one shorter), as `Diff` gives
+        them: Parquet row groups are the same."""
+        import pyarrow as pa
+
+        carry = None
+        for arrays in self._batches(names):
+            if carry is not None:
+                arrays = [pa.concat_arrays([c, a]) for c, a in zip(carry, arrays, strict=True)]
+            size, start, carry = len(arrays[0]), 0, None
+            while size - start >= batch:
+                yield [a.slice(start, batch) for a in arrays]
+                start += batch
+            if start < size:
+                carry = [a.slice(start) for a in arrays]
+        if carry is not None:
+            yield carry
+
+    def column(self, name: str, *, batch: int = BATCH) -> Iterator[list[Any]]:
+        for (array,) in self._sized([name], batch):
+            yield array.to_pylist()
+
+    def held(self, name: str) -> bool:
+        return False
+
+    def arrow_batches(self, *, batch: int = BATCH) -> Iterator[list[Any]]:
+        return self._sized(None, batch)
+
+    def records(self, columns: Sequence[str] | None = None, *, batch: int = BATCH):
+        names = self.columns if columns is None else list(columns)
+        for arrays in self._sized(names, batch):
+            cells = [a.to_pylist() for a in arrays]
+            for values in zip(*cells, strict=True):
+                yield dict(zip(names, values, strict=True))
+
+    def frame(self):
+        import pandas as pd
+
+        data = {}
+        for name in self.columns:
+            values = _cells([v for cells in self.column(name) for v in cells])
             data[name] = kind_of(name).conform(
                 pd.Series(values, dtype=INT_DTYPES.get(name, object))
             )
