@@ -3,7 +3,7 @@ table, and returns its figures against their targets (rows of the final table).
 
 Targets come from issues 15 (latency, CPU, memory, start-up), 12 (plan, re-run), 11
 (export), 25 (inherit), 22 (breadth: many tags, keys and rules), 27 (first request,
-resume, plan -o) and 23 (change files); rate, adaptive and validate keep the targets of
+resume, plan -o, the sweep of every command) and 23 (change files); rate, adaptive and validate keep the targets of
 earlier issues. Every figure is measured in the run that prints it: ratios compare clients
 measured in the same run.
 """
@@ -424,6 +424,32 @@ def plan_output() -> list[Figure]:
     return figures
 
 
+def sweep() -> list[Figure]:
+    from benchmarks import bench_sweep as bench
+
+    size = label(bench.SNAPSHOTS)
+    result = shown(bench, f"sweep: every command at {size} snapshots, one process each")
+    figures = [
+        peak(
+            f"sweep {size}: {name}",
+            f"`batchtag {name}` at {size} snapshots",
+            result[name],
+            bench.TARGET_MB,
+        )
+        for name in bench.COMMANDS
+    ]
+    figures.append(
+        Figure(
+            f"sweep {size}: enforce / export + apply, wall time",
+            "`batchtag enforce` of two rules (two tags on every snapshot) vs `batchtag export`"
+            " then `batchtag apply` of the same changes; whole processes, same run",
+            bench.ratio(result),
+            target=at_most(bench.TARGET),
+        )
+    )
+    return figures
+
+
 def changes() -> list[Figure]:
     from benchmarks import bench_changes as bench
 
@@ -539,4 +565,5 @@ SECTIONS: dict[str, Callable[[], list[Figure]]] = {
     "plan_output": plan_output,
     "resume": resume,
     "memory": memory,
+    "sweep": sweep,
 }

@@ -19,11 +19,10 @@ plan order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
-
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -538,9 +537,7 @@ class SpilledDiff(Diff):
             ranks = np.concatenate([b.column(len(self.columns)).to_numpy() for b in batches])
             order = pa.array(np.argsort(ranks, kind="stable"))
             yield [
-                pa.concat_arrays([_plain(b.column(i), self._kinds[i]) for b in batches]).take(
-                    order
-                )
+                pa.concat_arrays([_plain(b.column(i), self._kinds[i]) for b in batches]).take(order)
                 for i in wanted
             ]
 
