@@ -22,9 +22,9 @@ from policy_frames import inventory, rules_st, snapshot_st
 import batchtag
 from batchtag import enforce
 from batchtag.cli import main
-from batchtag.commands import EXIT_DRIFT, ApplyOptions, inventory_state, scopes
+from batchtag.commands import EXIT_DRIFT, ApplyOptions, diff_inventory, scopes
 from batchtag.config import Settings
-from batchtag.diff import diff_plan, plan_exit_code
+from batchtag.diff import plan_exit_code
 from batchtag.gcore import Client, tags_dict
 from batchtag.inventory import ScopeChoice
 from batchtag.manifest import read_plan
@@ -248,7 +248,8 @@ def test_the_plan_from_the_exported_state_is_the_manifest_and_check_agrees(snaps
     frame = inventory(snaps)
     manifest = evaluate(parse_policy(text, "generated"), frame)
     plan = read_plan(manifest, form="long")
-    diff = diff_plan(plan, inventory_state(frame, plan))
+    diff, state = diff_inventory(frame, plan, 0)
+    state.close()
     assert set(diff["verdict"]) <= {"change", "conflict"}
     refused = set(manifest.loc[manifest["op"] == "rename", "snapshot_id"])  # rename onto a value
     assert set(diff.loc[diff["verdict"] == "conflict", "snapshot_id"]) == refused

@@ -22,7 +22,7 @@ _HOMES = {
     "EnforceOutcome": "_enforce",
     "ENFORCE_NAMES": "_enforce",
     "read_inventory": "_enforce",
-    "inventory_state": "_enforce",
+    "diff_inventory": "_enforce",
     "run_enforce": "_enforce",
     "scopes": "_enforce",
     "INVENTORY_COLUMNS": "_export",

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from batchtag.commands._apply import (
@@ -41,11 +42,11 @@ from batchtag.commands._compliance import changed_snapshots, compliance
 from batchtag.commands._export import READ_NAMES, run_export
 from batchtag.commands._plan import check_output
 from batchtag.defaults import NOT_FOR_ENFORCE, PYTHON_OPTIONS
-from batchtag.diff import EXIT_CHANGES, diff_plan, plan_exit_code, write_diff
+from batchtag.diff import EXIT_CHANGES, DiffCollector, plan_exit_code, write_diff
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.inventory import ScopeChoice, Selection, compile_where, missing_tags
 from batchtag.manifest import read_plan
-from batchtag.model import TAG_PREFIX, Plan, PlanIndex
+from batchtag.model import TAG_PREFIX, Plan, PlanIndex, keys_of
 from batchtag.policy import (
     KEY_COLUMNS,
     RO_PREFIX,
@@ -135,10 +136,12 @@ async def run_enforce(
     warnings = unknown_tag_warnings(policy, inventory)
     manifest = evaluate(policy, inventory)
     plan = read_plan(manifest, form="long")
-    current = inventory_state(inventory, plan)
-    diff = diff_plan(plan, current)
+    read = inventory.attrs.get("export", {})
+    requests = read.get("requests", 0) - read.get("volume_requests", 0)
+    diff, known = diff_inventory(inventory, plan, requests, rows=check)
     failed = list(inventory.attrs.get("export", {}).get("failed_scopes", []))
     if check:
+        known.close()
         return _checked(manifest, diff, len(inventory), failed, warnings, options, output)
     if not options.dry_run:
         check_max_changes(options.max_changes, diff.attrs["summary"]["writes"], len(inventory))
@@ -147,8 +150,6 @@ async def run_enforce(
     settings = replace(
         options, max_changes=None, summary_json=None, all_projects=False, all_regions=False
     )
-    read = inventory.attrs.get("export", {})
-    known = known_state(plan, current, read.get("requests", 0) - read.get("volume_requests", 0))
     outcome = await run_apply(
         manifest, settings, plan=plan, state=known, confirm=confirm, on_engine=on_engine
     )
@@ -165,15 +166,75 @@ async def run_enforce(
     return result
 
 
-def known_state(plan: Plan, snapshots: Mapping[tuple, dict[str, Any]], requests: int) -> State:
-    """The apply run's `State` from snapshots known already (`inventory_state`): a plan
-    entry the inventory lacks is not found. `requests`: what reading them cost."""
-    state = State(PlanIndex.of(plan.entries))
-    for entry in plan.entries:
-        state.put(state.index.position(entry), snapshots.get(entry.key))
+STATE_CHUNK = 16_384  # inventory rows made into snapshot JSON at a time
+
+
+def diff_inventory(
+    inventory: pd.DataFrame, plan: Plan, requests: int, *, rows: bool = True
+) -> tuple[pd.DataFrame, State]:
+    """The plan's diff against the inventory, and the apply run's `State` of the same
+    snapshots, made a chunk of inventory rows at a time (`snapshot_json`): no snapshot
+    JSON of the whole inventory is held, the state goes to its spill file as it is made.
+    A plan entry the inventory lacks is not found.
+
+    Parameters
+    ----------
+    inventory : DataFrame
+        The export the policy was evaluated on.
+    plan : Plan
+        The evaluated manifest, planned.
+    requests : int
+        What reading the snapshots cost (the state's ``requests``).
+    rows : bool
+        Keep the diff's rows (``check``); False: the frame is empty, only
+        ``attrs["summary"]`` counts.
+
+    Returns
+    -------
+    (DataFrame, State)
+        `batchtag.diff.diff_plan`'s frame, and the state.
+    """
+    entries = plan.entries
+    index = PlanIndex.of(entries)
+    state = State(index)
+    collector = DiffCollector(plan.passthrough, keep_rows=rows, notes=plan.notes)
+    positions = inventory_positions(inventory, index)
+    tag_columns = [c for c in inventory.columns if is_tag_column(c)]
+    fields = [c for c in ("name", "task_id") if c in inventory.columns] + tag_columns
+    found = np.flatnonzero(positions >= 0)
+    seen = np.zeros(len(index), dtype=bool)
+    for start in range(0, len(found), STATE_CHUNK):
+        chunk = found[start : start + STATE_CHUNK]
+        records = inventory.iloc[chunk][fields].to_dict("records")
+        for position, record in zip(positions[chunk].tolist(), records, strict=True):
+            if seen[position]:
+                continue  # the same snapshot twice in the inventory: the first row
+            seen[position] = True
+            snapshot = snapshot_json(record, tag_columns)
+            collector.add(entries[position], snapshot, position)
+            state.put(position, snapshot)
+    missing = np.flatnonzero(~seen)
+    for position in missing.tolist():
+        collector.add(entries[position], None, position)
+    state.put_missing(missing)
     state.finish()
-    state.read, state.requests = len(plan.entries), requests
-    return state
+    state.read, state.requests = len(entries), requests
+    return collector.frame(), state
+
+
+def inventory_positions(inventory: pd.DataFrame, index: PlanIndex) -> np.ndarray:
+    """The plan position of each inventory row (-1: the plan has no entry for it)."""
+    out = np.full(len(inventory), -1, dtype=np.int64)
+    if not len(inventory) or not len(index):
+        return out
+    projects = inventory["project_id"].to_numpy(dtype=np.int64)
+    regions = inventory["region_id"].to_numpy(dtype=np.int64)
+    ids = inventory["snapshot_id"]
+    for project, region in set(zip(projects.tolist(), regions.tolist(), strict=True)):
+        rows = np.flatnonzero((projects == project) & (regions == region))
+        keys = keys_of(str(i) for i in ids.iloc[rows])
+        out[rows] = index.positions((project, region), keys)
+    return out
 
 
 def _checked(manifest, diff, size, failed, warnings, options, output) -> EnforceOutcome:
@@ -274,20 +335,6 @@ def check_max_changes(limit: str | int | None, to_send: int, inventory_size: int
             f"refusing to start: the policy would change {to_send} of {inventory_size} "
             f"snapshots, more than {option('max_changes', limit)} ({allowed})"
         )
-
-
-def inventory_state(inventory: pd.DataFrame, plan: Plan) -> dict[tuple, dict[str, Any]]:
-    """The current state of the plan's snapshots, as snapshot JSON, from the inventory
-    (``name``, ``task_id`` and ``tags`` from its tag:/ro: columns): the plan's diff needs
-    no second read."""
-    wanted = {entry.key for entry in plan.entries}
-    tag_columns = [c for c in inventory.columns if is_tag_column(c)]
-    ids = zip(*(inventory[c] for c in KEY_COLUMNS), strict=True)
-    keys = [(int(p), int(r), str(s)) for p, r, s in ids]
-    rows = [i for i, key in enumerate(keys) if key in wanted]
-    fields = [c for c in ("name", "task_id") if c in inventory.columns] + tag_columns
-    records = inventory.iloc[rows][fields].to_dict("records")
-    return {keys[i]: snapshot_json(r, tag_columns) for i, r in zip(rows, records, strict=True)}
 
 
 def snapshot_json(row: Mapping[str, Any], tag_columns: Iterable[str]) -> dict[str, Any]:
