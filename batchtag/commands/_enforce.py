@@ -46,6 +46,7 @@ from batchtag.diff import EXIT_CHANGES, DiffCollector, plan_exit_code, write_dif
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.inventory import ScopeChoice, Selection, compile_where, missing_tags
 from batchtag.manifest import read_plan
+from batchtag.memory import release_memory
 from batchtag.model import TAG_PREFIX, Plan, PlanIndex, keys_of
 from batchtag.policy import (
     KEY_COLUMNS,
@@ -139,12 +140,14 @@ async def run_enforce(
     read = inventory.attrs.get("export", {})
     requests = read.get("requests", 0) - read.get("volume_requests", 0)
     diff, known = diff_inventory(inventory, plan, requests, rows=check)
-    failed = list(inventory.attrs.get("export", {}).get("failed_scopes", []))
+    failed = list(read.get("failed_scopes", []))
+    size, inventory = len(inventory), None  # the run needs no more of it: free it
+    release_memory()
     if check:
         known.close()
-        return _checked(manifest, diff, len(inventory), failed, warnings, options, output)
+        return _checked(manifest, diff, size, failed, warnings, options, output)
     if not options.dry_run:
-        check_max_changes(options.max_changes, diff.attrs["summary"]["writes"], len(inventory))
+        check_max_changes(options.max_changes, diff.attrs["summary"]["writes"], size)
     # max_changes: checked above, against the inventory; the summary file: written below;
     # the manifest names every snapshot's scope (nothing to list or locate)
     settings = replace(
@@ -155,7 +158,7 @@ async def run_enforce(
     )
     report = read_report(outcome.report_path) if len(manifest) else pd.DataFrame()
     summary = dict(outcome.summary)
-    summary.update(compliance(manifest, len(inventory), changed_snapshots(report)))
+    summary.update(compliance(manifest, size, changed_snapshots(report)))
     summary["failed_scopes"] = failed
     summary["warnings"] = warnings
     if failed and summary["exit_code"] == EXIT_OK:

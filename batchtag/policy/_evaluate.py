@@ -113,7 +113,7 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
         raise PolicyError(f"the inventory has no {', '.join(missing)} column")
     _check_volumes(policy, inventory)
     original = _prepared(inventory, policy)
-    state = original.copy()
+    state = original.copy(deep=False)  # `_apply` makes new frames, never writes in place
     claims = _empty_claims()
     refused: list[pd.DataFrame] = []
     matched = orphans = None
@@ -155,8 +155,8 @@ def _prepared(inventory: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     for name in SCOPE_KEYS:
         if getattr(policy, name) is not None:
             inside &= inventory[name].astype("int64").isin(getattr(policy, name)).to_numpy()
-    frame = inventory[inside].drop(columns=[TAGS_COLUMN], errors="ignore")
-    frame = frame.reset_index(drop=True)
+    frame = inventory if inside.all() else inventory[inside]  # (copy-on-write: no copy)
+    frame = frame.drop(columns=[TAGS_COLUMN], errors="ignore").reset_index(drop=True)
     floats = [
         c
         for c in frame.columns
