@@ -8,7 +8,7 @@ The export lists the volumes too (``with_volume``) only when a rule reads them
 (`Policy.needs_volume`: a ``copy``, or a ``where`` naming a volume column).
 
 Nothing is read twice: the plan diffs against the inventory just exported, and the apply
-run takes that state too (the before-state of its report and undo file, and the minimal
+run takes that state too (both made a chunk of inventory rows at a time, `diff_inventory`) (the before-state of its report and undo file, and the minimal
 bodies) instead of reading the snapshots again. A run sends the snapshot pages, the volume
 pages when needed, and one PATCH per snapshot that changes.
 ``max_changes`` N% counts against that inventory (the snapshots of the policy's scopes).
@@ -71,8 +71,9 @@ ENFORCE_NAMES = tuple(o.name for o in PYTHON_OPTIONS if o.name not in NOT_FOR_EN
 
 @dataclass
 class EnforceOutcome:
-    """What one enforce did: the manifest, its diff against the exported state, the apply
-    run (None with check), the exit code, and the summary (the run's, or the check's, with
+    """What one enforce did: the manifest, its diff against the exported state (with check;
+    a run keeps only its ``attrs["summary"]``), the apply run (None with check), the exit
+    code, and the summary (the run's, or the check's, with
     the compliance figures: ``inventory``, ``rules``; ``failed_scopes``)."""
 
     manifest: pd.DataFrame
