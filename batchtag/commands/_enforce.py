@@ -8,8 +8,9 @@ The export lists the volumes too (``with_volume``) only when a rule reads them
 (`Policy.needs_volume`: a ``copy``, or a ``where`` naming a volume column).
 
 Nothing is read twice: the plan diffs against the inventory just exported, and the apply
-run takes that state too (both made a chunk of inventory rows at a time, `diff_inventory`) (the before-state of its report and undo file, and the minimal
-bodies) instead of reading the snapshots again. A run sends the snapshot pages, the volume
+run takes that state too (the before-state of its report and undo file, and the minimal
+bodies) instead of reading the snapshots again; both are made a chunk of inventory rows
+at a time (`diff_inventory`). A run sends the snapshot pages, the volume
 pages when needed, and one PATCH per snapshot that changes.
 ``max_changes`` N% counts against that inventory (the snapshots of the policy's scopes).
 There is no ``resume``: enforce re-reads the state every run and sends only what still
