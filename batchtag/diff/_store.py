@@ -171,6 +171,20 @@ class _Picks:
             self.back = pa.array(back)
 
 
+def _values(name: str, parts: list[Any]) -> np.ndarray:
+    """A column's plain Arrow chunks as one array, as `_Column.values` makes it."""
+    if name in INTS:
+        arrays = [c.to_numpy(zero_copy_only=False) for c in parts]
+        return np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+    out = np.empty(sum(len(c) for c in parts), dtype=object)
+    start = 0
+    for chunk in parts:
+        cells = _cells(chunk.to_pylist()) if name in LISTS else chunk.to_numpy(zero_copy_only=False)
+        out[start : start + len(chunk)] = cells
+        start += len(chunk)
+    return out
+
+
 def _cells(values: list[Any]) -> np.ndarray:
     """An object array holding `values` as they are (lists stay lists, not sub-arrays)."""
     out = np.empty(len(values), dtype=object)
@@ -581,7 +595,9 @@ class SpilledDiff(Diff):
 
         data = {}
         for name in self.columns:
-            values = _cells([v for cells in self.column(name) for v in cells])
+            parts = [a for (a,) in self._batches([name])]
+            values = _values(name, parts)
+            del parts
             data[name] = kind_of(name).conform(
                 pd.Series(values, dtype=INT_DTYPES.get(name, object))
             )
