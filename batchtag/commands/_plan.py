@@ -28,7 +28,7 @@ from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, MANIFEST_OP
 from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
 from batchtag.errors import CALLER, AbortRun, ApiError, Interrupted, UsageError, option
 from batchtag.gcore import Client, RateLimiter, RetrySettings
-from batchtag.memory import gc_paused
+from batchtag.memory import gc_paused, release_memory
 from batchtag.model import Plan, PlanIndex, PrefixLookup
 from batchtag.read import Key, Reader, ReadStats, read_keys, read_wanted
 from batchtag.record import (
@@ -246,6 +246,7 @@ async def plan_diff(
         plan, failed = await _reading(load_located(source, options))
     diff, stats = await _reading(diff_current(plan, options, rows=rows or output is not None))
     del plan  # its entries are no longer needed: free them before writing
+    release_memory()  # (and hand back what they took, before the writer's own buffers)
     diff.summary.update(requests=stats.requests, warnings=list(stats.warnings))
     diff.summary["failed_scopes"] = [f.as_dict() for f in failed]
     if output is not None:
