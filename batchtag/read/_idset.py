@@ -62,9 +62,10 @@ class IdSet:
         """A mask: which of `keys` are in the set."""
         return self._contains(*halves(keys))
 
-    def add(self, keys: np.ndarray) -> np.ndarray:
+    def add(self, keys: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
         """Add `keys`; returns a mask of those that were new (a key repeated within `keys`
-        is new at its first occurrence only)."""
+        is new at its first occurrence only). `positions` is not needed (see
+        `PlanIdSet.add`)."""
         new = np.zeros(len(keys), dtype=bool)
         if not len(keys):
             return new
@@ -127,9 +128,13 @@ class PlanIdSet:
     def __len__(self) -> int:
         return self._count + len(self._others)
 
-    def add(self, keys: np.ndarray) -> np.ndarray:
-        """Add `keys`; returns a mask of those that were new (see `IdSet.add`)."""
-        positions = self.index.positions(self.scope, keys)
+    def add(self, keys: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+        """Add `keys`; returns a mask of those that were new (see `IdSet.add`).
+
+        `positions`: the keys' plan positions in `scope` when the caller looked them up
+        already (`batchtag.read._reader.Listed`); else they are looked up here."""
+        if positions is None:
+            positions = self.index.positions(self.scope, keys)
         planned = positions >= 0
         new = np.zeros(len(keys), dtype=bool)
         at = np.flatnonzero(planned)
