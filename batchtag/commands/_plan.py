@@ -148,7 +148,7 @@ async def diff_current(
                 lookup = PrefixLookup(index)
                 for scope in index.scopes:
                     wanted = index.in_scope(scope)
-                    await read_wanted(reader, scope, wanted, lookup, ids, found)
+                    await read_wanted(reader, scope, wanted, lookup, ids, found, index=index)
             finished = True
     except asyncio.CancelledError:
         if CALLER.get() == "cli":
