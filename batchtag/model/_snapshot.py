@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 Compact = tuple  # (name, task_id, n_user, (k1, v1, k2, v2, ...)): `Snapshot.compact`
+NO_KEYS: frozenset[str] = frozenset()
+_make = tuple.__new__  # a Snapshot from its four fields at once (once per snapshot read)
 
 
 class Snapshot(NamedTuple):
@@ -52,7 +54,7 @@ class Snapshot(NamedTuple):
         """The snapshot of the API's JSON object (a list page's row, a GET or PATCH answer)."""
         tags = data.get("tags")
         if not tags:
-            return cls(data.get("name"), data.get("task_id"), 0, ())
+            return _make(cls, (data.get("name"), data.get("task_id"), 0, ()))
         user: list[str] = []
         ro: list[str] = []
         for tag in tags:
@@ -60,12 +62,12 @@ class Snapshot(NamedTuple):
         n_user = len(user) // 2
         if ro:
             user += ro
-        return cls(data.get("name"), data.get("task_id"), n_user, tuple(user))
+        return _make(cls, (data.get("name"), data.get("task_id"), n_user, tuple(user)))
 
     @classmethod
     def decode(cls, compact: Compact) -> Snapshot:
         """The snapshot back from its `compact` form."""
-        return cls(*compact)
+        return _make(cls, compact)
 
     def compact(self) -> Compact:
         """A plain tuple of the fields (what `marshal` takes; `decode` reverses it)."""
@@ -75,24 +77,29 @@ class Snapshot(NamedTuple):
     def user_tags(self) -> dict[str, str]:
         """The user tags as {key: value}."""
         flat, end = self.tags, 2 * self.n_user
-        return dict(zip(flat[0:end:2], flat[1:end:2], strict=True))
+        if not end:
+            return {}
+        return dict(zip(flat[0:end:2], flat[1:end:2]))  # noqa: B905 (equal lengths)
 
     @property
     def read_only_tags(self) -> dict[str, str]:
         """The read-only tags as {key: value}."""
         flat, start = self.tags, 2 * self.n_user
-        return dict(zip(flat[start::2], flat[start + 1 :: 2], strict=True))
+        if start == len(flat):
+            return {}
+        return dict(zip(flat[start::2], flat[start + 1 :: 2]))  # noqa: B905 (equal lengths)
 
     @property
     def read_only(self) -> frozenset[str]:
         """The keys of the read-only tags (the API keeps them whatever a PATCH says)."""
-        return frozenset(self.tags[2 * self.n_user :: 2])
+        flat, start = self.tags, 2 * self.n_user
+        return NO_KEYS if start == len(flat) else frozenset(flat[start::2])
 
     @property
     def all_tags(self) -> dict[str, str]:
         """Every tag as {key: value}, read-only ones included."""
         flat = self.tags
-        return dict(zip(flat[0::2], flat[1::2], strict=True))
+        return dict(zip(flat[0::2], flat[1::2]))  # noqa: B905 (equal lengths)
 
     def to_wire(self) -> dict[str, Any]:
         """The API's JSON form of what is kept (user tags first, then read-only ones)."""
