@@ -4,8 +4,9 @@ The reader keeps every id a scope's listing handed out, to drop the duplicates o
 paging can return and to tell a consistent pass from one that changed (see
 `batchtag.read._reader`). `IdSet` holds the keys themselves (`batchtag.model._index.id_bytes`, 16
 bytes an id); `PlanIdSet` answers the same for a read that has a plan's index at hand: an id
-the plan has in that scope is a byte in a mask over the plan's positions (an apply's state
-read lists mostly such ids), and only the others are held as keys.
+the plan has in that scope is a byte in a mask over the plan's positions (the state read
+of an apply or a plan lists mostly such ids, and has looked their positions up already:
+`batchtag.read._reader.Listed`), and only the others are held as keys.
 
 `IdSet` holds each key as two 8-byte integers (first half, second half): integers sort
 and binary-search several times faster than 16-byte strings (a 1M listing costs ~0.7 s

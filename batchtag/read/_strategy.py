@@ -105,8 +105,8 @@ async def read_wanted(
         if on_listed is not None:
             on_listed()
         if lists_rest(first.count, int(wanted.sum())):
-            pages = reader.read_listed(*scope, first=first, lookup=lookup, index=index)
-            async for page in pages:
+            listing = reader.read_listed(*scope, first=first, lookup=lookup, index=index)
+            async for page in listing:
                 _pick(page, wanted, found)
             if reader.consistent:  # a consistent listing: what it lacks does not exist
                 missing = np.flatnonzero(wanted)
