@@ -16,7 +16,6 @@ from typing import Any, overload
 import numpy as np
 import pyarrow as pa
 
-from batchtag.manifest._columnar import group_codes
 from batchtag.model import (
     CHUNK,
     FINGERPRINT_LINE,
@@ -357,6 +356,8 @@ class PlanEntries(Sequence[PlanEntry]):
             keys = self.plan_index().sorted_keys
             same = keys[1:] == keys[:-1]  # a run of equal keys: one id in several entries
             return int((same & np.concatenate([[True], ~same[:-1]])).sum()) if len(same) else 0
+        from batchtag.manifest._columnar import group_codes  # (pandas: not for a small plan)
+
         return int((np.bincount(group_codes(self.snapshots)) > 1).sum())
 
     def scopes(self) -> dict[tuple[int, int], int]:

@@ -26,6 +26,7 @@ _HOMES = {
     "OPS": "_schema",
     "DELETE_MARKER": "_schema",
     "TAG_TEXT": "_schema",
+    "PLAIN_TAG_TEXT": "_schema",
     "TAG_MAX": "_schema",
     "NAME_TEXT": "_schema",
     "UUID_LOWER": "_schema",

@@ -1,0 +1,212 @@
+"""Small CSV manifests planned with the standard library: no pandas, no Arrow compute.
+
+A run of a few rows should not wait for pandas to import (a third of a second, more than
+the rest of the start-up). A CSV file of at most `SMALL_BYTES` is read here when it is
+plainly valid: the long or wide form, no quotes, no blank lines, every snapshot id a
+lowercase UUID named once, the scope from the options or the environment, and every tag
+key and value in the plain ASCII subset of the tag text (`PLAIN_TAG_TEXT`). Anything else
+(any problem, any form or column this reader does not take) returns None and the manifest
+goes the full way (`_build`): this reader never words a problem, so every message is the
+full checks' own, and what it accepts the full checks accept with the same plan.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from batchtag.manifest._detect import CheckOptions, detect_form, form_columns, scope_default
+from batchtag.model import (
+    EMPTY,
+    NO_KEYS,
+    OPS,
+    OVERWRITE_COLUMN,
+    PLAIN_TAG_TEXT,
+    SNAPSHOT_COLUMN,
+    TAG_PREFIX,
+    UUID_LOWER,
+    Plan,
+    SharedDict,
+    TagState,
+)
+
+# The cut-over: about 4,000 rows of a long manifest, read here in tens of milliseconds; a
+# larger file takes longer in Python than the full path's vectorised reader and imports.
+SMALL_BYTES = 256 * 1024
+SCOPE_COLUMNS = ("project_id", "region_id")
+LONG_OPS = ("set", "delete")  # the ops read here; a row with another goes the full way
+_UUID = re.compile(UUID_LOWER)
+_PLAIN = re.compile(PLAIN_TAG_TEXT)
+
+
+def small_plan(source: Any, options: CheckOptions) -> Plan | None:
+    """The plan of `source` when it is a small, plainly valid CSV file; else None.
+
+    Parameters
+    ----------
+    source : Any
+        What `read_plan` was given.
+    options : CheckOptions
+        How to read it.
+
+    Returns
+    -------
+    Plan or None
+        None whenever the full path has to read it (a problem, or what is not read here).
+    """
+    text = _small_text(source)
+    if text is None or options.empty_deletes:
+        return None
+    marker = options.delete_marker
+    if not marker or marker != marker.strip():
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if len(lines) < 2 or "" in lines:
+        return None
+    raw = lines[0].split(",")
+    columns = [c.strip() for c in raw]
+    if "" in columns or len(set(columns)) < len(columns) or SNAPSHOT_COLUMN not in columns:
+        return None
+    if any(c in columns for c in (*SCOPE_COLUMNS, "name", OVERWRITE_COLUMN)):
+        return None
+    form, problems = detect_form(columns, options.form)
+    if problems or form not in ("long", "wide"):
+        return None
+    env = os.environ if options.env is None else options.env
+    scope = [scope_default(column, getattr(options, column), env) for column in SCOPE_COLUMNS]
+    if not all(isinstance(s, int) for s in scope):
+        return None
+    rows = [line.split(",") for line in lines[1:]]
+    if any(len(row) != len(columns) for row in rows):
+        return None
+    read = _read_long if form == "long" else _read_wide
+    tags = read(columns, rows, marker)
+    if tags is None:
+        return None
+    ids = [row[columns.index(SNAPSHOT_COLUMN)] for row in rows]
+    if len(set(ids)) < len(ids) or not all(_UUID.fullmatch(i) for i in ids):
+        return None
+    used = form_columns(form, columns)
+    passthrough = [c for c in columns if c not in used]
+    return _plan(form, ids, tags, scope, passthrough, columns, rows)
+
+
+def _small_text(source: Any) -> str | None:
+    """The text of a small CSV file, or None (not a CSV path, too big, quoted, not UTF-8)."""
+    if not isinstance(source, (str, Path)) or str(source) == "-":
+        return None
+    path = Path(source)
+    if not path.name.lower().endswith(".csv"):
+        return None
+    try:
+        if not path.is_file() or path.stat().st_size > SMALL_BYTES:
+            return None
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    text = text.replace("\r\n", "\n")
+    if any(c in text for c in ('"', "\r", "\ufeff", "\x00")):
+        return None
+    return text
+
+
+def _read_long(columns: list[str], rows: list[list[str]], marker: str) -> list | None:
+    """Each row's tag writes (key, value or None) of a long manifest; None to go the full way."""
+    if not all(c in columns for c in ("op", "key", "value")):
+        return None
+    op, key, value = (columns.index(c) for c in ("op", "key", "value"))
+    out = []
+    for row in rows:
+        if row[op] not in LONG_OPS or not _PLAIN.fullmatch(row[key]):
+            return None
+        if row[op] == "set":
+            if not _PLAIN.fullmatch(row[value]):
+                return None
+            out.append(((row[key], row[value]),))
+        elif row[value]:
+            return None
+        else:
+            out.append(((row[key], None),))
+    return out
+
+
+def _read_wide(columns: list[str], rows: list[list[str]], marker: str) -> list | None:
+    """Each row's tag writes of a wide manifest (every cell filled); None to go the full way."""
+    tagged = [(i, c[len(TAG_PREFIX) :]) for i, c in enumerate(columns) if c.startswith(TAG_PREFIX)]
+    if not tagged or not all(_PLAIN.fullmatch(key) for _, key in tagged):
+        return None
+    out = []
+    for row in rows:
+        writes = []
+        for i, key in tagged:
+            cell = row[i]
+            if cell == marker:
+                writes.append((key, None))
+            elif _PLAIN.fullmatch(cell):
+                writes.append((key, cell))
+            else:
+                return None
+        out.append(tuple(writes))
+    return out
+
+
+def _plan(
+    form: str,
+    ids: list[str],
+    tags: list[tuple],
+    scope: list,
+    passthrough: list[str],
+    columns: list[str],
+    rows: list[list[str]],
+) -> Plan:
+    """The plan: one entry a row, in file order, as the full path builds it."""
+    import numpy as np
+    import pyarrow as pa
+
+    from batchtag.manifest._entries import PlanEntries
+
+    states: list[TagState] = [TagState(EMPTY, False, EMPTY)]
+    codes: dict[tuple, int] = {}
+    counts = dict.fromkeys(OPS, 0)
+    for writes in tags:
+        for _, value in writes:
+            counts["delete" if value is None else "set"] += 1
+        if writes not in codes:
+            codes[writes] = len(states)
+            states.append(TagState(SharedDict(writes), False, EMPTY, NO_KEYS, None))
+    extras: list[SharedDict] = [EMPTY]
+    extra_codes = np.zeros(len(rows), dtype=np.int64)
+    if passthrough:
+        at = [columns.index(c) for c in passthrough]
+        shared: dict[tuple, int] = {}
+        for n, row in enumerate(rows):
+            values = tuple(row[i] for i in at)
+            if values not in shared:
+                shared[values] = len(extras)
+                extras.append(SharedDict(zip(passthrough, values, strict=True)))
+            extra_codes[n] = shared[values]
+    count = len(ids)
+    entries = PlanEntries(
+        projects=np.full(count, scope[0], dtype=np.int64),
+        regions=np.full(count, scope[1], dtype=np.int64),
+        snapshots=pa.array(ids, pa.large_string()),
+        state_codes=np.array([codes[w] for w in tags], dtype=np.int64),
+        states=states,
+        names=None,
+        row_ids=np.arange(1, count + 1, dtype=np.int64),
+        row_bounds=np.arange(count + 1, dtype=np.int64),
+        extra_codes=extra_codes,
+        extras=extras,
+    )
+    return Plan(
+        entries=entries,
+        form=form,
+        rows=count,
+        passthrough=passthrough,
+        ops=counts,
+        notes=[],
+    )
