@@ -36,6 +36,7 @@ from batchtag.tabular import joined_text
 
 State = TagState
 LINES = 1 << 16  # fingerprint lines made at once
+BY_ENTRY = 4096  # plans up to this many entries get their fingerprint lines entry by entry
 PLAIN_ID = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"  # printable ASCII but '"' and '\': JSON as is
 
 
@@ -219,13 +220,15 @@ class PlanEntries(Sequence[PlanEntry]):
         fixed by an entry's tag state (or the same in every entry) are joined into a few
         texts per state first, so only the ids (and names, scopes that vary) are joined
         row by row. A plan whose ids or scopes need more (ids to escape, scopes beyond
-        int64) gets those lines from its entries, one by one."""
-        import pyarrow.compute as pc
-
+        int64) gets those lines from its entries, one by one, and so does a small plan (as
+        fast that way, and without importing pyarrow's compute functions)."""
         varies = self.expect_names is not None  # a change file's names: entry by entry
-        if self.projects.dtype == object or self.regions.dtype == object or varies:
+        small = len(self) <= BY_ENTRY
+        if self.projects.dtype == object or self.regions.dtype == object or varies or small:
             yield from fingerprint_lines(self)
             return
+        import pyarrow.compute as pc
+
         per_state = {
             "clear": ["true" if s.clear else "false" for s in self.states],
             "renames": [fingerprint_json(s.renames) for s in self.states],

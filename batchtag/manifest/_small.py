@@ -165,7 +165,6 @@ def _plan(
 ) -> Plan:
     """The plan: one entry a row, in file order, as the full path builds it."""
     import numpy as np
-    import pyarrow as pa
 
     from batchtag.manifest._entries import PlanEntries
 
@@ -193,7 +192,7 @@ def _plan(
     entries = PlanEntries(
         projects=np.full(count, scope[0], dtype=np.int64),
         regions=np.full(count, scope[1], dtype=np.int64),
-        snapshots=pa.array(ids, pa.large_string()),
+        snapshots=_id_array(ids),
         state_codes=np.array([codes[w] for w in tags], dtype=np.int64),
         states=states,
         names=None,
@@ -209,4 +208,20 @@ def _plan(
         passthrough=passthrough,
         ops=counts,
         notes=[],
+    )
+
+
+def _id_array(ids: list[str]) -> Any:
+    """The ids (lowercase UUIDs, all one length) as an Arrow large_string array, made from
+    its buffers: `pyarrow.array` of a list would import pandas to ask whether it is a frame."""
+    import numpy as np
+    import pyarrow as pa
+
+    from batchtag.model import UUID_LENGTH
+
+    width = UUID_LENGTH
+    offsets = np.arange(0, width * (len(ids) + 1), width, dtype=np.int64)
+    data = "".join(ids).encode("ascii")
+    return pa.Array.from_buffers(
+        pa.large_string(), len(ids), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )

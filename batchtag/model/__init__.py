@@ -33,6 +33,7 @@ _HOMES = {
     "UUID": "_schema",
     "POSITIVE_INT": "_schema",
     "EXACT_FLOAT_LIMIT": "_schema",
+    "UUID_LENGTH": "_index",
     "CHUNK": "_index",
     "KEY": "_index",
     "PlanIndex": "_index",
