@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from string import Formatter
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
-import pyarrow as pa
 
 from batchtag.model import (
     CHUNK,
@@ -34,6 +33,9 @@ from batchtag.model import (
 )
 from batchtag.tabular import joined_text
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 State = TagState
 LINES = 1 << 16  # fingerprint lines made at once
 BY_ENTRY = 4096  # plans up to this many entries get their fingerprint lines entry by entry
@@ -51,6 +53,7 @@ class PlanEntries(Sequence[PlanEntry]):
     Examples
     --------
     >>> from batchtag.model import EMPTY
+    >>> import pyarrow as pa
     >>> entries = PlanEntries(
     ...     projects=np.array([1]), regions=np.array([2]), snapshots=pa.array(["s"]),
     ...     state_codes=np.array([0]), states=[TagState(EMPTY, True, EMPTY)], names=None,
@@ -63,7 +66,8 @@ class PlanEntries(Sequence[PlanEntry]):
 
     projects: np.ndarray  # per entry
     regions: np.ndarray  # per entry
-    snapshots: pa.Array | None  # per entry (None once held as keys)
+    # per entry: text, or 16-byte keys (`KEY`) of lowercase UUIDs; None once held as keys
+    snapshots: pa.Array | np.ndarray | None
     state_codes: np.ndarray  # per entry, into `states`
     states: list[State]
     names: list[str | None] | None  # per entry; None when no entry renames
@@ -100,7 +104,9 @@ class PlanEntries(Sequence[PlanEntry]):
             object.__setattr__(self, "_first_row", first_row)
         for name, column in narrow.items():
             object.__setattr__(self, name, column)
-        keys = canonical_keys(self.snapshots) if self.snapshots is not None else None
+        keys = self.snapshots
+        if keys is not None and not isinstance(keys, np.ndarray):  # text: keys if all UUIDs
+            keys = canonical_keys(keys)
         if keys is not None:  # the text comes back from the keys (`uuid_text`)
             object.__setattr__(self, "_keys", keys)  # until `plan_index` sorts them
             object.__setattr__(self, "snapshots", None)
@@ -122,6 +128,8 @@ class PlanEntries(Sequence[PlanEntry]):
         keys = self.__dict__.get("_keys")
         if keys is not None:
             return uuid_text(keys[positions])
+        import pyarrow as pa
+
         return self.snapshots.take(pa.array(positions)).to_pylist()
 
     def __len__(self) -> int:
@@ -227,6 +235,7 @@ class PlanEntries(Sequence[PlanEntry]):
         if self.projects.dtype == object or self.regions.dtype == object or varies or small:
             yield from fingerprint_lines(self)
             return
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         per_state = {
@@ -280,6 +289,8 @@ class PlanEntries(Sequence[PlanEntry]):
         keys = self.__dict__.get("_keys")
         if ranks is None and keys is None:
             return self.snapshots[start:stop]
+        import pyarrow as pa
+
         chosen = (
             self.plan_index().key_at(ranks[start:stop]) if ranks is not None else keys[start:stop]
         )
@@ -374,6 +385,8 @@ class PlanEntries(Sequence[PlanEntry]):
 
 
 def _per_state(texts: list[str], codes: pa.Array) -> Any:
+    import pyarrow as pa
+
     """Each entry's text by its state code: one scalar when every state has the same."""
     if len(set(texts)) == 1:
         return pa.scalar(texts[0], pa.string())

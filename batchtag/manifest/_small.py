@@ -192,7 +192,7 @@ def _plan(
     entries = PlanEntries(
         projects=np.full(count, scope[0], dtype=np.int64),
         regions=np.full(count, scope[1], dtype=np.int64),
-        snapshots=_id_array(ids),
+        snapshots=_id_keys(ids),
         state_codes=np.array([codes[w] for w in tags], dtype=np.int64),
         states=states,
         names=None,
@@ -211,17 +211,10 @@ def _plan(
     )
 
 
-def _id_array(ids: list[str]) -> Any:
-    """The ids (lowercase UUIDs, all one length) as an Arrow large_string array, made from
-    its buffers: `pyarrow.array` of a list would import pandas to ask whether it is a frame."""
+def _id_keys(ids: list[str]) -> Any:
+    """The ids (lowercase UUIDs) as the 16-byte keys a plan holds them by."""
     import numpy as np
-    import pyarrow as pa
 
-    from batchtag.model import UUID_LENGTH
+    from batchtag.model import KEY, uuid_bytes
 
-    width = UUID_LENGTH
-    offsets = np.arange(0, width * (len(ids) + 1), width, dtype=np.int64)
-    data = "".join(ids).encode("ascii")
-    return pa.Array.from_buffers(
-        pa.large_string(), len(ids), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
+    return np.frombuffer(b"".join(uuid_bytes(i) or b"" for i in ids), dtype=KEY)
