@@ -1,5 +1,6 @@
 """What a manifest is, told without reading its cells: the options that say how to read it,
-its form from its column names, and the scope its rows get when they name none.
+its form from its column names, the scope its rows get when they name none, and the note
+on the blank cells a wide manifest leaves alone.
 
 Nothing here imports pandas or pyarrow: the full checks (`_check`) and the small-file
 reader (`_small`) both use it.
@@ -173,3 +174,15 @@ def scope_default(column: str, given: int | None, env: Mapping[str, str]) -> int
     if text.isascii() and text.isdigit() and int(text) > 0 and len(text.lstrip("0")) <= 18:
         return int(text)
     return f"{var}={text!r} is not a positive integer"
+
+
+def blank_cells_note(count: int) -> str:
+    """The note of a wide manifest whose blank tag cells leave their tags alone.
+
+    Examples
+    --------
+    >>> blank_cells_note(3)
+    '3 blank tag cells ignored; empty_deletes=True deletes those tags'
+    """
+    noun = "cell" if count == 1 else "cells"
+    return f"{count} blank tag {noun} ignored; {option('empty_deletes', True)} deletes those tags"

@@ -19,7 +19,8 @@ import pandas as pd
 from batchtag.errors import Problem, option
 from batchtag.manifest._changes import change_ops
 from batchtag.manifest._columnar import categorical, from_codes, fullmatch, index_type, normalised
-from batchtag.manifest._messages import Collector, blank_cells_note, shown, tag_text_problem
+from batchtag.manifest._detect import blank_cells_note
+from batchtag.manifest._messages import Collector, shown, tag_text_problem
 from batchtag.manifest._operations import concat, no_ops, ops_frame
 from batchtag.manifest._patches import patch_ops
 from batchtag.manifest._rules import apply_rules

@@ -2,9 +2,10 @@
 
 A run of a few rows should not wait for pandas to import (a third of a second, more than
 the rest of the start-up). A CSV file of at most `SMALL_BYTES` is read here when it is
-plainly valid: the long or wide form, no quotes, no blank lines, every snapshot id a
-lowercase UUID named once, the scope from the options or the environment, and every tag
-key and value in the plain ASCII subset of the tag text (`PLAIN_TAG_TEXT`). Anything else
+plainly valid: the long form with set and delete rows, or the wide form with tag columns
+(blank cells ignored, or deleting with `empty_deletes`); no quotes, no blank lines, every
+snapshot id a lowercase UUID named once, the scope from the options or the environment,
+and every tag key and value in the plain ASCII subset of the tag text (`PLAIN_TAG_TEXT`). Anything else
 (any problem, any form or column this reader does not take) returns None and the manifest
 goes the full way (`_build`): this reader never words a problem, so every message is the
 full checks' own, and what it accepts the full checks accept with the same plan.
@@ -17,9 +18,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from batchtag.manifest._detect import CheckOptions, detect_form, form_columns, scope_default
+from batchtag.manifest._detect import (
+    ENV_VARS,
+    CheckOptions,
+    blank_cells_note,
+    detect_form,
+    form_columns,
+    scope_default,
+)
 from batchtag.model import (
     EMPTY,
+    LONG_COLUMNS,
+    NAME_COLUMN,
     NO_KEYS,
     OPS,
     OVERWRITE_COLUMN,
@@ -35,7 +45,6 @@ from batchtag.model import (
 # The cut-over: about 4,000 rows of a long manifest, read here in tens of milliseconds; a
 # larger file takes longer in Python than the full path's vectorised reader and imports.
 SMALL_BYTES = 256 * 1024
-SCOPE_COLUMNS = ("project_id", "region_id")
 LONG_OPS = ("set", "delete")  # the ops read here; a row with another goes the full way
 _UUID = re.compile(UUID_LOWER)
 _PLAIN = re.compile(PLAIN_TAG_TEXT)
@@ -57,10 +66,7 @@ def small_plan(source: Any, options: CheckOptions) -> Plan | None:
         None whenever the full path has to read it (a problem, or what is not read here).
     """
     text = _small_text(source)
-    if text is None or options.empty_deletes:
-        return None
-    marker = options.delete_marker
-    if not marker or marker != marker.strip():
+    if text is None:
         return None
     lines = text.split("\n")
     if lines[-1] == "":
@@ -71,20 +77,26 @@ def small_plan(source: Any, options: CheckOptions) -> Plan | None:
     columns = [c.strip() for c in raw]
     if "" in columns or len(set(columns)) < len(columns) or SNAPSHOT_COLUMN not in columns:
         return None
-    if any(c in columns for c in (*SCOPE_COLUMNS, "name", OVERWRITE_COLUMN)):
+    if any(c in columns for c in (*ENV_VARS, NAME_COLUMN, OVERWRITE_COLUMN)):
         return None
     form, problems = detect_form(columns, options.form)
     if problems or form not in ("long", "wide"):
         return None
     env = os.environ if options.env is None else options.env
-    scope = [scope_default(column, getattr(options, column), env) for column in SCOPE_COLUMNS]
+    scope = [
+        scope_default("project_id", options.project_id, env),
+        scope_default("region_id", options.region_id, env),
+    ]
     if not all(isinstance(s, int) for s in scope):
         return None
     rows = [line.split(",") for line in lines[1:]]
     if any(len(row) != len(columns) for row in rows):
         return None
-    read = _read_long if form == "long" else _read_wide
-    tags = read(columns, rows, marker)
+    if form == "long":
+        tags, notes = (None, []) if options.empty_deletes else (_read_long(columns, rows), [])
+    else:
+        tags, blanks = _read_wide(columns, rows, options.delete_marker, options.empty_deletes)
+        notes = [blank_cells_note(blanks)] if blanks else []
     if tags is None:
         return None
     ids = [row[columns.index(SNAPSHOT_COLUMN)] for row in rows]
@@ -92,7 +104,7 @@ def small_plan(source: Any, options: CheckOptions) -> Plan | None:
         return None
     used = form_columns(form, columns)
     passthrough = [c for c in columns if c not in used]
-    return _plan(form, ids, tags, scope, passthrough, columns, rows)
+    return _plan(form, ids, tags, scope, passthrough, columns, rows, notes)
 
 
 def _small_text(source: Any) -> str | None:
@@ -114,11 +126,11 @@ def _small_text(source: Any) -> str | None:
     return text
 
 
-def _read_long(columns: list[str], rows: list[list[str]], marker: str) -> list | None:
+def _read_long(columns: list[str], rows: list[list[str]]) -> list | None:
     """Each row's tag writes (key, value or None) of a long manifest; None to go the full way."""
-    if not all(c in columns for c in ("op", "key", "value")):
+    if not all(c in columns for c in LONG_COLUMNS):
         return None
-    op, key, value = (columns.index(c) for c in ("op", "key", "value"))
+    op, key, value = (columns.index(c) for c in LONG_COLUMNS)  # (op, key, value)
     out = []
     for row in rows:
         if row[op] not in LONG_OPS or not _PLAIN.fullmatch(row[key]):
@@ -134,24 +146,32 @@ def _read_long(columns: list[str], rows: list[list[str]], marker: str) -> list |
     return out
 
 
-def _read_wide(columns: list[str], rows: list[list[str]], marker: str) -> list | None:
-    """Each row's tag writes of a wide manifest (every cell filled); None to go the full way."""
+def _read_wide(
+    columns: list[str], rows: list[list[str]], marker: str, empty_deletes: bool
+) -> tuple[list | None, int]:
+    """Each row's tag writes of a wide manifest, and how many blank cells it ignored (a
+    blank cell deletes its tag with `empty_deletes`); None to go the full way."""
     tagged = [(i, c[len(TAG_PREFIX) :]) for i, c in enumerate(columns) if c.startswith(TAG_PREFIX)]
     if not tagged or not all(_PLAIN.fullmatch(key) for _, key in tagged):
-        return None
+        return None, 0
+    if not marker or marker != marker.strip():  # a cell is the marker once stripped
+        return None, 0
     out = []
+    blanks = 0
     for row in rows:
         writes = []
         for i, key in tagged:
             cell = row[i]
-            if cell == marker:
+            if cell == marker or (cell == "" and empty_deletes):
                 writes.append((key, None))
+            elif cell == "":
+                blanks += 1
             elif _PLAIN.fullmatch(cell):
                 writes.append((key, cell))
             else:
-                return None
+                return None, 0
         out.append(tuple(writes))
-    return out
+    return out, blanks
 
 
 def _plan(
@@ -162,14 +182,15 @@ def _plan(
     passthrough: list[str],
     columns: list[str],
     rows: list[list[str]],
+    notes: list[str],
 ) -> Plan:
     """The plan: one entry a row, in file order, as the full path builds it."""
     import numpy as np
 
     from batchtag.manifest._entries import PlanEntries
 
-    states: list[TagState] = [TagState(EMPTY, False, EMPTY)]
-    codes: dict[tuple, int] = {}
+    states: list[TagState] = [TagState(EMPTY, False, EMPTY)]  # rows that write no tag
+    codes: dict[tuple, int] = {(): 0}
     counts = dict.fromkeys(OPS, 0)
     for writes in tags:
         for _, value in writes:
@@ -207,7 +228,7 @@ def _plan(
         rows=count,
         passthrough=passthrough,
         ops=counts,
-        notes=[],
+        notes=notes,
     )
 
 
