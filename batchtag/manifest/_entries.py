@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 State = TagState
 LINES = 1 << 16  # fingerprint lines made at once
-BY_ENTRY = 4096  # plans up to this many entries get their fingerprint lines entry by entry
+BY_ENTRY = 1 << 15  # plans up to this many entries: fingerprint lines entry by entry
 PLAIN_ID = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"  # printable ASCII but '"' and '\': JSON as is
 
 
