@@ -63,6 +63,7 @@ def measure(kind: str, requests: int, *sandbox_args: str) -> dict:
     snapshots: its figures as one row of the table."""
     with harness.sandbox(requests, *sandbox_args) as sandbox:
         ids = sandbox.snapshot_ids()
+        sandbox.reset()  # the listing above is not the client's: its first requests start afresh
         before, cpu_before = sandbox.stats(), sandbox.cpu_seconds()
         child, in_run = run_client(kind, sandbox, ids)
         sandbox_cpu = sandbox.cpu_seconds() - cpu_before
@@ -72,7 +73,7 @@ def measure(kind: str, requests: int, *sandbox_args: str) -> dict:
     # PATCHes answered 200: batchtag's reads of the current state (list pages) are not counted
     endpoints = harness.counted(before, after, "endpoints")
     ok = endpoints.get("patch", 0) - errors
-    first = after.get("first_at", {})  # (a fresh sandbox: its first request of each method)
+    first = after.get("first_at", {})  # the client's first request of each method
     return {
         "kind": kind,
         "name": CLIENTS[kind],
