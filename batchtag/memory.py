@@ -8,12 +8,18 @@ import atexit
 import ctypes
 import functools
 import gc
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-import pyarrow as pa
 
-NATIVE_POOL = pa.default_memory_pool()  # Arrow's own (mimalloc or jemalloc), before any swap
+@functools.cache
+def _native_pool() -> Any:
+    """Arrow's own pool (mimalloc or jemalloc), taken before `malloc_arrow` first swaps it."""
+    import pyarrow as pa
+
+    return pa.default_memory_pool()
 
 
 @functools.cache
@@ -28,9 +34,13 @@ def release_memory() -> None:
     """Give back what Arrow's pool and malloc keep after big temporaries are freed.
 
     Both allocators hold on to freed blocks; Python objects (the plan) never reuse them, so
-    without this they add to the peak RSS of a large manifest by a few hundred MB."""
-    pa.default_memory_pool().release_unused()
-    NATIVE_POOL.release_unused()  # what Arrow's C++ readers (Parquet) allocate from anyway
+    without this they add to the peak RSS of a large manifest by a few hundred MB. A
+    process that has not imported pyarrow has nothing in its pools (and does not import it
+    for this)."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
+        _native_pool().release_unused()  # what Arrow's C++ readers (Parquet) allocate from
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
@@ -41,6 +51,9 @@ def malloc_arrow() -> Iterator[None]:
     """Arrow allocates with malloc inside, so `release_memory` can hand its freed temporaries
     back (Arrow's default pool keeps more of them).
     Buffers made inside stay valid after; each is freed by the pool that made it."""
+    import pyarrow as pa
+
+    _native_pool()
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:

@@ -3,9 +3,12 @@ on average (jitter 50%-150%), concurrency 64, 12,800 PATCHes, whole processes.
 
 With 64 requests in flight and 50 ms each, Little's law caps any client at
 64 / 0.05 s = 1,280 requests/s; round trips, not client CPU, bound the run. Figures:
-- batchtag apply vs the minimal aiohttp loop, whole process (imports included): target
-  >= 0.95x;
-- batchtag's sending phase (its summary's rate) vs the Little's-law limit: target >= 0.95;
+- batchtag apply in its default mode (the state read first: list pages, then PATCHes) vs
+  the minimal blind aiohttp loop, whole process (imports included): target >= 0.95x;
+- batchtag's sending phase with its list pages counted vs the Little's-law limit: target
+  >= 0.95. The phase runs from the sandbox's first request (the first list page) to the
+  end of its summary's sending phase, and its requests are the PATCHes and the pages; the
+  summary's own rate (PATCHes from the first entry ready) is shown beside it;
 - the gcore SDK (DefaultAioHttpClient) for comparison, no target;
 - `--rate 500` against the same sandbox: achieved rate over the steady seconds of the
   sandbox's timeline, target within 2% of 500.
@@ -52,11 +55,21 @@ def ratios(result: dict) -> dict[str, float]:
     loop, batchtag, sdk = by_kind["loop"], by_kind["batchtag"], by_kind["sdk-aiohttp"]
     return {
         "vs_loop": batchtag["rps"] / loop["rps"],
-        "sending_vs_limit": batchtag["in_run_rps"] / LIMIT,
+        "sending_vs_limit": with_pages(batchtag) / LIMIT,
+        "summary_sending_vs_limit": batchtag["in_run_rps"] / LIMIT,
         "loop_sending_vs_limit": loop["in_run_rps"] / LIMIT,
         "sdk_vs_loop": sdk["rps"] / loop["rps"],
         "rate": result["rate"]["achieved"] / RATE,
     }
+
+
+def with_pages(row: dict) -> float:
+    """Requests/s of a client's sending phase with its reads before the first PATCH counted:
+    (PATCHes + list pages) over its own sending time plus the lead from its first request
+    to its first PATCH (the sandbox's clock)."""
+    sending = row["requests"] / row["in_run_rps"] if row["in_run_rps"] else 0.0
+    seconds = sending + row["lead_s"]
+    return (row["requests"] + row["pages"]) / seconds if seconds else 0.0
 
 
 def table(result: dict) -> str:
@@ -76,6 +89,13 @@ def table(result: dict) -> str:
             lines.append(f"  {r['name']}: {r['errors']} non-200 responses")
     rate = result["rate"]
     lines.append(f"Little's-law limit: {CONCURRENCY} / {LATENCY_MS} ms = {LIMIT:,.0f} requests/s")
+    for r in rows:
+        if r["pages"]:
+            lines.append(
+                f"{r['name']}: {r['pages']} list pages, first PATCH {r['lead_s']:.3f} s after"
+                f" the first request; sending with the pages {with_pages(r):,.0f}/s"
+                f" ({with_pages(r) / LIMIT:.3f} of the limit)"
+            )
     lines.append(
         f"--rate {RATE}: achieved {rate['achieved']:,.1f}/s over the steady seconds;"
         f" per second {rate['per_second']}"

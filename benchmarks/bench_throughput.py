@@ -63,6 +63,7 @@ def measure(kind: str, requests: int, *sandbox_args: str) -> dict:
     snapshots: its figures as one row of the table."""
     with harness.sandbox(requests, *sandbox_args) as sandbox:
         ids = sandbox.snapshot_ids()
+        sandbox.reset()  # the listing above is not the client's: its first requests start afresh
         before, cpu_before = sandbox.stats(), sandbox.cpu_seconds()
         child, in_run = run_client(kind, sandbox, ids)
         sandbox_cpu = sandbox.cpu_seconds() - cpu_before
@@ -70,7 +71,9 @@ def measure(kind: str, requests: int, *sandbox_args: str) -> dict:
     responses = harness.counted(before, after, "responses")
     errors = sum(responses.values()) - responses.get("200", 0)
     # PATCHes answered 200: batchtag's reads of the current state (list pages) are not counted
-    ok = harness.counted(before, after, "endpoints").get("patch", 0) - errors
+    endpoints = harness.counted(before, after, "endpoints")
+    ok = endpoints.get("patch", 0) - errors
+    first = after.get("first_at", {})  # the client's first request of each method
     return {
         "kind": kind,
         "name": CLIENTS[kind],
@@ -82,6 +85,9 @@ def measure(kind: str, requests: int, *sandbox_args: str) -> dict:
         "cpu_us": child.cpu / requests * 1e6,
         "sandbox_cpu": sandbox_cpu / (requests / in_run),  # sandbox works while clients send
         "peak_mb": child.peak_mb,
+        # the reads before the first PATCH (batchtag's default mode: the state's list pages)
+        "pages": endpoints.get("list", 0),
+        "lead_s": first["PATCH"] - min(first.values()) if "PATCH" in first else 0.0,
     }
 
 

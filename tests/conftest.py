@@ -1,4 +1,5 @@
-"""Shared fixtures: a running sandbox (the local Gcore API emulator) for any test."""
+"""Shared fixtures: a running sandbox (the local Gcore API emulator) for any test, and
+`both_paths` (manifest_helpers): a test run with small CSV manifests read both ways."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+from manifest_helpers import both_paths  # noqa: F401  (a fixture, used by name)
 
 from batchtag.sandbox import SandboxConfig, SandboxServer
 

@@ -1,5 +1,9 @@
-"""Shared by the manifest tests: sample ids, the bad-manifest corpus, and how to run
-`validate` on the command line without any network."""
+"""Shared by the manifest tests: sample ids, the bad-manifest corpus, how to run `validate`
+on the command line without any network, and the two ways a CSV manifest is read.
+
+It reaches inside `batchtag.manifest` on purpose (tests/test_layout.py lists it): the
+`both_paths` fixture sets the small-file reader's cut-over, so a test runs once with small
+CSV files read the short way and once with every file read the full way."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from batchtag import errors
 from batchtag.cli import main
 from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.errors import ManifestError
-from batchtag.manifest import read_plan
+from batchtag.manifest import _small, read_plan
 
 CORPUS = Path(__file__).parent / "data" / "manifests"
 SID = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -56,3 +60,24 @@ def cli_caller(monkeypatch: pytest.MonkeyPatch | None = None) -> Iterator[None]:
         yield
     finally:
         errors.CALLER.reset(token)
+
+
+@pytest.fixture(params=["small", "full"])
+def both_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test twice: small CSV files planned the short way (the default), then every
+    manifest the full way (the cut-over below any file's size). Plans and problems must not
+    tell the two apart."""
+    if request.param == "full":
+        monkeypatch.setattr(_small, "SMALL_BYTES", -1)
+    return request.param
+
+
+@contextmanager
+def full_way() -> Iterator[None]:
+    """Inside, every manifest is read the full way (the small-file reader takes none)."""
+    kept = _small.SMALL_BYTES
+    _small.SMALL_BYTES = -1
+    try:
+        yield
+    finally:
+        _small.SMALL_BYTES = kept

@@ -19,6 +19,9 @@ from batchtag.cli import main
 from batchtag.errors import ManifestError
 from batchtag.sandbox import SandboxConfig, SandboxServer
 
+# every test twice: small CSV files read the short way, then the full way
+pytestmark = pytest.mark.usefixtures("both_paths")
+
 BAD_INPUTS = sorted(p.name for p in CORPUS.iterdir()) + ["no-such-file.csv"]
 IDS = [
     "2a698d8b-9d9a-40eb-981c-120fc2cf11b4",

@@ -17,6 +17,9 @@ from manifest_helpers import CORPUS, cli_caller, validate
 import batchtag
 from batchtag.errors import CALLER
 
+# every test twice: small CSV files read the short way, then the full way
+pytestmark = pytest.mark.usefixtures("both_paths")
+
 IDS = [
     "2a698d8b-9d9a-40eb-981c-120fc2cf11b4",
     "fd56e04c-44df-4e29-b839-f852016f6305",

@@ -13,6 +13,9 @@ from manifest_helpers import CORPUS, NO_ENV, SID, SID2, problems_of
 
 from batchtag.manifest import read_plan
 
+# every test twice: small CSV files read the short way, then the full way
+pytestmark = pytest.mark.usefixtures("both_paths")
+
 BIG = 9_007_199_254_740_993  # 2**53 + 1: a float cannot hold it
 
 # file -> expected rendering of its single problem (row, line and column included)

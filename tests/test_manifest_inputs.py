@@ -23,6 +23,9 @@ import batchtag
 from batchtag.errors import ManifestError
 from batchtag.manifest import read_plan
 
+# every test twice: small CSV files read the short way, then the full way
+pytestmark = pytest.mark.usefixtures("both_paths")
+
 SCOPE = {"project_id": 1, "region_id": 2, "env": NO_ENV}
 HEADER = "snapshot_id,project_id,region_id,op,key,value"
 

@@ -325,6 +325,7 @@ def test_a_plan_held_as_columns_has_the_fingerprint_of_its_entries(
     from batchtag.manifest import PlanEntries
 
     monkeypatch.setattr("batchtag.manifest._entries.LINES", lines)
+    monkeypatch.setattr("batchtag.manifest._entries.BY_ENTRY", 0)  # (small plans: one by one)
     states = [
         (SharedDict({"env": "prod", "ünï": None}), False, SharedDict()),
         (SharedDict(), True, SharedDict({"old": "new"})),

@@ -48,7 +48,7 @@ from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.inventory import ScopeChoice, Selection, compile_where, missing_tags
 from batchtag.manifest import read_plan
 from batchtag.memory import release_memory
-from batchtag.model import TAG_PREFIX, Plan, PlanIndex, keys_of
+from batchtag.model import TAG_PREFIX, Plan, PlanIndex, as_snapshot, keys_of
 from batchtag.policy import (
     KEY_COLUMNS,
     RO_PREFIX,
@@ -215,7 +215,7 @@ def diff_inventory(
             if seen[position]:
                 continue  # the same snapshot twice in the inventory: the first row
             seen[position] = True
-            snapshot = snapshot_json(record, tag_columns)
+            snapshot = as_snapshot(snapshot_json(record, tag_columns))
             collector.add(entries[position], snapshot, position)
             state.put(position, snapshot)
     missing = np.flatnonzero(~seen)

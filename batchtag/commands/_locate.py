@@ -12,22 +12,18 @@ refused: its rows say where they are.
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from batchtag.commands._connect import open_client
-from batchtag.commands._export import PageBar
 from batchtag.commands._options import ApplyOptions
 from batchtag.errors import Problem, UsageError, option
 from batchtag.gcore import RateLimiter, TableClient
-from batchtag.inventory import ScopeChoice
-from batchtag.manifest import Manifest, load_manifest
 from batchtag.model import arrow_keys, id_bytes
 from batchtag.read import Reader, ScopeError, each_scope
 
-ID_SCHEMA = pa.schema([("id", pa.string())])  # all a listing needs to place a snapshot
+if TYPE_CHECKING:
+    from batchtag.manifest import Manifest
+
 COLUMNS = {"all_projects": "project_id", "all_regions": "region_id"}
 
 
@@ -53,6 +49,12 @@ async def locate(source: Any, options: ApplyOptions) -> tuple[Manifest, list[Sco
         The manifest (a row not found carries a problem, see the module docstring) and
         the scopes that could not be read.
     """
+    import pyarrow as pa  # (with pandas, through the manifest: only for these runs)
+
+    from batchtag.commands._export import PageBar
+    from batchtag.inventory import ScopeChoice
+    from batchtag.manifest import load_manifest
+
     manifest = load_manifest(source)
     frame = manifest.frame
     for flag, column in COLUMNS.items():
@@ -79,7 +81,7 @@ async def locate(source: Any, options: ApplyOptions) -> tuple[Manifest, list[Sco
     bar = PageBar(options.progress)
     async with open_client(options) as client:
         reader = Reader(
-            TableClient(client, ID_SCHEMA),
+            TableClient(client, pa.schema([("id", pa.string())])),  # ids: all that places one
             concurrency=options.concurrency,
             limiter=RateLimiter(options.rate),
             isolate_scopes=True,
@@ -134,6 +136,8 @@ def _fill(manifest: Manifest, where: list, failed: list[ScopeError], scopes: int
         ):
             text = f"snapshot {value} is in project {scope[0]}, not in project {projects[pos]}"
             manifest.problems.append(Problem(text, row=int(rows[pos]), column="project_id"))
+    import pandas as pd
+
     dtype = frame["snapshot_id"].dtype
     for at, column in enumerate(("project_id", "region_id")):
         cells = ["" if s is None else str(s[at]) for s in where]

@@ -1,6 +1,7 @@
 """Manifest rows into a Plan: one entry per (project, region, snapshot), merged in file order.
 
-`read_plan` is the whole way from a manifest to a plan: load, check, build.
+`plan_manifest` is the whole way from a manifest to a plan: load, check, build (what
+`read_plan` does with any manifest the small-file reader does not take).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import pandas as pd
 import pyarrow as pa
 
 from batchtag.errors import CALLER, ManifestError, UsageError, option
-from batchtag.manifest._check import Checked, CheckOptions, check_manifest
+from batchtag.manifest._check import Checked, check_manifest
 from batchtag.manifest._columnar import categorical, compact_codes
+from batchtag.manifest._detect import CheckOptions
 from batchtag.manifest._entries import PlanEntries, State
 from batchtag.manifest._grouping import Grouping, compact_ids, distinct_codes, first_rows
 from batchtag.manifest._load import load_manifest
@@ -36,39 +38,8 @@ from batchtag.memory import gc_paused, malloc_arrow, release_memory
 from batchtag.model import EMPTY, NO_KEYS, OPS, Plan, SharedDict, TagState
 
 
-def read_plan(source: Any, **options: Any) -> Plan:
-    """Load, validate and plan a manifest; nothing here touches the network.
-
-    The options are keyword-only, the fields of `CheckOptions` (an unknown one is a
-    TypeError).
-
-    Parameters
-    ----------
-    source : str, pathlib.Path or pandas.DataFrame
-        A manifest file (.csv, .csv.gz, .parquet, .jsonl), "-" for CSV on stdin, or a frame.
-    form : {"long", "wide", "json"}, optional
-        The manifest form; detected from the columns when not given.
-    delete_marker : str
-        The wide-form cell that removes a tag (default "<delete>").
-    empty_deletes : bool
-        Wide form: an empty (or NA) cell removes its tag instead of leaving it alone.
-    project_id, region_id : int, optional
-        Scope of rows without one; else GCORE_CLOUD_PROJECT_ID / GCORE_CLOUD_REGION_ID
-        from `env` (default: os.environ).
-
-    Returns
-    -------
-    Plan
-        One entry per snapshot; its `rows` are a file's 1-based data rows, or a DataFrame's
-        index labels. Raises ManifestError with every problem found.
-
-    Examples
-    --------
-    >>> sid = "aaaaaaaa-0000-4000-8000-000000000001"
-    >>> frame = pd.DataFrame({"snapshot_id": [sid], "tag:env": ["prod"]}, index=[10])
-    >>> read_plan(frame, project_id=1, region_id=2, env={}).entries[0].rows
-    [10]
-    """
+def plan_manifest(source: Any, **options: Any) -> Plan:
+    """`read_plan` the full way: any manifest, checked as columns, every problem worded."""
     with malloc_arrow():
         checked = check_manifest(_loaded(source), CheckOptions(**options))
         if options.get("empty_deletes") and checked.form not in (None, "wide"):

@@ -8,7 +8,6 @@ table of operations (pos, op, key, value), so the rules and conflict checks are 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,13 +15,14 @@ import pandas as pd
 
 from batchtag.errors import Problem
 from batchtag.manifest._conflicts import check_conflicts
-from batchtag.manifest._forms import detect_form, form_columns, form_ops, tags_copy_problem
+from batchtag.manifest._detect import READ_AS_IS, CheckOptions, detect_form, form_columns
+from batchtag.manifest._forms import form_ops, tags_copy_problem
 from batchtag.manifest._ids import check_scope, check_snapshot_ids, snapshot_groups
 from batchtag.manifest._messages import Collector
 from batchtag.manifest._model import Manifest
 from batchtag.manifest._operations import Coded, encode
 from batchtag.memory import release_memory
-from batchtag.model import DELETE_MARKER, TAGS_COLUMN
+from batchtag.model import TAGS_COLUMN
 
 
 @dataclass
@@ -41,19 +41,7 @@ class Checked:
     notes: list[str] = field(default_factory=list)  # for the user, not problems
 
 
-@dataclass(frozen=True)
-class CheckOptions:
-    """How to read a manifest; the keyword options of `batchtag.manifest.read_plan`."""
-
-    form: str | None = None  # long, wide or json; detected from the columns when None
-    delete_marker: str = DELETE_MARKER  # the wide-form cell that removes a tag
-    empty_deletes: bool = False  # wide form: an empty cell removes its tag
-    project_id: int | None = None  # scope of rows without one, before the environment
-    region_id: int | None = None
-    env: Mapping[str, str] | None = None  # the environment (default: os.environ)
-
-
-def check_manifest(manifest: Manifest, options: CheckOptions = CheckOptions()) -> Checked:
+def check_manifest(manifest: Manifest, options: CheckOptions = READ_AS_IS) -> Checked:
     """Check every row of `manifest` and code its operations.
 
     Parameters

@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from string import Formatter
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
-import pyarrow as pa
 
-from batchtag.manifest._columnar import group_codes
 from batchtag.model import (
     CHUNK,
     FINGERPRINT_LINE,
@@ -35,8 +33,12 @@ from batchtag.model import (
 )
 from batchtag.tabular import joined_text
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 State = TagState
 LINES = 1 << 16  # fingerprint lines made at once
+BY_ENTRY = 1 << 15  # plans up to this many entries: fingerprint lines entry by entry
 PLAIN_ID = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"  # printable ASCII but '"' and '\': JSON as is
 
 
@@ -51,6 +53,7 @@ class PlanEntries(Sequence[PlanEntry]):
     Examples
     --------
     >>> from batchtag.model import EMPTY
+    >>> import pyarrow as pa
     >>> entries = PlanEntries(
     ...     projects=np.array([1]), regions=np.array([2]), snapshots=pa.array(["s"]),
     ...     state_codes=np.array([0]), states=[TagState(EMPTY, True, EMPTY)], names=None,
@@ -63,7 +66,8 @@ class PlanEntries(Sequence[PlanEntry]):
 
     projects: np.ndarray  # per entry
     regions: np.ndarray  # per entry
-    snapshots: pa.Array | None  # per entry (None once held as keys)
+    # per entry: text, or 16-byte keys (`KEY`) of lowercase UUIDs; None once held as keys
+    snapshots: pa.Array | np.ndarray | None
     state_codes: np.ndarray  # per entry, into `states`
     states: list[State]
     names: list[str | None] | None  # per entry; None when no entry renames
@@ -100,7 +104,9 @@ class PlanEntries(Sequence[PlanEntry]):
             object.__setattr__(self, "_first_row", first_row)
         for name, column in narrow.items():
             object.__setattr__(self, name, column)
-        keys = canonical_keys(self.snapshots) if self.snapshots is not None else None
+        keys = self.snapshots
+        if keys is not None and not isinstance(keys, np.ndarray):  # text: keys if all UUIDs
+            keys = canonical_keys(keys)
         if keys is not None:  # the text comes back from the keys (`uuid_text`)
             object.__setattr__(self, "_keys", keys)  # until `plan_index` sorts them
             object.__setattr__(self, "snapshots", None)
@@ -122,6 +128,8 @@ class PlanEntries(Sequence[PlanEntry]):
         keys = self.__dict__.get("_keys")
         if keys is not None:
             return uuid_text(keys[positions])
+        import pyarrow as pa
+
         return self.snapshots.take(pa.array(positions)).to_pylist()
 
     def __len__(self) -> int:
@@ -220,13 +228,16 @@ class PlanEntries(Sequence[PlanEntry]):
         fixed by an entry's tag state (or the same in every entry) are joined into a few
         texts per state first, so only the ids (and names, scopes that vary) are joined
         row by row. A plan whose ids or scopes need more (ids to escape, scopes beyond
-        int64) gets those lines from its entries, one by one."""
-        import pyarrow.compute as pc
-
+        int64) gets those lines from its entries, one by one, and so does a small plan (as
+        fast that way, and without importing pyarrow's compute functions)."""
         varies = self.expect_names is not None  # a change file's names: entry by entry
-        if self.projects.dtype == object or self.regions.dtype == object or varies:
+        small = len(self) <= BY_ENTRY
+        if self.projects.dtype == object or self.regions.dtype == object or varies or small:
             yield from fingerprint_lines(self)
             return
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         per_state = {
             "clear": ["true" if s.clear else "false" for s in self.states],
             "renames": [fingerprint_json(s.renames) for s in self.states],
@@ -278,6 +289,8 @@ class PlanEntries(Sequence[PlanEntry]):
         keys = self.__dict__.get("_keys")
         if ranks is None and keys is None:
             return self.snapshots[start:stop]
+        import pyarrow as pa
+
         chosen = (
             self.plan_index().key_at(ranks[start:stop]) if ranks is not None else keys[start:stop]
         )
@@ -357,6 +370,8 @@ class PlanEntries(Sequence[PlanEntry]):
             keys = self.plan_index().sorted_keys
             same = keys[1:] == keys[:-1]  # a run of equal keys: one id in several entries
             return int((same & np.concatenate([[True], ~same[:-1]])).sum()) if len(same) else 0
+        from batchtag.manifest._columnar import group_codes  # (pandas: not for a small plan)
+
         return int((np.bincount(group_codes(self.snapshots)) > 1).sum())
 
     def scopes(self) -> dict[tuple[int, int], int]:
@@ -370,6 +385,8 @@ class PlanEntries(Sequence[PlanEntry]):
 
 
 def _per_state(texts: list[str], codes: pa.Array) -> Any:
+    import pyarrow as pa
+
     """Each entry's text by its state code: one scalar when every state has the same."""
     if len(set(texts)) == 1:
         return pa.scalar(texts[0], pa.string())

@@ -19,15 +19,13 @@ import pandas as pd
 from batchtag.errors import Problem, option
 from batchtag.manifest._changes import change_ops
 from batchtag.manifest._columnar import categorical, from_codes, fullmatch, index_type, normalised
-from batchtag.manifest._messages import Collector, blank_cells_note, shown, tag_text_problem
+from batchtag.manifest._detect import blank_cells_note
+from batchtag.manifest._messages import Collector, shown, tag_text_problem
 from batchtag.manifest._operations import concat, no_ops, ops_frame
 from batchtag.manifest._patches import patch_ops
 from batchtag.manifest._rules import apply_rules
 from batchtag.model import (
     CHANGE_FILE,
-    FORMS,
-    ID_COLUMNS,
-    LONG_COLUMNS,
     NAME_COLUMN,
     OPS,
     OVERWRITE_COLUMN,
@@ -35,64 +33,6 @@ from batchtag.model import (
     TAG_TEXT,
     TAGS_COLUMN,
 )
-from batchtag.record import BASE_COLUMNS as REPORT_COLUMNS
-from batchtag.record import CHANGE_COLUMNS, CHANGE_MARKS, is_change_file
-
-REPORT_OWN = [c for c in REPORT_COLUMNS if c not in ID_COLUMNS]  # what marks a report
-
-
-def detect_form(columns: list[str], form: str | None) -> tuple[str | None, list[Problem]]:
-    """The form named by `form`, else the one whose columns are present.
-
-    Parameters
-    ----------
-    columns : list of str
-        The manifest's column names.
-    form : {"long", "wide", "json"}, optional
-        The form the caller named, if any.
-
-    Returns
-    -------
-    tuple
-        The form (`CHANGE_FILE` for a change file; None when it cannot be told) and the
-        problems found.
-
-    Examples
-    --------
-    >>> detect_form(["snapshot_id", "tag:env"], None)
-    ('wide', [])
-    >>> detect_form(["snapshot_id", "field", "key", "old", "new"], None)
-    ('changes', [])
-    """
-    if is_change_file(columns):
-        if form is not None:
-            marks = ", ".join(CHANGE_MARKS)
-            text = f"this is a change file (columns {marks}): it is applied as it is; drop"
-            return None, [Problem(f"{text} {option('form', form)}")]
-        return CHANGE_FILE, []
-    if form is not None:
-        if form not in FORMS:
-            return None, [Problem(f"unknown form {form!r}: use {_choices(FORMS)}")]
-        return form, []
-    found = []
-    if any(c in LONG_COLUMNS for c in columns):
-        found.append("long")
-    if any(c.startswith(TAG_PREFIX) for c in columns):
-        found.append("wide")
-    if TAGS_COLUMN in columns:
-        found.append("json")
-    if len(found) == 1:
-        return found[0], []
-    if not found and NAME_COLUMN in columns:
-        return "wide", []  # only names change: a wide manifest without tag columns
-    if not found:
-        return None, [_report_problem(columns) or _no_form_problem()]
-    return None, [
-        Problem(
-            f"ambiguous manifest form: it has columns of the {' and '.join(found)} forms;"
-            f" choose one: {_choices(found)}"
-        )
-    ]
 
 
 def is_export_tags_copy(frame: pd.DataFrame, columns: list[str]) -> bool:
@@ -148,65 +88,6 @@ def tags_copy_problem(rows: list[int]) -> Problem:
 
 def _is_na(value) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
-def _no_form_problem() -> Problem:
-    return Problem(
-        "cannot tell the manifest form: expected op/key/value columns (long), tag:<key>"
-        f" columns (wide) or a tags column (json); name the form: {_choices(FORMS)}"
-    )
-
-
-def _choices(forms) -> str:
-    """How to name each of `forms`: "--form long or --form json" / "form='long' or ..."."""
-    spelled = [option("form", f) for f in forms]
-    return ", ".join(spelled[:-1]) + " or " + spelled[-1]
-
-
-def _report_problem(columns: list[str]) -> Problem | None:
-    """A report passed back as a manifest (it has most of the report's own columns)."""
-    present = [c for c in REPORT_OWN if c in columns]
-    if len(present) * 2 < len(REPORT_OWN):
-        return None
-    return Problem(
-        f"this is a batchtag report (columns {', '.join(present[:3])}, ...), not a manifest:"
-        f" to finish an earlier run, pass the report with {option('resume')} and the"
-        " original manifest"
-    )
-
-
-def form_columns(form: str, columns: list[str]) -> set[str]:
-    """Columns a form reads; the rest are passthrough.
-
-    Parameters
-    ----------
-    form : {"long", "wide", "json"}
-        The manifest's form.
-    columns : list of str
-        The manifest's column names.
-
-    Returns
-    -------
-    set of str
-        The columns the form reads (ids included).
-
-    Examples
-    --------
-    >>> sorted(form_columns("wide", ["snapshot_id", "tag:env", "ticket"]))
-    ['name', 'project_id', 'region_id', 'snapshot_id', 'tag:env']
-    """
-    used = set(ID_COLUMNS)
-    if form == CHANGE_FILE:
-        used.update(CHANGE_COLUMNS)
-    elif form == "long":
-        used.update(LONG_COLUMNS)
-        used.add(OVERWRITE_COLUMN)
-    elif form == "wide":
-        used.update(c for c in columns if c.startswith(TAG_PREFIX))
-        used.add(NAME_COLUMN)
-    else:
-        used.update((TAGS_COLUMN, NAME_COLUMN))
-    return used
 
 
 def form_ops(

@@ -12,13 +12,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from batchtag.config import ENV_PROJECT_ID, ENV_REGION_ID
 from batchtag.errors import option
 from batchtag.manifest._columnar import arrow, factorize, fullmatch, group_codes
+from batchtag.manifest._detect import ENV_VARS, scope_default
 from batchtag.manifest._messages import Collector, shown
 from batchtag.model import POSITIVE_INT, UUID_LOWER
 
-ENV_VARS = {"project_id": ENV_PROJECT_ID, "region_id": ENV_REGION_ID}
 SCIENTIFIC = re.compile(r"\s*[0-9.]+[eE][+-]?[0-9]+\s*")  # how a spreadsheet shows a long number
 
 
@@ -54,7 +53,10 @@ def check_scope(
     blank cells). A bad cell gets a negative number of its own, so rows still group.
     Without the column, every row's number is the same (a read-only broadcast array)."""
     var = ENV_VARS[column]
-    default = _scope_default(column, given, env, out)
+    default = scope_default(column, given, env)
+    if isinstance(default, str):  # the option or the variable is not a positive integer
+        out.add(default, column)
+        default = None
     n = len(frame)
     if column not in frame.columns:
         if default is None:
@@ -91,24 +93,6 @@ def check_scope(
 
     out.cells(~ok, raw, word, column)
     return number
-
-
-def _scope_default(
-    column: str, given: int | None, env: Mapping[str, str], out: Collector
-) -> int | None:
-    var = ENV_VARS[column]
-    if given is not None:
-        if isinstance(given, int) and not isinstance(given, bool) and given > 0:
-            return given
-        out.add(f"{option(column, given)} is not a positive integer", column)
-        return None
-    text = env.get(var, "").strip()
-    if not text:
-        return None
-    if text.isascii() and text.isdigit() and int(text) > 0 and len(text.lstrip("0")) <= 18:
-        return int(text)
-    out.add(f"{var}={text!r} is not a positive integer", column)
-    return None
 
 
 def snapshot_groups(project: np.ndarray, region: np.ndarray, snapshot: pd.Series) -> np.ndarray:

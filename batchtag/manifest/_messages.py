@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from batchtag.errors import Problem, option
+from batchtag.errors import Problem
 from batchtag.manifest._columnar import take
 from batchtag.manifest._model import Manifest
 from batchtag.model import NAME_MAX, NAME_MIN, TAG_MAX
@@ -42,18 +42,6 @@ def tag_text_problem(text: str, what: str) -> str:
     if control is not None:
         return f"{what} {shown(text)} contains the control character {control}"
     return f"{what} {shown(text)} contains whitespace"
-
-
-def blank_cells_note(count: int) -> str:
-    """The note of a wide manifest whose blank tag cells leave their tags alone.
-
-    Examples
-    --------
-    >>> blank_cells_note(3)
-    '3 blank tag cells ignored; empty_deletes=True deletes those tags'
-    """
-    noun = "cell" if count == 1 else "cells"
-    return f"{count} blank tag {noun} ignored; {option('empty_deletes', True)} deletes those tags"
 
 
 def name_problem(text: str) -> str:

@@ -1,5 +1,6 @@
-"""The data every stage shares, pure (no I/O): the plan and its entries, snapshot keys
-and the plan's index, the tags merge patch, and a snapshot's result and statuses.
+"""The data every stage shares, pure (no I/O): a snapshot's state decoded from the API's
+JSON, the plan and its entries, snapshot keys and the plan's index, the tags merge patch,
+and a snapshot's result and statuses.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ _HOMES = {
     "OPS": "_schema",
     "DELETE_MARKER": "_schema",
     "TAG_TEXT": "_schema",
+    "PLAIN_TAG_TEXT": "_schema",
     "TAG_MAX": "_schema",
     "NAME_TEXT": "_schema",
     "UUID_LOWER": "_schema",
     "UUID": "_schema",
     "POSITIVE_INT": "_schema",
     "EXACT_FLOAT_LIMIT": "_schema",
+    "UUID_LENGTH": "_index",
     "CHUNK": "_index",
     "KEY": "_index",
     "PlanIndex": "_index",
@@ -60,6 +63,8 @@ _HOMES = {
     "PlanEntry": "_plan",
     "SharedDict": "_plan",
     "PrefixLookup": "_prefix",
+    "Snapshot": "_snapshot",
+    "as_snapshot": "_snapshot",
     "CONFLICT": "_result",
     "DONE_STATUSES": "_result",
     "FAILED": "_result",

@@ -23,6 +23,9 @@ DELETE_MARKER = "<delete>"  # the wide form's default "remove this tag" cell
 # A tag key or value: 1-255 characters, no whitespace, no control character, no '='.
 TAG_TEXT = r"[^\s\v\x{85}\pZ\p{Cc}=]{1,255}"
 TAG_MAX = 255
+# The part of TAG_TEXT any regex engine reads alike (Python re too): printable ASCII but
+# space and '='. Every text it matches, TAG_TEXT matches.
+PLAIN_TAG_TEXT = rf"[!-<>-~]{{1,{TAG_MAX}}}"
 NAME_MIN, NAME_MAX = 3, 63
 NAME_TEXT = r"[^\p{Cc}]*"  # a name may hold spaces, not control characters
 UUID_LOWER = (

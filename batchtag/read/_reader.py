@@ -30,7 +30,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -52,7 +52,7 @@ from batchtag.gcore import (
     row_keys,
     take_rows,
 )
-from batchtag.model import PlanIndex
+from batchtag.model import PlanIndex, Scope
 from batchtag.read._idset import Seen, id_set
 
 log = logging.getLogger("batchtag.read._reader")
@@ -90,6 +90,31 @@ class ScopeError(Exception):
 MAX_PASSES = 3
 Key = tuple[int, int, str]  # (project_id, region_id, snapshot_id)
 Progress = Callable[[int, int], None]  # (snapshots read so far, total expected)
+
+
+class Lookup(Protocol):
+    """Plan positions by snapshot key (`PlanIndex`, `batchtag.model.PrefixLookup`)."""
+
+    def positions(self, scope: Scope, keys: np.ndarray) -> np.ndarray: ...
+
+
+class Listed(NamedTuple):
+    """A list page's rows with their keys (`batchtag.model.id_bytes`) and, when a plan is
+    at hand, their plan positions (-1: not in the plan): each row keyed and looked up once,
+    for the listing's dedup and for the caller alike."""
+
+    rows: Any  # a list of snapshot dicts, or a pyarrow.Table (`batchtag.gcore.TableClient`)
+    keys: np.ndarray
+    positions: np.ndarray | None
+    count: int  # the page's ``count``: snapshots in the scope
+
+
+def listed(page: dict, scope: Scope, lookup: Lookup | None = None) -> Listed:
+    """A list page (``{"count", "results"}``) keyed, and looked up in `lookup` if given."""
+    rows = page.get("results") or []
+    keys = row_keys(rows)
+    positions = None if lookup is None else lookup.positions(scope, keys)
+    return Listed(rows, keys, positions, int(page.get("count", 0)))
 
 
 @dataclass
@@ -274,8 +299,7 @@ class Reader:
         region_id: int,
         *,
         first: dict | None = None,
-        index: PlanIndex | None = None,
-    ) -> AsyncIterator[list[dict]]:
+    ) -> AsyncIterator[Any]:
         """Every snapshot of a scope, page by page in listing order, each one once.
 
         Parameters
@@ -284,14 +308,46 @@ class Reader:
             The scope.
         first : dict, optional
             The page at offset 0 when the caller already has it.
-        index : PlanIndex, optional
-            A plan's index: the ids it has in the scope are then remembered by their plan
-            position (a byte each, `batchtag.read._idset.PlanIdSet`), not by their 16-byte key.
 
         Yields
         ------
-        list of dict
+        list of dict (or pyarrow.Table, from a `batchtag.gcore.TableClient`)
             Snapshot objects as the API returns them, never one id twice.
+        """
+        scope = (project_id, region_id)
+        start = None if first is None else listed(first, scope)
+        async for page in self.read_listed(project_id, region_id, first=start):
+            yield page.rows
+
+    async def read_listed(
+        self,
+        project_id: int,
+        region_id: int,
+        *,
+        first: Listed | None = None,
+        lookup: Lookup | None = None,
+        index: PlanIndex | None = None,
+    ) -> AsyncIterator[Listed]:
+        """`read_scope`, each page with the keys and plan positions of its rows.
+
+        Parameters
+        ----------
+        project_id, region_id : int
+            The scope.
+        first : Listed, optional
+            The page at offset 0 (`listed`), when the caller already has it.
+        lookup : Lookup, optional
+            Where each page's keys are looked up (once: the listing remembers the ids by
+            these positions when there is an `index`, and they are yielded).
+        index : PlanIndex, optional
+            The plan the positions are of: the ids it has in the scope are then remembered
+            by their plan position (a byte each, `batchtag.read._idset.PlanIdSet`), not by
+            their 16-byte key.
+
+        Yields
+        ------
+        Listed
+            The rows not handed out before, their keys and positions.
         """
         scope = (project_id, region_id)
         seen = id_set(index, scope)  # no Python object per id
@@ -301,7 +357,7 @@ class Reader:
             current = _Pass(ids=id_set(index, scope) if passes else None)
             passes.append(current)
             self.stats.passes += 1
-            async for page in self._pass(project_id, region_id, seen, current, first):
+            async for page in self._pass(scope, seen, current, first, lookup):
                 yield page
             first = None
             if current.consistent:
@@ -311,23 +367,23 @@ class Reader:
         self._report(project_id, region_id, passes, seen)
 
     async def _pass(
-        self, project_id: int, region_id: int, seen: Seen, current: _Pass, first: dict | None
-    ) -> AsyncIterator[list[dict]]:
-        first = first if first is not None else await self.page(project_id, region_id, 0)
+        self, scope: Scope, seen: Seen, current: _Pass, first: Listed | None, lookup
+    ) -> AsyncIterator[Listed]:
+        if first is None:
+            first = listed(await self.page(*scope, 0), scope, lookup)
         yield self._take(first, seen, current)
-        target = int(first.get("count", 0))
+        target = first.count
         window = max(2, 2 * self.concurrency) * LIST_PAGE
         tasks: dict[int, asyncio.Task] = {}
         offset = scheduled = LIST_PAGE
         try:
             while offset < target:
                 while scheduled < target and scheduled < offset + window:
-                    coro = self.page(project_id, region_id, scheduled)
-                    tasks[scheduled] = asyncio.create_task(coro)
+                    tasks[scheduled] = asyncio.create_task(self.page(*scope, scheduled))
                     scheduled += LIST_PAGE
-                page = await tasks.pop(offset)
+                page = listed(await tasks.pop(offset), scope, lookup)
                 offset += LIST_PAGE
-                target = max(target, int(page.get("count", 0)))
+                target = max(target, page.count)
                 yield self._take(page, seen, current)
         finally:
             for task in tasks.values():
@@ -335,25 +391,31 @@ class Reader:
             if tasks:
                 await asyncio.gather(*tasks.values(), return_exceptions=True)
 
-    def _take(self, page: dict, seen: Seen, current: _Pass) -> list[dict]:
-        """The snapshots of `page` not handed out before; bookkeeping for consistency.
+    def _take(self, page: Listed, seen: Seen, current: _Pass) -> Listed:
+        """The rows of `page` not handed out before; bookkeeping for consistency.
 
         The first pass's ids are `seen` itself; a later pass keeps its own set as well."""
-        results = page.get("results") or []
-        current.counts.append(int(page.get("count", 0)))
-        keys = row_keys(results)
-        listed = seen if current.ids is None else current.ids
-        new = listed.add(keys)
-        current.duplicates += len(results) - int(new.sum())
-        current.listed += int(new.sum())
-        if listed is not seen:  # a later pass: hand out only what no pass handed out yet
+        rows, keys, positions, count = page
+        current.counts.append(count)
+        listed_ids = seen if current.ids is None else current.ids
+        new = listed_ids.add(keys, positions)
+        fresh_count = int(new.sum())
+        current.duplicates += len(keys) - fresh_count
+        current.listed += fresh_count
+        if listed_ids is not seen:  # a later pass: hand out only what no pass handed out yet
             fresh_at = np.flatnonzero(new)
-            new[fresh_at] = seen.add(keys[fresh_at])
-        fresh = take_rows(results, new)
-        self._read += len(fresh)
+            new[fresh_at] = seen.add(
+                keys[fresh_at], None if positions is None else positions[fresh_at]
+            )
+            fresh_count = int(new.sum())
+        self._read += fresh_count
         if self.progress is not None:
-            self.progress(self._read, max(self._read, self._base + current.counts[-1]))
-        return fresh
+            self.progress(self._read, max(self._read, self._base + count))
+        if fresh_count == len(keys):
+            return page
+        return Listed(
+            take_rows(rows, new), keys[new], None if positions is None else positions[new], count
+        )
 
     def _report(self, project_id: int, region_id: int, passes: list[_Pass], seen: Seen) -> None:
         first, last = passes[0], passes[-1]

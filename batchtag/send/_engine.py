@@ -47,6 +47,7 @@ from batchtag.model import (
     SKIPPED,
     PlanEntry,
     Result,
+    Snapshot,
     json_text,
 )
 from batchtag.read import NOT_FOUND_TEXT, NOT_READ, NOT_YET, State
@@ -284,7 +285,7 @@ class Engine:
                 if known is not NOT_READ:
                     job.snapshot = known
             if job.snapshot is None and (entry.needs_current or self.options.check_current):
-                job.snapshot = await self._send(job, "GET")
+                job.snapshot = Snapshot.from_wire(await self._send(job, "GET"))
             if job.snapshot is not None:  # only the keys that change (and not the same name)
                 diff = diff_entry(entry, job.snapshot)
                 if diff.conflict and not self.options.force:
@@ -300,8 +301,8 @@ class Engine:
             elif self.options.dry_run:
                 self._finish(job, PLANNED, body=body)
             else:
-                response = await self._send(job, "PATCH", text.encode())
-                self._finish(job, OK, after=response, http_status=200, body=body, sent=text)
+                after = Snapshot.from_wire(await self._send(job, "PATCH", text.encode()))
+                self._finish(job, OK, after=after, http_status=200, body=body, sent=text)
         except Park as park:
             self._park(job, park.delay)
         except Final as final:
