@@ -54,6 +54,7 @@ from batchtag.gcore import (
 )
 from batchtag.model import PlanIndex
 from batchtag.read._idset import Seen, id_set
+from batchtag.read._slots import Slots
 
 log = logging.getLogger("batchtag.read._reader")
 
@@ -187,10 +188,15 @@ class Reader:
         self.max_passes = max_passes
         self.items = items
         self.stats = ReadStats()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self._read = 0
         self._base = 0  # snapshots read before the current scope
         self.consistent = True  # did the last read_scope end with a consistent pass?
+
+    def limit(self, concurrency: int) -> None:
+        """Requests in flight at most from now on (a listing's read-ahead window stays as
+        `concurrency` built it)."""
+        self._slots.resize(concurrency)
 
     # -- one request ----------------------------------------------------------------------
 
