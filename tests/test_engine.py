@@ -262,3 +262,13 @@ def test_results_that_need_no_request_still_let_the_loop_run():
     assert len(results) == 3000
     assert statuses["skipped"] > 2900, statuses  # stopped at once, not after all of them
     assert statuses["planned"] < 100
+
+
+def test_an_entry_that_needs_its_current_tags_is_never_written_blind():
+    client = fake()
+    sid = client.store.ids()[0]
+    _, results = run(client, [PlanEntry(1, 1, sid, renames={"env": "stage"})])
+    result = results[sid]
+    assert (result.status, result.attempts) == ("failed", 0)
+    assert result.error == "its current tags were not read first"
+    assert client.calls(sid) == []
