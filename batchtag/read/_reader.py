@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -281,6 +281,7 @@ class Reader:
         *,
         first: dict | None = None,
         index: PlanIndex | None = None,
+        start: int = 0,
     ) -> AsyncIterator[list[dict]]:
         """Every snapshot of a scope, page by page in listing order, each one once.
 
@@ -293,6 +294,11 @@ class Reader:
         index : PlanIndex, optional
             A plan's index: the ids it has in the scope are then remembered by their plan
             position (a byte each, `batchtag.read._idset.PlanIdSet`), not by their 16-byte key.
+        start : int
+            After the first page, the listing is read from this offset (rounded down to a
+            page) to its end, then from the second page up to it: the pages the caller
+            wants first (a resume's pending snapshots, past those done) come first. The
+            consistency checks do not depend on the order.
 
         Yields
         ------
@@ -307,7 +313,7 @@ class Reader:
             current = _Pass(ids=id_set(index, scope) if passes else None)
             passes.append(current)
             self.stats.passes += 1
-            async for page in self._pass(project_id, region_id, seen, current, first):
+            async for page in self._pass(project_id, region_id, seen, current, first, start):
                 yield page
             first = None
             if current.consistent:
@@ -317,29 +323,47 @@ class Reader:
         self._report(project_id, region_id, passes, seen)
 
     async def _pass(
-        self, project_id: int, region_id: int, seen: Seen, current: _Pass, first: dict | None
+        self,
+        project_id: int,
+        region_id: int,
+        seen: Seen,
+        current: _Pass,
+        first: dict | None,
+        start: int = 0,
     ) -> AsyncIterator[list[dict]]:
         first = first if first is not None else await self.page(project_id, region_id, 0)
         yield self._take(first, seen, current)
         target = int(first.get("count", 0))
-        window = max(2, 2 * self.concurrency) * LIST_PAGE
-        tasks: dict[int, asyncio.Task] = {}
-        offset = scheduled = LIST_PAGE
+        window = max(2, 2 * self.concurrency)  # pages scheduled ahead of the one awaited
+        start = max(LIST_PAGE, start - start % LIST_PAGE)
+        tail, head = start, LIST_PAGE  # the next offsets of [start, target), [LIST_PAGE, start)
+
+        def next_offset() -> int | None:
+            nonlocal tail, head
+            if tail < target:  # (re-checked: a count that grows extends the listing)
+                tail += LIST_PAGE
+                return tail - LIST_PAGE
+            if head < min(start, target):
+                head += LIST_PAGE
+                return head - LIST_PAGE
+            return None
+
+        scheduled: deque[asyncio.Task] = deque()
         try:
-            while offset < target:
-                while scheduled < target and scheduled < offset + window:
-                    coro = self.page(project_id, region_id, scheduled)
-                    tasks[scheduled] = asyncio.create_task(coro)
-                    scheduled += LIST_PAGE
-                page = await tasks.pop(offset)
-                offset += LIST_PAGE
+            while True:
+                while len(scheduled) < window and (offset := next_offset()) is not None:
+                    coro = self.page(project_id, region_id, offset)
+                    scheduled.append(asyncio.create_task(coro))
+                if not scheduled:
+                    break
+                page = await scheduled.popleft()
                 target = max(target, int(page.get("count", 0)))
                 yield self._take(page, seen, current)
         finally:
-            for task in tasks.values():
+            for task in scheduled:
                 task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks.values(), return_exceptions=True)
+            if scheduled:
+                await asyncio.gather(*scheduled, return_exceptions=True)
 
     def _take(self, page: dict, seen: Seen, current: _Pass) -> list[dict]:
         """The snapshots of `page` not handed out before; bookkeeping for consistency.

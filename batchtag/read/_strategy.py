@@ -74,6 +74,7 @@ async def read_wanted(
     *,
     index: PlanIndex | None = None,
     listed: Callable[[], None] | None = None,
+    skip: float = 0.0,
 ) -> None:
     """Read the snapshots of `scope` that `wanted` marks, the cheaper way (see the module
     docstring); each is handed to `found` as soon as its state is known.
@@ -97,6 +98,10 @@ async def read_wanted(
     listed : callable, optional
         Called once the scope answered its first page (it exists), or at once when it is
         read by GET only.
+    skip : float
+        The share of the listing likely to hold nothing wanted at its start (a resume's
+        done snapshots): a listing goes on past it after its first page
+        (`Reader.read_scope`'s ``start``), and reads it last.
     """
     remaining = int(wanted.sum())
     if remaining > 1:
@@ -104,8 +109,10 @@ async def read_wanted(
         _pick(first.get("results") or (), scope, wanted, lookup, found)
         if listed is not None:
             listed()
-        if lists_rest(int(first.get("count", 0)), int(wanted.sum())):
-            async for page in reader.read_scope(*scope, first=first, index=index):
+        count = int(first.get("count", 0))
+        if lists_rest(count, int(wanted.sum())):
+            start = int(count * skip)
+            async for page in reader.read_scope(*scope, first=first, index=index, start=start):
                 _pick(page, scope, wanted, lookup, found)
             if reader.consistent:  # a consistent listing: what it lacks does not exist
                 missing = np.flatnonzero(wanted)
