@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from helpers import API_KEY
+from helpers import API_KEY, tags_dict
 
 import batchtag
 from batchtag.config import Settings
-from batchtag.gcore import Client, tags_dict
+from batchtag.gcore import Client
 
 KEYS = ["k1", "k2", "k3", "k4"]  # user keys of these tests (the sandbox's ro keys differ)
 

@@ -14,7 +14,8 @@ from click.testing import CliRunner, Result
 
 from batchtag.cli import main
 from batchtag.config import ENV_API_KEY, ENV_BASE_URL, ENV_PROJECT_ID, ENV_REGION_ID, Settings
-from batchtag.gcore import Client, tags_dict
+from batchtag.gcore import Client
+from batchtag.model import Snapshot
 
 API_KEY = "test-key-Zq9$secret"
 SID = "aaaaaaaa-0000-4000-8000-000000000001"  # a valid snapshot id no sandbox holds
@@ -80,6 +81,12 @@ def fetch(base_url: str, snapshot_id: str, project_id: int = 1, region_id: int =
             return await client.get_snapshot(project_id, region_id, snapshot_id)
 
     return asyncio.run(get())
+
+
+def tags_dict(snapshot: dict, *, user_only: bool = False) -> dict[str, str]:
+    """A snapshot JSON's tags as {key: value} (only the user tags with `user_only`)."""
+    decoded = Snapshot.from_wire(snapshot)
+    return decoded.user_tags if user_only else decoded.all_tags
 
 
 def fetch_tags(base_url: str, snapshot_id: str) -> dict[str, str]:

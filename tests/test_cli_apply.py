@@ -12,14 +12,23 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import env_for, fetch, fetch_tags, invoke, patches, set_rows, write_long_csv
+from helpers import (
+    env_for,
+    fetch,
+    fetch_tags,
+    invoke,
+    patches,
+    set_rows,
+    tags_dict,
+    write_long_csv,
+)
 
 import batchtag
 from batchtag.cli import main
 from batchtag.config import ENV_API_KEY, ENV_BASE_URL
 from batchtag.diff import diff_entry
-from batchtag.gcore import tags_dict
 from batchtag.manifest import read_plan
+from batchtag.model import Snapshot
 from batchtag.record import read_report
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "snapshots-long.csv"
@@ -42,7 +51,9 @@ def test_sample_manifest_applies_every_change(sandbox, tmp_path):
     assert result.exit_code == 0, result.output
     report = read_report(report_path)
     assert len(report) == len(plan.entries)
-    noop = sum(diff_entry(e, before[e.snapshot_id]).verdict == "noop" for e in plan)
+    noop = sum(
+        diff_entry(e, Snapshot.from_wire(before[e.snapshot_id])).verdict == "noop" for e in plan
+    )
     assert (report.status == "noop").sum() == noop  # known from the state read: not sent
     assert f"  ok {len(plan.entries) - noop}, noop {noop}\n" in result.output  # summary
     assert "ticket" in report.columns

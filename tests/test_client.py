@@ -8,11 +8,12 @@ import uuid
 
 import aiohttp
 import pytest
-from helpers import API_KEY, SID
+from helpers import API_KEY, SID, tags_dict
 
 from batchtag.config import Settings, check_base_url, resolve_settings
 from batchtag.errors import ApiError, UsageError
-from batchtag.gcore import Client, Slots, parse_retry_after, read_only_keys, tags_dict
+from batchtag.gcore import Client, Slots, parse_retry_after
+from batchtag.model import Snapshot
 
 
 def call(sandbox, coro_fn, key=API_KEY):
@@ -29,7 +30,7 @@ def test_get_and_patch_round_trip(sandbox):
     assert snap["id"] == sid
     after = call(sandbox, lambda c: c.patch_snapshot(1, 1, sid, b'{"tags": {"team": "infra"}}'))
     assert tags_dict(after)["team"] == "infra"
-    assert read_only_keys(after) == read_only_keys(snap)
+    assert Snapshot.from_wire(after).read_only == Snapshot.from_wire(snap).read_only
 
 
 def test_iter_snapshots_walks_every_page(make_sandbox):

@@ -22,7 +22,7 @@ from batchtag.diff import (
     print_plan,
     render_plan,
 )
-from batchtag.model import CONFLICT, Plan, PlanEntry
+from batchtag.model import CONFLICT, Plan, PlanEntry, as_snapshot
 from batchtag.record import EXIT_FAILED, EXIT_OK
 from batchtag.sandbox.store import Snapshot, SnapshotStore
 
@@ -137,7 +137,7 @@ def refused_renames(entry: PlanEntry, before: dict[str, str], ro: dict[str, str]
 @given(entry=entries, snap=snapshots)
 def test_the_minimal_body_does_exactly_what_the_diff_predicts(entry, snap):
     before, ro, name, task_id = user_tags(snap), ro_tags(snap), snap.name, snap.task_id
-    diff = diff_entry(entry, snap.to_json())
+    diff = diff_entry(entry, as_snapshot(snap.to_json()))
     after = patched(snap, diff.body)
     assert user_tags(after) == diff.after
     assert ro_tags(after) == ro  # read-only tags are never touched
@@ -172,14 +172,14 @@ def test_a_blind_write_ends_where_the_minimal_one_does(entry, snap):
     if entry.needs_current:
         return
     blind = patched(snapshot(user_tags(snap), ro_tags(snap), snap.name), entry.body())
-    diff = diff_entry(entry, snap.to_json())
+    diff = diff_entry(entry, as_snapshot(snap.to_json()))
     assert (user_tags(blind), blind.name) == (diff.after, diff.name_after)
 
 
 def test_read_only_keys_are_problems_not_changes():
     snap = snapshot({"env": "x"}, ro={"created-by": "gcore", "policy": "daily"})
     entry = PlanEntry(1, 1, SID, tags={"created-by": "me"}, renames={"env": "policy"})
-    diff = diff_entry(entry, snap.to_json())
+    diff = diff_entry(entry, as_snapshot(snap.to_json()))
     assert diff.verdict == kinds.NOOP and diff.body == {}  # the rename onto `policy` keeps `env`
     assert [(c.key, c.change, c.old, c.new) for c in diff.changes] == [
         ("created-by", kinds.READ_ONLY, "gcore", "me"),
@@ -187,15 +187,15 @@ def test_read_only_keys_are_problems_not_changes():
     ]
     # Setting a read-only key to the value it has is harmless: no problem.
     same = PlanEntry(1, 1, SID, tags={"created-by": "gcore"})
-    assert diff_entry(same, snap.to_json()).changes == []
+    assert diff_entry(same, as_snapshot(snap.to_json())).changes == []
 
 
 def test_verdicts_not_found_locked_and_a_same_name_is_a_noop():
     assert diff_entry(PlanEntry(1, 1, SID, tags={"a": "b"}), None).verdict == kinds.NOT_FOUND
-    locked = snapshot({"env": "x"}, task_id=TASK).to_json()
+    locked = as_snapshot(snapshot({"env": "x"}, task_id=TASK).to_json())
     assert diff_entry(PlanEntry(1, 1, SID, tags={"env": "y"}), locked).verdict == kinds.LOCKED
     assert diff_entry(PlanEntry(1, 1, SID, tags={"env": "x"}), locked).verdict == kinds.NOOP
-    renamed = diff_entry(PlanEntry(1, 1, SID, name="db-one"), snapshot({}).to_json())
+    renamed = diff_entry(PlanEntry(1, 1, SID, name="db-one"), as_snapshot(snapshot({}).to_json()))
     assert (renamed.verdict, renamed.body) == (kinds.NOOP, {})
 
 

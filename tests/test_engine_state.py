@@ -7,7 +7,7 @@ import pytest
 from batchtag.errors import ApiError
 from batchtag.gcore import RateLimiter, VirtualClock
 from batchtag.model import PlanEntry
-from batchtag.read import Reader, State, compact, expand, read_state
+from batchtag.read import Reader, State, read_state
 from batchtag.send import Engine, EngineOptions
 from batchtag.testing import FakeClient
 
@@ -82,18 +82,3 @@ def test_no_check_current_reads_only_what_a_rename_needs():
     assert [c.method for c in client.calls(sid)] == ["GET", "PATCH"]  # read, then written
     assert all([c.method for c in client.calls(s)] == ["PATCH"] for s in others)
     assert "moved" in user_tags(client, sid) and old not in user_tags(client, sid)
-
-
-def test_compact_round_trips_through_expand():
-    snap = {
-        "name": "db-1",
-        "task_id": "t-1",
-        "tags": [
-            {"key": "env", "value": "prod", "read_only": False},
-            {"key": "os", "value": "linux", "read_only": True},
-            {"key": "team", "value": "a", "read_only": False},
-        ],
-    }
-    back = expand(compact(snap))
-    assert back["name"] == "db-1" and back["task_id"] == "t-1"
-    assert sorted(back["tags"], key=lambda t: t["key"]) == snap["tags"]

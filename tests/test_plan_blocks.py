@@ -16,7 +16,7 @@ from manifest_helpers import NO_ENV
 from batchtag.diff import DiffCollector, entry_block, render_plan
 from batchtag.errors import ManifestError
 from batchtag.manifest import PlanEntries, read_plan
-from batchtag.model import PlanEntry
+from batchtag.model import PlanEntry, as_snapshot
 
 KEYS = ["env", "team", "policy"]  # "policy" is read-only on some snapshots
 VALUES = st.sampled_from(["x", "y"])
@@ -50,7 +50,7 @@ ENTRY = st.builds(
 def one_by_one(entries, snapshots, arrival, include_noop=False):
     collector = DiffCollector(["ticket"], include_noop=include_noop)
     for position in arrival:
-        collector.add(entries[position], snapshots[position], position)
+        collector.add(entries[position], as_snapshot(snapshots[position]), position)
     return collector.finish()
 
 
@@ -59,7 +59,7 @@ def by_blocks(entries, snapshots, arrival, cuts, include_noop=False, keep_rows=T
     for block in np.split(np.asarray(arrival, dtype=np.int64), sorted(cuts)):
         if len(block):
             made = entry_block(entries, block)
-            collector.add_block(made, [snapshots[p] for p in block.tolist()])
+            collector.add_block(made, [as_snapshot(snapshots[p]) for p in block.tolist()])
     return collector.finish()
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchtag.diff import CHUNK, DiffCollector, render_plan, write_diff
-from batchtag.model import PlanEntry
+from batchtag.model import PlanEntry, as_snapshot
 from batchtag.record import CHANGE_KINDS
 from batchtag.tabular import STR, read_table, str_dtype, write_table
 
@@ -34,7 +34,7 @@ def held(collector: DiffCollector, changed: int) -> int:
     before = _allocated()
     for i in range(changed):
         entry = PlanEntry(1, 1, sid(i), tags={"env": "prod"}, rows=[i + 1])
-        collector.add(entry, snapshot(i), position=i)
+        collector.add(entry, as_snapshot(snapshot(i)), position=i)
     gc.collect()
     return _allocated() - before
 
@@ -77,7 +77,7 @@ def pairs(count: int, seed: int):
 def collect(made) -> DiffCollector:
     collector = DiffCollector(["ticket", "owner"])
     for entry, current, position in made:
-        collector.add(entry, current, position)
+        collector.add(entry, as_snapshot(current), position)
     return collector
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import API_KEY, env_for, invoke, patches, scope_of
+from helpers import API_KEY, env_for, invoke, patches, scope_of, tags_dict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from policy_frames import inventory, rules_st, snapshot_st
@@ -25,7 +25,7 @@ from batchtag.cli import main
 from batchtag.commands import EXIT_DRIFT, ApplyOptions, inventory_state, scopes
 from batchtag.config import Settings
 from batchtag.diff import diff_plan, plan_exit_code
-from batchtag.gcore import Client, tags_dict
+from batchtag.gcore import Client
 from batchtag.inventory import ScopeChoice
 from batchtag.manifest import read_plan
 from batchtag.policy import PolicyError, evaluate, load_policy, parse_policy

@@ -11,6 +11,7 @@ from batchtag import read
 from batchtag.config import Settings
 from batchtag.errors import AbortRun, UsageError
 from batchtag.gcore import Client, RateLimiter
+from batchtag.model import Snapshot
 from batchtag.read import Reader
 from batchtag.sandbox import SandboxConfig, SandboxServer
 from tests.helpers import API_KEY
@@ -145,6 +146,11 @@ def add_case_twins(server) -> None:
         scope.add(dataclasses.replace(base, id=sid, tags={"team": team}, read_only=set()))
 
 
+def decoded(server, snapshot_id: str) -> Snapshot:
+    """What the sandbox holds of one snapshot, as the reader decodes it."""
+    return Snapshot.from_wire(server.store.find(1, 1, snapshot_id).to_json())
+
+
 def test_ids_that_are_not_uuids_are_compared_exactly(make_sandbox):
     """`snap-a` and `snap-A` are two snapshots (a UUID's case still does not matter)."""
     server = make_sandbox(snapshots=3)
@@ -154,10 +160,10 @@ def test_ids_that_are_not_uuids_are_compared_exactly(make_sandbox):
     assert not reader.stats.warnings and reader.stats.passes == 1
     uuid = server.store.ids()[0]
     wanted = [(1, 1, "snap-a"), (1, 1, "snap-A"), (1, 1, "SNAP-A"), (1, 1, uuid.upper())]
-    state, _ = read_keys(
-        server, wanted, transform=lambda s: s["tags"][0]["value"] if s["tags"] else s["id"]
-    )
-    assert state == {wanted[0]: "lower", wanted[1]: "upper", wanted[2]: None, wanted[3]: uuid}
+    state, _ = read_keys(server, wanted)
+    assert state[wanted[0]].user_tags == {"team": "lower"}
+    assert state[wanted[1]].user_tags == {"team": "upper"}
+    assert state[wanted[2]] is None and state[wanted[3]] == decoded(server, uuid)
 
 
 # ---------------------------------------------------------------- pages or GETs
@@ -174,7 +180,7 @@ def test_a_few_snapshots_are_read_by_get(five_pages):
     ids = five_pages.store.ids()
     wanted = [(1, 1, sid) for sid in ids[1500:1503]]
     state, reader = read_keys(five_pages, wanted)
-    assert {k: v["id"] for k, v in state.items()} == {k: k[2] for k in wanted}
+    assert state == {k: decoded(five_pages, k[2]) for k in wanted}
     assert five_pages.stats()["endpoints"] == {"list": 1, "get": 3}
 
 
@@ -185,13 +191,13 @@ def test_many_snapshots_are_read_by_pages(five_pages):
     state, reader = read_keys(five_pages, wanted)
     assert five_pages.stats()["endpoints"] == {"list": 5}
     assert state[wanted[-1]] is None
-    assert all(state[k]["id"] == k[2].lower() for k in wanted[:-1])
+    assert all(state[k] == decoded(five_pages, k[2].lower()) for k in wanted[:-1])
 
 
 def test_one_snapshot_is_one_get_and_a_missing_one_is_none(five_pages):
     five_pages.reset()
     wanted = [(1, 1, five_pages.store.ids()[7]), (1, 2, five_pages.store.ids()[8])]
-    state, _ = read_keys(five_pages, wanted, transform=lambda s: s["name"])
+    state, _ = read_keys(five_pages, wanted, transform=lambda s: s.name)
     assert state == {wanted[0]: five_pages.store.snapshots()[7].name, wanted[1]: None}
     assert five_pages.stats()["endpoints"] == {"get": 2}
 

@@ -21,7 +21,16 @@ from hypothesis import strategies as st
 
 from batchtag.gcore import RateLimiter, VirtualClock
 from batchtag.manifest import read_plan
-from batchtag.model import PlanEntry, PlanIndex, id_bytes, iter_masked, keys_of, uuid_bytes
+from batchtag.model import (
+    PlanEntry,
+    PlanIndex,
+    Snapshot,
+    as_snapshot,
+    id_bytes,
+    iter_masked,
+    keys_of,
+    uuid_bytes,
+)
 from batchtag.read import NOT_READ, IdSet, PlanIdSet, Reader, State, read_state
 from batchtag.record import scan_report
 from batchtag.tabular import INT, NotColumnar, write_table
@@ -93,15 +102,6 @@ SNAPSHOTS = st.one_of(
 )
 
 
-def user_first(snapshot: dict | None) -> dict | None:
-    """A snapshot as the state gives it back: user tags first, then read-only ones."""
-    if snapshot is None:
-        return None
-    tags = [t for t in snapshot["tags"] if not t["read_only"]]
-    tags += [t for t in snapshot["tags"] if t["read_only"]]
-    return {**snapshot, "tags": tags}
-
-
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -113,11 +113,11 @@ def user_first(snapshot: dict | None) -> dict | None:
 def test_the_state_answers_as_a_dict_would(size, puts, asks, monkeypatch_spill_buffer):
     entries = [PlanEntry(1, 1, UUIDS[i % 6] if i < 6 else f"s-{i}") for i in range(size)]
     state = State(PlanIndex.of(entries))
-    model: dict[int, dict | None] = {}
+    model: dict[int, Snapshot | None] = {}
     for position, snapshot in puts:
         if position < size:
             state.put(position, snapshot)
-            model[position] = user_first(snapshot)
+            model[position] = as_snapshot(snapshot)
     state.finish()
     for position, forget in asks:
         if position >= size:
@@ -142,7 +142,9 @@ def test_the_state_widens_its_offsets_when_the_spill_outgrows_them(monkeypatch):
         state.put(position, snapshots[position])
     state.finish()
     assert state.peek(entries[0]) is None and state.take(entries[1]) is None
-    assert [state.take(entries[i]) for i in range(2, size)] == snapshots[2:]
+    assert [state.take(entries[i]) for i in range(2, size)] == [
+        Snapshot.from_wire(s) for s in snapshots[2:]
+    ]
     assert len(state) == 1 and state.take(entries[5]) is NOT_READ
     state.close()
 

@@ -20,7 +20,7 @@ import batchtag
 from batchtag.diff import diff_entry
 from batchtag.errors import UsageError
 from batchtag.manifest import read_plan
-from batchtag.model import CONFLICT, FAILED, NOT_FOUND, OK, SKIPPED, Result
+from batchtag.model import CONFLICT, FAILED, NOT_FOUND, OK, SKIPPED, Result, as_snapshot
 from batchtag.record import (
     BLIND_META,
     CHANGE_COLUMNS,
@@ -48,7 +48,7 @@ def as_patch(rows: list[dict]) -> dict:
 @given(entry=entries, snap=snapshots)
 def test_the_rows_back_of_a_write_restore_user_tags_and_name(entry, snap):
     before, ro, name = user_tags(snap), ro_tags(snap), snap.name
-    diff = diff_entry(entry, snap.to_json())
+    diff = diff_entry(entry, as_snapshot(snap.to_json()))
     after = patched(snap, diff.body)
     rows = inverse_changes((1, 1, SID), before, user_tags(after), name, after.name, set(ro))
     if not rows:
@@ -230,7 +230,7 @@ def test_apply_does_what_plan_predicts_and_undo_restores_it(sandbox, ops):
     original = state(sandbox, ids)
     plan = read_plan(manifest, project_id=1, region_id=1, env={})
     before = current(sandbox)
-    predicted = {e.snapshot_id: diff_entry(e, before[e.key]).after for e in plan}
+    predicted = {e.snapshot_id: diff_entry(e, as_snapshot(before[e.key])).after for e in plan}
     with tempfile.TemporaryDirectory() as folder:
         report = apply(sandbox, manifest, Path(folder), "run")
         assert {sid: user for sid, (user, _, _) in state(sandbox, ids).items()} == predicted

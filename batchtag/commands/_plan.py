@@ -5,8 +5,8 @@
 
 The state is read with the one read strategy (`batchtag.read.read_wanted`: list pages or
 GETs per scope, whichever sends fewer requests) under the engine's limiter, retry classes
-and timeouts. Only what the diff needs of each snapshot is kept (name, task_id, tags), so a
-1M-snapshot plan stays small. Both write change files (`batchtag.diff.write_diff`), which
+and timeouts. Only what the diff needs of each snapshot is kept (its `model.Snapshot`:
+name, task_id, tags), so a 1M-snapshot plan stays small. Both write change files (`batchtag.diff.write_diff`), which
 `apply` applies after checking each key's old value. The Python functions
 (`batchtag.plan`, `batchtag.undo`) live in `batchtag.api._functions`.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
 from batchtag.errors import CALLER, AbortRun, ApiError, Interrupted, UsageError, option
 from batchtag.gcore import Client, RateLimiter, RetrySettings
 from batchtag.memory import gc_paused
-from batchtag.model import Plan, PlanIndex, PrefixLookup
+from batchtag.model import Plan, PlanIndex, PrefixLookup, Snapshot
 from batchtag.read import Key, Reader, ReadStats, read_keys, read_wanted
 from batchtag.record import (
     Progress,
@@ -73,9 +73,9 @@ def make_reader(client: Client, options: ApplyOptions) -> Reader:
 
 async def read_snapshots(
     keys: list[Key], options: ApplyOptions
-) -> tuple[dict[Key, dict[str, Any] | None], ReadStats]:
-    """The current state of `keys` (the one read strategy, `batchtag.read.read_keys`): only
-    what a diff reads of each snapshot is kept (name, task_id, tags).
+) -> tuple[dict[Key, Snapshot | None], ReadStats]:
+    """The current state of `keys` (the one read strategy, `batchtag.read.read_keys`), as
+    `Snapshot`s.
 
     The progress bar counts `keys` (the snapshots asked for), not the scopes' snapshots.
 
@@ -88,13 +88,13 @@ async def read_snapshots(
     Returns
     -------
     (dict, ReadStats)
-        Key -> snapshot JSON (None when not found), and what reading cost.
+        Key -> Snapshot (None when not found), and what reading cost.
     """
     bar = Progress(len(keys), enabled=options.progress)
 
-    def kept(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    def kept(snapshot: Snapshot) -> Snapshot:
         bar.advance(1)
-        return {k: snapshot.get(k) for k in ("name", "task_id", "tags")}
+        return snapshot
 
     finished = False
     async with open_client(options) as client:
@@ -148,7 +148,7 @@ async def diff_current(
                 lookup = PrefixLookup(index)
                 for scope in index.scopes:
                     wanted = index.in_scope(scope)
-                    await read_wanted(reader, scope, wanted, lookup, ids, found)
+                    await read_wanted(reader, scope, wanted, lookup, ids, found, index=index)
             finished = True
     except asyncio.CancelledError:
         if CALLER.get() == "cli":

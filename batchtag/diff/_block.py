@@ -24,7 +24,7 @@ import numpy as np
 
 from batchtag.diff._entry import CHANGE, LOCKED, NOOP, diff_entry
 from batchtag.diff._store import DIFF_COLUMNS
-from batchtag.model import PlanEntry, TagState
+from batchtag.model import PlanEntry, Snapshot, TagState
 from batchtag.record import MODIFY, NAME, READ_ONLY, TAG, change_kind
 
 # a diff line: (entry index j, field, key, change, old, new)
@@ -212,7 +212,7 @@ class Shapes:
 
 def diff_block(
     block: EntryBlock,
-    snapshots: Sequence[Mapping[str, Any] | None],
+    snapshots: Sequence[Snapshot | None],
     shapes: Shapes,
     *,
     include_noop: bool = False,
@@ -223,8 +223,8 @@ def diff_block(
     ----------
     block : EntryBlock
         The entries.
-    snapshots : sequence of Mapping or None
-        The j-th entry's current snapshot JSON (None: not found).
+    snapshots : sequence of Snapshot or None
+        The j-th entry's current state (None: not found).
     shapes : Shapes
         The per-state fast comparison (kept by the caller across blocks).
     include_noop : bool
@@ -269,32 +269,35 @@ def _slow(block: EntryBlock, j: int, snapshot, lines: list[Line]) -> str | None:
     return diff.verdict
 
 
-def _fast(j: int, snapshot: Mapping[str, Any], shape, name: str | None, lines: list[Line]):
+def _fast(j: int, snapshot: Snapshot, shape, name: str | None, lines: list[Line]):
     """Entry j (tags set/deleted, maybe a name) against its snapshot: lines appended in
     `diff_entry`'s order (tags by key, the name, read-only problems); returns the verdict,
     or None for a noop without lines."""
     items, keys = shape
     current: dict[str, Any] = {}
     read_only: set[str] | None = None
-    for tag in snapshot.get("tags") or ():
-        key = tag["key"]
-        if key in keys:
-            current[key] = tag["value"]
-            if tag.get("read_only"):
-                read_only = read_only or set()
-                read_only.add(key)
+    flat = snapshot.tags
+    if flat:
+        ro_from = 2 * snapshot.n_user
+        for i in range(0, len(flat), 2):
+            key = flat[i]
+            if key in keys:
+                current[key] = flat[i + 1]
+                if i >= ro_from:
+                    read_only = read_only or set()
+                    read_only.add(key)
     start = len(lines)
     for key, new in items:
         old = current.get(key)
         if old != new and (read_only is None or key not in read_only):
             lines.append((j, TAG, key, change_kind(old, new), old, new))
-    if name is not None and name != snapshot.get("name"):
-        lines.append((j, NAME, None, MODIFY, snapshot.get("name"), name))
+    if name is not None and name != snapshot.name:
+        lines.append((j, NAME, None, MODIFY, snapshot.name, name))
     changed = len(lines) > start
     if read_only is not None:
         for key, new in items:
             if key in read_only and current[key] != new:
                 lines.append((j, TAG, key, READ_ONLY, current[key], new))
     if changed:
-        return LOCKED if snapshot.get("task_id") else CHANGE
+        return LOCKED if snapshot.task_id else CHANGE
     return NOOP if len(lines) > start else None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from batchtag.diff._block import EntryBlock, Shapes, diff_block
 from batchtag.diff._entry import NOOP, VERDICTS, WRITES, Change, SnapshotDiff, diff_entry
 from batchtag.diff._store import DIFF_COLUMNS, Diff, DiffColumns
-from batchtag.model import Plan, PlanEntry
+from batchtag.model import Plan, PlanEntry, Snapshot, as_snapshot
 from batchtag.record import ADD, CONFLICT_NOTE, MODIFY, NAME, READ_ONLY, REMOVE
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class DiffCollector:
         )
 
     def add(
-        self, entry: PlanEntry, snapshot: Mapping[str, Any] | None, position: int | None = None
+        self, entry: PlanEntry, snapshot: Snapshot | None, position: int | None = None
     ) -> SnapshotDiff:
         """Diff one entry, count it, and keep its rows; returns the diff.
 
@@ -138,7 +138,7 @@ class DiffCollector:
             self._rows.append(self._values(diff, line), position)
         return diff
 
-    def add_block(self, block: EntryBlock, snapshots: Sequence[Mapping[str, Any] | None]) -> None:
+    def add_block(self, block: EntryBlock, snapshots: Sequence[Snapshot | None]) -> None:
         """Diff many entries (`batchtag.diff._block.EntryBlock`) against their snapshots (None:
         not found), count them and keep their rows: the rows `add` would keep, made
         column by column."""
@@ -189,7 +189,7 @@ def _row_changes(diff: SnapshotDiff, include_noop: bool) -> Iterator[Change | No
 
 
 def diff_frame(
-    pairs: Iterable[tuple[PlanEntry, Mapping[str, Any] | None]],
+    pairs: Iterable[tuple[PlanEntry, Snapshot | Mapping[str, Any] | None]],
     passthrough: Iterable[str] = (),
     *,
     include_noop: bool = False,
@@ -198,8 +198,9 @@ def diff_frame(
 
     Parameters
     ----------
-    pairs : iterable of (PlanEntry, Mapping or None)
-        Each plan entry with its current snapshot JSON (None: not found).
+    pairs : iterable of (PlanEntry, Snapshot or Mapping or None)
+        Each plan entry with its current state: a `Snapshot`, or the API's JSON object
+        (decoded by `batchtag.model.as_snapshot`); None: not found.
     passthrough : iterable of str
         Manifest columns copied into each row (named ``manifest_<col>`` on a clash).
     include_noop : bool
@@ -222,13 +223,13 @@ def diff_frame(
     """
     collector = DiffCollector(passthrough, include_noop=include_noop)
     for entry, snapshot in pairs:
-        collector.add(entry, snapshot)
+        collector.add(entry, as_snapshot(snapshot))
     return collector.frame()
 
 
 def diff_plan(
     plan: Plan,
-    current: Mapping[tuple[int, int, str], Mapping[str, Any] | None],
+    current: Mapping[tuple[int, int, str], Snapshot | Mapping[str, Any] | None],
     *,
     include_noop: bool = False,
 ) -> pd.DataFrame:
@@ -239,8 +240,8 @@ def diff_plan(
     plan : Plan
         The planned manifest; its passthrough columns are carried into the rows.
     current : Mapping
-        (project_id, region_id, snapshot_id) → current snapshot JSON; a snapshot that is
-        missing (or None) is `not_found`.
+        (project_id, region_id, snapshot_id) → its current `Snapshot` or the API's JSON
+        object; a snapshot that is missing (or None) is `not_found`.
     include_noop : bool
         Give `noop` snapshots a row too.
 
@@ -251,5 +252,5 @@ def diff_plan(
     """
     collector = DiffCollector(plan.passthrough, include_noop=include_noop, notes=plan.notes)
     for entry in plan.entries:
-        collector.add(entry, current.get(entry.key))
+        collector.add(entry, as_snapshot(current.get(entry.key)))
     return collector.frame()

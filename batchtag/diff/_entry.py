@@ -1,7 +1,8 @@
 """What a plan would change, snapshot by snapshot, given the current state: the `plan` diff.
 
 Pure logic, no network: the caller reads the snapshots (the state reader) and hands each
-plan entry with its current snapshot JSON (or None when the API does not know it) to
+plan entry with its current `batchtag.model.Snapshot` (or None when the API does not know
+it) to
 `diff_entry`, or streams the pairs through a `DiffCollector` to get the diff DataFrame and
 the summary.
 
@@ -28,8 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchtag.gcore import read_only_keys, tags_dict
-from batchtag.model import CONFLICT, EMPTY, PlanEntry, apply_tags_patch
+from batchtag.model import CONFLICT, EMPTY, PlanEntry, Snapshot, apply_tags_patch
 from batchtag.record import CONFLICT_NOTE, MODIFY, NAME, READ_ONLY, TAG, change_kind
 
 CHANGE, NOOP, NOT_FOUND, LOCKED = "change", "noop", "not_found", "locked"
@@ -72,16 +72,16 @@ class SnapshotDiff:
         return [c for c in self.changes if c.change == READ_ONLY]
 
 
-def diff_entry(entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> SnapshotDiff:
+def diff_entry(entry: PlanEntry, snapshot: Snapshot | None) -> SnapshotDiff:
     """Compare what `entry` asks for with `snapshot`, the current state.
 
     Parameters
     ----------
     entry : PlanEntry
         One snapshot's planned operations.
-    snapshot : Mapping or None
-        The snapshot JSON as the API returns it (``tags`` a list of
-        ``{key, value, read_only}``, ``name``, ``task_id``); None when it was not found.
+    snapshot : Snapshot or None
+        Its current state (`Snapshot.from_wire` decodes the API's JSON); None when it was
+        not found.
 
     Returns
     -------
@@ -93,17 +93,16 @@ def diff_entry(entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> Snapshot
     Examples
     --------
     >>> e = PlanEntry(1, 1, "id", tags={"env": "prod"})
-    >>> d = diff_entry(e, {"name": "db-1", "task_id": None,
-    ...                    "tags": [{"key": "env", "value": "dev", "read_only": False}]})
+    >>> d = diff_entry(e, Snapshot.from_wire({"name": "db-1", "task_id": None,
+    ...     "tags": [{"key": "env", "value": "dev", "read_only": False}]}))
     >>> d.verdict, d.body
     ('change', {'tags': {'env': 'prod'}})
     """
     if snapshot is None:
         return SnapshotDiff(entry, NOT_FOUND)
-    every = tags_dict(snapshot)
-    read_only = read_only_keys(snapshot)
-    before = {k: v for k, v in every.items() if k not in read_only} if read_only else every
-    name = snapshot.get("name")
+    before = snapshot.user_tags
+    read_only = snapshot.read_only
+    name = snapshot.name
     body = entry.body(before, read_only=read_only, current_name=name)
     after = apply_tags_patch(before, body.get("tags", EMPTY))  # = entry.target_tags(before)
     name_after = body.get("name", name)
@@ -117,11 +116,11 @@ def diff_entry(entry: PlanEntry, snapshot: Mapping[str, Any] | None) -> Snapshot
     if name_after != name:
         changes.append(Change(NAME, None, MODIFY, name, name_after))
     if read_only:
-        changes += read_only_problems(entry, before, every, read_only)
+        changes += read_only_problems(entry, before, snapshot.all_tags, read_only)
     if not body:
         verdict = NOOP
     else:
-        verdict = LOCKED if snapshot.get("task_id") else CHANGE
+        verdict = LOCKED if snapshot.task_id else CHANGE
     return SnapshotDiff(entry, verdict, changes, body, before, after, name, name_after)
 
 

@@ -19,8 +19,6 @@ _HOMES = {
     "SNAPSHOTS": "_client",
     "VOLUMES": "_client",
     "parse_retry_after": "_client",
-    "read_only_keys": "_client",
-    "tags_dict": "_client",
     "Clock": "_clock",
     "REAL_CLOCK": "_clock",
     "VirtualClock": "_clock",

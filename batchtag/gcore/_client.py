@@ -55,19 +55,6 @@ def snapshot_url(
     return f"{url}/{snapshot_id}" if snapshot_id else url
 
 
-def tags_dict(snapshot: dict[str, Any], *, user_only: bool = False) -> dict[str, str]:
-    """The snapshot's `tags` list as a {key: value} map."""
-    return {
-        t["key"]: t["value"]
-        for t in snapshot.get("tags") or []
-        if not (user_only and t.get("read_only"))
-    }
-
-
-def read_only_keys(snapshot: dict[str, Any]) -> frozenset[str]:
-    return frozenset(t["key"] for t in snapshot.get("tags") or [] if t.get("read_only"))
-
-
 def parse_retry_after(headers: Any) -> float | None:
     """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
     value = headers.get("retry-after-ms")

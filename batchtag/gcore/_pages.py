@@ -106,7 +106,7 @@ def _arrow_page(raw: bytes, options: Any) -> dict | None:
 
 class TableClient:
     """A `Client` whose `list_page` makes Arrow pages (see `table_parser`); the rest is the
-    client's own. For `Reader.read_scope` (`batchtag.read.read_keys` picks dicts).
+    client's own. For `Reader.read_scope` (`batchtag.read.read_keys` reads dicts).
 
     Parameters
     ----------

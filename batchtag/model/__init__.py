@@ -1,5 +1,6 @@
-"""The data every stage shares, pure (no I/O): the plan and its entries, snapshot keys
-and the plan's index, the tags merge patch, and a snapshot's result and statuses.
+"""The data every stage shares, pure (no I/O): a snapshot's state decoded from the API's
+JSON, the plan and its entries, snapshot keys and the plan's index, the tags merge patch,
+and a snapshot's result and statuses.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ _HOMES = {
     "PlanEntry": "_plan",
     "SharedDict": "_plan",
     "PrefixLookup": "_prefix",
+    "Snapshot": "_snapshot",
+    "as_snapshot": "_snapshot",
     "CONFLICT": "_result",
     "DONE_STATUSES": "_result",
     "FAILED": "_result",

@@ -4,8 +4,9 @@
 generic byte compare, ~5x slower than integers, and at 1M keys that search was the
 largest single cost of reading a page in `plan`. `PrefixLookup` searches a uint64 copy of
 each sorted key's first 8 bytes instead (8 bytes a plan entry), checks the whole key, and
-hands whatever it could not settle (keys not in the plan, two keys with one prefix, an id
-in several scopes) to `PlanIndex.positions`, so its answers are that method's.
+hands whatever it could not settle (two keys with one prefix, an id in several scopes) to
+`PlanIndex.positions`, so its answers are that method's; a key whose prefix no plan key
+has is not in the plan.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ class PrefixLookup:
         code = index.code(scope)
         if code is None or not len(keys) or not len(self.sorted_prefixes):
             return index.positions(scope, keys)
-        at = np.searchsorted(self.sorted_prefixes, prefixes(keys))
+        wanted = prefixes(keys)
+        at = np.searchsorted(self.sorted_prefixes, wanted)
         np.minimum(at, len(self.sorted_prefixes) - 1, out=at)
         found = index.order[at].astype(np.int64)
         settled = (index.sorted_keys[at] == keys) & (index.scope_codes[found] == code)
         out = np.where(settled, found, -1)
+        settled |= self.sorted_prefixes[at] != wanted  # no plan key has its prefix: -1
         rest = np.flatnonzero(~settled)
         if len(rest):
             out[rest] = index.positions(scope, keys[rest])

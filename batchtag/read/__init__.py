@@ -25,8 +25,6 @@ _HOMES = {
     "NOT_FOUND_TEXT": "_state",
     "NOT_READ": "_state",
     "State": "_state",
-    "compact": "_state",
-    "expand": "_state",
     "read_state": "_state",
 }
 __all__ = sorted(_HOMES)

@@ -4,8 +4,9 @@ The reader keeps every id a scope's listing handed out, to drop the duplicates o
 paging can return and to tell a consistent pass from one that changed (see
 `batchtag.read._reader`). `IdSet` holds the keys themselves (`batchtag.model._index.id_bytes`, 16
 bytes an id); `PlanIdSet` answers the same for a read that has a plan's index at hand: an id
-the plan has in that scope is a byte in a mask over the plan's positions (an apply's state
-read lists mostly such ids), and only the others are held as keys.
+the plan has in that scope is a byte in a mask over the plan's positions (the state read
+of an apply or a plan lists mostly such ids, and has looked their positions up already:
+`batchtag.read._reader.Listed`), and only the others are held as keys.
 
 `IdSet` holds each key as two 8-byte integers (first half, second half): integers sort
 and binary-search several times faster than 16-byte strings (a 1M listing costs ~0.7 s
@@ -62,9 +63,10 @@ class IdSet:
         """A mask: which of `keys` are in the set."""
         return self._contains(*halves(keys))
 
-    def add(self, keys: np.ndarray) -> np.ndarray:
+    def add(self, keys: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
         """Add `keys`; returns a mask of those that were new (a key repeated within `keys`
-        is new at its first occurrence only)."""
+        is new at its first occurrence only). `positions` is not needed (see
+        `PlanIdSet.add`)."""
         new = np.zeros(len(keys), dtype=bool)
         if not len(keys):
             return new
@@ -127,9 +129,13 @@ class PlanIdSet:
     def __len__(self) -> int:
         return self._count + len(self._others)
 
-    def add(self, keys: np.ndarray) -> np.ndarray:
-        """Add `keys`; returns a mask of those that were new (see `IdSet.add`)."""
-        positions = self.index.positions(self.scope, keys)
+    def add(self, keys: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+        """Add `keys`; returns a mask of those that were new (see `IdSet.add`).
+
+        `positions`: the keys' plan positions in `scope` when the caller looked them up
+        already (`batchtag.read._reader.Listed`); else they are looked up here."""
+        if positions is None:
+            positions = self.index.positions(self.scope, keys)
         planned = positions >= 0
         new = np.zeros(len(keys), dtype=bool)
         at = np.flatnonzero(planned)

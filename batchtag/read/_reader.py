@@ -30,7 +30,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -52,7 +52,7 @@ from batchtag.gcore import (
     row_keys,
     take_rows,
 )
-from batchtag.model import PlanIndex
+from batchtag.model import PlanIndex, Scope
 from batchtag.read._idset import Seen, id_set
 from batchtag.read._slots import Slots
 
@@ -91,6 +91,31 @@ class ScopeError(Exception):
 MAX_PASSES = 3
 Key = tuple[int, int, str]  # (project_id, region_id, snapshot_id)
 Progress = Callable[[int, int], None]  # (snapshots read so far, total expected)
+
+
+class Lookup(Protocol):
+    """Plan positions by snapshot key (`PlanIndex`, `batchtag.model.PrefixLookup`)."""
+
+    def positions(self, scope: Scope, keys: np.ndarray) -> np.ndarray: ...
+
+
+class Listed(NamedTuple):
+    """A list page's rows with their keys (`batchtag.model.id_bytes`) and, when a plan is
+    at hand, their plan positions (-1: not in the plan): each row keyed and looked up once,
+    for the listing's dedup and for the caller alike."""
+
+    rows: Any  # a list of snapshot dicts, or a pyarrow.Table (`batchtag.gcore.TableClient`)
+    keys: np.ndarray
+    positions: np.ndarray | None
+    count: int  # the page's ``count``: snapshots in the scope
+
+
+def listed(page: dict, scope: Scope, lookup: Lookup | None = None) -> Listed:
+    """A list page (``{"count", "results"}``) keyed, and looked up in `lookup` if given."""
+    rows = page.get("results") or []
+    keys = row_keys(rows)
+    positions = None if lookup is None else lookup.positions(scope, keys)
+    return Listed(rows, keys, positions, int(page.get("count", 0)))
 
 
 @dataclass
@@ -280,9 +305,8 @@ class Reader:
         region_id: int,
         *,
         first: dict | None = None,
-        index: PlanIndex | None = None,
         start: int = 0,
-    ) -> AsyncIterator[list[dict]]:
+    ) -> AsyncIterator[Any]:
         """Every snapshot of a scope, page by page in listing order, each one once.
 
         Parameters
@@ -291,9 +315,6 @@ class Reader:
             The scope.
         first : dict, optional
             The page at offset 0 when the caller already has it.
-        index : PlanIndex, optional
-            A plan's index: the ids it has in the scope are then remembered by their plan
-            position (a byte each, `batchtag.read._idset.PlanIdSet`), not by their 16-byte key.
         start : int
             After the first page, the listing is read from this offset (rounded down to a
             page) to its end, then from the second page up to it: the pages the caller
@@ -302,8 +323,49 @@ class Reader:
 
         Yields
         ------
-        list of dict
+        list of dict (or pyarrow.Table, from a `batchtag.gcore.TableClient`)
             Snapshot objects as the API returns them, never one id twice.
+        """
+        scope = (project_id, region_id)
+        page_0 = None if first is None else listed(first, scope)
+        async for page in self.read_listed(project_id, region_id, first=page_0, start=start):
+            yield page.rows
+
+    async def read_listed(
+        self,
+        project_id: int,
+        region_id: int,
+        *,
+        first: Listed | None = None,
+        lookup: Lookup | None = None,
+        index: PlanIndex | None = None,
+        start: int = 0,
+    ) -> AsyncIterator[Listed]:
+        """`read_scope`, each page with the keys and plan positions of its rows.
+
+        Parameters
+        ----------
+        project_id, region_id : int
+            The scope.
+        first : Listed, optional
+            The page at offset 0 (`listed`), when the caller already has it.
+        lookup : Lookup, optional
+            Where each page's keys are looked up (once: the listing remembers the ids by
+            these positions when there is an `index`, and they are yielded).
+        index : PlanIndex, optional
+            The plan the positions are of: the ids it has in the scope are then remembered
+            by their plan position (a byte each, `batchtag.read._idset.PlanIdSet`), not by
+            their 16-byte key.
+        start : int
+            After the first page, the listing is read from this offset (rounded down to a
+            page) to its end, then from the second page up to it: the pages the caller
+            wants first (a resume's pending snapshots, past those done) come first. The
+            consistency checks do not depend on the order.
+
+        Yields
+        ------
+        Listed
+            The rows not handed out before, their keys and positions.
         """
         scope = (project_id, region_id)
         seen = id_set(index, scope)  # no Python object per id
@@ -313,7 +375,7 @@ class Reader:
             current = _Pass(ids=id_set(index, scope) if passes else None)
             passes.append(current)
             self.stats.passes += 1
-            async for page in self._pass(project_id, region_id, seen, current, first, start):
+            async for page in self._pass(scope, seen, current, first, lookup, start):
                 yield page
             first = None
             if current.consistent:
@@ -324,16 +386,17 @@ class Reader:
 
     async def _pass(
         self,
-        project_id: int,
-        region_id: int,
+        scope: Scope,
         seen: Seen,
         current: _Pass,
-        first: dict | None,
+        first: Listed | None,
+        lookup,
         start: int = 0,
-    ) -> AsyncIterator[list[dict]]:
-        first = first if first is not None else await self.page(project_id, region_id, 0)
+    ) -> AsyncIterator[Listed]:
+        if first is None:
+            first = listed(await self.page(*scope, 0), scope, lookup)
         yield self._take(first, seen, current)
-        target = int(first.get("count", 0))
+        target = first.count
         window = max(2, 2 * self.concurrency)  # pages scheduled ahead of the one awaited
         start = max(LIST_PAGE, start - start % LIST_PAGE)
         tail, head = start, LIST_PAGE  # the next offsets of [start, target), [LIST_PAGE, start)
@@ -352,12 +415,11 @@ class Reader:
         try:
             while True:
                 while len(scheduled) < window and (offset := next_offset()) is not None:
-                    coro = self.page(project_id, region_id, offset)
-                    scheduled.append(asyncio.create_task(coro))
+                    scheduled.append(asyncio.create_task(self.page(*scope, offset)))
                 if not scheduled:
                     break
-                page = await scheduled.popleft()
-                target = max(target, int(page.get("count", 0)))
+                page = listed(await scheduled.popleft(), scope, lookup)
+                target = max(target, page.count)
                 yield self._take(page, seen, current)
         finally:
             for task in scheduled:
@@ -365,25 +427,31 @@ class Reader:
             if scheduled:
                 await asyncio.gather(*scheduled, return_exceptions=True)
 
-    def _take(self, page: dict, seen: Seen, current: _Pass) -> list[dict]:
-        """The snapshots of `page` not handed out before; bookkeeping for consistency.
+    def _take(self, page: Listed, seen: Seen, current: _Pass) -> Listed:
+        """The rows of `page` not handed out before; bookkeeping for consistency.
 
         The first pass's ids are `seen` itself; a later pass keeps its own set as well."""
-        results = page.get("results") or []
-        current.counts.append(int(page.get("count", 0)))
-        keys = row_keys(results)
-        listed = seen if current.ids is None else current.ids
-        new = listed.add(keys)
-        current.duplicates += len(results) - int(new.sum())
-        current.listed += int(new.sum())
-        if listed is not seen:  # a later pass: hand out only what no pass handed out yet
+        rows, keys, positions, count = page
+        current.counts.append(count)
+        listed_ids = seen if current.ids is None else current.ids
+        new = listed_ids.add(keys, positions)
+        fresh_count = int(new.sum())
+        current.duplicates += len(keys) - fresh_count
+        current.listed += fresh_count
+        if listed_ids is not seen:  # a later pass: hand out only what no pass handed out yet
             fresh_at = np.flatnonzero(new)
-            new[fresh_at] = seen.add(keys[fresh_at])
-        fresh = take_rows(results, new)
-        self._read += len(fresh)
+            new[fresh_at] = seen.add(
+                keys[fresh_at], None if positions is None else positions[fresh_at]
+            )
+            fresh_count = int(new.sum())
+        self._read += fresh_count
         if self.progress is not None:
-            self.progress(self._read, max(self._read, self._base + current.counts[-1]))
-        return fresh
+            self.progress(self._read, max(self._read, self._base + count))
+        if fresh_count == len(keys):
+            return page
+        return Listed(
+            take_rows(rows, new), keys[new], None if positions is None else positions[new], count
+        )
 
     def _report(self, project_id: int, region_id: int, passes: list[_Pass], seen: Seen) -> None:
         first, last = passes[0], passes[-1]

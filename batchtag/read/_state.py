@@ -16,11 +16,12 @@ Which snapshots are read (`check_current`, see `batchtag.commands`' read mode):
   (rename, clear + set, a change file's checks: `PlanEntry.needs_current`); the others are
   written blind, and cannot be undone.
 
-Memory: nothing per snapshot as a Python object. Each snapshot read is encoded (`compact`,
-then `marshal`) into an unlinked temporary file (`batchtag.read._spill`, in ``$TMPDIR``; the page
-cache holds it, not the process), and the run keeps the record's offset per plan position
-(4 bytes), found through the plan's `batchtag.model._index.PlanIndex`. The engine takes each
-one when it starts the snapshot, which is only once its state is in the file. A disk too
+Memory: nothing per snapshot as a Python object. Each snapshot read is encoded (its
+`batchtag.model.Snapshot.compact` form, then `marshal`) into an unlinked temporary file
+(`batchtag.read._spill`, in ``$TMPDIR``; the page cache holds it, not the process), and the
+run keeps the record's offset per plan position (4 bytes), found through the plan's
+`batchtag.model.PlanIndex`. The engine takes each one (decoded back into a `Snapshot`)
+when it starts the snapshot, which is only once its state is in the file. A disk too
 full to hold the file aborts the run (what was not sent is `skipped`, exit 3), naming the
 folder.
 
@@ -33,12 +34,19 @@ is `noop`.
 from __future__ import annotations
 
 import marshal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from batchtag.model import PlanEntry, PlanIndex, entries_at, needs_current_mask
+from batchtag.model import (
+    PlanEntry,
+    PlanIndex,
+    Snapshot,
+    as_snapshot,
+    entries_at,
+    needs_current_mask,
+)
 from batchtag.read._reader import Reader
 from batchtag.read._spill import Spill
 from batchtag.read._strategy import read_wanted
@@ -47,42 +55,7 @@ NOT_READ = object()  # `State.take`: the snapshot's state was not read
 NOT_FOUND_TEXT = "not found when the state was read"
 Scope = tuple[int, int]
 Ready = Callable[[np.ndarray], None]  # `read_state`'s `ready`: positions that can be sent
-Compact = tuple  # (name, task_id, n_user, k1, v1, ...): see `compact`
 OFFSETS = np.dtype(np.uint32)  # `State`'s per position (wider once the spill outgrows it)
-
-
-def compact(snapshot: dict[str, Any]) -> Compact:
-    """What the run keeps of a snapshot: name, task_id, user then read-only tags.
-
-    Examples
-    --------
-    >>> compact({"name": "db", "task_id": None, "tags": [
-    ...     {"key": "env", "value": "prod", "read_only": False},
-    ...     {"key": "os", "value": "linux", "read_only": True}]})
-    ('db', None, 1, 'env', 'prod', 'os', 'linux')
-    """
-    user: list[str] = []
-    ro: list[str] = []
-    for tag in snapshot.get("tags") or ():
-        (ro if tag.get("read_only") else user).extend((tag["key"], tag["value"]))
-    return (snapshot.get("name"), snapshot.get("task_id"), len(user) // 2, *user, *ro)
-
-
-def expand(state: Compact) -> dict[str, Any]:
-    """The snapshot JSON (name, task_id, tags) back from `compact`, for `diff_entry`.
-
-    Examples
-    --------
-    >>> expand(("db", None, 1, "env", "prod", "os", "linux"))["tags"][1]
-    {'key': 'os', 'value': 'linux', 'read_only': True}
-    """
-    name, task_id, n_user = state[:3]
-    flat = state[3:]
-    tags = [
-        {"key": flat[i], "value": flat[i + 1], "read_only": i >= 2 * n_user}
-        for i in range(0, len(flat), 2)
-    ]
-    return {"name": name, "task_id": task_id, "tags": tags}
 
 
 class State:
@@ -123,14 +96,16 @@ class State:
         self._offsets, self._unread, self._missing = offsets, unread, missing
         return offsets
 
-    def put(self, position: int, snapshot: dict[str, Any] | None) -> None:
-        """Keep what was read of the snapshot at `position` (None: it does not exist)."""
+    def put(self, position: int, snapshot: Snapshot | Mapping[str, Any] | None) -> None:
+        """Keep what was read of the snapshot at `position` (None: it does not exist; the
+        API's JSON object is decoded, `batchtag.model.as_snapshot`)."""
         offsets = self._arrays()
         self._held += int(offsets[position] == self._unread)
+        snapshot = as_snapshot(snapshot)
         if snapshot is None:
             offsets[position] = self._missing
             return
-        offset = self._spill.append(marshal.dumps(compact(snapshot)))
+        offset = self._spill.append(marshal.dumps(snapshot.compact()))
         if offset >= self._missing:
             offsets = self._widen()
         offsets[position] = offset
@@ -152,7 +127,7 @@ class State:
         self._offsets = None
         self._held = 0
 
-    def _lookup(self, entry: PlanEntry, forget: bool) -> dict[str, Any] | None | object:
+    def _lookup(self, entry: PlanEntry, forget: bool) -> Snapshot | None | object:
         if self._offsets is None:
             return NOT_READ
         position = self.index.position(entry)
@@ -166,13 +141,13 @@ class State:
             self._held -= 1
         if offset == self._missing:
             return None
-        return expand(marshal.loads(self._spill.read(offset)))
+        return Snapshot.decode(marshal.loads(self._spill.read(offset)))
 
-    def take(self, entry: PlanEntry) -> dict[str, Any] | None | object:
-        """The snapshot JSON for `entry` (None: not found), or `NOT_READ`; forgets it."""
+    def take(self, entry: PlanEntry) -> Snapshot | None | object:
+        """The `Snapshot` of `entry` (None: not found), or `NOT_READ`; forgets it."""
         return self._lookup(entry, forget=True)
 
-    def peek(self, entry: PlanEntry) -> dict[str, Any] | None | object:
+    def peek(self, entry: PlanEntry) -> Snapshot | None | object:
         """As `take`, but keeps the state."""
         return self._lookup(entry, forget=False)
 
@@ -238,7 +213,7 @@ async def read_state(
             ready(blind)
             continue
 
-        def found(positions: np.ndarray, snapshots: Sequence[dict | None]) -> None:
+        def found(positions: np.ndarray, snapshots: Sequence[Snapshot | None]) -> None:
             for position, snapshot in zip(positions.tolist(), snapshots, strict=True):
                 state.put(position, snapshot)
             state.finish()  # on disk before the engine may take it
@@ -252,7 +227,7 @@ async def read_state(
             lambda positions: [e.snapshot_id for e in entries_at(entries, positions)],
             found,
             index=state.index,
-            listed=lambda blind=blind: ready(blind),
+            on_listed=lambda blind=blind: ready(blind),
             skip=done,
         )
         state.read += count

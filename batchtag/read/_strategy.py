@@ -13,6 +13,11 @@ enforce through apply) reads a scope with `read_wanted`:
 
 A listing that stayed consistent (`Reader.consistent`) proves that what it lacks does not
 exist; after one that changed while it was read, the snapshots it lacks are read by GET.
+
+Each page is keyed and looked up in the plan once (`batchtag.read._reader.Listed`): the
+listing drops its duplicates by those positions, and the same positions say which rows
+are wanted. Each wanted row (or GET answer) is decoded once, into a
+`batchtag.model.Snapshot`.
 """
 
 from __future__ import annotations
@@ -20,25 +25,19 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from batchtag.gcore import LIST_PAGE
-from batchtag.model import PlanIndex, keys_of
-from batchtag.read._reader import Reader
+from batchtag.model import PlanIndex, Snapshot, keys_of
+from batchtag.read._reader import Listed, Lookup, Reader, listed
 
 GET_BATCH = 1000  # GETs gathered at once (the reader's slots bound those in flight)
 Scope = tuple[int, int]
 Key = tuple[int, int, str]  # (project_id, region_id, snapshot_id)
 # `read_wanted`'s `found`: positions and their snapshots (None: it does not exist)
-Found = Callable[[np.ndarray, Sequence[dict | None]], None]
-
-
-class Lookup(Protocol):
-    """Plan positions by snapshot key (`PlanIndex`, `batchtag.model.PrefixLookup`)."""
-
-    def positions(self, scope: Scope, keys: np.ndarray) -> np.ndarray: ...
+Found = Callable[[np.ndarray, Sequence[Snapshot | None]], None]
 
 
 def pages(count: int) -> int:
@@ -73,7 +72,7 @@ async def read_wanted(
     found: Found,
     *,
     index: PlanIndex | None = None,
-    listed: Callable[[], None] | None = None,
+    on_listed: Callable[[], None] | None = None,
     skip: float = 0.0,
 ) -> None:
     """Read the snapshots of `scope` that `wanted` marks, the cheaper way (see the module
@@ -91,29 +90,32 @@ async def read_wanted(
     ids_at : callable
         The snapshot ids at some positions (for GETs).
     found : callable
-        Called with positions (int64) and their snapshots (None: does not exist), a page's
+        Called with positions (int64) and their `Snapshot` (None: does not exist), a page's
         worth or a GET's answer at a time.
     index : PlanIndex, optional
-        Passed to `Reader.read_scope`: the listing remembers plan ids by position.
-    listed : callable, optional
+        The plan `lookup` finds positions in: the listing then remembers plan ids by
+        position (`Reader.read_listed`).
+    on_listed : callable, optional
         Called once the scope answered its first page (it exists), or at once when it is
         read by GET only.
     skip : float
         The share of the listing likely to hold nothing wanted at its start (a resume's
         done snapshots): a listing goes on past it after its first page
-        (`Reader.read_scope`'s ``start``), and reads it last.
+        (`Reader.read_listed`'s ``start``), and reads it last.
     """
     remaining = int(wanted.sum())
     if remaining > 1:
-        first = await reader.page(*scope, 0)
-        _pick(first.get("results") or (), scope, wanted, lookup, found)
-        if listed is not None:
-            listed()
-        count = int(first.get("count", 0))
-        if lists_rest(count, int(wanted.sum())):
-            start = int(count * skip)
-            async for page in reader.read_scope(*scope, first=first, index=index, start=start):
-                _pick(page, scope, wanted, lookup, found)
+        first = listed(await reader.page(*scope, 0), scope, lookup)
+        _pick(first, wanted, found)
+        if on_listed is not None:
+            on_listed()
+        if lists_rest(first.count, int(wanted.sum())):
+            start = int(first.count * skip)
+            listing = reader.read_listed(
+                *scope, first=first, lookup=lookup, index=index, start=start
+            )
+            async for page in listing:
+                _pick(page, wanted, found)
             if reader.consistent:  # a consistent listing: what it lacks does not exist
                 missing = np.flatnonzero(wanted)
                 wanted[missing] = False
@@ -121,8 +123,8 @@ async def read_wanted(
                     chunk = missing[start : start + GET_BATCH]
                     found(chunk, [None] * len(chunk))
                 return
-    elif listed is not None:
-        listed()
+    elif on_listed is not None:
+        on_listed()
     await _get_each(reader, scope, wanted, ids_at, found)
 
 
@@ -134,7 +136,10 @@ async def _get_each(reader, scope, wanted, ids_at, found) -> None:
 
     async def get(position: int, snapshot_id: str) -> None:
         snapshot = await reader.get((*scope, snapshot_id))
-        found(np.array([position], dtype=np.int64), [snapshot or None])
+        found(
+            np.array([position], dtype=np.int64),
+            [Snapshot.from_wire(snapshot) if snapshot else None],
+        )
 
     for start in range(0, len(positions), GET_BATCH):
         chunk = positions[start : start + GET_BATCH]
@@ -142,23 +147,24 @@ async def _get_each(reader, scope, wanted, ids_at, found) -> None:
         await asyncio.gather(*(get(position, sid) for position, sid in pairs))
 
 
-def _pick(page: Sequence[dict], scope: Scope, wanted: np.ndarray, lookup: Lookup, found) -> None:
-    """Hand the snapshots of `page` that are wanted to `found` (and want them no more), in
-    the page's order."""
-    if not page:
+def _pick(page: Listed, wanted: np.ndarray, found: Found) -> None:
+    """Hand the rows of `page` that are wanted to `found` as `Snapshot`s (and want them no
+    more), in the page's order."""
+    positions = page.positions
+    if positions is None or not len(positions):
         return
-    positions = lookup.positions(scope, keys_of(s["id"] for s in page))
     hit = positions >= 0
     hit[hit] = wanted[positions[hit]]
     at = np.flatnonzero(hit)  # indexes into the page
     if len(at):
         chosen = positions[at]
         wanted[chosen] = False
-        found(chosen, [page[i] for i in at.tolist()])
+        rows = page.rows
+        found(chosen, [Snapshot.from_wire(rows[i]) for i in at.tolist()])
 
 
 async def read_keys(
-    reader: Reader, keys: Sequence[Key], keep: Callable[[dict], Any] | None = None
+    reader: Reader, keys: Sequence[Key], keep: Callable[[Snapshot], Any] | None = None
 ) -> dict[Key, Any]:
     """The current state of some snapshots, each scope read by `read_wanted`.
 
@@ -169,12 +175,12 @@ async def read_keys(
     keys : sequence of (project_id, region_id, snapshot_id)
         The snapshots (ids in any case).
     keep : callable, optional
-        Applied to each snapshot found (only what it returns is held).
+        Applied to each `Snapshot` found (only what it returns is held).
 
     Returns
     -------
     dict
-        Each key -> its snapshot (or ``keep(snapshot)``); None for one that does not exist.
+        Each key -> its `Snapshot` (or ``keep(snapshot)``); None for one that does not exist.
     """
     keep = keep or (lambda snapshot: snapshot)
     codes: dict[Scope, int] = {}
@@ -182,7 +188,7 @@ async def read_keys(
     index = PlanIndex.build(scope_codes, tuple(codes), keys_of(k[2] for k in keys))
     out: dict[Key, Any] = {}
 
-    def found(positions: np.ndarray, snapshots: Sequence[dict | None]) -> None:
+    def found(positions: np.ndarray, snapshots: Sequence[Snapshot | None]) -> None:
         for position, snapshot in zip(positions.tolist(), snapshots, strict=True):
             out[keys[position]] = None if snapshot is None else keep(snapshot)
 

@@ -29,8 +29,7 @@ import numpy as np
 import pandas as pd
 
 from batchtag.errors import UsageError, option
-from batchtag.gcore import read_only_keys, tags_dict
-from batchtag.model import CONFLICT, NOT_FOUND, OK, PLANNED, SKIPPED
+from batchtag.model import CONFLICT, NOT_FOUND, OK, PLANNED, SKIPPED, Snapshot, as_snapshot
 from batchtag.record._changes import CHANGE_COLUMNS, NAME, change_kind, inverse_changes
 from batchtag.record._columns import frame_of
 from batchtag.record._summary import BLIND_META
@@ -159,7 +158,7 @@ def _json_kind(value: Any) -> str:
 
 def undo_changes(
     report: pd.DataFrame,
-    current: Mapping[Key, Mapping[str, Any] | None] | None = None,
+    current: Mapping[Key, Snapshot | Mapping[str, Any] | None] | None = None,
     *,
     force: bool = False,
     report_name: str = "report",
@@ -173,8 +172,8 @@ def undo_changes(
         The report as `read_report` returns it (tags_before / tags_after dicts or JSON
         text, optional name_before / name_after / ro_tags / rows, status).
     current : Mapping, optional
-        (project_id, region_id, snapshot_id) -> current snapshot JSON (None or missing: not
-        found); None skips the check (every row is kept as the run left it).
+        (project_id, region_id, snapshot_id) -> its current `batchtag.model.Snapshot` or the
+        API's JSON object (None or missing: not found); None skips the check (every row is kept as the run left it).
     force : bool
         Revert conflicting keys too, from the value they hold now (overwriting the later
         change).
@@ -207,20 +206,20 @@ def undo_changes(
 
 
 def _check(
-    revert: Revert, current: Mapping[Key, Mapping[str, Any] | None] | None, force: bool
+    revert: Revert, current: Mapping[Key, Snapshot | Mapping[str, Any] | None] | None, force: bool
 ) -> tuple[list[dict[str, Any]], tuple | None]:
     """(the rows to keep, the skipped row or None) for one snapshot."""
     if current is None or not revert.rows:
         return revert.rows, None
-    snapshot = current.get(revert.key)
+    snapshot = as_snapshot(current.get(revert.key))
     if snapshot is None:
         return [], (*revert.key, NOT_FOUND, "the snapshot no longer exists")
-    now = tags_dict(dict(snapshot), user_only=True)
-    read_only = read_only_keys(dict(snapshot))
+    now = snapshot.user_tags
+    read_only = snapshot.read_only
     kept, changed = [], []
     for row in revert.rows:
         if row["field"] == NAME:
-            value = snapshot.get("name")
+            value = snapshot.name
         elif row["key"] in read_only:
             continue  # read-only now: the API keeps it, there is nothing to revert
         else:

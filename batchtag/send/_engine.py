@@ -47,6 +47,7 @@ from batchtag.model import (
     SKIPPED,
     PlanEntry,
     Result,
+    Snapshot,
     json_text,
 )
 from batchtag.read import NOT_FOUND_TEXT, NOT_READ, NOT_YET, State
@@ -303,8 +304,8 @@ class Engine:
             elif self.options.dry_run:
                 self._finish(job, PLANNED, body=body)
             else:
-                response = await self._patch(job, text.encode())
-                self._finish(job, OK, after=response, http_status=200, body=body, sent=text)
+                after = Snapshot.from_wire(await self._patch(job, text.encode()))
+                self._finish(job, OK, after=after, http_status=200, body=body, sent=text)
         except Park as park:
             self._park(job, park.delay)
         except Final as final:

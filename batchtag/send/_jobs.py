@@ -7,8 +7,8 @@ from functools import lru_cache
 from typing import Any
 
 from batchtag.errors import ApiError
-from batchtag.gcore import Attempts, tags_dict
-from batchtag.model import PlanEntry, Result, SharedDict, json_text
+from batchtag.gcore import Attempts
+from batchtag.model import PlanEntry, Result, SharedDict, Snapshot, json_text
 
 MAYBE_APPLIED = "may or may not have been applied"
 IN_FLIGHT = f"interrupted in flight: {MAYBE_APPLIED}"
@@ -71,7 +71,7 @@ class Job:
         self.started = 0.0  # clock time of the first attempt
         self.started_at: str | None = None
         self.retries: Attempts | None = None  # made at the first failure
-        self.snapshot: dict | None = None  # current state, when it was read
+        self.snapshot: Snapshot | None = None  # current state, when it was read
         self.queued = False  # holds a queue slot until it finishes
         self.last_error: ApiError | None = None
         self.wrote = False  # a PATCH was sent (it may have been applied)
@@ -136,14 +136,15 @@ def build_result(
     *,
     finished: float,
     finished_at: str | None,
-    after: dict | None = None,
+    after: Snapshot | None = None,
     http_status: int | None = None,
     body: dict | None = None,
     sent: str | None = None,
     api_error: ApiError | None = None,
     error: str | None = None,
 ) -> Result:
-    """The report row of a finished job (`finished`: clock time, `finished_at`: ISO)."""
+    """The report row of a finished job (`finished`: clock time, `finished_at`: ISO;
+    `after`: the state the run left, the PATCH's answer or, for a noop, the state read)."""
     entry, before, started_at = job.entry, job.snapshot, job.started_at
     elapsed_ms = round((finished - job.started) * 1000, 1) if started_at else None
     result = Result(
@@ -162,13 +163,13 @@ def build_result(
         body=body,
         body_json=sent,
     )
-    if before:
-        result.tags_before = tags_dict(before, user_only=True)
-        result.ro_tags = read_only_tags(before)
-        result.name_before = before.get("name")
-    if after:
-        result.tags_after = tags_dict(after, user_only=True)
-        result.name_after = after.get("name")
+    if before is not None:
+        result.tags_before = before.user_tags
+        result.ro_tags = before.read_only_tags
+        result.name_before = before.name
+    if after is not None:
+        result.tags_after = after.user_tags
+        result.name_after = after.name
     if api_error is not None:
         result.http_status = api_error.status or None
         result.error_class = api_error.exception_class
@@ -177,8 +178,3 @@ def build_result(
             result.error += f" invalid_fields={api_error.invalid_fields}"
         result.request_id = api_error.request_id
     return result
-
-
-def read_only_tags(snapshot: dict) -> dict[str, str]:
-    """The snapshot's read-only tags as {key: value}."""
-    return {t["key"]: t["value"] for t in snapshot.get("tags") or [] if t.get("read_only")}
