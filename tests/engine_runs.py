@@ -7,7 +7,8 @@ import random
 import pytest
 
 from batchtag.gcore import RateLimiter, VirtualClock
-from batchtag.model import PlanEntry
+from batchtag.model import PlanEntry, PlanIndex
+from batchtag.read import State
 from batchtag.send import Engine, EngineOptions
 from batchtag.testing import FakeClient
 
@@ -23,8 +24,9 @@ def top_of_jitter(monkeypatch):
     monkeypatch.setattr("random.uniform", lambda low, high: high)
 
 
-def run(fake: FakeClient, entries, *, on_result=None, during=None, **options):
-    """Run the engine on `fake`'s virtual clock; return (engine, results by snapshot_id)."""
+def run(fake: FakeClient, entries, *, on_result=None, during=None, state=None, **options):
+    """Run the engine on `fake`'s virtual clock; return (engine, results by snapshot_id).
+    `state`: the state read before the run (`known`)."""
     clock = fake.clock
     results: dict = {}
     retries: list[str] = []
@@ -47,6 +49,7 @@ def run(fake: FakeClient, entries, *, on_result=None, during=None, **options):
             record,
             on_retry=retries.append,
             limiter=limiter,
+            state=state,
             clock=clock,
         )
         if during is not None:
@@ -69,3 +72,13 @@ def sets(ids, key="batch", value="one"):
 
 def times(client: FakeClient, sid: str) -> list[float]:
     return [round(c.at, 6) for c in client.calls(sid)]
+
+
+def known(fake: FakeClient, entries) -> State:
+    """The entries' state as a run reads it before sending (straight from `fake`'s store:
+    no request)."""
+    state = State(PlanIndex.of(entries))
+    for entry in entries:
+        state.put(state.index.position(entry), fake.store.find(*entry.key).to_json())
+    state.finish()
+    return state

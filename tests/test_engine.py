@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 
 import pytest
-from engine_runs import fake, run, sets, times, top_of_jitter  # noqa: F401 (autouse fixture)
+from engine_runs import fake, known, run, sets, times, top_of_jitter  # noqa: F401 (autouse fixture)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -183,7 +183,7 @@ def test_a_read_snapshot_keeps_its_before_and_after_state():
     snap = next(s for s in client.store.snapshots() if s.read_only and set(s.tags) - s.read_only)
     user = {k: v for k, v in snap.tags.items() if k not in snap.read_only}
     entry = PlanEntry(1, 1, snap.id, tags={"batch": "one"}, name="renamed-1")
-    _, results = run(client, [entry], check_current=True)
+    _, results = run(client, [entry], state=known(client, [entry]))
     result = results[snap.id]
     assert result.tags_before == user
     assert result.ro_tags == {k: snap.tags[k] for k in snap.read_only}
@@ -215,10 +215,11 @@ def test_every_snapshot_is_reported_once_never_two_requests_at_a_time(
         latency_ms=20,
     )
     ids = client.store.ids()
-    renames = [PlanEntry(1, 1, sid, renames={"env": "stage"}) for sid in ids[:10]]
+    entries = [PlanEntry(1, 1, sid, renames={"env": "stage"}) for sid in ids[:10]] + sets(ids[10:])
     _, results = run(
         client,
-        renames + sets(ids[10:]),
+        entries,
+        state=known(client, entries),
         concurrency=concurrency,
         rate=200,
         retry=RetrySettings(transient_retries=20),
@@ -261,3 +262,13 @@ def test_results_that_need_no_request_still_let_the_loop_run():
     assert len(results) == 3000
     assert statuses["skipped"] > 2900, statuses  # stopped at once, not after all of them
     assert statuses["planned"] < 100
+
+
+def test_an_entry_that_needs_its_current_tags_is_never_written_blind():
+    client = fake()
+    sid = client.store.ids()[0]
+    _, results = run(client, [PlanEntry(1, 1, sid, renames={"env": "stage"})])
+    result = results[sid]
+    assert (result.status, result.attempts) == ("failed", 0)
+    assert result.error == "its current tags were not read first"
+    assert client.calls(sid) == []

@@ -46,3 +46,26 @@ def test_an_abort_while_waiting_reports_the_entries_never_announced():
     assert {r.status for r in skipped} == {"skipped"} and len(results) == 5
     assert {r.error for r in skipped} == {"not sent: run aborted (reading the state: HTTP 503)"}
     assert client.stats.requests["PATCH"] == 1
+
+
+def test_the_feed_says_when_the_engine_waits_for_entries_and_when_it_has_some():
+    client = fake()
+    ids = client.store.ids()[:4]
+    heard: list[tuple[float, bool]] = []
+    feed = EntryFeed(sets(ids), on_hungry=lambda hungry: heard.append((now(), hungry)))
+    now = client.clock.monotonic
+    start = now()
+
+    def during(engine):
+        feed.attach(engine)
+        client.clock.call_later(1.0, lambda: feed.announce(np.array([0, 1])))
+        client.clock.call_later(3.0, feed.close)
+
+    run(client, feed, during=during)
+    # hungry from the start (nothing announced): told when fed, when it waits again, when fed
+    assert [(round(at - start, 2), hungry) for at, hungry in heard] == [
+        (1.0, False),
+        (1.0, True),
+        (3.0, False),
+    ]
+    assert not feed.hungry

@@ -8,7 +8,6 @@ from engine_runs import fake, run, sets, times, top_of_jitter  # noqa: F401 (aut
 
 from batchtag.errors import ApiError
 from batchtag.gcore import RetrySettings
-from batchtag.model import PlanEntry
 from batchtag.send import IN_FLIGHT
 
 pytestmark = pytest.mark.timeout(30)
@@ -124,14 +123,3 @@ def test_an_interrupt_reports_jobs_still_waiting_for_the_limiter_as_not_sent():
     waiting = [r for r in results.values() if r.status == "skipped"]
     assert {(r.attempts, r.error) for r in waiting} == {(0, "not sent: run interrupted")}
     assert client.stats.requests["PATCH"] == 1
-
-
-def test_an_interrupt_during_the_read_says_nothing_was_written():
-    client = fake(latency_ms=60_000)
-    ids = client.store.ids()[:2]
-    entries = [PlanEntry(1, 1, sid, renames={"env": "stage"}) for sid in ids]
-    _, results = run(client, entries, during=lambda e: client.clock.call_later(1.0, e.interrupt))
-    assert {(r.status, r.attempts, r.error) for r in results.values()} == {
-        ("skipped", 1, "not sent: run interrupted")
-    }
-    assert client.stats.requests == {"GET": 2}

@@ -115,8 +115,7 @@ def test_a_trickled_body_hits_the_request_deadline():
 # -- #7: the breaker names its cause; TLS fails fast ------------------------------------
 
 
-@pytest.mark.parametrize("check_current", [False, True])  # PATCHes, or GETs first
-def test_a_closed_port_aborts_naming_the_connection_error(check_current):
+def test_a_closed_port_aborts_naming_the_connection_error():
     port = closed_port()
 
     async def main():
@@ -127,7 +126,6 @@ def test_a_closed_port_aborts_naming_the_connection_error(check_current):
                 60,
                 concurrency=8,
                 breaker={"cooldown": 0.01},
-                check_current=check_current,
             )
 
     engine, results = asyncio.run(main())

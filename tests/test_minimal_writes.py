@@ -277,3 +277,16 @@ def test_max_changes_counts_what_would_really_change(sandbox, tmp_path):
     with pytest.raises(AbortRun, match="would change 50 snapshots, more than max_changes='5'"):
         run(sandbox, manifest, tmp_path, "third", max_changes="5")
     assert endpoints(sandbox)["patch"] == sent + 3
+
+
+def test_pages_that_hold_nothing_to_send_are_read_at_the_full_read_concurrency(
+    make_sandbox, tmp_path
+):
+    # 8 pages: the plan's snapshots are all on the last, so the engine has nothing to send
+    # while the first 7 are read; they are read at once, not two at a time.
+    sandbox = make_sandbox(snapshots=8000, latency_ms=100)
+    ids = sandbox.store.ids()[-50:]
+    report = run(sandbox, sets(ids), tmp_path, dry_run=True, check_current=True, concurrency=16)
+    assert set(report.status) <= {"planned", "noop"} and len(report) == 50
+    assert endpoints(sandbox)["list"] == 8
+    assert sandbox.stats()["max_inflight"] > 2

@@ -21,16 +21,28 @@ async def no_wait(seconds: float) -> None:
     await asyncio.sleep(0)
 
 
-def read_all(server, project_id=1, region_id=1, key=API_KEY, rate=1000.0, **options):
+def read_all(server, project_id=1, region_id=1, key=API_KEY, rate=1000.0, start=0, **options):
     """Every page of a scope, and the reader (for its stats)."""
 
     async def go():
         async with Client(Settings(server.base_url, key)) as client:
             reader = Reader(client, limiter=RateLimiter(rate), **options)
-            pages = [page async for page in reader.read_scope(project_id, region_id)]
+            scope = reader.read_scope(project_id, region_id, start=start)
+            pages = [page async for page in scope]
             return pages, reader
 
     return asyncio.run(go())
+
+
+@pytest.mark.parametrize("start", [0, 2_500, 3_000, 5_000, 9_000])
+def test_a_listing_read_from_further_on_reads_the_same_snapshots_once(make_sandbox, start):
+    server = make_sandbox(snapshots=5_500)
+    pages, reader = read_all(server, concurrency=2, start=start)
+    snapshots = [s.to_json() for s in server.store.snapshots()]
+    first = min(max(1, start // 1000), 6)  # the page it goes on from after the first
+    order = [0, *range(first, 6), *range(1, first)]
+    assert pages == [snapshots[p * 1000 : (p + 1) * 1000] for p in order]
+    assert reader.stats.pages == 6 and reader.consistent and not reader.stats.warnings
 
 
 def read_keys(server, keys, transform=None):

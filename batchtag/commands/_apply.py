@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from batchtag.commands._apply_run import ApplyRun, before_state, read_mode
 from batchtag.commands._connect import open_client
@@ -18,24 +15,21 @@ from batchtag.commands._guards import (  # noqa: F401  (check_max_changes, parse
     check_report_target,
     check_undo_target,
     check_writable,
-    describe_target,
     parse_max_changes,
-    writes_needed,
 )
 from batchtag.commands._locate import locate, locates
 from batchtag.commands._options import ApplyOptions
 from batchtag.defaults import MANIFEST_OPTIONS
-from batchtag.errors import AbortRun, UsageError, option
+from batchtag.errors import UsageError, option
 from batchtag.gcore import Client
 from batchtag.manifest import read_plan
 from batchtag.memory import release_memory
-from batchtag.model import Plan, PlanEntry, PlanIndex, iter_masked, needs_current_mask
+from batchtag.model import Plan, PlanIndex, needs_current_mask
 from batchtag.read import ScopeError, State
 from batchtag.record import (
     BLIND_META,
     EXIT_FAILED,
     READ_META,
-    ChangeWriter,
     ReportLock,
     ReportScan,
     Summary,
@@ -73,11 +67,6 @@ async def load_located(source: Any, options: ApplyOptions) -> tuple[Plan, list[S
         return load(source, options), []
     manifest, failed = await locate(source, options)
     return load(manifest, options), failed
-
-
-def pending_entries(plan: Plan, pending: np.ndarray | None) -> Iterator[PlanEntry]:
-    """The entries still to run: those `pending` marks (a mask over positions), or all."""
-    return iter_masked(plan.entries, pending)
 
 
 def read_resumed(plan: Plan, report_path: Path, options: ApplyOptions) -> ReportScan | None:
@@ -146,36 +135,22 @@ async def _run_locked(
     if kept is not None:
         summary.notes.append(f"undo file {kept} exists and is kept: this run's goes to {undo_file}")
     summary.undo_file = None if undo_file is None else str(undo_file)
-    run = ApplyRun(client, plan, options, summary, report_path, resumed=resumed)
+    run = ApplyRun(
+        client,
+        plan,
+        options,
+        summary,
+        report_path,
+        undo_file=undo_file,
+        state=known,
+        resumed=resumed,
+    )
     del resumed  # the run hands it to its report writer, which keeps what it needs
-    # Opened first: a bad undo file name is exit 2 before any request (the report itself is
-    # opened only once the guards passed, so a refused run leaves none behind).
-    run.undo = ChangeWriter(undo_file) if undo_file is not None else None
-    if known is not None:
-        run.state = known
-        summary.state_read(known.read, known.requests)
-    try:
+    # The undo file is opened first: a bad name is exit 2 before any request (the report
+    # itself is opened only once the guards passed, so a refused run leaves none behind).
+    with run:
         async with _maybe(client):
-            if known is not None:
-                if not options.dry_run:
-                    await _guards(run, pending, to_send, confirm)
-                await run.send(pending_entries(plan, pending), to_send, on_engine)
-            elif streams(run):
-                if not options.dry_run:  # the prompt only: it counts the plan's snapshots
-                    await _guards(run, pending, to_send, confirm)
-                await run.stream(pending, to_send, on_engine)
-            else:
-                await run.read(pending)
-                release_memory()  # the listing pages: the run's memory stays near this now
-                if not options.dry_run:
-                    await _guards(run, pending, to_send, confirm)
-                await run.send(pending_entries(plan, pending), to_send, on_engine)
-    finally:
-        if run.state is not None:
-            run.state.close()  # its spill file
-        if run.undo is not None:
-            with contextlib.suppress(OSError):  # a failure was already raised by the run
-                run.undo.close()  # (a no-op once the run's recorder closed it)
+            await run.go(pending, to_send, confirm, on_engine)
     data = summary.as_dict()
     outcome = RunOutcome(data, report_path, data["exit_code"])
     if options.summary_json:
@@ -197,29 +172,6 @@ def keep_mode(options: ApplyOptions, meta: dict | None, report_path: Path) -> Ap
             f"{option('check_current', bool(options.check_current))}, or start a new report"
         )
     return replace(options, check_current=reads)
-
-
-def streams(run: ApplyRun) -> bool:
-    """Whether the run sends while it reads the state (`ApplyRun.stream`): when it reads any,
-    unless ``max_changes`` needs the whole state first (it counts the snapshots that would
-    really change; a dry run has no guard). The prompt counts the plan's snapshots: it asks
-    before the read either way."""
-    if run.client is None:
-        return False
-    return run.options.dry_run or run.options.max_changes in (None, "")
-
-
-async def _guards(run: ApplyRun, pending: np.ndarray | None, to_send: int, confirm) -> None:
-    """--max-changes (counting what would really change, once the state is known) and the
-    confirmation prompt."""
-    changes = to_send
-    if run.options.max_changes not in (None, ""):
-        changes = writes_needed(run.state, pending_entries(run.plan, pending), run.options.force)
-    reader = None if run.client is None else run.reader(run.options.concurrency)
-    await check_max_changes(reader, run.plan, changes, run.options)
-    target = describe_target(run.client.settings.base_url, run.plan.scopes)
-    if confirm is not None and changes and not confirm(changes, target):
-        raise AbortRun("cancelled at the confirmation prompt")
 
 
 def make_client(plan: Plan, options: ApplyOptions) -> Client | None:

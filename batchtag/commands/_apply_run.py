@@ -1,22 +1,22 @@
-"""One apply run's reading and sending: `ApplyRun` reads the state (first, or while it sends:
-`ApplyRun.stream`, batchtag.read._feed), builds the engine and records every result."""
+"""One apply run's reading and sending: `ApplyRun` reads the state while it sends
+(batchtag.read._feed), guards, builds the engine and records every result."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from batchtag.commands._guards import check_max_changes, describe_target, writes_needed
 from batchtag.commands._options import ApplyOptions
 from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.gcore import Breaker, Client, RateLimiter, RetrySettings
 from batchtag.memory import release_memory
-from batchtag.model import Plan, PlanEntry, PlanIndex
+from batchtag.model import Plan, PlanEntry, PlanIndex, iter_masked
 from batchtag.read import EntryFeed, Reader, State, read_state
 from batchtag.record import (
     BLIND_META,
@@ -27,15 +27,17 @@ from batchtag.record import (
     ReportScan,
     ReportWriter,
     Summary,
+    undo_write_error,
 )
 from batchtag.send import Engine, EngineOptions
 
 log = logging.getLogger("batchtag")
 
-# Pages read at once before sending, at most: each holds 1,000 snapshots as JSON while it is
-# picked over, and the reader keeps 2x this many ahead (memory), so more gains little.
+# Pages read at once while the engine has nothing to send, at most: each holds 1,000
+# snapshots as JSON while it is picked over, and the reader keeps 2x this many ahead
+# (memory), so more gains little.
 READ_CONCURRENCY = 16
-# While it sends (`stream`), pages read at once: the sends have a page's entries ahead
+# While the engine sends, pages read at once: the sends have a page's entries ahead
 # already, and pages read in a burst stall them (the server serves the pages meanwhile).
 STREAM_READ_CONCURRENCY = 2
 
@@ -58,27 +60,168 @@ def before_state(options: ApplyOptions) -> str | None:
     return READ_META if read_mode(options) else BLIND_META
 
 
-@dataclass
 class ApplyRun:
-    client: Client | None
-    plan: Plan
-    options: ApplyOptions
-    summary: Summary
-    report_path: Path
+    """One apply run's state read, guards and sending, and the two files it owns: the
+    state (its spill file) and the undo file.
 
-    state: State | None = None  # set by `read` (by `stream` as it starts reading)
-    aborted: str | None = None  # why reading the state failed (the run then aborts)
-    engine: Engine | None = None  # set by `send`
-    breaker: Breaker = field(default_factory=Breaker)
-    undo: ChangeWriter | None = None  # --undo-file, opened before the state is read
-    resumed: ReportScan | None = None  # the resumed report's keys, read for the done mask
+    Every run goes one way (`go`): the engine takes its entries from an `EntryFeed` as the
+    read announces them ready. A state known before the run (`state`, enforce's inventory)
+    fills the feed at once; so does a run with nothing to read (a dry run offline); with
+    ``max_changes`` the whole state is read, and the guard passed, before the engine starts.
 
-    def __post_init__(self) -> None:
-        self.limiter = RateLimiter(self.options.rate)  # the reads' and the sends'
+    A context manager: entering opens the undo file (a bad name is exit 2 before any
+    request); leaving closes it (a failure that nothing else raised is a `ReportWriteError`,
+    exit 3) and drops the state. The recorder only writes to the undo file.
 
-    async def read(self, pending: np.ndarray | None, feed: EntryFeed | None = None) -> None:
-        """Read the state the run needs: before the guards and the report are opened, or,
-        into `feed`, while the engine sends what is known already (`stream`).
+    Parameters
+    ----------
+    client : Client or None
+        The open client (None: a dry run that reads nothing).
+    plan : Plan
+    options : ApplyOptions
+    summary : Summary
+    report_path : Path
+    undo_file : Path, optional
+        Where ``--undo-file`` goes.
+    state : State, optional
+        The plan's state known already (with ``read`` and ``requests`` set): nothing is
+        read, and the run closes it.
+    resumed : ReportScan, optional
+        The resumed report's keys, handed to the report writer.
+    """
+
+    def __init__(
+        self,
+        client: Client | None,
+        plan: Plan,
+        options: ApplyOptions,
+        summary: Summary,
+        report_path: Path,
+        *,
+        undo_file: Path | None = None,
+        state: State | None = None,
+        resumed: ReportScan | None = None,
+    ):
+        self.client = client
+        self.plan = plan
+        self.options = options
+        self.summary = summary
+        self.report_path = report_path
+        self.state = state  # known, or set as the read starts
+        self.known = state is not None
+        self.resumed = resumed
+        self.undo: ChangeWriter | None = None  # opened on entering
+        self.aborted: str | None = None  # why reading the state failed (the run then aborts)
+        self.engine: Engine | None = None  # set by `send`
+        self.breaker = Breaker()
+        self.limiter = RateLimiter(options.rate)  # the reads' and the sends'
+        self._undo_file = undo_file
+        self._feed: EntryFeed | None = None
+        self._state_reader: Reader | None = None
+
+    def __enter__(self) -> ApplyRun:
+        try:
+            if self._undo_file is not None:
+                self.undo = ChangeWriter(self._undo_file)
+        except BaseException:
+            self._close_state()
+            raise
+        return self
+
+    def __exit__(self, kind: type | None, error: BaseException | None, tb: Any) -> None:
+        try:
+            self._close_state()
+        finally:
+            if self.undo is not None:
+                undo, self.undo = self.undo, None
+                try:
+                    undo.close()
+                except OSError as failure:
+                    if error is None:  # else the run's own failure is what is raised
+                        raise undo_write_error(undo.path, failure) from None
+
+    def _close_state(self) -> None:
+        if self.state is not None:
+            self.state.close()  # its spill file
+
+    async def go(
+        self,
+        pending: np.ndarray | None,
+        to_send: int,
+        confirm: Callable[[int, str], bool] | None,
+        on_engine: Callable[[Engine], None] | None,
+    ) -> None:
+        """Read the state (unless known), guard, send each entry as soon as its state is
+        known (batchtag.read._feed).
+
+        The guards come before anything is written: the prompt (it counts the plan's
+        snapshots) before the read, or, with ``max_changes`` (it counts what would really
+        change), after the whole read. A read that fails before the engine starts ends the
+        run as when nothing was sent (a scope that does not exist: exit 2)."""
+        options = self.options
+        gated = not options.dry_run and options.max_changes not in (None, "")
+        if not options.dry_run and not gated:
+            await self.guard(pending, to_send, confirm)
+        feed = self._feed = EntryFeed(self.plan.entries, pending, on_hungry=self._pace)
+        # The report's plan digest (a pass over every entry) while the first page is on its way.
+        digest = asyncio.get_running_loop().run_in_executor(None, self.plan.fingerprint)
+        reading: asyncio.Task | None = None
+        if self.known:
+            self.summary.state_read(self.state.read, self.state.requests)
+        if self.known or self.client is None:
+            feed.close()  # every entry is ready as it is
+        else:
+            self.state = State(PlanIndex.of(self.plan.entries))  # read-only index from here
+            reading = asyncio.create_task(self.read(pending, feed))
+
+        def started(engine: Engine) -> None:
+            feed.attach(engine)
+            self._pace()
+            if on_engine is not None:
+                on_engine(engine)
+
+        try:
+            if gated:
+                if reading is not None:
+                    await asyncio.wait([reading])
+                    reading.result()  # a read's UsageError: nothing was sent
+                    release_memory()  # the listing pages: the run's memory stays near this
+                await self.guard(pending, to_send, confirm)
+            await feed.wait_ready()
+            await digest
+            release_memory()  # the digest's temporaries (its thread's own malloc arena)
+            if reading is not None and reading.done():
+                reading.result()  # raises a read's UsageError: nothing was sent
+            await self.send(feed, to_send, started)
+        finally:
+            if reading is not None:
+                reading.cancel()  # the engine stopped first (or nothing was started)
+                await asyncio.wait([reading])
+        if reading is not None and not reading.cancelled() and reading.exception() is not None:
+            raise reading.exception()
+
+    async def guard(
+        self,
+        pending: np.ndarray | None,
+        to_send: int,
+        confirm: Callable[[int, str], bool] | None,
+    ) -> None:
+        """``max_changes`` (counting what would really change, once the state is known) and
+        the confirmation prompt."""
+        options = self.options
+        changes = to_send
+        if options.max_changes not in (None, ""):
+            entries = iter_masked(self.plan.entries, pending)
+            changes = writes_needed(self.state, entries, options.force)
+        reader = None if self.client is None else self.reader(options.concurrency)
+        await check_max_changes(reader, self.plan, changes, options)
+        target = describe_target(self.client.settings.base_url, self.plan.scopes)
+        if confirm is not None and changes and not confirm(changes, target):
+            raise AbortRun("cancelled at the confirmation prompt")
+
+    async def read(self, pending: np.ndarray | None, feed: EntryFeed) -> None:
+        """Read the state the run needs into `feed` (and `state`), while the engine sends
+        what is known already.
 
         A read that fails for good (credentials, the breaker, retries spent; a scope that
         does not exist once something was sent) does not raise: the run aborts and reports
@@ -95,47 +238,28 @@ class ApplyRun:
             if self.engine is None:
                 raise
             self._abort(str(error))
-        except Exception as error:  # a bug: stop sending (`stream` raises it again)
+        except Exception as error:  # a bug: stop sending (`go` raises it again)
             self._abort(f"unexpected error: {error!r}")
             raise
         finally:
-            if feed is not None:
-                feed.close()
+            feed.close()
 
     def _abort(self, reason: str) -> None:
         self.aborted = reason
         if self.engine is not None:
             self.engine.abort(f"reading the state: {reason}")
 
-    async def stream(
-        self, pending: np.ndarray | None, to_send: int, on_engine: Callable[[Engine], None] | None
-    ) -> None:
-        """Send while the state is read (batchtag.read._feed): each entry as soon as its state is
-        known. The engine (and the report) start once the first entries are ready, so a read
-        that fails before that ends the run as when the state is read first."""
-        feed = EntryFeed(self.plan.entries, pending)
-        self.state = State(PlanIndex.of(self.plan.entries))  # the index first: read-only from here
-        # The report's plan digest (a pass over every entry) while the first page is on its way.
-        digest = asyncio.get_running_loop().run_in_executor(None, self.plan.fingerprint)
-        reading = asyncio.create_task(self.read(pending, feed))
-
-        def started(engine: Engine) -> None:
-            feed.attach(engine)
-            if on_engine is not None:
-                on_engine(engine)
-
-        try:
-            await feed.wait_ready()
-            await digest
-            release_memory()  # the digest's temporaries (its thread's own malloc arena)
-            if reading.done():
-                reading.result()  # raises a read's UsageError: nothing was sent
-            await self.send(feed, to_send, started)
-        finally:
-            reading.cancel()  # the engine stopped first (or nothing was started)
-            await asyncio.wait([reading])
-        if not reading.cancelled() and reading.exception() is not None:
-            raise reading.exception()
+    def _pace(self, hungry: bool | None = None) -> None:
+        """The state read at the full read concurrency while the engine has nothing to send
+        (or has not started: the read is all there is to do; a resume's done snapshots),
+        at `STREAM_READ_CONCURRENCY` while it sends (pages read in a burst stall it)."""
+        reader, feed = self._state_reader, self._feed
+        if reader is None or feed is None:
+            return
+        busy = self.engine is not None and not feed.hungry
+        reader.limit(
+            min(self.options.concurrency, STREAM_READ_CONCURRENCY if busy else READ_CONCURRENCY)
+        )
 
     async def send(
         self,
@@ -144,7 +268,7 @@ class ApplyRun:
         on_engine: Callable[[Engine], None] | None,
     ) -> None:
         """Run the engine over `entries` with the state read, recording every result;
-        always closes the report (and the undo file)."""
+        always closes the report."""
         options, summary = self.options, self.summary
         recorder = self._recorder(to_send)
         engine = build_engine(
@@ -203,21 +327,18 @@ class ApplyRun:
             on_retry=self.summary.count_retry,
         )
 
-    async def _read_state(self, pending: np.ndarray | None, feed: EntryFeed | None) -> None:
+    async def _read_state(self, pending: np.ndarray | None, feed: EntryFeed) -> None:
         """Read what the run must know before sending (see batchtag.read._state), if anything."""
-        if self.client is None:
-            return
         options = self.options
-        most = READ_CONCURRENCY if feed is None else STREAM_READ_CONCURRENCY
-        reader = self.reader(min(options.concurrency, most))
-        ready = None if feed is None else feed.announce
+        reader = self._state_reader = self.reader(min(options.concurrency, READ_CONCURRENCY))
+        self._pace()
         state = await read_state(
             reader,
             self.plan.entries,
             read_mode(options),
             pending=pending,
             state=self.state,
-            ready=ready,
+            ready=feed.announce,
         )
         self.state = state
         if state.requests:
@@ -259,8 +380,8 @@ def retry_settings(options: ApplyOptions) -> RetrySettings:
 
 
 def engine_options(options: ApplyOptions) -> EngineOptions:
-    """The engine's options; it never GETs by itself for `check_current`: the state was
-    read before (batchtag.read._state), entries without state are written blind."""
+    """The engine's options; the engine only writes: the state is read by the run
+    (batchtag.read._state), entries without state are written blind."""
     return EngineOptions(
         concurrency=options.concurrency,
         rate=options.rate,

@@ -1,8 +1,8 @@
 """The entries of a run handed to the engine as the state they need becomes known.
 
-Unless ``max_changes`` needs the whole state first (it counts the snapshots that would
-really change), an apply run does not wait for the state read to end before it sends
-(`batchtag.commands._apply`): the read (`batchtag.read._state.read_state`) announces plan positions as
+An apply run does not wait for the state read to end before it sends (unless ``max_changes``
+needs the whole state first: it counts the snapshots that would really change; the feed is
+then all ready when the engine starts, `batchtag.commands._apply_run`): the read (`batchtag.read._state.read_state`) announces plan positions as
 they become ready, and the engine takes entries from an `EntryFeed` in that order:
 
 - snapshots the run writes blind (not chosen for reading) as soon as their scope is
@@ -12,7 +12,10 @@ they become ready, and the engine takes entries from an `EntryFeed` in that orde
   arrives.
 
 When no entry is ready the feed answers `NOT_YET` (the engine pauses, see
-`batchtag.send._engine.Engine.refill`, and is refilled at the next announcement). When the
+`batchtag.send._engine.Engine.refill`, and is refilled at the next announcement); its
+``on_hungry`` hears when the engine starts and stops waiting so (the reader's concurrency
+follows it: the full read concurrency while the engine has nothing to send). A state known
+before the run is announced all at once (`EntryFeed.close` right away). When the
 engine stops (abort, interrupt), iterating the feed gives every entry not handed out yet,
 ready or not, so each is reported ``skipped``.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -55,6 +58,9 @@ class EntryFeed:
         The plan's entries.
     pending : numpy.ndarray of bool, optional
         A mask over positions: the entries the run handles (all when None).
+    on_hungry : callable, optional
+        Called with True when the feed first answers `NOT_YET` (its consumer waits for
+        entries: nothing ready, more to come), with False at the next announcement.
 
     Examples
     --------
@@ -70,7 +76,12 @@ class EntryFeed:
     ['d']
     """
 
-    def __init__(self, entries: Sequence[PlanEntry], pending: np.ndarray | None = None):
+    def __init__(
+        self,
+        entries: Sequence[PlanEntry],
+        pending: np.ndarray | None = None,
+        on_hungry: Callable[[bool], None] | None = None,
+    ):
         self.entries = entries
         total = len(entries)
         self._unannounced = np.ones(total, dtype=bool) if pending is None else pending.copy()
@@ -80,6 +91,14 @@ class EntryFeed:
         self._closed = False  # no more announcements: every position is ready
         self._consumer: Consumer | None = None
         self._any = asyncio.Event()  # something was announced, or the feed closed
+        self._on_hungry = on_hungry
+        self._hungry = True  # nothing was ready when last asked (nothing is, at first)
+
+    @property
+    def hungry(self) -> bool:
+        """Whether the feed last answered `NOT_YET` and nothing was announced since (true
+        before anything is announced)."""
+        return self._hungry
 
     def attach(self, consumer: Consumer) -> None:
         """Refill `consumer` at every announcement; hand it all that is left once it stops."""
@@ -91,6 +110,7 @@ class EntryFeed:
         if self._closed or not len(positions):
             return
         self._unannounced[positions] = False
+        self._fed()
         self._ready.append(
             np.sort(positions).astype(self._dtype, copy=False)
         )  # `PlanEntries.at` wants them ascending
@@ -100,6 +120,7 @@ class EntryFeed:
         """No more announcements: every entry not announced yet is ready as it is."""
         if not self._closed:
             self._release_rest()
+            self._fed()
             self._ready_now()
 
     async def wait_ready(self) -> None:
@@ -112,6 +133,12 @@ class EntryFeed:
         if len(rest):
             self._ready.append(rest.astype(self._dtype))
         self._closed = True
+
+    def _fed(self) -> None:
+        if self._hungry:
+            self._hungry = False
+            if self._on_hungry is not None:
+                self._on_hungry(False)
 
     def _ready_now(self) -> None:
         self._any.set()
@@ -138,4 +165,8 @@ class EntryFeed:
                 return entry
         if self._closed:
             raise StopIteration
+        if not self._hungry:
+            self._hungry = True
+            if self._on_hungry is not None:
+                self._on_hungry(True)
         return NOT_YET

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -54,6 +54,7 @@ from batchtag.gcore import (
 )
 from batchtag.model import PlanIndex, Scope
 from batchtag.read._idset import Seen, id_set
+from batchtag.read._slots import Slots
 
 log = logging.getLogger("batchtag.read._reader")
 
@@ -212,10 +213,15 @@ class Reader:
         self.max_passes = max_passes
         self.items = items
         self.stats = ReadStats()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self._read = 0
         self._base = 0  # snapshots read before the current scope
         self.consistent = True  # did the last read_scope end with a consistent pass?
+
+    def limit(self, concurrency: int) -> None:
+        """Requests in flight at most from now on (a listing's read-ahead window stays as
+        `concurrency` built it)."""
+        self._slots.resize(concurrency)
 
     # -- one request ----------------------------------------------------------------------
 
@@ -299,6 +305,7 @@ class Reader:
         region_id: int,
         *,
         first: dict | None = None,
+        start: int = 0,
     ) -> AsyncIterator[Any]:
         """Every snapshot of a scope, page by page in listing order, each one once.
 
@@ -308,6 +315,11 @@ class Reader:
             The scope.
         first : dict, optional
             The page at offset 0 when the caller already has it.
+        start : int
+            After the first page, the listing is read from this offset (rounded down to a
+            page) to its end, then from the second page up to it: the pages the caller
+            wants first (a resume's pending snapshots, past those done) come first. The
+            consistency checks do not depend on the order.
 
         Yields
         ------
@@ -315,8 +327,8 @@ class Reader:
             Snapshot objects as the API returns them, never one id twice.
         """
         scope = (project_id, region_id)
-        start = None if first is None else listed(first, scope)
-        async for page in self.read_listed(project_id, region_id, first=start):
+        page_0 = None if first is None else listed(first, scope)
+        async for page in self.read_listed(project_id, region_id, first=page_0, start=start):
             yield page.rows
 
     async def read_listed(
@@ -327,6 +339,7 @@ class Reader:
         first: Listed | None = None,
         lookup: Lookup | None = None,
         index: PlanIndex | None = None,
+        start: int = 0,
     ) -> AsyncIterator[Listed]:
         """`read_scope`, each page with the keys and plan positions of its rows.
 
@@ -343,6 +356,11 @@ class Reader:
             The plan the positions are of: the ids it has in the scope are then remembered
             by their plan position (a byte each, `batchtag.read._idset.PlanIdSet`), not by
             their 16-byte key.
+        start : int
+            After the first page, the listing is read from this offset (rounded down to a
+            page) to its end, then from the second page up to it: the pages the caller
+            wants first (a resume's pending snapshots, past those done) come first. The
+            consistency checks do not depend on the order.
 
         Yields
         ------
@@ -357,7 +375,7 @@ class Reader:
             current = _Pass(ids=id_set(index, scope) if passes else None)
             passes.append(current)
             self.stats.passes += 1
-            async for page in self._pass(scope, seen, current, first, lookup):
+            async for page in self._pass(scope, seen, current, first, lookup, start):
                 yield page
             first = None
             if current.consistent:
@@ -367,29 +385,47 @@ class Reader:
         self._report(project_id, region_id, passes, seen)
 
     async def _pass(
-        self, scope: Scope, seen: Seen, current: _Pass, first: Listed | None, lookup
+        self,
+        scope: Scope,
+        seen: Seen,
+        current: _Pass,
+        first: Listed | None,
+        lookup,
+        start: int = 0,
     ) -> AsyncIterator[Listed]:
         if first is None:
             first = listed(await self.page(*scope, 0), scope, lookup)
         yield self._take(first, seen, current)
         target = first.count
-        window = max(2, 2 * self.concurrency) * LIST_PAGE
-        tasks: dict[int, asyncio.Task] = {}
-        offset = scheduled = LIST_PAGE
+        window = max(2, 2 * self.concurrency)  # pages scheduled ahead of the one awaited
+        start = max(LIST_PAGE, start - start % LIST_PAGE)
+        tail, head = start, LIST_PAGE  # the next offsets of [start, target), [LIST_PAGE, start)
+
+        def next_offset() -> int | None:
+            nonlocal tail, head
+            if tail < target:  # (re-checked: a count that grows extends the listing)
+                tail += LIST_PAGE
+                return tail - LIST_PAGE
+            if head < min(start, target):
+                head += LIST_PAGE
+                return head - LIST_PAGE
+            return None
+
+        scheduled: deque[asyncio.Task] = deque()
         try:
-            while offset < target:
-                while scheduled < target and scheduled < offset + window:
-                    tasks[scheduled] = asyncio.create_task(self.page(*scope, scheduled))
-                    scheduled += LIST_PAGE
-                page = listed(await tasks.pop(offset), scope, lookup)
-                offset += LIST_PAGE
+            while True:
+                while len(scheduled) < window and (offset := next_offset()) is not None:
+                    scheduled.append(asyncio.create_task(self.page(*scope, offset)))
+                if not scheduled:
+                    break
+                page = listed(await scheduled.popleft(), scope, lookup)
                 target = max(target, page.count)
                 yield self._take(page, seen, current)
         finally:
-            for task in tasks.values():
+            for task in scheduled:
                 task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks.values(), return_exceptions=True)
+            if scheduled:
+                await asyncio.gather(*scheduled, return_exceptions=True)
 
     def _take(self, page: Listed, seen: Seen, current: _Pass) -> Listed:
         """The rows of `page` not handed out before; bookkeeping for consistency.

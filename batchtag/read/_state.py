@@ -182,7 +182,10 @@ async def read_state(
     check_current : bool
         True: read all; False: only the entries that need their current tags.
     pending : numpy.ndarray of bool, optional
-        A mask over positions: the entries the run will handle (all when None).
+        A mask over positions: the entries the run will handle (all when None). Those it
+        does not (a resume's done snapshots) are most likely the listing's first ones (the
+        run it resumes sent in listing order), so a listing goes on past the share of its
+        pages they likely fill, and reads those last.
     state : State, optional
         Where to keep what is read (by default a new one).
     ready : callable, optional
@@ -198,8 +201,11 @@ async def read_state(
     needs = None if check_current else needs_current_mask(entries)
     for scope in state.index.scopes:
         handled = state.index.in_scope(scope)
+        done = 0.0  # the share of the scope's entries a resumed run sent already
         if pending is not None:
+            planned = int(handled.sum())
             handled &= pending
+            done = 1 - int(handled.sum()) / planned if planned else 0.0
         chosen = handled.copy() if needs is None else handled & needs
         blind = np.flatnonzero(handled & ~chosen)
         count = int(chosen.sum())
@@ -222,6 +228,7 @@ async def read_state(
             found,
             index=state.index,
             on_listed=lambda blind=blind: ready(blind),
+            skip=done,
         )
         state.read += count
     state.finish()

@@ -73,6 +73,7 @@ async def read_wanted(
     *,
     index: PlanIndex | None = None,
     on_listed: Callable[[], None] | None = None,
+    skip: float = 0.0,
 ) -> None:
     """Read the snapshots of `scope` that `wanted` marks, the cheaper way (see the module
     docstring); each is handed to `found` as soon as its state is known.
@@ -97,6 +98,10 @@ async def read_wanted(
     on_listed : callable, optional
         Called once the scope answered its first page (it exists), or at once when it is
         read by GET only.
+    skip : float
+        The share of the listing likely to hold nothing wanted at its start (a resume's
+        done snapshots): a listing goes on past it after its first page
+        (`Reader.read_listed`'s ``start``), and reads it last.
     """
     remaining = int(wanted.sum())
     if remaining > 1:
@@ -105,7 +110,10 @@ async def read_wanted(
         if on_listed is not None:
             on_listed()
         if lists_rest(first.count, int(wanted.sum())):
-            listing = reader.read_listed(*scope, first=first, lookup=lookup, index=index)
+            start = int(first.count * skip)
+            listing = reader.read_listed(
+                *scope, first=first, lookup=lookup, index=index, start=start
+            )
             async for page in listing:
                 _pick(page, wanted, found)
             if reader.consistent:  # a consistent listing: what it lacks does not exist

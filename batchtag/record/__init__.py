@@ -49,6 +49,7 @@ _HOMES = {
     "fill_started": "_names",
     "started_stamp": "_names",
     "Recorder": "_recording",
+    "undo_write_error": "_recording",
     "KeyColumns": "_report_keys",
     "KeySet": "_report_keys",
     "key_hash": "_report_keys",

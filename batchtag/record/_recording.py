@@ -41,7 +41,8 @@ class Recorder:
     progress : Progress
         The progress bar.
     undo : ChangeWriter, optional
-        The undo file (``--undo-file``): the change rows back of every `ok` row.
+        The undo file (``--undo-file``): the change rows back of every `ok` row are
+        written to it (its owner opens and closes it).
     """
 
     def __init__(
@@ -84,14 +85,8 @@ class Recorder:
             raise undo_write_error(self.undo.path, error) from None
 
     def close(self) -> None:
-        """Close both files; raise the first write failure (ReportWriteError)."""
-        try:
-            if self.undo is not None:
-                try:
-                    self.undo.close()
-                except OSError as error:
-                    self.failure = self.failure or undo_write_error(self.undo.path, error)
-        finally:
-            self.writer.close()  # raises the report's own failure first
+        """Close the report; raise the first write failure (ReportWriteError). The undo
+        file is its owner's to close (`batchtag.commands`' apply run)."""
+        self.writer.close()  # raises the report's own failure first
         if self.failure is not None:
             raise self.failure

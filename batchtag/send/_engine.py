@@ -65,6 +65,9 @@ from batchtag.send._jobs import (
 log = logging.getLogger("batchtag.send._engine")
 NOT_FOUND_ERROR = ApiError(0, "NotFoundError", NOT_FOUND_TEXT)  # no request was sent
 CONFLICT_CLASS = "Conflict"  # the error_class of a `conflict` row (no request was sent)
+# An entry that needs its snapshot's current tags (`PlanEntry.needs_current`) whose state
+# was not read: the run reads them before the engine takes them, so this is a bug.
+NOT_READ_ERROR = ApiError(0, "NotRead", "its current tags were not read first")
 
 
 @dataclass
@@ -75,7 +78,6 @@ class EngineOptions:
     snapshot_deadline: float = 900.0  # no snapshot is retried past this many seconds
     dry_run: bool = False
     force: bool = False  # write conflicting snapshots too (a change file's stale keys, renames)
-    check_current: bool = False  # GET each snapshot without a prefetched state first
     drain_timeout: float = 5.0  # grace for in-flight requests after Ctrl-C
     breaker: dict[str, Any] = field(default_factory=dict)  # Breaker(**breaker)
 
@@ -284,8 +286,9 @@ class Engine:
                     return
                 if known is not NOT_READ:
                     job.snapshot = known
-            if job.snapshot is None and (entry.needs_current or self.options.check_current):
-                job.snapshot = Snapshot.from_wire(await self._send(job, "GET"))
+            if job.snapshot is None and entry.needs_current:  # (the read gives it: a bug)
+                self._finish(job, FAILED, api_error=NOT_READ_ERROR)
+                return
             if job.snapshot is not None:  # only the keys that change (and not the same name)
                 diff = diff_entry(entry, job.snapshot)
                 if diff.conflict and not self.options.force:
@@ -301,7 +304,7 @@ class Engine:
             elif self.options.dry_run:
                 self._finish(job, PLANNED, body=body)
             else:
-                after = Snapshot.from_wire(await self._send(job, "PATCH", text.encode()))
+                after = Snapshot.from_wire(await self._patch(job, text.encode()))
                 self._finish(job, OK, after=after, http_status=200, body=body, sent=text)
         except Park as park:
             self._park(job, park.delay)
@@ -311,8 +314,8 @@ class Engine:
             log.exception("unexpected error on %s", entry.snapshot_id)
             self._finish(job, FAILED, api_error=ApiError(0, type(exc).__name__, str(exc)))
 
-    async def _send(self, job: Job, method: str, body: bytes | None = None) -> dict:
-        """One request with the rate-limit loop; other failures raise Park or Final."""
+    async def _patch(self, job: Job, body: bytes) -> dict:
+        """One PATCH with the rate-limit loop; other failures raise Park or Final."""
         entry = job.entry
         while True:
             if not self._dispatch_open.is_set():  # a breaker pause (checked first: it is rare)
@@ -324,12 +327,9 @@ class Engine:
             if job.last_error is not None and self._past_deadline(job):
                 raise Final(FAILED, job.last_error)  # a later 429 pause outlasted its deadline
             job.attempts += 1
-            job.wrote = job.wrote or method == "PATCH"
+            job.wrote = True
             try:
-                if method == "GET":
-                    result = await self.client.get_snapshot(*entry.key)
-                else:
-                    result = await self.client.patch_snapshot(*entry.key, body)
+                result = await self.client.patch_snapshot(*entry.key, body)
             except ApiError as error:
                 self._on_failure(job, error)  # returns only for a 429 retry
                 continue
