@@ -48,7 +48,7 @@ from batchtag.errors import AbortRun, ApiError, UsageError, option
 from batchtag.inventory import ScopeChoice, Selection, compile_where, missing_tags
 from batchtag.manifest import read_plan
 from batchtag.memory import release_memory
-from batchtag.model import TAG_PREFIX, Plan, PlanIndex, as_snapshot, keys_of
+from batchtag.model import TAG_PREFIX, Plan, PlanIndex, Snapshot, keys_of
 from batchtag.policy import (
     KEY_COLUMNS,
     RO_PREFIX,
@@ -178,7 +178,7 @@ def diff_inventory(
     inventory: pd.DataFrame, plan: Plan, requests: int, *, rows: bool = True
 ) -> tuple[pd.DataFrame, State]:
     """The plan's diff against the inventory, and the apply run's `State` of the same
-    snapshots, made a chunk of inventory rows at a time (`snapshot_json`): no snapshot
+    snapshots, made a chunk of inventory rows at a time (`inventory_snapshot`): no snapshot
     JSON of the whole inventory is held, the state goes to its spill file as it is made.
     A plan entry the inventory lacks is not found.
 
@@ -215,7 +215,7 @@ def diff_inventory(
             if seen[position]:
                 continue  # the same snapshot twice in the inventory: the first row
             seen[position] = True
-            snapshot = as_snapshot(snapshot_json(record, tag_columns))
+            snapshot = inventory_snapshot(record, tag_columns)
             collector.add(entries[position], snapshot, position)
             state.put(position, snapshot)
     missing = np.flatnonzero(~seen)
@@ -342,16 +342,20 @@ def check_max_changes(limit: str | int | None, to_send: int, inventory_size: int
         )
 
 
-def snapshot_json(row: Mapping[str, Any], tag_columns: Iterable[str]) -> dict[str, Any]:
-    """One inventory row as the API's snapshot object (the fields a diff reads)."""
-    tags = [
-        {"key": c.split(":", 1)[1], "value": row[c], "read_only": c.startswith(RO_PREFIX)}
-        for c in tag_columns
-        if isinstance(row[c], str)
-    ]
+def inventory_snapshot(row: Mapping[str, Any], tag_columns: Iterable[str]) -> Snapshot:
+    """One inventory row as the `Snapshot` the diff and the state read: user tags, then
+    read-only ones (``ro:`` columns), each in the inventory's column order."""
+    user: list[str] = []
+    read_only: list[str] = []
+    for column in tag_columns:
+        value = row[column]
+        if isinstance(value, str):
+            (read_only if column.startswith(RO_PREFIX) else user).extend(
+                (column.split(":", 1)[1], value)
+            )
     task_id = row.get("task_id")
     task_id = task_id if isinstance(task_id, str) else None
-    return {"name": row.get("name"), "task_id": task_id, "tags": tags}
+    return Snapshot(row.get("name"), task_id, len(user) // 2, (*user, *read_only))
 
 
 def scopes(policy: Policy, options: ApplyOptions) -> ScopeChoice:
