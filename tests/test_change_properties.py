@@ -179,7 +179,6 @@ def test_undo_after_unrelated_edits_restores_the_runs_keys_and_keeps_the_others(
     assert {sid: user_tags(sb, 1, 1, sid) for sid in ids} == expected
 
 
-
 @live_examples(12, timeout=300)
 @given(
     sizes=st.lists(st.sampled_from([0, 1, 2, 3, 5, 40, 300]), min_size=4, max_size=4),
