@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python samples/demo.py
 
+# Bytecode cached even where the environment turns it off (PYTHONDONTWRITEBYTECODE): each
+# worker and each CLI subprocess would compile batchtag and rewrite the tests again.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2  # the machines have 2 cores
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2  # the machines have 2 cores
 
 lint: $(STAMP)
 	$(BIN)/ruff check batchtag tests benchmarks samples

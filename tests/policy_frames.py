@@ -3,6 +3,7 @@ strategies for generated snapshots and rules."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
@@ -15,31 +16,38 @@ def inventory(snapshots: list[dict], with_volume: bool | None = None) -> pd.Data
     """An export-shaped frame: each snapshot is {"tags": {...}, "ro": {...}, "size": n,
     "volume": {"name": ..., "tags": {...}}}. With the volumes (by default: when a snapshot
     has a "volume"), `volume_name` and `volume_tag:<key>` columns as `export(with_volume=
-    True)` joins them; a snapshot without "volume" then has none (it was deleted)."""
+    True)` joins them; a snapshot without "volume" then has none (it was deleted). Tag and
+    volume columns hold objects, None where a snapshot has no such tag."""
     if with_volume is None:
         with_volume = any("volume" in snap for snap in snapshots)
-    rows = []
+    count = len(snapshots)
+    if not count:
+        return _empty_inventory(with_volume)
+    tags: dict[str, list] = {"volume_name": [None] * count} if with_volume else {}
     for i, snap in enumerate(snapshots):
-        row = {
-            "project_id": 1,
-            "region_id": 1,
-            "snapshot_id": f"aaaaaaaa-0000-4000-8000-{i:012d}",
-            "name": f"snap-{i}",
-            "status": "available",
-            "size": snap.get("size", 10),
-        }
-        row.update({f"tag:{k}": v for k, v in snap.get("tags", {}).items()})
-        row.update({f"ro:{k}": v for k, v in snap.get("ro", {}).items()})
+        cells = {f"tag:{k}": v for k, v in snap.get("tags", {}).items()}
+        cells.update({f"ro:{k}": v for k, v in snap.get("ro", {}).items()})
         if with_volume:
             volume = snap.get("volume")
-            row["volume_name"] = None if volume is None else volume.get("name", f"vol-{i}")
-            row.update({f"volume_tag:{k}": v for k, v in (volume or {}).get("tags", {}).items()})
-        rows.append(row)
-    base = BASE + ["volume_name"] if with_volume else BASE
-    frame = pd.DataFrame(rows, columns=list(dict.fromkeys(base + [c for r in rows for c in r])))
+            cells["volume_name"] = None if volume is None else volume.get("name", f"vol-{i}")
+            cells.update({f"volume_tag:{k}": v for k, v in (volume or {}).get("tags", {}).items()})
+        for column, value in cells.items():
+            tags.setdefault(column, [None] * count)[i] = value
+    columns: dict = {
+        "project_id": np.ones(count, dtype=np.int64),
+        "region_id": np.ones(count, dtype=np.int64),
+        "snapshot_id": [f"aaaaaaaa-0000-4000-8000-{i:012d}" for i in range(count)],
+        "name": [f"snap-{i}" for i in range(count)],
+        "status": ["available"] * count,
+        "size": np.array([snap.get("size", 10) for snap in snapshots], dtype=np.int64),
+    }
+    columns.update({c: pd.Series(v, dtype=object) for c, v in tags.items()})
+    return pd.DataFrame(columns)
+
+
+def _empty_inventory(with_volume: bool) -> pd.DataFrame:
+    frame = pd.DataFrame([], columns=BASE + ["volume_name"] if with_volume else BASE)
     frame = frame.astype({"project_id": "int64", "region_id": "int64", "size": "int64"})
-    tag_columns = [c for c in frame.columns if c.startswith(("tag:", "ro:", "volume_"))]
-    frame[tag_columns] = frame[tag_columns].astype(object).where(frame[tag_columns].notna(), None)
     return frame
 
 

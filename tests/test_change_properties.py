@@ -28,6 +28,7 @@ from batchtag.gcore import Client
 KEYS = ["k1", "k2", "k3"]
 VALUES = ["a", "b"]
 OTHER_KEYS = ["x1", "x2"]  # keys no manifest here touches
+SCOPES = [(1, 1), (1, 2), (2, 1), (2, 2)]
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,12 @@ def scopes_sb():
     ones by pages."""
     with batchtag.sandbox(snapshots=2100, project_ids=[1, 2], region_ids=[1, 2], env=False) as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def scope_ids(scopes_sb) -> dict[tuple[int, int], list[str]]:
+    """Each scope's seeded snapshot ids, listed once: `reset()` brings back the same ones."""
+    return {scope: [s["id"] for s in scopes_sb.snapshots(*scope)] for scope in SCOPES}
 
 
 def keywords(sandbox, **more):
@@ -172,20 +179,19 @@ def test_undo_after_unrelated_edits_restores_the_runs_keys_and_keeps_the_others(
     assert {sid: user_tags(sb, 1, 1, sid) for sid in ids} == expected
 
 
-SCOPES = [(1, 1), (1, 2), (2, 1), (2, 2)]
-
-
 @live_examples(12, timeout=300)
 @given(
     sizes=st.lists(st.sampled_from([0, 1, 2, 3, 5, 40, 300]), min_size=4, max_size=4),
     value=st.sampled_from(VALUES),
 )
-def test_undo_works_for_a_default_run_of_any_size_in_any_scope(scopes_sb, tmp_path, sizes, value):
+def test_undo_works_for_a_default_run_of_any_size_in_any_scope(
+    scopes_sb, scope_ids, tmp_path, sizes, value
+):
     sb = scopes_sb
     sb.reset()
     rows, picked = [], []
     for (project, region), size in zip(SCOPES, sizes, strict=True):
-        ids = [s["id"] for s in sb.snapshots(project, region)][-size:] if size else []
+        ids = scope_ids[project, region][-size:] if size else []
         picked += [(project, region, sid) for sid in ids]
         rows += [
             {"project_id": project, "region_id": region, "snapshot_id": sid, "tag:k1": value}

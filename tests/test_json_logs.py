@@ -183,16 +183,18 @@ def test_an_interrupt_before_the_engine_runs_is_json_and_exit_130(files, monkeyp
 
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory):
-    """A sandbox where every request takes ~1.5 s, and the files the commands need."""
+    """A sandbox where every request takes ~1.5 s, and the files the commands need (the
+    run that makes the report to undo is answered at once)."""
     from batchtag.sandbox import SandboxConfig, SandboxServer
 
     tmp = tmp_path_factory.mktemp("slow")
-    with SandboxServer(SandboxConfig(snapshots=40, latency_ms=1500, seed=2)) as sandbox:
+    with SandboxServer(SandboxConfig(snapshots=40, seed=2)) as sandbox:
         ids = sandbox.store.ids()[:6]
         manifest = write_long_csv(tmp / "m.csv", set_rows(ids, "batch", "slow"))
         report = tmp / "r.csv"
         options = {"base_url": sandbox.base_url, "api_key": API_KEY, "project_id": 1}
         batchtag.apply(str(manifest), report=str(report), region_id=1, **options)
+        sandbox.state.config.latency_ms = 1500
         yield sandbox, tmp, manifest, report
 
 

@@ -70,7 +70,7 @@ def outcome(make):
         return type(error)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(page=PAGE, indent=st.sampled_from([None, 2]))
 def test_any_page_makes_the_rows_json_loads_and_from_pylist_make(page, indent):
     """The same table, or a BadResponse where from_pylist fails."""

@@ -69,7 +69,7 @@ def same_diff(ours, theirs) -> None:
     assert render_plan(ours, limit=50) == render_plan(theirs, limit=50)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     pairs=st.lists(st.tuples(ENTRY, SNAPSHOT), min_size=1, max_size=12),
     order=st.randoms(use_true_random=False),
@@ -107,7 +107,7 @@ def manifest(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(MANIFEST_ROW, min_size=1, max_size=20),
     current=st.lists(SNAPSHOT, min_size=len(IDS) * 2, max_size=len(IDS) * 2),

@@ -44,8 +44,10 @@ def _allocated() -> int:
     return tracemalloc.get_traced_memory()[0] + pools
 
 
-def test_diff_rows_cost_bytes_not_python_objects():
-    small, large = 2 * CHUNK, 6 * CHUNK  # whole chunks: nothing left as pending lists
+def test_diff_rows_cost_bytes_not_python_objects(monkeypatch):
+    chunk = CHUNK // 8  # smaller chunks: the same bytes per row, an eighth of the rows
+    monkeypatch.setattr("batchtag.diff._store.CHUNK", chunk)
+    small, large = 2 * chunk, 6 * chunk  # whole chunks: nothing left as pending lists
     tracemalloc.start()
     try:
         kept = [DiffCollector(), DiffCollector()]

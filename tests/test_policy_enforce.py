@@ -239,7 +239,7 @@ def test_enforce_takes_no_resume(sandbox, tmp_path):
     assert sum(sandbox.stats()["requests"].values()) == 0
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(snaps=st.lists(snapshot_st, max_size=6), text=rules_st())
 def test_the_plan_from_the_exported_state_is_the_manifest_and_check_agrees(snaps, text):
     """The plan step diffs the manifest against the inventory itself (no second read): it

@@ -41,7 +41,7 @@ def intent_holds(rule, before: dict, final: dict, refused: set) -> bool:
     return all(checks)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(snaps=st.lists(snapshot_st, max_size=6), text=rules_st())
 def test_enforcing_satisfies_every_rule_and_a_second_evaluation_is_empty(snaps, text):
     rules = parse_policy(text, "generated")
@@ -100,7 +100,7 @@ def test_an_inventory_read_back_from_csv_works(tmp_path):
     assert evaluate(rules, read)["value"].tolist() == ["prod"]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     snaps=st.lists(snapshot_st, min_size=1, max_size=6),
     wheres=st.tuples(where_st(), where_st()),
@@ -154,7 +154,7 @@ volume_snapshot_st = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     snaps=st.lists(volume_snapshot_st, max_size=6),
     patterns=st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=3, unique=True),

@@ -251,11 +251,11 @@ def test_pending_entries_are_the_masked_ones_in_plan_order(mask):
 
 
 def test_what_a_read_holds_per_snapshot_is_a_few_bytes():
-    """20k snapshots read before sending, a resume's mask: < 8 bytes a snapshot in all, the
+    """10k snapshots read before sending, a resume's mask: < 8 bytes a snapshot in all, the
     read's offsets (4) and the mask (1), traced from after the plan and its index were made
     (offsets and sizes held 12 before, a dict of compact tuples ~150-250, a set of key
     tuples ~250)."""
-    size = 20_000
+    size = 10_000
     client = FakeClient(clock=VirtualClock(), snapshots=size)
     frame = pd.DataFrame({"snapshot_id": client.store.ids(), "tag:env": "x"})
     plan = read_plan(frame, project_id=1, region_id=1)
