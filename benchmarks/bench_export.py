@@ -75,7 +75,8 @@ def run_loop(url: str, folder: Path) -> harness.ChildRun:
 
 def run_batchtag(url: str, folder: Path) -> harness.ChildRun:
     out = folder / "batchtag.parquet"
-    args = ["export", "-o", str(out), "--overwrite", "--no-progress"]
+    out.unlink(missing_ok=True)  # no --overwrite: a previous version (BENCH_CLIENT_PATH) has none
+    args = ["export", "-o", str(out), "--no-progress"]
     args += ["--concurrency", str(CONCURRENCY)]
     args += ["--rate", "1000000"]
     child = harness.run_child("batchtag", args, harness.client_env(url), folder)
