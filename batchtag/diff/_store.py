@@ -409,9 +409,7 @@ class Diff:
 
         data = {}
         for name in self.columns:
-            values = self._store[name].values()
-            if self._order is not None:
-                values = values[self._order]
+            values = self._frame_values(name)
             data[name] = kind_of(name).conform(
                 pd.Series(values, dtype=INT_DTYPES.get(name, object))
             )
@@ -419,6 +417,11 @@ class Diff:
         frame = pd.DataFrame(data, columns=self.columns)
         frame.attrs["summary"] = self.summary
         return frame
+
+    def _frame_values(self, name: str) -> np.ndarray:
+        """One column's values in plan order, for `frame`."""
+        values = self._store[name].values()
+        return values if self._order is None else values[self._order]
 
 
 class _Chunks:
@@ -590,18 +593,5 @@ class SpilledDiff(Diff):
             for values in zip(*cells, strict=True):
                 yield dict(zip(names, values, strict=True))
 
-    def frame(self):
-        import pandas as pd
-
-        data = {}
-        for name in self.columns:
-            parts = [a for (a,) in self._batches([name])]
-            values = _values(name, parts)
-            del parts
-            data[name] = kind_of(name).conform(
-                pd.Series(values, dtype=INT_DTYPES.get(name, object))
-            )
-            del values
-        frame = pd.DataFrame(data, columns=self.columns)
-        frame.attrs["summary"] = self.summary
-        return frame
+    def _frame_values(self, name: str) -> np.ndarray:
+        return _values(name, [a for (a,) in self._batches([name])])
