@@ -6,7 +6,15 @@ import sys
 
 import click
 
-from batchtag.cli.common import console, fail, is_stdout, progress_option, start, stop_on_signals
+from batchtag.cli.common import (
+    console,
+    fail,
+    held_signals,
+    is_stdout,
+    progress_option,
+    start,
+    stop_on_signals,
+)
 from batchtag.defaults import LOGGING_OPTIONS, PYTHON_OPTIONS
 from batchtag.errors import BatchtagError
 from batchtag.options import click_options
@@ -44,7 +52,8 @@ def apply(
         batchtag apply snapshots.csv --dry-run --check-current
         batchtag apply snapshots.csv --resume run1.csv
     """
-    from batchtag.commands import ApplyOptions
+    with held_signals():  # a signal mid-import ends the command cleanly
+        from batchtag.commands import ApplyOptions
 
     start(log_format, verbose, quiet, color, data_on_stdout=is_stdout(kwargs["summary_json"]))
     options = ApplyOptions(**kwargs)

@@ -9,6 +9,7 @@ from batchtag.cli.common import (
     CheckCommand,
     console,
     fail,
+    held_signals,
     is_stdout,
     one_stdout,
     progress_option,
@@ -66,7 +67,8 @@ def enforce(
         batchtag enforce cost-policy.toml --max-changes 10% --report run-{started}.csv \\
             --summary-json summary.json --log-format json --yes
     """
-    from batchtag.commands import ApplyOptions
+    with held_signals():  # a signal mid-import ends the command cleanly
+        from batchtag.commands import ApplyOptions
 
     to_stdout = is_stdout(output) or is_stdout(kwargs["summary_json"])
     start(log_format, verbose, quiet, color, data_on_stdout=to_stdout)
