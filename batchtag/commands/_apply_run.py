@@ -163,16 +163,17 @@ class ApplyRun:
         if not options.dry_run and not gated:
             await self.guard(pending, to_send, confirm)
         feed = self._feed = EntryFeed(self.plan.entries, pending, on_hungry=self._pace)
-        # The report's plan digest (a pass over every entry) while the first page is on its way.
-        digest = asyncio.get_running_loop().run_in_executor(None, self.plan.fingerprint)
         reading: asyncio.Task | None = None
         if self.known:
             self.summary.state_read(self.state.read, self.state.requests)
         if self.known or self.client is None:
             feed.close()  # every entry is ready as it is
         else:
+            # The index before the digest's thread starts: their temporaries would add up.
             self.state = State(PlanIndex.of(self.plan.entries))  # read-only index from here
             reading = asyncio.create_task(self.read(pending, feed))
+        # The report's plan digest (a pass over every entry) while the first page is on its way.
+        digest = asyncio.get_running_loop().run_in_executor(None, self.plan.fingerprint)
 
         def started(engine: Engine) -> None:
             feed.attach(engine)
