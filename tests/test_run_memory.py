@@ -301,7 +301,7 @@ def test_a_full_disk_while_keeping_the_state_aborts_with_nothing_sent(
     import batchtag
     from batchtag.errors import AbortRun
 
-    monkeypatch.setattr("batchtag.read._spill.tempfile.TemporaryFile", FullDisk)
+    monkeypatch.setattr("tempfile.TemporaryFile", FullDisk)
     ids = sandbox.store.ids()[:50]
     frame = pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
     with pytest.raises(AbortRun) as error:
