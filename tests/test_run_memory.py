@@ -152,7 +152,7 @@ def test_the_state_widens_its_offsets_when_the_spill_outgrows_them(monkeypatch):
 @pytest.fixture
 def monkeypatch_spill_buffer(monkeypatch):
     """A tiny write buffer, so records are read back from the file as well as the buffer."""
-    monkeypatch.setattr("batchtag.read._spill.SPILL_BUFFER", 64)
+    monkeypatch.setattr("batchtag.memory.SPILL_BUFFER", 64)
 
 
 @FIXTURES_OK
