@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import tracemalloc
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import API_KEY, invoke, write_long_csv
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 import batchtag
 from batchtag.diff import ChangeStream, write_diff
-from batchtag.errors import AbortRun, UsageError
+from batchtag.errors import UsageError
 from batchtag.memory import Spill
 from batchtag.model import CONFLICT
 from batchtag.record import (
@@ -74,8 +75,6 @@ def outcome(rows, current) -> tuple:
         wanted = inversion.scan()
     except UsageError as error:
         return ("error", str(error))
-    import numpy as np
-
     ids = wanted.ids_at(np.arange(len(wanted)))
     changes = [row for chunk in inversion.changes(current) for row in chunk]
     return changes, skipped.rows, ids, inversion.reverted, inversion.written
