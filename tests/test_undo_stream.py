@@ -70,13 +70,13 @@ def write_file(records: list[dict], path) -> None:
 def outcome(rows, current) -> tuple:
     """(change rows, skipped rows, wanted ids) of an undo of `rows`, or its error."""
     skipped = Skipped()
-    inversion = Inversion(rows, skipped, "r", None)
-    try:
-        wanted = inversion.scan()
-    except UsageError as error:
-        return ("error", str(error))
-    ids = wanted.ids_at(np.arange(len(wanted)))
-    changes = [row for chunk in inversion.changes(current) for row in chunk]
+    with Inversion(rows, skipped, "r", None) as inversion:
+        try:
+            wanted = inversion.scan()
+        except UsageError as error:
+            return ("error", str(error))
+        ids = wanted.ids_at(np.arange(len(wanted)))
+        changes = [row for chunk in inversion.changes(current) for row in chunk]
     return changes, skipped.rows, ids, inversion.reverted, inversion.written
 
 
@@ -112,9 +112,10 @@ def test_the_latest_row_of_a_snapshot_counts_at_the_place_of_its_first(tmp_path)
     ]
     path = tmp_path / "run.csv"
     write_file([{"region_id": 1, **r} for r in records], path)
-    with ReportRows(path) as rows:
+    with ReportRows(path) as rows, Inversion(rows, Skipped()) as inversion:
         assert [numbers for numbers, _ in rows.chunks()] == [[1]]
-        (changes,) = Inversion(rows, Skipped()).changes(None)
+        inversion.scan()
+        (changes,) = inversion.changes(None)
     assert [(c["snapshot_id"], c["key"], c["new"]) for c in changes] == [(first, "env", None)]
     # A bad cell in a latest row is named by the frame's row number, as `read_report` has it.
     bad = [*records[:3], {"snapshot_id": second, **later, "tags_after": '["x"]'}]
@@ -257,10 +258,13 @@ def test_a_report_read_for_undo_holds_a_few_bytes_a_row(tmp_path):
     try:
         before = tracemalloc.get_traced_memory()[0]
         rows = ReportRows(path)
-        wanted = Inversion(rows, Skipped()).scan()
+        inversion = Inversion(rows, Skipped())
+        wanted = inversion.scan()
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
     assert len(wanted) == count
     assert held / count < 64, f"{held / count:.1f} bytes a row"
+    assert sum(len(chunk) for chunk in inversion.changes(None)) == count
+    inversion.close()
     rows.close()

@@ -20,10 +20,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import pandas as pd
 
 from batchtag.commands._apply import ApplyOptions, check_writable, load_located, open_client
 from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
@@ -49,6 +48,9 @@ from batchtag.record import (
     report_exists,
 )
 from batchtag.tabular import is_stdout, table_format
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PLAN_NAMES = (
     *MANIFEST_OPTIONS,
@@ -280,16 +282,17 @@ async def run_undo(
     """
     options.check()
     output = fill_started({"output": output})["output"]
-    name = "report" if isinstance(report, pd.DataFrame) else str(report)
+    path = isinstance(report, str | os.PathLike)
+    name = str(report) if path else "report"
     meta = None
-    if not isinstance(report, pd.DataFrame):
+    if path:
         _check_not_running(report, force)
         meta = read_meta(report) if report_exists(report) else None
     target, kept = (None, None) if output is None else _undo_output(output, options.overwrite)
     skipped = Skipped(shown)
-    with ok_rows(report, name) as rows:
-        inversion = Inversion(rows, skipped, name, meta)
+    with ok_rows(report, name) as rows, Inversion(rows, skipped, name, meta) as inversion:
         wanted = inversion.scan()
+        rows.close()  # (its rows are in the inversion now)
         state, stats = None, None
         if len(wanted):
             state, stats = await _reading(read_wanted_state(wanted, options))

@@ -16,15 +16,16 @@ A row whose before-state was not read (a run with ``--no-check-current`` writes 
 cannot be undone: it is listed as ``skipped`` with why, and the rest is still reverted.
 The result is a change file: `apply` checks every ``old`` again when it applies it.
 
-Memory: an undo goes through the report's `ok` rows twice (`Inversion`), a chunk of
-`ROWS_AT_ONCE` at a time: once to check every row and find the snapshots whose current
-state is needed (`Inversion.scan`: their keys, 16 bytes and a scope number each, for
-`batchtag.model.PlanIndex`), once after that state was read to give the change rows
-(`Inversion.changes`). A report file is read once (`ReportRows`): each row's key and status
-kept in 21 bytes (`batchtag.record.KeyColumns`, which also finds a snapshot's latest row,
-as `read_report` does), and the cells an undo needs of each `ok` row in an unlinked
-temporary file (`batchtag.memory.Spill`). The skipped snapshots are counted; only the first
-few are kept unless all are asked for (`Skipped`).
+Memory: nothing is held per snapshot but a few bytes (`Inversion`). A report file is read
+once (`ReportRows`): each row's key and status kept in 21 bytes (`batchtag.record.KeyColumns`,
+which also finds a snapshot's latest row, as `read_report` does), the cells an undo needs of
+each `ok` row in an unlinked temporary file (`batchtag.memory.Spill`). Those rows are then
+checked and turned into change rows a chunk of `ROWS_AT_ONCE` at a time (`Inversion.scan`);
+the change rows wait in a second temporary file, and the snapshots whose current state is
+needed are kept as keys, 16 bytes and a scope number each (`batchtag.model.PlanIndex`, for
+the read). Once that state is read, the change rows are checked against it a chunk at a
+time (`Inversion.changes`). The skipped snapshots are counted; only the first few are kept
+unless all are asked for (`Skipped`).
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ import json
 import marshal
 import math
 import os
+import sys
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from batchtag.errors import UsageError, option
 from batchtag.memory import Spill
@@ -63,10 +64,13 @@ from batchtag.record._schema import record_key
 from batchtag.record._store import report_exists, scan_records
 from batchtag.record._summary import BLIND_META
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 SKIPPED_COLUMNS = ["project_id", "region_id", "snapshot_id", "status", "error"]
 # the cells of an `ok` row an undo reads (besides its key)
 WANTED = ("tags_before", "tags_after", "name_before", "name_after", "ro_tags", "rows")
-ROWS_AT_ONCE = 1 << 14  # `ok` rows turned into change rows at once
+ROWS_AT_ONCE = 1 << 12  # `ok` rows turned into change rows at once
 
 Key = tuple[int, int, str]
 Current = Callable[[int, Key], Any]  # (position among the reverts with rows, key) -> state
@@ -98,12 +102,20 @@ def cannot_undo(meta: Mapping[str, Any] | None) -> str:
 
 
 def _missing(value: Any) -> bool:
-    """None, NA or NaN: a cell with no value."""
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    """None, NA or NaN: a cell with no value (NA only where pandas is in: a report file read
+    for `batchtag undo` has none, and needs no pandas)."""
+    pd = sys.modules.get("pandas")
+    return (
+        value is None
+        or (pd is not None and value is pd.NA)
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def _cell(value: Any) -> Any:
     """A report cell as a Python value: JSON text parsed, NA to None."""
+    if value is None or type(value) is dict or type(value) is list:
+        return value  # (most cells: a report file's, decoded by the reader)
     if isinstance(value, str) and value[:1] in "{[":
         return json.loads(value)
     if isinstance(value, list | dict):
@@ -303,16 +315,23 @@ def _check_tags_cell(
     value: Any, column: str, row: int, raw: Mapping[str, Any], report_name: str
 ) -> None:
     """A tags cell must be an object of text keys and values (None: no cell)."""
-    where = f"{report_name}: row {row} (snapshot {raw['snapshot_id']}): {column}"
     if value is None:
         return
     if not isinstance(value, dict):
         raise UsageError(
-            f'{where} holds a JSON {_json_kind(value)}, not the tags as an object {{"key": "value"}}'
+            f"{_where(report_name, row, raw, column)} holds a JSON {_json_kind(value)}, not the "
+            'tags as an object {"key": "value"}'
         )
     for key, text in value.items():
         if not isinstance(text, str):
-            raise UsageError(f"{where}: tag {key!r} has the value {text!r}, not text")
+            raise UsageError(
+                f"{_where(report_name, row, raw, column)}: tag {key!r} has the value {text!r}, "
+                "not text"
+            )
+
+
+def _where(report_name: str, row: int, raw: Mapping[str, Any], column: str) -> str:
+    return f"{report_name}: row {row} (snapshot {raw['snapshot_id']}): {column}"
 
 
 def _json_kind(value: Any) -> str:
@@ -397,27 +416,36 @@ class Inversion:
     ):
         self.rows, self.skipped, self.report_name, self.meta = rows, skipped, report_name, meta
         self.reverted = self.written = 0
-
-    def _chunks(self) -> Iterator[tuple[list[Revert], list[tuple]]]:
-        return revert_chunks(self.rows, self.report_name, self.meta)
+        self._kept = Spill("the undo's change rows")
+        # per chunk, where its reverts are in `_kept` (or the reverts, if marshal cannot
+        # hold their cells: a caller's frame may have any objects in its rows)
+        self._parts: list[int | list[tuple[Key, list[dict]]]] = []
 
     def scan(self) -> Wanted:
         """Check every row (raising `UsageError` at the first bad one), add the rows that
         cannot be undone to `skipped`, and find the snapshots whose state `changes` needs:
-        those the run changed, in report order."""
+        those the run changed, in report order (their change rows wait in a temporary
+        file for `changes`)."""
         codes: dict[tuple[int, int], int] = {}
         scope_codes, keys, odd = [], [], {}
         count = 0
-        for found, cannot in self._chunks():
+        self._kept.close()
+        self._parts = []
+        for found, cannot in revert_chunks(self.rows, self.report_name, self.meta):
             for row in cannot:
                 self.skipped.add(row)
-            ids = [r.key[2] for r in found if r.rows]
-            if not ids:
+            changing = [(r.key, r.rows) for r in found if r.rows]
+            if not changing:
                 continue
+            try:
+                self._parts.append(self._kept.append(marshal.dumps(changing)))
+            except ValueError:
+                self._parts.append(changing)
+            ids = [key[2] for key, _ in changing]
             made = keys_of(ids)
             scope_codes.append(
                 np.array(
-                    [codes.setdefault(r.key[:2], len(codes)) for r in found if r.rows],
+                    [codes.setdefault(key[:2], len(codes)) for key, _ in changing],
                     dtype=np.int64,
                 )
             )
@@ -426,6 +454,7 @@ class Inversion:
                 if text != sid:
                     odd[count + at] = sid
             count += len(ids)
+        self._kept.flush()
         if not keys:
             return Wanted(None, {})
         index = PlanIndex.build(np.concatenate(scope_codes), tuple(codes), np.concatenate(keys))
@@ -437,15 +466,14 @@ class Inversion:
         position among those `scan` found and its key, it answers its `Snapshot` (or the
         API's JSON object; None: not found)."""
         position = 0
-        for found, _ in self._chunks():
+        for part in self._parts:
+            changing = part if isinstance(part, list) else marshal.loads(self._kept.read(part))
             out: list[dict] = []
-            for revert in found:
-                if not revert.rows:
-                    continue
+            for key, rows in changing:
                 if current is None:
-                    kept, left_out = revert.rows, None
+                    kept, left_out = rows, None
                 else:
-                    kept, left_out = check_revert(revert, current(position, revert.key), force)
+                    kept, left_out = check_revert(Revert(key, rows), current(position, key), force)
                     position += 1
                 if left_out is not None:
                     self.skipped.add(left_out)
@@ -454,6 +482,17 @@ class Inversion:
                     self.reverted += 1
             self.written += len(out)
             yield out
+
+    def close(self) -> None:
+        """Drop the change rows kept (the temporary file is deleted)."""
+        self._kept.close()
+        self._parts = []
+
+    def __enter__(self) -> Inversion:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def undo_changes(
@@ -496,10 +535,10 @@ def undo_changes(
     [['env', 'prod', 'dev']]
     """
     skipped = Skipped()
-    inversion = Inversion(FrameRows(report, report_name), skipped, report_name, meta)
-    inversion.scan()
-    lookup = None if current is None else (lambda _, key: current.get(key))
-    rows = [row for chunk in inversion.changes(lookup, force) for row in chunk]
+    with Inversion(FrameRows(report, report_name), skipped, report_name, meta) as inversion:
+        inversion.scan()
+        lookup = None if current is None else (lambda _, key: current.get(key))
+        rows = [row for chunk in inversion.changes(lookup, force) for row in chunk]
     return Undo(frame_of(rows, CHANGE_COLUMNS), skipped.frame())
 
 
