@@ -171,8 +171,11 @@ class ApplyRun:
         if not options.dry_run and not gated:
             await self.guard(pending, to_send, confirm)
         self._sends_when_ready = not gated
+        # (A resume reads its done pages last, and they announce nothing: paused, they
+        # would all be left for the end, the engine idle meanwhile. It reads on.)
+        ahead = READ_AHEAD if pending is None else 0
         feed = self._feed = EntryFeed(
-            self.plan.entries, pending, self._pace, ahead=READ_AHEAD, on_ahead=self._pace
+            self.plan.entries, pending, self._pace, ahead=ahead, on_ahead=self._pace
         )
         # The report's plan digest (a pass over every entry) while the first page is on its way.
         digest = asyncio.get_running_loop().run_in_executor(None, self.plan.fingerprint)
@@ -268,7 +271,8 @@ class ApplyRun:
         At the full read concurrency while the engine has nothing to send (nothing is
         ready yet: the read is all there is to do; a resume's done snapshots; or
         ``max_changes`` holds the engine back until the read ends); paused while
-        `READ_AHEAD` entries are ready ahead of the engine; at `STREAM_READ_CONCURRENCY`
+        `READ_AHEAD` entries are ready ahead of the engine (not in a resume); at
+        `STREAM_READ_CONCURRENCY`
         in between, from the first entries ready on (pages read in a burst stall the
         sends: the server's answers to them as much as the client's parsing; a burst sent
         just before the engine starts meets its first requests)."""
