@@ -272,10 +272,9 @@ class ApplyRun:
         ready yet: the read is all there is to do; a resume's done snapshots; or
         ``max_changes`` holds the engine back until the read ends); paused while
         `READ_AHEAD` entries are ready ahead of the engine (not in a resume); at
-        `STREAM_READ_CONCURRENCY`
-        in between, from the first entries ready on (pages read in a burst stall the
-        sends: the server's answers to them as much as the client's parsing; a burst sent
-        just before the engine starts meets its first requests)."""
+        `STREAM_READ_CONCURRENCY` in between, from the first entries ready on (pages read
+        in a burst stall the sends: the server's answers to them as much as the client's
+        parsing; a burst sent just before the engine starts meets its first requests)."""
         reader, feed = self._state_reader, self._feed
         if reader is None or feed is None:
             return
