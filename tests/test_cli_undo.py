@@ -194,10 +194,9 @@ def test_apply_ends_where_plan_said_and_undo_takes_it_back(prop_server, tmp_path
     )
     assert inverse.attrs["skipped"].empty
     written = inverse.attrs["summary"]["output"]  # beside an earlier example's: never replaced
-    if len(inverse):  # (a run that changed nothing: an empty JSON Lines file, nothing to apply)
-        undo_run = ["apply", written, "--report", str(tmp_path / "u.csv")]
-        result = invoke([*undo_run, "--overwrite"], server)
-        assert result.exit_code == 0, result.output
+    undo_run = ["apply", written, "--report", str(tmp_path / "u.csv")]
+    result = invoke([*undo_run, "--overwrite"], server)
+    assert result.exit_code == 0, result.output
     assert state(server, ids) == original
 
 
@@ -337,3 +336,23 @@ def test_undo_of_a_dry_run_says_it_changed_nothing(make_sandbox, tmp_path):
         f"error: {report}: the report of a dry run (its rows are 'planned'): a dry run changed"
         " nothing, so there is nothing to undo"
     )
+
+
+def test_the_undo_file_of_a_run_that_changed_nothing_applies_as_nothing_to_do(
+    make_sandbox, tmp_path
+):
+    server = make_sandbox(snapshots=3)
+    ids = server.store.ids()
+    before = state(server, ids)
+    rows = [{"snapshot_id": sid, "op": "set", "key": "k", "value": "v"} for sid in ids]
+    manifest = write_long_csv(tmp_path / "m.csv", rows)
+    apply_file(server, manifest, tmp_path / "first.csv")
+    settled = state(server, ids)
+    apply_file(server, manifest, tmp_path / "again.csv")  # a second run: nothing changes
+    result = invoke(["undo", str(tmp_path / "again.csv"), "-o", str(tmp_path / "u.jsonl")], server)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "u.jsonl").read_text() == ""  # nothing to revert
+    writes = server.stats()["writes"]
+    apply_file(server, tmp_path / "u.jsonl", tmp_path / "undo.csv")  # scheduled: always run
+    assert server.stats()["writes"] == writes and state(server, ids) == settled != before
+    assert pd.read_csv(tmp_path / "undo.csv").empty

@@ -429,3 +429,9 @@ def test_blank_lines_anywhere_keep_rows_and_lines_right(tmp_path_factory, blanks
     assert refused(path) == [
         f"row {bad + 1}, line {line}, column 'value': value 'bad value' contains whitespace"
     ]
+
+
+def test_an_empty_json_lines_file_or_a_frame_without_columns_is_an_empty_plan(tmp_path):
+    (tmp_path / "nothing.jsonl").write_text("")  # undo of a run that changed nothing
+    assert len(read_plan(tmp_path / "nothing.jsonl", **SCOPE)) == 0
+    assert len(read_plan(pd.DataFrame(), **SCOPE)) == 0

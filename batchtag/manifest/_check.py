@@ -8,7 +8,7 @@ table of operations (pos, op, key, value), so the rules and conflict checks are 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from batchtag.manifest._messages import Collector
 from batchtag.manifest._model import Manifest
 from batchtag.manifest._operations import Coded, encode
 from batchtag.memory import release_memory
-from batchtag.model import TAGS_COLUMN
+from batchtag.model import SNAPSHOT_COLUMN, TAGS_COLUMN
 
 
 @dataclass
@@ -64,6 +64,11 @@ def check_manifest(manifest: Manifest, options: CheckOptions = READ_AS_IS) -> Ch
     "snapshot_id 'x' is not a uuid (8-4-4-4-12 hex digits)"
     """
     frame = manifest.frame
+    if not len(frame) and not len(frame.columns):
+        # Nothing in it at all (a JSON Lines file without lines: `undo` of a run that
+        # changed nothing; an empty frame): an empty manifest, whatever its form.
+        frame = manifest.frame = pd.DataFrame({SNAPSHOT_COLUMN: pd.Series([], dtype=str)})
+        options = replace(options, form=options.form or "wide")
     columns = [str(c) for c in frame.columns]
     if options.form is None and manifest.tags_copy:
         columns.remove(TAGS_COLUMN)  # export()'s dict copy of the tag: columns: not read
