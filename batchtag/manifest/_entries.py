@@ -17,6 +17,7 @@ import numpy as np
 
 from batchtag.model import (
     CHUNK,
+    EMPTY,
     FINGERPRINT_LINE,
     PlanEntry,
     PlanIndex,
@@ -412,3 +413,87 @@ def _first_row(row_ids: np.ndarray | None, row_bounds: np.ndarray | None) -> int
         if not (row_ids[start:stop] == steps[:-1] + first).all():
             return None
     return first
+
+
+def join_entries(parts: Sequence[PlanEntries]) -> PlanEntries:
+    """The entries of one plan made of `parts`, each planned apart (the plan's entries in
+    runs, in order; no snapshot in two parts): the columns put end to end, and equal tag
+    states and passthrough dicts held once.
+
+    Examples
+    --------
+    >>> one = PlanEntries(
+    ...     projects=np.array([1]), regions=np.array([2]), snapshots=pa.array(["s"]),
+    ...     state_codes=np.array([0]), states=[TagState(EMPTY, True, EMPTY)], names=None,
+    ...     row_ids=np.array([3]), row_bounds=np.array([0, 1]),
+    ...     extra_codes=np.array([0]), extras=[EMPTY],
+    ... )  # doctest: +SKIP
+    >>> len(join_entries([one, one]))  # doctest: +SKIP
+    2
+    """
+    import pyarrow as pa
+
+    states: dict[tuple, int] = {}
+    extras: dict[tuple, int] = {}
+    state_list: list[State] = []
+    extra_list: list[SharedDict] = []
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("projects", "regions", "ids", "states", "extras", "rows", "counts")
+    }
+    names: list[str | None] = []
+    expect_names: list[str | None] = []
+    some_names = any(p.names is not None for p in parts)
+    some_expected = any(p.expect_names is not None for p in parts)
+    for part in parts:
+        count = len(part)
+        codes = [_held(states, state_list, _state_key(s), s) for s in part.states]
+        more = [_held(extras, extra_list, tuple(e.items()), e) for e in part.extras]
+        columns["states"].append(np.asarray(codes, dtype=np.int64)[part.state_codes])
+        columns["extras"].append(np.asarray(more, dtype=np.int64)[part.extra_codes])
+        columns["projects"].append(part.projects)
+        columns["regions"].append(part.regions)
+        columns["ids"].append(part._id_column(0, count))
+        rows = part.rows_at(np.arange(count, dtype=np.int64))
+        columns["counts"].append(np.fromiter(map(len, rows), dtype=np.int64, count=count))
+        columns["rows"].append(np.array([r for listed in rows for r in listed]))
+        if some_names:
+            names += part.names if part.names is not None else [None] * count
+        if some_expected:
+            expected = part.expect_names
+            expect_names += expected if expected is not None else [None] * count
+    counts = np.concatenate(columns["counts"]) if parts else np.zeros(0, np.int64)
+    return PlanEntries(
+        projects=np.concatenate(columns["projects"]) if parts else np.zeros(0, np.int64),
+        regions=np.concatenate(columns["regions"]) if parts else np.zeros(0, np.int64),
+        snapshots=pa.concat_arrays(columns["ids"]) if parts else pa.array([], pa.string()),
+        state_codes=np.concatenate(columns["states"]) if parts else np.zeros(0, np.int64),
+        states=state_list,
+        names=names if some_names else None,
+        row_ids=np.concatenate(columns["rows"]) if parts else np.zeros(0, np.int64),
+        row_bounds=np.concatenate([[0], np.cumsum(counts)]),
+        extra_codes=np.concatenate(columns["extras"]) if parts else np.zeros(0, np.int64),
+        extras=extra_list or [EMPTY],
+        expect_names=expect_names if some_expected else None,
+    )
+
+
+def _held(known: dict[tuple, int], items: list, key: tuple, item: Any) -> int:
+    """The code of `item` in `items` (added when no item with its `key` is there yet)."""
+    code = known.get(key)
+    if code is None:
+        code = known[key] = len(items)
+        items.append(item)
+    return code
+
+
+def _state_key(state: State) -> tuple:
+    """What makes two tag states the same (their dicts' order included: it is the order a
+    request names the keys in)."""
+    expect = None if state.expect is None else tuple(state.expect.items())
+    return (
+        tuple(state.tags.items()),
+        state.clear,
+        tuple(state.renames.items()),
+        state.overwrites,
+        expect,
+    )

@@ -11,6 +11,7 @@ _HOMES = {
     "MANIFEST_COLUMNS": "_evaluate",
     "RULE_COLUMN": "_evaluate",
     "RULE_SEPARATOR": "_evaluate",
+    "Evaluation": "_evaluate",
     "evaluate": "_evaluate",
     "Copy": "_policy",
     "Policy": "_policy",
