@@ -57,6 +57,7 @@ from batchtag.policy import (
     Evaluation,
     Policy,
     is_tag_column,
+    join_manifests,
     load_policy,
 )
 from batchtag.read import State
@@ -335,7 +336,7 @@ class Enforcing:
             state.read, state.requests = len(plan.entries), requests
         manifest = None
         if not self.compact:
-            manifest = pd.concat(self.manifests, ignore_index=True)
+            manifest = join_manifests(self.manifests)
             manifest.attrs["rules"] = rules
         self.manifests = []
         changes = self.evaluation.written

@@ -13,6 +13,7 @@ _HOMES = {
     "RULE_SEPARATOR": "_evaluate",
     "Evaluation": "_evaluate",
     "evaluate": "_evaluate",
+    "join_manifests": "_evaluate",
     "Copy": "_policy",
     "Policy": "_policy",
     "PolicyError": "_policy",

@@ -118,6 +118,14 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     return manifest
 
 
+def join_manifests(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The manifest of the whole inventory from its chunks' (`Evaluation.add`): their rows
+    in order, in the dtypes one evaluation gives (a chunk without rows has none to infer
+    them from, so it adds nothing)."""
+    kept = [p for p in parts if len(p)] or parts[:1]
+    return kept[0].reset_index(drop=True) if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+
+
 @dataclass
 class _Conflict:
     """Two writes to one slot that disagree, found in a chunk: the pass that found it, the
