@@ -46,7 +46,7 @@ from batchtag.defaults import NOT_FOR_ENFORCE, PYTHON_OPTIONS
 from batchtag.diff import EXIT_CHANGES, Diff, DiffCollector, entry_block, plan_exit_code, write_diff
 from batchtag.errors import AbortRun, ApiError, ManifestError, Problem, UsageError, option
 from batchtag.inventory import ScopeChoice, Selection, compile_where, missing_tags
-from batchtag.manifest import join_entries, read_plan
+from batchtag.manifest import PlanEntries, join_entries, read_plan
 from batchtag.memory import release_memory
 from batchtag.model import TAG_PREFIX, Plan, PlanIndex, Snapshot, keys_of
 from batchtag.policy import (
@@ -144,11 +144,10 @@ async def run_enforce(
     enforcing = Enforcing(policy, check=check, compact=compact)
     try:
         if inventory is None:
-            read = await read_inventory(policy, options, enforcing.add)
+            read = await read_inventory(policy, options, enforcing.add_all)
         else:
             read = inventory.attrs.get("export", {})
-            for chunk in inventory_chunks(inventory):
-                enforcing.add(chunk)
+            enforcing.add_all(inventory)
             inventory = None
         found = enforcing.finish(read.get("requests", 0) - read.get("volume_requests", 0))
     except BaseException:
@@ -243,12 +242,19 @@ class Enforcing:
         self.warnings: list[str] | None = None
         self.size = 0
         self.manifests: list[pd.DataFrame] = []
-        self.plans: list[Plan] = []
+        self.plan: Plan | None = None  # the first chunk's, without entries (rows, ops summed)
+        self.parts: list[PlanEntries] = []  # each chunk's entries, compact (no index)
         self.problems: list[Problem] = []
         self.entries = 0  # plan entries so far: the next chunk's first position
         self.collector: DiffCollector | None = None
         self.state = None if check else State(None)
         self.empty: pd.DataFrame | None = None  # a chunk's manifest without rows
+
+    def add_all(self, inventory: pd.DataFrame) -> None:
+        """`add` the rows `inventory_chunks` at a time."""
+        for chunk in inventory_chunks(inventory):
+            self.add(chunk)
+        release_memory()  # the chunks' temporaries, before the next rows come
 
     def add(self, inventory: pd.DataFrame) -> None:
         """Evaluate, plan and diff one chunk of inventory rows."""
@@ -273,7 +279,14 @@ class Enforcing:
             return
         if not self.problems:
             self._diff(inventory, plan)
-            self.plans.append(plan)
+            if self.state is not None:  # a run: the plan's entries (a check counts them)
+                self.parts.append(join_entries([plan.entries]))  # (its index is not kept)
+            if self.plan is None:
+                self.plan = replace(plan, entries=[], ops=dict(plan.ops))
+            else:
+                self.plan.rows += plan.rows
+                for op, count in plan.ops.items():
+                    self.plan.ops[op] = self.plan.ops.get(op, 0) + count
 
     def _diff(self, inventory: pd.DataFrame, plan: Plan) -> None:
         """The chunk's diff rows and state, at the plan positions its entries will have."""
@@ -313,19 +326,12 @@ class Enforcing:
         rules = self.evaluation.finish()
         if self.problems:
             raise ManifestError(self.problems)
-        if self.plans:
-            first = self.plans[0]
-            plan = Plan(
-                entries=join_entries([p.entries for p in self.plans]),
-                form=first.form,
-                rows=sum(p.rows for p in self.plans),
-                passthrough=list(first.passthrough),
-                ops={op: sum(p.ops.get(op, 0) for p in self.plans) for op in first.ops},
-                notes=list(first.notes),
-            )
+        if self.plan is not None:
+            entries = join_entries(self.parts) if self.state is not None else _Counted(self)
+            self.parts = []
+            plan = replace(self.plan, entries=entries)
         else:  # nothing changes: the plan of the (empty) manifest
             plan = read_plan(self.empty, form="long")
-        self.plans = []
         collector = self.collector or self._collector(plan)
         self.collector = None
         diff = collector.finish()
@@ -346,6 +352,19 @@ class Enforcing:
         """Drop the state (its spill file) of a run that will not apply."""
         if self.state is not None:
             self.state.close()
+
+
+class _Counted(Sequence):
+    """A check's plan entries: only how many there are (nothing is applied)."""
+
+    def __init__(self, enforcing: Enforcing):
+        self.count = enforcing.entries
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index):
+        raise IndexError("a check keeps no plan entries")
 
 
 def snapshots_of(inventory: pd.DataFrame, entries: Sequence) -> tuple[np.ndarray, list[Snapshot]]:

@@ -350,7 +350,8 @@ def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone)
             yield with_columns(table, chosen)
             continue
         frame = table.to_pandas()
-        frame[TAGS_COLUMN] = user_tags(batch)
+        if selection.where is not None:  # (the dicts only matter to a where: dropped below)
+            frame[TAGS_COLUMN] = user_tags(batch)
         frame = selection.filter(frame)
         for name in chosen:
             if name not in frame.columns:

@@ -657,7 +657,8 @@ def _with_refused(
     renames["value"] = kept["new"].to_numpy(dtype=object)
     renames[RULE_COLUMN] = [policy.rules[int(i)].name for i in kept["rule"]]
     order = np.concatenate([manifest_rows, rows])
-    both = pd.concat([manifest, renames[list(MANIFEST_COLUMNS)]], ignore_index=True)
+    parts = [m for m in (manifest, renames[list(MANIFEST_COLUMNS)]) if len(m)] or [manifest]
+    both = pd.concat(parts, ignore_index=True)  # (an empty part's dtypes would spoil theirs)
     both = both.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
     return both, kept, shadowed
 
