@@ -185,7 +185,7 @@ async def run_enforce(
     return result
 
 
-STATE_CHUNK = 16_384  # rows of a given inventory evaluated, planned and diffed at a time
+STATE_CHUNK = 8_192  # inventory rows evaluated, planned and diffed at a time
 
 
 def inventory_chunks(inventory: pd.DataFrame) -> Iterator[pd.DataFrame]:
@@ -252,6 +252,8 @@ class Enforcing:
 
     def add_all(self, inventory: pd.DataFrame) -> None:
         """`add` the rows `inventory_chunks` at a time."""
+        if not self.size:
+            release_memory()  # what reading the inventory left, before the first chunk
         for chunk in inventory_chunks(inventory):
             self.add(chunk)
         release_memory()  # the chunks' temporaries, before the next rows come

@@ -315,11 +315,11 @@ def pivot(
     schema = output_schema(chosen, selection.long)
     frames, rows, given = [], 0, False
     framed = collect or each is not None
-    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, framed, volumes, gone):
-        table = chunk if isinstance(chunk, pa.Table) else to_arrow(chunk, schema)
-        rows += table.num_rows
+    piece = EACH_ROWS if each is not None and not collect and target is None else None
+    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, framed, volumes, gone, piece):
+        rows += chunk.num_rows if isinstance(chunk, pa.Table) else len(chunk)
         if target is not None:
-            target.write(table)
+            target.write(chunk if isinstance(chunk, pa.Table) else to_arrow(chunk, schema))
         if collect:
             frames.append(chunk)
         if each is not None:
@@ -338,29 +338,40 @@ def pivot(
     return rows, inventory_frame(pd.concat(frames, ignore_index=True))
 
 
-def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone) -> Iterator[Any]:
-    """Each spill batch as an output chunk: an Arrow table when nothing needs pandas."""
-    for batch in spill.batches():
+def chunks(
+    spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone, piece=None
+) -> Iterator[Any]:
+    """Each spill batch as an output chunk: an Arrow table when nothing needs pandas (a
+    frame of at most `piece` rows at a time, when given)."""
+    for whole in spill.batches():
         if gone:
-            batch = without_scopes(batch, gone)
-        table = wide_table(batch, user_keys, ro_keys)
-        if volumes is not None:
-            table = volumes.join(table)
-        if selection.where is None and not selection.long and not collect:
-            yield with_columns(table, chosen)
-            continue
-        frame = table.to_pandas()
-        if selection.where is not None:  # (the dicts only matter to a where: dropped below)
-            frame[TAGS_COLUMN] = user_tags(batch)
-        frame = selection.filter(frame)
-        for name in chosen:
-            if name not in frame.columns:
-                frame[name] = pd.Series([None] * len(frame), dtype=object, index=frame.index)
-        if selection.long:
-            keep = [c for c in chosen if not is_tag_column(c)]
-            yield long_frame(frame[[*chosen]], keep)
-        else:
-            yield frame[chosen]
+            whole = without_scopes(whole, gone)
+        step = piece or max(whole.num_rows, 1)
+        for start in range(0, max(whole.num_rows, 1), step):
+            batch = whole.slice(start, step)
+            yield from _chunk(batch, user_keys, ro_keys, selection, chosen, collect, volumes)
+
+
+def _chunk(batch, user_keys, ro_keys, selection, chosen, collect, volumes) -> Iterator[Any]:
+    """One spill batch (or a piece of it) as an output chunk (see `chunks`)."""
+    table = wide_table(batch, user_keys, ro_keys)
+    if volumes is not None:
+        table = volumes.join(table)
+    if selection.where is None and not selection.long and not collect:
+        yield with_columns(table, chosen)
+        return
+    frame = table.to_pandas()
+    if selection.where is not None:  # (the dicts only matter to a where: dropped below)
+        frame[TAGS_COLUMN] = user_tags(batch)
+    frame = selection.filter(frame)
+    for name in chosen:
+        if name not in frame.columns:
+            frame[name] = pd.Series([None] * len(frame), dtype=object, index=frame.index)
+    if selection.long:
+        keep = [c for c in chosen if not is_tag_column(c)]
+        yield long_frame(frame[[*chosen]], keep)
+    else:
+        yield frame[chosen]
 
 
 def without_scopes(batch: pa.RecordBatch, gone: set[Scope]) -> pa.RecordBatch:
@@ -400,3 +411,4 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 
 # The options export's reads take, after its own (in `batchtag.defaults`).
 READ_NAMES = (*CONNECTION_OPTIONS, "concurrency", "rate", "progress")
+EACH_ROWS = 8_192  # rows made into a frame at a time for `run_export`'s `each`
