@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 
 import click
 
@@ -99,6 +98,8 @@ class LazyGroup(click.Group):
                 console.fail_line("aborted")
                 code = 1
         except Exception as error:  # a bug: still one JSON line, with the traceback
+            import traceback  # only here: every start-up would pay for it
+
             console.fail_line(f"unexpected error: {errors.first_line(error)}")
             console.event("log", err=True, level="error", exception=traceback.format_exc())
             code = 1
