@@ -9,9 +9,11 @@ The export lists the volumes too (``with_volume``) only when a rule reads them
 
 Nothing is read twice: the plan diffs against the inventory just exported, and the apply
 run takes that state too (the before-state of its report and undo file, and the minimal
-bodies) instead of reading the snapshots again; both are made a chunk of inventory rows
-at a time (`diff_inventory`). A run sends the snapshot pages, the volume
-pages when needed, and one PATCH per snapshot that changes.
+bodies) instead of reading the snapshots again. The export hands the inventory over a
+chunk of rows at a time, and each chunk is evaluated, planned and diffed, its state put
+in the apply run's spill, before the next (`Enforcing`): memory stays flat however many
+snapshots the scopes hold. A run sends the snapshot pages, the volume pages when needed,
+and one PATCH per snapshot that changes.
 ``max_changes`` N% counts against that inventory (the snapshots of the policy's scopes).
 There is no ``resume``: enforce re-reads the state every run and sends only what still
 differs, so re-running it after an interrupted run is the resume.
