@@ -20,11 +20,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from batchtag.model import OK
 from batchtag.policy import RULE_COLUMN, RULE_SEPARATOR
-from batchtag.record import key_columns, scan_records
+from batchtag.record import scan_records
 
 
 def compliance(
@@ -68,17 +66,12 @@ def compliance(
 
 
 def changed_by_rule(report: str | os.PathLike) -> dict[str, int]:
-    """Per rule name, the snapshots a run's report shows written (``ok``, their latest
-    row), from the rules behind each (its `RULE_COLUMN`). The report is read twice as a
-    stream: its keys and statuses, then the rule of the rows that count."""
-    log = key_columns(report)
-    _, last = log.positions()
-    wanted = np.zeros(len(log), dtype=bool)
-    wanted[last[log.status_in(last, {OK})]] = True
-    del log, last
+    """Per rule name, the snapshots a run's report shows written (``ok``), from the rules
+    behind each (its `RULE_COLUMN`). The report is read as a stream, once: an enforce run
+    writes it afresh (no resume), one row per snapshot."""
     per_text: Counter = Counter()
-    for number, record in enumerate(scan_records(report)):
-        if wanted[number]:
+    for record in scan_records(report):
+        if record.get("status") == OK:
             per_text[record.get(RULE_COLUMN)] += 1
     out: Counter = Counter()
     for names, count in per_text.items():

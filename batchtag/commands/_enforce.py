@@ -50,7 +50,7 @@ from batchtag.errors import AbortRun, ApiError, ManifestError, Problem, UsageErr
 from batchtag.inventory import ScopeChoice, Selection, compile_where, missing_tags
 from batchtag.manifest import PlanEntries, join_entries, read_plan
 from batchtag.memory import release_memory
-from batchtag.model import TAG_PREFIX, Plan, PlanIndex, Snapshot, keys_of
+from batchtag.model import OK, TAG_PREFIX, Plan, PlanIndex, Snapshot, keys_of
 from batchtag.policy import (
     KEY_COLUMNS,
     RO_PREFIX,
@@ -174,7 +174,8 @@ async def run_enforce(
         confirm=confirm,
         on_engine=on_engine,
     )
-    changed = changed_by_rule(outcome.report_path) if len(found.plan.entries) else {}
+    written = outcome.summary["this_run"]["counts"].get(OK, 0)
+    changed = changed_by_rule(outcome.report_path) if written else {}
     summary = dict(outcome.summary)
     summary.update(compliance(found.rules, found.size, changed))
     summary["failed_scopes"] = failed

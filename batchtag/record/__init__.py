@@ -70,7 +70,6 @@ _HOMES = {
     "meta_path": "_store",
     "read_meta": "_store",
     "read_records": "_store",
-    "key_columns": "_store",
     "scan_records": "_store",
     "read_report": "_store",
     "records_frame": "_store",
