@@ -58,6 +58,10 @@ def ratios(result: dict) -> dict[str, float]:
         "sending_vs_limit": with_pages(batchtag) / LIMIT,
         "summary_sending_vs_limit": batchtag["in_run_rps"] / LIMIT,
         "loop_sending_vs_limit": loop["in_run_rps"] / LIMIT,
+        # diagnostics: the same sending phase against what the loop made of the machine in
+        # this run, and the first PATCH's lead over the first request (the first page)
+        "sending_vs_loop": with_pages(batchtag) / loop["in_run_rps"],
+        "lead_s": batchtag["lead_s"],
         "sdk_vs_loop": sdk["rps"] / loop["rps"],
         "rate": result["rate"]["achieved"] / RATE,
     }

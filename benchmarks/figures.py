@@ -19,6 +19,7 @@ FORMATS = {  # unit -> how a value (and a bound) is written
     "": "{:.3f}",
     "MB": "{:.0f} MB",
     "s": "{:.2f} s",
+    "ms": "{:.0f} ms",
     "%": "{:.1%}",
     "requests": "{:,.0f}",
 }

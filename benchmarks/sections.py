@@ -100,6 +100,20 @@ def latency() -> list[Figure]:
             unit="",
         ),
         Figure(
+            "latency: batchtag sending / loop sending",
+            "batchtag's sending phase with its list pages counted vs the minimal loop's, same"
+            " run: what batchtag costs beyond what the machine allowed then",
+            r["sending_vs_loop"],
+            unit="",
+        ),
+        Figure(
+            "latency: batchtag first PATCH after its first request",
+            "the sandbox's clock, from batchtag's first list page request to its first PATCH:"
+            " one list page round trip, then the engine starts",
+            r["lead_s"] * 1000,
+            unit="ms",
+        ),
+        Figure(
             "latency: SDK (aiohttp) / loop, whole process",
             "the gcore SDK with its aiohttp client vs the minimal loop, same run",
             r["sdk_vs_loop"],

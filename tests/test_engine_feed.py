@@ -69,3 +69,18 @@ def test_the_feed_says_when_the_engine_waits_for_entries_and_when_it_has_some():
         (3.0, False),
     ]
     assert not feed.hungry
+
+
+def test_the_feed_says_when_enough_is_ready_ahead_of_its_consumer():
+    heard: list[bool] = []
+    feed = EntryFeed(list("abcdef"), ahead=3, on_ahead=heard.append)
+    feed.announce(np.array([0, 1]))
+    assert not feed.ahead and heard == []
+    feed.announce(np.array([2, 3]))  # four ready, none handed out
+    assert feed.ahead and heard == [True]
+    assert [next(feed), next(feed)] == ["a", "b"]  # two left: below three
+    assert not feed.ahead and heard == [True, False]
+    feed.close()  # the rest is ready as it is: four again
+    assert feed.ahead and heard == [True, False, True]
+    assert list(feed) == ["c", "d", "e", "f"]
+    assert not feed.ahead and heard == [True, False, True, False]

@@ -152,7 +152,7 @@ def test_the_state_widens_its_offsets_when_the_spill_outgrows_them(monkeypatch):
 @pytest.fixture
 def monkeypatch_spill_buffer(monkeypatch):
     """A tiny write buffer, so records are read back from the file as well as the buffer."""
-    monkeypatch.setattr("batchtag.read._spill.SPILL_BUFFER", 64)
+    monkeypatch.setattr("batchtag.memory.SPILL_BUFFER", 64)
 
 
 @FIXTURES_OK
@@ -301,7 +301,7 @@ def test_a_full_disk_while_keeping_the_state_aborts_with_nothing_sent(
     import batchtag
     from batchtag.errors import AbortRun
 
-    monkeypatch.setattr("batchtag.read._spill.tempfile.TemporaryFile", FullDisk)
+    monkeypatch.setattr("tempfile.TemporaryFile", FullDisk)
     ids = sandbox.store.ids()[:50]
     frame = pd.DataFrame({"snapshot_id": ids, "tag:k1": "new"})
     with pytest.raises(AbortRun) as error:

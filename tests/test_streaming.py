@@ -159,6 +159,38 @@ def test_streaming_ends_as_reading_first_does(make_sandbox, tmp_path):
         assert user_state(streamed, sid) == user_state(first, sid)
 
 
+async def serve_at_once(stats: OrderedStats) -> None:
+    return None
+
+
+def lists_in_flight(stats: OrderedStats) -> list[int]:
+    """The list pages in flight after each logged event."""
+    count, counts = 0, []
+    for what, method, key in stats.log:
+        if method == "GET" and key is None:
+            count += 1 if what == "enter" else -1
+        counts.append(count)
+    return counts
+
+
+def test_the_read_keeps_pace_with_the_sends_instead_of_running_ahead(make_sandbox, tmp_path):
+    sandbox = make_sandbox(snapshots=7_000, latency_ms=1)  # seven list pages
+    ids = sandbox.store.ids()
+    stats = hold_list_pages(sandbox, serve_at_once)  # (only to log the order)
+    report = run(sandbox, sets(ids), tmp_path, rate=5000)
+    assert set(report.status) == {"ok"} and len(report) == len(ids)
+    assert endpoints(sandbox) == {"list": 7, "get": 0, "patch": len(ids)}
+    # From the first page's entries on, at most two pages at once (no burst just before the
+    # engine starts), and the pages wait while two pages' worth are ready ahead of the
+    # sends: the last page is asked for only once a good part of the first ones went out.
+    assert max(lists_in_flight(stats)[stats.first("leave", "GET", list_only=True) :]) <= 2
+    last_page = stats.last("enter", "GET", list_only=True)
+    patched = sum(
+        1 for what, method, _ in stats.log[:last_page] if (what, method) == ("enter", "PATCH")
+    )
+    assert patched >= 1_000
+
+
 # ---------------------------------------------------------------- guards read first
 
 

@@ -63,12 +63,14 @@ def undo(
     options.progress = progress_option(options.progress, quiet)
     target = output if output is not None else str(default_undo_path(report))
     try:
-        outcome = asyncio.run(run_undo(report, options, output=target, force=force))
+        outcome = asyncio.run(
+            run_undo(report, options, output=target, force=force, shown=CONFLICTS_SHOWN)
+        )
     except BatchtagError as error:
         fail(error, log_format)
     out.summary = outcome.as_dict()
     out.show(format_undo(outcome), "undo", **out.summary)
-    sys.exit(EXIT_SKIPPED if len(outcome.undo.skipped) else 0)
+    sys.exit(EXIT_SKIPPED if len(outcome.skipped) else 0)
 
 
 def format_undo(outcome) -> str:
@@ -78,12 +80,11 @@ def format_undo(outcome) -> str:
     lines = [f"undo: {summary['revert']} snapshot(s) to revert, written to {written}"]
     if summary["kept"]:
         lines.append(f"  ({summary['kept']} exists and is kept)")
-    skipped = outcome.undo.skipped
+    skipped = outcome.skipped
     for status, count in summary["skipped"].items():
         lines.append(f"  {count} {SKIPPED_WORDS.get(status, status)}")
-    for row in skipped.head(CONFLICTS_SHOWN).to_dict("records"):
-        where = f"{row['project_id']}/{row['region_id']}/{row['snapshot_id']}"
-        lines.append(f"    {row['status']} {where}: {row['error']}")
+    for project_id, region_id, snapshot_id, status, error in skipped.rows[:CONFLICTS_SHOWN]:
+        lines.append(f"    {status} {project_id}/{region_id}/{snapshot_id}: {error}")
     if len(skipped) > CONFLICTS_SHOWN:
         lines.append(f"    ... and {len(skipped) - CONFLICTS_SHOWN} more")
     if summary["revert"] and not is_stdout(summary["output"]):

@@ -14,7 +14,7 @@ import numpy as np
 from batchtag.commands._guards import check_max_changes, describe_target, writes_needed
 from batchtag.commands._options import ApplyOptions
 from batchtag.errors import AbortRun, ApiError, UsageError, option
-from batchtag.gcore import Breaker, Client, RateLimiter, RetrySettings
+from batchtag.gcore import LIST_PAGE, Breaker, Client, RateLimiter, RetrySettings
 from batchtag.memory import release_memory
 from batchtag.model import Plan, PlanEntry, PlanIndex, iter_masked
 from batchtag.read import EntryFeed, Reader, State, read_state
@@ -40,6 +40,11 @@ READ_CONCURRENCY = 16
 # While the engine sends, pages read at once: the sends have a page's entries ahead
 # already, and pages read in a burst stall them (the server serves the pages meanwhile).
 STREAM_READ_CONCURRENCY = 2
+# Entries ready ahead of the engine at which the read pauses until they fall below again:
+# two pages' worth. Reading only what the sends need soon spreads the pages over the run,
+# so each one stalls the sends in flight alone (the server builds a page of 1,000 in one
+# go, the client parses it in one go) instead of a dozen back to back.
+READ_AHEAD = 2 * LIST_PAGE
 
 
 def read_mode(options: ApplyOptions) -> bool:
@@ -118,6 +123,9 @@ class ApplyRun:
         self._undo_file = undo_file
         self._feed: EntryFeed | None = None
         self._state_reader: Reader | None = None
+        # The engine starts as soon as entries are ready (False while ``max_changes`` holds
+        # it back until the whole state is read): the read's pace follows from then on.
+        self._sends_when_ready = False
 
     def __enter__(self) -> ApplyRun:
         try:
@@ -162,17 +170,24 @@ class ApplyRun:
         gated = not options.dry_run and options.max_changes not in (None, "")
         if not options.dry_run and not gated:
             await self.guard(pending, to_send, confirm)
-        feed = self._feed = EntryFeed(self.plan.entries, pending, on_hungry=self._pace)
-        # The report's plan digest (a pass over every entry) while the first page is on its way.
-        digest = asyncio.get_running_loop().run_in_executor(None, self.plan.fingerprint)
+        self._sends_when_ready = not gated
+        # (A resume reads its done pages last, and they announce nothing: paused, they
+        # would all be left for the end, the engine idle meanwhile. It reads on.)
+        ahead = READ_AHEAD if pending is None else 0
+        feed = self._feed = EntryFeed(
+            self.plan.entries, pending, self._pace, ahead=ahead, on_ahead=self._pace
+        )
         reading: asyncio.Task | None = None
         if self.known:
             self.summary.state_read(self.state.read, self.state.requests)
         if self.known or self.client is None:
             feed.close()  # every entry is ready as it is
         else:
+            # The index before the digest's thread starts: their temporaries would add up.
             self.state = State(PlanIndex.of(self.plan.entries))  # read-only index from here
             reading = asyncio.create_task(self.read(pending, feed))
+        # The report's plan digest (a pass over every entry) while the first page is on its way.
+        digest = asyncio.get_running_loop().run_in_executor(None, self.plan.fingerprint)
 
         def started(engine: Engine) -> None:
             feed.attach(engine)
@@ -187,6 +202,7 @@ class ApplyRun:
                     reading.result()  # a read's UsageError: nothing was sent
                     release_memory()  # the listing pages: the run's memory stays near this
                 await self.guard(pending, to_send, confirm)
+                self._sends_when_ready = True
             await feed.wait_ready()
             await digest
             release_memory()  # the digest's temporaries (its thread's own malloc arena)
@@ -249,17 +265,27 @@ class ApplyRun:
         if self.engine is not None:
             self.engine.abort(f"reading the state: {reason}")
 
-    def _pace(self, hungry: bool | None = None) -> None:
-        """The state read at the full read concurrency while the engine has nothing to send
-        (or has not started: the read is all there is to do; a resume's done snapshots),
-        at `STREAM_READ_CONCURRENCY` while it sends (pages read in a burst stall it)."""
+    def _pace(self, change: bool | None = None) -> None:
+        """The state read's concurrency, as the feed's supply changes (`change` is what it
+        heard: unused, the feed is asked).
+
+        At the full read concurrency while the engine has nothing to send (nothing is
+        ready yet: the read is all there is to do; a resume's done snapshots; or
+        ``max_changes`` holds the engine back until the read ends); paused while
+        `READ_AHEAD` entries are ready ahead of the engine (not in a resume); at
+        `STREAM_READ_CONCURRENCY` in between, from the first entries ready on (pages read
+        in a burst stall the sends: the server's answers to them as much as the client's
+        parsing; a burst sent just before the engine starts meets its first requests)."""
         reader, feed = self._state_reader, self._feed
         if reader is None or feed is None:
             return
-        busy = self.engine is not None and not feed.hungry
-        reader.limit(
-            min(self.options.concurrency, STREAM_READ_CONCURRENCY if busy else READ_CONCURRENCY)
-        )
+        if not self._sends_when_ready or feed.hungry:
+            limit = READ_CONCURRENCY
+        elif feed.ahead:
+            limit = 0
+        else:
+            limit = STREAM_READ_CONCURRENCY
+        reader.limit(min(self.options.concurrency, limit))
 
     async def send(
         self,

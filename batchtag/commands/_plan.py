@@ -1,7 +1,7 @@
 """`plan` and `undo` runs: read the current state, then diff a manifest or invert a report.
 
     manifest --load--> Plan --read_wanted--> current --diff--> change frame (+ -o file)
-    report --read_report--> ok rows --read_keys--> current --undo_changes--> change file
+    report --ok_rows--> Inversion.scan --read_wanted--> State --Inversion.changes--> change file
 
 The state is read with the one read strategy (`batchtag.read.read_wanted`: list pages or
 GETs per scope, whichever sends fewer requests) under the engine's limiter, retry classes
@@ -15,35 +15,42 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import pandas as pd
 
 from batchtag.commands._apply import ApplyOptions, check_writable, load_located, open_client
 from batchtag.defaults import CONNECTION_OPTIONS, DISCOVERY_OPTIONS, MANIFEST_OPTIONS, READ_OPTIONS
-from batchtag.diff import Diff, DiffCollector, entry_block, write_diff
+from batchtag.diff import ChangeStream, Diff, DiffCollector, entry_block, write_diff
 from batchtag.errors import CALLER, AbortRun, ApiError, Interrupted, UsageError, option
 from batchtag.gcore import Client, RateLimiter, RetrySettings
 from batchtag.memory import gc_paused, release_memory
-from batchtag.model import Plan, PlanIndex, PrefixLookup, Snapshot
-from batchtag.read import Key, Reader, ReadStats, read_keys, read_wanted
+from batchtag.model import Plan, PlanIndex, PrefixLookup
+from batchtag.read import NOT_READ, Reader, ReadStats, State, read_wanted
 from batchtag.record import (
+    CHANGE_COLUMNS,
+    Inversion,
     Progress,
+    Skipped,
     Undo,
+    Wanted,
     fill_started,
+    frame_of,
     fresh_path,
     lock_holder,
+    ok_rows,
     read_meta,
-    read_report,
     report_exists,
-    reverts,
-    undo_changes,
 )
 from batchtag.tabular import is_stdout, table_format
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PLAN_NAMES = (
     *MANIFEST_OPTIONS,
@@ -69,43 +76,6 @@ def make_reader(client: Client, options: ApplyOptions) -> Reader:
         limiter=RateLimiter(options.rate),
         retry=RetrySettings(transient_retries=options.retries),
     )
-
-
-async def read_snapshots(
-    keys: list[Key], options: ApplyOptions
-) -> tuple[dict[Key, Snapshot | None], ReadStats]:
-    """The current state of `keys` (the one read strategy, `batchtag.read.read_keys`), as
-    `Snapshot`s.
-
-    The progress bar counts `keys` (the snapshots asked for), not the scopes' snapshots.
-
-    Parameters
-    ----------
-    keys : list of (project_id, region_id, snapshot_id)
-    options : ApplyOptions
-        Connection, concurrency, rate, timeouts, retries and progress.
-
-    Returns
-    -------
-    (dict, ReadStats)
-        Key -> Snapshot (None when not found), and what reading cost.
-    """
-    bar = Progress(len(keys), enabled=options.progress)
-
-    def kept(snapshot: Snapshot) -> Snapshot:
-        bar.advance(1)
-        return snapshot
-
-    finished = False
-    async with open_client(options) as client:
-        reader = make_reader(client, options)
-        try:
-            state = await read_keys(reader, keys, kept)
-            bar.advance(len(keys) - sum(1 for v in state.values() if v is not None))  # gone
-            finished = True
-        finally:
-            bar.close(ok=finished)
-    return state, reader.stats
 
 
 class _Counted:
@@ -265,21 +235,24 @@ def default_undo_path(report: str | os.PathLike) -> Path:
 
 @dataclass
 class UndoOutcome:
-    """What `run_undo` did: the change rows back, the snapshots skipped, where they went
-    (and the existing file kept when `output` was taken)."""
+    """What `run_undo` did: how many snapshots and change rows it gives back, the snapshots
+    skipped, where the rows went (and the existing file kept when `output` was taken); and,
+    unless `run_undo` was told to show only some, the change rows and every skipped
+    snapshot as frames (`undo`)."""
 
-    undo: Undo
     output: Path | None
     stats: ReadStats | None
-    kept: Path | None = None
+    kept: Path | None
+    reverted: int  # snapshots with change rows
+    changes: int  # change rows
+    skipped: Skipped  # counted by status; the first `shown` (all without)
+    undo: Undo | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        counts = self.undo.skipped["status"].value_counts().to_dict()
-        changes = self.undo.changes
         return {
-            "revert": int(changes[list(KEY_COLUMNS)].drop_duplicates().shape[0]),
-            "changes": len(changes),
-            "skipped": {str(k): int(v) for k, v in counts.items()},
+            "revert": self.reverted,
+            "changes": self.changes,
+            "skipped": self.skipped.by_status(),
             "output": None if self.output is None else str(self.output),
             "kept": None if self.kept is None else str(self.kept),
             "requests": 0 if self.stats is None else self.stats.requests,
@@ -295,31 +268,92 @@ async def run_undo(
     *,
     output: str | os.PathLike | None = None,
     force: bool = False,
+    shown: int | None = None,
 ) -> UndoOutcome:
     """Read the report, check the keys the run changed against the current state, write
     the change file that reverts it (`batchtag.record._undo`).
 
     A report still being written by a running apply is refused unless `force` (its undo
     would miss what the run has still to do); an existing `output` is never replaced.
+    With `shown` (a number) nothing is held per snapshot: the report's rows and the state
+    read wait in temporary files, the change rows go to `output` as they are made, and only
+    the first `shown` skipped snapshots are kept (all are counted); without, the outcome
+    holds the change rows and every skipped snapshot as frames (`UndoOutcome.undo`).
     """
     options.check()
     output = fill_started({"output": output})["output"]
-    name = "report" if isinstance(report, pd.DataFrame) else str(report)
+    path = isinstance(report, str | os.PathLike)
+    name = str(report) if path else "report"
     meta = None
-    if not isinstance(report, pd.DataFrame):
+    if path:
         _check_not_running(report, force)
         meta = read_meta(report) if report_exists(report) else None
     target, kept = (None, None) if output is None else _undo_output(output, options.overwrite)
-    frame = report if isinstance(report, pd.DataFrame) else read_report(report)
-    found, _ = reverts(frame, name, meta)
-    keys = [r.key for r in found if r.rows]
-    current, stats = (None, None)
-    if keys:
-        current, stats = await _reading(read_snapshots(keys, options))
-    result = undo_changes(frame, current or {}, force=force, report_name=name, meta=meta)
-    if target is not None:
-        write_diff(result.changes, target)
-    return UndoOutcome(result, target, stats, kept)
+    skipped = Skipped(shown)
+    with ok_rows(report, name) as rows, Inversion(rows, skipped, name, meta) as inversion:
+        wanted = inversion.scan()
+        rows.close()  # (its rows are in the inversion now)
+        state, stats = None, None
+        if len(wanted):
+            state, stats = await _reading(read_wanted_state(wanted, options))
+        try:
+            chunks = inversion.changes(lambda position, _: _found(state, position), force=force)
+            undo = None
+            if shown is None:
+                undo = Undo(frame_of(chain.from_iterable(chunks), CHANGE_COLUMNS), skipped.frame())
+                if target is not None:
+                    write_diff(undo.changes, target)
+            elif target is not None:
+                write_diff(ChangeStream(chunks), target)
+            else:
+                deque(chunks, maxlen=0)
+        finally:
+            if state is not None:
+                state.close()
+    reverted = inversion.reverted
+    if undo is not None:  # (a frame may name one snapshot twice)
+        reverted = int(undo.changes[list(KEY_COLUMNS)].drop_duplicates().shape[0])
+    return UndoOutcome(target, stats, kept, reverted, inversion.written, skipped, undo)
+
+
+def _found(state: State | None, position: int) -> Any:
+    """What was read of the snapshot at `position` (None: not found)."""
+    snapshot = NOT_READ if state is None else state.at(position)
+    return None if snapshot is NOT_READ else snapshot
+
+
+async def read_wanted_state(wanted: Wanted, options: ApplyOptions) -> tuple[State, ReadStats]:
+    """The current state of the snapshots an undo needs (the one read strategy, by position:
+    `batchtag.read.read_wanted`), kept in a `batchtag.read.State` (spilled, by position).
+
+    The progress bar counts the snapshots asked for, not the scopes' snapshots."""
+    index = wanted.index
+    assert index is not None
+    bar = Progress(len(index), enabled=options.progress)
+    state = State(index)
+
+    def found(positions: np.ndarray, snapshots) -> None:
+        for position, snapshot in zip(positions.tolist(), snapshots, strict=True):
+            state.put(position, snapshot)
+        bar.advance(len(positions))
+
+    finished = False
+    try:
+        async with open_client(options) as client:
+            reader = make_reader(client, options)
+            with gc_paused():  # pages of dicts come and go: no cycles, but GC walks them all
+                for scope in index.scopes:
+                    wanted_here = index.in_scope(scope)
+                    await read_wanted(
+                        reader, scope, wanted_here, index, wanted.ids_at, found, index=index
+                    )
+            state.finish()
+            finished = True
+    finally:
+        bar.close(ok=finished)
+        if not finished:
+            state.close()
+    return state, reader.stats
 
 
 def _check_not_running(report: str | os.PathLike, force: bool) -> None:

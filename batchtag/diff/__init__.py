@@ -27,6 +27,7 @@ _HOMES = {
     "plan_exit_code": "_view",
     "print_plan": "_view",
     "render_plan": "_view",
+    "ChangeStream": "_write",
     "write_changes": "_write",
     "write_diff": "_write",
 }

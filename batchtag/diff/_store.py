@@ -19,14 +19,12 @@ plan order.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from batchtag.errors import AbortRun
+from batchtag.memory import SpillFile
 from batchtag.record import CHANGE_COLUMNS, kind_of
 from batchtag.tabular import INT
 
@@ -426,13 +424,12 @@ class Diff:
 
 class _Chunks:
     """Record batches (a chunk of every column, as `_arrow` makes them) in an unlinked
-    temporary file, each its own Arrow IPC stream (its dictionaries with it), read back in
-    the order they were put: the rows of a large diff stay in the page cache, not in the
-    process's memory."""
+    temporary file (`batchtag.memory.SpillFile`), each its own Arrow IPC stream (its
+    dictionaries with it), read back in the order they were put: the rows of a large diff
+    stay in the page cache, not in the process's memory."""
 
     def __init__(self):
-        self._file: Any = None
-        self._written = 0
+        self._file = SpillFile("the plan's diff rows")
         self._where: list[tuple[int, int]] = []  # (offset, size) of each batch
 
     def put(self, arrays: Sequence[Any]) -> None:
@@ -443,19 +440,7 @@ class _Chunks:
         with pa.ipc.new_stream(sink, batch.schema) as writer:
             writer.write_batch(batch)
         data = memoryview(sink.getvalue())
-        size = len(data)
-        try:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(buffering=0)
-            while data:
-                data = data[self._file.write(data) :]
-        except OSError as error:
-            raise AbortRun(
-                f"cannot keep the plan's diff rows in {tempfile.gettempdir()}: "
-                f"{error.strerror or error} (point TMPDIR to a folder with room)"
-            ) from None
-        self._where.append((self._written, size))
-        self._written += size
+        self._where.append((self._file.write(data), len(data)))
 
     def __len__(self) -> int:
         return len(self._where)
@@ -465,23 +450,14 @@ class _Chunks:
         import pyarrow as pa
 
         offset, size = self._where[k]
-        parts, fd = [], self._file.fileno()
-        while size:
-            part = os.pread(fd, size, offset)
-            if not part:
-                raise AbortRun("the plan's diff rows were cut short in their temporary file")
-            parts.append(part)
-            offset, size = offset + len(part), size - len(part)
-        with pa.ipc.open_stream(pa.py_buffer(b"".join(parts))) as reader:
+        with pa.ipc.open_stream(pa.py_buffer(self._file.read(offset, size))) as reader:
             return reader.read_next_batch()
 
     def batches(self) -> Iterator[Any]:
         return (self.get(k) for k in range(len(self._where)))
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._file.close()
         self._where = []
 
 

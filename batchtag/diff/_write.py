@@ -7,18 +7,20 @@ same file `write_table` would make of the same rows. Each column is typed by its
 passthrough column of other cells than text (a DataFrame manifest's ints, dates) is
 encoded cell by cell, and for Parquet made whole once so every row group has the same
 type, as `write_table` would give it. A DataFrame (`batchtag.plan`'s) is written through
-its records.
+its records, and so are change rows that come a chunk at a time (`ChangeStream`, an undo's):
+the same file as a frame of them would give, never all of them held.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
 from typing import Any
 
 from batchtag.diff._store import DIFF_COLUMNS, Diff
 from batchtag.model import json_text
-from batchtag.record import kind_of
+from batchtag.record import CHANGE_COLUMNS, kind_of
 from batchtag.tabular import (
     ANY,
     CSV,
@@ -39,8 +41,9 @@ def write_diff(diff: Any, path: str | os.PathLike) -> None:
 
     Parameters
     ----------
-    diff : Diff or pandas.DataFrame
-        The plan diff (`DiffCollector.finish()`, or the frame `batchtag.plan` returns).
+    diff : Diff, pandas.DataFrame or ChangeStream
+        The plan diff (`DiffCollector.finish()`, or the frame `batchtag.plan` returns), or
+        change rows as they come.
     path : str or PathLike
         The output; its suffix picks the format.
 
@@ -50,7 +53,12 @@ def write_diff(diff: Any, path: str | os.PathLike) -> None:
     """
     kinds = {c: DIFF_KINDS[c] for c in diff.columns if c in DIFF_COLUMNS}
     fmt = table_format(path)
-    if not isinstance(diff, Diff):  # a frame: its records, as any table
+    if isinstance(diff, ChangeStream):  # as a frame of its rows would be written
+        if fmt.appendable:
+            fmt.write(path, diff.columns, diff.records(), kinds)
+        else:
+            atomic_write(path, lambda fh: _write_parquet(diff, kinds, {}, fh, _stream_groups))
+    elif not isinstance(diff, Diff):  # a frame: its records, as any table
         frame = _FrameRows(diff)
         if fmt.appendable:
             fmt.write(path, frame.columns, frame.records(), kinds)
@@ -151,6 +159,45 @@ def _groups(diff, kinds, loose) -> Iterator[Any]:
         made.update((c, array.slice(start, size)) for c, array in loose.items())
         yield pa.Table.from_arrays([made[c] for c in diff.columns], names=diff.columns)
         start += size
+
+
+def _stream_groups(diff: ChangeStream, kinds, loose) -> Iterator[Any]:
+    """The rows as Arrow tables of `GROUP` rows, columns typed by `kinds` (as `_groups`)."""
+    import pyarrow as pa
+
+    for group in diff.groups(GROUP):
+        arrays = [kinds[c].to_arrow([r.get(c) for r in group]) for c in diff.columns]
+        yield pa.Table.from_arrays(arrays, names=diff.columns)
+
+
+class ChangeStream:
+    """Change rows that come a chunk at a time (dicts of `CHANGE_COLUMNS`): `write_diff`
+    writes them as they come, the same file a frame of them would give (`frame_of`).
+    They can be written once.
+
+    Parameters
+    ----------
+    chunks : iterable of lists of dict
+        The rows, a list at a time (of any length).
+    """
+
+    def __init__(self, chunks: Iterable[list[Mapping[str, Any]]]):
+        self.columns = list(CHANGE_COLUMNS)
+        self._chunks = chunks
+
+    def records(self) -> Iterator[Mapping[str, Any]]:
+        return chain.from_iterable(self._chunks)
+
+    def groups(self, size: int) -> Iterator[list[Mapping[str, Any]]]:
+        """The rows in lists of `size` (the last one shorter)."""
+        group: list[Mapping[str, Any]] = []
+        for chunk in self._chunks:
+            group += chunk
+            while len(group) >= size:
+                yield group[:size]
+                group = group[size:]
+        if group:
+            yield group
 
 
 class _FrameRows:

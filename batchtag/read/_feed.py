@@ -13,8 +13,10 @@ they become ready, and the engine takes entries from an `EntryFeed` in that orde
 
 When no entry is ready the feed answers `NOT_YET` (the engine pauses, see
 `batchtag.send._engine.Engine.refill`, and is refilled at the next announcement); its
-``on_hungry`` hears when the engine starts and stops waiting so (the reader's concurrency
-follows it: the full read concurrency while the engine has nothing to send). A state known
+``on_hungry`` hears when the engine starts and stops waiting so, and its ``on_ahead`` when
+the entries ready and not handed out yet reach ``ahead`` or fall below it (the reader's
+concurrency follows both: the full read concurrency while the engine has nothing to send,
+none while enough is ready ahead of it, a little in between). A state known
 before the run is announced all at once (`EntryFeed.close` right away). When the
 engine stops (abort, interrupt), iterating the feed gives every entry not handed out yet,
 ready or not, so each is reported ``skipped``.
@@ -61,6 +63,12 @@ class EntryFeed:
     on_hungry : callable, optional
         Called with True when the feed first answers `NOT_YET` (its consumer waits for
         entries: nothing ready, more to come), with False at the next announcement.
+    ahead : int
+        How many entries ready and not handed out yet count as enough ahead of the
+        consumer (0: never).
+    on_ahead : callable, optional
+        Called with True when the entries ready and not handed out reach `ahead`, with
+        False when they fall below it again.
 
     Examples
     --------
@@ -81,6 +89,9 @@ class EntryFeed:
         entries: Sequence[PlanEntry],
         pending: np.ndarray | None = None,
         on_hungry: Callable[[bool], None] | None = None,
+        *,
+        ahead: int = 0,
+        on_ahead: Callable[[bool], None] | None = None,
     ):
         self.entries = entries
         total = len(entries)
@@ -93,12 +104,21 @@ class EntryFeed:
         self._any = asyncio.Event()  # something was announced, or the feed closed
         self._on_hungry = on_hungry
         self._hungry = True  # nothing was ready when last asked (nothing is, at first)
+        self._backlog = 0  # entries ready, not handed out yet
+        self._ahead_at = ahead if ahead > 0 else -1  # (-1: never reached: no check per entry)
+        self._ahead = False  # the backlog is at `ahead` or more
+        self._on_ahead = on_ahead
 
     @property
     def hungry(self) -> bool:
         """Whether the feed last answered `NOT_YET` and nothing was announced since (true
         before anything is announced)."""
         return self._hungry
+
+    @property
+    def ahead(self) -> bool:
+        """Whether the entries ready and not handed out yet are `ahead` or more."""
+        return self._ahead
 
     def attach(self, consumer: Consumer) -> None:
         """Refill `consumer` at every announcement; hand it all that is left once it stops."""
@@ -114,6 +134,7 @@ class EntryFeed:
         self._ready.append(
             np.sort(positions).astype(self._dtype, copy=False)
         )  # `PlanEntries.at` wants them ascending
+        self._grew(len(positions))
         self._ready_now()
 
     def close(self) -> None:
@@ -133,6 +154,17 @@ class EntryFeed:
         if len(rest):
             self._ready.append(rest.astype(self._dtype))
         self._closed = True
+        self._grew(len(rest))
+
+    def _grew(self, count: int) -> None:
+        self._backlog += count
+        if not self._ahead and self._backlog >= self._ahead_at >= 0:
+            self._set_ahead(True)
+
+    def _set_ahead(self, ahead: bool) -> None:
+        self._ahead = ahead
+        if self._on_ahead is not None:
+            self._on_ahead(ahead)
 
     def _fed(self) -> None:
         if self._hungry:
@@ -150,8 +182,18 @@ class EntryFeed:
 
     def __next__(self) -> PlanEntry | _NotYet:
         entry = next(self._current, None)
-        if entry is not None:
-            return entry
+        if entry is None:
+            entry = self._next_chunk()
+            if entry is NOT_YET:
+                return entry
+        self._backlog -= 1
+        if self._ahead and self._backlog < self._ahead_at:
+            self._set_ahead(False)
+        return entry
+
+    def _next_chunk(self) -> PlanEntry | _NotYet:
+        """The first entry of the next ready chunk; raises StopIteration once the feed is
+        closed and handed out, `NOT_YET` when nothing is ready."""
         if not self._closed and self._consumer is not None and self._consumer.stopping:
             self._release_rest()  # for the engine's skipped rows
         while self._ready:

@@ -219,8 +219,8 @@ class Reader:
         self.consistent = True  # did the last read_scope end with a consistent pass?
 
     def limit(self, concurrency: int) -> None:
-        """Requests in flight at most from now on (a listing's read-ahead window stays as
-        `concurrency` built it)."""
+        """Requests in flight at most from now on (0: none start, a pause; a listing's
+        read-ahead window stays as `concurrency` built it)."""
         self._slots.resize(concurrency)
 
     # -- one request ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ Which snapshots are read (`check_current`, see `batchtag.commands`' read mode):
 
 Memory: nothing per snapshot as a Python object. Each snapshot read is encoded (its
 `batchtag.model.Snapshot.compact` form, then `marshal`) into an unlinked temporary file
-(`batchtag.read._spill`, in ``$TMPDIR``; the page cache holds it, not the process), and the
+(`batchtag.memory.Spill`, in ``$TMPDIR``; the page cache holds it, not the process), and the
 run keeps the record's offset per plan position (4 bytes), found through the plan's
 `batchtag.model.PlanIndex`. The engine takes each one (decoded back into a `Snapshot`)
 when it starts the snapshot, which is only once its state is in the file. A disk too
@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from batchtag.memory import Spill
 from batchtag.model import (
     PlanEntry,
     PlanIndex,
@@ -48,7 +49,6 @@ from batchtag.model import (
     needs_current_mask,
 )
 from batchtag.read._reader import Reader
-from batchtag.read._spill import Spill
 from batchtag.read._strategy import read_wanted
 
 NOT_READ = object()  # `State.take`: the snapshot's state was not read
@@ -80,7 +80,7 @@ class State:
         self._offsets: np.ndarray | None = None
         self._unread = self._missing = 0
         self._held = 0
-        self._spill = Spill(folder)
+        self._spill = Spill("the state read before sending", folder)
 
     def _arrays(self) -> np.ndarray:
         if self._offsets is None:
@@ -127,7 +127,7 @@ class State:
             self._offsets, self._size = grown, len(grown)
 
     def bind(self, index: PlanIndex) -> None:
-        """The index of the plan whose positions were put (a state made with `size`, filled
+        """The index of the plan whose positions were put (a state made without one, filled
         while its plan was made a part at a time)."""
         self.index, self._size = index, len(index)
         if self._offsets is not None:
@@ -150,6 +150,16 @@ class State:
         position = self.index.position(entry)
         if position is None:
             return NOT_READ
+        return self._at(position, forget)
+
+    def at(self, position: int) -> Snapshot | None | object:
+        """The `Snapshot` read at a plan position (None: not found), or `NOT_READ`; kept."""
+        if self._offsets is None:
+            return NOT_READ
+        return self._at(position, forget=False)
+
+    def _at(self, position: int, forget: bool) -> Snapshot | None | object:
+        assert self._offsets is not None
         offset = int(self._offsets[position])
         if offset == self._unread:
             return NOT_READ
