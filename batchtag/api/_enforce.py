@@ -93,7 +93,7 @@ async def _enforce(policy, check, output, inventory, options, engines) -> pd.Dat
         warnings.warn(outcome.summary_json_error, RuntimeWarning, stacklevel=2)
     manifest = conform(outcome.manifest)
     if outcome.run is None:
-        manifest.attrs["diff"] = outcome.diff
+        manifest.attrs["diff"] = outcome.diff.frame()
         manifest.attrs["summary"] = outcome.summary
         return manifest
     report = report_of(outcome.run, abort=False)  # raises Interrupted after a Ctrl-C

@@ -116,6 +116,7 @@ def run(policy: str, options, *, check: bool, output, confirm):
                     output=output,
                     confirm=confirm,
                     on_engine=install_signal_handlers,
+                    compact=True,
                 )
             )
     finally:
@@ -129,8 +130,7 @@ def show_check(outcome, limit: int) -> None:
     from batchtag.diff import first_changes, render_plan
 
     out = console()
-    diff = outcome.diff.copy()
-    diff["rows"] = None  # positions in the generated manifest: nothing a user wrote
+    diff = outcome.diff  # (compact: its rows name no manifest row)
     summary = outcome.summary
     drift = summary["drift"]
     verdict = "drift" if drift["changes"] else "clean"

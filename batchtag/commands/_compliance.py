@@ -15,65 +15,69 @@ conflict).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
-
 from batchtag.model import OK
-from batchtag.policy import KEY_COLUMNS, RULE_COLUMN, RULE_SEPARATOR
+from batchtag.policy import RULE_COLUMN, RULE_SEPARATOR
+from batchtag.record import scan_records
 
 
 def compliance(
-    manifest: pd.DataFrame, inventory_size: int, changed: Iterable[str] = ()
+    rules: Mapping[str, Mapping[str, int]],
+    inventory_size: int,
+    changed: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The figures of one evaluation (and run).
 
     Parameters
     ----------
-    manifest : DataFrame
-        `batchtag.policy.evaluate`'s manifest: ``attrs["rules"]`` has each rule's
-        ``matched`` and ``noncompliant``; its ``rule`` column names the rules behind each
-        snapshot's changes.
+    rules : Mapping
+        `batchtag.policy.evaluate`'s ``attrs["rules"]``: each rule's ``matched`` and
+        ``noncompliant`` (and ``orphans``, ``refused``).
     inventory_size : int
         Snapshots in the inventory the policy was evaluated on.
-    changed : iterable of str
-        Snapshot ids the run changed (``ok``); none for a check or a dry run.
+    changed : Mapping, optional
+        Per rule name, the snapshots the run changed (`changed_by_rule`); none for a
+        check or a dry run.
 
     Returns
     -------
     dict
         ``{"inventory": N, "rules": [{"name", "matched", "noncompliant", "changed"}]}``.
     """
-    done = set(changed)
-    by_rule: dict[str, int] = {}
-    if done and len(manifest):
-        behind = manifest.drop_duplicates(list(KEY_COLUMNS))
-        behind = behind[behind["snapshot_id"].isin(done)]
-        for names in behind[RULE_COLUMN].dropna():
-            for name in str(names).split(RULE_SEPARATOR):
-                by_rule[name] = by_rule.get(name, 0) + 1
-    rules = []
-    for name, counts in manifest.attrs.get("rules", {}).items():
+    by_rule = changed or {}
+    out = []
+    for name, counts in rules.items():
         rule = {
             "name": name,
             "matched": int(counts["matched"]),
             "noncompliant": int(counts["noncompliant"]),
-            "changed": by_rule.get(name, 0),
+            "changed": int(by_rule.get(name, 0)),
         }
         if "orphans" in counts:  # a copy rule: matched, but the volume is gone
             rule["orphans"] = int(counts["orphans"])
         if "refused" in counts:  # renames onto another value: left alone (a conflict)
             rule["refused"] = int(counts["refused"])
-        rules.append(rule)
-    return {"inventory": int(inventory_size), "rules": rules}
+        out.append(rule)
+    return {"inventory": int(inventory_size), "rules": out}
 
 
-def changed_snapshots(report: pd.DataFrame) -> set[str]:
-    """The snapshot ids a run's report shows written (``ok``)."""
-    if not len(report):
-        return set()
-    return set(report.loc[report["status"] == OK, "snapshot_id"].astype(str))
+def changed_by_rule(report: str | os.PathLike) -> dict[str, int]:
+    """Per rule name, the snapshots a run's report shows written (``ok``), from the rules
+    behind each (its `RULE_COLUMN`). The report is read as a stream, once: an enforce run
+    writes it afresh (no resume), one row per snapshot."""
+    per_text: Counter = Counter()
+    for record in scan_records(report):
+        if record.get("status") == OK:
+            per_text[record.get(RULE_COLUMN)] += 1
+    out: Counter = Counter()
+    for names, count in per_text.items():
+        for name in str(names).split(RULE_SEPARATOR) if names else ():
+            out[name] += count
+    return dict(out)
 
 
 def format_compliance(figures: Mapping[str, Any], *, ran: bool) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,7 @@ from batchtag.inventory import (
 from batchtag.logs import register_secret
 from batchtag.model import TAG_PREFIX
 from batchtag.read import Reader, ReadStats, ScopeError, each_scope
-from batchtag.record import EXIT_FAILED, EXIT_OK, Progress, fill_started
+from batchtag.record import EXIT_FAILED, EXIT_OK, Progress, conform, fill_started
 
 # ---------------------------------------------------------------- the run
 
@@ -145,9 +145,12 @@ async def run_export(
     progress: bool | None = None,
     collect: bool = False,
     overwrite: bool = False,
+    each: Callable[[pd.DataFrame], None] | None = None,
 ) -> ExportOutcome:
     """Read every scope, spill, pivot into `output` (None: no file); `collect` keeps a frame;
-    an existing `output` is refused unless `overwrite`.
+    `each` is given the rows a chunk at a time instead (frames typed as `collect`'s, without
+    its ``tags`` column; at least one, empty for an empty inventory); an existing `output`
+    is refused unless `overwrite`.
 
     `scopes` are listed, or chosen (`ScopeChoice`: the projects or regions may be listed
     from the API first). A scope that cannot be read is left out and named in the outcome
@@ -222,7 +225,9 @@ async def run_export(
             reader.warn(text)  # a name no snapshot has matches nothing: say so
         gone = {(f.project_id, f.region_id) for f in failed}
         joined = volumes.finish() if volumes is not None else None
-        rows, frame = pivot(spill, *split_keys(keys), selection, target, collect, joined, gone)
+        rows, frame = pivot(
+            spill, *split_keys(keys), selection, target, collect, joined, gone, each
+        )
     except BaseException:
         if target is not None:
             target.discard()
@@ -298,54 +303,75 @@ def pivot(
     collect: bool,
     volumes: Volumes | None = None,
     gone: set[Scope] = frozenset(),
+    each: Callable[[pd.DataFrame], None] | None = None,
 ) -> tuple[int, pd.DataFrame | None]:
     """Spill -> wide (+ volumes -> where -> columns -> long) chunks -> output; returns
-    (rows, frame). Rows of the scopes in `gone` (read in part, then failed) are left out."""
+    (rows, frame). Rows of the scopes in `gone` (read in part, then failed) are left out;
+    `each` gets each chunk as a typed frame (see `run_export`)."""
     available = [*INVENTORY_COLUMNS, *(TAG_PREFIX + k for k in user_keys)]
     available += [RO_PREFIX + k for k in ro_keys]
     available += volumes.columns if volumes is not None else []
     chosen = selection.pick(available)
     schema = output_schema(chosen, selection.long)
-    frames, rows = [], 0
-    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone):
-        table = chunk if isinstance(chunk, pa.Table) else to_arrow(chunk, schema)
-        rows += table.num_rows
+    frames, rows, given = [], 0, False
+    framed = collect or each is not None
+    piece = EACH_ROWS if each is not None and not collect and target is None else None
+    for chunk in chunks(spill, user_keys, ro_keys, selection, chosen, framed, volumes, gone, piece):
+        rows += chunk.num_rows if isinstance(chunk, pa.Table) else len(chunk)
         if target is not None:
-            target.write(table)
+            target.write(chunk if isinstance(chunk, pa.Table) else to_arrow(chunk, schema))
         if collect:
             frames.append(chunk)
+        if each is not None:
+            each(conform(chunk.drop(columns=TAGS_COLUMN, errors="ignore")))
+            given = True
     if target is not None:
         target.close(schema)
-    if not collect:
+    if not framed:
         return rows, None
     if not frames:
         empty = empty_inventory(with_volume=volumes is not None)
-        return rows, inventory_frame(empty.reindex(columns=list(schema.names)))
+        empty = empty.reindex(columns=list(schema.names))
+        if each is not None and not given:  # no chunk at all: an empty one
+            each(conform(empty.drop(columns=TAGS_COLUMN, errors="ignore")))
+        return rows, inventory_frame(empty) if collect else None
     return rows, inventory_frame(pd.concat(frames, ignore_index=True))
 
 
-def chunks(spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone) -> Iterator[Any]:
-    """Each spill batch as an output chunk: an Arrow table when nothing needs pandas."""
-    for batch in spill.batches():
+def chunks(
+    spill, user_keys, ro_keys, selection, chosen, collect, volumes, gone, piece=None
+) -> Iterator[Any]:
+    """Each spill batch as an output chunk: an Arrow table when nothing needs pandas (a
+    frame of at most `piece` rows at a time, when given)."""
+    for whole in spill.batches():
         if gone:
-            batch = without_scopes(batch, gone)
-        table = wide_table(batch, user_keys, ro_keys)
-        if volumes is not None:
-            table = volumes.join(table)
-        if selection.where is None and not selection.long and not collect:
-            yield with_columns(table, chosen)
-            continue
-        frame = table.to_pandas()
+            whole = without_scopes(whole, gone)
+        step = piece or max(whole.num_rows, 1)
+        for start in range(0, max(whole.num_rows, 1), step):
+            batch = whole.slice(start, step)
+            yield from _chunk(batch, user_keys, ro_keys, selection, chosen, collect, volumes)
+
+
+def _chunk(batch, user_keys, ro_keys, selection, chosen, collect, volumes) -> Iterator[Any]:
+    """One spill batch (or a piece of it) as an output chunk (see `chunks`)."""
+    table = wide_table(batch, user_keys, ro_keys)
+    if volumes is not None:
+        table = volumes.join(table)
+    if selection.where is None and not selection.long and not collect:
+        yield with_columns(table, chosen)
+        return
+    frame = table.to_pandas()
+    if selection.where is not None:  # (the dicts only matter to a where: dropped below)
         frame[TAGS_COLUMN] = user_tags(batch)
-        frame = selection.filter(frame)
-        for name in chosen:
-            if name not in frame.columns:
-                frame[name] = pd.Series([None] * len(frame), dtype=object, index=frame.index)
-        if selection.long:
-            keep = [c for c in chosen if not is_tag_column(c)]
-            yield long_frame(frame[[*chosen]], keep)
-        else:
-            yield frame[chosen]
+    frame = selection.filter(frame)
+    for name in chosen:
+        if name not in frame.columns:
+            frame[name] = pd.Series([None] * len(frame), dtype=object, index=frame.index)
+    if selection.long:
+        keep = [c for c in chosen if not is_tag_column(c)]
+        yield long_frame(frame[[*chosen]], keep)
+    else:
+        yield frame[chosen]
 
 
 def without_scopes(batch: pa.RecordBatch, gone: set[Scope]) -> pa.RecordBatch:
@@ -385,3 +411,4 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 
 # The options export's reads take, after its own (in `batchtag.defaults`).
 READ_NAMES = (*CONNECTION_OPTIONS, "concurrency", "rate", "progress")
+EACH_ROWS = 8_192  # rows made into a frame at a time for `run_export`'s `each`

@@ -31,6 +31,7 @@ _HOMES = {
     "describe_manifest": "_describe",
     "format_validation": "_describe",
     "PlanEntries": "_entries",
+    "join_entries": "_entries",
     "detect_form": "_detect",
     "form_columns": "_detect",
     "load_manifest": "_load",

@@ -17,6 +17,7 @@ import numpy as np
 
 from batchtag.model import (
     CHUNK,
+    EMPTY,
     FINGERPRINT_LINE,
     PlanEntry,
     PlanIndex,
@@ -283,6 +284,13 @@ class PlanEntries(Sequence[PlanEntry]):
             parts.append(_per_state(texts, codes))
             yield joined_text(pc.binary_join_element_wise(*parts, ""))
 
+    def _id_keys(self) -> np.ndarray:
+        """Every entry's id as its 16-byte key, in plan order (ids held as keys only)."""
+        ranks = self.__dict__.get("_ranks")
+        if ranks is not None:
+            return self.plan_index().key_at(ranks)
+        return self.__dict__["_keys"]
+
     def _id_column(self, start: int, stop: int) -> pa.Array:
         """The snapshot ids of entries start..stop as an Arrow string column."""
         ranks = self.__dict__.get("_ranks")
@@ -412,3 +420,102 @@ def _first_row(row_ids: np.ndarray | None, row_bounds: np.ndarray | None) -> int
         if not (row_ids[start:stop] == steps[:-1] + first).all():
             return None
     return first
+
+
+def join_entries(parts: Sequence[PlanEntries]) -> PlanEntries:
+    """The entries of one plan made of `parts`, each planned apart (the plan's entries in
+    runs, in order; no snapshot in two parts): the columns put end to end, equal tag states
+    and passthrough dicts held once. The result holds no index (nor the parts' indexes):
+    joining one part is how to keep its entries compact.
+
+    Examples
+    --------
+    >>> from batchtag.model import EMPTY
+    >>> import pyarrow as pa
+    >>> one = PlanEntries(
+    ...     projects=np.array([1]), regions=np.array([2]), snapshots=pa.array(["s"]),
+    ...     state_codes=np.array([0]), states=[TagState(EMPTY, True, EMPTY)], names=None,
+    ...     row_ids=np.array([3]), row_bounds=np.array([0, 1]),
+    ...     extra_codes=np.array([0]), extras=[EMPTY],
+    ... )
+    >>> [e.key for e in join_entries([one, one])]
+    [(1, 2, 's'), (1, 2, 's')]
+    """
+    import pyarrow as pa
+
+    states: dict[tuple, int] = {}
+    extras: dict[tuple, int] = {}
+    state_list: list[State] = []
+    extra_list: list[SharedDict] = []
+    keyed = all(p.snapshots is None for p in parts)  # every part's ids as 16-byte keys
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("projects", "regions", "ids", "states", "extras", "rows", "counts")
+    }
+    names: list[str | None] = []
+    expect_names: list[str | None] = []
+    some_names = any(p.names is not None for p in parts)
+    some_expected = any(p.expect_names is not None for p in parts)
+    for part in parts:
+        count = len(part)
+        codes = [_held(states, state_list, _state_key(s), s) for s in part.states]
+        more = [_held(extras, extra_list, tuple(e.items()), e) for e in part.extras]
+        columns["states"].append(np.asarray(codes, dtype=np.int64)[part.state_codes])
+        columns["extras"].append(np.asarray(more, dtype=np.int64)[part.extra_codes])
+        columns["projects"].append(np.asarray(part.projects))
+        columns["regions"].append(np.asarray(part.regions))
+        columns["ids"].append(part._id_keys() if keyed else part._id_column(0, count))
+        first_row = part.__dict__.get("_first_row")
+        if first_row is not None:
+            columns["rows"].append(np.arange(first_row, first_row + count, dtype=np.int64))
+            columns["counts"].append(np.ones(count, dtype=np.int64))
+        else:
+            assert part.row_ids is not None and part.row_bounds is not None
+            bounds = part.row_bounds
+            columns["rows"].append(part.row_ids[int(bounds[0]) : int(bounds[-1])])
+            columns["counts"].append(np.diff(bounds).astype(np.int64))
+        if some_names:
+            names += part.names if part.names is not None else [None] * count
+        if some_expected:
+            expected = part.expect_names
+            expect_names += expected if expected is not None else [None] * count
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        columns = {k: [empty] for k in columns}
+        columns["ids"] = [pa.array([], pa.string())]
+    ids = columns["ids"]
+    counts = np.concatenate(columns["counts"])
+    return PlanEntries(
+        projects=np.concatenate(columns["projects"]),
+        regions=np.concatenate(columns["regions"]),
+        snapshots=np.concatenate(ids) if keyed and parts else pa.concat_arrays(ids),
+        state_codes=np.concatenate(columns["states"]),
+        states=state_list,
+        names=names if some_names else None,
+        row_ids=np.concatenate(columns["rows"]),
+        row_bounds=np.concatenate([[0], np.cumsum(counts)]),
+        extra_codes=np.concatenate(columns["extras"]),
+        extras=extra_list or [EMPTY],
+        expect_names=expect_names if some_expected else None,
+    )
+
+
+def _held(known: dict[tuple, int], items: list, key: tuple, item: Any) -> int:
+    """The code of `item` in `items` (added when no item with its `key` is there yet)."""
+    code = known.get(key)
+    if code is None:
+        code = known[key] = len(items)
+        items.append(item)
+    return code
+
+
+def _state_key(state: State) -> tuple:
+    """What makes two tag states the same (their dicts' order included: it is the order a
+    request names the keys in)."""
+    expect = None if state.expect is None else tuple(state.expect.items())
+    return (
+        tuple(state.tags.items()),
+        state.clear,
+        tuple(state.renames.items()),
+        state.overwrites,
+        expect,
+    )

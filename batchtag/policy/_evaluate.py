@@ -42,8 +42,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,11 +67,13 @@ from batchtag.policy._policy import (
 log = logging.getLogger("batchtag.policy._policy")
 
 RULE_COLUMN = "rule"  # the passthrough column naming the rule(s) behind each change
-REFUSED_COLUMNS = ("row", "old", "new", "rule")  # renames refused: `new` holds another value
+# renames refused (`new` holds another value); ord: the rename's place in its rule
+REFUSED_COLUMNS = ("row", "old", "new", "rule", "ord", "pass")
 RULE_SEPARATOR = "; "
 KEY_COLUMNS = INVENTORY_COLUMNS[:3]  # project_id, region_id, snapshot_id
 MANIFEST_COLUMNS = (*KEY_COLUMNS, *LONG_COLUMNS, RULE_COLUMN)
-CLAIM_COLUMNS = ("row", "key", "value", "rule")  # value None = remove the key
+# value None = remove the key; act: the action's place in its rule; pass: the pass it came in
+CLAIM_COLUMNS = ("row", "key", "value", "rule", "act", "pass")
 MAX_PASSES = 100  # a safety net: every key of a snapshot changes at most once
 CASES = {"lower": str.lower, "upper": str.upper}
 
@@ -108,29 +112,198 @@ def evaluate(policy: Policy, inventory: pd.DataFrame) -> pd.DataFrame:
     >>> manifest = evaluate(load_policy("samples/cost-policy.toml"), batchtag.export())
     >>> batchtag.apply(manifest)  # doctest: +SKIP
     """
-    missing = [c for c in KEY_COLUMNS if c not in inventory.columns]
-    if missing:
-        raise PolicyError(f"the inventory has no {', '.join(missing)} column")
-    _check_volumes(policy, inventory)
-    original = _prepared(inventory, policy)
-    state = original.copy(deep=False)  # `_apply` makes new frames, never writes in place
-    claims = _empty_claims()
-    refused: list[pd.DataFrame] = []
-    matched = orphans = None
-    moved: set[str] | None = None  # the columns the last pass changed; None: first pass
-    for _ in range(MAX_PASSES):
-        writes, selected, gone, refusals = _writes(policy, state, warn=matched is None, moved=moved)
-        if matched is None:
-            matched, orphans = selected, gone
-        claims = _merge(claims, writes, policy, original)
-        refused.append(refusals)
-        state, moved = _apply(state, writes)
-        if not moved:
-            manifest, changed, rows = _manifest(claims, original, policy)
-            manifest, held = _with_refused(manifest, rows, claims, refused, original, policy)
-            manifest.attrs["rules"] = _stats(policy, matched, changed, orphans, held)
-            return manifest
-    raise PolicyError(f"policy {policy.source}: the rules did not settle after {MAX_PASSES} passes")
+    evaluation = Evaluation(policy)
+    manifest = evaluation.add(inventory)
+    manifest.attrs["rules"] = evaluation.finish()
+    return manifest
+
+
+def join_manifests(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The manifest of the whole inventory from its chunks' (`Evaluation.add`): their rows
+    in order, in the dtypes one evaluation gives (a chunk without rows has none to infer
+    them from, so it adds nothing)."""
+    kept = [p for p in parts if len(p)] or parts[:1]
+    return kept[0].reset_index(drop=True) if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+
+
+@dataclass
+class _Conflict:
+    """Two writes to one slot that disagree, found in a chunk: the pass that found it, the
+    first such slot's place in the claims' order (pass, rule, action, row), how many slots
+    clash in that pass, and the message's parts (`Evaluation.finish` words it)."""
+
+    passes: int
+    order: tuple[int, int, int, int]
+    count: int
+    text: str  # the message up to the count of further conflicts
+
+
+@dataclass
+class _Refusal:
+    """The renames one rule had refused (and kept as ``rename`` rows): how many, and the
+    first one in the whole inventory's order (pass, rename, row) for the warning."""
+
+    count: int
+    order: tuple[int, int, int]
+    old: str
+    new: str
+    ids: tuple[Any, Any, Any]
+
+
+class Evaluation:
+    """`evaluate` a chunk of inventory rows at a time, with the same manifest rows, counts,
+    warnings and errors as one evaluation of the whole inventory.
+
+    Each snapshot's writes depend on its own row only, so a chunk's manifest is the whole
+    one's rows for those snapshots; what spans chunks is gathered here and said once by
+    `finish`: the counts of ``attrs["rules"]``, the read-only and refused-rename warnings
+    (counts summed, the first example in inventory order), and the first conflict (the
+    first in the order one evaluation finds them, with the count of the others).
+
+    Examples
+    --------
+    >>> evaluation = Evaluation(policy)  # doctest: +SKIP
+    >>> parts = [evaluation.add(chunk) for chunk in chunks]  # doctest: +SKIP
+    >>> rules = evaluation.finish()  # doctest: +SKIP
+    """
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        count = len(policy.rules)
+        self.matched = [0] * count
+        self.orphans: list[int | None] = [0 if r.copy is not None else None for r in policy.rules]
+        self.changed: Counter = Counter()
+        self.held: Counter = Counter()
+        self.read_only: dict[tuple[int, int], list] = {}  # (rule, action) -> [key, count]
+        self.shadowed: Counter = Counter()  # rule -> refused renames another rule overrides
+        self.refusals: dict[int, _Refusal] = {}
+        self.conflict: _Conflict | None = None
+        self.rows = 0  # inventory rows inside the scope, in the chunks so far
+        self.written = 0  # manifest rows so far: the next chunk's first label
+
+    def add(self, inventory: pd.DataFrame) -> pd.DataFrame:
+        """The manifest rows of one chunk (labelled on from the previous chunks' rows).
+
+        Raises
+        ------
+        PolicyError
+            An inventory without the key columns (or the volumes a rule reads), a
+            ``where`` that fails on it, rules that do not settle. A conflict is kept for
+            `finish` (the chunk's rows are then left out).
+        """
+        policy = self.policy
+        missing = [c for c in KEY_COLUMNS if c not in inventory.columns]
+        if missing:
+            raise PolicyError(f"the inventory has no {', '.join(missing)} column")
+        _check_volumes(policy, inventory)
+        original = _prepared(inventory, policy)
+        base, self.rows = self.rows, self.rows + len(original)
+        state = original.copy(deep=False)  # `_apply` makes new frames, never writes in place
+        claims = _empty_claims()
+        refused: list[pd.DataFrame] = []
+        first = True
+        moved: set[str] | None = None  # the columns the last pass changed; None: first pass
+        for passes in range(MAX_PASSES):
+            notes = self.read_only if first else None
+            writes, selected, gone, refusals = _writes(policy, state, notes, moved=moved)
+            writes["pass"] = passes
+            refusals["pass"] = passes
+            if first:
+                self.matched = [a + b for a, b in zip(self.matched, selected, strict=True)]
+                self.orphans = [
+                    None if a is None else a + b for a, b in zip(self.orphans, gone, strict=True)
+                ]
+                first = False
+            claims, conflict = _merge(claims, writes, policy, original, passes, base)
+            if conflict is not None:
+                self._conflicted(conflict)
+                return _empty_manifest()
+            refused.append(refusals)
+            state, moved = _apply(state, writes)
+            if not moved:
+                manifest, changed, rows = _manifest(claims, original, policy)
+                manifest = self._with_refused(manifest, rows, claims, refused, original, base)
+                self.changed.update(changed.to_dict())
+                manifest.index = pd.RangeIndex(self.written, self.written + len(manifest))
+                self.written += len(manifest)
+                return manifest
+        raise PolicyError(
+            f"policy {policy.source}: the rules did not settle after {MAX_PASSES} passes"
+        )
+
+    def _conflicted(self, found: _Conflict) -> None:
+        """Keep the conflict one evaluation would raise: those of its first pass that has
+        any, counted together, the first in claims' order named."""
+        kept = self.conflict
+        if kept is None or found.passes < kept.passes:
+            self.conflict = found
+        elif found.passes == kept.passes:
+            first = found if found.order < kept.order else kept
+            self.conflict = replace(first, count=kept.count + found.count)
+
+    def _with_refused(self, manifest, rows, claims, refused, original, base) -> pd.DataFrame:
+        policy = self.policy
+        manifest, kept, shadowed = _with_refused(manifest, rows, claims, refused, original, policy)
+        self.shadowed.update(shadowed)
+        self.held.update(kept.drop_duplicates(["row", "rule"])["rule"].value_counts().to_dict())
+        for rule, group in kept.groupby("rule"):
+            at = group.iloc[0]
+            order = (int(at["pass"]), int(at["ord"]), base + int(at["row"]))
+            ids = original.iloc[int(at["row"])]
+            found = _Refusal(
+                len(group),
+                order,
+                at["old"],
+                at["new"],
+                (ids["project_id"], ids["region_id"], ids["snapshot_id"]),
+            )
+            known = self.refusals.get(int(rule))
+            if known is not None:
+                first = found if found.order < known.order else known
+                found = replace(first, count=known.count + found.count)
+            self.refusals[int(rule)] = found
+        return manifest
+
+    def finish(self) -> dict[str, dict]:
+        """Say what spans the chunks (warnings, then the conflict or the per-rule counts)
+        and return ``attrs["rules"]`` of the whole manifest.
+
+        Raises
+        ------
+        PolicyError
+            Rules writing different values to one key of one snapshot.
+        """
+        policy = self.policy
+        for (rule, _), (key, count) in sorted(self.read_only.items()):
+            log.warning(
+                "%s: tag %r is read-only on %d snapshots; not written there",
+                policy.rules[rule].label,
+                key,
+                count,
+            )
+        if self.conflict is not None:
+            more = self.conflict.count - 1
+            tail = f" (and {more} more conflicts)" if more else ""
+            raise PolicyError(f"{self.conflict.text}{tail}; nothing was sent")
+        for rule, count in sorted(self.shadowed.items()):
+            log.warning(
+                "%s: rename refused on %d snapshots whose new key holds another value, and "
+                "another rule writes those keys there",
+                policy.rules[rule].label,
+                count,
+            )
+        for rule, found in sorted(self.refusals.items()):
+            log.warning(
+                "%s: rename %r -> %r refused on %d snapshots whose %r holds another value (e.g. "
+                "%s/%s/%s); overwrite = true in the rename replaces it",
+                policy.rules[rule].label,
+                found.old,
+                found.new,
+                found.count,
+                found.new,
+                *found.ids,
+            )
+        return _stats(policy, self.matched, self.changed, self.orphans, self.held)
 
 
 def _check_volumes(policy: Policy, inventory: pd.DataFrame) -> None:
@@ -180,6 +353,10 @@ def present(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 def _empty_claims() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in CLAIM_COLUMNS})
+
+
+def _empty_manifest() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=object) for c in MANIFEST_COLUMNS})
 
 
 @dataclass
@@ -244,16 +421,20 @@ def _orphans(rule: Rule, frame: pd.DataFrame, rows: np.ndarray) -> int | None:
 
 
 def _writes(
-    policy: Policy, frame: pd.DataFrame, warn: bool, moved: set[str] | None = None
+    policy: Policy,
+    frame: pd.DataFrame,
+    read_only_notes: dict[tuple[int, int], list] | None,
+    moved: set[str] | None = None,
 ) -> tuple[pd.DataFrame, list[int], list[int | None], pd.DataFrame]:
     """Every rule's writes on `frame` (a claims frame), how many rows each selected,
     per copy rule how many of those have no volume, and the renames refused
-    (`REFUSED_COLUMNS`: the new key holds another value).
+    (`REFUSED_COLUMNS`: the new key holds another value). Writes skipped on read-only tags
+    are counted in `read_only_notes` (per (rule, action): [key, snapshots]) when given.
 
     With `moved` (the columns the previous pass changed), a rule reading none of them is
     left out: its writes are those of the previous pass, already claimed and applied (and
     the counts are only those of the first pass, which has no `moved`)."""
-    parts: list[tuple[np.ndarray, str, np.ndarray, int]] = []
+    parts: list[tuple[np.ndarray, str, np.ndarray, int, int]] = []
     selected, orphans = [], []
     refusals: list[pd.DataFrame] = []
     for index, rule in enumerate(policy.rules):
@@ -263,21 +444,18 @@ def _writes(
         selected.append(len(rows))
         orphans.append(_orphans(rule, frame, rows))
         refused: list[tuple] = []
-        for w in _actions(rule, frame, rows, refused):
+        for act, w in enumerate(_actions(rule, frame, rows, refused)):
             read_only = present(frame, ro_column(w.key))[w.rows] != None  # noqa: E711
             if read_only.any():
-                if warn:
-                    log.warning(
-                        "%s: tag %r is read-only on %d snapshots; not written there",
-                        rule.label,
-                        w.key,
-                        int(read_only.sum()),
-                    )
+                if read_only_notes is not None:
+                    read_only_notes.setdefault((index, act), [w.key, 0])[1] += int(read_only.sum())
                 w = _Writes(w.rows[~read_only], w.key, w.values[~read_only])
-            parts.append((w.rows, w.key, w.values, index))
-        for at, old, new in refused:
+            parts.append((w.rows, w.key, w.values, index, act))
+        for order, (at, old, new) in enumerate(refused):
             refusals.append(
-                pd.DataFrame({"row": at.astype(np.int64), "old": old, "new": new, "rule": index})
+                pd.DataFrame(
+                    {"row": at.astype(np.int64), "old": old, "new": new, "rule": index}
+                ).assign(ord=order)
             )
     refusals_frame = (
         pd.concat(refusals, ignore_index=True)
@@ -292,6 +470,7 @@ def _writes(
         "key": pd.Series(keys, dtype=object),
         "value": pd.Series(np.concatenate([p[2] for p in parts]), dtype=object),
         "rule": np.concatenate([np.full(len(p[0]), p[3], dtype=np.int64) for p in parts]),
+        "act": np.concatenate([np.full(len(p[0]), p[4], dtype=np.int64) for p in parts]),
     }
     return pd.DataFrame(frame_parts), selected, orphans, refusals_frame
 
@@ -324,11 +503,17 @@ def _reads(rule: Rule) -> set[str]:
 
 
 def _merge(
-    claims: pd.DataFrame, writes: pd.DataFrame, policy: Policy, original: pd.DataFrame
-) -> pd.DataFrame:
-    """Add `writes` to the claims; two different writes to one slot are an error."""
+    claims: pd.DataFrame,
+    writes: pd.DataFrame,
+    policy: Policy,
+    original: pd.DataFrame,
+    passes: int,
+    base: int,
+) -> tuple[pd.DataFrame, _Conflict | None]:
+    """Add `writes` to the claims; two different writes to one slot are a conflict
+    (`base`: the chunk's first row in the whole inventory, for the conflicts' order)."""
     if not len(writes):  # (nothing new: an empty frame's object columns would spoil "row")
-        return claims
+        return claims, None
     merged = pd.concat([claims, writes], ignore_index=True) if len(claims) else writes
     merged = merged.drop_duplicates(["row", "key", "value", "rule"], ignore_index=True)
     repeated = merged[merged.duplicated(["row", "key"], keep=False)]
@@ -336,26 +521,32 @@ def _merge(
         kinds = repeated.groupby(["row", "key"], sort=False)["value"].nunique(dropna=False)
         clashes = kinds[kinds > 1]
         if len(clashes):
-            _raise_conflict(repeated, clashes, policy, original)
-    return merged
+            return merged, _conflict(repeated, clashes, policy, original, passes, base)
+    return merged, None
 
 
-def _raise_conflict(
-    repeated: pd.DataFrame, clashes: pd.Series, policy: Policy, original: pd.DataFrame
-) -> None:
+def _conflict(
+    repeated: pd.DataFrame,
+    clashes: pd.Series,
+    policy: Policy,
+    original: pd.DataFrame,
+    passes: int,
+    base: int,
+) -> _Conflict:
     row, key = clashes.index[0]
     slot = repeated[(repeated["row"] == row) & (repeated["key"] == key)]
     first = slot.iloc[0]
     other = slot[slot["value"].map(lambda v: v != first["value"])].iloc[0]
     a, b = policy.rules[int(first["rule"])], policy.rules[int(other["rule"])]
     ids = original.iloc[int(row)]
-    more = f" (and {len(clashes) - 1} more conflicts)" if len(clashes) > 1 else ""
     names = f"rules {a.name!r} and {b.name!r}" if a is not b else f"rule {a.name!r}"
-    raise PolicyError(
+    text = (
         f"policy {policy.source}: {names} write different values to tag {key!r} of snapshot "
         f"{ids['snapshot_id']} (project {ids['project_id']}, region {ids['region_id']}): "
-        f"{_shown(first['value'])} vs {_shown(other['value'])}{more}; nothing was sent"
+        f"{_shown(first['value'])} vs {_shown(other['value'])}"
     )
+    order = (int(first["pass"]), int(first["rule"]), int(first["act"]), base + int(row))
+    return _Conflict(passes, order, len(clashes), text)
 
 
 def _shown(value: str | None) -> str:
@@ -442,13 +633,13 @@ def _with_refused(
     refused: list[pd.DataFrame],
     original: pd.DataFrame,
     policy: Policy,
-) -> tuple[pd.DataFrame, pd.Series]:
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, int]]:
     """The manifest with a `rename` row for each refused rename (so `apply` reports the
-    snapshot a conflict), and per rule index how many it holds. A refused rename whose keys
-    another rule writes on that snapshot is only logged: that write goes ahead."""
+    snapshot a conflict), those refusals (`REFUSED_COLUMNS`), and per rule index how many
+    refusals another rule's writes override (only logged: that write goes ahead)."""
     found = pd.concat(refused, ignore_index=True).drop_duplicates(["row", "old", "new"])
     if not len(found):
-        return manifest, pd.Series(dtype=np.int64)
+        return manifest, found, {}
     written = set(zip(claims["row"].tolist(), claims["key"].tolist(), strict=True))
     free = np.array(
         [
@@ -457,13 +648,7 @@ def _with_refused(
         ],
         dtype=bool,
     )
-    for rule, group in found[~free].groupby("rule"):
-        log.warning(
-            "%s: rename refused on %d snapshots whose new key holds another value, and "
-            "another rule writes those keys there",
-            policy.rules[int(rule)].label,
-            len(group),
-        )
+    shadowed = {int(r): len(g) for r, g in found[~free].groupby("rule")}
     kept = found[free]
     rows = kept["row"].to_numpy(dtype=np.int64)
     renames = original.iloc[rows][list(KEY_COLUMNS)].reset_index(drop=True)
@@ -472,31 +657,18 @@ def _with_refused(
     renames["value"] = kept["new"].to_numpy(dtype=object)
     renames[RULE_COLUMN] = [policy.rules[int(i)].name for i in kept["rule"]]
     order = np.concatenate([manifest_rows, rows])
-    both = pd.concat([manifest, renames[list(MANIFEST_COLUMNS)]], ignore_index=True)
+    parts = [m for m in (manifest, renames[list(MANIFEST_COLUMNS)]) if len(m)] or [manifest]
+    both = pd.concat(parts, ignore_index=True)  # (an empty part's dtypes would spoil theirs)
     both = both.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
-    for rule, group in kept.groupby("rule"):
-        first = original.iloc[int(group["row"].iloc[0])]
-        log.warning(
-            "%s: rename %r -> %r refused on %d snapshots whose %r holds another value (e.g. "
-            "%s/%s/%s); overwrite = true in the rename replaces it",
-            policy.rules[int(rule)].label,
-            group["old"].iloc[0],
-            group["new"].iloc[0],
-            len(group),
-            group["new"].iloc[0],
-            first["project_id"],
-            first["region_id"],
-            first["snapshot_id"],
-        )
-    return both, kept.drop_duplicates(["row", "rule"])["rule"].value_counts()
+    return both, kept, shadowed
 
 
 def _stats(
     policy: Policy,
     selected: list[int],
-    changed: pd.Series,
+    changed: Mapping[int, int],
     orphans: list[int | None],
-    refused: pd.Series,
+    refused: Mapping[int, int],
 ) -> dict[str, dict]:
     stats = {}
     for index, (rule, count) in enumerate(zip(policy.rules, selected, strict=True)):

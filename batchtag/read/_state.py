@@ -63,14 +63,16 @@ class State:
 
     Parameters
     ----------
-    index : PlanIndex
-        The positions of the plan's entries.
+    index : PlanIndex or None
+        The positions of the plan's entries; None while the plan is still being made
+        (`reserve` makes room for its positions, `bind` gives the index once it is whole).
     folder : str, optional
         Where the spill file goes (default: the temporary folder, ``$TMPDIR``).
     """
 
-    def __init__(self, index: PlanIndex, folder: str | None = None):
+    def __init__(self, index: PlanIndex | None, folder: str | None = None):
         self.index = index
+        self._size = 0 if index is None else len(index)
         self.requests = 0  # requests the read sent (pages, GETs, count)
         self.read = 0  # snapshots whose state was read (found or not)
         # per position: the record's offset in the spill, or one of the dtype's two
@@ -83,7 +85,7 @@ class State:
     def _arrays(self) -> np.ndarray:
         if self._offsets is None:
             self._unread, self._missing = _sentinels(OFFSETS)
-            self._offsets = np.full(len(self.index), self._unread, dtype=OFFSETS)
+            self._offsets = np.full(self._size, self._unread, dtype=OFFSETS)
         return self._offsets
 
     def _widen(self) -> np.ndarray:
@@ -115,6 +117,21 @@ class State:
         offsets = self._arrays()
         self._held += int((offsets[positions] == self._unread).sum())
         offsets[positions] = self._missing
+
+    def reserve(self, size: int) -> None:
+        """Room for positions below `size` (a state made without its plan's index)."""
+        offsets = self._arrays()
+        if size > len(offsets):
+            grown = np.full(max(size, 2 * len(offsets)), self._unread, dtype=offsets.dtype)
+            grown[: len(offsets)] = offsets
+            self._offsets, self._size = grown, len(grown)
+
+    def bind(self, index: PlanIndex) -> None:
+        """The index of the plan whose positions were put (a state made without one, filled
+        while its plan was made a part at a time)."""
+        self.index, self._size = index, len(index)
+        if self._offsets is not None:
+            self._offsets = self._offsets[: len(index)].copy()
 
     def finish(self) -> None:
         """Everything read so far is written to the spill file (as the read ends, and before

@@ -70,6 +70,7 @@ _HOMES = {
     "meta_path": "_store",
     "read_meta": "_store",
     "read_records": "_store",
+    "scan_records": "_store",
     "read_report": "_store",
     "records_frame": "_store",
     "report_exists": "_store",
