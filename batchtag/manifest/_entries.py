@@ -29,6 +29,7 @@ from batchtag.model import (
     fingerprint_json,
     fingerprint_lines,
     narrowed,
+    smallest_uint,
     uuid_digits,
     uuid_text,
 )
@@ -459,20 +460,22 @@ def join_entries(parts: Sequence[PlanEntries]) -> PlanEntries:
         count = len(part)
         codes = [_held(states, state_list, _state_key(s), s) for s in part.states]
         more = [_held(extras, extra_list, tuple(e.items()), e) for e in part.extras]
-        columns["states"].append(np.asarray(codes, dtype=np.int64)[part.state_codes])
-        columns["extras"].append(np.asarray(more, dtype=np.int64)[part.extra_codes])
+        # (each column in a narrow dtype already: the joined plan's peak is these columns)
+        columns["states"].append(np.asarray(codes, dtype=np.uint32)[part.state_codes])
+        columns["extras"].append(np.asarray(more, dtype=np.uint32)[part.extra_codes])
         columns["projects"].append(np.asarray(part.projects))
         columns["regions"].append(np.asarray(part.regions))
         columns["ids"].append(part._id_keys() if keyed else part._id_column(0, count))
         first_row = part.__dict__.get("_first_row")
         if first_row is not None:
-            columns["rows"].append(np.arange(first_row, first_row + count, dtype=np.int64))
-            columns["counts"].append(np.ones(count, dtype=np.int64))
+            wide = smallest_uint(first_row + count)
+            columns["rows"].append(np.arange(first_row, first_row + count, dtype=wide))
+            columns["counts"].append(np.ones(count, dtype=np.uint8))
         else:
             assert part.row_ids is not None and part.row_bounds is not None
             bounds = part.row_bounds
             columns["rows"].append(part.row_ids[int(bounds[0]) : int(bounds[-1])])
-            columns["counts"].append(np.diff(bounds).astype(np.int64))
+            columns["counts"].append(np.diff(bounds))
         if some_names:
             names += part.names if part.names is not None else [None] * count
         if some_expected:
@@ -484,6 +487,10 @@ def join_entries(parts: Sequence[PlanEntries]) -> PlanEntries:
         columns["ids"] = [pa.array([], pa.string())]
     ids = columns["ids"]
     counts = np.concatenate(columns["counts"])
+    total = int(counts.sum(dtype=np.int64))
+    bounds = np.zeros(len(counts) + 1, dtype=smallest_uint(total + 1))
+    np.cumsum(counts, out=bounds[1:])
+    del counts
     return PlanEntries(
         projects=np.concatenate(columns["projects"]),
         regions=np.concatenate(columns["regions"]),
@@ -492,7 +499,7 @@ def join_entries(parts: Sequence[PlanEntries]) -> PlanEntries:
         states=state_list,
         names=names if some_names else None,
         row_ids=np.concatenate(columns["rows"]),
-        row_bounds=np.concatenate([[0], np.cumsum(counts)]),
+        row_bounds=bounds,
         extra_codes=np.concatenate(columns["extras"]),
         extras=extra_list or [EMPTY],
         expect_names=expect_names if some_expected else None,
