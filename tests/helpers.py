@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import json
 import socket
 import time
@@ -147,3 +148,16 @@ def live_examples(count: int, timeout: float | None = None):
     if timeout is None:
         return chosen
     return lambda test: pytest.mark.timeout(timeout)(chosen(test))
+
+
+class FullDisk:
+    """A temporary file on a full disk: every write fails as the OS says it."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self):
+        pass

@@ -4,7 +4,6 @@ answers as the dict or set it replaces would; none holds a Python object per sna
 
 from __future__ import annotations
 
-import errno
 import gc
 import tempfile
 import tracemalloc
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from helpers import API_KEY
+from helpers import API_KEY, FullDisk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -280,19 +279,6 @@ def test_what_a_read_holds_per_snapshot_is_a_few_bytes():
     assert state.read == size and len(state) == size and pending.all()
     assert held / size < 8, f"{held / size:.1f} bytes a snapshot"
     state.close()
-
-
-class FullDisk:
-    """A temporary file on a full disk: every write fails as the OS says it."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def write(self, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    def close(self):
-        pass
 
 
 def test_a_full_disk_while_keeping_the_state_aborts_with_nothing_sent(

@@ -6,13 +6,12 @@ snapshots and counts them all; a disk too full for its temporary file aborts it.
 
 from __future__ import annotations
 
-import errno
 import tracemalloc
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import API_KEY, invoke, write_long_csv
+from helpers import API_KEY, FullDisk, invoke, write_long_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -202,19 +201,6 @@ def test_undo_to_stdout_prints_the_change_file(drifted, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout == out.read_text()
     assert batchtag.read_changes(out)["old"].tolist() == ["theirs"] * 8
-
-
-class FullDisk:
-    """A temporary file on a full disk: every write fails as the OS says it."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def write(self, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    def close(self):
-        pass
 
 
 def test_a_disk_too_full_for_the_undo_aborts_naming_the_folder(drifted, monkeypatch, tmp_path):
